@@ -1,0 +1,365 @@
+//! Response body plumbing: content decoding for scanning, the scrubbing body,
+//! and completion accounting (bytes, scrubs) reported when a body ends or is
+//! dropped.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use async_compression::tokio::bufread::{
+    BrotliDecoder, DeflateDecoder, GzipDecoder, ZlibDecoder, ZstdDecoder,
+};
+use bytes::Bytes;
+use futures_util::TryStreamExt as _;
+use http::header::{HeaderMap, HeaderName};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{BodyDataStream, BodyExt as _, StreamBody};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt as _, BufReader};
+use tokio_util::io::{ReaderStream, StreamReader};
+
+use crate::scrub::{Patterns, StreamScrubber};
+
+/// Same shape as `bottle_core::body::BoxError` / `BoxBody`.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type BoxBody = http_body_util::combinators::BoxBody<Bytes, BoxError>;
+
+/// A content coding we can decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coding {
+    Gzip,
+    Deflate,
+    Br,
+    Zstd,
+}
+
+/// Parse every `Content-Encoding` header (in order). `identity` is skipped.
+/// Err(name) for the first coding we cannot decode.
+pub fn parse_codings(headers: &HeaderMap) -> Result<Vec<Coding>, String> {
+    let mut out = Vec::new();
+    for v in headers.get_all(http::header::CONTENT_ENCODING) {
+        let s = v.to_str().map_err(|_| "non-ASCII".to_string())?;
+        for c in s.split(',') {
+            let c = c.trim().to_ascii_lowercase();
+            match c.as_str() {
+                "" | "identity" => {}
+                "gzip" | "x-gzip" => out.push(Coding::Gzip),
+                "deflate" => out.push(Coding::Deflate),
+                "br" => out.push(Coding::Br),
+                "zstd" => out.push(Coding::Zstd),
+                other => return Err(truncate(other, 40)),
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    s.chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(n)
+        .collect()
+}
+
+/// The `Accept-Encoding` egress sends on a scrubbed route: only what it can decode.
+pub const ACCEPT_ENCODING: &str = "gzip, deflate, br, zstd";
+
+type Reader = Box<dyn AsyncBufRead + Send + Sync + Unpin>;
+
+/// Decode `body` through `codings` (applied in header order, so decoded in reverse).
+pub async fn decode(body: BoxBody, codings: &[Coding]) -> BoxBody {
+    if codings.is_empty() {
+        return body;
+    }
+    let stream = BodyDataStream::new(body).map_err(std::io::Error::other);
+    let mut reader: Reader = Box::new(StreamReader::new(stream));
+    for c in codings.iter().rev() {
+        reader = match c {
+            Coding::Gzip => {
+                let mut d = GzipDecoder::new(reader);
+                d.multiple_members(true);
+                Box::new(BufReader::new(d))
+            }
+            Coding::Br => Box::new(BufReader::new(BrotliDecoder::new(reader))),
+            Coding::Zstd => Box::new(BufReader::new(ZstdDecoder::new(reader))),
+            Coding::Deflate => {
+                // "deflate" should be zlib-wrapped; some servers send raw deflate.
+                let zlib = match reader.fill_buf().await {
+                    Ok(b) if b.len() >= 2 => {
+                        b[0] & 0x0f == 8 && ((u16::from(b[0]) << 8) | u16::from(b[1])) % 31 == 0
+                    }
+                    _ => true,
+                };
+                if zlib {
+                    Box::new(BufReader::new(ZlibDecoder::new(reader)))
+                } else {
+                    Box::new(BufReader::new(DeflateDecoder::new(reader)))
+                }
+            }
+        };
+    }
+    let frames = ReaderStream::with_capacity(reader, 16 * 1024)
+        .map_ok(Frame::data)
+        .map_err(|e| -> BoxError { Box::new(e) });
+    StreamBody::new(frames).boxed()
+}
+
+/// Totals reported when a response body finishes (or is dropped).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BodyStats {
+    pub bytes: u64,
+    pub scrubs: u64,
+    /// true when the body reached its end normally
+    pub complete: bool,
+    /// true when the body ended with an error
+    pub errored: bool,
+}
+
+type Done = Box<dyn FnOnce(BodyStats) + Send + Sync>;
+
+/// A body that optionally scrubs data (and drops trailers containing a secret),
+/// counts bytes and calls `done` once.
+pub struct ScrubBody {
+    inner: BoxBody,
+    scrubber: Option<StreamScrubber>,
+    pats: Option<Arc<Patterns>>,
+    pending_trailers: Option<HeaderMap>,
+    inner_done: bool,
+    stats: BodyStats,
+    done: Option<Done>,
+}
+
+impl ScrubBody {
+    pub fn new(
+        inner: BoxBody,
+        pats: Option<Arc<Patterns>>,
+        done: impl FnOnce(BodyStats) + Send + Sync + 'static,
+    ) -> ScrubBody {
+        ScrubBody {
+            inner,
+            scrubber: pats.clone().map(StreamScrubber::new),
+            pats,
+            pending_trailers: None,
+            inner_done: false,
+            stats: BodyStats::default(),
+            done: Some(Box::new(done)),
+        }
+    }
+
+    fn scrubs(&self) -> u64 {
+        self.scrubber.as_ref().map(|s| s.count()).unwrap_or(0) + self.stats.scrubs
+    }
+
+    fn report(&mut self) {
+        if let Some(done) = self.done.take() {
+            let mut st = self.stats;
+            st.scrubs = self.scrubs();
+            done(st);
+        }
+    }
+}
+
+impl Drop for ScrubBody {
+    fn drop(&mut self) {
+        self.report();
+    }
+}
+
+/// Remove every header whose value contains a form; returns how many were removed.
+pub fn scrub_headers(headers: &mut HeaderMap, pats: &Patterns) -> u64 {
+    let names: Vec<HeaderName> = headers.keys().cloned().collect();
+    let mut n = 0;
+    for name in names {
+        if headers
+            .get_all(&name)
+            .iter()
+            .any(|v| pats.contains(v.as_bytes()))
+        {
+            // drop the whole header (every value of that name)
+            n += headers.get_all(&name).iter().count() as u64;
+            headers.remove(&name);
+        }
+    }
+    n
+}
+
+impl Body for ScrubBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        loop {
+            if this.inner_done {
+                if let Some(sc) = this.scrubber.as_mut() {
+                    let tail = sc.finish();
+                    if !tail.is_empty() {
+                        this.stats.bytes += tail.len() as u64;
+                        return Poll::Ready(Some(Ok(Frame::data(tail))));
+                    }
+                }
+                if let Some(t) = this.pending_trailers.take() {
+                    return Poll::Ready(Some(Ok(Frame::trailers(t))));
+                }
+                this.stats.complete = true;
+                this.report();
+                return Poll::Ready(None);
+            }
+            match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => this.inner_done = true,
+                Poll::Ready(Some(Err(e))) => {
+                    this.stats.errored = true;
+                    this.inner_done = true;
+                    // never release held bytes after an error: they may be half a secret
+                    this.scrubber = None;
+                    this.report();
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => {
+                        let out = match this.scrubber.as_mut() {
+                            Some(sc) => sc.push(data),
+                            None => data,
+                        };
+                        if out.is_empty() {
+                            continue;
+                        }
+                        this.stats.bytes += out.len() as u64;
+                        return Poll::Ready(Some(Ok(Frame::data(out))));
+                    }
+                    Err(frame) => {
+                        if let Ok(mut t) = frame.into_trailers() {
+                            if let Some(p) = &this.pats {
+                                this.stats.scrubs += scrub_headers(&mut t, p);
+                            }
+                            match &mut this.pending_trailers {
+                                Some(existing) => existing.extend(t),
+                                None => this.pending_trailers = Some(t),
+                            }
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        if self.scrubber.is_some() {
+            SizeHint::default()
+        } else {
+            self.inner.size_hint()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use async_compression::tokio::write::{BrotliEncoder, GzipEncoder, ZlibEncoder, ZstdEncoder};
+    use tokio::io::AsyncWriteExt as _;
+
+    fn full(b: impl Into<Bytes>) -> BoxBody {
+        http_body_util::Full::new(b.into())
+            .map_err(|never| match never {})
+            .boxed()
+    }
+
+    async fn collect(b: impl Body<Data = Bytes, Error = BoxError>) -> Vec<u8> {
+        b.collect().await.unwrap().to_bytes().to_vec()
+    }
+
+    async fn compress(c: Coding, data: &[u8]) -> Vec<u8> {
+        match c {
+            Coding::Gzip => {
+                let mut e = GzipEncoder::new(Vec::new());
+                e.write_all(data).await.unwrap();
+                e.shutdown().await.unwrap();
+                e.into_inner()
+            }
+            Coding::Deflate => {
+                let mut e = ZlibEncoder::new(Vec::new());
+                e.write_all(data).await.unwrap();
+                e.shutdown().await.unwrap();
+                e.into_inner()
+            }
+            Coding::Br => {
+                let mut e = BrotliEncoder::new(Vec::new());
+                e.write_all(data).await.unwrap();
+                e.shutdown().await.unwrap();
+                e.into_inner()
+            }
+            Coding::Zstd => {
+                let mut e = ZstdEncoder::new(Vec::new());
+                e.write_all(data).await.unwrap();
+                e.shutdown().await.unwrap();
+                e.into_inner()
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn decodes_and_scrubs_every_coding() {
+        let pats = Arc::new(Patterns::new(&["s3cr3t-token-value"]).unwrap());
+        for c in [Coding::Gzip, Coding::Deflate, Coding::Br, Coding::Zstd] {
+            let plain = b"hello s3cr3t-token-value bye".repeat(1000);
+            let z = compress(c, &plain).await;
+            let decoded = decode(full(z), &[c]).await;
+            let (tx, rx) = std::sync::mpsc::channel();
+            let body = ScrubBody::new(decoded, Some(pats.clone()), move |st| {
+                tx.send(st).unwrap();
+            });
+            let out = collect(body).await;
+            let s = String::from_utf8(out).unwrap();
+            assert!(!s.contains("s3cr3t"), "{c:?}");
+            assert_eq!(s.matches("[REDACTED by egress]").count(), 1000);
+            let st = rx.recv().unwrap();
+            assert_eq!(st.scrubs, 1000);
+            assert!(st.complete);
+            assert_eq!(st.bytes, s.len() as u64);
+        }
+    }
+
+    #[tokio::test]
+    async fn raw_deflate_and_chained_codings() {
+        let mut e = async_compression::tokio::write::DeflateEncoder::new(Vec::new());
+        e.write_all(b"raw deflate body").await.unwrap();
+        e.shutdown().await.unwrap();
+        let out = collect(decode(full(e.into_inner()), &[Coding::Deflate]).await).await;
+        assert_eq!(out, b"raw deflate body");
+        let inner = compress(Coding::Gzip, b"twice").await;
+        let outer = compress(Coding::Br, &inner).await;
+        let out = collect(decode(full(outer), &[Coding::Gzip, Coding::Br]).await).await;
+        assert_eq!(out, b"twice");
+    }
+
+    #[test]
+    fn parse_codings_rejects_unknown() {
+        let mut h = HeaderMap::new();
+        h.append("content-encoding", "gzip".parse().unwrap());
+        h.append("content-encoding", "identity, BR".parse().unwrap());
+        assert_eq!(parse_codings(&h).unwrap(), vec![Coding::Gzip, Coding::Br]);
+        h.append("content-encoding", "x-unknown".parse().unwrap());
+        assert_eq!(parse_codings(&h).unwrap_err(), "x-unknown");
+    }
+
+    #[test]
+    fn header_with_a_form_is_dropped() {
+        let pats = Patterns::new(&["s3cr3t-token-value"]).unwrap();
+        let mut h = HeaderMap::new();
+        h.insert("x-echo", "Bearer s3cr3t-token-value".parse().unwrap());
+        h.append("x-multi", "fine".parse().unwrap());
+        h.append("x-multi", hex::encode("s3cr3t-token-value").parse().unwrap());
+        h.insert("x-ok", "ok".parse().unwrap());
+        assert_eq!(scrub_headers(&mut h, &pats), 3);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-ok"));
+    }
+}

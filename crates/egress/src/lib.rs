@@ -1,0 +1,4 @@
+//! egress: bottle's credential-injecting router. See DESIGN.md and crates/egress/README.md.
+#![forbid(unsafe_code)]
+
+pub mod scrub;

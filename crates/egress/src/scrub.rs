@@ -1,0 +1,450 @@
+//! Streaming scrubber: replaces every encoded form of an injected secret with
+//! [`REDACTED`] in a byte stream, also when a form is split across chunks.
+//!
+//! Forms of each secret `S` (see [`forms`]): raw, standard base64 and base64url
+//! at all three byte alignments (so `S` embedded anywhere in a larger encoded
+//! blob is found), percent-encoded (reserved bytes only, and every byte as
+//! `%XX`; upper and lower hex digits), and hex (lower and upper case).
+//!
+//! Hold-back is bounded: at most `max_len - 1` bytes are held between chunks,
+//! and only bytes that are a proper prefix of some form (so a server-sent event
+//! ending in `\n\n` is never delayed).
+
+use std::sync::Arc;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use bytes::{Bytes, BytesMut};
+use zeroize::Zeroizing;
+
+/// What every occurrence of a secret form is replaced with.
+pub const REDACTED: &[u8] = b"[REDACTED by egress]";
+
+/// Forms shorter than this are not searched for (they would match innocent text).
+pub const MIN_FORM_LEN: usize = 4;
+
+/// Errors building a pattern set.
+#[derive(Debug, thiserror::Error)]
+pub enum ScrubError {
+    #[error("secret is empty")]
+    Empty,
+    #[error("could not build the scrub automaton: {0}")]
+    Build(String),
+}
+
+/// The compiled set of forms of one or more secrets.
+pub struct Patterns {
+    ac: AhoCorasick,
+    pats: Vec<Zeroizing<Vec<u8>>>,
+    first: [bool; 256],
+    max_len: usize,
+}
+
+impl std::fmt::Debug for Patterns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Patterns([REDACTED]; {} forms)", self.pats.len())
+    }
+}
+
+const UNRESERVED: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~";
+
+fn pct(s: &[u8], all: bool, upper: bool) -> Vec<u8> {
+    let digits: &[u8; 16] = if upper {
+        b"0123456789ABCDEF"
+    } else {
+        b"0123456789abcdef"
+    };
+    let mut out = Vec::with_capacity(s.len() * 3);
+    for &b in s {
+        if !all && UNRESERVED.contains(&b) {
+            out.push(b);
+        } else {
+            out.push(b'%');
+            out.push(digits[usize::from(b >> 4)]);
+            out.push(digits[usize::from(b & 0x0f)]);
+        }
+    }
+    out
+}
+
+/// Every form of `secret` that is searched for (deduplicated, each at least
+/// [`MIN_FORM_LEN`] bytes).
+pub fn forms(secret: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
+    let n = secret.len();
+    let mut out: Vec<Zeroizing<Vec<u8>>> = Vec::new();
+    let mut push = |v: Vec<u8>| {
+        let v = Zeroizing::new(v);
+        if v.len() >= MIN_FORM_LEN && !out.iter().any(|o| **o == *v) {
+            out.push(v);
+        }
+    };
+    push(secret.to_vec());
+    for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
+        for k in 0..3usize {
+            let mut padded = Zeroizing::new(vec![0u8; k]);
+            padded.extend_from_slice(secret);
+            let enc = Zeroizing::new(engine.encode(&*padded).into_bytes());
+            // characters whose six bits come only from `secret`
+            let start = (8 * k).div_ceil(6);
+            let end = (8 * (k + n)) / 6;
+            if end > start {
+                push(enc[start..end].to_vec());
+            }
+        }
+    }
+    push(pct(secret, false, true));
+    push(pct(secret, false, false));
+    push(pct(secret, true, true));
+    push(pct(secret, true, false));
+    push(hex::encode(secret).into_bytes());
+    push(hex::encode_upper(secret).into_bytes());
+    out
+}
+
+impl Patterns {
+    /// Compile the forms of every secret in `secrets`.
+    pub fn new<S: AsRef<[u8]>>(secrets: &[S]) -> Result<Patterns, ScrubError> {
+        let mut pats: Vec<Zeroizing<Vec<u8>>> = Vec::new();
+        for s in secrets {
+            let s = s.as_ref();
+            if s.is_empty() {
+                return Err(ScrubError::Empty);
+            }
+            for f in forms(s) {
+                if !pats.iter().any(|p| **p == *f) {
+                    pats.push(f);
+                }
+            }
+        }
+        let ac = AhoCorasickBuilder::new()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(pats.iter().map(|p| p.as_slice()))
+            .map_err(|e| ScrubError::Build(e.to_string()))?;
+        let mut first = [false; 256];
+        for p in &pats {
+            if let Some(&b) = p.first() {
+                first[usize::from(b)] = true;
+            }
+        }
+        let max_len = pats.iter().map(|p| p.len()).max().unwrap_or(0);
+        Ok(Patterns {
+            ac,
+            pats,
+            first,
+            max_len,
+        })
+    }
+
+    /// Number of forms searched for.
+    pub fn len(&self) -> usize {
+        self.pats.len()
+    }
+
+    /// True when no form is searched for.
+    pub fn is_empty(&self) -> bool {
+        self.pats.is_empty()
+    }
+
+    /// Longest form, in bytes (the hold-back bound is one less).
+    pub fn max_len(&self) -> usize {
+        self.max_len
+    }
+
+    /// Does `hay` contain any form?
+    pub fn contains(&self, hay: &[u8]) -> bool {
+        self.ac.is_match(hay)
+    }
+
+    /// Replace every form in a complete buffer; returns the count of replacements.
+    pub fn scrub_all(&self, data: &[u8]) -> (Vec<u8>, u64) {
+        let mut out = Vec::with_capacity(data.len());
+        let mut pos = 0;
+        let mut n = 0;
+        for m in self.ac.find_iter(data) {
+            out.extend_from_slice(&data[pos..m.start()]);
+            out.extend_from_slice(REDACTED);
+            pos = m.end();
+            n += 1;
+        }
+        out.extend_from_slice(&data[pos..]);
+        (out, n)
+    }
+
+    /// Is `tail` a proper prefix of some form (so more bytes could complete it)?
+    fn could_extend(&self, tail: &[u8]) -> bool {
+        match tail.first() {
+            Some(&b) if self.first[usize::from(b)] => self
+                .pats
+                .iter()
+                .any(|p| p.len() > tail.len() && p.starts_with(tail)),
+            _ => false,
+        }
+    }
+}
+
+/// Streaming state for one body.
+pub struct StreamScrubber {
+    pats: Arc<Patterns>,
+    held: Zeroizing<Vec<u8>>,
+    count: u64,
+}
+
+impl std::fmt::Debug for StreamScrubber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "StreamScrubber {{ held: {} bytes, count: {} }}",
+            self.held.len(),
+            self.count
+        )
+    }
+}
+
+impl StreamScrubber {
+    pub fn new(pats: Arc<Patterns>) -> StreamScrubber {
+        StreamScrubber {
+            pats,
+            held: Zeroizing::new(Vec::new()),
+            count: 0,
+        }
+    }
+
+    /// Replacements made so far.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Bytes currently held back.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Feed one chunk; returns what may be released now (possibly empty).
+    pub fn push(&mut self, chunk: Bytes) -> Bytes {
+        if self.held.is_empty() {
+            let (out, hold) = self.process(&chunk);
+            return match out {
+                // nothing replaced: release a zero-copy slice
+                None => {
+                    self.held.extend_from_slice(&chunk[hold..]);
+                    chunk.slice(..hold)
+                }
+                Some(out) => {
+                    self.held.extend_from_slice(&chunk[hold..]);
+                    out.freeze()
+                }
+            };
+        }
+        let mut buf = Zeroizing::new(std::mem::take(&mut *self.held));
+        buf.extend_from_slice(&chunk);
+        let (out, hold) = self.process(&buf);
+        let out = match out {
+            None => Bytes::copy_from_slice(&buf[..hold]),
+            Some(out) => out.freeze(),
+        };
+        self.held.extend_from_slice(&buf[hold..]);
+        out
+    }
+
+    /// End of stream: release whatever is held, scrubbed.
+    pub fn finish(&mut self) -> Bytes {
+        if self.held.is_empty() {
+            return Bytes::new();
+        }
+        let held = Zeroizing::new(std::mem::take(&mut *self.held));
+        let (out, n) = self.pats.scrub_all(&held);
+        self.count += n;
+        Bytes::from(out)
+    }
+
+    /// Scan `buf`: returns (output up to the hold point if anything was replaced,
+    /// else None meaning `buf[..hold]` verbatim; hold point).
+    fn process(&mut self, buf: &[u8]) -> (Option<BytesMut>, usize) {
+        let pats = Arc::clone(&self.pats);
+        let mut out: Option<BytesMut> = None;
+        let mut pos = 0;
+        for m in pats.ac.find_iter(buf) {
+            if pats.could_extend(&buf[m.start()..]) {
+                break;
+            }
+            let o = out.get_or_insert_with(|| BytesMut::with_capacity(buf.len()));
+            o.extend_from_slice(&buf[pos..m.start()]);
+            o.extend_from_slice(REDACTED);
+            pos = m.end();
+            self.count += 1;
+        }
+        let lo = pos.max(buf.len().saturating_sub(pats.max_len.saturating_sub(1)));
+        let mut hold = buf.len();
+        for s in lo..buf.len() {
+            if pats.could_extend(&buf[s..]) {
+                hold = s;
+                break;
+            }
+        }
+        match out {
+            Some(mut o) => {
+                o.extend_from_slice(&buf[pos..hold]);
+                (Some(o), hold)
+            }
+            None => (None, hold),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    const SECRET: &str = "ghp_CanaryT0ken/with+odd=chars_1234567890";
+
+    fn pats() -> Arc<Patterns> {
+        Arc::new(Patterns::new(&[SECRET]).unwrap())
+    }
+
+    fn every_encoding(secret: &str) -> Vec<Vec<u8>> {
+        let s = secret.as_bytes();
+        let mut v = vec![s.to_vec()];
+        for pre in ["", "x", "xy", "xyz"] {
+            let mut p = pre.as_bytes().to_vec();
+            p.extend_from_slice(s);
+            p.extend_from_slice(b"trailing");
+            v.push(base64::engine::general_purpose::STANDARD.encode(&p).into_bytes());
+            v.push(base64::engine::general_purpose::URL_SAFE.encode(&p).into_bytes());
+        }
+        v.push(pct(s, false, true));
+        v.push(pct(s, false, false));
+        v.push(pct(s, true, true));
+        v.push(pct(s, true, false));
+        v.push(hex::encode(s).into_bytes());
+        v.push(hex::encode_upper(s).into_bytes());
+        v
+    }
+
+    fn run_stream(p: &Arc<Patterns>, input: &[u8], splits: &[usize]) -> (Vec<u8>, u64) {
+        let mut sc = StreamScrubber::new(Arc::clone(p));
+        let mut out = Vec::new();
+        let mut last = 0;
+        for &s in splits {
+            out.extend_from_slice(&sc.push(Bytes::copy_from_slice(&input[last..s])));
+            assert!(sc.held() < p.max_len());
+            last = s;
+        }
+        out.extend_from_slice(&sc.push(Bytes::copy_from_slice(&input[last..])));
+        out.extend_from_slice(&sc.finish());
+        (out, sc.count())
+    }
+
+    #[test]
+    fn every_form_is_found_whole() {
+        let p = pats();
+        for enc in every_encoding(SECRET) {
+            let mut input = b"prefix ".to_vec();
+            input.extend_from_slice(&enc);
+            input.extend_from_slice(b" suffix");
+            let (out, n) = p.scrub_all(&input);
+            assert!(n >= 1, "not found: {}", String::from_utf8_lossy(&enc));
+            let s = String::from_utf8_lossy(&out);
+            assert!(s.contains("[REDACTED by egress]"));
+            assert!(!s.contains("Canary"), "{s}");
+        }
+    }
+
+    #[test]
+    fn every_form_is_found_at_every_split_point() {
+        let p = pats();
+        for enc in every_encoding(SECRET) {
+            let mut input = b"data: ".to_vec();
+            input.extend_from_slice(&enc);
+            input.extend_from_slice(b"\n\n");
+            for cut in 1..input.len() {
+                let (out, n) = run_stream(&p, &input, &[cut]);
+                assert!(n >= 1);
+                let s = String::from_utf8_lossy(&out);
+                assert!(s.starts_with("data: "), "{s}");
+                assert!(s.ends_with("\n\n"), "{s}");
+                for other in every_encoding(SECRET) {
+                    // no 12-byte window of any full form survives
+                    for w in other.windows(24) {
+                        assert!(
+                            !out.windows(w.len()).any(|x| x == w),
+                            "leak at cut {cut}: {s}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn byte_at_a_time_and_three_way_split() {
+        let p = pats();
+        let mut input = b"{\"token\":\"".to_vec();
+        input.extend_from_slice(SECRET.as_bytes());
+        input.extend_from_slice(b"\",\"again\":\"");
+        input.extend_from_slice(hex::encode(SECRET).as_bytes());
+        input.extend_from_slice(b"\"}");
+        let splits: Vec<usize> = (1..input.len()).collect();
+        let (out, n) = run_stream(&p, &input, &splits);
+        assert_eq!(n, 2);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"token\":\"[REDACTED by egress]\",\"again\":\"[REDACTED by egress]\"}"
+        );
+        let (out, n) = run_stream(&p, &input, &[5, 30, 31]);
+        assert_eq!(n, 2);
+        assert!(!String::from_utf8_lossy(&out).contains("Canary"));
+    }
+
+    #[test]
+    fn clean_stream_passes_unchanged_and_sse_is_not_delayed() {
+        let p = pats();
+        let mut sc = StreamScrubber::new(Arc::clone(&p));
+        let ev = Bytes::from_static(b"data: hello world\n\n");
+        assert_eq!(sc.push(ev.clone()), ev);
+        assert_eq!(sc.held(), 0);
+        // a partial prefix of the secret is held, then released when it diverges
+        let out = sc.push(Bytes::from_static(b"data: ghp_Can"));
+        assert_eq!(&out[..], b"data: ");
+        assert_eq!(sc.held(), 7);
+        let out = sc.push(Bytes::from_static(b"dy\n\n"));
+        assert_eq!(&out[..], b"ghp_Candy\n\n");
+        assert_eq!(sc.finish(), Bytes::new());
+        assert_eq!(sc.count(), 0);
+    }
+
+    #[test]
+    fn truncated_stream_flushes_partial_prefix() {
+        let p = pats();
+        let (out, n) = run_stream(&p, b"abc ghp_Canary", &[]);
+        assert_eq!(n, 0);
+        assert_eq!(out, b"abc ghp_Canary");
+    }
+
+    #[test]
+    fn forms_are_deduplicated_and_long_enough() {
+        let f = forms(b"abcdefgh");
+        for x in &f {
+            assert!(x.len() >= MIN_FORM_LEN);
+        }
+        let mut seen = f.iter().map(|x| x.to_vec()).collect::<Vec<_>>();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), f.len());
+        assert!(Patterns::new(&[""]).is_err());
+        assert!(!format!("{:?}", pats()).contains("Canary"));
+    }
+
+    #[test]
+    fn several_secrets_in_one_set() {
+        let p = Arc::new(Patterns::new(&["first-secret-value", "x-access-token:second-secret"]).unwrap());
+        let basic = base64::engine::general_purpose::STANDARD.encode("x-access-token:second-secret");
+        let input = format!("a first-secret-value b Basic {basic} c");
+        let (out, n) = run_stream(&p, input.as_bytes(), &[9, 40]);
+        assert_eq!(n, 2);
+        let s = String::from_utf8(out).unwrap();
+        assert!(!s.contains("first-secret"));
+        assert!(!s.contains(&basic[..20]), "{s}");
+    }
+}
