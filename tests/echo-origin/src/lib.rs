@@ -1,1 +1,315 @@
-//! placeholder
+//! `echo-origin`: a reusable test origin for the bottle test suites.
+//!
+//! One [`EchoOrigin`] serves HTTP/1.1 and HTTP/2 on two listeners on 127.0.0.1: plain TCP
+//! (HTTP/2 by prior knowledge) and TLS (ALPN `h2` / `http/1.1`) with a leaf issued by a
+//! [`TestCa`] generated at test time. See README.md for the endpoints.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use echo_origin::{EchoOptions, EchoOrigin};
+//! let origin = EchoOrigin::start(EchoOptions::default()).await?;
+//! let url = origin.https_url("/hello?x=1"); // https://127.0.0.1:PORT/hello?x=1
+//! // ... drive a client with --cacert origin.ca_path ...
+//! let seen = origin.requests();
+//! # let _ = (url, seen); Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+
+mod ca;
+mod handlers;
+mod reflect;
+mod rsa_key;
+mod server;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+pub use ca::{parse_certs, parse_key, TestCa};
+pub use reflect::{fully_percent_encode, percent_encode_unreserved, reflect_lines};
+
+/// Errors of this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum EchoError {
+    /// Certificate generation or parsing failed.
+    #[error("certificate: {0}")]
+    Cert(#[from] rcgen::Error),
+    /// rustls rejected a configuration.
+    #[error("tls: {0}")]
+    Tls(#[from] rustls::Error),
+    /// A PEM input could not be parsed.
+    #[error("pem: {0}")]
+    Pem(String),
+    /// RSA key generation failed.
+    #[error("rsa: {0}")]
+    Rsa(String),
+    /// The system random generator failed.
+    #[error("system random generator failed")]
+    Random,
+    /// I/O error.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<EchoError> for std::io::Error {
+    fn from(e: EchoError) -> Self {
+        match e {
+            EchoError::Io(io) => io,
+            other => std::io::Error::other(other.to_string()),
+        }
+    }
+}
+
+/// Options for [`EchoOrigin::start`].
+#[derive(Clone, Debug)]
+pub struct EchoOptions {
+    /// Subject alternative names of the TLS leaf (DNS names or IP literals).
+    /// Default: `["localhost", "127.0.0.1", "echo.test"]`.
+    pub names: Vec<String>,
+    /// The CA that issues the leaf. `None`: a fresh ECDSA CA.
+    pub ca: Option<TestCa>,
+}
+
+impl Default for EchoOptions {
+    fn default() -> Self {
+        EchoOptions {
+            names: default_names(),
+            ca: None,
+        }
+    }
+}
+
+/// The default SANs of the TLS leaf.
+pub fn default_names() -> Vec<String> {
+    vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "echo.test".to_string(),
+    ]
+}
+
+/// One request as the origin saw it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct RecordedRequest {
+    /// Method, e.g. `GET`.
+    pub method: String,
+    /// Request target as received (origin-form for HTTP/1.1; for HTTP/2 the full URI).
+    pub uri: String,
+    /// Path without query.
+    pub path: String,
+    /// Raw query string (not decoded), if any.
+    pub query: Option<String>,
+    /// `HTTP/1.1`, `HTTP/2.0`, ...
+    pub version: String,
+    /// URI authority (HTTP/2 `:authority`) or the `Host` header.
+    pub authority: Option<String>,
+    /// Every header in order, duplicates kept; values decoded lossily as UTF-8.
+    pub headers: Vec<(String, String)>,
+    /// Request body bytes read by the endpoint (0 for endpoints that ignore the body).
+    pub body_len: u64,
+    /// Whether the request came over the TLS listener.
+    pub tls: bool,
+    /// SNI the client sent (TLS only).
+    pub sni: Option<String>,
+    /// Negotiated ALPN protocol (TLS only).
+    pub alpn: Option<String>,
+    /// Client address.
+    pub peer: SocketAddr,
+    /// Connection number (unique per origin; equal numbers = same connection).
+    pub conn_id: u64,
+}
+
+impl RecordedRequest {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of header `name` (case-insensitive), in order.
+    pub fn header_all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+/// Shared state of one origin.
+#[derive(Default)]
+pub(crate) struct State {
+    requests: Mutex<Vec<RecordedRequest>>,
+    open_conns: AtomicUsize,
+    max_conns: AtomicUsize,
+    total_conns: AtomicU64,
+}
+
+impl State {
+    pub(crate) fn record(&self, r: RecordedRequest) -> usize {
+        let mut v = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        v.push(r);
+        v.len() - 1
+    }
+
+    pub(crate) fn set_body_len(&self, idx: usize, n: u64) {
+        let mut v = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(r) = v.get_mut(idx) {
+            r.body_len = n;
+        }
+    }
+
+    pub(crate) fn conn_opened(&self) -> u64 {
+        let now = self.open_conns.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_conns.fetch_max(now, Ordering::SeqCst);
+        self.total_conns.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    pub(crate) fn conn_closed(&self) {
+        self.open_conns.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A running origin. Dropping it stops both listeners and closes open connections.
+pub struct EchoOrigin {
+    /// Plain HTTP listener (HTTP/1.1 and h2c prior knowledge).
+    pub http_addr: SocketAddr,
+    /// TLS listener (ALPN h2 and http/1.1).
+    pub https_addr: SocketAddr,
+    /// The CA that issued the TLS leaf.
+    pub ca: TestCa,
+    /// A file holding the CA certificate PEM (in a temp dir owned by this origin).
+    pub ca_path: PathBuf,
+    state: Arc<State>,
+    _shutdown: tokio::sync::watch::Sender<bool>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl std::fmt::Debug for EchoOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EchoOrigin")
+            .field("http_addr", &self.http_addr)
+            .field("https_addr", &self.https_addr)
+            .field("ca_path", &self.ca_path)
+            .finish()
+    }
+}
+
+impl EchoOrigin {
+    /// Starts an origin on 127.0.0.1 (two ephemeral ports). Needs a tokio runtime.
+    pub async fn start(opts: EchoOptions) -> std::io::Result<EchoOrigin> {
+        let lo = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self::start_on(opts, lo, lo, None).await
+    }
+
+    /// Starts an origin on the given addresses. `ca_dir`: where to write `ca.crt`
+    /// (`None`: a temp dir owned by the origin).
+    pub async fn start_on(
+        opts: EchoOptions,
+        http_bind: SocketAddr,
+        https_bind: SocketAddr,
+        ca_dir: Option<&Path>,
+    ) -> std::io::Result<EchoOrigin> {
+        let ca = match opts.ca {
+            Some(ca) => ca,
+            None => TestCa::try_new()?,
+        };
+        let names: Vec<&str> = opts.names.iter().map(String::as_str).collect();
+        let tls = ca.server_config(&names)?;
+        let (tmp, dir) = match ca_dir {
+            Some(d) => (None, d.to_path_buf()),
+            None => {
+                let t = tempfile::Builder::new().prefix("echo-origin-").tempdir()?;
+                let p = t.path().to_path_buf();
+                (Some(t), p)
+            }
+        };
+        let ca_path = ca.try_write_cert(&dir)?;
+        let http = tokio::net::TcpListener::bind(http_bind).await?;
+        let https = tokio::net::TcpListener::bind(https_bind).await?;
+        let http_addr = http.local_addr()?;
+        let https_addr = https.local_addr()?;
+        let state = Arc::new(State::default());
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(server::accept_loop(http, None, state.clone(), rx.clone()));
+        tokio::spawn(server::accept_loop(https, Some(tls), state.clone(), rx));
+        Ok(EchoOrigin {
+            http_addr,
+            https_addr,
+            ca,
+            ca_path,
+            state,
+            _shutdown: tx,
+            _tmp: tmp,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT{path}` (path should start with `/`).
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.http_addr, path)
+    }
+
+    /// `https://127.0.0.1:PORT{path}` (the leaf covers 127.0.0.1 by default).
+    pub fn https_url(&self, path: &str) -> String {
+        format!("https://{}{}", self.https_addr, path)
+    }
+
+    /// Every request seen so far, in arrival order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.state
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Forgets the recorded requests.
+    pub fn clear_requests(&self) {
+        self.state
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    /// The highest number of simultaneously open connections (both listeners together).
+    pub fn max_concurrent_connections(&self) -> usize {
+        self.state.max_conns.load(Ordering::SeqCst)
+    }
+
+    /// Connections open right now.
+    pub fn open_connections(&self) -> usize {
+        self.state.open_conns.load(Ordering::SeqCst)
+    }
+
+    /// Connections accepted so far (both listeners).
+    pub fn total_connections(&self) -> u64 {
+        self.state.total_conns.load(Ordering::SeqCst)
+    }
+}
+
+/// The byte at `offset` of every `/download` body: `(offset % 251) as u8`.
+pub fn download_byte(offset: u64) -> u8 {
+    // 251 is prime, so the pattern does not align with power-of-two frame sizes.
+    (offset % 251) as u8
+}
+
+/// The hex SHA-256 of a `/download?bytes=n` body (computed in bounded memory).
+pub fn download_sha256(n: u64) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    let mut pos = 0u64;
+    let pattern = handlers::pattern();
+    while pos < n {
+        let len = (n - pos).min(handlers::FRAME as u64) as usize;
+        let off = (pos % 251) as usize;
+        h.update(&pattern[off..off + len]);
+        pos += len as u64;
+    }
+    hex::encode(h.finalize())
+}

@@ -1,0 +1,450 @@
+//! The endpoints.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use serde_json::json;
+use sha2::Digest;
+use tokio::sync::watch;
+
+use crate::server::ConnInfo;
+use crate::{RecordedRequest, State};
+
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type Body = http_body_util::combinators::BoxBody<Bytes, BoxError>;
+
+/// Frame size of streamed bodies.
+pub(crate) const FRAME: usize = 64 * 1024;
+/// The default echo endpoint keeps at most this much of a body for the JSON answer.
+const ECHO_BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+pub(crate) fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into()).map_err(|e| match e {}).boxed()
+}
+
+fn empty() -> Body {
+    Empty::<Bytes>::new().map_err(|e| match e {}).boxed()
+}
+
+/// `FRAME + 251` bytes of the download pattern; frame at offset `o` is
+/// `pattern[o % 251 .. o % 251 + len]`.
+pub(crate) fn pattern() -> &'static Bytes {
+    static P: OnceLock<Bytes> = OnceLock::new();
+    P.get_or_init(|| {
+        (0..(FRAME + 251) as u64)
+            .map(crate::download_byte)
+            .collect::<Vec<u8>>()
+            .into()
+    })
+}
+
+fn response(status: StatusCode, content_type: &str, body: Body) -> Response<Body> {
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        r.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+fn text(status: StatusCode, s: impl Into<String>) -> Response<Body> {
+    response(status, "text/plain; charset=utf-8", full(s.into()))
+}
+
+fn json_response(status: StatusCode, v: &serde_json::Value) -> Response<Body> {
+    let mut s = v.to_string();
+    s.push('\n');
+    response(status, "application/json", full(s))
+}
+
+/// Percent-decodes `%XX` (no `+` to space conversion), lossily as UTF-8.
+pub(crate) fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok();
+            if let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Query parameters, names and values percent-decoded, in order.
+pub(crate) fn query_params(q: Option<&str>) -> Vec<(String, String)> {
+    q.unwrap_or("")
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => (percent_decode(k), percent_decode(v)),
+            None => (percent_decode(kv), String::new()),
+        })
+        .collect()
+}
+
+pub(crate) fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn num_param(params: &[(String, String)], name: &str, default: u64, max: u64) -> u64 {
+    param(params, name)
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(default)
+        .min(max)
+}
+
+fn record(req: &Request<Incoming>, info: &ConnInfo, state: &State) -> usize {
+    let uri = req.uri();
+    let authority = uri.authority().map(|a| a.to_string()).or_else(|| {
+        req.headers()
+            .get(header::HOST)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    });
+    state.record(RecordedRequest {
+        method: req.method().to_string(),
+        uri: uri.to_string(),
+        path: uri.path().to_string(),
+        query: uri.query().map(str::to_string),
+        version: format!("{:?}", req.version()),
+        authority,
+        headers: req
+            .headers()
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body_len: 0,
+        tls: info.tls,
+        sni: info.sni.clone(),
+        alpn: info.alpn.clone(),
+        peer: info.peer,
+        conn_id: info.conn_id,
+    })
+}
+
+pub(crate) async fn handle(
+    req: Request<Incoming>,
+    info: Arc<ConnInfo>,
+    state: Arc<State>,
+    shutdown: watch::Receiver<bool>,
+) -> Response<Body> {
+    let idx = record(&req, &info, &state);
+    let path = req.uri().path().to_string();
+    let params = query_params(req.uri().query());
+    match path.as_str() {
+        "/sse" => sse(&params),
+        "/download" => download(&params),
+        "/upload" => upload(req, &state, idx).await,
+        "/ws" => websocket(req, shutdown),
+        "/slow" => slow(&params).await,
+        "/slow-body" => slow_body(&params),
+        "/reflect" => crate::reflect::reflect(&req, &params).await,
+        "/redirect" => redirect(&params),
+        "/healthz" => text(StatusCode::OK, "ok\n"),
+        p if p.starts_with("/status/") => status(&p["/status/".len()..], req.method()),
+        _ => echo(req, &info, &state, idx).await,
+    }
+}
+
+async fn echo(
+    req: Request<Incoming>,
+    info: &ConnInfo,
+    state: &State,
+    idx: usize,
+) -> Response<Body> {
+    let (parts, mut body) = req.into_parts();
+    let mut kept: Vec<u8> = Vec::new();
+    let mut total: u64 = 0;
+    let mut body_error: Option<String> = None;
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(f) => {
+                if let Ok(data) = f.into_data() {
+                    total += data.len() as u64;
+                    let room = ECHO_BODY_LIMIT.saturating_sub(kept.len());
+                    kept.extend_from_slice(&data[..data.len().min(room)]);
+                }
+            }
+            Err(e) => {
+                body_error = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    state.set_body_len(idx, total);
+    let headers: Vec<[String; 2]> = parts
+        .headers
+        .iter()
+        .map(|(n, v)| {
+            [
+                n.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            ]
+        })
+        .collect();
+    let authority = parts.uri.authority().map(|a| a.to_string()).or_else(|| {
+        parts
+            .headers
+            .get(header::HOST)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    });
+    let mut v = json!({
+        "method": parts.method.as_str(),
+        "path": parts.uri.path(),
+        "query": parts.uri.query(),
+        "uri": parts.uri.to_string(),
+        "version": format!("{:?}", parts.version),
+        "authority": authority,
+        "tls": info.tls,
+        "sni": info.sni,
+        "alpn": info.alpn,
+        "conn_id": info.conn_id,
+        "headers": headers,
+        "body_len": total,
+    });
+    match String::from_utf8(kept) {
+        Ok(s) => v["body"] = json!(s),
+        Err(e) => {
+            use base64::Engine;
+            v["body_base64"] = json!(base64::engine::general_purpose::STANDARD.encode(e.as_bytes()))
+        }
+    }
+    if total > ECHO_BODY_LIMIT as u64 {
+        v["body_truncated"] = json!(true);
+    }
+    if let Some(e) = body_error {
+        v["body_error"] = json!(e);
+    }
+    json_response(StatusCode::OK, &v)
+}
+
+fn sse(params: &[(String, String)]) -> Response<Body> {
+    let n = num_param(params, "n", 3, 1_000_000);
+    let interval = Duration::from_millis(num_param(params, "interval_ms", 300, 3_600_000));
+    let stream = futures_util::stream::unfold(0u64, move |i| async move {
+        if i >= n {
+            return None;
+        }
+        if i > 0 {
+            tokio::time::sleep(interval).await;
+        }
+        let frame = Frame::data(Bytes::from(format!("data: event-{i}\n\n")));
+        Some((Ok::<_, BoxError>(frame), i + 1))
+    });
+    let mut r = response(
+        StatusCode::OK,
+        "text/event-stream",
+        BodyExt::boxed(StreamBody::new(stream)),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
+fn download(params: &[(String, String)]) -> Response<Body> {
+    let n = num_param(params, "bytes", 1024 * 1024, u64::MAX);
+    let chunked = param(params, "chunked").is_some_and(|v| v == "1");
+    let stream = futures_util::stream::unfold(0u64, move |pos| async move {
+        if pos >= n {
+            return None;
+        }
+        let len = (n - pos).min(FRAME as u64) as usize;
+        let off = (pos % 251) as usize;
+        let data = pattern().slice(off..off + len);
+        Some((Ok::<_, BoxError>(Frame::data(data)), pos + len as u64))
+    });
+    let mut r = response(
+        StatusCode::OK,
+        "application/octet-stream",
+        BodyExt::boxed(StreamBody::new(stream)),
+    );
+    if !chunked {
+        r.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+    }
+    r
+}
+
+async fn upload(req: Request<Incoming>, state: &State, idx: usize) -> Response<Body> {
+    let mut body = req.into_body();
+    let mut hasher = sha2::Sha256::new();
+    let mut total: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(f) => {
+                if let Ok(data) = f.into_data() {
+                    total += data.len() as u64;
+                    hasher.update(&data);
+                }
+            }
+            Err(e) => {
+                state.set_body_len(idx, total);
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    format!("body error after {total} bytes: {e}\n"),
+                );
+            }
+        }
+    }
+    state.set_body_len(idx, total);
+    json_response(
+        StatusCode::OK,
+        &json!({"bytes": total, "sha256": hex::encode(hasher.finalize())}),
+    )
+}
+
+fn header_has_token(req: &Request<Incoming>, name: header::HeaderName, token: &str) -> bool {
+    req.headers().get_all(name).iter().any(|v| {
+        v.to_str()
+            .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+            .unwrap_or(false)
+    })
+}
+
+fn websocket(mut req: Request<Incoming>, mut shutdown: watch::Receiver<bool>) -> Response<Body> {
+    use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+    use tokio_tungstenite::tungstenite::protocol::{Message, Role};
+
+    let key = req.headers().get(header::SEC_WEBSOCKET_KEY).cloned();
+    let is_upgrade = header_has_token(&req, header::CONNECTION, "upgrade")
+        && header_has_token(&req, header::UPGRADE, "websocket");
+    let Some(key) = key.filter(|_| is_upgrade) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "expected a WebSocket upgrade (HTTP/1.1 Upgrade: websocket)\n",
+        );
+    };
+    let protocol = req
+        .headers()
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.split(',').next())
+        .map(|s| s.trim().to_string());
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let io = hyper_util::rt::TokioIo::new(upgraded);
+        let mut ws =
+            tokio_tungstenite::WebSocketStream::from_raw_socket(io, Role::Server, None).await;
+        loop {
+            let msg = tokio::select! {
+                _ = shutdown.changed() => break,
+                m = ws.next() => m,
+            };
+            let reply = match msg {
+                Some(Ok(Message::Text(t))) => Message::Text(t),
+                Some(Ok(Message::Binary(b))) => Message::Binary(b),
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+            };
+            if ws.send(reply).await.is_err() {
+                break;
+            }
+        }
+        let _ = ws.close(None).await;
+    });
+    let mut r = Response::new(empty());
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(v) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    if let Some(v) = protocol.and_then(|p| HeaderValue::from_str(&p).ok()) {
+        h.insert(header::SEC_WEBSOCKET_PROTOCOL, v);
+    }
+    r
+}
+
+async fn slow(params: &[(String, String)]) -> Response<Body> {
+    let ms = num_param(params, "ms", 2000, 3_600_000);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    json_response(StatusCode::OK, &json!({"slept_ms": ms}))
+}
+
+fn slow_body(params: &[(String, String)]) -> Response<Body> {
+    let chunks = num_param(params, "chunks", 5, 1_000_000);
+    let ms = Duration::from_millis(num_param(params, "ms", 200, 3_600_000));
+    let stream = futures_util::stream::unfold(0u64, move |i| async move {
+        if i >= chunks {
+            return None;
+        }
+        tokio::time::sleep(ms).await;
+        let frame = Frame::data(Bytes::from(format!("chunk-{i}\n")));
+        Some((Ok::<_, BoxError>(frame), i + 1))
+    });
+    response(
+        StatusCode::OK,
+        "text/plain; charset=utf-8",
+        BodyExt::boxed(StreamBody::new(stream)),
+    )
+}
+
+fn status(code: &str, method: &http::Method) -> Response<Body> {
+    let code = match code
+        .parse::<u16>()
+        .ok()
+        .and_then(|c| StatusCode::from_u16(c).ok())
+    {
+        Some(c) if c.as_u16() >= 200 => c,
+        _ => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                format!("bad status code {code:?} (want 200-999)\n"),
+            )
+        }
+    };
+    let no_body = code == StatusCode::NO_CONTENT
+        || code == StatusCode::NOT_MODIFIED
+        || method == http::Method::HEAD;
+    let mut r = if no_body {
+        let mut r = Response::new(empty());
+        *r.status_mut() = code;
+        r
+    } else {
+        text(code, format!("status {}\n", code.as_u16()))
+    };
+    if code.is_redirection() {
+        r.headers_mut()
+            .insert(header::LOCATION, HeaderValue::from_static("/"));
+    }
+    r
+}
+
+fn redirect(params: &[(String, String)]) -> Response<Body> {
+    let to = param(params, "to").unwrap_or("/");
+    let code = param(params, "status")
+        .and_then(|s| s.parse::<u16>().ok())
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .filter(StatusCode::is_redirection)
+        .unwrap_or(StatusCode::FOUND);
+    let Ok(loc) = HeaderValue::from_str(to) else {
+        return text(StatusCode::BAD_REQUEST, "bad redirect target\n");
+    };
+    let mut r = text(code, format!("redirecting to {to}\n"));
+    r.headers_mut().insert(header::LOCATION, loc);
+    r
+}
