@@ -1,1 +1,40 @@
-//! placeholder
+//! bottle-core: shared building blocks of the bottle sidecars (pipelock, egress, git-gate).
+//!
+//! Config parsing (`allowlist`, `routes.yaml`), host normalisation and matching, the SSRF
+//! classification, a resolver that checks what it resolved, SIGHUP reload with an atomic
+//! swap, the status file, the JSON audit log, the admin endpoints, refusals, TLS helpers and
+//! the flags every sidecar shares.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod allowlist;
+pub mod audit;
+pub mod body;
+pub mod cli;
+pub mod error;
+pub mod host;
+pub mod live;
+pub mod metrics;
+pub mod refusal;
+pub mod reload;
+pub mod resolve;
+pub mod routes;
+mod routes_parse;
+pub mod secret;
+pub mod ssrf;
+pub mod status;
+pub mod tls;
+
+pub use allowlist::{Allowlist, HostPattern, PortSpec};
+pub use audit::{AuditEvent, AuditLog};
+pub use body::{BoxBody, BoxError};
+pub use error::ConfigError;
+pub use host::{parse_host, split_host_port, Host, HostError};
+pub use live::LiveConfig;
+pub use metrics::Metrics;
+pub use refusal::Refusal;
+pub use reload::Reloadable;
+pub use resolve::{resolve_checked, ResolveError, ResolveOverride, Resolver};
+pub use routes::RoutesFile;
+pub use secret::Secret;
+pub use status::StatusFile;

@@ -1,0 +1,100 @@
+//! Flags shared by every sidecar, tracing setup and shutdown signal.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::resolve::ResolveOverride;
+
+/// Flags every sidecar has. Flatten into the binary's own args with `#[command(flatten)]`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CommonArgs {
+    /// Address to listen on (e.g. 0.0.0.0:8888).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// Directory holding `allowlist` and `routes.yaml` (re-read on SIGHUP).
+    #[arg(long, value_name = "DIR")]
+    pub config_dir: PathBuf,
+    /// Extra trust anchor(s) for upstream TLS, beside the built-in web roots (PEM).
+    #[arg(long, value_name = "PEM")]
+    pub upstream_ca: Option<PathBuf>,
+    /// Answer NAME with ADDR before DNS (repeatable).
+    #[arg(long = "resolve", value_name = "NAME=ADDR")]
+    pub resolve: Vec<ResolveOverride>,
+    /// Serve GET /healthz and GET /metrics on this address.
+    #[arg(long, value_name = "ADDR")]
+    pub admin_listen: Option<SocketAddr>,
+    /// Append one JSON line per decision to FILE (`-` = stderr).
+    #[arg(long, value_name = "FILE")]
+    pub audit_log: Option<String>,
+    /// Rewrite FILE (JSON) after every config load attempt.
+    #[arg(long, value_name = "FILE")]
+    pub status_file: Option<PathBuf>,
+}
+
+/// Args of the `healthcheck` subcommand.
+#[derive(clap::Args, Debug, Clone)]
+pub struct HealthcheckArgs {
+    /// URL to GET; exit 0 on HTTP 200, else 1.
+    #[arg(long, value_name = "URL", default_value = crate::admin::DEFAULT_HEALTH_URL)]
+    pub url: String,
+}
+
+/// Log to stderr; filter from `RUST_LOG`, default `info`. Safe to call twice.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut t), Ok(mut i)) => {
+            tokio::select! {
+                _ = t.recv() => {}
+                _ = i.recv() => {}
+            }
+        }
+        (Ok(mut t), Err(_)) => {
+            t.recv().await;
+        }
+        (Err(_), Ok(mut i)) => {
+            i.recv().await;
+        }
+        (Err(e), Err(_)) => {
+            tracing::error!(error = %e, "cannot install signal handlers; waiting forever");
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        common: CommonArgs,
+    }
+
+    #[test]
+    fn parses_all_flags() {
+        let c = Cli::try_parse_from([
+            "x", "--listen", "127.0.0.1:8888", "--config-dir", "/etc/bottle", "--upstream-ca", "/ca.pem",
+            "--resolve", "a.test=10.0.0.1", "--resolve", "b.test=::1", "--admin-listen", "0.0.0.0:9090",
+            "--audit-log", "-", "--status-file", "/s.json",
+        ])
+        .unwrap();
+        assert_eq!(c.common.resolve.len(), 2);
+        assert_eq!(c.common.resolve[1].name, "b.test");
+        assert_eq!(c.common.audit_log.as_deref(), Some("-"));
+        assert!(Cli::try_parse_from(["x", "--listen", "nope", "--config-dir", "/"]).is_err());
+        assert!(Cli::try_parse_from(["x", "--listen", "127.0.0.1:1", "--config-dir", "/", "--resolve", "bad"]).is_err());
+        assert!(Cli::try_parse_from(["x", "--config-dir", "/"]).is_err());
+    }
+}

@@ -1,0 +1,281 @@
+//! `routes.yaml`: egress routes, git-gate repositories and DLP settings.
+
+use std::path::{Path, PathBuf};
+
+use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
+
+use crate::allowlist::HostPattern;
+use crate::error::ConfigError;
+
+/// Default `max_pack_bytes`: 100 MiB.
+pub const DEFAULT_MAX_PACK_BYTES: u64 = 100 * 1024 * 1024;
+/// Default `max_refs`.
+pub const DEFAULT_MAX_REFS: usize = 100;
+/// Default `max_object_bytes`: 50 MiB.
+pub const DEFAULT_MAX_OBJECT_BYTES: u64 = 50 * 1024 * 1024;
+
+/// The parsed `routes.yaml`.
+#[derive(Debug, Clone, Default)]
+pub struct RoutesFile {
+    /// Egress routes, in file order.
+    pub routes: Vec<Route>,
+    /// git-gate repositories.
+    pub git: Vec<GitRepo>,
+    /// pipelock DLP settings.
+    pub dlp: DlpSettings,
+}
+
+/// One egress route.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// 0-based position in `routes`.
+    pub index: usize,
+    /// 1-based line of the route in the file.
+    pub line: usize,
+    /// Which hosts and ports it covers.
+    pub host: HostPattern,
+    /// `None` = every path.
+    pub paths: Option<PathGlobs>,
+    /// `None` = every method.
+    pub methods: Option<Vec<http::Method>>,
+    /// Credential injection; `None` = the route only allows.
+    pub auth: Option<RouteAuth>,
+    /// Tunnelled, not decrypted.
+    pub tls_passthrough: bool,
+}
+
+impl Route {
+    /// Whether the route's method and path filters accept this request (host not checked).
+    pub fn accepts(&self, method: &http::Method, path: &str) -> bool {
+        let method_ok = match &self.methods {
+            None => true,
+            Some(ms) => ms.iter().any(|m| m.as_str().eq_ignore_ascii_case(method.as_str())),
+        };
+        let path_ok = match &self.paths {
+            None => true,
+            Some(g) => g.matches(path),
+        };
+        method_ok && path_ok
+    }
+}
+
+/// How the credential is injected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthScheme {
+    /// `Authorization: Bearer <token>` (with `prefix` replacing `Bearer `, if set).
+    Bearer,
+    /// `Authorization: Basic base64(username:token)`.
+    Basic,
+    /// `<header>: <prefix><token>`.
+    Header,
+    /// `?<param>=<token>`.
+    Query,
+}
+
+/// A route's `auth` block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteAuth {
+    /// The scheme.
+    pub scheme: AuthScheme,
+    /// The environment variable (of egress) that holds the secret.
+    pub token_env: String,
+    /// For `header`: the header name.
+    pub header: Option<String>,
+    /// Optional prefix of the header value.
+    pub prefix: Option<String>,
+    /// For `basic`: the user name.
+    pub username: Option<String>,
+    /// For `query`: the parameter name.
+    pub param: Option<String>,
+    /// Remove `Cookie` headers the agent sent (yaml key `strip_cookies`, default false).
+    pub strip_cookies: bool,
+}
+
+/// Glob patterns over URL paths (without query). `*` stays within a segment, `**` crosses.
+#[derive(Debug, Clone)]
+pub struct PathGlobs {
+    patterns: Vec<String>,
+    set: GlobSet,
+}
+
+impl PathGlobs {
+    /// Build from patterns; each must start with `/`.
+    pub fn new(patterns: &[String]) -> Result<PathGlobs, String> {
+        let mut b = GlobSetBuilder::new();
+        for p in patterns {
+            b.add(path_glob(p)?);
+        }
+        let set = b.build().map_err(|e| e.to_string())?;
+        Ok(PathGlobs { patterns: patterns.to_vec(), set })
+    }
+
+    /// Whether `path` (no query) matches. Paths with dot segments (`/../`, `/./`) or
+    /// percent-encoded `/`, `\` or `.` never match: they could name something outside
+    /// the glob once the origin decodes them.
+    pub fn matches(&self, path: &str) -> bool {
+        let path = path.split('?').next().unwrap_or("");
+        if !path.starts_with('/') || path.contains('\\') {
+            return false;
+        }
+        let lower = path.to_ascii_lowercase();
+        if lower.contains("%2f") || lower.contains("%5c") || lower.contains("%2e") {
+            return false;
+        }
+        if path.split('/').any(|seg| seg == "." || seg == "..") {
+            return false;
+        }
+        self.set.is_match(path)
+    }
+
+    /// The patterns as written.
+    pub fn patterns(&self) -> &[String] {
+        &self.patterns
+    }
+}
+
+fn path_glob(p: &str) -> Result<Glob, String> {
+    if !p.starts_with('/') {
+        return Err(format!("path glob `{p}` must start with `/`"));
+    }
+    GlobBuilder::new(p)
+        .literal_separator(true)
+        .backslash_escape(true)
+        .build()
+        .map_err(|e| format!("invalid path glob `{p}`: {e}"))
+}
+
+/// A git-gate repository.
+#[derive(Debug, Clone)]
+pub struct GitRepo {
+    /// Served as `/<name>.git`; `[A-Za-z0-9._-]+`, unique.
+    pub name: String,
+    /// 1-based line of the entry.
+    pub line: usize,
+    /// `https://`, `ssh://` or `file://`.
+    pub upstream: String,
+    /// Credentials for https upstreams.
+    pub auth: Option<GitAuth>,
+    /// Key and pinned host key for ssh upstreams.
+    pub ssh: Option<GitSsh>,
+    /// Ordered ref rules; first match wins; no match = denied.
+    pub rules: Vec<RefRule>,
+    /// Refs never forced or deleted.
+    pub protected: Vec<String>,
+    /// Whether push options are passed on (default false).
+    pub push_options: bool,
+    /// Largest accepted pack.
+    pub max_pack_bytes: u64,
+    /// Most refs in one push.
+    pub max_refs: usize,
+    /// Largest accepted object.
+    pub max_object_bytes: u64,
+}
+
+/// git upstream credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitAuth {
+    /// basic or bearer.
+    pub scheme: GitAuthScheme,
+    /// For basic; default `x-access-token` is left to git-gate.
+    pub username: Option<String>,
+    /// Environment variable holding the token.
+    pub token_env: String,
+}
+
+/// git auth scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GitAuthScheme {
+    /// HTTP basic.
+    Basic,
+    /// Bearer token.
+    Bearer,
+}
+
+/// ssh upstream settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitSsh {
+    /// Private key file.
+    pub key_file: PathBuf,
+    /// Pinned host key line(s), known_hosts format.
+    pub known_hosts: String,
+}
+
+/// One ref rule.
+#[derive(Debug, Clone)]
+pub struct RefRule {
+    /// The glob as written (`refs/heads/agent/**`).
+    pub r#ref: String,
+    /// Compiled glob (`*` within a path segment, `**` across).
+    pub glob: globset::GlobMatcher,
+    /// What the rule allows.
+    pub allow: Vec<RefAction>,
+}
+
+impl RefRule {
+    /// Whether the rule's glob matches `refname`.
+    pub fn matches(&self, refname: &str) -> bool {
+        self.glob.is_match(refname)
+    }
+}
+
+/// What a push may do to a ref.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RefAction {
+    /// New ref.
+    Create,
+    /// Fast-forward.
+    Update,
+    /// Non-fast-forward.
+    Force,
+    /// Deletion.
+    Delete,
+}
+
+/// DLP settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DlpSettings {
+    /// What to do on a finding.
+    pub action: DlpAction,
+}
+
+/// DLP action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DlpAction {
+    /// Refuse the request (default).
+    #[default]
+    Block,
+    /// Log and let it through.
+    Log,
+}
+
+impl RoutesFile {
+    /// Parse the file's text; `file` is only used in error messages.
+    pub fn parse(text: &str, file: &Path) -> Result<RoutesFile, ConfigError> {
+        crate::routes_parse::parse(text, file)
+    }
+
+    /// No routes, no repositories, default DLP.
+    pub fn empty() -> RoutesFile {
+        RoutesFile::default()
+    }
+
+    /// The repository called `name`.
+    pub fn git_repo(&self, name: &str) -> Option<&GitRepo> {
+        self.git.iter().find(|g| g.name == name)
+    }
+}
+
+pub(crate) fn ref_glob(pattern: &str) -> Result<globset::GlobMatcher, String> {
+    if pattern.is_empty() {
+        return Err("empty ref pattern".into());
+    }
+    if !pattern.starts_with("refs/") {
+        return Err(format!("ref pattern `{pattern}` must start with `refs/` (e.g. `refs/heads/**`)"));
+    }
+    GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .backslash_escape(true)
+        .build()
+        .map(|g| g.compile_matcher())
+        .map_err(|e| format!("invalid ref pattern `{pattern}`: {e}"))
+}
