@@ -1,1 +1,108 @@
-fn main() {}
+//! `bottle`: run an AI coding agent in a bottle (see `bottle --help`).
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use bottle::{build, commands, ui, Error};
+
+/// Run an AI coding agent in a Docker bottle whose only ways out are the pipelock,
+/// egress and git-gate sidecars.
+#[derive(Parser)]
+#[command(name = "bottle", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Render, start the sidecars, run the agent attached, tear everything down on exit.
+    Start {
+        /// The manifest (YAML).
+        manifest: PathBuf,
+        /// Leave the bottle running in the background.
+        #[arg(long)]
+        detach: bool,
+        /// Command to run instead of the manifest's `command`.
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+    /// Allow a host (or pattern, address, CIDR) in a running bottle, without restarting it.
+    Allow {
+        /// `example.com`, `*.example.com`, `example.com:8443`, `203.0.113.7`, `10.0.0.0/16`.
+        host: String,
+        /// The bottle; may be omitted when exactly one runs.
+        #[arg(long = "bottle")]
+        bottle: Option<String>,
+    },
+    /// List bottles (state dirs), marking the running ones.
+    Ls,
+    /// Show a bottle's logs (live, or the saved compose.log).
+    Logs {
+        /// The bottle's slug.
+        slug: String,
+        /// Follow.
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Stop a bottle: save logs, compose down, remove its state (unless --keep).
+    Stop {
+        /// The bottle's slug.
+        slug: String,
+        /// Keep the state directory.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Remove every bottle-* compose project and state dirs without a live project.
+    Cleanup {
+        /// Do not ask.
+        #[arg(long, short)]
+        yes: bool,
+    },
+    /// Build the sidecar images (and the e2e test images).
+    Build {
+        /// Skip the test images (echo origin, test agent).
+        #[arg(long)]
+        no_test_images: bool,
+        /// Rebuild even when nothing changed.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the compose file a manifest renders to; start nothing.
+    Render {
+        /// The manifest (YAML).
+        manifest: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let r: Result<i32, Error> = match cli.cmd {
+        Cmd::Start { manifest, detach, command } => {
+            commands::start(&commands::StartOpts { manifest, detach, command })
+        }
+        Cmd::Allow { host, bottle } => commands::allow(&host, bottle.as_deref()).map(|()| 0),
+        Cmd::Ls => commands::ls().map(|()| 0),
+        Cmd::Logs { slug, follow } => commands::logs(&slug, follow),
+        Cmd::Stop { slug, keep } => commands::stop(&slug, keep).map(|()| 0),
+        Cmd::Cleanup { yes } => commands::cleanup(yes).map(|()| 0),
+        Cmd::Build { no_test_images, force } => {
+            build::build(&build::BuildOpts { test_images: !no_test_images, force }).map(|_| 0)
+        }
+        Cmd::Render { manifest } => commands::render_cmd(&manifest).map(|()| 0),
+    };
+    match r {
+        Ok(code) => ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(1)),
+        Err(e) => {
+            ui::error(&e.to_string());
+            ExitCode::from(match e {
+                Error::Manifest(_) | Error::Usage(_) => 2,
+                Error::Interrupted => 130,
+                _ => 1,
+            })
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! `bottle build`: the Debian base image (debootstrap, once), static binaries (cargo), then
+//! one image per sidecar (and the e2e test images), each tagged with a hash of its inputs so
+//! an unchanged image is not rebuilt.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use sha2::{Digest, Sha256};
+
+use crate::docker;
+use crate::error::{Error, Result};
+use crate::ui;
+
+/// The base image tag.
+pub const BASE_IMAGE: &str = "bottle-base:bookworm";
+/// The target the static binaries are built for.
+pub const TARGET: &str = "x86_64-unknown-linux-gnu";
+
+/// One image to build.
+#[derive(Debug, Clone)]
+pub struct ImageSpec {
+    /// Image repository (`bottle-pipelock`).
+    pub repo: &'static str,
+    /// Directory under images/.
+    pub dir: &'static str,
+    /// Binaries copied into the context (from the static release dir).
+    pub binaries: &'static [&'static str],
+    /// Built FROM the Debian base.
+    pub uses_base: bool,
+    /// Only for the tests.
+    pub test_only: bool,
+}
+
+/// Every image `bottle build` knows.
+pub const IMAGES: &[ImageSpec] = &[
+    ImageSpec { repo: "bottle-pipelock", dir: "pipelock", binaries: &["pipelock"], uses_base: false, test_only: false },
+    ImageSpec { repo: "bottle-egress", dir: "egress", binaries: &["egress"], uses_base: false, test_only: false },
+    ImageSpec { repo: "bottle-git-gate", dir: "git-gate", binaries: &["git-gate"], uses_base: true, test_only: false },
+    ImageSpec {
+        repo: "bottle-echo-origin",
+        dir: "echo-origin",
+        binaries: &["echo-origin"],
+        uses_base: false,
+        test_only: true,
+    },
+    ImageSpec { repo: "bottle-agent-test", dir: "agent-test", binaries: &[], uses_base: true, test_only: true },
+];
+
+/// Options of `bottle build`.
+pub struct BuildOpts {
+    /// Also build the e2e test images (echo origin, test agent).
+    pub test_images: bool,
+    /// Rebuild even when the input hash is unchanged.
+    pub force: bool,
+}
+
+/// Result per image.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// `repo:latest`.
+    pub image: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Whether it was rebuilt now.
+    pub rebuilt: bool,
+}
+
+fn target_dir(repo: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo.join("target"))
+}
+
+fn run_visible(mut c: Command, what: &str) -> Result<()> {
+    c.stdin(Stdio::null());
+    let st = c.status().map_err(|e| Error::Docker(format!("cannot run {what}: {e}")))?;
+    if st.success() {
+        Ok(())
+    } else {
+        Err(Error::Docker(format!("{what} failed ({st})")))
+    }
+}
+
+/// Is this binary a real sidecar (not a placeholder)? Its `--help` names `--listen`.
+fn is_real(bin: &Path) -> bool {
+    Command::new(bin)
+        .arg("--help")
+        .stdin(Stdio::null())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("--listen") || String::from_utf8_lossy(&o.stdout).contains("--http"))
+        .unwrap_or(false)
+}
+
+/// Run the whole build.
+pub fn build(o: &BuildOpts) -> Result<Vec<Built>> {
+    let repo = docker::repo_root()
+        .ok_or_else(|| Error::Usage("cannot find the bottle repository (set BOTTLE_REPO=/path/to/repo)".into()))?;
+    docker::check_daemon()?;
+
+    // 1. base image
+    let need_base = IMAGES.iter().any(|i| i.uses_base && (o.test_images || !i.test_only));
+    if need_base {
+        if docker::image_exists(BASE_IMAGE) {
+            ui::ok(&format!("base image {BASE_IMAGE} present"));
+        } else {
+            ui::step(&format!("building base image {BASE_IMAGE} with debootstrap (a few minutes, once)"));
+            let mut c = Command::new("sh");
+            c.arg(repo.join("images/base/build-base.sh"));
+            run_visible(c, "images/base/build-base.sh")?;
+        }
+    }
+
+    // 2. static binaries
+    let mut packages = vec!["pipelock", "egress"];
+    if o.test_images {
+        packages.push("echo-origin");
+    }
+    ui::step(&format!("cargo build --release --target {TARGET} (static): {}", packages.join(", ")));
+    cargo_static(&repo, &packages)?;
+    ui::step("cargo build git-gate (static)");
+    let git_gate_ok = match cargo_static(&repo, &["git-gate"]) {
+        Ok(()) => true,
+        Err(e) => {
+            ui::warn(&format!("git-gate did not build ({e}); its image is skipped"));
+            false
+        }
+    };
+    let bin_dir = target_dir(&repo).join(TARGET).join("release");
+
+    // 3. images
+    let mut out = Vec::new();
+    for spec in IMAGES {
+        if spec.test_only && !o.test_images {
+            continue;
+        }
+        if spec.repo == "bottle-git-gate" && !git_gate_ok {
+            continue;
+        }
+        let mut real = true;
+        for b in spec.binaries {
+            if !is_real(&bin_dir.join(b)) {
+                real = false;
+            }
+        }
+        if !real {
+            if spec.repo == "bottle-git-gate" {
+                ui::warn("git-gate is not implemented yet (its --help has no --listen): image skipped; bottles without git work");
+                continue;
+            }
+            return Err(Error::Docker(format!(
+                "{} is not a working binary yet (its --help has no --listen)",
+                spec.binaries.join(", ")
+            )));
+        }
+        out.push(build_image(&repo, &bin_dir, spec, o.force)?);
+    }
+    ui::step("images:");
+    for b in &out {
+        println!(
+            "  {:<28} {:>8.1} MB  {}",
+            b.image,
+            b.size as f64 / 1_000_000.0,
+            if b.rebuilt { "built" } else { "unchanged" }
+        );
+    }
+    Ok(out)
+}
+
+fn cargo_static(repo: &Path, packages: &[&str]) -> Result<()> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut c = Command::new(cargo);
+    c.current_dir(repo).args(["build", "--release", "--target", TARGET]);
+    for p in packages {
+        c.args(["-p", p]);
+    }
+    let mut flags = std::env::var("RUSTFLAGS").unwrap_or_default();
+    if !flags.contains("crt-static") {
+        flags = format!("{flags} -C target-feature=+crt-static").trim().to_string();
+    }
+    c.env("RUSTFLAGS", flags);
+    run_visible(c, "cargo build")
+}
+
+fn build_image(repo: &Path, bin_dir: &Path, spec: &ImageSpec, force: bool) -> Result<Built> {
+    let dockerfile = repo.join("images").join(spec.dir).join("Dockerfile");
+    let df = std::fs::read(&dockerfile).map_err(|e| Error::io(format!("reading {}", dockerfile.display()), e))?;
+    let mut h = Sha256::new();
+    h.update(b"bottle-image-v1\0");
+    h.update(&df);
+    for b in spec.binaries {
+        let p = bin_dir.join(b);
+        let data = std::fs::read(&p).map_err(|e| Error::io(format!("reading {}", p.display()), e))?;
+        h.update(b.as_bytes());
+        h.update(&data);
+    }
+    if spec.uses_base {
+        let id = docker::docker(&["image", "inspect", "--format", "{{.Id}}", BASE_IMAGE])?;
+        h.update(id.trim().as_bytes());
+    }
+    let hash = hex::encode(h.finalize());
+    let short = &hash[..16];
+    let hashed = format!("{}:{short}", spec.repo);
+    let latest = format!("{}:latest", spec.repo);
+    let rebuilt = if !force && docker::image_exists(&hashed) {
+        docker::docker(&["tag", &hashed, &latest])?;
+        ui::ok(&format!("{latest} unchanged ({short})"));
+        false
+    } else {
+        ui::step(&format!("docker build {latest} ({short})"));
+        let ctx = tempdir_for(spec.repo)?;
+        let res = (|| {
+            std::fs::write(ctx.join("Dockerfile"), &df).map_err(|e| Error::io("writing build context", e))?;
+            for b in spec.binaries {
+                std::fs::copy(bin_dir.join(b), ctx.join(b)).map_err(|e| Error::io(format!("copying {b}"), e))?;
+            }
+            let mut c = Command::new("docker");
+            c.env("DOCKER_BUILDKIT", "0")
+                .args(["build", "--pull=false", "--label"])
+                .arg(format!("org.bottle.input-hash={hash}"))
+                .args(["--label", &format!("org.opencontainers.image.version={}", env!("CARGO_PKG_VERSION"))])
+                .args(["-t", &hashed, "-t", &latest])
+                .arg(&ctx);
+            run_visible(c, &format!("docker build {latest}"))
+        })();
+        let _ = std::fs::remove_dir_all(&ctx);
+        res?;
+        true
+    };
+    let size = docker::docker(&["image", "inspect", "--format", "{{.Size}}", &latest])?
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    Ok(Built { image: latest, size, rebuilt })
+}
+
+fn tempdir_for(name: &str) -> Result<PathBuf> {
+    let p = std::env::temp_dir().join(format!("bottle-build-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    std::fs::create_dir_all(&p).map_err(|e| Error::io(format!("creating {}", p.display()), e))?;
+    Ok(p)
+}

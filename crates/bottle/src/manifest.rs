@@ -1,0 +1,790 @@
+//! The bottle manifest: one YAML file that says which agent runs and what it may reach.
+//!
+//! Parsing is strict: unknown keys, wrong types and host variables that are not set are
+//! errors that name the file and line, with a did-you-mean for misspelt keys and values.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::Error;
+
+/// A parsed, validated manifest. Paths are absolute (resolved against the manifest's dir).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Short name of the bottle; the slug is `<name>-<5 random base36>`.
+    pub name: String,
+    /// The agent image (must exist locally: nothing is pulled).
+    pub image: String,
+    /// The agent command, run with `compose exec` (default: `sh`).
+    #[serde(default)]
+    pub command: Option<Command>,
+    /// Working directory in the agent container.
+    #[serde(default)]
+    pub workdir: Option<String>,
+    /// A host directory mounted read-write at `workdir` (default `/workspace`).
+    #[serde(default)]
+    pub workspace: Option<PathBuf>,
+    /// Agent environment. Values may use `${HOST_VAR}` and `${HOST_VAR:-default}`; `$$` is `$`.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Allowlist lines (see the allowlist format).
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// egress routes; credentials are named by `token_from: HOST_ENV_VAR`.
+    #[serde(default)]
+    pub routes: Vec<RouteSpec>,
+    /// git-gate repositories.
+    #[serde(default)]
+    pub git: Vec<GitSpec>,
+    /// DLP settings of pipelock.
+    #[serde(default)]
+    pub dlp: Option<DlpSpec>,
+    /// Operator-pinned names for egress and git-gate: `name: address`.
+    #[serde(default)]
+    pub resolve: BTreeMap<String, String>,
+    /// Extra trust anchor (PEM) for the upstream TLS of egress and git-gate.
+    #[serde(default)]
+    pub upstream_ca: Option<PathBuf>,
+    /// Existing Docker networks that egress and git-gate also join (never the agent).
+    #[serde(default)]
+    pub upstream_networks: Vec<String>,
+    /// Resource limits of the agent container.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// A command: a list of arguments, or one string run with `sh -c`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Command {
+    /// `["cmd", "arg"]`
+    Argv(Vec<String>),
+    /// `"cmd arg && other"` (run with `sh -c`)
+    Shell(String),
+}
+
+impl Command {
+    /// The argument vector to exec.
+    pub fn argv(&self) -> Vec<String> {
+        match self {
+            Command::Argv(v) => v.clone(),
+            Command::Shell(s) => vec!["sh".into(), "-c".into(), s.clone()],
+        }
+    }
+}
+
+/// One egress route of the manifest.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSpec {
+    /// Host pattern, as in the allowlist.
+    pub host: String,
+    /// Path globs (default: every path).
+    #[serde(default)]
+    pub paths: Option<Vec<String>>,
+    /// Methods (default: every method).
+    #[serde(default)]
+    pub methods: Option<Vec<String>>,
+    /// Credential injection.
+    #[serde(default)]
+    pub auth: Option<RouteAuthSpec>,
+    /// Tunnel instead of decrypting.
+    #[serde(default)]
+    pub tls_passthrough: bool,
+}
+
+/// How egress authenticates a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheme {
+    /// `Authorization: Bearer <token>`
+    Bearer,
+    /// `Authorization: Basic base64(username:token)`
+    Basic,
+    /// A named header.
+    Header,
+    /// A query parameter.
+    Query,
+}
+
+/// Route credentials: `token_from` names a variable of the launcher's environment.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteAuthSpec {
+    /// The scheme.
+    pub scheme: Scheme,
+    /// Host environment variable holding the secret.
+    pub token_from: String,
+    /// Header name (scheme `header`).
+    #[serde(default)]
+    pub header: Option<String>,
+    /// Value prefix.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// Username (scheme `basic`).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Query parameter (scheme `query`).
+    #[serde(default)]
+    pub param: Option<String>,
+    /// Also strip cookies the agent sends.
+    #[serde(default)]
+    pub strip_cookies: bool,
+}
+
+/// Git credential scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GitScheme {
+    /// HTTP basic.
+    Basic,
+    /// HTTP bearer.
+    Bearer,
+}
+
+/// Git credentials.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitAuthSpec {
+    /// The scheme.
+    pub scheme: GitScheme,
+    /// Username (basic).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Host environment variable holding the secret.
+    pub token_from: String,
+}
+
+/// A ref action a rule allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RefAction {
+    /// Create a ref.
+    Create,
+    /// Fast-forward a ref.
+    Update,
+    /// Non-fast-forward.
+    Force,
+    /// Delete a ref.
+    Delete,
+}
+
+/// A push rule.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefRuleSpec {
+    /// Ref glob.
+    #[serde(rename = "ref")]
+    pub ref_glob: String,
+    /// Allowed actions.
+    pub allow: Vec<RefAction>,
+}
+
+/// A git-gate repository.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitSpec {
+    /// Served as `http://git-gate:8080/<name>.git`.
+    pub name: String,
+    /// The real upstream (https://, ssh:// or file://).
+    pub upstream: String,
+    /// Credentials for the upstream.
+    #[serde(default)]
+    pub auth: Option<GitAuthSpec>,
+    /// Ordered push rules; first match wins; no match: denied.
+    #[serde(default)]
+    pub rules: Vec<RefRuleSpec>,
+    /// Refs never forced or deleted.
+    #[serde(default)]
+    pub protected: Vec<String>,
+    /// Allow push options.
+    #[serde(default)]
+    pub push_options: Option<bool>,
+    /// Pack size limit.
+    #[serde(default)]
+    pub max_pack_bytes: Option<u64>,
+    /// Ref count limit per push.
+    #[serde(default)]
+    pub max_refs: Option<u64>,
+    /// Object size limit.
+    #[serde(default)]
+    pub max_object_bytes: Option<u64>,
+}
+
+/// DLP action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DlpAction {
+    /// Refuse the request.
+    Block,
+    /// Only log.
+    Log,
+}
+
+/// DLP settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DlpSpec {
+    /// What to do on a finding.
+    pub action: DlpAction,
+}
+
+/// Agent resource limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Memory, in Docker syntax (`2g`, `512m`).
+    #[serde(default = "default_memory")]
+    pub memory: String,
+    /// CPUs (fractional allowed).
+    #[serde(default = "default_cpus")]
+    pub cpus: f64,
+    /// Max processes.
+    #[serde(default = "default_pids")]
+    pub pids: u32,
+}
+
+fn default_memory() -> String {
+    "4g".into()
+}
+fn default_cpus() -> f64 {
+    2.0
+}
+fn default_pids() -> u32 {
+    1024
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { memory: default_memory(), cpus: default_cpus(), pids: default_pids() }
+    }
+}
+
+/// A manifest together with where it came from and its host-side resolution.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The manifest file.
+    pub path: PathBuf,
+    /// The parsed manifest (env placeholders expanded, paths absolute).
+    pub manifest: Manifest,
+    /// Route credential slots: (slot env name, host variable), in declaration order.
+    pub route_tokens: Vec<(String, String)>,
+    /// git credential slots: (slot env name, host variable).
+    pub git_tokens: Vec<(String, String)>,
+    /// Pinned addresses.
+    pub resolve: Vec<(String, IpAddr)>,
+}
+
+impl Loaded {
+    /// Slot env name for a route's `token_from`.
+    pub fn route_slot(&self, host_var: &str) -> Option<&str> {
+        self.route_tokens.iter().find(|(_, v)| v == host_var).map(|(s, _)| s.as_str())
+    }
+    /// Slot env name for a git repo's `token_from`.
+    pub fn git_slot(&self, host_var: &str) -> Option<&str> {
+        self.git_tokens.iter().find(|(_, v)| v == host_var).map(|(s, _)| s.as_str())
+    }
+}
+
+/// Where host variables come from (the process environment, or a map in tests).
+pub trait HostEnv {
+    /// The value of `name`, if set.
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+/// The launcher's own environment.
+pub struct ProcessEnv;
+
+impl HostEnv for ProcessEnv {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl HostEnv for BTreeMap<String, String> {
+    fn get(&self, name: &str) -> Option<String> {
+        BTreeMap::get(self, name).cloned()
+    }
+}
+
+/// Read and validate a manifest file.
+pub fn load(path: &Path, env: &dyn HostEnv) -> Result<Loaded, Error> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Manifest(format!("{}: cannot read: {e}", path.display())))?;
+    parse(&text, path, env)
+}
+
+/// Parse and validate manifest text. `path` is used for messages and relative paths.
+pub fn parse(text: &str, path: &Path, env: &dyn HostEnv) -> Result<Loaded, Error> {
+    let file = path.display().to_string();
+    let err = |line: Option<usize>, msg: String| -> Error {
+        Error::Manifest(match line {
+            Some(l) => format!("{file}:{l}: {msg}"),
+            None => format!("{file}: {msg}"),
+        })
+    };
+    let mut m: Manifest = serde_yaml::from_str(text).map_err(|e| {
+        let line = e.location().map(|l| l.line());
+        err(line, describe_serde_error(&e))
+    })?;
+
+    // name
+    let name_ok = !m.name.is_empty()
+        && m.name.len() <= 40
+        && m.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && m.name.starts_with(|c: char| c.is_ascii_alphanumeric());
+    if !name_ok {
+        return Err(err(
+            key_line(text, "name"),
+            format!(
+                "name `{}` must be 1-40 characters of a-z, 0-9 and '-', starting with a letter or digit",
+                m.name
+            ),
+        ));
+    }
+    if m.image.trim().is_empty() {
+        return Err(err(key_line(text, "image"), "image must not be empty".into()));
+    }
+    if let Some(Command::Argv(v)) = &m.command {
+        if v.is_empty() {
+            return Err(err(key_line(text, "command"), "command must not be empty".into()));
+        }
+    }
+
+    // credentials: collect slots and check host variables
+    let mut route_tokens: Vec<(String, String)> = Vec::new();
+    for r in &m.routes {
+        if let Some(a) = &r.auth {
+            check_var_name(&a.token_from).map_err(|msg| err(var_line(text, &a.token_from), msg))?;
+            if env.get(&a.token_from).is_none() {
+                return Err(err(
+                    var_line(text, &a.token_from),
+                    format!(
+                        "host variable `{}` (token_from) is not set; export it before `bottle start`",
+                        a.token_from
+                    ),
+                ));
+            }
+            if !route_tokens.iter().any(|(_, v)| v == &a.token_from) {
+                route_tokens.push((format!("BOTTLE_TOKEN_{}", route_tokens.len()), a.token_from.clone()));
+            }
+        }
+    }
+    let mut git_tokens: Vec<(String, String)> = Vec::new();
+    let mut git_names = std::collections::BTreeSet::new();
+    for g in &m.git {
+        let ok = !g.name.is_empty()
+            && g.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+            && !g.name.starts_with('.');
+        if !ok {
+            return Err(err(
+                value_line(text, "name", &g.name),
+                format!("git repository name `{}` must be letters, digits, '-', '_' or '.'", g.name),
+            ));
+        }
+        if !git_names.insert(g.name.clone()) {
+            return Err(err(
+                value_line(text, "name", &g.name),
+                format!("git repository name `{}` is used twice", g.name),
+            ));
+        }
+        if let Some(a) = &g.auth {
+            check_var_name(&a.token_from).map_err(|msg| err(var_line(text, &a.token_from), msg))?;
+            if env.get(&a.token_from).is_none() {
+                return Err(err(
+                    var_line(text, &a.token_from),
+                    format!(
+                        "host variable `{}` (token_from) is not set; export it before `bottle start`",
+                        a.token_from
+                    ),
+                ));
+            }
+            if !git_tokens.iter().any(|(_, v)| v == &a.token_from) {
+                git_tokens.push((format!("BOTTLE_GIT_TOKEN_{}", git_tokens.len()), a.token_from.clone()));
+            }
+        }
+    }
+
+    // env placeholders
+    let credential_vars: Vec<&str> = route_tokens
+        .iter()
+        .chain(git_tokens.iter())
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let mut expanded = BTreeMap::new();
+    for (k, v) in &m.env {
+        check_var_name(k).map_err(|msg| err(key_line(text, k), msg))?;
+        if is_reserved_env(k) {
+            return Err(err(
+                key_line(text, k),
+                format!("env `{k}` is set by the bottle itself (proxy, CA and git settings) and cannot be overridden"),
+            ));
+        }
+        let value = expand(v, env, &credential_vars).map_err(|msg| err(key_line(text, k), format!("env `{k}`: {msg}")))?;
+        expanded.insert(k.clone(), value);
+    }
+    m.env = expanded;
+
+    // allowlist lines: validated by bottle-core, line by line for precise messages
+    for entry in &m.allow {
+        validate_allow_entry(entry).map_err(|msg| err(value_line(text, "-", entry).or(key_line(text, "allow")), msg))?;
+    }
+    for r in &m.routes {
+        bottle_core::HostPattern::parse(&r.host)
+            .map_err(|msg| err(value_line(text, "host", &r.host), format!("route host `{}`: {msg}", r.host)))?;
+    }
+
+    // pinned names
+    let mut resolve = Vec::new();
+    for (name, addr) in &m.resolve {
+        let host = bottle_core::parse_host(name)
+            .map_err(|e| err(key_line(text, name), format!("resolve: `{name}` is not a host name: {e}")))?;
+        if matches!(host, bottle_core::Host::Ip(_)) {
+            return Err(err(key_line(text, name), format!("resolve: `{name}` is an address, not a name")));
+        }
+        let ip: IpAddr = addr
+            .parse()
+            .map_err(|_| err(key_line(text, name), format!("resolve: `{addr}` is not an IP address")))?;
+        resolve.push((host.to_string(), ip));
+    }
+
+    for n in &m.upstream_networks {
+        let ok = !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        if !ok {
+            return Err(err(value_line(text, "-", n), format!("upstream network `{n}` is not a valid Docker network name")));
+        }
+    }
+
+    if !(m.limits.cpus > 0.0 && m.limits.cpus <= 1024.0) {
+        return Err(err(key_line(text, "cpus"), "limits.cpus must be a positive number".into()));
+    }
+    if !valid_memory(&m.limits.memory) {
+        return Err(err(
+            key_line(text, "memory"),
+            format!("limits.memory `{}` must look like 512m or 2g", m.limits.memory),
+        ));
+    }
+    if m.limits.pids < 16 {
+        return Err(err(key_line(text, "pids"), "limits.pids must be at least 16".into()));
+    }
+
+    // relative paths
+    let base = path
+        .parent()
+        .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+        .unwrap_or(Path::new("."));
+    let base = std::fs::canonicalize(base).unwrap_or_else(|_| base.to_path_buf());
+    if let Some(ca) = &m.upstream_ca {
+        let abs = base.join(ca);
+        if !abs.is_file() {
+            return Err(err(
+                key_line(text, "upstream_ca"),
+                format!("upstream_ca `{}` is not a readable file", abs.display()),
+            ));
+        }
+        m.upstream_ca = Some(abs);
+    }
+    if let Some(ws) = &m.workspace {
+        let abs = base.join(ws);
+        let abs = std::fs::canonicalize(&abs).map_err(|_| {
+            err(key_line(text, "workspace"), format!("workspace `{}` does not exist", abs.display()))
+        })?;
+        if !abs.is_dir() {
+            return Err(err(key_line(text, "workspace"), format!("workspace `{}` is not a directory", abs.display())));
+        }
+        m.workspace = Some(abs);
+    }
+
+    let loaded = Loaded { path: path.to_path_buf(), manifest: m, route_tokens, git_tokens, resolve };
+    // The rendered live config must load in the sidecars: check it with their own parser.
+    crate::render::check_live_config(&loaded).map_err(|msg| err(None, msg))?;
+    Ok(loaded)
+}
+
+/// Validate one allowlist entry with bottle-core's parser.
+pub fn validate_allow_entry(entry: &str) -> Result<(), String> {
+    if entry.contains('\n') || entry.contains('#') {
+        return Err(format!("allowlist entry `{entry}` must be one host, pattern, address or CIDR"));
+    }
+    bottle_core::Allowlist::parse(entry, Path::new("allowlist"))
+        .map(|_| ())
+        .map_err(|e| match e {
+            bottle_core::ConfigError::Invalid { message, .. } => format!("allowlist entry `{entry}`: {message}"),
+            other => other.to_string(),
+        })
+}
+
+fn check_var_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("`{name}` is not a valid environment variable name"))
+    }
+}
+
+fn valid_memory(s: &str) -> bool {
+    let s = s.trim().to_ascii_lowercase();
+    let digits = s.trim_end_matches(['b', 'k', 'm', 'g']);
+    !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()) && s.len() - digits.len() <= 2
+}
+
+/// Variables the launcher sets in the agent; the manifest cannot override them.
+pub fn is_reserved_env(name: &str) -> bool {
+    const RESERVED: &[&str] = &[
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+        "ALL_PROXY",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+        "GIT_SSL_CAINFO",
+        "PIP_CERT",
+        "CARGO_HTTP_CAINFO",
+        "AWS_CA_BUNDLE",
+        "NODE_EXTRA_CA_CERTS",
+        "GIT_CONFIG_COUNT",
+        "GIT_SSL_NO_VERIFY",
+        "BOTTLE_SLUG",
+    ];
+    let up = name.to_ascii_uppercase();
+    RESERVED.contains(&up.as_str()) || up.starts_with("GIT_CONFIG_KEY_") || up.starts_with("GIT_CONFIG_VALUE_")
+}
+
+/// Expand `${VAR}`, `${VAR:-default}` and `$$` in an env value.
+fn expand(value: &str, env: &dyn HostEnv, credential_vars: &[&str]) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(stripped) = after.strip_prefix('$') {
+            out.push('$');
+            rest = stripped;
+        } else if let Some(body) = after.strip_prefix('{') {
+            let end = body.find('}').ok_or_else(|| format!("unclosed `${{` in `{value}`"))?;
+            let inner = &body[..end];
+            let (name, default) = match inner.split_once(":-") {
+                Some((n, d)) => (n, Some(d)),
+                None => (inner, None),
+            };
+            check_var_name(name)?;
+            if credential_vars.contains(&name) {
+                return Err(format!(
+                    "`${{{name}}}` is a credential (token_from) and would reach the agent; credentials stay in egress/git-gate"
+                ));
+            }
+            match (env.get(name), default) {
+                (Some(v), _) => out.push_str(&v),
+                (None, Some(d)) => out.push_str(d),
+                (None, None) => {
+                    return Err(format!("host variable `{name}` is not set (use `${{{name}:-default}}` for a default)"))
+                }
+            }
+            rest = &body[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Turn a serde_yaml error into a message without the trailing location, plus a did-you-mean.
+fn describe_serde_error(e: &serde_yaml::Error) -> String {
+    let mut msg = e.to_string();
+    // serde_yaml appends " at line X column Y"; the line is reported separately.
+    if let Some(i) = msg.find(" at line ") {
+        msg.truncate(i);
+    }
+    if let Some(s) = did_you_mean(&msg) {
+        msg.push_str(&format!(" (did you mean `{s}`?)"));
+    }
+    msg
+}
+
+/// For "unknown field `x`, expected one of `a`, `b`" (and variants), the nearest candidate.
+pub fn did_you_mean(msg: &str) -> Option<String> {
+    let kind = if msg.starts_with("unknown field") || msg.contains("unknown field `") {
+        "field"
+    } else if msg.contains("unknown variant `") {
+        "variant"
+    } else {
+        return None;
+    };
+    let marker = format!("unknown {kind} `");
+    let start = msg.find(&marker)? + marker.len();
+    let end = start + msg[start..].find('`')?;
+    let bad = &msg[start..end];
+    let rest = &msg[end + 1..];
+    let candidates: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
+    nearest(bad, &candidates).map(str::to_string)
+}
+
+/// The candidate closest to `word` by edit distance, if it is close enough.
+pub fn nearest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let w = word.to_ascii_lowercase();
+    candidates
+        .iter()
+        .map(|c| (levenshtein(&w, &c.to_ascii_lowercase()), *c))
+        .filter(|(d, c)| *d <= (c.len().max(w.len()) / 3).max(2))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// 1-based line of the first `key:` (at any indentation).
+fn key_line(text: &str, key: &str) -> Option<usize> {
+    text.lines().position(|l| {
+        let t = l.trim_start().trim_start_matches("- ");
+        t.strip_prefix(key).is_some_and(|r| r.trim_start().starts_with(':'))
+            || t.strip_prefix(&format!("\"{key}\"")).is_some_and(|r| r.trim_start().starts_with(':'))
+    })
+    .map(|i| i + 1)
+}
+
+/// 1-based line holding `key: value` or `- value`.
+fn value_line(text: &str, key: &str, value: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| {
+            let t = l.trim_start();
+            (t.contains(key) || key == "-") && (t.contains(&format!("{value}")) )
+                && !t.starts_with('#')
+        })
+        .map(|i| i + 1)
+}
+
+/// 1-based line where a host variable is mentioned.
+fn var_line(text: &str, var: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| {
+            let code = l.split('#').next().unwrap_or("");
+            code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).any(|w| w == var)
+        })
+        .map(|i| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn parse_err(text: &str, e: &BTreeMap<String, String>) -> String {
+        match parse(text, Path::new("/tmp/m.yaml"), e) {
+            Ok(_) => panic!("expected an error"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn minimal_manifest_parses_with_defaults() {
+        let l = parse("name: demo\nimage: alpine:3\n", Path::new("/tmp/m.yaml"), &env(&[])).unwrap();
+        assert_eq!(l.manifest.name, "demo");
+        assert_eq!(l.manifest.limits.pids, 1024);
+        assert!(l.route_tokens.is_empty());
+    }
+
+    #[test]
+    fn unknown_key_has_line_and_suggestion() {
+        let e = parse_err("name: demo\nimage: x\nalow:\n  - example.com\n", &env(&[]));
+        assert!(e.contains("/tmp/m.yaml:3:"), "{e}");
+        assert!(e.contains("did you mean `allow`?"), "{e}");
+    }
+
+    #[test]
+    fn nested_unknown_key_and_bad_variant() {
+        let text = "name: demo\nimage: x\nroutes:\n  - host: api.example.com\n    auth:\n      scheme: baerer\n      token_from: T\n";
+        let e = parse_err(text, &env(&[("T", "s")]));
+        assert!(e.contains(":6:"), "{e}");
+        assert!(e.contains("did you mean `bearer`?"), "{e}");
+        let text = "name: demo\nimage: x\nroutes:\n  - host: api.example.com\n    methds: [GET]\n";
+        let e = parse_err(text, &env(&[]));
+        assert!(e.contains(":5:") && e.contains("did you mean `methods`?"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_has_line() {
+        let e = parse_err("name: demo\nimage: x\nlimits:\n  pids: lots\n", &env(&[]));
+        assert!(e.contains(":4:"), "{e}");
+        assert!(e.contains("invalid type"), "{e}");
+    }
+
+    #[test]
+    fn missing_host_variable_is_an_error_with_line() {
+        let text = "name: demo\nimage: x\nroutes:\n  - host: api.example.com\n    auth: {scheme: bearer, token_from: NOPE_TOKEN}\n";
+        let e = parse_err(text, &env(&[]));
+        assert!(e.contains(":5:") && e.contains("NOPE_TOKEN"), "{e}");
+        let e = parse_err("name: demo\nimage: x\nenv:\n  A: \"${NOT_SET_X}\"\n", &env(&[]));
+        assert!(e.contains(":4:") && e.contains("NOT_SET_X"), "{e}");
+    }
+
+    #[test]
+    fn env_expansion() {
+        let text = "name: demo\nimage: x\nenv:\n  A: \"pre-${H}-$$-${NOPE:-dflt}\"\n";
+        let l = parse(text, Path::new("/tmp/m.yaml"), &env(&[("H", "v")])).unwrap();
+        assert_eq!(l.manifest.env["A"], "pre-v-$-dflt");
+    }
+
+    #[test]
+    fn credential_cannot_be_copied_into_agent_env() {
+        let text = "name: demo\nimage: x\nenv:\n  LEAK: \"${GH}\"\nroutes:\n  - host: api.example.com\n    auth: {scheme: bearer, token_from: GH}\n";
+        let e = parse_err(text, &env(&[("GH", "secret")]));
+        assert!(e.contains("credential"), "{e}");
+        assert!(!e.contains("secret\""), "{e}");
+    }
+
+    #[test]
+    fn reserved_env_rejected() {
+        let e = parse_err("name: demo\nimage: x\nenv:\n  HTTPS_PROXY: http://evil:1\n", &env(&[]));
+        assert!(e.contains(":4:") && e.contains("HTTPS_PROXY"), "{e}");
+    }
+
+    #[test]
+    fn token_slots_are_shared_per_variable() {
+        let text = "name: demo\nimage: x\nroutes:\n  - host: a.example.com\n    auth: {scheme: bearer, token_from: T1}\n  - host: b.example.com\n    auth: {scheme: bearer, token_from: T1}\n  - host: c.example.com\n    auth: {scheme: header, header: X-Key, token_from: T2}\n";
+        let l = parse(text, Path::new("/tmp/m.yaml"), &env(&[("T1", "a"), ("T2", "b")])).unwrap();
+        assert_eq!(l.route_tokens.len(), 2);
+        assert_eq!(l.route_slot("T1"), Some("BOTTLE_TOKEN_0"));
+        assert_eq!(l.route_slot("T2"), Some("BOTTLE_TOKEN_1"));
+    }
+
+    #[test]
+    fn bad_name_and_bad_resolve() {
+        let e = parse_err("name: Demo_1\nimage: x\n", &env(&[]));
+        assert!(e.contains(":1:"), "{e}");
+        let e = parse_err("name: d\nimage: x\nresolve:\n  origin.test: not-an-ip\n", &env(&[]));
+        assert!(e.contains(":4:") && e.contains("not an IP"), "{e}");
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(nearest("imgae", &["image", "name", "env"]), Some("image"));
+        assert_eq!(nearest("zzzzzz", &["image", "name"]), None);
+    }
+}

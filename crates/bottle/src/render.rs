@@ -1,0 +1,381 @@
+//! Rendering: `live-config/` (allowlist, routes.yaml), the agent's environment and the
+//! per-bottle compose file (the fragment in compose/sidecars.yml plus the agent service).
+
+use std::path::Path;
+
+use serde_yaml::{Mapping, Value};
+
+use crate::manifest::Loaded;
+
+/// The sidecar fragment, compiled in.
+pub const FRAGMENT: &str = include_str!("../../../compose/sidecars.yml");
+
+/// Where the agent finds its CA files.
+pub const AGENT_CA_DIR: &str = "/etc/bottle-ca";
+/// The agent's bundle (web roots + bottle CA).
+pub const AGENT_BUNDLE: &str = "/etc/bottle-ca/bundle.pem";
+/// The bottle CA alone.
+pub const AGENT_CA_CERT: &str = "/etc/bottle-ca/ca.crt";
+/// The proxy URL the agent uses.
+pub const PROXY_URL: &str = "http://pipelock:8888";
+/// git-gate base URL as the agent sees it.
+pub const GIT_GATE_URL: &str = "http://git-gate:8080";
+
+/// Choices that are not in the manifest.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The slug.
+    pub slug: String,
+    /// uid:gid the sidecars run as.
+    pub sidecar_user: (u32, u32),
+    /// Image tag suffix (`latest`).
+    pub tag: String,
+}
+
+/// The allowlist file, from the manifest's `allow:`.
+pub fn allowlist(l: &Loaded) -> String {
+    let mut s = String::from("# written by `bottle start`; edit with `bottle allow HOST`\n");
+    for a in &l.manifest.allow {
+        s.push_str(a.trim());
+        s.push('\n');
+    }
+    s
+}
+
+/// `routes.yaml`, from the manifest (credential names are slot names, never values).
+pub fn routes_yaml(l: &Loaded) -> String {
+    let m = &l.manifest;
+    let mut root = Mapping::new();
+    let mut routes = Vec::new();
+    for r in &m.routes {
+        let mut o = Mapping::new();
+        o.insert("host".into(), r.host.clone().into());
+        if let Some(p) = &r.paths {
+            o.insert("paths".into(), strings(p));
+        }
+        if let Some(ms) = &r.methods {
+            o.insert("methods".into(), strings(ms));
+        }
+        if let Some(a) = &r.auth {
+            let mut au = Mapping::new();
+            au.insert("scheme".into(), to_value(&a.scheme));
+            au.insert("token_env".into(), l.route_slot(&a.token_from).unwrap_or("").into());
+            for (k, v) in [("header", &a.header), ("prefix", &a.prefix), ("username", &a.username), ("param", &a.param)] {
+                if let Some(v) = v {
+                    au.insert(k.into(), v.clone().into());
+                }
+            }
+            if a.strip_cookies {
+                au.insert("strip_cookies".into(), true.into());
+            }
+            o.insert("auth".into(), Value::Mapping(au));
+        }
+        if r.tls_passthrough {
+            o.insert("tls_passthrough".into(), true.into());
+        }
+        routes.push(Value::Mapping(o));
+    }
+    root.insert("routes".into(), Value::Sequence(routes));
+    let mut git = Vec::new();
+    for g in &m.git {
+        let mut o = Mapping::new();
+        o.insert("name".into(), g.name.clone().into());
+        o.insert("upstream".into(), g.upstream.clone().into());
+        if let Some(a) = &g.auth {
+            let mut au = Mapping::new();
+            au.insert("scheme".into(), to_value(&a.scheme));
+            if let Some(u) = &a.username {
+                au.insert("username".into(), u.clone().into());
+            }
+            au.insert("token_env".into(), l.git_slot(&a.token_from).unwrap_or("").into());
+            o.insert("auth".into(), Value::Mapping(au));
+        }
+        o.insert("rules".into(), to_value(&g.rules));
+        if !g.protected.is_empty() {
+            o.insert("protected".into(), strings(&g.protected));
+        }
+        if let Some(p) = g.push_options {
+            o.insert("push_options".into(), p.into());
+        }
+        for (k, v) in [("max_pack_bytes", g.max_pack_bytes), ("max_refs", g.max_refs), ("max_object_bytes", g.max_object_bytes)] {
+            if let Some(v) = v {
+                o.insert(k.into(), v.into());
+            }
+        }
+        git.push(Value::Mapping(o));
+    }
+    root.insert("git".into(), Value::Sequence(git));
+    if let Some(d) = &m.dlp {
+        let mut o = Mapping::new();
+        o.insert("action".into(), to_value(&d.action));
+        root.insert("dlp".into(), Value::Mapping(o));
+    }
+    let body = serde_yaml::to_string(&Value::Mapping(root)).unwrap_or_default();
+    format!("# written by `bottle start` from {}\n{body}", l.path.display())
+}
+
+/// Check the rendered live config with the sidecars' own parser (bottle-core).
+pub fn check_live_config(l: &Loaded) -> Result<(), String> {
+    bottle_core::Allowlist::parse(&allowlist(l), Path::new("allowlist"))
+        .map_err(|e| format!("allow: {e}"))?;
+    bottle_core::RoutesFile::parse(&routes_yaml(l), Path::new("routes.yaml"))
+        .map_err(|e| format!("routes/git (as rendered to live-config/routes.yaml): {e}"))?;
+    Ok(())
+}
+
+/// The agent's environment: the runtime contract, then the manifest's `env`.
+pub fn agent_env(l: &Loaded, git_gate: bool) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = Vec::new();
+    for k in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
+        env.push((k.into(), PROXY_URL.into()));
+    }
+    for k in ["NO_PROXY", "no_proxy"] {
+        env.push((k.into(), "git-gate,localhost,127.0.0.1".into()));
+    }
+    for k in [
+        "SSL_CERT_FILE",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+        "GIT_SSL_CAINFO",
+        "PIP_CERT",
+        "CARGO_HTTP_CAINFO",
+        "AWS_CA_BUNDLE",
+    ] {
+        env.push((k.into(), AGENT_BUNDLE.into()));
+    }
+    env.push(("NODE_EXTRA_CA_CERTS".into(), AGENT_CA_CERT.into()));
+    let rewrites: Vec<(String, String)> = if git_gate {
+        l.manifest
+            .git
+            .iter()
+            .map(|g| (format!("url.{GIT_GATE_URL}/{}.git.insteadOf", g.name), g.upstream.clone()))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    env.push(("GIT_CONFIG_COUNT".into(), rewrites.len().to_string()));
+    for (i, (k, v)) in rewrites.into_iter().enumerate() {
+        env.push((format!("GIT_CONFIG_KEY_{i}"), k));
+        env.push((format!("GIT_CONFIG_VALUE_{i}"), v));
+    }
+    env.push(("BOTTLE_SLUG".into(), String::new())); // filled by compose()
+    for (k, v) in &l.manifest.env {
+        env.push((k.clone(), v.clone()));
+    }
+    env
+}
+
+/// Render the compose file. `git_gate`: include the git-gate service.
+pub fn compose(l: &Loaded, opts: &Options, git_gate: bool) -> Result<String, String> {
+    let m = &l.manifest;
+    let mut doc: Value = serde_yaml::from_str(FRAGMENT).map_err(|e| format!("compose fragment: {e}"))?;
+    let user = format!("{}:{}", opts.sidecar_user.0, opts.sidecar_user.1);
+    let resolve_args: Vec<String> = l.resolve.iter().map(|(n, a)| format!("--resolve={n}={a}")).collect();
+
+    // extra upstream networks (external)
+    let ext_keys: Vec<String> = (0..m.upstream_networks.len()).map(|i| format!("upstream-extra-{i}")).collect();
+    {
+        let nets = mapping_mut(&mut doc, "networks")?;
+        for (key, name) in ext_keys.iter().zip(&m.upstream_networks) {
+            let mut n = Mapping::new();
+            n.insert("external".into(), true.into());
+            n.insert("name".into(), name.clone().into());
+            nets.insert(key.clone().into(), Value::Mapping(n));
+        }
+    }
+
+    let services = mapping_mut(&mut doc, "services")?;
+    if !git_gate {
+        services.remove("git-gate");
+    }
+    let names: Vec<String> = services.keys().filter_map(|k| k.as_str().map(str::to_string)).collect();
+    for name in &names {
+        let svc = services
+            .get_mut(name.as_str())
+            .and_then(Value::as_mapping_mut)
+            .ok_or_else(|| format!("compose fragment: service {name} is not a mapping"))?;
+        svc.insert("user".into(), user.clone().into());
+        if let Some(Value::String(img)) = svc.get_mut("image") {
+            if let Some((repo, _)) = img.rsplit_once(':') {
+                *img = format!("{repo}:{}", opts.tag);
+            }
+        }
+        let mut labels = Mapping::new();
+        labels.insert("org.bottle.slug".into(), opts.slug.clone().into());
+        svc.insert("labels".into(), Value::Mapping(labels));
+        let upstream_side = name == "egress" || name == "git-gate";
+        if upstream_side {
+            let cmd = seq_mut(svc, "command")?;
+            for a in &resolve_args {
+                cmd.push(a.clone().into());
+            }
+            if m.upstream_ca.is_some() {
+                cmd.push("--upstream-ca=/etc/bottle-upstream-ca/ca.pem".into());
+                seq_mut(svc, "volumes")?.push("./upstream-ca:/etc/bottle-upstream-ca:ro".into());
+            }
+            let nets = seq_mut(svc, "networks")?;
+            for k in &ext_keys {
+                nets.push(k.clone().into());
+            }
+            let slots = if name == "egress" { &l.route_tokens } else { &l.git_tokens };
+            let envs = seq_mut(svc, "environment")?;
+            for (slot, _) in slots {
+                envs.push(slot.clone().into()); // by name: the value comes from compose's env
+            }
+        }
+    }
+
+    // the agent
+    let mut agent = Mapping::new();
+    agent.insert("image".into(), m.image.clone().into());
+    agent.insert("command".into(), strings(&["sleep".to_string(), "infinity".to_string()]));
+    agent.insert("init".into(), true.into());
+    agent.insert("networks".into(), strings(&["bottle".to_string()]));
+    let mut env = Mapping::new();
+    for (k, v) in agent_env(l, git_gate) {
+        let v = if k == "BOTTLE_SLUG" { opts.slug.clone() } else { v };
+        env.insert(k.into(), escape_dollars(&v).into());
+    }
+    agent.insert("environment".into(), Value::Mapping(env));
+    let mut vols = vec![format!("./agent-ca:{AGENT_CA_DIR}:ro")];
+    let workdir = m.workdir.clone().unwrap_or_else(|| "/workspace".into());
+    if let Some(ws) = &m.workspace {
+        vols.push(format!("{}:{workdir}", escape_dollars(&ws.display().to_string())));
+    }
+    agent.insert("volumes".into(), strings(&vols));
+    if m.workdir.is_some() || m.workspace.is_some() {
+        agent.insert("working_dir".into(), workdir.into());
+    }
+    let mut deps = Mapping::new();
+    for d in names.iter().filter(|n| *n == "pipelock" || *n == "git-gate") {
+        let mut c = Mapping::new();
+        c.insert("condition".into(), "service_healthy".into());
+        deps.insert(d.clone().into(), Value::Mapping(c));
+    }
+    agent.insert("depends_on".into(), Value::Mapping(deps));
+    agent.insert("mem_limit".into(), m.limits.memory.clone().into());
+    agent.insert("cpus".into(), m.limits.cpus.into());
+    agent.insert("pids_limit".into(), u64::from(m.limits.pids).into());
+    agent.insert("security_opt".into(), strings(&["no-new-privileges:true".to_string()]));
+    agent.insert(
+        "cap_drop".into(),
+        strings(
+            &["NET_RAW", "NET_ADMIN", "SYS_ADMIN", "SYS_MODULE", "SYS_PTRACE", "MKNOD", "AUDIT_WRITE", "SETFCAP"]
+                .map(String::from),
+        ),
+    );
+    let mut labels = Mapping::new();
+    labels.insert("org.bottle.slug".into(), opts.slug.clone().into());
+    agent.insert("labels".into(), Value::Mapping(labels));
+    services.insert("agent".into(), Value::Mapping(agent));
+
+    let body = serde_yaml::to_string(&doc).map_err(|e| format!("rendering compose file: {e}"))?;
+    Ok(format!(
+        "# bottle {} (project {}), rendered by `bottle` from {}\n# Secrets are listed by name only; their values are passed in the environment of docker compose.\n{body}",
+        opts.slug,
+        crate::state::project(&opts.slug),
+        l.path.display()
+    ))
+}
+
+/// Compose interpolates `$`: a literal `$` must be written `$$`.
+pub fn escape_dollars(s: &str) -> String {
+    s.replace('$', "$$")
+}
+
+fn strings(v: &[String]) -> Value {
+    Value::Sequence(v.iter().map(|s| Value::String(s.clone())).collect())
+}
+
+fn to_value<T: serde::Serialize>(t: &T) -> Value {
+    serde_yaml::to_value(t).unwrap_or(Value::Null)
+}
+
+fn mapping_mut<'a>(doc: &'a mut Value, key: &str) -> Result<&'a mut Mapping, String> {
+    doc.get_mut(key)
+        .and_then(Value::as_mapping_mut)
+        .ok_or_else(|| format!("compose fragment: `{key}` missing"))
+}
+
+fn seq_mut<'a>(svc: &'a mut Mapping, key: &str) -> Result<&'a mut Vec<Value>, String> {
+    if !matches!(svc.get(key), Some(Value::Sequence(_))) {
+        svc.insert(key.into(), Value::Sequence(Vec::new()));
+    }
+    svc.get_mut(key)
+        .and_then(Value::as_sequence_mut)
+        .ok_or_else(|| format!("compose fragment: `{key}` is not a list"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    const M: &str = "name: demo\nimage: agent:1\nenv:\n  PRICE: \"5$$\"\nallow:\n  - example.com\n  - \"*.example.org:8443\"\nroutes:\n  - host: api.example.com\n    paths: [\"/v1/**\"]\n    auth: {scheme: bearer, token_from: API_TOKEN}\ngit:\n  - name: demo\n    upstream: https://github.com/acme/demo.git\n    auth: {scheme: basic, username: x-access-token, token_from: GIT_TOKEN}\n    rules:\n      - {ref: \"refs/heads/agent/**\", allow: [create, update]}\nresolve:\n  origin.test: 172.30.99.10\nupstream_networks: [e2e-net]\n";
+
+    fn loaded() -> Loaded {
+        let env: BTreeMap<String, String> =
+            [("API_TOKEN", "sekrit-api-value"), ("GIT_TOKEN", "sekrit-git-value")]
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect();
+        crate::manifest::parse(M, Path::new("/tmp/m.yaml"), &env).unwrap()
+    }
+
+    fn opts() -> Options {
+        Options { slug: "demo-abcde".into(), sidecar_user: (65532, 65532), tag: "latest".into() }
+    }
+
+    #[test]
+    fn compose_has_topology_and_no_secret_values() {
+        let l = loaded();
+        let text = compose(&l, &opts(), true).unwrap();
+        assert!(!text.contains("sekrit"), "secret value leaked into compose file");
+        let doc: Value = serde_yaml::from_str(&text).unwrap();
+        let s = &doc["services"];
+        assert_eq!(s["agent"]["networks"], serde_yaml::from_str::<Value>("[bottle]").unwrap());
+        assert_eq!(s["pipelock"]["networks"], serde_yaml::from_str::<Value>("[bottle, sidecars]").unwrap());
+        let egress_nets = serde_yaml::to_string(&s["egress"]["networks"]).unwrap();
+        assert!(egress_nets.contains("upstream") && egress_nets.contains("upstream-extra-0"));
+        assert!(!egress_nets.contains("bottle"));
+        assert_eq!(doc["networks"]["bottle"]["internal"], Value::Bool(true));
+        assert_eq!(doc["networks"]["sidecars"]["internal"], Value::Bool(true));
+        assert_eq!(doc["networks"]["upstream-extra-0"]["name"], Value::String("e2e-net".into()));
+        assert!(serde_yaml::to_string(&s["egress"]["environment"]).unwrap().contains("BOTTLE_TOKEN_0"));
+        assert!(serde_yaml::to_string(&s["git-gate"]["environment"]).unwrap().contains("BOTTLE_GIT_TOKEN_0"));
+        assert!(serde_yaml::to_string(&s["egress"]["command"]).unwrap().contains("--resolve=origin.test=172.30.99.10"));
+        assert_eq!(s["agent"]["environment"]["PRICE"], Value::String("5$$".into()));
+        assert_eq!(s["agent"]["environment"]["HTTPS_PROXY"], Value::String(PROXY_URL.into()));
+        assert_eq!(
+            s["agent"]["environment"]["GIT_CONFIG_KEY_0"],
+            Value::String("url.http://git-gate:8080/demo.git.insteadOf".into())
+        );
+        assert_eq!(s["agent"]["depends_on"]["pipelock"]["condition"], Value::String("service_healthy".into()));
+        for svc in ["pipelock", "egress", "git-gate"] {
+            assert_eq!(s[svc]["read_only"], Value::Bool(true), "{svc}");
+            assert_eq!(s[svc]["cap_drop"][0], Value::String("ALL".into()), "{svc}");
+            assert_eq!(s[svc]["user"], Value::String("65532:65532".into()), "{svc}");
+        }
+    }
+
+    #[test]
+    fn git_gate_absent_without_git() {
+        let l = loaded();
+        let text = compose(&l, &opts(), false).unwrap();
+        let doc: Value = serde_yaml::from_str(&text).unwrap();
+        assert!(doc["services"].get("git-gate").is_none());
+        assert!(doc["services"]["agent"]["depends_on"].get("git-gate").is_none());
+        assert_eq!(doc["services"]["agent"]["environment"]["GIT_CONFIG_COUNT"], Value::String("0".into()));
+    }
+
+    #[test]
+    fn routes_yaml_names_slots_only() {
+        let l = loaded();
+        let r = routes_yaml(&l);
+        assert!(r.contains("token_env: BOTTLE_TOKEN_0"), "{r}");
+        assert!(r.contains("token_env: BOTTLE_GIT_TOKEN_0"), "{r}");
+        assert!(!r.contains("sekrit") && !r.contains("API_TOKEN"), "{r}");
+        let a = allowlist(&l);
+        assert!(a.contains("example.com\n") && a.contains("*.example.org:8443\n"));
+    }
+}
