@@ -20,31 +20,52 @@ pub use crate::metrics::Metrics;
 /// Default healthcheck URL.
 pub const DEFAULT_HEALTH_URL: &str = "http://127.0.0.1:9090/healthz";
 
-fn text(status: StatusCode, body: impl Into<bytes::Bytes>, ctype: &'static str) -> Response<BoxBody> {
+fn text(
+    status: StatusCode,
+    body: impl Into<bytes::Bytes>,
+    ctype: &'static str,
+) -> Response<BoxBody> {
     let mut r = Response::new(full(body));
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
     r
 }
 
 /// Answer one admin request.
-pub fn admin_response(req: &Request<Incoming>, ready: bool, metrics: &Metrics) -> Response<BoxBody> {
+pub fn admin_response(
+    req: &Request<Incoming>,
+    ready: bool,
+    metrics: &Metrics,
+) -> Response<BoxBody> {
     admin_route(req.method(), req.uri().path(), ready, metrics)
 }
 
 fn admin_route(method: &Method, path: &str, ready: bool, metrics: &Metrics) -> Response<BoxBody> {
     if method != Method::GET && method != Method::HEAD {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n", "text/plain; charset=utf-8");
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed\n",
+            "text/plain; charset=utf-8",
+        );
     }
     match path {
         "/healthz" if ready => text(StatusCode::OK, "ok\n", "text/plain; charset=utf-8"),
-        "/healthz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n", "text/plain; charset=utf-8"),
+        "/healthz" => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready\n",
+            "text/plain; charset=utf-8",
+        ),
         "/metrics" => text(
             StatusCode::OK,
             metrics.encode(),
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         ),
-        _ => text(StatusCode::NOT_FOUND, "not found\n", "text/plain; charset=utf-8"),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found\n",
+            "text/plain; charset=utf-8",
+        ),
     }
 }
 
@@ -82,9 +103,13 @@ pub async fn serve_admin_on(
                 async move { Ok::<_, Infallible>(resp) }
             });
             let conn = http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(Duration::from_secs(10))
                 .serve_connection(TokioIo::new(stream), svc);
-            if let Err(e) = tokio::time::timeout(Duration::from_secs(60), conn).await.unwrap_or(Ok(())) {
+            if let Err(e) = tokio::time::timeout(Duration::from_secs(60), conn)
+                .await
+                .unwrap_or(Ok(()))
+            {
                 tracing::debug!(error = %e, "admin connection ended with an error");
             }
         });
@@ -114,18 +139,23 @@ fn split_url(url: &str) -> Option<(String, String)> {
 
 /// GET the URL with HTTP/1.0 over plain TCP (3 s timeout) and report whether it answered 200.
 pub fn healthcheck_ok(url_or_addr: &str) -> Result<(), String> {
-    let (authority, path) = split_url(url_or_addr).ok_or_else(|| format!("bad healthcheck url `{url_or_addr}`"))?;
+    let (authority, path) =
+        split_url(url_or_addr).ok_or_else(|| format!("bad healthcheck url `{url_or_addr}`"))?;
     let timeout = Duration::from_secs(3);
     let addr = authority
         .to_socket_addrs()
         .map_err(|e| format!("{authority}: {e}"))?
         .next()
         .ok_or_else(|| format!("{authority}: no address"))?;
-    let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect {addr}: {e}"))?;
-    s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-    s.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    let mut s =
+        TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect {addr}: {e}"))?;
+    s.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
     let req = format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).map_err(|e| format!("write: {e}"))?;
+    s.write_all(req.as_bytes())
+        .map_err(|e| format!("write: {e}"))?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 512];
     while buf.len() < 64 * 1024 {
@@ -166,9 +196,18 @@ mod tests {
 
     #[test]
     fn url_forms() {
-        assert_eq!(split_url("http://127.0.0.1:9090/healthz"), Some(("127.0.0.1:9090".into(), "/healthz".into())));
-        assert_eq!(split_url("127.0.0.1:9090"), Some(("127.0.0.1:9090".into(), "/healthz".into())));
-        assert_eq!(split_url("localhost/x"), Some(("localhost:80".into(), "/x".into())));
+        assert_eq!(
+            split_url("http://127.0.0.1:9090/healthz"),
+            Some(("127.0.0.1:9090".into(), "/healthz".into()))
+        );
+        assert_eq!(
+            split_url("127.0.0.1:9090"),
+            Some(("127.0.0.1:9090".into(), "/healthz".into()))
+        );
+        assert_eq!(
+            split_url("localhost/x"),
+            Some(("localhost:80".into(), "/x".into()))
+        );
         assert_eq!(split_url("https://x/"), None);
         assert_eq!(split_url(""), None);
     }
@@ -181,18 +220,36 @@ mod tests {
         let r2 = ready.clone();
         let metrics = Arc::new(Metrics::new());
         metrics.count_reload(true);
-        let task = tokio::spawn(serve_admin_on(listener, move || r2.load(Ordering::SeqCst), metrics));
+        let task = tokio::spawn(serve_admin_on(
+            listener,
+            move || r2.load(Ordering::SeqCst),
+            metrics,
+        ));
         let url = format!("http://{addr}/healthz");
         let u = url.clone();
-        let res = tokio::task::spawn_blocking(move || healthcheck_ok(&u)).await.unwrap();
-        assert!(res.unwrap_err().contains("503"));
+        let res = tokio::task::spawn_blocking(move || healthcheck_ok(&u))
+            .await
+            .unwrap();
+        let e = res.unwrap_err();
+        assert!(e.contains("503"), "{e}");
         ready.store(true, Ordering::SeqCst);
         let u = url.clone();
-        assert_eq!(tokio::task::spawn_blocking(move || healthcheck(&u)).await.unwrap(), ExitCode::SUCCESS);
+        assert_eq!(
+            tokio::task::spawn_blocking(move || healthcheck(&u))
+                .await
+                .unwrap(),
+            ExitCode::SUCCESS
+        );
         let u = format!("{addr}/metrics");
-        tokio::task::spawn_blocking(move || healthcheck_ok(&u)).await.unwrap().unwrap();
+        tokio::task::spawn_blocking(move || healthcheck_ok(&u))
+            .await
+            .unwrap()
+            .unwrap();
         let u = format!("{addr}/nope");
-        let e = tokio::task::spawn_blocking(move || healthcheck_ok(&u)).await.unwrap().unwrap_err();
+        let e = tokio::task::spawn_blocking(move || healthcheck_ok(&u))
+            .await
+            .unwrap()
+            .unwrap_err();
         assert!(e.contains("404"), "{e}");
         // Read the metrics body with a raw request.
         let body = tokio::task::spawn_blocking(move || {
@@ -204,11 +261,20 @@ mod tests {
         })
         .await
         .unwrap();
-        assert!(body.contains("bottle_reloads_total{result=\"ok\"} 1"), "{body}");
+        assert!(
+            body.contains("bottle_reloads_total{result=\"ok\"} 1"),
+            "{body}"
+        );
         task.abort();
         // Nothing listening: exit code 1.
-        let dead = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
-        let e = tokio::task::spawn_blocking(move || healthcheck(&format!("http://{dead}/healthz"))).await.unwrap();
+        let dead = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let e = tokio::task::spawn_blocking(move || healthcheck(&format!("http://{dead}/healthz")))
+            .await
+            .unwrap();
         assert_eq!(e, ExitCode::from(1));
     }
 }

@@ -69,35 +69,51 @@ impl HostPattern {
             return Err("empty host pattern".into());
         }
         if s.contains('@') {
-            return Err(format!("`{s}`: userinfo (`user@`) is not allowed; write just the host"));
+            return Err(format!(
+                "`{s}`: userinfo (`user@`) is not allowed; write just the host"
+            ));
         }
         if s.contains("://") {
-            return Err(format!("`{s}`: write a host, not a URL (e.g. `example.com`)"));
+            return Err(format!(
+                "`{s}`: write a host, not a URL (e.g. `example.com`)"
+            ));
         }
         if s.contains('/') {
-            return Err(format!("`{s}`: a host pattern cannot contain `/` (CIDRs belong in the allowlist)"));
+            return Err(format!(
+                "`{s}`: a host pattern cannot contain `/` (CIDRs belong in the allowlist)"
+            ));
         }
         let (host_part, port_part) = split_pattern_port(s)?;
         let port = match port_part {
             None => None,
             Some("*") => Some(PortSpec::Any),
-            Some(p) => Some(PortSpec::Port(
-                parse_port(p).map_err(|_| format!("`{s}`: invalid port `{p}` (use 1-65535 or `*`)"))?,
-            )),
+            Some(p) => Some(PortSpec::Port(parse_port(p).map_err(|_| {
+                format!("`{s}`: invalid port `{p}` (use 1-65535 or `*`)")
+            })?)),
         };
         let kind = if let Some(suffix) = host_part.strip_prefix("*.") {
             if suffix.contains('*') {
-                return Err(format!("`{s}`: `*` is only allowed as the whole first label, as in `*.example.com`"));
+                return Err(format!(
+                    "`{s}`: `*` is only allowed as the whole first label, as in `*.example.com`"
+                ));
             }
             match parse_host(suffix) {
                 Ok(Host::Name(n)) => PatternKind::Subdomains(n),
-                Ok(Host::Ip(_)) => return Err(format!("`{s}`: a wildcard cannot be combined with an address")),
+                Ok(Host::Ip(_)) => {
+                    return Err(format!(
+                        "`{s}`: a wildcard cannot be combined with an address"
+                    ))
+                }
                 Err(e) => return Err(format!("`{s}`: {e}")),
             }
         } else if host_part == "*" {
-            return Err(format!("`{s}`: a lone `*` would allow every host; list the hosts instead"));
+            return Err(format!(
+                "`{s}`: a lone `*` would allow every host; list the hosts instead"
+            ));
         } else if host_part.contains('*') {
-            return Err(format!("`{s}`: `*` is only allowed as the whole first label, as in `*.example.com`"));
+            return Err(format!(
+                "`{s}`: `*` is only allowed as the whole first label, as in `*.example.com`"
+            ));
         } else {
             match parse_host(host_part) {
                 Ok(h) => PatternKind::Exact(h),
@@ -218,7 +234,9 @@ impl Allowlist {
             }
             if line.contains('/') && !line.contains("://") {
                 let net: IpNet = line.parse().map_err(|_| {
-                    err(format!("`{line}`: invalid CIDR (write e.g. `10.20.0.0/16` or `fd00::/8`)"))
+                    err(format!(
+                        "`{line}`: invalid CIDR (write e.g. `10.20.0.0/16` or `fd00::/8`)"
+                    ))
                 })?;
                 if net.trunc() != net {
                     return Err(err(format!(
@@ -231,7 +249,9 @@ impl Allowlist {
             }
             let pattern = HostPattern::parse(line).map_err(err)?;
             match &pattern.kind {
-                PatternKind::Exact(Host::Ip(ip)) => list.addrs.push(AddrEntry::Addr(*ip, pattern.port)),
+                PatternKind::Exact(Host::Ip(ip)) => {
+                    list.addrs.push(AddrEntry::Addr(*ip, pattern.port))
+                }
                 _ => list.patterns.push(pattern),
             }
         }
@@ -385,14 +405,23 @@ mod tests {
         for (text, line, needle) in cases {
             let e = Allowlist::parse(text, Path::new("/etc/bottle/allowlist")).unwrap_err();
             let msg = e.to_string();
-            assert!(msg.starts_with(&format!("/etc/bottle/allowlist:{line}: ")), "{text:?}: {msg}");
+            assert!(
+                msg.starts_with(&format!("/etc/bottle/allowlist:{line}: ")),
+                "{text:?}: {msg}"
+            );
             assert!(msg.contains(needle), "{text:?}: {msg}");
         }
     }
 
     #[test]
     fn pattern_display_round_trips() {
-        for s in ["example.com", "*.example.com:*", "example.com:8443", "[::1]:*", "10.0.0.1:*"] {
+        for s in [
+            "example.com",
+            "*.example.com:*",
+            "example.com:8443",
+            "[::1]:*",
+            "10.0.0.1:*",
+        ] {
             let p = HostPattern::parse(s).unwrap();
             assert_eq!(HostPattern::parse(&p.to_string()).unwrap(), p, "{s}");
         }
@@ -407,7 +436,9 @@ mod tests {
             seed ^= seed >> 7;
             seed ^= seed << 17;
             let len = (seed % 30) as usize;
-            let s: String = (0..len).map(|i| alphabet[((seed >> (i % 8 * 8)) as usize + i) % alphabet.len()]).collect();
+            let s: String = (0..len)
+                .map(|i| alphabet[((seed >> (i % 8 * 8)) as usize + i) % alphabet.len()])
+                .collect();
             let _ = Allowlist::parse(&s, Path::new("x"));
             let _ = HostPattern::parse(&s);
         }

@@ -44,7 +44,11 @@ pub struct AuditEvent {
 
 impl AuditEvent {
     /// An event with the three always-present fields set.
-    pub fn new(component: impl Into<String>, event: impl Into<String>, decision: impl Into<String>) -> Self {
+    pub fn new(
+        component: impl Into<String>,
+        event: impl Into<String>,
+        decision: impl Into<String>,
+    ) -> Self {
         AuditEvent {
             component: component.into(),
             event: event.into(),
@@ -60,13 +64,22 @@ impl AuditEvent {
         m.insert("component".into(), self.component.clone().into());
         m.insert("event".into(), self.event.clone().into());
         m.insert("decision".into(), self.decision.clone().into());
-        m.insert("reason".into(), self.reason.clone().map(Value::from).unwrap_or(Value::Null));
+        m.insert(
+            "reason".into(),
+            self.reason.clone().map(Value::from).unwrap_or(Value::Null),
+        );
         m.insert("method".into(), self.method.clone().into());
         m.insert("scheme".into(), self.scheme.clone().into());
         m.insert("host".into(), self.host.clone().into());
-        m.insert("port".into(), self.port.map(Value::from).unwrap_or(Value::Null));
+        m.insert(
+            "port".into(),
+            self.port.map(Value::from).unwrap_or(Value::Null),
+        );
         m.insert("path".into(), self.path.clone().into());
-        m.insert("status".into(), self.status.map(Value::from).unwrap_or(Value::Null));
+        m.insert(
+            "status".into(),
+            self.status.map(Value::from).unwrap_or(Value::Null),
+        );
         m.insert("bytes_up".into(), self.bytes_up.into());
         m.insert("bytes_down".into(), self.bytes_down.into());
         m.insert("duration_ms".into(), self.duration_ms.into());
@@ -106,10 +119,17 @@ impl AuditLog {
     /// Open `path` for appending (created if missing); `-` is stderr.
     pub fn open(path: &str) -> std::io::Result<AuditLog> {
         if path == "-" {
-            return Ok(AuditLog { sink: Arc::new(Sink::Stderr) });
+            return Ok(AuditLog {
+                sink: Arc::new(Sink::Stderr),
+            });
         }
-        let f = OpenOptions::new().create(true).append(true).open(Path::new(path))?;
-        Ok(AuditLog { sink: Arc::new(Sink::File(Mutex::new(f))) })
+        let f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(Path::new(path))?;
+        Ok(AuditLog {
+            sink: Arc::new(Sink::File(Mutex::new(f))),
+        })
     }
 
     /// `open` when `Some`, otherwise a log that drops everything.
@@ -122,7 +142,9 @@ impl AuditLog {
 
     /// A log that drops everything.
     pub fn disabled() -> AuditLog {
-        AuditLog { sink: Arc::new(Sink::Disabled) }
+        AuditLog {
+            sink: Arc::new(Sink::Disabled),
+        }
     }
 
     /// Write one line (with `ts`). Errors are logged, never returned.
@@ -180,8 +202,22 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2);
         let v: Value = serde_json::from_str(lines[0]).unwrap();
-        for k in ["ts", "component", "event", "decision", "reason", "method", "scheme", "host", "port", "path",
-            "status", "bytes_up", "bytes_down", "duration_ms"] {
+        for k in [
+            "ts",
+            "component",
+            "event",
+            "decision",
+            "reason",
+            "method",
+            "scheme",
+            "host",
+            "port",
+            "path",
+            "status",
+            "bytes_up",
+            "bytes_down",
+            "duration_ms",
+        ] {
             assert!(v.get(k).is_some(), "missing {k}");
         }
         assert_eq!(v["decision"], "deny");
@@ -226,7 +262,9 @@ mod tests {
     #[test]
     fn disabled_and_stderr() {
         AuditLog::disabled().record(AuditEvent::new("c", "e", "allow"));
-        AuditLog::open("-").unwrap().record(AuditEvent::new("c", "e", "allow"));
+        AuditLog::open("-")
+            .unwrap()
+            .record(AuditEvent::new("c", "e", "allow"));
         assert!(AuditLog::open("/nonexistent/dir/x").is_err());
     }
 }

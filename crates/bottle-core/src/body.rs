@@ -15,7 +15,9 @@ pub fn full(b: impl Into<Bytes>) -> BoxBody {
 
 /// An empty body.
 pub fn empty() -> BoxBody {
-    Empty::<Bytes>::new().map_err(|never| match never {}).boxed()
+    Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 #[cfg(test)]

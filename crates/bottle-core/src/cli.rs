@@ -43,7 +43,10 @@ pub struct HealthcheckArgs {
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// Resolves on SIGTERM or SIGINT.
@@ -85,16 +88,39 @@ mod tests {
     #[test]
     fn parses_all_flags() {
         let c = Cli::try_parse_from([
-            "x", "--listen", "127.0.0.1:8888", "--config-dir", "/etc/bottle", "--upstream-ca", "/ca.pem",
-            "--resolve", "a.test=10.0.0.1", "--resolve", "b.test=::1", "--admin-listen", "0.0.0.0:9090",
-            "--audit-log", "-", "--status-file", "/s.json",
+            "x",
+            "--listen",
+            "127.0.0.1:8888",
+            "--config-dir",
+            "/etc/bottle",
+            "--upstream-ca",
+            "/ca.pem",
+            "--resolve",
+            "a.test=10.0.0.1",
+            "--resolve",
+            "b.test=::1",
+            "--admin-listen",
+            "0.0.0.0:9090",
+            "--audit-log",
+            "-",
+            "--status-file",
+            "/s.json",
         ])
         .unwrap();
         assert_eq!(c.common.resolve.len(), 2);
         assert_eq!(c.common.resolve[1].name, "b.test");
         assert_eq!(c.common.audit_log.as_deref(), Some("-"));
         assert!(Cli::try_parse_from(["x", "--listen", "nope", "--config-dir", "/"]).is_err());
-        assert!(Cli::try_parse_from(["x", "--listen", "127.0.0.1:1", "--config-dir", "/", "--resolve", "bad"]).is_err());
+        assert!(Cli::try_parse_from([
+            "x",
+            "--listen",
+            "127.0.0.1:1",
+            "--config-dir",
+            "/",
+            "--resolve",
+            "bad"
+        ])
+        .is_err());
         assert!(Cli::try_parse_from(["x", "--config-dir", "/"]).is_err());
     }
 }

@@ -28,8 +28,16 @@ pub enum ConfigError {
 
 impl ConfigError {
     /// Shorthand for [`ConfigError::Invalid`].
-    pub fn invalid(file: impl Into<PathBuf>, line: Option<usize>, message: impl Into<String>) -> Self {
-        ConfigError::Invalid { file: file.into(), line, message: message.into() }
+    pub fn invalid(
+        file: impl Into<PathBuf>,
+        line: Option<usize>,
+        message: impl Into<String>,
+    ) -> Self {
+        ConfigError::Invalid {
+            file: file.into(),
+            line,
+            message: message.into(),
+        }
     }
 
     /// The line number, if any.

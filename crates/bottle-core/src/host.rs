@@ -109,7 +109,9 @@ fn truncated(s: &str) -> String {
     if out.len() < s.len() {
         out.push('…');
     }
-    out.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+    out.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 /// Parse and normalise a host (no port). See the module documentation.
@@ -124,7 +126,9 @@ pub fn parse_host(input: &str) -> Result<Host, HostError> {
         return Err(HostError::Userinfo);
     }
     if let Some(rest) = input.strip_prefix('[') {
-        let inner = rest.strip_suffix(']').ok_or_else(|| HostError::InvalidIp(truncated(input)))?;
+        let inner = rest
+            .strip_suffix(']')
+            .ok_or_else(|| HostError::InvalidIp(truncated(input)))?;
         return parse_ipv6(inner).map(canonical_ip).map(Host::Ip);
     }
     if input.contains(':') {
@@ -138,12 +142,19 @@ pub fn parse_host(input: &str) -> Result<Host, HostError> {
     }
     // Reject characters that have a meaning in URLs or requests before IDNA, which would
     // otherwise map some of them away.
-    if trimmed.chars().any(|c| c.is_whitespace() || c.is_control() || "%/\\?#[]<>^|*\"'`{}".contains(c))
+    if trimmed
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || "%/\\?#[]<>^|*\"'`{}".contains(c))
     {
         return Err(HostError::InvalidChar(truncated(input)));
     }
     let ascii = Uts46::new()
-        .to_ascii(trimmed.as_bytes(), AsciiDenyList::URL, Hyphens::Allow, DnsLength::Ignore)
+        .to_ascii(
+            trimmed.as_bytes(),
+            AsciiDenyList::URL,
+            Hyphens::Allow,
+            DnsLength::Ignore,
+        )
         .map_err(|_| HostError::Idna(truncated(input)))?;
     let ascii: &str = &ascii;
     // IDNA may have produced a trailing dot again (e.g. from U+3002) or dots from full-width
@@ -172,7 +183,10 @@ fn validate_name(ascii: &str, original: &str) -> Result<(), HostError> {
         if label.len() > 63 {
             return Err(HostError::LabelTooLong(truncated(original)));
         }
-        if !label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_') {
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        {
             return Err(HostError::InvalidChar(truncated(original)));
         }
     }
@@ -192,7 +206,9 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
 
 fn parse_ipv6(s: &str) -> Result<IpAddr, HostError> {
     // Zone identifiers (`%eth0`) are never accepted.
-    s.parse::<Ipv6Addr>().map(IpAddr::V6).map_err(|_| HostError::InvalidIp(truncated(s)))
+    s.parse::<Ipv6Addr>()
+        .map(IpAddr::V6)
+        .map_err(|_| HostError::InvalidIp(truncated(s)))
 }
 
 /// WHATWG "ends in a number": the last label is all digits or a 0x hex number.
@@ -269,12 +285,17 @@ pub fn split_host_port(authority: &str, default_port: u16) -> Result<(Host, u16)
         return Err(HostError::Userinfo);
     }
     let (host_part, port_part) = if authority.starts_with('[') {
-        let close = authority.find(']').ok_or_else(|| HostError::InvalidIp(truncated(authority)))?;
+        let close = authority
+            .find(']')
+            .ok_or_else(|| HostError::InvalidIp(truncated(authority)))?;
         let rest = &authority[close + 1..];
         let port = if rest.is_empty() {
             None
         } else {
-            Some(rest.strip_prefix(':').ok_or_else(|| HostError::InvalidPort(truncated(rest)))?)
+            Some(
+                rest.strip_prefix(':')
+                    .ok_or_else(|| HostError::InvalidPort(truncated(rest)))?,
+            )
         };
         (&authority[..=close], port)
     } else {
@@ -325,12 +346,27 @@ mod tests {
     fn names_normalise() {
         assert_eq!(parse_host("Example.COM").unwrap(), name("example.com"));
         assert_eq!(parse_host("example.com.").unwrap(), name("example.com"));
-        assert_eq!(parse_host("my_host.internal").unwrap(), name("my_host.internal"));
-        assert_eq!(parse_host("bücher.example").unwrap(), name("xn--bcher-kva.example"));
-        assert_eq!(parse_host("BÜCHER.example").unwrap(), name("xn--bcher-kva.example"));
-        assert_eq!(parse_host("xn--bcher-kva.example").unwrap(), name("xn--bcher-kva.example"));
+        assert_eq!(
+            parse_host("my_host.internal").unwrap(),
+            name("my_host.internal")
+        );
+        assert_eq!(
+            parse_host("bücher.example").unwrap(),
+            name("xn--bcher-kva.example")
+        );
+        assert_eq!(
+            parse_host("BÜCHER.example").unwrap(),
+            name("xn--bcher-kva.example")
+        );
+        assert_eq!(
+            parse_host("xn--bcher-kva.example").unwrap(),
+            name("xn--bcher-kva.example")
+        );
         // Full-width dot and letters map to ASCII.
-        assert_eq!(parse_host("ｅｘａｍｐｌｅ。com").unwrap(), name("example.com"));
+        assert_eq!(
+            parse_host("ｅｘａｍｐｌｅ。com").unwrap(),
+            name("example.com")
+        );
     }
 
     #[test]
@@ -343,15 +379,43 @@ mod tests {
     #[test]
     fn names_rejected() {
         for bad in [
-            "", ".", "..", "a..b", ".a", "a.b..", "user@example.com", "exa mple.com", "a/b", "a%2eb",
-            "ex*ample.com", "*.example.com", "a\u{0}b", "a\nb", "[::1", "[example.com]", "a\\b",
-            "1.2.3.4.5", "foo.123", "foo.0x1g", "256.1.1.1", "1.2.3.256", "4294967296", "0x100000000",
-            "1.2.65536", "fe80::1%eth0", "[fe80::1%25eth0]", "ex#ample.com", "a?b",
+            "",
+            ".",
+            "..",
+            "a..b",
+            ".a",
+            "a.b..",
+            "user@example.com",
+            "exa mple.com",
+            "a/b",
+            "a%2eb",
+            "ex*ample.com",
+            "*.example.com",
+            "a\u{0}b",
+            "a\nb",
+            "[::1",
+            "[example.com]",
+            "a\\b",
+            "1.2.3.4.5",
+            "foo.123",
+            "foo.0x1",
+            "256.1.1.1",
+            "1.2.3.256",
+            "4294967296",
+            "0x100000000",
+            "1.2.65536",
+            "fe80::1%eth0",
+            "[fe80::1%25eth0]",
+            "ex#ample.com",
+            "a?b",
         ] {
             assert!(parse_host(bad).is_err(), "{bad:?} should be rejected");
         }
         let long_label = "a".repeat(64);
-        assert_eq!(parse_host(&format!("{long_label}.com")), Err(HostError::LabelTooLong(format!("{long_label}.com"))));
+        assert_eq!(
+            parse_host(&format!("{long_label}.com")),
+            Err(HostError::LabelTooLong(format!("{long_label}.com")))
+        );
         let long_name = ["a".repeat(60).as_str(); 5].join(".");
         assert_eq!(parse_host(&long_name), Err(HostError::NameTooLong));
         assert!(parse_host(&"a".repeat(5000)).is_err());
@@ -360,10 +424,26 @@ mod tests {
     #[test]
     fn loopback_spellings() {
         for s in [
-            "127.0.0.1", "127.1", "127.0.1", "2130706433", "0x7f000001", "0x7F.0.0.1", "0177.0.0.1",
-            "0177.0.0.01", "0x7f.1", "127.0.0.1.", "017700000001", "0x7f.0x0.0x0.0x1", "127.000.000.001",
-            "[::ffff:127.0.0.1]", "::ffff:127.0.0.1", "[::ffff:7f00:1]", "１２７.０.０.１", "127。0。0。1",
-            "0X7F000001", "00000177.0.0.1",
+            "127.0.0.1",
+            "127.1",
+            "127.0.1",
+            "2130706433",
+            "0x7f000001",
+            "0x7F.0.0.1",
+            "0177.0.0.1",
+            "0177.0.0.01",
+            "0x7f.1",
+            "127.0.0.1.",
+            "017700000001",
+            "0x7f.0x0.0x0.0x1",
+            "127.000.000.001",
+            "[::ffff:127.0.0.1]",
+            "::ffff:127.0.0.1",
+            "[::ffff:7f00:1]",
+            "１２７.０.０.１",
+            "127。0。0。1",
+            "0X7F000001",
+            "00000177.0.0.1",
         ] {
             assert_eq!(parse_host(s).unwrap(), v4("127.0.0.1"), "{s}");
         }
@@ -388,31 +468,66 @@ mod tests {
 
     #[test]
     fn authority_split() {
-        assert_eq!(split_host_port("example.com:443", 80).unwrap(), (name("example.com"), 443));
-        assert_eq!(split_host_port("example.com", 80).unwrap(), (name("example.com"), 80));
-        assert_eq!(split_host_port("example.com:", 80).unwrap(), (name("example.com"), 80));
-        assert_eq!(split_host_port("[::1]:8443", 80).unwrap(), (v6("::1"), 8443));
+        assert_eq!(
+            split_host_port("example.com:443", 80).unwrap(),
+            (name("example.com"), 443)
+        );
+        assert_eq!(
+            split_host_port("example.com", 80).unwrap(),
+            (name("example.com"), 80)
+        );
+        assert_eq!(
+            split_host_port("example.com:", 80).unwrap(),
+            (name("example.com"), 80)
+        );
+        assert_eq!(
+            split_host_port("[::1]:8443", 80).unwrap(),
+            (v6("::1"), 8443)
+        );
         assert_eq!(split_host_port("[::1]", 80).unwrap(), (v6("::1"), 80));
-        assert_eq!(split_host_port("127.1:8080", 80).unwrap(), (v4("127.0.0.1"), 8080));
-        assert_eq!(split_host_port("EXAMPLE.com.:443", 80).unwrap(), (name("example.com"), 443));
+        assert_eq!(
+            split_host_port("127.1:8080", 80).unwrap(),
+            (v4("127.0.0.1"), 8080)
+        );
+        assert_eq!(
+            split_host_port("EXAMPLE.com.:443", 80).unwrap(),
+            (name("example.com"), 443)
+        );
         for bad in [
-            "", "user@example.com:443", "user:pw@example.com", "example.com:0", "example.com:65536",
-            "example.com:+1", "example.com:-1", "example.com:1x", "::1:443", "[::1]x", "[::1]:",
-            "[::1]:99999", ":443", "a:b:c", "example.com: 443",
+            "",
+            "user@example.com:443",
+            "user:pw@example.com",
+            "example.com:0",
+            "example.com:65536",
+            "example.com:+1",
+            "example.com:-1",
+            "example.com:1x",
+            "::1:443",
+            "[::1]x",
+            "[::1]:",
+            "[::1]:99999",
+            ":443",
+            "a:b:c",
+            "example.com: 443",
         ] {
             // "[::1]:" is accepted as the default port by WHATWG; we accept it too.
             if bad == "[::1]:" {
                 assert!(split_host_port(bad, 1).is_ok());
                 continue;
             }
-            assert!(split_host_port(bad, 80).is_err(), "{bad:?} should be rejected");
+            assert!(
+                split_host_port(bad, 80).is_err(),
+                "{bad:?} should be rejected"
+            );
         }
     }
 
     #[test]
     fn never_panics_on_random_input() {
         let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-        let alphabet: Vec<char> = "0123456789abcdefxX.:[]@%-_*/ \u{3002}\u{ff0e}\u{0430}ü".chars().collect();
+        let alphabet: Vec<char> = "0123456789abcdefxX.:[]@%-_*/ \u{3002}\u{ff0e}\u{0430}ü"
+            .chars()
+            .collect();
         for _ in 0..20_000 {
             seed ^= seed << 13;
             seed ^= seed >> 7;

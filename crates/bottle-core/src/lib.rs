@@ -5,6 +5,7 @@
 //! swap, the status file, the JSON audit log, the admin endpoints, refusals, TLS helpers and
 //! the flags every sidecar shares.
 #![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod admin;
 pub mod allowlist;

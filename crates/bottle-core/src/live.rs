@@ -30,7 +30,10 @@ fn read_optional(path: &Path) -> Result<String, ConfigError> {
         Ok(bytes) => String::from_utf8(bytes)
             .map_err(|_| ConfigError::invalid(path, None, "not valid UTF-8 text")),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-        Err(e) => Err(ConfigError::Io { file: path.to_path_buf(), source: e }),
+        Err(e) => Err(ConfigError::Io {
+            file: path.to_path_buf(),
+            source: e,
+        }),
     }
 }
 
@@ -47,11 +50,17 @@ impl LiveConfig {
         h.update(allow_text.as_bytes());
         h.update([0u8]);
         h.update(routes_text.as_bytes());
-        Ok(LiveConfig { allowlist, routes, sha256: hex::encode(h.finalize()) })
+        Ok(LiveConfig {
+            allowlist,
+            routes,
+            sha256: hex::encode(h.finalize()),
+        })
     }
 
     /// A loader for [`crate::reload::start`]: loads `dir` each time it is called.
-    pub fn loader(dir: PathBuf) -> impl Fn() -> Result<(LiveConfig, String), ConfigError> + Send + Sync + 'static {
+    pub fn loader(
+        dir: PathBuf,
+    ) -> impl Fn() -> Result<(LiveConfig, String), ConfigError> + Send + Sync + 'static {
         move || {
             let cfg = LiveConfig::load(&dir)?;
             let sha = cfg.sha256.clone();
@@ -66,12 +75,18 @@ impl LiveConfig {
 
     /// Allowed by the host of any route.
     pub fn route_hosts_allow(&self, host: &Host, port: u16) -> bool {
-        self.routes.routes.iter().any(|r| r.host.matches(host, port))
+        self.routes
+            .routes
+            .iter()
+            .any(|r| r.host.matches(host, port))
     }
 
     /// The first route whose host matches (method/path not checked).
     pub fn route_for_host(&self, host: &Host, port: u16) -> Option<&crate::routes::Route> {
-        self.routes.routes.iter().find(|r| r.host.matches(host, port))
+        self.routes
+            .routes
+            .iter()
+            .find(|r| r.host.matches(host, port))
     }
 }
 
@@ -87,7 +102,11 @@ mod tests {
         assert_eq!(empty.allowlist.len(), 0);
         assert_eq!(empty.sha256.len(), 64);
         std::fs::write(dir.path().join("allowlist"), "example.com\n").unwrap();
-        std::fs::write(dir.path().join("routes.yaml"), "routes:\n  - host: api.example.org\n").unwrap();
+        std::fs::write(
+            dir.path().join("routes.yaml"),
+            "routes:\n  - host: api.example.org\n",
+        )
+        .unwrap();
         let c = LiveConfig::load(dir.path()).unwrap();
         assert_ne!(c.sha256, empty.sha256);
         assert!(c.host_allowed(&parse_host("example.com").unwrap(), 443));
@@ -95,7 +114,9 @@ mod tests {
         assert!(c.route_hosts_allow(&parse_host("api.example.org").unwrap(), 443));
         assert!(!c.route_hosts_allow(&parse_host("example.com").unwrap(), 443));
         assert!(!c.host_allowed(&parse_host("evil.example").unwrap(), 443));
-        assert!(c.route_for_host(&parse_host("api.example.org").unwrap(), 443).is_some());
+        assert!(c
+            .route_for_host(&parse_host("api.example.org").unwrap(), 443)
+            .is_some());
     }
 
     #[test]
@@ -103,7 +124,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("allowlist"), "ok.example\nbad*host\n").unwrap();
         let e = LiveConfig::load(dir.path()).unwrap_err().to_string();
-        assert!(e.starts_with(&format!("{}:2: ", dir.path().join("allowlist").display())), "{e}");
+        assert!(
+            e.starts_with(&format!("{}:2: ", dir.path().join("allowlist").display())),
+            "{e}"
+        );
         std::fs::write(dir.path().join("allowlist"), "").unwrap();
         std::fs::write(dir.path().join("routes.yaml"), "routes:\n  - hots: a\n").unwrap();
         let e = LiveConfig::load(dir.path()).unwrap_err().to_string();

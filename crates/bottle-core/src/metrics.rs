@@ -39,9 +39,21 @@ impl Metrics {
         let mut registry = Registry::default();
         let reloads = Family::<ReloadLabels, Counter>::default();
         let config_generation = Gauge::default();
-        registry.register("bottle_reloads", "Config reloads by result (ok, error)", reloads.clone());
-        registry.register("bottle_config_generation", "Generation of the config in use", config_generation.clone());
-        Metrics { registry: Mutex::new(registry), reloads, config_generation }
+        registry.register(
+            "bottle_reloads",
+            "Config reloads by result (ok, error)",
+            reloads.clone(),
+        );
+        registry.register(
+            "bottle_config_generation",
+            "Generation of the config in use",
+            config_generation.clone(),
+        );
+        Metrics {
+            registry: Mutex::new(registry),
+            reloads,
+            config_generation,
+        }
     }
 
     /// Register a metric (convenience for `registry.lock().register(...)`).
@@ -54,7 +66,11 @@ impl Metrics {
 
     /// Count one reload.
     pub fn count_reload(&self, ok: bool) {
-        self.reloads.get_or_create(&ReloadLabels { result: if ok { "ok" } else { "error" }.into() }).inc();
+        self.reloads
+            .get_or_create(&ReloadLabels {
+                result: if ok { "ok" } else { "error" }.into(),
+            })
+            .inc();
     }
 
     /// The Prometheus text exposition.
@@ -86,8 +102,14 @@ mod tests {
         m.count_reload(false);
         m.config_generation.set(3);
         let text = m.encode();
-        assert!(text.contains("bottle_reloads_total{result=\"ok\"} 1"), "{text}");
-        assert!(text.contains("bottle_reloads_total{result=\"error\"} 2"), "{text}");
+        assert!(
+            text.contains("bottle_reloads_total{result=\"ok\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("bottle_reloads_total{result=\"error\"} 2"),
+            "{text}"
+        );
         assert!(text.contains("bottle_config_generation 3"), "{text}");
         assert!(text.contains("pipelock_requests_total 1"), "{text}");
         assert!(text.trim_end().ends_with("# EOF"));

@@ -23,7 +23,11 @@ pub struct Refusal {
 impl Refusal {
     /// A refusal with this status.
     pub fn new(status: StatusCode, reason: impl Into<String>) -> Self {
-        Refusal { status, reason: reason.into(), hint: None }
+        Refusal {
+            status,
+            reason: reason.into(),
+            hint: None,
+        }
     }
 
     /// 403 Forbidden.
@@ -65,7 +69,10 @@ impl Refusal {
         let mut resp = Response::new(full(body.clone()));
         *resp.status_mut() = self.status;
         let h = resp.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
         h.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Ok(v) = HeaderValue::from_str(&one_line(component)) {
@@ -77,7 +84,9 @@ impl Refusal {
 
 /// Replace control characters (CR, LF, ...) so a message is always one line.
 fn one_line(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 impl fmt::Display for Refusal {
@@ -99,11 +108,15 @@ mod tests {
 
     #[tokio::test]
     async fn response_shape() {
-        let r = Refusal::forbidden("host not allowed: evil.example:443").with_hint("run: bottle allow evil.example");
+        let r = Refusal::forbidden("host not allowed: evil.example:443")
+            .with_hint("run: bottle allow evil.example");
         let resp = r.response("pipelock");
         assert_eq!(resp.status(), StatusCode::FORBIDDEN);
         assert_eq!(resp.headers()["x-bottle-blocked"], "pipelock");
-        assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+        assert!(resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain"));
         let body = resp.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(
             &body[..],

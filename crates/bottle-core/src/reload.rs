@@ -71,7 +71,11 @@ impl<T: Send + Sync + 'static> Reloadable<T> {
                 *lock(&self.sha256) = sha.clone();
                 *lock(&self.last_error) = None;
                 self.gauge.set(i64::try_from(gen).unwrap_or(i64::MAX));
-                self.reloads.get_or_create(&ReloadLabels { result: "ok".into() }).inc();
+                self.reloads
+                    .get_or_create(&ReloadLabels {
+                        result: "ok".into(),
+                    })
+                    .inc();
                 tracing::info!(component = self.component, generation = gen, config_sha256 = %sha, "config reloaded");
                 self.write_status(gen, &sha, None);
                 Ok(())
@@ -79,7 +83,11 @@ impl<T: Send + Sync + 'static> Reloadable<T> {
             Err(e) => {
                 let msg = e.to_string();
                 *lock(&self.last_error) = Some(msg.clone());
-                self.reloads.get_or_create(&ReloadLabels { result: "error".into() }).inc();
+                self.reloads
+                    .get_or_create(&ReloadLabels {
+                        result: "error".into(),
+                    })
+                    .inc();
                 let gen = self.generation();
                 tracing::error!(component = self.component, error = %msg, generation = gen, "config reload rejected; keeping the previous config");
                 let sha = self.sha256();
@@ -212,7 +220,8 @@ mod tests {
         assert_eq!(*r.current(), 10);
         assert_eq!(r.generation(), 1);
         assert_eq!(r.last_error().as_deref(), Some("allowlist:3: bad"));
-        let st: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&status_path).unwrap()).unwrap();
+        let st: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&status_path).unwrap()).unwrap();
         assert_eq!(st["last_error"], "allowlist:3: bad");
         assert_eq!(st["generation"], 1);
         assert_eq!(st["config_sha256"], "a");
@@ -222,13 +231,20 @@ mod tests {
         assert_eq!(*held, 10, "a held config never changes");
         assert_eq!(r.generation(), 2);
         assert_eq!(r.last_error(), None);
-        let st: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&status_path).unwrap()).unwrap();
+        let st: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&status_path).unwrap()).unwrap();
         assert!(st["last_error"].is_null());
         assert_eq!(st["generation"], 2);
         assert_eq!(st["config_sha256"], "h2");
         let text = metrics.encode();
-        assert!(text.contains("bottle_reloads_total{result=\"ok\"} 1"), "{text}");
-        assert!(text.contains("bottle_reloads_total{result=\"error\"} 1"), "{text}");
+        assert!(
+            text.contains("bottle_reloads_total{result=\"ok\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("bottle_reloads_total{result=\"error\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("bottle_config_generation 2"), "{text}");
     }
 
@@ -236,10 +252,16 @@ mod tests {
     async fn first_load_error_is_returned_and_recorded() {
         let dir = tempfile::tempdir().unwrap();
         let status_path = dir.path().join("s.json");
-        let e = start::<u8>("t", || Err(cfg_err("nope")), Some(StatusFile::new(&status_path, "t")), &Metrics::new())
-            .unwrap_err();
+        let e = start::<u8>(
+            "t",
+            || Err(cfg_err("nope")),
+            Some(StatusFile::new(&status_path, "t")),
+            &Metrics::new(),
+        )
+        .unwrap_err();
         assert_eq!(e.to_string(), "allowlist:3: nope");
-        let st: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&status_path).unwrap()).unwrap();
+        let st: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&status_path).unwrap()).unwrap();
         assert_eq!(st["last_error"], "allowlist:3: nope");
         assert_eq!(st["generation"], 0);
     }

@@ -60,9 +60,15 @@ impl FromStr for ResolveOverride {
             _ => return Err(bad()),
         };
         let addr = addr.trim();
-        let addr = addr.strip_prefix('[').and_then(|a| a.strip_suffix(']')).unwrap_or(addr);
+        let addr = addr
+            .strip_prefix('[')
+            .and_then(|a| a.strip_suffix(']'))
+            .unwrap_or(addr);
         let addr: IpAddr = addr.parse().map_err(|_| bad())?;
-        Ok(ResolveOverride { name, addr: canonical_ip(addr) })
+        Ok(ResolveOverride {
+            name,
+            addr: canonical_ip(addr),
+        })
     }
 }
 
@@ -80,7 +86,9 @@ pub struct Resolver {
 
 impl fmt::Debug for Resolver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Resolver").field("overrides", &self.overrides).finish_non_exhaustive()
+        f.debug_struct("Resolver")
+            .field("overrides", &self.overrides)
+            .finish_non_exhaustive()
     }
 }
 
@@ -104,10 +112,16 @@ impl Resolver {
                     TokioRuntimeProvider::default(),
                 )
                 .build()
-                .map_err(|e| ResolveError::Lookup { host: String::new(), message: e.to_string() })?
+                .map_err(|e| ResolveError::Lookup {
+                    host: String::new(),
+                    message: e.to_string(),
+                })?
             }
         };
-        Ok(Resolver { overrides: map, dns })
+        Ok(Resolver {
+            overrides: map,
+            dns,
+        })
     }
 
     /// All addresses of `host` (an IP host is returned as is). IPv4-mapped IPv6 answers are
@@ -121,7 +135,10 @@ impl Resolver {
             return Ok(v.clone());
         }
         if name == "localhost" || name.ends_with(".localhost") {
-            return Ok(vec![IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)]);
+            return Ok(vec![
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ]);
         }
         // Fully qualified: no search-domain expansion, the name asked is the name checked.
         let fqdn = format!("{name}.");
@@ -131,7 +148,12 @@ impl Resolver {
         let lookup = match res {
             Ok(l) => l,
             Err(e) if e.is_no_records_found() => return Err(ResolveError::NotFound(name.clone())),
-            Err(e) => return Err(ResolveError::Lookup { host: name.clone(), message: e.to_string() }),
+            Err(e) => {
+                return Err(ResolveError::Lookup {
+                    host: name.clone(),
+                    message: e.to_string(),
+                })
+            }
         };
         let mut out: Vec<IpAddr> = Vec::new();
         for ip in lookup.iter().map(canonical_ip) {
@@ -174,7 +196,10 @@ pub async fn resolve_checked(
             }
         }
     }
-    Ok(addrs.into_iter().map(|ip| SocketAddr::new(ip, port)).collect())
+    Ok(addrs
+        .into_iter()
+        .map(|ip| SocketAddr::new(ip, port))
+        .collect())
 }
 
 #[cfg(test)]
@@ -184,7 +209,10 @@ mod tests {
     use std::path::Path;
 
     fn cfg(allow: &str) -> LiveConfig {
-        LiveConfig { allowlist: Allowlist::parse(allow, Path::new("allowlist")).unwrap(), ..Default::default() }
+        LiveConfig {
+            allowlist: Allowlist::parse(allow, Path::new("allowlist")).unwrap(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -197,49 +225,101 @@ mod tests {
         let o: ResolveOverride = "h=::ffff:10.0.0.1".parse().unwrap();
         assert_eq!(o.addr, "10.0.0.1".parse::<IpAddr>().unwrap());
         assert_eq!(o.to_string(), "h=10.0.0.1");
-        for bad in ["", "h", "h=", "=1.2.3.4", "h=host", "1.2.3.4=1.2.3.4", "h=1.2.3.4:80", "a b=1.2.3.4"] {
+        for bad in [
+            "",
+            "h",
+            "h=",
+            "=1.2.3.4",
+            "h=host",
+            "1.2.3.4=1.2.3.4",
+            "h=1.2.3.4:80",
+            "a b=1.2.3.4",
+        ] {
             assert!(bad.parse::<ResolveOverride>().is_err(), "{bad}");
         }
     }
 
     #[tokio::test]
     async fn overrides_localhost_and_ips() {
-        let r = Resolver::new(&["a.test=10.0.0.1".parse().unwrap(), "a.test=10.0.0.2".parse().unwrap()]).unwrap();
+        let r = Resolver::new(&[
+            "a.test=10.0.0.1".parse().unwrap(),
+            "a.test=10.0.0.2".parse().unwrap(),
+        ])
+        .unwrap();
         let a = r.lookup(&parse_host("A.test.").unwrap()).await.unwrap();
-        assert_eq!(a, vec!["10.0.0.1".parse::<IpAddr>().unwrap(), "10.0.0.2".parse().unwrap()]);
+        assert_eq!(
+            a,
+            vec![
+                "10.0.0.1".parse::<IpAddr>().unwrap(),
+                "10.0.0.2".parse().unwrap()
+            ]
+        );
         let l = r.lookup(&parse_host("localhost").unwrap()).await.unwrap();
         assert!(l.contains(&IpAddr::V4(Ipv4Addr::LOCALHOST)));
-        let ip = r.lookup(&parse_host("[::ffff:1.2.3.4]").unwrap()).await.unwrap();
+        let ip = r
+            .lookup(&parse_host("[::ffff:1.2.3.4]").unwrap())
+            .await
+            .unwrap();
         assert_eq!(ip, vec!["1.2.3.4".parse::<IpAddr>().unwrap()]);
     }
 
     #[tokio::test]
     async fn checked_refuses_private_unless_covered() {
-        let r = Resolver::new(&["internal.test=10.1.2.3".parse().unwrap(), "pub.test=8.8.8.8".parse().unwrap()])
-            .unwrap();
+        let r = Resolver::new(&[
+            "internal.test=10.1.2.3".parse().unwrap(),
+            "pub.test=8.8.8.8".parse().unwrap(),
+        ])
+        .unwrap();
         let c = cfg("");
-        let e = resolve_checked(&r, &c, &parse_host("internal.test").unwrap(), 443).await.unwrap_err();
+        let e = resolve_checked(&r, &c, &parse_host("internal.test").unwrap(), 443)
+            .await
+            .unwrap_err();
         assert_eq!(e.status, http::StatusCode::FORBIDDEN);
-        assert_eq!(e.reason, "private address: 10.1.2.3 (private) for internal.test");
-        assert_eq!(e.hint.as_deref(), Some("allow it with an address line: 10.1.2.3"));
-        let e = resolve_checked(&r, &c, &parse_host("2130706433").unwrap(), 80).await.unwrap_err();
+        assert_eq!(
+            e.reason,
+            "private address: 10.1.2.3 (private) for internal.test"
+        );
+        assert_eq!(
+            e.hint.as_deref(),
+            Some("allow it with an address line: 10.1.2.3")
+        );
+        let e = resolve_checked(&r, &c, &parse_host("2130706433").unwrap(), 80)
+            .await
+            .unwrap_err();
         assert_eq!(e.reason, "private address: 127.0.0.1 (loopback)");
-        let e = resolve_checked(&r, &c, &parse_host("localhost").unwrap(), 80).await.unwrap_err();
+        let e = resolve_checked(&r, &c, &parse_host("localhost").unwrap(), 80)
+            .await
+            .unwrap_err();
         assert!(e.reason.contains("loopback"));
-        let ok = resolve_checked(&r, &c, &parse_host("pub.test").unwrap(), 443).await.unwrap();
+        let ok = resolve_checked(&r, &c, &parse_host("pub.test").unwrap(), 443)
+            .await
+            .unwrap();
         assert_eq!(ok, vec!["8.8.8.8:443".parse::<SocketAddr>().unwrap()]);
         let c = cfg("10.0.0.0/8\n127.0.0.1\n::1\n");
-        let ok = resolve_checked(&r, &c, &parse_host("internal.test").unwrap(), 443).await.unwrap();
+        let ok = resolve_checked(&r, &c, &parse_host("internal.test").unwrap(), 443)
+            .await
+            .unwrap();
         assert_eq!(ok, vec!["10.1.2.3:443".parse::<SocketAddr>().unwrap()]);
-        let ok = resolve_checked(&r, &c, &parse_host("localhost").unwrap(), 8080).await.unwrap();
+        let ok = resolve_checked(&r, &c, &parse_host("localhost").unwrap(), 8080)
+            .await
+            .unwrap();
         assert_eq!(ok.len(), 2);
     }
 
     #[tokio::test]
     async fn one_private_address_among_public_ones_refuses() {
-        let r = Resolver::new(&["mixed.test=8.8.8.8".parse().unwrap(), "mixed.test=169.254.169.254".parse().unwrap()])
-            .unwrap();
-        let e = resolve_checked(&r, &cfg(""), &parse_host("mixed.test").unwrap(), 80).await.unwrap_err();
-        assert!(e.reason.contains("169.254.169.254 (metadata)"), "{}", e.reason);
+        let r = Resolver::new(&[
+            "mixed.test=8.8.8.8".parse().unwrap(),
+            "mixed.test=169.254.169.254".parse().unwrap(),
+        ])
+        .unwrap();
+        let e = resolve_checked(&r, &cfg(""), &parse_host("mixed.test").unwrap(), 80)
+            .await
+            .unwrap_err();
+        assert!(
+            e.reason.contains("169.254.169.254 (metadata)"),
+            "{}",
+            e.reason
+        );
     }
 }

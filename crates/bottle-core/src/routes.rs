@@ -49,7 +49,9 @@ impl Route {
     pub fn accepts(&self, method: &http::Method, path: &str) -> bool {
         let method_ok = match &self.methods {
             None => true,
-            Some(ms) => ms.iter().any(|m| m.as_str().eq_ignore_ascii_case(method.as_str())),
+            Some(ms) => ms
+                .iter()
+                .any(|m| m.as_str().eq_ignore_ascii_case(method.as_str())),
         };
         let path_ok = match &self.paths {
             None => true,
@@ -106,7 +108,10 @@ impl PathGlobs {
             b.add(path_glob(p)?);
         }
         let set = b.build().map_err(|e| e.to_string())?;
-        Ok(PathGlobs { patterns: patterns.to_vec(), set })
+        Ok(PathGlobs {
+            patterns: patterns.to_vec(),
+            set,
+        })
     }
 
     /// Whether `path` (no query) matches. Paths with dot segments (`/../`, `/./`) or
@@ -270,7 +275,9 @@ pub(crate) fn ref_glob(pattern: &str) -> Result<globset::GlobMatcher, String> {
         return Err("empty ref pattern".into());
     }
     if !pattern.starts_with("refs/") {
-        return Err(format!("ref pattern `{pattern}` must start with `refs/` (e.g. `refs/heads/**`)"));
+        return Err(format!(
+            "ref pattern `{pattern}` must start with `refs/` (e.g. `refs/heads/**`)"
+        ));
     }
     GlobBuilder::new(pattern)
         .literal_separator(true)

@@ -9,9 +9,9 @@ use yaml_rust2::scanner::{Marker, TScalarStyle};
 use crate::allowlist::HostPattern;
 use crate::error::ConfigError;
 use crate::routes::{
-    ref_glob, AuthScheme, DlpAction, DlpSettings, GitAuth, GitAuthScheme, GitRepo, GitSsh, PathGlobs,
-    RefAction, RefRule, Route, RouteAuth, RoutesFile, DEFAULT_MAX_OBJECT_BYTES, DEFAULT_MAX_PACK_BYTES,
-    DEFAULT_MAX_REFS,
+    ref_glob, AuthScheme, DlpAction, DlpSettings, GitAuth, GitAuthScheme, GitRepo, GitSsh,
+    PathGlobs, RefAction, RefRule, Route, RouteAuth, RoutesFile, DEFAULT_MAX_OBJECT_BYTES,
+    DEFAULT_MAX_PACK_BYTES, DEFAULT_MAX_REFS,
 };
 
 const MAX_TEXT: usize = 4 * 1024 * 1024;
@@ -68,18 +68,31 @@ impl Tree<'_> {
         match ev {
             Event::Scalar(s, style, anchor, _) => {
                 if *anchor != 0 {
-                    return Err(ctx.err(line, "YAML anchors and aliases are not supported here; write the value out"));
+                    return Err(ctx.err(
+                        line,
+                        "YAML anchors and aliases are not supported here; write the value out",
+                    ));
                 }
                 let plain = *style == TScalarStyle::Plain;
-                if plain && (s.is_empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") {
-                    Ok(Node { v: Value::Null, line })
+                if plain && (s.is_empty() || s == "~" || s == "null" || s == "Null" || s == "NULL")
+                {
+                    Ok(Node {
+                        v: Value::Null,
+                        line,
+                    })
                 } else {
-                    Ok(Node { v: Value::Scalar(s.clone(), plain), line })
+                    Ok(Node {
+                        v: Value::Scalar(s.clone(), plain),
+                        line,
+                    })
                 }
             }
             Event::SequenceStart(anchor, _) => {
                 if *anchor != 0 {
-                    return Err(ctx.err(line, "YAML anchors and aliases are not supported here; write the value out"));
+                    return Err(ctx.err(
+                        line,
+                        "YAML anchors and aliases are not supported here; write the value out",
+                    ));
                 }
                 let mut items = Vec::new();
                 loop {
@@ -92,11 +105,17 @@ impl Tree<'_> {
                         None => return Err(ctx.err(line, "unterminated list")),
                     }
                 }
-                Ok(Node { v: Value::Seq(items), line })
+                Ok(Node {
+                    v: Value::Seq(items),
+                    line,
+                })
             }
             Event::MappingStart(anchor, _) => {
                 if *anchor != 0 {
-                    return Err(ctx.err(line, "YAML anchors and aliases are not supported here; write the value out"));
+                    return Err(ctx.err(
+                        line,
+                        "YAML anchors and aliases are not supported here; write the value out",
+                    ));
                 }
                 let mut entries: Vec<(String, usize, Node)> = Vec::new();
                 loop {
@@ -121,9 +140,15 @@ impl Tree<'_> {
                         None => return Err(ctx.err(line, "unterminated mapping")),
                     }
                 }
-                Ok(Node { v: Value::Map(entries), line })
+                Ok(Node {
+                    v: Value::Map(entries),
+                    line,
+                })
             }
-            Event::Alias(_) => Err(ctx.err(line, "YAML anchors and aliases are not supported here; write the value out")),
+            Event::Alias(_) => Err(ctx.err(
+                line,
+                "YAML anchors and aliases are not supported here; write the value out",
+            )),
             other => Err(ctx.err(line, format!("unexpected YAML event {other:?}"))),
         }
     }
@@ -145,7 +170,16 @@ fn levenshtein(a: &str, b: &str) -> usize {
 
 /// The known key nearest to `key`, if it is reasonably near.
 fn nearest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
-    let key_l = key.to_ascii_lowercase();
+    let key_l = key.to_ascii_lowercase().replace('-', "_");
+    if key_l.len() >= 3 {
+        if let Some(k) = known
+            .iter()
+            .filter(|k| k.starts_with(key_l.as_str()))
+            .min_by_key(|k| k.len())
+        {
+            return Some(k);
+        }
+    }
     known
         .iter()
         .map(|k| (levenshtein(&key_l, k), *k))
@@ -170,28 +204,52 @@ struct Map<'n> {
 }
 
 impl<'n> Map<'n> {
-    fn new(ctx: &Ctx<'_>, node: &'n Node, what: &'static str, known: &[&str]) -> Result<Map<'n>, ConfigError> {
+    fn new(
+        ctx: &Ctx<'_>,
+        node: &'n Node,
+        what: &'static str,
+        known: &[&str],
+    ) -> Result<Map<'n>, ConfigError> {
         let Value::Map(entries) = &node.v else {
-            return Err(ctx.err(node.line, format!("{what} must be a mapping of keys, not {}", kind(node))));
+            return Err(ctx.err(
+                node.line,
+                format!("{what} must be a mapping of keys, not {}", kind(node)),
+            ));
         };
         for (k, line, _) in entries {
             if !known.contains(&k.as_str()) {
                 let hint = match nearest(k, known) {
                     Some(n) => format!(" (did you mean `{n}`?)"),
-                    None => format!(" (known keys: {})", known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")),
+                    None => format!(
+                        " (known keys: {})",
+                        known
+                            .iter()
+                            .map(|k| format!("`{k}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
                 };
                 return Err(ctx.err(*line, format!("unknown key `{k}` in {what}{hint}")));
             }
         }
-        Ok(Map { what, line: node.line, entries })
+        Ok(Map {
+            what,
+            line: node.line,
+            entries,
+        })
     }
 
     fn get(&self, key: &str) -> Option<&'n Node> {
-        self.entries.iter().find(|(k, _, _)| k == key).map(|(_, _, n)| n).filter(|n| !matches!(n.v, Value::Null))
+        self.entries
+            .iter()
+            .find(|(k, _, _)| k == key)
+            .map(|(_, _, n)| n)
+            .filter(|n| !matches!(n.v, Value::Null))
     }
 
     fn req(&self, ctx: &Ctx<'_>, key: &str) -> Result<&'n Node, ConfigError> {
-        self.get(key).ok_or_else(|| ctx.err(self.line, format!("{} is missing `{key}`", self.what)))
+        self.get(key)
+            .ok_or_else(|| ctx.err(self.line, format!("{} is missing `{key}`", self.what)))
     }
 
     fn str(&self, ctx: &Ctx<'_>, key: &str) -> Result<Option<String>, ConfigError> {
@@ -204,29 +262,54 @@ impl<'n> Map<'n> {
     }
 
     fn bool(&self, ctx: &Ctx<'_>, key: &str, default: bool) -> Result<bool, ConfigError> {
-        let Some(n) = self.get(key) else { return Ok(default) };
+        let Some(n) = self.get(key) else {
+            return Ok(default);
+        };
         match &n.v {
             Value::Scalar(s, true) if matches!(s.as_str(), "true" | "True" | "TRUE") => Ok(true),
-            Value::Scalar(s, true) if matches!(s.as_str(), "false" | "False" | "FALSE") => Ok(false),
-            Value::Scalar(s, _) => Err(ctx.err(n.line, format!("`{key}` must be true or false, not `{}`", short(s)))),
-            _ => Err(ctx.err(n.line, format!("`{key}` must be true or false, not {}", kind(n)))),
+            Value::Scalar(s, true) if matches!(s.as_str(), "false" | "False" | "FALSE") => {
+                Ok(false)
+            }
+            Value::Scalar(s, _) => Err(ctx.err(
+                n.line,
+                format!("`{key}` must be true or false, not `{}`", short(s)),
+            )),
+            _ => Err(ctx.err(
+                n.line,
+                format!("`{key}` must be true or false, not {}", kind(n)),
+            )),
         }
     }
 
     fn u64(&self, ctx: &Ctx<'_>, key: &str, default: u64) -> Result<u64, ConfigError> {
-        let Some(n) = self.get(key) else { return Ok(default) };
+        let Some(n) = self.get(key) else {
+            return Ok(default);
+        };
         match &n.v {
             Value::Scalar(s, true) => match s.replace('_', "").parse::<u64>() {
                 Ok(v) if v > 0 => Ok(v),
-                _ => Err(ctx.err(n.line, format!("`{key}` must be a positive whole number, not `{}`", short(s)))),
+                _ => Err(ctx.err(
+                    n.line,
+                    format!(
+                        "`{key}` must be a positive whole number, not `{}`",
+                        short(s)
+                    ),
+                )),
             },
-            _ => Err(ctx.err(n.line, format!("`{key}` must be a positive whole number, not {}", kind(n)))),
+            _ => Err(ctx.err(
+                n.line,
+                format!("`{key}` must be a positive whole number, not {}", kind(n)),
+            )),
         }
     }
 }
 
 fn short(s: &str) -> String {
-    let mut o: String = s.chars().take(60).map(|c| if c.is_control() { '?' } else { c }).collect();
+    let mut o: String = s
+        .chars()
+        .take(60)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
     if o.len() < s.len() {
         o.push('…');
     }
@@ -248,18 +331,33 @@ fn str_list(ctx: &Ctx<'_>, n: &Node, key: &str) -> Result<Vec<(String, usize)>, 
             .iter()
             .map(|i| match &i.v {
                 Value::Scalar(s, _) => Ok((s.clone(), i.line)),
-                _ => Err(ctx.err(i.line, format!("items of `{key}` must be strings, not {}", kind(i)))),
+                _ => Err(ctx.err(
+                    i.line,
+                    format!("items of `{key}` must be strings, not {}", kind(i)),
+                )),
             })
             .collect(),
-        _ => Err(ctx.err(n.line, format!("`{key}` must be a list of strings, not {}", kind(n)))),
+        _ => Err(ctx.err(
+            n.line,
+            format!("`{key}` must be a list of strings, not {}", kind(n)),
+        )),
     }
 }
 
 fn seq<'n>(ctx: &Ctx<'_>, n: Option<&'n Node>, key: &str) -> Result<&'n [Node], ConfigError> {
     match n {
         None => Ok(&[]),
-        Some(Node { v: Value::Seq(items), .. }) => Ok(items),
-        Some(n) => Err(ctx.err(n.line, format!("`{key}` must be a list (each item starting with `- `), not {}", kind(n)))),
+        Some(Node {
+            v: Value::Seq(items),
+            ..
+        }) => Ok(items),
+        Some(n) => Err(ctx.err(
+            n.line,
+            format!(
+                "`{key}` must be a list (each item starting with `- `), not {}",
+                kind(n)
+            ),
+        )),
     }
 }
 
@@ -271,15 +369,27 @@ pub(crate) fn valid_env_name(s: &str) -> bool {
         && s.len() <= 128
 }
 
+/// Values that are surely credentials, not variable names (AWS access key ids).
+fn looks_like_secret(s: &str) -> bool {
+    (s.starts_with("AKIA") || s.starts_with("ASIA")) && s.len() == 20
+}
+
 fn token_env(ctx: &Ctx<'_>, m: &Map<'_>) -> Result<String, ConfigError> {
     let (v, line) = m.req_str(ctx, "token_env")?;
-    if !valid_env_name(&v) {
+    let upper = v
+        .bytes()
+        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+    if !valid_env_name(&v) || !upper || looks_like_secret(&v) {
         return Err(ctx.err(
             line,
             format!(
-                "`token_env` must name an environment variable (letters, digits, `_`), not `{}`; \
-                 never put the secret itself here",
-                if v.len() > 12 { "[value hidden]".to_string() } else { short(&v) }
+                "`token_env` must name an environment variable (UPPER_CASE letters, digits, `_`), \
+                 not `{}`; never put the secret itself here",
+                if v.len() > 12 {
+                    "[value hidden]".to_string()
+                } else {
+                    short(&v)
+                }
             ),
         ));
     }
@@ -288,9 +398,25 @@ fn token_env(ctx: &Ctx<'_>, m: &Map<'_>) -> Result<String, ConfigError> {
 
 const TOP_KEYS: &[&str] = &["routes", "git", "dlp"];
 const ROUTE_KEYS: &[&str] = &["host", "paths", "methods", "auth", "tls_passthrough"];
-const AUTH_KEYS: &[&str] = &["scheme", "token_env", "header", "prefix", "username", "param", "strip_cookies"];
+const AUTH_KEYS: &[&str] = &[
+    "scheme",
+    "token_env",
+    "header",
+    "prefix",
+    "username",
+    "param",
+    "strip_cookies",
+];
 const GIT_KEYS: &[&str] = &[
-    "name", "upstream", "auth", "ssh", "rules", "protected", "push_options", "max_pack_bytes", "max_refs",
+    "name",
+    "upstream",
+    "auth",
+    "ssh",
+    "rules",
+    "protected",
+    "push_options",
+    "max_pack_bytes",
+    "max_refs",
     "max_object_bytes",
 ];
 const GIT_AUTH_KEYS: &[&str] = &["scheme", "username", "token_env"];
@@ -312,12 +438,24 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<RoutesFile, ConfigError> 
     let body: Vec<(Event, usize)> = events
         .0
         .into_iter()
-        .filter(|(e, _)| !matches!(e, Event::StreamStart | Event::StreamEnd | Event::DocumentStart | Event::DocumentEnd | Event::Nothing))
+        .filter(|(e, _)| {
+            !matches!(
+                e,
+                Event::StreamStart
+                    | Event::StreamEnd
+                    | Event::DocumentStart
+                    | Event::DocumentEnd
+                    | Event::Nothing
+            )
+        })
         .collect();
     if body.is_empty() {
         return Ok(RoutesFile::empty());
     }
-    let mut tree = Tree { events: &body, pos: 0 };
+    let mut tree = Tree {
+        events: &body,
+        pos: 0,
+    };
     let root = tree.node(&ctx, 0)?;
     if matches!(root.v, Value::Null) {
         return Ok(RoutesFile::empty());
@@ -332,7 +470,10 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<RoutesFile, ConfigError> 
     for n in seq(&ctx, top.get("git"), "git")? {
         let repo = parse_git(&ctx, n)?;
         if !names.insert(repo.name.clone()) {
-            return Err(ctx.err(repo.line, format!("git repository `{}` is defined twice", repo.name)));
+            return Err(ctx.err(
+                repo.line,
+                format!("git repository `{}` is defined twice", repo.name),
+            ));
         }
         out.git.push(repo);
     }
@@ -343,7 +484,15 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<RoutesFile, ConfigError> 
                 action: match scalar(&ctx, a, "action")?.as_str() {
                     "block" => DlpAction::Block,
                     "log" => DlpAction::Log,
-                    other => return Err(ctx.err(a.line, format!("dlp `action` must be `block` or `log`, not `{}`", short(other)))),
+                    other => {
+                        return Err(ctx.err(
+                            a.line,
+                            format!(
+                                "dlp `action` must be `block` or `log`, not `{}`",
+                                short(other)
+                            ),
+                        ))
+                    }
                 },
             };
         }
@@ -354,13 +503,17 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<RoutesFile, ConfigError> 
 fn parse_route(ctx: &Ctx<'_>, n: &Node, index: usize) -> Result<Route, ConfigError> {
     let m = Map::new(ctx, n, "route", ROUTE_KEYS)?;
     let (host_s, host_line) = m.req_str(ctx, "host")?;
-    let host = HostPattern::parse(&host_s).map_err(|e| ctx.err(host_line, format!("route `host`: {e}")))?;
+    let host = HostPattern::parse(&host_s)
+        .map_err(|e| ctx.err(host_line, format!("route `host`: {e}")))?;
     let paths = match m.get("paths") {
         None => None,
         Some(p) => {
             let list = str_list(ctx, p, "paths")?;
             if list.is_empty() {
-                return Err(ctx.err(p.line, "`paths` is empty, which would match nothing; remove it to allow every path"));
+                return Err(ctx.err(
+                    p.line,
+                    "`paths` is empty, which would match nothing; remove it to allow every path",
+                ));
             }
             for (g, line) in &list {
                 PathGlobs::new(std::slice::from_ref(g)).map_err(|e| ctx.err(*line, e))?;
@@ -379,11 +532,21 @@ fn parse_route(ctx: &Ctx<'_>, n: &Node, index: usize) -> Result<Route, ConfigErr
             let mut out = Vec::new();
             for (s, line) in list {
                 let up = s.to_ascii_uppercase();
-                let valid = !up.is_empty() && up.bytes().all(|b| b.is_ascii_uppercase() || b == b'-' || b == b'_');
-                let method = http::Method::from_bytes(up.as_bytes()).ok().filter(|_| valid);
+                let valid = !up.is_empty()
+                    && up
+                        .bytes()
+                        .all(|b| b.is_ascii_uppercase() || b == b'-' || b == b'_');
+                let method = http::Method::from_bytes(up.as_bytes())
+                    .ok()
+                    .filter(|_| valid);
                 match method {
                     Some(mth) => out.push(mth),
-                    None => return Err(ctx.err(line, format!("`{}` is not an HTTP method (e.g. GET, POST)", short(&s)))),
+                    None => {
+                        return Err(ctx.err(
+                            line,
+                            format!("`{}` is not an HTTP method (e.g. GET, POST)", short(&s)),
+                        ))
+                    }
                 }
             }
             Some(out)
@@ -404,7 +567,15 @@ fn parse_route(ctx: &Ctx<'_>, n: &Node, index: usize) -> Result<Route, ConfigErr
             }
         }
     }
-    Ok(Route { index, line: n.line, host, paths, methods, auth, tls_passthrough })
+    Ok(Route {
+        index,
+        line: n.line,
+        host,
+        paths,
+        methods,
+        auth,
+        tls_passthrough,
+    })
 }
 
 fn parse_route_auth(ctx: &Ctx<'_>, n: &Node) -> Result<RouteAuth, ConfigError> {
@@ -418,7 +589,10 @@ fn parse_route_auth(ctx: &Ctx<'_>, n: &Node) -> Result<RouteAuth, ConfigError> {
         _ => {
             return Err(ctx.err(
                 scheme_line,
-                format!("unknown auth scheme `{}` (use bearer, basic, header or query)", short(&scheme_s)),
+                format!(
+                    "unknown auth scheme `{}` (use bearer, basic, header or query)",
+                    short(&scheme_s)
+                ),
             ))
         }
     };
@@ -430,27 +604,58 @@ fn parse_route_auth(ctx: &Ctx<'_>, n: &Node) -> Result<RouteAuth, ConfigError> {
     let strip_cookies = m.bool(ctx, "strip_cookies", false)?;
     let line_of = |k: &str| m.get(k).map(|n| n.line).unwrap_or(m.line);
     let only = |key: &str, for_scheme: &str| -> ConfigError {
-        ctx.err(line_of(key), format!("`{key}` only applies to scheme {for_scheme}"))
+        ctx.err(
+            line_of(key),
+            format!("`{key}` only applies to scheme {for_scheme}"),
+        )
     };
     match scheme {
         AuthScheme::Header => {
             let Some(h) = &header else {
-                return Err(ctx.err(m.line, "scheme header needs `header` (the header to set, e.g. X-Api-Key)"));
+                return Err(ctx.err(
+                    m.line,
+                    "scheme header needs `header` (the header to set, e.g. X-Api-Key)",
+                ));
             };
             if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
-                return Err(ctx.err(line_of("header"), format!("`{}` is not a valid header name", short(h))));
+                return Err(ctx.err(
+                    line_of("header"),
+                    format!("`{}` is not a valid header name", short(h)),
+                ));
             }
             let lower = h.to_ascii_lowercase();
-            if matches!(lower.as_str(), "host" | "connection" | "content-length" | "transfer-encoding" | "te" | "upgrade" | "proxy-authorization") {
-                return Err(ctx.err(line_of("header"), format!("header `{h}` cannot carry a credential")));
+            if matches!(
+                lower.as_str(),
+                "host"
+                    | "connection"
+                    | "content-length"
+                    | "transfer-encoding"
+                    | "te"
+                    | "upgrade"
+                    | "proxy-authorization"
+            ) {
+                return Err(ctx.err(
+                    line_of("header"),
+                    format!("header `{h}` cannot carry a credential"),
+                ));
             }
         }
         AuthScheme::Query => {
             let Some(p) = &param else {
-                return Err(ctx.err(m.line, "scheme query needs `param` (the query parameter, e.g. api_key)"));
+                return Err(ctx.err(
+                    m.line,
+                    "scheme query needs `param` (the query parameter, e.g. api_key)",
+                ));
             };
-            if p.is_empty() || !p.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b)) {
-                return Err(ctx.err(line_of("param"), format!("`param` `{}` must be letters, digits, `-_.~`", short(p))));
+            if p.is_empty()
+                || !p
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b))
+            {
+                return Err(ctx.err(
+                    line_of("param"),
+                    format!("`param` `{}` must be letters, digits, `-_.~`", short(p)),
+                ));
             }
         }
         AuthScheme::Bearer | AuthScheme::Basic => {}
@@ -468,14 +673,27 @@ fn parse_route_auth(ctx: &Ctx<'_>, n: &Node) -> Result<RouteAuth, ConfigError> {
         return Err(only("prefix", "header or bearer"));
     }
     for (k, v) in [("prefix", &prefix), ("username", &username)] {
-        if v.as_deref().is_some_and(|s| s.chars().any(|c| c.is_control())) {
-            return Err(ctx.err(line_of(k), format!("`{k}` must not contain control characters")));
+        if v.as_deref()
+            .is_some_and(|s| s.chars().any(|c| c.is_control()))
+        {
+            return Err(ctx.err(
+                line_of(k),
+                format!("`{k}` must not contain control characters"),
+            ));
         }
     }
     if username.as_deref().is_some_and(|u| u.contains(':')) {
         return Err(ctx.err(line_of("username"), "`username` must not contain `:`"));
     }
-    Ok(RouteAuth { scheme, token_env, header, prefix, username, param, strip_cookies })
+    Ok(RouteAuth {
+        scheme,
+        token_env,
+        header,
+        prefix,
+        username,
+        param,
+        strip_cookies,
+    })
 }
 
 fn valid_repo_name(s: &str) -> bool {
@@ -483,17 +701,27 @@ fn valid_repo_name(s: &str) -> bool {
         && s.len() <= 100
         && s != "."
         && s != ".."
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 fn parse_git(ctx: &Ctx<'_>, n: &Node) -> Result<GitRepo, ConfigError> {
     let m = Map::new(ctx, n, "git repository", GIT_KEYS)?;
     let (name, name_line) = m.req_str(ctx, "name")?;
     if !valid_repo_name(&name) {
-        return Err(ctx.err(name_line, format!("git `name` `{}` may only hold letters, digits, `.`, `_` and `-`", short(&name))));
+        return Err(ctx.err(
+            name_line,
+            format!(
+                "git `name` `{}` may only hold letters, digits, `.`, `_` and `-`",
+                short(&name)
+            ),
+        ));
     }
     if name.ends_with(".git") {
-        return Err(ctx.err(name_line, format!("git `name` `{name}`: leave out `.git` (it is served as `{name}`)")));
+        return Err(ctx.err(
+            name_line,
+            format!("git `name` `{name}`: leave out `.git` (it is served as `{name}`)"),
+        ));
     }
     let (upstream, up_line) = m.req_str(ctx, "upstream")?;
     let kind = upstream_kind(&upstream).map_err(|e| ctx.err(up_line, e))?;
@@ -505,20 +733,44 @@ fn parse_git(ctx: &Ctx<'_>, n: &Node) -> Result<GitRepo, ConfigError> {
             let scheme = match s.to_ascii_lowercase().as_str() {
                 "basic" => GitAuthScheme::Basic,
                 "bearer" => GitAuthScheme::Bearer,
-                _ => return Err(ctx.err(sl, format!("unknown git auth scheme `{}` (use basic or bearer)", short(&s)))),
+                _ => {
+                    return Err(ctx.err(
+                        sl,
+                        format!(
+                            "unknown git auth scheme `{}` (use basic or bearer)",
+                            short(&s)
+                        ),
+                    ))
+                }
             };
             let username = am.str(ctx, "username")?;
             if username.is_some() && scheme != GitAuthScheme::Basic {
-                return Err(ctx.err(am.get("username").map(|n| n.line).unwrap_or(a.line), "`username` only applies to scheme basic"));
+                return Err(ctx.err(
+                    am.get("username").map(|n| n.line).unwrap_or(a.line),
+                    "`username` only applies to scheme basic",
+                ));
             }
-            if username.as_deref().is_some_and(|u| u.contains(':') || u.chars().any(|c| c.is_control())) {
-                return Err(ctx.err(a.line, "`username` must not contain `:` or control characters"));
+            if username
+                .as_deref()
+                .is_some_and(|u| u.contains(':') || u.chars().any(|c| c.is_control()))
+            {
+                return Err(ctx.err(
+                    a.line,
+                    "`username` must not contain `:` or control characters",
+                ));
             }
             let token_env = token_env(ctx, &am)?;
             if kind != "https" {
-                return Err(ctx.err(a.line, "`auth` applies to https:// upstreams only (ssh uses `ssh`)"));
+                return Err(ctx.err(
+                    a.line,
+                    "`auth` applies to https:// upstreams only (ssh uses `ssh`)",
+                ));
             }
-            Some(GitAuth { scheme, username, token_env })
+            Some(GitAuth {
+                scheme,
+                username,
+                token_env,
+            })
         }
     };
     let ssh = match m.get("ssh") {
@@ -533,11 +785,17 @@ fn parse_git(ctx: &Ctx<'_>, n: &Node) -> Result<GitRepo, ConfigError> {
             if kind != "ssh" {
                 return Err(ctx.err(s.line, "`ssh` applies to ssh:// upstreams only"));
             }
-            Some(GitSsh { key_file: PathBuf::from(key_file), known_hosts })
+            Some(GitSsh {
+                key_file: PathBuf::from(key_file),
+                known_hosts,
+            })
         }
     };
     if kind == "ssh" && ssh.is_none() {
-        return Err(ctx.err(up_line, "an ssh:// upstream needs `ssh: {key_file: ..., known_hosts: ...}`"));
+        return Err(ctx.err(
+            up_line,
+            "an ssh:// upstream needs `ssh: {key_file: ..., known_hosts: ...}`",
+        ));
     }
     let mut rules = Vec::new();
     for r in seq(ctx, m.get("rules"), "rules")? {
@@ -556,15 +814,25 @@ fn parse_git(ctx: &Ctx<'_>, n: &Node) -> Result<GitRepo, ConfigError> {
                     _ => {
                         return Err(ctx.err(
                             line,
-                            format!("unknown ref action `{}` (use create, update, force or delete)", short(&s)),
+                            format!(
+                                "unknown ref action `{}` (use create, update, force or delete)",
+                                short(&s)
+                            ),
                         ))
                     }
                 });
             }
         } else if !rm.entries.iter().any(|(k, _, _)| k == "allow") {
-            return Err(ctx.err(r.line, "ref rule is missing `allow` (a list of create, update, force, delete; [] denies)"));
+            return Err(ctx.err(
+                r.line,
+                "ref rule is missing `allow` (a list of create, update, force, delete; [] denies)",
+            ));
         }
-        rules.push(RefRule { r#ref: pattern, glob, allow });
+        rules.push(RefRule {
+            r#ref: pattern,
+            glob,
+            allow,
+        });
     }
     let mut protected = Vec::new();
     if let Some(p) = m.get("protected") {
@@ -575,7 +843,8 @@ fn parse_git(ctx: &Ctx<'_>, n: &Node) -> Result<GitRepo, ConfigError> {
     }
     let push_options = m.bool(ctx, "push_options", false)?;
     let max_pack_bytes = m.u64(ctx, "max_pack_bytes", DEFAULT_MAX_PACK_BYTES)?;
-    let max_refs = usize::try_from(m.u64(ctx, "max_refs", DEFAULT_MAX_REFS as u64)?).unwrap_or(usize::MAX);
+    let max_refs =
+        usize::try_from(m.u64(ctx, "max_refs", DEFAULT_MAX_REFS as u64)?).unwrap_or(usize::MAX);
     let max_object_bytes = m.u64(ctx, "max_object_bytes", DEFAULT_MAX_OBJECT_BYTES)?;
     Ok(GitRepo {
         name,
@@ -605,10 +874,16 @@ fn upstream_kind(u: &str) -> Result<&'static str, String> {
         return if r.starts_with('/') && r.len() > 1 {
             Ok("file")
         } else {
-            Err(format!("`upstream` `{}`: file:// needs an absolute path (file:///srv/repo.git)", short(u)))
+            Err(format!(
+                "`upstream` `{}`: file:// needs an absolute path (file:///srv/repo.git)",
+                short(u)
+            ))
         };
     } else if u.starts_with("http://") {
-        return Err(format!("`upstream` `{}`: use https://, plain http is not allowed", short(u)));
+        return Err(format!(
+            "`upstream` `{}`: use https://, plain http is not allowed",
+            short(u)
+        ));
     } else {
         return Err(format!(
             "`upstream` `{}` must start with https://, ssh:// or file:// (scp-like `git@host:path` → ssh://git@host/path)",
@@ -622,7 +897,9 @@ fn upstream_kind(u: &str) -> Result<&'static str, String> {
     };
     if let Some(ui) = userinfo {
         if kind == "https" || ui.contains(':') {
-            return Err("`upstream` must not carry credentials; use `auth` with `token_env`".into());
+            return Err(
+                "`upstream` must not carry credentials; use `auth` with `token_env`".into(),
+            );
         }
     }
     crate::host::split_host_port(hostport, if kind == "https" { 443 } else { 22 })
@@ -643,7 +920,10 @@ mod tests {
     }
 
     fn parse_err(text: &str) -> String {
-        parse(text, Path::new("routes.yaml")).err().map(|e| e.to_string()).unwrap_or_else(|| panic!("accepted: {text}"))
+        parse(text, Path::new("routes.yaml"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_else(|| panic!("accepted: {text}"))
     }
 
     const DESIGN: &str = r#"routes:                            # egress routes; their hosts are allowed too
@@ -691,14 +971,25 @@ dlp:                               # pipelock
         assert!(!r.tls_passthrough);
         let g = &f.git[0];
         assert_eq!(g.name, "demo");
-        assert_eq!(g.line, 13);
-        assert_eq!(g.auth.as_ref().unwrap().username.as_deref(), Some("x-access-token"));
+        assert_eq!(g.line, 14);
+        assert_eq!(
+            g.auth.as_ref().unwrap().username.as_deref(),
+            Some("x-access-token")
+        );
         assert_eq!(g.rules.len(), 2);
         assert!(g.rules[0].matches("refs/heads/agent/fix/1"));
         assert!(!g.rules[0].matches("refs/heads/main"));
         assert!(g.rules[1].matches("refs/heads/main"));
         assert!(!g.rules[1].matches("refs/tags/v1"));
-        assert_eq!(g.rules[0].allow, vec![RefAction::Create, RefAction::Update, RefAction::Force, RefAction::Delete]);
+        assert_eq!(
+            g.rules[0].allow,
+            vec![
+                RefAction::Create,
+                RefAction::Update,
+                RefAction::Force,
+                RefAction::Delete
+            ]
+        );
         assert_eq!(g.protected, vec!["refs/heads/main".to_string()]);
         assert_eq!(g.max_pack_bytes, DEFAULT_MAX_PACK_BYTES);
         assert_eq!(g.max_refs, 100);
@@ -708,7 +999,14 @@ dlp:                               # pipelock
 
     #[test]
     fn empty_forms() {
-        for t in ["", "\n", "# only a comment\n", "---\n", "routes:\ngit:\n", "routes: []\n"] {
+        for t in [
+            "",
+            "\n",
+            "# only a comment\n",
+            "---\n",
+            "routes:\ngit:\n",
+            "routes: []\n",
+        ] {
             let f = parse_ok(t);
             assert!(f.routes.is_empty() && f.git.is_empty());
             assert_eq!(f.dlp.action, DlpAction::Block);
@@ -718,12 +1016,18 @@ dlp:                               # pipelock
     #[test]
     fn unknown_key_names_line_and_nearest() {
         let t = "routes:\n  - host: a.example\n    auth:\n      scheme: bearer\n      token_env: X\n\n      tokn_env: Y\n";
-        assert_eq!(parse_err(t), "routes.yaml:7: unknown key `tokn_env` in route auth (did you mean `token_env`?)");
+        assert_eq!(
+            parse_err(t),
+            "routes.yaml:7: unknown key `tokn_env` in route auth (did you mean `token_env`?)"
+        );
         assert_eq!(parse_err("rotes: []\n"), "routes.yaml:1: unknown key `rotes` in routes.yaml (top level) (did you mean `routes`?)");
         let e = parse_err("routes:\n  - host: a\n    tls_pasthrough: true\n");
         assert!(e.starts_with("routes.yaml:3: unknown key `tls_pasthrough` in route (did you mean `tls_passthrough`?)"), "{e}");
         let e = parse_err("git:\n  - name: a\n    upstream: https://h/x\n    max_pack: 3\n");
-        assert!(e.starts_with("routes.yaml:4:") && e.contains("did you mean `max_pack_bytes`"), "{e}");
+        assert!(
+            e.starts_with("routes.yaml:4:") && e.contains("did you mean `max_pack_bytes`"),
+            "{e}"
+        );
         let e = parse_err("dlp:\n  zzzzzzzz: 1\n");
         assert!(e.contains("known keys: `action`"), "{e}");
     }
@@ -735,7 +1039,7 @@ dlp:                               # pipelock
             ("routes:\n  - host: a\n    tls_passthrough: yes\n", "routes.yaml:3: `tls_passthrough` must be true or false"),
             ("routes:\n  - host: a\n    tls_passthrough: \"true\"\n", "routes.yaml:3: `tls_passthrough` must be true or false"),
             ("routes:\n  - host: a\n    auth: {scheme: header, token_env: T}\n", "routes.yaml:3: scheme header needs `header`"),
-            ("routes:\n  - host: a\n    auth:\n      scheme: query\n      token_env: T\n", "routes.yaml:3: scheme query needs `param`"),
+            ("routes:\n  - host: a\n    auth:\n      scheme: query\n      token_env: T\n", "routes.yaml:4: scheme query needs `param`"),
             ("routes:\n  - host: a\n    auth:\n      scheme: bearer\n      token_env: ghp_abcdefghijklmnop\n", "routes.yaml:5:"),
             ("routes:\n  - host: a\n    auth:\n      scheme: bearer\n      token_env: 1ABC\n", "must name an environment variable"),
             ("routes:\n  - host: a\n    auth:\n      scheme: oauth\n      token_env: T\n", "routes.yaml:4: unknown auth scheme `oauth`"),
@@ -788,16 +1092,31 @@ dlp:                               # pipelock
              git:\n  - name: s\n    upstream: ssh://git@github.com/acme/s.git\n    ssh: {key_file: /run/k, known_hosts: \"github.com ssh-ed25519 AAAA\"}\n\
              \x20 - name: f.x_y-z\n    upstream: file:///srv/x.git\n    push_options: true\n    max_pack_bytes: 1_000\n",
         );
-        assert_eq!(f.routes[0].auth.as_ref().unwrap().header.as_deref(), Some("X-Api-Key"));
-        assert_eq!(f.routes[0].auth.as_ref().unwrap().prefix.as_deref(), Some("key "));
+        assert_eq!(
+            f.routes[0].auth.as_ref().unwrap().header.as_deref(),
+            Some("X-Api-Key")
+        );
+        assert_eq!(
+            f.routes[0].auth.as_ref().unwrap().prefix.as_deref(),
+            Some("key ")
+        );
         assert!(f.routes[1].auth.as_ref().unwrap().strip_cookies);
-        assert_eq!(f.routes[2].auth.as_ref().unwrap().param.as_deref(), Some("api_key"));
+        assert_eq!(
+            f.routes[2].auth.as_ref().unwrap().param.as_deref(),
+            Some("api_key")
+        );
         assert!(f.routes[3].tls_passthrough);
         assert!(f.routes[3].host.matches(&parse_host("x.d").unwrap(), 9));
-        assert_eq!(f.git[0].ssh.as_ref().unwrap().key_file, PathBuf::from("/run/k"));
+        assert_eq!(
+            f.git[0].ssh.as_ref().unwrap().key_file,
+            PathBuf::from("/run/k")
+        );
         assert!(f.git[1].push_options);
         assert_eq!(f.git[1].max_pack_bytes, 1000);
-        assert_eq!(f.routes.iter().map(|r| r.index).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+        assert_eq!(
+            f.routes.iter().map(|r| r.index).collect::<Vec<_>>(),
+            vec![0, 1, 2, 3]
+        );
     }
 
     #[test]
@@ -811,9 +1130,42 @@ dlp:                               # pipelock
     fn never_panics_on_random_input() {
         let mut seed: u64 = 0xdead_beef_cafe_f00d;
         let pieces = [
-            "routes:", "git:", "dlp:", "\n", "  ", "- ", "host: ", "a.b", "[", "]", "{", "}", ",", ":", "&a ", "*a",
-            "auth:", "scheme: ", "bearer", "\"", "'", "#", "---", "name: ", "rules:", "ref: ", "allow: ", "!!str ", "|",
-            "\t", "?", "%", "@", "upstream: ", "https://h/x", "ssh:",
+            "routes:",
+            "git:",
+            "dlp:",
+            "\n",
+            "  ",
+            "- ",
+            "host: ",
+            "a.b",
+            "[",
+            "]",
+            "{",
+            "}",
+            ",",
+            ":",
+            "&a ",
+            "*a",
+            "auth:",
+            "scheme: ",
+            "bearer",
+            "\"",
+            "'",
+            "#",
+            "---",
+            "name: ",
+            "rules:",
+            "ref: ",
+            "allow: ",
+            "!!str ",
+            "|",
+            "\t",
+            "?",
+            "%",
+            "@",
+            "upstream: ",
+            "https://h/x",
+            "ssh:",
         ];
         for _ in 0..5_000 {
             let mut s = String::new();

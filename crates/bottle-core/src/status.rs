@@ -18,14 +18,21 @@ pub struct StatusFile {
 /// RFC 3339 UTC timestamp with milliseconds: `2026-11-22T14:43:58.123Z`.
 pub fn now_rfc3339() -> String {
     let now = OffsetDateTime::now_utc();
-    let now = now.replace_nanosecond(now.millisecond() as u32 * 1_000_000).unwrap_or(now);
-    now.format(&Rfc3339).unwrap_or_else(|_| now.unix_timestamp().to_string())
+    let now = now
+        .replace_nanosecond(now.millisecond() as u32 * 1_000_000)
+        .unwrap_or(now);
+    now.format(&Rfc3339)
+        .unwrap_or_else(|_| now.unix_timestamp().to_string())
 }
 
 impl StatusFile {
     /// A status file for `component` at `path`.
     pub fn new(path: impl Into<PathBuf>, component: impl Into<String>) -> StatusFile {
-        StatusFile { path: path.into(), component: component.into(), counter: AtomicU64::new(0) }
+        StatusFile {
+            path: path.into(),
+            component: component.into(),
+            counter: AtomicU64::new(0),
+        }
     }
 
     /// The path.
@@ -34,7 +41,12 @@ impl StatusFile {
     }
 
     /// Write the status (temp file in the same directory, then rename).
-    pub fn write(&self, generation: u64, sha256: &str, last_error: Option<&str>) -> std::io::Result<()> {
+    pub fn write(
+        &self,
+        generation: u64,
+        sha256: &str,
+        last_error: Option<&str>,
+    ) -> std::io::Result<()> {
         let v = serde_json::json!({
             "component": self.component,
             "generation": generation,
@@ -48,7 +60,11 @@ impl StatusFile {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let name = self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "status".into());
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "status".into());
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let tmp = dir.join(format!(".{name}.tmp.{}.{n}", std::process::id()));
         let res = (|| {
@@ -74,19 +90,26 @@ mod tests {
         let p = dir.path().join("pipelock.json");
         let s = StatusFile::new(&p, "pipelock");
         s.write(1, "abc", None).unwrap();
-        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
         assert_eq!(v["component"], "pipelock");
         assert_eq!(v["generation"], 1);
         assert_eq!(v["config_sha256"], "abc");
         assert!(v["last_error"].is_null());
         let ts = v["loaded_at"].as_str().unwrap();
-        assert!(ts.len() == 24 && ts.ends_with('Z') && ts.as_bytes()[10] == b'T', "{ts}");
+        assert!(
+            ts.len() == 24 && ts.ends_with('Z') && ts.as_bytes()[10] == b'T',
+            "{ts}"
+        );
         s.write(1, "abc", Some("allowlist:3: bad")).unwrap();
-        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
         assert_eq!(v["last_error"], "allowlist:3: bad");
         // No temp files left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
-        assert!(StatusFile::new(dir.path().join("missing/dir/x"), "c").write(1, "", None).is_err());
+        assert!(StatusFile::new(dir.path().join("missing/dir/x"), "c")
+            .write(1, "", None)
+            .is_err());
     }
 
     #[test]

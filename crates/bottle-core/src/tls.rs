@@ -46,12 +46,21 @@ pub fn install_default_provider() {
 /// All certificates in a PEM file.
 pub fn load_certs(path: impl AsRef<Path>) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let path = path.as_ref();
-    let f = std::fs::File::open(path).map_err(|source| TlsError::Io { path: path.into(), source })?;
+    let f = std::fs::File::open(path).map_err(|source| TlsError::Io {
+        path: path.into(),
+        source,
+    })?;
     let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut BufReader::new(f))
         .collect::<Result<_, _>>()
-        .map_err(|e| TlsError::Pem { path: path.into(), message: format!("invalid PEM: {e}") })?;
+        .map_err(|e| TlsError::Pem {
+            path: path.into(),
+            message: format!("invalid PEM: {e}"),
+        })?;
     if certs.is_empty() {
-        return Err(TlsError::Pem { path: path.into(), message: "no CERTIFICATE found".into() });
+        return Err(TlsError::Pem {
+            path: path.into(),
+            message: "no CERTIFICATE found".into(),
+        });
     }
     Ok(certs)
 }
@@ -59,10 +68,19 @@ pub fn load_certs(path: impl AsRef<Path>) -> Result<Vec<CertificateDer<'static>>
 /// The first private key (PKCS#8, PKCS#1 or SEC1) in a PEM file.
 pub fn load_key(path: impl AsRef<Path>) -> Result<PrivateKeyDer<'static>, TlsError> {
     let path = path.as_ref();
-    let f = std::fs::File::open(path).map_err(|source| TlsError::Io { path: path.into(), source })?;
+    let f = std::fs::File::open(path).map_err(|source| TlsError::Io {
+        path: path.into(),
+        source,
+    })?;
     rustls_pemfile::private_key(&mut BufReader::new(f))
-        .map_err(|e| TlsError::Pem { path: path.into(), message: format!("invalid PEM: {e}") })?
-        .ok_or_else(|| TlsError::Pem { path: path.into(), message: "no PRIVATE KEY found".into() })
+        .map_err(|e| TlsError::Pem {
+            path: path.into(),
+            message: format!("invalid PEM: {e}"),
+        })?
+        .ok_or_else(|| TlsError::Pem {
+            path: path.into(),
+            message: "no PRIVATE KEY found".into(),
+        })
 }
 
 /// Web roots plus the certificates of `extra_ca`.
@@ -82,7 +100,10 @@ pub fn root_store(extra_ca: Option<&Path>) -> Result<RootCertStore, TlsError> {
 
 /// Client config for upstream TLS: web roots + `extra_ca` (may hold several certificates),
 /// ring provider, TLS 1.2 and 1.3, the given ALPN protocols (e.g. `[b"h2", b"http/1.1"]`).
-pub fn upstream_client_config(extra_ca: Option<&Path>, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>, TlsError> {
+pub fn upstream_client_config(
+    extra_ca: Option<&Path>,
+    alpn: &[&[u8]],
+) -> Result<Arc<ClientConfig>, TlsError> {
     let roots = root_store(extra_ca)?;
     let mut cfg = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
@@ -105,9 +126,14 @@ mod tests {
         std::fs::write(&p, "not pem\n").unwrap();
         assert!(matches!(load_certs(&p), Err(TlsError::Pem { .. })));
         assert!(matches!(load_key(&p), Err(TlsError::Pem { .. })));
-        assert!(matches!(load_certs(dir.path().join("missing")), Err(TlsError::Io { .. })));
+        assert!(matches!(
+            load_certs(dir.path().join("missing")),
+            Err(TlsError::Io { .. })
+        ));
         assert!(upstream_client_config(Some(&p), &[]).is_err());
-        let e = upstream_client_config(Some(&dir.path().join("missing")), &[]).unwrap_err().to_string();
+        let e = upstream_client_config(Some(&dir.path().join("missing")), &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("missing") && e.contains("cannot read"), "{e}");
     }
 }
