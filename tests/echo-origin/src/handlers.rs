@@ -10,7 +10,6 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use serde_json::json;
-use sha2::Digest;
 use tokio::sync::watch;
 
 use crate::server::ConnInfo;
@@ -287,7 +286,7 @@ fn download(params: &[(String, String)]) -> Response<Body> {
 
 async fn upload(req: Request<Incoming>, state: &State, idx: usize) -> Response<Body> {
     let mut body = req.into_body();
-    let mut hasher = sha2::Sha256::new();
+    let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
     let mut total: u64 = 0;
     while let Some(frame) = body.frame().await {
         match frame {
@@ -309,7 +308,7 @@ async fn upload(req: Request<Incoming>, state: &State, idx: usize) -> Response<B
     state.set_body_len(idx, total);
     json_response(
         StatusCode::OK,
-        &json!({"bytes": total, "sha256": hex::encode(hasher.finalize())}),
+        &json!({"bytes": total, "sha256": hex::encode(hasher.finish().as_ref())}),
     )
 }
 
