@@ -1,0 +1,546 @@
+//! The request handler: route decision, credential injection, forwarding,
+//! response scrubbing, CONNECT tunnels for `tls_passthrough` routes.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bottle_core::audit::{AuditEvent, AuditLog};
+use bottle_core::body::{empty, BoxBody};
+use bottle_core::reload::Reloadable;
+use bottle_core::routes::AuthScheme;
+use bottle_core::{split_host_port, Host, Refusal, Resolver};
+use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, HOST};
+use http::{Method, Request, Response, StatusCode, Version};
+use http_body_util::BodyExt as _;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioIo;
+use tokio_util::task::TaskTracker;
+
+use crate::body::{decode, parse_codings, scrub_headers, BodyStats, ScrubBody, ACCEPT_ENCODING as ACCEPT};
+use crate::config::EgressConfig;
+use crate::inject::{audit_path, inject, is_git_push, strip_hop_by_hop, wants_upgrade};
+use crate::metrics::EgressMetrics;
+use crate::upstream::{connect_tcp, find_connect_error, resolve, Connector, Timeouts};
+
+/// Name used in refusals, audit lines and `X-Bottle-Blocked`.
+pub const COMPONENT: &str = "egress";
+
+/// Everything a request handler needs.
+pub struct Shared {
+    pub cfg: Arc<Reloadable<EgressConfig>>,
+    pub resolver: Arc<Resolver>,
+    pub audit: AuditLog,
+    pub metrics: EgressMetrics,
+    /// ALPN h2 + http/1.1.
+    pub client: Client<Connector, BoxBody>,
+    /// ALPN http/1.1 only: protocol upgrades (WebSocket).
+    pub client_h1: Client<Connector, BoxBody>,
+    pub timeouts: Timeouts,
+    pub tracker: TaskTracker,
+}
+
+/// What a request was matched to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Matched {
+    Route(usize),
+    Allowlist,
+}
+
+impl Matched {
+    fn label(self) -> String {
+        match self {
+            Matched::Route(i) => i.to_string(),
+            Matched::Allowlist => "allowlist".into(),
+        }
+    }
+}
+
+/// First route whose host, path glob and method all match; else the allowlist
+/// (only for hosts no route names); else the refusal saying what did not match.
+pub fn decide(
+    cfg: &EgressConfig,
+    host: &Host,
+    port: u16,
+    method: &Method,
+    path: &str,
+) -> Result<Matched, Refusal> {
+    let mut host_hit = false;
+    let mut path_hit = false;
+    for (i, r) in cfg.live.routes.routes.iter().enumerate() {
+        if !r.host.matches(host, port) {
+            continue;
+        }
+        host_hit = true;
+        if !r.paths.as_ref().is_none_or(|g| g.matches(path)) {
+            continue;
+        }
+        path_hit = true;
+        if r.accepts(method, path) {
+            return Ok(Matched::Route(i));
+        }
+    }
+    if !host_hit {
+        if cfg.live.allowlist.allows(host, port) {
+            return Ok(Matched::Allowlist);
+        }
+        return Err(
+            Refusal::forbidden(format!("host not routed: {host}:{port}"))
+                .with_hint(format!("run: bottle allow {host}")),
+        );
+    }
+    if !path_hit {
+        return Err(Refusal::forbidden(format!(
+            "path not allowed: {} on {host}:{port}",
+            short(path)
+        )));
+    }
+    Err(Refusal::forbidden(format!(
+        "method not allowed: {method} {} on {host}:{port}",
+        short(path)
+    )))
+}
+
+fn short(s: &str) -> String {
+    let mut out: String = s.chars().take(200).collect();
+    if out.len() < s.len() {
+        out.push_str("...");
+    }
+    out
+}
+
+fn scheme_name(s: AuthScheme) -> &'static str {
+    match s {
+        AuthScheme::Bearer => "bearer",
+        AuthScheme::Basic => "basic",
+        AuthScheme::Header => "header",
+        AuthScheme::Query => "query",
+    }
+}
+
+/// Per-request audit context.
+#[derive(Clone)]
+struct Ctx {
+    start: Instant,
+    method: String,
+    scheme: &'static str,
+    host: String,
+    port: Option<u16>,
+    path: String,
+    route: String,
+    auth: Option<&'static str>,
+}
+
+impl Ctx {
+    fn event(&self, decision: &str, reason: Option<String>, status: Option<u16>) -> AuditEvent {
+        let mut ev = AuditEvent::new(COMPONENT, "request", decision);
+        ev.reason = reason;
+        ev.method = self.method.clone();
+        ev.scheme = self.scheme.to_string();
+        ev.host = self.host.clone();
+        ev.port = self.port;
+        ev.path = self.path.clone();
+        ev.status = status;
+        ev.duration_ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        ev.extra.insert("route".into(), self.route.clone().into());
+        if let Some(a) = self.auth {
+            ev.extra.insert("auth_scheme".into(), a.into());
+            ev.extra.insert("injected".into(), true.into());
+        }
+        ev
+    }
+}
+
+impl Shared {
+    fn refuse(&self, ctx: &Ctx, r: Refusal, outcome: &str) -> Response<BoxBody> {
+        self.metrics.request(&ctx.route, outcome);
+        let decision = if r.status == StatusCode::FORBIDDEN {
+            "deny"
+        } else {
+            "error"
+        };
+        self.audit.record(ctx.event(
+            decision,
+            Some(r.reason.clone()),
+            Some(r.status.as_u16()),
+        ));
+        tracing::info!(status = r.status.as_u16(), reason = %r.reason, host = %ctx.host, "refused");
+        r.response(COMPONENT)
+    }
+}
+
+/// Entry point for every request from pipelock.
+pub async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<Response<BoxBody>, std::convert::Infallible> {
+    if req.method() == Method::CONNECT {
+        return Ok(connect(shared, req).await);
+    }
+    Ok(forward(shared, req).await)
+}
+
+async fn connect(shared: Arc<Shared>, req: Request<Incoming>) -> Response<BoxBody> {
+    let mut ctx = Ctx {
+        start: Instant::now(),
+        method: "CONNECT".into(),
+        scheme: "connect",
+        host: String::new(),
+        port: None,
+        path: String::new(),
+        route: "none".into(),
+        auth: None,
+    };
+    let authority = req.uri().authority().map(|a| a.as_str().to_string());
+    let Some(authority) = authority else {
+        return shared.refuse(&ctx, Refusal::new(StatusCode::BAD_REQUEST, "CONNECT needs host:port"), "refused");
+    };
+    let (host, port) = match split_host_port(&authority, 443) {
+        Ok(hp) => hp,
+        Err(e) => {
+            ctx.host = short(&authority);
+            return shared.refuse(
+                &ctx,
+                Refusal::new(StatusCode::BAD_REQUEST, format!("bad CONNECT target: {e}")),
+                "refused",
+            );
+        }
+    };
+    ctx.host = host.to_string();
+    ctx.port = Some(port);
+    let cfg = shared.cfg.current();
+    let Some(idx) = cfg
+        .live
+        .routes
+        .routes
+        .iter()
+        .position(|r| r.tls_passthrough && r.host.matches(&host, port))
+    else {
+        return shared.refuse(
+            &ctx,
+            Refusal::forbidden(format!(
+                "CONNECT is only for tls_passthrough routes; {host}:{port} is not one"
+            )),
+            "refused",
+        );
+    };
+    ctx.route = idx.to_string();
+    drop(cfg);
+    let what = format!("{host}:{port}");
+    let addrs = match resolve(&shared.cfg, &shared.resolver, &host, port).await {
+        Ok(a) => a,
+        Err(e) => {
+            shared.metrics.upstream_error(e.1);
+            return shared.refuse(&ctx, e.0, "refused");
+        }
+    };
+    let mut tcp = match connect_tcp(&addrs, &what, shared.timeouts.connect).await {
+        Ok(s) => s,
+        Err(e) => {
+            shared.metrics.upstream_error(e.1);
+            return shared.refuse(&ctx, e.0, "upstream_error");
+        }
+    };
+    shared.metrics.request(&ctx.route, "tunnel");
+    let sh = Arc::clone(&shared);
+    shared.tracker.spawn(async move {
+        match hyper::upgrade::on(req).await {
+            Ok(up) => {
+                let mut up = TokioIo::new(up);
+                let (a, b) = tokio::io::copy_bidirectional(&mut up, &mut tcp)
+                    .await
+                    .unwrap_or((0, 0));
+                let mut ev = ctx.event("allow", None, Some(200));
+                ev.event = "tunnel".into();
+                ev.bytes_up = a;
+                ev.bytes_down = b;
+                sh.audit.record(ev);
+            }
+            Err(e) => tracing::warn!(error = %e, "CONNECT upgrade failed"),
+        }
+    });
+    Response::new(empty())
+}
+
+async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<BoxBody> {
+    let uri = req.uri().clone();
+    let mut ctx = Ctx {
+        start: Instant::now(),
+        method: req.method().as_str().to_string(),
+        scheme: "",
+        host: String::new(),
+        port: None,
+        path: audit_path(uri.path(), uri.query()),
+        route: "none".into(),
+        auth: None,
+    };
+    let https = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => false,
+        _ => {
+            return shared.refuse(
+                &ctx,
+                Refusal::new(
+                    StatusCode::BAD_REQUEST,
+                    "egress expects absolute-form requests (GET https://host/path)",
+                ),
+                "refused",
+            )
+        }
+    };
+    ctx.scheme = if https { "https" } else { "http" };
+    let authority = uri.authority().map(|a| a.as_str()).unwrap_or("");
+    let (host, port) = match split_host_port(authority, if https { 443 } else { 80 }) {
+        Ok(hp) => hp,
+        Err(e) => {
+            ctx.host = short(authority);
+            return shared.refuse(
+                &ctx,
+                Refusal::new(StatusCode::BAD_REQUEST, format!("bad host: {e}")),
+                "refused",
+            );
+        }
+    };
+    ctx.host = host.to_string();
+    ctx.port = Some(port);
+    if is_git_push(&uri) {
+        return shared.refuse(
+            &ctx,
+            Refusal::forbidden("git push over HTTPS is refused")
+                .with_hint("push through git-gate"),
+            "refused",
+        );
+    }
+    let cfg = shared.cfg.current();
+    let matched = match decide(&cfg, &host, port, req.method(), uri.path()) {
+        Ok(m) => m,
+        Err(r) => return shared.refuse(&ctx, r, "refused"),
+    };
+    ctx.route = matched.label();
+    let (auth, cred) = match matched {
+        Matched::Route(i) => (
+            cfg.live.routes.routes[i].auth.clone(),
+            cfg.creds.get(i).cloned().flatten(),
+        ),
+        Matched::Allowlist => (None, None),
+    };
+    let upgrade = wants_upgrade(req.headers());
+    if upgrade && cred.is_some() {
+        return shared.refuse(
+            &ctx,
+            Refusal::forbidden(
+                "protocol upgrade (WebSocket) on a credential-injecting route: its frames cannot be scrubbed",
+            ),
+            "refused",
+        );
+    }
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let is_head = req.method() == Method::HEAD;
+    let (mut parts, body) = req.into_parts();
+    strip_hop_by_hop(&mut parts.headers, upgrade);
+    parts.headers.remove(HOST);
+    parts.version = Version::HTTP_11;
+    if let (Some(auth), Some(cred)) = (&auth, &cred) {
+        match inject(&mut parts.headers, &mut parts.uri, auth, cred) {
+            Ok(p) => ctx.path = p,
+            Err(_) => {
+                return shared.refuse(
+                    &ctx,
+                    Refusal::new(StatusCode::BAD_REQUEST, "cannot rebuild the request target"),
+                    "refused",
+                )
+            }
+        }
+        let name = scheme_name(auth.scheme);
+        ctx.auth = Some(name);
+        shared.metrics.injection(&ctx.route, name);
+        if parts.headers.contains_key(ACCEPT_ENCODING) {
+            parts
+                .headers
+                .insert(ACCEPT_ENCODING, http::HeaderValue::from_static(ACCEPT));
+        }
+    }
+    drop(cfg);
+    let up_bytes = Arc::new(AtomicU64::new(0));
+    let ub = Arc::clone(&up_bytes);
+    let body = ScrubBody::new(body.map_err(Into::into).boxed(), None, move |st| {
+        ub.store(st.bytes, Ordering::Relaxed)
+    });
+    let up_req = Request::from_parts(parts, body.boxed());
+    let client = if upgrade {
+        &shared.client_h1
+    } else {
+        &shared.client
+    };
+    let resp = match tokio::time::timeout(shared.timeouts.response, client.request(up_req)).await {
+        Err(_) => {
+            shared.metrics.upstream_error("response_timeout");
+            return shared.refuse(
+                &ctx,
+                Refusal::gateway_timeout(format!(
+                    "upstream {host}:{port} sent no response headers within {}s",
+                    shared.timeouts.response.as_secs_f32()
+                )),
+                "upstream_error",
+            );
+        }
+        Ok(Err(e)) => {
+            if let Some(ce) = find_connect_error(&e) {
+                shared.metrics.upstream_error(ce.1);
+                let outcome = if ce.0.status == StatusCode::FORBIDDEN {
+                    "refused"
+                } else {
+                    "upstream_error"
+                };
+                return shared.refuse(&ctx, ce.0.clone(), outcome);
+            }
+            shared.metrics.upstream_error("request");
+            return shared.refuse(
+                &ctx,
+                Refusal::bad_gateway(format!("upstream {host}:{port} failed: {}", chain(&e))),
+                "upstream_error",
+            );
+        }
+        Ok(Ok(r)) => r,
+    };
+    let mut resp = resp;
+    let status = resp.status();
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(cu) = client_upgrade {
+            let su = hyper::upgrade::on(&mut resp);
+            let sh = Arc::clone(&shared);
+            let tctx = ctx.clone();
+            shared.tracker.spawn(async move {
+                if let (Ok(c), Ok(s)) = tokio::join!(cu, su) {
+                    let (mut c, mut s) = (TokioIo::new(c), TokioIo::new(s));
+                    let (a, b) = tokio::io::copy_bidirectional(&mut c, &mut s)
+                        .await
+                        .unwrap_or((0, 0));
+                    let mut ev = tctx.event("allow", None, Some(101));
+                    ev.event = "upgrade".into();
+                    ev.bytes_up = a;
+                    ev.bytes_down = b;
+                    sh.audit.record(ev);
+                }
+            });
+            shared.metrics.request(&ctx.route, "forwarded");
+            let (mut rparts, _) = resp.into_parts();
+            strip_hop_by_hop(&mut rparts.headers, true);
+            rparts.version = Version::HTTP_11;
+            return Response::from_parts(rparts, empty());
+        }
+    }
+    let (mut rparts, rbody) = resp.into_parts();
+    strip_hop_by_hop(&mut rparts.headers, false);
+    rparts.version = Version::HTTP_11;
+    let mut header_scrubs = 0;
+    if let Some(c) = &cred {
+        header_scrubs = scrub_headers(&mut rparts.headers, &c.patterns);
+    }
+    let bodyless = is_head
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+        || status.is_informational();
+    let rbody: BoxBody = rbody.map_err(Into::into).boxed();
+    let (rbody, pats) = match &cred {
+        Some(c) if !bodyless => match parse_codings(&rparts.headers) {
+            Err(name) => {
+                shared.metrics.upstream_error("undecodable_encoding");
+                return shared.refuse(
+                    &ctx,
+                    Refusal::bad_gateway(format!(
+                        "response from {host}:{port} uses Content-Encoding {name}, which egress cannot decode to scrub the injected credential"
+                    )),
+                    "upstream_error",
+                );
+            }
+            Ok(codings) => {
+                if !codings.is_empty() {
+                    rparts.headers.remove(CONTENT_ENCODING);
+                }
+                rparts.headers.remove(CONTENT_LENGTH);
+                (decode(rbody, &codings).await, Some(Arc::clone(&c.patterns)))
+            }
+        },
+        _ => (rbody, None),
+    };
+    shared.metrics.request(&ctx.route, "forwarded");
+    let sh = Arc::clone(&shared);
+    let status_u16 = status.as_u16();
+    let done = move |st: BodyStats| {
+        let scrubs = st.scrubs + header_scrubs;
+        sh.metrics.scrubbed(&ctx.route, scrubs);
+        let mut ev = ctx.event(
+            if st.errored { "error" } else { "allow" },
+            st.errored.then(|| "response body failed".to_string()),
+            Some(status_u16),
+        );
+        ev.bytes_up = up_bytes.load(Ordering::Relaxed);
+        ev.bytes_down = st.bytes;
+        if scrubs > 0 {
+            ev.extra.insert("scrubbed".into(), scrubs.into());
+        }
+        if !st.complete && !st.errored {
+            ev.extra.insert("aborted".into(), true.into());
+        }
+        sh.audit.record(ev);
+    };
+    let body = ScrubBody::new(rbody, pats, done);
+    Response::from_parts(rparts, body.boxed())
+}
+
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::config::EnvSource;
+    use bottle_core::parse_host;
+
+    #[test]
+    fn decision_order_and_reasons() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("routes.yaml"),
+            "routes:\n  - host: api.example\n    paths: [\"/repos/acme/**\"]\n    methods: [GET]\n  - host: api.example\n    paths: [\"/repos/acme/**\"]\n    methods: [POST]\n    auth: {scheme: bearer, token_env: T}\n  - host: \"*.wild.example\"\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("allowlist"), "open.example\napi.example\n").unwrap();
+        let env = EnvSource::from_map([("T".to_string(), "tok-123456".to_string())].into());
+        let cfg = EgressConfig::load(dir.path(), &env).unwrap();
+        let h = |s: &str| parse_host(s).unwrap();
+        let d = |host: &str, m: Method, p: &str| decide(&cfg, &h(host), 443, &m, p);
+        assert_eq!(d("api.example", Method::GET, "/repos/acme/x").unwrap(), Matched::Route(0));
+        assert_eq!(d("API.example.", Method::POST, "/repos/acme/x").unwrap(), Matched::Route(1));
+        let e = d("api.example", Method::DELETE, "/repos/acme/x").unwrap_err();
+        assert!(e.reason.starts_with("method not allowed"), "{}", e.reason);
+        // a host named by a route is not widened by the allowlist
+        let e = d("api.example", Method::GET, "/other").unwrap_err();
+        assert!(e.reason.starts_with("path not allowed"), "{}", e.reason);
+        let e = d("api.example", Method::GET, "/repos/acme/../../etc").unwrap_err();
+        assert!(e.reason.starts_with("path not allowed"), "{}", e.reason);
+        assert_eq!(d("open.example", Method::PUT, "/x").unwrap(), Matched::Allowlist);
+        assert_eq!(d("a.b.wild.example", Method::PUT, "/x").unwrap(), Matched::Route(2));
+        let e = d("wild.example", Method::GET, "/").unwrap_err();
+        assert!(e.reason.starts_with("host not routed: wild.example:443"), "{}", e.reason);
+        let e = d("evil.example", Method::GET, "/").unwrap_err();
+        assert_eq!(e.status, StatusCode::FORBIDDEN);
+        assert_eq!(e.hint.as_deref(), Some("run: bottle allow evil.example"));
+        // port matters: default pattern = 80 and 443
+        assert!(decide(&cfg, &h("open.example"), 8443, &Method::GET, "/").is_err());
+    }
+}

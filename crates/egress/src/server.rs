@@ -1,0 +1,316 @@
+//! Startup, the accept loop, drain on shutdown; also the in-process API other
+//! crates' tests use ([`spawn`]).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bottle_core::audit::AuditLog;
+use bottle_core::cli::CommonArgs;
+use bottle_core::reload::{self, Reloadable};
+use bottle_core::status::StatusFile;
+use bottle_core::{ConfigError, Metrics, Resolver};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsConnector;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{EgressConfig, EnvSource};
+use crate::metrics::EgressMetrics;
+use crate::proxy::{handle, Shared, COMPONENT};
+use crate::upstream::{Connector, Timeouts};
+
+/// Flags of egress (the shared ones plus timeouts).
+#[derive(clap::Args, Debug, Clone)]
+pub struct EgressArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Upstream TCP connect timeout, seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub connect_timeout: f64,
+    /// Upstream TLS handshake timeout, seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub handshake_timeout: f64,
+    /// Time allowed from sending a request upstream to its response headers, seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 120.0)]
+    pub response_timeout: f64,
+    /// Idle pooled upstream connections are closed after this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 90.0)]
+    pub idle_timeout: f64,
+    /// On SIGTERM, how long in-flight requests may take to finish, seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    pub drain_timeout: f64,
+}
+
+impl EgressArgs {
+    /// Defaults for in-process use: listen on 127.0.0.1:0, no admin, no audit.
+    pub fn new(config_dir: impl Into<PathBuf>) -> EgressArgs {
+        EgressArgs {
+            common: CommonArgs {
+                listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+                config_dir: config_dir.into(),
+                upstream_ca: None,
+                resolve: Vec::new(),
+                admin_listen: None,
+                audit_log: None,
+                status_file: None,
+            },
+            connect_timeout: 10.0,
+            handshake_timeout: 10.0,
+            response_timeout: 120.0,
+            idle_timeout: 90.0,
+            drain_timeout: 5.0,
+        }
+    }
+
+    fn timeouts(&self) -> Timeouts {
+        let d = |s: f64| Duration::from_secs_f64(s.clamp(0.001, 86_400.0));
+        Timeouts {
+            connect: d(self.connect_timeout),
+            handshake: d(self.handshake_timeout),
+            response: d(self.response_timeout),
+            idle: d(self.idle_timeout),
+        }
+    }
+}
+
+/// Why egress could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("upstream TLS: {0}")]
+    Tls(String),
+    #[error("resolver: {0}")]
+    Resolver(String),
+    #[error("cannot open audit log {path}: {source}")]
+    Audit {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A running egress.
+pub struct Running {
+    /// Where it listens for pipelock.
+    pub addr: SocketAddr,
+    /// Where the admin endpoints are, if enabled.
+    pub admin_addr: Option<SocketAddr>,
+    /// The live config (call `reload_now` to reload in-process).
+    pub config: Arc<Reloadable<EgressConfig>>,
+    pub metrics: Arc<Metrics>,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+    admin_task: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("addr", &self.addr)
+            .field("admin_addr", &self.admin_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Running {
+    /// Reload the config now (what SIGHUP does).
+    pub async fn reload(&self) -> Result<(), ConfigError> {
+        self.config.reload_now().await
+    }
+
+    /// Stop accepting, drain in-flight requests (bounded), stop.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+        if let Some(a) = self.admin_task {
+            a.abort();
+        }
+    }
+
+    /// Wait until the server stops (after a shutdown signal).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+        if let Some(a) = self.admin_task {
+            a.abort();
+        }
+    }
+
+    /// A handle that triggers shutdown.
+    pub fn shutdown_handle(&self) -> watch::Sender<bool> {
+        self.shutdown.clone()
+    }
+}
+
+/// Start egress in-process on `args` (use `EgressArgs::new(dir)` for port 0),
+/// reading `token_env` values from `env` (not from the process environment).
+/// Reload with [`Running::reload`]; no SIGHUP handler is installed.
+pub async fn spawn(args: EgressArgs, env: HashMap<String, String>) -> Result<Running, StartError> {
+    start(args, EnvSource::from_map(env), false).await
+}
+
+/// Start egress. `sighup`: install the SIGHUP reload task (the binary does).
+pub async fn start(args: EgressArgs, env: EnvSource, sighup: bool) -> Result<Running, StartError> {
+    bottle_core::tls::install_default_provider();
+    let timeouts = args.timeouts();
+    let common = &args.common;
+    let metrics = Arc::new(Metrics::new());
+    let em = EgressMetrics::register(&metrics);
+    let status = common
+        .status_file
+        .as_ref()
+        .map(|p| StatusFile::new(p.clone(), COMPONENT));
+    let dir = common.config_dir.clone();
+    let loader = move || {
+        let c = EgressConfig::load(&dir, &env)?;
+        let sha = c.live.sha256.clone();
+        Ok((c, sha))
+    };
+    let cfg = if sighup {
+        reload::start(COMPONENT, loader, status, &metrics)?
+    } else {
+        reload::build(COMPONENT, loader, status, &metrics)?
+    };
+    let tls_h2 = bottle_core::tls::upstream_client_config(
+        common.upstream_ca.as_deref(),
+        &[b"h2", b"http/1.1"],
+    )
+    .map_err(|e| StartError::Tls(e.to_string()))?;
+    let tls_h1 = bottle_core::tls::upstream_client_config(common.upstream_ca.as_deref(), &[b"http/1.1"])
+        .map_err(|e| StartError::Tls(e.to_string()))?;
+    let resolver =
+        Arc::new(Resolver::new(&common.resolve).map_err(|e| StartError::Resolver(e.to_string()))?);
+    let audit = AuditLog::open_optional(common.audit_log.as_deref()).map_err(|source| {
+        StartError::Audit {
+            path: common.audit_log.clone().unwrap_or_default(),
+            source,
+        }
+    })?;
+    let mk_client = |tls: Arc<rustls::ClientConfig>| {
+        let connector = Connector {
+            cfg: Arc::clone(&cfg),
+            resolver: Arc::clone(&resolver),
+            tls: TlsConnector::from(tls),
+            timeouts,
+        };
+        Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(timeouts.idle)
+            .pool_max_idle_per_host(256)
+            .http2_adaptive_window(true)
+            .build(connector)
+    };
+    let tracker = TaskTracker::new();
+    let shared = Arc::new(Shared {
+        cfg: Arc::clone(&cfg),
+        resolver: Arc::clone(&resolver),
+        audit,
+        metrics: em,
+        client: mk_client(tls_h2),
+        client_h1: mk_client(tls_h1),
+        timeouts,
+        tracker: tracker.clone(),
+    });
+    let listener = TcpListener::bind(common.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: common.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: common.listen,
+        source,
+    })?;
+    let mut admin_addr = None;
+    let mut admin_task = None;
+    if let Some(a) = common.admin_listen {
+        let l = TcpListener::bind(a)
+            .await
+            .map_err(|source| StartError::Listen { addr: a, source })?;
+        admin_addr = l.local_addr().ok();
+        let m = Arc::clone(&metrics);
+        admin_task = Some(tokio::spawn(async move {
+            if let Err(e) = bottle_core::admin::serve_admin_on(l, || true, m).await {
+                tracing::error!(error = %e, "admin listener failed");
+            }
+        }));
+    }
+    let (tx, rx) = watch::channel(false);
+    let drain = Duration::from_secs_f64(args.drain_timeout.clamp(0.0, 3600.0));
+    let task = tokio::spawn(accept_loop(listener, shared, tracker, rx, drain));
+    tracing::info!(%addr, "egress listening");
+    Ok(Running {
+        addr,
+        admin_addr,
+        config: cfg,
+        metrics,
+        shutdown: tx,
+        task,
+        admin_task,
+    })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    tracker: TaskTracker,
+    mut shutdown: watch::Receiver<bool>,
+    drain: Duration,
+) {
+    loop {
+        tokio::select! {
+            acc = listener.accept() => {
+                let (stream, _) = match acc {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let sh = Arc::clone(&shared);
+                let mut stop = shutdown.clone();
+                tracker.spawn(async move {
+                    let svc = service_fn(move |req| handle(Arc::clone(&sh), req));
+                    let conn = http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(Duration::from_secs(60))
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .with_upgrades();
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        r = conn.as_mut() => {
+                            if let Err(e) = r {
+                                tracing::debug!(error = %e, "connection ended with error");
+                            }
+                        }
+                        _ = async { let _ = stop.wait_for(|s| *s).await; } => {
+                            conn.as_mut().graceful_shutdown();
+                            let _ = conn.await;
+                        }
+                    }
+                });
+            }
+            _ = async { let _ = shutdown.wait_for(|s| *s).await; } => break,
+        }
+    }
+    drop(listener);
+    tracker.close();
+    if tokio::time::timeout(drain, tracker.wait()).await.is_err() {
+        tracing::warn!("drain timeout: closing remaining connections");
+    }
+}

@@ -1,0 +1,311 @@
+//! Upstream connections: SSRF-checked resolution, connect and TLS handshake
+//! with timeouts, ALPN h2/http1.1, and a pooled hyper client (pool keyed on
+//! scheme + authority; the SNI is the authority's host, so also on SNI).
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bottle_core::reload::Reloadable;
+use bottle_core::{resolve_checked, split_host_port, Host, Refusal, Resolver};
+use http::Uri;
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+use crate::config::EgressConfig;
+
+/// Timeouts for upstream work.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub handshake: Duration,
+    /// From request sent to response headers received.
+    pub response: Duration,
+    /// Idle pooled connections are closed after this.
+    pub idle: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(10),
+            handshake: Duration::from_secs(10),
+            response: Duration::from_secs(120),
+            idle: Duration::from_secs(90),
+        }
+    }
+}
+
+/// A failure to open an upstream connection, carrying the refusal to send back.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConnectError(pub Refusal, pub &'static str);
+
+/// A plain or TLS upstream stream.
+pub enum Io {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Io::Tls(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Io::Tls(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_flush(cx),
+            Io::Tls(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Io::Tls(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Io::Tls(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+        }
+    }
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Io::Plain(s) => s.is_write_vectored(),
+            Io::Tls(s) => s.is_write_vectored(),
+        }
+    }
+}
+
+/// The connection type handed to hyper.
+pub struct Conn {
+    io: TokioIo<Io>,
+    h2: bool,
+}
+
+impl Connection for Conn {
+    fn connected(&self) -> Connected {
+        let c = Connected::new();
+        if self.h2 {
+            c.negotiated_h2()
+        } else {
+            c
+        }
+    }
+}
+
+impl hyper::rt::Read for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}
+
+/// Connects to upstreams: resolve (SSRF-checked), TCP, TLS.
+#[derive(Clone)]
+pub struct Connector {
+    pub cfg: Arc<Reloadable<EgressConfig>>,
+    pub resolver: Arc<Resolver>,
+    pub tls: TlsConnector,
+    pub timeouts: Timeouts,
+}
+
+/// Open a TCP connection to the first checked address that answers.
+pub async fn connect_tcp(
+    addrs: &[SocketAddr],
+    what: &str,
+    timeout: Duration,
+) -> Result<TcpStream, ConnectError> {
+    let attempt = async {
+        let mut last: Option<io::Error> = None;
+        for a in addrs {
+            match TcpStream::connect(a).await {
+                Ok(s) => {
+                    let _ = s.set_nodelay(true);
+                    return Ok(s);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| io::Error::other("no address")))
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(ConnectError(
+            Refusal::bad_gateway(format!("connecting to {what} failed: {e}")),
+            "connect",
+        )),
+        Err(_) => Err(ConnectError(
+            Refusal::gateway_timeout(format!(
+                "connecting to {what} timed out after {}s",
+                timeout.as_secs_f32()
+            )),
+            "connect_timeout",
+        )),
+    }
+}
+
+/// Resolve with the SSRF check against the current config.
+pub async fn resolve(
+    cfg: &Reloadable<EgressConfig>,
+    resolver: &Resolver,
+    host: &Host,
+    port: u16,
+) -> Result<Vec<SocketAddr>, ConnectError> {
+    let current = cfg.current();
+    resolve_checked(resolver, &current.live, host, port)
+        .await
+        .map_err(|r| ConnectError(r, "resolve"))
+}
+
+impl Connector {
+    async fn open(self, uri: Uri) -> Result<Conn, ConnectError> {
+        let https = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => {
+                return Err(ConnectError(
+                    Refusal::bad_gateway("unsupported upstream scheme"),
+                    "scheme",
+                ))
+            }
+        };
+        let authority = uri.authority().map(|a| a.as_str()).unwrap_or("");
+        let (host, port) = split_host_port(authority, if https { 443 } else { 80 }).map_err(|e| {
+            ConnectError(Refusal::bad_gateway(format!("bad upstream host: {e}")), "host")
+        })?;
+        let what = format!("{host}:{port}");
+        let addrs = resolve(&self.cfg, &self.resolver, &host, port).await?;
+        let tcp = connect_tcp(&addrs, &what, self.timeouts.connect).await?;
+        if !https {
+            return Ok(Conn {
+                io: TokioIo::new(Io::Plain(tcp)),
+                h2: false,
+            });
+        }
+        let name = match &host {
+            Host::Name(n) => ServerName::try_from(n.clone()).map_err(|_| {
+                ConnectError(
+                    Refusal::bad_gateway(format!("invalid TLS server name {n}")),
+                    "tls",
+                )
+            })?,
+            Host::Ip(ip) => ServerName::IpAddress((*ip).into()),
+        };
+        let tls = match tokio::time::timeout(self.timeouts.handshake, self.tls.connect(name, tcp))
+            .await
+        {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                return Err(ConnectError(
+                    Refusal::bad_gateway(format!("TLS handshake with {what} failed: {e}")),
+                    "tls",
+                ))
+            }
+            Err(_) => {
+                return Err(ConnectError(
+                    Refusal::gateway_timeout(format!(
+                        "TLS handshake with {what} timed out after {}s",
+                        self.timeouts.handshake.as_secs_f32()
+                    )),
+                    "tls_timeout",
+                ))
+            }
+        };
+        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+        Ok(Conn {
+            io: TokioIo::new(Io::Tls(Box::new(tls))),
+            h2,
+        })
+    }
+}
+
+impl tower_service::Service<Uri> for Connector {
+    type Response = Conn;
+    type Error = ConnectError;
+    type Future = Pin<Box<dyn Future<Output = Result<Conn, ConnectError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        Box::pin(self.clone().open(uri))
+    }
+}
+
+/// Find our [`ConnectError`] inside a client error chain.
+pub fn find_connect_error<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a ConnectError> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(c) = err.downcast_ref::<ConnectError>() {
+            return Some(c);
+        }
+        cur = err.source();
+    }
+    None
+}
