@@ -3,8 +3,34 @@
 //! upstream atomically with a lease on every ref.
 #![forbid(unsafe_code)]
 
+pub mod config;
+pub mod gate;
+pub mod git;
+pub mod hook;
+pub mod metrics;
+pub mod mirror;
 pub mod pktline;
 pub mod policy;
 pub mod refname;
 pub mod report;
 pub mod request;
+pub mod scan;
+pub mod server;
+pub mod upstream;
+
+/// Errors of git-gate's own operations (config errors are `bottle_core::ConfigError`).
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    #[error("cannot run git: {0}")]
+    Spawn(String),
+    #[error("git operation timed out")]
+    Timeout,
+    #[error("{0}")]
+    Git(String),
+    #[error("{0}")]
+    Upstream(String),
+    #[error("I/O error: {0}")]
+    Io(String),
+    #[error("repository busy (another push or refresh is running)")]
+    Busy,
+}

@@ -167,6 +167,15 @@ fn split_caps(raw: &[u8]) -> Capabilities {
 
 /// Parses a full request body.
 pub fn parse(body: &[u8]) -> Result<PushRequest, RequestError> {
+    parse_inner(body, true)
+}
+
+/// Parses the command list (and push options) of a body whose pack was cut off.
+pub fn parse_commands_only(body: &[u8]) -> Result<PushRequest, RequestError> {
+    parse_inner(body, false)
+}
+
+fn parse_inner(body: &[u8], check_pack: bool) -> Result<PushRequest, RequestError> {
     let mut r = PktReader::new(body);
     let mut shallow = Vec::new();
     let mut commands = Vec::new();
@@ -220,12 +229,14 @@ pub fn parse(body: &[u8]) -> Result<PushRequest, RequestError> {
     let rest = r.rest();
     let all_deletes = commands.iter().all(|c| c.kind() == CommandKind::Delete);
     let has_pack = !rest.is_empty();
-    if all_deletes {
-        if has_pack {
-            return Err(RequestError::UnexpectedData);
+    if check_pack {
+        if all_deletes {
+            if has_pack {
+                return Err(RequestError::UnexpectedData);
+            }
+        } else if !rest.starts_with(b"PACK") {
+            return Err(RequestError::MissingPack);
         }
-    } else if !rest.starts_with(b"PACK") {
-        return Err(RequestError::MissingPack);
     }
     Ok(PushRequest {
         shallow,

@@ -1,0 +1,671 @@
+//! The smart-HTTP front end. Only these requests exist, for configured repositories only:
+//!
+//! - `GET  /<name>.git/info/refs?service=git-upload-pack|git-receive-pack`
+//! - `POST /<name>.git/git-upload-pack`
+//! - `POST /<name>.git/git-receive-pack`
+//!
+//! Everything else (dumb HTTP, WebDAV, LFS, archives, other names, odd spellings) is refused.
+
+use std::convert::Infallible;
+use std::io::Read;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bottle_core::body::{empty, full};
+use bottle_core::{BoxBody, BoxError, Refusal};
+use bytes::Bytes;
+use http::{header, HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::config::RepoConfig;
+use crate::gate::{Gate, PushCtx, RefOutcome};
+use crate::git::run;
+use crate::hook::{ENV_PUSH_ID, ENV_SOCKET};
+use crate::pktline::{write_flush, write_text};
+use crate::policy::Verdict;
+use crate::report::Report;
+use crate::request::{self, CommandKind};
+use crate::GateError;
+
+/// Largest (decoded) upload-pack request body.
+pub const MAX_UPLOAD_REQUEST: usize = 16 << 20;
+/// How long the client may stay silent while sending a body.
+pub const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+const COMPONENT: &str = "git-gate";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Service {
+    UploadPack,
+    ReceivePack,
+}
+
+impl Service {
+    fn name(self) -> &'static str {
+        match self {
+            Service::UploadPack => "git-upload-pack",
+            Service::ReceivePack => "git-receive-pack",
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Endpoint {
+    InfoRefs(Service),
+    Rpc(Service),
+}
+
+fn refuse(status: StatusCode, reason: impl Into<String>) -> Response<BoxBody> {
+    Refusal::new(status, reason).response(COMPONENT)
+}
+
+fn valid_repo_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name.len() <= 100
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Exact routing: no percent-decoding, no normalisation.
+fn route(method: &Method, path: &str, query: Option<&str>) -> Result<(String, Endpoint), Response<BoxBody>> {
+    let not_git = || {
+        refuse(
+            StatusCode::NOT_FOUND,
+            "not a git smart-HTTP endpoint (only /<repo>.git/info/refs, git-upload-pack, git-receive-pack)",
+        )
+    };
+    let rest = path.strip_prefix('/').ok_or_else(not_git)?;
+    let (name, tail) = rest.split_once(".git/").ok_or_else(not_git)?;
+    if !valid_repo_name(name) {
+        return Err(not_git());
+    }
+    let ep = match (method, tail) {
+        (&Method::GET, "info/refs") => match query {
+            Some("service=git-upload-pack") => Endpoint::InfoRefs(Service::UploadPack),
+            Some("service=git-receive-pack") => Endpoint::InfoRefs(Service::ReceivePack),
+            _ => {
+                return Err(refuse(
+                    StatusCode::FORBIDDEN,
+                    "dumb HTTP is not supported: use service=git-upload-pack or git-receive-pack",
+                ))
+            }
+        },
+        (&Method::POST, "git-upload-pack") if query.is_none() => Endpoint::Rpc(Service::UploadPack),
+        (&Method::POST, "git-receive-pack") if query.is_none() => Endpoint::Rpc(Service::ReceivePack),
+        (_, "info/refs" | "git-upload-pack" | "git-receive-pack") => {
+            return Err(refuse(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"))
+        }
+        _ => return Err(not_git()),
+    };
+    Ok((name.to_string(), ep))
+}
+
+/// Only `version=1` / `version=2` are passed on to git.
+fn git_protocol(headers: &HeaderMap) -> Option<&'static str> {
+    match headers.get("git-protocol").and_then(|v| v.to_str().ok()) {
+        Some("version=2") => Some("version=2"),
+        Some("version=1") => Some("version=1"),
+        _ => None,
+    }
+}
+
+/// Accepts connections until `shutdown` resolves.
+pub async fn serve(gate: Arc<Gate>, listener: TcpListener, shutdown: impl std::future::Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            () = &mut shutdown => return,
+        };
+        let (stream, _) = match accepted {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let gate = gate.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| {
+                let gate = gate.clone();
+                async move { Ok::<_, Infallible>(handle(gate, req).await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(30))
+                .serve_connection(TokioIo::new(stream), svc);
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended");
+            }
+        });
+    }
+}
+
+/// Handles one request.
+pub async fn handle(gate: Arc<Gate>, req: Request<Incoming>) -> Response<BoxBody> {
+    let started = Instant::now();
+    let (name, ep) = match route(req.method(), req.uri().path(), req.uri().query()) {
+        Ok(r) => r,
+        Err(resp) => {
+            gate.metrics.request("other", "refused");
+            audit_http(&gate, &req, resp.status(), "refused: not a smart-HTTP endpoint", started);
+            return resp;
+        }
+    };
+    // One config snapshot for the whole request.
+    let cfg = (gate.config)();
+    let Some(repo) = cfg.repo(&name) else {
+        gate.metrics.request("other", "refused");
+        let resp = refuse(StatusCode::NOT_FOUND, format!("unknown repository: {name}"));
+        audit_http(&gate, &req, resp.status(), "refused: unknown repository", started);
+        return resp;
+    };
+    let resp = match ep {
+        Endpoint::InfoRefs(svc) => info_refs(&gate, &repo, svc, req.headers()).await,
+        Endpoint::Rpc(Service::UploadPack) => upload_pack(&gate, &repo, req).await,
+        Endpoint::Rpc(Service::ReceivePack) => receive_pack(&gate, &repo, req).await,
+    };
+    let label = match ep {
+        Endpoint::InfoRefs(_) => "info-refs",
+        Endpoint::Rpc(Service::UploadPack) => "upload-pack",
+        Endpoint::Rpc(Service::ReceivePack) => "receive-pack",
+    };
+    gate.metrics.request(label, if resp.status().is_success() { "ok" } else { "error" });
+    resp
+}
+
+fn audit_http<B>(gate: &Gate, req: &Request<B>, status: StatusCode, reason: &str, started: Instant) {
+    let mut ev = bottle_core::AuditEvent::new(COMPONENT, "request", "deny");
+    ev.reason = Some(reason.to_string());
+    ev.method = req.method().to_string();
+    ev.scheme = "http".into();
+    ev.path = req.uri().path().chars().take(200).collect();
+    ev.status = Some(status.as_u16());
+    ev.duration_ms = started.elapsed().as_millis() as u64;
+    gate.audit.record(ev);
+}
+
+fn receive_pack_config(gate: &Gate, repo: &RepoConfig) -> Vec<String> {
+    let p = &repo.policy;
+    vec![
+        format!("core.hooksPath={}", gate.hooks_dir.display()),
+        "receive.fsckObjects=true".into(),
+        format!("receive.maxInputSize={}", p.max_pack_bytes),
+        format!("receive.advertisePushOptions={}", p.push_options),
+        "receive.advertiseAtomic=true".into(),
+        "receive.denyDeletes=false".into(),
+        "receive.denyNonFastForwards=false".into(),
+        "receive.shallowUpdate=false".into(),
+        "receive.autogc=false".into(),
+        "receive.updateServerInfo=false".into(),
+        "core.logAllRefUpdates=false".into(),
+    ]
+}
+
+fn upload_pack_config() -> Vec<String> {
+    vec![
+        "uploadpack.allowFilter=true".into(),
+        "uploadpack.allowAnySHA1InWant=false".into(),
+        "uploadpack.advertiseBundleURIs=false".into(),
+        "transfer.advertiseObjectInfo=false".into(),
+    ]
+}
+
+fn git_service_cmd(gate: &Gate, repo: &RepoConfig, svc: Service, protocol: Option<&str>) -> tokio::process::Command {
+    let mirror = gate.mirror(&repo.name);
+    let mut cmd = gate.runner.command(None);
+    let cfg = match svc {
+        Service::UploadPack => upload_pack_config(),
+        Service::ReceivePack => receive_pack_config(gate, repo),
+    };
+    for c in cfg {
+        cmd.arg("-c").arg(c);
+    }
+    cmd.arg(match svc {
+        Service::UploadPack => "upload-pack",
+        Service::ReceivePack => "receive-pack",
+    });
+    cmd.arg("--stateless-rpc");
+    if let Some(p) = protocol {
+        cmd.env("GIT_PROTOCOL", p);
+    }
+    cmd.current_dir(&mirror.dir);
+    // The mirror path goes last (callers add --advertise-refs before it).
+    cmd
+}
+
+fn advert_error(svc: Service, msg: &str) -> Response<BoxBody> {
+    let mut body = Vec::new();
+    write_text(&mut body, &format!("# service={}", svc.name()));
+    write_flush(&mut body);
+    write_text(&mut body, &format!("ERR git-gate: {}", crate::report::sanitize(msg)));
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, format!("application/x-{}-advertisement", svc.name()))
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(full(body))
+        .unwrap_or_else(|_| Response::new(empty()))
+}
+
+async fn info_refs(gate: &Gate, repo: &RepoConfig, svc: Service, headers: &HeaderMap) -> Response<BoxBody> {
+    let mirror = match gate.refresh(repo).await {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(repo = %repo.name, error = %e, "mirror refresh failed");
+            return advert_error(svc, &format!("upstream unavailable for {}: {e}", repo.name));
+        }
+    };
+    let protocol = if svc == Service::UploadPack { git_protocol(headers) } else { None };
+    let mut cmd = git_service_cmd(gate, repo, svc, protocol);
+    cmd.arg("--advertise-refs").arg(&mirror.dir);
+    let out = match run(cmd, None, Duration::from_secs(120)).await {
+        Ok(o) if o.success => o,
+        Ok(o) => return advert_error(svc, &format!("advertisement failed: {}", o.stderr_str().trim())),
+        Err(e) => return advert_error(svc, &e.to_string()),
+    };
+    let mut body = Vec::new();
+    if protocol != Some("version=2") {
+        write_text(&mut body, &format!("# service={}", svc.name()));
+        write_flush(&mut body);
+    }
+    body.extend_from_slice(&out.stdout);
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, format!("application/x-{}-advertisement", svc.name()))
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(full(body))
+        .unwrap_or_else(|_| Response::new(empty()))
+}
+
+enum BodyRead {
+    Complete(Vec<u8>),
+    /// Over the cap: the first `kept` bytes, total size seen (drained up to 2x the cap).
+    TooLarge { kept: Vec<u8>, total: u64 },
+    Failed(String),
+}
+
+/// Reads a body up to `cap` bytes; beyond that keeps reading (discarding) up to `2 * cap`
+/// so that the client is still listening when we answer.
+async fn read_body(mut body: Incoming, cap: usize) -> BodyRead {
+    let mut buf = Vec::new();
+    let mut total: u64 = 0;
+    let drain_cap = (cap as u64).saturating_mul(2);
+    loop {
+        let frame = match tokio::time::timeout(BODY_IDLE_TIMEOUT, body.frame()).await {
+            Err(_) => return BodyRead::Failed("timed out reading the request body".into()),
+            Ok(None) => break,
+            Ok(Some(Err(e))) => return BodyRead::Failed(format!("cannot read the request body: {e}")),
+            Ok(Some(Ok(f))) => f,
+        };
+        if let Ok(data) = frame.into_data() {
+            total += data.len() as u64;
+            if buf.len() + data.len() <= cap {
+                buf.extend_from_slice(&data);
+            } else if total > drain_cap {
+                return BodyRead::TooLarge { kept: buf, total };
+            }
+        }
+    }
+    if total > cap as u64 {
+        BodyRead::TooLarge { kept: buf, total }
+    } else {
+        BodyRead::Complete(buf)
+    }
+}
+
+fn content_type_is(headers: &HeaderMap, want: &str) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case(want))
+        .unwrap_or(false)
+}
+
+async fn upload_pack(gate: &Gate, repo: &RepoConfig, req: Request<Incoming>) -> Response<BoxBody> {
+    if !content_type_is(req.headers(), "application/x-git-upload-pack-request") {
+        return refuse(StatusCode::UNSUPPORTED_MEDIA_TYPE, "wrong content type for git-upload-pack");
+    }
+    let protocol = git_protocol(req.headers());
+    let encoding = req
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_ascii_lowercase());
+    let gzip = match encoding.as_deref() {
+        None | Some("identity") => false,
+        Some("gzip" | "x-gzip") => true,
+        Some(other) => {
+            return refuse(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("content encoding {other} not supported"))
+        }
+    };
+    let raw = match read_body(req.into_body(), MAX_UPLOAD_REQUEST).await {
+        BodyRead::Complete(b) => b,
+        BodyRead::TooLarge { .. } => return refuse(StatusCode::PAYLOAD_TOO_LARGE, "fetch request too large"),
+        BodyRead::Failed(e) => return refuse(StatusCode::BAD_REQUEST, e),
+    };
+    let body = if gzip {
+        let mut out = Vec::new();
+        let dec = flate2::read::GzDecoder::new(&raw[..]);
+        match dec.take(MAX_UPLOAD_REQUEST as u64 + 1).read_to_end(&mut out) {
+            Ok(n) if n <= MAX_UPLOAD_REQUEST => out,
+            Ok(_) => return refuse(StatusCode::PAYLOAD_TOO_LARGE, "fetch request too large after decompression"),
+            Err(_) => return refuse(StatusCode::BAD_REQUEST, "bad gzip body"),
+        }
+    } else {
+        raw
+    };
+    let mirror = gate.mirror(&repo.name);
+    if !mirror.dir.join("HEAD").is_file() {
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, "mirror not ready: fetch info/refs first");
+    }
+    let mut cmd = git_service_cmd(gate, repo, Service::UploadPack, protocol);
+    cmd.arg(&mirror.dir).stdin(Stdio::piped());
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return refuse(StatusCode::BAD_GATEWAY, format!("cannot run git upload-pack: {e}")),
+    };
+    let (Some(mut stdin), Some(stdout), Some(mut stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        return refuse(StatusCode::BAD_GATEWAY, "cannot run git upload-pack");
+    };
+    tokio::spawn(async move {
+        let _ = stdin.write_all(&body).await;
+        let _ = stdin.shutdown().await;
+    });
+    let repo_name = repo.name.clone();
+    tokio::spawn(async move {
+        let mut err = Vec::new();
+        let _ = (&mut stderr).take(64 << 10).read_to_end(&mut err).await;
+        if !err.is_empty() {
+            tracing::debug!(repo = %repo_name, stderr = %String::from_utf8_lossy(&err).trim(), "upload-pack");
+        }
+    });
+    let stream = futures_util::stream::unfold(Some((stdout, child)), |state| async move {
+        let (mut out, child) = state?;
+        let mut buf = vec![0u8; 64 << 10];
+        match out.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, BoxError>(Frame::data(Bytes::from(buf))), Some((out, child))))
+            }
+            Err(e) => Some((Err(BoxError::from(e)), None)),
+        }
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/x-git-upload-pack-result")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(BoxBody::new(StreamBody::new(stream)))
+        .unwrap_or_else(|_| Response::new(empty()))
+}
+
+fn result_response(body: Vec<u8>) -> Response<BoxBody> {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/x-git-receive-pack-result")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(full(body))
+        .unwrap_or_else(|_| Response::new(empty()))
+}
+
+/// A refusal the client prints: 200, per-ref `ng`, `remote:` lines.
+fn refusal_report(
+    gate: &Gate,
+    repo: &RepoConfig,
+    parsed: &request::PushRequest,
+    verdicts: &[Verdict],
+    unpack: Result<(), String>,
+    bytes: u64,
+) -> Response<BoxBody> {
+    let mut rep = Report::new(parsed.caps.sideband(), parsed.caps.report_status());
+    rep.unpack = unpack;
+    let mut outcomes = Vec::new();
+    for (c, v) in parsed.commands.iter().zip(verdicts) {
+        let (ok, rule, reason) = if v.allowed {
+            (false, "atomic".to_string(), "not pushed: another ref in this push was refused".to_string())
+        } else {
+            (false, v.rule.clone(), v.reason.clone())
+        };
+        if !v.allowed {
+            rep.messages.push(format!("git-gate: {}: {}", c.name_str(), reason));
+        }
+        rep.refs.push((c.name.clone(), Err(reason.clone())));
+        outcomes.push(RefOutcome {
+            name: c.name_str(),
+            old: c.old.clone(),
+            new: c.new.clone(),
+            class: match c.kind() {
+                CommandKind::Create => Some(crate::policy::Action::Create),
+                CommandKind::Delete => Some(crate::policy::Action::Delete),
+                CommandKind::Update => None,
+            },
+            rule,
+            ok,
+            reason,
+        });
+    }
+    rep.messages.push("git-gate: push refused; nothing was sent upstream".into());
+    for o in &outcomes {
+        gate.audit_ref(&repo.name, o, bytes);
+    }
+    result_response(rep.render())
+}
+
+async fn receive_pack(gate: &Gate, repo: &Arc<RepoConfig>, req: Request<Incoming>) -> Response<BoxBody> {
+    if !content_type_is(req.headers(), "application/x-git-receive-pack-request") {
+        return refuse(StatusCode::UNSUPPORTED_MEDIA_TYPE, "wrong content type for git-receive-pack");
+    }
+    if let Some(enc) = req.headers().get(header::CONTENT_ENCODING) {
+        if enc.as_bytes() != b"identity" {
+            return refuse(StatusCode::UNSUPPORTED_MEDIA_TYPE, "compressed push bodies are not accepted");
+        }
+    }
+    let policy = &repo.policy;
+    let cap = usize::try_from(policy.max_pack_bytes.saturating_add(1 << 20)).unwrap_or(usize::MAX);
+    let (body, too_large) = match read_body(req.into_body(), cap).await {
+        BodyRead::Complete(b) => (b, None),
+        BodyRead::TooLarge { kept, total } => (kept, Some(total)),
+        BodyRead::Failed(e) => return refuse(StatusCode::BAD_REQUEST, e),
+    };
+    let bytes = too_large.unwrap_or(body.len() as u64);
+    // git's probe before a large chunked push: an empty command list.
+    if too_large.is_none() && body == b"0000" {
+        return result_response(Vec::new());
+    }
+    let parsed = if let Some(total) = too_large {
+        // Parse the command list from what we kept; the pack is cut off.
+        match request::parse_commands_only(&body) {
+            Ok(p) => {
+                let reason = format!("pack too large ({total} bytes, limit {})", policy.max_pack_bytes);
+                let verdicts: Vec<Verdict> = p.commands.iter().map(|_| Verdict::deny("max_pack_bytes", reason.clone())).collect();
+                return refusal_report(gate, repo, &p, &verdicts, Err(reason), bytes);
+            }
+            Err(_) => return refuse(StatusCode::PAYLOAD_TOO_LARGE, "push too large"),
+        }
+    } else {
+        match request::parse(&body) {
+            Ok(p) => p,
+            Err(e) => {
+                let caps = request::sniff_caps(&body);
+                let mut rep = Report::new(caps.sideband(), false);
+                rep.messages.push(format!("git-gate: malformed push request: {e}"));
+                if caps.sideband() == crate::pktline::Sideband::None {
+                    return refuse(StatusCode::BAD_REQUEST, format!("malformed push request: {e}"));
+                }
+                let mut out = Vec::new();
+                let msg = format!("git-gate: malformed push request: {e}\n");
+                crate::pktline::write_band(&mut out, caps.sideband(), 3, msg.as_bytes());
+                write_flush(&mut out);
+                return result_response(out);
+            }
+        }
+    };
+    // Cheap policy on the command list.
+    let mut verdicts: Vec<Verdict> = parsed
+        .commands
+        .iter()
+        .map(|c| policy.decide_cheap(&c.name, c.kind()))
+        .collect();
+    let mut push_wide: Option<(String, String)> = None;
+    if parsed.commands.len() > policy.max_refs {
+        push_wide = Some(("max_refs".into(), format!("too many refs in one push ({}, limit {})", parsed.commands.len(), policy.max_refs)));
+    } else if !parsed.push_options.is_empty() && !policy.push_options {
+        push_wide = Some(("push_options".into(), "push options are not allowed".into()));
+    } else if parsed.caps.value("object-format").is_some_and(|f| f != "sha1") {
+        push_wide = Some(("object-format".into(), "only sha1 repositories are supported".into()));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (c, v) in parsed.commands.iter().zip(verdicts.iter_mut()) {
+        if !seen.insert(c.name.clone()) && v.allowed {
+            *v = Verdict::deny("protocol", "ref appears twice in one push");
+        }
+    }
+    if let Some((rule, reason)) = push_wide {
+        for v in verdicts.iter_mut() {
+            *v = Verdict::deny(rule.clone(), reason.clone());
+        }
+    }
+    if verdicts.iter().any(|v| !v.allowed) {
+        return refusal_report(gate, repo, &parsed, &verdicts, Ok(()), bytes);
+    }
+    match run_receive_pack(gate, repo, &parsed, body).await {
+        Ok(out) => result_response(out),
+        Err(e) => {
+            let verdicts: Vec<Verdict> = parsed
+                .commands
+                .iter()
+                .map(|_| Verdict::deny("error", format!("push failed: {e}")))
+                .collect();
+            refusal_report(gate, repo, &parsed, &verdicts, Ok(()), bytes)
+        }
+    }
+}
+
+async fn run_receive_pack(
+    gate: &Gate,
+    repo: &Arc<RepoConfig>,
+    parsed: &request::PushRequest,
+    body: Vec<u8>,
+) -> Result<Vec<u8>, GateError> {
+    let bytes = body.len() as u64;
+    let mirror = gate.mirror(&repo.name);
+    let mut guard = mirror.lock(crate::gate::LOCK_WAIT).await?;
+    if !mirror.dir.join("HEAD").is_file() {
+        mirror
+            .refresh(&mut guard, &gate.runner, &repo.upstream, &gate.settings, gate.refresh_interval)
+            .await?;
+    }
+    let push_id = hex::encode(rand::random::<[u8; 16]>());
+    let ctx = Arc::new(PushCtx {
+        repo: repo.clone(),
+        mirror: mirror.clone(),
+        commands: parsed.commands.clone(),
+        push_options: parsed.push_options.clone(),
+        verdict: Mutex::new(None),
+    });
+    gate.register_push(&push_id, ctx.clone());
+    let mut cmd = git_service_cmd(gate, repo, Service::ReceivePack, None);
+    cmd.env(ENV_SOCKET, &gate.hook_socket)
+        .env(ENV_PUSH_ID, &push_id)
+        .arg(&mirror.dir);
+    let res = run(cmd, Some(&body), crate::gate::PUSH_TIMEOUT).await;
+    gate.unregister_push(&push_id);
+    let verdict = ctx.verdict.lock().unwrap_or_else(|p| p.into_inner()).take();
+    match &verdict {
+        Some(v) => {
+            for o in &v.outcomes {
+                gate.audit_ref(&repo.name, o, bytes);
+            }
+            if v.upstream_updated {
+                // The mirror must now agree with upstream; if receive-pack could not update
+                // it, refresh it next time regardless of the rate limit.
+                let mut in_sync = true;
+                for c in &parsed.commands {
+                    let mut q = gate.runner.command(Some(&mirror.dir));
+                    q.args(["rev-parse", "--verify", "--quiet", &c.name_str()]);
+                    let cur = run(q, None, Duration::from_secs(30)).await.ok().map(|o| o.stdout_str().trim().to_string());
+                    let want = if c.kind() == CommandKind::Delete { String::new() } else { c.new.clone() };
+                    if cur.as_deref() != Some(want.as_str()) {
+                        in_sync = false;
+                    }
+                }
+                if !in_sync {
+                    crate::mirror::mark_stale(&mut guard);
+                }
+            }
+        }
+        None => {
+            for c in &parsed.commands {
+                gate.audit_ref(
+                    &repo.name,
+                    &RefOutcome {
+                        name: c.name_str(),
+                        old: c.old.clone(),
+                        new: c.new.clone(),
+                        class: None,
+                        rule: "receive-pack".into(),
+                        ok: false,
+                        reason: "rejected by git receive-pack (pack, fsck or size check)".into(),
+                    },
+                    bytes,
+                );
+            }
+        }
+    }
+    drop(guard);
+    let out = res?;
+    if out.stdout.is_empty() {
+        return Err(GateError::Git(format!(
+            "receive-pack failed: {}",
+            crate::git::tail_lines(&out.stderr, 2).join(" / ")
+        )));
+    }
+    Ok(out.stdout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routing_is_exact() {
+        let g = Method::GET;
+        let p = Method::POST;
+        assert_eq!(
+            route(&g, "/demo.git/info/refs", Some("service=git-upload-pack")).ok().map(|r| r.1),
+            Some(Endpoint::InfoRefs(Service::UploadPack))
+        );
+        assert_eq!(
+            route(&p, "/demo.git/git-receive-pack", None).ok().map(|r| r.0),
+            Some("demo".to_string())
+        );
+        let refused = [
+            (&g, "/demo.git/info/refs", None),
+            (&g, "/demo.git/info/refs", Some("service=git-upload-pack&service=git-receive-pack")),
+            (&g, "/demo.git/info/refs", Some("Service=git-upload-pack")),
+            (&g, "/demo.git/info/refs", Some("service=git-upload-archive")),
+            (&g, "/demo.git/HEAD", None),
+            (&g, "/demo.git/objects/info/packs", None),
+            (&g, "/demo/info/refs", Some("service=git-upload-pack")),
+            (&g, "//demo.git/info/refs", Some("service=git-upload-pack")),
+            (&g, "/x/../demo.git/info/refs", Some("service=git-upload-pack")),
+            (&g, "/%64emo.git/info/refs", Some("service=git-upload-pack")),
+            (&g, "/demo.git/info/lfs/objects/batch", None),
+            (&p, "/demo.git/info/refs", None),
+            (&g, "/demo.git/git-receive-pack", None),
+            (&p, "/demo.git/git-receive-pack/", None),
+            (&p, "/.git/git-receive-pack", None),
+        ];
+        for (m, path, q) in refused {
+            assert!(route(m, path, q).is_err(), "{m} {path} {q:?}");
+        }
+        assert!(route(&Method::from_bytes(b"PROPFIND").unwrap_or(Method::GET), "/demo.git/info/refs", None).is_err());
+    }
+}
