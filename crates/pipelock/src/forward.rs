@@ -1,0 +1,276 @@
+//! Forwarding one request: plain absolute-form HTTP from the agent, or a request decrypted
+//! inside an intercepted tunnel. Streams both bodies; handles WebSocket upgrades.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bottle_core::{BoxBody, Host};
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+
+use crate::body::CountingBody;
+use crate::filter::{self, Denied};
+use crate::hop;
+use crate::state::{State, Subject};
+use crate::upstream::{find_connect_error, ConnectError};
+
+/// The CONNECT target of an intercepted tunnel.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub host: Host,
+    pub port: u16,
+}
+
+fn subject_of(event: &'static str, scheme: &'static str, method: &str, host: &str, port: Option<u16>) -> Subject {
+    Subject { event, method: method.to_string(), scheme, host: host.to_string(), port, path: String::new() }
+}
+
+/// A request decrypted inside a tunnel: Host / :authority must equal the CONNECT target.
+pub async fn handle_inner(state: Arc<State>, target: Target, req: Request<Incoming>) -> Response<BoxBody> {
+    let started = Instant::now();
+    let mut subject = subject_of("request", "https", req.method().as_str(), &target.host.to_string(), Some(target.port));
+    subject.path = "/".into();
+    let uri_auth = req.uri().authority().map(|a| a.as_str().to_string());
+    let host_hdr = match req.headers().get_all(header::HOST).iter().count() {
+        0 => None,
+        1 => req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).map(str::to_string),
+        _ => {
+            let d = Denied::status("bad_request", StatusCode::BAD_REQUEST, "several Host headers");
+            return state.refuse("inner", &subject, d, started);
+        }
+    };
+    let mut seen = Vec::new();
+    for a in [uri_auth, host_hdr].into_iter().flatten() {
+        match bottle_core::split_host_port(&a, 443) {
+            Ok((h, p)) if h == target.host && p == target.port => seen.push(a),
+            _ => {
+                let d = Denied::forbidden(
+                    "authority_mismatch",
+                    format!(
+                        "request authority {a:?} does not match the CONNECT target {}",
+                        target.host.to_authority(target.port)
+                    ),
+                );
+                return state.refuse("inner", &subject, d, started);
+            }
+        }
+    }
+    if seen.is_empty() {
+        let d = Denied::status("bad_request", StatusCode::BAD_REQUEST, "request has no Host");
+        return state.refuse("inner", &subject, d, started);
+    }
+    proceed(state, "inner", "https", target.host, target.port, req, started).await
+}
+
+/// An absolute-form request from the agent (`GET http://host/path`).
+pub async fn handle_plain(state: Arc<State>, req: Request<Incoming>) -> Response<BoxBody> {
+    let started = Instant::now();
+    let uri = req.uri().clone();
+    let mut subject = subject_of("request", "http", req.method().as_str(), "", None);
+    let (scheme, default_port): (&'static str, u16) = match uri.scheme_str() {
+        Some("http") => ("http", 80),
+        Some("https") => ("https", 443),
+        None => {
+            let d = Denied::status(
+                "bad_request",
+                StatusCode::BAD_REQUEST,
+                "pipelock is a forward proxy: send absolute-form requests (http://host/path) or CONNECT",
+            );
+            return state.refuse("http", &subject, d, started);
+        }
+        Some(other) => {
+            let d = Denied::status("bad_request", StatusCode::BAD_REQUEST, format!("unsupported scheme {other:?}"));
+            return state.refuse("http", &subject, d, started);
+        }
+    };
+    subject.scheme = scheme;
+    let auth = uri.authority().map(|a| a.as_str()).unwrap_or("");
+    subject.host = auth.to_string();
+    let (host, port) = match bottle_core::split_host_port(auth, default_port) {
+        Ok(hp) => hp,
+        Err(e) => {
+            let d = Denied::forbidden("bad_target", format!("bad host {auth:?}: {e}"));
+            return state.refuse("http", &subject, d, started);
+        }
+    };
+    subject.host = host.to_string();
+    subject.port = Some(port);
+    // A Host header that names another host than the absolute URI is a fronting attempt.
+    let hosts: Vec<_> = req.headers().get_all(header::HOST).iter().collect();
+    if hosts.len() > 1 {
+        let d = Denied::status("bad_request", StatusCode::BAD_REQUEST, "several Host headers");
+        return state.refuse("http", &subject, d, started);
+    }
+    if let Some(h) = hosts.first() {
+        let ok = h
+            .to_str()
+            .ok()
+            .and_then(|h| bottle_core::split_host_port(h, default_port).ok())
+            .is_some_and(|(hh, hp)| hh == host && hp == port);
+        if !ok {
+            let d = Denied::forbidden(
+                "authority_mismatch",
+                format!("Host header does not match the request target {}", host.to_authority(port)),
+            );
+            return state.refuse("http", &subject, d, started);
+        }
+    }
+    proceed(state, "http", scheme, host, port, req, started).await
+}
+
+async fn proceed(
+    state: Arc<State>,
+    kind: &'static str,
+    scheme: &'static str,
+    host: Host,
+    port: u16,
+    mut req: Request<Incoming>,
+    started: Instant,
+) -> Response<BoxBody> {
+    let mut subject = subject_of("request", scheme, req.method().as_str(), &host.to_string(), Some(port));
+    subject.path = crate::dlp_scan::path_only(req.uri());
+    let cfg = state.live.current();
+    if let Err(d) = filter::check(&cfg, &host, port) {
+        return state.refuse(kind, &subject, d, started);
+    }
+    drop(cfg);
+    let authority = host.to_authority_default(scheme, port);
+    let path_q = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
+    let url = format!("{scheme}://{authority}{path_q}");
+
+    // DLP on the request head; the body is scanned as it streams.
+    let head_verdict = match state.dlp.check_head(&state, &url, req.headers(), &mut subject) {
+        Ok(v) => v,
+        Err(d) => return state.refuse(kind, &subject, d, started),
+    };
+
+    let upgrade = req.version() == Version::HTTP_11 && hop::is_upgrade(req.headers());
+    let client_upgrade = if upgrade { Some(hyper::upgrade::on(&mut req)) } else { None };
+    let (parts, body) = req.into_parts();
+    let mut headers = parts.headers;
+    hop::strip(&mut headers, upgrade);
+    match HeaderValue::from_str(&authority) {
+        Ok(v) => {
+            headers.insert(header::HOST, v);
+        }
+        Err(_) => {
+            let d = Denied::status("bad_target", StatusCode::BAD_REQUEST, "bad authority");
+            return state.refuse(kind, &subject, d, started);
+        }
+    }
+    let up_bytes = Arc::new(AtomicU64::new(0));
+    let body_finding = crate::dlp_scan::FindingSlot::default();
+    let body = match state.dlp.wrap_body(&state, body, &mut headers, body_finding.clone()) {
+        Ok(b) => b,
+        Err(d) => return state.refuse(kind, &subject, d, started),
+    };
+    let body: BoxBody = CountingBody::new(body, up_bytes.clone()).boxed();
+    let uri: Uri = match url.parse() {
+        Ok(u) => u,
+        Err(e) => {
+            let d = Denied::status("bad_target", StatusCode::BAD_REQUEST, format!("bad URL: {e}"));
+            return state.refuse(kind, &subject, d, started);
+        }
+    };
+    let mut up_req = Request::new(body);
+    *up_req.method_mut() = parts.method;
+    *up_req.uri_mut() = uri;
+    *up_req.headers_mut() = headers;
+    let client = if upgrade { &state.upstream.h1 } else { &state.upstream.main };
+    let result = client.request(up_req).await;
+    let mut resp = match result {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some(d) = body_finding.take_denied() {
+                return state.refuse(kind, &subject, d, started);
+            }
+            let d = match find_connect_error(&e) {
+                Some(ConnectError::Refused(r)) => Denied::new("private_address", r.clone()),
+                Some(ce @ ConnectError::Timeout(_)) => {
+                    Denied::status("upstream_timeout", StatusCode::GATEWAY_TIMEOUT, ce.to_string())
+                }
+                Some(ce) => Denied::status("upstream_unreachable", StatusCode::BAD_GATEWAY, ce.to_string()),
+                None => Denied::status(
+                    "upstream_error",
+                    StatusCode::BAD_GATEWAY,
+                    format!("upstream error for {authority}: {}", error_chain(&e)),
+                ),
+            };
+            return state.refuse(kind, &subject, d, started);
+        }
+    };
+    state.metrics.request(kind, "allow");
+    let status = resp.status();
+    let mut extra = serde_json::Map::new();
+    if let Some(v) = head_verdict {
+        extra.insert("dlp".into(), v.into());
+    }
+    if upgrade && status == StatusCode::SWITCHING_PROTOCOLS {
+        let server_upgrade = hyper::upgrade::on(&mut resp);
+        let st = state.clone();
+        let subj = subject.clone();
+        tokio::spawn(async move {
+            let _task = st.tasks.enter();
+            let (Some(client_upgrade), Ok(up)) = (client_upgrade, server_upgrade.await) else { return };
+            let Ok(down) = client_upgrade.await else { return };
+            let mut a = crate::idle::IdleIo::new(TokioIo::new(down), st.limits.idle());
+            let mut b = TokioIo::new(up);
+            let (u, d) = tokio::io::copy_bidirectional(&mut a, &mut b).await.unwrap_or((0, 0));
+            let mut extra = serde_json::Map::new();
+            extra.insert("upgrade".into(), "websocket".into());
+            st.audit(&subj, "allow", None, Some(101), u, d, started, extra);
+        });
+        let (mut p, _b) = resp.into_parts();
+        p.version = Version::HTTP_11;
+        return Response::from_parts(p, bottle_core::body::empty());
+    }
+    let (mut p, body) = resp.into_parts();
+    hop::strip(&mut p.headers, false);
+    p.version = Version::HTTP_11;
+    let audit = crate::body::AuditOnEnd::new(state.clone(), subject, status.as_u16(), up_bytes, started, extra);
+    let body = crate::body::ResponseBody::new(body, audit).boxed();
+    Response::from_parts(p, body)
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+trait AuthorityExt {
+    fn to_authority_default(&self, scheme: &str, port: u16) -> String;
+}
+
+impl AuthorityExt for Host {
+    /// `host` for the scheme's default port, else `host:port` (IPv6 in brackets).
+    fn to_authority_default(&self, scheme: &str, port: u16) -> String {
+        let default = matches!((scheme, port), ("https", 443) | ("http", 80));
+        if default {
+            self.to_url_host()
+        } else {
+            self.to_authority(port)
+        }
+    }
+}
+
+#[allow(dead_code)]
+fn status_only(s: StatusCode) -> Response<BoxBody> {
+    let mut r = Response::new(bottle_core::body::empty());
+    *r.status_mut() = s;
+    r
+}
+
+/// Bytes counted so far.
+pub fn load(c: &AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}

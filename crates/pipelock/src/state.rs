@@ -1,0 +1,127 @@
+//! Shared state of a running pipelock.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bottle_core::reload::Reloadable;
+use bottle_core::{AuditEvent, AuditLog, BoxBody, LiveConfig};
+use http::Response;
+use tokio::sync::{Notify, Semaphore};
+
+use crate::cli::Limits;
+use crate::dlp_scan::DlpScanner;
+use crate::filter::Denied;
+use crate::metrics::PipelockMetrics;
+use crate::tls_intercept::Interceptor;
+use crate::upstream::Upstream;
+
+pub const COMPONENT: &str = "pipelock";
+
+pub struct State {
+    pub live: Arc<Reloadable<LiveConfig>>,
+    pub interceptor: Interceptor,
+    pub upstream: Upstream,
+    pub audit: Option<AuditLog>,
+    pub metrics: PipelockMetrics,
+    pub limits: Limits,
+    pub tunnels: Arc<Semaphore>,
+    pub dlp: DlpScanner,
+    pub tasks: TaskCount,
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Counts live connection tasks so SIGTERM can wait for them.
+#[derive(Clone, Default)]
+pub struct TaskCount(Arc<(AtomicUsize, Notify)>);
+
+pub struct TaskGuard(TaskCount);
+
+impl TaskCount {
+    pub fn enter(&self) -> TaskGuard {
+        self.0 .0.fetch_add(1, Ordering::SeqCst);
+        TaskGuard(self.clone())
+    }
+    pub fn count(&self) -> usize {
+        self.0 .0.load(Ordering::SeqCst)
+    }
+    pub async fn wait_zero(&self) {
+        loop {
+            let notified = self.0 .1.notified();
+            if self.count() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        if self.0 .0 .0.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0 .0 .1.notify_waiters();
+        }
+    }
+}
+
+/// What an audit line describes (the request side).
+#[derive(Clone, Debug, Default)]
+pub struct Subject {
+    pub event: &'static str,
+    pub method: String,
+    pub scheme: &'static str,
+    pub host: String,
+    pub port: Option<u16>,
+    /// Already redacted.
+    pub path: String,
+}
+
+impl State {
+    #[allow(clippy::too_many_arguments)]
+    pub fn audit(
+        &self,
+        subject: &Subject,
+        decision: &str,
+        reason: Option<String>,
+        status: Option<u16>,
+        bytes_up: u64,
+        bytes_down: u64,
+        started: Instant,
+        extra: serde_json::Map<String, serde_json::Value>,
+    ) {
+        let Some(log) = &self.audit else { return };
+        log.record(AuditEvent {
+            component: COMPONENT.to_string(),
+            event: subject.event.to_string(),
+            decision: decision.to_string(),
+            reason,
+            method: subject.method.clone(),
+            scheme: subject.scheme.to_string(),
+            host: subject.host.clone(),
+            port: subject.port,
+            path: subject.path.clone(),
+            status,
+            bytes_up,
+            bytes_down,
+            duration_ms: started.elapsed().as_millis() as u64,
+            extra,
+        });
+    }
+
+    /// Records a refusal (metrics + audit) and renders it.
+    pub fn refuse(&self, kind: &str, subject: &Subject, denied: Denied, started: Instant) -> Response<BoxBody> {
+        self.metrics.refusal(denied.kind);
+        self.metrics.request(kind, "deny");
+        self.audit(
+            subject,
+            "deny",
+            Some(format!("{}: {}", denied.kind, denied.refusal.reason)),
+            Some(denied.refusal.status.as_u16()),
+            0,
+            0,
+            started,
+            serde_json::Map::new(),
+        );
+        denied.refusal.response(COMPONENT)
+    }
+}

@@ -1,0 +1,254 @@
+//! Connections to the next hop: egress (`--upstream-proxy`) or the origins themselves.
+//! Pooled keep-alive clients; SSRF-checked resolution in standalone mode.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bottle_core::reload::Reloadable;
+use bottle_core::{BoxBody, Host, LiveConfig, Refusal, Resolver};
+use http::Uri;
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+/// Where decrypted requests go.
+#[derive(Clone, Debug)]
+pub enum Mode {
+    /// `--upstream-proxy http://HOST:PORT`.
+    Proxy { host: Host, port: u16, authority: String },
+    /// Standalone: connect to origins.
+    Direct,
+}
+
+impl Mode {
+    pub fn parse(upstream_proxy: Option<&str>) -> Result<Mode, String> {
+        let Some(s) = upstream_proxy else { return Ok(Mode::Direct) };
+        let uri: Uri = s.parse().map_err(|e| format!("--upstream-proxy {s:?}: {e}"))?;
+        if uri.scheme_str() != Some("http") {
+            return Err(format!("--upstream-proxy {s:?}: only http:// proxies are supported"));
+        }
+        let auth = uri.authority().ok_or_else(|| format!("--upstream-proxy {s:?}: no host"))?;
+        let (host, port) = bottle_core::split_host_port(auth.as_str(), 80)
+            .map_err(|e| format!("--upstream-proxy {s:?}: {e}"))?;
+        Ok(Mode::Proxy { authority: host.to_authority(port), host, port })
+    }
+}
+
+/// Why a connection to the next hop failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("{}", .0.reason)]
+    Refused(Refusal),
+    #[error("cannot resolve {0}: {1}")]
+    Resolve(String, String),
+    #[error("connect to {0}: {1}")]
+    Io(String, std::io::Error),
+    #[error("connect to {0}: timed out")]
+    Timeout(String),
+    #[error("TLS to {0}: {1}")]
+    Tls(String, std::io::Error),
+    #[error("bad upstream URI: {0}")]
+    BadUri(String),
+}
+
+/// One upstream transport.
+pub enum UpConn {
+    Plain(TokioIo<TcpStream>, bool),
+    Tls(TokioIo<TlsStream<TcpStream>>),
+}
+
+impl Connection for UpConn {
+    fn connected(&self) -> Connected {
+        match self {
+            UpConn::Plain(_, proxied) => Connected::new().proxy(*proxied),
+            UpConn::Tls(s) => {
+                let c = Connected::new();
+                if s.inner().get_ref().1.alpn_protocol() == Some(b"h2") {
+                    c.negotiated_h2()
+                } else {
+                    c
+                }
+            }
+        }
+    }
+}
+
+impl hyper::rt::Read for UpConn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            UpConn::Plain(s, _) => Pin::new(s).poll_read(cx, buf),
+            UpConn::Tls(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl hyper::rt::Write for UpConn {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            UpConn::Plain(s, _) => Pin::new(s).poll_write(cx, buf),
+            UpConn::Tls(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            UpConn::Plain(s, _) => Pin::new(s).poll_flush(cx),
+            UpConn::Tls(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            UpConn::Plain(s, _) => Pin::new(s).poll_shutdown(cx),
+            UpConn::Tls(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Shared pieces of the connectors.
+pub struct Dialer {
+    pub mode: Mode,
+    pub resolver: Arc<Resolver>,
+    pub live: Arc<Reloadable<LiveConfig>>,
+    pub connect_timeout: Duration,
+}
+
+impl Dialer {
+    /// TCP to the upstream proxy (its name resolved without SSRF checks: it is ours).
+    pub async fn dial_proxy(&self) -> Result<TcpStream, ConnectError> {
+        let Mode::Proxy { host, port, authority } = &self.mode else {
+            return Err(ConnectError::BadUri("no upstream proxy".into()));
+        };
+        let ips = self
+            .resolver
+            .lookup(host)
+            .await
+            .map_err(|e| ConnectError::Resolve(authority.clone(), e.to_string()))?;
+        let addrs: Vec<SocketAddr> = ips.into_iter().map(|ip| SocketAddr::new(ip, *port)).collect();
+        self.dial_addrs(authority, &addrs).await
+    }
+
+    /// Resolves `host` with the SSRF check and connects only to the checked addresses.
+    pub async fn dial_checked(&self, host: &Host, port: u16) -> Result<TcpStream, ConnectError> {
+        let cfg = self.live.current();
+        let addrs = bottle_core::resolve_checked(&self.resolver, &cfg, host, port)
+            .await
+            .map_err(ConnectError::Refused)?;
+        self.dial_addrs(&host.to_authority(port), &addrs).await
+    }
+
+    async fn dial_addrs(&self, what: &str, addrs: &[SocketAddr]) -> Result<TcpStream, ConnectError> {
+        let mut last = ConnectError::Resolve(what.to_string(), "no addresses".into());
+        for a in addrs {
+            match tokio::time::timeout(self.connect_timeout, TcpStream::connect(a)).await {
+                Ok(Ok(s)) => {
+                    let _ = s.set_nodelay(true);
+                    return Ok(s);
+                }
+                Ok(Err(e)) => last = ConnectError::Io(what.to_string(), e),
+                Err(_) => last = ConnectError::Timeout(what.to_string()),
+            }
+        }
+        Err(last)
+    }
+}
+
+/// The connector handed to the pooled client.
+#[derive(Clone)]
+pub struct Connector {
+    dialer: Arc<Dialer>,
+    tls: TlsConnector,
+}
+
+impl tower_service::Service<Uri> for Connector {
+    type Response = UpConn;
+    type Error = ConnectError;
+    type Future = Pin<Box<dyn Future<Output = Result<UpConn, ConnectError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            if matches!(this.dialer.mode, Mode::Proxy { .. }) {
+                let s = this.dialer.dial_proxy().await?;
+                return Ok(UpConn::Plain(TokioIo::new(s), true));
+            }
+            let https = match uri.scheme_str() {
+                Some("https") => true,
+                Some("http") => false,
+                _ => return Err(ConnectError::BadUri(uri.to_string())),
+            };
+            let auth = uri.authority().ok_or_else(|| ConnectError::BadUri(uri.to_string()))?;
+            let (host, port) = bottle_core::split_host_port(auth.as_str(), if https { 443 } else { 80 })
+                .map_err(|e| ConnectError::BadUri(e.to_string()))?;
+            let tcp = this.dialer.dial_checked(&host, port).await?;
+            if !https {
+                return Ok(UpConn::Plain(TokioIo::new(tcp), false));
+            }
+            let name = match &host {
+                Host::Ip(ip) => ServerName::IpAddress((*ip).into()),
+                Host::Name(n) => ServerName::try_from(n.clone())
+                    .map_err(|e| ConnectError::BadUri(format!("{n}: {e}")))?,
+            };
+            let what = host.to_authority(port);
+            let tls = tokio::time::timeout(this.dialer.connect_timeout, this.tls.connect(name, tcp))
+                .await
+                .map_err(|_| ConnectError::Timeout(what.clone()))?
+                .map_err(|e| ConnectError::Tls(what, e))?;
+            Ok(UpConn::Tls(TokioIo::new(tls)))
+        })
+    }
+}
+
+pub type HttpClient = Client<Connector, BoxBody>;
+
+/// Pooled clients: `main` may use h2 to origins; `h1` is HTTP/1.1 only (upgrades).
+pub struct Upstream {
+    pub dialer: Arc<Dialer>,
+    pub main: HttpClient,
+    pub h1: HttpClient,
+}
+
+impl Upstream {
+    pub fn new(dialer: Dialer, upstream_ca: Option<&std::path::Path>) -> Result<Upstream, String> {
+        let dialer = Arc::new(dialer);
+        let tls_main = bottle_core::tls::upstream_client_config(upstream_ca, &[b"h2", b"http/1.1"])
+            .map_err(|e| e.to_string())?;
+        let tls_h1 = bottle_core::tls::upstream_client_config(upstream_ca, &[b"http/1.1"])
+            .map_err(|e| e.to_string())?;
+        let build = |tls: Arc<rustls::ClientConfig>| {
+            Client::builder(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .pool_timer(TokioTimer::new())
+                .pool_idle_timeout(Duration::from_secs(60))
+                .pool_max_idle_per_host(64)
+                .build(Connector { dialer: dialer.clone(), tls: TlsConnector::from(tls) })
+        };
+        Ok(Upstream { main: build(tls_main), h1: build(tls_h1), dialer })
+    }
+}
+
+/// Walks an error's source chain for a connector error.
+pub fn find_connect_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a ConnectError> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(c) = err.downcast_ref::<ConnectError>() {
+            return Some(c);
+        }
+        cur = err.source();
+    }
+    None
+}
