@@ -160,6 +160,8 @@ pub(crate) async fn handle(
         "/reflect" => crate::reflect::reflect(&req, &params).await,
         "/redirect" => redirect(&params),
         "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/response-headers" => response_headers(&params),
+        "/trailers" => trailers(&params),
         p if p.starts_with("/status/") => status(&p["/status/".len()..], req.method()),
         _ => echo(req, &info, &state, idx).await,
     }
@@ -445,5 +447,58 @@ fn redirect(params: &[(String, String)]) -> Response<Body> {
     };
     let mut r = text(code, format!("redirecting to {to}\n"));
     r.headers_mut().insert(header::LOCATION, loc);
+    r
+}
+
+/// `/response-headers?Name=Value&...`: 200 with each pair appended as a response header.
+fn response_headers(params: &[(String, String)]) -> Response<Body> {
+    let mut set = Vec::new();
+    let mut r = Response::new(empty());
+    for (k, v) in params {
+        let (Ok(name), Ok(value)) = (
+            header::HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) else {
+            return text(StatusCode::BAD_REQUEST, format!("bad header {k:?}\n"));
+        };
+        r.headers_mut().append(name, value);
+        set.push([k.clone(), v.clone()]);
+    }
+    let mut body = json!({ "set": set }).to_string();
+    body.push('\n');
+    *r.body_mut() = full(body);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// `/trailers?name=x-checksum&value=abc`: a body `trailers follow\n` then one trailer field
+/// (default `x-trailer: done`).
+fn trailers(params: &[(String, String)]) -> Response<Body> {
+    let name = param(params, "name").unwrap_or("x-trailer");
+    let value = param(params, "value").unwrap_or("done");
+    let (Ok(name), Ok(value)) = (
+        header::HeaderName::from_bytes(name.as_bytes()),
+        HeaderValue::from_str(value),
+    ) else {
+        return text(StatusCode::BAD_REQUEST, "bad trailer\n");
+    };
+    let announce = HeaderValue::from_str(name.as_str()).ok();
+    let mut map = http::HeaderMap::new();
+    map.insert(name, value);
+    let frames: Vec<Result<Frame<Bytes>, BoxError>> = vec![
+        Ok(Frame::data(Bytes::from_static(b"trailers follow\n"))),
+        Ok(Frame::trailers(map)),
+    ];
+    let mut r = response(
+        StatusCode::OK,
+        "text/plain; charset=utf-8",
+        BodyExt::boxed(StreamBody::new(futures_util::stream::iter(frames))),
+    );
+    if let Some(a) = announce {
+        r.headers_mut().insert(header::TRAILER, a);
+    }
     r
 }

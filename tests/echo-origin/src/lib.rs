@@ -186,8 +186,20 @@ pub struct EchoOrigin {
     /// A file holding the CA certificate PEM (in a temp dir owned by this origin).
     pub ca_path: PathBuf,
     state: Arc<State>,
-    _shutdown: tokio::sync::watch::Sender<bool>,
+    shutdown: tokio::sync::watch::Sender<bool>,
     _tmp: Option<tempfile::TempDir>,
+    /// Own runtime, for [`EchoOrigin::start_blocking`].
+    rt: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for EchoOrigin {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(rt) = self.rt.take() {
+            // Does not block, and is allowed inside an async context.
+            rt.shutdown_background();
+        }
+    }
 }
 
 impl std::fmt::Debug for EchoOrigin {
@@ -244,9 +256,24 @@ impl EchoOrigin {
             ca,
             ca_path,
             state,
-            _shutdown: tx,
+            shutdown: tx,
             _tmp: tmp,
+            rt: None,
         })
+    }
+
+    /// For synchronous tests: starts the origin on its own runtime (one worker thread),
+    /// so blocking calls in the test (e.g. `std::process::Command::new("curl")`) cannot
+    /// starve it. Must not be called from inside an async context (it blocks).
+    pub fn start_blocking(opts: EchoOptions) -> std::io::Result<EchoOrigin> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("echo-origin")
+            .enable_all()
+            .build()?;
+        let mut origin = rt.block_on(Self::start(opts))?;
+        origin.rt = Some(rt);
+        Ok(origin)
     }
 
     /// `http://127.0.0.1:PORT{path}` (path should start with `/`).

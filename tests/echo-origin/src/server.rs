@@ -135,7 +135,8 @@ async fn serve_io<I>(
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(1000);
+        .max_concurrent_streams(1000)
+        .max_header_list_size(1024 * 1024);
     let conn = builder.serve_connection_with_upgrades(io, svc);
     tokio::select! {
         _ = conn => {}

@@ -1105,3 +1105,73 @@ async fn issued_leaf_has_ip_and_dns_sans_and_chain() {
     // Debug does not print the key.
     assert!(!format!("{ca:?}").contains(&ca.key_pem()));
 }
+
+// ---------------------------------------------------------------- extras
+
+#[tokio::test]
+async fn response_headers_are_set_as_asked() {
+    let o = start().await;
+    let out = curl(&[
+        "-D",
+        "-",
+        &o.http_url("/response-headers?Connection=x-hop&X-Hop=1&Set-Cookie=a%3Db&Set-Cookie=c%3Dd"),
+    ])
+    .await;
+    let s = stdout(&out).to_ascii_lowercase();
+    assert!(s.contains("connection: x-hop"), "{s}");
+    assert!(s.contains("x-hop: 1"));
+    assert!(s.contains("set-cookie: a=b"));
+    assert!(s.contains("set-cookie: c=d"));
+    let out = curl(&[
+        "-w",
+        "%{http_code}",
+        "-o",
+        "/dev/null",
+        &o.http_url("/response-headers?bad%20name=x"),
+    ])
+    .await;
+    assert_eq!(stdout(&out), "400");
+}
+
+#[tokio::test]
+async fn trailers_arrive_after_the_body() {
+    let o = start().await;
+    for proto in [Proto::H1, Proto::H2] {
+        let r = rust_request(
+            o.https_addr,
+            Some((&o.ca, "localhost")),
+            proto,
+            "GET",
+            "/trailers?name=x-sum&value=42",
+            &[("te", "trailers")],
+            full(Bytes::new()),
+        )
+        .await;
+        assert_eq!(r.headers()["trailer"], "x-sum");
+        let collected = tokio::time::timeout(T, r.into_body().collect())
+            .await
+            .unwrap()
+            .unwrap();
+        let tr = collected.trailers().cloned().expect("trailers");
+        assert_eq!(tr["x-sum"], "42", "{proto:?}");
+        assert_eq!(collected.to_bytes(), "trailers follow\n");
+    }
+}
+
+#[test]
+fn start_blocking_serves_synchronous_tests() {
+    let o = EchoOrigin::start_blocking(EchoOptions::default()).unwrap();
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "60", "--cacert"])
+        .arg(&o.ca_path)
+        .arg(o.https_url("/sync"))
+        .output()
+        .unwrap();
+    let v = json(&stdout(&out));
+    assert_eq!(v["path"], "/sync");
+    assert_eq!(o.requests().len(), 1);
+    let addr = o.http_addr;
+    drop(o);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(std::net::TcpStream::connect(addr).is_err());
+}
