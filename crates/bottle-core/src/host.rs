@@ -132,17 +132,15 @@ pub fn parse_host(input: &str) -> Result<Host, HostError> {
         return parse_ipv6(inner).map(canonical_ip).map(Host::Ip);
     }
     if input.contains(':') {
-        // Only an IPv6 literal may contain a colon here.
+        // Only an IPv6 literal may contain a colon here ("host:port" is not a host).
+        if input.matches(':').count() == 1 {
+            return Err(HostError::InvalidChar(truncated(input)));
+        }
         return parse_ipv6(input).map(canonical_ip).map(Host::Ip);
-    }
-    // One trailing dot is the root label; remove it (but "a.." or "." stay invalid).
-    let trimmed = input.strip_suffix('.').unwrap_or(input);
-    if trimmed.is_empty() {
-        return Err(HostError::EmptyLabel(truncated(input)));
     }
     // Reject characters that have a meaning in URLs or requests before IDNA, which would
     // otherwise map some of them away.
-    if trimmed
+    if input
         .chars()
         .any(|c| c.is_whitespace() || c.is_control() || "%/\\?#[]<>^|*\"'`{}".contains(c))
     {
@@ -150,16 +148,15 @@ pub fn parse_host(input: &str) -> Result<Host, HostError> {
     }
     let ascii = Uts46::new()
         .to_ascii(
-            trimmed.as_bytes(),
+            input.as_bytes(),
             AsciiDenyList::URL,
             Hyphens::Allow,
             DnsLength::Ignore,
         )
         .map_err(|_| HostError::Idna(truncated(input)))?;
-    let ascii: &str = &ascii;
-    // IDNA may have produced a trailing dot again (e.g. from U+3002) or dots from full-width
-    // forms; a second trailing dot is an empty label.
-    if ascii.ends_with('.') || ascii.starts_with('.') || ascii.contains("..") {
+    // One trailing dot (after IDNA, so U+3002 and U+FF0E count too) is the root label.
+    let ascii: &str = ascii.strip_suffix('.').unwrap_or(&ascii);
+    if ascii.is_empty() || ascii.ends_with('.') || ascii.starts_with('.') || ascii.contains("..") {
         return Err(HostError::EmptyLabel(truncated(input)));
     }
     if ends_in_number(ascii) {
@@ -536,7 +533,16 @@ mod tests {
             let s: String = (0..len)
                 .map(|i| alphabet[((seed >> (i % 8 * 8)) as usize + i * 7) % alphabet.len()])
                 .collect();
-            let _ = parse_host(&s);
+            if let Ok(h) = parse_host(&s) {
+                // Normalisation is idempotent and every output spelling parses back the same.
+                assert_eq!(parse_host(&h.to_string()).as_ref(), Ok(&h), "{s:?}");
+                assert_eq!(parse_host(&h.to_url_host()).as_ref(), Ok(&h), "{s:?}");
+                assert_eq!(
+                    split_host_port(&h.to_authority(8443), 1),
+                    Ok((h.clone(), 8443)),
+                    "{s:?}"
+                );
+            }
             let _ = split_host_port(&s, 443);
         }
     }

@@ -263,6 +263,31 @@ mod tests {
         assert_eq!(ip, vec!["1.2.3.4".parse::<IpAddr>().unwrap()]);
     }
 
+    #[test]
+    fn builds_outside_a_runtime() {
+        assert!(Resolver::new(&[]).is_ok());
+    }
+
+    #[tokio::test]
+    async fn dns_failure_is_a_clean_error() {
+        let r = Resolver::new(&[]).unwrap();
+        let h = parse_host("no-such-host-bottle-test.invalid").unwrap();
+        let res = tokio::time::timeout(Duration::from_secs(60), r.lookup(&h))
+            .await
+            .unwrap();
+        assert!(res.is_err(), "{res:?}");
+        let e = resolve_checked(&r, &cfg(""), &h, 443).await.unwrap_err();
+        assert!(
+            e.status == http::StatusCode::BAD_GATEWAY
+                || e.status == http::StatusCode::GATEWAY_TIMEOUT
+        );
+        assert!(
+            e.reason.contains("no-such-host-bottle-test.invalid"),
+            "{}",
+            e.reason
+        );
+    }
+
     #[tokio::test]
     async fn checked_refuses_private_unless_covered() {
         let r = Resolver::new(&[

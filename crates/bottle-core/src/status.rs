@@ -4,7 +4,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 /// `{"component","generation","config_sha256","loaded_at","last_error"}` at `path`.
@@ -15,13 +14,13 @@ pub struct StatusFile {
     counter: AtomicU64,
 }
 
-/// RFC 3339 UTC timestamp with milliseconds: `2026-11-22T14:43:58.123Z`.
+/// RFC 3339 UTC timestamp with milliseconds: `2026-11-22T14:43:58.120Z` (always 3 digits).
 pub fn now_rfc3339() -> String {
+    const FMT: &[time::format_description::FormatItem<'static>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
     let now = OffsetDateTime::now_utc();
-    let now = now
-        .replace_nanosecond(now.millisecond() as u32 * 1_000_000)
-        .unwrap_or(now);
-    now.format(&Rfc3339)
+    now.format(FMT)
         .unwrap_or_else(|_| now.unix_timestamp().to_string())
 }
 
@@ -114,6 +113,11 @@ mod tests {
 
     #[test]
     fn timestamp_has_millis() {
+        for _ in 0..50 {
+            let t = now_rfc3339();
+            assert_eq!(t.len(), 24, "{t}");
+            std::thread::sleep(std::time::Duration::from_micros(300));
+        }
         let t = now_rfc3339();
         // 2026-11-22T14:43:58.123Z
         assert_eq!(t.len(), 24, "{t}");

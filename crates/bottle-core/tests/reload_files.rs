@@ -40,32 +40,50 @@ async fn invalid_reload_keeps_old_config() {
     assert_ne!(good_sha, first_sha);
 
     // An invalid routes.yaml: nothing changes, the error is in the status file with file:line.
-    std::fs::write(cfg_dir.join("routes.yaml"), "routes:\n  - host: a.example\n    tokn_env: X\n").unwrap();
+    std::fs::write(
+        cfg_dir.join("routes.yaml"),
+        "routes:\n  - host: a.example\n    tokn_env: X\n",
+    )
+    .unwrap();
     let e = r.reload_now().await.unwrap_err().to_string();
-    assert!(e.ends_with("routes.yaml:3: unknown key `tokn_env` in route (did you mean `tls_passthrough`?)")
-        || e.contains("routes.yaml:3: unknown key `tokn_env`"), "{e}");
+    assert!(
+        e.ends_with(
+            "routes.yaml:3: unknown key `tokn_env` in route (did you mean `tls_passthrough`?)"
+        ) || e.contains("routes.yaml:3: unknown key `tokn_env`"),
+        "{e}"
+    );
     assert!(r.current().host_allowed(&new, 443));
     assert_eq!(r.generation(), 2);
     let st = status(&status_path);
     assert_eq!(st["generation"], 2);
     assert_eq!(st["config_sha256"], good_sha.as_str());
-    assert!(st["last_error"].as_str().unwrap().contains("routes.yaml:3:"));
+    assert!(st["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("routes.yaml:3:"));
 
     // An invalid allowlist never widens: even a "*" line is refused as a whole.
     std::fs::write(cfg_dir.join("routes.yaml"), "").unwrap();
     std::fs::write(cfg_dir.join("allowlist"), "evil.example\n*\n").unwrap();
     assert!(r.reload_now().await.is_err());
-    assert!(!r.current().host_allowed(&parse_host("evil.example").unwrap(), 443));
+    assert!(!r
+        .current()
+        .host_allowed(&parse_host("evil.example").unwrap(), 443));
 
     // Fixed: accepted again, error cleared.
     std::fs::write(cfg_dir.join("allowlist"), "evil.example\n").unwrap();
     r.reload_now().await.unwrap();
-    assert!(r.current().host_allowed(&parse_host("evil.example").unwrap(), 443));
+    assert!(r
+        .current()
+        .host_allowed(&parse_host("evil.example").unwrap(), 443));
     assert!(!r.current().host_allowed(&old, 443));
     assert!(status(&status_path)["last_error"].is_null());
     let m = metrics.encode();
     assert!(m.contains("bottle_reloads_total{result=\"ok\"} 2"), "{m}");
-    assert!(m.contains("bottle_reloads_total{result=\"error\"} 2"), "{m}");
+    assert!(
+        m.contains("bottle_reloads_total{result=\"error\"} 2"),
+        "{m}"
+    );
 }
 
 #[tokio::test]
@@ -73,6 +91,12 @@ async fn unreadable_config_on_start_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     // `allowlist` is a directory: reading it fails with an I/O error naming the file.
     std::fs::create_dir(dir.path().join("allowlist")).unwrap();
-    let e = reload::start("egress", LiveConfig::loader(dir.path().to_path_buf()), None, &Metrics::new()).unwrap_err();
+    let e = reload::start(
+        "egress",
+        LiveConfig::loader(dir.path().to_path_buf()),
+        None,
+        &Metrics::new(),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("allowlist"), "{e}");
 }

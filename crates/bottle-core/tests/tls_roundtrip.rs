@@ -28,14 +28,23 @@ fn make_pki() -> Pki {
     other_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let other = CertifiedIssuer::self_signed(other_params, KeyPair::generate().unwrap()).unwrap();
     let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_string()]).unwrap().signed_by(&leaf_key, &ca).unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
     let p = |n: &str| dir.path().join(n);
     // The bundle holds an unrelated CA first and ours second: every cert must be added.
     std::fs::write(p("bundle.pem"), format!("{}{}", other.pem(), ca.pem())).unwrap();
     std::fs::write(p("other.pem"), other.pem()).unwrap();
     std::fs::write(p("leaf.pem"), leaf.pem()).unwrap();
     std::fs::write(p("key.pem"), leaf_key.serialize_pem()).unwrap();
-    Pki { ca_pem: p("bundle.pem"), other_pem: p("other.pem"), leaf_pem: p("leaf.pem"), key_pem: p("key.pem"), _dir: dir }
+    Pki {
+        ca_pem: p("bundle.pem"),
+        other_pem: p("other.pem"),
+        leaf_pem: p("leaf.pem"),
+        key_pem: p("key.pem"),
+        _dir: dir,
+    }
 }
 
 async fn server(pki: &Pki) -> std::net::SocketAddr {
@@ -68,10 +77,15 @@ async fn server(pki: &Pki) -> std::net::SocketAddr {
     addr
 }
 
-async fn connect(cfg: Arc<rustls::ClientConfig>, addr: std::net::SocketAddr) -> Result<Option<Vec<u8>>, std::io::Error> {
+async fn connect(
+    cfg: Arc<rustls::ClientConfig>,
+    addr: std::net::SocketAddr,
+) -> Result<Option<Vec<u8>>, std::io::Error> {
     let tcp = TcpStream::connect(addr).await?;
     let connector = tokio_rustls::TlsConnector::from(cfg);
-    let mut tls = connector.connect(ServerName::try_from("localhost").unwrap(), tcp).await?;
+    let mut tls = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await?;
     tls.write_all(b"ping").await?;
     let mut buf = [0u8; 4];
     tls.read_exact(&mut buf).await?;
@@ -86,19 +100,34 @@ async fn extra_ca_is_trusted_and_only_then() {
     let t = Duration::from_secs(20);
 
     let with_ca = upstream_client_config(Some(&pki.ca_pem), &[b"h2", b"http/1.1"]).unwrap();
-    let alpn = tokio::time::timeout(t, connect(with_ca, addr)).await.unwrap().unwrap();
+    let alpn = tokio::time::timeout(t, connect(with_ca, addr))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(alpn.as_deref(), Some(&b"h2"[..]));
 
     let http1 = upstream_client_config(Some(&pki.ca_pem), &[b"http/1.1"]).unwrap();
-    let alpn = tokio::time::timeout(t, connect(http1, addr)).await.unwrap().unwrap();
+    let alpn = tokio::time::timeout(t, connect(http1, addr))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(alpn.as_deref(), Some(&b"http/1.1"[..]));
 
     let web_only = upstream_client_config(None, &[]).unwrap();
-    let e = tokio::time::timeout(t, connect(web_only, addr)).await.unwrap().unwrap_err();
-    assert!(e.to_string().to_lowercase().contains("unknown") || e.to_string().contains("issuer"), "{e}");
+    let e = tokio::time::timeout(t, connect(web_only, addr))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        e.to_string().to_lowercase().contains("unknown") || e.to_string().contains("issuer"),
+        "{e}"
+    );
 
     let wrong_ca = upstream_client_config(Some(&pki.other_pem), &[]).unwrap();
-    assert!(tokio::time::timeout(t, connect(wrong_ca, addr)).await.unwrap().is_err());
+    assert!(tokio::time::timeout(t, connect(wrong_ca, addr))
+        .await
+        .unwrap()
+        .is_err());
 }
 
 #[test]
