@@ -273,9 +273,11 @@ impl Gate {
             v.outcomes = outcomes;
             return v;
         }
-        let quarantine = PathBuf::from(&req.object_dir);
+        // No quarantine when the push brought no objects (delete-only pushes).
+        let quarantine = (!req.object_dir.is_empty()).then(|| PathBuf::from(&req.object_dir));
+        let quarantine = quarantine.as_deref();
         let mirror = ctx.mirror.dir.clone();
-        match self.check_refs(ctx, &quarantine, &mut outcomes).await {
+        match self.check_refs(ctx, quarantine, &mut outcomes).await {
             Ok(()) => {}
             Err(e) => {
                 refuse_all(&mut outcomes, &mut v, "error", format!("cannot check refs: {e}"));
@@ -296,7 +298,11 @@ impl Gate {
             return v;
         }
         // Sizes and secrets over every object the push brought.
-        let objects = match scan::new_objects(&self.runner, &mirror, &quarantine).await {
+        let objects = match quarantine {
+            None => Ok(Vec::new()),
+            Some(q) => scan::new_objects(&self.runner, &mirror, q).await,
+        };
+        let objects = match objects {
             Ok(o) => o,
             Err(e) => {
                 refuse_all(&mut outcomes, &mut v, "error", format!("cannot list pushed objects: {e}"));
@@ -315,7 +321,11 @@ impl Gate {
             v.outcomes = outcomes;
             return v;
         }
-        match scan::scan_objects(&self.runner, &mirror, &quarantine, &objects, self.scanner.as_ref()).await {
+        let findings = match quarantine {
+            None => Ok(Vec::new()),
+            Some(q) => scan::scan_objects(&self.runner, &mirror, q, &objects, self.scanner.as_ref()).await,
+        };
+        match findings {
             Ok(findings) if !findings.is_empty() => {
                 self.metrics.secrets(findings.len() as u64);
                 for f in findings.iter().take(10) {
@@ -344,7 +354,7 @@ impl Gate {
             }
         }
         // Everything passed: push upstream, atomically, with a lease on every ref.
-        match self.push_upstream(ctx, &quarantine).await {
+        match self.push_upstream(ctx, quarantine).await {
             Ok(()) => {
                 v.accept = true;
                 v.upstream_updated = true;
@@ -369,7 +379,7 @@ impl Gate {
     }
 
     /// Current tips, lying/stale old values, exact classification and the policy per ref.
-    async fn check_refs(&self, ctx: &PushCtx, quarantine: &Path, outcomes: &mut [RefOutcome]) -> Result<(), GateError> {
+    async fn check_refs(&self, ctx: &PushCtx, quarantine: Option<&Path>, outcomes: &mut [RefOutcome]) -> Result<(), GateError> {
         let mirror = &ctx.mirror.dir;
         let mut cmd = self.runner.command(Some(mirror));
         cmd.args(["for-each-ref", "--format=%(objectname) %(refname)"]);
@@ -465,14 +475,16 @@ impl Gate {
         Ok(())
     }
 
-    fn quarantine_cmd(&self, mirror: &Path, quarantine: &Path) -> tokio::process::Command {
+    fn quarantine_cmd(&self, mirror: &Path, quarantine: Option<&Path>) -> tokio::process::Command {
         let mut cmd = self.runner.command(Some(mirror));
-        cmd.env("GIT_OBJECT_DIRECTORY", quarantine);
-        cmd.env("GIT_ALTERNATE_OBJECT_DIRECTORIES", mirror.join("objects"));
+        if let Some(q) = quarantine {
+            cmd.env("GIT_OBJECT_DIRECTORY", q);
+            cmd.env("GIT_ALTERNATE_OBJECT_DIRECTORIES", mirror.join("objects"));
+        }
         cmd
     }
 
-    async fn is_ancestor(&self, mirror: &Path, quarantine: &Path, old: &str, new: &str) -> Result<bool, GateError> {
+    async fn is_ancestor(&self, mirror: &Path, quarantine: Option<&Path>, old: &str, new: &str) -> Result<bool, GateError> {
         let mut cmd = self.quarantine_cmd(mirror, quarantine);
         cmd.args(["merge-base", "--is-ancestor", old, new]);
         let out = run(cmd, None, Duration::from_secs(120)).await?;
@@ -488,7 +500,7 @@ impl Gate {
     async fn push_upstream(
         &self,
         ctx: &PushCtx,
-        quarantine: &Path,
+        quarantine: Option<&Path>,
     ) -> Result<(), (HashMap<String, String>, Vec<String>)> {
         let mirror = &ctx.mirror.dir;
         // No GIT_QUARANTINE_PATH: a local (file://) receiving side must not think it is

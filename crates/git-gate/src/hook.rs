@@ -24,11 +24,11 @@ pub fn run_pre_receive() -> i32 {
     let (Some(socket), Some(push_id)) = (std::env::var_os(ENV_SOCKET), std::env::var(ENV_PUSH_ID).ok()) else {
         return fail("hook started outside git-gate");
     };
-    let Some(object_dir) = std::env::var_os("GIT_OBJECT_DIRECTORY") else {
-        return fail("no quarantine directory");
-    };
-    let mut object_dir = PathBuf::from(object_dir);
-    if object_dir.is_relative() {
+    // Absent when the push brought no objects (delete-only).
+    let mut object_dir = std::env::var_os("GIT_OBJECT_DIRECTORY")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    if !object_dir.as_os_str().is_empty() && object_dir.is_relative() {
         match std::env::current_dir() {
             Ok(cwd) => object_dir = cwd.join(object_dir),
             Err(_) => return fail("cannot resolve quarantine directory"),

@@ -1,0 +1,101 @@
+//! Clone, fetch, pull, ls-remote and allowed pushes through the gate with the stock git client.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+use common::*;
+
+#[test]
+fn clone_fetch_pull_ls_remote_v2_and_v0() {
+    let mut env = Env::new();
+    let up = env.make_upstream("demo");
+    env.write_routes(&routes(&up, AGENT_RULES));
+    env.start();
+    let main = upstream_ref(&up, "refs/heads/main").unwrap();
+
+    // protocol v2 (default) clone
+    let work = env.clone_work("demo", "w2");
+    assert_eq!(std::fs::read_to_string(work.join("README")).unwrap(), "hello\n");
+    assert_eq!(env.git_ok(&work, &["rev-parse", "HEAD"]), main);
+    assert_eq!(env.git_ok(&work, &["symbolic-ref", "HEAD"]), "refs/heads/main");
+
+    // protocol v0 clone
+    let w0 = env.path("w0");
+    env.git_ok(
+        env.tmp.path(),
+        &["-c", "protocol.version=0", "clone", "-q", &env.url("demo"), w0.to_str().unwrap()],
+    );
+    assert_eq!(env.git_ok(&w0, &["rev-parse", "HEAD"]), main);
+
+    // upstream moves; fetch and pull see it (v2 and v0)
+    let seed = env.path("demo-seed");
+    let c2 = env.commit_file(&seed, "b.txt", "b\n", "second");
+    env.git_ok(&seed, &["push", "-q", up.to_str().unwrap(), "main"]);
+    std::thread::sleep(std::time::Duration::from_millis(2100)); // refresh rate limit
+    env.git_ok(&work, &["pull", "-q", "--ff-only"]);
+    assert_eq!(env.git_ok(&work, &["rev-parse", "HEAD"]), c2);
+    env.git_ok(&w0, &["-c", "protocol.version=0", "fetch", "-q"]);
+    assert_eq!(env.git_ok(&w0, &["rev-parse", "origin/main"]), c2);
+
+    let ls = env.git_ok(&work, &["ls-remote", &env.url("demo")]);
+    assert!(ls.contains(&format!("{c2}\trefs/heads/main")), "{ls}");
+    // shallow and partial clones work too
+    let ws = env.path("ws");
+    env.git_ok(env.tmp.path(), &["clone", "-q", "--depth", "1", "--filter=blob:none", &env.url("demo"), ws.to_str().unwrap()]);
+    assert_eq!(env.git_ok(&ws, &["rev-parse", "HEAD"]), c2);
+}
+
+#[test]
+fn allowed_pushes_land_upstream() {
+    let mut env = Env::new();
+    let up = env.make_upstream("demo");
+    env.write_routes(&routes(&up, AGENT_RULES));
+    env.start();
+    let work = env.clone_work("demo", "w");
+    env.git_ok(&work, &["checkout", "-q", "-b", "agent/x"]);
+    let c1 = env.commit_file(&work, "a.txt", "one\n", "one");
+    let (ok, out) = env.push(&work, &["origin", "agent/x"]);
+    assert!(ok, "{out}");
+    assert_eq!(upstream_ref(&up, "refs/heads/agent/x").as_deref(), Some(c1.as_str()));
+    // fast-forward
+    let c2 = env.commit_file(&work, "a.txt", "two\n", "two");
+    let (ok, out) = env.push(&work, &["origin", "agent/x"]);
+    assert!(ok, "{out}");
+    assert_eq!(upstream_ref(&up, "refs/heads/agent/x").as_deref(), Some(c2.as_str()));
+    // force is allowed under agent/**
+    env.git_ok(&work, &["reset", "-q", "--hard", &c1]);
+    let c3 = env.commit_file(&work, "a.txt", "three\n", "three");
+    let (ok, out) = env.push(&work, &["--force", "origin", "agent/x"]);
+    assert!(ok, "{out}");
+    assert_eq!(upstream_ref(&up, "refs/heads/agent/x").as_deref(), Some(c3.as_str()));
+    // fast-forward of an allowed plain branch (feature: create, update)
+    env.git_ok(&work, &["checkout", "-q", "-b", "feature"]);
+    let (ok, out) = env.push(&work, &["origin", "feature"]);
+    assert!(ok, "{out}");
+    // delete under agent/** is allowed
+    let (ok, out) = env.push(&work, &["origin", "--delete", "agent/x"]);
+    assert!(ok, "{out}");
+    assert_eq!(upstream_ref(&up, "refs/heads/agent/x"), None);
+    // the gate's mirror follows: a fresh clone sees feature
+    let w2 = env.clone_work("demo", "w2");
+    assert_eq!(env.git_ok(&w2, &["rev-parse", "origin/feature"]), c3);
+
+    // audit: one line per ref decision, with classification and rule, never contents
+    let audit = env.audit_lines();
+    let pushes: Vec<_> = audit.iter().filter(|a| a["event"] == "push").collect();
+    assert!(pushes.len() >= 5, "{audit:?}");
+    let force = pushes
+        .iter()
+        .find(|a| a["classification"] == "force")
+        .expect("force line");
+    assert_eq!(force["repo"], "demo");
+    assert_eq!(force["ref"], "refs/heads/agent/x");
+    assert_eq!(force["new"], c3.as_str());
+    assert_eq!(force["old"], c2.as_str());
+    assert_eq!(force["rule"], "rules[0] refs/heads/agent/**");
+    assert_eq!(force["result"], "accepted");
+    assert_eq!(force["decision"], "allow");
+    assert!(pushes.iter().any(|a| a["classification"] == "update"));
+    assert!(pushes.iter().any(|a| a["classification"] == "delete"));
+    let text = std::fs::read_to_string(&env.audit).unwrap();
+    assert!(!text.contains("three"), "audit must not contain file contents");
+}
