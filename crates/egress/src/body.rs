@@ -54,10 +54,7 @@ pub fn parse_codings(headers: &HeaderMap) -> Result<Vec<Coding>, String> {
 }
 
 fn truncate(s: &str, n: usize) -> String {
-    s.chars()
-        .filter(|c| c.is_ascii_graphic())
-        .take(n)
-        .collect()
+    s.chars().filter(|c| c.is_ascii_graphic()).take(n).collect()
 }
 
 /// The `Accept-Encoding` egress sends on a scrubbed route: only what it can decode.
@@ -356,7 +353,10 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("x-echo", "Bearer s3cr3t-token-value".parse().unwrap());
         h.append("x-multi", "fine".parse().unwrap());
-        h.append("x-multi", hex::encode("s3cr3t-token-value").parse().unwrap());
+        h.append(
+            "x-multi",
+            hex::encode("s3cr3t-token-value").parse().unwrap(),
+        );
         h.insert("x-ok", "ok".parse().unwrap());
         assert_eq!(scrub_headers(&mut h, &pats), 3);
         assert_eq!(h.len(), 1);

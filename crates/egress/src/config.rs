@@ -219,7 +219,9 @@ mod tests {
             "routes:\n  - host: a.example\n  - host: api.example\n    auth: {scheme: bearer, token_env: TOK_A}\n",
         )
         .unwrap();
-        let e = EgressConfig::load(dir.path(), &env(&[])).unwrap_err().to_string();
+        let e = EgressConfig::load(dir.path(), &env(&[]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("TOK_A"), "{e}");
         assert!(e.contains("route 1"), "{e}");
         assert!(e.contains("api.example"), "{e}");

@@ -36,7 +36,8 @@ pub fn is_git_push(uri: &Uri) -> bool {
     let path = percent_decode_str(uri.path())
         .decode_utf8_lossy()
         .to_ascii_lowercase();
-    if path.contains("git-receive-pack") || uri.path().to_ascii_lowercase().contains("git-receive-pack")
+    if path.contains("git-receive-pack")
+        || uri.path().to_ascii_lowercase().contains("git-receive-pack")
     {
         return true;
     }
@@ -225,7 +226,10 @@ mod tests {
         assert!(!h.contains_key(AUTHORIZATION));
         let mut uri: Uri = "http://a.example/p".parse().unwrap();
         inject(&mut h, &mut uri, &auth, &cred).unwrap();
-        assert_eq!(uri.to_string(), "http://a.example/p?api_key=s3cr%20et%2F%26%3D");
+        assert_eq!(
+            uri.to_string(),
+            "http://a.example/p?api_key=s3cr%20et%2F%26%3D"
+        );
     }
 
     #[test]
@@ -260,7 +264,10 @@ mod tests {
         h.insert(COOKIE, "keep=1".parse().unwrap());
         inject(&mut h, &mut uri, &auth, &cred).unwrap();
         assert_eq!(h.get_all(AUTHORIZATION).iter().count(), 1);
-        assert_eq!(h[AUTHORIZATION], "Basic eC1hY2Nlc3MtdG9rZW46cmVhbC1zZWNyZXQtMQ==");
+        assert_eq!(
+            h[AUTHORIZATION],
+            "Basic eC1hY2Nlc3MtdG9rZW46cmVhbC1zZWNyZXQtMQ=="
+        );
         assert!(h.contains_key(COOKIE));
     }
 

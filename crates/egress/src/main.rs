@@ -36,7 +36,10 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     bottle_core::cli::init_tracing();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("egress: cannot start the runtime: {e}");
@@ -51,6 +54,11 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         };
+        // one line on stdout so callers that passed port 0 learn the ports
+        match running.admin_addr {
+            Some(a) => println!("listening={} admin={a}", running.addr),
+            None => println!("listening={}", running.addr),
+        }
         let stop = running.shutdown_handle();
         tokio::spawn(async move {
             bottle_core::cli::shutdown_signal().await;

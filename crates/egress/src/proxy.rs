@@ -18,7 +18,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioIo;
 use tokio_util::task::TaskTracker;
 
-use crate::body::{decode, parse_codings, scrub_headers, BodyStats, ScrubBody, ACCEPT_ENCODING as ACCEPT};
+use crate::body::{
+    decode, parse_codings, scrub_headers, BodyStats, ScrubBody, ACCEPT_ENCODING as ACCEPT,
+};
 use crate::config::EgressConfig;
 use crate::inject::{audit_path, inject, is_git_push, strip_hop_by_hop, wants_upgrade};
 use crate::metrics::EgressMetrics;
@@ -160,11 +162,8 @@ impl Shared {
         } else {
             "error"
         };
-        self.audit.record(ctx.event(
-            decision,
-            Some(r.reason.clone()),
-            Some(r.status.as_u16()),
-        ));
+        self.audit
+            .record(ctx.event(decision, Some(r.reason.clone()), Some(r.status.as_u16())));
         tracing::info!(status = r.status.as_u16(), reason = %r.reason, host = %ctx.host, "refused");
         r.response(COMPONENT)
     }
@@ -194,7 +193,11 @@ async fn connect(shared: Arc<Shared>, req: Request<Incoming>) -> Response<BoxBod
     };
     let authority = req.uri().authority().map(|a| a.as_str().to_string());
     let Some(authority) = authority else {
-        return shared.refuse(&ctx, Refusal::new(StatusCode::BAD_REQUEST, "CONNECT needs host:port"), "refused");
+        return shared.refuse(
+            &ctx,
+            Refusal::new(StatusCode::BAD_REQUEST, "CONNECT needs host:port"),
+            "refused",
+        );
     };
     let (host, port) = match split_host_port(&authority, 443) {
         Ok(hp) => hp,
@@ -307,8 +310,7 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
     if is_git_push(&uri) {
         return shared.refuse(
             &ctx,
-            Refusal::forbidden("git push over HTTPS is refused")
-                .with_hint("push through git-gate"),
+            Refusal::forbidden("git push over HTTPS is refused").with_hint("push through git-gate"),
             "refused",
         );
     }
@@ -524,8 +526,14 @@ mod tests {
         let cfg = EgressConfig::load(dir.path(), &env).unwrap();
         let h = |s: &str| parse_host(s).unwrap();
         let d = |host: &str, m: Method, p: &str| decide(&cfg, &h(host), 443, &m, p);
-        assert_eq!(d("api.example", Method::GET, "/repos/acme/x").unwrap(), Matched::Route(0));
-        assert_eq!(d("API.example.", Method::POST, "/repos/acme/x").unwrap(), Matched::Route(1));
+        assert_eq!(
+            d("api.example", Method::GET, "/repos/acme/x").unwrap(),
+            Matched::Route(0)
+        );
+        assert_eq!(
+            d("API.example.", Method::POST, "/repos/acme/x").unwrap(),
+            Matched::Route(1)
+        );
         let e = d("api.example", Method::DELETE, "/repos/acme/x").unwrap_err();
         assert!(e.reason.starts_with("method not allowed"), "{}", e.reason);
         // a host named by a route is not widened by the allowlist
@@ -533,10 +541,20 @@ mod tests {
         assert!(e.reason.starts_with("path not allowed"), "{}", e.reason);
         let e = d("api.example", Method::GET, "/repos/acme/../../etc").unwrap_err();
         assert!(e.reason.starts_with("path not allowed"), "{}", e.reason);
-        assert_eq!(d("open.example", Method::PUT, "/x").unwrap(), Matched::Allowlist);
-        assert_eq!(d("a.b.wild.example", Method::PUT, "/x").unwrap(), Matched::Route(2));
+        assert_eq!(
+            d("open.example", Method::PUT, "/x").unwrap(),
+            Matched::Allowlist
+        );
+        assert_eq!(
+            d("a.b.wild.example", Method::PUT, "/x").unwrap(),
+            Matched::Route(2)
+        );
         let e = d("wild.example", Method::GET, "/").unwrap_err();
-        assert!(e.reason.starts_with("host not routed: wild.example:443"), "{}", e.reason);
+        assert!(
+            e.reason.starts_with("host not routed: wild.example:443"),
+            "{}",
+            e.reason
+        );
         let e = d("evil.example", Method::GET, "/").unwrap_err();
         assert_eq!(e.status, StatusCode::FORBIDDEN);
         assert_eq!(e.hint.as_deref(), Some("run: bottle allow evil.example"));

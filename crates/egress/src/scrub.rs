@@ -310,8 +310,16 @@ mod tests {
             let mut p = pre.as_bytes().to_vec();
             p.extend_from_slice(s);
             p.extend_from_slice(b"trailing");
-            v.push(base64::engine::general_purpose::STANDARD.encode(&p).into_bytes());
-            v.push(base64::engine::general_purpose::URL_SAFE.encode(&p).into_bytes());
+            v.push(
+                base64::engine::general_purpose::STANDARD
+                    .encode(&p)
+                    .into_bytes(),
+            );
+            v.push(
+                base64::engine::general_purpose::URL_SAFE
+                    .encode(&p)
+                    .into_bytes(),
+            );
         }
         v.push(pct(s, false, true));
         v.push(pct(s, false, false));
@@ -438,8 +446,11 @@ mod tests {
 
     #[test]
     fn several_secrets_in_one_set() {
-        let p = Arc::new(Patterns::new(&["first-secret-value", "x-access-token:second-secret"]).unwrap());
-        let basic = base64::engine::general_purpose::STANDARD.encode("x-access-token:second-secret");
+        let p = Arc::new(
+            Patterns::new(&["first-secret-value", "x-access-token:second-secret"]).unwrap(),
+        );
+        let basic =
+            base64::engine::general_purpose::STANDARD.encode("x-access-token:second-secret");
         let input = format!("a first-secret-value b Basic {basic} c");
         let (out, n) = run_stream(&p, input.as_bytes(), &[9, 40]);
         assert_eq!(n, 2);

@@ -188,8 +188,9 @@ pub async fn start(args: EgressArgs, env: EnvSource, sighup: bool) -> Result<Run
         &[b"h2", b"http/1.1"],
     )
     .map_err(|e| StartError::Tls(e.to_string()))?;
-    let tls_h1 = bottle_core::tls::upstream_client_config(common.upstream_ca.as_deref(), &[b"http/1.1"])
-        .map_err(|e| StartError::Tls(e.to_string()))?;
+    let tls_h1 =
+        bottle_core::tls::upstream_client_config(common.upstream_ca.as_deref(), &[b"http/1.1"])
+            .map_err(|e| StartError::Tls(e.to_string()))?;
     let resolver =
         Arc::new(Resolver::new(&common.resolve).map_err(|e| StartError::Resolver(e.to_string()))?);
     let audit = AuditLog::open_optional(common.audit_log.as_deref()).map_err(|source| {

@@ -233,9 +233,13 @@ impl Connector {
             }
         };
         let authority = uri.authority().map(|a| a.as_str()).unwrap_or("");
-        let (host, port) = split_host_port(authority, if https { 443 } else { 80 }).map_err(|e| {
-            ConnectError(Refusal::bad_gateway(format!("bad upstream host: {e}")), "host")
-        })?;
+        let (host, port) =
+            split_host_port(authority, if https { 443 } else { 80 }).map_err(|e| {
+                ConnectError(
+                    Refusal::bad_gateway(format!("bad upstream host: {e}")),
+                    "host",
+                )
+            })?;
         let what = format!("{host}:{port}");
         let addrs = resolve(&self.cfg, &self.resolver, &host, port).await?;
         let tcp = connect_tcp(&addrs, &what, self.timeouts.connect).await?;
