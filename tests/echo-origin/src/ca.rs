@@ -200,6 +200,10 @@ impl TestCa {
     pub fn try_write_cert(&self, dir: &Path) -> std::io::Result<PathBuf> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join("ca.crt");
+        // Leave an identical file alone (the directory may be a read-only mount).
+        if std::fs::read_to_string(&path).is_ok_and(|s| s == self.cert_pem) {
+            return Ok(path);
+        }
         std::fs::write(&path, &self.cert_pem)?;
         Ok(path)
     }

@@ -101,12 +101,26 @@ pub(crate) fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'
         .map(|(_, v)| v.as_str())
 }
 
-fn num_param(params: &[(String, String)], name: &str, default: u64, max: u64) -> u64 {
-    param(params, name)
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or(default)
-        .min(max)
+/// A numeric query parameter: `default` when absent; 400 when not a number or above `max`.
+fn num_param(
+    params: &[(String, String)],
+    name: &str,
+    default: u64,
+    max: u64,
+) -> Result<u64, Response<Body>> {
+    match param(params, name) {
+        None => Ok(default),
+        Some(v) => match v.trim().parse::<u64>() {
+            Ok(n) if n <= max => Ok(n),
+            _ => Err(text(
+                StatusCode::BAD_REQUEST,
+                format!("bad ?{name}= (want an integer 0..={max})\n"),
+            )),
+        },
+    }
 }
+
+type Answer = Result<Response<Body>, Response<Body>>;
 
 fn record(req: &Request<Incoming>, info: &ConnInfo, state: &State) -> usize {
     let uri = req.uri();
@@ -151,12 +165,12 @@ pub(crate) async fn handle(
     let path = req.uri().path().to_string();
     let params = query_params(req.uri().query());
     match path.as_str() {
-        "/sse" => sse(&params),
-        "/download" => download(&params),
+        "/sse" => sse(&params).unwrap_or_else(|e| e),
+        "/download" => download(&params).unwrap_or_else(|e| e),
         "/upload" => upload(req, &state, idx).await,
         "/ws" => websocket(req, shutdown),
-        "/slow" => slow(&params).await,
-        "/slow-body" => slow_body(&params),
+        "/slow" => slow(&params).await.unwrap_or_else(|e| e),
+        "/slow-body" => slow_body(&params).unwrap_or_else(|e| e),
         "/reflect" => crate::reflect::reflect(&req, &params).await,
         "/redirect" => redirect(&params),
         "/healthz" => text(StatusCode::OK, "ok\n"),
@@ -239,9 +253,9 @@ async fn echo(
     json_response(StatusCode::OK, &v)
 }
 
-fn sse(params: &[(String, String)]) -> Response<Body> {
-    let n = num_param(params, "n", 3, 1_000_000);
-    let interval = Duration::from_millis(num_param(params, "interval_ms", 300, 3_600_000));
+fn sse(params: &[(String, String)]) -> Answer {
+    let n = num_param(params, "n", 3, 10_000_000)?;
+    let interval = Duration::from_millis(num_param(params, "interval_ms", 300, 3_600_000)?);
     let stream = futures_util::stream::unfold(0u64, move |i| async move {
         if i >= n {
             return None;
@@ -259,11 +273,11 @@ fn sse(params: &[(String, String)]) -> Response<Body> {
     );
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    r
+    Ok(r)
 }
 
-fn download(params: &[(String, String)]) -> Response<Body> {
-    let n = num_param(params, "bytes", 1024 * 1024, u64::MAX);
+fn download(params: &[(String, String)]) -> Answer {
+    let n = num_param(params, "bytes", 1024 * 1024, u64::MAX)?;
     let chunked = param(params, "chunked").is_some_and(|v| v == "1");
     let stream = futures_util::stream::unfold(0u64, move |pos| async move {
         if pos >= n {
@@ -283,7 +297,7 @@ fn download(params: &[(String, String)]) -> Response<Body> {
         r.headers_mut()
             .insert(header::CONTENT_LENGTH, HeaderValue::from(n));
     }
-    r
+    Ok(r)
 }
 
 async fn upload(req: Request<Incoming>, state: &State, idx: usize) -> Response<Body> {
@@ -380,15 +394,15 @@ fn websocket(mut req: Request<Incoming>, mut shutdown: watch::Receiver<bool>) ->
     r
 }
 
-async fn slow(params: &[(String, String)]) -> Response<Body> {
-    let ms = num_param(params, "ms", 2000, 3_600_000);
+async fn slow(params: &[(String, String)]) -> Answer {
+    let ms = num_param(params, "ms", 2000, 3_600_000)?;
     tokio::time::sleep(Duration::from_millis(ms)).await;
-    json_response(StatusCode::OK, &json!({"slept_ms": ms}))
+    Ok(json_response(StatusCode::OK, &json!({"slept_ms": ms})))
 }
 
-fn slow_body(params: &[(String, String)]) -> Response<Body> {
-    let chunks = num_param(params, "chunks", 5, 1_000_000);
-    let ms = Duration::from_millis(num_param(params, "ms", 200, 3_600_000));
+fn slow_body(params: &[(String, String)]) -> Answer {
+    let chunks = num_param(params, "chunks", 5, 10_000_000)?;
+    let ms = Duration::from_millis(num_param(params, "ms", 200, 3_600_000)?);
     let stream = futures_util::stream::unfold(0u64, move |i| async move {
         if i >= chunks {
             return None;
@@ -397,11 +411,11 @@ fn slow_body(params: &[(String, String)]) -> Response<Body> {
         let frame = Frame::data(Bytes::from(format!("chunk-{i}\n")));
         Some((Ok::<_, BoxError>(frame), i + 1))
     });
-    response(
+    Ok(response(
         StatusCode::OK,
         "text/plain; charset=utf-8",
         BodyExt::boxed(StreamBody::new(stream)),
-    )
+    ))
 }
 
 fn status(code: &str, method: &http::Method) -> Response<Body> {

@@ -141,26 +141,63 @@ impl RecordedRequest {
     }
 }
 
-/// Shared state of one origin.
+/// How many requests an origin keeps by default (oldest dropped first).
+pub const DEFAULT_RECORD_LIMIT: usize = 100_000;
+
 #[derive(Default)]
+struct Recorded {
+    /// Requests dropped from the front so far (absolute index of `items[0]`).
+    dropped: usize,
+    items: std::collections::VecDeque<RecordedRequest>,
+}
+
+/// Shared state of one origin.
 pub(crate) struct State {
-    requests: Mutex<Vec<RecordedRequest>>,
+    requests: Mutex<Recorded>,
+    record_limit: AtomicUsize,
+    total_requests: AtomicU64,
     open_conns: AtomicUsize,
     max_conns: AtomicUsize,
     total_conns: AtomicU64,
 }
 
+impl Default for State {
+    fn default() -> Self {
+        State {
+            requests: Mutex::new(Recorded::default()),
+            record_limit: AtomicUsize::new(DEFAULT_RECORD_LIMIT),
+            total_requests: AtomicU64::new(0),
+            open_conns: AtomicUsize::new(0),
+            max_conns: AtomicUsize::new(0),
+            total_conns: AtomicU64::new(0),
+        }
+    }
+}
+
 impl State {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Recorded> {
+        self.requests.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a request; returns its absolute index (for [`State::set_body_len`]).
     pub(crate) fn record(&self, r: RecordedRequest) -> usize {
-        let mut v = self.requests.lock().unwrap_or_else(|p| p.into_inner());
-        v.push(r);
-        v.len() - 1
+        self.total_requests.fetch_add(1, Ordering::SeqCst);
+        let limit = self.record_limit.load(Ordering::SeqCst);
+        let mut rec = self.lock();
+        rec.items.push_back(r);
+        while rec.items.len() > limit {
+            rec.items.pop_front();
+            rec.dropped += 1;
+        }
+        rec.dropped + rec.items.len() - 1
     }
 
     pub(crate) fn set_body_len(&self, idx: usize, n: u64) {
-        let mut v = self.requests.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(r) = v.get_mut(idx) {
-            r.body_len = n;
+        let mut rec = self.lock();
+        if let Some(i) = idx.checked_sub(rec.dropped) {
+            if let Some(r) = rec.items.get_mut(i) {
+                r.body_len = n;
+            }
         }
     }
 
@@ -286,22 +323,34 @@ impl EchoOrigin {
         format!("https://{}{}", self.https_addr, path)
     }
 
-    /// Every request seen so far, in arrival order.
+    /// Every request seen so far, in arrival order (at most the record limit, newest kept;
+    /// see [`EchoOrigin::set_record_limit`]).
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.state
-            .requests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.state.lock().items.iter().cloned().collect()
     }
 
-    /// Forgets the recorded requests.
+    /// Forgets the recorded requests (the total count is kept).
     pub fn clear_requests(&self) {
-        self.state
-            .requests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        let mut rec = self.state.lock();
+        let n = rec.items.len();
+        rec.items.clear();
+        rec.dropped += n;
+    }
+
+    /// How many requests to keep for [`EchoOrigin::requests`] (default
+    /// [`DEFAULT_RECORD_LIMIT`]; older ones are dropped). 0 keeps none (load tests).
+    pub fn set_record_limit(&self, n: usize) {
+        self.state.record_limit.store(n, Ordering::SeqCst);
+        let mut rec = self.state.lock();
+        while rec.items.len() > n {
+            rec.items.pop_front();
+            rec.dropped += 1;
+        }
+    }
+
+    /// Requests received so far, including those no longer recorded.
+    pub fn total_requests(&self) -> u64 {
+        self.state.total_requests.load(Ordering::SeqCst)
     }
 
     /// The highest number of simultaneously open connections (both listeners together).

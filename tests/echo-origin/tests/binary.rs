@@ -124,10 +124,23 @@ fn reuses_the_ca_in_tls_dir() {
     let tls = dir.path().to_str().unwrap();
     let r = spawn(&["--tls-dir", tls]);
     let first = std::fs::read_to_string(dir.path().join("ca.crt")).unwrap();
+    let mtime = std::fs::metadata(dir.path().join("ca.crt"))
+        .unwrap()
+        .modified()
+        .unwrap();
     assert!(sigterm_and_wait(r).success());
+    std::thread::sleep(Duration::from_millis(50));
     let r = spawn(&["--tls-dir", tls, "--https", "127.0.0.1:0"]);
     let second = std::fs::read_to_string(dir.path().join("ca.crt")).unwrap();
     assert_eq!(first, second, "CA loaded, not regenerated");
+    let mtime2 = std::fs::metadata(dir.path().join("ca.crt"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(
+        mtime, mtime2,
+        "an identical ca.crt is not rewritten (read-only mounts)"
+    );
     let body = curl(&[
         "--cacert",
         dir.path().join("ca.crt").to_str().unwrap(),

@@ -1175,3 +1175,41 @@ fn start_blocking_serves_synchronous_tests() {
     std::thread::sleep(Duration::from_millis(200));
     assert!(std::net::TcpStream::connect(addr).is_err());
 }
+
+#[tokio::test]
+async fn record_limit_keeps_the_newest_and_counts_all() {
+    let o = start().await;
+    o.set_record_limit(2);
+    for p in ["/r1", "/r2", "/r3"] {
+        stdout(&curl(&["--data-binary", "abc", &o.http_url(p)]).await);
+    }
+    let seen = o.requests();
+    let paths: Vec<&str> = seen.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(paths, ["/r2", "/r3"]);
+    assert!(
+        seen.iter().all(|r| r.body_len == 3),
+        "body_len set after trimming"
+    );
+    assert_eq!(o.total_requests(), 3);
+    o.set_record_limit(0);
+    stdout(&curl(&[&o.http_url("/r4")]).await);
+    assert!(o.requests().is_empty());
+    assert_eq!(o.total_requests(), 4);
+}
+
+#[tokio::test]
+async fn bad_numeric_parameters_are_400() {
+    let o = start().await;
+    for p in [
+        "/download?bytes=-1",
+        "/download?bytes=1e6",
+        "/download?bytes=99999999999999999999999",
+        "/sse?n=x",
+        "/sse?interval_ms=99999999999",
+        "/slow?ms=abc",
+        "/slow-body?chunks=1.5",
+    ] {
+        let out = curl(&["-w", "%{http_code}", "-o", "/dev/null", &o.http_url(p)]).await;
+        assert_eq!(stdout(&out), "400", "{p}");
+    }
+}
