@@ -1,0 +1,545 @@
+//! The scanning engine: prefilter, windowed regexes, known secrets and the
+//! recursive decoded views.
+
+use crate::decode::{self, CLASS, C_B64, C_HEX, C_TRIG, C_URLSAFE};
+use crate::known::KnownSet;
+use crate::patterns::{Boundary, PatternDef, DISCORD_BOT_TOKEN, PATTERNS};
+use crate::Encoding;
+use aho_corasick::{AhoCorasick, Input, MatchKind};
+use regex::bytes::Regex;
+
+/// Shortest base64/hex run that is decoded.
+pub(crate) const MIN_RUN: usize = 16;
+/// How many decoding layers are undone (base64 inside percent inside ...).
+pub(crate) const MAX_DEPTH: u8 = 3;
+/// Runs up to this length are decoded at all four base64 alignments.
+const ALIGN_ALL_MAX: usize = 512;
+/// Context kept on each side of a normalisation trigger.
+const TRIGGER_CONTEXT: usize = 256;
+/// How far a normalisation window is stretched to reach token boundaries.
+const STRETCH_MAX: usize = 4096;
+/// Id of the finding reported when nested decoding exceeds its budget.
+pub(crate) const DECODE_LIMIT: &str = "decode-limit";
+/// At most this many findings are kept per scan.
+const MAX_HITS: usize = 10_000;
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Hit {
+    pub det: &'static str,
+    pub start: usize,
+    pub end: usize,
+    pub enc: Encoding,
+}
+
+struct Compiled {
+    def: &'static PatternDef,
+    re: Regex,
+    /// Boundaries may be ignored in joined views only for patterns whose
+    /// anchors are distinctive (4+ bytes).
+    relaxable: bool,
+}
+
+pub(crate) struct Engine {
+    pats: Vec<Compiled>,
+    anchors: AhoCorasick,
+    anchor_pats: Vec<Vec<u16>>,
+    discord: Option<usize>,
+    pub(crate) known: Option<KnownSet>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("patterns", &self.pats.len())
+            .field("anchors", &self.anchor_pats.len())
+            .field("known", &self.known)
+            .finish()
+    }
+}
+
+/// Build the anchor list: unique literals, and no anchor that has another
+/// anchor as a prefix (the shorter one takes over its patterns), so that at
+/// any position at most one anchor matches.
+fn anchor_table(defs: &[(usize, &'static PatternDef)]) -> (Vec<&'static str>, Vec<Vec<u16>>) {
+    let mut lits: Vec<(&'static str, Vec<u16>)> = Vec::new();
+    for &(i, d) in defs {
+        for &a in d.anchors {
+            match lits.iter_mut().find(|(l, _)| *l == a) {
+                Some((_, v)) => v.push(i as u16),
+                None => lits.push((a, vec![i as u16])),
+            }
+        }
+    }
+    // Shortest first so prefixes are seen before their extensions.
+    lits.sort_by_key(|(l, _)| l.len());
+    let mut out: Vec<(&'static str, Vec<u16>)> = Vec::new();
+    for (l, pats) in lits {
+        match out.iter_mut().find(|(o, _)| l.starts_with(*o)) {
+            Some((_, v)) => {
+                for p in pats {
+                    if !v.contains(&p) {
+                        v.push(p);
+                    }
+                }
+            }
+            None => out.push((l, pats)),
+        }
+    }
+    out.into_iter().unzip()
+}
+
+impl Engine {
+    pub(crate) fn new(known: Option<KnownSet>, disabled: &[String]) -> Engine {
+        let defs: Vec<(usize, &'static PatternDef)> = PATTERNS
+            .iter()
+            .filter(|d| !disabled.iter().any(|x| x == d.id))
+            .enumerate()
+            .collect();
+        let pats: Vec<Compiled> = defs
+            .iter()
+            .map(|(_, d)| Compiled {
+                def: d,
+                // The pattern table is static and covered by tests; a bad
+                // regex there is a programming error caught by `cargo test`.
+                #[allow(clippy::expect_used)]
+                re: Regex::new(&format!("(?-u){}", d.regex)).expect("built-in pattern compiles"),
+                relaxable: !d.anchors.is_empty() && d.anchors.iter().all(|a| a.len() >= 4),
+            })
+            .collect();
+        let (lits, anchor_pats) = anchor_table(&defs);
+        #[allow(clippy::expect_used)]
+        let anchors = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostFirst)
+            .build(&lits)
+            // Literal anchors from the static table: building cannot fail
+            // short of exceeding aho-corasick's size limits.
+            .expect("anchor automaton builds");
+        let discord = pats.iter().position(|c| c.def.id == DISCORD_BOT_TOKEN);
+        Engine {
+            pats,
+            anchors,
+            anchor_pats,
+            discord,
+            known,
+        }
+    }
+
+    pub(crate) fn detector_ids(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.pats.iter().map(|c| c.def.id)
+    }
+
+    fn boundary_bad(b: Boundary, c: u8) -> bool {
+        match b {
+            Boundary::None => false,
+            Boundary::Alnum => c.is_ascii_alphanumeric(),
+            Boundary::Base64 => c.is_ascii_alphanumeric() || c == b'+' || c == b'/' || c == b'=',
+        }
+    }
+
+    fn left_ok(b: Boundary, hay: &[u8], start: usize) -> bool {
+        if start == 0 || !Self::boundary_bad(b, hay[start - 1]) {
+            return true;
+        }
+        // `\n`, `\t`, ... escapes in JSON or source code are separators.
+        start >= 2
+            && hay[start - 2] == b'\\'
+            && matches!(hay[start - 1], b'n' | b't' | b'r' | b'b' | b'f')
+    }
+
+    fn right_ok(b: Boundary, hay: &[u8], end: usize) -> bool {
+        end >= hay.len() || !Self::boundary_bad(b, hay[end])
+    }
+
+    fn run_pattern(
+        &self,
+        pi: usize,
+        hay: &[u8],
+        ws: usize,
+        we: usize,
+        relaxed: bool,
+        out: &mut Vec<Hit>,
+    ) {
+        let c = &self.pats[pi];
+        for m in c.re.find_iter(&hay[ws..we]) {
+            let (s, e) = (ws + m.start(), ws + m.end());
+            let bounded = Self::left_ok(c.def.left, hay, s) && Self::right_ok(c.def.right, hay, e);
+            if !(bounded || relaxed && c.relaxable) {
+                continue;
+            }
+            if let Some(v) = c.def.validate {
+                if !v(&hay[s..e]) {
+                    continue;
+                }
+            }
+            out.push(Hit {
+                det: c.def.id,
+                start: s,
+                end: e,
+                enc: Encoding::Raw,
+            });
+        }
+    }
+
+    /// Literal prefilter, then each candidate pattern's regex on merged windows.
+    fn scan_patterns(&self, hay: &[u8], relaxed: bool, out: &mut Vec<Hit>) {
+        let n = hay.len();
+        let mut wins: Vec<(u16, usize, usize)> = Vec::new();
+        let mut pos = 0;
+        while pos < n {
+            let Some(m) = self.anchors.find(Input::new(hay).span(pos..n)) else {
+                break;
+            };
+            let a = m.start();
+            for &pi in &self.anchor_pats[m.pattern().as_usize()] {
+                let d = self.pats[pi as usize].def;
+                let ws = a.saturating_sub(d.back);
+                let we = (a + d.max_len).min(n);
+                wins.push((pi, ws, we));
+            }
+            pos = a + 1;
+        }
+        if wins.is_empty() {
+            return;
+        }
+        wins.sort_unstable();
+        let mut cur = wins[0];
+        for &w in &wins[1..] {
+            if w.0 == cur.0 && w.1 <= cur.2 {
+                cur.2 = cur.2.max(w.2);
+            } else {
+                self.run_pattern(cur.0 as usize, hay, cur.1, cur.2, relaxed, out);
+                cur = w;
+            }
+        }
+        self.run_pattern(cur.0 as usize, hay, cur.1, cur.2, relaxed, out);
+    }
+
+    /// Scan one view. `cut_start` says the view starts in the middle of
+    /// something (a stream window), so runs touching offset 0 are decoded at
+    /// every alignment.
+    pub(crate) fn scan_view(
+        &self,
+        hay: &[u8],
+        depth: u8,
+        cut_start: bool,
+        relaxed: bool,
+        budget: &mut usize,
+        out: &mut Vec<Hit>,
+    ) {
+        if out.len() >= MAX_HITS {
+            return;
+        }
+        self.scan_patterns(hay, relaxed, out);
+        if let Some(k) = &self.known {
+            k.find(hay, |s, e, enc| {
+                out.push(Hit {
+                    det: crate::KNOWN_SECRET,
+                    start: s,
+                    end: e,
+                    enc,
+                })
+            });
+        }
+        if depth >= MAX_DEPTH {
+            return;
+        }
+        let n = hay.len();
+        let mut runs: Vec<(usize, usize, u8)> = Vec::new();
+        let mut trig: Vec<usize> = Vec::new();
+        let mut i = 0;
+        while i < n {
+            let c = CLASS[hay[i] as usize];
+            if c & C_B64 != 0 {
+                let s = i;
+                let mut acc = C_HEX;
+                let mut or = 0;
+                while i < n {
+                    let c = CLASS[hay[i] as usize];
+                    if c & C_B64 == 0 {
+                        break;
+                    }
+                    acc &= c;
+                    or |= c;
+                    i += 1;
+                }
+                if i - s >= MIN_RUN {
+                    runs.push((s, i, (acc & C_HEX) | (or & C_URLSAFE)));
+                }
+                continue;
+            }
+            if c & C_TRIG != 0 && decode::is_trigger(&hay[i..(i + 12).min(n)]) {
+                trig.push(i);
+            }
+            i += 1;
+        }
+        let mut buf = Vec::new();
+        for &(s, e, flags) in &runs {
+            if out.len() >= MAX_HITS {
+                return;
+            }
+            if flags & C_HEX != 0 {
+                self.hex_view(hay, s, e, depth, budget, &mut buf, out);
+                continue;
+            }
+            let enc = if flags & C_URLSAFE != 0 {
+                Encoding::Base64Url
+            } else {
+                Encoding::Base64
+            };
+            let aligns = if e - s <= ALIGN_ALL_MAX || (cut_start && s == 0) {
+                4
+            } else {
+                1
+            };
+            for a in 0..aligns {
+                let run = &hay[s + a..e];
+                decode::b64_decode(run, &mut buf);
+                let mut sub = Vec::new();
+                if !self.descend(&buf, depth, budget, &mut sub, out, s) {
+                    return;
+                }
+                for h in sub {
+                    let (cs, ce) = decode::b64_span(h.start, h.end);
+                    out.push(Hit {
+                        det: h.det,
+                        start: s + a + cs,
+                        end: (s + a + ce).min(e),
+                        enc,
+                    });
+                }
+            }
+            // Hex inside a mixed run (e.g. after "0x" or a key name).
+            let mut j = s;
+            while j < e {
+                if CLASS[hay[j] as usize] & C_HEX == 0 {
+                    j += 1;
+                    continue;
+                }
+                let hs = j;
+                while j < e && CLASS[hay[j] as usize] & C_HEX != 0 {
+                    j += 1;
+                }
+                if j - hs >= MIN_RUN && !(hs == s && j == e) {
+                    self.hex_view(hay, hs, j, depth, budget, &mut buf, out);
+                }
+            }
+            if let Some(di) = self.discord {
+                if e < n && hay[e] == b'.' {
+                    let ts = hay[s..e]
+                        .iter()
+                        .rposition(|&b| b == b'+' || b == b'/')
+                        .map_or(s, |p| s + p + 1);
+                    if (23..=28).contains(&(e - ts)) && matches!(hay[ts], b'M' | b'N' | b'O') {
+                        let we = (ts + self.pats[di].def.max_len).min(n);
+                        self.run_pattern(di, hay, ts, we, relaxed, out);
+                    }
+                }
+            }
+        }
+        if !trig.is_empty() {
+            self.normalized_views(hay, &trig, depth, budget, out);
+        }
+    }
+
+    /// Charge `decoded` against the budget and scan it one level deeper.
+    /// Returns false (after recording a `decode-limit` finding) when the
+    /// budget is exhausted.
+    fn descend(
+        &self,
+        decoded: &[u8],
+        depth: u8,
+        budget: &mut usize,
+        sub: &mut Vec<Hit>,
+        out: &mut Vec<Hit>,
+        at: usize,
+    ) -> bool {
+        if decoded.len() > *budget {
+            out.push(Hit {
+                det: DECODE_LIMIT,
+                start: at,
+                end: at,
+                enc: Encoding::Raw,
+            });
+            return false;
+        }
+        *budget -= decoded.len();
+        self.scan_view(decoded, depth + 1, false, false, budget, sub);
+        true
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn hex_view(
+        &self,
+        hay: &[u8],
+        s: usize,
+        e: usize,
+        depth: u8,
+        budget: &mut usize,
+        buf: &mut Vec<u8>,
+        out: &mut Vec<Hit>,
+    ) {
+        for a in 0..2 {
+            if e - s - a < MIN_RUN {
+                break;
+            }
+            decode::hex_decode(&hay[s + a..e], buf);
+            let mut sub = Vec::new();
+            if !self.descend(buf, depth, budget, &mut sub, out, s) {
+                return;
+            }
+            for h in sub {
+                out.push(Hit {
+                    det: h.det,
+                    start: s + a + 2 * h.start,
+                    end: (s + a + 2 * h.end).min(e),
+                    enc: Encoding::Hex,
+                });
+            }
+        }
+    }
+
+    fn normalized_views(
+        &self,
+        hay: &[u8],
+        trig: &[usize],
+        depth: u8,
+        budget: &mut usize,
+        out: &mut Vec<Hit>,
+    ) {
+        let n = hay.len();
+        let tokenish = |b: u8| {
+            b.is_ascii_alphanumeric()
+                || matches!(b, b'_' | b'-' | b'.' | b'+' | b'/' | b'=' | b'%' | b'\\')
+                || b >= 0x80
+        };
+        let mut windows: Vec<(usize, usize)> = Vec::new();
+        for &t in trig {
+            let mut ws = t.saturating_sub(TRIGGER_CONTEXT);
+            let mut we = (t + TRIGGER_CONTEXT).min(n);
+            let lim = ws.saturating_sub(STRETCH_MAX);
+            while ws > lim && tokenish(hay[ws - 1]) {
+                ws -= 1;
+            }
+            let lim = (we + STRETCH_MAX).min(n);
+            while we < lim && tokenish(hay[we]) {
+                we += 1;
+            }
+            match windows.last_mut() {
+                Some(last) if ws <= last.1 => last.1 = last.1.max(we),
+                _ => windows.push((ws, we)),
+            }
+        }
+        for (ws, we) in windows {
+            let Some((view, map)) = decode::normalize(&hay[ws..we], 4) else {
+                continue;
+            };
+            let enc = if hay[ws..we].contains(&b'%') {
+                Encoding::Percent
+            } else if hay[ws..we].contains(&b'\\') {
+                Encoding::Escape
+            } else {
+                Encoding::Unicode
+            };
+            if view.len() > *budget {
+                out.push(Hit {
+                    det: DECODE_LIMIT,
+                    start: ws,
+                    end: we,
+                    enc,
+                });
+                return;
+            }
+            *budget -= view.len();
+            let mut sub = Vec::new();
+            self.scan_view(&view, depth + 1, false, false, budget, &mut sub);
+            for h in sub {
+                let s = ws + map.get(h.start).map_or(we - ws, |&x| x as usize);
+                let e = if h.end < map.len() {
+                    ws + map[h.end] as usize
+                } else {
+                    we
+                };
+                let enc = if h.enc == Encoding::Raw { enc } else { h.enc };
+                out.push(Hit {
+                    det: h.det,
+                    start: s,
+                    end: e.max(s),
+                    enc,
+                });
+            }
+        }
+    }
+
+    /// Scan `hay` with every view; findings sorted by offset, one per
+    /// detector and overlapping range.
+    pub(crate) fn scan(&self, hay: &[u8], cut_start: bool) -> Vec<Hit> {
+        self.scan_opts(hay, cut_start, false)
+    }
+
+    /// Like `scan`, but `relaxed` ignores token boundaries in the top-level
+    /// view (for views made by joining pieces, where neighbours touch).
+    pub(crate) fn scan_opts(&self, hay: &[u8], cut_start: bool, relaxed: bool) -> Vec<Hit> {
+        let mut budget = hay.len().saturating_mul(16).saturating_add(64 * 1024);
+        let mut out = Vec::new();
+        self.scan_view(hay, 0, cut_start, relaxed, &mut budget, &mut out);
+        dedup(out)
+    }
+}
+
+/// Merge hits of the same detector whose ranges overlap (keeping the raw one
+/// if there is one), then sort by position.
+pub(crate) fn dedup(mut hits: Vec<Hit>) -> Vec<Hit> {
+    if hits.len() < 2 {
+        return hits;
+    }
+    hits.sort_unstable_by(|a, b| {
+        a.det
+            .cmp(b.det)
+            .then(a.start.cmp(&b.start))
+            .then(b.end.cmp(&a.end))
+    });
+    let mut out: Vec<Hit> = Vec::with_capacity(hits.len());
+    for h in hits {
+        if let Some(last) = out.last_mut() {
+            if last.det == h.det && h.start < last.end.max(last.start + 1) {
+                if h.enc == Encoding::Raw && last.enc != Encoding::Raw {
+                    last.enc = Encoding::Raw;
+                    last.start = h.start.min(last.start);
+                    last.end = h.end.max(last.end);
+                }
+                continue;
+            }
+        }
+        out.push(h);
+    }
+    out.sort_by_key(|h| (h.start, h.end));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anchors_are_prefix_free() {
+        let defs: Vec<(usize, &'static PatternDef)> = PATTERNS.iter().enumerate().collect();
+        let (lits, pats) = anchor_table(&defs);
+        for a in &lits {
+            for b in &lits {
+                if a != b {
+                    assert!(!b.starts_with(a), "{a} is a prefix of {b}");
+                }
+            }
+        }
+        // Every anchored pattern is reachable through some anchor.
+        for (i, d) in PATTERNS.iter().enumerate() {
+            if !d.anchors.is_empty() {
+                assert!(
+                    pats.iter().any(|v| v.contains(&(i as u16))),
+                    "{} unreachable",
+                    d.id
+                );
+            }
+        }
+    }
+}

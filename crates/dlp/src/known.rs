@@ -1,0 +1,129 @@
+//! Known secrets: every configured value is turned into literal needles for
+//! each encoding an exfiltration would plausibly use, and all needles are
+//! searched at once.
+
+use crate::Encoding;
+use aho_corasick::{AhoCorasick, MatchKind};
+use base64::Engine as _;
+use zeroize::Zeroizing;
+
+pub(crate) struct KnownSet {
+    ac: AhoCorasick,
+    /// Encoding of each needle, by pattern id.
+    enc: Vec<Encoding>,
+    pub(crate) count: usize,
+}
+
+impl std::fmt::Debug for KnownSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "KnownSet({} secrets, {} needles)",
+            self.count,
+            self.enc.len()
+        )
+    }
+}
+
+/// The part of `encode(prefix_k ++ secret)` that depends only on the secret,
+/// for each of the three byte alignments.
+fn base64_needles(secret: &[u8], url: bool) -> Vec<Zeroizing<String>> {
+    let mut out = Vec::new();
+    for k in 0..3usize {
+        let mut buf = Zeroizing::new(vec![0u8; k]);
+        buf.extend_from_slice(secret);
+        let enc = Zeroizing::new(if url {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&buf[..])
+        } else {
+            base64::engine::general_purpose::STANDARD_NO_PAD.encode(&buf[..])
+        });
+        let c_start = (8 * k).div_ceil(6);
+        let c_end = (8 * (k + secret.len())) / 6;
+        if c_end > c_start && c_end - c_start >= 8 {
+            out.push(Zeroizing::new(enc[c_start..c_end].to_string()));
+        }
+    }
+    out
+}
+
+impl KnownSet {
+    pub(crate) fn build(secrets: &[Zeroizing<String>], min_len: usize) -> Option<KnownSet> {
+        let mut needles: Vec<Zeroizing<Vec<u8>>> = Vec::new();
+        let mut enc = Vec::new();
+        let mut count = 0;
+        let push = |n: &[u8],
+                    e: Encoding,
+                    needles: &mut Vec<Zeroizing<Vec<u8>>>,
+                    enc: &mut Vec<Encoding>| {
+            if !needles.iter().any(|x| x.as_slice() == n) {
+                needles.push(Zeroizing::new(n.to_vec()));
+                enc.push(e);
+            }
+        };
+        for s in secrets {
+            let s = s.as_bytes();
+            if s.len() < min_len.max(1) {
+                continue;
+            }
+            count += 1;
+            push(s, Encoding::Raw, &mut needles, &mut enc);
+            let hx = Zeroizing::new(hex::encode(s));
+            push(hx.as_bytes(), Encoding::Hex, &mut needles, &mut enc);
+            let hu = Zeroizing::new(hex::encode_upper(s));
+            push(hu.as_bytes(), Encoding::Hex, &mut needles, &mut enc);
+            let mut pu = Zeroizing::new(String::with_capacity(s.len() * 3));
+            let mut pl = Zeroizing::new(String::with_capacity(s.len() * 3));
+            for &b in s {
+                pu.push_str(&format!("%{b:02X}"));
+                pl.push_str(&format!("%{b:02x}"));
+            }
+            push(pu.as_bytes(), Encoding::Percent, &mut needles, &mut enc);
+            push(pl.as_bytes(), Encoding::Percent, &mut needles, &mut enc);
+            for n in base64_needles(s, false) {
+                push(n.as_bytes(), Encoding::Base64, &mut needles, &mut enc);
+            }
+            for n in base64_needles(s, true) {
+                push(n.as_bytes(), Encoding::Base64Url, &mut needles, &mut enc);
+            }
+        }
+        if needles.is_empty() {
+            return None;
+        }
+        let ac = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostFirst)
+            .build(needles.iter().map(|n| n.as_slice()))
+            .ok()?;
+        Some(KnownSet { ac, enc, count })
+    }
+
+    /// Every needle occurrence: (start, end, encoding).
+    pub(crate) fn find(&self, hay: &[u8], mut f: impl FnMut(usize, usize, Encoding)) {
+        for m in self.ac.find_iter(hay) {
+            f(m.start(), m.end(), self.enc[m.pattern().as_usize()]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_alignments_found_in_any_context() {
+        let secret = b"s3cr3t-Value-42!";
+        let needles = base64_needles(secret, false);
+        assert_eq!(needles.len(), 3);
+        for prefix in 0..6usize {
+            for suffix in 0..4usize {
+                let mut data = vec![b'x'; prefix];
+                data.extend_from_slice(secret);
+                data.extend(std::iter::repeat_n(b'y', suffix));
+                let enc = base64::engine::general_purpose::STANDARD.encode(&data);
+                assert!(
+                    needles.iter().any(|n| enc.contains(n.as_str())),
+                    "prefix {prefix} suffix {suffix}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! Streaming scan with a bounded overlap window.
+
+use crate::{Detector, Finding};
+use bytes::{Bytes, BytesMut};
+
+/// Bytes re-scanned across a chunk boundary: a secret (in its encoded form)
+/// up to this long is found wherever the chunks are cut.
+pub const STREAM_OVERLAP: usize = 4096;
+/// Most bytes a [`StreamScanner`] keeps between calls.
+pub const STREAM_WINDOW: usize = 2 * STREAM_OVERLAP;
+
+/// Scans a body chunk by chunk. Bytes returned by [`push`](Self::push) have
+/// been scanned together with everything around them that could complete a
+/// secret; the last [`STREAM_OVERLAP`]..[`STREAM_WINDOW`] bytes are held back
+/// until more data arrives or [`finish`](Self::finish) is called.
+///
+/// After a finding every further call returns the same finding.
+#[derive(Debug)]
+pub struct StreamScanner {
+    det: Detector,
+    /// Held-back bytes; `tail.len() <= STREAM_WINDOW` between calls.
+    tail: BytesMut,
+    /// Stream offset of `tail[0]`.
+    base: usize,
+    /// Whether `tail` has already been scanned in context (all but the last
+    /// push's new bytes). Only used to skip rescans on `finish`.
+    failed: Option<Finding>,
+    finished: bool,
+}
+
+impl StreamScanner {
+    pub(crate) fn new(det: Detector) -> Self {
+        StreamScanner {
+            det,
+            tail: BytesMut::new(),
+            base: 0,
+            failed: None,
+            finished: false,
+        }
+    }
+
+    /// Bytes currently held back (never more than [`STREAM_WINDOW`]).
+    pub fn buffered(&self) -> usize {
+        self.tail.len()
+    }
+
+    /// Total bytes accepted so far.
+    pub fn position(&self) -> usize {
+        self.base + self.tail.len()
+    }
+
+    fn scan(&mut self, data: &[u8]) -> Result<(), Finding> {
+        let hits = self.det.inner.engine.scan(data, self.base > 0);
+        if let Some(h) = hits.into_iter().next() {
+            let f = Finding::from_hit(h, self.base);
+            self.failed = Some(f.clone());
+            return Err(f);
+        }
+        Ok(())
+    }
+
+    /// Add a chunk; returns the bytes that are now safe to forward (possibly
+    /// empty), or the first finding.
+    pub fn push(&mut self, chunk: Bytes) -> Result<Bytes, Finding> {
+        if let Some(f) = &self.failed {
+            return Err(f.clone());
+        }
+        if self.tail.len() + chunk.len() <= STREAM_WINDOW {
+            self.tail.extend_from_slice(&chunk);
+            return Ok(Bytes::new());
+        }
+        let mut data = std::mem::take(&mut self.tail);
+        data.reserve(chunk.len());
+        data.extend_from_slice(&chunk);
+        drop(chunk);
+        self.scan(&data)?;
+        let release = data.len() - STREAM_OVERLAP;
+        let out = data.split_to(release).freeze();
+        self.base += release;
+        // Keep the tail in a fresh small allocation so the big one is freed.
+        self.tail = BytesMut::from(&data[..]);
+        Ok(out)
+    }
+
+    /// End of stream: scan and release what is held back.
+    pub fn finish(&mut self) -> Result<Bytes, Finding> {
+        if let Some(f) = &self.failed {
+            return Err(f.clone());
+        }
+        if self.finished {
+            return Ok(Bytes::new());
+        }
+        let data = std::mem::take(&mut self.tail);
+        self.scan(&data)?;
+        self.finished = true;
+        self.base += data.len();
+        Ok(data.freeze())
+    }
+}

@@ -1,0 +1,334 @@
+//! URL and header scanning, and URL redaction for audit lines.
+
+use crate::decode::{b64_decode, percent_decode};
+use crate::engine::{dedup, Hit};
+use crate::entropy::shannon;
+use crate::{Detector, Encoding, Finding, HIGH_ENTROPY};
+
+/// Characters removed in the "noise-stripped" joined views (a secret split
+/// into pieces separated by these).
+fn is_noise(b: u8) -> bool {
+    matches!(
+        b,
+        b'.' | b'/' | b' ' | b'+' | b',' | b';' | b'|' | b':' | b'~'
+    )
+}
+
+/// Components (start, end) of `s[from..to]` split on any of `seps`.
+fn split_ranges(s: &[u8], from: usize, to: usize, seps: &[u8]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = from;
+    for (i, b) in s.iter().enumerate().take(to).skip(from) {
+        if seps.contains(b) {
+            if i > start {
+                out.push((start, i));
+            }
+            start = i + 1;
+        }
+    }
+    if to > start {
+        out.push((start, to));
+    }
+    out
+}
+
+struct Parts {
+    /// (raw range, decoded bytes)
+    items: Vec<((usize, usize), Vec<u8>)>,
+}
+
+impl Parts {
+    fn joined(&self, strip_noise: bool) -> (Vec<u8>, Vec<usize>) {
+        let mut v = Vec::new();
+        let mut owner = Vec::new();
+        for (k, (_, d)) in self.items.iter().enumerate() {
+            for &b in d {
+                if strip_noise && is_noise(b) {
+                    continue;
+                }
+                v.push(b);
+                owner.push(k);
+            }
+        }
+        (v, owner)
+    }
+}
+
+fn scan_component(
+    det: &Detector,
+    raw: &[u8],
+    (s, e): (usize, usize),
+    decoded: &[u8],
+    hits: &mut Vec<Hit>,
+) {
+    let changed = decoded != &raw[s..e];
+    for h in det.inner.engine.scan(decoded, false) {
+        let enc = if changed && h.enc == Encoding::Raw {
+            Encoding::Percent
+        } else {
+            h.enc
+        };
+        // Decoded offsets do not map 1:1 to the raw component: report it whole
+        // unless nothing was decoded.
+        let (hs, he) = if changed {
+            (s, e)
+        } else {
+            (s + h.start, s + h.end)
+        };
+        hits.push(Hit {
+            det: h.det,
+            start: hs,
+            end: he,
+            enc,
+        });
+    }
+    let o = &det.inner.opts;
+    if det.inner.entropy_urls
+        && decoded.len() >= o.entropy_min_len
+        && shannon(decoded) > o.entropy_threshold
+    {
+        hits.push(Hit {
+            det: HIGH_ENTROPY,
+            start: s,
+            end: e,
+            enc: if changed {
+                Encoding::Percent
+            } else {
+                Encoding::Raw
+            },
+        });
+    }
+}
+
+fn scan_joined(det: &Detector, parts: &Parts, hits: &mut Vec<Hit>) {
+    if parts.items.is_empty() {
+        return;
+    }
+    for strip in [false, true] {
+        if !strip && parts.items.len() < 2 {
+            continue;
+        }
+        let (v, owner) = parts.joined(strip);
+        for h in det.inner.engine.scan_opts(&v, false, true) {
+            let first = owner.get(h.start).copied().unwrap_or(0);
+            let last = owner.get(h.end.saturating_sub(1)).copied().unwrap_or(first);
+            let (s, _) = parts.items[first].0;
+            let (_, e) = parts.items[last].0;
+            let enc = if first == last && h.enc != Encoding::Raw {
+                h.enc
+            } else {
+                Encoding::Split
+            };
+            hits.push(Hit {
+                det: h.det,
+                start: s,
+                end: e,
+                enc,
+            });
+        }
+    }
+    // Two pieces with junk components between them: every ordered pair of
+    // the first few components.
+    let k = parts.items.len().min(MAX_PAIR_PARTS);
+    if k >= 3 {
+        let mut v = Vec::new();
+        for i in 0..k {
+            for j in i + 1..k {
+                v.clear();
+                v.extend_from_slice(&parts.items[i].1);
+                v.extend_from_slice(&parts.items[j].1);
+                for h in det.inner.engine.scan_opts(&v, false, true) {
+                    hits.push(Hit {
+                        det: h.det,
+                        start: parts.items[i].0 .0,
+                        end: parts.items[j].0 .1,
+                        enc: Encoding::Split,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Components considered for pairwise joining (k*(k-1)/2 extra scans).
+const MAX_PAIR_PARTS: usize = 8;
+
+pub(crate) fn scan_url(det: &Detector, pq: &str) -> Vec<Finding> {
+    let raw = pq.as_bytes();
+    let mut hits = det.inner.engine.scan(raw, false);
+    let end = memchr::memchr(b'#', raw).unwrap_or(raw.len());
+    let qpos = memchr::memchr(b'?', &raw[..end]);
+    let path_end = qpos.unwrap_or(end);
+
+    let mut path = Parts { items: Vec::new() };
+    for r in split_ranges(raw, 0, path_end, b"/") {
+        let d = percent_decode(&raw[r.0..r.1], false);
+        scan_component(det, raw, r, &d, &mut hits);
+        path.items.push((r, d));
+    }
+    scan_joined(det, &path, &mut hits);
+
+    let mut amz_credential: Vec<(usize, usize)> = Vec::new();
+    if let Some(q) = qpos {
+        let mut values = Parts { items: Vec::new() };
+        for (ps, pe) in split_ranges(raw, q + 1, end, b"&;") {
+            let eq = raw[ps..pe].iter().position(|&b| b == b'=').map(|i| ps + i);
+            let (key, val) = match eq {
+                Some(i) => ((ps, i), Some((i + 1, pe))),
+                None => ((ps, pe), None),
+            };
+            let kd = percent_decode(&raw[key.0..key.1], true);
+            if key.1 > key.0 {
+                scan_component(det, raw, key, &kd, &mut hits);
+            }
+            if let Some(v) = val {
+                if v.1 > v.0 {
+                    let vd = percent_decode(&raw[v.0..v.1], true);
+                    scan_component(det, raw, v, &vd, &mut hits);
+                    if kd.eq_ignore_ascii_case(b"x-amz-credential") {
+                        amz_credential.push(v);
+                    } else {
+                        values.items.push((v, vd));
+                    }
+                }
+            }
+        }
+        scan_joined(det, &values, &mut hits);
+    }
+    // An AWS key id in a SigV4 presigned URL (X-Amz-Credential) is the
+    // public half of a signature the server issued, not a leak.
+    hits.retain(|h| {
+        !(h.det == "aws-access-key-id"
+            && amz_credential
+                .iter()
+                .any(|&(s, e)| h.start >= s && h.end <= e))
+    });
+    dedup(hits)
+        .into_iter()
+        .map(|h| Finding::from_hit(h, 0))
+        .collect()
+}
+
+pub(crate) fn scan_header(det: &Detector, name: &str, value: &[u8]) -> Vec<Finding> {
+    let mut hits = det.inner.engine.scan(value, false);
+    let lname = name.to_ascii_lowercase();
+    if lname == "authorization" || lname == "proxy-authorization" {
+        let trimmed_start = value
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .unwrap_or(value.len());
+        let rest = &value[trimmed_start..];
+        if rest.len() > 6 && rest[..6].eq_ignore_ascii_case(b"basic ") {
+            let cs = trimmed_start
+                + 6
+                + rest[6..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_whitespace())
+                    .count();
+            let ce = cs
+                + value[cs..]
+                    .iter()
+                    .take_while(|&&b| crate::decode::B64[b as usize] != 255)
+                    .count();
+            let mut dec = Vec::new();
+            b64_decode(&value[cs..ce], &mut dec);
+            for h in det.inner.engine.scan(&dec, false) {
+                hits.push(Hit {
+                    det: h.det,
+                    start: cs,
+                    end: ce,
+                    enc: Encoding::Base64,
+                });
+            }
+            // The password alone (after the first ':').
+            if let Some(c) = memchr::memchr(b':', &dec) {
+                for h in det.inner.engine.scan(&dec[c + 1..], false) {
+                    hits.push(Hit {
+                        det: h.det,
+                        start: cs,
+                        end: ce,
+                        enc: Encoding::Base64,
+                    });
+                }
+            }
+        }
+    }
+    if lname == "cookie" {
+        for (s, e) in split_ranges(value, 0, value.len(), b";") {
+            if let Some(i) = value[s..e].iter().position(|&b| b == b'=') {
+                let vs = s + i + 1;
+                if e > vs {
+                    let d = percent_decode(&value[vs..e], false);
+                    if d != value[vs..e] {
+                        for h in det.inner.engine.scan(&d, false) {
+                            hits.push(Hit {
+                                det: h.det,
+                                start: vs,
+                                end: e,
+                                enc: Encoding::Percent,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let mut out: Vec<Finding> = dedup(hits)
+        .into_iter()
+        .map(|h| Finding::from_hit(h, 0))
+        .collect();
+    out.extend(
+        det.inner
+            .engine
+            .scan(name.as_bytes(), false)
+            .into_iter()
+            .map(|h| Finding::from_hit(h, 0)),
+    );
+    out
+}
+
+/// Replace every finding's byte range in `path_and_query` with `[REDACTED]`
+/// (ranges are merged and widened to character boundaries; a zero-length
+/// finding redacts to the end). Use with findings from `scan_url` on the
+/// same string.
+pub fn redact_url(path_and_query: &str, findings: &[Finding]) -> String {
+    let n = path_and_query.len();
+    let mut ranges: Vec<(usize, usize)> = findings
+        .iter()
+        .map(|f| {
+            let s = f.offset.min(n);
+            let e = if f.len == 0 {
+                n
+            } else {
+                f.offset.saturating_add(f.len).min(n)
+            };
+            (s, e)
+        })
+        .collect();
+    ranges.sort_unstable();
+    let mut merged: Vec<(usize, usize)> = Vec::new();
+    for (mut s, mut e) in ranges {
+        while s > 0 && !path_and_query.is_char_boundary(s) {
+            s -= 1;
+        }
+        while e < n && !path_and_query.is_char_boundary(e) {
+            e += 1;
+        }
+        if e <= s {
+            continue;
+        }
+        match merged.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => merged.push((s, e)),
+        }
+    }
+    let mut out = String::with_capacity(n);
+    let mut pos = 0;
+    for (s, e) in merged {
+        out.push_str(&path_and_query[pos..s]);
+        out.push_str("[REDACTED]");
+        pos = e;
+    }
+    out.push_str(&path_and_query[pos..]);
+    out
+}
