@@ -468,7 +468,8 @@ async fn receive_pack(gate: &Gate, repo: &Arc<RepoConfig>, req: Request<Incoming
         }
     }
     let policy = &repo.policy;
-    let cap = usize::try_from(policy.max_pack_bytes.saturating_add(1 << 20)).unwrap_or(usize::MAX);
+    // The command list is small (bounded by max_refs); everything else is the pack.
+    let cap = usize::try_from(policy.max_pack_bytes.saturating_add(64 << 10)).unwrap_or(usize::MAX);
     let (body, too_large) = match read_body(req.into_body(), cap).await {
         BodyRead::Complete(b) => (b, None),
         BodyRead::TooLarge { kept, total } => (kept, Some(total)),
