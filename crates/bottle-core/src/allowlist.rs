@@ -203,6 +203,21 @@ fn split_pattern_port(s: &str) -> Result<(&str, Option<&str>), String> {
     }
 }
 
+/// `::ffff:a.b.c.d/n` (n >= 96) is the IPv4 network `a.b.c.d/(n-96)`: addresses are compared
+/// in their canonical form, where mapped addresses are IPv4.
+fn canonical_net(net: IpNet) -> IpNet {
+    if let IpNet::V6(v6) = net {
+        if let Some(v4) = v6.network().to_ipv4_mapped() {
+            if v6.prefix_len() >= 96 {
+                if let Ok(n) = ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96) {
+                    return IpNet::V4(n);
+                }
+            }
+        }
+    }
+    net
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum AddrEntry {
     Net(IpNet),
@@ -244,7 +259,7 @@ impl Allowlist {
                         net.trunc()
                     )));
                 }
-                list.addrs.push(AddrEntry::Net(net));
+                list.addrs.push(AddrEntry::Net(canonical_net(net)));
                 continue;
             }
             let pattern = HostPattern::parse(line).map_err(err)?;
@@ -379,6 +394,58 @@ mod tests {
             assert!(a.allows(&h(s), 8080), "{s}");
         }
         assert!(!a.allows(&h("127.0.0.2"), 8080));
+    }
+
+    #[test]
+    fn mapped_cidr_covers_ipv4() {
+        let a = list("::ffff:10.0.0.0/104\n");
+        assert!(a.covers_addr("10.1.2.3".parse().unwrap()));
+        assert!(a.allows(&h("10.1.2.3"), 80));
+        assert!(!a.covers_addr("11.0.0.0".parse().unwrap()));
+    }
+
+    /// The same host in many spellings matches; near-misses never do.
+    #[test]
+    fn adversarial_spellings() {
+        let a = list("example.com\n*.corp.example:*\n");
+        for s in [
+            "example.com",
+            "EXAMPLE.COM",
+            "Example.Com.",
+            "ｅｘａｍｐｌｅ.ｃｏｍ",
+            "example。com",
+            "example.com．",
+        ] {
+            assert!(a.allows(&h(s), 443), "{s} should match");
+        }
+        for s in [
+            "example.co",
+            "example.comm",
+            "xexample.com",
+            "example.com.evil.net",
+            "a.example.com",
+            "exаmple.com",
+            "example.corp",
+            "corp.example",
+            "evil-corp.example",
+            "example.com.corp.example.net",
+        ] {
+            assert!(!a.allows(&h(s), 443), "{s} must not match");
+        }
+        for s in ["x.corp.example", "a.b.c.corp.example", "X.CORP.EXAMPLE."] {
+            assert!(a.allows(&h(s), 1), "{s} should match");
+        }
+        // Spellings that are not hosts at all are rejected by the parser.
+        for s in [
+            "example.com\0",
+            "example.com/",
+            "example.com:443",
+            "exa%6dple.com",
+            "example..com",
+            " example.com",
+        ] {
+            assert!(parse_host(s).is_err(), "{s:?} must not parse");
+        }
     }
 
     #[test]
