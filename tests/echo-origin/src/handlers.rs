@@ -107,20 +107,28 @@ fn num_param(
     name: &str,
     default: u64,
     max: u64,
-) -> Result<u64, Response<Body>> {
+) -> Result<u64, BadParam> {
     match param(params, name) {
         None => Ok(default),
         Some(v) => match v.trim().parse::<u64>() {
             Ok(n) if n <= max => Ok(n),
-            _ => Err(text(
-                StatusCode::BAD_REQUEST,
-                format!("bad ?{name}= (want an integer 0..={max})\n"),
-            )),
+            _ => Err(BadParam(format!(
+                "bad ?{name}= (want an integer 0..={max})\n"
+            ))),
         },
     }
 }
 
-type Answer = Result<Response<Body>, Response<Body>>;
+/// A rejected query parameter: answered with 400 and this text.
+struct BadParam(String);
+
+impl BadParam {
+    fn response(self) -> Response<Body> {
+        text(StatusCode::BAD_REQUEST, self.0)
+    }
+}
+
+type Answer = Result<Response<Body>, BadParam>;
 
 fn record(req: &Request<Incoming>, info: &ConnInfo, state: &State) -> usize {
     let uri = req.uri();
@@ -165,12 +173,12 @@ pub(crate) async fn handle(
     let path = req.uri().path().to_string();
     let params = query_params(req.uri().query());
     match path.as_str() {
-        "/sse" => sse(&params).unwrap_or_else(|e| e),
-        "/download" => download(&params).unwrap_or_else(|e| e),
+        "/sse" => sse(&params).unwrap_or_else(BadParam::response),
+        "/download" => download(&params).unwrap_or_else(BadParam::response),
         "/upload" => upload(req, &state, idx).await,
         "/ws" => websocket(req, shutdown),
-        "/slow" => slow(&params).await.unwrap_or_else(|e| e),
-        "/slow-body" => slow_body(&params).unwrap_or_else(|e| e),
+        "/slow" => slow(&params).await.unwrap_or_else(BadParam::response),
+        "/slow-body" => slow_body(&params).unwrap_or_else(BadParam::response),
         "/reflect" => crate::reflect::reflect(&req, &params).await,
         "/redirect" => redirect(&params),
         "/healthz" => text(StatusCode::OK, "ok\n"),
