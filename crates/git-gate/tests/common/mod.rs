@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use git_gate::pktline::{Pkt, PktReader};
 
+pub mod origin;
+
 pub const SECRET: &str = "ghp_R8mQ2vX7kLp3NwT9bYc4ZdHf6JsA1eUo5gKi";
 pub const ZERO: &str = "0000000000000000000000000000000000000000";
 
