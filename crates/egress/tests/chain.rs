@@ -1,0 +1,291 @@
+//! The whole chain: real curl -> pipelock (TLS interception) -> egress -> echo
+//! origin over TLS. Needs `target/debug/pipelock`: run `cargo build -p pipelock`
+//! first.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn pipelock_bin() -> PathBuf {
+    // target/debug/deps/chain-HASH -> target/debug/pipelock
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let p = dir.join("pipelock");
+    assert!(
+        p.exists(),
+        "{} is missing: build it first with `cargo build -p pipelock`",
+        p.display()
+    );
+    p
+}
+
+struct Pipelock {
+    child: Option<Child>,
+    addr: std::net::SocketAddr,
+    ca: PathBuf,
+}
+
+impl Drop for Pipelock {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start_pipelock(dir: &Path, cfg_dir: &Path, egress: std::net::SocketAddr) -> Pipelock {
+    let bin = pipelock_bin();
+    let ca_dir = dir.join("pipelock-ca");
+    let st = Command::new(&bin)
+        .args(["ca", "init", "--out"])
+        .arg(&ca_dir)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "pipelock ca init failed");
+    for attempt in 0..5 {
+        let port = free_port();
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let log = std::fs::File::create(dir.join(format!("pipelock-{attempt}.log"))).unwrap();
+        let child = Command::new(&bin)
+            .arg("--listen")
+            .arg(addr.to_string())
+            .arg("--config-dir")
+            .arg(cfg_dir)
+            .arg("--ca-cert")
+            .arg(ca_dir.join("ca.crt"))
+            .arg("--ca-key")
+            .arg(ca_dir.join("ca.key"))
+            .arg("--upstream-proxy")
+            .arg(format!("http://{egress}"))
+            .arg("--audit-log")
+            .arg(dir.join("pipelock-audit.jsonl"))
+            .arg("--status-file")
+            .arg(dir.join("pipelock-status.json"))
+            .args(resolve_args())
+            .env_clear()
+            .env("RUST_LOG", "debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut p = Pipelock {
+            child: Some(child),
+            addr,
+            ca: ca_dir.join("ca.crt"),
+        };
+        let end = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < end {
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                return p;
+            }
+            if let Some(c) = p.child.as_mut() {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break; // port taken, or a start error: retry
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    panic!("pipelock did not start; see its logs in {}", dir.display());
+}
+
+struct Curl {
+    code: u16,
+    headers: String,
+    body: Vec<u8>,
+}
+
+async fn curl(proxy: std::net::SocketAddr, cacert: &Path, url: &str, extra: &[&str]) -> Curl {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--max-time", "30", "-D", "/dev/stderr", "-o", "-"])
+        .arg("-x")
+        .arg(format!("http://{proxy}"))
+        .arg("--cacert")
+        .arg(cacert)
+        .args(extra)
+        .arg(url)
+        .env_remove("http_proxy")
+        .env_remove("https_proxy")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy");
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let headers = String::from_utf8_lossy(&out.stderr).to_string();
+    // the last status line (after a possible "200 Connection established")
+    let code = headers
+        .lines()
+        .filter(|l| l.starts_with("HTTP/"))
+        .next_back()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    Curl {
+        code,
+        headers,
+        body: out.stdout,
+    }
+}
+
+struct Chain {
+    fx: Fixture,
+    pl: Pipelock,
+}
+
+impl Chain {
+    async fn new() -> Chain {
+        let fx = Fixture::new().await;
+        let pl = start_pipelock(fx.tmp.path(), &fx.eg.cfg_dir, fx.eg.addr).await;
+        Chain { fx, pl }
+    }
+
+    async fn get(&self, host: &str, path: &str, extra: &[&str]) -> Curl {
+        curl(self.pl.addr, &self.pl.ca, &self.fx.url(host, path), extra).await
+    }
+
+    fn finish(mut self) {
+        if let Some(mut c) = self.pl.child.take() {
+            signal(c.id(), "TERM");
+            wait_timeout(&mut c, Duration::from_secs(20));
+        }
+        self.fx.finish();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chain_injects_each_scheme_and_scrubs_the_echo() {
+    bounded(async {
+        let ch = Chain::new().await;
+        let s = ch.fx.secrets.clone();
+        let agent = [
+            "-H",
+            "Authorization: Bearer agent-own",
+            "-H",
+            "X-Api-Key: agent-own",
+        ];
+        for (host, q) in [
+            ("bearer.test", ""),
+            ("basic.test", ""),
+            ("header.test", "from_header=X-Api-Key&"),
+            ("query.test", "from_query=api_key&api_key=agent-own&"),
+        ] {
+            for v in [
+                "",
+                "split=1",
+                "gzip=1",
+                "encoding=br",
+                "split=1&encoding=deflate",
+            ] {
+                let path = format!("/reflect?{q}{v}");
+                let r = ch.get(host, &path, &agent).await;
+                let what = format!("{host}{path}");
+                assert_eq!(r.code, 200, "{what}: {}", r.headers);
+                let text = String::from_utf8_lossy(&r.body);
+                assert!(text.matches(REDACTED).count() >= 6, "{what}: {text}");
+                assert_clean(&what, &r.body, &s.all());
+                assert_clean(&what, r.headers.as_bytes(), &s.all());
+            }
+        }
+        let reqs = ch.fx.origin.requests();
+        let last = |h: &str| {
+            reqs.iter()
+                .rev()
+                .find(|r| r.sni.as_deref() == Some(h))
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(
+            last("bearer.test").header_all("authorization"),
+            vec![format!("Bearer {}", s.bearer)]
+        );
+        assert_eq!(
+            last("header.test").header_all("x-api-key"),
+            vec![format!("key {}", s.header)]
+        );
+        assert!(last("header.test").header("authorization").is_none());
+        let q = last("query.test").query.unwrap();
+        assert_eq!(q.matches("api_key=").count(), 1, "{q}");
+        ch.finish();
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chain_rules_git_push_and_passthrough() {
+    bounded(async {
+        let ch = Chain::new().await;
+        // path and method rules are egress's
+        let r = ch.get("paths.test", "/other", &[]).await;
+        assert_eq!(r.code, 403);
+        assert!(String::from_utf8_lossy(&r.body).contains("path not allowed"));
+        let r = ch.get("paths.test", "/allowed/x", &["-X", "POST"]).await;
+        assert_eq!(r.code, 403);
+        assert!(String::from_utf8_lossy(&r.body).contains("method not allowed"));
+        let r = ch.get("paths.test", "/allowed/x", &[]).await;
+        assert_eq!(r.code, 200);
+        // HTTPS git push
+        let r = ch
+            .get(
+                "open.test",
+                "/acme/demo.git/info/refs?service=git-receive-pack",
+                &[],
+            )
+            .await;
+        assert_eq!(r.code, 403);
+        assert!(String::from_utf8_lossy(&r.body).contains("git push over HTTPS is refused"));
+        // passthrough: curl talks TLS to the origin itself (origin CA, not pipelock's)
+        let url = ch.fx.url("pass.test", "/echo");
+        let r = curl(ch.pl.addr, &ch.fx.origin.ca_path, &url, &[]).await;
+        assert_eq!(r.code, 200, "{}", r.headers);
+        let reqs = ch.fx.origin.requests();
+        assert!(reqs.iter().any(|r| r.sni.as_deref() == Some("pass.test")));
+        ch.fx
+            .eg
+            .wait_audit(|v| v["event"] == "tunnel" && v["host"] == "pass.test")
+            .await;
+        ch.finish();
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chain_host_refused_by_egress_even_if_pipelock_allows_it() {
+    bounded(async {
+        let fx = Fixture::new().await;
+        // pipelock's own config (wider than egress's): evil.test allowed
+        let pl_cfg = fx.tmp.path().join("pipelock-config");
+        write_config(
+            &pl_cfg,
+            &routes_yaml(),
+            &format!("{ALLOWLIST}evil.test:*\n"),
+        );
+        let pl = start_pipelock(fx.tmp.path(), &pl_cfg, fx.eg.addr).await;
+        let r = curl(pl.addr, &pl.ca, &fx.url("evil.test", "/echo"), &[]).await;
+        assert_eq!(r.code, 403, "{}", r.headers);
+        let body = String::from_utf8_lossy(&r.body);
+        assert!(
+            body.contains("blocked by egress: host not routed: evil.test"),
+            "{body}"
+        );
+        assert!(fx.origin.requests().is_empty());
+        let ch = Chain { fx, pl };
+        ch.finish();
+    })
+    .await
+}
