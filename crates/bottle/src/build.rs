@@ -33,9 +33,27 @@ pub struct ImageSpec {
 
 /// Every image `bottle build` knows.
 pub const IMAGES: &[ImageSpec] = &[
-    ImageSpec { repo: "bottle-pipelock", dir: "pipelock", binaries: &["pipelock"], uses_base: false, test_only: false },
-    ImageSpec { repo: "bottle-egress", dir: "egress", binaries: &["egress"], uses_base: false, test_only: false },
-    ImageSpec { repo: "bottle-git-gate", dir: "git-gate", binaries: &["git-gate"], uses_base: true, test_only: false },
+    ImageSpec {
+        repo: "bottle-pipelock",
+        dir: "pipelock",
+        binaries: &["pipelock"],
+        uses_base: false,
+        test_only: false,
+    },
+    ImageSpec {
+        repo: "bottle-egress",
+        dir: "egress",
+        binaries: &["egress"],
+        uses_base: false,
+        test_only: false,
+    },
+    ImageSpec {
+        repo: "bottle-git-gate",
+        dir: "git-gate",
+        binaries: &["git-gate"],
+        uses_base: true,
+        test_only: false,
+    },
     ImageSpec {
         repo: "bottle-echo-origin",
         dir: "echo-origin",
@@ -43,7 +61,13 @@ pub const IMAGES: &[ImageSpec] = &[
         uses_base: false,
         test_only: true,
     },
-    ImageSpec { repo: "bottle-agent-test", dir: "agent-test", binaries: &[], uses_base: true, test_only: true },
+    ImageSpec {
+        repo: "bottle-agent-test",
+        dir: "agent-test",
+        binaries: &[],
+        uses_base: true,
+        test_only: true,
+    },
 ];
 
 /// Options of `bottle build`.
@@ -66,12 +90,16 @@ pub struct Built {
 }
 
 fn target_dir(repo: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo.join("target"))
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo.join("target"))
 }
 
 fn run_visible(mut c: Command, what: &str) -> Result<()> {
     c.stdin(Stdio::null());
-    let st = c.status().map_err(|e| Error::Docker(format!("cannot run {what}: {e}")))?;
+    let st = c
+        .status()
+        .map_err(|e| Error::Docker(format!("cannot run {what}: {e}")))?;
     if st.success() {
         Ok(())
     } else {
@@ -85,23 +113,31 @@ fn is_real(bin: &Path) -> bool {
         .arg("--help")
         .stdin(Stdio::null())
         .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains("--listen") || String::from_utf8_lossy(&o.stdout).contains("--http"))
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout).contains("--listen")
+                || String::from_utf8_lossy(&o.stdout).contains("--http")
+        })
         .unwrap_or(false)
 }
 
 /// Run the whole build.
 pub fn build(o: &BuildOpts) -> Result<Vec<Built>> {
-    let repo = docker::repo_root()
-        .ok_or_else(|| Error::Usage("cannot find the bottle repository (set BOTTLE_REPO=/path/to/repo)".into()))?;
+    let repo = docker::repo_root().ok_or_else(|| {
+        Error::Usage("cannot find the bottle repository (set BOTTLE_REPO=/path/to/repo)".into())
+    })?;
     docker::check_daemon()?;
 
     // 1. base image
-    let need_base = IMAGES.iter().any(|i| i.uses_base && (o.test_images || !i.test_only));
+    let need_base = IMAGES
+        .iter()
+        .any(|i| i.uses_base && (o.test_images || !i.test_only));
     if need_base {
         if docker::image_exists(BASE_IMAGE) {
             ui::ok(&format!("base image {BASE_IMAGE} present"));
         } else {
-            ui::step(&format!("building base image {BASE_IMAGE} with debootstrap (a few minutes, once)"));
+            ui::step(&format!(
+                "building base image {BASE_IMAGE} with debootstrap (a few minutes, once)"
+            ));
             let mut c = Command::new("sh");
             c.arg(repo.join("images/base/build-base.sh"));
             run_visible(c, "images/base/build-base.sh")?;
@@ -113,13 +149,18 @@ pub fn build(o: &BuildOpts) -> Result<Vec<Built>> {
     if o.test_images {
         packages.push("echo-origin");
     }
-    ui::step(&format!("cargo build --release --target {TARGET} (static): {}", packages.join(", ")));
+    ui::step(&format!(
+        "cargo build --release --target {TARGET} (static): {}",
+        packages.join(", ")
+    ));
     cargo_static(&repo, &packages)?;
     ui::step("cargo build git-gate (static)");
     let git_gate_ok = match cargo_static(&repo, &["git-gate"]) {
         Ok(()) => true,
         Err(e) => {
-            ui::warn(&format!("git-gate did not build ({e}); its image is skipped"));
+            ui::warn(&format!(
+                "git-gate did not build ({e}); its image is skipped"
+            ));
             false
         }
     };
@@ -167,13 +208,16 @@ pub fn build(o: &BuildOpts) -> Result<Vec<Built>> {
 fn cargo_static(repo: &Path, packages: &[&str]) -> Result<()> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut c = Command::new(cargo);
-    c.current_dir(repo).args(["build", "--release", "--target", TARGET]);
+    c.current_dir(repo)
+        .args(["build", "--release", "--target", TARGET]);
     for p in packages {
         c.args(["-p", p]);
     }
     let mut flags = std::env::var("RUSTFLAGS").unwrap_or_default();
     if !flags.contains("crt-static") {
-        flags = format!("{flags} -C target-feature=+crt-static").trim().to_string();
+        flags = format!("{flags} -C target-feature=+crt-static")
+            .trim()
+            .to_string();
     }
     c.env("RUSTFLAGS", flags);
     run_visible(c, "cargo build")
@@ -181,13 +225,15 @@ fn cargo_static(repo: &Path, packages: &[&str]) -> Result<()> {
 
 fn build_image(repo: &Path, bin_dir: &Path, spec: &ImageSpec, force: bool) -> Result<Built> {
     let dockerfile = repo.join("images").join(spec.dir).join("Dockerfile");
-    let df = std::fs::read(&dockerfile).map_err(|e| Error::io(format!("reading {}", dockerfile.display()), e))?;
+    let df = std::fs::read(&dockerfile)
+        .map_err(|e| Error::io(format!("reading {}", dockerfile.display()), e))?;
     let mut h = Sha256::new();
     h.update(b"bottle-image-v1\0");
     h.update(&df);
     for b in spec.binaries {
         let p = bin_dir.join(b);
-        let data = std::fs::read(&p).map_err(|e| Error::io(format!("reading {}", p.display()), e))?;
+        let data =
+            std::fs::read(&p).map_err(|e| Error::io(format!("reading {}", p.display()), e))?;
         h.update(b.as_bytes());
         h.update(&data);
     }
@@ -207,15 +253,23 @@ fn build_image(repo: &Path, bin_dir: &Path, spec: &ImageSpec, force: bool) -> Re
         ui::step(&format!("docker build {latest} ({short})"));
         let ctx = tempdir_for(spec.repo)?;
         let res = (|| {
-            std::fs::write(ctx.join("Dockerfile"), &df).map_err(|e| Error::io("writing build context", e))?;
+            std::fs::write(ctx.join("Dockerfile"), &df)
+                .map_err(|e| Error::io("writing build context", e))?;
             for b in spec.binaries {
-                std::fs::copy(bin_dir.join(b), ctx.join(b)).map_err(|e| Error::io(format!("copying {b}"), e))?;
+                std::fs::copy(bin_dir.join(b), ctx.join(b))
+                    .map_err(|e| Error::io(format!("copying {b}"), e))?;
             }
             let mut c = Command::new("docker");
             c.env("DOCKER_BUILDKIT", "0")
                 .args(["build", "--pull=false", "--label"])
                 .arg(format!("org.bottle.input-hash={hash}"))
-                .args(["--label", &format!("org.opencontainers.image.version={}", env!("CARGO_PKG_VERSION"))])
+                .args([
+                    "--label",
+                    &format!(
+                        "org.opencontainers.image.version={}",
+                        env!("CARGO_PKG_VERSION")
+                    ),
+                ])
                 .args(["-t", &hashed, "-t", &latest])
                 .arg(&ctx);
             run_visible(c, &format!("docker build {latest}"))
@@ -228,7 +282,11 @@ fn build_image(repo: &Path, bin_dir: &Path, spec: &ImageSpec, force: bool) -> Re
         .trim()
         .parse()
         .unwrap_or(0);
-    Ok(Built { image: latest, size, rebuilt })
+    Ok(Built {
+        image: latest,
+        size,
+        rebuilt,
+    })
 }
 
 fn tempdir_for(name: &str) -> Result<PathBuf> {

@@ -1,7 +1,9 @@
 //! The per-bottle CA (fresh for every bottle) and the agent's CA bundle.
 
 use base64::Engine;
-use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, KeyUsagePurpose};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, KeyUsagePurpose,
+};
 
 use crate::error::{Error, Result};
 
@@ -16,18 +18,28 @@ pub struct NewCa {
 /// Generate a CA for one bottle (ECDSA P-256, valid 30 days, path length 0).
 pub fn generate(slug: &str) -> Result<NewCa> {
     let key = KeyPair::generate().map_err(|e| Error::Ca(e.to_string()))?;
-    let mut params = CertificateParams::new(Vec::<String>::new()).map_err(|e| Error::Ca(e.to_string()))?;
+    let mut params =
+        CertificateParams::new(Vec::<String>::new()).map_err(|e| Error::Ca(e.to_string()))?;
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, format!("bottle CA {slug}"));
     dn.push(DnType::OrganizationName, "bottle");
     params.distinguished_name = dn;
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     let now = time::OffsetDateTime::now_utc();
     params.not_before = now - time::Duration::hours(1);
     params.not_after = now + time::Duration::days(30);
-    let cert = params.self_signed(&key).map_err(|e| Error::Ca(e.to_string()))?;
-    Ok(NewCa { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+    let cert = params
+        .self_signed(&key)
+        .map_err(|e| Error::Ca(e.to_string()))?;
+    Ok(NewCa {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
 }
 
 /// PEM of the public web roots (webpki-root-certs) followed by `extra` (the bottle CA).
@@ -56,6 +68,7 @@ fn pem(label: &str, der: &[u8]) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -19,7 +19,12 @@ pub const SIDECAR_IMAGES: &[&str] = &["bottle-pipelock", "bottle-egress"];
 pub const GIT_GATE_IMAGE: &str = "bottle-git-gate";
 
 fn timeout_from_env(var: &str, default_secs: u64) -> Duration {
-    Duration::from_secs(std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default_secs))
+    Duration::from_secs(
+        std::env::var(var)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default_secs),
+    )
 }
 
 /// `bottle render MANIFEST`: print the compose file; start nothing.
@@ -46,10 +51,18 @@ pub struct StartOpts {
 }
 
 /// Write the whole state directory of a new bottle. Returns (dir, metadata).
-pub fn prepare_state(l: &Loaded, slug: &str, git_gate: bool, detach: bool) -> Result<(PathBuf, Metadata)> {
+pub fn prepare_state(
+    l: &Loaded,
+    slug: &str,
+    git_gate: bool,
+    detach: bool,
+) -> Result<(PathBuf, Metadata)> {
     let dir = state::dir(slug);
     if dir.exists() {
-        return Err(Error::Bottle(format!("state dir {} already exists", dir.display())));
+        return Err(Error::Bottle(format!(
+            "state dir {} already exists",
+            dir.display()
+        )));
     }
     let side = state::sidecar_user();
     state::mkdir(&state::state_root(), 0o700, None)?;
@@ -57,7 +70,9 @@ pub fn prepare_state(l: &Loaded, slug: &str, git_gate: bool, detach: bool) -> Re
     let meta = Metadata {
         name: l.manifest.name.clone(),
         slug: slug.to_string(),
-        cwd: std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_default(),
+        cwd: std::env::current_dir()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
         manifest: l.path.display().to_string(),
         started_at: state::now_rfc3339(),
         compose_project: state::project(slug),
@@ -70,29 +85,69 @@ pub fn prepare_state(l: &Loaded, slug: &str, git_gate: bool, detach: bool) -> Re
     // CA: key 0600, readable only by the sidecar user (pipelock).
     let ca = crate::ca::generate(slug)?;
     state::mkdir(&dir.join("ca"), 0o700, Some(side))?;
-    state::write_file(&dir.join("ca/ca.crt"), ca.cert_pem.as_bytes(), 0o644, Some(side))?;
-    state::write_file(&dir.join("ca/ca.key"), ca.key_pem.as_bytes(), 0o600, Some(side))?;
+    state::write_file(
+        &dir.join("ca/ca.crt"),
+        ca.cert_pem.as_bytes(),
+        0o644,
+        Some(side),
+    )?;
+    state::write_file(
+        &dir.join("ca/ca.key"),
+        ca.key_pem.as_bytes(),
+        0o600,
+        Some(side),
+    )?;
     // What the agent sees: the bottle CA and the bundle, never the key.
     state::mkdir(&dir.join("agent-ca"), 0o755, None)?;
-    state::write_file(&dir.join("agent-ca/ca.crt"), ca.cert_pem.as_bytes(), 0o644, None)?;
-    state::write_file(&dir.join("agent-ca/bundle.pem"), crate::ca::bundle(&ca.cert_pem).as_bytes(), 0o644, None)?;
+    state::write_file(
+        &dir.join("agent-ca/ca.crt"),
+        ca.cert_pem.as_bytes(),
+        0o644,
+        None,
+    )?;
+    state::write_file(
+        &dir.join("agent-ca/bundle.pem"),
+        crate::ca::bundle(&ca.cert_pem).as_bytes(),
+        0o644,
+        None,
+    )?;
 
     state::mkdir(&dir.join("live-config"), 0o755, None)?;
-    state::write_file(&dir.join("live-config/allowlist"), render::allowlist(l).as_bytes(), 0o644, None)?;
-    state::write_file(&dir.join("live-config/routes.yaml"), render::routes_yaml(l).as_bytes(), 0o644, None)?;
+    state::write_file(
+        &dir.join("live-config/allowlist"),
+        render::allowlist(l).as_bytes(),
+        0o644,
+        None,
+    )?;
+    state::write_file(
+        &dir.join("live-config/routes.yaml"),
+        render::routes_yaml(l).as_bytes(),
+        0o644,
+        None,
+    )?;
     state::mkdir(&dir.join("status"), 0o755, Some(side))?;
     state::mkdir(&dir.join("audit"), 0o755, Some(side))?;
     if git_gate {
         state::mkdir(&dir.join("git-gate-data"), 0o700, Some(side))?;
     }
     if let Some(ca) = &l.manifest.upstream_ca {
-        let pem = std::fs::read(ca).map_err(|e| Error::io(format!("reading {}", ca.display()), e))?;
+        let pem =
+            std::fs::read(ca).map_err(|e| Error::io(format!("reading {}", ca.display()), e))?;
         state::mkdir(&dir.join("upstream-ca"), 0o755, None)?;
         state::write_file(&dir.join("upstream-ca/ca.pem"), &pem, 0o644, None)?;
     }
-    let opts = render::Options { slug: slug.to_string(), sidecar_user: side, tag: "latest".into() };
+    let opts = render::Options {
+        slug: slug.to_string(),
+        sidecar_user: side,
+        tag: "latest".into(),
+    };
     let text = render::compose(l, &opts, git_gate).map_err(Error::Bottle)?;
-    state::write_file(&dir.join("docker-compose.yml"), text.as_bytes(), 0o644, None)?;
+    state::write_file(
+        &dir.join("docker-compose.yml"),
+        text.as_bytes(),
+        0o644,
+        None,
+    )?;
     Ok((dir, meta))
 }
 
@@ -100,8 +155,9 @@ pub fn prepare_state(l: &Loaded, slug: &str, git_gate: bool, detach: bool) -> Re
 fn secret_env(l: &Loaded) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     for (slot, var) in l.route_tokens.iter().chain(l.git_tokens.iter()) {
-        let v = std::env::var(var)
-            .map_err(|_| Error::Manifest(format!("host variable `{var}` (token_from) is not set")))?;
+        let v = std::env::var(var).map_err(|_| {
+            Error::Manifest(format!("host variable `{var}` (token_from) is not set"))
+        })?;
         out.push((slot.clone(), v));
     }
     Ok(out)
@@ -135,7 +191,9 @@ pub fn start(o: &StartOpts) -> Result<i32> {
     }
     for n in &l.manifest.upstream_networks {
         if docker::docker(&["network", "inspect", "--format", "{{.Name}}", n]).is_err() {
-            return Err(Error::Usage(format!("upstream network `{n}` does not exist: create it first")));
+            return Err(Error::Usage(format!(
+                "upstream network `{n}` does not exist: create it first"
+            )));
         }
     }
     let secrets = secret_env(&l)?;
@@ -144,7 +202,11 @@ pub fn start(o: &StartOpts) -> Result<i32> {
     let intr = Interrupt::install();
     let (dir, _meta) = prepare_state(&l, &slug, git_gate, o.detach)?;
     let file = dir.join("docker-compose.yml");
-    ui::step(&format!("starting bottle {} {}", ui::bold(&slug), ui::dim(&format!("({})", compose.describe()))));
+    ui::step(&format!(
+        "starting bottle {} {}",
+        ui::bold(&slug),
+        ui::dim(&format!("({})", compose.describe()))
+    ));
 
     // up -d (v1 waits there for the healthy dependencies itself; v2 does not without --wait)
     let mut up = compose.cmd(&project, &file);
@@ -152,24 +214,43 @@ pub fn start(o: &StartOpts) -> Result<i32> {
     for (k, v) in &secrets {
         up.env(k, v);
     }
-    up.stdin(Stdio::null()).stdout(Stdio::inherit()).stderr(Stdio::inherit());
+    up.stdin(Stdio::null())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit());
     let start_timeout = timeout_from_env("BOTTLE_START_TIMEOUT", 180);
     let t0 = Instant::now();
-    let mut child = up.spawn().map_err(|e| Error::Docker(format!("cannot run compose: {e}")))?;
+    let mut child = up
+        .spawn()
+        .map_err(|e| Error::Docker(format!("cannot run compose: {e}")))?;
     let code = docker::wait_child(&mut child, Some(start_timeout), &|| intr.is_set())?;
     let up_result = match code {
-        Some(0) => wait_healthy(&project, git_gate, start_timeout.saturating_sub(t0.elapsed()), &intr),
+        Some(0) => wait_healthy(
+            &project,
+            git_gate,
+            start_timeout.saturating_sub(t0.elapsed()),
+            &intr,
+        ),
         Some(c) => Err(Error::Bottle(format!("compose up failed (exit {c})"))),
         None if intr.is_set() => Err(Error::Interrupted),
-        None => Err(Error::Bottle(format!("compose up did not finish within {}s", start_timeout.as_secs()))),
+        None => Err(Error::Bottle(format!(
+            "compose up did not finish within {}s",
+            start_timeout.as_secs()
+        ))),
     };
     if let Err(e) = up_result {
         ui::error(&e.to_string());
         show_unhealthy_logs(&compose, &project, &file);
         teardown(&compose, &project, &dir, true);
-        return Ok(if matches!(e, Error::Interrupted) { 130 } else { 1 });
+        return Ok(if matches!(e, Error::Interrupted) {
+            130
+        } else {
+            1
+        });
     }
-    ui::ok(&format!("sidecars healthy in {:.1}s", t0.elapsed().as_secs_f64()));
+    ui::ok(&format!(
+        "sidecars healthy in {:.1}s",
+        t0.elapsed().as_secs_f64()
+    ));
 
     if o.detach {
         ui::ok(&format!("bottle {} is running (detached)", ui::bold(&slug)));
@@ -184,7 +265,11 @@ pub fn start(o: &StartOpts) -> Result<i32> {
     let argv = if !o.command.is_empty() {
         o.command.clone()
     } else {
-        l.manifest.command.as_ref().map(|c| c.argv()).unwrap_or_else(|| vec!["sh".into()])
+        l.manifest
+            .command
+            .as_ref()
+            .map(|c| c.argv())
+            .unwrap_or_else(|| vec!["sh".into()])
     };
     ui::step(&format!("running the agent: {}", ui::dim(&argv.join(" "))));
     let mut exec = compose.cmd(&project, &file);
@@ -194,12 +279,11 @@ pub fn start(o: &StartOpts) -> Result<i32> {
         exec.arg("-T");
     }
     exec.arg("agent").args(&argv);
-    exec.stdin(Stdio::inherit()).stdout(Stdio::inherit()).stderr(Stdio::inherit());
+    exec.stdin(Stdio::inherit())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit());
     let code = match exec.spawn() {
-        Ok(mut c) => match docker::wait_child(&mut c, None, &|| intr.is_set())? {
-            Some(c) => c,
-            None => 130,
-        },
+        Ok(mut c) => docker::wait_child(&mut c, None, &|| intr.is_set())?.unwrap_or(130),
         Err(e) => {
             ui::error(&format!("cannot run compose exec: {e}"));
             1
@@ -259,13 +343,20 @@ fn wait_healthy(project: &str, git_gate: bool, timeout: Duration, intr: &Interru
 
 /// Print the last log lines of services that are not healthy.
 fn show_unhealthy_logs(compose: &Compose, project: &str, file: &Path) {
-    let Ok(cs) = docker::containers(Some(project)) else { return };
+    let Ok(cs) = docker::containers(Some(project)) else {
+        return;
+    };
     for c in cs {
-        let bad = c.state != "running" || matches!(c.health(), Some("unhealthy") | Some("starting"));
+        let bad =
+            c.state != "running" || matches!(c.health(), Some("unhealthy") | Some("starting"));
         if !bad || c.service == "agent" {
             continue;
         }
-        ui::note(&format!("--- last logs of {} ({}) ---", ui::bold(&c.service), c.status));
+        ui::note(&format!(
+            "--- last logs of {} ({}) ---",
+            ui::bold(&c.service),
+            c.status
+        ));
         let mut cmd = compose.cmd(project, file);
         cmd.args(["logs", "--no-color", "--tail", "40", &c.service]);
         if let Ok(out) = docker::output(cmd) {
@@ -293,7 +384,9 @@ pub fn teardown(compose: &Compose, project: &str, dir: &Path, keep: bool) {
     }
     let mut down = compose.cmd(project, &file);
     down.args(["down", "--volumes", "--remove-orphans", "--timeout", "5"]);
-    down.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    down.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     let ok = match down.spawn() {
         Ok(mut c) => {
             let r = docker::wait_child(&mut c, Some(Duration::from_secs(120)), &|| false);
@@ -302,11 +395,16 @@ pub fn teardown(compose: &Compose, project: &str, dir: &Path, keep: bool) {
         Err(_) => false,
     };
     if !ok {
-        ui::warn(&format!("compose down failed for {project}; run `bottle cleanup`"));
+        ui::warn(&format!(
+            "compose down failed for {project}; run `bottle cleanup`"
+        ));
     }
     if keep || !ok {
         state::preserve(dir);
-        ui::note(&format!("state kept in {}", ui::bold(&dir.display().to_string())));
+        ui::note(&format!(
+            "state kept in {}",
+            ui::bold(&dir.display().to_string())
+        ));
         ui::note(&format!("logs: {}", dir.join("compose.log").display()));
     } else if let Err(e) = std::fs::remove_dir_all(dir) {
         ui::warn(&format!("could not remove {}: {e}", dir.display()));
@@ -331,7 +429,9 @@ fn running_projects() -> Result<Vec<String>> {
 fn pick_bottle(slug: Option<&str>) -> Result<String> {
     if let Some(s) = slug {
         if !state::valid_slug(s) {
-            return Err(Error::Usage(format!("`{s}` is not a bottle slug (see `bottle ls`)")));
+            return Err(Error::Usage(format!(
+                "`{s}` is not a bottle slug (see `bottle ls`)"
+            )));
         }
         if !state::dir(s).is_dir() {
             return Err(Error::Usage(format!("no bottle `{s}` (see `bottle ls`)")));
@@ -345,8 +445,13 @@ fn pick_bottle(slug: Option<&str>) -> Result<String> {
         .collect();
     match running.len() {
         1 => Ok(running[0].clone()),
-        0 => Err(Error::Usage("no bottle is running; name one with --bottle SLUG".into())),
-        _ => Err(Error::Usage(format!("several bottles run ({}); name one with --bottle SLUG", running.join(", ")))),
+        0 => Err(Error::Usage(
+            "no bottle is running; name one with --bottle SLUG".into(),
+        )),
+        _ => Err(Error::Usage(format!(
+            "several bottles run ({}); name one with --bottle SLUG",
+            running.join(", ")
+        ))),
     }
 }
 
@@ -372,7 +477,8 @@ pub struct Status {
 
 /// Read `status/<component>.json` of a bottle.
 pub fn read_status(dir: &Path, component: &str) -> Option<Status> {
-    let text = std::fs::read_to_string(dir.join("status").join(format!("{component}.json"))).ok()?;
+    let text =
+        std::fs::read_to_string(dir.join("status").join(format!("{component}.json"))).ok()?;
     serde_json::from_str(&text).ok()
 }
 
@@ -402,7 +508,9 @@ pub fn reload_and_confirm(
             if results[i].is_some() {
                 continue;
             }
-            let Some(now) = read_status(dir, c) else { continue };
+            let Some(now) = read_status(dir, c) else {
+                continue;
+            };
             let prev = before[i].as_ref();
             let advanced = prev.is_none_or(|p| now.generation > p.generation);
             let attempted = prev.is_none_or(|p| now != *p);
@@ -420,7 +528,9 @@ pub fn reload_and_confirm(
         .map(|(c, r)| {
             (
                 c.to_string(),
-                r.unwrap_or_else(|| Err(format!("no reload reported within {}s", timeout.as_secs()))),
+                r.unwrap_or_else(|| {
+                    Err(format!("no reload reported within {}s", timeout.as_secs()))
+                }),
             )
         })
         .collect())
@@ -435,8 +545,12 @@ pub fn allow(entry: &str, slug: Option<&str>) -> Result<()> {
     let dir = state::dir(&slug);
     let project = state::project(&slug);
     let path = dir.join("live-config/allowlist");
-    let old = std::fs::read_to_string(&path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-    if old.lines().any(|l| l.split('#').next().unwrap_or("").trim() == entry) {
+    let old = std::fs::read_to_string(&path)
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    if old
+        .lines()
+        .any(|l| l.split('#').next().unwrap_or("").trim() == entry)
+    {
         ui::ok(&format!("{entry} is already in the allowlist of {slug}"));
         return Ok(());
     }
@@ -445,10 +559,17 @@ pub fn allow(entry: &str, slug: Option<&str>) -> Result<()> {
         new.push('\n');
     }
     new.push_str(&format!("{entry}\n"));
-    bottle_core::Allowlist::parse(&new, &path).map_err(|e| Error::Bottle(format!("new allowlist invalid: {e}")))?;
+    bottle_core::Allowlist::parse(&new, &path)
+        .map_err(|e| Error::Bottle(format!("new allowlist invalid: {e}")))?;
     state::replace_file(&path, new.as_bytes())?;
     ui::step(&format!("allowing {} in {}", ui::bold(entry), slug));
-    let results = reload_and_confirm(&compose, &dir, &project, &["pipelock", "egress"], timeout_from_env("BOTTLE_RELOAD_TIMEOUT", 20))?;
+    let results = reload_and_confirm(
+        &compose,
+        &dir,
+        &project,
+        &["pipelock", "egress"],
+        timeout_from_env("BOTTLE_RELOAD_TIMEOUT", 20),
+    )?;
     let failed: Vec<String> = results
         .iter()
         .filter_map(|(c, r)| r.as_ref().err().map(|e| format!("{c}: {e}")))
@@ -456,14 +577,25 @@ pub fn allow(entry: &str, slug: Option<&str>) -> Result<()> {
     if failed.is_empty() {
         let gens: Vec<String> = results
             .iter()
-            .map(|(c, r)| format!("{c} generation {}", r.as_ref().map(|g| g.to_string()).unwrap_or_default()))
+            .map(|(c, r)| {
+                format!(
+                    "{c} generation {}",
+                    r.as_ref().map(|g| g.to_string()).unwrap_or_default()
+                )
+            })
             .collect();
         ui::ok(&format!("{entry} allowed ({})", gens.join(", ")));
         Ok(())
     } else {
         // Put the file back so what is on disk is what runs; the sidecars kept the old config.
         let _ = state::replace_file(&path, old.as_bytes());
-        let _ = reload_and_confirm(&compose, &dir, &project, &["pipelock", "egress"], Duration::from_secs(5));
+        let _ = reload_and_confirm(
+            &compose,
+            &dir,
+            &project,
+            &["pipelock", "egress"],
+            Duration::from_secs(5),
+        );
         Err(Error::Bottle(format!(
             "reload failed, the old allowlist is still active: {}",
             failed.join("; ")
@@ -479,9 +611,12 @@ pub fn ls() -> Result<()> {
         ui::note("no bottles");
         return Ok(());
     }
-    println!("{:<24} {:<10} {:<21} {}", "SLUG", "STATE", "STARTED", "CWD");
+    println!("{:<24} {:<10} {:<21} CWD", "SLUG", "STATE", "STARTED");
     for (dir, meta) in all {
-        let slug = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let slug = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
         let st = if running.contains(&state::project(&slug)) {
             ui::green("running")
         } else if state::is_preserved(&dir) {
@@ -528,16 +663,23 @@ pub fn logs(slug: &str, follow: bool) -> Result<i32> {
         if follow {
             c.arg("--follow");
         }
-        let st = c.status().map_err(|e| Error::Docker(format!("cannot run compose logs: {e}")))?;
+        let st = c
+            .status()
+            .map_err(|e| Error::Docker(format!("cannot run compose logs: {e}")))?;
         return Ok(st.code().unwrap_or(1));
     }
     let saved = dir.join("compose.log");
     if saved.is_file() {
-        let data = std::fs::read(&saved).map_err(|e| Error::io(format!("reading {}", saved.display()), e))?;
-        std::io::stdout().write_all(&data).map_err(|e| Error::io("writing stdout", e))?;
+        let data = std::fs::read(&saved)
+            .map_err(|e| Error::io(format!("reading {}", saved.display()), e))?;
+        std::io::stdout()
+            .write_all(&data)
+            .map_err(|e| Error::io("writing stdout", e))?;
         return Ok(0);
     }
-    Err(Error::Usage(format!("bottle `{slug}` is not running and has no saved compose.log")))
+    Err(Error::Usage(format!(
+        "bottle `{slug}` is not running and has no saved compose.log"
+    )))
 }
 
 /// `bottle stop SLUG [--keep]`.
@@ -547,7 +689,9 @@ pub fn stop(slug: &str, keep: bool) -> Result<()> {
     }
     let dir = state::dir(slug);
     if !dir.join("docker-compose.yml").is_file() {
-        return Err(Error::Usage(format!("no bottle `{slug}` (see `bottle ls`; `bottle cleanup` removes strays)")));
+        return Err(Error::Usage(format!(
+            "no bottle `{slug}` (see `bottle ls`; `bottle cleanup` removes strays)"
+        )));
     }
     let compose = Compose::detect()?;
     teardown(&compose, &state::project(slug), &dir, keep);
@@ -572,24 +716,36 @@ pub fn cleanup(yes: bool) -> Result<()> {
         .map(|(d, _)| d)
         .filter(|d| !state::is_preserved(d))
         .collect();
-    let kept: Vec<PathBuf> = state::list().into_iter().map(|(d, _)| d).filter(|d| state::is_preserved(d)).collect();
+    let kept: Vec<PathBuf> = state::list()
+        .into_iter()
+        .map(|(d, _)| d)
+        .filter(|d| state::is_preserved(d))
+        .collect();
     if projects.is_empty() && dirs.is_empty() {
         ui::ok("nothing to clean up");
         if !kept.is_empty() {
-            ui::note(&format!("{} kept state dir(s) of failed bottles remain under {}", kept.len(), state::state_root().display()));
+            ui::note(&format!(
+                "{} kept state dir(s) of failed bottles remain under {}",
+                kept.len(),
+                state::state_root().display()
+            ));
         }
         return Ok(());
     }
     ui::step("bottle cleanup will remove:");
     for p in &projects {
-        ui::note(&format!("compose project {p} (containers, networks, volumes)"));
+        ui::note(&format!(
+            "compose project {p} (containers, networks, volumes)"
+        ));
     }
     for d in &dirs {
         ui::note(&format!("state dir {}", d.display()));
     }
     if !yes {
         if !std::io::stdin().is_terminal() {
-            return Err(Error::Usage("refusing to clean up without confirmation: pass --yes".into()));
+            return Err(Error::Usage(
+                "refusing to clean up without confirmation: pass --yes".into(),
+            ));
         }
         eprint!("proceed? [y/N] ");
         let _ = std::io::stderr().flush();
@@ -639,9 +795,15 @@ pub fn cleanup(yes: bool) -> Result<()> {
         }
     }
     if failures > 0 {
-        return Err(Error::Docker(format!("cleanup left {failures} item(s) behind; see the messages above")));
+        return Err(Error::Docker(format!(
+            "cleanup left {failures} item(s) behind; see the messages above"
+        )));
     }
-    ui::ok(&format!("removed {} project(s) and {} state dir(s)", projects.len(), dirs.len()));
+    ui::ok(&format!(
+        "removed {} project(s) and {} state dir(s)",
+        projects.len(),
+        dirs.len()
+    ));
     if !kept.is_empty() {
         ui::note(&format!(
             "kept {} state dir(s) of failed bottles (delete them by hand when done): {}",

@@ -34,19 +34,39 @@ impl Compose {
     pub fn detect() -> Result<Compose> {
         let force = std::env::var("BOTTLE_COMPOSE").unwrap_or_default();
         if force != "standalone" {
-            if let Ok(out) = Command::new("docker").args(["compose", "version", "--short"]).output() {
+            if let Ok(out) = Command::new("docker")
+                .args(["compose", "version", "--short"])
+                .output()
+            {
                 if out.status.success() {
                     let v = String::from_utf8_lossy(&out.stdout).trim().to_string();
-                    return Ok(Compose { flavor: Flavor::Plugin, version: v });
+                    return Ok(Compose {
+                        flavor: Flavor::Plugin,
+                        version: v,
+                    });
                 }
             }
         }
         if force != "plugin" {
-            if let Ok(out) = Command::new("docker-compose").arg("version").arg("--short").output() {
+            if let Ok(out) = Command::new("docker-compose")
+                .arg("version")
+                .arg("--short")
+                .output()
+            {
                 if out.status.success() {
-                    let v = String::from_utf8_lossy(&out.stdout).trim().trim_start_matches('v').to_string();
-                    let major = v.split('.').next().and_then(|m| m.parse().ok()).unwrap_or(1);
-                    return Ok(Compose { flavor: Flavor::Standalone { major }, version: v });
+                    let v = String::from_utf8_lossy(&out.stdout)
+                        .trim()
+                        .trim_start_matches('v')
+                        .to_string();
+                    let major = v
+                        .split('.')
+                        .next()
+                        .and_then(|m| m.parse().ok())
+                        .unwrap_or(1);
+                    return Ok(Compose {
+                        flavor: Flavor::Standalone { major },
+                        version: v,
+                    });
                 }
             }
         }
@@ -72,7 +92,8 @@ impl Compose {
         if let Some(dir) = file.parent() {
             c.current_dir(dir);
         }
-        c.env_remove("COMPOSE_FILE").env_remove("COMPOSE_PROJECT_NAME");
+        c.env_remove("COMPOSE_FILE")
+            .env_remove("COMPOSE_PROJECT_NAME");
         c
     }
 
@@ -111,9 +132,13 @@ pub fn docker(args: &[&str]) -> Result<String> {
 
 /// Docker daemon reachable?
 pub fn check_daemon() -> Result<()> {
-    docker(&["version", "--format", "{{.Server.Version}}"]).map(|_| ()).map_err(|e| {
-        Error::Docker(format!("the Docker daemon is not reachable ({e}); is docker running and may you use it?"))
-    })
+    docker(&["version", "--format", "{{.Server.Version}}"])
+        .map(|_| ())
+        .map_err(|e| {
+            Error::Docker(format!(
+                "the Docker daemon is not reachable ({e}); is docker running and may you use it?"
+            ))
+        })
 }
 
 /// Does a local image exist?
@@ -160,7 +185,15 @@ pub fn containers(project: Option<&str>) -> Result<Vec<Container>> {
         None => "label=com.docker.compose.project".to_string(),
     };
     let fmt = "{{.ID}}\t{{.Label \"com.docker.compose.service\"}}\t{{.Label \"com.docker.compose.project\"}}\t{{.State}}\t{{.Status}}";
-    let out = docker(&["ps", "-a", "--no-trunc", "--filter", &filter, "--format", fmt])?;
+    let out = docker(&[
+        "ps",
+        "-a",
+        "--no-trunc",
+        "--filter",
+        &filter,
+        "--format",
+        fmt,
+    ])?;
     Ok(out
         .lines()
         .filter_map(|l| {
@@ -238,7 +271,9 @@ pub fn wait_child(
 /// Find the repository root (for `bottle build`): `$BOTTLE_REPO`, else walk up from the cwd
 /// and from the binary looking for `images/` and `Cargo.toml`, else the compile-time path.
 pub fn repo_root() -> Option<PathBuf> {
-    let is_root = |p: &Path| p.join("images").is_dir() && p.join("Cargo.toml").is_file() && p.join("crates").is_dir();
+    let is_root = |p: &Path| {
+        p.join("images").is_dir() && p.join("Cargo.toml").is_file() && p.join("crates").is_dir()
+    };
     if let Some(r) = std::env::var_os("BOTTLE_REPO") {
         return Some(PathBuf::from(r));
     }

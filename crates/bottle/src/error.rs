@@ -35,7 +35,10 @@ pub enum Error {
 impl Error {
     /// Wrap an io::Error with what was being done.
     pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io { what: what.into(), source }
+        Error::Io {
+            what: what.into(),
+            source,
+        }
     }
 }
 

@@ -81,17 +81,28 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let r: Result<i32, Error> = match cli.cmd {
-        Cmd::Start { manifest, detach, command } => {
-            commands::start(&commands::StartOpts { manifest, detach, command })
-        }
+        Cmd::Start {
+            manifest,
+            detach,
+            command,
+        } => commands::start(&commands::StartOpts {
+            manifest,
+            detach,
+            command,
+        }),
         Cmd::Allow { host, bottle } => commands::allow(&host, bottle.as_deref()).map(|()| 0),
         Cmd::Ls => commands::ls().map(|()| 0),
         Cmd::Logs { slug, follow } => commands::logs(&slug, follow),
         Cmd::Stop { slug, keep } => commands::stop(&slug, keep).map(|()| 0),
         Cmd::Cleanup { yes } => commands::cleanup(yes).map(|()| 0),
-        Cmd::Build { no_test_images, force } => {
-            build::build(&build::BuildOpts { test_images: !no_test_images, force }).map(|_| 0)
-        }
+        Cmd::Build {
+            no_test_images,
+            force,
+        } => build::build(&build::BuildOpts {
+            test_images: !no_test_images,
+            force,
+        })
+        .map(|_| 0),
         Cmd::Render { manifest } => commands::render_cmd(&manifest).map(|()| 0),
     };
     match r {

@@ -260,7 +260,11 @@ fn default_pids() -> u32 {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { memory: default_memory(), cpus: default_cpus(), pids: default_pids() }
+        Limits {
+            memory: default_memory(),
+            cpus: default_cpus(),
+            pids: default_pids(),
+        }
     }
 }
 
@@ -282,11 +286,17 @@ pub struct Loaded {
 impl Loaded {
     /// Slot env name for a route's `token_from`.
     pub fn route_slot(&self, host_var: &str) -> Option<&str> {
-        self.route_tokens.iter().find(|(_, v)| v == host_var).map(|(s, _)| s.as_str())
+        self.route_tokens
+            .iter()
+            .find(|(_, v)| v == host_var)
+            .map(|(s, _)| s.as_str())
     }
     /// Slot env name for a git repo's `token_from`.
     pub fn git_slot(&self, host_var: &str) -> Option<&str> {
-        self.git_tokens.iter().find(|(_, v)| v == host_var).map(|(s, _)| s.as_str())
+        self.git_tokens
+            .iter()
+            .find(|(_, v)| v == host_var)
+            .map(|(s, _)| s.as_str())
     }
 }
 
@@ -335,7 +345,9 @@ pub fn parse(text: &str, path: &Path, env: &dyn HostEnv) -> Result<Loaded, Error
     // name
     let name_ok = !m.name.is_empty()
         && m.name.len() <= 40
-        && m.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && m.name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && m.name.starts_with(|c: char| c.is_ascii_alphanumeric());
     if !name_ok {
         return Err(err(
@@ -347,11 +359,17 @@ pub fn parse(text: &str, path: &Path, env: &dyn HostEnv) -> Result<Loaded, Error
         ));
     }
     if m.image.trim().is_empty() {
-        return Err(err(key_line(text, "image"), "image must not be empty".into()));
+        return Err(err(
+            key_line(text, "image"),
+            "image must not be empty".into(),
+        ));
     }
     if let Some(Command::Argv(v)) = &m.command {
         if v.is_empty() {
-            return Err(err(key_line(text, "command"), "command must not be empty".into()));
+            return Err(err(
+                key_line(text, "command"),
+                "command must not be empty".into(),
+            ));
         }
     }
 
@@ -370,7 +388,10 @@ pub fn parse(text: &str, path: &Path, env: &dyn HostEnv) -> Result<Loaded, Error
                 ));
             }
             if !route_tokens.iter().any(|(_, v)| v == &a.token_from) {
-                route_tokens.push((format!("BOTTLE_TOKEN_{}", route_tokens.len()), a.token_from.clone()));
+                route_tokens.push((
+                    format!("BOTTLE_TOKEN_{}", route_tokens.len()),
+                    a.token_from.clone(),
+                ));
             }
         }
     }
@@ -378,12 +399,17 @@ pub fn parse(text: &str, path: &Path, env: &dyn HostEnv) -> Result<Loaded, Error
     let mut git_names = std::collections::BTreeSet::new();
     for g in &m.git {
         let ok = !g.name.is_empty()
-            && g.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+            && g.name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
             && !g.name.starts_with('.');
         if !ok {
             return Err(err(
                 value_line(text, "name", &g.name),
-                format!("git repository name `{}` must be letters, digits, '-', '_' or '.'", g.name),
+                format!(
+                    "git repository name `{}` must be letters, digits, '-', '_' or '.'",
+                    g.name
+                ),
             ));
         }
         if !git_names.insert(g.name.clone()) {
@@ -404,7 +430,10 @@ pub fn parse(text: &str, path: &Path, env: &dyn HostEnv) -> Result<Loaded, Error
                 ));
             }
             if !git_tokens.iter().any(|(_, v)| v == &a.token_from) {
-                git_tokens.push((format!("BOTTLE_GIT_TOKEN_{}", git_tokens.len()), a.token_from.clone()));
+                git_tokens.push((
+                    format!("BOTTLE_GIT_TOKEN_{}", git_tokens.len()),
+                    a.token_from.clone(),
+                ));
             }
         }
     }
@@ -424,58 +453,98 @@ pub fn parse(text: &str, path: &Path, env: &dyn HostEnv) -> Result<Loaded, Error
                 format!("env `{k}` is set by the bottle itself (proxy, CA and git settings) and cannot be overridden"),
             ));
         }
-        let value = expand(v, env, &credential_vars).map_err(|msg| err(key_line(text, k), format!("env `{k}`: {msg}")))?;
+        let value = expand(v, env, &credential_vars)
+            .map_err(|msg| err(key_line(text, k), format!("env `{k}`: {msg}")))?;
         expanded.insert(k.clone(), value);
     }
     m.env = expanded;
 
     // allowlist lines: validated by bottle-core, line by line for precise messages
     for entry in &m.allow {
-        validate_allow_entry(entry).map_err(|msg| err(value_line(text, "-", entry).or(key_line(text, "allow")), msg))?;
+        validate_allow_entry(entry).map_err(|msg| {
+            err(
+                value_line(text, "-", entry).or(key_line(text, "allow")),
+                msg,
+            )
+        })?;
     }
     for r in &m.routes {
-        bottle_core::HostPattern::parse(&r.host)
-            .map_err(|msg| err(value_line(text, "host", &r.host), format!("route host `{}`: {msg}", r.host)))?;
+        bottle_core::HostPattern::parse(&r.host).map_err(|msg| {
+            err(
+                value_line(text, "host", &r.host),
+                format!("route host `{}`: {msg}", r.host),
+            )
+        })?;
     }
 
     // pinned names
     let mut resolve = Vec::new();
     for (name, addr) in &m.resolve {
-        let host = bottle_core::parse_host(name)
-            .map_err(|e| err(key_line(text, name), format!("resolve: `{name}` is not a host name: {e}")))?;
+        let host = bottle_core::parse_host(name).map_err(|e| {
+            err(
+                key_line(text, name),
+                format!("resolve: `{name}` is not a host name: {e}"),
+            )
+        })?;
         if matches!(host, bottle_core::Host::Ip(_)) {
-            return Err(err(key_line(text, name), format!("resolve: `{name}` is an address, not a name")));
+            return Err(err(
+                key_line(text, name),
+                format!("resolve: `{name}` is an address, not a name"),
+            ));
         }
-        let ip: IpAddr = addr
-            .parse()
-            .map_err(|_| err(key_line(text, name), format!("resolve: `{addr}` is not an IP address")))?;
+        let ip: IpAddr = addr.parse().map_err(|_| {
+            err(
+                key_line(text, name),
+                format!("resolve: `{addr}` is not an IP address"),
+            )
+        })?;
         resolve.push((host.to_string(), ip));
     }
 
     for n in &m.upstream_networks {
-        let ok = !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        let ok = !n.is_empty()
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
         if !ok {
-            return Err(err(value_line(text, "-", n), format!("upstream network `{n}` is not a valid Docker network name")));
+            return Err(err(
+                value_line(text, "-", n),
+                format!("upstream network `{n}` is not a valid Docker network name"),
+            ));
         }
     }
 
     if !(m.limits.cpus > 0.0 && m.limits.cpus <= 1024.0) {
-        return Err(err(key_line(text, "cpus"), "limits.cpus must be a positive number".into()));
+        return Err(err(
+            key_line(text, "cpus"),
+            "limits.cpus must be a positive number".into(),
+        ));
     }
     if !valid_memory(&m.limits.memory) {
         return Err(err(
             key_line(text, "memory"),
-            format!("limits.memory `{}` must look like 512m or 2g", m.limits.memory),
+            format!(
+                "limits.memory `{}` must look like 512m or 2g",
+                m.limits.memory
+            ),
         ));
     }
     if m.limits.pids < 16 {
-        return Err(err(key_line(text, "pids"), "limits.pids must be at least 16".into()));
+        return Err(err(
+            key_line(text, "pids"),
+            "limits.pids must be at least 16".into(),
+        ));
     }
 
     // relative paths
     let base = path
         .parent()
-        .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            }
+        })
         .unwrap_or(Path::new("."));
     let base = std::fs::canonicalize(base).unwrap_or_else(|_| base.to_path_buf());
     if let Some(ca) = &m.upstream_ca {
@@ -491,15 +560,27 @@ pub fn parse(text: &str, path: &Path, env: &dyn HostEnv) -> Result<Loaded, Error
     if let Some(ws) = &m.workspace {
         let abs = base.join(ws);
         let abs = std::fs::canonicalize(&abs).map_err(|_| {
-            err(key_line(text, "workspace"), format!("workspace `{}` does not exist", abs.display()))
+            err(
+                key_line(text, "workspace"),
+                format!("workspace `{}` does not exist", abs.display()),
+            )
         })?;
         if !abs.is_dir() {
-            return Err(err(key_line(text, "workspace"), format!("workspace `{}` is not a directory", abs.display())));
+            return Err(err(
+                key_line(text, "workspace"),
+                format!("workspace `{}` is not a directory", abs.display()),
+            ));
         }
         m.workspace = Some(abs);
     }
 
-    let loaded = Loaded { path: path.to_path_buf(), manifest: m, route_tokens, git_tokens, resolve };
+    let loaded = Loaded {
+        path: path.to_path_buf(),
+        manifest: m,
+        route_tokens,
+        git_tokens,
+        resolve,
+    };
     // The rendered live config must load in the sidecars: check it with their own parser.
     crate::render::check_live_config(&loaded).map_err(|msg| err(None, msg))?;
     Ok(loaded)
@@ -508,12 +589,16 @@ pub fn parse(text: &str, path: &Path, env: &dyn HostEnv) -> Result<Loaded, Error
 /// Validate one allowlist entry with bottle-core's parser.
 pub fn validate_allow_entry(entry: &str) -> Result<(), String> {
     if entry.contains('\n') || entry.contains('#') {
-        return Err(format!("allowlist entry `{entry}` must be one host, pattern, address or CIDR"));
+        return Err(format!(
+            "allowlist entry `{entry}` must be one host, pattern, address or CIDR"
+        ));
     }
     bottle_core::Allowlist::parse(entry, Path::new("allowlist"))
         .map(|_| ())
         .map_err(|e| match e {
-            bottle_core::ConfigError::Invalid { message, .. } => format!("allowlist entry `{entry}`: {message}"),
+            bottle_core::ConfigError::Invalid { message, .. } => {
+                format!("allowlist entry `{entry}`: {message}")
+            }
             other => other.to_string(),
         })
 }
@@ -556,7 +641,9 @@ pub fn is_reserved_env(name: &str) -> bool {
         "BOTTLE_SLUG",
     ];
     let up = name.to_ascii_uppercase();
-    RESERVED.contains(&up.as_str()) || up.starts_with("GIT_CONFIG_KEY_") || up.starts_with("GIT_CONFIG_VALUE_")
+    RESERVED.contains(&up.as_str())
+        || up.starts_with("GIT_CONFIG_KEY_")
+        || up.starts_with("GIT_CONFIG_VALUE_")
 }
 
 /// Expand `${VAR}`, `${VAR:-default}` and `$$` in an env value.
@@ -570,7 +657,9 @@ fn expand(value: &str, env: &dyn HostEnv, credential_vars: &[&str]) -> Result<St
             out.push('$');
             rest = stripped;
         } else if let Some(body) = after.strip_prefix('{') {
-            let end = body.find('}').ok_or_else(|| format!("unclosed `${{` in `{value}`"))?;
+            let end = body
+                .find('}')
+                .ok_or_else(|| format!("unclosed `${{` in `{value}`"))?;
             let inner = &body[..end];
             let (name, default) = match inner.split_once(":-") {
                 Some((n, d)) => (n, Some(d)),
@@ -586,7 +675,9 @@ fn expand(value: &str, env: &dyn HostEnv, credential_vars: &[&str]) -> Result<St
                 (Some(v), _) => out.push_str(&v),
                 (None, Some(d)) => out.push_str(d),
                 (None, None) => {
-                    return Err(format!("host variable `{name}` is not set (use `${{{name}:-default}}` for a default)"))
+                    return Err(format!(
+                    "host variable `{name}` is not set (use `${{{name}:-default}}` for a default)"
+                ))
                 }
             }
             rest = &body[end + 1..];
@@ -658,12 +749,15 @@ fn levenshtein(a: &str, b: &str) -> usize {
 
 /// 1-based line of the first `key:` (at any indentation).
 fn key_line(text: &str, key: &str) -> Option<usize> {
-    text.lines().position(|l| {
-        let t = l.trim_start().trim_start_matches("- ");
-        t.strip_prefix(key).is_some_and(|r| r.trim_start().starts_with(':'))
-            || t.strip_prefix(&format!("\"{key}\"")).is_some_and(|r| r.trim_start().starts_with(':'))
-    })
-    .map(|i| i + 1)
+    text.lines()
+        .position(|l| {
+            let t = l.trim_start().trim_start_matches("- ");
+            t.strip_prefix(key)
+                .is_some_and(|r| r.trim_start().starts_with(':'))
+                || t.strip_prefix(&format!("\"{key}\""))
+                    .is_some_and(|r| r.trim_start().starts_with(':'))
+        })
+        .map(|i| i + 1)
 }
 
 /// 1-based line holding `key: value` or `- value`.
@@ -671,8 +765,7 @@ fn value_line(text: &str, key: &str, value: &str) -> Option<usize> {
     text.lines()
         .position(|l| {
             let t = l.trim_start();
-            (t.contains(key) || key == "-") && (t.contains(&format!("{value}")) )
-                && !t.starts_with('#')
+            (t.contains(key) || key == "-") && (t.contains(value)) && !t.starts_with('#')
         })
         .map(|i| i + 1)
 }
@@ -682,17 +775,22 @@ fn var_line(text: &str, var: &str) -> Option<usize> {
     text.lines()
         .position(|l| {
             let code = l.split('#').next().unwrap_or("");
-            code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).any(|w| w == var)
+            code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .any(|w| w == var)
         })
         .map(|i| i + 1)
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn parse_err(text: &str, e: &BTreeMap<String, String>) -> String {
@@ -704,7 +802,12 @@ mod tests {
 
     #[test]
     fn minimal_manifest_parses_with_defaults() {
-        let l = parse("name: demo\nimage: alpine:3\n", Path::new("/tmp/m.yaml"), &env(&[])).unwrap();
+        let l = parse(
+            "name: demo\nimage: alpine:3\n",
+            Path::new("/tmp/m.yaml"),
+            &env(&[]),
+        )
+        .unwrap();
         assert_eq!(l.manifest.name, "demo");
         assert_eq!(l.manifest.limits.pids, 1024);
         assert!(l.route_tokens.is_empty());
@@ -725,7 +828,10 @@ mod tests {
         assert!(e.contains("did you mean `bearer`?"), "{e}");
         let text = "name: demo\nimage: x\nroutes:\n  - host: api.example.com\n    methds: [GET]\n";
         let e = parse_err(text, &env(&[]));
-        assert!(e.contains(":5:") && e.contains("did you mean `methods`?"), "{e}");
+        assert!(
+            e.contains(":5:") && e.contains("did you mean `methods`?"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -740,7 +846,10 @@ mod tests {
         let text = "name: demo\nimage: x\nroutes:\n  - host: api.example.com\n    auth: {scheme: bearer, token_from: NOPE_TOKEN}\n";
         let e = parse_err(text, &env(&[]));
         assert!(e.contains(":5:") && e.contains("NOPE_TOKEN"), "{e}");
-        let e = parse_err("name: demo\nimage: x\nenv:\n  A: \"${NOT_SET_X}\"\n", &env(&[]));
+        let e = parse_err(
+            "name: demo\nimage: x\nenv:\n  A: \"${NOT_SET_X}\"\n",
+            &env(&[]),
+        );
         assert!(e.contains(":4:") && e.contains("NOT_SET_X"), "{e}");
     }
 
@@ -761,14 +870,22 @@ mod tests {
 
     #[test]
     fn reserved_env_rejected() {
-        let e = parse_err("name: demo\nimage: x\nenv:\n  HTTPS_PROXY: http://evil:1\n", &env(&[]));
+        let e = parse_err(
+            "name: demo\nimage: x\nenv:\n  HTTPS_PROXY: http://evil:1\n",
+            &env(&[]),
+        );
         assert!(e.contains(":4:") && e.contains("HTTPS_PROXY"), "{e}");
     }
 
     #[test]
     fn token_slots_are_shared_per_variable() {
         let text = "name: demo\nimage: x\nroutes:\n  - host: a.example.com\n    auth: {scheme: bearer, token_from: T1}\n  - host: b.example.com\n    auth: {scheme: bearer, token_from: T1}\n  - host: c.example.com\n    auth: {scheme: header, header: X-Key, token_from: T2}\n";
-        let l = parse(text, Path::new("/tmp/m.yaml"), &env(&[("T1", "a"), ("T2", "b")])).unwrap();
+        let l = parse(
+            text,
+            Path::new("/tmp/m.yaml"),
+            &env(&[("T1", "a"), ("T2", "b")]),
+        )
+        .unwrap();
         assert_eq!(l.route_tokens.len(), 2);
         assert_eq!(l.route_slot("T1"), Some("BOTTLE_TOKEN_0"));
         assert_eq!(l.route_slot("T2"), Some("BOTTLE_TOKEN_1"));
@@ -778,7 +895,10 @@ mod tests {
     fn bad_name_and_bad_resolve() {
         let e = parse_err("name: Demo_1\nimage: x\n", &env(&[]));
         assert!(e.contains(":1:"), "{e}");
-        let e = parse_err("name: d\nimage: x\nresolve:\n  origin.test: not-an-ip\n", &env(&[]));
+        let e = parse_err(
+            "name: d\nimage: x\nresolve:\n  origin.test: not-an-ip\n",
+            &env(&[]),
+        );
         assert!(e.contains(":4:") && e.contains("not an IP"), "{e}");
     }
 

@@ -59,8 +59,16 @@ pub fn routes_yaml(l: &Loaded) -> String {
         if let Some(a) = &r.auth {
             let mut au = Mapping::new();
             au.insert("scheme".into(), to_value(&a.scheme));
-            au.insert("token_env".into(), l.route_slot(&a.token_from).unwrap_or("").into());
-            for (k, v) in [("header", &a.header), ("prefix", &a.prefix), ("username", &a.username), ("param", &a.param)] {
+            au.insert(
+                "token_env".into(),
+                l.route_slot(&a.token_from).unwrap_or("").into(),
+            );
+            for (k, v) in [
+                ("header", &a.header),
+                ("prefix", &a.prefix),
+                ("username", &a.username),
+                ("param", &a.param),
+            ] {
                 if let Some(v) = v {
                     au.insert(k.into(), v.clone().into());
                 }
@@ -87,7 +95,10 @@ pub fn routes_yaml(l: &Loaded) -> String {
             if let Some(u) = &a.username {
                 au.insert("username".into(), u.clone().into());
             }
-            au.insert("token_env".into(), l.git_slot(&a.token_from).unwrap_or("").into());
+            au.insert(
+                "token_env".into(),
+                l.git_slot(&a.token_from).unwrap_or("").into(),
+            );
             o.insert("auth".into(), Value::Mapping(au));
         }
         o.insert("rules".into(), to_value(&g.rules));
@@ -97,7 +108,11 @@ pub fn routes_yaml(l: &Loaded) -> String {
         if let Some(p) = g.push_options {
             o.insert("push_options".into(), p.into());
         }
-        for (k, v) in [("max_pack_bytes", g.max_pack_bytes), ("max_refs", g.max_refs), ("max_object_bytes", g.max_object_bytes)] {
+        for (k, v) in [
+            ("max_pack_bytes", g.max_pack_bytes),
+            ("max_refs", g.max_refs),
+            ("max_object_bytes", g.max_object_bytes),
+        ] {
             if let Some(v) = v {
                 o.insert(k.into(), v.into());
             }
@@ -111,7 +126,10 @@ pub fn routes_yaml(l: &Loaded) -> String {
         root.insert("dlp".into(), Value::Mapping(o));
     }
     let body = serde_yaml::to_string(&Value::Mapping(root)).unwrap_or_default();
-    format!("# written by `bottle start` from {}\n{body}", l.path.display())
+    format!(
+        "# written by `bottle start` from {}\n{body}",
+        l.path.display()
+    )
 }
 
 /// Check the rendered live config with the sidecars' own parser (bottle-core).
@@ -148,7 +166,12 @@ pub fn agent_env(l: &Loaded, git_gate: bool) -> Vec<(String, String)> {
         l.manifest
             .git
             .iter()
-            .map(|g| (format!("url.{GIT_GATE_URL}/{}.git.insteadOf", g.name), g.upstream.clone()))
+            .map(|g| {
+                (
+                    format!("url.{GIT_GATE_URL}/{}.git.insteadOf", g.name),
+                    g.upstream.clone(),
+                )
+            })
             .collect()
     } else {
         Vec::new()
@@ -168,12 +191,19 @@ pub fn agent_env(l: &Loaded, git_gate: bool) -> Vec<(String, String)> {
 /// Render the compose file. `git_gate`: include the git-gate service.
 pub fn compose(l: &Loaded, opts: &Options, git_gate: bool) -> Result<String, String> {
     let m = &l.manifest;
-    let mut doc: Value = serde_yaml::from_str(FRAGMENT).map_err(|e| format!("compose fragment: {e}"))?;
+    let mut doc: Value =
+        serde_yaml::from_str(FRAGMENT).map_err(|e| format!("compose fragment: {e}"))?;
     let user = format!("{}:{}", opts.sidecar_user.0, opts.sidecar_user.1);
-    let resolve_args: Vec<String> = l.resolve.iter().map(|(n, a)| format!("--resolve={n}={a}")).collect();
+    let resolve_args: Vec<String> = l
+        .resolve
+        .iter()
+        .map(|(n, a)| format!("--resolve={n}={a}"))
+        .collect();
 
     // extra upstream networks (external)
-    let ext_keys: Vec<String> = (0..m.upstream_networks.len()).map(|i| format!("upstream-extra-{i}")).collect();
+    let ext_keys: Vec<String> = (0..m.upstream_networks.len())
+        .map(|i| format!("upstream-extra-{i}"))
+        .collect();
     {
         let nets = mapping_mut(&mut doc, "networks")?;
         for (key, name) in ext_keys.iter().zip(&m.upstream_networks) {
@@ -188,7 +218,10 @@ pub fn compose(l: &Loaded, opts: &Options, git_gate: bool) -> Result<String, Str
     if !git_gate {
         services.remove("git-gate");
     }
-    let names: Vec<String> = services.keys().filter_map(|k| k.as_str().map(str::to_string)).collect();
+    let names: Vec<String> = services
+        .keys()
+        .filter_map(|k| k.as_str().map(str::to_string))
+        .collect();
     for name in &names {
         let svc = services
             .get_mut(name.as_str())
@@ -217,7 +250,11 @@ pub fn compose(l: &Loaded, opts: &Options, git_gate: bool) -> Result<String, Str
             for k in &ext_keys {
                 nets.push(k.clone().into());
             }
-            let slots = if name == "egress" { &l.route_tokens } else { &l.git_tokens };
+            let slots = if name == "egress" {
+                &l.route_tokens
+            } else {
+                &l.git_tokens
+            };
             let envs = seq_mut(svc, "environment")?;
             for (slot, _) in slots {
                 envs.push(slot.clone().into()); // by name: the value comes from compose's env
@@ -228,26 +265,39 @@ pub fn compose(l: &Loaded, opts: &Options, git_gate: bool) -> Result<String, Str
     // the agent
     let mut agent = Mapping::new();
     agent.insert("image".into(), m.image.clone().into());
-    agent.insert("command".into(), strings(&["sleep".to_string(), "infinity".to_string()]));
+    agent.insert(
+        "command".into(),
+        strings(&["sleep".to_string(), "infinity".to_string()]),
+    );
     agent.insert("init".into(), true.into());
     agent.insert("networks".into(), strings(&["bottle".to_string()]));
     let mut env = Mapping::new();
     for (k, v) in agent_env(l, git_gate) {
-        let v = if k == "BOTTLE_SLUG" { opts.slug.clone() } else { v };
+        let v = if k == "BOTTLE_SLUG" {
+            opts.slug.clone()
+        } else {
+            v
+        };
         env.insert(k.into(), escape_dollars(&v).into());
     }
     agent.insert("environment".into(), Value::Mapping(env));
     let mut vols = vec![format!("./agent-ca:{AGENT_CA_DIR}:ro")];
     let workdir = m.workdir.clone().unwrap_or_else(|| "/workspace".into());
     if let Some(ws) = &m.workspace {
-        vols.push(format!("{}:{workdir}", escape_dollars(&ws.display().to_string())));
+        vols.push(format!(
+            "{}:{workdir}",
+            escape_dollars(&ws.display().to_string())
+        ));
     }
     agent.insert("volumes".into(), strings(&vols));
     if m.workdir.is_some() || m.workspace.is_some() {
         agent.insert("working_dir".into(), workdir.into());
     }
     let mut deps = Mapping::new();
-    for d in names.iter().filter(|n| *n == "pipelock" || *n == "git-gate") {
+    for d in names
+        .iter()
+        .filter(|n| *n == "pipelock" || *n == "git-gate")
+    {
         let mut c = Mapping::new();
         c.insert("condition".into(), "service_healthy".into());
         deps.insert(d.clone().into(), Value::Mapping(c));
@@ -256,12 +306,24 @@ pub fn compose(l: &Loaded, opts: &Options, git_gate: bool) -> Result<String, Str
     agent.insert("mem_limit".into(), m.limits.memory.clone().into());
     agent.insert("cpus".into(), m.limits.cpus.into());
     agent.insert("pids_limit".into(), u64::from(m.limits.pids).into());
-    agent.insert("security_opt".into(), strings(&["no-new-privileges:true".to_string()]));
+    agent.insert(
+        "security_opt".into(),
+        strings(&["no-new-privileges:true".to_string()]),
+    );
     agent.insert(
         "cap_drop".into(),
         strings(
-            &["NET_RAW", "NET_ADMIN", "SYS_ADMIN", "SYS_MODULE", "SYS_PTRACE", "MKNOD", "AUDIT_WRITE", "SETFCAP"]
-                .map(String::from),
+            &[
+                "NET_RAW",
+                "NET_ADMIN",
+                "SYS_ADMIN",
+                "SYS_MODULE",
+                "SYS_PTRACE",
+                "MKNOD",
+                "AUDIT_WRITE",
+                "SETFCAP",
+            ]
+            .map(String::from),
         ),
     );
     let mut labels = Mapping::new();
@@ -307,6 +369,7 @@ fn seq_mut<'a>(svc: &'a mut Mapping, key: &str) -> Result<&'a mut Vec<Value>, St
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
@@ -314,43 +377,76 @@ mod tests {
     const M: &str = "name: demo\nimage: agent:1\nenv:\n  PRICE: \"5$$\"\nallow:\n  - example.com\n  - \"*.example.org:8443\"\nroutes:\n  - host: api.example.com\n    paths: [\"/v1/**\"]\n    auth: {scheme: bearer, token_from: API_TOKEN}\ngit:\n  - name: demo\n    upstream: https://github.com/acme/demo.git\n    auth: {scheme: basic, username: x-access-token, token_from: GIT_TOKEN}\n    rules:\n      - {ref: \"refs/heads/agent/**\", allow: [create, update]}\nresolve:\n  origin.test: 172.30.99.10\nupstream_networks: [e2e-net]\n";
 
     fn loaded() -> Loaded {
-        let env: BTreeMap<String, String> =
-            [("API_TOKEN", "sekrit-api-value"), ("GIT_TOKEN", "sekrit-git-value")]
-                .iter()
-                .map(|(a, b)| (a.to_string(), b.to_string()))
-                .collect();
+        let env: BTreeMap<String, String> = [
+            ("API_TOKEN", "sekrit-api-value"),
+            ("GIT_TOKEN", "sekrit-git-value"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
         crate::manifest::parse(M, Path::new("/tmp/m.yaml"), &env).unwrap()
     }
 
     fn opts() -> Options {
-        Options { slug: "demo-abcde".into(), sidecar_user: (65532, 65532), tag: "latest".into() }
+        Options {
+            slug: "demo-abcde".into(),
+            sidecar_user: (65532, 65532),
+            tag: "latest".into(),
+        }
     }
 
     #[test]
     fn compose_has_topology_and_no_secret_values() {
         let l = loaded();
         let text = compose(&l, &opts(), true).unwrap();
-        assert!(!text.contains("sekrit"), "secret value leaked into compose file");
+        assert!(
+            !text.contains("sekrit"),
+            "secret value leaked into compose file"
+        );
         let doc: Value = serde_yaml::from_str(&text).unwrap();
         let s = &doc["services"];
-        assert_eq!(s["agent"]["networks"], serde_yaml::from_str::<Value>("[bottle]").unwrap());
-        assert_eq!(s["pipelock"]["networks"], serde_yaml::from_str::<Value>("[bottle, sidecars]").unwrap());
+        assert_eq!(
+            s["agent"]["networks"],
+            serde_yaml::from_str::<Value>("[bottle]").unwrap()
+        );
+        assert_eq!(
+            s["pipelock"]["networks"],
+            serde_yaml::from_str::<Value>("[bottle, sidecars]").unwrap()
+        );
         let egress_nets = serde_yaml::to_string(&s["egress"]["networks"]).unwrap();
         assert!(egress_nets.contains("upstream") && egress_nets.contains("upstream-extra-0"));
         assert!(!egress_nets.contains("bottle"));
         assert_eq!(doc["networks"]["bottle"]["internal"], Value::Bool(true));
         assert_eq!(doc["networks"]["sidecars"]["internal"], Value::Bool(true));
-        assert_eq!(doc["networks"]["upstream-extra-0"]["name"], Value::String("e2e-net".into()));
-        assert!(serde_yaml::to_string(&s["egress"]["environment"]).unwrap().contains("BOTTLE_TOKEN_0"));
-        assert!(serde_yaml::to_string(&s["git-gate"]["environment"]).unwrap().contains("BOTTLE_GIT_TOKEN_0"));
-        assert!(serde_yaml::to_string(&s["egress"]["command"]).unwrap().contains("--resolve=origin.test=172.30.99.10"));
-        assert_eq!(s["agent"]["environment"]["PRICE"], Value::String("5$$".into()));
-        assert_eq!(s["agent"]["environment"]["HTTPS_PROXY"], Value::String(PROXY_URL.into()));
+        assert_eq!(
+            doc["networks"]["upstream-extra-0"]["name"],
+            Value::String("e2e-net".into())
+        );
+        assert!(serde_yaml::to_string(&s["egress"]["environment"])
+            .unwrap()
+            .contains("BOTTLE_TOKEN_0"));
+        assert!(serde_yaml::to_string(&s["git-gate"]["environment"])
+            .unwrap()
+            .contains("BOTTLE_GIT_TOKEN_0"));
+        assert!(serde_yaml::to_string(&s["egress"]["command"])
+            .unwrap()
+            .contains("--resolve=origin.test=172.30.99.10"));
+        assert_eq!(
+            s["agent"]["environment"]["PRICE"],
+            Value::String("5$$".into())
+        );
+        assert_eq!(
+            s["agent"]["environment"]["HTTPS_PROXY"],
+            Value::String(PROXY_URL.into())
+        );
         assert_eq!(
             s["agent"]["environment"]["GIT_CONFIG_KEY_0"],
             Value::String("url.http://git-gate:8080/demo.git.insteadOf".into())
         );
-        assert_eq!(s["agent"]["depends_on"]["pipelock"]["condition"], Value::String("service_healthy".into()));
+        assert_eq!(
+            s["agent"]["depends_on"]["pipelock"]["condition"],
+            Value::String("service_healthy".into())
+        );
         for svc in ["pipelock", "egress", "git-gate"] {
             assert_eq!(s[svc]["read_only"], Value::Bool(true), "{svc}");
             assert_eq!(s[svc]["cap_drop"][0], Value::String("ALL".into()), "{svc}");
@@ -364,8 +460,13 @@ mod tests {
         let text = compose(&l, &opts(), false).unwrap();
         let doc: Value = serde_yaml::from_str(&text).unwrap();
         assert!(doc["services"].get("git-gate").is_none());
-        assert!(doc["services"]["agent"]["depends_on"].get("git-gate").is_none());
-        assert_eq!(doc["services"]["agent"]["environment"]["GIT_CONFIG_COUNT"], Value::String("0".into()));
+        assert!(doc["services"]["agent"]["depends_on"]
+            .get("git-gate")
+            .is_none());
+        assert_eq!(
+            doc["services"]["agent"]["environment"]["GIT_CONFIG_COUNT"],
+            Value::String("0".into())
+        );
     }
 
     #[test]

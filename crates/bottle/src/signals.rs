@@ -11,7 +11,11 @@ impl Interrupt {
     /// Install handlers for SIGINT, SIGTERM and SIGHUP.
     pub fn install() -> Interrupt {
         let flag = Arc::new(AtomicBool::new(false));
-        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
+        for sig in [
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGHUP,
+        ] {
             // If registration fails the default action stays: we lose graceful teardown
             // (bottle cleanup still finds the strays), which is not worth aborting for.
             let _ = signal_hook::flag::register(sig, Arc::clone(&flag));

@@ -36,7 +36,9 @@ pub fn home() -> PathBuf {
     if let Some(h) = std::env::var_os("BOTTLE_HOME") {
         return PathBuf::from(h);
     }
-    let base = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp"));
+    let base = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
     base.join(".bottle")
 }
 
@@ -59,7 +61,9 @@ pub fn project(slug: &str) -> String {
 pub fn new_slug(name: &str) -> String {
     const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
     let mut rng = rand::rng();
-    let suffix: String = (0..5).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
+    let suffix: String = (0..5)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect();
     format!("{name}-{suffix}")
 }
 
@@ -67,15 +71,18 @@ pub fn new_slug(name: &str) -> String {
 pub fn valid_slug(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !s.starts_with('-')
 }
 
 /// Read `metadata.json` of a state dir.
 pub fn read_metadata(dir: &Path) -> Result<Metadata> {
     let p = dir.join("metadata.json");
-    let text = std::fs::read_to_string(&p).map_err(|e| Error::io(format!("reading {}", p.display()), e))?;
-    serde_json::from_str(&text).map_err(|e| Error::Bottle(format!("{}: invalid metadata: {e}", p.display())))
+    let text = std::fs::read_to_string(&p)
+        .map_err(|e| Error::io(format!("reading {}", p.display()), e))?;
+    serde_json::from_str(&text)
+        .map_err(|e| Error::Bottle(format!("{}: invalid metadata: {e}", p.display())))
 }
 
 /// Every state dir with readable metadata, sorted by slug.
@@ -96,12 +103,16 @@ pub fn list() -> Vec<(PathBuf, Option<Metadata>)> {
 
 /// The effective uid of this process (owner of `/proc/self`).
 pub fn euid() -> u32 {
-    std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(u32::MAX)
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(u32::MAX)
 }
 
 /// The effective gid of this process.
 pub fn egid() -> u32 {
-    std::fs::metadata("/proc/self").map(|m| m.gid()).unwrap_or(u32::MAX)
+    std::fs::metadata("/proc/self")
+        .map(|m| m.gid())
+        .unwrap_or(u32::MAX)
 }
 
 /// The uid:gid the sidecars run as: the image's 65532 when we are root (we chown what they
@@ -133,7 +144,8 @@ pub fn write_file(p: &Path, contents: &[u8], mode: u32, owner: Option<(u32, u32)
         .mode(mode)
         .open(p)
         .map_err(|e| Error::io(format!("writing {}", p.display()), e))?;
-    f.write_all(contents).map_err(|e| Error::io(format!("writing {}", p.display()), e))?;
+    f.write_all(contents)
+        .map_err(|e| Error::io(format!("writing {}", p.display()), e))?;
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
         .map_err(|e| Error::io(format!("chmod {}", p.display()), e))?;
     chown_if_root(p, owner)
@@ -141,11 +153,19 @@ pub fn write_file(p: &Path, contents: &[u8], mode: u32, owner: Option<(u32, u32)
 
 /// Replace a file atomically (temp file in the same dir + rename), keeping mode and owner.
 pub fn replace_file(p: &Path, contents: &[u8]) -> Result<()> {
-    let meta = std::fs::metadata(p).map_err(|e| Error::io(format!("reading {}", p.display()), e))?;
+    let meta =
+        std::fs::metadata(p).map_err(|e| Error::io(format!("reading {}", p.display()), e))?;
     let dir = p.parent().unwrap_or(Path::new("."));
-    let name = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let owner = if euid() == 0 { Some((meta.uid(), meta.gid())) } else { None };
+    let owner = if euid() == 0 {
+        Some((meta.uid(), meta.gid()))
+    } else {
+        None
+    };
     write_file(&tmp, contents, meta.mode() & 0o7777, owner)?;
     std::fs::rename(&tmp, p).map_err(|e| Error::io(format!("renaming onto {}", p.display()), e))
 }
@@ -178,6 +198,7 @@ pub fn now_rfc3339() -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

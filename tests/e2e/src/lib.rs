@@ -31,12 +31,17 @@ impl Run {
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// The cargo target dir.
 pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"))
 }
 
 /// Run a command with a timeout, capturing output (through files: no pipe deadlocks).
@@ -50,7 +55,9 @@ pub fn run_cmd(mut c: Command, timeout: Duration) -> Run {
     c.stdin(Stdio::null())
         .stdout(std::fs::File::create(&out_p).unwrap())
         .stderr(std::fs::File::create(&err_p).unwrap());
-    let mut child = c.spawn().unwrap_or_else(|e| panic!("cannot run {desc}: {e}"));
+    let mut child = c
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {desc}: {e}"));
     let start = Instant::now();
     let code = loop {
         if let Some(st) = child.try_wait().unwrap() {
@@ -68,9 +75,16 @@ pub fn run_cmd(mut c: Command, timeout: Duration) -> Run {
     let _ = std::fs::remove_file(&out_p);
     let _ = std::fs::remove_file(&err_p);
     if code == -1 && start.elapsed() > timeout {
-        eprintln!("timed out after {}s: {desc}\n{stdout}{stderr}", timeout.as_secs());
+        eprintln!(
+            "timed out after {}s: {desc}\n{stdout}{stderr}",
+            timeout.as_secs()
+        );
     }
-    Run { code, stdout, stderr }
+    Run {
+        code,
+        stdout,
+        stderr,
+    }
 }
 
 /// `docker ARGS` with a 120 s timeout.
@@ -99,7 +113,10 @@ pub fn docker_or_skip(test: &str) -> bool {
     }
     let required = std::env::var_os("BOTTLE_E2E_REQUIRE_DOCKER").is_some_and(|v| v == "1")
         || std::env::var_os("CI").is_some();
-    assert!(!required, "{test}: Docker is required (BOTTLE_E2E_REQUIRE_DOCKER=1 or CI) but not reachable");
+    assert!(
+        !required,
+        "{test}: Docker is required (BOTTLE_E2E_REQUIRE_DOCKER=1 or CI) but not reachable"
+    );
     eprintln!("SKIPPED {test}: no Docker daemon reachable");
     false
 }
@@ -161,7 +178,11 @@ pub struct TempDir(pub PathBuf);
 impl TempDir {
     /// Create one under the system temp dir.
     pub fn new(prefix: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("{prefix}-{}-{:08x}", std::process::id(), rand::random::<u32>()));
+        let p = std::env::temp_dir().join(format!(
+            "{prefix}-{}-{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
         std::fs::create_dir_all(&p).unwrap();
         TempDir(p)
     }
@@ -178,8 +199,13 @@ impl Drop for TempDir {
 }
 
 /// Names the origin's certificate covers (all pinned to the origin's address).
-pub const ORIGIN_NAMES: &[&str] =
-    &["origin.e2e.test", "api.e2e.test", "other.e2e.test", "late.e2e.test", "badedit.e2e.test"];
+pub const ORIGIN_NAMES: &[&str] = &[
+    "origin.e2e.test",
+    "api.e2e.test",
+    "other.e2e.test",
+    "late.e2e.test",
+    "badedit.e2e.test",
+];
 
 /// The echo origin, in a container on a network of its own (`upstream_networks` of the
 /// manifest joins egress to it; the agent never is).
@@ -197,17 +223,40 @@ pub struct Origin {
 impl Origin {
     /// Start it and wait until its CA is written and it answers.
     pub fn start() -> Origin {
-        let tag = format!("{}-{:06x}", std::process::id(), rand::random::<u32>() & 0xff_ffff);
+        let tag = format!(
+            "{}-{:06x}",
+            std::process::id(),
+            rand::random::<u32>() & 0xff_ffff
+        );
         let network = format!("bottle-e2e-up-{tag}");
         let container = format!("bottle-e2e-origin-{tag}");
         let r = docker(&["network", "create", "--label", "bottle-e2e=1", &network]);
         assert_eq!(r.code, 0, "docker network create: {}", r.all());
         let tls = TempDir::new("bottle-e2e-tls");
-        std::fs::set_permissions(tls.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+        std::fs::set_permissions(
+            tls.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        )
+        .unwrap();
         let vol = format!("{}:/tls", tls.path().display());
         let mut args = vec![
-            "run", "-d", "--name", &container, "--network", &network, "--label", "bottle-e2e=1", "-v", &vol,
-            "bottle-echo-origin:latest", "--http", "0.0.0.0:80", "--https", "0.0.0.0:443", "--tls-dir", "/tls",
+            "run",
+            "-d",
+            "--name",
+            &container,
+            "--network",
+            &network,
+            "--label",
+            "bottle-e2e=1",
+            "-v",
+            &vol,
+            "bottle-echo-origin:latest",
+            "--http",
+            "0.0.0.0:80",
+            "--https",
+            "0.0.0.0:443",
+            "--tls-dir",
+            "/tls",
         ];
         for n in ORIGIN_NAMES {
             args.push("--name");
@@ -215,13 +264,25 @@ impl Origin {
         }
         let r = docker(&args);
         assert_eq!(r.code, 0, "docker run echo origin: {}", r.all());
-        let ip = docker(&["inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", &container])
-            .stdout
-            .trim()
-            .to_string();
-        let o = Origin { container, network, ip, tls };
+        let ip = docker(&[
+            "inspect",
+            "--format",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            &container,
+        ])
+        .stdout
+        .trim()
+        .to_string();
+        let o = Origin {
+            container,
+            network,
+            ip,
+            tls,
+        };
         let start = Instant::now();
-        while !(o.tls.path().join("ca.crt").is_file() && docker(&["logs", &o.container]).stdout.contains("https=")) {
+        while !(o.tls.path().join("ca.crt").is_file()
+            && docker(&["logs", &o.container]).stdout.contains("https="))
+        {
             assert!(
                 start.elapsed() < Duration::from_secs(30),
                 "echo origin did not start: {}",
@@ -262,7 +323,10 @@ pub struct Home {
 impl Home {
     /// A fresh home.
     pub fn new() -> Home {
-        Home { dir: TempDir::new("bottle-e2e-home"), env: Vec::new() }
+        Home {
+            dir: TempDir::new("bottle-e2e-home"),
+            env: Vec::new(),
+        }
     }
 
     /// `bottle ARGS` with this home, captured, with a timeout.
@@ -285,7 +349,11 @@ impl Home {
     /// Slugs with a state dir.
     pub fn slugs(&self) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(self.dir.path().join("state"))
-            .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect())
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .collect()
+            })
             .unwrap_or_default();
         v.sort();
         v
@@ -309,7 +377,10 @@ pub fn project_objects(project: &str) -> Vec<String> {
     let mut out = Vec::new();
     for (kind, args) in [
         ("container", vec!["ps", "-aq", "--filter", f.as_str()]),
-        ("network", vec!["network", "ls", "-q", "--filter", f.as_str()]),
+        (
+            "network",
+            vec!["network", "ls", "-q", "--filter", f.as_str()],
+        ),
         ("volume", vec!["volume", "ls", "-q", "--filter", f.as_str()]),
     ] {
         for id in docker(&args).stdout.split_whitespace() {
@@ -322,10 +393,17 @@ pub fn project_objects(project: &str) -> Vec<String> {
 /// The agent container of a project.
 pub fn agent_container(project: &str) -> String {
     let f1 = format!("label=com.docker.compose.project={project}");
-    docker(&["ps", "-q", "--filter", &f1, "--filter", "label=com.docker.compose.service=agent"])
-        .stdout
-        .trim()
-        .to_string()
+    docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &f1,
+        "--filter",
+        "label=com.docker.compose.service=agent",
+    ])
+    .stdout
+    .trim()
+    .to_string()
 }
 
 /// Run a shell snippet in the agent container (as the image's user).

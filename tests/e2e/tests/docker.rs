@@ -37,15 +37,25 @@ impl Checks {
     }
 
     fn finish(self, what: &str) {
-        eprintln!("{what}: {} passed, {} failed", self.passed, self.failed.len());
-        assert!(self.failed.is_empty(), "{what}: failed checks:\n{}", self.failed.join("\n---\n"));
+        eprintln!(
+            "{what}: {} passed, {} failed",
+            self.passed,
+            self.failed.len()
+        );
+        assert!(
+            self.failed.is_empty(),
+            "{what}: failed checks:\n{}",
+            self.failed.join("\n---\n")
+        );
     }
 }
 
 fn manifest(origin: &Origin, extra: &str) -> String {
     let mut m = String::from("name: e2e\nimage: bottle-agent-test:latest\n");
     m.push_str("allow:\n  - origin.e2e.test\n");
-    m.push_str("routes:\n  - host: api.e2e.test\n    auth: {scheme: bearer, token_from: E2E_API_TOKEN}\n");
+    m.push_str(
+        "routes:\n  - host: api.e2e.test\n    auth: {scheme: bearer, token_from: E2E_API_TOKEN}\n",
+    );
     m.push_str("resolve:\n");
     for n in ORIGIN_NAMES {
         m.push_str(&format!("  {n}: {}\n", origin.ip));
@@ -64,11 +74,23 @@ fn write_manifest(home: &Home, text: &str) -> String {
 }
 
 fn new_secret() -> String {
-    format!("e2e-secret-{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>())
+    format!(
+        "e2e-secret-{:016x}{:016x}",
+        rand::random::<u64>(),
+        rand::random::<u64>()
+    )
 }
 
 fn http_code(r: &Run) -> String {
-    r.stdout.trim().chars().rev().take(3).collect::<String>().chars().rev().collect()
+    r.stdout
+        .trim()
+        .chars()
+        .rev()
+        .take(3)
+        .collect::<String>()
+        .chars()
+        .rev()
+        .collect()
 }
 
 fn status_of(state: &Path, component: &str) -> serde_json::Value {
@@ -79,13 +101,19 @@ fn status_of(state: &Path, component: &str) -> serde_json::Value {
 }
 
 fn started_at(container: &str) -> String {
-    docker(&["inspect", "--format", "{{.State.StartedAt}}", container]).stdout.trim().to_string()
+    docker(&["inspect", "--format", "{{.State.StartedAt}}", container])
+        .stdout
+        .trim()
+        .to_string()
 }
 
 fn service_container(project: &str, service: &str) -> String {
     let f1 = format!("label=com.docker.compose.project={project}");
     let f2 = format!("label=com.docker.compose.service={service}");
-    docker(&["ps", "-q", "--filter", &f1, "--filter", &f2]).stdout.trim().to_string()
+    docker(&["ps", "-q", "--filter", &f1, "--filter", &f2])
+        .stdout
+        .trim()
+        .to_string()
 }
 
 /// Manifest errors come back with file:line and a suggestion, without Docker.
@@ -108,7 +136,11 @@ fn manifest_errors_have_lines_and_suggestions() {
         let r = home.bottle(&["render", &p], SHORT);
         assert_eq!(r.code, 2, "expected exit 2 for {text:?}: {}", r.all());
         for w in *wants {
-            assert!(r.stderr.contains(w), "expected {w:?} in error for {text:?}, got: {}", r.stderr);
+            assert!(
+                r.stderr.contains(w),
+                "expected {w:?} in error for {text:?}, got: {}",
+                r.stderr
+            );
         }
     }
     // A valid manifest renders, with the secret's name but never its value.
@@ -120,7 +152,10 @@ fn manifest_errors_have_lines_and_suggestions() {
     let r = home.bottle(&["render", &p], SHORT);
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(r.stdout.contains("BOTTLE_TOKEN_0"));
-    assert!(!r.stdout.contains(&secret), "secret value in rendered compose file");
+    assert!(
+        !r.stdout.contains(&secret),
+        "secret value in rendered compose file"
+    );
 }
 
 /// Every Docker scenario, in order.
@@ -132,7 +167,10 @@ fn docker_end_to_end() {
     let t0 = Instant::now();
     require_images();
     let origin = Origin::start();
-    eprintln!("origin {} at {} on {}", origin.container, origin.ip, origin.network);
+    eprintln!(
+        "origin {} at {} on {}",
+        origin.container, origin.ip, origin.network
+    );
     let secret = new_secret();
     let mut home = Home::new();
     home.env.push(("E2E_API_TOKEN".into(), secret.clone()));
@@ -164,76 +202,174 @@ fn detached_bottle(home: &Home, origin: &Origin, mpath: &str, secret: &str) {
         use std::os::unix::fs::PermissionsExt;
         m.permissions().mode() & 0o777
     });
-    c.check("CA key is mode 0600", matches!(key_mode, Ok(0o600)), || format!("{key_mode:?}"));
-    let compose_text = std::fs::read_to_string(state.join("docker-compose.yml")).unwrap_or_default();
-    c.check("docker-compose.yml names the secret, never holds it", !compose_text.contains(secret) && compose_text.contains("BOTTLE_TOKEN_0"), || "secret value or slot missing".into());
+    c.check("CA key is mode 0600", matches!(key_mode, Ok(0o600)), || {
+        format!("{key_mode:?}")
+    });
+    let compose_text =
+        std::fs::read_to_string(state.join("docker-compose.yml")).unwrap_or_default();
+    c.check(
+        "docker-compose.yml names the secret, never holds it",
+        !compose_text.contains(secret) && compose_text.contains("BOTTLE_TOKEN_0"),
+        || "secret value or slot missing".into(),
+    );
     let mut on_disk = String::new();
-    for sub in ["live-config/allowlist", "live-config/routes.yaml", "metadata.json"] {
+    for sub in [
+        "live-config/allowlist",
+        "live-config/routes.yaml",
+        "metadata.json",
+    ] {
         on_disk.push_str(&std::fs::read_to_string(state.join(sub)).unwrap_or_default());
     }
-    c.check("no secret anywhere in the state dir files", !on_disk.contains(secret), || "secret on disk".into());
+    c.check(
+        "no secret anywhere in the state dir files",
+        !on_disk.contains(secret),
+        || "secret on disk".into(),
+    );
 
     // --- allowed origin through pipelock and egress, with the bottle CA
     let r = sh("curl -sS --max-time 30 'https://origin.e2e.test/hello?x=1'");
-    let json: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap_or(serde_json::Value::Null);
-    c.check("agent reaches the allowed HTTPS origin", r.code == 0 && json["path"] == "/hello", || r.all());
-    c.check("origin saw TLS from egress", json["tls"] == true, || r.stdout.clone());
-    let r = sh("curl -sS --max-time 30 -o /dev/null -w '%{http_code}' http://origin.e2e.test/plain");
-    c.check("agent reaches the allowed plain-HTTP origin", http_code(&r) == "200", || r.all());
+    let json: serde_json::Value =
+        serde_json::from_str(r.stdout.trim()).unwrap_or(serde_json::Value::Null);
+    c.check(
+        "agent reaches the allowed HTTPS origin",
+        r.code == 0 && json["path"] == "/hello",
+        || r.all(),
+    );
+    c.check("origin saw TLS from egress", json["tls"] == true, || {
+        r.stdout.clone()
+    });
+    let r =
+        sh("curl -sS --max-time 30 -o /dev/null -w '%{http_code}' http://origin.e2e.test/plain");
+    c.check(
+        "agent reaches the allowed plain-HTTP origin",
+        http_code(&r) == "200",
+        || r.all(),
+    );
 
     // --- credential injection: the origin sees it, the agent never does
     let r = sh("curl -sS --max-time 30 -D - -H 'Authorization: Bearer agent-fake-token' https://api.e2e.test/reflect");
     let lower = r.stdout.to_ascii_lowercase();
-    c.check("origin received an injected credential (reflect count 1)", r.code == 0 && lower.contains("x-reflect-count: 1"), || r.all());
-    c.check("the agent's own credential was stripped", !r.stdout.contains("agent-fake-token"), || r.stdout.clone());
+    c.check(
+        "origin received an injected credential (reflect count 1)",
+        r.code == 0 && lower.contains("x-reflect-count: 1"),
+        || r.all(),
+    );
+    c.check(
+        "the agent's own credential was stripped",
+        !r.stdout.contains("agent-fake-token"),
+        || r.stdout.clone(),
+    );
     for s in secret_spellings(secret) {
-        c.check("no spelling of the secret in the reflected response", !r.all().contains(&s), || format!("found {s}"));
+        c.check(
+            "no spelling of the secret in the reflected response",
+            !r.all().contains(&s),
+            || format!("found {s}"),
+        );
     }
     let r = sh("curl -sS --max-time 30 https://api.e2e.test/echo");
-    c.check("secret scrubbed from the echoed request", r.code == 0 && !r.all().contains(secret), || r.all());
+    c.check(
+        "secret scrubbed from the echoed request",
+        r.code == 0 && !r.all().contains(secret),
+        || r.all(),
+    );
     let logs = origin.logs();
     if logs.contains("\"headers\"") {
-        c.check("origin log shows the injected credential", logs.contains(&format!("Bearer {secret}")), || "not in origin log".into());
+        c.check(
+            "origin log shows the injected credential",
+            logs.contains(&format!("Bearer {secret}")),
+            || "not in origin log".into(),
+        );
     } else {
         eprintln!("  note: echo-origin does not log requests; reflect count is the evidence");
     }
     let r = sh("env; tr '\\0' '\\n' < /proc/1/environ");
-    c.check("secret not in the agent's environment", !r.all().contains(secret), || "found in env".into());
+    c.check(
+        "secret not in the agent's environment",
+        !r.all().contains(secret),
+        || "found in env".into(),
+    );
     let r = sh(&format!(
         "grep -rlsF -e '{secret}' / --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev; echo grep_rc=$?"
     ));
-    c.check("secret not in any file the agent can read", r.stdout.contains("grep_rc=1"), || r.all());
+    c.check(
+        "secret not in any file the agent can read",
+        r.stdout.contains("grep_rc=1"),
+        || r.all(),
+    );
     let r = sh("printf '%s\\n' \"$HTTPS_PROXY\" \"$NO_PROXY\" \"$SSL_CERT_FILE\" \"$NODE_EXTRA_CA_CERTS\" \"$GIT_CONFIG_COUNT\"");
     c.check(
         "agent runtime contract env",
-        r.stdout.contains("http://pipelock:8888") && r.stdout.contains("git-gate,localhost,127.0.0.1") && r.stdout.contains("/etc/bottle-ca/bundle.pem") && r.stdout.contains("/etc/bottle-ca/ca.crt"),
+        r.stdout.contains("http://pipelock:8888")
+            && r.stdout.contains("git-gate,localhost,127.0.0.1")
+            && r.stdout.contains("/etc/bottle-ca/bundle.pem")
+            && r.stdout.contains("/etc/bottle-ca/ca.crt"),
         || r.all(),
     );
     let r = sh("test -e /etc/bottle-ca/ca.key; echo key=$?; ls /etc/bottle-ca");
-    c.check("CA key not visible to the agent", r.stdout.contains("key=1"), || r.all());
+    c.check(
+        "CA key not visible to the agent",
+        r.stdout.contains("key=1"),
+        || r.all(),
+    );
 
     // --- what the agent cannot reach
     let r = sh("curl -sS --max-time 20 -o /dev/null -w '%{http_code}' https://other.e2e.test/; echo \" rc=$?\"");
-    c.check("non-allowed HTTPS host refused", !r.stdout.contains("rc=0") || r.stdout.contains("403"), || r.all());
+    c.check(
+        "non-allowed HTTPS host refused",
+        !r.stdout.contains("rc=0") || r.stdout.contains("403"),
+        || r.all(),
+    );
     let r = sh("curl -sS --max-time 20 -i http://other.e2e.test/");
     c.check(
         "non-allowed HTTP host: 403 with X-Bottle-Blocked and a hint",
-        r.stdout.contains("403") && r.stdout.to_ascii_lowercase().contains("x-bottle-blocked") && r.stdout.contains("bottle allow other.e2e.test"),
+        r.stdout.contains("403")
+            && r.stdout.to_ascii_lowercase().contains("x-bottle-blocked")
+            && r.stdout.contains("bottle allow other.e2e.test"),
         || r.all(),
     );
     let ip = &origin.ip;
-    let r = sh(&format!("curl -sS --max-time 20 -o /dev/null -w '%{{http_code}}' http://{ip}/; echo \" rc=$?\""));
-    c.check("origin by IP through the proxy refused", r.stdout.contains("403") || !r.stdout.contains("rc=0"), || r.all());
-    let r = sh(&format!("curl -sS --max-time 20 https://{ip}/ ; echo \" rc=$?\""));
-    c.check("origin by IP over HTTPS refused", !r.stdout.contains(" rc=0"), || r.all());
-    let r = sh(&format!("curl -sS --noproxy '*' --connect-timeout 5 --max-time 8 http://{ip}/; echo \" rc=$?\""));
-    c.check("origin (git upstream side) by IP without proxy: no route", !r.stdout.contains(" rc=0"), || r.all());
+    let r = sh(&format!(
+        "curl -sS --max-time 20 -o /dev/null -w '%{{http_code}}' http://{ip}/; echo \" rc=$?\""
+    ));
+    c.check(
+        "origin by IP through the proxy refused",
+        r.stdout.contains("403") || !r.stdout.contains("rc=0"),
+        || r.all(),
+    );
+    let r = sh(&format!(
+        "curl -sS --max-time 20 https://{ip}/ ; echo \" rc=$?\""
+    ));
+    c.check(
+        "origin by IP over HTTPS refused",
+        !r.stdout.contains(" rc=0"),
+        || r.all(),
+    );
+    let r = sh(&format!(
+        "curl -sS --noproxy '*' --connect-timeout 5 --max-time 8 http://{ip}/; echo \" rc=$?\""
+    ));
+    c.check(
+        "origin (git upstream side) by IP without proxy: no route",
+        !r.stdout.contains(" rc=0"),
+        || r.all(),
+    );
     let r = sh("curl -sS --noproxy '*' --connect-timeout 5 --max-time 8 http://egress:9099/; echo \" rc=$?\"");
-    c.check("egress not addressable directly", !r.stdout.contains(" rc=0"), || r.all());
+    c.check(
+        "egress not addressable directly",
+        !r.stdout.contains(" rc=0"),
+        || r.all(),
+    );
     let r = sh("curl -sS --max-time 20 -o /dev/null -w '%{http_code}' http://egress:9099/; echo \" rc=$?\"");
-    c.check("egress not reachable through pipelock", !r.stdout.contains("200"), || r.all());
+    c.check(
+        "egress not reachable through pipelock",
+        !r.stdout.contains("200"),
+        || r.all(),
+    );
     let r = sh("curl -sS --max-time 20 -o /dev/null -w '%{http_code}' http://pipelock:9090/metrics; echo \" rc=$?\"");
-    c.check("pipelock admin port through the proxy refused", !r.stdout.contains("200"), || r.all());
+    c.check(
+        "pipelock admin port through the proxy refused",
+        !r.stdout.contains("200"),
+        || r.all(),
+    );
 
     // the host: a listener on every host address; the agent must not connect to it
     let listener = TcpListener::bind("0.0.0.0:0").unwrap();
@@ -254,10 +390,42 @@ fn detached_bottle(home: &Home, origin: &Origin, mpath: &str, secret: &str) {
         }
     });
     let bottle_net = format!("{project}_bottle");
-    let gw = docker(&["network", "inspect", "--format", "{{range .IPAM.Config}}{{.Gateway}}{{end}}", &bottle_net]).stdout.trim().to_string();
-    let docker0 = docker(&["network", "inspect", "--format", "{{range .IPAM.Config}}{{.Gateway}}{{end}}", "bridge"]).stdout.trim().to_string();
-    let up_gw = docker(&["network", "inspect", "--format", "{{range .IPAM.Config}}{{.Gateway}}{{end}}", &origin.network]).stdout.trim().to_string();
-    let mut targets: Vec<String> = vec![gw.clone(), docker0.clone(), up_gw.clone(), "host.docker.internal".into()];
+    let gw = docker(&[
+        "network",
+        "inspect",
+        "--format",
+        "{{range .IPAM.Config}}{{.Gateway}}{{end}}",
+        &bottle_net,
+    ])
+    .stdout
+    .trim()
+    .to_string();
+    let docker0 = docker(&[
+        "network",
+        "inspect",
+        "--format",
+        "{{range .IPAM.Config}}{{.Gateway}}{{end}}",
+        "bridge",
+    ])
+    .stdout
+    .trim()
+    .to_string();
+    let up_gw = docker(&[
+        "network",
+        "inspect",
+        "--format",
+        "{{range .IPAM.Config}}{{.Gateway}}{{end}}",
+        &origin.network,
+    ])
+    .stdout
+    .trim()
+    .to_string();
+    let mut targets: Vec<String> = vec![
+        gw.clone(),
+        docker0.clone(),
+        up_gw.clone(),
+        "host.docker.internal".into(),
+    ];
     targets.retain(|t| !t.is_empty());
     let script: String = targets
         .iter()
@@ -265,28 +433,61 @@ fn detached_bottle(home: &Home, origin: &Origin, mpath: &str, secret: &str) {
         .collect();
     let r = sh(&script);
     let reached = hits.load(Ordering::SeqCst);
-    c.check("the host is unreachable (gateway, docker0, other bridges)", reached == 0 && !r.stdout.contains(" rc=0"), || format!("listener hits {reached}; {}", r.all()));
+    c.check(
+        "the host is unreachable (gateway, docker0, other bridges)",
+        reached == 0 && !r.stdout.contains(" rc=0"),
+        || format!("listener hits {reached}; {}", r.all()),
+    );
     let r = sh(&format!("curl -sS --max-time 10 -o /dev/null -w '%{{http_code}}' http://{docker0}:{port}/; echo \" rc=$?\""));
-    c.check("the host is unreachable through the proxy", hits.load(Ordering::SeqCst) == 0 && !r.stdout.contains("200"), || r.all());
+    c.check(
+        "the host is unreachable through the proxy",
+        hits.load(Ordering::SeqCst) == 0 && !r.stdout.contains("200"),
+        || r.all(),
+    );
     stop.store(true, Ordering::SeqCst);
     let _ = th.join();
 
     let r = sh("test -e /var/run/docker.sock || test -e /run/docker.sock; echo sock=$?; curl -sS --noproxy '*' --connect-timeout 4 http://172.17.0.1:2375/version; echo \" rc=$?\"");
-    c.check("no Docker socket, no Docker TCP API", r.stdout.contains("sock=1") && !r.stdout.contains(" rc=0"), || r.all());
+    c.check(
+        "no Docker socket, no Docker TCP API",
+        r.stdout.contains("sock=1") && !r.stdout.contains(" rc=0"),
+        || r.all(),
+    );
     let r = sh("for p in 80 443 22 53 8080; do curl -sS --noproxy '*' --connect-timeout 3 --max-time 4 -o /dev/null http://1.1.1.1:$p/; echo \"port $p rc=$?\"; done; nc -z -w 3 8.8.8.8 53; echo \"nc rc=$?\"");
-    c.check("no internet on any port without the proxy", !r.stdout.contains(" rc=0"), || r.all());
+    c.check(
+        "no internet on any port without the proxy",
+        !r.stdout.contains(" rc=0"),
+        || r.all(),
+    );
     let r = sh("curl -sS --max-time 20 -o /dev/null -w '%{http_code}' http://1.1.1.1:8080/; echo \" rc=$?\"; curl -sS --max-time 20 -o /dev/null -w '%{http_code}' https://example.com/; echo \" rc=$?\"");
-    c.check("no internet through the proxy for unlisted hosts", !r.stdout.contains("200"), || r.all());
+    c.check(
+        "no internet through the proxy for unlisted hosts",
+        !r.stdout.contains("200"),
+        || r.all(),
+    );
     let r = sh("timeout 8 getent hosts example.com; echo \"getent rc=$?\"; dig +time=2 +tries=1 +short example.com; echo \"dig rc=$?\"; dig +time=2 +tries=1 +short @8.8.8.8 example.com; echo \"dig8 rc=$?\"; timeout 8 getent hosts origin.e2e.test; echo \"pinned rc=$?\"");
-    let no_answer = !r.stdout.contains("getent rc=0") && !r.stdout.contains("pinned rc=0") && !r.stdout.lines().any(|l| l.parse::<std::net::IpAddr>().is_ok());
-    c.check("external names do not resolve in the agent (no DNS out)", no_answer, || r.all());
+    let no_answer = !r.stdout.contains("getent rc=0")
+        && !r.stdout.contains("pinned rc=0")
+        && !r
+            .stdout
+            .lines()
+            .any(|l| l.parse::<std::net::IpAddr>().is_ok());
+    c.check(
+        "external names do not resolve in the agent (no DNS out)",
+        no_answer,
+        || r.all(),
+    );
 
     // --- bottle allow: live, no restart, in-flight transfer survives
     let pipelock = service_container(&project, "pipelock");
     let egress = service_container(&project, "egress");
     let (p_start, e_start) = (started_at(&pipelock), started_at(&egress));
     let r = sh("curl -sS --max-time 20 -o /dev/null -w '%{http_code}' http://late.e2e.test/");
-    c.check("late.e2e.test refused before allow", http_code(&r) == "403", || r.all());
+    c.check(
+        "late.e2e.test refused before allow",
+        http_code(&r) == "403",
+        || r.all(),
+    );
     let r = docker(&[
         "exec", "-d", &agent, "sh", "-c",
         "curl -sS --max-time 120 'https://origin.e2e.test/slow-body?chunks=16&ms=500' > /tmp/long.out 2>&1; echo \"rc=$?\" >> /tmp/long.out",
@@ -294,10 +495,22 @@ fn detached_bottle(home: &Home, origin: &Origin, mpath: &str, secret: &str) {
     c.check("long download started", r.code == 0, || r.all());
     std::thread::sleep(Duration::from_millis(1500));
     let r = home.bottle(&["allow", "late.e2e.test", "--bottle", &slug], SHORT);
-    c.check("bottle allow late.e2e.test succeeds", r.code == 0 && r.stderr.contains("allowed"), || r.all());
+    c.check(
+        "bottle allow late.e2e.test succeeds",
+        r.code == 0 && r.stderr.contains("allowed"),
+        || r.all(),
+    );
     let r = sh("curl -sS --max-time 20 -o /dev/null -w '%{http_code}' https://late.e2e.test/");
-    c.check("late.e2e.test reachable after allow", http_code(&r) == "200", || r.all());
-    c.check("sidecars were not restarted", started_at(&pipelock) == p_start && started_at(&egress) == e_start, || "StartedAt changed".into());
+    c.check(
+        "late.e2e.test reachable after allow",
+        http_code(&r) == "200",
+        || r.all(),
+    );
+    c.check(
+        "sidecars were not restarted",
+        started_at(&pipelock) == p_start && started_at(&egress) == e_start,
+        || "StartedAt changed".into(),
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut long = String::new();
     while Instant::now() < deadline {
@@ -307,23 +520,47 @@ fn detached_bottle(home: &Home, origin: &Origin, mpath: &str, secret: &str) {
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-    c.check("download started before the reload completed intact", long.contains("chunk-15") && long.contains("rc=0"), || long.clone());
+    c.check(
+        "download started before the reload completed intact",
+        long.contains("chunk-15") && long.contains("rc=0"),
+        || long.clone(),
+    );
     let r = home.bottle(&["allow", "other.e2e.test"], SHORT);
-    c.check("bottle allow without --bottle picks the only running bottle", r.code == 0, || r.all());
+    c.check(
+        "bottle allow without --bottle picks the only running bottle",
+        r.code == 0,
+        || r.all(),
+    );
     let r = sh("curl -sS --max-time 20 -o /dev/null -w '%{http_code}' https://other.e2e.test/");
-    c.check("other.e2e.test reachable after allow", http_code(&r) == "200", || r.all());
+    c.check(
+        "other.e2e.test reachable after allow",
+        http_code(&r) == "200",
+        || r.all(),
+    );
     let before = std::fs::read_to_string(state.join("live-config/allowlist")).unwrap_or_default();
     let r = home.bottle(&["allow", "bad host!", "--bottle", &slug], SHORT);
     let after = std::fs::read_to_string(state.join("live-config/allowlist")).unwrap_or_default();
-    c.check("bottle allow rejects an invalid entry, file untouched", r.code == 2 && before == after, || r.all());
+    c.check(
+        "bottle allow rejects an invalid entry, file untouched",
+        r.code == 2 && before == after,
+        || r.all(),
+    );
 
     // --- a bad edit on disk + SIGHUP keeps the old allowlist
-    let gen_p = status_of(&state, "pipelock")["generation"].as_u64().unwrap_or(0);
-    let gen_e = status_of(&state, "egress")["generation"].as_u64().unwrap_or(0);
+    let gen_p = status_of(&state, "pipelock")["generation"]
+        .as_u64()
+        .unwrap_or(0);
+    let gen_e = status_of(&state, "egress")["generation"]
+        .as_u64()
+        .unwrap_or(0);
     {
         use std::io::Write;
-        let mut f = std::fs::OpenOptions::new().append(true).open(state.join("live-config/allowlist")).unwrap();
-        f.write_all(b"badedit.e2e.test\nthis is not a host !!\n").unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(state.join("live-config/allowlist"))
+            .unwrap();
+        f.write_all(b"badedit.e2e.test\nthis is not a host !!\n")
+            .unwrap();
     }
     let _ = docker(&["kill", "-s", "HUP", &pipelock, &egress]);
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -336,25 +573,55 @@ fn detached_bottle(home: &Home, origin: &Origin, mpath: &str, secret: &str) {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    c.check("both sidecars report the bad reload in their status file", sp["last_error"].is_string() && se["last_error"].is_string(), || format!("{sp} {se}"));
-    c.check("generation unchanged after a bad reload", sp["generation"].as_u64() == Some(gen_p) && se["generation"].as_u64() == Some(gen_e), || format!("{sp} {se}"));
+    c.check(
+        "both sidecars report the bad reload in their status file",
+        sp["last_error"].is_string() && se["last_error"].is_string(),
+        || format!("{sp} {se}"),
+    );
+    c.check(
+        "generation unchanged after a bad reload",
+        sp["generation"].as_u64() == Some(gen_p) && se["generation"].as_u64() == Some(gen_e),
+        || format!("{sp} {se}"),
+    );
     let r = sh("curl -sS --max-time 20 -o /dev/null -w '%{http_code}' https://badedit.e2e.test/; echo \" rc=$?\"");
-    c.check("host from the bad edit stays refused", !r.stdout.contains("200"), || r.all());
+    c.check(
+        "host from the bad edit stays refused",
+        !r.stdout.contains("200"),
+        || r.all(),
+    );
     let r = sh("curl -sS --max-time 20 -o /dev/null -w '%{http_code}' https://late.e2e.test/");
-    c.check("old allowlist still active after the bad edit", http_code(&r) == "200", || r.all());
+    c.check(
+        "old allowlist still active after the bad edit",
+        http_code(&r) == "200",
+        || r.all(),
+    );
     std::fs::write(state.join("live-config/allowlist"), &after).unwrap();
     let _ = docker(&["kill", "-s", "HUP", &pipelock, &egress]);
 
     // --- ls, logs, stop
     let r = home.bottle(&["ls"], SHORT);
-    c.check("bottle ls shows the bottle running", r.stdout.contains(&slug) && r.stdout.contains("running"), || r.all());
+    c.check(
+        "bottle ls shows the bottle running",
+        r.stdout.contains(&slug) && r.stdout.contains("running"),
+        || r.all(),
+    );
     let r = home.bottle(&["logs", &slug], SHORT);
-    c.check("bottle logs shows sidecar logs", r.code == 0 && r.stdout.contains("pipelock") && r.stdout.contains("egress"), || r.all());
+    c.check(
+        "bottle logs shows sidecar logs",
+        r.code == 0 && r.stdout.contains("pipelock") && r.stdout.contains("egress"),
+        || r.all(),
+    );
     let r = home.bottle(&["stop", &slug], START);
     c.check("bottle stop succeeds", r.code == 0, || r.all());
     let left = project_objects(&project);
-    c.check("stop leaves no container, network or volume", left.is_empty(), || format!("{left:?}"));
-    c.check("stop removes the state dir", !state.exists(), || state.display().to_string());
+    c.check(
+        "stop leaves no container, network or volume",
+        left.is_empty(),
+        || format!("{left:?}"),
+    );
+    c.check("stop removes the state dir", !state.exists(), || {
+        state.display().to_string()
+    });
     c.finish("detached bottle");
 }
 
@@ -362,29 +629,70 @@ fn attached_runs(home: &Home, mpath: &str) {
     let mut c = Checks::default();
     // failing agent: exit code propagates, state kept with compose.log, nothing left running
     let r = home.bottle(
-        &["start", mpath, "--", "sh", "-c", "curl -sS -o /dev/null -w '%{http_code}\\n' https://origin.e2e.test/ ; exit 3"],
+        &[
+            "start",
+            mpath,
+            "--",
+            "sh",
+            "-c",
+            "curl -sS -o /dev/null -w '%{http_code}\\n' https://origin.e2e.test/ ; exit 3",
+        ],
         START,
     );
-    c.check("failing agent's exit code is the launcher's", r.code == 3, || r.all());
-    c.check("the agent ran attached (its output reached the terminal)", r.stdout.contains("200"), || r.all());
+    c.check(
+        "failing agent's exit code is the launcher's",
+        r.code == 3,
+        || r.all(),
+    );
+    c.check(
+        "the agent ran attached (its output reached the terminal)",
+        r.stdout.contains("200"),
+        || r.all(),
+    );
     let slugs = home.slugs();
-    c.check("state dir kept after a failure", slugs.len() == 1, || format!("{slugs:?}"));
+    c.check("state dir kept after a failure", slugs.len() == 1, || {
+        format!("{slugs:?}")
+    });
     if let Some(slug) = slugs.first() {
         let state = home.state(slug);
-        c.check("launcher said where the state is", r.stderr.contains(&state.display().to_string()), || r.stderr.clone());
+        c.check(
+            "launcher said where the state is",
+            r.stderr.contains(&state.display().to_string()),
+            || r.stderr.clone(),
+        );
         let log = std::fs::read_to_string(state.join("compose.log")).unwrap_or_default();
-        c.check("compose.log holds pipelock, egress and agent logs", log.contains("pipelock") && log.contains("egress") && log.contains("agent"), || log.chars().take(2000).collect());
-        c.check("compose.log has timestamps", log.lines().any(|l| l.contains("T") && l.contains("Z ")), || log.chars().take(500).collect());
+        c.check(
+            "compose.log holds pipelock, egress and agent logs",
+            log.contains("pipelock") && log.contains("egress") && log.contains("agent"),
+            || log.chars().take(2000).collect(),
+        );
+        c.check(
+            "compose.log has timestamps",
+            log.lines().any(|l| l.contains("T") && l.contains("Z ")),
+            || log.chars().take(500).collect(),
+        );
         let left = project_objects(&format!("bottle-{slug}"));
-        c.check("teardown after failure leaves no container, network or volume", left.is_empty(), || format!("{left:?}"));
+        c.check(
+            "teardown after failure leaves no container, network or volume",
+            left.is_empty(),
+            || format!("{left:?}"),
+        );
         let _ = std::fs::remove_dir_all(&state);
     }
     // successful agent: state removed, nothing left
     let r = home.bottle(&["start", mpath, "--", "true"], START);
     c.check("successful agent exits 0", r.code == 0, || r.all());
-    c.check("state dir removed after success", home.slugs().is_empty(), || format!("{:?}", home.slugs()));
+    c.check(
+        "state dir removed after success",
+        home.slugs().is_empty(),
+        || format!("{:?}", home.slugs()),
+    );
     let left = docker(&["ps", "-aq", "--filter", "label=org.bottle.slug"]).stdout;
-    c.check("no bottle container left after success", left.trim().is_empty(), || left.clone());
+    c.check(
+        "no bottle container left after success",
+        left.trim().is_empty(),
+        || left.clone(),
+    );
     c.finish("attached runs");
 }
 
@@ -393,7 +701,15 @@ fn wait_for_agent(home: &Home) -> Option<String> {
     while Instant::now() < deadline {
         if let Some(slug) = home.slugs().first() {
             let a = agent_container(&format!("bottle-{slug}"));
-            if !a.is_empty() && agent_sh(&a, "pgrep -f 'sleep 300' >/dev/null && echo up", SHORT).stdout.contains("up") {
+            if !a.is_empty()
+                && agent_sh(
+                    &a,
+                    "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done | grep -q '^sleep 300' && echo up",
+                    SHORT,
+                )
+                    .stdout
+                    .contains("up")
+            {
                 return Some(slug.clone());
             }
         }
@@ -405,10 +721,17 @@ fn wait_for_agent(home: &Home) -> Option<String> {
 fn interrupted_and_killed(home: &Home, mpath: &str) {
     let mut c = Checks::default();
     // Ctrl-C (SIGINT to the launcher): teardown still happens, state kept.
-    let mut child = home.command(&["start", mpath, "--", "sleep", "300"]).env("NO_COLOR", "1").stdin(std::process::Stdio::null()).spawn().unwrap();
+    let mut child = home
+        .command(&["start", mpath, "--", "sleep", "300"])
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let slug = wait_for_agent(home);
     c.check("interrupted bottle came up", slug.is_some(), String::new);
-    let _ = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut code = None;
     while Instant::now() < deadline {
@@ -421,30 +744,62 @@ fn interrupted_and_killed(home: &Home, mpath: &str) {
     if code.is_none() {
         let _ = child.kill();
     }
-    c.check("launcher exits after SIGINT", code.is_some_and(|c| c != 0), || format!("{code:?}"));
+    let _ = child.wait();
+    c.check(
+        "launcher exits after SIGINT",
+        code.is_some_and(|c| c != 0),
+        || format!("{code:?}"),
+    );
     if let Some(slug) = &slug {
         let left = project_objects(&format!("bottle-{slug}"));
-        c.check("SIGINT tears the bottle down", left.is_empty(), || format!("{left:?}"));
-        c.check("SIGINT keeps the state dir with compose.log", home.state(slug).join("compose.log").is_file(), String::new);
+        c.check("SIGINT tears the bottle down", left.is_empty(), || {
+            format!("{left:?}")
+        });
+        c.check(
+            "SIGINT keeps the state dir with compose.log",
+            home.state(slug).join("compose.log").is_file(),
+            String::new,
+        );
         let _ = std::fs::remove_dir_all(home.state(slug));
     }
 
     // SIGKILL: nothing can run; `bottle cleanup` removes the strays.
-    let mut child = home.command(&["start", mpath, "--", "sleep", "300"]).env("NO_COLOR", "1").stdin(std::process::Stdio::null()).spawn().unwrap();
+    let mut child = home
+        .command(&["start", mpath, "--", "sleep", "300"])
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let slug = wait_for_agent(home);
     c.check("killed bottle came up", slug.is_some(), String::new);
     let _ = child.kill();
     let _ = child.wait();
     if let Some(slug) = &slug {
         let project = format!("bottle-{slug}");
-        c.check("strays exist after SIGKILL", !project_objects(&project).is_empty(), String::new);
+        c.check(
+            "strays exist after SIGKILL",
+            !project_objects(&project).is_empty(),
+            String::new,
+        );
         let r = home.bottle(&["cleanup"], SHORT);
-        c.check("cleanup without --yes and without a terminal refuses", r.code != 0 && !project_objects(&project).is_empty(), || r.all());
+        c.check(
+            "cleanup without --yes and without a terminal refuses",
+            r.code != 0 && !project_objects(&project).is_empty(),
+            || r.all(),
+        );
         let r = home.bottle(&["cleanup", "--yes"], START);
         c.check("bottle cleanup --yes succeeds", r.code == 0, || r.all());
         let left = project_objects(&project);
-        c.check("cleanup removes every container, network and volume", left.is_empty(), || format!("{left:?}"));
-        c.check("cleanup removes the orphan state dir", !home.state(slug).exists(), String::new);
+        c.check(
+            "cleanup removes every container, network and volume",
+            left.is_empty(),
+            || format!("{left:?}"),
+        );
+        c.check(
+            "cleanup removes the orphan state dir",
+            !home.state(slug).exists(),
+            String::new,
+        );
     }
     c.finish("interrupt and kill");
 }
