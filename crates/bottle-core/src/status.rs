@@ -6,12 +6,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use time::OffsetDateTime;
 
-/// `{"component","generation","config_sha256","loaded_at","last_error"}` at `path`.
+/// `{"component","generation","config_sha256","loaded_at","attempted_at","last_error"}` at `path`.
+/// `loaded_at` is when the config in use was loaded (null before a first good load);
+/// `attempted_at` is when this load attempt happened.
 #[derive(Debug)]
 pub struct StatusFile {
     path: PathBuf,
     component: String,
     counter: AtomicU64,
+    // Time the config in use was loaded (kept across failed attempts).
+    loaded_at: std::sync::Mutex<Option<String>>,
 }
 
 /// RFC 3339 UTC timestamp with milliseconds: `2026-11-22T14:43:58.120Z` (always 3 digits).
@@ -31,6 +35,7 @@ impl StatusFile {
             path: path.into(),
             component: component.into(),
             counter: AtomicU64::new(0),
+            loaded_at: std::sync::Mutex::new(None),
         }
     }
 
@@ -46,11 +51,20 @@ impl StatusFile {
         sha256: &str,
         last_error: Option<&str>,
     ) -> std::io::Result<()> {
+        let now = now_rfc3339();
+        let loaded_at = {
+            let mut l = self.loaded_at.lock().unwrap_or_else(|p| p.into_inner());
+            if last_error.is_none() {
+                *l = Some(now.clone());
+            }
+            l.clone()
+        };
         let v = serde_json::json!({
             "component": self.component,
             "generation": generation,
             "config_sha256": sha256,
-            "loaded_at": now_rfc3339(),
+            "loaded_at": loaded_at,
+            "attempted_at": now,
             "last_error": last_error,
         });
         let mut text = serde_json::to_string_pretty(&v).map_err(std::io::Error::other)?;
@@ -100,10 +114,23 @@ mod tests {
             ts.len() == 24 && ts.ends_with('Z') && ts.as_bytes()[10] == b'T',
             "{ts}"
         );
+        std::thread::sleep(std::time::Duration::from_millis(5));
         s.write(1, "abc", Some("allowlist:3: bad")).unwrap();
-        let v: serde_json::Value =
+        let v2: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
-        assert_eq!(v["last_error"], "allowlist:3: bad");
+        assert_eq!(v2["last_error"], "allowlist:3: bad");
+        assert_eq!(
+            v2["loaded_at"], v["loaded_at"],
+            "a failed attempt keeps loaded_at"
+        );
+        assert_ne!(v2["attempted_at"], v["attempted_at"]);
+        let fresh = StatusFile::new(dir.path().join("other.json"), "x");
+        fresh.write(0, "", Some("bad")).unwrap();
+        let v3: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("other.json")).unwrap())
+                .unwrap();
+        assert!(v3["loaded_at"].is_null());
+        std::fs::remove_file(dir.path().join("other.json")).unwrap();
         // No temp files left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         assert!(StatusFile::new(dir.path().join("missing/dir/x"), "c")
