@@ -108,6 +108,10 @@ fn main() -> ExitCode {
         Err(e) => return fail(e),
     };
     rt.block_on(async move {
+        let stop = match shutdown_signal() {
+            Ok(s) => s,
+            Err(e) => return fail(e),
+        };
         let opts = EchoOptions {
             names,
             ca: Some(ca),
@@ -121,23 +125,24 @@ fn main() -> ExitCode {
         let mut out = std::io::stdout();
         let _ = writeln!(out, "http={} https={}", origin.http_addr, origin.https_addr);
         let _ = out.flush();
-        if let Err(e) = shutdown_signal().await {
-            return fail(e);
-        }
+        stop.await;
         drop(origin);
         ExitCode::SUCCESS
     })
 }
 
-async fn shutdown_signal() -> std::io::Result<()> {
+/// Registers SIGTERM/SIGINT handlers now (before anything is announced), and returns a
+/// future that resolves on the first of them.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    Ok(())
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }
 
 fn healthcheck(url: &str) -> ExitCode {
