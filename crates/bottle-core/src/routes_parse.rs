@@ -17,6 +17,20 @@ use crate::routes::{
 const MAX_TEXT: usize = 4 * 1024 * 1024;
 const MAX_DEPTH: usize = 32;
 
+/// A hint for the commonest YAML mistake here: an unquoted value starting with `*` (an alias).
+fn yaml_hint(text: &str, line: usize) -> String {
+    let Some(l) = text.lines().nth(line.saturating_sub(1)) else {
+        return String::new();
+    };
+    let value = l.split_once(": ").map(|(_, v)| v.trim()).unwrap_or("");
+    let value = value.split(" #").next().unwrap_or("").trim();
+    if value.starts_with('*') && !value.is_empty() && value.len() < 200 {
+        format!(" (a value starting with `*` must be quoted: \"{value}\")")
+    } else {
+        String::new()
+    }
+}
+
 #[derive(Debug)]
 enum Value {
     Null,
@@ -432,7 +446,11 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<RoutesFile, ConfigError> 
     let mut events = Events::default();
     let mut parser = Parser::new_from_str(text);
     if let Err(e) = parser.load(&mut events, false) {
-        return Err(ctx.err(e.marker().line(), format!("invalid YAML: {}", e.info())));
+        let line = e.marker().line();
+        return Err(ctx.err(
+            line,
+            format!("invalid YAML: {}{}", e.info(), yaml_hint(text, line)),
+        ));
     }
     // Skip StreamStart / DocumentStart; an empty stream is an empty file.
     let body: Vec<(Event, usize)> = events
@@ -1117,6 +1135,13 @@ dlp:                               # pipelock
             f.routes.iter().map(|r| r.index).collect::<Vec<_>>(),
             vec![0, 1, 2, 3]
         );
+    }
+
+    #[test]
+    fn unquoted_star_gets_a_hint() {
+        let e = parse_err("routes:\n  - host: *.example.com\n");
+        assert!(e.starts_with("routes.yaml:2:"), "{e}");
+        assert!(e.contains("\"*.example.com\""), "{e}");
     }
 
     #[test]
