@@ -470,6 +470,9 @@ pub struct Status {
     /// When the last load attempt happened.
     #[serde(default)]
     pub loaded_at: String,
+    /// When the last load attempt happened (newer status files).
+    #[serde(default)]
+    pub attempted_at: Option<String>,
     /// Error of the last attempt, if it failed.
     #[serde(default)]
     pub last_error: Option<String>,
