@@ -43,7 +43,11 @@ fn action(a: RefAction) -> Action {
 pub fn repo_policy(repo: &GitRepo) -> Result<RepoPolicy, String> {
     let mut rules = Vec::new();
     for (i, r) in repo.rules.iter().enumerate() {
-        rules.push(Rule::new(i, &r.r#ref, r.allow.iter().copied().map(action).collect())?);
+        rules.push(Rule::new(
+            i,
+            &r.r#ref,
+            r.allow.iter().copied().map(action).collect(),
+        )?);
     }
     RepoPolicy::new(
         rules,
@@ -56,7 +60,11 @@ pub fn repo_policy(repo: &GitRepo) -> Result<RepoPolicy, String> {
 }
 
 /// Builds the snapshot from parsed routes.
-pub fn build(routes: &RoutesFile, settings: &UpstreamSettings, file: &Path) -> Result<GateConfig, ConfigError> {
+pub fn build(
+    routes: &RoutesFile,
+    settings: &UpstreamSettings,
+    file: &Path,
+) -> Result<GateConfig, ConfigError> {
     let mut repos = HashMap::new();
     for repo in &routes.git {
         let err = |message: String| ConfigError::Invalid {

@@ -129,7 +129,12 @@ impl Gate {
     pub fn mirror(&self, name: &str) -> Arc<Mirror> {
         let mut m = self.mirrors.lock().unwrap_or_else(|p| p.into_inner());
         m.entry(name.to_string())
-            .or_insert_with(|| Arc::new(Mirror::new(name, self.data_dir.join("mirrors").join(format!("{name}.git")))))
+            .or_insert_with(|| {
+                Arc::new(Mirror::new(
+                    name,
+                    self.data_dir.join("mirrors").join(format!("{name}.git")),
+                ))
+            })
             .clone()
     }
 
@@ -138,7 +143,13 @@ impl Gate {
         let mirror = self.mirror(&repo.name);
         let mut guard = mirror.lock(LOCK_WAIT).await?;
         let res = mirror
-            .refresh(&mut guard, &self.runner, &repo.upstream, &self.settings, self.refresh_interval)
+            .refresh(
+                &mut guard,
+                &self.runner,
+                &repo.upstream,
+                &self.settings,
+                self.refresh_interval,
+            )
             .await;
         self.metrics.refresh(res.is_ok());
         res.map(|()| mirror.clone())
@@ -152,11 +163,18 @@ impl Gate {
     }
 
     pub fn unregister_push(&self, id: &str) -> Option<Arc<PushCtx>> {
-        self.pushes.lock().unwrap_or_else(|p| p.into_inner()).remove(id)
+        self.pushes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id)
     }
 
     fn push_ctx(&self, id: &str) -> Option<Arc<PushCtx>> {
-        self.pushes.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
+        self.pushes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
     }
 
     /// Audits one ref decision.
@@ -173,7 +191,10 @@ impl Gate {
         x.insert("new".into(), Value::from(o.new.clone()));
         x.insert("classification".into(), Value::from(class_str(o.class)));
         x.insert("rule".into(), Value::from(o.rule.clone()));
-        x.insert("result".into(), Value::from(if o.ok { "accepted" } else { "refused" }));
+        x.insert(
+            "result".into(),
+            Value::from(if o.ok { "accepted" } else { "refused" }),
+        );
         ev.extra = x;
         self.audit.record(ev);
         self.metrics.ref_decision(o.ok);
@@ -231,8 +252,12 @@ impl Gate {
         };
         let mut text = serde_json::to_string(&reply).map_err(|e| GateError::Io(e.to_string()))?;
         text.push('\n');
-        wr.write_all(text.as_bytes()).await.map_err(|e| GateError::Io(e.to_string()))?;
-        wr.shutdown().await.map_err(|e| GateError::Io(e.to_string()))?;
+        wr.write_all(text.as_bytes())
+            .await
+            .map_err(|e| GateError::Io(e.to_string()))?;
+        wr.shutdown()
+            .await
+            .map_err(|e| GateError::Io(e.to_string()))?;
         Ok(())
     }
 
@@ -252,16 +277,17 @@ impl Gate {
             })
             .collect();
         let mut v = HookVerdict::default();
-        let refuse_all = |outcomes: &mut Vec<RefOutcome>, v: &mut HookVerdict, rule: &str, reason: String| {
-            for o in outcomes.iter_mut() {
-                o.ok = false;
-                if o.reason.is_empty() {
-                    o.rule = rule.to_string();
-                    o.reason = reason.clone();
+        let refuse_all =
+            |outcomes: &mut Vec<RefOutcome>, v: &mut HookVerdict, rule: &str, reason: String| {
+                for o in outcomes.iter_mut() {
+                    o.ok = false;
+                    if o.reason.is_empty() {
+                        o.rule = rule.to_string();
+                        o.reason = reason.clone();
+                    }
                 }
-            }
-            v.messages.push(format!("git-gate: push refused: {reason}"));
-        };
+                v.messages.push(format!("git-gate: push refused: {reason}"));
+            };
         // git's own parse must agree with ours, command for command.
         let ours: Vec<(String, String, String)> = ctx
             .commands
@@ -269,7 +295,12 @@ impl Gate {
             .map(|c| (c.old.clone(), c.new.clone(), c.name_str()))
             .collect();
         if ours != req.updates || req.push_options != ctx.push_options {
-            refuse_all(&mut outcomes, &mut v, "protocol", "command list mismatch".into());
+            refuse_all(
+                &mut outcomes,
+                &mut v,
+                "protocol",
+                "command list mismatch".into(),
+            );
             v.outcomes = outcomes;
             return v;
         }
@@ -280,14 +311,20 @@ impl Gate {
         match self.check_refs(ctx, quarantine, &mut outcomes).await {
             Ok(()) => {}
             Err(e) => {
-                refuse_all(&mut outcomes, &mut v, "error", format!("cannot check refs: {e}"));
+                refuse_all(
+                    &mut outcomes,
+                    &mut v,
+                    "error",
+                    format!("cannot check refs: {e}"),
+                );
                 v.outcomes = outcomes;
                 return v;
             }
         }
         if outcomes.iter().any(|o| !o.ok) {
             for o in outcomes.iter().filter(|o| !o.ok) {
-                v.messages.push(format!("git-gate: {}: {}", o.name, o.reason));
+                v.messages
+                    .push(format!("git-gate: {}: {}", o.name, o.reason));
             }
             for o in outcomes.iter_mut().filter(|o| o.ok) {
                 o.ok = false;
@@ -305,7 +342,12 @@ impl Gate {
         let objects = match objects {
             Ok(o) => o,
             Err(e) => {
-                refuse_all(&mut outcomes, &mut v, "error", format!("cannot list pushed objects: {e}"));
+                refuse_all(
+                    &mut outcomes,
+                    &mut v,
+                    "error",
+                    format!("cannot list pushed objects: {e}"),
+                );
                 v.outcomes = outcomes;
                 return v;
             }
@@ -316,14 +358,21 @@ impl Gate {
                 &mut outcomes,
                 &mut v,
                 "max_object_bytes",
-                format!("object {} ({}) is {} bytes, limit {limit}", short(&big.oid), big.kind, big.size),
+                format!(
+                    "object {} ({}) is {} bytes, limit {limit}",
+                    short(&big.oid),
+                    big.kind,
+                    big.size
+                ),
             );
             v.outcomes = outcomes;
             return v;
         }
         let findings = match quarantine {
             None => Ok(Vec::new()),
-            Some(q) => scan::scan_objects(&self.runner, &mirror, q, &objects, self.scanner.as_ref()).await,
+            Some(q) => {
+                scan::scan_objects(&self.runner, &mirror, q, &objects, self.scanner.as_ref()).await
+            }
         };
         match findings {
             Ok(findings) if !findings.is_empty() => {
@@ -341,14 +390,24 @@ impl Gate {
                     &mut outcomes,
                     &mut v,
                     "secret-scan",
-                    format!("secret detected ({}) in {} {}", f.detector, f.kind, short(&f.oid)),
+                    format!(
+                        "secret detected ({}) in {} {}",
+                        f.detector,
+                        f.kind,
+                        short(&f.oid)
+                    ),
                 );
                 v.outcomes = outcomes;
                 return v;
             }
             Ok(_) => {}
             Err(e) => {
-                refuse_all(&mut outcomes, &mut v, "error", format!("secret scan failed: {e}"));
+                refuse_all(
+                    &mut outcomes,
+                    &mut v,
+                    "error",
+                    format!("secret scan failed: {e}"),
+                );
                 v.outcomes = outcomes;
                 return v;
             }
@@ -371,7 +430,8 @@ impl Gate {
                         .cloned()
                         .unwrap_or_else(|| "upstream refused the push".into());
                 }
-                v.messages.push("git-gate: push refused by upstream; nothing was changed".into());
+                v.messages
+                    .push("git-gate: push refused by upstream; nothing was changed".into());
             }
         }
         v.outcomes = outcomes;
@@ -379,7 +439,12 @@ impl Gate {
     }
 
     /// Current tips, lying/stale old values, exact classification and the policy per ref.
-    async fn check_refs(&self, ctx: &PushCtx, quarantine: Option<&Path>, outcomes: &mut [RefOutcome]) -> Result<(), GateError> {
+    async fn check_refs(
+        &self,
+        ctx: &PushCtx,
+        quarantine: Option<&Path>,
+        outcomes: &mut [RefOutcome],
+    ) -> Result<(), GateError> {
         let mirror = &ctx.mirror.dir;
         let mut cmd = self.runner.command(Some(mirror));
         cmd.args(["for-each-ref", "--format=%(objectname) %(refname)"]);
@@ -390,7 +455,10 @@ impl Gate {
         let current: HashMap<String, String> = out
             .stdout_str()
             .lines()
-            .filter_map(|l| l.split_once(' ').map(|(o, r)| (r.to_string(), o.to_string())))
+            .filter_map(|l| {
+                l.split_once(' ')
+                    .map(|(o, r)| (r.to_string(), o.to_string()))
+            })
             .collect();
         // Object types of everything named.
         let mut oids: Vec<String> = Vec::new();
@@ -420,9 +488,14 @@ impl Gate {
             let kind = c.kind();
             // The claimed old value must be the real current tip.
             let stale = match (kind, cur) {
-                (CommandKind::Create, Some(_)) => Some(format!("{name} already exists; fetch first")),
+                (CommandKind::Create, Some(_)) => {
+                    Some(format!("{name} already exists; fetch first"))
+                }
                 (CommandKind::Create, None) => None,
-                (_, None) => Some(format!("{name} does not exist (claimed old value {})", short(&c.old))),
+                (_, None) => Some(format!(
+                    "{name} does not exist (claimed old value {})",
+                    short(&c.old)
+                )),
                 (_, Some(cur)) if cur != &c.old => Some(format!(
                     "stale or forged old value: {name} is at {}, not {}; fetch first",
                     short(cur),
@@ -456,7 +529,8 @@ impl Gate {
                 CommandKind::Create => Action::Create,
                 CommandKind::Delete => Action::Delete,
                 CommandKind::Update => {
-                    let both_commits = types.get(&c.old).map(String::as_str) == Some("commit") && new_type == Some("commit");
+                    let both_commits = types.get(&c.old).map(String::as_str) == Some("commit")
+                        && new_type == Some("commit");
                     if name.starts_with("refs/tags/") || !both_commits {
                         Action::Force
                     } else if self.is_ancestor(mirror, quarantine, &c.old, &c.new).await? {
@@ -484,14 +558,23 @@ impl Gate {
         cmd
     }
 
-    async fn is_ancestor(&self, mirror: &Path, quarantine: Option<&Path>, old: &str, new: &str) -> Result<bool, GateError> {
+    async fn is_ancestor(
+        &self,
+        mirror: &Path,
+        quarantine: Option<&Path>,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, GateError> {
         let mut cmd = self.quarantine_cmd(mirror, quarantine);
         cmd.args(["merge-base", "--is-ancestor", old, new]);
         let out = run(cmd, None, Duration::from_secs(120)).await?;
         match out.code {
             Some(0) => Ok(true),
             Some(1) => Ok(false),
-            _ => Err(GateError::Git(format!("merge-base failed: {}", out.stderr_str().trim()))),
+            _ => Err(GateError::Git(format!(
+                "merge-base failed: {}",
+                out.stderr_str().trim()
+            ))),
         }
     }
 
@@ -508,7 +591,12 @@ impl Gate {
         // transports by git itself.
         let mut cmd = self.quarantine_cmd(mirror, quarantine);
         ctx.repo.upstream.apply(&mut cmd, &self.settings);
-        cmd.args(["push", "--porcelain", "--no-verify", "--no-recurse-submodules"]);
+        cmd.args([
+            "push",
+            "--porcelain",
+            "--no-verify",
+            "--no-recurse-submodules",
+        ]);
         if ctx.commands.len() > 1 {
             cmd.arg("--atomic");
         }

@@ -76,7 +76,11 @@ impl GitRunner {
 }
 
 /// Runs `cmd` to completion with `input` on stdin, bounded by `timeout`.
-pub async fn run(mut cmd: Command, input: Option<&[u8]>, timeout: Duration) -> Result<GitOutput, GateError> {
+pub async fn run(
+    mut cmd: Command,
+    input: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<GitOutput, GateError> {
     if input.is_some() {
         cmd.stdin(Stdio::piped());
     }

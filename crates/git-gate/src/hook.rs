@@ -21,7 +21,10 @@ fn fail(msg: &str) -> i32 {
 
 /// Runs the hook; returns the process exit code.
 pub fn run_pre_receive() -> i32 {
-    let (Some(socket), Some(push_id)) = (std::env::var_os(ENV_SOCKET), std::env::var(ENV_PUSH_ID).ok()) else {
+    let (Some(socket), Some(push_id)) = (
+        std::env::var_os(ENV_SOCKET),
+        std::env::var(ENV_PUSH_ID).ok(),
+    ) else {
         return fail("hook started outside git-gate");
     };
     // Absent when the push brought no objects (delete-only).
@@ -35,14 +38,20 @@ pub fn run_pre_receive() -> i32 {
         }
     }
     let mut input = String::new();
-    if std::io::stdin().take(64 << 20).read_to_string(&mut input).is_err() {
+    if std::io::stdin()
+        .take(64 << 20)
+        .read_to_string(&mut input)
+        .is_err()
+    {
         return fail("cannot read updates");
     }
     let mut updates = Vec::new();
     for line in input.lines() {
         let mut it = line.splitn(3, ' ');
         match (it.next(), it.next(), it.next()) {
-            (Some(o), Some(n), Some(r)) => updates.push((o.to_string(), n.to_string(), r.to_string())),
+            (Some(o), Some(n), Some(r)) => {
+                updates.push((o.to_string(), n.to_string(), r.to_string()))
+            }
             _ => return fail("malformed update line"),
         }
     }
@@ -71,7 +80,10 @@ pub fn run_pre_receive() -> i32 {
         return fail("cannot reach the gate");
     }
     let mut line = String::new();
-    if BufReader::new(stream.take(16 << 20)).read_line(&mut line).is_err() {
+    if BufReader::new(stream.take(16 << 20))
+        .read_line(&mut line)
+        .is_err()
+    {
         return fail("no answer from the gate");
     }
     let Ok(reply) = serde_json::from_str::<HookReply>(&line) else {

@@ -96,27 +96,40 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     bottle_core::cli::init_tracing();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return exit_err(format!("cannot start runtime: {e}")),
     };
     rt.block_on(serve(cli))
 }
 
-fn prepare_data_dir(dir: &Path, upstream_ca: Option<&Path>) -> Result<(PathBuf, Option<PathBuf>), String> {
+fn prepare_data_dir(
+    dir: &Path,
+    upstream_ca: Option<&Path>,
+) -> Result<(PathBuf, Option<PathBuf>), String> {
     for sub in ["", "hooks", "bin", "home", "ssh", "mirrors"] {
-        std::fs::create_dir_all(dir.join(sub)).map_err(|e| format!("cannot create {}: {e}", dir.join(sub).display()))?;
+        std::fs::create_dir_all(dir.join(sub))
+            .map_err(|e| format!("cannot create {}: {e}", dir.join(sub).display()))?;
     }
     let exe = std::env::current_exe().map_err(|e| format!("cannot find own executable: {e}"))?;
-    link(&exe, &dir.join("hooks").join("pre-receive")).map_err(|e| format!("cannot install hook: {e}"))?;
+    link(&exe, &dir.join("hooks").join("pre-receive"))
+        .map_err(|e| format!("cannot install hook: {e}"))?;
     let ssh = dir.join("bin").join("git-gate-ssh");
     link(&exe, &ssh).map_err(|e| format!("cannot install ssh wrapper: {e}"))?;
     let bundle = match upstream_ca {
         None => None,
         Some(ca) => {
-            let extra = std::fs::read(ca).map_err(|e| format!("cannot read {}: {e}", ca.display()))?;
+            let extra =
+                std::fs::read(ca).map_err(|e| format!("cannot read {}: {e}", ca.display()))?;
             let mut all = Vec::new();
-            for sys in ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"] {
+            for sys in [
+                "/etc/ssl/certs/ca-certificates.crt",
+                "/etc/pki/tls/certs/ca-bundle.crt",
+                "/etc/ssl/cert.pem",
+            ] {
                 if let Ok(b) = std::fs::read(sys) {
                     all.extend_from_slice(&b);
                     all.push(b'\n');
@@ -125,7 +138,8 @@ fn prepare_data_dir(dir: &Path, upstream_ca: Option<&Path>) -> Result<(PathBuf, 
             }
             all.extend_from_slice(&extra);
             let path = dir.join("ca-bundle.pem");
-            std::fs::write(&path, all).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            std::fs::write(&path, all)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
             Some(path)
         }
     };
@@ -141,25 +155,43 @@ async fn serve(cli: Cli) -> ExitCode {
             Err(e) => return exit_err(e),
         }
     };
-    let (ssh_wrapper, ca_bundle) = match prepare_data_dir(&data_dir, cli.common.upstream_ca.as_deref()) {
-        Ok(v) => v,
-        Err(e) => return exit_err(e),
-    };
+    let (ssh_wrapper, ca_bundle) =
+        match prepare_data_dir(&data_dir, cli.common.upstream_ca.as_deref()) {
+            Ok(v) => v,
+            Err(e) => return exit_err(e),
+        };
     let mut runner = GitRunner::new(data_dir.join("home"));
     runner.git = cli.git.clone();
-    match std::process::Command::new(&runner.git).arg("--version").output() {
+    match std::process::Command::new(&runner.git)
+        .arg("--version")
+        .output()
+    {
         Ok(o) if o.status.success() => {}
-        _ => return exit_err(format!("cannot run {} --version (git is required)", runner.git.display())),
+        _ => {
+            return exit_err(format!(
+                "cannot run {} --version (git is required)",
+                runner.git.display()
+            ))
+        }
     }
     let settings = UpstreamSettings {
         ca_bundle,
-        resolve: cli.common.resolve.iter().map(|r| (r.name.clone(), r.addr)).collect(),
+        resolve: cli
+            .common
+            .resolve
+            .iter()
+            .map(|r| (r.name.clone(), r.addr))
+            .collect(),
         ssh_wrapper,
         ssh_dir: data_dir.join("ssh"),
     };
     let metrics = Arc::new(Metrics::new());
     let gate_metrics = Arc::new(GateMetrics::register(&metrics));
-    let status = cli.common.status_file.clone().map(|p| StatusFile::new(p, "git-gate"));
+    let status = cli
+        .common
+        .status_file
+        .clone()
+        .map(|p| StatusFile::new(p, "git-gate"));
     let config_dir = cli.common.config_dir.clone();
     let loader_settings = settings.clone();
     let reloadable = match bottle_core::reload::start(

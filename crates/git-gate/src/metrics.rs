@@ -34,11 +34,31 @@ fn ok(b: bool, yes: &str, no: &str) -> ResultLabels {
 impl GateMetrics {
     pub fn register(metrics: &Metrics) -> GateMetrics {
         let m = GateMetrics::default();
-        metrics.register("git_gate_requests", "HTTP requests by endpoint and result", m.requests.clone());
-        metrics.register("git_gate_ref_decisions", "Pushed refs by decision (accepted, refused)", m.ref_decisions.clone());
-        metrics.register("git_gate_mirror_refreshes", "Mirror refreshes from upstream by result", m.refreshes.clone());
-        metrics.register("git_gate_upstream_pushes", "Pushes to upstream by result", m.upstream_pushes.clone());
-        metrics.register("git_gate_secrets_found", "Secret findings in pushed objects", m.secrets.clone());
+        metrics.register(
+            "git_gate_requests",
+            "HTTP requests by endpoint and result",
+            m.requests.clone(),
+        );
+        metrics.register(
+            "git_gate_ref_decisions",
+            "Pushed refs by decision (accepted, refused)",
+            m.ref_decisions.clone(),
+        );
+        metrics.register(
+            "git_gate_mirror_refreshes",
+            "Mirror refreshes from upstream by result",
+            m.refreshes.clone(),
+        );
+        metrics.register(
+            "git_gate_upstream_pushes",
+            "Pushes to upstream by result",
+            m.upstream_pushes.clone(),
+        );
+        metrics.register(
+            "git_gate_secrets_found",
+            "Secret findings in pushed objects",
+            m.secrets.clone(),
+        );
         m
     }
 
@@ -52,15 +72,21 @@ impl GateMetrics {
     }
 
     pub fn ref_decision(&self, accepted: bool) {
-        self.ref_decisions.get_or_create(&ok(accepted, "accepted", "refused")).inc();
+        self.ref_decisions
+            .get_or_create(&ok(accepted, "accepted", "refused"))
+            .inc();
     }
 
     pub fn refresh(&self, success: bool) {
-        self.refreshes.get_or_create(&ok(success, "ok", "error")).inc();
+        self.refreshes
+            .get_or_create(&ok(success, "ok", "error"))
+            .inc();
     }
 
     pub fn upstream_push(&self, success: bool) {
-        self.upstream_pushes.get_or_create(&ok(success, "ok", "error")).inc();
+        self.upstream_pushes
+            .get_or_create(&ok(success, "ok", "error"))
+            .inc();
     }
 
     pub fn secrets(&self, n: u64) {

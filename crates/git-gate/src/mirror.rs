@@ -61,7 +61,10 @@ impl Mirror {
         cmd.arg("init").arg("--bare").arg("--quiet").arg(&self.dir);
         let out = run(cmd, None, Duration::from_secs(60)).await?;
         if !out.success {
-            return Err(GateError::Git(format!("git init failed: {}", out.stderr_str().trim())));
+            return Err(GateError::Git(format!(
+                "git init failed: {}",
+                out.stderr_str().trim()
+            )));
         }
         Ok(())
     }
@@ -99,7 +102,9 @@ impl Mirror {
         let out = run(cmd, None, FETCH_TIMEOUT).await?;
         if !out.success {
             let detail = tail_lines(&out.stderr, 2).join(" / ");
-            return Err(GateError::Upstream(format!("cannot fetch from upstream: {detail}")));
+            return Err(GateError::Upstream(format!(
+                "cannot fetch from upstream: {detail}"
+            )));
         }
         if !same_upstream || !self.head_target_exists(runner).await {
             self.set_head(runner, upstream, settings).await;
@@ -121,13 +126,17 @@ impl Mirror {
     async fn set_head(&self, runner: &GitRunner, upstream: &Upstream, settings: &UpstreamSettings) {
         let mut cmd = runner.command(Some(&self.dir));
         upstream.apply(&mut cmd, settings);
-        cmd.args(["ls-remote", "--symref"]).arg(&upstream.url).arg("HEAD");
+        cmd.args(["ls-remote", "--symref"])
+            .arg(&upstream.url)
+            .arg("HEAD");
         let mut target = None;
         if let Ok(out) = run(cmd, None, FETCH_TIMEOUT).await {
             for line in out.stdout_str().lines() {
                 if let Some(rest) = line.strip_prefix("ref: ") {
                     if let Some((r, _)) = rest.split_once('\t') {
-                        if r.starts_with("refs/heads/") && crate::refname::validate(r.as_bytes()).is_ok() {
+                        if r.starts_with("refs/heads/")
+                            && crate::refname::validate(r.as_bytes()).is_ok()
+                        {
                             target = Some(r.to_string());
                         }
                     }

@@ -207,6 +207,7 @@ pub fn write_band(out: &mut Vec<u8>, sb: Sideband, band: u8, data: &[u8]) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -223,7 +224,15 @@ mod tests {
 
     #[test]
     fn rejects_bad_lengths() {
-        for bad in [&b"0001"[..], b"0002", b"0003", b"000A", b"00G0", b"fff1", b"ffff"] {
+        for bad in [
+            &b"0001"[..],
+            b"0002",
+            b"0003",
+            b"000A",
+            b"00G0",
+            b"fff1",
+            b"ffff",
+        ] {
             let mut r = PktReader::new(bad);
             assert!(r.read().is_err(), "{:?}", String::from_utf8_lossy(bad));
             assert_eq!(r.position(), 0);
@@ -284,7 +293,12 @@ mod tests {
     #[test]
     fn never_panics_on_garbage() {
         // A tiny deterministic fuzz: every prefix/suffix of mixed input.
-        let inputs: [&[u8]; 4] = [b"0004000500060007abcd", b"ffff0000", b"00100000ff\xff", b"\x00\x01\x02\x03"];
+        let inputs: [&[u8]; 4] = [
+            b"0004000500060007abcd",
+            b"ffff0000",
+            b"00100000ff\xff",
+            b"\x00\x01\x02\x03",
+        ];
         for input in inputs {
             for i in 0..input.len() {
                 for v2 in [false, true] {

@@ -155,7 +155,8 @@ impl RepoPolicy {
 
     /// Checks a ref name and the protected-lookalike rule.
     pub fn check_name(&self, name: &[u8]) -> Result<(), Verdict> {
-        refname::validate(name).map_err(|why| Verdict::deny("ref-name", format!("invalid ref name: {why}")))?;
+        refname::validate(name)
+            .map_err(|why| Verdict::deny("ref-name", format!("invalid ref name: {why}")))?;
         let s = String::from_utf8_lossy(name);
         if self.protected_match(&s).is_none() {
             let sk = refname::skeleton(&s);
@@ -198,9 +199,10 @@ impl RepoPolicy {
             }
         }
         match self.first_rule(&s) {
-            None if s.starts_with("refs/tags/") => {
-                Verdict::deny("default-deny", "tags are not allowed (no rule allows refs/tags/)")
-            }
+            None if s.starts_with("refs/tags/") => Verdict::deny(
+                "default-deny",
+                "tags are not allowed (no rule allows refs/tags/)",
+            ),
             None => Verdict::deny("default-deny", format!("no rule allows {s}")),
             Some(rule) if rule.allow.contains(&action) => Verdict::allow(rule.id()),
             Some(rule) => {
@@ -239,18 +241,47 @@ impl RepoPolicy {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::request::CommandKind;
 
     fn policy() -> RepoPolicy {
         let rules = vec![
-            Rule::new(0, "refs/heads/agent/**", vec![Action::Create, Action::Update, Action::Force, Action::Delete]).unwrap(),
+            Rule::new(
+                0,
+                "refs/heads/agent/**",
+                vec![
+                    Action::Create,
+                    Action::Update,
+                    Action::Force,
+                    Action::Delete,
+                ],
+            )
+            .unwrap(),
             Rule::new(1, "refs/heads/*", vec![Action::Update]).unwrap(),
             Rule::new(2, "refs/tags/v*", vec![Action::Create]).unwrap(),
-            Rule::new(3, "refs/**", vec![Action::Create, Action::Update, Action::Force, Action::Delete]).unwrap(),
+            Rule::new(
+                3,
+                "refs/**",
+                vec![
+                    Action::Create,
+                    Action::Update,
+                    Action::Force,
+                    Action::Delete,
+                ],
+            )
+            .unwrap(),
         ];
-        RepoPolicy::new(rules, &["refs/heads/main".to_string()], false, 1 << 20, 10, 1 << 20).unwrap()
+        RepoPolicy::new(
+            rules,
+            &["refs/heads/main".to_string()],
+            false,
+            1 << 20,
+            10,
+            1 << 20,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -258,7 +289,10 @@ mod tests {
         let p = policy();
         assert!(p.decide(b"refs/heads/agent/x", Action::Force).allowed);
         assert!(p.decide(b"refs/heads/agent/x/y", Action::Delete).allowed);
-        assert_eq!(p.decide(b"refs/heads/agent/x", Action::Create).rule, "rules[0] refs/heads/agent/**");
+        assert_eq!(
+            p.decide(b"refs/heads/agent/x", Action::Create).rule,
+            "rules[0] refs/heads/agent/**"
+        );
         assert!(p.decide(b"refs/heads/feature", Action::Update).allowed);
         let v = p.decide(b"refs/heads/feature", Action::Force);
         assert!(!v.allowed);
@@ -279,7 +313,10 @@ mod tests {
         assert!(!p.decide(b"refs/heads/Main", Action::Create).allowed);
         assert!(!p.decide(b"refs/heads/MAIN", Action::Update).allowed);
         assert!(!p.decide(b"refs/heads/rnain", Action::Update).allowed);
-        assert!(!p.decide("refs/heads/mаin".as_bytes(), Action::Update).allowed);
+        assert!(
+            !p.decide("refs/heads/mаin".as_bytes(), Action::Update)
+                .allowed
+        );
     }
 
     #[test]
@@ -299,7 +336,12 @@ mod tests {
     #[test]
     fn invalid_names_denied_before_rules() {
         let p = policy();
-        for n in [&b"refs/heads/agent/../main"[..], b"refs/heads/agent/a..b", b"refs/heads/agent/x@{1}", b"refs/heads/agent/\x07"] {
+        for n in [
+            &b"refs/heads/agent/../main"[..],
+            b"refs/heads/agent/a..b",
+            b"refs/heads/agent/x@{1}",
+            b"refs/heads/agent/\x07",
+        ] {
             let v = p.decide(n, Action::Create);
             assert!(!v.allowed);
             assert_eq!(v.rule, "ref-name");
@@ -309,8 +351,17 @@ mod tests {
     #[test]
     fn cheap_update() {
         let p = policy();
-        assert!(p.decide_cheap(b"refs/heads/agent/x", CommandKind::Update).allowed);
-        assert!(p.decide_cheap(b"refs/heads/feature", CommandKind::Update).allowed);
-        assert!(!p.decide_cheap(b"refs/heads/feature", CommandKind::Delete).allowed);
+        assert!(
+            p.decide_cheap(b"refs/heads/agent/x", CommandKind::Update)
+                .allowed
+        );
+        assert!(
+            p.decide_cheap(b"refs/heads/feature", CommandKind::Update)
+                .allowed
+        );
+        assert!(
+            !p.decide_cheap(b"refs/heads/feature", CommandKind::Delete)
+                .allowed
+        );
     }
 }

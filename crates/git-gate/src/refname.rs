@@ -96,6 +96,7 @@ pub fn skeleton(name: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -143,7 +144,11 @@ mod tests {
             b"HEAD",
         ];
         for name in bad {
-            assert!(validate(name).is_err(), "{:?}", String::from_utf8_lossy(name));
+            assert!(
+                validate(name).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(name)
+            );
         }
     }
 

@@ -87,6 +87,7 @@ impl Report {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::pktline::{Pkt, PktReader};
@@ -94,18 +95,27 @@ mod tests {
     #[test]
     fn sideband_report_shape() {
         let mut r = Report::new(Sideband::Large, true);
-        r.messages.push("git-gate: refs/heads/main: protected\nsecond".into());
-        r.refs.push((b"refs/heads/main".to_vec(), Err("protected ref".into())));
+        r.messages
+            .push("git-gate: refs/heads/main: protected\nsecond".into());
+        r.refs
+            .push((b"refs/heads/main".to_vec(), Err("protected ref".into())));
         r.refs.push((b"refs/heads/x".to_vec(), Ok(())));
         let out = r.render();
         let mut rd = PktReader::new(&out);
-        let Ok(Pkt::Data(msg)) = rd.read() else { panic!() };
+        let Ok(Pkt::Data(msg)) = rd.read() else {
+            panic!()
+        };
         assert_eq!(msg, b"\x02git-gate: refs/heads/main: protected second\n");
-        let Ok(Pkt::Data(band1)) = rd.read() else { panic!() };
+        let Ok(Pkt::Data(band1)) = rd.read() else {
+            panic!()
+        };
         assert_eq!(band1[0], 1);
         let mut inner = PktReader::new(&band1[1..]);
         assert_eq!(inner.read_line(), Ok(Some(&b"unpack ok"[..])));
-        assert_eq!(inner.read_line(), Ok(Some(&b"ng refs/heads/main protected ref"[..])));
+        assert_eq!(
+            inner.read_line(),
+            Ok(Some(&b"ng refs/heads/main protected ref"[..]))
+        );
         assert_eq!(inner.read_line(), Ok(Some(&b"ok refs/heads/x"[..])));
         assert_eq!(inner.read_line(), Ok(None));
         assert_eq!(rd.read(), Ok(Pkt::Flush));
@@ -117,7 +127,8 @@ mod tests {
         let mut r = Report::new(Sideband::None, true);
         r.messages.push("dropped without sideband".into());
         r.unpack = Err("pack too large".into());
-        r.refs.push((b"refs/heads/x".to_vec(), Err("pack too large".into())));
+        r.refs
+            .push((b"refs/heads/x".to_vec(), Err("pack too large".into())));
         let out = r.render();
         assert_eq!(
             out,

@@ -119,11 +119,15 @@ fn is_oid(b: &[u8]) -> bool {
 }
 
 fn parse_command(line: &[u8]) -> Result<Command, RequestError> {
-    let old = line.get(..40).ok_or(RequestError::BadCommand("short line"))?;
+    let old = line
+        .get(..40)
+        .ok_or(RequestError::BadCommand("short line"))?;
     if !is_oid(old) || line.get(40) != Some(&b' ') {
         return Err(RequestError::BadCommand("bad old object id"));
     }
-    let new = line.get(41..81).ok_or(RequestError::BadCommand("short line"))?;
+    let new = line
+        .get(41..81)
+        .ok_or(RequestError::BadCommand("short line"))?;
     if !is_oid(new) || line.get(81) != Some(&b' ') {
         return Err(RequestError::BadCommand("bad new object id"));
     }
@@ -180,8 +184,7 @@ fn parse_inner(body: &[u8], check_pack: bool) -> Result<PushRequest, RequestErro
     let mut shallow = Vec::new();
     let mut commands = Vec::new();
     let mut caps = None;
-    loop {
-        let Some(line) = r.read_line()? else { break };
+    while let Some(line) = r.read_line()? {
         if commands.is_empty() && caps.is_none() {
             if let Some(oid) = line.strip_prefix(b"shallow ") {
                 if !is_oid(oid) {
@@ -214,8 +217,7 @@ fn parse_inner(body: &[u8], check_pack: bool) -> Result<PushRequest, RequestErro
     let caps = caps.unwrap_or_default();
     let mut push_options = Vec::new();
     if caps.has("push-options") {
-        loop {
-            let Some(line) = r.read_line()? else { break };
+        while let Some(line) = r.read_line()? {
             if line.contains(&0) || line.contains(&b'\n') || line.contains(&b'\r') {
                 return Err(RequestError::BadPushOption);
             }
@@ -249,6 +251,7 @@ fn parse_inner(body: &[u8], check_pack: bool) -> Result<PushRequest, RequestErro
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::pktline::{write_data, write_flush};
@@ -316,16 +319,49 @@ mod tests {
         let cases: Vec<(Vec<u8>, &str)> = vec![
             (b"0000".to_vec(), "empty"),
             (body(&[b"push-cert\0report-status"], None, b""), "cert"),
-            (body(&[format!("{A}  {B} refs/heads/x").as_bytes()], None, b"PACK"), "double space"),
-            (body(&[format!("{} {B} refs/heads/x", "ab".repeat(20).to_uppercase()).as_bytes()], None, b"PACK"), "upper hex"),
-            (body(&[format!("{A} {B} ").as_bytes()], None, b"PACK"), "no name"),
-            (body(&[format!("{A} {B}").as_bytes()], None, b"PACK"), "short"),
-            (body(&[good.as_bytes(), good.as_bytes()], None, b"PACK"), "caps twice"),
+            (
+                body(
+                    &[format!("{A}  {B} refs/heads/x").as_bytes()],
+                    None,
+                    b"PACK",
+                ),
+                "double space",
+            ),
+            (
+                body(
+                    &[format!("{} {B} refs/heads/x", "ab".repeat(20).to_uppercase()).as_bytes()],
+                    None,
+                    b"PACK",
+                ),
+                "upper hex",
+            ),
+            (
+                body(&[format!("{A} {B} ").as_bytes()], None, b"PACK"),
+                "no name",
+            ),
+            (
+                body(&[format!("{A} {B}").as_bytes()], None, b"PACK"),
+                "short",
+            ),
+            (
+                body(&[good.as_bytes(), good.as_bytes()], None, b"PACK"),
+                "caps twice",
+            ),
             (body(&[good.as_bytes()], None, b""), "missing pack"),
             (body(&[good.as_bytes()], None, b"garbage"), "garbage pack"),
-            (format!("0001{}", String::from_utf8_lossy(&body(&[good.as_bytes()], None, b"PACK"))).into_bytes(), "delim"),
+            (
+                format!(
+                    "0001{}",
+                    String::from_utf8_lossy(&body(&[good.as_bytes()], None, b"PACK"))
+                )
+                .into_bytes(),
+                "delim",
+            ),
             (b"00ffshort".to_vec(), "truncated"),
-            (body(&[format!("shallow {B}x").as_bytes()], None, b""), "bad shallow"),
+            (
+                body(&[format!("shallow {B}x").as_bytes()], None, b""),
+                "bad shallow",
+            ),
         ];
         for (b, what) in cases {
             assert!(parse(&b).is_err(), "{what}");
@@ -345,7 +381,11 @@ mod tests {
 
     #[test]
     fn keeps_raw_ref_bytes() {
-        let line = [format!("{A} {B} ").as_bytes(), b"refs/heads/a\x01b\0report-status"].concat();
+        let line = [
+            format!("{A} {B} ").as_bytes(),
+            b"refs/heads/a\x01b\0report-status",
+        ]
+        .concat();
         let req = parse(&body(&[&line], None, b"PACK")).unwrap();
         assert_eq!(req.commands[0].name, b"refs/heads/a\x01b");
     }

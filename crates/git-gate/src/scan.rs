@@ -46,7 +46,11 @@ pub struct Finding {
 const STEP_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Every object in the quarantine that the mirror does not already have.
-pub async fn new_objects(runner: &GitRunner, mirror: &Path, quarantine: &Path) -> Result<Vec<NewObject>, GateError> {
+pub async fn new_objects(
+    runner: &GitRunner,
+    mirror: &Path,
+    quarantine: &Path,
+) -> Result<Vec<NewObject>, GateError> {
     let mut cmd = runner.command(Some(mirror));
     cmd.env("GIT_OBJECT_DIRECTORY", quarantine);
     cmd.args([
@@ -56,7 +60,10 @@ pub async fn new_objects(runner: &GitRunner, mirror: &Path, quarantine: &Path) -
     ]);
     let out = run(cmd, None, STEP_TIMEOUT).await?;
     if !out.success {
-        return Err(GateError::Git(format!("cannot list pushed objects: {}", out.stderr_str().trim())));
+        return Err(GateError::Git(format!(
+            "cannot list pushed objects: {}",
+            out.stderr_str().trim()
+        )));
     }
     let mut all = Vec::new();
     for line in out.stdout_str().lines() {
@@ -107,8 +114,14 @@ pub async fn scan_objects(
     cmd.env("GIT_ALTERNATE_OBJECT_DIRECTORIES", mirror.join("objects"));
     cmd.args(["cat-file", "--batch"]).stdin(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| GateError::Spawn(e.to_string()))?;
-    let mut stdin = child.stdin.take().ok_or_else(|| GateError::Spawn("no stdin".into()))?;
-    let stdout = child.stdout.take().ok_or_else(|| GateError::Spawn("no stdout".into()))?;
+    let mut stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| GateError::Spawn("no stdin".into()))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| GateError::Spawn("no stdout".into()))?;
     let input: String = wanted.iter().map(|o| format!("{}\n", o.oid)).collect();
     let writer = tokio::spawn(async move {
         let _ = stdin.write_all(input.as_bytes()).await;
@@ -119,7 +132,12 @@ pub async fn scan_objects(
     let work = async {
         for _ in 0..wanted.len() {
             let mut header = String::new();
-            if reader.read_line(&mut header).await.map_err(|e| GateError::Io(e.to_string()))? == 0 {
+            if reader
+                .read_line(&mut header)
+                .await
+                .map_err(|e| GateError::Io(e.to_string()))?
+                == 0
+            {
                 return Err(GateError::Git("cat-file ended early".into()));
             }
             let mut it = header.trim_end().split(' ');
@@ -128,9 +146,15 @@ pub async fn scan_objects(
                 return Err(GateError::Git(format!("cannot read object {oid}")));
             };
             let mut data = vec![0u8; size];
-            reader.read_exact(&mut data).await.map_err(|e| GateError::Io(e.to_string()))?;
+            reader
+                .read_exact(&mut data)
+                .await
+                .map_err(|e| GateError::Io(e.to_string()))?;
             let mut nl = [0u8; 1];
-            reader.read_exact(&mut nl).await.map_err(|e| GateError::Io(e.to_string()))?;
+            reader
+                .read_exact(&mut nl)
+                .await
+                .map_err(|e| GateError::Io(e.to_string()))?;
             for detector in scanner.scan(&data) {
                 findings.push(Finding {
                     oid: oid.to_string(),

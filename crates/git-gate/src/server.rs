@@ -68,16 +68,22 @@ fn valid_repo_name(name: &str) -> bool {
     !name.is_empty()
         && !name.starts_with('.')
         && name.len() <= 100
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// Exact routing: no percent-decoding, no normalisation.
-fn route(method: &Method, path: &str, query: Option<&str>) -> Result<(String, Endpoint), Response<BoxBody>> {
+fn route(
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+) -> Result<(String, Endpoint), Box<Response<BoxBody>>> {
     let not_git = || {
-        refuse(
+        Box::new(refuse(
             StatusCode::NOT_FOUND,
             "not a git smart-HTTP endpoint (only /<repo>.git/info/refs, git-upload-pack, git-receive-pack)",
-        )
+        ))
     };
     let rest = path.strip_prefix('/').ok_or_else(not_git)?;
     let (name, tail) = rest.split_once(".git/").ok_or_else(not_git)?;
@@ -85,20 +91,25 @@ fn route(method: &Method, path: &str, query: Option<&str>) -> Result<(String, En
         return Err(not_git());
     }
     let ep = match (method, tail) {
-        (&Method::GET, "info/refs") => match query {
-            Some("service=git-upload-pack") => Endpoint::InfoRefs(Service::UploadPack),
-            Some("service=git-receive-pack") => Endpoint::InfoRefs(Service::ReceivePack),
-            _ => {
-                return Err(refuse(
+        (&Method::GET, "info/refs") => {
+            match query {
+                Some("service=git-upload-pack") => Endpoint::InfoRefs(Service::UploadPack),
+                Some("service=git-receive-pack") => Endpoint::InfoRefs(Service::ReceivePack),
+                _ => return Err(Box::new(refuse(
                     StatusCode::FORBIDDEN,
                     "dumb HTTP is not supported: use service=git-upload-pack or git-receive-pack",
-                ))
+                ))),
             }
-        },
+        }
         (&Method::POST, "git-upload-pack") if query.is_none() => Endpoint::Rpc(Service::UploadPack),
-        (&Method::POST, "git-receive-pack") if query.is_none() => Endpoint::Rpc(Service::ReceivePack),
+        (&Method::POST, "git-receive-pack") if query.is_none() => {
+            Endpoint::Rpc(Service::ReceivePack)
+        }
         (_, "info/refs" | "git-upload-pack" | "git-receive-pack") => {
-            return Err(refuse(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"))
+            return Err(Box::new(refuse(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed",
+            )))
         }
         _ => return Err(not_git()),
     };
@@ -115,7 +126,11 @@ fn git_protocol(headers: &HeaderMap) -> Option<&'static str> {
 }
 
 /// Accepts connections until `shutdown` resolves.
-pub async fn serve(gate: Arc<Gate>, listener: TcpListener, shutdown: impl std::future::Future<Output = ()>) {
+pub async fn serve(
+    gate: Arc<Gate>,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -154,8 +169,14 @@ pub async fn handle(gate: Arc<Gate>, req: Request<Incoming>) -> Response<BoxBody
         Ok(r) => r,
         Err(resp) => {
             gate.metrics.request("other", "refused");
-            audit_http(&gate, &req, resp.status(), "refused: not a smart-HTTP endpoint", started);
-            return resp;
+            audit_http(
+                &gate,
+                &req,
+                resp.status(),
+                "refused: not a smart-HTTP endpoint",
+                started,
+            );
+            return *resp;
         }
     };
     // One config snapshot for the whole request.
@@ -163,7 +184,13 @@ pub async fn handle(gate: Arc<Gate>, req: Request<Incoming>) -> Response<BoxBody
     let Some(repo) = cfg.repo(&name) else {
         gate.metrics.request("other", "refused");
         let resp = refuse(StatusCode::NOT_FOUND, format!("unknown repository: {name}"));
-        audit_http(&gate, &req, resp.status(), "refused: unknown repository", started);
+        audit_http(
+            &gate,
+            &req,
+            resp.status(),
+            "refused: unknown repository",
+            started,
+        );
         return resp;
     };
     let resp = match ep {
@@ -176,11 +203,24 @@ pub async fn handle(gate: Arc<Gate>, req: Request<Incoming>) -> Response<BoxBody
         Endpoint::Rpc(Service::UploadPack) => "upload-pack",
         Endpoint::Rpc(Service::ReceivePack) => "receive-pack",
     };
-    gate.metrics.request(label, if resp.status().is_success() { "ok" } else { "error" });
+    gate.metrics.request(
+        label,
+        if resp.status().is_success() {
+            "ok"
+        } else {
+            "error"
+        },
+    );
     resp
 }
 
-fn audit_http<B>(gate: &Gate, req: &Request<B>, status: StatusCode, reason: &str, started: Instant) {
+fn audit_http<B>(
+    gate: &Gate,
+    req: &Request<B>,
+    status: StatusCode,
+    reason: &str,
+    started: Instant,
+) {
     let mut ev = bottle_core::AuditEvent::new(COMPONENT, "request", "deny");
     ev.reason = Some(reason.to_string());
     ev.method = req.method().to_string();
@@ -217,7 +257,12 @@ fn upload_pack_config() -> Vec<String> {
     ]
 }
 
-fn git_service_cmd(gate: &Gate, repo: &RepoConfig, svc: Service, protocol: Option<&str>) -> tokio::process::Command {
+fn git_service_cmd(
+    gate: &Gate,
+    repo: &RepoConfig,
+    svc: Service,
+    protocol: Option<&str>,
+) -> tokio::process::Command {
     let mirror = gate.mirror(&repo.name);
     let mut cmd = gate.runner.command(None);
     let cfg = match svc {
@@ -244,16 +289,27 @@ fn advert_error(svc: Service, msg: &str) -> Response<BoxBody> {
     let mut body = Vec::new();
     write_text(&mut body, &format!("# service={}", svc.name()));
     write_flush(&mut body);
-    write_text(&mut body, &format!("ERR git-gate: {}", crate::report::sanitize(msg)));
+    write_text(
+        &mut body,
+        &format!("ERR git-gate: {}", crate::report::sanitize(msg)),
+    );
     Response::builder()
         .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, format!("application/x-{}-advertisement", svc.name()))
+        .header(
+            header::CONTENT_TYPE,
+            format!("application/x-{}-advertisement", svc.name()),
+        )
         .header(header::CACHE_CONTROL, "no-cache")
         .body(full(body))
         .unwrap_or_else(|_| Response::new(empty()))
 }
 
-async fn info_refs(gate: &Gate, repo: &RepoConfig, svc: Service, headers: &HeaderMap) -> Response<BoxBody> {
+async fn info_refs(
+    gate: &Gate,
+    repo: &RepoConfig,
+    svc: Service,
+    headers: &HeaderMap,
+) -> Response<BoxBody> {
     let mirror = match gate.refresh(repo).await {
         Ok(m) => m,
         Err(e) => {
@@ -261,12 +317,21 @@ async fn info_refs(gate: &Gate, repo: &RepoConfig, svc: Service, headers: &Heade
             return advert_error(svc, &format!("upstream unavailable for {}: {e}", repo.name));
         }
     };
-    let protocol = if svc == Service::UploadPack { git_protocol(headers) } else { None };
+    let protocol = if svc == Service::UploadPack {
+        git_protocol(headers)
+    } else {
+        None
+    };
     let mut cmd = git_service_cmd(gate, repo, svc, protocol);
     cmd.arg("--advertise-refs").arg(&mirror.dir);
     let out = match run(cmd, None, Duration::from_secs(120)).await {
         Ok(o) if o.success => o,
-        Ok(o) => return advert_error(svc, &format!("advertisement failed: {}", o.stderr_str().trim())),
+        Ok(o) => {
+            return advert_error(
+                svc,
+                &format!("advertisement failed: {}", o.stderr_str().trim()),
+            )
+        }
         Err(e) => return advert_error(svc, &e.to_string()),
     };
     let mut body = Vec::new();
@@ -277,7 +342,10 @@ async fn info_refs(gate: &Gate, repo: &RepoConfig, svc: Service, headers: &Heade
     body.extend_from_slice(&out.stdout);
     Response::builder()
         .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, format!("application/x-{}-advertisement", svc.name()))
+        .header(
+            header::CONTENT_TYPE,
+            format!("application/x-{}-advertisement", svc.name()),
+        )
         .header(header::CACHE_CONTROL, "no-cache")
         .body(full(body))
         .unwrap_or_else(|_| Response::new(empty()))
@@ -286,7 +354,10 @@ async fn info_refs(gate: &Gate, repo: &RepoConfig, svc: Service, headers: &Heade
 enum BodyRead {
     Complete(Vec<u8>),
     /// Over the cap: the first `kept` bytes, total size seen (drained up to 2x the cap).
-    TooLarge { kept: Vec<u8>, total: u64 },
+    TooLarge {
+        kept: Vec<u8>,
+        total: u64,
+    },
     Failed(String),
 }
 
@@ -300,7 +371,9 @@ async fn read_body(mut body: Incoming, cap: usize) -> BodyRead {
         let frame = match tokio::time::timeout(BODY_IDLE_TIMEOUT, body.frame()).await {
             Err(_) => return BodyRead::Failed("timed out reading the request body".into()),
             Ok(None) => break,
-            Ok(Some(Err(e))) => return BodyRead::Failed(format!("cannot read the request body: {e}")),
+            Ok(Some(Err(e))) => {
+                return BodyRead::Failed(format!("cannot read the request body: {e}"))
+            }
             Ok(Some(Ok(f))) => f,
         };
         if let Ok(data) = frame.into_data() {
@@ -323,13 +396,22 @@ fn content_type_is(headers: &HeaderMap, want: &str) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case(want))
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case(want)
+        })
         .unwrap_or(false)
 }
 
 async fn upload_pack(gate: &Gate, repo: &RepoConfig, req: Request<Incoming>) -> Response<BoxBody> {
     if !content_type_is(req.headers(), "application/x-git-upload-pack-request") {
-        return refuse(StatusCode::UNSUPPORTED_MEDIA_TYPE, "wrong content type for git-upload-pack");
+        return refuse(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "wrong content type for git-upload-pack",
+        );
     }
     let protocol = git_protocol(req.headers());
     let encoding = req
@@ -341,20 +423,33 @@ async fn upload_pack(gate: &Gate, repo: &RepoConfig, req: Request<Incoming>) -> 
         None | Some("identity") => false,
         Some("gzip" | "x-gzip") => true,
         Some(other) => {
-            return refuse(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("content encoding {other} not supported"))
+            return refuse(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("content encoding {other} not supported"),
+            )
         }
     };
     let raw = match read_body(req.into_body(), MAX_UPLOAD_REQUEST).await {
         BodyRead::Complete(b) => b,
-        BodyRead::TooLarge { .. } => return refuse(StatusCode::PAYLOAD_TOO_LARGE, "fetch request too large"),
+        BodyRead::TooLarge { .. } => {
+            return refuse(StatusCode::PAYLOAD_TOO_LARGE, "fetch request too large")
+        }
         BodyRead::Failed(e) => return refuse(StatusCode::BAD_REQUEST, e),
     };
     let body = if gzip {
         let mut out = Vec::new();
         let dec = flate2::read::GzDecoder::new(&raw[..]);
-        match dec.take(MAX_UPLOAD_REQUEST as u64 + 1).read_to_end(&mut out) {
+        match dec
+            .take(MAX_UPLOAD_REQUEST as u64 + 1)
+            .read_to_end(&mut out)
+        {
             Ok(n) if n <= MAX_UPLOAD_REQUEST => out,
-            Ok(_) => return refuse(StatusCode::PAYLOAD_TOO_LARGE, "fetch request too large after decompression"),
+            Ok(_) => {
+                return refuse(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "fetch request too large after decompression",
+                )
+            }
             Err(_) => return refuse(StatusCode::BAD_REQUEST, "bad gzip body"),
         }
     } else {
@@ -362,15 +457,24 @@ async fn upload_pack(gate: &Gate, repo: &RepoConfig, req: Request<Incoming>) -> 
     };
     let mirror = gate.mirror(&repo.name);
     if !mirror.dir.join("HEAD").is_file() {
-        return refuse(StatusCode::SERVICE_UNAVAILABLE, "mirror not ready: fetch info/refs first");
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "mirror not ready: fetch info/refs first",
+        );
     }
     let mut cmd = git_service_cmd(gate, repo, Service::UploadPack, protocol);
     cmd.arg(&mirror.dir).stdin(Stdio::piped());
     let mut child = match cmd.spawn() {
         Ok(c) => c,
-        Err(e) => return refuse(StatusCode::BAD_GATEWAY, format!("cannot run git upload-pack: {e}")),
+        Err(e) => {
+            return refuse(
+                StatusCode::BAD_GATEWAY,
+                format!("cannot run git upload-pack: {e}"),
+            )
+        }
     };
-    let (Some(mut stdin), Some(stdout), Some(mut stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    let (Some(mut stdin), Some(stdout), Some(mut stderr)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
         return refuse(StatusCode::BAD_GATEWAY, "cannot run git upload-pack");
     };
@@ -393,7 +497,10 @@ async fn upload_pack(gate: &Gate, repo: &RepoConfig, req: Request<Incoming>) -> 
             Ok(0) => None,
             Ok(n) => {
                 buf.truncate(n);
-                Some((Ok::<_, BoxError>(Frame::data(Bytes::from(buf))), Some((out, child))))
+                Some((
+                    Ok::<_, BoxError>(Frame::data(Bytes::from(buf))),
+                    Some((out, child)),
+                ))
             }
             Err(e) => Some((Err(BoxError::from(e)), None)),
         }
@@ -409,7 +516,10 @@ async fn upload_pack(gate: &Gate, repo: &RepoConfig, req: Request<Incoming>) -> 
 fn result_response(body: Vec<u8>) -> Response<BoxBody> {
     Response::builder()
         .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "application/x-git-receive-pack-result")
+        .header(
+            header::CONTENT_TYPE,
+            "application/x-git-receive-pack-result",
+        )
         .header(header::CACHE_CONTROL, "no-cache")
         .body(full(body))
         .unwrap_or_else(|_| Response::new(empty()))
@@ -429,12 +539,17 @@ fn refusal_report(
     let mut outcomes = Vec::new();
     for (c, v) in parsed.commands.iter().zip(verdicts) {
         let (ok, rule, reason) = if v.allowed {
-            (false, "atomic".to_string(), "not pushed: another ref in this push was refused".to_string())
+            (
+                false,
+                "atomic".to_string(),
+                "not pushed: another ref in this push was refused".to_string(),
+            )
         } else {
             (false, v.rule.clone(), v.reason.clone())
         };
         if !v.allowed {
-            rep.messages.push(format!("git-gate: {}: {}", c.name_str(), reason));
+            rep.messages
+                .push(format!("git-gate: {}: {}", c.name_str(), reason));
         }
         rep.refs.push((c.name.clone(), Err(reason.clone())));
         outcomes.push(RefOutcome {
@@ -451,20 +566,31 @@ fn refusal_report(
             reason,
         });
     }
-    rep.messages.push("git-gate: push refused; nothing was sent upstream".into());
+    rep.messages
+        .push("git-gate: push refused; nothing was sent upstream".into());
     for o in &outcomes {
         gate.audit_ref(&repo.name, o, bytes);
     }
     result_response(rep.render())
 }
 
-async fn receive_pack(gate: &Gate, repo: &Arc<RepoConfig>, req: Request<Incoming>) -> Response<BoxBody> {
+async fn receive_pack(
+    gate: &Gate,
+    repo: &Arc<RepoConfig>,
+    req: Request<Incoming>,
+) -> Response<BoxBody> {
     if !content_type_is(req.headers(), "application/x-git-receive-pack-request") {
-        return refuse(StatusCode::UNSUPPORTED_MEDIA_TYPE, "wrong content type for git-receive-pack");
+        return refuse(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "wrong content type for git-receive-pack",
+        );
     }
     if let Some(enc) = req.headers().get(header::CONTENT_ENCODING) {
         if enc.as_bytes() != b"identity" {
-            return refuse(StatusCode::UNSUPPORTED_MEDIA_TYPE, "compressed push bodies are not accepted");
+            return refuse(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "compressed push bodies are not accepted",
+            );
         }
     }
     let policy = &repo.policy;
@@ -484,8 +610,15 @@ async fn receive_pack(gate: &Gate, repo: &Arc<RepoConfig>, req: Request<Incoming
         // Parse the command list from what we kept; the pack is cut off.
         match request::parse_commands_only(&body) {
             Ok(p) => {
-                let reason = format!("pack too large ({total} bytes, limit {})", policy.max_pack_bytes);
-                let verdicts: Vec<Verdict> = p.commands.iter().map(|_| Verdict::deny("max_pack_bytes", reason.clone())).collect();
+                let reason = format!(
+                    "pack too large ({total} bytes, limit {})",
+                    policy.max_pack_bytes
+                );
+                let verdicts: Vec<Verdict> = p
+                    .commands
+                    .iter()
+                    .map(|_| Verdict::deny("max_pack_bytes", reason.clone()))
+                    .collect();
                 return refusal_report(gate, repo, &p, &verdicts, Err(reason), bytes);
             }
             Err(_) => return refuse(StatusCode::PAYLOAD_TOO_LARGE, "push too large"),
@@ -496,9 +629,13 @@ async fn receive_pack(gate: &Gate, repo: &Arc<RepoConfig>, req: Request<Incoming
             Err(e) => {
                 let caps = request::sniff_caps(&body);
                 let mut rep = Report::new(caps.sideband(), false);
-                rep.messages.push(format!("git-gate: malformed push request: {e}"));
+                rep.messages
+                    .push(format!("git-gate: malformed push request: {e}"));
                 if caps.sideband() == crate::pktline::Sideband::None {
-                    return refuse(StatusCode::BAD_REQUEST, format!("malformed push request: {e}"));
+                    return refuse(
+                        StatusCode::BAD_REQUEST,
+                        format!("malformed push request: {e}"),
+                    );
                 }
                 let mut out = Vec::new();
                 let msg = format!("git-gate: malformed push request: {e}\n");
@@ -516,11 +653,25 @@ async fn receive_pack(gate: &Gate, repo: &Arc<RepoConfig>, req: Request<Incoming
         .collect();
     let mut push_wide: Option<(String, String)> = None;
     if parsed.commands.len() > policy.max_refs {
-        push_wide = Some(("max_refs".into(), format!("too many refs in one push ({}, limit {})", parsed.commands.len(), policy.max_refs)));
+        push_wide = Some((
+            "max_refs".into(),
+            format!(
+                "too many refs in one push ({}, limit {})",
+                parsed.commands.len(),
+                policy.max_refs
+            ),
+        ));
     } else if !parsed.push_options.is_empty() && !policy.push_options {
         push_wide = Some(("push_options".into(), "push options are not allowed".into()));
-    } else if parsed.caps.value("object-format").is_some_and(|f| f != "sha1") {
-        push_wide = Some(("object-format".into(), "only sha1 repositories are supported".into()));
+    } else if parsed
+        .caps
+        .value("object-format")
+        .is_some_and(|f| f != "sha1")
+    {
+        push_wide = Some((
+            "object-format".into(),
+            "only sha1 repositories are supported".into(),
+        ));
     }
     let mut seen = std::collections::HashSet::new();
     for (c, v) in parsed.commands.iter().zip(verdicts.iter_mut()) {
@@ -560,7 +711,13 @@ async fn run_receive_pack(
     let mut guard = mirror.lock(crate::gate::LOCK_WAIT).await?;
     if !mirror.dir.join("HEAD").is_file() {
         mirror
-            .refresh(&mut guard, &gate.runner, &repo.upstream, &gate.settings, gate.refresh_interval)
+            .refresh(
+                &mut guard,
+                &gate.runner,
+                &repo.upstream,
+                &gate.settings,
+                gate.refresh_interval,
+            )
             .await?;
     }
     let push_id = hex::encode(rand::random::<[u8; 16]>());
@@ -591,8 +748,15 @@ async fn run_receive_pack(
                 for c in &parsed.commands {
                     let mut q = gate.runner.command(Some(&mirror.dir));
                     q.args(["rev-parse", "--verify", "--quiet", &c.name_str()]);
-                    let cur = run(q, None, Duration::from_secs(30)).await.ok().map(|o| o.stdout_str().trim().to_string());
-                    let want = if c.kind() == CommandKind::Delete { String::new() } else { c.new.clone() };
+                    let cur = run(q, None, Duration::from_secs(30))
+                        .await
+                        .ok()
+                        .map(|o| o.stdout_str().trim().to_string());
+                    let want = if c.kind() == CommandKind::Delete {
+                        String::new()
+                    } else {
+                        c.new.clone()
+                    };
                     if cur.as_deref() != Some(want.as_str()) {
                         in_sync = false;
                     }
@@ -632,6 +796,7 @@ async fn run_receive_pack(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -640,23 +805,39 @@ mod tests {
         let g = Method::GET;
         let p = Method::POST;
         assert_eq!(
-            route(&g, "/demo.git/info/refs", Some("service=git-upload-pack")).ok().map(|r| r.1),
+            route(&g, "/demo.git/info/refs", Some("service=git-upload-pack"))
+                .ok()
+                .map(|r| r.1),
             Some(Endpoint::InfoRefs(Service::UploadPack))
         );
         assert_eq!(
-            route(&p, "/demo.git/git-receive-pack", None).ok().map(|r| r.0),
+            route(&p, "/demo.git/git-receive-pack", None)
+                .ok()
+                .map(|r| r.0),
             Some("demo".to_string())
         );
         let refused = [
             (&g, "/demo.git/info/refs", None),
-            (&g, "/demo.git/info/refs", Some("service=git-upload-pack&service=git-receive-pack")),
+            (
+                &g,
+                "/demo.git/info/refs",
+                Some("service=git-upload-pack&service=git-receive-pack"),
+            ),
             (&g, "/demo.git/info/refs", Some("Service=git-upload-pack")),
-            (&g, "/demo.git/info/refs", Some("service=git-upload-archive")),
+            (
+                &g,
+                "/demo.git/info/refs",
+                Some("service=git-upload-archive"),
+            ),
             (&g, "/demo.git/HEAD", None),
             (&g, "/demo.git/objects/info/packs", None),
             (&g, "/demo/info/refs", Some("service=git-upload-pack")),
             (&g, "//demo.git/info/refs", Some("service=git-upload-pack")),
-            (&g, "/x/../demo.git/info/refs", Some("service=git-upload-pack")),
+            (
+                &g,
+                "/x/../demo.git/info/refs",
+                Some("service=git-upload-pack"),
+            ),
             (&g, "/%64emo.git/info/refs", Some("service=git-upload-pack")),
             (&g, "/demo.git/info/lfs/objects/batch", None),
             (&p, "/demo.git/info/refs", None),
@@ -667,6 +848,11 @@ mod tests {
         for (m, path, q) in refused {
             assert!(route(m, path, q).is_err(), "{m} {path} {q:?}");
         }
-        assert!(route(&Method::from_bytes(b"PROPFIND").unwrap_or(Method::GET), "/demo.git/info/refs", None).is_err());
+        assert!(route(
+            &Method::from_bytes(b"PROPFIND").unwrap_or(Method::GET),
+            "/demo.git/info/refs",
+            None
+        )
+        .is_err());
     }
 }

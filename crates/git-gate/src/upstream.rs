@@ -60,11 +60,17 @@ fn host_port(url: &str, default_port: u16) -> (Option<String>, u16) {
     let authority = authority.rsplit('@').next().unwrap_or(authority);
     if let Some(v6) = authority.strip_prefix('[') {
         let (h, after) = v6.split_once(']').unwrap_or((v6, ""));
-        let port = after.strip_prefix(':').and_then(|p| p.parse().ok()).unwrap_or(default_port);
+        let port = after
+            .strip_prefix(':')
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(default_port);
         return (Some(h.to_ascii_lowercase()), port);
     }
     match authority.rsplit_once(':') {
-        Some((h, p)) => (Some(h.to_ascii_lowercase()), p.parse().unwrap_or(default_port)),
+        Some((h, p)) => (
+            Some(h.to_ascii_lowercase()),
+            p.parse().unwrap_or(default_port),
+        ),
         None if authority.is_empty() => (None, default_port),
         None => (Some(authority.to_ascii_lowercase()), default_port),
     }
@@ -82,7 +88,10 @@ impl Upstream {
         } else if url.starts_with("file://") {
             Scheme::File
         } else {
-            return Err(format!("git repository `{}`: unsupported upstream scheme", repo.name));
+            return Err(format!(
+                "git repository `{}`: unsupported upstream scheme",
+                repo.name
+            ));
         };
         let default_port = if scheme == Scheme::Ssh { 22 } else { 443 };
         let (host, port) = host_port(&url, default_port);
@@ -150,7 +159,10 @@ impl Upstream {
             ("http.lowSpeedLimit".into(), "1000".into()),
             ("http.lowSpeedTime".into(), "60".into()),
             ("protocol.allow".into(), "never".into()),
-            (format!("protocol.{}.allow", self.scheme.as_str()), "always".into()),
+            (
+                format!("protocol.{}.allow", self.scheme.as_str()),
+                "always".into(),
+            ),
             ("transfer.bundleURI".into(), "false".into()),
         ];
         if self.scheme == Scheme::Https {
@@ -204,7 +216,12 @@ impl Upstream {
 
 /// The argv for `ssh` when git-gate runs as its ssh wrapper (`git-gate-ssh ARGS...`).
 /// Pinned host key, deploy key only, no agent, no prompts, no user config.
-pub fn ssh_argv(args: &[String], key: Option<&Path>, known_hosts: Option<&Path>, addr: Option<&str>) -> Vec<String> {
+pub fn ssh_argv(
+    args: &[String],
+    key: Option<&Path>,
+    known_hosts: Option<&Path>,
+    addr: Option<&str>,
+) -> Vec<String> {
     let mut v = vec![
         "-F".to_string(),
         "/dev/null".into(),
@@ -228,7 +245,9 @@ pub fn ssh_argv(args: &[String], key: Option<&Path>, known_hosts: Option<&Path>,
     v.push("-o".into());
     v.push(format!(
         "UserKnownHostsFile={}",
-        known_hosts.map(|p| p.display().to_string()).unwrap_or_else(|| "/dev/null".into())
+        known_hosts
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "/dev/null".into())
     ));
     if let Some(k) = key {
         v.push("-i".into());
@@ -243,14 +262,24 @@ pub fn ssh_argv(args: &[String], key: Option<&Path>, known_hosts: Option<&Path>,
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
     #[test]
     fn host_port_parsing() {
-        assert_eq!(host_port("https://Example.com/a.git", 443), (Some("example.com".into()), 443));
-        assert_eq!(host_port("https://h:8443/a.git", 443), (Some("h".into()), 8443));
-        assert_eq!(host_port("ssh://git@h:2222/a.git", 22), (Some("h".into()), 2222));
+        assert_eq!(
+            host_port("https://Example.com/a.git", 443),
+            (Some("example.com".into()), 443)
+        );
+        assert_eq!(
+            host_port("https://h:8443/a.git", 443),
+            (Some("h".into()), 8443)
+        );
+        assert_eq!(
+            host_port("ssh://git@h:2222/a.git", 22),
+            (Some("h".into()), 2222)
+        );
         assert_eq!(host_port("https://[::1]:9/a", 443), (Some("::1".into()), 9));
         assert_eq!(host_port("file:///srv/a.git", 443), (None, 443));
     }
@@ -258,7 +287,12 @@ mod tests {
     #[test]
     fn ssh_is_pinned() {
         let v = ssh_argv(
-            &["-p".into(), "22".into(), "git@h".into(), "git-receive-pack 'a'".into()],
+            &[
+                "-p".into(),
+                "22".into(),
+                "git@h".into(),
+                "git-receive-pack 'a'".into(),
+            ],
             Some(Path::new("/k")),
             Some(Path::new("/kh")),
             None,

@@ -14,15 +14,28 @@ fn clone_fetch_pull_ls_remote_v2_and_v0() {
 
     // protocol v2 (default) clone
     let work = env.clone_work("demo", "w2");
-    assert_eq!(std::fs::read_to_string(work.join("README")).unwrap(), "hello\n");
+    assert_eq!(
+        std::fs::read_to_string(work.join("README")).unwrap(),
+        "hello\n"
+    );
     assert_eq!(env.git_ok(&work, &["rev-parse", "HEAD"]), main);
-    assert_eq!(env.git_ok(&work, &["symbolic-ref", "HEAD"]), "refs/heads/main");
+    assert_eq!(
+        env.git_ok(&work, &["symbolic-ref", "HEAD"]),
+        "refs/heads/main"
+    );
 
     // protocol v0 clone
     let w0 = env.path("w0");
     env.git_ok(
         env.tmp.path(),
-        &["-c", "protocol.version=0", "clone", "-q", &env.url("demo"), w0.to_str().unwrap()],
+        &[
+            "-c",
+            "protocol.version=0",
+            "clone",
+            "-q",
+            &env.url("demo"),
+            w0.to_str().unwrap(),
+        ],
     );
     assert_eq!(env.git_ok(&w0, &["rev-parse", "HEAD"]), main);
 
@@ -40,7 +53,18 @@ fn clone_fetch_pull_ls_remote_v2_and_v0() {
     assert!(ls.contains(&format!("{c2}\trefs/heads/main")), "{ls}");
     // shallow and partial clones work too
     let ws = env.path("ws");
-    env.git_ok(env.tmp.path(), &["clone", "-q", "--depth", "1", "--filter=blob:none", &env.url("demo"), ws.to_str().unwrap()]);
+    env.git_ok(
+        env.tmp.path(),
+        &[
+            "clone",
+            "-q",
+            "--depth",
+            "1",
+            "--filter=blob:none",
+            &env.url("demo"),
+            ws.to_str().unwrap(),
+        ],
+    );
     assert_eq!(env.git_ok(&ws, &["rev-parse", "HEAD"]), c2);
 }
 
@@ -55,18 +79,27 @@ fn allowed_pushes_land_upstream() {
     let c1 = env.commit_file(&work, "a.txt", "one\n", "one");
     let (ok, out) = env.push(&work, &["origin", "agent/x"]);
     assert!(ok, "{out}");
-    assert_eq!(upstream_ref(&up, "refs/heads/agent/x").as_deref(), Some(c1.as_str()));
+    assert_eq!(
+        upstream_ref(&up, "refs/heads/agent/x").as_deref(),
+        Some(c1.as_str())
+    );
     // fast-forward
     let c2 = env.commit_file(&work, "a.txt", "two\n", "two");
     let (ok, out) = env.push(&work, &["origin", "agent/x"]);
     assert!(ok, "{out}");
-    assert_eq!(upstream_ref(&up, "refs/heads/agent/x").as_deref(), Some(c2.as_str()));
+    assert_eq!(
+        upstream_ref(&up, "refs/heads/agent/x").as_deref(),
+        Some(c2.as_str())
+    );
     // force is allowed under agent/**
     env.git_ok(&work, &["reset", "-q", "--hard", &c1]);
     let c3 = env.commit_file(&work, "a.txt", "three\n", "three");
     let (ok, out) = env.push(&work, &["--force", "origin", "agent/x"]);
     assert!(ok, "{out}");
-    assert_eq!(upstream_ref(&up, "refs/heads/agent/x").as_deref(), Some(c3.as_str()));
+    assert_eq!(
+        upstream_ref(&up, "refs/heads/agent/x").as_deref(),
+        Some(c3.as_str())
+    );
     // fast-forward of an allowed plain branch (feature: create, update)
     env.git_ok(&work, &["checkout", "-q", "-b", "feature"]);
     let (ok, out) = env.push(&work, &["origin", "feature"]);
@@ -97,5 +130,8 @@ fn allowed_pushes_land_upstream() {
     assert!(pushes.iter().any(|a| a["classification"] == "update"));
     assert!(pushes.iter().any(|a| a["classification"] == "delete"));
     let text = std::fs::read_to_string(&env.audit).unwrap();
-    assert!(!text.contains("three"), "audit must not contain file contents");
+    assert!(
+        !text.contains("three"),
+        "audit must not contain file contents"
+    );
 }

@@ -20,10 +20,21 @@ fn upstream_unreachable_gives_clear_error_without_hanging() {
     env.start();
     for repo in ["gone", "closed"] {
         let started = Instant::now();
-        let o = env.git(env.tmp.path(), &["clone", "-q", &env.url(repo), env.path(repo).to_str().unwrap()]);
+        let o = env.git(
+            env.tmp.path(),
+            &[
+                "clone",
+                "-q",
+                &env.url(repo),
+                env.path(repo).to_str().unwrap(),
+            ],
+        );
         let text = String::from_utf8_lossy(&o.stderr).to_string();
         assert!(!o.status.success());
-        assert!(text.contains("git-gate: upstream unavailable for"), "{text}");
+        assert!(
+            text.contains("git-gate: upstream unavailable for"),
+            "{text}"
+        );
         assert!(started.elapsed() < Duration::from_secs(60));
     }
     // the upstream disappears after a clone: the push fails clearly, nothing hangs
@@ -46,7 +57,11 @@ fn upstream_refusal_is_relayed() {
     let mut env = Env::new();
     let up = env.make_upstream("demo");
     let hook = up.join("hooks").join("pre-receive");
-    std::fs::write(&hook, "#!/bin/sh\necho 'GH006: Protected branch update failed (upstream policy)' >&2\nexit 1\n").unwrap();
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\necho 'GH006: Protected branch update failed (upstream policy)' >&2\nexit 1\n",
+    )
+    .unwrap();
     set_exec(&hook);
     env.write_routes(&routes(&up, AGENT_RULES));
     env.start();
@@ -105,7 +120,10 @@ fn concurrent_pushes_to_one_repository() {
     let (r1, r2) = (t1.join().unwrap(), t2.join().unwrap());
     assert!(r1.0 ^ r2.0, "exactly one must win:\n{}\n{}", r1.1, r2.1);
     let loser = if r1.0 { &r2.1 } else { &r1.1 };
-    assert!(loser.contains("rejected") || loser.contains("already exists"), "{loser}");
+    assert!(
+        loser.contains("rejected") || loser.contains("already exists"),
+        "{loser}"
+    );
     let winner = if r1.0 { a } else { b };
     assert_eq!(upstream_ref(&up, "refs/heads/agent/same"), Some(winner));
 }
@@ -116,7 +134,11 @@ fn reload_while_a_push_is_running() {
     let up = env.make_upstream("demo");
     let marker = env.path("upstream-hook-started");
     let hook = up.join("hooks").join("pre-receive");
-    std::fs::write(&hook, format!("#!/bin/sh\ntouch '{}'\nsleep 3\nexit 0\n", marker.display())).unwrap();
+    std::fs::write(
+        &hook,
+        format!("#!/bin/sh\ntouch '{}'\nsleep 3\nexit 0\n", marker.display()),
+    )
+    .unwrap();
     set_exec(&hook);
     env.write_routes(&routes(&up, AGENT_RULES));
     env.start();
@@ -136,9 +158,15 @@ fn reload_while_a_push_is_running() {
     env.write_routes(&routes(&up, tight));
     env.sighup();
     env.wait_generation(2);
-    assert!(!pushing.is_finished(), "reload should land while the push runs");
+    assert!(
+        !pushing.is_finished(),
+        "reload should land while the push runs"
+    );
     let (ok, out) = pushing.join().unwrap();
-    assert!(ok, "the in-flight push is judged under its own snapshot: {out}");
+    assert!(
+        ok,
+        "the in-flight push is judged under its own snapshot: {out}"
+    );
     assert_eq!(upstream_ref(&up, "refs/heads/agent/r1"), Some(c1));
     // the next push sees the new policy
     env.git_ok(&work, &["checkout", "-q", "-b", "agent/r2"]);
@@ -156,7 +184,10 @@ fn reload_while_a_push_is_running() {
         if text.contains("bogus_key") {
             break;
         }
-        assert!(Instant::now() < deadline, "status file never showed the error: {text}");
+        assert!(
+            Instant::now() < deadline,
+            "status file never showed the error: {text}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let (ok, out) = env.push(&work, &["origin", "HEAD:refs/heads/feature"]);
@@ -178,7 +209,8 @@ fn https_upstream_gets_the_gate_token_never_the_agents() {
     );
     let origin = Origin::start(&root, "origin.test", &expected, env.tmp.path());
     let port = origin.addr.port();
-    env.extra_env.push(("BOTTLE_GIT_TOKEN_0".into(), token.into()));
+    env.extra_env
+        .push(("BOTTLE_GIT_TOKEN_0".into(), token.into()));
     env.extra_args.extend([
         "--upstream-ca".to_string(),
         origin.ca_pem.display().to_string(),
@@ -194,7 +226,14 @@ fn https_upstream_gets_the_gate_token_never_the_agents() {
     let work = env.path("w");
     env.git_ok(
         env.tmp.path(),
-        &["-c", &format!("http.extraHeader={agent_cred}"), "clone", "-q", &env.url("demo"), work.to_str().unwrap()],
+        &[
+            "-c",
+            &format!("http.extraHeader={agent_cred}"),
+            "clone",
+            "-q",
+            &env.url("demo"),
+            work.to_str().unwrap(),
+        ],
     );
     env.git_ok(&work, &["config", "http.extraHeader", agent_cred]);
     env.git_ok(&work, &["checkout", "-q", "-b", "agent/h"]);
@@ -208,19 +247,31 @@ fn https_upstream_gets_the_gate_token_never_the_agents() {
     assert!(!ok, "{out}");
     let reqs = origin.requests.lock().unwrap().clone();
     assert!(
-        !reqs[n_before..].iter().any(|r| r.starts_with("POST") && r.contains("receive-pack")),
+        !reqs[n_before..]
+            .iter()
+            .any(|r| r.starts_with("POST") && r.contains("receive-pack")),
         "{reqs:?}"
     );
     let seen = origin.seen_auth.lock().unwrap().clone();
     assert!(!seen.is_empty());
     assert!(seen.iter().all(|a| a == &expected), "origin saw: {seen:?}");
-    assert!(reqs.iter().any(|r| r.starts_with("POST") && r.contains("git-receive-pack")));
+    assert!(reqs
+        .iter()
+        .any(|r| r.starts_with("POST") && r.contains("git-receive-pack")));
     // the token is nowhere on disk or in logs
     let log = env.log.lock().unwrap().clone();
     assert!(!log.contains(token));
-    assert!(!std::fs::read_to_string(&env.audit).unwrap_or_default().contains(token));
-    assert!(!grep_dir(&env.data_dir, token.as_bytes()), "token written under --data-dir");
-    assert!(!grep_dir(&env.data_dir, expected.split(' ').nth(1).unwrap().as_bytes()));
+    assert!(!std::fs::read_to_string(&env.audit)
+        .unwrap_or_default()
+        .contains(token));
+    assert!(
+        !grep_dir(&env.data_dir, token.as_bytes()),
+        "token written under --data-dir"
+    );
+    assert!(!grep_dir(
+        &env.data_dir,
+        expected.split(' ').nth(1).unwrap().as_bytes()
+    ));
 }
 
 fn base64_encode(b: &[u8]) -> String {
@@ -229,7 +280,9 @@ fn base64_encode(b: &[u8]) -> String {
 }
 
 fn grep_dir(dir: &std::path::Path, needle: &[u8]) -> bool {
-    let Ok(rd) = std::fs::read_dir(dir) else { return false };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return false;
+    };
     for e in rd.flatten() {
         let p = e.path();
         let Ok(ft) = e.file_type() else { continue };

@@ -42,7 +42,10 @@ fn assert_raw_refused(c: &Case, body: &[u8], needles: &[&str], absent: &[&str]) 
     let before = upstream_refs(&c.up);
     let (lines, msgs) = raw_push(c.env.addr.unwrap(), "demo", body);
     assert!(lines.iter().all(|l| !l.starts_with("ok ")), "{lines:?}");
-    assert!(lines.iter().any(|l| l.starts_with("ng ")), "{lines:?} {msgs}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("ng ")),
+        "{lines:?} {msgs}"
+    );
     let all = format!("{}\n{msgs}", lines.join("\n"));
     for n in needles {
         assert!(all.contains(n), "missing {n:?} in:\n{all}");
@@ -62,12 +65,18 @@ fn protected_branch_update_and_force_and_delete() {
     let c = setup(AGENT_RULES);
     let new = c.env.commit_file(&c.work, "x.txt", "x\n", "to main");
     // main is protected and no rule allows it
-    assert_refused(&c, &["origin", "main"], &["no rule allows refs/heads/main", "git-gate"], &[&new]);
+    assert_refused(
+        &c,
+        &["origin", "main"],
+        &["no rule allows refs/heads/main", "git-gate"],
+        &[&new],
+    );
 
     // rules that allow force and delete everywhere still cannot force or delete main
     let open = "    rules:\n      - {ref: \"refs/heads/**\", allow: [create, update, force, delete]}\n    protected: [\"refs/heads/main\"]\n";
     let c = setup(open);
-    c.env.git_ok(&c.work, &["commit", "-q", "--amend", "-m", "rewritten"]);
+    c.env
+        .git_ok(&c.work, &["commit", "-q", "--amend", "-m", "rewritten"]);
     let amended = head(&c);
     assert_refused(
         &c,
@@ -75,14 +84,25 @@ fn protected_branch_update_and_force_and_delete() {
         &["force push of protected ref refs/heads/main refused"],
         &[&amended],
     );
-    assert_refused(&c, &["origin", "--delete", "main"], &["deletion of protected ref refs/heads/main refused"], &[]);
+    assert_refused(
+        &c,
+        &["origin", "--delete", "main"],
+        &["deletion of protected ref refs/heads/main refused"],
+        &[],
+    );
     // a lookalike of the protected name
     c.env.git_ok(&c.work, &["branch", "Main"]);
-    assert_refused(&c, &["origin", "Main"], &["looks like protected ref refs/heads/main"], &[]);
+    assert_refused(
+        &c,
+        &["origin", "Main"],
+        &["looks like protected ref refs/heads/main"],
+        &[],
+    );
     c.env.git_ok(&c.work, &["branch", "mаin"]); // Cyrillic а
     assert_refused(&c, &["origin", "mаin"], &["ASCII"], &[]);
     // and a fast-forward of main is allowed by the rule
-    c.env.git_ok(&c.work, &["reset", "-q", "--hard", "origin/main"]);
+    c.env
+        .git_ok(&c.work, &["reset", "-q", "--hard", "origin/main"]);
     let ff = c.env.commit_file(&c.work, "y.txt", "y\n", "ff");
     let (ok, out) = c.env.push(&c.work, &["origin", "main"]);
     assert!(ok, "{out}");
@@ -128,23 +148,50 @@ fn deletion_tag_and_ref_outside_rules() {
     c.env.git_ok(&c.work, &["checkout", "-q", "-b", "feature"]);
     let (ok, out) = c.env.push(&c.work, &["origin", "feature"]);
     assert!(ok, "{out}");
-    assert_refused(&c, &["origin", "--delete", "feature"], &["deleting refs/heads/feature is not allowed"], &[]);
+    assert_refused(
+        &c,
+        &["origin", "--delete", "feature"],
+        &["deleting refs/heads/feature is not allowed"],
+        &[],
+    );
     // tags: lightweight and annotated
     c.env.git_ok(&c.work, &["tag", "v1"]);
     assert_refused(&c, &["origin", "v1"], &["tags are not allowed"], &[]);
-    c.env.git_ok(&c.work, &["tag", "-a", "-m", "annotated", "v2"]);
+    c.env
+        .git_ok(&c.work, &["tag", "-a", "-m", "annotated", "v2"]);
     let tag_obj = c.env.git_ok(&c.work, &["rev-parse", "v2"]);
-    assert_refused(&c, &["origin", "v2"], &["tags are not allowed"], &[&tag_obj]);
+    assert_refused(
+        &c,
+        &["origin", "v2"],
+        &["tags are not allowed"],
+        &[&tag_obj],
+    );
     // refs outside every rule
     let n = c.env.commit_file(&c.work, "o.txt", "o\n", "other");
-    assert_refused(&c, &["origin", "HEAD:refs/heads/other"], &["no rule allows refs/heads/other"], &[&n]);
-    assert_refused(&c, &["origin", "HEAD:refs/notes/x"], &["no rule allows refs/notes/x"], &[&n]);
-    assert_refused(&c, &["origin", "HEAD:refs/for/main"], &["no rule allows refs/for/main"], &[&n]);
+    assert_refused(
+        &c,
+        &["origin", "HEAD:refs/heads/other"],
+        &["no rule allows refs/heads/other"],
+        &[&n],
+    );
+    assert_refused(
+        &c,
+        &["origin", "HEAD:refs/notes/x"],
+        &["no rule allows refs/notes/x"],
+        &[&n],
+    );
+    assert_refused(
+        &c,
+        &["origin", "HEAD:refs/for/main"],
+        &["no rule allows refs/for/main"],
+        &[&n],
+    );
 }
 
 #[test]
 fn invalid_ref_names_refused() {
-    let c = setup("    rules:\n      - {ref: \"refs/**\", allow: [create, update, force, delete]}\n");
+    let c =
+        setup("    rules:\n      - {ref: \"refs/**\", allow: [create, update, force, delete]}\n");
     let new = c.env.commit_file(&c.work, "n.txt", "n\n", "n");
     let main = upstream_ref(&c.up, "refs/heads/main").unwrap();
     let pack = make_pack(&c.env, &c.work, &[&new, &format!("^{main}")]);
@@ -176,7 +223,12 @@ fn push_options_refused_unless_allowed() {
     c.env.git_ok(&c.work, &["checkout", "-q", "-b", "agent/o"]);
     let n = c.env.commit_file(&c.work, "o.txt", "o\n", "o");
     // the gate does not advertise push-options: the stock client stops
-    assert_refused(&c, &["-o", "ci.skip", "origin", "agent/o"], &["push options"], &[&n]);
+    assert_refused(
+        &c,
+        &["-o", "ci.skip", "origin", "agent/o"],
+        &["push options"],
+        &[&n],
+    );
     // a crafted client sends them anyway
     let main = upstream_ref(&c.up, "refs/heads/main").unwrap();
     let pack = make_pack(&c.env, &c.work, &[&n, &format!("^{main}")]);
@@ -192,7 +244,8 @@ fn push_options_refused_unless_allowed() {
 #[test]
 fn oversized_pack_refused() {
     let c = setup(&format!("{AGENT_RULES}    max_pack_bytes: 20000\n"));
-    c.env.git_ok(&c.work, &["checkout", "-q", "-b", "agent/big"]);
+    c.env
+        .git_ok(&c.work, &["checkout", "-q", "-b", "agent/big"]);
     // incompressible content
     let mut data = String::new();
     let mut x: u64 = 0x9e3779b97f4a7c15;
@@ -209,8 +262,11 @@ fn oversized_pack_refused() {
 #[test]
 fn max_object_bytes_refused() {
     let c = setup(&format!("{AGENT_RULES}    max_object_bytes: 1000\n"));
-    c.env.git_ok(&c.work, &["checkout", "-q", "-b", "agent/obj"]);
-    let n = c.env.commit_file(&c.work, "zeros.txt", &"0".repeat(5000), "zeros");
+    c.env
+        .git_ok(&c.work, &["checkout", "-q", "-b", "agent/obj"]);
+    let n = c
+        .env
+        .commit_file(&c.work, "zeros.txt", &"0".repeat(5000), "zeros");
     assert_refused(&c, &["origin", "agent/obj"], &["limit 1000"], &[&n]);
 }
 
@@ -229,41 +285,73 @@ fn secrets_refused_tip_intermediate_message_unreferenced() {
     let w = c.work.clone();
     c.env.git_ok(&w, &["checkout", "-q", "-b", "agent/s1"]);
     // in the tip commit
-    let tip = c.env.commit_file(&w, "config.env", &format!("TOKEN={SECRET}\n"), "add config");
-    let out = assert_refused(&c, &["origin", "agent/s1"], &["secret detected (github-pat)"], &[&tip]);
+    let tip = c
+        .env
+        .commit_file(&w, "config.env", &format!("TOKEN={SECRET}\n"), "add config");
+    let out = assert_refused(
+        &c,
+        &["origin", "agent/s1"],
+        &["secret detected (github-pat)"],
+        &[&tip],
+    );
     assert!(!out.contains(SECRET), "the secret must never be echoed");
 
     // in an intermediate commit that a later commit removes
-    c.env.git_ok(&w, &["checkout", "-q", "-b", "agent/s2", "origin/main"]);
-    let mid = c.env.commit_file(&w, "config.env", &format!("TOKEN={SECRET}\n"), "oops");
+    c.env
+        .git_ok(&w, &["checkout", "-q", "-b", "agent/s2", "origin/main"]);
+    let mid = c
+        .env
+        .commit_file(&w, "config.env", &format!("TOKEN={SECRET}\n"), "oops");
     std::fs::remove_file(w.join("config.env")).unwrap();
     c.env.git_ok(&w, &["commit", "-q", "-a", "-m", "remove it"]);
     let tip2 = head(&c);
-    assert_refused(&c, &["origin", "agent/s2"], &["secret detected"], &[&mid, &tip2]);
+    assert_refused(
+        &c,
+        &["origin", "agent/s2"],
+        &["secret detected"],
+        &[&mid, &tip2],
+    );
 
     // in a commit message
-    c.env.git_ok(&w, &["checkout", "-q", "-b", "agent/s3", "origin/main"]);
+    c.env
+        .git_ok(&w, &["checkout", "-q", "-b", "agent/s3", "origin/main"]);
     std::fs::write(w.join("m.txt"), "m\n").unwrap();
     c.env.git_ok(&w, &["add", "m.txt"]);
-    c.env.git_ok(&w, &["commit", "-q", "-m", &format!("use token {SECRET}")]);
+    c.env
+        .git_ok(&w, &["commit", "-q", "-m", &format!("use token {SECRET}")]);
     let msg = head(&c);
-    assert_refused(&c, &["origin", "agent/s3"], &["secret detected (github-pat) in commit"], &[&msg]);
+    assert_refused(
+        &c,
+        &["origin", "agent/s3"],
+        &["secret detected (github-pat) in commit"],
+        &[&msg],
+    );
 
     // in a blob no pushed ref reaches (crafted pack)
-    c.env.git_ok(&w, &["checkout", "-q", "-b", "agent/s4", "origin/main"]);
+    c.env
+        .git_ok(&w, &["checkout", "-q", "-b", "agent/s4", "origin/main"]);
     let clean = c.env.commit_file(&w, "clean.txt", "clean\n", "clean");
     let hidden = blob_id(&c, &format!("hidden {SECRET}\n"));
     let main = upstream_ref(&c.up, "refs/heads/main").unwrap();
     let pack = make_pack(&c.env, &w, &[&clean, &hidden, &format!("^{main}")]);
     let body = push_body(&[(ZERO, &clean, b"refs/heads/agent/s4")], CAPS, None, &pack);
-    assert_raw_refused(&c, &body, &["secret detected (github-pat) in blob"], &[&clean, &hidden]);
+    assert_raw_refused(
+        &c,
+        &body,
+        &["secret detected (github-pat) in blob"],
+        &[&clean, &hidden],
+    );
     // without the hidden blob the same push is fine
     let (ok, out) = c.env.push(&w, &["origin", "agent/s4"]);
     assert!(ok, "{out}");
     assert_eq!(upstream_ref(&c.up, "refs/heads/agent/s4"), Some(clean));
     let audit = c.env.audit_lines();
-    assert!(audit.iter().any(|a| a["rule"] == "secret-scan" && a["result"] == "refused"));
-    assert!(!std::fs::read_to_string(&c.env.audit).unwrap().contains(SECRET));
+    assert!(audit
+        .iter()
+        .any(|a| a["rule"] == "secret-scan" && a["result"] == "refused"));
+    assert!(!std::fs::read_to_string(&c.env.audit)
+        .unwrap()
+        .contains(SECRET));
 }
 
 #[test]
@@ -278,7 +366,10 @@ fn atomic_multi_ref_push_one_refused() {
             args.insert(0, "--atomic");
         }
         let out = assert_refused(&c, &args, &["no rule allows refs/heads/main"], &[&n]);
-        assert!(out.contains("another ref in this push was refused"), "{out}");
+        assert!(
+            out.contains("another ref in this push was refused"),
+            "{out}"
+        );
         assert_eq!(upstream_ref(&c.up, "refs/heads/agent/ok"), None);
     }
 }
@@ -301,9 +392,19 @@ fn dumb_http_webdav_and_unknown_repos_refused() {
         ("POST", "/demo.git/info/lfs/objects/batch"),
     ] {
         let (status, head, body) = http(addr, m, t, &[], b"");
-        assert!(status == 403 || status == 404 || status == 405, "{m} {t}: {status}");
-        assert!(head.to_ascii_lowercase().contains("x-bottle-blocked: git-gate"), "{head}");
-        assert!(String::from_utf8_lossy(&body).starts_with("blocked by git-gate"), "{m} {t}");
+        assert!(
+            status == 403 || status == 404 || status == 405,
+            "{m} {t}: {status}"
+        );
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("x-bottle-blocked: git-gate"),
+            "{head}"
+        );
+        assert!(
+            String::from_utf8_lossy(&body).starts_with("blocked by git-gate"),
+            "{m} {t}"
+        );
     }
     // push with an Authorization header of the agent's own: irrelevant, still judged
     let (status, _, _) = http(

@@ -19,7 +19,11 @@ pub const ZERO: &str = "0000000000000000000000000000000000000000";
 /// Runs a command with a deadline; kills it on timeout (and panics).
 pub fn run_timeout(mut cmd: Command, input: Option<&[u8]>, secs: u64) -> Output {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() });
+    cmd.stdin(if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
     let mut child = cmd.spawn().expect("spawn");
     if let Some(data) = input {
         let mut stdin = child.stdin.take().unwrap();
@@ -75,7 +79,10 @@ pub struct Env {
 
 impl Env {
     pub fn new() -> Env {
-        let tmp = tempfile::Builder::new().prefix("gg").tempdir_in("/tmp").unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix("gg")
+            .tempdir_in("/tmp")
+            .unwrap();
         let home = tmp.path().join("home");
         std::fs::create_dir_all(&home).unwrap();
         std::fs::write(
@@ -142,9 +149,15 @@ impl Env {
     /// A bare upstream with one commit on main (README) and the given file contents.
     pub fn make_upstream(&self, name: &str) -> PathBuf {
         let up = self.path(&format!("{name}-up.git"));
-        self.git_ok(self.tmp.path(), &["init", "--bare", "-q", "-b", "main", up.to_str().unwrap()]);
+        self.git_ok(
+            self.tmp.path(),
+            &["init", "--bare", "-q", "-b", "main", up.to_str().unwrap()],
+        );
         let seed = self.path(&format!("{name}-seed"));
-        self.git_ok(self.tmp.path(), &["init", "-q", "-b", "main", seed.to_str().unwrap()]);
+        self.git_ok(
+            self.tmp.path(),
+            &["init", "-q", "-b", "main", seed.to_str().unwrap()],
+        );
         std::fs::write(seed.join("README"), "hello\n").unwrap();
         self.git_ok(&seed, &["add", "README"]);
         self.git_ok(&seed, &["commit", "-q", "-m", "initial"]);
@@ -213,7 +226,10 @@ impl Env {
     }
 
     pub fn sighup(&self) {
-        let st = Command::new("kill").args(["-HUP", &self.pid().to_string()]).status().unwrap();
+        let st = Command::new("kill")
+            .args(["-HUP", &self.pid().to_string()])
+            .status()
+            .unwrap();
         assert!(st.success());
     }
 
@@ -226,7 +242,10 @@ impl Env {
     pub fn wait_generation(&self, g: u64) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while self.status_generation() < g {
-            assert!(Instant::now() < deadline, "reload to generation {g} did not happen");
+            assert!(
+                Instant::now() < deadline,
+                "reload to generation {g} did not happen"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -234,7 +253,10 @@ impl Env {
     /// Clones through the gate into a fresh work dir.
     pub fn clone_work(&self, repo: &str, dir: &str) -> PathBuf {
         let work = self.path(dir);
-        self.git_ok(self.tmp.path(), &["clone", "-q", &self.url(repo), work.to_str().unwrap()]);
+        self.git_ok(
+            self.tmp.path(),
+            &["clone", "-q", &self.url(repo), work.to_str().unwrap()],
+        );
         work
     }
 
@@ -253,7 +275,11 @@ impl Env {
         let mut full = vec!["push"];
         full.extend_from_slice(args);
         let o = self.git(work, &full);
-        let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
         (o.status.success(), text)
     }
 
@@ -280,7 +306,14 @@ pub fn upstream_ref(up: &Path, name: &str) -> Option<String> {
     let o = run_timeout(
         {
             let mut c = Command::new("git");
-            c.args(["--git-dir", up.to_str().unwrap(), "rev-parse", "--verify", "--quiet", name]);
+            c.args([
+                "--git-dir",
+                up.to_str().unwrap(),
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                name,
+            ]);
             c
         },
         None,
@@ -294,7 +327,12 @@ pub fn upstream_ref(up: &Path, name: &str) -> Option<String> {
 /// All refs of bare repo `up` (`<oid> <ref>` lines).
 pub fn upstream_refs(up: &Path) -> String {
     let mut c = Command::new("git");
-    c.args(["--git-dir", up.to_str().unwrap(), "for-each-ref", "--format=%(objectname) %(refname)"]);
+    c.args([
+        "--git-dir",
+        up.to_str().unwrap(),
+        "for-each-ref",
+        "--format=%(objectname) %(refname)",
+    ]);
     String::from_utf8_lossy(&run_timeout(c, None, 30).stdout).to_string()
 }
 
@@ -305,7 +343,12 @@ pub fn upstream_has(up: &Path, oid: &str) -> bool {
 }
 
 /// Builds a receive-pack request body.
-pub fn push_body(cmds: &[(&str, &str, &[u8])], caps: &str, options: Option<&[&str]>, pack: &[u8]) -> Vec<u8> {
+pub fn push_body(
+    cmds: &[(&str, &str, &[u8])],
+    caps: &str,
+    options: Option<&[&str]>,
+    pack: &[u8],
+) -> Vec<u8> {
     let mut out = Vec::new();
     for (i, (old, new, name)) in cmds.iter().enumerate() {
         let mut line = format!("{old} {new} ").into_bytes();
@@ -329,10 +372,19 @@ pub fn push_body(cmds: &[(&str, &str, &[u8])], caps: &str, options: Option<&[&st
 }
 
 /// A minimal HTTP/1.1 client: one request, `Connection: close`, returns (status, headers, body).
-pub fn http(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String, Vec<u8>) {
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!(
+        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -341,11 +393,17 @@ pub fn http(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, &str
     s.write_all(body).unwrap();
     let mut resp = Vec::new();
     let _ = s.read_to_end(&mut resp);
-    let split = resp.windows(4).position(|w| w == b"\r\n\r\n").expect("response head");
+    let split = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("response head");
     let head = String::from_utf8_lossy(&resp[..split]).to_string();
     let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
     let mut body = resp[split + 4..].to_vec();
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         body = dechunk(&body);
     }
     (status, head, body)
@@ -370,8 +428,7 @@ pub fn strip_ansi(s: &str) -> String {
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(nl) = b.windows(2).position(|w| w == b"\r\n") else { break };
+    while let Some(nl) = b.windows(2).position(|w| w == b"\r\n") {
         let size = usize::from_str_radix(String::from_utf8_lossy(&b[..nl]).trim(), 16).unwrap_or(0);
         if size == 0 {
             break;
@@ -417,7 +474,11 @@ pub fn decode_report(resp: &[u8]) -> (Vec<String>, String) {
 /// A pack with the objects of `revs` (rev-list syntax, e.g. "new", "^old", a blob id).
 pub fn make_pack(env: &Env, work: &Path, revs: &[&str]) -> Vec<u8> {
     let input = revs.join("\n") + "\n";
-    let o = run_timeout(env.git_cmd(work, &["pack-objects", "--stdout", "--revs", "--thin"]), Some(input.as_bytes()), 60);
+    let o = run_timeout(
+        env.git_cmd(work, &["pack-objects", "--stdout", "--revs", "--thin"]),
+        Some(input.as_bytes()),
+        60,
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     o.stdout
 }

@@ -55,7 +55,9 @@ impl Origin {
             .enable_all()
             .build()
             .unwrap();
-        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
         let addr = listener.local_addr().unwrap();
         let seen_auth = Arc::new(Mutex::new(Vec::new()));
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -64,13 +66,19 @@ impl Origin {
         let expected = expected_auth.to_string();
         rt.spawn(async move {
             loop {
-                let Ok((tcp, _)) = listener.accept().await else { continue };
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
                 let acceptor = acceptor.clone();
-                let (seen, reqs, root, expected) = (seen.clone(), reqs.clone(), root.clone(), expected.clone());
+                let (seen, reqs, root, expected) =
+                    (seen.clone(), reqs.clone(), root.clone(), expected.clone());
                 tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else { return };
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
                     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                        let (seen, reqs, root, expected) = (seen.clone(), reqs.clone(), root.clone(), expected.clone());
+                        let (seen, reqs, root, expected) =
+                            (seen.clone(), reqs.clone(), root.clone(), expected.clone());
                         async move {
                             let auth = req
                                 .headers()
@@ -78,7 +86,9 @@ impl Origin {
                                 .map(|v| String::from_utf8_lossy(v.as_bytes()).to_string())
                                 .unwrap_or_default();
                             seen.lock().unwrap().push(auth.clone());
-                            reqs.lock().unwrap().push(format!("{} {}", req.method(), req.uri()));
+                            reqs.lock()
+                                .unwrap()
+                                .push(format!("{} {}", req.method(), req.uri()));
                             if auth != expected {
                                 return Ok::<_, Infallible>(
                                     Response::builder()
@@ -109,7 +119,11 @@ impl Origin {
 
 async fn cgi(req: Request<Incoming>, root: PathBuf) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let header = |n: &str| {
         parts
             .headers
@@ -161,7 +175,10 @@ async fn cgi(req: Request<Incoming>, root: PathBuf) -> Response<Full<Bytes>> {
         .map(|p| (p, 4))
         .or_else(|| out.windows(2).position(|w| w == b"\n\n").map(|p| (p, 2)));
     let Some((pos, skip)) = split else {
-        return Response::builder().status(502).body(Full::new(Bytes::new())).unwrap();
+        return Response::builder()
+            .status(502)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
     };
     let head = String::from_utf8_lossy(&out[..pos]).to_string();
     let mut resp = Response::builder().status(200);
@@ -176,5 +193,6 @@ async fn cgi(req: Request<Incoming>, root: PathBuf) -> Response<Full<Bytes>> {
             }
         }
     }
-    resp.body(Full::new(Bytes::copy_from_slice(&out[pos + skip..]))).unwrap()
+    resp.body(Full::new(Bytes::copy_from_slice(&out[pos + skip..])))
+        .unwrap()
 }
