@@ -99,6 +99,9 @@ pub enum HostError {
     /// It looks like an IP address but is not a valid one.
     #[error("invalid IP address `{0}`")]
     InvalidIp(String),
+    /// A label mixes Latin with Cyrillic or Greek letters (a homograph, e.g. Cyrillic `а`).
+    #[error("host `{0}` mixes Latin with Cyrillic or Greek letters in one label (homograph)")]
+    MixedScript(String),
     /// The port is not a number in 1..=65535.
     #[error("invalid port `{0}`")]
     InvalidPort(String),
@@ -166,7 +169,47 @@ pub fn parse_host(input: &str) -> Result<Host, HostError> {
             .ok_or_else(|| HostError::InvalidIp(truncated(input)));
     }
     validate_name(ascii, input)?;
+    if ascii.split('.').any(label_mixes_scripts) {
+        return Err(HostError::MixedScript(truncated(input)));
+    }
     Ok(Host::Name(ascii.to_string()))
+}
+
+#[derive(PartialEq, Eq, Clone, Copy)]
+enum Script {
+    Latin,
+    Cyrillic,
+    Greek,
+}
+
+fn script_of(c: char) -> Option<Script> {
+    match c as u32 {
+        0x41..=0x5a | 0x61..=0x7a | 0xc0..=0x24f | 0x1e00..=0x1eff => Some(Script::Latin),
+        0x370..=0x3ff | 0x1f00..=0x1fff => Some(Script::Greek),
+        0x400..=0x52f | 0x1c80..=0x1c8f | 0x2de0..=0x2dff | 0xa640..=0xa69f => {
+            Some(Script::Cyrillic)
+        }
+        _ => None,
+    }
+}
+
+/// Whether a punycode label decodes to letters of Latin and of Cyrillic or Greek together.
+fn label_mixes_scripts(label: &str) -> bool {
+    let Some(encoded) = label.strip_prefix("xn--") else {
+        return false; // pure ASCII
+    };
+    let Some(decoded) = idna::punycode::decode_to_string(encoded) else {
+        return false;
+    };
+    let mut seen: Option<Script> = None;
+    for s in decoded.chars().filter_map(script_of) {
+        match seen {
+            None => seen = Some(s),
+            Some(prev) if prev != s => return true,
+            Some(_) => {}
+        }
+    }
+    false
 }
 
 fn validate_name(ascii: &str, original: &str) -> Result<(), HostError> {
@@ -367,10 +410,32 @@ mod tests {
     }
 
     #[test]
-    fn cyrillic_lookalike_is_a_different_host() {
-        let h = parse_host("exаmple.com").unwrap(); // Cyrillic а
-        assert_ne!(h, name("example.com"));
-        assert!(h.to_string().starts_with("xn--"));
+    fn cyrillic_lookalike_is_rejected() {
+        // Cyrillic а inside a Latin label: a homograph, rejected in both spellings.
+        assert!(matches!(
+            parse_host("exаmple.com"),
+            Err(HostError::MixedScript(_))
+        ));
+        let puny = idna::domain_to_ascii("exаmple.com").unwrap();
+        assert!(matches!(parse_host(&puny), Err(HostError::MixedScript(_))));
+        assert!(matches!(
+            parse_host("pаypal.com"),
+            Err(HostError::MixedScript(_))
+        ));
+        assert!(matches!(
+            parse_host("gοogle.com"),
+            Err(HostError::MixedScript(_))
+        )); // Greek ο
+            // Single-script IDNs, and different scripts in different labels, are fine.
+        assert_eq!(
+            parse_host("пример.рф").unwrap(),
+            name("xn--e1afmkfd.xn--p1ai")
+        );
+        assert!(parse_host("ελληνικά.example").is_ok());
+        assert!(parse_host("bücher.пример").is_ok());
+        // An all-Cyrillic lookalike of a Latin name is a different host, never equal.
+        let h = parse_host("ехаmрlе.com");
+        assert_ne!(h, Ok(name("example.com")));
     }
 
     #[test]
