@@ -243,17 +243,26 @@ impl TestCa {
     /// offering ALPN `h2` and `http/1.1`.
     pub fn server_config(&self, names: &[&str]) -> Result<Arc<rustls::ServerConfig>, EchoError> {
         let (chain_pem, key_pem) = self.try_issue(names)?;
-        let chain = parse_certs(&chain_pem)?;
-        let key = parse_key(&key_pem)?;
-        let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)?;
-        cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Ok(Arc::new(cfg))
+        server_config_from_pem(&chain_pem, &key_pem)
     }
+}
+
+/// A rustls server config (ring provider) from a chain and key PEM, offering ALPN `h2` and
+/// `http/1.1`.
+pub fn server_config_from_pem(
+    chain_pem: &str,
+    key_pem: &str,
+) -> Result<Arc<rustls::ServerConfig>, EchoError> {
+    let chain = parse_certs(chain_pem)?;
+    let key = parse_key(key_pem)?;
+    let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(chain, key)?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
 }
 
 /// Parses every certificate in a PEM string.

@@ -184,6 +184,7 @@ pub(crate) async fn handle(
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/response-headers" => response_headers(&params),
         "/trailers" => trailers(&params),
+        "/abort" => abort(&params).unwrap_or_else(BadParam::response),
         p if p.starts_with("/status/") => status(&p["/status/".len()..], req.method()),
         _ => echo(req, &info, &state, idx).await,
     }
@@ -523,4 +524,34 @@ fn trailers(params: &[(String, String)]) -> Response<Body> {
         r.headers_mut().insert(header::TRAILER, a);
     }
     r
+}
+
+/// `/abort?after_bytes=N`: announces `Content-Length: 2N+1` (at least 1), sends N pattern
+/// bytes, then fails the body: HTTP/1.1 closes the connection mid-body, HTTP/2 resets the
+/// stream. For testing that truncated upstream bodies are not passed off as complete.
+fn abort(params: &[(String, String)]) -> Answer {
+    let n = num_param(params, "after_bytes", 1024, 1 << 40)?;
+    let stream = futures_util::stream::unfold(0u64, move |pos| async move {
+        if pos > n {
+            return None;
+        }
+        if pos == n {
+            // Give the client a moment to receive the bytes before the failure.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let e: BoxError = "aborted by /abort".into();
+            return Some((Err(e), n + 1));
+        }
+        let len = (n - pos).min(FRAME as u64) as usize;
+        let off = (pos % 251) as usize;
+        let data = pattern().slice(off..off + len);
+        Some((Ok(Frame::data(data)), pos + len as u64))
+    });
+    let mut r = response(
+        StatusCode::OK,
+        "application/octet-stream",
+        BodyExt::boxed(StreamBody::new(stream)),
+    );
+    r.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(2 * n + 1));
+    Ok(r)
 }

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-pub use ca::{parse_certs, parse_key, TestCa};
+pub use ca::{parse_certs, parse_key, server_config_from_pem, TestCa};
 pub use reflect::{fully_percent_encode, percent_encode_unreserved, reflect_lines};
 
 /// Errors of this crate.
@@ -222,6 +222,7 @@ pub struct EchoOrigin {
     pub ca: TestCa,
     /// A file holding the CA certificate PEM (in a temp dir owned by this origin).
     pub ca_path: PathBuf,
+    leaf_pem: String,
     state: Arc<State>,
     shutdown: tokio::sync::watch::Sender<bool>,
     _tmp: Option<tempfile::TempDir>,
@@ -269,7 +270,8 @@ impl EchoOrigin {
             None => TestCa::try_new()?,
         };
         let names: Vec<&str> = opts.names.iter().map(String::as_str).collect();
-        let tls = ca.server_config(&names)?;
+        let (leaf_pem, leaf_key) = ca.try_issue(&names)?;
+        let tls = server_config_from_pem(&leaf_pem, &leaf_key)?;
         let (tmp, dir) = match ca_dir {
             Some(d) => (None, d.to_path_buf()),
             None => {
@@ -292,6 +294,7 @@ impl EchoOrigin {
             https_addr,
             ca,
             ca_path,
+            leaf_pem,
             state,
             shutdown: tx,
             _tmp: tmp,
@@ -321,6 +324,30 @@ impl EchoOrigin {
     /// `https://127.0.0.1:PORT{path}` (the leaf covers 127.0.0.1 by default).
     pub fn https_url(&self, path: &str) -> String {
         format!("https://{}{}", self.https_addr, path)
+    }
+
+    /// `http://{host}:PORT{path}`, e.g. for `curl --resolve host:PORT:127.0.0.1`.
+    pub fn http_url_host(&self, host: &str, path: &str) -> String {
+        format!("http://{host}:{}{path}", self.http_addr.port())
+    }
+
+    /// `https://{host}:PORT{path}` (host should be one of the leaf's names).
+    pub fn https_url_host(&self, host: &str, path: &str) -> String {
+        format!("https://{host}:{}{path}", self.https_addr.port())
+    }
+
+    /// The chain the TLS listener presents (leaf then CA), PEM.
+    pub fn leaf_chain_pem(&self) -> &str {
+        &self.leaf_pem
+    }
+
+    /// The leaf certificate the TLS listener presents, DER (to compare with what a client
+    /// saw, e.g. through a TLS passthrough tunnel).
+    pub fn leaf_der(&self) -> Result<rustls_pki_types::CertificateDer<'static>, EchoError> {
+        parse_certs(&self.leaf_pem)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| EchoError::Pem("no leaf".into()))
     }
 
     /// Every request seen so far, in arrival order (at most the record limit, newest kept;

@@ -1237,3 +1237,71 @@ async fn bad_numeric_parameters_are_400() {
         assert_eq!(stdout(&out), "400", "{p}");
     }
 }
+
+#[tokio::test]
+async fn abort_cuts_the_body_short() {
+    let o = start().await;
+    // curl: exit 18 (partial file) on HTTP/1.1, 92 (stream error) on HTTP/2.
+    let out = curl(&["-o", "/dev/null", &o.http_url("/abort?after_bytes=100000")]).await;
+    assert_eq!(out.status.code(), Some(18), "{out:?}");
+    let out = curl(&[
+        "--cacert",
+        o.ca_path.to_str().unwrap(),
+        "--http2",
+        "-o",
+        "/dev/null",
+        &o.https_url("/abort?after_bytes=1000"),
+    ])
+    .await;
+    assert!(!out.status.success());
+    // Rust client: the body errors after the bytes.
+    for proto in [Proto::H1, Proto::H2] {
+        let r = rust_request(
+            o.https_addr,
+            Some((&o.ca, "localhost")),
+            proto,
+            "GET",
+            "/abort?after_bytes=70000",
+            &[],
+            full(Bytes::new()),
+        )
+        .await;
+        assert_eq!(r.headers()["content-length"], "140001");
+        let mut body = r.into_body();
+        let mut got = 0usize;
+        let mut failed = false;
+        while let Some(f) = tokio::time::timeout(T, body.frame()).await.unwrap() {
+            match f {
+                Ok(f) => got += f.into_data().map(|d| d.len()).unwrap_or(0),
+                Err(_) => {
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        assert!(failed, "{proto:?}: body must fail");
+        assert_eq!(got, 70000, "{proto:?}");
+    }
+}
+
+#[tokio::test]
+async fn leaf_accessors_match_what_clients_see() {
+    let o = start().await;
+    let tcp = TcpStream::connect(o.https_addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(o.ca.client_config(&[]).unwrap())
+        .connect(ServerName::try_from("echo.test").unwrap(), tcp)
+        .await
+        .unwrap();
+    let seen = tls.get_ref().1.peer_certificates().unwrap().to_vec();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0], o.leaf_der().unwrap());
+    assert_eq!(seen, echo_origin::parse_certs(o.leaf_chain_pem()).unwrap());
+    assert_eq!(
+        o.https_url_host("echo.test", "/p"),
+        format!("https://echo.test:{}/p", o.https_addr.port())
+    );
+    assert_eq!(
+        o.http_url_host("echo.test", "/p"),
+        format!("http://echo.test:{}/p", o.http_addr.port())
+    );
+}
