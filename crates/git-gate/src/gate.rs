@@ -76,6 +76,8 @@ pub struct HookVerdict {
     pub outcomes: Vec<RefOutcome>,
     /// The upstream has the new refs (so the mirror must follow, or be refreshed).
     pub upstream_updated: bool,
+    /// The upstream refused or failed: the mirror may be behind it, refresh next time.
+    pub upstream_failed: bool,
 }
 
 /// What the hook sends us.
@@ -419,6 +421,7 @@ impl Gate {
                 v.upstream_updated = true;
             }
             Err((per_ref, lines)) => {
+                v.upstream_failed = true;
                 for l in lines {
                     v.messages.push(format!("git-gate: upstream: {l}"));
                 }

@@ -237,6 +237,9 @@ async fn serve(cli: Cli) -> ExitCode {
         let m = metrics.clone();
         match tokio::net::TcpListener::bind(admin).await {
             Ok(l) => {
+                if let Ok(a) = l.local_addr() {
+                    tracing::info!(addr = %a, "git-gate admin listening");
+                }
                 tokio::spawn(async move {
                     if let Err(e) = bottle_core::admin::serve_admin_on(l, || true, m).await {
                         tracing::error!(error = %e, "admin server failed");

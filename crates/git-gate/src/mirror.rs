@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Mutex, MutexGuard};
+use std::sync::Arc;
+
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::git::{run, tail_lines, GitRunner};
 use crate::upstream::{Upstream, UpstreamSettings};
@@ -26,24 +28,24 @@ pub struct MirrorState {
 pub struct Mirror {
     pub name: String,
     pub dir: PathBuf,
-    state: Mutex<MirrorState>,
+    state: Arc<Mutex<MirrorState>>,
 }
 
 /// Holding this guard = being the one writer of the mirror.
-pub type MirrorGuard<'a> = MutexGuard<'a, MirrorState>;
+pub type MirrorGuard = OwnedMutexGuard<MirrorState>;
 
 impl Mirror {
     pub fn new(name: &str, dir: PathBuf) -> Mirror {
         Mirror {
             name: name.to_string(),
             dir,
-            state: Mutex::new(MirrorState::default()),
+            state: Arc::new(Mutex::new(MirrorState::default())),
         }
     }
 
     /// Waits for exclusive access (bounded).
-    pub async fn lock(&self, wait: Duration) -> Result<MirrorGuard<'_>, GateError> {
-        tokio::time::timeout(wait, self.state.lock())
+    pub async fn lock(&self, wait: Duration) -> Result<MirrorGuard, GateError> {
+        tokio::time::timeout(wait, self.state.clone().lock_owned())
             .await
             .map_err(|_| GateError::Busy)
     }
@@ -73,7 +75,7 @@ impl Mirror {
     /// `min_interval` ago. Caller holds the guard.
     pub async fn refresh(
         &self,
-        guard: &mut MirrorGuard<'_>,
+        guard: &mut MirrorGuard,
         runner: &GitRunner,
         upstream: &Upstream,
         settings: &UpstreamSettings,
@@ -172,6 +174,6 @@ impl Mirror {
 }
 
 /// Marks a mirror stale (next access refreshes regardless of the rate limit).
-pub fn mark_stale(guard: &mut MirrorGuard<'_>) {
+pub fn mark_stale(guard: &mut MirrorGuard) {
     guard.stale = true;
 }

@@ -125,17 +125,19 @@ fn git_protocol(headers: &HeaderMap) -> Option<&'static str> {
     }
 }
 
-/// Accepts connections until `shutdown` resolves.
+/// Accepts connections until `shutdown` resolves, then gives requests in flight a few
+/// seconds to finish (a push holds its own task and finishes regardless).
 pub async fn serve(
     gate: Arc<Gate>,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
+    let active = Arc::new(());
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
-            () = &mut shutdown => return,
+            () = &mut shutdown => break,
         };
         let (stream, _) = match accepted {
             Ok(s) => s,
@@ -146,6 +148,7 @@ pub async fn serve(
             }
         };
         let gate = gate.clone();
+        let token = active.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
                 let gate = gate.clone();
@@ -158,7 +161,13 @@ pub async fn serve(
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection ended");
             }
+            drop(token);
         });
+    }
+    drop(listener);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Arc::strong_count(&active) > 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -179,6 +188,8 @@ pub async fn handle(gate: Arc<Gate>, req: Request<Incoming>) -> Response<BoxBody
             return *resp;
         }
     };
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
     // One config snapshot for the whole request.
     let cfg = (gate.config)();
     let Some(repo) = cfg.repo(&name) else {
@@ -198,6 +209,32 @@ pub async fn handle(gate: Arc<Gate>, req: Request<Incoming>) -> Response<BoxBody
         Endpoint::Rpc(Service::UploadPack) => upload_pack(&gate, &repo, req).await,
         Endpoint::Rpc(Service::ReceivePack) => receive_pack(&gate, &repo, req).await,
     };
+    if matches!(
+        ep,
+        Endpoint::InfoRefs(_) | Endpoint::Rpc(Service::UploadPack)
+    ) {
+        let mut ev = bottle_core::AuditEvent::new(
+            COMPONENT,
+            if matches!(ep, Endpoint::InfoRefs(_)) {
+                "advertise"
+            } else {
+                "fetch"
+            },
+            if resp.status().is_success() {
+                "allow"
+            } else {
+                "error"
+            },
+        );
+        ev.method = method.to_string();
+        ev.scheme = "http".into();
+        ev.path = path;
+        ev.status = Some(resp.status().as_u16());
+        ev.duration_ms = started.elapsed().as_millis() as u64;
+        ev.extra
+            .insert("repo".into(), serde_json::Value::from(name.clone()));
+        gate.audit.record(ev);
+    }
     let label = match ep {
         Endpoint::InfoRefs(_) => "info-refs",
         Endpoint::Rpc(Service::UploadPack) => "upload-pack",
@@ -575,7 +612,7 @@ fn refusal_report(
 }
 
 async fn receive_pack(
-    gate: &Gate,
+    gate: &Arc<Gate>,
     repo: &Arc<RepoConfig>,
     req: Request<Incoming>,
 ) -> Response<BoxBody> {
@@ -687,8 +724,8 @@ async fn receive_pack(
     if verdicts.iter().any(|v| !v.allowed) {
         return refusal_report(gate, repo, &parsed, &verdicts, Ok(()), bytes);
     }
-    match run_receive_pack(gate, repo, &parsed, body).await {
-        Ok(out) => result_response(out),
+    match run_receive_pack(gate.clone(), repo.clone(), parsed.clone(), body).await {
+        Ok(resp) => resp,
         Err(e) => {
             let verdicts: Vec<Verdict> = parsed
                 .commands
@@ -700,12 +737,15 @@ async fn receive_pack(
     }
 }
 
+/// Runs `git receive-pack` on the mirror with the body; its output (keepalives, `remote:`
+/// lines from the hook, the report) is streamed to the client as it comes. The mirror stays
+/// locked until receive-pack has finished, whether or not the client is still there.
 async fn run_receive_pack(
-    gate: &Gate,
-    repo: &Arc<RepoConfig>,
-    parsed: &request::PushRequest,
+    gate: Arc<Gate>,
+    repo: Arc<RepoConfig>,
+    parsed: request::PushRequest,
     body: Vec<u8>,
-) -> Result<Vec<u8>, GateError> {
+) -> Result<Response<BoxBody>, GateError> {
     let bytes = body.len() as u64;
     let mirror = gate.mirror(&repo.name);
     let mut guard = mirror.lock(crate::gate::LOCK_WAIT).await?;
@@ -728,71 +768,141 @@ async fn run_receive_pack(
         push_options: parsed.push_options.clone(),
         verdict: Mutex::new(None),
     });
-    gate.register_push(&push_id, ctx.clone());
-    let mut cmd = git_service_cmd(gate, repo, Service::ReceivePack, None);
+    let mut cmd = git_service_cmd(&gate, &repo, Service::ReceivePack, None);
     cmd.env(ENV_SOCKET, &gate.hook_socket)
         .env(ENV_PUSH_ID, &push_id)
-        .arg(&mirror.dir);
-    let res = run(cmd, Some(&body), crate::gate::PUSH_TIMEOUT).await;
-    gate.unregister_push(&push_id);
-    let verdict = ctx.verdict.lock().unwrap_or_else(|p| p.into_inner()).take();
-    match &verdict {
-        Some(v) => {
-            for o in &v.outcomes {
-                gate.audit_ref(&repo.name, o, bytes);
-            }
-            if v.upstream_updated {
-                // The mirror must now agree with upstream; if receive-pack could not update
-                // it, refresh it next time regardless of the rate limit.
-                let mut in_sync = true;
-                for c in &parsed.commands {
-                    let mut q = gate.runner.command(Some(&mirror.dir));
-                    q.args(["rev-parse", "--verify", "--quiet", &c.name_str()]);
-                    let cur = run(q, None, Duration::from_secs(30))
-                        .await
-                        .ok()
-                        .map(|o| o.stdout_str().trim().to_string());
-                    let want = if c.kind() == CommandKind::Delete {
-                        String::new()
-                    } else {
-                        c.new.clone()
-                    };
-                    if cur.as_deref() != Some(want.as_str()) {
-                        in_sync = false;
+        .arg(&mirror.dir)
+        .stdin(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| GateError::Spawn(e.to_string()))?;
+    let (Some(mut stdin), Some(mut stdout), Some(mut stderr)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        return Err(GateError::Spawn("no pipes".into()));
+    };
+    gate.register_push(&push_id, ctx.clone());
+    tokio::spawn(async move {
+        let _ = stdin.write_all(&body).await;
+        let _ = stdin.shutdown().await;
+    });
+    let stderr_task = tokio::spawn(async move {
+        let mut err = Vec::new();
+        let _ = (&mut stderr).take(64 << 10).read_to_end(&mut err).await;
+        err
+    });
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(16);
+    tokio::spawn(async move {
+        let relay = async {
+            let mut any = false;
+            let mut buf = vec![0u8; 64 << 10];
+            loop {
+                match stdout.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        any = true;
+                        // The client may be gone; keep draining so receive-pack finishes.
+                        let _ = tx
+                            .send(Ok(Frame::data(Bytes::copy_from_slice(&buf[..n]))))
+                            .await;
                     }
                 }
-                if !in_sync {
-                    crate::mirror::mark_stale(&mut guard);
-                }
             }
-        }
-        None => {
+            let _ = child.wait().await;
+            any
+        };
+        let any = tokio::time::timeout(crate::gate::PUSH_TIMEOUT, relay)
+            .await
+            .unwrap_or(false);
+        gate.unregister_push(&push_id);
+        let stderr = stderr_task.await.unwrap_or_default();
+        let verdict = ctx.verdict.lock().unwrap_or_else(|p| p.into_inner()).take();
+        finish_push(&gate, &repo, &parsed, verdict, &mut guard, bytes).await;
+        drop(guard);
+        if !any {
+            // Nothing was sent yet: answer with a proper refusal.
+            let reason = format!(
+                "push failed: {}",
+                crate::git::tail_lines(&stderr, 2).join(" / ")
+            );
+            let mut rep = Report::new(parsed.caps.sideband(), parsed.caps.report_status());
+            rep.messages.push(format!("git-gate: {reason}"));
+            rep.unpack = Err(reason.clone());
             for c in &parsed.commands {
-                gate.audit_ref(
-                    &repo.name,
-                    &RefOutcome {
-                        name: c.name_str(),
-                        old: c.old.clone(),
-                        new: c.new.clone(),
-                        class: None,
-                        rule: "receive-pack".into(),
-                        ok: false,
-                        reason: "rejected by git receive-pack (pack, fsck or size check)".into(),
-                    },
-                    bytes,
-                );
+                rep.refs.push((c.name.clone(), Err(reason.clone())));
             }
+            let _ = tx.send(Ok(Frame::data(Bytes::from(rep.render())))).await;
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(
+            header::CONTENT_TYPE,
+            "application/x-git-receive-pack-result",
+        )
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(BoxBody::new(StreamBody::new(stream)))
+        .map_err(|e| GateError::Io(e.to_string()))
+}
+
+/// Audit lines and mirror bookkeeping once receive-pack has finished.
+async fn finish_push(
+    gate: &Gate,
+    repo: &RepoConfig,
+    parsed: &request::PushRequest,
+    verdict: Option<crate::gate::HookVerdict>,
+    guard: &mut crate::mirror::MirrorGuard,
+    bytes: u64,
+) {
+    let mirror = gate.mirror(&repo.name);
+    let Some(v) = verdict else {
+        for c in &parsed.commands {
+            gate.audit_ref(
+                &repo.name,
+                &RefOutcome {
+                    name: c.name_str(),
+                    old: c.old.clone(),
+                    new: c.new.clone(),
+                    class: None,
+                    rule: "receive-pack".into(),
+                    ok: false,
+                    reason: "rejected by git receive-pack (pack, fsck or size check)".into(),
+                },
+                bytes,
+            );
+        }
+        return;
+    };
+    for o in &v.outcomes {
+        gate.audit_ref(&repo.name, o, bytes);
+    }
+    if v.upstream_failed {
+        crate::mirror::mark_stale(guard);
+    }
+    if v.upstream_updated {
+        // The mirror must now agree with upstream; if receive-pack could not update it,
+        // refresh it next time regardless of the rate limit.
+        let mut q = gate.runner.command(Some(&mirror.dir));
+        q.args(["for-each-ref", "--format=%(objectname) %(refname)"]);
+        let refs = run(q, None, Duration::from_secs(30))
+            .await
+            .map(|o| o.stdout_str())
+            .unwrap_or_default();
+        let in_sync = parsed.commands.iter().all(|c| {
+            let line = format!("{} {}", c.new, c.name_str());
+            match c.kind() {
+                CommandKind::Delete => !refs
+                    .lines()
+                    .any(|l| l.split_once(' ').map(|x| x.1) == Some(c.name_str().as_str())),
+                _ => refs.lines().any(|l| l == line),
+            }
+        });
+        if !in_sync {
+            tracing::warn!(repo = %repo.name, "mirror not updated after upstream push; will refresh");
+            crate::mirror::mark_stale(guard);
         }
     }
-    drop(guard);
-    let out = res?;
-    if out.stdout.is_empty() {
-        return Err(GateError::Git(format!(
-            "receive-pack failed: {}",
-            crate::git::tail_lines(&out.stderr, 2).join(" / ")
-        )));
-    }
-    Ok(out.stdout)
 }
 
 #[cfg(test)]

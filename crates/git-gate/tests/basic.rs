@@ -49,6 +49,20 @@ fn clone_fetch_pull_ls_remote_v2_and_v0() {
     env.git_ok(&w0, &["-c", "protocol.version=0", "fetch", "-q"]);
     assert_eq!(env.git_ok(&w0, &["rev-parse", "origin/main"]), c2);
 
+    // many local commits: the negotiation request is large enough that git gzips it
+    for i in 0..60 {
+        env.commit_file(&w0, "local.txt", &format!("{i}\n"), &format!("local {i}"));
+    }
+    env.git_ok(&seed, &["commit", "-q", "--allow-empty", "-m", "third"]);
+    env.git_ok(&seed, &["push", "-q", up.to_str().unwrap(), "main"]);
+    let c3 = env.git_ok(&seed, &["rev-parse", "HEAD"]);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    env.git_ok(&w0, &["-c", "protocol.version=0", "fetch", "-q"]);
+    assert_eq!(env.git_ok(&w0, &["rev-parse", "origin/main"]), c3);
+    env.git_ok(&w0, &["commit", "-q", "--allow-empty", "-m", "one more"]);
+    env.git_ok(&w0, &["fetch", "-q"]);
+    let c2 = c3;
+
     let ls = env.git_ok(&work, &["ls-remote", &env.url("demo")]);
     assert!(ls.contains(&format!("{c2}\trefs/heads/main")), "{ls}");
     // shallow and partial clones work too
@@ -134,4 +148,106 @@ fn allowed_pushes_land_upstream() {
         !text.contains("three"),
         "audit must not contain file contents"
     );
+}
+
+#[test]
+fn metrics_healthcheck_audit_and_sigterm() {
+    let mut env = Env::new();
+    let up = env.make_upstream("demo");
+    env.write_routes(&routes(&up, AGENT_RULES));
+    env.extra_args
+        .extend(["--admin-listen".to_string(), "127.0.0.1:0".to_string()]);
+    env.start();
+    let work = env.clone_work("demo", "w");
+    env.git_ok(&work, &["checkout", "-q", "-b", "agent/m"]);
+    env.commit_file(&work, "m.txt", "m\n", "m");
+    let (ok, out) = env.push(&work, &["origin", "agent/m"]);
+    assert!(ok, "{out}");
+    let (ok, _) = env.push(&work, &["origin", "agent/m:main"]);
+    assert!(!ok);
+    let admin = env.admin_addr();
+    let (status, _, body) = http(admin, "GET", "/metrics", &[], b"");
+    assert_eq!(status, 200);
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        text.contains("git_gate_ref_decisions_total{result=\"accepted\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("git_gate_ref_decisions_total{result=\"refused\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("git_gate_upstream_pushes_total{result=\"ok\"} 1"),
+        "{text}"
+    );
+    let hc = std::process::Command::new(env!("CARGO_BIN_EXE_git-gate"))
+        .args(["healthcheck", "--url", &format!("http://{admin}/healthz")])
+        .status()
+        .unwrap();
+    assert!(hc.success());
+    let hc = std::process::Command::new(env!("CARGO_BIN_EXE_git-gate"))
+        .args(["healthcheck", "--url", "http://127.0.0.1:1/healthz"])
+        .status()
+        .unwrap();
+    assert!(!hc.success());
+    // fetch-side audit lines
+    let audit = env.audit_lines();
+    assert!(audit
+        .iter()
+        .any(|a| a["event"] == "advertise" && a["repo"] == "demo"));
+    assert!(audit
+        .iter()
+        .any(|a| a["event"] == "fetch" && a["decision"] == "allow"));
+    // bad flags / bad config exit 2
+    let st = std::process::Command::new(env!("CARGO_BIN_EXE_git-gate"))
+        .args(["--listen", "nope"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(st.code(), Some(2));
+    let bad = env.path("badcfg");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(
+        bad.join("routes.yaml"),
+        "git:\n  - name: x\n    upstream: http://plain/x\n",
+    )
+    .unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_git-gate"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--config-dir",
+            bad.to_str().unwrap(),
+            "--data-dir",
+            env.path("d2").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("routes.yaml:3"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // SIGTERM: exits cleanly within a few seconds
+    let pid = env.pid().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let mut child = env.gate.take().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "did not exit on SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
 }

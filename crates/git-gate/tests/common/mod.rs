@@ -73,6 +73,7 @@ pub struct Env {
     pub gate: Option<Child>,
     pub addr: Option<SocketAddr>,
     pub log: Arc<Mutex<String>>,
+    pub admin: Arc<Mutex<Option<SocketAddr>>>,
     pub extra_env: Vec<(String, String)>,
     pub extra_args: Vec<String>,
 }
@@ -102,6 +103,7 @@ impl Env {
             gate: None,
             addr: None,
             log: Arc::new(Mutex::new(String::new())),
+            admin: Arc::new(Mutex::new(None)),
             extra_env: Vec::new(),
             extra_args: Vec::new(),
         }
@@ -194,6 +196,7 @@ impl Env {
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
         let log = self.log.clone();
+        let admin = self.admin.clone();
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines() {
@@ -205,6 +208,11 @@ impl Env {
                     if let Some(t) = tx.take() {
                         let _ = t.send(addr);
                     }
+                }
+                if let Some(pos) = line.find("git-gate admin listening addr=") {
+                    let rest = &line[pos + "git-gate admin listening addr=".len()..];
+                    let addr: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
+                    *admin.lock().unwrap() = addr.parse().ok();
                 }
                 log.lock().unwrap().push_str(&line);
                 log.lock().unwrap().push('\n');
@@ -219,6 +227,21 @@ impl Env {
 
     pub fn url(&self, repo: &str) -> String {
         format!("http://{}/{repo}.git", self.addr.unwrap())
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(a) = *self.admin.lock().unwrap() {
+                return a;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no admin listener: {}",
+                self.log.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn pid(&self) -> u32 {
