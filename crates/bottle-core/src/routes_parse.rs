@@ -445,11 +445,22 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<RoutesFile, ConfigError> 
     }
     let mut events = Events::default();
     let mut parser = Parser::new_from_str(text);
-    if let Err(e) = parser.load(&mut events, false) {
+    if let Err(e) = parser.load(&mut events, true) {
         let line = e.marker().line();
         return Err(ctx.err(
             line,
             format!("invalid YAML: {}{}", e.info(), yaml_hint(text, line)),
+        ));
+    }
+    if let Some((_, line)) = events
+        .0
+        .iter()
+        .filter(|(e, _)| matches!(e, Event::DocumentStart))
+        .nth(1)
+    {
+        return Err(ctx.err(
+            *line,
+            "only one YAML document is allowed (remove the second `---`)",
         ));
     }
     // Skip StreamStart / DocumentStart; an empty stream is an empty file.
@@ -1135,6 +1146,16 @@ dlp:                               # pipelock
             f.routes.iter().map(|r| r.index).collect::<Vec<_>>(),
             vec![0, 1, 2, 3]
         );
+    }
+
+    #[test]
+    fn second_document_is_an_error() {
+        let e = parse_err("routes: []\n---\nroutes:\n  - host: evil.example\n");
+        assert!(
+            e.starts_with("routes.yaml:2: only one YAML document"),
+            "{e}"
+        );
+        assert!(parse("---\nroutes: []\n", Path::new("routes.yaml")).is_ok());
     }
 
     #[test]
