@@ -211,7 +211,30 @@ pub(crate) async fn reflect(
         },
     };
 
-    let body = if split {
+    // ?chunk=N[&chunk_ms=M]: the (possibly encoded) body in N-byte frames, M ms apart.
+    let chunk = param(params, "chunk").and_then(|v| v.parse::<usize>().ok());
+    let chunk_ms = param(params, "chunk_ms")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+        .min(60_000);
+    let body = if let Some(n) = chunk.filter(|n| *n > 0) {
+        let payload = Bytes::from(payload);
+        let pause = Duration::from_millis(chunk_ms);
+        let stream = futures_util::stream::unfold(0usize, move |pos| {
+            let payload = payload.clone();
+            async move {
+                if pos >= payload.len() {
+                    return None;
+                }
+                if pos > 0 && !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
+                }
+                let end = (pos + n).min(payload.len());
+                Some((Ok::<_, BoxError>(Frame::data(payload.slice(pos..end))), end))
+            }
+        });
+        StreamBody::new(stream).boxed()
+    } else if split {
         let payload = Bytes::from(payload);
         let first = payload.slice(..split_at);
         let second = payload.slice(split_at..);

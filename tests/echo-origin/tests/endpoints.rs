@@ -1305,3 +1305,48 @@ async fn leaf_accessors_match_what_clients_see() {
         format!("http://echo.test:{}/p", o.http_addr.port())
     );
 }
+
+#[tokio::test]
+async fn reflect_chunked_frames_and_head_and_http10() {
+    let o = start().await;
+    let r = rust_request(
+        o.http_addr,
+        None,
+        Proto::H2,
+        "GET",
+        "/reflect?chunk=3&chunk_ms=1",
+        &[("authorization", "Bearer abcdefgh")],
+        full(Bytes::new()),
+    )
+    .await;
+    let mut body = r.into_body();
+    let mut frames = Vec::new();
+    while let Some(f) = tokio::time::timeout(T, body.frame()).await.unwrap() {
+        if let Ok(d) = f.unwrap().into_data() {
+            if !d.is_empty() {
+                frames.push(d);
+            }
+        }
+    }
+    assert!(frames.iter().all(|f| f.len() <= 3));
+    assert_eq!(frames[0], "Bea");
+    let all: Vec<u8> = frames.iter().flat_map(|d| d.to_vec()).collect();
+    assert_eq!(all, reflect_expected("Bearer abcdefgh").into_bytes());
+    // Compressed + chunked decodes to the same text.
+    let out = curl(&[
+        "--compressed",
+        "-H",
+        "Authorization: Bearer abcdefgh",
+        &o.http_url("/reflect?encoding=zstd&chunk=1"),
+    ])
+    .await;
+    assert_eq!(stdout(&out), reflect_expected("Bearer abcdefgh"));
+
+    // HEAD: headers only.
+    let out = curl(&["-I", &o.http_url("/download?bytes=5")]).await;
+    let s = stdout(&out).to_ascii_lowercase();
+    assert!(s.contains("content-length: 5"), "{s}");
+    // HTTP/1.0 client.
+    let v = json(&stdout(&curl(&["-0", &o.http_url("/ten")]).await));
+    assert_eq!(v["version"], "HTTP/1.0");
+}
