@@ -122,6 +122,13 @@ fn allowed_pushes_land_upstream() {
     let (ok, out) = env.push(&work, &["origin", "--delete", "agent/x"]);
     assert!(ok, "{out}");
     assert_eq!(upstream_ref(&up, "refs/heads/agent/x"), None);
+    // a new branch at an existing commit (empty pack)
+    let (ok, out) = env.push(&work, &["origin", "origin/main:refs/heads/agent/at-main"]);
+    assert!(ok, "{out}");
+    assert_eq!(
+        upstream_ref(&up, "refs/heads/agent/at-main"),
+        upstream_ref(&up, "refs/heads/main")
+    );
     // the gate's mirror follows: a fresh clone sees feature
     let w2 = env.clone_work("demo", "w2");
     assert_eq!(env.git_ok(&w2, &["rev-parse", "origin/feature"]), c3);

@@ -435,6 +435,49 @@ fn dumb_http_webdav_and_unknown_repos_refused() {
         );
         assert!(status == 200 || status == 400, "{status}");
     }
+    // a gzip-encoded protocol v2 request (git gzips large fetch requests)
+    let mut v2 = Vec::new();
+    for l in ["command=ls-refs\n", "object-format=sha1\n"] {
+        git_gate::pktline::write_data(&mut v2, l.as_bytes()).unwrap();
+    }
+    v2.extend_from_slice(b"0001");
+    git_gate::pktline::write_data(&mut v2, b"ref-prefix refs/heads/\n").unwrap();
+    v2.extend_from_slice(b"0000");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &v2).unwrap();
+    let gz = gz.finish().unwrap();
+    let (status, _, body) = http(
+        addr,
+        "POST",
+        "/demo.git/git-upload-pack",
+        &[
+            ("Content-Type", "application/x-git-upload-pack-request"),
+            ("Content-Encoding", "gzip"),
+            ("Git-Protocol", "version=2"),
+        ],
+        &gz,
+    );
+    assert_eq!(status, 200);
+    let main = upstream_ref(&c.up, "refs/heads/main").unwrap();
+    assert!(String::from_utf8_lossy(&body).contains(&format!("{main} refs/heads/main")));
+    // a gzip bomb is cut off
+    let mut bomb = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..20 {
+        std::io::Write::write_all(&mut bomb, &zeros).unwrap();
+    }
+    let bomb = bomb.finish().unwrap();
+    let (status, _, _) = http(
+        addr,
+        "POST",
+        "/demo.git/git-upload-pack",
+        &[
+            ("Content-Type", "application/x-git-upload-pack-request"),
+            ("Content-Encoding", "gzip"),
+        ],
+        &bomb,
+    );
+    assert_eq!(status, 413);
     let w2 = c.env.clone_work("demo", "still-alive");
     assert!(Path::new(&w2).join("README").exists());
 }
