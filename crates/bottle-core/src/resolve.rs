@@ -96,6 +96,15 @@ impl Resolver {
     /// Build from overrides and the system config (`/etc/resolv.conf`, `/etc/hosts`).
     /// Without a usable `/etc/resolv.conf`, DNS lookups fail cleanly (overrides still work).
     pub fn new(overrides: &[ResolveOverride]) -> Result<Resolver, ResolveError> {
+        Resolver::build(overrides, true)
+    }
+
+    /// Overrides, `localhost` and `/etc/hosts` only: every DNS lookup fails (tests, sealed setups).
+    pub fn without_dns(overrides: &[ResolveOverride]) -> Result<Resolver, ResolveError> {
+        Resolver::build(overrides, false)
+    }
+
+    fn build(overrides: &[ResolveOverride], system_dns: bool) -> Result<Resolver, ResolveError> {
         let mut map: HashMap<String, Vec<IpAddr>> = HashMap::new();
         for o in overrides {
             let v = map.entry(o.name.clone()).or_default();
@@ -103,20 +112,28 @@ impl Resolver {
                 v.push(o.addr);
             }
         }
-        let dns = match TokioResolver::builder_tokio().and_then(|b| b.build()) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(error = %e, "no usable DNS configuration; only --resolve and /etc/hosts answer");
-                TokioResolver::builder_with_config(
-                    ResolverConfig::from_name_servers(Vec::new()),
-                    TokioRuntimeProvider::default(),
-                )
-                .build()
-                .map_err(|e| ResolveError::Lookup {
-                    host: String::new(),
-                    message: e.to_string(),
-                })?
+        let system = if system_dns {
+            match TokioResolver::builder_tokio().and_then(|b| b.build()) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no usable DNS configuration; only --resolve and /etc/hosts answer");
+                    None
+                }
             }
+        } else {
+            None
+        };
+        let dns = match system {
+            Some(r) => r,
+            None => TokioResolver::builder_with_config(
+                ResolverConfig::from_name_servers(Vec::new()),
+                TokioRuntimeProvider::default(),
+            )
+            .build()
+            .map_err(|e| ResolveError::Lookup {
+                host: String::new(),
+                message: e.to_string(),
+            })?,
         };
         Ok(Resolver {
             overrides: map,
@@ -261,6 +278,23 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(ip, vec!["1.2.3.4".parse::<IpAddr>().unwrap()]);
+    }
+
+    #[tokio::test]
+    async fn without_dns_fails_fast_and_cleanly() {
+        let r = Resolver::without_dns(&["x.test=203.0.113.9".parse().unwrap()]).unwrap();
+        let start = std::time::Instant::now();
+        let e = r
+            .lookup(&parse_host("example.com").unwrap())
+            .await
+            .unwrap_err();
+        assert!(start.elapsed() < Duration::from_secs(30), "{e}");
+        assert!(e.to_string().contains("example.com"), "{e}");
+        assert_eq!(
+            r.lookup(&parse_host("x.test").unwrap()).await.unwrap(),
+            vec!["203.0.113.9".parse::<IpAddr>().unwrap()]
+        );
+        assert!(r.lookup(&parse_host("localhost").unwrap()).await.is_ok());
     }
 
     #[test]
