@@ -136,7 +136,7 @@ fn reload_while_a_push_is_running() {
     let hook = up.join("hooks").join("pre-receive");
     std::fs::write(
         &hook,
-        format!("#!/bin/sh\ntouch '{}'\nsleep 3\nexit 0\n", marker.display()),
+        format!("#!/bin/sh\ntouch '{}'\nsleep 5\nexit 0\n", marker.display()),
     )
     .unwrap();
     set_exec(&hook);
@@ -300,4 +300,69 @@ fn grep_dir(dir: &std::path::Path, needle: &[u8]) -> bool {
         }
     }
     false
+}
+
+/// The ssh path end to end, with a stand-in `ssh` on PATH that records its arguments and
+/// runs the remote command locally: git -> git-gate-ssh (this binary) -> ssh with the deploy
+/// key and the pinned known_hosts, strict checking, no agent, no user config.
+#[test]
+fn ssh_upstream_uses_deploy_key_and_pinned_host_key() {
+    let mut env = Env::new();
+    let up = env.make_upstream("demo");
+    let bin = env.path("fakebin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let args_log = env.path("ssh-args.log");
+    let fake = bin.join("ssh");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" >> '{}'\necho --- >> '{}'\nfor a; do last=$a; done\nexec sh -c \"$last\"\n",
+            args_log.display(),
+            args_log.display()
+        ),
+    )
+    .unwrap();
+    set_exec(&fake);
+    let key = env.path("deploy_key");
+    std::fs::write(&key, "not a real key\n").unwrap();
+    let pinned = "upstream.test ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
+    env.write_routes(&format!(
+        "git:\n  - name: demo\n    upstream: ssh://git@upstream.test:2222{}\n    ssh: {{key_file: {}, known_hosts: \"{pinned}\"}}\n{AGENT_RULES}",
+        up.display(),
+        key.display()
+    ));
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    env.extra_env.push(("PATH".into(), path));
+    env.start();
+    let work = env.clone_work("demo", "w");
+    env.git_ok(&work, &["checkout", "-q", "-b", "agent/ssh"]);
+    let c = env.commit_file(&work, "s.txt", "s\n", "over ssh");
+    let (ok, out) = env.push(&work, &["origin", "agent/ssh"]);
+    assert!(ok, "{out}");
+    assert_eq!(upstream_ref(&up, "refs/heads/agent/ssh"), Some(c));
+    let args = std::fs::read_to_string(&args_log).unwrap();
+    let kh = env.data_dir.join("ssh").join("demo.known_hosts");
+    for want in [
+        "StrictHostKeyChecking=yes".to_string(),
+        "BatchMode=yes".to_string(),
+        "IdentitiesOnly=yes".to_string(),
+        "IdentityAgent=none".to_string(),
+        "GlobalKnownHostsFile=/dev/null".to_string(),
+        format!("UserKnownHostsFile={}", kh.display()),
+        key.display().to_string(),
+        "git@upstream.test".to_string(),
+        "2222".to_string(),
+    ] {
+        assert!(
+            args.lines().any(|l| l == want),
+            "missing {want} in ssh args:\n{args}"
+        );
+    }
+    assert!(!args.contains("accept-new") && !args.contains("StrictHostKeyChecking=no"));
+    assert!(args.contains("git-receive-pack"), "{args}");
+    assert_eq!(std::fs::read_to_string(&kh).unwrap().trim(), pinned);
 }
