@@ -130,14 +130,14 @@ impl BadParam {
 
 type Answer = Result<Response<Body>, BadParam>;
 
-fn record(req: &Request<Incoming>, info: &ConnInfo, state: &State) -> usize {
+fn recorded(req: &Request<Incoming>, info: &ConnInfo) -> RecordedRequest {
     let uri = req.uri();
     let authority = uri.authority().map(|a| a.to_string()).or_else(|| {
         req.headers()
             .get(header::HOST)
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
     });
-    state.record(RecordedRequest {
+    RecordedRequest {
         method: req.method().to_string(),
         uri: uri.to_string(),
         path: uri.path().to_string(),
@@ -160,7 +160,7 @@ fn record(req: &Request<Incoming>, info: &ConnInfo, state: &State) -> usize {
         alpn: info.alpn.clone(),
         peer: info.peer,
         conn_id: info.conn_id,
-    })
+    }
 }
 
 pub(crate) async fn handle(
@@ -169,13 +169,20 @@ pub(crate) async fn handle(
     state: Arc<State>,
     shutdown: watch::Receiver<bool>,
 ) -> Response<Body> {
-    let idx = record(&req, &info, &state);
+    let rec = recorded(&req, &info);
+    let log = state.log_requests();
+    let (idx, rec) = if log {
+        (state.record(rec.clone()), Some(rec))
+    } else {
+        (state.record(rec), None)
+    };
     let path = req.uri().path().to_string();
     let params = query_params(req.uri().query());
-    match path.as_str() {
+    let mut body_len: u64 = 0;
+    let response = match path.as_str() {
         "/sse" => sse(&params).unwrap_or_else(BadParam::response),
         "/download" => download(&params).unwrap_or_else(BadParam::response),
-        "/upload" => upload(req, &state, idx).await,
+        "/upload" => upload(req, &mut body_len).await,
         "/ws" => websocket(req, shutdown),
         "/slow" => slow(&params).await.unwrap_or_else(BadParam::response),
         "/slow-body" => slow_body(&params).unwrap_or_else(BadParam::response),
@@ -186,16 +193,29 @@ pub(crate) async fn handle(
         "/trailers" => trailers(&params),
         "/abort" => abort(&params).unwrap_or_else(BadParam::response),
         p if p.starts_with("/status/") => status(&p["/status/".len()..], req.method()),
-        _ => echo(req, &info, &state, idx).await,
+        _ => echo(req, &info, &mut body_len).await,
+    };
+    if body_len > 0 {
+        state.set_body_len(idx, body_len);
     }
+    if let Some(mut rec) = rec {
+        rec.body_len = body_len;
+        log_line(&rec, response.status());
+    }
+    response
 }
 
-async fn echo(
-    req: Request<Incoming>,
-    info: &ConnInfo,
-    state: &State,
-    idx: usize,
-) -> Response<Body> {
+/// One JSON line on stdout: the recorded request plus the response status.
+fn log_line(rec: &RecordedRequest, status: StatusCode) {
+    use std::io::Write;
+    let mut v = serde_json::to_value(rec).unwrap_or_default();
+    v["status"] = json!(status.as_u16());
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{v}");
+    let _ = out.flush();
+}
+
+async fn echo(req: Request<Incoming>, info: &ConnInfo, body_len: &mut u64) -> Response<Body> {
     let (parts, mut body) = req.into_parts();
     let mut kept: Vec<u8> = Vec::new();
     let mut total: u64 = 0;
@@ -215,7 +235,7 @@ async fn echo(
             }
         }
     }
-    state.set_body_len(idx, total);
+    *body_len = total;
     let headers: Vec<[String; 2]> = parts
         .headers
         .iter()
@@ -309,7 +329,7 @@ fn download(params: &[(String, String)]) -> Answer {
     Ok(r)
 }
 
-async fn upload(req: Request<Incoming>, state: &State, idx: usize) -> Response<Body> {
+async fn upload(req: Request<Incoming>, body_len: &mut u64) -> Response<Body> {
     let mut body = req.into_body();
     let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
     let mut total: u64 = 0;
@@ -322,7 +342,7 @@ async fn upload(req: Request<Incoming>, state: &State, idx: usize) -> Response<B
                 }
             }
             Err(e) => {
-                state.set_body_len(idx, total);
+                *body_len = total;
                 return text(
                     StatusCode::BAD_REQUEST,
                     format!("body error after {total} bytes: {e}\n"),
@@ -330,7 +350,7 @@ async fn upload(req: Request<Incoming>, state: &State, idx: usize) -> Response<B
             }
         }
     }
-    state.set_body_len(idx, total);
+    *body_len = total;
     json_response(
         StatusCode::OK,
         &json!({"bytes": total, "sha256": hex::encode(hasher.finish().as_ref())}),

@@ -155,6 +155,7 @@ struct Recorded {
 pub(crate) struct State {
     requests: Mutex<Recorded>,
     record_limit: AtomicUsize,
+    log_requests: std::sync::atomic::AtomicBool,
     total_requests: AtomicU64,
     open_conns: AtomicUsize,
     max_conns: AtomicUsize,
@@ -166,6 +167,7 @@ impl Default for State {
         State {
             requests: Mutex::new(Recorded::default()),
             record_limit: AtomicUsize::new(DEFAULT_RECORD_LIMIT),
+            log_requests: std::sync::atomic::AtomicBool::new(false),
             total_requests: AtomicU64::new(0),
             open_conns: AtomicUsize::new(0),
             max_conns: AtomicUsize::new(0),
@@ -199,6 +201,10 @@ impl State {
                 r.body_len = n;
             }
         }
+    }
+
+    pub(crate) fn log_requests(&self) -> bool {
+        self.log_requests.load(Ordering::Relaxed)
     }
 
     pub(crate) fn conn_opened(&self) -> u64 {
@@ -373,6 +379,13 @@ impl EchoOrigin {
             rec.items.pop_front();
             rec.dropped += 1;
         }
+    }
+
+    /// Print one JSON line per request on stdout (the [`RecordedRequest`] fields plus
+    /// `status`), when the response headers are ready. Off by default. Header values are
+    /// printed as received, credentials included: this is a test origin.
+    pub fn set_log_requests(&self, on: bool) {
+        self.state.log_requests.store(on, Ordering::Relaxed);
     }
 
     /// Requests received so far, including those no longer recorded.

@@ -46,6 +46,10 @@ struct Args {
     /// localhost, 127.0.0.1 and echo.test.
     #[arg(long = "name")]
     names: Vec<String>,
+    /// Print one JSON line per request on stdout (method, uri, path, query, version,
+    /// authority, headers incl. credentials, body_len, tls, sni, alpn, peer, conn_id, status).
+    #[arg(long)]
+    log_requests: bool,
     /// Generate an RSA CA instead of ECDSA (when no CA is loaded from --tls-dir).
     #[arg(long)]
     rsa: bool,
@@ -125,6 +129,8 @@ fn main() -> ExitCode {
         let mut out = std::io::stdout();
         let _ = writeln!(out, "http={} https={}", origin.http_addr, origin.https_addr);
         let _ = out.flush();
+        // After the address line, so that it stays the first line of stdout.
+        origin.set_log_requests(args.log_requests);
         stop.await;
         drop(origin);
         ExitCode::SUCCESS

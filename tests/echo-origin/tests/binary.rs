@@ -12,6 +12,8 @@ struct Running {
     child: Child,
     http: String,
     https: String,
+    /// The rest of stdout after the address line.
+    stdout: Option<BufReader<std::process::ChildStdout>>,
 }
 
 impl Drop for Running {
@@ -32,10 +34,11 @@ fn spawn(args: &[&str]) -> Running {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut line = String::new();
-        let _ = BufReader::new(out).read_line(&mut line);
-        let _ = tx.send(line);
+        let mut rd = BufReader::new(out);
+        let _ = rd.read_line(&mut line);
+        let _ = tx.send((line, rd));
     });
-    let line = rx
+    let (line, rd) = rx
         .recv_timeout(Duration::from_secs(60))
         .expect("echo-origin printed its addresses");
     let mut http = String::new();
@@ -48,7 +51,12 @@ fn spawn(args: &[&str]) -> Running {
         }
     }
     assert!(!http.is_empty() && !https.is_empty(), "bad line {line:?}");
-    Running { child, http, https }
+    Running {
+        child,
+        http,
+        https,
+        stdout: Some(rd),
+    }
 }
 
 fn curl(args: &[&str]) -> String {
@@ -207,4 +215,54 @@ fn healthcheck_subcommand() {
     // Missing --tls-dir when serving.
     let out = Command::new(BIN).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn log_requests_prints_one_json_line_per_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = spawn(&["--tls-dir", dir.path().to_str().unwrap(), "--log-requests"]);
+    let ca = dir.path().join("ca.crt");
+    curl(&[
+        "-H",
+        "Authorization: Bearer injected-token",
+        "--data-binary",
+        "12345",
+        &format!("http://{}/seen?q=1", r.http),
+    ]);
+    let port = r.https.rsplit(':').next().unwrap();
+    curl(&[
+        "--cacert",
+        ca.to_str().unwrap(),
+        &format!("https://echo.test:{port}/status/404"),
+        "--resolve",
+        &format!("echo.test:{port}:127.0.0.1"),
+        "-o",
+        "/dev/null",
+    ]);
+    // Stop it, then read the rest of stdout.
+    let pid = r.child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(r.stdout.as_mut().unwrap(), &mut rest).unwrap();
+    let lines: Vec<serde_json::Value> = rest
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(lines.len(), 2, "{rest}");
+    assert_eq!(lines[0]["path"], "/seen");
+    assert_eq!(lines[0]["query"], "q=1");
+    assert_eq!(lines[0]["method"], "POST");
+    assert_eq!(lines[0]["body_len"], 5);
+    assert_eq!(lines[0]["status"], 200);
+    assert_eq!(lines[0]["tls"], false);
+    let auth = lines[0]["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h[0] == "authorization")
+        .unwrap();
+    assert_eq!(auth[1], "Bearer injected-token");
+    assert_eq!(lines[1]["sni"], "echo.test");
+    assert_eq!(lines[1]["status"], 404);
+    assert_eq!(lines[1]["tls"], true);
 }
