@@ -157,6 +157,10 @@ impl ScrubBody {
 
 impl Drop for ScrubBody {
     fn drop(&mut self) {
+        if !self.stats.errored && self.inner.is_end_stream() {
+            // hyper may skip polling a body that says it is at its end
+            self.stats.complete = true;
+        }
         self.report();
     }
 }
@@ -245,6 +249,9 @@ impl Body for ScrubBody {
 
     fn is_end_stream(&self) -> bool {
         self.done.is_none()
+            || (self.scrubber.as_ref().is_none_or(|s| s.held() == 0)
+                && self.pending_trailers.is_none()
+                && self.inner.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {

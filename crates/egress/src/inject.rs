@@ -67,6 +67,11 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     for n in named {
         headers.remove(n);
     }
+    // `TE: trailers` is the one TE value HTTP/2 allows (gRPC needs it)
+    let te_trailers = headers
+        .get_all(TE)
+        .iter()
+        .any(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
     for n in [
         &TE,
         &TRAILER,
@@ -78,6 +83,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
     headers.remove("keep-alive");
     headers.remove("proxy-connection");
+    if te_trailers {
+        headers.insert(TE, HeaderValue::from_static("trailers"));
+    }
     if keep_upgrade {
         headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
     } else {
@@ -297,7 +305,7 @@ mod tests {
         h.insert(CONNECTION, "keep-alive, x-private".parse().unwrap());
         h.insert("x-private", "1".parse().unwrap());
         h.insert("keep-alive", "timeout=5".parse().unwrap());
-        h.insert(TE, "trailers".parse().unwrap());
+        h.insert(TE, "gzip".parse().unwrap());
         h.insert("x-ok", "1".parse().unwrap());
         h.insert(UPGRADE, "websocket".parse().unwrap());
         let mut h2 = h.clone();

@@ -18,5 +18,6 @@ pub mod proxy;
 pub mod scrub;
 pub mod server;
 pub mod upstream;
+pub mod ws;
 
 pub use server::{spawn, start, EgressArgs, Running, StartError};

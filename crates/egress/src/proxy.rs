@@ -10,7 +10,10 @@ use bottle_core::body::{empty, BoxBody};
 use bottle_core::reload::Reloadable;
 use bottle_core::routes::AuthScheme;
 use bottle_core::{split_host_port, Host, Refusal, Resolver};
-use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, HOST};
+use http::header::{
+    ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, HOST, IF_RANGE, RANGE,
+    SEC_WEBSOCKET_EXTENSIONS, UPGRADE,
+};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
@@ -329,13 +332,21 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
     };
     let upgrade = wants_upgrade(req.headers());
     if upgrade && cred.is_some() {
-        return shared.refuse(
-            &ctx,
-            Refusal::forbidden(
-                "protocol upgrade (WebSocket) on a credential-injecting route: its frames cannot be scrubbed",
-            ),
-            "refused",
-        );
+        let websocket = req
+            .headers()
+            .get(UPGRADE)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
+        if !websocket {
+            return shared.refuse(
+                &ctx,
+                Refusal::forbidden(
+                    "protocol upgrade other than WebSocket on a credential-injecting route (it could not be scrubbed)",
+                ),
+                "refused",
+            );
+        }
+        // no permessage-deflate: egress scrubs the server's frames as they pass
+        req.headers_mut().remove(SEC_WEBSOCKET_EXTENSIONS);
     }
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let is_head = req.method() == Method::HEAD;
@@ -357,6 +368,10 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
         let name = scheme_name(auth.scheme);
         ctx.auth = Some(name);
         shared.metrics.injection(&ctx.route, name);
+        // a partial response could carry a fragment of the secret that no
+        // longer matches any form: always ask for whole representations
+        parts.headers.remove(RANGE);
+        parts.headers.remove(IF_RANGE);
         if parts.headers.contains_key(ACCEPT_ENCODING) {
             parts
                 .headers
@@ -413,22 +428,50 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
             let su = hyper::upgrade::on(&mut resp);
             let sh = Arc::clone(&shared);
             let tctx = ctx.clone();
+            let pats = cred.as_ref().map(|c| Arc::clone(&c.patterns));
             shared.tracker.spawn(async move {
                 if let (Ok(c), Ok(s)) = tokio::join!(cu, su) {
                     let (mut c, mut s) = (TokioIo::new(c), TokioIo::new(s));
-                    let (a, b) = tokio::io::copy_bidirectional(&mut c, &mut s)
-                        .await
-                        .unwrap_or((0, 0));
+                    let (a, b, scrubs) = match pats {
+                        None => {
+                            let (a, b) = tokio::io::copy_bidirectional(&mut c, &mut s)
+                                .await
+                                .unwrap_or((0, 0));
+                            (a, b, 0)
+                        }
+                        Some(p) => {
+                            let (cr, mut cw) = tokio::io::split(c);
+                            let (sr, mut sw) = tokio::io::split(s);
+                            let up = async {
+                                let mut cr = cr;
+                                let n = tokio::io::copy(&mut cr, &mut sw).await.unwrap_or(0);
+                                let _ = tokio::io::AsyncWriteExt::shutdown(&mut sw).await;
+                                n
+                            };
+                            let down = crate::ws::pump(sr, &mut cw, p);
+                            let (a, (b, n)) = tokio::join!(up, down);
+                            (a, b, n)
+                        }
+                    };
+                    sh.metrics.scrubbed(&tctx.route, scrubs);
                     let mut ev = tctx.event("allow", None, Some(101));
                     ev.event = "upgrade".into();
                     ev.bytes_up = a;
                     ev.bytes_down = b;
+                    if scrubs > 0 {
+                        ev.extra.insert("scrubbed".into(), scrubs.into());
+                    }
                     sh.audit.record(ev);
                 }
             });
             shared.metrics.request(&ctx.route, "forwarded");
             let (mut rparts, _) = resp.into_parts();
             strip_hop_by_hop(&mut rparts.headers, true);
+            if let Some(c) = &cred {
+                rparts.headers.remove(SEC_WEBSOCKET_EXTENSIONS);
+                let n = scrub_headers(&mut rparts.headers, &c.patterns);
+                shared.metrics.scrubbed(&ctx.route, n);
+            }
             rparts.version = Version::HTTP_11;
             return Response::from_parts(rparts, empty());
         }

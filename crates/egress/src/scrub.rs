@@ -99,6 +99,17 @@ pub fn forms(secret: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
     push(pct(secret, true, false));
     push(hex::encode(secret).into_bytes());
     push(hex::encode_upper(secret).into_bytes());
+    // JSON serialisers that escape `/` as `\/`
+    if secret.contains(&b'/') {
+        let mut j = Vec::with_capacity(n + 8);
+        for &b in secret {
+            if b == b'/' {
+                j.push(b'\\');
+            }
+            j.push(b);
+        }
+        push(j);
+    }
     out
 }
 
@@ -327,6 +338,7 @@ mod tests {
         v.push(pct(s, true, false));
         v.push(hex::encode(s).into_bytes());
         v.push(hex::encode_upper(s).into_bytes());
+        v.push(secret.replace('/', "\\/").into_bytes());
         v
     }
 

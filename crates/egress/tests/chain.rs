@@ -131,8 +131,7 @@ async fn curl(proxy: std::net::SocketAddr, cacert: &Path, url: &str, extra: &[&s
     // the last status line (after a possible "200 Connection established")
     let code = headers
         .lines()
-        .filter(|l| l.starts_with("HTTP/"))
-        .next_back()
+        .rfind(|l| l.starts_with("HTTP/"))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);

@@ -34,6 +34,7 @@ async fn each_scheme_injects_exactly_the_configured_credential() {
             ("proxy-authorization", "Basic YWdlbnQ6cHc="),
             ("x-api-key", "agent-own-key"),
             ("cookie", "session=agent"),
+            ("range", "bytes=3-"),
         ];
         // bearer
         let (st, _, body) = get(
@@ -54,6 +55,8 @@ async fn each_scheme_injects_exactly_the_configured_credential() {
         assert!(r.header("proxy-authorization").is_none());
         assert_eq!(r.header("x-api-key"), Some("agent-own-key"));
         assert_eq!(r.header("cookie"), Some("session=agent"));
+        // partial responses could cut a secret: no Range on injecting routes
+        assert!(r.header("range").is_none());
         assert!(r.tls);
         // basic
         get(
@@ -130,6 +133,7 @@ async fn each_scheme_injects_exactly_the_configured_credential() {
             vec!["Bearer agent-own-token"]
         );
         assert!(r.header("proxy-authorization").is_none());
+        assert_eq!(r.header("range"), Some("bytes=3-"));
 
         // audit: route index + scheme, query value redacted
         let line = fx
@@ -801,21 +805,58 @@ async fn websocket_upgrade_is_forwarded() {
             assert_eq!(got.into_text().unwrap().as_str(), "hello through egress");
             let _ = ws.close(None).await;
         }
-        // on an injecting route the frames could not be scrubbed: refused
+        // on an injecting route the server's frames are scrubbed
+        let r = send(
+            fx.eg.addr,
+            Request::get(fx.url("bearer.test", "/ws"))
+                .header("connection", "Upgrade")
+                .header("upgrade", "websocket")
+                .header("sec-websocket-version", "13")
+                .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+                .header("sec-websocket-extensions", "permessage-deflate")
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::SWITCHING_PROTOCOLS);
+        assert!(r.headers().get("sec-websocket-extensions").is_none());
+        let up = hyper::upgrade::on(r).await.unwrap();
+        let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            hyper_util::rt::TokioIo::new(up),
+            Role::Client,
+            None,
+        )
+        .await;
+        let secret = fx.secrets.bearer.clone();
+        let big = format!("x{secret}y").repeat(5000);
+        for msg in [format!("echo: {secret}!"), big.clone()] {
+            ws.send(Message::text(msg.clone())).await.unwrap();
+            let got = tokio::time::timeout(Duration::from_secs(10), ws.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            let got = got.into_text().unwrap().to_string();
+            assert!(!got.contains(&secret));
+            assert_eq!(got.matches(REDACTED).count(), msg.matches(&secret).count());
+        }
+        let _ = ws.close(None).await;
+        drop(ws);
+        // other upgrades on an injecting route are refused
         let (st, _, body) = get(
             fx.eg.addr,
             Method::GET,
             &fx.url("bearer.test", "/ws"),
-            &[
-                ("connection", "Upgrade"),
-                ("upgrade", "websocket"),
-                ("sec-websocket-version", "13"),
-                ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
-            ],
+            &[("connection", "Upgrade"), ("upgrade", "h2c")],
         )
         .await;
         assert_eq!(st, StatusCode::FORBIDDEN);
-        assert!(String::from_utf8(body).unwrap().contains("WebSocket"));
+        assert!(String::from_utf8(body)
+            .unwrap()
+            .contains("other than WebSocket"));
+        fx.eg
+            .wait_audit(|v| v["event"] == "upgrade" && v["scrubbed"].as_u64().unwrap_or(0) >= 5001)
+            .await;
         fx.finish();
     })
     .await
