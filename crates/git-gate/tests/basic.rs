@@ -39,6 +39,21 @@ fn clone_fetch_pull_ls_remote_v2_and_v0() {
     );
     assert_eq!(env.git_ok(&w0, &["rev-parse", "HEAD"]), main);
 
+    // protocol v1
+    let w1 = env.path("w1");
+    env.git_ok(
+        env.tmp.path(),
+        &[
+            "-c",
+            "protocol.version=1",
+            "clone",
+            "-q",
+            &env.url("demo"),
+            w1.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(env.git_ok(&w1, &["rev-parse", "HEAD"]), main);
+
     // upstream moves; fetch and pull see it (v2 and v0)
     let seed = env.path("demo-seed");
     let c2 = env.commit_file(&seed, "b.txt", "b\n", "second");
@@ -257,4 +272,27 @@ fn metrics_healthcheck_audit_and_sigterm() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
     assert!(status.success(), "{status:?}");
+}
+
+/// Bodies over git's http.postBuffer (1 MiB) go as a `0000` probe plus a chunked POST.
+#[test]
+fn large_chunked_push_lands() {
+    let mut env = Env::new();
+    let up = env.make_upstream("demo");
+    env.write_routes(&routes(&up, AGENT_RULES));
+    env.start();
+    let work = env.clone_work("demo", "w");
+    env.git_ok(&work, &["checkout", "-q", "-b", "agent/big"]);
+    let mut data = String::with_capacity(3 << 20);
+    let mut x: u64 = 0x2545f4914f6cdd1d;
+    while data.len() < (3 << 20) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        data.push_str(&format!("{x:016x}\n"));
+    }
+    let c = env.commit_file(&work, "big.txt", &data, "big");
+    let (ok, out) = env.push(&work, &["origin", "agent/big"]);
+    assert!(ok, "{out}");
+    assert_eq!(upstream_ref(&up, "refs/heads/agent/big"), Some(c));
 }

@@ -274,6 +274,52 @@ fn https_upstream_gets_the_gate_token_never_the_agents() {
     ));
 }
 
+#[test]
+fn upstream_redirects_are_not_followed() {
+    let mut env = Env::new();
+    let root = env.path("origin-root");
+    std::fs::create_dir_all(&root).unwrap();
+    let up = env.make_upstream("demo");
+    std::fs::rename(&up, root.join("demo.git")).unwrap();
+    let token = "gate-token-redirect-1";
+    let expected = format!(
+        "Basic {}",
+        base64_encode(format!("x-access-token:{token}").as_bytes())
+    );
+    let origin = Origin::start(&root, "origin.test", &expected, env.tmp.path());
+    let port = origin.addr.port();
+    env.extra_env
+        .push(("BOTTLE_GIT_TOKEN_0".into(), token.into()));
+    env.extra_args.extend([
+        "--upstream-ca".to_string(),
+        origin.ca_pem.display().to_string(),
+        "--resolve".to_string(),
+        "origin.test=127.0.0.1".to_string(),
+    ]);
+    env.write_routes(&format!(
+        "git:\n  - name: moved\n    upstream: https://origin.test:{port}/moved.git\n    auth: {{scheme: basic, token_env: BOTTLE_GIT_TOKEN_0}}\n{AGENT_RULES}"
+    ));
+    env.start();
+    let o = env.git(
+        env.tmp.path(),
+        &[
+            "clone",
+            "-q",
+            &env.url("moved"),
+            env.path("w").to_str().unwrap(),
+        ],
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(err.contains("upstream unavailable"), "{err}");
+    let reqs = origin.requests.lock().unwrap().clone();
+    assert!(!reqs.is_empty());
+    assert!(
+        reqs.iter().all(|r| r.contains("/moved.git/")),
+        "redirect was followed: {reqs:?}"
+    );
+}
+
 fn base64_encode(b: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(b)

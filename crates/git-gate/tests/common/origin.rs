@@ -98,6 +98,24 @@ impl Origin {
                                         .unwrap(),
                                 );
                             }
+                            if let Some(rest) = req.uri().path().strip_prefix("/moved.git/") {
+                                let q = req
+                                    .uri()
+                                    .query()
+                                    .map(|q| format!("?{q}"))
+                                    .unwrap_or_default();
+                                return Ok(Response::builder()
+                                    .status(302)
+                                    .header(
+                                        "Location",
+                                        format!(
+                                            "https://127.0.0.1:{}/demo.git/{rest}{q}",
+                                            addr.port()
+                                        ),
+                                    )
+                                    .body(Full::new(Bytes::new()))
+                                    .unwrap());
+                            }
                             Ok(cgi(req, root).await)
                         }
                     });
