@@ -365,26 +365,60 @@ fn header_has_token(req: &Request<Incoming>, name: header::HeaderName, token: &s
     })
 }
 
-fn websocket(mut req: Request<Incoming>, mut shutdown: watch::Receiver<bool>) -> Response<Body> {
+fn websocket(mut req: Request<Incoming>, shutdown: watch::Receiver<bool>) -> Response<Body> {
     use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-    use tokio_tungstenite::tungstenite::protocol::{Message, Role};
 
+    let protocol = req
+        .headers()
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.split(',').next())
+        .map(|s| s.trim().to_string())
+        .and_then(|p| HeaderValue::from_str(&p).ok());
+
+    // RFC 8441: WebSocket over HTTP/2 (extended CONNECT with :protocol = websocket).
+    let extended_connect = req.method() == http::Method::CONNECT
+        && req
+            .extensions()
+            .get::<hyper::ext::Protocol>()
+            .is_some_and(|p| p.as_str().eq_ignore_ascii_case("websocket"));
+    if extended_connect {
+        spawn_ws_echo(hyper::upgrade::on(&mut req), shutdown);
+        let mut r = Response::new(empty());
+        if let Some(p) = protocol {
+            r.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, p);
+        }
+        return r;
+    }
+
+    // RFC 6455: HTTP/1.1 Upgrade.
     let key = req.headers().get(header::SEC_WEBSOCKET_KEY).cloned();
     let is_upgrade = header_has_token(&req, header::CONNECTION, "upgrade")
         && header_has_token(&req, header::UPGRADE, "websocket");
     let Some(key) = key.filter(|_| is_upgrade) else {
         return text(
             StatusCode::BAD_REQUEST,
-            "expected a WebSocket upgrade (HTTP/1.1 Upgrade: websocket)\n",
+            "expected a WebSocket upgrade (HTTP/1.1 Upgrade: websocket, or HTTP/2 extended CONNECT)\n",
         );
     };
-    let protocol = req
-        .headers()
-        .get(header::SEC_WEBSOCKET_PROTOCOL)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.split(',').next())
-        .map(|s| s.trim().to_string());
-    let on_upgrade = hyper::upgrade::on(&mut req);
+    spawn_ws_echo(hyper::upgrade::on(&mut req), shutdown);
+    let mut r = Response::new(empty());
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(v) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    if let Some(p) = protocol {
+        h.insert(header::SEC_WEBSOCKET_PROTOCOL, p);
+    }
+    r
+}
+
+/// Echoes text and binary messages on the upgraded connection until close or shutdown.
+fn spawn_ws_echo(on_upgrade: hyper::upgrade::OnUpgrade, mut shutdown: watch::Receiver<bool>) {
+    use tokio_tungstenite::tungstenite::protocol::{Message, Role};
     tokio::spawn(async move {
         let Ok(upgraded) = on_upgrade.await else {
             return;
@@ -409,18 +443,6 @@ fn websocket(mut req: Request<Incoming>, mut shutdown: watch::Receiver<bool>) ->
         }
         let _ = ws.close(None).await;
     });
-    let mut r = Response::new(empty());
-    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let h = r.headers_mut();
-    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    if let Ok(v) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
-        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
-    }
-    if let Some(v) = protocol.and_then(|p| HeaderValue::from_str(&p).ok()) {
-        h.insert(header::SEC_WEBSOCKET_PROTOCOL, v);
-    }
-    r
 }
 
 async fn slow(params: &[(String, String)]) -> Answer {

@@ -136,7 +136,8 @@ async fn serve_io<I>(
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(1000)
-        .max_header_list_size(1024 * 1024);
+        .max_header_list_size(1024 * 1024)
+        .enable_connect_protocol();
     let conn = builder.serve_connection_with_upgrades(io, svc);
     tokio::select! {
         _ = conn => {}

@@ -1350,3 +1350,45 @@ async fn reflect_chunked_frames_and_head_and_http10() {
     let v = json(&stdout(&curl(&["-0", &o.http_url("/ten")]).await));
     assert_eq!(v["version"], "HTTP/1.0");
 }
+
+#[tokio::test]
+async fn websocket_over_http2_extended_connect() {
+    use tokio_tungstenite::tungstenite::protocol::Role;
+    let o = start().await;
+    let tcp = TcpStream::connect(o.https_addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(o.ca.client_config(&[b"h2"]).unwrap())
+        .connect(ServerName::try_from("echo.test").unwrap(), tcp)
+        .await
+        .unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let mut req = Request::builder()
+        .method("CONNECT")
+        .uri(format!("https://echo.test:{}/ws", o.https_addr.port()))
+        .version(http::Version::HTTP_2)
+        .header("sec-websocket-version", "13")
+        .body(full(Bytes::new()))
+        .unwrap();
+    req.extensions_mut()
+        .insert(hyper::ext::Protocol::from_static("websocket"));
+    let mut resp = tokio::time::timeout(T, sender.send_request(req))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let upgraded = hyper::upgrade::on(&mut resp).await.unwrap();
+    let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+        TokioIo::new(upgraded),
+        Role::Client,
+        None,
+    )
+    .await;
+    ws_roundtrip(&mut ws).await;
+    let seen = o.requests();
+    assert_eq!(seen[0].method, "CONNECT");
+    assert_eq!(seen[0].path, "/ws");
+    assert_eq!(seen[0].version, "HTTP/2.0");
+}
