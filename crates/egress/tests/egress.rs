@@ -980,3 +980,53 @@ async fn in_process_spawn_for_other_crates() {
     })
     .await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthcheck_subcommand_and_help() {
+    bounded(async {
+        let fx = Fixture::new().await;
+        let url = format!("http://{}/healthz", fx.eg.admin);
+        let st = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(EGRESS)
+                .args(["healthcheck", "--url", &url])
+                .status()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(st.success());
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/healthz", closed.local_addr().unwrap());
+        drop(closed);
+        let st = std::process::Command::new(EGRESS)
+            .args(["healthcheck", "--url", &url])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert_eq!(st.code(), Some(1));
+        let help = std::process::Command::new(EGRESS)
+            .arg("--help")
+            .output()
+            .unwrap();
+        let help = String::from_utf8(help.stdout).unwrap();
+        for flag in [
+            "--listen",
+            "--config-dir",
+            "--upstream-ca",
+            "--resolve",
+            "--admin-listen",
+            "--audit-log",
+            "--status-file",
+            "healthcheck",
+        ] {
+            assert!(help.contains(flag), "--help lacks {flag}");
+        }
+        let bad = std::process::Command::new(EGRESS)
+            .args(["--listen", "nope"])
+            .output()
+            .unwrap();
+        assert_eq!(bad.status.code(), Some(2));
+        fx.finish();
+    })
+    .await
+}
