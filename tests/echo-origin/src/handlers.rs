@@ -597,3 +597,57 @@ fn abort(params: &[(String, String)]) -> Answer {
         .insert(header::CONTENT_LENGTH, HeaderValue::from(2 * n + 1));
     Ok(r)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%2Bb+c"), "a+b+c");
+        assert_eq!(percent_decode("%41%4a%4A"), "AJJ");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%4"), "%4");
+        assert_eq!(percent_decode("%zz%"), "%zz%");
+        assert_eq!(percent_decode("%E2%82%AC"), "\u{20ac}");
+    }
+
+    #[test]
+    fn query_parsing_keeps_order_and_empty_values() {
+        let q = query_params(Some("a=1&b&&a=2&c=x%3Dy"));
+        assert_eq!(
+            q,
+            vec![
+                ("a".to_string(), "1".to_string()),
+                ("b".to_string(), String::new()),
+                ("a".to_string(), "2".to_string()),
+                ("c".to_string(), "x=y".to_string()),
+            ]
+        );
+        assert_eq!(param(&q, "a"), Some("1"));
+        assert_eq!(param(&q, "zz"), None);
+        assert!(query_params(None).is_empty());
+    }
+
+    #[test]
+    fn numeric_params_bounds() {
+        let q = query_params(Some("n=5&big=11&neg=-1"));
+        assert_eq!(num_param(&q, "n", 1, 10).ok(), Some(5));
+        assert_eq!(num_param(&q, "missing", 7, 10).ok(), Some(7));
+        assert!(num_param(&q, "big", 1, 10).is_err());
+        assert!(num_param(&q, "neg", 1, 10).is_err());
+    }
+
+    #[test]
+    fn download_pattern_frames_line_up() {
+        let p = pattern();
+        for off in [0u64, 1, 250, 251, 65_536, 1 << 33] {
+            let o = (off % 251) as usize;
+            assert_eq!(p[o], crate::download_byte(off));
+            assert_eq!(
+                p[o + FRAME - 1],
+                crate::download_byte(off + FRAME as u64 - 1)
+            );
+        }
+    }
+}

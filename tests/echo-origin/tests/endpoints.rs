@@ -1392,3 +1392,61 @@ async fn websocket_over_http2_extended_connect() {
     assert_eq!(seen[0].path, "/ws");
     assert_eq!(seen[0].version, "HTTP/2.0");
 }
+
+#[tokio::test]
+async fn garbage_and_wrong_protocol_do_not_break_the_origin() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let o = start().await;
+    // Garbage on the plain port: 400 or close, never a hang.
+    let mut s = TcpStream::connect(o.http_addr).await.unwrap();
+    s.write_all(b"\x00\x01GARBAGE \xff\r\n\r\n").await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(T, s.read_to_end(&mut buf))
+        .await
+        .unwrap()
+        .ok();
+    let head = String::from_utf8_lossy(&buf);
+    assert!(buf.is_empty() || head.starts_with("HTTP/1.1 400"), "{head}");
+    // Plain HTTP on the TLS port: the handshake fails, the connection closes.
+    let mut s = TcpStream::connect(o.https_addr).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(T, s.read_to_end(&mut buf))
+        .await
+        .unwrap()
+        .ok();
+    assert!(!String::from_utf8_lossy(&buf).contains("200 OK"));
+    // A client that connects and says nothing does not block others.
+    let _idle = TcpStream::connect(o.https_addr).await.unwrap();
+    let _idle2 = TcpStream::connect(o.http_addr).await.unwrap();
+    // An oversized header (2 MiB) on HTTP/1.1 is refused, not crashed on.
+    let mut s = TcpStream::connect(o.http_addr).await.unwrap();
+    let req = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(2 * 1024 * 1024)
+    );
+    let _ = s.write_all(req.as_bytes()).await;
+    let mut buf = Vec::new();
+    tokio::time::timeout(T, s.read_to_end(&mut buf))
+        .await
+        .unwrap()
+        .ok();
+    let head = String::from_utf8_lossy(&buf);
+    assert!(!head.contains("200 OK"), "{head}");
+    // Everything still works.
+    let v = json(&stdout(
+        &curl(&[
+            "--cacert",
+            o.ca_path.to_str().unwrap(),
+            &o.https_url("/after"),
+        ])
+        .await,
+    ));
+    assert_eq!(v["path"], "/after");
+    let v = json(&stdout(&curl(&[&o.http_url("/after2")]).await));
+    assert_eq!(v["path"], "/after2");
+    let paths: Vec<String> = o.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(paths, ["/after", "/after2"]);
+}
