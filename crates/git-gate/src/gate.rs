@@ -414,6 +414,39 @@ impl Gate {
                 return v;
             }
         }
+        // A ref that is a symbolic ref upstream would move its target instead (e.g. a
+        // `master -> main` alias would move a protected main): refuse those.
+        match self.upstream_symrefs(ctx).await {
+            Ok(aliased) if !aliased.is_empty() => {
+                for (name, target) in &aliased {
+                    if let Some(o) = outcomes.iter_mut().find(|o| &o.name == name) {
+                        o.rule = "symref".into();
+                        o.reason = format!("{name} is a symbolic ref to {target} upstream");
+                    }
+                }
+                let (name, target) = &aliased[0];
+                refuse_all(
+                    &mut outcomes,
+                    &mut v,
+                    "symref",
+                    format!("{name} is a symbolic ref to {target} upstream"),
+                );
+                v.outcomes = outcomes;
+                return v;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                refuse_all(
+                    &mut outcomes,
+                    &mut v,
+                    "upstream",
+                    format!("upstream unavailable: {e}"),
+                );
+                v.upstream_failed = true;
+                v.outcomes = outcomes;
+                return v;
+            }
+        }
         // Everything passed: push upstream, atomically, with a lease on every ref.
         match self.push_upstream(ctx, quarantine).await {
             Ok(()) => {
@@ -579,6 +612,32 @@ impl Gate {
                 out.stderr_str().trim()
             ))),
         }
+    }
+
+    /// Which of the pushed refs are symbolic refs upstream: `(ref, target)`.
+    async fn upstream_symrefs(&self, ctx: &PushCtx) -> Result<Vec<(String, String)>, GateError> {
+        let mut cmd = self.runner.command(Some(&ctx.mirror.dir));
+        ctx.repo.upstream.apply(&mut cmd, &self.settings);
+        cmd.args(["ls-remote", "--symref"])
+            .arg(&ctx.repo.upstream.url);
+        let names: Vec<String> = ctx.commands.iter().map(Command::name_str).collect();
+        cmd.args(&names);
+        let out = run(cmd, None, crate::mirror::FETCH_TIMEOUT).await?;
+        // ls-remote exits 0 with no output when nothing matches; 2 with --exit-code only.
+        if !out.success {
+            return Err(GateError::Upstream(tail_lines(&out.stderr, 2).join(" / ")));
+        }
+        let mut found = Vec::new();
+        for line in out.stdout_str().lines() {
+            if let Some(rest) = line.strip_prefix("ref: ") {
+                if let Some((target, name)) = rest.split_once('\t') {
+                    if names.iter().any(|n| n == name) {
+                        found.push((name.to_string(), target.to_string()));
+                    }
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// `git push --atomic --porcelain --force-with-lease=<ref>:<old>... <upstream> <new>:<ref>...`

@@ -481,3 +481,57 @@ fn dumb_http_webdav_and_unknown_repos_refused() {
     let w2 = c.env.clone_work("demo", "still-alive");
     assert!(Path::new(&w2).join("README").exists());
 }
+
+#[test]
+fn symref_alias_of_protected_ref_refused() {
+    let mut env = Env::new();
+    let up = env.make_upstream("demo");
+    let o = std::process::Command::new("git")
+        .args([
+            "--git-dir",
+            up.to_str().unwrap(),
+            "symbolic-ref",
+            "refs/heads/master",
+            "refs/heads/main",
+        ])
+        .status()
+        .unwrap();
+    assert!(o.success());
+    env.write_routes(&routes(
+        &up,
+        "    rules:\n      - {ref: \"refs/heads/master\", allow: [update]}\n    protected: [\"refs/heads/main\"]\n",
+    ));
+    env.start();
+    let c = Case {
+        work: env.clone_work("demo", "w"),
+        env,
+        up,
+    };
+    c.env.git_ok(
+        &c.work,
+        &["checkout", "-q", "-b", "master", "origin/master"],
+    );
+    let n = c.env.commit_file(&c.work, "s.txt", "s\n", "via alias");
+    assert_refused(
+        &c,
+        &["origin", "master"],
+        &["refs/heads/master is a symbolic ref to refs/heads/main upstream"],
+        &[&n],
+    );
+}
+
+#[test]
+fn too_many_refs_refused() {
+    let c = setup(&format!("{AGENT_RULES}    max_refs: 2\n"));
+    for b in ["agent/a", "agent/b", "agent/c"] {
+        c.env.git_ok(&c.work, &["branch", b]);
+    }
+    assert_refused(
+        &c,
+        &["origin", "agent/a", "agent/b", "agent/c"],
+        &["too many refs in one push (3, limit 2)"],
+        &[],
+    );
+    let (ok, out) = c.env.push(&c.work, &["origin", "agent/a", "agent/b"]);
+    assert!(ok, "{out}");
+}
