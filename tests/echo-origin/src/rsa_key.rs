@@ -3,8 +3,8 @@
 //! ring (rcgen's backend here) cannot generate RSA keys, so the key comes from the pure-Rust
 //! `rsa` crate. Generating a 2048-bit key in a debug build takes seconds, so the key is made
 //! once per process and cached in a file in the temp dir (written atomically, mode 0600) so
-//! the many test processes of one run share it. The CA certificate around it is fresh on
-//! every call.
+//! the many test processes of one run share it (trusted only if owned by us with mode 0600).
+//! The CA certificate around it is fresh on every call.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -21,8 +21,26 @@ fn cache_path() -> PathBuf {
     std::env::temp_dir().join("echo-origin-test-rsa2048-v1.pem")
 }
 
+/// The real uid of this process, from /proc (no libc needed).
+fn my_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
 fn load_cached() -> Option<String> {
-    let pem = std::fs::read_to_string(cache_path()).ok()?;
+    use std::os::unix::fs::MetadataExt;
+    let path = cache_path();
+    // Trust the shared temp dir only for a file we own that nobody else can read or write
+    // (another user could otherwise plant a key of their choosing).
+    let meta = std::fs::symlink_metadata(&path).ok()?;
+    if !meta.file_type().is_file() || meta.mode() & 0o077 != 0 || Some(meta.uid()) != my_uid() {
+        return None;
+    }
+    let pem = std::fs::read_to_string(&path).ok()?;
     // Accept it only if it parses as an RSA PKCS#8 key.
     rsa::RsaPrivateKey::from_pkcs8_pem(&pem).ok()?;
     Some(pem)
@@ -65,4 +83,30 @@ pub(crate) fn rsa_pkcs8_pem() -> Result<String, EchoError> {
         None => generate()?,
     };
     Ok(KEY.get_or_init(|| pem).clone())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_is_readable() {
+        assert!(my_uid().is_some());
+    }
+
+    #[test]
+    fn key_is_rsa_2048_and_stable_within_a_process() {
+        let a = rsa_pkcs8_pem().unwrap();
+        let b = rsa_pkcs8_pem().unwrap();
+        assert_eq!(a, b);
+        let k = rsa::RsaPrivateKey::from_pkcs8_pem(&a).unwrap();
+        use rsa::traits::PublicKeyParts;
+        assert_eq!(k.size(), 256);
+        // The cache file, if written, is private.
+        if let Ok(m) = std::fs::metadata(cache_path()) {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(m.permissions().mode() & 0o077, 0);
+        }
+    }
 }
