@@ -14,6 +14,7 @@
 //! # let _ = (url, seen); Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod ca;
 mod handlers;

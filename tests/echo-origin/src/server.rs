@@ -136,6 +136,7 @@ async fn serve_io<I>(
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(1000)
+        .adaptive_window(true)
         .max_header_list_size(1024 * 1024)
         .enable_connect_protocol();
     let conn = builder.serve_connection_with_upgrades(io, svc);
