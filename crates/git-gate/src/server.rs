@@ -791,6 +791,7 @@ async fn run_receive_pack(
     });
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(16);
     tokio::spawn(async move {
+        let mut rewriter = crate::report::ReportRewriter::new(parsed.caps.sideband());
         let relay = async {
             let mut any = false;
             let mut buf = vec![0u8; 64 << 10];
@@ -799,10 +800,11 @@ async fn run_receive_pack(
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
                         any = true;
-                        // The client may be gone; keep draining so receive-pack finishes.
-                        let _ = tx
-                            .send(Ok(Frame::data(Bytes::copy_from_slice(&buf[..n]))))
-                            .await;
+                        let now = rewriter.feed(&buf[..n]);
+                        if !now.is_empty() {
+                            // The client may be gone; keep draining so receive-pack finishes.
+                            let _ = tx.send(Ok(Frame::data(Bytes::from(now)))).await;
+                        }
                     }
                 }
             }
@@ -815,6 +817,18 @@ async fn run_receive_pack(
         gate.unregister_push(&push_id);
         let stderr = stderr_task.await.unwrap_or_default();
         let verdict = ctx.verdict.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let reasons: std::collections::HashMap<Vec<u8>, String> = verdict
+            .iter()
+            .flat_map(|v| v.outcomes.iter())
+            .filter(|o| !o.ok)
+            .map(|o| (o.name.clone().into_bytes(), o.reason.clone()))
+            .collect();
+        if any {
+            let rest = rewriter.finish(&reasons);
+            if !rest.is_empty() {
+                let _ = tx.send(Ok(Frame::data(Bytes::from(rest)))).await;
+            }
+        }
         finish_push(&gate, &repo, &parsed, verdict, &mut guard, bytes).await;
         drop(guard);
         if !any {

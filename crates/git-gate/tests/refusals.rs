@@ -125,7 +125,7 @@ fn force_push_refused_including_lying_old_value() {
     assert_refused(
         &c,
         &["--force", "origin", "feature"],
-        &["force pushing (non-fast-forward) refs/heads/feature is not allowed"],
+        &["(force pushing (non-fast-forward) refs/heads/feature is not allowed)"],
         &[&other],
     );
     assert_eq!(upstream_ref(&c.up, "refs/heads/feature"), Some(tip.clone()));
