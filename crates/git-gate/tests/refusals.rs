@@ -291,7 +291,10 @@ fn secrets_refused_tip_intermediate_message_unreferenced() {
     let out = assert_refused(
         &c,
         &["origin", "agent/s1"],
-        &["secret detected (github-pat)"],
+        &[
+            "! [remote rejected] agent/s1 -> agent/s1 (secret detected (",
+            "secret detected (github-pat) in blob",
+        ],
         &[&tip],
     );
     assert!(!out.contains(SECRET), "the secret must never be echoed");
