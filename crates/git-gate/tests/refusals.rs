@@ -538,3 +538,29 @@ fn too_many_refs_refused() {
     let (ok, out) = c.env.push(&c.work, &["origin", "agent/a", "agent/b"]);
     assert!(ok, "{out}");
 }
+
+#[test]
+fn tags_allowed_only_by_tag_rules_and_never_moved() {
+    let c = setup(&format!(
+        "{}      - {{ref: \"refs/tags/v*\", allow: [create, update]}}\n",
+        AGENT_RULES.split("    protected").next().unwrap()
+    ));
+    c.env.git_ok(&c.work, &["tag", "-a", "-m", "release", "v1"]);
+    let (ok, out) = c.env.push(&c.work, &["origin", "v1"]);
+    assert!(ok, "{out}");
+    let t = c.env.git_ok(&c.work, &["rev-parse", "v1"]);
+    assert_eq!(upstream_ref(&c.up, "refs/tags/v1"), Some(t));
+    // moving a tag is a rewrite even when the rule says update
+    c.env.commit_file(&c.work, "t.txt", "t\n", "after tag");
+    c.env
+        .git_ok(&c.work, &["tag", "-f", "-a", "-m", "moved", "v1"]);
+    assert_refused(
+        &c,
+        &["--force", "origin", "v1"],
+        &["force pushing (non-fast-forward) refs/tags/v1 is not allowed"],
+        &[],
+    );
+    // other tags have no rule
+    c.env.git_ok(&c.work, &["tag", "other"]);
+    assert_refused(&c, &["origin", "other"], &["tags are not allowed"], &[]);
+}
