@@ -390,3 +390,51 @@ mod tests {
         assert_eq!(req.commands[0].name, b"refs/heads/a\x01b");
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod fuzzish {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// Random mutations of a valid request never panic the parser, the caps sniffer or the
+    /// report rewriter.
+    #[test]
+    fn mutated_requests_never_panic() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
+        let a = "1111111111111111111111111111111111111111";
+        let mut base = Vec::new();
+        let first = format!("{a} {a} refs/heads/main\0report-status side-band-64k push-options\n");
+        crate::pktline::write_data(&mut base, first.as_bytes()).unwrap();
+        crate::pktline::write_data(
+            &mut base,
+            format!("{ZERO_OID} {a} refs/heads/x\n").as_bytes(),
+        )
+        .unwrap();
+        base.extend_from_slice(b"0000000aopt=1\n0000PACK\0\0\0\x02\0\0\0\0");
+        assert!(parse(&base).is_ok());
+        for _ in 0..20_000 {
+            let mut b = base.clone();
+            for _ in 0..rng.random_range(1..6) {
+                let i = rng.random_range(0..b.len());
+                match rng.random_range(0..4) {
+                    0 => b[i] = rng.random(),
+                    1 => {
+                        b.remove(i);
+                    }
+                    2 => b.insert(i, rng.random()),
+                    _ => b.truncate(i),
+                }
+                if b.is_empty() {
+                    break;
+                }
+            }
+            let _ = parse(&b);
+            let _ = parse_commands_only(&b);
+            let _ = sniff_caps(&b);
+            let mut rw = crate::report::ReportRewriter::new(crate::pktline::Sideband::Large);
+            let mut out = rw.feed(&b);
+            out.extend(rw.finish(&std::collections::HashMap::new()));
+        }
+    }
+}
