@@ -171,6 +171,9 @@ impl Engine {
                     continue;
                 }
             }
+            if crate::patterns::placeholder_like(&hay[s..e]) {
+                continue;
+            }
             out.push(Hit {
                 det: c.def.id,
                 start: s,

@@ -484,7 +484,8 @@ pub(crate) static PATTERNS: &[PatternDef] = &[
         0,
         10_000,
     )
-    .bounds(Alnum, Free),
+    .bounds(Alnum, Free)
+    .check(not_jwt_io_example),
     p(
         "bip32-extended-private-key",
         &["xprv", "yprv", "zprv", "tprv"],
@@ -570,7 +571,31 @@ fn assigned_value(m: &[u8]) -> &[u8] {
 
 fn aws_secret_value(m: &[u8]) -> bool {
     let v = &m[m.len().saturating_sub(40)..];
-    classes(v) >= 2 && shannon(v) >= 3.5
+    classes(v) >= 2 && shannon(v) >= 3.5 && memchr::memmem::find(v, b"EXAMPLE").is_none()
+}
+
+/// Documentation placeholders that have the shape of a token: long runs of
+/// one character (`ghp_xxxx...`, `sk_test_0000...`) or little variety overall.
+pub(crate) fn placeholder_like(m: &[u8]) -> bool {
+    let mut run = 1;
+    for w in m.windows(2) {
+        if w[0] == w[1] && w[0].is_ascii_alphanumeric() {
+            run += 1;
+            if run >= 8 {
+                return true;
+            }
+        } else {
+            run = 1;
+        }
+    }
+    m.len() >= 20 && shannon(m) < 3.0
+}
+
+/// The example token printed on jwt.io and in countless tutorials.
+const JWT_IO_SIGNATURE: &[u8] = b"SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
+
+fn not_jwt_io_example(m: &[u8]) -> bool {
+    !m.ends_with(JWT_IO_SIGNATURE)
 }
 
 /// Number of character classes (lower, upper, digit, other) present.
