@@ -67,6 +67,7 @@ pub struct AuditOnEnd {
     started: Instant,
     extra: serde_json::Map<String, serde_json::Value>,
     error: Option<String>,
+    dlp: Option<crate::dlp_scan::FindingSlot>,
 }
 
 impl AuditOnEnd {
@@ -78,14 +79,26 @@ impl AuditOnEnd {
         started: Instant,
         extra: serde_json::Map<String, serde_json::Value>,
     ) -> Self {
-        AuditOnEnd { state, subject, status, up, down: 0, started, extra, error: None }
+        AuditOnEnd { state, subject, status, up, down: 0, started, extra, error: None, dlp: None }
+    }
+
+    /// Adds body findings let through in `log` mode to the audit line.
+    pub fn with_dlp(mut self, slot: crate::dlp_scan::FindingSlot) -> Self {
+        self.dlp = Some(slot);
+        self
     }
 }
 
 impl Drop for AuditOnEnd {
     fn drop(&mut self) {
         let reason = self.error.take();
-        let extra = std::mem::take(&mut self.extra);
+        let mut extra = std::mem::take(&mut self.extra);
+        if let Some(slot) = &self.dlp {
+            let logged = slot.logged();
+            if !logged.is_empty() {
+                extra.insert("dlp_body".into(), format!("logged: {}", logged.join(", ")).into());
+            }
+        }
         self.state.audit(
             &self.subject,
             "allow",

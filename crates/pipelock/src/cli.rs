@@ -28,6 +28,9 @@ pub struct Args {
     /// origins itself.
     #[arg(long, value_name = "URL")]
     pub upstream_proxy: Option<String>,
+    /// File of known secret values (one per line) that must never leave, in any encoding.
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub dlp_known_secrets: Option<PathBuf>,
     #[command(flatten)]
     pub limits: Limits,
 }

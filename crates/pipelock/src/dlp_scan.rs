@@ -1,63 +1,360 @@
-//! DLP on everything pipelock forwards: URL, headers and streaming bodies.
-//! (Detector integration lands once bottle-dlp is ready; until then this passes everything.)
+//! DLP on everything pipelock forwards: the URL (path and query, decoded forms), every header,
+//! and the request body as it streams (bounded window across chunk boundaries, no buffering).
+//! gzip/deflate/br/zstd request bodies are decoded for scanning (and forwarded decoded);
+//! other encodings are refused. `dlp.action` in routes.yaml picks block (403 naming the
+//! detector) or log. Findings never carry the secret; audited URLs are redacted.
 
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
-use bottle_core::BoxBody;
-use http::{HeaderMap, Request, Uri};
-use http_body_util::BodyExt;
+use bottle_core::routes::DlpAction;
+use bottle_core::{BoxBody, BoxError};
+use bottle_dlp::{Detector, DetectorConfig, Finding, StreamScanner};
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use http::header::{self, HeaderMap};
+use http::{Request, StatusCode, Uri};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{BodyExt, BodyStream, StreamBody};
 use hyper::body::Incoming;
 
 use crate::filter::Denied;
 use crate::state::{State, Subject};
 
-/// Holds a refusal found while streaming a body (the request then fails upstream).
+/// What the body scan found (shared with the request handler and the audit line).
 #[derive(Clone, Default)]
-pub struct FindingSlot(Arc<Mutex<Option<Denied>>>);
+pub struct FindingSlot(Arc<Mutex<SlotInner>>);
+
+#[derive(Default)]
+struct SlotInner {
+    denied: Option<Denied>,
+    logged: Vec<&'static str>,
+}
 
 impl FindingSlot {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SlotInner> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
     pub fn set(&self, d: Denied) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(d);
+        self.lock().denied = Some(d);
     }
     pub fn take_denied(&self) -> Option<Denied> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+        self.lock().denied.take()
+    }
+    /// Detectors found in `log` mode.
+    pub fn logged(&self) -> Vec<&'static str> {
+        self.lock().logged.clone()
     }
 }
 
-/// The path of a URI without its query (what the audit log gets when nothing was found).
+/// The path of a URI without its query (logged before the URL was scanned).
 pub fn path_only(uri: &Uri) -> String {
     uri.path().to_string()
 }
 
-#[derive(Default)]
-pub struct DlpScanner {}
+fn detectors(findings: &[Finding]) -> Vec<&'static str> {
+    let mut d: Vec<&'static str> = findings.iter().map(|f| f.detector).collect();
+    d.sort_unstable();
+    d.dedup();
+    d
+}
+
+fn dlp_denied(what: &str, dets: &[&'static str]) -> Denied {
+    Denied::forbidden("dlp", format!("secret detected in request {what}: {}", dets.join(", ")))
+}
+
+pub struct DlpScanner {
+    detector: Detector,
+}
+
+impl Default for DlpScanner {
+    fn default() -> Self {
+        DlpScanner::new(Vec::new())
+    }
+}
 
 impl DlpScanner {
-    pub fn new() -> DlpScanner {
-        DlpScanner {}
+    /// Built-in detectors plus `known_secrets` (values that must never leave).
+    pub fn new(known_secrets: Vec<bottle_dlp::Zeroizing<String>>) -> DlpScanner {
+        let detector = if known_secrets.is_empty() {
+            Detector::builtin().clone()
+        } else {
+            Detector::new(DetectorConfig { known_secrets, ..Default::default() })
+        };
+        DlpScanner { detector }
     }
 
-    pub fn check_connect(&self, _state: &State, _req: &Request<Incoming>, _subject: &Subject) -> Option<Denied> {
-        None
+    fn action(state: &State) -> DlpAction {
+        state.live.current().routes.dlp.action
     }
 
+    fn scan_headers(&self, headers: &HeaderMap) -> Vec<(String, Vec<Finding>)> {
+        let mut out = Vec::new();
+        for (name, value) in headers {
+            if name == header::HOST {
+                continue;
+            }
+            let f = self.detector.scan_header(name.as_str(), value.as_bytes());
+            if !f.is_empty() {
+                out.push((name.as_str().to_string(), f));
+            }
+        }
+        out
+    }
+
+    /// CONNECT request headers.
+    pub fn check_connect(&self, state: &State, req: &Request<Incoming>, _subject: &Subject) -> Option<Denied> {
+        let hits = self.scan_headers(req.headers());
+        if hits.is_empty() {
+            return None;
+        }
+        let all: Vec<Finding> = hits.iter().flat_map(|(_, f)| f.iter().cloned()).collect();
+        let dets = detectors(&all);
+        let names: Vec<&str> = hits.iter().map(|(n, _)| n.as_str()).collect();
+        match Self::action(state) {
+            DlpAction::Block => {
+                for d in &dets {
+                    state.metrics.dlp(d, "block");
+                }
+                Some(dlp_denied(&format!("header {}", names.join(", ")), &dets))
+            }
+            DlpAction::Log => {
+                for d in &dets {
+                    state.metrics.dlp(d, "log");
+                }
+                None
+            }
+        }
+    }
+
+    /// URL and headers. Sets `subject.path` to the (redacted) path and query. Ok(Some(text))
+    /// describes findings let through in `log` mode.
     pub fn check_head(
         &self,
-        _state: &State,
-        _url: &str,
-        _headers: &HeaderMap,
-        _subject: &mut Subject,
+        state: &State,
+        path_and_query: &str,
+        headers: &HeaderMap,
+        subject: &mut Subject,
     ) -> Result<Option<String>, Denied> {
-        Ok(None)
+        let url_f = self.detector.scan_url(path_and_query);
+        subject.path = if url_f.is_empty() {
+            path_and_query.to_string()
+        } else {
+            bottle_dlp::redact_url(path_and_query, &url_f)
+        };
+        let hits = self.scan_headers(headers);
+        if url_f.is_empty() && hits.is_empty() {
+            return Ok(None);
+        }
+        let mut parts = Vec::new();
+        let mut all = url_f.clone();
+        if !url_f.is_empty() {
+            parts.push("URL".to_string());
+        }
+        for (n, f) in &hits {
+            parts.push(format!("header {n}"));
+            all.extend(f.iter().cloned());
+        }
+        let dets = detectors(&all);
+        let what = parts.join(", ");
+        match Self::action(state) {
+            DlpAction::Block => {
+                for d in &dets {
+                    state.metrics.dlp(d, "block");
+                }
+                Err(dlp_denied(&what, &dets))
+            }
+            DlpAction::Log => {
+                for d in &dets {
+                    state.metrics.dlp(d, "log");
+                }
+                Ok(Some(format!("logged: {} in {what}", dets.join(", "))))
+            }
+        }
     }
 
+    /// Wraps the request body in a streaming scanner (decoding it first if compressed).
     pub fn wrap_body(
         &self,
-        _state: &State,
+        state: &State,
         body: Incoming,
-        _headers: &mut HeaderMap,
-        _slot: FindingSlot,
+        headers: &mut HeaderMap,
+        slot: FindingSlot,
     ) -> Result<BoxBody, Denied> {
-        Ok(body.map_err(|e| -> bottle_core::BoxError { Box::new(e) }).boxed())
+        let raw: BoxBody = body.map_err(|e| -> BoxError { Box::new(e) }).boxed();
+        let encodings: Vec<String> = headers
+            .get_all(header::CONTENT_ENCODING)
+            .iter()
+            .flat_map(|v| v.to_str().unwrap_or("\u{0}").split(',').map(|s| s.trim().to_ascii_lowercase()).collect::<Vec<_>>())
+            .filter(|e| !e.is_empty() && e != "identity")
+            .collect();
+        let body = match encodings.as_slice() {
+            [] => raw,
+            [one] => {
+                let decoded = decode(raw, one).ok_or_else(|| {
+                    Denied::status(
+                        "dlp_encoding",
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        format!("request Content-Encoding {one:?} cannot be scanned"),
+                    )
+                })?;
+                // Forwarded decoded: the scanned bytes are the sent bytes.
+                headers.remove(header::CONTENT_ENCODING);
+                headers.remove(header::CONTENT_LENGTH);
+                decoded
+            }
+            _ => {
+                return Err(Denied::status(
+                    "dlp_encoding",
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "stacked request Content-Encodings cannot be scanned",
+                ))
+            }
+        };
+        let block = Self::action(state) == DlpAction::Block;
+        Ok(ScanBody {
+            inner: body,
+            scanner: Some(self.detector.stream()),
+            block,
+            slot,
+            metrics: state.metrics.clone(),
+            pending: None,
+            done: false,
+        }
+        .boxed())
+    }
+}
+
+fn decode(body: BoxBody, encoding: &str) -> Option<BoxBody> {
+    use async_compression::tokio::bufread::{BrotliDecoder, GzipDecoder, ZlibDecoder, ZstdDecoder};
+    use tokio_util::io::{ReaderStream, StreamReader};
+    let stream = BodyStream::new(body)
+        .try_filter_map(|f| async move { Ok(f.into_data().ok()) })
+        .map_err(std::io::Error::other);
+    let reader = StreamReader::new(stream);
+    let out: BoxBody = match encoding {
+        "gzip" | "x-gzip" => wrap(ReaderStream::new(GzipDecoder::new(reader))),
+        "deflate" => wrap(ReaderStream::new(ZlibDecoder::new(reader))),
+        "br" => wrap(ReaderStream::new(BrotliDecoder::new(reader))),
+        "zstd" => wrap(ReaderStream::new(ZstdDecoder::new(reader))),
+        _ => return None,
+    };
+    Some(out)
+}
+
+fn wrap<S>(s: S) -> BoxBody
+where
+    S: futures_util::Stream<Item = std::io::Result<Bytes>> + Send + Sync + 'static,
+{
+    StreamBody::new(s.map_ok(Frame::data).map_err(|e| -> BoxError { Box::new(e) })).boxed()
+}
+
+/// A body that only releases bytes the scanner has cleared.
+struct ScanBody {
+    inner: BoxBody,
+    scanner: Option<StreamScanner>,
+    block: bool,
+    slot: FindingSlot,
+    metrics: crate::metrics::PipelockMetrics,
+    pending: Option<Frame<Bytes>>,
+    done: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("request body refused by DLP: {0}")]
+pub struct DlpBlocked(&'static str);
+
+impl ScanBody {
+    /// Handles a finding: Err in block mode; in log mode records it and stops scanning.
+    fn on_finding(&mut self, f: Finding) -> Result<(), BoxError> {
+        if self.block {
+            self.metrics.dlp(f.detector, "block");
+            self.slot.set(dlp_denied("body", &[f.detector]));
+            self.done = true;
+            return Err(Box::new(DlpBlocked(f.detector)));
+        }
+        self.metrics.dlp(f.detector, "log");
+        self.slot.lock().logged.push(f.detector);
+        Ok(())
+    }
+}
+
+impl Body for ScanBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        loop {
+            if let Some(f) = this.pending.take() {
+                return Poll::Ready(Some(Ok(f)));
+            }
+            if this.done {
+                return Poll::Ready(None);
+            }
+            let frame = match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(Some(Ok(frame))) => Some(frame),
+                Poll::Ready(None) => None,
+            };
+            let Some(sc) = this.scanner.as_mut() else {
+                // Scanning stopped (log mode after a finding): pass through.
+                return Poll::Ready(frame.map(Ok));
+            };
+            let (data, after) = match frame {
+                None => (None, None),
+                Some(f) => match f.into_data() {
+                    Ok(d) => (Some(d), None),
+                    Err(trailers) => (None, Some(trailers)),
+                },
+            };
+            let end = data.is_none();
+            let result = match (&data, this.block) {
+                // Block mode: release only what the scanner cleared.
+                (Some(d), true) => sc.push(d.clone()),
+                // Log mode: forward as is, scan a copy.
+                (Some(d), false) => sc.push(d.clone()).map(|_| d.clone()),
+                (None, true) => sc.finish(),
+                (None, false) => sc.finish().map(|_| Bytes::new()),
+            };
+            match result {
+                Ok(out) => {
+                    if end {
+                        this.scanner = None;
+                        this.pending = after;
+                        if this.pending.is_none() {
+                            this.done = true;
+                        }
+                    }
+                    if !out.is_empty() {
+                        return Poll::Ready(Some(Ok(Frame::data(out))));
+                    }
+                }
+                Err(f) => {
+                    this.scanner = None;
+                    if let Err(e) = this.on_finding(f) {
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                    // Log mode: the data was already passed on.
+                    this.pending = after;
+                    if end && this.pending.is_none() {
+                        this.done = true;
+                    }
+                    if let (Some(d), false) = (data, this.block) {
+                        return Poll::Ready(Some(Ok(Frame::data(d))));
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.pending.is_none() && self.done
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }

@@ -143,7 +143,7 @@ async fn proceed(
     let url = format!("{scheme}://{authority}{path_q}");
 
     // DLP on the request head; the body is scanned as it streams.
-    let head_verdict = match state.dlp.check_head(&state, &url, req.headers(), &mut subject) {
+    let head_verdict = match state.dlp.check_head(&state, &path_q, req.headers(), &mut subject) {
         Ok(v) => v,
         Err(d) => return state.refuse(kind, &subject, d, started),
     };
@@ -203,6 +203,9 @@ async fn proceed(
             return state.refuse(kind, &subject, d, started);
         }
     };
+    if let Some(d) = body_finding.take_denied() {
+        return state.refuse(kind, &subject, d, started);
+    }
     state.metrics.request(kind, "allow");
     let status = resp.status();
     let mut extra = serde_json::Map::new();
@@ -231,7 +234,8 @@ async fn proceed(
     let (mut p, body) = resp.into_parts();
     hop::strip(&mut p.headers, false);
     p.version = Version::HTTP_11;
-    let audit = crate::body::AuditOnEnd::new(state.clone(), subject, status.as_u16(), up_bytes, started, extra);
+    let audit = crate::body::AuditOnEnd::new(state.clone(), subject, status.as_u16(), up_bytes, started, extra)
+        .with_dlp(body_finding);
     let body = crate::body::ResponseBody::new(body, audit).boxed();
     Response::from_parts(p, body)
 }

@@ -98,6 +98,11 @@ pub async fn spawn(args: Args) -> Result<Running, PipelockError> {
         })?),
         None => None,
     };
+    let known = match &args.dlp_known_secrets {
+        Some(p) => bottle_dlp::load_known_secrets(p).map_err(|e| PipelockError::Usage(e.to_string()))?,
+        None => Vec::new(),
+    };
+    let dlp = dlp_scan::DlpScanner::new(known);
     let listener = TcpListener::bind(common.listen)
         .await
         .map_err(|e| PipelockError::Listen { addr: common.listen, source: e })?;
@@ -111,7 +116,7 @@ pub async fn spawn(args: Args) -> Result<Running, PipelockError> {
         metrics,
         tunnels: Arc::new(Semaphore::new(args.limits.max_tunnels.max(1))),
         limits: args.limits.clone(),
-        dlp: dlp_scan::DlpScanner::new(),
+        dlp,
         tasks: TaskCount::default(),
         shutdown: rx,
     });

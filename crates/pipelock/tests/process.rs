@@ -105,6 +105,13 @@ async fn healthcheck_and_metrics() {
     assert!(text.contains("bottle_config_generation"), "{text}");
 }
 
+struct StopOnDrop(Arc<AtomicBool>);
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_under_load_50_sighups() {
     let env = Env::new("echo.test:*\n127.0.0.1/32\n", "").await;
@@ -115,6 +122,7 @@ async fn reload_under_load_50_sighups() {
     let p = Proc::start(&env, &["--status-file", &sp, "--audit-log", &ap]);
     let gen0 = status_json(&status_path)["generation"].as_u64().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
+    let _stop_on_exit = StopOnDrop(stop.clone());
     let ok = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let auth = format!("echo.test:{}", env.tls_port());
@@ -138,7 +146,12 @@ async fn reload_under_load_50_sighups() {
                     (st == 200).then_some(())
                 }
                 .await;
-                if good.is_some() { ok.fetch_add(1, Ordering::SeqCst) } else { failed.fetch_add(1, Ordering::SeqCst) };
+                if good.is_some() {
+                    ok.fetch_add(1, Ordering::SeqCst);
+                } else {
+                    failed.fetch_add(1, Ordering::SeqCst);
+                    break;
+                }
             }
         }));
     }
@@ -148,8 +161,13 @@ async fn reload_under_load_50_sighups() {
         let addr = p.addr;
         loops.push(tokio::spawn(async move {
             while !stop.load(Ordering::SeqCst) {
-                let r = http_get(addr, &url).await;
-                if r.status == 200 { ok.fetch_add(1, Ordering::SeqCst) } else { failed.fetch_add(1, Ordering::SeqCst) };
+                let r = tokio::time::timeout(T, http_get(addr, &url)).await;
+                if matches!(r, Ok(ref r) if r.status == 200) {
+                    ok.fetch_add(1, Ordering::SeqCst);
+                } else {
+                    failed.fetch_add(1, Ordering::SeqCst);
+                    break;
+                }
             }
         }));
     }
@@ -181,8 +199,12 @@ async fn reload_under_load_50_sighups() {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         took.push(t0.elapsed());
-        let g = status_json(&status_path)["generation"].as_u64().unwrap();
-        assert!(g > gen0);
+        let want = gen0 + i + 1;
+        let sp2 = status_path.clone();
+        assert!(
+            eventually(T, || status_json(&sp2)["generation"].as_u64() == Some(want)).await,
+            "status file generation {want}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     stop.store(true, Ordering::SeqCst);
