@@ -456,6 +456,57 @@ mod tests {
         assert!(!format!("{:?}", pats()).contains("Canary"));
     }
 
+    /// Streaming over random chunkings of random text salted with every form
+    /// gives exactly what one pass over the whole buffer gives.
+    #[test]
+    fn streaming_equals_one_shot_on_random_input() {
+        let p = pats();
+        let encs = every_encoding(SECRET);
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rnd = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let alphabet = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/=%_-\n ";
+        for _ in 0..300 {
+            let mut input = Vec::new();
+            for _ in 0..(rnd() % 12) {
+                for _ in 0..(rnd() % 40) {
+                    input.push(alphabet[(rnd() % alphabet.len() as u64) as usize]);
+                }
+                let e = &encs[(rnd() % encs.len() as u64) as usize];
+                // sometimes only a prefix of a form (must not be redacted nor lost)
+                let cut = if rnd() % 4 == 0 {
+                    (rnd() as usize) % e.len()
+                } else {
+                    e.len()
+                };
+                input.extend_from_slice(&e[..cut]);
+            }
+            let mut splits: Vec<usize> = (0..(rnd() % 6))
+                .map(|_| {
+                    if input.is_empty() {
+                        0
+                    } else {
+                        (rnd() as usize) % input.len()
+                    }
+                })
+                .collect();
+            splits.sort_unstable();
+            splits.dedup();
+            let (streamed, n1) = run_stream(&p, &input, &splits);
+            let (whole, n2) = p.scrub_all(&input);
+            assert_eq!(
+                String::from_utf8_lossy(&streamed),
+                String::from_utf8_lossy(&whole),
+                "splits {splits:?}"
+            );
+            assert_eq!(n1, n2);
+        }
+    }
+
     #[test]
     fn several_secrets_in_one_set() {
         let p = Arc::new(
