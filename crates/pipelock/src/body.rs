@@ -35,7 +35,10 @@ where
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.project();
         match this.inner.poll_frame(cx) {
             Poll::Ready(Some(Ok(f))) => {
@@ -79,7 +82,17 @@ impl AuditOnEnd {
         started: Instant,
         extra: serde_json::Map<String, serde_json::Value>,
     ) -> Self {
-        AuditOnEnd { state, subject, status, up, down: 0, started, extra, error: None, dlp: None }
+        AuditOnEnd {
+            state,
+            subject,
+            status,
+            up,
+            down: 0,
+            started,
+            extra,
+            error: None,
+            dlp: None,
+        }
     }
 
     /// Adds body findings let through in `log` mode to the audit line.
@@ -96,7 +109,10 @@ impl Drop for AuditOnEnd {
         if let Some(slot) = &self.dlp {
             let logged = slot.logged();
             if !logged.is_empty() {
-                extra.insert("dlp_body".into(), format!("logged: {}", logged.join(", ")).into());
+                extra.insert(
+                    "dlp_body".into(),
+                    format!("logged: {}", logged.join(", ")).into(),
+                );
             }
         }
         self.state.audit(
@@ -134,7 +150,10 @@ where
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.project();
         match this.inner.poll_frame(cx) {
             Poll::Ready(Some(Ok(f))) => {

@@ -75,7 +75,10 @@ impl Limits {
 
 /// `pipelock ca init`.
 #[derive(Parser, Debug)]
-#[command(name = "pipelock ca init", about = "Write a fresh ECDSA P-256 CA: DIR/ca.crt and DIR/ca.key (mode 0600)")]
+#[command(
+    name = "pipelock ca init",
+    about = "Write a fresh ECDSA P-256 CA: DIR/ca.crt and DIR/ca.key (mode 0600)"
+)]
 pub struct CaInitArgs {
     /// Output directory (created if missing; existing files are not overwritten).
     #[arg(long, value_name = "DIR")]
@@ -84,7 +87,10 @@ pub struct CaInitArgs {
 
 /// `pipelock healthcheck`.
 #[derive(Parser, Debug)]
-#[command(name = "pipelock healthcheck", about = "GET the admin /healthz; exit 0 on 200")]
+#[command(
+    name = "pipelock healthcheck",
+    about = "GET the admin /healthz; exit 0 on 200"
+)]
 pub struct HealthArgs {
     #[arg(long, default_value = "http://127.0.0.1:9090/healthz")]
     pub url: String,
@@ -108,11 +114,13 @@ pub fn parse_from(argv: Vec<String>) -> Result<Invocation, clap::Error> {
                     "usage: pipelock ca init --out DIR\n",
                 ));
             }
-            let rest = std::iter::once("pipelock ca init".to_string()).chain(argv.into_iter().skip(3));
+            let rest =
+                std::iter::once("pipelock ca init".to_string()).chain(argv.into_iter().skip(3));
             Ok(Invocation::CaInit(CaInitArgs::try_parse_from(rest)?))
         }
         Some("healthcheck") => {
-            let rest = std::iter::once("pipelock healthcheck".to_string()).chain(argv.into_iter().skip(2));
+            let rest =
+                std::iter::once("pipelock healthcheck".to_string()).chain(argv.into_iter().skip(2));
             Ok(Invocation::Healthcheck(HealthArgs::try_parse_from(rest)?))
         }
         _ => Ok(Invocation::Run(Box::new(Args::try_parse_from(argv)?))),

@@ -23,7 +23,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<BoxBody> {
     let started = Instant::now();
-    let authority = req.uri().authority().map(|a| a.as_str().to_string()).unwrap_or_default();
+    let authority = req
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .unwrap_or_default();
     let mut subject = Subject {
         event: "connect",
         method: "CONNECT".into(),
@@ -35,7 +39,11 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<BoxBo
     let (host, port) = match bottle_core::split_host_port(&authority, 443) {
         Ok(hp) => hp,
         Err(e) => {
-            let d = Denied::status("bad_target", StatusCode::BAD_REQUEST, format!("bad CONNECT target {authority:?}: {e}"));
+            let d = Denied::status(
+                "bad_target",
+                StatusCode::BAD_REQUEST,
+                format!("bad CONNECT target {authority:?}: {e}"),
+            );
             return state.refuse("connect", &subject, d, started);
         }
     };
@@ -55,7 +63,10 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<BoxBo
             let d = Denied::status(
                 "tunnel_limit",
                 StatusCode::SERVICE_UNAVAILABLE,
-                format!("too many open tunnels (limit {}); retry later", state.limits.max_tunnels),
+                format!(
+                    "too many open tunnels (limit {}); retry later",
+                    state.limits.max_tunnels
+                ),
             );
             return state.refuse("connect", &subject, d, started);
         }
@@ -69,8 +80,16 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<BoxBo
                     PassFail::Upstream(r) => {
                         state.metrics.request("connect", "deny");
                         state.metrics.refusal("upstream_refused");
-                        state.audit(&subject, "deny", Some("upstream proxy refused the tunnel".into()),
-                            Some(r.status().as_u16()), 0, 0, started, serde_json::Map::new());
+                        state.audit(
+                            &subject,
+                            "deny",
+                            Some("upstream proxy refused the tunnel".into()),
+                            Some(r.status().as_u16()),
+                            0,
+                            0,
+                            started,
+                            serde_json::Map::new(),
+                        );
                         r
                     }
                 }
@@ -87,8 +106,15 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<BoxBo
         if matches!(state.upstream.dialer.mode, Mode::Direct) {
             // Refuse names that resolve to private addresses before opening the tunnel.
             if let Host::Name(_) = host {
-                if let Err(r) = bottle_core::resolve_checked(&state.upstream.dialer.resolver, &cfg, &host, port).await {
-                    let kind = if r.status == StatusCode::FORBIDDEN { "private_address" } else { "resolve" };
+                if let Err(r) =
+                    bottle_core::resolve_checked(&state.upstream.dialer.resolver, &cfg, &host, port)
+                        .await
+                {
+                    let kind = if r.status == StatusCode::FORBIDDEN {
+                        "private_address"
+                    } else {
+                        "resolve"
+                    };
                     return state.refuse("connect", &subject, Denied::new(kind, r), started);
                 }
             }
@@ -114,8 +140,16 @@ enum PassFail {
 fn connect_denied(e: ConnectError) -> Denied {
     match e {
         ConnectError::Refused(r) => Denied::new("private_address", r),
-        ConnectError::Timeout(_) => Denied::status("upstream_timeout", StatusCode::GATEWAY_TIMEOUT, e.to_string()),
-        other => Denied::status("upstream_unreachable", StatusCode::BAD_GATEWAY, other.to_string()),
+        ConnectError::Timeout(_) => Denied::status(
+            "upstream_timeout",
+            StatusCode::GATEWAY_TIMEOUT,
+            e.to_string(),
+        ),
+        other => Denied::status(
+            "upstream_unreachable",
+            StatusCode::BAD_GATEWAY,
+            other.to_string(),
+        ),
     }
 }
 
@@ -123,14 +157,27 @@ async fn open_passthrough(state: &State, host: &Host, port: u16) -> Result<Box<d
     let dialer = &state.upstream.dialer;
     match &dialer.mode {
         Mode::Direct => {
-            let s = dialer.dial_checked(host, port).await.map_err(|e| PassFail::Denied(connect_denied(e)))?;
+            let s = dialer
+                .dial_checked(host, port)
+                .await
+                .map_err(|e| PassFail::Denied(connect_denied(e)))?;
             Ok(Box::new(s))
         }
         Mode::Proxy { .. } => {
-            let tcp = dialer.dial_proxy().await.map_err(|e| PassFail::Denied(connect_denied(e)))?;
-            let (mut send, conn) = hyper::client::conn::http1::handshake::<_, BoxBody>(TokioIo::new(tcp))
+            let tcp = dialer
+                .dial_proxy()
                 .await
-                .map_err(|e| PassFail::Denied(Denied::status("upstream_unreachable", StatusCode::BAD_GATEWAY, format!("upstream proxy: {e}"))))?;
+                .map_err(|e| PassFail::Denied(connect_denied(e)))?;
+            let (mut send, conn) =
+                hyper::client::conn::http1::handshake::<_, BoxBody>(TokioIo::new(tcp))
+                    .await
+                    .map_err(|e| {
+                        PassFail::Denied(Denied::status(
+                            "upstream_unreachable",
+                            StatusCode::BAD_GATEWAY,
+                            format!("upstream proxy: {e}"),
+                        ))
+                    })?;
             tokio::spawn(async move {
                 let _ = conn.with_upgrades().await;
             });
@@ -140,20 +187,35 @@ async fn open_passthrough(state: &State, host: &Host, port: u16) -> Result<Box<d
                 .uri(target.as_str())
                 .header(http::header::HOST, target.as_str())
                 .body(bottle_core::body::empty())
-                .map_err(|e| PassFail::Denied(Denied::status("bad_target", StatusCode::BAD_REQUEST, e.to_string())))?;
-            let mut resp = send
-                .send_request(req)
-                .await
-                .map_err(|e| PassFail::Denied(Denied::status("upstream_unreachable", StatusCode::BAD_GATEWAY, format!("upstream proxy: {e}"))))?;
+                .map_err(|e| {
+                    PassFail::Denied(Denied::status(
+                        "bad_target",
+                        StatusCode::BAD_REQUEST,
+                        e.to_string(),
+                    ))
+                })?;
+            let mut resp = send.send_request(req).await.map_err(|e| {
+                PassFail::Denied(Denied::status(
+                    "upstream_unreachable",
+                    StatusCode::BAD_GATEWAY,
+                    format!("upstream proxy: {e}"),
+                ))
+            })?;
             if resp.status() != StatusCode::OK {
                 use http_body_util::BodyExt;
                 let (parts, body) = resp.into_parts();
-                let body = body.map_err(|e| -> bottle_core::BoxError { Box::new(e) }).boxed();
+                let body = body
+                    .map_err(|e| -> bottle_core::BoxError { Box::new(e) })
+                    .boxed();
                 return Err(PassFail::Upstream(Response::from_parts(parts, body)));
             }
-            let up = hyper::upgrade::on(&mut resp)
-                .await
-                .map_err(|e| PassFail::Denied(Denied::status("upstream_unreachable", StatusCode::BAD_GATEWAY, format!("upstream proxy: {e}"))))?;
+            let up = hyper::upgrade::on(&mut resp).await.map_err(|e| {
+                PassFail::Denied(Denied::status(
+                    "upstream_unreachable",
+                    StatusCode::BAD_GATEWAY,
+                    format!("upstream proxy: {e}"),
+                ))
+            })?;
             Ok(Box::new(TokioIo::new(up)))
         }
     }
@@ -182,7 +244,16 @@ async fn passthrough_tunnel(
     };
     let mut extra = serde_json::Map::new();
     extra.insert("tunnel".into(), "passthrough".into());
-    state.audit(&subject, "allow", reason, Some(200), up, down, started, extra);
+    state.audit(
+        &subject,
+        "allow",
+        reason,
+        Some(200),
+        up,
+        down,
+        started,
+        extra,
+    );
 }
 
 async fn intercept_tunnel(
@@ -205,14 +276,27 @@ async fn intercept_tunnel(
     let _active = ActiveGuard(&state);
     let io = IdleIo::new(TokioIo::new(upgraded), state.limits.idle());
     let target_text = host.to_string();
-    let tls = match state.interceptor.accept(io, &target_text, host.ip().is_some()).await {
+    let tls = match state
+        .interceptor
+        .accept(io, &target_text, host.ip().is_some())
+        .await
+    {
         Ok(t) => t,
         Err(e) => {
             state.metrics.cache(state.interceptor.cache.stats());
             state.metrics.refusal(e.kind());
             let mut extra = serde_json::Map::new();
             extra.insert("tunnel".into(), "intercept".into());
-            state.audit(&subject, "deny", Some(format!("{}: {e}", e.kind())), None, 0, 0, started, extra);
+            state.audit(
+                &subject,
+                "deny",
+                Some(format!("{}: {e}", e.kind())),
+                None,
+                0,
+                0,
+                started,
+                extra,
+            );
             return;
         }
     };

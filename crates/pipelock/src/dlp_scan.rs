@@ -61,7 +61,10 @@ fn detectors(findings: &[Finding]) -> Vec<&'static str> {
 }
 
 fn dlp_denied(what: &str, dets: &[&'static str]) -> Denied {
-    Denied::forbidden("dlp", format!("secret detected in request {what}: {}", dets.join(", ")))
+    Denied::forbidden(
+        "dlp",
+        format!("secret detected in request {what}: {}", dets.join(", ")),
+    )
 }
 
 pub struct DlpScanner {
@@ -80,7 +83,10 @@ impl DlpScanner {
         let detector = if known_secrets.is_empty() {
             Detector::builtin().clone()
         } else {
-            Detector::new(DetectorConfig { known_secrets, ..Default::default() })
+            Detector::new(DetectorConfig {
+                known_secrets,
+                ..Default::default()
+            })
         };
         DlpScanner { detector }
     }
@@ -104,7 +110,12 @@ impl DlpScanner {
     }
 
     /// CONNECT request headers.
-    pub fn check_connect(&self, state: &State, req: &Request<Incoming>, _subject: &Subject) -> Option<Denied> {
+    pub fn check_connect(
+        &self,
+        state: &State,
+        req: &Request<Incoming>,
+        _subject: &Subject,
+    ) -> Option<Denied> {
         let hits = self.scan_headers(req.headers());
         if hits.is_empty() {
             return None;
@@ -186,7 +197,13 @@ impl DlpScanner {
         let encodings: Vec<String> = headers
             .get_all(header::CONTENT_ENCODING)
             .iter()
-            .flat_map(|v| v.to_str().unwrap_or("\u{0}").split(',').map(|s| s.trim().to_ascii_lowercase()).collect::<Vec<_>>())
+            .flat_map(|v| {
+                v.to_str()
+                    .unwrap_or("\u{0}")
+                    .split(',')
+                    .map(|s| s.trim().to_ascii_lowercase())
+                    .collect::<Vec<_>>()
+            })
             .filter(|e| !e.is_empty() && e != "identity")
             .collect();
         let body = match encodings.as_slice() {
@@ -247,7 +264,11 @@ fn wrap<S>(s: S) -> BoxBody
 where
     S: futures_util::Stream<Item = std::io::Result<Bytes>> + Send + Sync + 'static,
 {
-    StreamBody::new(s.map_ok(Frame::data).map_err(|e| -> BoxError { Box::new(e) })).boxed()
+    StreamBody::new(
+        s.map_ok(Frame::data)
+            .map_err(|e| -> BoxError { Box::new(e) }),
+    )
+    .boxed()
 }
 
 /// A body that only releases bytes the scanner has cleared.
@@ -284,7 +305,10 @@ impl Body for ScanBody {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         loop {
             if let Some(f) = this.pending.take() {

@@ -15,7 +15,10 @@ impl Denied {
         Denied { refusal, kind }
     }
     pub fn forbidden(kind: &'static str, reason: impl Into<String>) -> Denied {
-        Denied { refusal: Refusal::forbidden(reason), kind }
+        Denied {
+            refusal: Refusal::forbidden(reason),
+            kind,
+        }
     }
     pub fn status(kind: &'static str, status: StatusCode, reason: impl Into<String>) -> Denied {
         let mut refusal = Refusal::forbidden(reason);
@@ -46,7 +49,10 @@ pub fn check(cfg: &LiveConfig, host: &Host, port: u16) -> Result<bool, Denied> {
     if let Host::Ip(ip) = host {
         if let Some(why) = bottle_core::ssrf::private_reason(*ip) {
             if !cfg.allowlist.covers_addr(*ip) {
-                return Err(Denied::forbidden("private_address", format!("private address: {ip} ({why})")));
+                return Err(Denied::forbidden(
+                    "private_address",
+                    format!("private address: {ip} ({why})"),
+                ));
             }
         }
     }

@@ -25,21 +25,52 @@ pub struct Target {
     pub port: u16,
 }
 
-fn subject_of(event: &'static str, scheme: &'static str, method: &str, host: &str, port: Option<u16>) -> Subject {
-    Subject { event, method: method.to_string(), scheme, host: host.to_string(), port, path: String::new() }
+fn subject_of(
+    event: &'static str,
+    scheme: &'static str,
+    method: &str,
+    host: &str,
+    port: Option<u16>,
+) -> Subject {
+    Subject {
+        event,
+        method: method.to_string(),
+        scheme,
+        host: host.to_string(),
+        port,
+        path: String::new(),
+    }
 }
 
 /// A request decrypted inside a tunnel: Host / :authority must equal the CONNECT target.
-pub async fn handle_inner(state: Arc<State>, target: Target, req: Request<Incoming>) -> Response<BoxBody> {
+pub async fn handle_inner(
+    state: Arc<State>,
+    target: Target,
+    req: Request<Incoming>,
+) -> Response<BoxBody> {
     let started = Instant::now();
-    let mut subject = subject_of("request", "https", req.method().as_str(), &target.host.to_string(), Some(target.port));
+    let mut subject = subject_of(
+        "request",
+        "https",
+        req.method().as_str(),
+        &target.host.to_string(),
+        Some(target.port),
+    );
     subject.path = "/".into();
     let uri_auth = req.uri().authority().map(|a| a.as_str().to_string());
     let host_hdr = match req.headers().get_all(header::HOST).iter().count() {
         0 => None,
-        1 => req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).map(str::to_string),
+        1 => req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
         _ => {
-            let d = Denied::status("bad_request", StatusCode::BAD_REQUEST, "several Host headers");
+            let d = Denied::status(
+                "bad_request",
+                StatusCode::BAD_REQUEST,
+                "several Host headers",
+            );
             return state.refuse("inner", &subject, d, started);
         }
     };
@@ -60,10 +91,23 @@ pub async fn handle_inner(state: Arc<State>, target: Target, req: Request<Incomi
         }
     }
     if seen.is_empty() {
-        let d = Denied::status("bad_request", StatusCode::BAD_REQUEST, "request has no Host");
+        let d = Denied::status(
+            "bad_request",
+            StatusCode::BAD_REQUEST,
+            "request has no Host",
+        );
         return state.refuse("inner", &subject, d, started);
     }
-    proceed(state, "inner", "https", target.host, target.port, req, started).await
+    proceed(
+        state,
+        "inner",
+        "https",
+        target.host,
+        target.port,
+        req,
+        started,
+    )
+    .await
 }
 
 /// An absolute-form request from the agent (`GET http://host/path`).
@@ -83,7 +127,11 @@ pub async fn handle_plain(state: Arc<State>, req: Request<Incoming>) -> Response
             return state.refuse("http", &subject, d, started);
         }
         Some(other) => {
-            let d = Denied::status("bad_request", StatusCode::BAD_REQUEST, format!("unsupported scheme {other:?}"));
+            let d = Denied::status(
+                "bad_request",
+                StatusCode::BAD_REQUEST,
+                format!("unsupported scheme {other:?}"),
+            );
             return state.refuse("http", &subject, d, started);
         }
     };
@@ -102,7 +150,11 @@ pub async fn handle_plain(state: Arc<State>, req: Request<Incoming>) -> Response
     // A Host header that names another host than the absolute URI is a fronting attempt.
     let hosts: Vec<_> = req.headers().get_all(header::HOST).iter().collect();
     if hosts.len() > 1 {
-        let d = Denied::status("bad_request", StatusCode::BAD_REQUEST, "several Host headers");
+        let d = Denied::status(
+            "bad_request",
+            StatusCode::BAD_REQUEST,
+            "several Host headers",
+        );
         return state.refuse("http", &subject, d, started);
     }
     if let Some(h) = hosts.first() {
@@ -114,7 +166,10 @@ pub async fn handle_plain(state: Arc<State>, req: Request<Incoming>) -> Response
         if !ok {
             let d = Denied::forbidden(
                 "authority_mismatch",
-                format!("Host header does not match the request target {}", host.to_authority(port)),
+                format!(
+                    "Host header does not match the request target {}",
+                    host.to_authority(port)
+                ),
             );
             return state.refuse("http", &subject, d, started);
         }
@@ -131,7 +186,13 @@ async fn proceed(
     mut req: Request<Incoming>,
     started: Instant,
 ) -> Response<BoxBody> {
-    let mut subject = subject_of("request", scheme, req.method().as_str(), &host.to_string(), Some(port));
+    let mut subject = subject_of(
+        "request",
+        scheme,
+        req.method().as_str(),
+        &host.to_string(),
+        Some(port),
+    );
     subject.path = crate::dlp_scan::path_only(req.uri());
     let cfg = state.live.current();
     if let Err(d) = filter::check(&cfg, &host, port) {
@@ -139,17 +200,28 @@ async fn proceed(
     }
     drop(cfg);
     let authority = host.to_authority_default(scheme, port);
-    let path_q = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
+    let path_q = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
     let url = format!("{scheme}://{authority}{path_q}");
 
     // DLP on the request head; the body is scanned as it streams.
-    let head_verdict = match state.dlp.check_head(&state, &path_q, req.headers(), &mut subject) {
+    let head_verdict = match state
+        .dlp
+        .check_head(&state, &path_q, req.headers(), &mut subject)
+    {
         Ok(v) => v,
         Err(d) => return state.refuse(kind, &subject, d, started),
     };
 
     let upgrade = req.version() == Version::HTTP_11 && hop::is_upgrade(req.headers());
-    let client_upgrade = if upgrade { Some(hyper::upgrade::on(&mut req)) } else { None };
+    let client_upgrade = if upgrade {
+        Some(hyper::upgrade::on(&mut req))
+    } else {
+        None
+    };
     let (parts, body) = req.into_parts();
     let mut headers = parts.headers;
     hop::strip(&mut headers, upgrade);
@@ -164,7 +236,10 @@ async fn proceed(
     }
     let up_bytes = Arc::new(AtomicU64::new(0));
     let body_finding = crate::dlp_scan::FindingSlot::default();
-    let body = match state.dlp.wrap_body(&state, body, &mut headers, body_finding.clone()) {
+    let body = match state
+        .dlp
+        .wrap_body(&state, body, &mut headers, body_finding.clone())
+    {
         Ok(b) => b,
         Err(d) => return state.refuse(kind, &subject, d, started),
     };
@@ -172,7 +247,11 @@ async fn proceed(
     let uri: Uri = match url.parse() {
         Ok(u) => u,
         Err(e) => {
-            let d = Denied::status("bad_target", StatusCode::BAD_REQUEST, format!("bad URL: {e}"));
+            let d = Denied::status(
+                "bad_target",
+                StatusCode::BAD_REQUEST,
+                format!("bad URL: {e}"),
+            );
             return state.refuse(kind, &subject, d, started);
         }
     };
@@ -180,7 +259,11 @@ async fn proceed(
     *up_req.method_mut() = parts.method;
     *up_req.uri_mut() = uri;
     *up_req.headers_mut() = headers;
-    let client = if upgrade { &state.upstream.h1 } else { &state.upstream.main };
+    let client = if upgrade {
+        &state.upstream.h1
+    } else {
+        &state.upstream.main
+    };
     let result = client.request(up_req).await;
     let mut resp = match result {
         Ok(r) => r,
@@ -190,10 +273,16 @@ async fn proceed(
             }
             let d = match find_connect_error(&e) {
                 Some(ConnectError::Refused(r)) => Denied::new("private_address", r.clone()),
-                Some(ce @ ConnectError::Timeout(_)) => {
-                    Denied::status("upstream_timeout", StatusCode::GATEWAY_TIMEOUT, ce.to_string())
-                }
-                Some(ce) => Denied::status("upstream_unreachable", StatusCode::BAD_GATEWAY, ce.to_string()),
+                Some(ce @ ConnectError::Timeout(_)) => Denied::status(
+                    "upstream_timeout",
+                    StatusCode::GATEWAY_TIMEOUT,
+                    ce.to_string(),
+                ),
+                Some(ce) => Denied::status(
+                    "upstream_unreachable",
+                    StatusCode::BAD_GATEWAY,
+                    ce.to_string(),
+                ),
                 None => Denied::status(
                     "upstream_error",
                     StatusCode::BAD_GATEWAY,
@@ -218,11 +307,17 @@ async fn proceed(
         let subj = subject.clone();
         tokio::spawn(async move {
             let _task = st.tasks.enter();
-            let (Some(client_upgrade), Ok(up)) = (client_upgrade, server_upgrade.await) else { return };
-            let Ok(down) = client_upgrade.await else { return };
+            let (Some(client_upgrade), Ok(up)) = (client_upgrade, server_upgrade.await) else {
+                return;
+            };
+            let Ok(down) = client_upgrade.await else {
+                return;
+            };
             let mut a = crate::idle::IdleIo::new(TokioIo::new(down), st.limits.idle());
             let mut b = TokioIo::new(up);
-            let (u, d) = tokio::io::copy_bidirectional(&mut a, &mut b).await.unwrap_or((0, 0));
+            let (u, d) = tokio::io::copy_bidirectional(&mut a, &mut b)
+                .await
+                .unwrap_or((0, 0));
             let mut extra = serde_json::Map::new();
             extra.insert("upgrade".into(), "websocket".into());
             st.audit(&subj, "allow", None, Some(101), u, d, started, extra);
@@ -234,8 +329,15 @@ async fn proceed(
     let (mut p, body) = resp.into_parts();
     hop::strip(&mut p.headers, false);
     p.version = Version::HTTP_11;
-    let audit = crate::body::AuditOnEnd::new(state.clone(), subject, status.as_u16(), up_bytes, started, extra)
-        .with_dlp(body_finding);
+    let audit = crate::body::AuditOnEnd::new(
+        state.clone(),
+        subject,
+        status.as_u16(),
+        up_bytes,
+        started,
+        extra,
+    )
+    .with_dlp(body_finding);
     let body = crate::body::ResponseBody::new(body, audit).boxed();
     Response::from_parts(p, body)
 }

@@ -35,7 +35,11 @@ fn connection_tokens(headers: &HeaderMap) -> Vec<String> {
 /// `Upgrade` survives and `Connection: upgrade` is re-added (WebSocket handshakes).
 /// `Proxy-Authorization` is always removed.
 pub fn strip(headers: &mut HeaderMap, keep_upgrade: bool) {
-    let upgrade = if keep_upgrade { headers.get(header::UPGRADE).cloned() } else { None };
+    let upgrade = if keep_upgrade {
+        headers.get(header::UPGRADE).cloned()
+    } else {
+        None
+    };
     for name in connection_tokens(headers) {
         if let Ok(n) = HeaderName::from_bytes(name.as_bytes()) {
             headers.remove(n);
@@ -46,7 +50,10 @@ pub fn strip(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
     if let Some(u) = upgrade {
         headers.insert(header::UPGRADE, u);
-        headers.insert(header::CONNECTION, header::HeaderValue::from_static("upgrade"));
+        headers.insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("upgrade"),
+        );
     }
 }
 

@@ -5,6 +5,7 @@
 //! `tls_passthrough` routes); every request is checked against the live allowlist, SSRF and
 //! DLP, then sent to `--upstream-proxy` (egress) or, standalone, to the origin itself.
 #![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod body;
 pub mod cli;
@@ -88,25 +89,44 @@ pub async fn spawn(args: Args) -> Result<Running, PipelockError> {
         status,
         &core_metrics,
     )?;
-    let resolver = Arc::new(Resolver::new(&common.resolve).map_err(|e| PipelockError::Usage(format!("--resolve: {e}")))?);
-    let dialer = Dialer { mode, resolver, live: live.clone(), connect_timeout: Duration::from_secs(10) };
-    let upstream = Upstream::new(dialer, common.upstream_ca.as_deref()).map_err(PipelockError::Tls)?;
+    let resolver = Arc::new(
+        Resolver::new(&common.resolve)
+            .map_err(|e| PipelockError::Usage(format!("--resolve: {e}")))?,
+    );
+    let dialer = Dialer {
+        mode,
+        resolver,
+        live: live.clone(),
+        connect_timeout: Duration::from_secs(10),
+    };
+    let upstream =
+        Upstream::new(dialer, common.upstream_ca.as_deref()).map_err(PipelockError::Tls)?;
     let audit = match &common.audit_log {
-        Some(p) => Some(bottle_core::AuditLog::open(p).map_err(|e| PipelockError::Io {
-            path: p.into(),
-            source: e,
-        })?),
+        Some(p) => Some(
+            bottle_core::AuditLog::open(p).map_err(|e| PipelockError::Io {
+                path: p.into(),
+                source: e,
+            })?,
+        ),
         None => None,
     };
     let known = match &args.dlp_known_secrets {
-        Some(p) => bottle_dlp::load_known_secrets(p).map_err(|e| PipelockError::Usage(e.to_string()))?,
+        Some(p) => {
+            bottle_dlp::load_known_secrets(p).map_err(|e| PipelockError::Usage(e.to_string()))?
+        }
         None => Vec::new(),
     };
     let dlp = dlp_scan::DlpScanner::new(known);
     let listener = TcpListener::bind(common.listen)
         .await
-        .map_err(|e| PipelockError::Listen { addr: common.listen, source: e })?;
-    let addr = listener.local_addr().map_err(|e| PipelockError::Listen { addr: common.listen, source: e })?;
+        .map_err(|e| PipelockError::Listen {
+            addr: common.listen,
+            source: e,
+        })?;
+    let addr = listener.local_addr().map_err(|e| PipelockError::Listen {
+        addr: common.listen,
+        source: e,
+    })?;
     let (tx, rx) = tokio::sync::watch::channel(false);
     let state = Arc::new(State {
         live: live.clone(),
@@ -122,8 +142,16 @@ pub async fn spawn(args: Args) -> Result<Running, PipelockError> {
     });
     let mut admin_addr = None;
     if let Some(admin) = common.admin_listen {
-        let l = TcpListener::bind(admin).await.map_err(|e| PipelockError::Listen { addr: admin, source: e })?;
-        admin_addr = Some(l.local_addr().map_err(|e| PipelockError::Listen { addr: admin, source: e })?);
+        let l = TcpListener::bind(admin)
+            .await
+            .map_err(|e| PipelockError::Listen {
+                addr: admin,
+                source: e,
+            })?;
+        admin_addr = Some(l.local_addr().map_err(|e| PipelockError::Listen {
+            addr: admin,
+            source: e,
+        })?);
         let m = core_metrics.clone();
         let mut stop = state.shutdown.clone();
         tokio::spawn(async move {
@@ -143,7 +171,14 @@ pub async fn spawn(args: Args) -> Result<Running, PipelockError> {
         tracing::info!("draining ({} connections)", st.tasks.count());
         let _ = tokio::time::timeout(drain, st.tasks.wait_zero()).await;
     });
-    Ok(Running { addr, admin_addr, live, handle, shutdown: tx, state })
+    Ok(Running {
+        addr,
+        admin_addr,
+        live,
+        handle,
+        shutdown: tx,
+        state,
+    })
 }
 
 /// Runs until `shutdown` resolves, then drains.

@@ -11,7 +11,9 @@ fn main() -> ExitCode {
         Err(e) => {
             let _ = e.print();
             return match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
                 _ => ExitCode::from(2),
             };
         }
@@ -19,7 +21,11 @@ fn main() -> ExitCode {
     match inv {
         Invocation::CaInit(a) => match pipelock::tls_intercept::ca::init_ca(&a.out) {
             Ok(()) => {
-                println!("wrote {} and {}", a.out.join("ca.crt").display(), a.out.join("ca.key").display());
+                println!(
+                    "wrote {} and {}",
+                    a.out.join("ca.crt").display(),
+                    a.out.join("ca.key").display()
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {

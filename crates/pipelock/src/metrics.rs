@@ -28,35 +28,77 @@ impl PipelockMetrics {
     pub fn register(core: &bottle_core::Metrics) -> PipelockMetrics {
         let m = PipelockMetrics::default();
         let mut reg = core.registry.lock().unwrap_or_else(|p| p.into_inner());
-        reg.register("pipelock_requests", "Requests handled, by kind and decision", m.requests.clone());
-        reg.register("pipelock_refusals", "Refusals by reason", m.refusals.clone());
-        reg.register("pipelock_tunnels_active", "CONNECT tunnels open now", m.tunnels_active.clone());
-        reg.register("pipelock_tunnels", "CONNECT tunnels opened, by kind", m.tunnels.clone());
-        reg.register("pipelock_cert_cache_hits", "Leaf cache hits", m.cert_cache_hits.clone());
-        reg.register("pipelock_cert_cache_misses", "Leaf cache misses", m.cert_cache_misses.clone());
-        reg.register("pipelock_cert_cache_size", "Leaves cached", m.cert_cache_size.clone());
+        reg.register(
+            "pipelock_requests",
+            "Requests handled, by kind and decision",
+            m.requests.clone(),
+        );
+        reg.register(
+            "pipelock_refusals",
+            "Refusals by reason",
+            m.refusals.clone(),
+        );
+        reg.register(
+            "pipelock_tunnels_active",
+            "CONNECT tunnels open now",
+            m.tunnels_active.clone(),
+        );
+        reg.register(
+            "pipelock_tunnels",
+            "CONNECT tunnels opened, by kind",
+            m.tunnels.clone(),
+        );
+        reg.register(
+            "pipelock_cert_cache_hits",
+            "Leaf cache hits",
+            m.cert_cache_hits.clone(),
+        );
+        reg.register(
+            "pipelock_cert_cache_misses",
+            "Leaf cache misses",
+            m.cert_cache_misses.clone(),
+        );
+        reg.register(
+            "pipelock_cert_cache_size",
+            "Leaves cached",
+            m.cert_cache_size.clone(),
+        );
         reg.register("pipelock_cert_mints", "Leaves minted", m.cert_mints.clone());
-        reg.register("pipelock_dlp_findings", "DLP findings by detector and action", m.dlp_findings.clone());
+        reg.register(
+            "pipelock_dlp_findings",
+            "DLP findings by detector and action",
+            m.dlp_findings.clone(),
+        );
         m
     }
 
     pub fn request(&self, kind: &str, decision: &str) {
         self.requests
-            .get_or_create(&vec![("kind".into(), kind.into()), ("decision".into(), decision.into())])
+            .get_or_create(&vec![
+                ("kind".into(), kind.into()),
+                ("decision".into(), decision.into()),
+            ])
             .inc();
     }
 
     pub fn refusal(&self, reason: &str) {
-        self.refusals.get_or_create(&vec![("reason".into(), reason.into())]).inc();
+        self.refusals
+            .get_or_create(&vec![("reason".into(), reason.into())])
+            .inc();
     }
 
     pub fn tunnel(&self, kind: &str) {
-        self.tunnels.get_or_create(&vec![("kind".into(), kind.into())]).inc();
+        self.tunnels
+            .get_or_create(&vec![("kind".into(), kind.into())])
+            .inc();
     }
 
     pub fn dlp(&self, detector: &str, action: &str) {
         self.dlp_findings
-            .get_or_create(&vec![("detector".into(), detector.into()), ("action".into(), action.into())])
+            .get_or_create(&vec![
+                ("detector".into(), detector.into()),
+                ("action".into(), action.into()),
+            ])
             .inc();
     }
 

@@ -53,7 +53,11 @@ async fn too_busy(mut stream: TcpStream, limit: usize) {
         "HTTP/1.1 503 Service Unavailable\r\nX-Bottle-Blocked: pipelock\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), stream.write_all(msg.as_bytes())).await;
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        stream.write_all(msg.as_bytes()),
+    )
+    .await;
     let _ = stream.shutdown().await;
 }
 

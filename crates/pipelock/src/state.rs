@@ -109,7 +109,13 @@ impl State {
     }
 
     /// Records a refusal (metrics + audit) and renders it.
-    pub fn refuse(&self, kind: &str, subject: &Subject, denied: Denied, started: Instant) -> Response<BoxBody> {
+    pub fn refuse(
+        &self,
+        kind: &str,
+        subject: &Subject,
+        denied: Denied,
+        started: Instant,
+    ) -> Response<BoxBody> {
         self.metrics.refusal(denied.kind);
         self.metrics.request(kind, "deny");
         self.audit(

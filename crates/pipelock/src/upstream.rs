@@ -23,22 +23,38 @@ use tokio_rustls::TlsConnector;
 #[derive(Clone, Debug)]
 pub enum Mode {
     /// `--upstream-proxy http://HOST:PORT`.
-    Proxy { host: Host, port: u16, authority: String },
+    Proxy {
+        host: Host,
+        port: u16,
+        authority: String,
+    },
     /// Standalone: connect to origins.
     Direct,
 }
 
 impl Mode {
     pub fn parse(upstream_proxy: Option<&str>) -> Result<Mode, String> {
-        let Some(s) = upstream_proxy else { return Ok(Mode::Direct) };
-        let uri: Uri = s.parse().map_err(|e| format!("--upstream-proxy {s:?}: {e}"))?;
+        let Some(s) = upstream_proxy else {
+            return Ok(Mode::Direct);
+        };
+        let uri: Uri = s
+            .parse()
+            .map_err(|e| format!("--upstream-proxy {s:?}: {e}"))?;
         if uri.scheme_str() != Some("http") {
-            return Err(format!("--upstream-proxy {s:?}: only http:// proxies are supported"));
+            return Err(format!(
+                "--upstream-proxy {s:?}: only http:// proxies are supported"
+            ));
         }
-        let auth = uri.authority().ok_or_else(|| format!("--upstream-proxy {s:?}: no host"))?;
+        let auth = uri
+            .authority()
+            .ok_or_else(|| format!("--upstream-proxy {s:?}: no host"))?;
         let (host, port) = bottle_core::split_host_port(auth.as_str(), 80)
             .map_err(|e| format!("--upstream-proxy {s:?}: {e}"))?;
-        Ok(Mode::Proxy { authority: host.to_authority(port), host, port })
+        Ok(Mode::Proxy {
+            authority: host.to_authority(port),
+            host,
+            port,
+        })
     }
 }
 
@@ -62,7 +78,7 @@ pub enum ConnectError {
 /// One upstream transport.
 pub enum UpConn {
     Plain(TokioIo<TcpStream>, bool),
-    Tls(TokioIo<TlsStream<TcpStream>>),
+    Tls(Box<TokioIo<TlsStream<TcpStream>>>),
 }
 
 impl Connection for UpConn {
@@ -89,28 +105,32 @@ impl hyper::rt::Read for UpConn {
     ) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             UpConn::Plain(s, _) => Pin::new(s).poll_read(cx, buf),
-            UpConn::Tls(s) => Pin::new(s).poll_read(cx, buf),
+            UpConn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
 
 impl hyper::rt::Write for UpConn {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         match self.get_mut() {
             UpConn::Plain(s, _) => Pin::new(s).poll_write(cx, buf),
-            UpConn::Tls(s) => Pin::new(s).poll_write(cx, buf),
+            UpConn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             UpConn::Plain(s, _) => Pin::new(s).poll_flush(cx),
-            UpConn::Tls(s) => Pin::new(s).poll_flush(cx),
+            UpConn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             UpConn::Plain(s, _) => Pin::new(s).poll_shutdown(cx),
-            UpConn::Tls(s) => Pin::new(s).poll_shutdown(cx),
+            UpConn::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }
@@ -126,7 +146,12 @@ pub struct Dialer {
 impl Dialer {
     /// TCP to the upstream proxy (its name resolved without SSRF checks: it is ours).
     pub async fn dial_proxy(&self) -> Result<TcpStream, ConnectError> {
-        let Mode::Proxy { host, port, authority } = &self.mode else {
+        let Mode::Proxy {
+            host,
+            port,
+            authority,
+        } = &self.mode
+        else {
             return Err(ConnectError::BadUri("no upstream proxy".into()));
         };
         let ips = self
@@ -134,7 +159,10 @@ impl Dialer {
             .lookup(host)
             .await
             .map_err(|e| ConnectError::Resolve(authority.clone(), e.to_string()))?;
-        let addrs: Vec<SocketAddr> = ips.into_iter().map(|ip| SocketAddr::new(ip, *port)).collect();
+        let addrs: Vec<SocketAddr> = ips
+            .into_iter()
+            .map(|ip| SocketAddr::new(ip, *port))
+            .collect();
         self.dial_addrs(authority, &addrs).await
     }
 
@@ -147,7 +175,11 @@ impl Dialer {
         self.dial_addrs(&host.to_authority(port), &addrs).await
     }
 
-    async fn dial_addrs(&self, what: &str, addrs: &[SocketAddr]) -> Result<TcpStream, ConnectError> {
+    async fn dial_addrs(
+        &self,
+        what: &str,
+        addrs: &[SocketAddr],
+    ) -> Result<TcpStream, ConnectError> {
         let mut last = ConnectError::Resolve(what.to_string(), "no addresses".into());
         for a in addrs {
             match tokio::time::timeout(self.connect_timeout, TcpStream::connect(a)).await {
@@ -191,9 +223,12 @@ impl tower_service::Service<Uri> for Connector {
                 Some("http") => false,
                 _ => return Err(ConnectError::BadUri(uri.to_string())),
             };
-            let auth = uri.authority().ok_or_else(|| ConnectError::BadUri(uri.to_string()))?;
-            let (host, port) = bottle_core::split_host_port(auth.as_str(), if https { 443 } else { 80 })
-                .map_err(|e| ConnectError::BadUri(e.to_string()))?;
+            let auth = uri
+                .authority()
+                .ok_or_else(|| ConnectError::BadUri(uri.to_string()))?;
+            let (host, port) =
+                bottle_core::split_host_port(auth.as_str(), if https { 443 } else { 80 })
+                    .map_err(|e| ConnectError::BadUri(e.to_string()))?;
             let tcp = this.dialer.dial_checked(&host, port).await?;
             if !https {
                 return Ok(UpConn::Plain(TokioIo::new(tcp), false));
@@ -204,11 +239,12 @@ impl tower_service::Service<Uri> for Connector {
                     .map_err(|e| ConnectError::BadUri(format!("{n}: {e}")))?,
             };
             let what = host.to_authority(port);
-            let tls = tokio::time::timeout(this.dialer.connect_timeout, this.tls.connect(name, tcp))
-                .await
-                .map_err(|_| ConnectError::Timeout(what.clone()))?
-                .map_err(|e| ConnectError::Tls(what, e))?;
-            Ok(UpConn::Tls(TokioIo::new(tls)))
+            let tls =
+                tokio::time::timeout(this.dialer.connect_timeout, this.tls.connect(name, tcp))
+                    .await
+                    .map_err(|_| ConnectError::Timeout(what.clone()))?
+                    .map_err(|e| ConnectError::Tls(what, e))?;
+            Ok(UpConn::Tls(Box::new(TokioIo::new(tls))))
         })
     }
 }
@@ -235,14 +271,23 @@ impl Upstream {
                 .pool_timer(TokioTimer::new())
                 .pool_idle_timeout(Duration::from_secs(60))
                 .pool_max_idle_per_host(64)
-                .build(Connector { dialer: dialer.clone(), tls: TlsConnector::from(tls) })
+                .build(Connector {
+                    dialer: dialer.clone(),
+                    tls: TlsConnector::from(tls),
+                })
         };
-        Ok(Upstream { main: build(tls_main), h1: build(tls_h1), dialer })
+        Ok(Upstream {
+            main: build(tls_main),
+            h1: build(tls_h1),
+            dialer,
+        })
     }
 }
 
 /// Walks an error's source chain for a connector error.
-pub fn find_connect_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a ConnectError> {
+pub fn find_connect_error<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a ConnectError> {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
         if let Some(c) = err.downcast_ref::<ConnectError>() {

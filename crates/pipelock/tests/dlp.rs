@@ -1,4 +1,5 @@
 //! DLP through pipelock: URL, headers and streaming bodies; block vs log; audit never holds secrets.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -35,15 +36,32 @@ fn audit_text(path: &std::path::Path) -> String {
 async fn secret_in_url_query_is_blocked_and_audit_is_redacted() {
     let (env, p, audit) = env_with("").await;
     let tok = token();
-    let url = format!("http://echo.test:{}/search?q=1&token={tok}", env.http_port());
+    let url = format!(
+        "http://echo.test:{}/search?q=1&token={tok}",
+        env.http_port()
+    );
     let r = http_get(p.addr, &url).await;
     assert_eq!(r.status, 403, "{}", r.text());
-    assert!(r.text().starts_with("blocked by pipelock: secret detected in request URL: "), "{}", r.text());
-    assert!(r.text().contains("github"), "names the detector: {}", r.text());
+    assert!(
+        r.text()
+            .starts_with("blocked by pipelock: secret detected in request URL: "),
+        "{}",
+        r.text()
+    );
+    assert!(
+        r.text().contains("github"),
+        "names the detector: {}",
+        r.text()
+    );
     assert!(!r.text().contains(&tok));
     assert!(env.origin.requests().iter().all(|q| q.path != "/search"));
     // HTTPS through the tunnel too, with curl.
-    let (code, body, _) = curl(p.addr, &env.ca_cert(), &format!("https://echo.test:{}/p/{tok}", env.tls_port()), &[]);
+    let (code, body, _) = curl(
+        p.addr,
+        &env.ca_cert(),
+        &format!("https://echo.test:{}/p/{tok}", env.tls_port()),
+        &[],
+    );
     assert_eq!(code, 403, "{body}");
     p.stop().await;
     let a = audit_text(&audit);
@@ -64,28 +82,51 @@ async fn secret_in_header_is_blocked() {
     .await;
     assert_eq!(status, 403, "{head}");
     let body = read_body(&mut s, &head).await;
-    assert!(body.contains("header x-upload-auth") && body.contains("aws"), "{body}");
+    assert!(
+        body.contains("header x-upload-auth") && body.contains("aws"),
+        "{body}"
+    );
     assert!(env.origin.requests().is_empty());
     p.stop().await;
     assert!(!audit_text(&audit).contains(&key));
 }
 
-async fn post_via_tunnel(env: &Env, p: &pipelock::Running, path: &str, body: http_body_util::combinators::BoxBody<Bytes, std::io::Error>, headers: &[(&str, &str)]) -> Resp {
+async fn post_via_tunnel(
+    env: &Env,
+    p: &pipelock::Running,
+    path: &str,
+    body: http_body_util::combinators::BoxBody<Bytes, std::io::Error>,
+    headers: &[(&str, &str)],
+) -> Resp {
     let auth = format!("echo.test:{}", env.tls_port());
     let s = connect(p.addr, &auth).await;
-    let t = tls(s, "echo.test", client_config(roots_from_pem(&env.ca_cert()), &[b"http/1.1"])).await.unwrap();
-    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(t)).await.unwrap();
+    let t = tls(
+        s,
+        "echo.test",
+        client_config(roots_from_pem(&env.ca_cert()), &[b"http/1.1"]),
+    )
+    .await
+    .unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(t))
+        .await
+        .unwrap();
     tokio::spawn(conn);
     let mut b = http::Request::post(path).header("host", &auth);
     for (k, v) in headers {
         b = b.header(*k, *v);
     }
-    let resp = tokio::time::timeout(T, send.send_request(b.body(body).unwrap())).await.unwrap();
+    let resp = tokio::time::timeout(T, send.send_request(b.body(body).unwrap()))
+        .await
+        .unwrap();
     match resp {
         Ok(r) => {
             let (p, b) = r.into_parts();
             let body = b.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
-            Resp { status: p.status.as_u16(), headers: p.headers, body }
+            Resp {
+                status: p.status.as_u16(),
+                headers: p.headers,
+                body,
+            }
         }
         Err(e) => panic!("request failed: {e}"),
     }
@@ -103,19 +144,34 @@ async fn secret_in_streamed_body_split_across_chunks_is_blocked_before_it_leaves
     let prefix = "x".repeat(10_000);
     let doc = format!("{prefix}{{\"note\":\"deploy with {tok} please\"}}");
     let cut = prefix.len() + 22;
-    let parts = vec![doc[..cut].to_string(), doc[cut..cut + 10].to_string(), doc[cut + 10..].to_string()];
+    let parts = vec![
+        doc[..cut].to_string(),
+        doc[cut..cut + 10].to_string(),
+        doc[cut + 10..].to_string(),
+    ];
     let stream = futures_util::stream::unfold(parts.into_iter(), |mut it| async move {
         let next = it.next()?;
         tokio::time::sleep(Duration::from_millis(150)).await;
-        Some((Ok::<_, std::io::Error>(hyper::body::Frame::data(Bytes::from(next))), it))
+        Some((
+            Ok::<_, std::io::Error>(hyper::body::Frame::data(Bytes::from(next))),
+            it,
+        ))
     });
     let body = StreamBody::new(stream).boxed();
     let r = post_via_tunnel(&env, &p, "/upload", body, &[]).await;
     assert_eq!(r.status, 403, "{}", r.text());
-    assert!(r.text().contains("secret detected in request body: github"), "{}", r.text());
+    assert!(
+        r.text().contains("secret detected in request body: github"),
+        "{}",
+        r.text()
+    );
     // The origin never got the secret: at most the bytes before it.
     for q in env.origin.requests() {
-        assert!(q.body_len < (prefix.len() + 18) as u64, "origin got {} bytes", q.body_len);
+        assert!(
+            q.body_len < (prefix.len() + 18) as u64,
+            "origin got {} bytes",
+            q.body_len
+        );
     }
     p.stop().await;
     assert!(!audit_text(&audit).contains(&tok));
@@ -132,25 +188,69 @@ async fn compressed_bodies_are_decoded_for_scanning_or_refused() {
     async fn enc(kind: &str, data: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
         match kind {
-            "gzip" => { let mut e = GzipEncoder::new(&mut out); e.write_all(data).await.unwrap(); e.shutdown().await.unwrap(); }
-            "deflate" => { let mut e = ZlibEncoder::new(&mut out); e.write_all(data).await.unwrap(); e.shutdown().await.unwrap(); }
-            "br" => { let mut e = BrotliEncoder::new(&mut out); e.write_all(data).await.unwrap(); e.shutdown().await.unwrap(); }
-            _ => { let mut e = ZstdEncoder::new(&mut out); e.write_all(data).await.unwrap(); e.shutdown().await.unwrap(); }
+            "gzip" => {
+                let mut e = GzipEncoder::new(&mut out);
+                e.write_all(data).await.unwrap();
+                e.shutdown().await.unwrap();
+            }
+            "deflate" => {
+                let mut e = ZlibEncoder::new(&mut out);
+                e.write_all(data).await.unwrap();
+                e.shutdown().await.unwrap();
+            }
+            "br" => {
+                let mut e = BrotliEncoder::new(&mut out);
+                e.write_all(data).await.unwrap();
+                e.shutdown().await.unwrap();
+            }
+            _ => {
+                let mut e = ZstdEncoder::new(&mut out);
+                e.write_all(data).await.unwrap();
+                e.shutdown().await.unwrap();
+            }
         }
         out
     }
     for kind in ["gzip", "deflate", "br", "zstd"] {
         let bad = enc(kind, secret_doc.as_bytes()).await;
-        let r = post_via_tunnel(&env, &p, "/upload", full(bad), &[("content-encoding", kind)]).await;
+        let r = post_via_tunnel(
+            &env,
+            &p,
+            "/upload",
+            full(bad),
+            &[("content-encoding", kind)],
+        )
+        .await;
         assert_eq!(r.status, 403, "{kind}: {}", r.text());
         let good = enc(kind, clean_doc.as_bytes()).await;
-        let r = post_via_tunnel(&env, &p, "/upload", full(good), &[("content-encoding", kind)]).await;
+        let r = post_via_tunnel(
+            &env,
+            &p,
+            "/upload",
+            full(good),
+            &[("content-encoding", kind)],
+        )
+        .await;
         assert_eq!(r.status, 200, "{kind}: {}", r.text());
         assert_eq!(r.json()["bytes"], clean_doc.len(), "forwarded decoded");
     }
-    let r = post_via_tunnel(&env, &p, "/upload", full("abc"), &[("content-encoding", "compress")]).await;
+    let r = post_via_tunnel(
+        &env,
+        &p,
+        "/upload",
+        full("abc"),
+        &[("content-encoding", "compress")],
+    )
+    .await;
     assert_eq!(r.status, 415, "{}", r.text());
-    let r = post_via_tunnel(&env, &p, "/upload", full("abc"), &[("content-encoding", "gzip, br")]).await;
+    let r = post_via_tunnel(
+        &env,
+        &p,
+        "/upload",
+        full("abc"),
+        &[("content-encoding", "gzip, br")],
+    )
+    .await;
     assert_eq!(r.status, 415, "{}", r.text());
     p.stop().await;
 }
@@ -159,7 +259,11 @@ async fn compressed_bodies_are_decoded_for_scanning_or_refused() {
 async fn dlp_action_log_lets_requests_through_and_records_them() {
     let (env, p, audit) = env_with("dlp:\n  action: log\n").await;
     let tok = token();
-    let r = http_get(p.addr, &format!("http://echo.test:{}/l?token={tok}", env.http_port())).await;
+    let r = http_get(
+        p.addr,
+        &format!("http://echo.test:{}/l?token={tok}", env.http_port()),
+    )
+    .await;
     assert_eq!(r.status, 200);
     let r = post_via_tunnel(&env, &p, "/upload", full(format!("body {tok} end")), &[]).await;
     assert_eq!(r.status, 200);
@@ -176,10 +280,15 @@ async fn known_secret_canary_is_blocked_in_encoded_forms_and_never_logged() {
     let env = Env::new("echo.test:*\n127.0.0.1/32\n", "").await;
     let canary = "bottle-canary-7f3a9c21d4e8";
     let f = env.dir.path().join("known");
-    std::fs::File::create(&f).unwrap().write_all(format!("# canary\n{canary}\n").as_bytes()).unwrap();
+    std::fs::File::create(&f)
+        .unwrap()
+        .write_all(format!("# canary\n{canary}\n").as_bytes())
+        .unwrap();
     let audit = env.dir.path().join("audit.jsonl");
     let (fp, ap) = (f.display().to_string(), audit.display().to_string());
-    let p = env.spawn(&["--dlp-known-secrets", &fp, "--audit-log", &ap]).await;
+    let p = env
+        .spawn(&["--dlp-known-secrets", &fp, "--audit-log", &ap])
+        .await;
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD.encode(canary);
     let hexed = hex::encode(canary);
@@ -189,11 +298,18 @@ async fn known_secret_canary_is_blocked_in_encoded_forms_and_never_logged() {
         assert!(r.text().contains("known-secret"));
         assert!(!r.text().contains(canary));
     }
-    let r = http_get(p.addr, &format!("http://echo.test:{}/q?c={b64}", env.http_port())).await;
+    let r = http_get(
+        p.addr,
+        &format!("http://echo.test:{}/q?c={b64}", env.http_port()),
+    )
+    .await;
     assert_eq!(r.status, 403);
     p.stop().await;
     let a = audit_text(&audit);
-    assert!(!a.contains(canary) && !a.contains(&b64) && !a.contains(&hexed), "{a}");
+    assert!(
+        !a.contains(canary) && !a.contains(&b64) && !a.contains(&hexed),
+        "{a}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,10 +320,24 @@ async fn clean_traffic_passes() {
         "image": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, vec![7u8; 30_000]),
     })
     .to_string();
-    let r = post_via_tunnel(&env, &p, "/upload", full(json.clone()), &[("content-type", "application/json")]).await;
+    let r = post_via_tunnel(
+        &env,
+        &p,
+        "/upload",
+        full(json.clone()),
+        &[("content-type", "application/json")],
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["bytes"], json.len());
-    let r = http_get(p.addr, &format!("http://echo.test:{}/crates/serde/1.0.200/download?x=AKIAIOSFODNN7EXAMPLE", env.http_port())).await;
+    let r = http_get(
+        p.addr,
+        &format!(
+            "http://echo.test:{}/crates/serde/1.0.200/download?x=AKIAIOSFODNN7EXAMPLE",
+            env.http_port()
+        ),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text());
     p.stop().await;
 }

@@ -1,4 +1,5 @@
 //! Tests against the pipelock binary: CLI, SIGHUP reload under load, memory bound, SIGTERM.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -28,26 +29,51 @@ fn ca_init_help_and_bad_flags() {
     let bin = env!("CARGO_BIN_EXE_pipelock");
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("ca");
-    let st = Command::new(bin).args(["ca", "init", "--out"]).arg(&out).status().unwrap();
+    let st = Command::new(bin)
+        .args(["ca", "init", "--out"])
+        .arg(&out)
+        .status()
+        .unwrap();
     assert!(st.success());
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(out.join("ca.key")).unwrap().permissions().mode() & 0o777;
+    let mode = std::fs::metadata(out.join("ca.key"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600);
-    assert!(std::fs::read_to_string(out.join("ca.crt")).unwrap().contains("BEGIN CERTIFICATE"));
+    assert!(std::fs::read_to_string(out.join("ca.crt"))
+        .unwrap()
+        .contains("BEGIN CERTIFICATE"));
     // Refuses to overwrite an existing CA.
-    let o = Command::new(bin).args(["ca", "init", "--out"]).arg(&out).output().unwrap();
+    let o = Command::new(bin)
+        .args(["ca", "init", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2));
 
     let help = Command::new(bin).arg("--help").output().unwrap();
     let text = String::from_utf8_lossy(&help.stdout);
     for flag in [
-        "--listen", "--config-dir", "--ca-cert", "--ca-key", "--upstream-proxy", "--upstream-ca", "--resolve",
-        "--admin-listen", "--audit-log", "--status-file",
+        "--listen",
+        "--config-dir",
+        "--ca-cert",
+        "--ca-key",
+        "--upstream-proxy",
+        "--upstream-ca",
+        "--resolve",
+        "--admin-listen",
+        "--audit-log",
+        "--status-file",
     ] {
         assert!(text.contains(flag), "--help lacks {flag}");
     }
     // Missing required flags: exit 2.
-    let o = Command::new(bin).args(["--listen", "127.0.0.1:0"]).output().unwrap();
+    let o = Command::new(bin)
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2));
     // Bad config at start: exit 2 with file:line.
     let cfg = d.path().join("cfg");
@@ -67,7 +93,11 @@ fn ca_init_help_and_bad_flags() {
     assert!(err.contains("allowlist:2"), "{err}");
     // A CA key that does not match: exit 2.
     let other = d.path().join("other");
-    Command::new(bin).args(["ca", "init", "--out"]).arg(&other).status().unwrap();
+    Command::new(bin)
+        .args(["ca", "init", "--out"])
+        .arg(&other)
+        .status()
+        .unwrap();
     std::fs::write(cfg.join("allowlist"), "ok.example\n").unwrap();
     let o = Command::new(bin)
         .args(["--listen", "127.0.0.1:0", "--config-dir"])
@@ -90,18 +120,41 @@ async fn healthcheck_and_metrics() {
     let p = Proc::start(&env, &["--admin-listen", &admin_arg]);
     let r = http_get(p.addr, &format!("http://echo.test:{}/m", env.http_port())).await;
     assert_eq!(r.status, 200);
-    let (status, _, _) = raw_head(p.addr, "GET http://nope.test/ HTTP/1.1\r\nHost: nope.test\r\n\r\n").await;
+    let (status, _, _) = raw_head(
+        p.addr,
+        "GET http://nope.test/ HTTP/1.1\r\nHost: nope.test\r\n\r\n",
+    )
+    .await;
     assert_eq!(status, 403);
     let st = Command::new(env!("CARGO_BIN_EXE_pipelock"))
-        .args(["healthcheck", "--url", &format!("http://127.0.0.1:{admin}/healthz")])
+        .args([
+            "healthcheck",
+            "--url",
+            &format!("http://127.0.0.1:{admin}/healthz"),
+        ])
         .status()
         .unwrap();
     assert!(st.success());
-    let s = tokio::net::TcpStream::connect(("127.0.0.1", admin)).await.unwrap();
-    let m = h1(s, http::Request::get("/metrics").header("host", "x").body(Default::default()).unwrap()).await;
+    let s = tokio::net::TcpStream::connect(("127.0.0.1", admin))
+        .await
+        .unwrap();
+    let m = h1(
+        s,
+        http::Request::get("/metrics")
+            .header("host", "x")
+            .body(Default::default())
+            .unwrap(),
+    )
+    .await;
     let text = m.text();
-    assert!(text.contains("pipelock_requests_total{kind=\"http\",decision=\"allow\"} 1"), "{text}");
-    assert!(text.contains("pipelock_refusals_total{reason=\"host_not_allowed\"} 1"), "{text}");
+    assert!(
+        text.contains("pipelock_requests_total{kind=\"http\",decision=\"allow\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("pipelock_refusals_total{reason=\"host_not_allowed\"} 1"),
+        "{text}"
+    );
     assert!(text.contains("bottle_config_generation"), "{text}");
 }
 
@@ -129,17 +182,35 @@ async fn reload_under_load_50_sighups() {
     // Load: 2 keep-alive HTTPS loops + 1 plain HTTP loop + one long SSE stream held across reloads.
     let mut loops = Vec::new();
     for _ in 0..2 {
-        let (stop, ok, failed, auth, ca) = (stop.clone(), ok.clone(), failed.clone(), auth.clone(), env.ca_cert());
+        let (stop, ok, failed, auth, ca) = (
+            stop.clone(),
+            ok.clone(),
+            failed.clone(),
+            auth.clone(),
+            env.ca_cert(),
+        );
         let addr = p.addr;
         loops.push(tokio::spawn(async move {
             let s = connect(addr, &auth).await;
-            let t = tls(s, "echo.test", client_config(roots_from_pem(&ca), &[b"http/1.1"])).await.unwrap();
-            let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(t)).await.unwrap();
+            let t = tls(
+                s,
+                "echo.test",
+                client_config(roots_from_pem(&ca), &[b"http/1.1"]),
+            )
+            .await
+            .unwrap();
+            let (mut send, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(t))
+                    .await
+                    .unwrap();
             tokio::spawn(conn);
             while !stop.load(Ordering::SeqCst) {
                 let good = async {
                     send.ready().await.ok()?;
-                    let req = http::Request::get("/loop").header("host", &auth).body(empty()).ok()?;
+                    let req = http::Request::get("/loop")
+                        .header("host", &auth)
+                        .body(empty())
+                        .ok()?;
                     let r = send.send_request(req).await.ok()?;
                     let st = r.status();
                     r.into_body().collect().await.ok()?;
@@ -175,8 +246,17 @@ async fn reload_under_load_50_sighups() {
         let (addr, auth, ca) = (p.addr, auth.clone(), env.ca_cert());
         tokio::spawn(async move {
             let s = connect(addr, &auth).await;
-            let t = tls(s, "echo.test", client_config(roots_from_pem(&ca), &[b"http/1.1"])).await.unwrap();
-            let req = http::Request::get("/sse?n=20&interval_ms=150").header("host", &auth).body(Default::default()).unwrap();
+            let t = tls(
+                s,
+                "echo.test",
+                client_config(roots_from_pem(&ca), &[b"http/1.1"]),
+            )
+            .await
+            .unwrap();
+            let req = http::Request::get("/sse?n=20&interval_ms=150")
+                .header("host", &auth)
+                .body(Default::default())
+                .unwrap();
             h1(t, req).await
         })
     };
@@ -186,16 +266,30 @@ async fn reload_under_load_50_sighups() {
     let mut took = Vec::new();
     for i in 0..50u64 {
         let add = i % 2 == 0;
-        env.write_allowlist(&if add { format!("{base}new.test:*\n") } else { base.to_string() });
+        env.write_allowlist(&if add {
+            format!("{base}new.test:*\n")
+        } else {
+            base.to_string()
+        });
         let t0 = Instant::now();
         p.signal("HUP");
         // Poll until the change is visible.
         loop {
-            let (status, _, _) = raw_head(p.addr, &format!("GET {new_url} HTTP/1.1\r\nHost: new.test:{}\r\nConnection: close\r\n\r\n", env.http_port())).await;
+            let (status, _, _) = raw_head(
+                p.addr,
+                &format!(
+                    "GET {new_url} HTTP/1.1\r\nHost: new.test:{}\r\nConnection: close\r\n\r\n",
+                    env.http_port()
+                ),
+            )
+            .await;
             if (add && status == 200) || (!add && status == 403) {
                 break;
             }
-            assert!(t0.elapsed() < Duration::from_secs(10), "reload {i} not visible");
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "reload {i} not visible"
+            );
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         took.push(t0.elapsed());
@@ -213,7 +307,11 @@ async fn reload_under_load_50_sighups() {
     }
     let sse = sse.await.unwrap();
     assert_eq!(sse.status, 200);
-    assert_eq!(sse.text().matches("\n\n").count(), 20, "SSE stream survived 50 reloads");
+    assert_eq!(
+        sse.text().matches("\n\n").count(),
+        20,
+        "SSE stream survived 50 reloads"
+    );
     took.sort();
     let (p50, max) = (took[took.len() / 2], took[took.len() - 1]);
     eprintln!(
@@ -223,7 +321,11 @@ async fn reload_under_load_50_sighups() {
         p50,
         max
     );
-    assert_eq!(failed.load(Ordering::SeqCst), 0, "no request that should succeed failed");
+    assert_eq!(
+        failed.load(Ordering::SeqCst),
+        0,
+        "no request that should succeed failed"
+    );
     assert!(ok.load(Ordering::SeqCst) > 50);
     // Generous on a loaded machine; the measured number is reported above.
     assert!(p50 < Duration::from_secs(1), "p50 {p50:?}");
@@ -231,7 +333,9 @@ async fn reload_under_load_50_sighups() {
     assert_eq!(g, gen0 + 50);
     // Every decision is audited.
     let audit = std::fs::read_to_string(&audit_path).unwrap();
-    assert!(audit.lines().any(|l| l.contains("\"decision\":\"deny\"") && l.contains("new.test")));
+    assert!(audit
+        .lines()
+        .any(|l| l.contains("\"decision\":\"deny\"") && l.contains("new.test")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -250,7 +354,10 @@ async fn invalid_allowlist_on_reload_keeps_the_old_one() {
     let ok = eventually(T, || status_json(&status_path)["last_error"].is_string()).await;
     assert!(ok, "status file reports the error");
     let s1 = status_json(&status_path);
-    assert!(s1["last_error"].as_str().unwrap().contains("allowlist:4"), "{s1}");
+    assert!(
+        s1["last_error"].as_str().unwrap().contains("allowlist:4"),
+        "{s1}"
+    );
     assert_eq!(s1["generation"], s0["generation"]);
     assert_eq!(s1["config_sha256"], s0["config_sha256"]);
     // Old config still in force: echo.test works, new.test is still refused.
@@ -272,30 +379,54 @@ async fn large_transfers_stay_within_a_memory_bound() {
     let p = Proc::start(&env, &[]);
     let auth = format!("echo.test:{}", env.tls_port());
     let s = connect(p.addr, &auth).await;
-    let t = tls(s, "echo.test", client_config(roots_from_pem(&env.ca_cert()), &[b"http/1.1"])).await.unwrap();
-    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(t)).await.unwrap();
+    let t = tls(
+        s,
+        "echo.test",
+        client_config(roots_from_pem(&env.ca_cert()), &[b"http/1.1"]),
+    )
+    .await
+    .unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(t))
+        .await
+        .unwrap();
     tokio::spawn(conn);
     // Warm up (leaf minted, pools filled), then take the baseline.
-    let r = send.send_request(http::Request::get("/download?bytes=1048576").header("host", &auth).body(http_body_util::Either::Left(empty())).unwrap()).await.unwrap();
+    let r = send
+        .send_request(
+            http::Request::get("/download?bytes=1048576")
+                .header("host", &auth)
+                .body(http_body_util::Either::Left(empty()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
     r.into_body().collect().await.unwrap();
     let base = p.rss_kib();
     const N: u64 = 512 * 1024 * 1024;
     let started = Instant::now();
     send.ready().await.unwrap();
     let r = send
-        .send_request(http::Request::get(format!("/download?bytes={N}")).header("host", &auth).body(http_body_util::Either::Left(empty())).unwrap())
+        .send_request(
+            http::Request::get(format!("/download?bytes={N}"))
+                .header("host", &auth)
+                .body(http_body_util::Either::Left(empty()))
+                .unwrap(),
+        )
         .await
         .unwrap();
     let mut body = r.into_body();
     let mut got = 0u64;
     let mut peak = base;
     let mut frames = 0u64;
-    while let Some(f) = tokio::time::timeout(Duration::from_secs(60), body.frame()).await.unwrap() {
+    while let Some(f) = tokio::time::timeout(Duration::from_secs(60), body.frame())
+        .await
+        .unwrap()
+    {
         if let Some(d) = f.unwrap().data_ref() {
             got += d.len() as u64;
         }
         frames += 1;
-        if frames % 256 == 0 {
+        if frames.is_multiple_of(256) {
             peak = peak.max(p.rss_kib());
         }
     }
@@ -304,7 +435,10 @@ async fn large_transfers_stay_within_a_memory_bound() {
     // Upload 256 MiB, streamed.
     const U: u64 = 256 * 1024 * 1024;
     let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
-    let stream = futures_util::stream::iter((0..U / chunk.len() as u64).map(move |_| Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(chunk.clone()))));
+    let stream =
+        futures_util::stream::iter((0..U / chunk.len() as u64).map(move |_| {
+            Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(chunk.clone()))
+        }));
     send.ready().await.unwrap();
     let req = http::Request::post("/upload")
         .header("host", &auth)
@@ -317,7 +451,12 @@ async fn large_transfers_stay_within_a_memory_bound() {
             let mut peak = 0;
             for _ in 0..600 {
                 let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-                if let Some(v) = s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|n| n.parse::<u64>().ok()) {
+                if let Some(v) = s
+                    .lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|n| n.parse::<u64>().ok())
+                {
                     peak = peak.max(v);
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -327,7 +466,8 @@ async fn large_transfers_stay_within_a_memory_bound() {
     };
     let r = send.send_request(req).await.unwrap();
     assert_eq!(r.status(), 200);
-    let v: serde_json::Value = serde_json::from_slice(&r.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_slice(&r.into_body().collect().await.unwrap().to_bytes()).unwrap();
     assert_eq!(v["bytes"], U);
     rss_probe.abort();
     peak = peak.max(p.rss_kib());
@@ -339,7 +479,10 @@ async fn large_transfers_stay_within_a_memory_bound() {
         N as f64 / down_secs / 1e6,
         U >> 20
     );
-    assert!(peak < base + 64 * 1024, "RSS grew from {base} KiB to {peak} KiB");
+    assert!(
+        peak < base + 64 * 1024,
+        "RSS grew from {base} KiB to {peak} KiB"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -353,11 +496,8 @@ async fn sigterm_drains_in_flight_requests() {
     p.signal("TERM");
     let r = inflight.await.unwrap();
     assert_eq!(r.status, 200, "in-flight request completed during drain");
-    let st = tokio::task::spawn_blocking(move || {
-        let s = p.child.wait().unwrap();
-        s
-    })
-    .await
-    .unwrap();
+    let st = tokio::task::spawn_blocking(move || p.child.wait().unwrap())
+        .await
+        .unwrap();
     assert!(st.success());
 }

@@ -68,7 +68,9 @@ fn tls_config(cacert: Option<&PathBuf>) -> Result<Arc<rustls::ClientConfig>, Loa
     if let Some(p) = cacert {
         let pem = std::fs::read(p)?;
         for c in rustls_pemfile::certs(&mut pem.as_slice()) {
-            roots.add(c?).map_err(|e| LoadError::Msg(format!("cacert: {e}")))?;
+            roots
+                .add(c?)
+                .map_err(|e| LoadError::Msg(format!("cacert: {e}")))?;
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -93,8 +95,10 @@ async fn connect(t: &Target) -> Result<Box<dyn Io>, LoadError> {
     }
     let mut tcp = tcp;
     if t.proxy.is_some() {
-        tcp.write_all(format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n").as_bytes())
-            .await?;
+        tcp.write_all(
+            format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n").as_bytes(),
+        )
+        .await?;
         let mut head = Vec::new();
         let mut byte = [0u8; 1];
         while !head.ends_with(b"\r\n\r\n") {
@@ -105,11 +109,16 @@ async fn connect(t: &Target) -> Result<Box<dyn Io>, LoadError> {
         }
         let line = String::from_utf8_lossy(&head);
         if !line.starts_with("HTTP/1.1 200") && !line.starts_with("HTTP/1.0 200") {
-            return Err(LoadError::Msg(format!("CONNECT refused: {}", line.lines().next().unwrap_or(""))));
+            return Err(LoadError::Msg(format!(
+                "CONNECT refused: {}",
+                line.lines().next().unwrap_or("")
+            )));
         }
     }
     let name = ServerName::try_from(t.host.clone()).map_err(|e| LoadError::Msg(e.to_string()))?;
-    let tls = tokio_rustls::TlsConnector::from(t.tls.clone()).connect(name, tcp).await?;
+    let tls = tokio_rustls::TlsConnector::from(t.tls.clone())
+        .connect(name, tcp)
+        .await?;
     Ok(Box::new(tls))
 }
 
@@ -129,7 +138,8 @@ async fn worker(t: Arc<Target>, deadline: Instant) -> (Vec<u32>, u64, u64) {
                 continue;
             }
         };
-        let Ok((mut send, conn)) = hyper::client::conn::http1::handshake::<_, Empty<bytes::Bytes>>(TokioIo::new(io)).await
+        let Ok((mut send, conn)) =
+            hyper::client::conn::http1::handshake::<_, Empty<bytes::Bytes>>(TokioIo::new(io)).await
         else {
             errors += 1;
             continue;
@@ -139,10 +149,17 @@ async fn worker(t: Arc<Target>, deadline: Instant) -> (Vec<u32>, u64, u64) {
             let uri = if t.proxy.is_some() && !t.https {
                 t.uri.clone()
             } else {
-                t.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").parse().unwrap_or_default()
+                t.uri
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .unwrap_or("/")
+                    .parse()
+                    .unwrap_or_default()
             };
             let host = format!("{}:{}", t.host, t.port);
-            let Ok(req) = Request::get(uri).header("host", host).body(Empty::new()) else { break };
+            let Ok(req) = Request::get(uri).header("host", host).body(Empty::new()) else {
+                break;
+            };
             let start = Instant::now();
             let ok = async {
                 let resp = send.send_request(req).await?;
@@ -190,22 +207,41 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
 }
 
 async fn main_async(args: Args) -> Result<(), LoadError> {
-    let uri: Uri = args.url.parse().map_err(|e| LoadError::Msg(format!("--url: {e}")))?;
+    let uri: Uri = args
+        .url
+        .parse()
+        .map_err(|e| LoadError::Msg(format!("--url: {e}")))?;
     let https = match uri.scheme_str() {
         Some("https") => true,
         Some("http") => false,
         _ => return Err(LoadError::Msg("--url must be http:// or https://".into())),
     };
-    let host = uri.host().ok_or_else(|| LoadError::Msg("--url has no host".into()))?.to_string();
+    let host = uri
+        .host()
+        .ok_or_else(|| LoadError::Msg("--url has no host".into()))?
+        .to_string();
     let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
     let proxy = match &args.proxy {
         Some(p) => {
-            let pu: Uri = p.parse().map_err(|e| LoadError::Msg(format!("--proxy: {e}")))?;
-            Some(pu.authority().map(|a| a.as_str().to_string()).ok_or_else(|| LoadError::Msg("--proxy has no host".into()))?)
+            let pu: Uri = p
+                .parse()
+                .map_err(|e| LoadError::Msg(format!("--proxy: {e}")))?;
+            Some(
+                pu.authority()
+                    .map(|a| a.as_str().to_string())
+                    .ok_or_else(|| LoadError::Msg("--proxy has no host".into()))?,
+            )
         }
         None => None,
     };
-    let t = Arc::new(Target { https, host, port, uri, proxy, tls: tls_config(args.cacert.as_ref())? });
+    let t = Arc::new(Target {
+        https,
+        host,
+        port,
+        uri,
+        proxy,
+        tls: tls_config(args.cacert.as_ref())?,
+    });
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.duration.max(1));
     let mut tasks = Vec::new();

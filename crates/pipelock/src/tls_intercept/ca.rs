@@ -32,7 +32,9 @@ pub struct Ca {
 
 impl std::fmt::Debug for Ca {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ca").field("fingerprint", &self.fingerprint).finish_non_exhaustive()
+        f.debug_struct("Ca")
+            .field("fingerprint", &self.fingerprint)
+            .finish_non_exhaustive()
     }
 }
 
@@ -53,7 +55,9 @@ impl Ca {
     /// Builds a CA from PEM text (certificate and PKCS#8 private key).
     pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Ca, PipelockError> {
         let key = KeyPair::from_pem(key_pem).map_err(|e| {
-            let hint = if key_pem.contains("BEGIN RSA PRIVATE KEY") || key_pem.contains("BEGIN EC PRIVATE KEY") {
+            let hint = if key_pem.contains("BEGIN RSA PRIVATE KEY")
+                || key_pem.contains("BEGIN EC PRIVATE KEY")
+            {
                 " (convert it to PKCS#8: openssl pkcs8 -topk8 -nocrypt)"
             } else {
                 ""
@@ -70,7 +74,9 @@ impl Ca {
         let (_, x509) = x509_parser::parse_x509_certificate(&ca_der)
             .map_err(|e| ca_err(format!("CA certificate: {e}")))?;
         if !x509.is_ca() {
-            return Err(ca_err("CA certificate is not a CA (basicConstraints CA:FALSE)"));
+            return Err(ca_err(
+                "CA certificate is not a CA (basicConstraints CA:FALSE)",
+            ));
         }
         if x509.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
             return Err(ca_err("CA key does not match the CA certificate"));
@@ -78,7 +84,11 @@ impl Ca {
         let issuer = Issuer::from_ca_cert_der(&ca_der, key)
             .map_err(|e| ca_err(format!("CA certificate: {e}")))?;
         let fingerprint = hex::encode(Sha256::digest(ca_der.as_ref()));
-        Ok(Ca { issuer, ca_der, fingerprint })
+        Ok(Ca {
+            issuer,
+            ca_der,
+            fingerprint,
+        })
     }
 
     /// The CA certificate (DER).
@@ -115,7 +125,10 @@ impl Ca {
             .map_err(|e| ca_err(format!("signing leaf for {host}: {e}")))?;
         let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
         let signing = any_supported_type(&key_der).map_err(|e| ca_err(format!("leaf key: {e}")))?;
-        Ok(Arc::new(CertifiedKey::new(vec![cert.der().clone(), self.ca_der.clone()], signing)))
+        Ok(Arc::new(CertifiedKey::new(
+            vec![cert.der().clone(), self.ca_der.clone()],
+            signing,
+        )))
     }
 }
 
@@ -133,7 +146,10 @@ pub fn init_ca(out: &Path) -> Result<(), PipelockError> {
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     let tag: [u8; 4] = rand::random();
-    dn.push(DnType::CommonName, format!("bottle CA {}", hex::encode(tag)));
+    dn.push(
+        DnType::CommonName,
+        format!("bottle CA {}", hex::encode(tag)),
+    );
     dn.push(DnType::OrganizationName, "bottle");
     params.distinguished_name = dn;
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
@@ -146,7 +162,9 @@ pub fn init_ca(out: &Path) -> Result<(), PipelockError> {
     let now = OffsetDateTime::now_utc();
     params.not_before = now - Duration::hours(1);
     params.not_after = now + Duration::days(3650);
-    let cert = params.self_signed(&key).map_err(|e| ca_err(format!("CA certificate: {e}")))?;
+    let cert = params
+        .self_signed(&key)
+        .map_err(|e| ca_err(format!("CA certificate: {e}")))?;
     write_file(&out.join("ca.crt"), cert.pem().as_bytes(), 0o644)?;
     write_file(&out.join("ca.key"), key.serialize_pem().as_bytes(), 0o600)?;
     Ok(())

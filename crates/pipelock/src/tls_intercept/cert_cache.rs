@@ -39,7 +39,11 @@ pub struct CertCache {
 
 impl CertCache {
     pub fn new(ca: Arc<Ca>, capacity: usize) -> CertCache {
-        CertCache { ca, capacity: capacity.max(1), inner: Mutex::new(Inner::default()) }
+        CertCache {
+            ca,
+            capacity: capacity.max(1),
+            inner: Mutex::new(Inner::default()),
+        }
     }
 
     pub fn ca(&self) -> &Arc<Ca> {
@@ -102,7 +106,12 @@ impl CertCache {
 
     pub fn stats(&self) -> CacheStats {
         let i = self.lock();
-        CacheStats { hits: i.hits, misses: i.misses, mints: i.mints, size: i.map.len() }
+        CacheStats {
+            hits: i.hits,
+            misses: i.misses,
+            mints: i.mints,
+            size: i.map.len(),
+        }
     }
 }
 
@@ -123,7 +132,9 @@ mod tests {
         let mut tasks = Vec::new();
         for _ in 0..64 {
             let c = c.clone();
-            tasks.push(tokio::spawn(async move { c.get("a.example").await.unwrap() }));
+            tasks.push(tokio::spawn(
+                async move { c.get("a.example").await.unwrap() },
+            ));
         }
         let mut certs = Vec::new();
         for t in tasks {

@@ -29,7 +29,9 @@ struct LeafResolver {
 
 impl std::fmt::Debug for CertCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CertCache").field("stats", &self.stats()).finish_non_exhaustive()
+        f.debug_struct("CertCache")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
     }
 }
 
@@ -77,20 +79,34 @@ impl InterceptError {
 }
 
 impl Interceptor {
-    pub fn new(cache: Arc<CertCache>, handshake_timeout: Duration) -> Result<Interceptor, PipelockError> {
+    pub fn new(
+        cache: Arc<CertCache>,
+        handshake_timeout: Duration,
+    ) -> Result<Interceptor, PipelockError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| PipelockError::Tls(e.to_string()))?
             .with_no_client_auth()
-            .with_cert_resolver(Arc::new(LeafResolver { cache: cache.clone() }));
+            .with_cert_resolver(Arc::new(LeafResolver {
+                cache: cache.clone(),
+            }));
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Ok(Interceptor { cache, config: Arc::new(config), handshake_timeout })
+        Ok(Interceptor {
+            cache,
+            config: Arc::new(config),
+            handshake_timeout,
+        })
     }
 
     /// Reads the ClientHello, checks its SNI against `target` (normalised host text;
     /// `target_is_ip` allows a missing SNI), mints/fetches the leaf and completes the handshake.
-    pub async fn accept<IO>(&self, io: IO, target: &str, target_is_ip: bool) -> Result<TlsStream<IO>, InterceptError>
+    pub async fn accept<IO>(
+        &self,
+        io: IO,
+        target: &str,
+        target_is_ip: bool,
+    ) -> Result<TlsStream<IO>, InterceptError>
     where
         IO: AsyncRead + AsyncWrite + Unpin,
     {
@@ -101,9 +117,14 @@ impl Interceptor {
             .map_err(InterceptError::Handshake)?;
         match start.client_hello().server_name() {
             Some(sni) => {
-                let norm = bottle_core::parse_host(sni).map(|h| h.to_string()).unwrap_or_default();
+                let norm = bottle_core::parse_host(sni)
+                    .map(|h| h.to_string())
+                    .unwrap_or_default();
                 if norm != target {
-                    return Err(InterceptError::SniMismatch { sni: sni.to_string(), target: target.to_string() });
+                    return Err(InterceptError::SniMismatch {
+                        sni: sni.to_string(),
+                        target: target.to_string(),
+                    });
                 }
             }
             None if target_is_ip => {}

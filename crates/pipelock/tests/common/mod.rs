@@ -1,5 +1,5 @@
 //! Shared helpers of pipelock's integration tests: fixtures, a raw CONNECT client, TLS, curl.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -35,12 +35,21 @@ impl Env {
         pipelock::tls_intercept::ca::init_ca(&dir.path().join("ca")).unwrap();
         let mut names = echo_origin::default_names();
         for n in [
-            "a.wild.test", "b.c.wild.test", "wild.test", "port.test", "other.test", "xn--bcher-kva.test",
-            "pass.test", "private.test", "new.test",
+            "a.wild.test",
+            "b.c.wild.test",
+            "wild.test",
+            "port.test",
+            "other.test",
+            "xn--bcher-kva.test",
+            "pass.test",
+            "private.test",
+            "new.test",
         ] {
             names.push(n.to_string());
         }
-        let origin = EchoOrigin::start(EchoOptions { names, ca: None }).await.unwrap();
+        let origin = EchoOrigin::start(EchoOptions { names, ca: None })
+            .await
+            .unwrap();
         Env { dir, origin }
     }
     pub fn cfg_dir(&self) -> PathBuf {
@@ -79,8 +88,15 @@ impl Env {
             self.origin.ca_path.display().to_string(),
         ];
         for n in [
-            "echo.test", "a.wild.test", "b.c.wild.test", "wild.test", "port.test", "other.test",
-            "xn--bcher-kva.test", "pass.test", "new.test",
+            "echo.test",
+            "a.wild.test",
+            "b.c.wild.test",
+            "wild.test",
+            "port.test",
+            "other.test",
+            "xn--bcher-kva.test",
+            "pass.test",
+            "new.test",
         ] {
             v.push("--resolve".into());
             v.push(format!("{n}=127.0.0.1"));
@@ -130,7 +146,10 @@ impl Proc {
         self.child.id()
     }
     pub fn signal(&self, sig: &str) {
-        let st = Command::new("kill").args([format!("-{sig}"), self.pid().to_string()]).status().unwrap();
+        let st = Command::new("kill")
+            .args([format!("-{sig}"), self.pid().to_string()])
+            .status()
+            .unwrap();
         assert!(st.success());
     }
     /// VmRSS in KiB.
@@ -152,7 +171,11 @@ impl Drop for Proc {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Sends a raw request head to the proxy and returns (status, head text, stream).
@@ -176,9 +199,15 @@ pub async fn read_head(s: &mut (impl AsyncRead + Unpin)) -> (u16, String) {
             head.push(b[0]);
         }
     };
-    tokio::time::timeout(T, fut).await.expect("response head timed out");
+    tokio::time::timeout(T, fut)
+        .await
+        .expect("response head timed out");
     let text = String::from_utf8_lossy(&head).to_string();
-    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     (status, text)
 }
 
@@ -186,7 +215,11 @@ pub async fn read_head(s: &mut (impl AsyncRead + Unpin)) -> (u16, String) {
 pub async fn read_body(s: &mut TcpStream, head: &str) -> String {
     let len = head
         .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().to_string())
+        })
         .and_then(|v| v.parse::<usize>().ok());
     let mut buf = Vec::new();
     match len {
@@ -203,7 +236,11 @@ pub async fn read_body(s: &mut TcpStream, head: &str) -> String {
 
 /// CONNECT through the proxy; panics unless 200.
 pub async fn connect(proxy: SocketAddr, authority: &str) -> TcpStream {
-    let (status, head, s) = raw_head(proxy, &format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n")).await;
+    let (status, head, s) = raw_head(
+        proxy,
+        &format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n"),
+    )
+    .await;
     assert_eq!(status, 200, "CONNECT {authority}: {head}");
     s
 }
@@ -241,7 +278,9 @@ pub async fn tls<S: Io + 'static>(
 
 /// The leaf certificate a TLS stream got.
 pub fn peer_leaf<S>(s: &tokio_rustls::client::TlsStream<S>) -> CertificateDer<'static> {
-    s.get_ref().1.peer_certificates().unwrap()[0].clone().into_owned()
+    s.get_ref().1.peer_certificates().unwrap()[0]
+        .clone()
+        .into_owned()
 }
 
 pub struct Resp {
@@ -255,26 +294,53 @@ impl Resp {
         String::from_utf8_lossy(&self.body).to_string()
     }
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
 }
 
 /// One HTTP/1.1 request over an established stream.
 pub async fn h1<S: Io + 'static>(s: S, req: http::Request<Full<Bytes>>) -> Resp {
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s)).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s))
+        .await
+        .unwrap();
     tokio::spawn(conn);
-    let resp = tokio::time::timeout(T, send.send_request(req)).await.unwrap().unwrap();
+    let resp = tokio::time::timeout(T, send.send_request(req))
+        .await
+        .unwrap()
+        .unwrap();
     let (p, b) = resp.into_parts();
-    let body = tokio::time::timeout(T, b.collect()).await.unwrap().unwrap().to_bytes();
-    Resp { status: p.status.as_u16(), headers: p.headers, body }
+    let body = tokio::time::timeout(T, b.collect())
+        .await
+        .unwrap()
+        .unwrap()
+        .to_bytes();
+    Resp {
+        status: p.status.as_u16(),
+        headers: p.headers,
+        body,
+    }
 }
 
 /// HTTPS GET `path` to `authority` through the proxy, trusting `roots`.
-pub async fn https_get(proxy: SocketAddr, authority: &str, path: &str, roots: rustls::RootCertStore) -> Resp {
+pub async fn https_get(
+    proxy: SocketAddr,
+    authority: &str,
+    path: &str,
+    roots: rustls::RootCertStore,
+) -> Resp {
     let s = connect(proxy, authority).await;
-    let host = authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(authority);
-    let t = tls(s, host, client_config(roots, &[b"http/1.1"])).await.unwrap();
-    let req = http::Request::get(path).header("host", authority).body(Full::new(Bytes::new())).unwrap();
+    let host = authority
+        .rsplit_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or(authority);
+    let t = tls(s, host, client_config(roots, &[b"http/1.1"]))
+        .await
+        .unwrap();
+    let req = http::Request::get(path)
+        .header("host", authority)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
     h1(t, req).await
 }
 
@@ -296,7 +362,14 @@ pub fn empty() -> Empty<Bytes> {
 /// `curl -sS -x PROXY --cacert CA URL`: (http status, stdout body, stderr).
 pub fn curl(proxy: SocketAddr, cacert: &Path, url: &str, extra: &[&str]) -> (u16, String, String) {
     let out = Command::new("curl")
-        .args(["-sS", "--max-time", "20", "-x", &format!("http://{proxy}"), "--cacert"])
+        .args([
+            "-sS",
+            "--max-time",
+            "20",
+            "-x",
+            &format!("http://{proxy}"),
+            "--cacert",
+        ])
         .arg(cacert)
         .args(["-w", "\n%{http_code}"])
         .args(extra)
@@ -305,7 +378,11 @@ pub fn curl(proxy: SocketAddr, cacert: &Path, url: &str, extra: &[&str]) -> (u16
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let (body, code) = stdout.rsplit_once('\n').unwrap_or(("", stdout.as_str()));
-    (code.trim().parse().unwrap_or(0), body.to_string(), String::from_utf8_lossy(&out.stderr).to_string())
+    (
+        code.trim().parse().unwrap_or(0),
+        body.to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
 }
 
 /// Polls `f` until true or the timeout.
