@@ -24,6 +24,8 @@ use crate::GateError;
 
 /// How long a push may wait for another push/refresh of the same repository.
 pub const LOCK_WAIT: Duration = Duration::from_secs(120);
+/// How long an advertisement waits for a busy mirror before serving it unrefreshed.
+pub const BUSY_WAIT: Duration = Duration::from_secs(1);
 /// How long the whole receive (pack + checks + upstream push) may take.
 pub const PUSH_TIMEOUT: Duration = Duration::from_secs(900);
 /// How long the upstream push may take.
@@ -143,7 +145,16 @@ impl Gate {
     /// Refreshes the mirror of `repo` (rate-limited, exclusive).
     pub async fn refresh(&self, repo: &RepoConfig) -> Result<Arc<Mirror>, GateError> {
         let mirror = self.mirror(&repo.name);
-        let mut guard = mirror.lock(LOCK_WAIT).await?;
+        // A push in flight holds the mirror: serve what the mirror has rather than wait
+        // (its old values are checked against upstream by the lease anyway).
+        let mut guard = match mirror.lock(BUSY_WAIT).await {
+            Ok(g) => g,
+            Err(GateError::Busy) if mirror.is_initialised() => {
+                tracing::debug!(repo = %repo.name, "mirror busy; serving without refresh");
+                return Ok(mirror.clone());
+            }
+            Err(_) => mirror.lock(LOCK_WAIT).await?,
+        };
         let res = mirror
             .refresh(
                 &mut guard,

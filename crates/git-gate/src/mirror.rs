@@ -50,12 +50,12 @@ impl Mirror {
             .map_err(|_| GateError::Busy)
     }
 
-    fn initialised(&self) -> bool {
+    pub fn is_initialised(&self) -> bool {
         self.dir.join("HEAD").is_file() && self.dir.join("objects").is_dir()
     }
 
     async fn init(&self, runner: &GitRunner) -> Result<(), GateError> {
-        if self.initialised() {
+        if self.is_initialised() {
             return Ok(());
         }
         std::fs::create_dir_all(&self.dir).map_err(|e| GateError::Io(e.to_string()))?;

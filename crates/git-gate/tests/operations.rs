@@ -136,7 +136,7 @@ fn reload_while_a_push_is_running() {
     let hook = up.join("hooks").join("pre-receive");
     std::fs::write(
         &hook,
-        format!("#!/bin/sh\ntouch '{}'\nsleep 5\nexit 0\n", marker.display()),
+        format!("#!/bin/sh\ntouch '{}'\nsleep 8\nexit 0\n", marker.display()),
     )
     .unwrap();
     set_exec(&hook);
@@ -153,7 +153,14 @@ fn reload_while_a_push_is_running() {
         assert!(Instant::now() < deadline, "push never reached upstream");
         std::thread::sleep(Duration::from_millis(20));
     }
-    // the push is in flight: tighten the policy (agent/** no longer allowed) and reload
+    // the push is in flight (and holds the mirror): reads are still served
+    let ls = env.git_ok(env.tmp.path(), &["ls-remote", &env.url("demo")]);
+    assert!(ls.contains("refs/heads/main"), "{ls}");
+    assert!(
+        !pushing.is_finished(),
+        "ls-remote should not wait for the push"
+    );
+    // tighten the policy (agent/** no longer allowed) and reload
     let tight = "    rules:\n      - {ref: \"refs/heads/feature\", allow: [create, update]}\n    protected: [\"refs/heads/main\"]\n";
     env.write_routes(&routes(&up, tight));
     env.sighup();

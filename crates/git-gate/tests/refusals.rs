@@ -418,6 +418,27 @@ fn dumb_http_webdav_and_unknown_repos_refused() {
         b"",
     );
     assert_eq!(status, 200);
+    // git never compresses push bodies: refused
+    let (status, _, _) = http(
+        addr,
+        "POST",
+        "/demo.git/git-receive-pack",
+        &[
+            ("Content-Type", "application/x-git-receive-pack-request"),
+            ("Content-Encoding", "gzip"),
+        ],
+        b"0000",
+    );
+    assert_eq!(status, 415);
+    // wrong content type
+    let (status, _, _) = http(
+        addr,
+        "POST",
+        "/demo.git/git-receive-pack",
+        &[("Content-Type", "text/plain")],
+        b"0000",
+    );
+    assert_eq!(status, 415);
     // probe of a large push: 200 and an empty body
     let (status, _, body) = http(
         addr,
