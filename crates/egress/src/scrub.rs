@@ -68,6 +68,29 @@ fn pct(s: &[u8], all: bool, upper: bool) -> Vec<u8> {
     out
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Json {
+    Plain,
+    Slash,
+    Html,
+}
+
+fn json_escape(s: &[u8], style: Json) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len() + 8);
+    for &b in s {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'/' if style == Json::Slash => out.extend_from_slice(b"\\/"),
+            b'&' | b'<' | b'>' if style == Json::Html => {
+                out.extend_from_slice(format!("\\u{:04x}", b).as_bytes())
+            }
+            _ => out.push(b),
+        }
+    }
+    out
+}
+
 /// Every form of `secret` that is searched for (deduplicated, each at least
 /// [`MIN_FORM_LEN`] bytes).
 pub fn forms(secret: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
@@ -99,16 +122,15 @@ pub fn forms(secret: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
     push(pct(secret, true, false));
     push(hex::encode(secret).into_bytes());
     push(hex::encode_upper(secret).into_bytes());
-    // JSON serialisers that escape `/` as `\/`
-    if secret.contains(&b'/') {
-        let mut j = Vec::with_capacity(n + 8);
-        for &b in secret {
-            if b == b'/' {
-                j.push(b'\\');
-            }
-            j.push(b);
-        }
-        push(j);
+    // form encoding (space as `+`)
+    if secret.contains(&b' ') {
+        let f = String::from_utf8_lossy(&pct(secret, false, true)).replace("%20", "+");
+        push(f.into_bytes());
+    }
+    // JSON string escapes: plain (`"` and `\`), PHP-style (`/` as `\/`),
+    // Go-style HTML-safe (`&`, `<`, `>` as `\u00XX`)
+    for style in [Json::Plain, Json::Slash, Json::Html] {
+        push(json_escape(secret, style));
     }
     out
 }
@@ -504,6 +526,22 @@ mod tests {
                 "splits {splits:?}"
             );
             assert_eq!(n1, n2);
+        }
+    }
+
+    #[test]
+    fn json_and_form_escapes() {
+        let secret = r#"tok&<en> "q"\s/x y"#;
+        let p = Patterns::new(&[secret]).unwrap();
+        for enc in [
+            r#"tok\u0026\u003cen\u003e \"q\"\\s/x y"#.to_string(),
+            r#"tok&<en> \"q\"\\s\/x y"#.to_string(),
+            r#"tok&<en> \"q\"\\s/x y"#.to_string(),
+            "tok%26%3Cen%3E+%22q%22%5Cs%2Fx+y".to_string(),
+        ] {
+            let (out, n) = p.scrub_all(format!("{{\"a\":\"{enc}\"}}").as_bytes());
+            assert_eq!(n, 1, "{enc}");
+            assert_eq!(out, b"{\"a\":\"[REDACTED by egress]\"}");
         }
     }
 
