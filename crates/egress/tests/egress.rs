@@ -1045,3 +1045,49 @@ async fn healthcheck_subcommand_and_help() {
     })
     .await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn target_comes_from_the_uri_not_the_host_header() {
+    bounded(async {
+        let fx = Fixture::new().await;
+        // a spoofed Host never changes where the request goes or what is injected
+        let (st, _, _) = get(
+            fx.eg.addr,
+            Method::GET,
+            &fx.url("bearer.test", "/echo"),
+            &[("host", "evil.test")],
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK);
+        let reqs = fx.origin.requests();
+        assert_eq!(reqs.len(), 1);
+        assert_eq!(reqs[0].sni.as_deref(), Some("bearer.test"));
+        assert!(reqs[0]
+            .authority
+            .as_deref()
+            .unwrap()
+            .starts_with("bearer.test"));
+        assert!(reqs[0]
+            .header_all("host")
+            .iter()
+            .all(|h| !h.contains("evil")));
+        let (st, _, _) = get(
+            fx.eg.addr,
+            Method::GET,
+            &fx.url("evil.test", "/echo"),
+            &[("host", "open.test")],
+        )
+        .await;
+        assert_eq!(st, StatusCode::FORBIDDEN);
+        // userinfo in the authority is refused
+        let uri = format!(
+            "https://user:pw@open.test:{}/echo",
+            fx.origin.https_addr.port()
+        );
+        let (st, _, _) = get(fx.eg.addr, Method::GET, &uri, &[]).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST);
+        assert_eq!(fx.origin.requests().len(), 1);
+        fx.finish();
+    })
+    .await
+}
