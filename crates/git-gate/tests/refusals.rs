@@ -140,6 +140,16 @@ fn force_push_refused_including_lying_old_value() {
     // a create aimed at an existing ref
     let body = push_body(&[(ZERO, &other, b"refs/heads/feature")], CAPS, None, &pack);
     assert_raw_refused(&c, &body, &["already exists"], &[&other]);
+
+    // a delete with a bogus old value (git itself would delete regardless)
+    c.env.git_ok(
+        &c.work,
+        &["push", "-q", "origin", "HEAD:refs/heads/agent/d"],
+    );
+    let bogus = "1111111111111111111111111111111111111111";
+    let body = push_body(&[(bogus, ZERO, b"refs/heads/agent/d")], CAPS, None, b"");
+    assert_raw_refused(&c, &body, &["stale or forged old value"], &[]);
+    assert!(upstream_ref(&c.up, "refs/heads/agent/d").is_some());
 }
 
 #[test]
