@@ -458,6 +458,12 @@ impl Gate {
                 return v;
             }
         }
+        // The push may have been abandoned (timeout) while we were checking.
+        if self.push_ctx(&req.push_id).is_none() {
+            refuse_all(&mut outcomes, &mut v, "error", "push abandoned".into());
+            v.outcomes = outcomes;
+            return v;
+        }
         // Everything passed: push upstream, atomically, with a lease on every ref.
         match self.push_upstream(ctx, quarantine).await {
             Ok(()) => {
