@@ -172,6 +172,10 @@ impl Upstream {
             if let Some(host) = &self.host {
                 for (name, addr) in &settings.resolve {
                     if name.eq_ignore_ascii_case(host) {
+                        let addr = match addr {
+                            IpAddr::V6(a) => format!("[{a}]"),
+                            IpAddr::V4(a) => a.to_string(),
+                        };
                         cfg.push((
                             "http.curloptResolve".into(),
                             format!("{host}:{}:{addr}", self.port),
