@@ -289,6 +289,60 @@ mod tests {
     }
 
     #[test]
+    fn credentials_only_in_env() {
+        let mut up = Upstream::file("https://h.example/a.git");
+        up.scheme = Scheme::Https;
+        up.host = Some("h.example".into());
+        up.port = 443;
+        up.auth_header = Some(Secret::new("Authorization: Basic c2VjcmV0"));
+        let settings = UpstreamSettings {
+            resolve: vec![("h.example".into(), "::1".parse().unwrap())],
+            ..Default::default()
+        };
+        let mut cmd = Command::new("git");
+        cmd.arg("fetch");
+        up.apply(&mut cmd, &settings);
+        let std = cmd.as_std();
+        assert!(std
+            .get_args()
+            .all(|a| !a.to_string_lossy().contains("c2VjcmV0")));
+        let envs: std::collections::HashMap<String, String> = std
+            .get_envs()
+            .filter_map(|(k, v)| {
+                Some((
+                    k.to_string_lossy().into_owned(),
+                    v?.to_string_lossy().into_owned(),
+                ))
+            })
+            .collect();
+        let n: usize = envs["GIT_CONFIG_COUNT"].parse().unwrap();
+        let pairs: Vec<(String, String)> = (0..n)
+            .map(|i| {
+                (
+                    envs[&format!("GIT_CONFIG_KEY_{i}")].clone(),
+                    envs[&format!("GIT_CONFIG_VALUE_{i}")].clone(),
+                )
+            })
+            .collect();
+        let get = |k: &str| {
+            pairs
+                .iter()
+                .find(|(kk, _)| kk == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(
+            get("http.extraHeader"),
+            Some("Authorization: Basic c2VjcmV0")
+        );
+        assert_eq!(get("credential.helper"), Some(""));
+        assert_eq!(get("http.followRedirects"), Some("false"));
+        assert_eq!(get("protocol.allow"), Some("never"));
+        assert_eq!(get("protocol.https.allow"), Some("always"));
+        assert_eq!(get("http.curloptResolve"), Some("h.example:443:[::1]"));
+        assert!(format!("{up:?}").contains("[REDACTED]"));
+    }
+
+    #[test]
     fn ssh_is_pinned() {
         let v = ssh_argv(
             &[
