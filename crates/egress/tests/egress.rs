@@ -1091,3 +1091,25 @@ async fn target_comes_from_the_uri_not_the_host_header() {
     })
     .await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_is_keyed_per_host_not_per_address() {
+    bounded(async {
+        let fx = Fixture::new().await;
+        for host in ["bearer.test", "bearer.test", "basic.test", "bearer.test"] {
+            let (st, _, _) = get(fx.eg.addr, Method::GET, &fx.url(host, "/echo"), &[]).await;
+            assert_eq!(st, StatusCode::OK);
+        }
+        let reqs = fx.origin.requests();
+        assert_eq!(reqs.len(), 4);
+        // same name: one pooled connection reused (same SNI, same credential route)
+        assert_eq!(reqs[0].conn_id, reqs[1].conn_id);
+        assert_eq!(reqs[0].conn_id, reqs[3].conn_id);
+        // another name on the same address:port gets its own connection and SNI
+        assert_ne!(reqs[2].conn_id, reqs[0].conn_id);
+        assert_eq!(reqs[2].sni.as_deref(), Some("basic.test"));
+        assert_eq!(reqs[0].sni.as_deref(), Some("bearer.test"));
+        fx.finish();
+    })
+    .await
+}
