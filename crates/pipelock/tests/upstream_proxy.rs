@@ -14,9 +14,12 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
+/// method, uri, Host header, whether Proxy-Authorization was present.
+type SeenReq = (String, String, Option<String>, bool);
+
 #[derive(Default)]
 struct Seen {
-    reqs: Mutex<Vec<(String, String, Option<String>, bool)>>, // method, uri, host, had proxy-authorization
+    reqs: Mutex<Vec<SeenReq>>,
     conns: AtomicU64,
 }
 
