@@ -1113,3 +1113,38 @@ async fn pool_is_keyed_per_host_not_per_address() {
     })
     .await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_scrubbed_download_stays_in_bounded_memory() {
+    bounded(async {
+        let fx = Fixture::new().await;
+        let n = 96 * 1024 * 1024u64;
+        let r = send(
+            fx.eg.addr,
+            Request::get(fx.url("bearer.test", &format!("/download?bytes={n}")))
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let mut body = r.into_body();
+        let mut got = 0u64;
+        while let Some(f) = body.frame().await {
+            if let Ok(d) = f.unwrap().into_data() {
+                got += d.len() as u64;
+            }
+        }
+        assert_eq!(got, n);
+        let status = std::fs::read_to_string(format!("/proc/{}/status", fx.eg.pid())).unwrap();
+        let hwm_kb: u64 = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap();
+        // the whole body would be 96 MiB; streaming keeps egress far below that
+        assert!(hwm_kb < 64 * 1024, "egress peak RSS {hwm_kb} kB");
+        fx.finish();
+    })
+    .await
+}
