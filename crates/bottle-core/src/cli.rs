@@ -17,7 +17,8 @@ pub struct CommonArgs {
     /// Extra trust anchor(s) for upstream TLS, beside the built-in web roots (PEM).
     #[arg(long, value_name = "PEM")]
     pub upstream_ca: Option<PathBuf>,
-    /// Answer NAME with ADDR before DNS (repeatable).
+    /// Answer NAME with ADDR before DNS (repeatable). `NAME=ADDR,private` also lets that pin be
+    /// a private address (an internal service the operator names); plain pins are SSRF-checked.
     #[arg(long = "resolve", value_name = "NAME=ADDR")]
     pub resolve: Vec<ResolveOverride>,
     /// Serve GET /healthz and GET /metrics on this address.

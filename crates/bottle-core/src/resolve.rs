@@ -23,7 +23,9 @@ pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
     /// A `--resolve` value was malformed.
-    #[error("invalid --resolve `{0}`: expected NAME=ADDR (e.g. api.example.com=203.0.113.7)")]
+    #[error(
+        "invalid --resolve `{0}`: expected NAME=ADDR or NAME=ADDR,private (e.g. api.example.com=203.0.113.7)"
+    )]
     BadOverride(String),
     /// The name has no addresses.
     #[error("{0} has no addresses")]
@@ -42,12 +44,19 @@ pub enum ResolveError {
 }
 
 /// `--resolve NAME=ADDR`: answer NAME with ADDR before DNS. Several for one name add up.
+///
+/// `--resolve NAME=ADDR,private` also exempts that pin from the private-address refusal: the
+/// operator states that NAME is an internal service (the agent cannot set flags), so a sidecar
+/// can reach it without an allowlist address line, which would open the literal address too.
+/// A plain pin is checked like a DNS answer, which is what tests of DNS rebinding rely on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolveOverride {
     /// Normalised name (lowercase, punycode, no trailing dot).
     pub name: String,
     /// The address.
     pub addr: IpAddr,
+    /// `,private`: the address may be private.
+    pub private_ok: bool,
 }
 
 impl FromStr for ResolveOverride {
@@ -55,6 +64,10 @@ impl FromStr for ResolveOverride {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || ResolveError::BadOverride(s.chars().take(100).collect());
         let (name, addr) = s.split_once('=').ok_or_else(bad)?;
+        let (addr, private_ok) = match addr.trim().strip_suffix(",private") {
+            Some(a) => (a, true),
+            None => (addr, false),
+        };
         let name = match parse_host(name.trim()) {
             Ok(Host::Name(n)) => n,
             _ => return Err(bad()),
@@ -68,19 +81,26 @@ impl FromStr for ResolveOverride {
         Ok(ResolveOverride {
             name,
             addr: canonical_ip(addr),
+            private_ok,
         })
     }
 }
 
 impl fmt::Display for ResolveOverride {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}={}", self.name, self.addr)
+        write!(f, "{}={}", self.name, self.addr)?;
+        if self.private_ok {
+            f.write_str(",private")?;
+        }
+        Ok(())
     }
 }
 
 /// The resolver: `--resolve` overrides, then `localhost`, then `/etc/hosts` and DNS.
 pub struct Resolver {
     overrides: HashMap<String, Vec<IpAddr>>,
+    /// Names pinned with `,private`.
+    private_ok: std::collections::HashSet<String>,
     dns: TokioResolver,
 }
 
@@ -106,7 +126,11 @@ impl Resolver {
 
     fn build(overrides: &[ResolveOverride], system_dns: bool) -> Result<Resolver, ResolveError> {
         let mut map: HashMap<String, Vec<IpAddr>> = HashMap::new();
+        let mut private_ok = std::collections::HashSet::new();
         for o in overrides {
+            if o.private_ok {
+                private_ok.insert(o.name.clone());
+            }
             let v = map.entry(o.name.clone()).or_default();
             if !v.contains(&o.addr) {
                 v.push(o.addr);
@@ -137,8 +161,14 @@ impl Resolver {
         };
         Ok(Resolver {
             overrides: map,
+            private_ok,
             dns,
         })
+    }
+
+    /// Whether `name` was pinned with `--resolve NAME=ADDR,private`.
+    pub fn pinned_private_ok(&self, name: &str) -> bool {
+        self.private_ok.contains(name)
     }
 
     /// All addresses of `host` (an IP host is returned as is). IPv4-mapped IPv6 answers are
@@ -186,7 +216,7 @@ impl Resolver {
 }
 
 /// Resolve `host` once and refuse when any address is private and not covered by an address
-/// or CIDR line of the allowlist. Callers connect only to the returned addresses, so there is
+/// or CIDR line of the allowlist, or pinned with `--resolve NAME=ADDR,private`. Callers connect only to the returned addresses, so there is
 /// no second resolution (no DNS-rebinding window). Does not check the host allowlist itself.
 pub async fn resolve_checked(
     resolver: &Resolver,
@@ -201,9 +231,10 @@ pub async fn resolve_checked(
         }
         Err(e) => return Err(Refusal::bad_gateway(format!("dns: {e}"))),
     };
+    let pinned_private_ok = matches!(host, Host::Name(n) if resolver.pinned_private_ok(n));
     for ip in &addrs {
         if let Some(reason) = private_reason(*ip) {
-            if !cfg.allowlist.covers_addr(*ip) {
+            if !pinned_private_ok && !cfg.allowlist.covers_addr(*ip) {
                 let what = match host {
                     Host::Ip(_) => format!("private address: {ip} ({reason})"),
                     Host::Name(n) => format!("private address: {ip} ({reason}) for {n}"),
@@ -363,6 +394,25 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(ok.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn private_pin_is_exempt_only_for_its_name() {
+        let pin: ResolveOverride = "origin.test=172.20.0.5,private".parse().unwrap();
+        assert!(pin.private_ok);
+        assert_eq!(pin.to_string(), "origin.test=172.20.0.5,private");
+        assert!("x.test=10.0.0.1,public".parse::<ResolveOverride>().is_err());
+        let r = Resolver::without_dns(&[pin, "other.test=172.20.0.6".parse().unwrap()]).unwrap();
+        let c = cfg("");
+        let ok = resolve_checked(&r, &c, &parse_host("origin.test").unwrap(), 443)
+            .await
+            .unwrap();
+        assert_eq!(ok, vec!["172.20.0.5:443".parse::<SocketAddr>().unwrap()]);
+        // The literal address and a plain pin to a private address stay refused.
+        let lit = resolve_checked(&r, &c, &parse_host("172.20.0.5").unwrap(), 443).await;
+        assert!(lit.is_err());
+        let plain = resolve_checked(&r, &c, &parse_host("other.test").unwrap(), 443).await;
+        assert!(plain.is_err());
     }
 
     #[tokio::test]
