@@ -60,6 +60,9 @@ pub struct Credential {
     pub param: Option<String>,
     /// Every form of the injected value, for scrubbing responses.
     pub patterns: Arc<Patterns>,
+    /// The values whose forms are scrubbed (the secret; for basic also
+    /// `username:secret` and its base64).
+    pub scrub_values: Vec<Secret>,
 }
 
 impl std::fmt::Debug for Credential {
@@ -74,6 +77,10 @@ pub struct EgressConfig {
     pub live: LiveConfig,
     /// Indexed like `live.routes.routes`.
     pub creds: Vec<Option<Arc<Credential>>>,
+    /// Forms of every secret of every route: responses on *every* route are
+    /// scrubbed with it (a secret stored upstream through one route must not
+    /// come back through another host). `None` when no route injects.
+    pub all_patterns: Option<Arc<Patterns>>,
 }
 
 fn route_err(dir: &Path, route: &Route, msg: String) -> ConfigError {
@@ -162,6 +169,7 @@ pub fn credential(
         header,
         param,
         patterns: Arc::new(patterns),
+        scrub_values: secrets,
     })
 }
 
@@ -185,7 +193,24 @@ impl EgressConfig {
                 None => creds.push(None),
             }
         }
-        Ok(EgressConfig { live, creds })
+        let values: Vec<&str> = creds
+            .iter()
+            .flatten()
+            .flat_map(|c| c.scrub_values.iter().map(|s| s.expose()))
+            .collect();
+        let all_patterns = if values.is_empty() {
+            None
+        } else {
+            let p = Patterns::new(&values).map_err(|e| {
+                ConfigError::invalid(dir.join(ROUTES_FILE), None, format!("scrub patterns: {e}"))
+            })?;
+            Some(Arc::new(p))
+        };
+        Ok(EgressConfig {
+            live,
+            creds,
+            all_patterns,
+        })
     }
 
     /// An empty config (nothing routed).
@@ -193,6 +218,7 @@ impl EgressConfig {
         EgressConfig {
             live: LiveConfig::default(),
             creds: Vec::new(),
+            all_patterns: None,
         }
     }
 }

@@ -330,8 +330,11 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
         ),
         Matched::Allowlist => (None, None),
     };
+    // every response is scrubbed for every injected secret (not only on the
+    // route that injected it)
+    let pats = cfg.all_patterns.clone();
     let upgrade = wants_upgrade(req.headers());
-    if upgrade && cred.is_some() {
+    if upgrade && pats.is_some() {
         let websocket = req
             .headers()
             .get(UPGRADE)
@@ -340,7 +343,7 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
             return shared.refuse(
                 &ctx,
                 Refusal::forbidden(
-                    "protocol upgrade other than WebSocket on a credential-injecting route (it could not be scrubbed)",
+                    "protocol upgrade other than WebSocket (egress could not scrub it)",
                 ),
                 "refused",
             );
@@ -372,11 +375,11 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
         // longer matches any form: always ask for whole representations
         parts.headers.remove(RANGE);
         parts.headers.remove(IF_RANGE);
-        if parts.headers.contains_key(ACCEPT_ENCODING) {
-            parts
-                .headers
-                .insert(ACCEPT_ENCODING, http::HeaderValue::from_static(ACCEPT));
-        }
+    }
+    if pats.is_some() && parts.headers.contains_key(ACCEPT_ENCODING) {
+        parts
+            .headers
+            .insert(ACCEPT_ENCODING, http::HeaderValue::from_static(ACCEPT));
     }
     drop(cfg);
     let up_bytes = Arc::new(AtomicU64::new(0));
@@ -428,11 +431,11 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
             let su = hyper::upgrade::on(&mut resp);
             let sh = Arc::clone(&shared);
             let tctx = ctx.clone();
-            let pats = cred.as_ref().map(|c| Arc::clone(&c.patterns));
+            let ws_pats = pats.clone();
             shared.tracker.spawn(async move {
                 if let (Ok(c), Ok(s)) = tokio::join!(cu, su) {
                     let (mut c, mut s) = (TokioIo::new(c), TokioIo::new(s));
-                    let (a, b, scrubs) = match pats {
+                    let (a, b, scrubs) = match ws_pats {
                         None => {
                             let (a, b) = tokio::io::copy_bidirectional(&mut c, &mut s)
                                 .await
@@ -467,9 +470,9 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
             shared.metrics.request(&ctx.route, "forwarded");
             let (mut rparts, _) = resp.into_parts();
             strip_hop_by_hop(&mut rparts.headers, true);
-            if let Some(c) = &cred {
+            if let Some(p) = &pats {
                 rparts.headers.remove(SEC_WEBSOCKET_EXTENSIONS);
-                let n = scrub_headers(&mut rparts.headers, &c.patterns);
+                let n = scrub_headers(&mut rparts.headers, p);
                 shared.metrics.scrubbed(&ctx.route, n);
             }
             rparts.version = Version::HTTP_11;
@@ -480,22 +483,22 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
     strip_hop_by_hop(&mut rparts.headers, false);
     rparts.version = Version::HTTP_11;
     let mut header_scrubs = 0;
-    if let Some(c) = &cred {
-        header_scrubs = scrub_headers(&mut rparts.headers, &c.patterns);
+    if let Some(p) = &pats {
+        header_scrubs = scrub_headers(&mut rparts.headers, p);
     }
     let bodyless = is_head
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED
         || status.is_informational();
     let rbody: BoxBody = rbody.map_err(Into::into).boxed();
-    let (rbody, pats) = match &cred {
-        Some(c) if !bodyless => match parse_codings(&rparts.headers) {
+    let (rbody, body_pats) = match &pats {
+        Some(p) if !bodyless => match parse_codings(&rparts.headers) {
             Err(name) => {
                 shared.metrics.upstream_error("undecodable_encoding");
                 return shared.refuse(
                     &ctx,
                     Refusal::bad_gateway(format!(
-                        "response from {host}:{port} uses Content-Encoding {name}, which egress cannot decode to scrub the injected credential"
+                        "response from {host}:{port} uses Content-Encoding {name}, which egress cannot decode to scrub injected credentials"
                     )),
                     "upstream_error",
                 );
@@ -505,7 +508,7 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
                     rparts.headers.remove(CONTENT_ENCODING);
                 }
                 rparts.headers.remove(CONTENT_LENGTH);
-                (decode(rbody, &codings).await, Some(Arc::clone(&c.patterns)))
+                (decode(rbody, &codings).await, Some(Arc::clone(p)))
             }
         },
         _ => (rbody, None),
@@ -531,7 +534,7 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
         }
         sh.audit.record(ev);
     };
-    let body = ScrubBody::new(rbody, pats, done);
+    let body = ScrubBody::new(rbody, body_pats, done);
     Response::from_parts(rparts, body.boxed())
 }
 

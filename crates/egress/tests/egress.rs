@@ -254,24 +254,30 @@ async fn reflected_credential_is_scrubbed_in_every_encoding() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn undecodable_encoding_is_refused_on_injected_routes_only() {
+async fn undecodable_encoding_is_refused_when_secrets_exist() {
     bounded(async {
         let fx = Fixture::new().await;
-        let (st, h, body) = get(
-            fx.eg.addr,
-            Method::GET,
-            &fx.url("bearer.test", "/reflect?encoding=x-unknown"),
-            &[],
-        )
-        .await;
-        assert_eq!(st, StatusCode::BAD_GATEWAY);
-        assert_eq!(h["x-bottle-blocked"], "egress");
-        let text = String::from_utf8(body).unwrap();
-        assert!(text.starts_with("blocked by egress: "), "{text}");
-        assert!(text.contains("x-unknown"), "{text}");
-        // no credential was injected on an allowlist host: passed through as is
+        // on every route (an allowlist host could serve a secret stored upstream)
+        for host in ["bearer.test", "open.test"] {
+            let (st, h, body) = get(
+                fx.eg.addr,
+                Method::GET,
+                &fx.url(host, "/reflect?encoding=x-unknown"),
+                &[],
+            )
+            .await;
+            assert_eq!(st, StatusCode::BAD_GATEWAY, "{host}");
+            assert_eq!(h["x-bottle-blocked"], "egress");
+            let text = String::from_utf8(body).unwrap();
+            assert!(text.starts_with("blocked by egress: "), "{text}");
+            assert!(text.contains("x-unknown"), "{text}");
+        }
+        // an egress with no credential at all passes it through untouched
+        let tmp = tempfile::tempdir().unwrap();
+        write_config(&tmp.path().join("live-config"), "", ALLOWLIST);
+        let eg = start_egress(tmp.path(), &[], Some(&fx.origin.ca_path), &[]).unwrap();
         let (st, h, _) = get(
-            fx.eg.addr,
+            eg.addr,
             Method::GET,
             &fx.url("open.test", "/reflect?encoding=x-unknown"),
             &[],
@@ -279,6 +285,38 @@ async fn undecodable_encoding_is_refused_on_injected_routes_only() {
         .await;
         assert_eq!(st, StatusCode::OK);
         assert_eq!(h["content-encoding"], "x-unknown");
+        drop(eg);
+        fx.finish();
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_coming_back_through_another_host_is_scrubbed() {
+    bounded(async {
+        let fx = Fixture::new().await;
+        // as if the secret had been stored upstream through bearer.test and is now
+        // fetched from an allowlist host without injection
+        let stored = format!("Bearer {}", fx.secrets.bearer);
+        for q in ["", "?split=1", "?gzip=1", "?encoding=br"] {
+            let (st, h, body) = get(
+                fx.eg.addr,
+                Method::GET,
+                &fx.url("open.test", &format!("/reflect{q}")),
+                &[("authorization", stored.as_str())],
+            )
+            .await;
+            assert_eq!(st, StatusCode::OK);
+            assert!(
+                String::from_utf8_lossy(&body).matches(REDACTED).count() >= 6,
+                "{q}"
+            );
+            assert_clean(q, &body, &fx.secrets.all());
+            assert_clean(q, &headers_text(&h), &fx.secrets.all());
+        }
+        // the request itself was forwarded unchanged (no auth on that route)
+        let reqs = fx.origin.requests();
+        assert_eq!(reqs[0].header("authorization"), Some(stored.as_str()));
         fx.finish();
     })
     .await
