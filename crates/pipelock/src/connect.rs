@@ -323,13 +323,17 @@ async fn intercept_tunnel(
     let conn = b.serve_connection_with_upgrades(TokioIo::new(tls), svc);
     tokio::pin!(conn);
     let mut shutdown = state.shutdown.clone();
+    let mut reason = None;
     tokio::select! {
-        r = conn.as_mut() => { if let Err(e) = r { tracing::debug!("intercepted connection: {e}"); } }
+        r = conn.as_mut() => { if let Err(e) = r { reason = Some(format!("tunnel ended: {e}")); } }
         _ = shutdown.changed() => {
             conn.as_mut().graceful_shutdown();
             let _ = conn.await;
         }
     }
+    let mut extra = serde_json::Map::new();
+    extra.insert("tunnel".into(), "intercept".into());
+    state.audit(&subject, "allow", reason, Some(200), 0, 0, started, extra);
 }
 
 struct ActiveGuard<'a>(&'a State);

@@ -119,6 +119,8 @@ async fn host_spellings_wildcard_port_trailing_dot_case_idn() {
         (format!("evil.test:{port}"), 403),
         (format!("echo.test.evil.test:{port}"), 403),
         (format!("user@echo.test:{port}"), 403), // userinfo
+        // Cyrillic homograph of echo.test, in punycode.
+        (format!("xn--ho-mlc2c.test:{port}"), 403),
     ];
     for (auth, want) in cases {
         let (status, head, _) = raw_head(
