@@ -477,28 +477,16 @@ pub fn parse(text: &str, path: &Path, env: &dyn HostEnv) -> Result<Loaded, Error
         })?;
     }
 
-    // pinned names
+    // pinned names: parsed by bottle-core, as the sidecars will parse them
     let mut resolve = Vec::new();
     for (name, addr) in &m.resolve {
-        let host = bottle_core::parse_host(name).map_err(|e| {
+        let o: bottle_core::ResolveOverride = format!("{name}={addr}").parse().map_err(|_| {
             err(
                 key_line(text, name),
-                format!("resolve: `{name}` is not a host name: {e}"),
+                format!("resolve: `{name}: {addr}` must map a host name to an IP address"),
             )
         })?;
-        if matches!(host, bottle_core::Host::Ip(_)) {
-            return Err(err(
-                key_line(text, name),
-                format!("resolve: `{name}` is an address, not a name"),
-            ));
-        }
-        let ip: IpAddr = addr.parse().map_err(|_| {
-            err(
-                key_line(text, name),
-                format!("resolve: `{addr}` is not an IP address"),
-            )
-        })?;
-        resolve.push((host.to_string(), ip));
+        resolve.push((o.name, o.addr));
     }
 
     for n in &m.upstream_networks {
@@ -899,7 +887,7 @@ mod tests {
             "name: d\nimage: x\nresolve:\n  origin.test: not-an-ip\n",
             &env(&[]),
         );
-        assert!(e.contains(":4:") && e.contains("not an IP"), "{e}");
+        assert!(e.contains(":4:") && e.contains("IP address"), "{e}");
     }
 
     #[test]

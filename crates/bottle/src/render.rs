@@ -197,7 +197,17 @@ pub fn compose(l: &Loaded, opts: &Options, git_gate: bool) -> Result<String, Str
     let resolve_args: Vec<String> = l
         .resolve
         .iter()
-        .map(|(n, a)| format!("--resolve={n}={a}"))
+        .map(|(n, a)| {
+            // Manifest pins are the operator's: a private address is trusted for that name
+            // only (`,private`); the literal address stays refused unless an allowlist line
+            // covers it.
+            let o = bottle_core::ResolveOverride {
+                name: n.clone(),
+                addr: *a,
+                private_ok: bottle_core::ssrf::private_reason(*a).is_some(),
+            };
+            format!("--resolve={o}")
+        })
         .collect();
 
     // extra upstream networks (external)
@@ -430,7 +440,7 @@ mod tests {
             .contains("BOTTLE_GIT_TOKEN_0"));
         assert!(serde_yaml::to_string(&s["egress"]["command"])
             .unwrap()
-            .contains("--resolve=origin.test=172.30.99.10"));
+            .contains("--resolve=origin.test=172.30.99.10,private"));
         assert_eq!(
             s["agent"]["environment"]["PRICE"],
             Value::String("5$$".into())
