@@ -32,6 +32,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 PIDS+=($!)
 OLINE="$(wait_line "$WORK/origin.out" http=)"
 OPORT="${OLINE##*https=127.0.0.1:}"
+OHTTP="$(sed -E 's/.*http=127\.0\.0\.1:([0-9]+).*/\1/' <<<"${OLINE%% *}")"
 ORIGIN_CA="$WORK/origin-tls/ca.crt"
 
 # live config: localhost is an injecting route (bearer, scrubbed responses);
@@ -86,6 +87,11 @@ for c in 1 32; do
   ROWS+=("$(run "direct c=$c" "${DIRECT[@]}" -c "$c")")
   ROWS+=("$(run "chain (bearer route) c=$c" "${CHAIN[@]}" -c "$c")")
   ROWS+=("$(run "chain (allowlist, no injection) c=$c" "${CHAIN_NOAUTH[@]}" -c "$c")")
+done
+# egress alone, plain HTTP on both sides (absolute-form from loadgen), bearer route
+for c in 1 32; do
+  ROWS+=("$(run "plain direct c=$c" --url "http://localhost:$OHTTP/healthz" -c "$c")")
+  ROWS+=("$(run "plain via egress only (bearer) c=$c" --url "http://localhost:$OHTTP/healthz" --proxy "http://$EADDR" -c "$c")")
 done
 ROWS+=("$(run "direct 256 MiB download" --url "https://localhost:$OPORT/download?bytes=$BIG" --cacert "$ORIGIN_CA" -c 1 --download)")
 ROWS+=("$(run "chain 256 MiB download (bearer, scrubbed)" --url "https://localhost:$OPORT/download?bytes=$BIG" --proxy "http://127.0.0.1:$PPORT" --cacert "$WORK/plca/ca.crt" -c 1 --download)")
