@@ -176,15 +176,17 @@ fn docker_end_to_end() {
     home.env.push(("E2E_API_TOKEN".into(), secret.clone()));
     let mpath = write_manifest(&home, &manifest(&origin, ""));
 
-    detached_bottle(&home, &origin, &mpath, &secret);
+    let mut c = Checks::default();
+    detached_bottle(&mut c, &home, &origin, &mpath, &secret);
     eprintln!("detached scenario done at {:?}", t0.elapsed());
-    attached_runs(&home, &mpath);
+    attached_runs(&mut c, &home, &mpath);
     eprintln!("attached scenarios done at {:?}", t0.elapsed());
-    interrupted_and_killed(&home, &mpath);
+    interrupted_and_killed(&mut c, &home, &mpath);
     eprintln!("all Docker scenarios done in {:?}", t0.elapsed());
+    c.finish("docker end to end");
 }
 
-fn detached_bottle(home: &Home, origin: &Origin, mpath: &str, secret: &str) {
+fn detached_bottle(c: &mut Checks, home: &Home, origin: &Origin, mpath: &str, secret: &str) {
     let r = home.bottle(&["start", mpath, "--detach"], START);
     assert_eq!(r.code, 0, "bottle start --detach failed:\n{}", r.all());
     let slugs = home.slugs();
@@ -195,7 +197,6 @@ fn detached_bottle(home: &Home, origin: &Origin, mpath: &str, secret: &str) {
     let agent = agent_container(&project);
     assert!(!agent.is_empty(), "no agent container for {project}");
     let sh = |script: &str| agent_sh(&agent, script, Duration::from_secs(90));
-    let mut c = Checks::default();
 
     // --- state dir
     let key_mode = std::fs::metadata(state.join("ca/ca.key")).map(|m| {
@@ -627,11 +628,9 @@ fn detached_bottle(home: &Home, origin: &Origin, mpath: &str, secret: &str) {
     c.check("stop removes the state dir", !state.exists(), || {
         state.display().to_string()
     });
-    c.finish("detached bottle");
 }
 
-fn attached_runs(home: &Home, mpath: &str) {
-    let mut c = Checks::default();
+fn attached_runs(c: &mut Checks, home: &Home, mpath: &str) {
     // failing agent: exit code propagates, state kept with compose.log, nothing left running
     let r = home.bottle(
         &[
@@ -698,7 +697,6 @@ fn attached_runs(home: &Home, mpath: &str) {
         left.trim().is_empty(),
         || left.clone(),
     );
-    c.finish("attached runs");
 }
 
 fn wait_for_agent(home: &Home) -> Option<String> {
@@ -723,8 +721,7 @@ fn wait_for_agent(home: &Home) -> Option<String> {
     None
 }
 
-fn interrupted_and_killed(home: &Home, mpath: &str) {
-    let mut c = Checks::default();
+fn interrupted_and_killed(c: &mut Checks, home: &Home, mpath: &str) {
     // Ctrl-C (SIGINT to the launcher): teardown still happens, state kept.
     let mut child = home
         .command(&["start", mpath, "--", "sleep", "300"])
@@ -806,5 +803,4 @@ fn interrupted_and_killed(home: &Home, mpath: &str) {
             String::new,
         );
     }
-    c.finish("interrupt and kill");
 }
