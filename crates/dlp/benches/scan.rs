@@ -1,4 +1,5 @@
 //! Throughput on clean and dirty 1 MiB bodies, streaming, and URL scan latency.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Run: cargo bench -p bottle-dlp -- --quick   (or --warm-up-time 1 --measurement-time 3)
 
 use bottle_dlp::{Detector, DetectorConfig, Zeroizing};

@@ -32,6 +32,7 @@ pub(crate) const C_HEX: u8 = 2;
 pub(crate) const C_TRIG: u8 = 4;
 pub(crate) const C_URLSAFE: u8 = 8;
 pub(crate) const C_STD: u8 = 16;
+pub(crate) const C_DIGIT: u8 = 32;
 
 pub(crate) static CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
@@ -53,6 +54,9 @@ pub(crate) static CLASS: [u8; 256] = {
         }
         if b == b'+' || b == b'/' {
             c |= C_STD;
+        }
+        if b.is_ascii_digit() {
+            c |= C_DIGIT;
         }
         t[i] = c;
         i += 1;

@@ -1,11 +1,11 @@
 //! The scanning engine: prefilter, windowed regexes, known secrets and the
 //! recursive decoded views.
 
-use crate::decode::{self, CLASS, C_B64, C_HEX, C_TRIG, C_URLSAFE};
+use crate::decode::{self, CLASS, C_B64, C_DIGIT, C_HEX, C_STD, C_URLSAFE};
 use crate::known::KnownSet;
 use crate::patterns::{Boundary, PatternDef, DISCORD_BOT_TOKEN, PATTERNS};
 use crate::Encoding;
-use aho_corasick::{AhoCorasick, Input, MatchKind};
+use aho_corasick::{packed, AhoCorasick, Input, MatchKind};
 use regex::bytes::Regex;
 
 /// Shortest base64/hex run that is decoded.
@@ -18,6 +18,21 @@ const ALIGN_ALL_MAX: usize = 512;
 const TRIGGER_CONTEXT: usize = 256;
 /// How far a normalisation window is stretched to reach token boundaries.
 const STRETCH_MAX: usize = 4096;
+/// Runs made only of letters, `_` and `-` shorter than this are not decoded.
+const LETTERS_ONLY_MIN: usize = 40;
+/// Shortest printable island scanned inside decoded binary data.
+const ISLAND_MIN: usize = 8;
+
+fn printable(b: u8) -> bool {
+    (0x20..0x7f).contains(&b) || b == b'\n' || b == b'\r' || b == b'\t'
+}
+
+/// Mostly printable ASCII or UTF-8 text (as opposed to binary data).
+fn texty(b: &[u8]) -> bool {
+    let p = b.iter().filter(|&&c| printable(c) || c >= 0x80).count();
+    p * 10 >= b.len() * 9
+}
+
 /// Id of the finding reported when nested decoding exceeds its budget.
 pub(crate) const DECODE_LIMIT: &str = "decode-limit";
 /// At most this many findings are kept per scan.
@@ -41,7 +56,7 @@ struct Compiled {
 
 pub(crate) struct Engine {
     pats: Vec<Compiled>,
-    anchors: AhoCorasick,
+    anchors: Prefilter,
     anchor_pats: Vec<Vec<u16>>,
     discord: Option<usize>,
     pub(crate) known: Option<KnownSet>,
@@ -54,6 +69,102 @@ impl std::fmt::Debug for Engine {
             .field("anchors", &self.anchor_pats.len())
             .field("known", &self.known)
             .finish()
+    }
+}
+
+/// One group of anchors: a SIMD packed searcher (Teddy) when available, an
+/// Aho-Corasick automaton otherwise, or memmem for two-byte anchors.
+enum Group {
+    Packed(packed::Searcher),
+    Ac(AhoCorasick),
+    Memmem(memchr::memmem::Finder<'static>),
+}
+
+/// The literal prefilter: anchors split into groups small enough for Teddy
+/// (at most 64 patterns, grouped by length so the fingerprint is long).
+struct Prefilter {
+    /// (group, global anchor index of each group pattern)
+    groups: Vec<(Group, Vec<usize>)>,
+}
+
+impl Prefilter {
+    fn new(lits: &[&'static str]) -> Prefilter {
+        let mut by_len: Vec<(usize, &'static str)> = lits.iter().copied().enumerate().collect();
+        by_len.sort_by_key(|(_, l)| l.len());
+        let mut groups = Vec::new();
+        let mut short = Vec::new();
+        let mut three = Vec::new();
+        let mut long = Vec::new();
+        for (i, l) in by_len {
+            match l.len() {
+                0..=2 => short.push((i, l)),
+                3 => three.push((i, l)),
+                _ => long.push((i, l)),
+            }
+        }
+        for (i, l) in short {
+            groups.push((
+                Group::Memmem(memchr::memmem::Finder::new(l.as_bytes()).into_owned()),
+                vec![i],
+            ));
+        }
+        let mut chunks: Vec<Vec<(usize, &'static str)>> =
+            three.chunks(64).map(<[_]>::to_vec).collect();
+        // Spread the long anchors evenly over as few groups as possible.
+        let k = long.len().div_ceil(64).max(1);
+        let per = long.len().div_ceil(k).max(1);
+        chunks.extend(long.chunks(per).map(<[_]>::to_vec));
+        for chunk in chunks {
+            let ids: Vec<usize> = chunk.iter().map(|(i, _)| *i).collect();
+            let mut b = packed::Config::new()
+                .match_kind(packed::MatchKind::LeftmostFirst)
+                .builder();
+            for (_, l) in &chunk {
+                b.add(l);
+            }
+            let g = match b.build() {
+                Some(p) => Group::Packed(p),
+                None => {
+                    // Literal anchors from the static table: building an
+                    // automaton for them cannot fail short of size limits.
+                    #[allow(clippy::expect_used)]
+                    let ac = AhoCorasick::builder()
+                        .match_kind(MatchKind::LeftmostFirst)
+                        .build(chunk.iter().map(|(_, l)| l))
+                        .expect("anchor automaton builds");
+                    Group::Ac(ac)
+                }
+            };
+            groups.push((g, ids));
+        }
+        Prefilter { groups }
+    }
+
+    /// Call `f(position, anchor)` for every anchor occurrence (anchors are
+    /// prefix-free, so at most one starts at any position).
+    fn for_each(&self, hay: &[u8], mut f: impl FnMut(usize, usize)) {
+        let n = hay.len();
+        for (g, ids) in &self.groups {
+            let mut pos = 0;
+            while pos < n {
+                let (start, pid) = match g {
+                    Group::Packed(p) => match p.find_in(hay, aho_corasick::Span::from(pos..n)) {
+                        Some(m) => (m.start(), m.pattern().as_usize()),
+                        None => break,
+                    },
+                    Group::Ac(ac) => match ac.find(Input::new(hay).span(pos..n)) {
+                        Some(m) => (m.start(), m.pattern().as_usize()),
+                        None => break,
+                    },
+                    Group::Memmem(fi) => match fi.find(&hay[pos..]) {
+                        Some(i) => (pos + i, 0),
+                        None => break,
+                    },
+                };
+                f(start, ids[pid]);
+                pos = start + 1;
+            }
+        }
     }
 }
 
@@ -107,13 +218,7 @@ impl Engine {
             })
             .collect();
         let (lits, anchor_pats) = anchor_table(&defs);
-        #[allow(clippy::expect_used)]
-        let anchors = AhoCorasick::builder()
-            .match_kind(MatchKind::LeftmostFirst)
-            .build(&lits)
-            // Literal anchors from the static table: building cannot fail
-            // short of exceeding aho-corasick's size limits.
-            .expect("anchor automaton builds");
+        let anchors = Prefilter::new(&lits);
         let discord = pats.iter().position(|c| c.def.id == DISCORD_BOT_TOKEN);
         Engine {
             pats,
@@ -187,20 +292,19 @@ impl Engine {
     fn scan_patterns(&self, hay: &[u8], relaxed: bool, out: &mut Vec<Hit>) {
         let n = hay.len();
         let mut wins: Vec<(u16, usize, usize)> = Vec::new();
-        let mut pos = 0;
-        while pos < n {
-            let Some(m) = self.anchors.find(Input::new(hay).span(pos..n)) else {
-                break;
-            };
-            let a = m.start();
-            for &pi in &self.anchor_pats[m.pattern().as_usize()] {
+        self.anchors.for_each(hay, |a, anchor| {
+            for &pi in &self.anchor_pats[anchor] {
                 let d = self.pats[pi as usize].def;
+                if let Some(near) = d.near {
+                    if !near(hay, a) {
+                        continue;
+                    }
+                }
                 let ws = a.saturating_sub(d.back);
                 let we = (a + d.max_len).min(n);
                 wins.push((pi, ws, we));
             }
-            pos = a + 1;
-        }
+        });
         if wins.is_empty() {
             return;
         }
@@ -215,6 +319,31 @@ impl Engine {
             }
         }
         self.run_pattern(cur.0 as usize, hay, cur.1, cur.2, relaxed, out);
+    }
+
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn count_anchor_hits(&self, hay: &[u8]) -> usize {
+        let mut c = 0;
+        let mut per: std::collections::BTreeMap<&str, usize> = Default::default();
+        self.anchors.for_each(hay, |_, a| {
+            c += 1;
+            *per.entry(self.pats[self.anchor_pats[a][0] as usize].def.id)
+                .or_default() += 1;
+        });
+        if std::env::var_os("DLP_PROFILE_VERBOSE").is_some() {
+            eprintln!("{per:?}");
+        }
+        c
+    }
+
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn scan_patterns_pub(&self, hay: &[u8], out: &mut Vec<Hit>) {
+        self.scan_patterns(hay, false, out)
+    }
+
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn count_runs(&self, hay: &[u8]) -> (usize, usize) {
+        (find_runs(hay).len(), find_triggers(hay).len())
     }
 
     /// Scan one view. `cut_start` says the view starts in the middle of
@@ -246,35 +375,8 @@ impl Engine {
         if depth >= MAX_DEPTH {
             return;
         }
-        let n = hay.len();
-        let mut runs: Vec<(usize, usize, u8)> = Vec::new();
-        let mut trig: Vec<usize> = Vec::new();
-        let mut i = 0;
-        while i < n {
-            let c = CLASS[hay[i] as usize];
-            if c & C_B64 != 0 {
-                let s = i;
-                let mut acc = C_HEX;
-                let mut or = 0;
-                while i < n {
-                    let c = CLASS[hay[i] as usize];
-                    if c & C_B64 == 0 {
-                        break;
-                    }
-                    acc &= c;
-                    or |= c;
-                    i += 1;
-                }
-                if i - s >= MIN_RUN {
-                    runs.push((s, i, (acc & C_HEX) | (or & C_URLSAFE)));
-                }
-                continue;
-            }
-            if c & C_TRIG != 0 && decode::is_trigger(&hay[i..(i + 12).min(n)]) {
-                trig.push(i);
-            }
-            i += 1;
-        }
+        let runs = find_runs(hay);
+        let trig = find_triggers(hay);
         let mut buf = Vec::new();
         for &(s, e, flags) in &runs {
             if out.len() >= MAX_HITS {
@@ -282,6 +384,13 @@ impl Engine {
             }
             if flags & C_HEX != 0 {
                 self.hex_view(hay, s, e, depth, budget, &mut buf, out);
+                continue;
+            }
+            // Words and identifiers (letters, `_`, `-` only) are not decoded
+            // unless long: encoded secrets of any size contain a digit, `+`
+            // or `/` with overwhelming probability.
+            if flags & (C_DIGIT | C_STD) == 0 && e - s < LETTERS_ONLY_MIN {
+                self.discord_check(hay, s, e, relaxed, out);
                 continue;
             }
             let enc = if flags & C_URLSAFE != 0 {
@@ -326,21 +435,27 @@ impl Engine {
                     self.hex_view(hay, hs, j, depth, budget, &mut buf, out);
                 }
             }
-            if let Some(di) = self.discord {
-                if e < n && hay[e] == b'.' {
-                    let ts = hay[s..e]
-                        .iter()
-                        .rposition(|&b| b == b'+' || b == b'/')
-                        .map_or(s, |p| s + p + 1);
-                    if (23..=28).contains(&(e - ts)) && matches!(hay[ts], b'M' | b'N' | b'O') {
-                        let we = (ts + self.pats[di].def.max_len).min(n);
-                        self.run_pattern(di, hay, ts, we, relaxed, out);
-                    }
-                }
-            }
+            self.discord_check(hay, s, e, relaxed, out);
         }
         if !trig.is_empty() {
             self.normalized_views(hay, &trig, depth, budget, out);
+        }
+    }
+
+    /// Discord bot tokens have no literal prefix: check runs of the right
+    /// shape (25-28 chars starting with M/N/O, followed by a dot).
+    fn discord_check(&self, hay: &[u8], s: usize, e: usize, relaxed: bool, out: &mut Vec<Hit>) {
+        if let Some(di) = self.discord {
+            if e < hay.len() && hay[e] == b'.' {
+                let ts = hay[s..e]
+                    .iter()
+                    .rposition(|&b| b == b'+' || b == b'/')
+                    .map_or(s, |p| s + p + 1);
+                if (23..=28).contains(&(e - ts)) && matches!(hay[ts], b'M' | b'N' | b'O') {
+                    let we = (ts + self.pats[di].def.max_len).min(hay.len());
+                    self.run_pattern(di, hay, ts, we, relaxed, out);
+                }
+            }
         }
     }
 
@@ -366,7 +481,32 @@ impl Engine {
             return false;
         }
         *budget -= decoded.len();
-        self.scan_view(decoded, depth + 1, false, false, budget, sub);
+        if texty(decoded) {
+            self.scan_view(decoded, depth + 1, false, false, budget, sub);
+            return true;
+        }
+        // Binary (an image, compressed data): only its printable islands can
+        // hold a token.
+        let mut i = 0;
+        while i < decoded.len() {
+            if !printable(decoded[i]) {
+                i += 1;
+                continue;
+            }
+            let s = i;
+            while i < decoded.len() && printable(decoded[i]) {
+                i += 1;
+            }
+            if i - s >= ISLAND_MIN {
+                let mut isl = Vec::new();
+                self.scan_view(&decoded[s..i], depth + 1, false, false, budget, &mut isl);
+                sub.extend(isl.into_iter().map(|h| Hit {
+                    start: h.start + s,
+                    end: h.end + s,
+                    ..h
+                }));
+            }
+        }
         true
     }
 
@@ -487,6 +627,70 @@ impl Engine {
         self.scan_view(hay, 0, cut_start, relaxed, &mut budget, &mut out);
         dedup(out)
     }
+}
+
+/// Maximal runs of base64/base64url characters at least `MIN_RUN` long, with
+/// flags (all-hex, has url-safe chars, has `+`/`/`, has digits). A position
+/// `MIN_RUN - 1` ahead is probed first: if it is not a base64 character no
+/// qualifying run can cover the bytes before it, which skips most prose.
+pub(crate) fn find_runs(hay: &[u8]) -> Vec<(usize, usize, u8)> {
+    let n = hay.len();
+    let is = |i: usize| CLASS[hay[i] as usize] & C_B64 != 0;
+    let mut runs = Vec::new();
+    // Invariant: hay[i - 1] is not a base64 character (or i == 0).
+    let mut i = 0;
+    while i + MIN_RUN <= n {
+        let j = i + MIN_RUN - 1;
+        if !is(j) {
+            i = j + 1;
+            continue;
+        }
+        let mut s = j;
+        while s > i && is(s - 1) {
+            s -= 1;
+        }
+        let mut e = j + 1;
+        while e < n && is(e) {
+            e += 1;
+        }
+        if e - s >= MIN_RUN {
+            let mut acc = C_HEX;
+            let mut or = 0;
+            for &b in &hay[s..e] {
+                let c = CLASS[b as usize];
+                acc &= c;
+                or |= c;
+            }
+            runs.push((s, e, (acc & C_HEX) | (or & (C_URLSAFE | C_STD | C_DIGIT))));
+        }
+        i = e + 1;
+    }
+    runs
+}
+
+/// Positions where the normaliser would change something: `%XX`, `\xHH`,
+/// `\uXXXX` escapes and interesting non-ASCII characters.
+pub(crate) fn find_triggers(hay: &[u8]) -> Vec<usize> {
+    let mut trig = Vec::new();
+    for i in memchr::memchr2_iter(b'%', b'\\', hay) {
+        if decode::is_trigger(&hay[i..(i + 12).min(hay.len())]) {
+            trig.push(i);
+        }
+    }
+    // Non-ASCII: skip 16-byte blocks that are pure ASCII.
+    let mut base = 0;
+    for block in hay.chunks(16) {
+        if !block.is_ascii() {
+            for (k, &b) in block.iter().enumerate() {
+                if b >= 0xC0 && decode::is_trigger(&hay[base + k..(base + k + 12).min(hay.len())]) {
+                    trig.push(base + k);
+                }
+            }
+        }
+        base += block.len();
+    }
+    trig.sort_unstable();
+    trig
 }
 
 /// Merge hits of the same detector whose ranges overlap (keeping the raw one

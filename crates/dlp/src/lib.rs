@@ -21,6 +21,9 @@
 mod decode;
 mod engine;
 pub mod entropy;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod known;
 mod patterns;
 mod stream;

@@ -33,6 +33,9 @@ pub(crate) struct PatternDef {
     pub right: Boundary,
     /// Extra check on the matched bytes.
     pub validate: Option<fn(&[u8]) -> bool>,
+    /// Cheap check at an anchor position (haystack, anchor start) before the
+    /// regex window is scanned; for anchors that are common words.
+    pub near: Option<fn(&[u8], usize) -> bool>,
 }
 
 const fn p(
@@ -51,6 +54,7 @@ const fn p(
         left: Boundary::Alnum,
         right: Boundary::Alnum,
         validate: None,
+        near: None,
     }
 }
 
@@ -62,6 +66,10 @@ impl PatternDef {
     }
     const fn check(mut self, f: fn(&[u8]) -> bool) -> Self {
         self.validate = Some(f);
+        self
+    }
+    const fn near(mut self, f: fn(&[u8], usize) -> bool) -> Self {
+        self.near = Some(f);
         self
     }
 }
@@ -522,7 +530,8 @@ pub(crate) static PATTERNS: &[PatternDef] = &[
         580,
     )
     .bounds(Alnum, Free)
-    .check(connection_string_password),
+    .check(connection_string_password)
+    .near(scheme_then_slashes),
     // ------------------------------------------------------------ generic
     p(
         "url-credential-param",
@@ -544,8 +553,38 @@ pub(crate) static PATTERNS: &[PatternDef] = &[
         400,
     )
     .bounds(Alnum, Free)
-    .check(env_assignment),
+    .check(env_assignment)
+    .near(name_then_assign),
 ];
+
+/// `scheme://` right after the anchor (`postgres`, `mongodb+srv`, ...).
+fn scheme_then_slashes(hay: &[u8], a: usize) -> bool {
+    let rest = &hay[a..hay.len().min(a + 24)];
+    let k = rest
+        .iter()
+        .take_while(|b| b.is_ascii_alphabetic() || **b == b'+')
+        .count();
+    rest[k..].starts_with(b"://")
+}
+
+/// An upper-case name continues to `=` or `:` (optionally quoted).
+fn name_then_assign(hay: &[u8], a: usize) -> bool {
+    let rest = &hay[a..hay.len().min(a + 48)];
+    let mut k = rest
+        .iter()
+        .take_while(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || **b == b'_')
+        .count();
+    if rest.get(k) == Some(&b'\\') {
+        k += 1;
+    }
+    if matches!(rest.get(k), Some(b'"' | b'\'')) {
+        k += 1;
+    }
+    while matches!(rest.get(k), Some(b' ' | b'\t')) {
+        k += 1;
+    }
+    matches!(rest.get(k), Some(b'=' | b':'))
+}
 
 fn not_aws_example(m: &[u8]) -> bool {
     !m.ends_with(b"EXAMPLE")

@@ -1,7 +1,7 @@
 //! Builds the false-positive corpus (ordinary coding-agent traffic) shared by
 //! the corpus test and the benchmarks. Everything is synthetic or written for
 //! this crate; see tests/corpus/generate.py for the registry metadata.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use base64::Engine as _;
 use serde_json::json;
