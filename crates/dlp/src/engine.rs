@@ -389,6 +389,7 @@ impl Engine {
             // Words and identifiers (letters, `_`, `-` only) are not decoded
             // unless long: encoded secrets of any size contain a digit, `+`
             // or `/` with overwhelming probability.
+            self.wif_check(hay, s, e, out);
             if flags & (C_DIGIT | C_STD) == 0 && e - s < LETTERS_ONLY_MIN {
                 self.discord_check(hay, s, e, relaxed, out);
                 continue;
@@ -439,6 +440,22 @@ impl Engine {
         }
         if !trig.is_empty() {
             self.normalized_views(hay, &trig, depth, budget, out);
+        }
+    }
+
+    /// Bitcoin WIF private keys: a 51/52-character base58 run starting with
+    /// 5, K or L whose double-SHA-256 checksum verifies.
+    fn wif_check(&self, hay: &[u8], s: usize, e: usize, out: &mut Vec<Hit>) {
+        if (51..=52).contains(&(e - s))
+            && matches!(hay[s], b'5' | b'K' | b'L')
+            && crate::patterns::is_wif(&hay[s..e])
+        {
+            out.push(Hit {
+                det: crate::patterns::BITCOIN_WIF,
+                start: s,
+                end: e,
+                enc: Encoding::Raw,
+            });
         }
     }
 

@@ -225,7 +225,9 @@ impl Detector {
     /// Ids of the active pattern detectors (plus `known-secret`,
     /// `high-entropy` and `decode-limit`, which are always possible).
     pub fn detector_ids(&self) -> Vec<&'static str> {
-        self.inner.engine.detector_ids().collect()
+        let mut v: Vec<&'static str> = self.inner.engine.detector_ids().collect();
+        v.push(patterns::BITCOIN_WIF);
+        v
     }
 
     /// Scan bytes (a body, a blob, a commit message): raw and decoded views.

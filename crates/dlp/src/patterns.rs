@@ -586,6 +586,39 @@ fn name_then_assign(hay: &[u8], a: usize) -> bool {
     matches!(rest.get(k), Some(b'=' | b':'))
 }
 
+/// Detector id of Bitcoin WIF private keys (found by run shape, not anchors).
+pub(crate) const BITCOIN_WIF: &str = "bitcoin-wif-private-key";
+
+const B58: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+
+/// Base58check-decode and verify a mainnet WIF key (0x80 version byte,
+/// 32-byte key, optional 0x01 compression flag, 4-byte checksum).
+pub(crate) fn is_wif(s: &[u8]) -> bool {
+    use sha2::{Digest, Sha256};
+    // big-endian base-256 accumulator
+    let mut bytes: Vec<u8> = Vec::with_capacity(40);
+    for &c in s {
+        let Some(mut carry) = B58.iter().position(|&x| x == c).map(|v| v as u32) else {
+            return false;
+        };
+        for b in bytes.iter_mut().rev() {
+            carry += u32::from(*b) * 58;
+            *b = (carry & 0xff) as u8;
+            carry >>= 8;
+        }
+        while carry > 0 {
+            bytes.insert(0, (carry & 0xff) as u8);
+            carry >>= 8;
+        }
+    }
+    if !(bytes.len() == 37 || (bytes.len() == 38 && bytes[33] == 0x01)) || bytes[0] != 0x80 {
+        return false;
+    }
+    let (payload, check) = bytes.split_at(bytes.len() - 4);
+    let d = Sha256::digest(Sha256::digest(payload));
+    d[..4] == *check
+}
+
 fn not_aws_example(m: &[u8]) -> bool {
     !m.ends_with(b"EXAMPLE")
 }
@@ -835,5 +868,22 @@ mod tests {
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'));
         }
         assert!(PATTERNS.len() >= 48, "only {} patterns", PATTERNS.len());
+    }
+
+    #[test]
+    fn wif_checksum() {
+        // The private key 1 (compressed and uncompressed), a standard test vector.
+        assert!(is_wif(
+            b"KwDiBf89QgGbjEhKnhXJuH7LrciVrZi3qYjgd9M7rFU73sVHnoWn"
+        ));
+        assert!(is_wif(
+            b"5HpHagT65TZzG1PH3CSu63k8DbpvD8s5ip4nEB3kEsreAnchuDf"
+        ));
+        assert!(!is_wif(
+            b"KwDiBf89QgGbjEhKnhXJuH7LrciVrZi3qYjgd9M7rFU73sVHnoWm"
+        ));
+        assert!(!is_wif(
+            b"5HpHagT65TZzG1PH3CSu63k8DbpvD8s5ip4nEB3kEsreAnchuDg"
+        ));
     }
 }

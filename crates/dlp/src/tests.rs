@@ -153,6 +153,7 @@ pub(crate) const TABLE: &[(&str, &str, &[&str])] = &[
     ("age-secret-key", "AGE-SECRET-KEY-1{g:58}", &["AGE-SECRET-KEY-1{g:20}"]),
     ("jwt", "Authorization: Bearer eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.{w:43}", &["eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0."]),
     ("bip32-extended-private-key", "xprv9s21ZrQH143K{5:95}", &["xpub{5:107}"]),
+    ("bitcoin-wif-private-key", "wif: KwDiBf89QgGbjEhKnhXJuH7LrciVrZi3qYjgd9M7rFU73sVHnoWn\n", &["wif: KwDiBf89QgGbjEhKnhXJuH7LrciVrZi3qYjgd9M7rFU73sVHnoWm\n", "{5:51}"]),
     ("hex-private-key", "private_key: \"0x{h:64}\"", &["private_key: \"0x{h:40}\"", "tx_hash: 0x{h:64}"]),
     ("connection-string-password", "DATABASE_URL=postgres://app:{A:16}@db.internal:5432/app", &["postgres://postgres:postgres@localhost:5432/db", "postgres://user:${DB_PASSWORD}@db/app", "mongodb+srv://cluster0.example.net/db"]),
     ("url-credential-param", "GET /api?user=x&password={A:20} HTTP/1.1", &["/api?password=changeme123456", "/list?page_token={A:20}"]),
