@@ -93,8 +93,13 @@ for c in 1 32; do
   ROWS+=("$(run "plain direct c=$c" --url "http://localhost:$OHTTP/healthz" -c "$c")")
   ROWS+=("$(run "plain via egress only (bearer) c=$c" --url "http://localhost:$OHTTP/healthz" --proxy "http://$EADDR" -c "$c")")
 done
+# pause between downloads: an origin still streaming to a client that gave up at
+# the deadline would slow the next row down
+sleep 2
 ROWS+=("$(run "direct 256 MiB download" --url "https://localhost:$OPORT/download?bytes=$BIG" --cacert "$ORIGIN_CA" -c 1 --download)")
+sleep 2
 ROWS+=("$(run "chain 256 MiB download (bearer, scrubbed)" --url "https://localhost:$OPORT/download?bytes=$BIG" --proxy "http://127.0.0.1:$PPORT" --cacert "$WORK/plca/ca.crt" -c 1 --download)")
+sleep 2
 ROWS+=("$(run "chain 256 MiB download (allowlist)" --url "https://127.0.0.1:$OPORT/download?bytes=$BIG" --proxy "http://127.0.0.1:$PPORT" --cacert "$WORK/plca/ca.crt" -c 1 --download)")
 
 echo
