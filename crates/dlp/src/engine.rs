@@ -85,7 +85,13 @@ enum Group {
 struct Prefilter {
     /// (group, global anchor index of each group pattern)
     groups: Vec<(Group, Vec<usize>)>,
+    /// All anchors in one automaton: one pass is cheaper than several
+    /// SIMD passes on short inputs (URL components, headers).
+    small: AhoCorasick,
 }
+
+/// Inputs up to this length use the single automaton.
+const SMALL_HAY: usize = 256;
 
 impl Prefilter {
     fn new(lits: &[&'static str]) -> Prefilter {
@@ -137,13 +143,29 @@ impl Prefilter {
             };
             groups.push((g, ids));
         }
-        Prefilter { groups }
+        // Literal anchors from the static table: building an automaton for
+        // them cannot fail short of size limits.
+        #[allow(clippy::expect_used)]
+        let small = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostFirst)
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            .build(lits)
+            .expect("anchor automaton builds");
+        Prefilter { groups, small }
     }
 
     /// Call `f(position, anchor)` for every anchor occurrence (anchors are
     /// prefix-free, so at most one starts at any position).
     fn for_each(&self, hay: &[u8], mut f: impl FnMut(usize, usize)) {
         let n = hay.len();
+        if n <= SMALL_HAY {
+            let mut pos = 0;
+            while let Some(m) = self.small.find(Input::new(hay).span(pos..n)) {
+                f(m.start(), m.pattern().as_usize());
+                pos = m.start() + 1;
+            }
+            return;
+        }
         for (g, ids) in &self.groups {
             let mut pos = 0;
             while pos < n {

@@ -171,6 +171,14 @@ fn every_detector_has_a_true_positive_and_near_misses() {
         if !f.iter().any(|f| f.detector == *id) {
             errors.push(format!("{id}: true positive not found (got {f:?})"));
         }
+        // Long inputs take the SIMD prefilter path, short ones the automaton.
+        let padded = format!("{}{text}{}", " ".repeat(300), "\n".repeat(300));
+        let f = det.detect(padded.as_bytes());
+        if !f.iter().any(|f| f.detector == *id && f.offset >= 300) {
+            errors.push(format!(
+                "{id}: true positive not found in long input (got {f:?})"
+            ));
+        }
         covered.insert(*id);
         for (j, m) in misses.iter().enumerate() {
             let text = fill(m, (i * 10 + j) as u64 + 7);
