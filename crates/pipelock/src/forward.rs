@@ -57,6 +57,14 @@ pub async fn handle_inner(
         Some(target.port),
     );
     subject.path = "/".into();
+    if req.method() == http::Method::CONNECT {
+        let d = Denied::status(
+            "nested_connect",
+            StatusCode::METHOD_NOT_ALLOWED,
+            "CONNECT inside an intercepted tunnel is not allowed",
+        );
+        return state.refuse("inner", &subject, d, started);
+    }
     let uri_auth = req.uri().authority().map(|a| a.as_str().to_string());
     let host_hdr = match req.headers().get_all(header::HOST).iter().count() {
         0 => None,

@@ -370,6 +370,27 @@ async fn host_and_sni_must_match_the_connect_target() {
         .unwrap();
     let r = send.send_request(req).await.unwrap();
     assert_eq!(r.status(), 200);
+    // CONNECT nested inside the intercepted tunnel: refused.
+    let s = connect(p.addr, &format!("echo.test:{port}")).await;
+    let mut t = tls(s, "echo.test", client_config(roots(), &[b"http/1.1"]))
+        .await
+        .unwrap();
+    use tokio::io::AsyncWriteExt;
+    t.write_all(
+        format!("CONNECT echo.test:{port} HTTP/1.1\r\nHost: echo.test:{port}\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let (status, head) = read_head(&mut t).await;
+    assert_eq!(status, 405, "{head}");
+    // Userinfo in an absolute URI.
+    let hp0 = env.http_port();
+    let (status, head, _) = raw_head(
+        p.addr,
+        &format!("GET http://user:pw@echo.test:{hp0}/ HTTP/1.1\r\nHost: echo.test:{hp0}\r\n\r\n"),
+    )
+    .await;
+    assert!(status == 403 || status == 400, "{head}");
     // Plain HTTP: absolute URI vs Host mismatch.
     let hp = env.http_port();
     let (status, head, _) = raw_head(
