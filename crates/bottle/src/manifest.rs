@@ -412,6 +412,15 @@ pub fn parse(text: &str, path: &Path, env: &dyn HostEnv) -> Result<Loaded, Error
                 ),
             ));
         }
+        if let Some(p) = g.upstream.strip_prefix("file://") {
+            let path = Path::new(p);
+            if !path.is_absolute() || !path.is_dir() || p.contains(':') {
+                return Err(err(
+                    value_line(text, "upstream", &g.upstream),
+                    format!("git upstream `{}`: a file:// upstream must be an existing absolute directory (a bare repository)", g.upstream),
+                ));
+            }
+        }
         if !git_names.insert(g.name.clone()) {
             return Err(err(
                 value_line(text, "name", &g.name),

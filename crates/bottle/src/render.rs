@@ -269,6 +269,14 @@ pub fn compose(l: &Loaded, opts: &Options, git_gate: bool) -> Result<String, Str
             for (slot, _) in slots {
                 envs.push(slot.clone().into()); // by name: the value comes from compose's env
             }
+            if name == "git-gate" {
+                // file:// upstreams (local bare repositories) are mounted at the same path.
+                let vols = seq_mut(svc, "volumes")?;
+                for p in file_upstreams(l) {
+                    let p = escape_dollars(&p);
+                    vols.push(format!("{p}:{p}").into());
+                }
+            }
         }
     }
 
@@ -348,6 +356,19 @@ pub fn compose(l: &Loaded, opts: &Options, git_gate: bool) -> Result<String, Str
         crate::state::project(&opts.slug),
         l.path.display()
     ))
+}
+
+/// Host paths of the `file://` git upstreams.
+pub fn file_upstreams(l: &Loaded) -> Vec<String> {
+    let mut v: Vec<String> = l
+        .manifest
+        .git
+        .iter()
+        .filter_map(|g| g.upstream.strip_prefix("file://").map(str::to_string))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
 }
 
 /// Compose interpolates `$`: a literal `$` must be written `$$`.
