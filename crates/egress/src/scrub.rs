@@ -24,6 +24,11 @@ pub const REDACTED: &[u8] = b"[REDACTED by egress]";
 /// Forms shorter than this are not searched for (they would match innocent text).
 pub const MIN_FORM_LEN: usize = 4;
 
+/// A body (or header value) that *starts* with the last this-many-or-more bytes of a
+/// form, or *ends* with its first this-many-or-more bytes, has that fragment redacted
+/// too: it is what a `Range` request or a truncating origin would return.
+pub const MIN_FRAGMENT: usize = 8;
+
 /// Errors building a pattern set.
 #[derive(Debug, thiserror::Error)]
 pub enum ScrubError {
@@ -204,6 +209,47 @@ impl Patterns {
         (out, n)
     }
 
+    /// Length of the longest `k >= MIN_FRAGMENT` such that `buf[..k]` is a proper
+    /// suffix of some form (a fragment cut at the start of a body).
+    pub fn leading_fragment(&self, buf: &[u8]) -> Option<usize> {
+        let mut best: Option<usize> = None;
+        for p in &self.pats {
+            let mut k = buf.len().min(p.len().saturating_sub(1));
+            while k >= MIN_FRAGMENT && best.is_none_or(|b| k > b) {
+                if p.ends_with(&buf[..k]) {
+                    best = Some(k);
+                    break;
+                }
+                k -= 1;
+            }
+        }
+        best
+    }
+
+    /// Length of the longest `k >= MIN_FRAGMENT` such that the last `k` bytes of
+    /// `buf` are a proper prefix of some form (a fragment cut at the end).
+    pub fn trailing_fragment(&self, buf: &[u8]) -> Option<usize> {
+        let mut best: Option<usize> = None;
+        for p in &self.pats {
+            let mut k = buf.len().min(p.len().saturating_sub(1));
+            while k >= MIN_FRAGMENT && best.is_none_or(|b| k > b) {
+                if p.starts_with(&buf[buf.len() - k..]) {
+                    best = Some(k);
+                    break;
+                }
+                k -= 1;
+            }
+        }
+        best
+    }
+
+    /// A form, or a fragment of one at either end (see [`MIN_FRAGMENT`]).
+    pub fn contains_or_edge(&self, hay: &[u8]) -> bool {
+        self.contains(hay)
+            || self.leading_fragment(hay).is_some()
+            || self.trailing_fragment(hay).is_some()
+    }
+
     /// Is `tail` a proper prefix of some form (so more bytes could complete it)?
     fn could_extend(&self, tail: &[u8]) -> bool {
         match tail.first() {
@@ -221,6 +267,7 @@ pub struct StreamScrubber {
     pats: Arc<Patterns>,
     held: Zeroizing<Vec<u8>>,
     count: u64,
+    started: bool,
 }
 
 impl std::fmt::Debug for StreamScrubber {
@@ -240,6 +287,7 @@ impl StreamScrubber {
             pats,
             held: Zeroizing::new(Vec::new()),
             count: 0,
+            started: false,
         }
     }
 
@@ -255,6 +303,17 @@ impl StreamScrubber {
 
     /// Feed one chunk; returns what may be released now (possibly empty).
     pub fn push(&mut self, chunk: Bytes) -> Bytes {
+        if !self.started && !chunk.is_empty() {
+            self.started = true;
+            if let Some(k) = self.pats.leading_fragment(&chunk) {
+                self.count += 1;
+                let rest = self.push(chunk.slice(k..));
+                let mut out = BytesMut::with_capacity(REDACTED.len() + rest.len());
+                out.extend_from_slice(REDACTED);
+                out.extend_from_slice(&rest);
+                return out.freeze();
+            }
+        }
         if self.held.is_empty() {
             let (out, hold) = self.process(&chunk);
             return match out {
@@ -288,6 +347,11 @@ impl StreamScrubber {
         let held = Zeroizing::new(std::mem::take(&mut *self.held));
         let (out, n) = self.pats.scrub_all(&held);
         self.count += n;
+        if n == 0 && held.len() >= MIN_FRAGMENT {
+            // what is held is a proper prefix of a form: the body was cut inside it
+            self.count += 1;
+            return Bytes::from_static(REDACTED);
+        }
         Bytes::from(out)
     }
 
@@ -457,11 +521,36 @@ mod tests {
     }
 
     #[test]
-    fn truncated_stream_flushes_partial_prefix() {
+    fn truncated_stream_flushes_short_partial_prefix() {
         let p = pats();
-        let (out, n) = run_stream(&p, b"abc ghp_Canary", &[]);
+        let (out, n) = run_stream(&p, b"abc ghp_Can", &[]);
         assert_eq!(n, 0);
-        assert_eq!(out, b"abc ghp_Canary");
+        assert_eq!(out, b"abc ghp_Can");
+    }
+
+    #[test]
+    fn fragments_at_body_edges_are_redacted() {
+        let p = pats();
+        // a body cut inside the secret at its end (e.g. Range: bytes=0-N)
+        for splits in [vec![], vec![3], vec![9]] {
+            let (out, n) = run_stream(&p, b"abc ghp_CanaryT0", &splits);
+            assert_eq!(n, 1);
+            assert_eq!(out, b"abc [REDACTED by egress]");
+        }
+        // a body starting inside the secret (e.g. Range: bytes=N-)
+        let (out, n) = run_stream(&p, b"ryT0ken/with+odd=chars_1234567890\nrest", &[]);
+        assert_eq!(n, 1);
+        assert_eq!(out, b"[REDACTED by egress]\nrest");
+        // also inside an encoding
+        let hex = hex::encode(SECRET);
+        let (out, n) = run_stream(&p, format!("{} tail", &hex[10..]).as_bytes(), &[]);
+        assert_eq!(n, 1);
+        assert_eq!(out, b"[REDACTED by egress] tail");
+        // short or unrelated edges are untouched
+        let (out, n) = run_stream(&p, b"7890 data: ok", &[]);
+        assert_eq!((out.as_slice(), n), (&b"7890 data: ok"[..], 0));
+        assert!(p.contains_or_edge(b"x: ghp_CanaryT0"));
+        assert!(!p.contains_or_edge(b"plain header value"));
     }
 
     #[test]
@@ -507,19 +596,24 @@ mod tests {
                 };
                 input.extend_from_slice(&e[..cut]);
             }
+            // the leading-fragment check looks at the first chunk only: keep it long
+            let lo = p.max_len();
             let mut splits: Vec<usize> = (0..(rnd() % 6))
-                .map(|_| {
-                    if input.is_empty() {
-                        0
-                    } else {
-                        (rnd() as usize) % input.len()
-                    }
-                })
+                .map(|_| (rnd() as usize) % (input.len() + 1))
+                .filter(|&s| s >= lo && s < input.len())
                 .collect();
             splits.sort_unstable();
             splits.dedup();
             let (streamed, n1) = run_stream(&p, &input, &splits);
-            let (whole, n2) = p.scrub_all(&input);
+            let (whole, n2) = run_stream(&p, &input, &[]);
+            // and without edge fragments, one pass over the buffer agrees too
+            if p.leading_fragment(&input).is_none() && p.trailing_fragment(&input).is_none() {
+                let (one, _) = p.scrub_all(&input);
+                assert_eq!(
+                    String::from_utf8_lossy(&one),
+                    String::from_utf8_lossy(&whole)
+                );
+            }
             assert_eq!(
                 String::from_utf8_lossy(&streamed),
                 String::from_utf8_lossy(&whole),
