@@ -173,7 +173,7 @@ pub fn scrub_headers(headers: &mut HeaderMap, pats: &Patterns) -> u64 {
         if headers
             .get_all(&name)
             .iter()
-            .any(|v| pats.contains_or_edge(v.as_bytes()))
+            .any(|v| pats.contains(v.as_bytes()))
         {
             // drop the whole header (every value of that name)
             n += headers.get_all(&name).iter().count() as u64;

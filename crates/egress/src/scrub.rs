@@ -43,6 +43,8 @@ pub struct Patterns {
     ac: AhoCorasick,
     pats: Vec<Zeroizing<Vec<u8>>>,
     first: [bool; 256],
+    /// bytes that occur anywhere in a form after its first byte
+    inner: [bool; 256],
     max_len: usize,
 }
 
@@ -165,11 +167,18 @@ impl Patterns {
                 first[usize::from(b)] = true;
             }
         }
+        let mut inner = [false; 256];
+        for p in &pats {
+            for &b in p.iter().skip(1) {
+                inner[usize::from(b)] = true;
+            }
+        }
         let max_len = pats.iter().map(|p| p.len()).max().unwrap_or(0);
         Ok(Patterns {
             ac,
             pats,
             first,
+            inner,
             max_len,
         })
     }
@@ -212,15 +221,29 @@ impl Patterns {
     /// Length of the longest `k >= MIN_FRAGMENT` such that `buf[..k]` is a proper
     /// suffix of some form (a fragment cut at the start of a body).
     pub fn leading_fragment(&self, buf: &[u8]) -> Option<usize> {
+        let first = *buf.first()?;
+        if !self.inner[usize::from(first)] {
+            return None;
+        }
         let mut best: Option<usize> = None;
         for p in &self.pats {
-            let mut k = buf.len().min(p.len().saturating_sub(1));
-            while k >= MIN_FRAGMENT && best.is_none_or(|b| k > b) {
-                if p.ends_with(&buf[..k]) {
+            // smallest start j >= 1 (longest suffix) whose bytes begin `buf`
+            let last_start = p.len().saturating_sub(MIN_FRAGMENT);
+            let mut from = 1;
+            while from <= last_start {
+                let Some(off) = p[from..=last_start].iter().position(|&b| b == first) else {
+                    break;
+                };
+                let j = from + off;
+                from = j + 1;
+                let k = p.len() - j;
+                if best.is_some_and(|b| k <= b) {
+                    break;
+                }
+                if k <= buf.len() && p[j..] == buf[..k] {
                     best = Some(k);
                     break;
                 }
-                k -= 1;
             }
         }
         best
@@ -229,11 +252,13 @@ impl Patterns {
     /// Length of the longest `k >= MIN_FRAGMENT` such that the last `k` bytes of
     /// `buf` are a proper prefix of some form (a fragment cut at the end).
     pub fn trailing_fragment(&self, buf: &[u8]) -> Option<usize> {
+        let last = *buf.last()?;
         let mut best: Option<usize> = None;
         for p in &self.pats {
-            let mut k = buf.len().min(p.len().saturating_sub(1));
+            let top = buf.len().min(p.len().saturating_sub(1));
+            let mut k = top;
             while k >= MIN_FRAGMENT && best.is_none_or(|b| k > b) {
-                if p.starts_with(&buf[buf.len() - k..]) {
+                if p[k - 1] == last && buf[buf.len() - k..] == p[..k] {
                     best = Some(k);
                     break;
                 }
