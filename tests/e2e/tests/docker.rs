@@ -634,7 +634,8 @@ fn detached_bottle(c: &mut Checks, home: &Home, origin: &Origin, mpath: &str, se
 
 fn git(dir: &Path, args: &[&str]) -> Run {
     let mut cmd = std::process::Command::new("git");
-    cmd.arg("-C").arg(dir).args(args);
+    // The bare repo belongs to git-gate's uid: let the host's git read it anyway.
+    cmd.args(["-c", "safe.directory=*", "-C"]).arg(dir).args(args);
     run_cmd(cmd, SHORT)
 }
 
