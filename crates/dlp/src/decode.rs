@@ -235,8 +235,10 @@ pub(crate) fn is_trigger(s: &[u8]) -> bool {
             Some(b'x') => s.len() >= 4 && hexval(s[2]).is_some() && hexval(s[3]).is_some(),
             Some(b'u') => match parse_u4(s.get(2..6)) {
                 Some(cp) => {
-                    cp < 0x80
-                        || (0xD800..0xE000).contains(&cp)
+                    // Go escapes `<`, `>` and `&` in every JSON string; they
+                    // never occur in tokens, so they do not trigger.
+                    (cp < 0x80 && !matches!(cp, 0x22 | 0x26 | 0x27 | 0x3C | 0x3E))
+                        || surrogate_trigger(cp, s)
                         || invisible(cp)
                         || fold(cp).is_some()
                 }
@@ -249,6 +251,24 @@ pub(crate) fn is_trigger(s: &[u8]) -> bool {
             None => false,
         },
         None => false,
+    }
+}
+
+/// A lone surrogate is dropped by the normaliser (so it can hide inside a
+/// token); a valid pair only matters if the character it encodes does.
+fn surrogate_trigger(cp: u32, s: &[u8]) -> bool {
+    if !(0xD800..0xE000).contains(&cp) {
+        return false;
+    }
+    if cp >= 0xDC00 {
+        return true;
+    }
+    match (s.get(6..8), parse_u4(s.get(8..12))) {
+        (Some(b"\\u"), Some(lo)) if (0xDC00..0xE000).contains(&lo) => {
+            let full = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            invisible(full) || fold(full).is_some()
+        }
+        _ => true,
     }
 }
 
@@ -461,6 +481,10 @@ mod tests {
         assert!(is_trigger(b"\\u0041"));
         assert!(!is_trigger(b"\\u2019"));
         assert!(!is_trigger(b"\\n"));
+        assert!(!is_trigger(b"\\u003c"));
+        assert!(!is_trigger(br"\ud83d\ude00"));
+        assert!(is_trigger(br"\udb40\udc41"));
+        assert!(is_trigger(br"\ud800x"));
         assert!(is_trigger("\u{200B}".as_bytes()));
         assert!(!is_trigger("\u{201C}".as_bytes()));
         assert!(is_trigger("\u{FF41}".as_bytes()));

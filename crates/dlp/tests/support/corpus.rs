@@ -114,6 +114,13 @@ pub fn llm_requests() -> Vec<(String, Vec<u8>)> {
         "openai-chat".to_string(),
         serde_json::to_vec(&openai).expect("json"),
     ));
+    // Go's encoding/json escapes <, > and & everywhere.
+    let go = serde_json::to_string(&openai)
+        .expect("json")
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026");
+    out.push(("go-client-escaped".to_string(), go.into_bytes()));
     // ensure_ascii-style escaping, as Python SDKs send it
     let escaped = serde_json::to_string(&json!({"messages": [{"role": "user", "content": format!("{prose}\n\u{201c}Quoted\u{201d} caf\u{e9} na\u{ef}ve \u{2014} \u{4f60}\u{597d} \u{1f600}")}]})).expect("json");
     let ascii: String = escaped
