@@ -288,3 +288,109 @@ async fn chain_host_refused_by_egress_even_if_pipelock_allows_it() {
     })
     .await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chain_websocket_on_an_injecting_route_is_scrubbed() {
+    use bytes::Bytes;
+    use futures_util::{SinkExt, StreamExt};
+    use http::{Request, StatusCode};
+    use http_body_util::Full;
+    use hyper_util::rt::TokioIo;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_tungstenite::tungstenite::protocol::Role;
+    use tokio_tungstenite::tungstenite::Message;
+    bounded(async {
+        let ch = Chain::new().await;
+        let port = ch.fx.origin.https_addr.port();
+        // CONNECT through pipelock, TLS with pipelock's CA (intercepted)
+        let mut tcp = tokio::net::TcpStream::connect(ch.pl.addr).await.unwrap();
+        tcp.write_all(
+            format!("CONNECT bearer.test:{port} HTTP/1.1\r\nHost: bearer.test:{port}\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            assert_eq!(tcp.read(&mut b).await.unwrap(), 1);
+            head.push(b[0]);
+        }
+        assert!(
+            String::from_utf8_lossy(&head).contains(" 200"),
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
+        let pem = std::fs::read(&ch.pl.ca).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls_pemfile_certs(&pem) {
+            roots.add(c).unwrap();
+        }
+        let cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+            .connect(
+                rustls::pki_types::ServerName::try_from("bearer.test").unwrap(),
+                tcp,
+            )
+            .await
+            .unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .unwrap();
+        tokio::spawn(conn.with_upgrades());
+        let r = sender
+            .send_request(
+                Request::get("/ws")
+                    .header("host", format!("bearer.test:{port}"))
+                    .header("connection", "Upgrade")
+                    .header("upgrade", "websocket")
+                    .header("sec-websocket-version", "13")
+                    .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+                    .body(Full::new(Bytes::new()))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SWITCHING_PROTOCOLS);
+        let up = hyper::upgrade::on(r).await.unwrap();
+        let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            TokioIo::new(up),
+            Role::Client,
+            None,
+        )
+        .await;
+        let secret = ch.fx.secrets.bearer.clone();
+        ws.send(Message::text(format!("a {secret} b")))
+            .await
+            .unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.into_text().unwrap().as_str(), format!("a {REDACTED} b"));
+        let _ = ws.close(None).await;
+        drop(ws);
+        let reqs = ch.fx.origin.requests();
+        let hs = reqs.iter().find(|r| r.path == "/ws").unwrap();
+        assert_eq!(
+            hs.header_all("authorization"),
+            vec![format!("Bearer {secret}")]
+        );
+        ch.finish();
+    })
+    .await
+}
+
+fn rustls_pemfile_certs(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+        .map(|c| c.unwrap())
+        .collect()
+}
