@@ -36,6 +36,9 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<BoxBo
         port: None,
         path: String::new(),
     };
+    if let Err(d) = state.dlp.check_host(&state, &authority, &mut subject) {
+        return state.refuse("connect", &subject, d, started);
+    }
     let (host, port) = match bottle_core::split_host_port(&authority, 443) {
         Ok(hp) => hp,
         Err(e) => {
@@ -47,7 +50,9 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<BoxBo
             return state.refuse("connect", &subject, d, started);
         }
     };
-    subject.host = host.to_string();
+    if subject.host != "[REDACTED]" {
+        subject.host = host.to_string();
+    }
     subject.port = Some(port);
     let cfg = state.live.current();
     let passthrough = match filter::check(&cfg, &host, port) {

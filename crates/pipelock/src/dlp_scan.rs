@@ -109,6 +109,45 @@ impl DlpScanner {
         out
     }
 
+    /// The authority the agent named (before parsing): a secret in a host name would leak
+    /// through DNS and logs. On a finding `subject.host` becomes `[REDACTED]`.
+    pub fn check_host(
+        &self,
+        state: &State,
+        authority: &str,
+        subject: &mut Subject,
+    ) -> Result<(), Denied> {
+        let f = self.detector.detect(authority.as_bytes());
+        if f.is_empty() {
+            return Ok(());
+        }
+        subject.host = "[REDACTED]".into();
+        let dets = detectors(&f);
+        match Self::action(state) {
+            DlpAction::Block => {
+                for d in &dets {
+                    state.metrics.dlp(d, "block");
+                }
+                Err(dlp_denied("host", &dets))
+            }
+            DlpAction::Log => {
+                for d in &dets {
+                    state.metrics.dlp(d, "log");
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Last line of defence for audit fields: text holding a finding becomes `[REDACTED]`.
+    pub fn scrub(&self, text: String) -> String {
+        if text.is_empty() || self.detector.detect(text.as_bytes()).is_empty() {
+            text
+        } else {
+            "[REDACTED]".into()
+        }
+    }
+
     /// CONNECT request headers.
     pub fn check_connect(
         &self,

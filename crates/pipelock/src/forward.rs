@@ -146,6 +146,9 @@ pub async fn handle_plain(state: Arc<State>, req: Request<Incoming>) -> Response
     subject.scheme = scheme;
     let auth = uri.authority().map(|a| a.as_str()).unwrap_or("");
     subject.host = auth.to_string();
+    if let Err(d) = state.dlp.check_host(&state, auth, &mut subject) {
+        return state.refuse("http", &subject, d, started);
+    }
     let (host, port) = match bottle_core::split_host_port(auth, default_port) {
         Ok(hp) => hp,
         Err(e) => {

@@ -341,3 +341,92 @@ async fn clean_traffic_passes() {
     assert_eq!(r.status, 200, "{}", r.text());
     p.stop().await;
 }
+
+/// Invariant 2 canary: a fixed token configured as a known secret is sent every way an agent
+/// could; it must not appear in any response, the audit log, the status file or the logs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_never_appears_in_any_artefact() {
+    use std::process::Stdio;
+    let env = Env::new("echo.test:*\n127.0.0.1/32\n", "").await;
+    let canary = "bottle-canary-token-5d1e0c7a9b";
+    let known = env.dir.path().join("known");
+    std::fs::write(&known, format!("{canary}\n")).unwrap();
+    let audit = env.dir.path().join("audit.jsonl");
+    let status = env.dir.path().join("status.json");
+    let log = env.dir.path().join("stderr.log");
+    let (kp, ap, sp) = (
+        known.display().to_string(),
+        audit.display().to_string(),
+        status.display().to_string(),
+    );
+    let p = Proc::start_with(
+        &env,
+        &[
+            "--dlp-known-secrets",
+            &kp,
+            "--audit-log",
+            &ap,
+            "--status-file",
+            &sp,
+        ],
+        "debug",
+        Stdio::from(std::fs::File::create(&log).unwrap()),
+    );
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(canary);
+    let pct: String = canary.bytes().map(|b| format!("%{b:02X}")).collect();
+    let hp = env.http_port();
+    let a = format!("echo.test:{hp}");
+    let mut responses = String::new();
+    for head in [
+        format!("GET http://{a}/c?t={canary} HTTP/1.1\r\nHost: {a}\r\nConnection: close\r\n\r\n"),
+        format!("GET http://{a}/c/{pct} HTTP/1.1\r\nHost: {a}\r\nConnection: close\r\n\r\n"),
+        format!("GET http://{a}/c HTTP/1.1\r\nHost: {a}\r\nAuthorization: Bearer {canary}\r\nConnection: close\r\n\r\n"),
+        format!("GET http://{a}/c HTTP/1.1\r\nHost: {a}\r\nCookie: s={b64}\r\nConnection: close\r\n\r\n"),
+        format!("POST http://{a}/upload HTTP/1.1\r\nHost: {a}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{canary}", canary.len()),
+        format!("CONNECT echo.test:{0} HTTP/1.1\r\nHost: echo.test:{0}\r\nProxy-Authorization: Basic {b64}\r\n\r\n", env.tls_port()),
+        format!("GET http://{canary}.test/ HTTP/1.1\r\nHost: {canary}.test\r\nConnection: close\r\n\r\n"),
+    ] {
+        let (status, text, mut s) = raw_head(p.addr, &head).await;
+        assert!(status == 403 || status == 415, "{head} -> {text}");
+        responses.push_str(&text);
+        responses.push_str(&read_body(&mut s, &text).await);
+    }
+    // Over the tunnel too.
+    let r = post_via_tunnel_raw(&env, p.addr, canary).await;
+    assert_eq!(r.status, 403);
+    responses.push_str(&r.text());
+    drop(p);
+    let mut artefacts = vec![("responses", responses)];
+    for (name, path) in [("audit", &audit), ("status", &status), ("log", &log)] {
+        artefacts.push((name, std::fs::read_to_string(path).unwrap_or_default()));
+    }
+    assert!(!artefacts[1].1.is_empty(), "audit was written");
+    for (name, text) in &artefacts {
+        for form in [canary, b64.as_str(), pct.as_str()] {
+            assert!(!text.contains(form), "canary found in {name}");
+        }
+    }
+    // Nothing with the canary reached the origin either.
+    for q in env.origin.requests() {
+        assert!(!q.uri.contains(canary) && q.headers.iter().all(|(_, v)| !v.contains(canary)));
+    }
+}
+
+async fn post_via_tunnel_raw(env: &Env, proxy: std::net::SocketAddr, canary: &str) -> Resp {
+    let auth = format!("echo.test:{}", env.tls_port());
+    let s = connect(proxy, &auth).await;
+    let t = tls(
+        s,
+        "echo.test",
+        client_config(roots_from_pem(&env.ca_cert()), &[b"http/1.1"]),
+    )
+    .await
+    .unwrap();
+    let req = http::Request::post("/upload")
+        .header("host", &auth)
+        .header("x-note", hex::encode(canary))
+        .body(Full::new(Bytes::from(canary.to_string())))
+        .unwrap();
+    h1(t, req).await
+}

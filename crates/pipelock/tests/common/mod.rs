@@ -124,14 +124,19 @@ pub struct Proc {
 impl Proc {
     /// Starts target/debug/pipelock with `--listen` on a free port and waits for it.
     pub fn start(env: &Env, extra: &[&str]) -> Proc {
+        Self::start_with(env, extra, "warn", Stdio::inherit())
+    }
+
+    /// Like `start`, with RUST_LOG and stderr chosen by the caller.
+    pub fn start_with(env: &Env, extra: &[&str], log: &str, stderr: Stdio) -> Proc {
         let port = free_port();
         let mut argv = env.argv(extra);
         argv[1] = format!("127.0.0.1:{port}");
         let child = Command::new(env!("CARGO_BIN_EXE_pipelock"))
             .args(&argv)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", log)
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
