@@ -82,6 +82,51 @@ impl StreamScanner {
         Ok(out)
     }
 
+    /// Like [`push`](Self::push) but never stops: always returns the bytes
+    /// that are safe to forward together with every finding that starts in
+    /// them (for a log-only policy). Do not mix with `push` on one scanner.
+    pub fn push_report(&mut self, chunk: Bytes) -> (Bytes, Vec<Finding>) {
+        if self.tail.len() + chunk.len() <= STREAM_WINDOW {
+            self.tail.extend_from_slice(&chunk);
+            return (Bytes::new(), Vec::new());
+        }
+        let mut data = std::mem::take(&mut self.tail);
+        data.reserve(chunk.len());
+        data.extend_from_slice(&chunk);
+        drop(chunk);
+        let release = data.len() - STREAM_OVERLAP;
+        let found = self.collect(&data, Some(release));
+        let out = data.split_to(release).freeze();
+        self.base += release;
+        self.tail = BytesMut::from(&data[..]);
+        (out, found)
+    }
+
+    /// End of stream for [`push_report`](Self::push_report).
+    pub fn finish_report(&mut self) -> (Bytes, Vec<Finding>) {
+        if self.finished {
+            return (Bytes::new(), Vec::new());
+        }
+        let data = std::mem::take(&mut self.tail);
+        let found = self.collect(&data, None);
+        self.finished = true;
+        self.base += data.len();
+        (data.freeze(), found)
+    }
+
+    /// Findings in `data` that start before `limit` (all if None), with
+    /// stream offsets.
+    fn collect(&self, data: &[u8], limit: Option<usize>) -> Vec<Finding> {
+        self.det
+            .inner
+            .engine
+            .scan(data, self.base > 0)
+            .into_iter()
+            .filter(|h| limit.is_none_or(|l| h.start < l))
+            .map(|h| Finding::from_hit(h, self.base))
+            .collect()
+    }
+
     /// End of stream: scan and release what is held back.
     pub fn finish(&mut self) -> Result<Bytes, Finding> {
         if let Some(f) = &self.failed {

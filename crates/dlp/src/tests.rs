@@ -527,3 +527,33 @@ fn detector_is_send_sync_and_cheap_to_clone() {
     let d = Detector::builtin().clone();
     assert!(std::sync::Arc::ptr_eq(&d.inner, &Detector::builtin().inner));
 }
+
+#[test]
+fn stream_report_mode_keeps_going_and_reports_each_secret_once() {
+    let t1 = fill("ghp_{A:36}", 21);
+    let t2 = fill("npm_{A:36}", 22);
+    let mut body = vec![b' '; 20_000];
+    body[5_000..5_040].copy_from_slice(t1.as_bytes());
+    body[12_300..12_340].copy_from_slice(t2.as_bytes());
+    for chunk in [1000usize, 4096, 7000, 20_000] {
+        let mut s = Detector::builtin().stream();
+        let mut out = Vec::new();
+        let mut found = Vec::new();
+        for c in body.chunks(chunk) {
+            let (b, f) = s.push_report(bytes::Bytes::copy_from_slice(c));
+            out.extend_from_slice(&b);
+            found.extend(f);
+            assert!(s.buffered() <= STREAM_WINDOW);
+        }
+        let (b, f) = s.finish_report();
+        out.extend_from_slice(&b);
+        found.extend(f);
+        assert_eq!(out, body);
+        let ids: Vec<(&str, usize)> = found.iter().map(|f| (f.detector, f.offset)).collect();
+        assert_eq!(
+            ids,
+            [("github-pat", 5_000), ("npm-token", 12_300)],
+            "chunk {chunk}"
+        );
+    }
+}
