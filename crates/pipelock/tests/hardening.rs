@@ -384,3 +384,28 @@ async fn h2_rapid_reset_and_stream_floods_are_contained() {
     assert_eq!(r.status, 200);
     p.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_limit_answers_a_clear_503() {
+    let env = Env::new(ALLOW, "").await;
+    let p = env.spawn(&["--max-connections", "5"]).await;
+    let mut idle = Vec::new();
+    for _ in 0..5 {
+        idle.push(TcpStream::connect(p.addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut s = TcpStream::connect(p.addr).await.unwrap();
+    let text = read_all(&mut s, Duration::from_secs(5)).await;
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    assert!(text.contains("X-Bottle-Blocked: pipelock"));
+    assert!(text.contains("too many connections (limit 5)"));
+    drop(idle);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        http_get(p.addr, &format!("http://echo.test:{}/ok", env.http_port()))
+            .await
+            .status,
+        200
+    );
+    p.stop().await;
+}

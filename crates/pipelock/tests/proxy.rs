@@ -282,8 +282,13 @@ async fn mitm_certificate_verifies_against_the_bottle_ca_only() {
         &[],
     );
     assert_eq!(code, 0, "{err}");
-    // Cache: one mint for echo.test.
+    // Cache: one mint for echo.test, kept across a reload.
     assert_eq!(p.cert_cache_stats().mints, 1);
+    p.live.reload_now().await.unwrap();
+    let r = https_get(p.addr, &auth, "/again", roots_from_pem(&env.ca_cert())).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(p.cert_cache_stats().mints, 1);
+    assert!(p.cert_cache_stats().hits >= 1);
     p.stop().await;
 }
 
