@@ -245,6 +245,12 @@ impl Detector {
         url::scan_url(self, path_and_query)
     }
 
+    /// Scan a host name (CONNECT authority, Host header, SNI): raw, plus the
+    /// labels joined without dots (a secret split over DNS labels).
+    pub fn scan_host(&self, host: &str) -> Vec<Finding> {
+        url::scan_host(self, host)
+    }
+
     /// Scan one header. Findings in the value have offsets into `value`;
     /// findings in the name (rare) are reported with offsets into `name`.
     pub fn scan_header(&self, name: &str, value: &[u8]) -> Vec<Finding> {

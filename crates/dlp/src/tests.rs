@@ -557,3 +557,33 @@ fn stream_report_mode_keeps_going_and_reports_each_secret_once() {
         );
     }
 }
+
+#[test]
+fn host_scan_joins_labels() {
+    let tok = fill("ghp_{A:36}", 23);
+    let host = format!(
+        "{}.{}.{}.evil.example",
+        &tok[..12],
+        &tok[12..30],
+        &tok[30..]
+    )
+    .to_ascii_lowercase();
+    // DNS is case-insensitive, so use a token that survives lowercasing: known secrets.
+    let det = Detector::new(DetectorConfig {
+        known_secrets: vec![Zeroizing::new(tok.to_ascii_lowercase())],
+        ..Default::default()
+    });
+    assert!(det
+        .scan_host(&host)
+        .iter()
+        .any(|f| f.detector == KNOWN_SECRET && f.encoding == Encoding::Split));
+    let host2 = format!("{}.{}.example.com", &tok[..20], &tok[20..]);
+    assert!(Detector::builtin()
+        .scan_host(&host2)
+        .iter()
+        .any(|f| f.detector == "github-pat"));
+    assert!(Detector::builtin().scan_host("api.github.com").is_empty());
+    assert!(Detector::builtin()
+        .scan_host("objects.githubusercontent.com")
+        .is_empty());
+}

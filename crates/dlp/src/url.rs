@@ -332,3 +332,24 @@ pub fn redact_url(path_and_query: &str, findings: &[Finding]) -> String {
     out.push_str(&path_and_query[pos..]);
     out
 }
+
+pub(crate) fn scan_host(det: &Detector, host: &str) -> Vec<Finding> {
+    let raw = host.as_bytes();
+    let mut hits = det.inner.engine.scan(raw, false);
+    // A secret split over DNS labels: drop the dots and scan again.
+    if memchr::memchr(b'.', raw).is_some() {
+        let joined: Vec<u8> = raw.iter().copied().filter(|&b| b != b'.').collect();
+        for h in det.inner.engine.scan_opts(&joined, false, true) {
+            hits.push(Hit {
+                det: h.det,
+                start: 0,
+                end: raw.len(),
+                enc: Encoding::Split,
+            });
+        }
+    }
+    dedup(hits)
+        .into_iter()
+        .map(|h| Finding::from_hit(h, 0))
+        .collect()
+}
