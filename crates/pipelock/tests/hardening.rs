@@ -409,3 +409,34 @@ async fn connection_limit_answers_a_clear_503() {
     );
     p.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_with_any_private_answer_is_refused_before_connecting() {
+    let env = Env::new("mixed.test:*\necho.test:*\n127.0.0.1/32\n", "").await;
+    let p = env
+        .spawn(&[
+            "--resolve",
+            "mixed.test=127.0.0.1",
+            "--resolve",
+            "mixed.test=10.0.0.1",
+        ])
+        .await;
+    let port = env.tls_port();
+    // CONNECT (intercepted) and plain HTTP: refused with the private address named.
+    let (status, head, mut s) = raw_head(
+        p.addr,
+        &format!("CONNECT mixed.test:{port} HTTP/1.1\r\nHost: mixed.test\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(status, 403, "{head}");
+    assert!(read_body(&mut s, &head).await.contains("10.0.0.1"));
+    let r = http_get(p.addr, &format!("http://mixed.test:{}/m", env.http_port())).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(
+        r.text().contains("private address: 10.0.0.1"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(env.origin.total_connections(), 0, "nothing was connected");
+    p.stop().await;
+}
