@@ -46,6 +46,42 @@ fn base64_needles(secret: &[u8], url: bool) -> Vec<Zeroizing<String>> {
     out
 }
 
+const B32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+
+fn base32(data: &[u8]) -> Zeroizing<String> {
+    let mut out = Zeroizing::new(String::with_capacity(data.len() * 8 / 5 + 1));
+    let mut acc: u64 = 0;
+    let mut bits = 0;
+    for &b in data {
+        acc = (acc << 8) | u64::from(b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(char::from(B32[((acc >> bits) & 31) as usize]));
+        }
+    }
+    if bits > 0 {
+        out.push(char::from(B32[((acc << (5 - bits)) & 31) as usize]));
+    }
+    out
+}
+
+/// Stable base32 needles for the five byte alignments.
+fn base32_needles(secret: &[u8]) -> Vec<Zeroizing<String>> {
+    let mut out = Vec::new();
+    for k in 0..5usize {
+        let mut buf = Zeroizing::new(vec![0u8; k]);
+        buf.extend_from_slice(secret);
+        let enc = base32(&buf);
+        let c_start = (8 * k).div_ceil(5);
+        let c_end = (8 * (k + secret.len())) / 5;
+        if c_end > c_start && c_end - c_start >= 8 {
+            out.push(Zeroizing::new(enc[c_start..c_end].to_string()));
+        }
+    }
+    out
+}
+
 impl KnownSet {
     pub(crate) fn build(secrets: &[Zeroizing<String>], min_len: usize) -> Option<KnownSet> {
         let mut needles: Vec<Zeroizing<Vec<u8>>> = Vec::new();
@@ -85,6 +121,11 @@ impl KnownSet {
             for n in base64_needles(s, true) {
                 push(n.as_bytes(), Encoding::Base64Url, &mut needles, &mut enc);
             }
+            for n in base32_needles(s) {
+                push(n.as_bytes(), Encoding::Base32, &mut needles, &mut enc);
+                let lower = Zeroizing::new(n.to_ascii_lowercase());
+                push(lower.as_bytes(), Encoding::Base32, &mut needles, &mut enc);
+            }
         }
         if needles.is_empty() {
             return None;
@@ -107,6 +148,24 @@ impl KnownSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base32_alignments() {
+        assert_eq!(base32(b"foobar").as_str(), "MZXW6YTBOI");
+        let secret = b"s3cr3t-Value-42!";
+        let needles = base32_needles(secret);
+        assert_eq!(needles.len(), 5);
+        for prefix in 0..7usize {
+            let mut data = vec![b'x'; prefix];
+            data.extend_from_slice(secret);
+            data.extend_from_slice(b"tail");
+            let enc = base32(&data);
+            assert!(
+                needles.iter().any(|n| enc.contains(n.as_str())),
+                "prefix {prefix}"
+            );
+        }
+    }
 
     #[test]
     fn base64_alignments_found_in_any_context() {

@@ -8,7 +8,8 @@
 //!    formats (`ghp_`, `AKIA`, `sk-ant-`, `-----BEGIN `, ...); each pattern's
 //!    bounded regex only runs in a window around its anchors.
 //! 2. Configured *known secrets* are searched as literal needles in raw,
-//!    base64 / base64url (all three byte alignments), hex and percent forms.
+//!    base64 / base64url (all three byte alignments), base32 (all five), hex
+//!    and percent forms.
 //! 3. Decoded views are scanned the same way, recursively (up to 3 layers):
 //!    base64/base64url and hex segments, and windows around percent escapes,
 //!    `\xHH`/`\uXXXX` escapes, zero-width/invisible characters and
@@ -16,6 +17,21 @@
 //!
 //! A [`Finding`] never contains the matched text: only the detector id,
 //! position, length and encoding. Errors never echo a secret either.
+//!
+//! Entry points: [`detect`] / [`Detector::detect`] (bodies, blobs),
+//! [`Detector::scan_url`] + [`redact_url`] (request targets and their audit
+//! form), [`Detector::scan_header`], [`Detector::scan_host`], and
+//! [`Detector::stream`] for bodies of any size with bounded memory
+//! ([`StreamScanner::push`] stops at the first finding;
+//! [`StreamScanner::push_report`] keeps going for log-only policies).
+//!
+//! Known limits: tokens are matched case-sensitively as their providers
+//! issue them; a secret encoded in a scheme not listed above (ROT13,
+//! reversed, compressed) is only caught if it is a known secret in
+//! one of the listed encodings; a secret longer than [`STREAM_OVERLAP`] bytes
+//! in encoded form can be missed by the stream scanner if cut at the wrong
+//! place; known secrets inside decoded *binary* data are only found in
+//! printable-ASCII islands.
 #![forbid(unsafe_code)]
 
 mod decode;
@@ -52,6 +68,8 @@ pub enum Encoding {
     Raw,
     Base64,
     Base64Url,
+    /// RFC 4648 base32 (known secrets only).
+    Base32,
     Hex,
     /// Percent-encoding (URL), possibly nested.
     Percent,
@@ -70,6 +88,7 @@ impl Encoding {
             Encoding::Raw => "raw",
             Encoding::Base64 => "base64",
             Encoding::Base64Url => "base64url",
+            Encoding::Base32 => "base32",
             Encoding::Hex => "hex",
             Encoding::Percent => "percent",
             Encoding::Escape => "escape",

@@ -319,6 +319,7 @@ fn known_secrets_in_every_encoding() {
         texts.push(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&data));
         texts.push(format!("prefix{}", b64(&data)));
     }
+    texts.push(format!("x {} y", known_b32(s)));
     for t in &texts {
         let f = det.detect(t.as_bytes());
         assert!(
@@ -586,4 +587,20 @@ fn host_scan_joins_labels() {
     assert!(Detector::builtin()
         .scan_host("objects.githubusercontent.com")
         .is_empty());
+}
+
+fn known_b32(data: &[u8]) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut bits = 0u32;
+    let mut acc = 0u64;
+    let mut out = String::new();
+    for &b in data {
+        acc = (acc << 8) | u64::from(b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(A[((acc >> bits) & 31) as usize] as char);
+        }
+    }
+    out
 }
