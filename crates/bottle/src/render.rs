@@ -501,6 +501,41 @@ mod tests {
     }
 
     #[test]
+    fn file_upstream_is_mounted_into_git_gate_only() {
+        let dir = std::env::temp_dir().join(format!("bottle-render-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let text = format!(
+            "name: demo\nimage: a\ngit:\n  - name: r\n    upstream: file://{}\n",
+            dir.display()
+        );
+        let l = crate::manifest::parse(&text, Path::new("/tmp/m.yaml"), &BTreeMap::new()).unwrap();
+        let out = compose(&l, &opts(), true).unwrap();
+        let doc: Value = serde_yaml::from_str(&out).unwrap();
+        let mount = format!("{0}:{0}", dir.display());
+        let gg = serde_yaml::to_string(&doc["services"]["git-gate"]["volumes"]).unwrap();
+        let agent = serde_yaml::to_string(&doc["services"]["agent"]["volumes"]).unwrap();
+        assert!(gg.contains(&mount), "{gg}");
+        assert!(!agent.contains(&mount), "{agent}");
+        let _ = std::fs::remove_dir_all(&dir);
+        let bad =
+            "name: demo\nimage: a\ngit:\n  - name: r\n    upstream: file:///nonexistent/x.git\n";
+        assert!(crate::manifest::parse(bad, Path::new("/tmp/m.yaml"), &BTreeMap::new()).is_err());
+    }
+
+    #[test]
+    fn internal_networks_have_no_host_address() {
+        let doc: Value =
+            serde_yaml::from_str(&compose(&loaded(), &opts(), false).unwrap()).unwrap();
+        for n in ["bottle", "sidecars"] {
+            assert_eq!(
+                doc["networks"][n]["driver_opts"]["com.docker.network.bridge.inhibit_ipv4"],
+                Value::String("true".into()),
+                "{n}"
+            );
+        }
+    }
+
+    #[test]
     fn routes_yaml_names_slots_only() {
         let l = loaded();
         let r = routes_yaml(&l);

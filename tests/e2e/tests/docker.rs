@@ -606,6 +606,30 @@ fn detached_bottle(c: &mut Checks, home: &Home, origin: &Origin, mpath: &str, se
     std::fs::write(state.join("live-config/allowlist"), &after).unwrap();
     let _ = docker(&["kill", "-s", "HUP", &pipelock, &egress]);
 
+    // --- `bottle allow` when the sidecars refuse the reload: clear failure, file put back
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline && !status_of(&state, "pipelock")["last_error"].is_null() {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let routes_path = state.join("live-config/routes.yaml");
+    let routes = std::fs::read_to_string(&routes_path).unwrap_or_default();
+    std::fs::write(&routes_path, "routes:\n  - hostt: broken.e2e.test\n").unwrap();
+    let r = home.bottle(&["allow", "badedit.e2e.test", "--bottle", &slug], SHORT);
+    let now = std::fs::read_to_string(state.join("live-config/allowlist")).unwrap_or_default();
+    c.check(
+        "bottle allow reports a refused reload and keeps the old allowlist",
+        r.code != 0 && r.stderr.contains("old allowlist is still active") && now == after,
+        || r.all(),
+    );
+    let r = sh("curl -sS --max-time 20 -o /dev/null -w '%{http_code}' https://badedit.e2e.test/; echo \" rc=$?\"");
+    c.check(
+        "host of the refused allow stays refused",
+        !r.stdout.contains("200"),
+        || r.all(),
+    );
+    std::fs::write(&routes_path, routes).unwrap();
+    let _ = docker(&["kill", "-s", "HUP", &pipelock, &egress]);
+
     // --- ls, logs, stop
     let r = home.bottle(&["ls"], SHORT);
     c.check(
@@ -635,7 +659,9 @@ fn detached_bottle(c: &mut Checks, home: &Home, origin: &Origin, mpath: &str, se
 fn git(dir: &Path, args: &[&str]) -> Run {
     let mut cmd = std::process::Command::new("git");
     // The bare repo belongs to git-gate's uid: let the host's git read it anyway.
-    cmd.args(["-c", "safe.directory=*", "-C"]).arg(dir).args(args);
+    cmd.args(["-c", "safe.directory=*", "-C"])
+        .arg(dir)
+        .args(args);
     run_cmd(cmd, SHORT)
 }
 
