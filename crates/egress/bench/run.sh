@@ -102,6 +102,13 @@ ROWS+=("$(run "chain 256 MiB download (bearer, scrubbed)" --url "https://localho
 sleep 2
 ROWS+=("$(run "chain 256 MiB download (allowlist)" --url "https://127.0.0.1:$OPORT/download?bytes=$BIG" --proxy "http://127.0.0.1:$PPORT" --cacert "$WORK/plca/ca.crt" -c 1 --download)")
 
+# egress alone on the 256 MiB download (curl sends the absolute-form https:// target)
+sleep 2
+for h in localhost 127.0.0.1; do
+  MBPS="$(curl -s -o /dev/null -w '%{speed_download}' --request-target "https://$h:$OPORT/download?bytes=$BIG" "http://$EADDR/" | awk '{printf "%.1f", $1/1000000}')"
+  ROWS+=("curl via egress only, 256 MiB ($h)||||$MBPS|0")
+done
+
 echo
 echo "| run | req/s | p50 ms | p99 ms | MB/s | errors |"
 echo "|---|---:|---:|---:|---:|---:|"
