@@ -91,6 +91,16 @@ impl DlpScanner {
         DlpScanner { detector }
     }
 
+    /// The detector in use (shared with the WebSocket scanner).
+    pub fn detector(&self) -> &Detector {
+        &self.detector
+    }
+
+    /// Whether `dlp.action` is block right now.
+    pub fn blocks(state: &State) -> bool {
+        Self::action(state) == DlpAction::Block
+    }
+
     fn action(state: &State) -> DlpAction {
         state.live.current().routes.dlp.action
     }

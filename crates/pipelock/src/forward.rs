@@ -236,6 +236,10 @@ async fn proceed(
     let (parts, body) = req.into_parts();
     let mut headers = parts.headers;
     hop::strip(&mut headers, upgrade);
+    if upgrade {
+        // No permessage-deflate: WebSocket payloads are scanned as sent.
+        headers.remove("sec-websocket-extensions");
+    }
     match HeaderValue::from_str(&authority) {
         Ok(v) => {
             headers.insert(header::HOST, v);
@@ -324,14 +328,46 @@ async fn proceed(
             let Ok(down) = client_upgrade.await else {
                 return;
             };
-            let mut a = crate::idle::IdleIo::new(TokioIo::new(down), st.limits.idle());
-            let mut b = TokioIo::new(up);
-            let (u, d) = tokio::io::copy_bidirectional(&mut a, &mut b)
-                .await
-                .unwrap_or((0, 0));
+            let a = crate::idle::IdleIo::new(TokioIo::new(down), st.limits.idle());
+            let b = TokioIo::new(up);
+            let (mut ar, mut aw) = tokio::io::split(a);
+            let (br, bw) = tokio::io::split(b);
+            let block = crate::dlp_scan::DlpScanner::blocks(&st);
+            let mut logged: Vec<&'static str> = Vec::new();
+            let up_dir = crate::ws_scan::pump(&mut ar, bw, st.dlp.detector(), block, |f| {
+                logged.push(f.detector)
+            });
+            let mut br = br;
+            let down_dir = tokio::io::copy(&mut br, &mut aw);
+            // Either direction ending (or a DLP block) ends the session.
+            let (u, d, reason) = tokio::select! {
+                r = up_dir => match r {
+                    Ok(n) => (n, 0, None),
+                    Err(e) => (0, 0, Some(e)),
+                },
+                r = down_dir => (0, r.unwrap_or(0), None),
+            };
+            for det in &logged {
+                st.metrics.dlp(det, "log");
+            }
             let mut extra = serde_json::Map::new();
             extra.insert("upgrade".into(), "websocket".into());
-            st.audit(&subj, "allow", None, Some(101), u, d, started, extra);
+            if !logged.is_empty() {
+                extra.insert(
+                    "dlp_ws".into(),
+                    format!("logged: {}", logged.join(", ")).into(),
+                );
+            }
+            let (decision, reason) = match reason {
+                Some(e @ crate::ws_scan::WsScanError::Secret(det)) => {
+                    st.metrics.dlp(det, "block");
+                    st.metrics.refusal("dlp");
+                    ("deny", Some(format!("dlp: {e}")))
+                }
+                Some(e) => ("allow", Some(format!("websocket ended: {e}"))),
+                None => ("allow", None),
+            };
+            st.audit(&subj, decision, reason, Some(101), u, d, started, extra);
         });
         let (mut p, _b) = resp.into_parts();
         p.version = Version::HTTP_11;

@@ -14,10 +14,19 @@ const HOP_BY_HOP: &[&str] = &[
     "proxy-authenticate",
 ];
 
-/// True when the request asks for a protocol upgrade (e.g. WebSocket).
+/// True when the request asks for a WebSocket upgrade. Other upgrades (h2c, TLS, ...) are
+/// not honoured: their `Upgrade` header is stripped like any hop-by-hop header, so no
+/// unscanned protocol can be switched to behind pipelock's back.
 pub fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE)
-        && connection_tokens(headers).iter().any(|t| t == "upgrade")
+    let mut ups = headers.get_all(header::UPGRADE).iter();
+    let websocket = match (ups.next(), ups.next()) {
+        (Some(v), None) => v
+            .to_str()
+            .map(|v| v.trim().eq_ignore_ascii_case("websocket"))
+            .unwrap_or(false),
+        _ => false,
+    };
+    websocket && connection_tokens(headers).iter().any(|t| t == "upgrade")
 }
 
 fn connection_tokens(headers: &HeaderMap) -> Vec<String> {
@@ -81,6 +90,11 @@ mod tests {
         h.insert("upgrade", "websocket".parse().unwrap());
         h.insert("proxy-authorization", "Basic abc".parse().unwrap());
         assert!(is_upgrade(&h));
+        let mut h2c = h.clone();
+        h2c.insert("upgrade", "h2c".parse().unwrap());
+        assert!(!is_upgrade(&h2c));
+        strip(&mut h2c, false);
+        assert!(!h2c.contains_key("upgrade"));
         strip(&mut h, true);
         assert_eq!(h.get("upgrade").unwrap(), "websocket");
         assert_eq!(h.get("connection").unwrap(), "upgrade");

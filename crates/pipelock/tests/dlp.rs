@@ -430,3 +430,45 @@ async fn post_via_tunnel_raw(env: &Env, proxy: std::net::SocketAddr, canary: &st
         .unwrap();
     h1(t, req).await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_messages_are_scanned() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let (env, p, audit) = env_with("").await;
+    let auth = format!("echo.test:{}", env.tls_port());
+    let s = connect(p.addr, &auth).await;
+    let t = tls(
+        s,
+        "echo.test",
+        client_config(roots_from_pem(&env.ca_cert()), &[b"http/1.1"]),
+    )
+    .await
+    .unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(format!("wss://{auth}/ws"), t)
+        .await
+        .unwrap();
+    ws.send(Message::text("clean message")).await.unwrap();
+    let back = tokio::time::timeout(T, ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(back.into_text().unwrap().as_str(), "clean message");
+    let tok = token();
+    let _ = ws.send(Message::text(format!("here it is: {tok}"))).await;
+    // The session is cut; the secret is never echoed back.
+    let next = tokio::time::timeout(T, ws.next()).await.unwrap();
+    match next {
+        Some(Ok(Message::Text(t))) => panic!("echoed: {t}"),
+        Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {}
+        Some(Ok(other)) => panic!("unexpected {other:?}"),
+    }
+    p.stop().await;
+    let a = audit_text(&audit);
+    assert!(
+        a.contains("secret detected in a WebSocket message: github"),
+        "{a}"
+    );
+    assert!(!a.contains(&tok));
+}
