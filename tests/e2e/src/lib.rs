@@ -262,6 +262,11 @@ impl Origin {
             args.push("--name");
             args.push(n);
         }
+        // Newer echo-origin binaries log every request (with its headers) on stdout.
+        let help = docker(&["run", "--rm", "bottle-echo-origin:latest", "--help"]).all();
+        if help.contains("--log-requests") {
+            args.push("--log-requests");
+        }
         let r = docker(&args);
         assert_eq!(r.code, 0, "docker run echo origin: {}", r.all());
         let ip = docker(&[
