@@ -424,7 +424,10 @@ impl Body for ScanBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.pending.is_none() && self.done
+        self.pending.is_none()
+            && (self.done
+                || (self.inner.is_end_stream()
+                    && self.scanner.as_ref().is_none_or(|s| s.buffered() == 0)))
     }
 
     fn size_hint(&self) -> SizeHint {
