@@ -224,6 +224,7 @@ pub fn start(o: &StartOpts) -> Result<i32> {
         .map_err(|e| Error::Docker(format!("cannot run compose: {e}")))?;
     let code = docker::wait_child(&mut child, Some(start_timeout), &|| intr.is_set())?;
     let up_result = match code {
+        _ if intr.is_set() => Err(Error::Interrupted),
         Some(0) => wait_healthy(
             &project,
             git_gate,
