@@ -144,6 +144,7 @@ pub fn bottle_bin() -> PathBuf {
 pub const IMAGES: &[&str] = &[
     "bottle-pipelock:latest",
     "bottle-egress:latest",
+    "bottle-git-gate:latest",
     "bottle-echo-origin:latest",
     "bottle-agent-test:latest",
 ];
