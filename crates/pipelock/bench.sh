@@ -24,3 +24,5 @@ echo "direct:        $(target/release/loadgen --url "https://localhost:$OP/" --c
 echo "via pipelock:  $(target/release/loadgen --url "https://localhost:$OP/" --proxy "http://127.0.0.1:$PP" --cacert "$T/ca/ca.crt" -c "$C" -d "$D")"
 echo "download direct:       $(target/release/loadgen --url "https://localhost:$OP/download?bytes=104857600" --cacert "$T/origin/ca.crt" -c 2 -d "$D" --download)"
 echo "download via pipelock: $(target/release/loadgen --url "https://localhost:$OP/download?bytes=104857600" --proxy "http://127.0.0.1:$PP" --cacert "$T/ca/ca.crt" -c 2 -d "$D" --download)"
+echo "upload direct:         $(target/release/loadgen --url "https://localhost:$OP/upload" --cacert "$T/origin/ca.crt" -c 2 -d "$D" --upload 4194304)"
+echo "upload via pipelock:   $(target/release/loadgen --url "https://localhost:$OP/upload" --proxy "http://127.0.0.1:$PP" --cacert "$T/ca/ca.crt" -c 2 -d "$D" --upload 4194304)"

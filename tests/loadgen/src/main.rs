@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use http::{Request, Uri};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -38,6 +38,10 @@ struct Args {
     /// Report download throughput (read whole bodies; use a large-body URL).
     #[arg(long)]
     download: bool,
+    /// POST a body of this many bytes of ordinary text with each request (MB/s then counts
+    /// uploaded bytes). Use with an upload endpoint (echo-origin `/upload`).
+    #[arg(long, default_value_t = 0)]
+    upload: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +64,7 @@ struct Target {
     uri: Uri,
     proxy: Option<String>,
     tls: Arc<rustls::ClientConfig>,
+    upload: bytes::Bytes,
 }
 
 fn tls_config(cacert: Option<&PathBuf>) -> Result<Arc<rustls::ClientConfig>, LoadError> {
@@ -139,7 +144,7 @@ async fn worker(t: Arc<Target>, deadline: Instant) -> (Vec<u32>, u64, u64) {
             }
         };
         let Ok((mut send, conn)) =
-            hyper::client::conn::http1::handshake::<_, Empty<bytes::Bytes>>(TokioIo::new(io)).await
+            hyper::client::conn::http1::handshake::<_, Full<bytes::Bytes>>(TokioIo::new(io)).await
         else {
             errors += 1;
             continue;
@@ -157,7 +162,17 @@ async fn worker(t: Arc<Target>, deadline: Instant) -> (Vec<u32>, u64, u64) {
                     .unwrap_or_default()
             };
             let host = format!("{}:{}", t.host, t.port);
-            let Ok(req) = Request::get(uri).header("host", host).body(Empty::new()) else {
+            let method = if t.upload.is_empty() {
+                http::Method::GET
+            } else {
+                http::Method::POST
+            };
+            let Ok(req) = Request::builder()
+                .method(method)
+                .uri(uri)
+                .header("host", host)
+                .body(Full::new(t.upload.clone()))
+            else {
                 break;
             };
             let start = Instant::now();
@@ -177,7 +192,11 @@ async fn worker(t: Arc<Target>, deadline: Instant) -> (Vec<u32>, u64, u64) {
             match ok {
                 Ok((s, n)) if s.is_success() => {
                     lat.push(start.elapsed().as_micros().min(u32::MAX as u128) as u32);
-                    bytes += n;
+                    bytes += if t.upload.is_empty() {
+                        n
+                    } else {
+                        t.upload.len() as u64
+                    };
                 }
                 Ok((s, _)) => {
                     errors += 1;
@@ -234,6 +253,14 @@ async fn main_async(args: Args) -> Result<(), LoadError> {
         }
         None => None,
     };
+    let line = b"the quick brown fox jumps over the lazy dog 0123456789\n";
+    let upload = bytes::Bytes::from(
+        line.iter()
+            .cycle()
+            .take(args.upload)
+            .copied()
+            .collect::<Vec<u8>>(),
+    );
     let t = Arc::new(Target {
         https,
         host,
@@ -241,6 +268,7 @@ async fn main_async(args: Args) -> Result<(), LoadError> {
         uri,
         proxy,
         tls: tls_config(args.cacert.as_ref())?,
+        upload,
     });
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.duration.max(1));
@@ -267,7 +295,13 @@ async fn main_async(args: Args) -> Result<(), LoadError> {
         percentile(&lat, 0.50),
         percentile(&lat, 0.99),
         bytes as f64 / secs / 1_000_000.0,
-        if args.download { " (download)" } else { "" }
+        if args.upload > 0 {
+            " (upload)"
+        } else if args.download {
+            " (download)"
+        } else {
+            ""
+        }
     );
     if lat.is_empty() {
         return Err(LoadError::Msg("no request succeeded".into()));
