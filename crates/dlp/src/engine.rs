@@ -54,12 +54,25 @@ struct Compiled {
     relaxable: bool,
 }
 
-pub(crate) struct Engine {
+/// The compiled pattern detectors (regexes, prefilter). The built-in set is
+/// compiled once per process and shared by every `Detector`.
+pub(crate) struct PatternSet {
     pats: Vec<Compiled>,
     anchors: Prefilter,
     anchor_pats: Vec<Vec<u16>>,
     discord: Option<usize>,
+}
+
+pub(crate) struct Engine {
+    set: std::sync::Arc<PatternSet>,
     pub(crate) known: Option<KnownSet>,
+}
+
+impl std::ops::Deref for Engine {
+    type Target = PatternSet;
+    fn deref(&self) -> &PatternSet {
+        &self.set
+    }
 }
 
 impl std::fmt::Debug for Engine {
@@ -222,7 +235,7 @@ fn anchor_table(defs: &[(usize, &'static PatternDef)]) -> (Vec<&'static str>, Ve
 }
 
 impl Engine {
-    pub(crate) fn new(known: Option<KnownSet>, disabled: &[String]) -> Engine {
+    fn compile(disabled: &[String]) -> PatternSet {
         let defs: Vec<(usize, &'static PatternDef)> = PATTERNS
             .iter()
             .filter(|d| !disabled.iter().any(|x| x == d.id))
@@ -242,13 +255,25 @@ impl Engine {
         let (lits, anchor_pats) = anchor_table(&defs);
         let anchors = Prefilter::new(&lits);
         let discord = pats.iter().position(|c| c.def.id == DISCORD_BOT_TOKEN);
-        Engine {
+        PatternSet {
             pats,
             anchors,
             anchor_pats,
             discord,
-            known,
         }
+    }
+
+    pub(crate) fn new(known: Option<KnownSet>, disabled: &[String]) -> Engine {
+        static BUILTIN: std::sync::OnceLock<std::sync::Arc<PatternSet>> =
+            std::sync::OnceLock::new();
+        let set = if disabled.is_empty() {
+            BUILTIN
+                .get_or_init(|| std::sync::Arc::new(Self::compile(&[])))
+                .clone()
+        } else {
+            std::sync::Arc::new(Self::compile(disabled))
+        };
+        Engine { set, known }
     }
 
     pub(crate) fn detector_ids(&self) -> impl Iterator<Item = &'static str> + '_ {
