@@ -169,6 +169,13 @@ async fn ip_literal_spellings_refused_unless_allowed() {
         "[::1]",
         "127.000.000.001",
         "[0:0:0:0:0:ffff:127.0.0.1]",
+        "0.0.0.0",
+        "0",
+        "[::]",
+        "[fe80::1%25lo]",
+        "[::1%251]",
+        "127.0.0.1%2e",
+        "localhost",
     ];
     for s in spellings {
         let (status, head, _) = raw_head(
