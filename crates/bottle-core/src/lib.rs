@@ -13,6 +13,7 @@ pub mod audit;
 pub mod body;
 pub mod cli;
 pub mod error;
+pub mod hop;
 pub mod host;
 pub mod live;
 pub mod metrics;

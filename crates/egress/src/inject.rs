@@ -1,12 +1,9 @@
-//! Request rewriting: hop-by-hop headers, stripping every credential the agent
+//! Request rewriting: stripping every credential the agent
 //! may have sent, injecting the route's credential, git-push detection, and the
 //! redacted path written to the audit log.
 
 use bottle_core::routes::{AuthScheme, RouteAuth};
-use http::header::{
-    HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONNECTION, COOKIE, PROXY_AUTHENTICATE,
-    PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
-};
+use http::header::{HeaderMap, HeaderName, AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION};
 use http::uri::{PathAndQuery, Uri};
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
@@ -50,59 +47,6 @@ pub fn is_git_push(uri: &Uri) -> bool {
                     .eq_ignore_ascii_case("git-receive-pack")
         })
     })
-}
-
-/// Remove hop-by-hop headers (and every header named in `Connection`). When
-/// `keep_upgrade` is set (a WebSocket handshake), `Connection: upgrade` and
-/// `Upgrade` are kept.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .filter(|n| !(keep_upgrade && n == UPGRADE))
-        .collect();
-    for n in named {
-        headers.remove(n);
-    }
-    // `TE: trailers` is the one TE value HTTP/2 allows (gRPC needs it)
-    let te_trailers = headers
-        .get_all(TE)
-        .iter()
-        .any(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
-    for n in [
-        &TE,
-        &TRAILER,
-        &TRANSFER_ENCODING,
-        &PROXY_AUTHORIZATION,
-        &PROXY_AUTHENTICATE,
-    ] {
-        headers.remove(n);
-    }
-    headers.remove("keep-alive");
-    headers.remove("proxy-connection");
-    if te_trailers {
-        headers.insert(TE, HeaderValue::from_static("trailers"));
-    }
-    if keep_upgrade {
-        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
-    } else {
-        headers.remove(CONNECTION);
-        headers.remove(UPGRADE);
-    }
-}
-
-/// Is this request a protocol upgrade (WebSocket) handshake?
-pub fn wants_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(UPGRADE)
-        && headers
-            .get_all(CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
 }
 
 /// `path?query` truncated for the audit log.
@@ -297,25 +241,5 @@ mod tests {
         ] {
             assert!(!is_git_push(&u.parse().unwrap()), "{u}");
         }
-    }
-
-    #[test]
-    fn hop_by_hop() {
-        let mut h = HeaderMap::new();
-        h.insert(CONNECTION, "keep-alive, x-private".parse().unwrap());
-        h.insert("x-private", "1".parse().unwrap());
-        h.insert("keep-alive", "timeout=5".parse().unwrap());
-        h.insert(TE, "gzip".parse().unwrap());
-        h.insert("x-ok", "1".parse().unwrap());
-        h.insert(UPGRADE, "websocket".parse().unwrap());
-        let mut h2 = h.clone();
-        strip_hop_by_hop(&mut h, false);
-        assert_eq!(h.len(), 1);
-        h2.insert(CONNECTION, "Upgrade, x-private".parse().unwrap());
-        assert!(wants_upgrade(&h2));
-        strip_hop_by_hop(&mut h2, true);
-        assert_eq!(h2[UPGRADE], "websocket");
-        assert_eq!(h2[CONNECTION], "upgrade");
-        assert!(!h2.contains_key("x-private"));
     }
 }

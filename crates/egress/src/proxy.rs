@@ -12,7 +12,7 @@ use bottle_core::routes::AuthScheme;
 use bottle_core::{split_host_port, Host, Refusal, Resolver};
 use http::header::{
     ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, HOST, IF_RANGE, RANGE,
-    SEC_WEBSOCKET_EXTENSIONS, UPGRADE,
+    SEC_WEBSOCKET_EXTENSIONS,
 };
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt as _;
@@ -25,9 +25,10 @@ use crate::body::{
     decode, parse_codings, scrub_headers, BodyStats, ScrubBody, ACCEPT_ENCODING as ACCEPT,
 };
 use crate::config::EgressConfig;
-use crate::inject::{audit_path, inject, is_git_push, strip_hop_by_hop, wants_upgrade};
+use crate::inject::{audit_path, inject, is_git_push};
 use crate::metrics::EgressMetrics;
 use crate::upstream::{connect_tcp, find_connect_error, resolve, Connector, Timeouts};
+use bottle_core::hop;
 
 /// Name used in refusals, audit lines and `X-Bottle-Blocked`.
 pub const COMPONENT: &str = "egress";
@@ -333,13 +334,9 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
     // every response is scrubbed for every injected secret (not only on the
     // route that injected it)
     let pats = cfg.all_patterns.clone();
-    let upgrade = wants_upgrade(req.headers());
+    let upgrade = hop::wants_upgrade(req.headers());
     if upgrade && pats.is_some() {
-        let websocket = req
-            .headers()
-            .get(UPGRADE)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
-        if !websocket {
+        if !hop::is_websocket_upgrade(req.headers()) {
             return shared.refuse(
                 &ctx,
                 Refusal::forbidden(
@@ -354,7 +351,7 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let is_head = req.method() == Method::HEAD;
     let (mut parts, body) = req.into_parts();
-    strip_hop_by_hop(&mut parts.headers, upgrade);
+    hop::strip(&mut parts.headers, upgrade);
     parts.headers.remove(HOST);
     parts.version = Version::HTTP_11;
     if let (Some(auth), Some(cred)) = (&auth, &cred) {
@@ -469,7 +466,7 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
             });
             shared.metrics.request(&ctx.route, "forwarded");
             let (mut rparts, _) = resp.into_parts();
-            strip_hop_by_hop(&mut rparts.headers, true);
+            hop::strip(&mut rparts.headers, true);
             if let Some(p) = &pats {
                 rparts.headers.remove(SEC_WEBSOCKET_EXTENSIONS);
                 let n = scrub_headers(&mut rparts.headers, p);
@@ -480,7 +477,7 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
         }
     }
     let (mut rparts, rbody) = resp.into_parts();
-    strip_hop_by_hop(&mut rparts.headers, false);
+    hop::strip(&mut rparts.headers, false);
     rparts.version = Version::HTTP_11;
     let mut header_scrubs = 0;
     if let Some(p) = &pats {

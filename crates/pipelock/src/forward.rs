@@ -14,9 +14,9 @@ use hyper_util::rt::TokioIo;
 
 use crate::body::CountingBody;
 use crate::filter::{self, Denied};
-use crate::hop;
 use crate::state::{State, Subject};
 use crate::upstream::{find_connect_error, ConnectError};
+use bottle_core::hop;
 
 /// The CONNECT target of an intercepted tunnel.
 #[derive(Clone, Debug)]
@@ -227,7 +227,7 @@ async fn proceed(
         Err(d) => return state.refuse(kind, &subject, d, started),
     };
 
-    let upgrade = req.version() == Version::HTTP_11 && hop::is_upgrade(req.headers());
+    let upgrade = req.version() == Version::HTTP_11 && hop::is_websocket_upgrade(req.headers());
     let client_upgrade = if upgrade {
         Some(hyper::upgrade::on(&mut req))
     } else {

@@ -14,7 +14,6 @@ pub mod dlp_scan;
 pub mod error;
 pub mod filter;
 pub mod forward;
-pub mod hop;
 pub mod idle;
 pub mod metrics;
 pub mod server;
