@@ -158,6 +158,34 @@ fn manifest_errors_have_lines_and_suggestions() {
     );
 }
 
+/// Without a usable Compose the launcher says what to install (forced with BOTTLE_COMPOSE).
+#[test]
+fn missing_compose_is_a_clear_error() {
+    let v2 = std::process::Command::new("docker")
+        .args(["compose", "version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if v2 {
+        eprintln!("docker compose v2 is installed here; forcing `plugin` would not fail");
+        return;
+    }
+    let mut home = Home::new();
+    home.env.push(("BOTTLE_COMPOSE".into(), "plugin".into()));
+    let p = write_manifest(&home, "name: e2e\nimage: x\n");
+    let r = home.bottle(&["start", &p], SHORT);
+    assert_ne!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stderr.contains("docker compose") && r.stderr.contains("install"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        home.slugs().is_empty(),
+        "no state dir may be left: {:?}",
+        home.slugs()
+    );
+}
+
 /// Every Docker scenario, in order.
 #[test]
 fn docker_end_to_end() {
