@@ -19,9 +19,7 @@ use tokio_util::io::{ReaderStream, StreamReader};
 
 use crate::scrub::{Patterns, StreamScrubber};
 
-/// Same shape as `bottle_core::body::BoxError` / `BoxBody`.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-pub type BoxBody = http_body_util::combinators::BoxBody<Bytes, BoxError>;
+pub use bottle_core::body::{BoxBody, BoxError};
 
 /// A content coding we can decode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -270,11 +268,7 @@ mod tests {
     use async_compression::tokio::write::{BrotliEncoder, GzipEncoder, ZlibEncoder, ZstdEncoder};
     use tokio::io::AsyncWriteExt as _;
 
-    fn full(b: impl Into<Bytes>) -> BoxBody {
-        http_body_util::Full::new(b.into())
-            .map_err(|never| match never {})
-            .boxed()
-    }
+    use bottle_core::body::full;
 
     async fn collect(b: impl Body<Data = Bytes, Error = BoxError>) -> Vec<u8> {
         b.collect().await.unwrap().to_bytes().to_vec()
