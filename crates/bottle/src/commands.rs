@@ -256,7 +256,7 @@ pub fn start(o: &StartOpts) -> Result<i32> {
     if o.detach {
         ui::ok(&format!("bottle {} is running (detached)", ui::bold(&slug)));
         ui::note(&format!("state:  {}", dir.display()));
-        ui::note(&format!("shell:  docker exec -it $(docker ps -qf label=com.docker.compose.project={project} -f label=com.docker.compose.service=agent) sh"));
+        ui::note(&format!("shell:  bottle exec {slug} [-- CMD...]"));
         ui::note(&format!("allow:  bottle allow HOST --bottle {slug}"));
         ui::note(&format!("logs:   bottle logs {slug} -f"));
         ui::note(&format!("stop:   bottle stop {slug}"));
@@ -684,6 +684,36 @@ pub fn logs(slug: &str, follow: bool) -> Result<i32> {
     Err(Error::Usage(format!(
         "bottle `{slug}` is not running and has no saved compose.log"
     )))
+}
+
+/// `bottle exec SLUG [-- CMD...]`: run a command in the agent of a running bottle.
+pub fn exec(slug: &str, command: &[String]) -> Result<i32> {
+    if !state::valid_slug(slug) {
+        return Err(Error::Usage(format!("`{slug}` is not a bottle slug")));
+    }
+    let dir = state::dir(slug);
+    let project = state::project(slug);
+    if !dir.join("docker-compose.yml").is_file() || docker::containers(Some(&project))?.is_empty() {
+        return Err(Error::Usage(format!(
+            "bottle `{slug}` is not running (see `bottle ls`)"
+        )));
+    }
+    let compose = Compose::detect()?;
+    let mut c = compose.cmd(&project, &dir.join("docker-compose.yml"));
+    c.arg("exec");
+    if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
+        c.arg("-T");
+    }
+    c.arg("agent");
+    if command.is_empty() {
+        c.arg("sh");
+    } else {
+        c.args(command);
+    }
+    let st = c
+        .status()
+        .map_err(|e| Error::Docker(format!("cannot run compose exec: {e}")))?;
+    Ok(st.code().unwrap_or(1))
 }
 
 /// `bottle stop SLUG [--keep]`.

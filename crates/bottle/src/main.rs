@@ -48,6 +48,14 @@ enum Cmd {
         #[arg(short, long)]
         follow: bool,
     },
+    /// Run a command (default `sh`) in the agent of a running (detached) bottle.
+    Exec {
+        /// The bottle's slug.
+        slug: String,
+        /// The command.
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
     /// Stop a bottle: save logs, compose down, remove its state (unless --keep).
     Stop {
         /// The bottle's slug.
@@ -93,6 +101,7 @@ fn main() -> ExitCode {
         Cmd::Allow { host, bottle } => commands::allow(&host, bottle.as_deref()).map(|()| 0),
         Cmd::Ls => commands::ls().map(|()| 0),
         Cmd::Logs { slug, follow } => commands::logs(&slug, follow),
+        Cmd::Exec { slug, command } => commands::exec(&slug, &command),
         Cmd::Stop { slug, keep } => commands::stop(&slug, keep).map(|()| 0),
         Cmd::Cleanup { yes } => commands::cleanup(yes).map(|()| 0),
         Cmd::Build {

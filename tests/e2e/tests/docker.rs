@@ -658,6 +658,16 @@ fn detached_bottle(c: &mut Checks, home: &Home, origin: &Origin, mpath: &str, se
     std::fs::write(&routes_path, routes).unwrap();
     let _ = docker(&["kill", "-s", "HUP", &pipelock, &egress]);
 
+    let r = home.bottle(
+        &["exec", &slug, "--", "sh", "-c", "echo exec-ok; id -u"],
+        SHORT,
+    );
+    c.check(
+        "bottle exec runs in the agent",
+        r.code == 0 && r.stdout.contains("exec-ok"),
+        || r.all(),
+    );
+
     // --- ls, logs, stop
     let r = home.bottle(&["ls"], SHORT);
     c.check(
