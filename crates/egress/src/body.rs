@@ -1,4 +1,5 @@
-//! Response body plumbing: content decoding for scanning, the scrubbing body,
+//! Response body plumbing: the scrubbing body (content decoding for scanning is
+//! `bottle_core::body::decode`),
 //! and completion accounting (bytes, scrubs) reported when a body ends or is
 //! dropped.
 
@@ -6,97 +7,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use async_compression::tokio::bufread::{
-    BrotliDecoder, DeflateDecoder, GzipDecoder, ZlibDecoder, ZstdDecoder,
-};
 use bytes::Bytes;
-use futures_util::TryStreamExt as _;
 use http::header::{HeaderMap, HeaderName};
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::{BodyDataStream, BodyExt as _, StreamBody};
-use tokio::io::{AsyncBufRead, AsyncBufReadExt as _, BufReader};
-use tokio_util::io::{ReaderStream, StreamReader};
 
 use crate::scrub::{Patterns, StreamScrubber};
 
-pub use bottle_core::body::{BoxBody, BoxError};
-
-/// A content coding we can decode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Coding {
-    Gzip,
-    Deflate,
-    Br,
-    Zstd,
-}
-
-/// Parse every `Content-Encoding` header (in order). `identity` is skipped.
-/// Err(name) for the first coding we cannot decode.
-pub fn parse_codings(headers: &HeaderMap) -> Result<Vec<Coding>, String> {
-    let mut out = Vec::new();
-    for v in headers.get_all(http::header::CONTENT_ENCODING) {
-        let s = v.to_str().map_err(|_| "non-ASCII".to_string())?;
-        for c in s.split(',') {
-            let c = c.trim().to_ascii_lowercase();
-            match c.as_str() {
-                "" | "identity" => {}
-                "gzip" | "x-gzip" => out.push(Coding::Gzip),
-                "deflate" => out.push(Coding::Deflate),
-                "br" => out.push(Coding::Br),
-                "zstd" => out.push(Coding::Zstd),
-                other => return Err(truncate(other, 40)),
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    s.chars().filter(|c| c.is_ascii_graphic()).take(n).collect()
-}
-
-/// The `Accept-Encoding` egress sends on a scrubbed route: only what it can decode.
-pub const ACCEPT_ENCODING: &str = "gzip, deflate, br, zstd";
-
-type Reader = Box<dyn AsyncBufRead + Send + Sync + Unpin>;
-
-/// Decode `body` through `codings` (applied in header order, so decoded in reverse).
-pub async fn decode(body: BoxBody, codings: &[Coding]) -> BoxBody {
-    if codings.is_empty() {
-        return body;
-    }
-    let stream = BodyDataStream::new(body).map_err(std::io::Error::other);
-    let mut reader: Reader = Box::new(StreamReader::new(stream));
-    for c in codings.iter().rev() {
-        reader = match c {
-            Coding::Gzip => {
-                let mut d = GzipDecoder::new(reader);
-                d.multiple_members(true);
-                Box::new(BufReader::new(d))
-            }
-            Coding::Br => Box::new(BufReader::new(BrotliDecoder::new(reader))),
-            Coding::Zstd => Box::new(BufReader::new(ZstdDecoder::new(reader))),
-            Coding::Deflate => {
-                // "deflate" should be zlib-wrapped; some servers send raw deflate.
-                let zlib = match reader.fill_buf().await {
-                    Ok(b) if b.len() >= 2 => {
-                        b[0] & 0x0f == 8 && ((u16::from(b[0]) << 8) | u16::from(b[1])) % 31 == 0
-                    }
-                    _ => true,
-                };
-                if zlib {
-                    Box::new(BufReader::new(ZlibDecoder::new(reader)))
-                } else {
-                    Box::new(BufReader::new(DeflateDecoder::new(reader)))
-                }
-            }
-        };
-    }
-    let frames = ReaderStream::with_capacity(reader, 16 * 1024)
-        .map_ok(Frame::data)
-        .map_err(|e| -> BoxError { Box::new(e) });
-    StreamBody::new(frames).boxed()
-}
+pub use bottle_core::body::{decode, parse_codings, BoxBody, BoxError, Coding, ACCEPT_ENCODING};
 
 /// Totals reported when a response body finishes (or is dropped).
 #[derive(Debug, Clone, Copy, Default)]
@@ -269,6 +186,7 @@ mod tests {
     use tokio::io::AsyncWriteExt as _;
 
     use bottle_core::body::full;
+    use http_body_util::BodyExt as _;
 
     async fn collect(b: impl Body<Data = Bytes, Error = BoxError>) -> Vec<u8> {
         b.collect().await.unwrap().to_bytes().to_vec()
@@ -323,29 +241,6 @@ mod tests {
             assert!(st.complete);
             assert_eq!(st.bytes, s.len() as u64);
         }
-    }
-
-    #[tokio::test]
-    async fn raw_deflate_and_chained_codings() {
-        let mut e = async_compression::tokio::write::DeflateEncoder::new(Vec::new());
-        e.write_all(b"raw deflate body").await.unwrap();
-        e.shutdown().await.unwrap();
-        let out = collect(decode(full(e.into_inner()), &[Coding::Deflate]).await).await;
-        assert_eq!(out, b"raw deflate body");
-        let inner = compress(Coding::Gzip, b"twice").await;
-        let outer = compress(Coding::Br, &inner).await;
-        let out = collect(decode(full(outer), &[Coding::Gzip, Coding::Br]).await).await;
-        assert_eq!(out, b"twice");
-    }
-
-    #[test]
-    fn parse_codings_rejects_unknown() {
-        let mut h = HeaderMap::new();
-        h.append("content-encoding", "gzip".parse().unwrap());
-        h.append("content-encoding", "identity, BR".parse().unwrap());
-        assert_eq!(parse_codings(&h).unwrap(), vec![Coding::Gzip, Coding::Br]);
-        h.append("content-encoding", "x-unknown".parse().unwrap());
-        assert_eq!(parse_codings(&h).unwrap_err(), "x-unknown");
     }
 
     #[test]

@@ -12,11 +12,10 @@ use bottle_core::routes::DlpAction;
 use bottle_core::{BoxBody, BoxError};
 use bottle_dlp::{Detector, DetectorConfig, Finding, StreamScanner};
 use bytes::Bytes;
-use futures_util::TryStreamExt;
 use http::header::{self, HeaderMap};
 use http::{Request, StatusCode, Uri};
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::{BodyExt, BodyStream, StreamBody};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use crate::filter::Denied;
@@ -235,7 +234,7 @@ impl DlpScanner {
     }
 
     /// Wraps the request body in a streaming scanner (decoding it first if compressed).
-    pub fn wrap_body(
+    pub async fn wrap_body(
         &self,
         state: &State,
         body: Incoming,
@@ -243,28 +242,17 @@ impl DlpScanner {
         slot: FindingSlot,
     ) -> Result<BoxBody, Denied> {
         let raw: BoxBody = body.map_err(|e| -> BoxError { Box::new(e) }).boxed();
-        let encodings: Vec<String> = headers
-            .get_all(header::CONTENT_ENCODING)
-            .iter()
-            .flat_map(|v| {
-                v.to_str()
-                    .unwrap_or("\u{0}")
-                    .split(',')
-                    .map(|s| s.trim().to_ascii_lowercase())
-                    .collect::<Vec<_>>()
-            })
-            .filter(|e| !e.is_empty() && e != "identity")
-            .collect();
-        let body = match encodings.as_slice() {
+        let codings = bottle_core::body::parse_codings(headers).map_err(|one| {
+            Denied::status(
+                "dlp_encoding",
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("request Content-Encoding {one:?} cannot be scanned"),
+            )
+        })?;
+        let body = match codings.as_slice() {
             [] => raw,
-            [one] => {
-                let decoded = decode(raw, one).ok_or_else(|| {
-                    Denied::status(
-                        "dlp_encoding",
-                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                        format!("request Content-Encoding {one:?} cannot be scanned"),
-                    )
-                })?;
+            [_] => {
+                let decoded = bottle_core::body::decode(raw, &codings).await;
                 // Forwarded decoded: the scanned bytes are the sent bytes.
                 headers.remove(header::CONTENT_ENCODING);
                 headers.remove(header::CONTENT_LENGTH);
@@ -290,34 +278,6 @@ impl DlpScanner {
         }
         .boxed())
     }
-}
-
-fn decode(body: BoxBody, encoding: &str) -> Option<BoxBody> {
-    use async_compression::tokio::bufread::{BrotliDecoder, GzipDecoder, ZlibDecoder, ZstdDecoder};
-    use tokio_util::io::{ReaderStream, StreamReader};
-    let stream = BodyStream::new(body)
-        .try_filter_map(|f| async move { Ok(f.into_data().ok()) })
-        .map_err(std::io::Error::other);
-    let reader = StreamReader::new(stream);
-    let out: BoxBody = match encoding {
-        "gzip" | "x-gzip" => wrap(ReaderStream::new(GzipDecoder::new(reader))),
-        "deflate" => wrap(ReaderStream::new(ZlibDecoder::new(reader))),
-        "br" => wrap(ReaderStream::new(BrotliDecoder::new(reader))),
-        "zstd" => wrap(ReaderStream::new(ZstdDecoder::new(reader))),
-        _ => return None,
-    };
-    Some(out)
-}
-
-fn wrap<S>(s: S) -> BoxBody
-where
-    S: futures_util::Stream<Item = std::io::Result<Bytes>> + Send + Sync + 'static,
-{
-    StreamBody::new(
-        s.map_ok(Frame::data)
-            .map_err(|e| -> BoxError { Box::new(e) }),
-    )
-    .boxed()
 }
 
 /// A body that only releases bytes the scanner has cleared.

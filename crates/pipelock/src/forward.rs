@@ -254,6 +254,7 @@ async fn proceed(
     let body = match state
         .dlp
         .wrap_body(&state, body, &mut headers, body_finding.clone())
+        .await
     {
         Ok(b) => b,
         Err(d) => return state.refuse(kind, &subject, d, started),
