@@ -26,6 +26,7 @@ pub mod secret;
 pub mod ssrf;
 pub mod status;
 pub mod tls;
+pub mod upstream;
 
 pub use allowlist::{Allowlist, HostPattern, PortSpec};
 pub use audit::{AuditEvent, AuditLog};

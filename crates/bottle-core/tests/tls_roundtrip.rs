@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bottle_core::tls::{load_certs, load_key, provider, upstream_client_config};
+use bottle_core::upstream::UpstreamConn;
+use hyper_util::client::legacy::connect::Connection;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -83,14 +85,22 @@ async fn connect(
 ) -> Result<Option<Vec<u8>>, std::io::Error> {
     let tcp = TcpStream::connect(addr).await?;
     let connector = tokio_rustls::TlsConnector::from(cfg);
-    let mut tls = connector
+    let tls = connector
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await?;
+    let alpn = tls.get_ref().1.alpn_protocol().map(|p| p.to_vec());
+    // the shared upstream connection type: HTTP/2 exactly when ALPN chose h2, never proxied
+    let conn = UpstreamConn::tls(tls);
+    let c = conn.connected();
+    assert_eq!(c.is_negotiated_h2(), alpn.as_deref() == Some(&b"h2"[..]));
+    assert_eq!(conn.is_h2(), c.is_negotiated_h2());
+    assert!(!c.is_proxied());
+    let mut tls = hyper_util::rt::TokioIo::new(conn);
     tls.write_all(b"ping").await?;
     let mut buf = [0u8; 4];
     tls.read_exact(&mut buf).await?;
     assert_eq!(&buf, b"ping");
-    Ok(tls.get_ref().1.alpn_protocol().map(|p| p.to_vec()))
+    Ok(alpn)
 }
 
 #[tokio::test]

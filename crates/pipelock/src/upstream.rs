@@ -11,12 +11,10 @@ use std::time::Duration;
 use bottle_core::reload::Reloadable;
 use bottle_core::{BoxBody, Host, LiveConfig, Refusal, Resolver};
 use http::Uri;
-use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
-use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 /// Where decrypted requests go.
@@ -76,64 +74,7 @@ pub enum ConnectError {
 }
 
 /// One upstream transport.
-pub enum UpConn {
-    Plain(TokioIo<TcpStream>, bool),
-    Tls(Box<TokioIo<TlsStream<TcpStream>>>),
-}
-
-impl Connection for UpConn {
-    fn connected(&self) -> Connected {
-        match self {
-            UpConn::Plain(_, proxied) => Connected::new().proxy(*proxied),
-            UpConn::Tls(s) => {
-                let c = Connected::new();
-                if s.inner().get_ref().1.alpn_protocol() == Some(b"h2") {
-                    c.negotiated_h2()
-                } else {
-                    c
-                }
-            }
-        }
-    }
-}
-
-impl hyper::rt::Read for UpConn {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: hyper::rt::ReadBufCursor<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            UpConn::Plain(s, _) => Pin::new(s).poll_read(cx, buf),
-            UpConn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl hyper::rt::Write for UpConn {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            UpConn::Plain(s, _) => Pin::new(s).poll_write(cx, buf),
-            UpConn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            UpConn::Plain(s, _) => Pin::new(s).poll_flush(cx),
-            UpConn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            UpConn::Plain(s, _) => Pin::new(s).poll_shutdown(cx),
-            UpConn::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
+pub use bottle_core::upstream::UpstreamConn as UpConn;
 
 /// Shared pieces of the connectors.
 pub struct Dialer {
@@ -216,7 +157,7 @@ impl tower_service::Service<Uri> for Connector {
         Box::pin(async move {
             if matches!(this.dialer.mode, Mode::Proxy { .. }) {
                 let s = this.dialer.dial_proxy().await?;
-                return Ok(UpConn::Plain(TokioIo::new(s), true));
+                return Ok(UpConn::to_proxy(s));
             }
             let https = match uri.scheme_str() {
                 Some("https") => true,
@@ -231,7 +172,7 @@ impl tower_service::Service<Uri> for Connector {
                     .map_err(|e| ConnectError::BadUri(e.to_string()))?;
             let tcp = this.dialer.dial_checked(&host, port).await?;
             if !https {
-                return Ok(UpConn::Plain(TokioIo::new(tcp), false));
+                return Ok(UpConn::plain(tcp));
             }
             let name = match &host {
                 Host::Ip(ip) => ServerName::IpAddress((*ip).into()),
@@ -244,7 +185,7 @@ impl tower_service::Service<Uri> for Connector {
                     .await
                     .map_err(|_| ConnectError::Timeout(what.clone()))?
                     .map_err(|e| ConnectError::Tls(what, e))?;
-            Ok(UpConn::Tls(Box::new(TokioIo::new(tls))))
+            Ok(UpConn::tls(tls))
         })
     }
 }
