@@ -58,8 +58,15 @@ struct Compiled {
 /// compiled once per process and shared by every `Detector`.
 pub(crate) struct PatternSet {
     pats: Vec<Compiled>,
+    /// Anchors of text patterns, searched in the whole input.
     anchors: Prefilter,
     anchor_pats: Vec<Vec<u16>>,
+    /// Anchors of run patterns, searched only inside base64-alphabet runs.
+    run_ac: AhoCorasick,
+    run_pats: Vec<Vec<u16>>,
+    /// Every anchor, for short inputs (one automaton pass).
+    small: AhoCorasick,
+    small_pats: Vec<Vec<u16>>,
     discord: Option<usize>,
 }
 
@@ -95,7 +102,7 @@ enum Group {
 
 /// The literal prefilter: anchors split into groups small enough for Teddy
 /// (at most 64 patterns, grouped by length so the fingerprint is long).
-struct Prefilter {
+pub(crate) struct Prefilter {
     /// (group, global anchor index of each group pattern)
     groups: Vec<(Group, Vec<usize>)>,
     /// All anchors in one automaton: one pass is cheaper than several
@@ -107,8 +114,8 @@ struct Prefilter {
 const SMALL_HAY: usize = 256;
 
 impl Prefilter {
-    fn new(lits: &[&'static str]) -> Prefilter {
-        let mut by_len: Vec<(usize, &'static str)> = lits.iter().copied().enumerate().collect();
+    pub(crate) fn new<L: AsRef<[u8]>>(lits: &[L]) -> Prefilter {
+        let mut by_len: Vec<(usize, &[u8])> = lits.iter().map(AsRef::as_ref).enumerate().collect();
         by_len.sort_by_key(|(_, l)| l.len());
         let mut groups = Vec::new();
         let mut short = Vec::new();
@@ -123,12 +130,11 @@ impl Prefilter {
         }
         for (i, l) in short {
             groups.push((
-                Group::Memmem(memchr::memmem::Finder::new(l.as_bytes()).into_owned()),
+                Group::Memmem(memchr::memmem::Finder::new(l).into_owned()),
                 vec![i],
             ));
         }
-        let mut chunks: Vec<Vec<(usize, &'static str)>> =
-            three.chunks(64).map(<[_]>::to_vec).collect();
+        let mut chunks: Vec<Vec<(usize, &[u8])>> = three.chunks(64).map(<[_]>::to_vec).collect();
         // Spread the long anchors evenly over as few groups as possible.
         let k = long.len().div_ceil(64).max(1);
         let per = long.len().div_ceil(k).max(1);
@@ -169,7 +175,7 @@ impl Prefilter {
 
     /// Call `f(position, anchor)` for every anchor occurrence (anchors are
     /// prefix-free, so at most one starts at any position).
-    fn for_each(&self, hay: &[u8], mut f: impl FnMut(usize, usize)) {
+    pub(crate) fn for_each(&self, hay: &[u8], mut f: impl FnMut(usize, usize)) {
         let n = hay.len();
         if n <= SMALL_HAY {
             let mut pos = 0;
@@ -252,13 +258,36 @@ impl Engine {
                 relaxable: !d.anchors.is_empty() && d.anchors.iter().all(|a| a.len() >= 4),
             })
             .collect();
-        let (lits, anchor_pats) = anchor_table(&defs);
+        let is_text = |d: &PatternDef| crate::patterns::TEXT_IDS.contains(&d.id);
+        let text_defs: Vec<(usize, &'static PatternDef)> =
+            defs.iter().copied().filter(|(_, d)| is_text(d)).collect();
+        let run_defs: Vec<(usize, &'static PatternDef)> =
+            defs.iter().copied().filter(|(_, d)| !is_text(d)).collect();
+        let (lits, anchor_pats) = anchor_table(&text_defs);
         let anchors = Prefilter::new(&lits);
+        let (run_lits, run_pats) = anchor_table(&run_defs);
+        let (all_lits, small_pats) = anchor_table(&defs);
+        let dfa = |l: &[&'static str]| {
+            // Literal anchors from the static table: building an automaton
+            // for them cannot fail short of size limits.
+            #[allow(clippy::expect_used)]
+            AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostFirst)
+                .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+                .build(l)
+                .expect("anchor automaton builds")
+        };
+        let run_ac = dfa(&run_lits);
+        let small = dfa(&all_lits);
         let discord = pats.iter().position(|c| c.def.id == DISCORD_BOT_TOKEN);
         PatternSet {
             pats,
             anchors,
             anchor_pats,
+            run_ac,
+            run_pats,
+            small,
+            small_pats,
             discord,
         }
     }
@@ -336,11 +365,17 @@ impl Engine {
     }
 
     /// Literal prefilter, then each candidate pattern's regex on merged windows.
-    fn scan_patterns(&self, hay: &[u8], relaxed: bool, out: &mut Vec<Hit>) {
+    fn scan_patterns(
+        &self,
+        hay: &[u8],
+        runs: &[(usize, usize, u8)],
+        relaxed: bool,
+        out: &mut Vec<Hit>,
+    ) {
         let n = hay.len();
         let mut wins: Vec<(u16, usize, usize)> = Vec::new();
-        self.anchors.for_each(hay, |a, anchor| {
-            for &pi in &self.anchor_pats[anchor] {
+        let mut add = |table: &[Vec<u16>], a: usize, anchor: usize| {
+            for &pi in &table[anchor] {
                 let d = self.pats[pi as usize].def;
                 if let Some(near) = d.near {
                     if !near(hay, a) {
@@ -351,7 +386,24 @@ impl Engine {
                 let we = (a + d.max_len).min(n);
                 wins.push((pi, ws, we));
             }
-        });
+        };
+        if n <= SMALL_HAY {
+            let mut pos = 0;
+            while let Some(m) = self.small.find(Input::new(hay).span(pos..n)) {
+                add(&self.small_pats, m.start(), m.pattern().as_usize());
+                pos = m.start() + 1;
+            }
+        } else {
+            self.anchors
+                .for_each(hay, |a, anchor| add(&self.anchor_pats, a, anchor));
+            for &(s, e, _) in runs {
+                let mut pos = s;
+                while let Some(m) = self.run_ac.find(Input::new(hay).span(pos..e)) {
+                    add(&self.run_pats, m.start(), m.pattern().as_usize());
+                    pos = m.start() + 1;
+                }
+            }
+        }
         if wins.is_empty() {
             return;
         }
@@ -385,7 +437,7 @@ impl Engine {
 
     #[cfg(feature = "fuzzing")]
     pub(crate) fn scan_patterns_pub(&self, hay: &[u8], out: &mut Vec<Hit>) {
-        self.scan_patterns(hay, false, out)
+        self.scan_patterns(hay, &find_runs(hay), false, out)
     }
 
     #[cfg(feature = "fuzzing")]
@@ -408,7 +460,8 @@ impl Engine {
         if out.len() >= MAX_HITS {
             return;
         }
-        self.scan_patterns(hay, relaxed, out);
+        let runs = find_runs(hay);
+        self.scan_patterns(hay, &runs, relaxed, out);
         if let Some(k) = &self.known {
             k.find(hay, |s, e, enc| {
                 out.push(Hit {
@@ -422,7 +475,6 @@ impl Engine {
         if depth >= MAX_DEPTH {
             return;
         }
-        let runs = find_runs(hay);
         let trig = find_triggers(hay);
         let mut buf = Vec::new();
         for &(s, e, flags) in &runs {
@@ -452,6 +504,11 @@ impl Engine {
                 1
             };
             for a in 0..aligns {
+                // Short runs: only decode alignments at which the run could
+                // be base64 of text (see `plausible_text_alignment`).
+                if e - s <= ALIGN_ALL_MAX && !plausible_text_alignment(&hay[s + a..e]) {
+                    continue;
+                }
                 let run = &hay[s + a..e];
                 decode::b64_decode(run, &mut buf);
                 let mut sub = Vec::new();
@@ -691,6 +748,22 @@ impl Engine {
         self.scan_view(hay, 0, cut_start, relaxed, &mut budget, &mut out);
         dedup(out)
     }
+}
+
+/// In base64 of ASCII text every fourth character (the first of each group)
+/// carries the top six bits of a byte below 0x80, so its value is below 32.
+/// Random data or a wrong alignment gives about half such characters; a run
+/// where more than a quarter exceed 31 is not text at this alignment.
+fn plausible_text_alignment(run: &[u8]) -> bool {
+    let mut hi = 0;
+    let mut total = 0;
+    for &c in run.iter().step_by(4) {
+        total += 1;
+        if decode::B64[c as usize] >= 32 {
+            hi += 1;
+        }
+    }
+    total > 0 && hi * 4 <= total
 }
 
 /// Maximal runs of base64/base64url characters at least `MIN_RUN` long, with

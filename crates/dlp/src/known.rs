@@ -2,15 +2,16 @@
 //! each encoding an exfiltration would plausibly use, and all needles are
 //! searched at once.
 
+use crate::engine::Prefilter;
 use crate::Encoding;
-use aho_corasick::{AhoCorasick, MatchKind};
 use base64::Engine as _;
 use zeroize::Zeroizing;
 
 pub(crate) struct KnownSet {
-    ac: AhoCorasick,
-    /// Encoding of each needle, by pattern id.
+    pre: Prefilter,
+    /// Encoding and length of each needle, by needle id.
     enc: Vec<Encoding>,
+    lens: Vec<usize>,
     pub(crate) count: usize,
 }
 
@@ -103,18 +104,8 @@ impl KnownSet {
             }
             count += 1;
             push(s, Encoding::Raw, &mut needles, &mut enc);
-            let hx = Zeroizing::new(hex::encode(s));
-            push(hx.as_bytes(), Encoding::Hex, &mut needles, &mut enc);
-            let hu = Zeroizing::new(hex::encode_upper(s));
-            push(hu.as_bytes(), Encoding::Hex, &mut needles, &mut enc);
-            let mut pu = Zeroizing::new(String::with_capacity(s.len() * 3));
-            let mut pl = Zeroizing::new(String::with_capacity(s.len() * 3));
-            for &b in s {
-                pu.push_str(&format!("%{b:02X}"));
-                pl.push_str(&format!("%{b:02x}"));
-            }
-            push(pu.as_bytes(), Encoding::Percent, &mut needles, &mut enc);
-            push(pl.as_bytes(), Encoding::Percent, &mut needles, &mut enc);
+            // Hex and percent forms are not needles: hex runs and percent
+            // escapes are decoded into views where the raw needle matches.
             for n in base64_needles(s, false) {
                 push(n.as_bytes(), Encoding::Base64, &mut needles, &mut enc);
             }
@@ -123,25 +114,26 @@ impl KnownSet {
             }
             for n in base32_needles(s) {
                 push(n.as_bytes(), Encoding::Base32, &mut needles, &mut enc);
-                let lower = Zeroizing::new(n.to_ascii_lowercase());
-                push(lower.as_bytes(), Encoding::Base32, &mut needles, &mut enc);
             }
         }
         if needles.is_empty() {
             return None;
         }
-        let ac = AhoCorasick::builder()
-            .match_kind(MatchKind::LeftmostFirst)
-            .build(needles.iter().map(|n| n.as_slice()))
-            .ok()?;
-        Some(KnownSet { ac, enc, count })
+        let pre = Prefilter::new(&needles);
+        let lens = needles.iter().map(|n| n.len()).collect();
+        Some(KnownSet {
+            pre,
+            enc,
+            lens,
+            count,
+        })
     }
 
     /// Every needle occurrence: (start, end, encoding).
     pub(crate) fn find(&self, hay: &[u8], mut f: impl FnMut(usize, usize, Encoding)) {
-        for m in self.ac.find_iter(hay) {
-            f(m.start(), m.end(), self.enc[m.pattern().as_usize()]);
-        }
+        self.pre.for_each(hay, |start, id| {
+            f(start, start + self.lens[id], self.enc[id])
+        });
     }
 }
 

@@ -8,8 +8,8 @@
 //!    formats (`ghp_`, `AKIA`, `sk-ant-`, `-----BEGIN `, ...); each pattern's
 //!    bounded regex only runs in a window around its anchors.
 //! 2. Configured *known secrets* are searched as literal needles in raw,
-//!    base64 / base64url (all three byte alignments), base32 (all five), hex
-//!    and percent forms.
+//!    base64 / base64url (all three byte alignments) and base32 (all five)
+//!    forms; their hex and percent forms are found in the decoded views.
 //! 3. Decoded views are scanned the same way, recursively (up to 3 layers):
 //!    base64/base64url and hex segments, and windows around percent escapes,
 //!    `\xHH`/`\uXXXX` escapes, zero-width/invisible characters and

@@ -80,6 +80,38 @@ use Boundary::{Alnum, Base64, None as Free};
 /// triggered from the token-shape scan instead.
 pub(crate) const DISCORD_BOT_TOKEN: &str = "discord-bot-token";
 
+/// Patterns whose anchor can occur outside a run of 16+ base64/base64url
+/// characters (anchors or tokens with `.`, `=`, `:`, `~`, `$`, spaces, or
+/// short tokens). Their anchors are searched in the whole input; the anchors
+/// of every other pattern only inside such runs (see `engine::find_runs`).
+/// The true-positive table test checks every detector on both paths.
+pub(crate) const TEXT_IDS: &[&str] = &[
+    "aws-secret-access-key",
+    "gcp-service-account-key",
+    "google-oauth-access-token",
+    "google-oauth-client-id",
+    "azure-storage-account-key",
+    "azure-ad-client-secret",
+    "hashicorp-vault-token",
+    "terraform-cloud-token",
+    "dynatrace-token",
+    "doppler-token",
+    "bitbucket-app-password",
+    "slack-token",
+    "slack-webhook",
+    "discord-webhook",
+    "telegram-bot-token",
+    "sendgrid-api-key",
+    "mapbox-secret-token",
+    "private-key",
+    "jwt",
+    "hex-private-key",
+    "connection-string-password",
+    "url-credential-param",
+    "env-secret-assignment",
+    "braintree-access-token",
+];
+
 pub(crate) static PATTERNS: &[PatternDef] = &[
     // ---------------------------------------------------------------- cloud
     p(
