@@ -49,6 +49,21 @@ impl ConfigError {
     }
 }
 
+/// The first error of type `T` in `e`'s source chain (`e` itself included), e.g. a
+/// connector's own error inside a hyper client error.
+pub fn find_source<'a, T: std::error::Error + 'static>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(t) = err.downcast_ref::<T>() {
+            return Some(t);
+        }
+        cur = err.source();
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,5 +75,19 @@ mod tests {
         let e = ConfigError::invalid("routes.yaml", None, "empty");
         assert_eq!(e.to_string(), "routes.yaml: empty");
         assert_eq!(e.line(), None);
+    }
+
+    #[test]
+    fn find_source_walks_the_chain() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("inner {0}")]
+        struct Inner(u8);
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer")]
+        struct Outer(#[source] Inner);
+        let outer = Outer(Inner(7));
+        assert_eq!(find_source::<Inner>(&outer).map(|i| i.0), Some(7));
+        assert!(find_source::<Outer>(&outer).is_some());
+        assert!(find_source::<std::fmt::Error>(&outer).is_none());
     }
 }

@@ -229,12 +229,5 @@ impl Upstream {
 pub fn find_connect_error<'a>(
     e: &'a (dyn std::error::Error + 'static),
 ) -> Option<&'a ConnectError> {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if let Some(c) = err.downcast_ref::<ConnectError>() {
-            return Some(c);
-        }
-        cur = err.source();
-    }
-    None
+    bottle_core::error::find_source::<ConnectError>(e)
 }
