@@ -7,8 +7,10 @@ use async_compression::tokio::bufread::{
 use bytes::Bytes;
 use futures_util::TryStreamExt as _;
 use http::header::HeaderMap;
-use http_body::Frame;
+use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyDataStream, BodyExt, Empty, Full, StreamBody};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt as _, BufReader};
 use tokio_util::io::{ReaderStream, StreamReader};
 
@@ -27,6 +29,73 @@ pub fn empty() -> BoxBody {
     Empty::<Bytes>::new()
         .map_err(|never| match never {})
         .boxed()
+}
+
+/// What an [`ObservedBody`] reports about the frames passing through it.
+pub trait BodyObserver {
+    /// A data frame of `len` bytes passed.
+    fn on_data(&mut self, len: usize) {
+        let _ = len;
+    }
+    /// The inner body failed (the error is passed on after this).
+    fn on_error(&mut self, error: &BoxError) {
+        let _ = error;
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Passes `inner`'s frames through unchanged (errors boxed), telling `observer` about
+    /// each data frame and error. End-of-body work belongs in the observer's `Drop`, which
+    /// runs whether the body ended or was dropped early.
+    pub struct ObservedBody<B, O> {
+        #[pin]
+        inner: B,
+        observer: O,
+    }
+}
+
+impl<B, O> ObservedBody<B, O> {
+    pub fn new(inner: B, observer: O) -> Self {
+        ObservedBody { inner, observer }
+    }
+}
+
+impl<B, O> Body for ObservedBody<B, O>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+    O: BodyObserver,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.project();
+        match this.inner.poll_frame(cx) {
+            Poll::Ready(Some(Ok(f))) => {
+                if let Some(d) = f.data_ref() {
+                    this.observer.on_data(d.len());
+                }
+                Poll::Ready(Some(Ok(f)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                let e: BoxError = e.into();
+                this.observer.on_error(&e);
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// A content coding we can decode.
@@ -192,5 +261,39 @@ mod tests {
             http::HeaderValue::from_bytes(b"gz\xffip").unwrap(),
         );
         assert_eq!(parse_codings(&h).unwrap_err(), "non-ASCII");
+    }
+
+    #[tokio::test]
+    async fn observed_body_counts_data_and_sees_errors() {
+        #[derive(Default)]
+        struct Seen {
+            bytes: usize,
+            frames: usize,
+            errors: Vec<String>,
+        }
+        impl BodyObserver for &mut Seen {
+            fn on_data(&mut self, len: usize) {
+                self.bytes += len;
+                self.frames += 1;
+            }
+            fn on_error(&mut self, e: &BoxError) {
+                self.errors.push(e.to_string());
+            }
+        }
+        let mut seen = Seen::default();
+        let out = ObservedBody::new(full("hello world"), &mut seen)
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes();
+        assert_eq!(&out[..], b"hello world");
+        assert_eq!((seen.bytes, seen.frames), (11, 1));
+        assert!(seen.errors.is_empty());
+
+        let mut seen = Seen::default();
+        let bad = decode(full("not gzip"), &[Coding::Gzip]).await;
+        assert!(ObservedBody::new(bad, &mut seen).collect().await.is_err());
+        assert_eq!(seen.errors.len(), 1);
+        assert_eq!(seen.bytes, 0);
     }
 }

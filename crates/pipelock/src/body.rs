@@ -1,64 +1,25 @@
 //! Body wrappers: byte counting, and an audit line written when a response body ends.
 
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Instant;
 
+use bottle_core::body::{BodyObserver, ObservedBody};
 use bottle_core::BoxError;
-use bytes::Bytes;
-use http_body::{Body, Frame, SizeHint};
-use pin_project_lite::pin_project;
 
 use crate::state::{State, Subject};
 
-pin_project! {
-    /// Counts data bytes into a shared counter.
-    pub struct CountingBody<B> {
-        #[pin]
-        inner: B,
-        count: Arc<AtomicU64>,
+/// Counts data bytes into a shared counter.
+pub struct ByteCounter(pub Arc<AtomicU64>);
+
+impl BodyObserver for ByteCounter {
+    fn on_data(&mut self, len: usize) {
+        self.0.fetch_add(len as u64, Ordering::Relaxed);
     }
 }
 
-impl<B> CountingBody<B> {
-    pub fn new(inner: B, count: Arc<AtomicU64>) -> Self {
-        CountingBody { inner, count }
-    }
-}
-
-impl<B: Body<Data = Bytes>> Body for CountingBody<B>
-where
-    B::Error: Into<BoxError>,
-{
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.project();
-        match this.inner.poll_frame(cx) {
-            Poll::Ready(Some(Ok(f))) => {
-                if let Some(d) = f.data_ref() {
-                    this.count.fetch_add(d.len() as u64, Ordering::Relaxed);
-                }
-                Poll::Ready(Some(Ok(f)))
-            }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
+/// A body whose data bytes are counted into a shared counter.
+pub type CountingBody<B> = ObservedBody<B, ByteCounter>;
 
 /// Writes the request's audit line once the response body is done (or dropped).
 pub struct AuditOnEnd {
@@ -128,52 +89,14 @@ impl Drop for AuditOnEnd {
     }
 }
 
-pin_project! {
-    /// The response body towards the agent.
-    pub struct ResponseBody<B> {
-        #[pin]
-        inner: B,
-        audit: AuditOnEnd,
+impl BodyObserver for AuditOnEnd {
+    fn on_data(&mut self, len: usize) {
+        self.down += len as u64;
+    }
+    fn on_error(&mut self, e: &BoxError) {
+        self.error = Some(format!("response body: {e}"));
     }
 }
 
-impl<B> ResponseBody<B> {
-    pub fn new(inner: B, audit: AuditOnEnd) -> Self {
-        ResponseBody { inner, audit }
-    }
-}
-
-impl<B: Body<Data = Bytes>> Body for ResponseBody<B>
-where
-    B::Error: Into<BoxError>,
-{
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.project();
-        match this.inner.poll_frame(cx) {
-            Poll::Ready(Some(Ok(f))) => {
-                if let Some(d) = f.data_ref() {
-                    this.audit.down += d.len() as u64;
-                }
-                Poll::Ready(Some(Ok(f)))
-            }
-            Poll::Ready(Some(Err(e))) => {
-                let e: BoxError = e.into();
-                this.audit.error = Some(format!("response body: {e}"));
-                Poll::Ready(Some(Err(e)))
-            }
-            other => other.map(|o| o.map(|r| r.map_err(Into::into))),
-        }
-    }
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
+/// The response body towards the agent: counts bytes, writes the audit line when it ends.
+pub type ResponseBody<B> = ObservedBody<B, AuditOnEnd>;

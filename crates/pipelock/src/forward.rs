@@ -12,7 +12,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
-use crate::body::CountingBody;
+use crate::body::{ByteCounter, CountingBody};
 use crate::filter::{self, Denied};
 use crate::state::{State, Subject};
 use crate::upstream::{find_connect_error, ConnectError};
@@ -259,7 +259,7 @@ async fn proceed(
         Ok(b) => b,
         Err(d) => return state.refuse(kind, &subject, d, started),
     };
-    let body: BoxBody = CountingBody::new(body, up_bytes.clone()).boxed();
+    let body: BoxBody = CountingBody::new(body, ByteCounter(up_bytes.clone())).boxed();
     let uri: Uri = match url.parse() {
         Ok(u) => u,
         Err(e) => {
