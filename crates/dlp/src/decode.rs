@@ -375,6 +375,7 @@ pub(crate) fn normalize_once(input: &[u8]) -> Option<(Vec<u8>, Vec<u32>)> {
 }
 
 /// Normalise repeatedly (double/triple encodings) up to `rounds` times.
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn normalize(input: &[u8], rounds: usize) -> Option<(Vec<u8>, Vec<u32>)> {
     let (mut cur, mut map) = normalize_once(input)?;
     for _ in 1..rounds {

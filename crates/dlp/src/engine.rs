@@ -694,9 +694,6 @@ impl Engine {
             }
         }
         for (ws, we) in windows {
-            let Some((view, map)) = decode::normalize(&hay[ws..we], 4) else {
-                continue;
-            };
             let enc = if hay[ws..we].contains(&b'%') {
                 Encoding::Percent
             } else if hay[ws..we].contains(&b'\\') {
@@ -704,32 +701,43 @@ impl Engine {
             } else {
                 Encoding::Unicode
             };
-            if view.len() > *budget {
-                out.push(Hit {
-                    det: DECODE_LIMIT,
-                    start: ws,
-                    end: we,
-                    enc,
-                });
-                return;
-            }
-            *budget -= view.len();
-            let mut sub = Vec::new();
-            self.scan_view(&view, depth + 1, false, false, budget, &mut sub);
-            for h in sub {
-                let s = ws + map.get(h.start).map_or(we - ws, |&x| x as usize);
-                let e = if h.end < map.len() {
-                    ws + map[h.end] as usize
-                } else {
-                    we
+            // Every round is scanned, not only the fixed point: a secret
+            // that itself contains `%41` must be seen after one decoding.
+            let mut cur: Vec<u8> = hay[ws..we].to_vec();
+            let mut map: Vec<u32> = (0..cur.len() as u32).collect();
+            for _ in 0..4 {
+                let Some((view, m2)) = decode::normalize_once(&cur) else {
+                    break;
                 };
-                let enc = if h.enc == Encoding::Raw { enc } else { h.enc };
-                out.push(Hit {
-                    det: h.det,
-                    start: s,
-                    end: e.max(s),
-                    enc,
-                });
+                map = m2.iter().map(|&j| map[j as usize]).collect();
+                cur = view;
+                if cur.len() > *budget {
+                    out.push(Hit {
+                        det: DECODE_LIMIT,
+                        start: ws,
+                        end: we,
+                        enc,
+                    });
+                    return;
+                }
+                *budget -= cur.len();
+                let mut sub = Vec::new();
+                self.scan_view(&cur, depth + 1, false, false, budget, &mut sub);
+                for h in sub {
+                    let s = ws + map.get(h.start).map_or(we - ws, |&x| x as usize);
+                    let e = if h.end < map.len() {
+                        ws + map[h.end] as usize
+                    } else {
+                        we
+                    };
+                    let enc = if h.enc == Encoding::Raw { enc } else { h.enc };
+                    out.push(Hit {
+                        det: h.det,
+                        start: s,
+                        end: e.max(s),
+                        enc,
+                    });
+                }
             }
         }
     }

@@ -604,3 +604,25 @@ fn known_b32(data: &[u8]) -> String {
     }
     out
 }
+
+#[test]
+fn known_secret_containing_percent_escape_is_found_percent_encoded() {
+    // After one decoding round the secret appears; a second round would
+    // change its own "%3B" and must not be the only view scanned.
+    let secret = "Zq8%3Bvalue-with-escape";
+    let det = Detector::new(DetectorConfig {
+        known_secrets: vec![Zeroizing::new(secret.into())],
+        ..Default::default()
+    });
+    let enc: String = secret.bytes().map(|b| format!("%{b:02X}")).collect();
+    let body = format!("\u{1}\u{2}{enc}\u{3}");
+    assert!(det
+        .detect(body.as_bytes())
+        .iter()
+        .any(|f| f.detector == KNOWN_SECRET));
+    let url = format!("/x?a={enc}");
+    assert!(det
+        .scan_url(&url)
+        .iter()
+        .any(|f| f.detector == KNOWN_SECRET));
+}
