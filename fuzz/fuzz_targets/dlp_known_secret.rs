@@ -14,7 +14,10 @@ fuzz_target!(|data: &[u8]| {
     if data.len() < 2 + slen {
         return;
     }
-    let secret: String = data[2..2 + slen].iter().map(|&b| char::from(b'!' + b % 94)).collect();
+    let secret: String = data[2..2 + slen]
+        .iter()
+        .map(|&b| char::from(b'!' + b % 94))
+        .collect();
     let rest = &data[2 + slen..];
     let split = rest.len() / 2;
     let (pre, post) = rest.split_at(split);
@@ -25,11 +28,21 @@ fuzz_target!(|data: &[u8]| {
             let mut raw = pre.to_vec();
             raw.extend_from_slice(secret.as_bytes());
             raw.extend_from_slice(post);
-            base64::engine::general_purpose::STANDARD.encode(raw).into_bytes()
+            base64::engine::general_purpose::STANDARD
+                .encode(raw)
+                .into_bytes()
         }
-        2 => base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret.as_bytes()).into_bytes(),
-        3 => secret.bytes().flat_map(|b| format!("{b:02x}").into_bytes()).collect(),
-        _ => secret.bytes().flat_map(|b| format!("%{b:02X}").into_bytes()).collect(),
+        2 => base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(secret.as_bytes())
+            .into_bytes(),
+        3 => secret
+            .bytes()
+            .flat_map(|b| format!("{b:02x}").into_bytes())
+            .collect(),
+        _ => secret
+            .bytes()
+            .flat_map(|b| format!("%{b:02X}").into_bytes())
+            .collect(),
     };
     let mut body = Vec::new();
     if mode != 1 {
@@ -39,7 +52,13 @@ fuzz_target!(|data: &[u8]| {
     if mode != 1 {
         body.extend_from_slice(post);
     }
-    let det = Detector::new(DetectorConfig { known_secrets: vec![Zeroizing::new(secret)], ..Default::default() });
+    let det = Detector::new(DetectorConfig {
+        known_secrets: vec![Zeroizing::new(secret)],
+        ..Default::default()
+    });
     let f = det.detect(&body);
-    assert!(f.iter().any(|f| f.detector == KNOWN_SECRET), "known secret not found (mode {mode})");
+    assert!(
+        f.iter().any(|f| f.detector == KNOWN_SECRET),
+        "known secret not found (mode {mode})"
+    );
 });

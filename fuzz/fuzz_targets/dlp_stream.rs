@@ -41,6 +41,10 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     if body.len() <= STREAM_WINDOW {
-        assert_eq!(failed, !det.detect(body).is_empty(), "stream and detect disagree");
+        assert_eq!(
+            failed,
+            !det.detect(body).is_empty(),
+            "stream and detect disagree"
+        );
     }
 });

@@ -6,7 +6,12 @@ use std::sync::OnceLock;
 
 fuzz_target!(|data: &[u8]| {
     static ENT: OnceLock<Detector> = OnceLock::new();
-    let ent = ENT.get_or_init(|| Detector::new(DetectorConfig { entropy_urls: true, ..Default::default() }));
+    let ent = ENT.get_or_init(|| {
+        Detector::new(DetectorConfig {
+            entropy_urls: true,
+            ..Default::default()
+        })
+    });
     let Ok(url) = std::str::from_utf8(data) else {
         let _ = Detector::builtin().scan_header("authorization", data);
         let _ = Detector::builtin().scan_header("cookie", data);
