@@ -510,7 +510,7 @@ fn load_known_secrets_file() {
 }
 
 #[test]
-fn decode_limit_is_fail_closed_but_not_hit_by_ordinary_nesting() {
+fn three_base64_layers_are_undone() {
     let tok = fill("ghp_{A:36}", 13);
     let mut layered = tok.into_bytes();
     for _ in 0..3 {
