@@ -145,7 +145,7 @@ pub fn build(o: &BuildOpts) -> Result<Vec<Built>> {
     }
 
     // 2. static binaries
-    let mut packages = vec!["pipelock", "egress"];
+    let mut packages = vec!["pipelock", "egress", "git-gate"];
     if o.test_images {
         packages.push("echo-origin");
     }
@@ -154,25 +154,12 @@ pub fn build(o: &BuildOpts) -> Result<Vec<Built>> {
         packages.join(", ")
     ));
     cargo_static(&repo, &packages)?;
-    ui::step("cargo build git-gate (static)");
-    let git_gate_ok = match cargo_static(&repo, &["git-gate"]) {
-        Ok(()) => true,
-        Err(e) => {
-            ui::warn(&format!(
-                "git-gate did not build ({e}); its image is skipped"
-            ));
-            false
-        }
-    };
     let bin_dir = target_dir(&repo).join(TARGET).join("release");
 
     // 3. images
     let mut out = Vec::new();
     for spec in IMAGES {
         if spec.test_only && !o.test_images {
-            continue;
-        }
-        if spec.repo == "bottle-git-gate" && !git_gate_ok {
             continue;
         }
         let mut real = true;
@@ -182,10 +169,6 @@ pub fn build(o: &BuildOpts) -> Result<Vec<Built>> {
             }
         }
         if !real {
-            if spec.repo == "bottle-git-gate" {
-                ui::warn("git-gate is not implemented yet (its --help has no --listen): image skipped; bottles without git work");
-                continue;
-            }
             return Err(Error::Docker(format!(
                 "{} is not a working binary yet (its --help has no --listen)",
                 spec.binaries.join(", ")
