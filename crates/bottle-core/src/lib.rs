@@ -11,6 +11,7 @@ pub mod admin;
 pub mod allowlist;
 pub mod audit;
 pub mod body;
+pub mod ca;
 pub mod cli;
 pub mod error;
 pub mod hop;

@@ -1,45 +1,14 @@
 //! The per-bottle CA (fresh for every bottle) and the agent's CA bundle.
 
 use base64::Engine;
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, KeyUsagePurpose,
-};
+pub use bottle_core::ca::NewCa;
 
 use crate::error::{Error, Result};
 
-/// A freshly generated CA: certificate and private key, both PEM.
-pub struct NewCa {
-    /// `ca.crt`
-    pub cert_pem: String,
-    /// `ca.key` (write it 0600)
-    pub key_pem: String,
-}
-
 /// Generate a CA for one bottle (ECDSA P-256, valid 30 days, path length 0).
 pub fn generate(slug: &str) -> Result<NewCa> {
-    let key = KeyPair::generate().map_err(|e| Error::Ca(e.to_string()))?;
-    let mut params =
-        CertificateParams::new(Vec::<String>::new()).map_err(|e| Error::Ca(e.to_string()))?;
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, format!("bottle CA {slug}"));
-    dn.push(DnType::OrganizationName, "bottle");
-    params.distinguished_name = dn;
-    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let now = time::OffsetDateTime::now_utc();
-    params.not_before = now - time::Duration::hours(1);
-    params.not_after = now + time::Duration::days(30);
-    let cert = params
-        .self_signed(&key)
-        .map_err(|e| Error::Ca(e.to_string()))?;
-    Ok(NewCa {
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
-    })
+    bottle_core::ca::generate_ca(&format!("bottle CA {slug}"), time::Duration::days(30))
+        .map_err(|e| Error::Ca(e.to_string()))
 }
 
 /// PEM of the public web roots (webpki-root-certs) followed by `extra` (the bottle CA).
@@ -76,7 +45,7 @@ mod tests {
     fn ca_is_fresh_and_bundle_contains_it() {
         let a = generate("t-aaaaa").unwrap();
         let b = generate("t-bbbbb").unwrap();
-        assert_ne!(a.key_pem, b.key_pem);
+        assert_ne!(*a.key_pem, *b.key_pem);
         assert!(a.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
         assert!(a.key_pem.contains("PRIVATE KEY"));
         let bundle = bundle(&a.cert_pem);

@@ -7,9 +7,10 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Arc;
 
+use bottle_core::ca::{generate_ca, random_serial};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
 };
 use rustls::crypto::ring::sign::any_supported_type;
 use rustls::sign::CertifiedKey;
@@ -132,41 +133,17 @@ impl Ca {
     }
 }
 
-fn random_serial() -> SerialNumber {
-    let mut bytes: [u8; 16] = rand::random();
-    bytes[0] &= 0x7f; // positive
-    bytes[0] |= 0x01; // no leading zero byte to strip
-    SerialNumber::from_slice(&bytes)
-}
-
 /// `pipelock ca init --out DIR`: writes a fresh ECDSA P-256 CA as DIR/ca.crt and DIR/ca.key (0600).
 pub fn init_ca(out: &Path) -> Result<(), PipelockError> {
     std::fs::create_dir_all(out).map_err(|e| ca_err(format!("{}: {e}", out.display())))?;
-    let key = KeyPair::generate().map_err(|e| ca_err(format!("CA key: {e}")))?;
-    let mut params = CertificateParams::default();
-    let mut dn = DistinguishedName::new();
     let tag: [u8; 4] = rand::random();
-    dn.push(
-        DnType::CommonName,
-        format!("bottle CA {}", hex::encode(tag)),
-    );
-    dn.push(DnType::OrganizationName, "bottle");
-    params.distinguished_name = dn;
-    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    params.serial_number = Some(random_serial());
-    let now = OffsetDateTime::now_utc();
-    params.not_before = now - Duration::hours(1);
-    params.not_after = now + Duration::days(3650);
-    let cert = params
-        .self_signed(&key)
-        .map_err(|e| ca_err(format!("CA certificate: {e}")))?;
-    write_file(&out.join("ca.crt"), cert.pem().as_bytes(), 0o644)?;
-    write_file(&out.join("ca.key"), key.serialize_pem().as_bytes(), 0o600)?;
+    let ca = generate_ca(
+        &format!("bottle CA {}", hex::encode(tag)),
+        Duration::days(3650),
+    )
+    .map_err(|e| ca_err(format!("CA certificate: {e}")))?;
+    write_file(&out.join("ca.crt"), ca.cert_pem.as_bytes(), 0o644)?;
+    write_file(&out.join("ca.key"), ca.key_pem.as_bytes(), 0o600)?;
     Ok(())
 }
 
