@@ -57,6 +57,21 @@ fn bodies(c: &mut Criterion) {
     g.bench_function("detect/base64-image-request", |b| {
         b.iter(|| black_box(det.detect(black_box(&image))))
     });
+    // The slowest input the dlp_stream fuzzer found (4 KiB of overlapping
+    // env assignments, percent escapes and base64-like runs), repeated to 1 MiB:
+    // the worst case we know of, bounded by the decode budget (16x input).
+    let slow: Vec<u8> = include_bytes!("data/fuzz-slow-4k.bin")
+        .iter()
+        .copied()
+        .chain(std::iter::once(b'\n'))
+        .cycle()
+        .take(MIB)
+        .collect();
+    g.throughput(Throughput::Bytes(MIB as u64));
+    g.sample_size(10);
+    g.bench_function("detect/adversarial-1MiB", |b| {
+        b.iter(|| black_box(det.detect(black_box(&slow))))
+    });
     g.finish();
 }
 
