@@ -126,7 +126,8 @@ impl DlpScanner {
         authority: &str,
         subject: &mut Subject,
     ) -> Result<(), Denied> {
-        let f = self.detector.detect(authority.as_bytes());
+        // scan_host also joins the labels: a token split over labels leaks through DNS too.
+        let f = self.detector.scan_host(authority);
         if f.is_empty() {
             return Ok(());
         }
@@ -296,17 +297,30 @@ struct ScanBody {
 pub struct DlpBlocked(&'static str);
 
 impl ScanBody {
-    /// Handles a finding: Err in block mode; in log mode records it and stops scanning.
-    fn on_finding(&mut self, f: Finding) -> Result<(), BoxError> {
-        if self.block {
-            self.metrics.dlp(f.detector, "block");
-            self.slot.set(dlp_denied("body", &[f.detector]));
-            self.done = true;
-            return Err(Box::new(DlpBlocked(f.detector)));
+    /// Block mode: records the refusal and ends the body with an error.
+    fn block(&mut self, f: Finding) -> BoxError {
+        self.metrics.dlp(f.detector, "block");
+        self.slot.set(dlp_denied("body", &[f.detector]));
+        self.done = true;
+        Box::new(DlpBlocked(f.detector))
+    }
+
+    /// The inner body ended: nothing more to scan; trailers (if any) go out last.
+    fn end(&mut self, trailers: Option<Frame<Bytes>>) {
+        self.scanner = None;
+        self.done = trailers.is_none();
+        self.pending = trailers;
+    }
+
+    /// Log mode: records every finding (each detector once per body).
+    fn record(&mut self, found: Vec<Finding>) {
+        let mut slot = self.slot.lock();
+        for f in found {
+            if !slot.logged.contains(&f.detector) {
+                self.metrics.dlp(f.detector, "log");
+                slot.logged.push(f.detector);
+            }
         }
-        self.metrics.dlp(f.detector, "log");
-        self.slot.lock().logged.push(f.detector);
-        Ok(())
     }
 }
 
@@ -333,7 +347,6 @@ impl Body for ScanBody {
                 Poll::Ready(None) => None,
             };
             let Some(sc) = this.scanner.as_mut() else {
-                // Scanning stopped (log mode after a finding): pass through.
                 return Poll::Ready(frame.map(Ok));
             };
             let (data, after) = match frame {
@@ -343,41 +356,37 @@ impl Body for ScanBody {
                     Err(trailers) => (None, Some(trailers)),
                 },
             };
-            let end = data.is_none();
-            let result = match (&data, this.block) {
-                // Block mode: release only what the scanner cleared.
-                (Some(d), true) => sc.push(d.clone()),
-                // Log mode: forward as is, scan a copy.
-                (Some(d), false) => sc.push(d.clone()).map(|_| d.clone()),
-                (None, true) => sc.finish(),
-                (None, false) => sc.finish().map(|_| Bytes::new()),
+            if !this.block {
+                // Log mode: forward as is, scan a copy, keep scanning after a finding.
+                let found = match &data {
+                    Some(d) => sc.push_report(d.clone()).1,
+                    None => sc.finish_report().1,
+                };
+                this.record(found);
+                if data.is_none() {
+                    this.end(after);
+                }
+                match data {
+                    Some(d) if !d.is_empty() => return Poll::Ready(Some(Ok(Frame::data(d)))),
+                    _ => continue,
+                }
+            }
+            // Block mode: release only what the scanner cleared.
+            let result = match data {
+                Some(d) => sc.push(d),
+                None => {
+                    let r = sc.finish();
+                    this.end(after);
+                    r
+                }
             };
             match result {
-                Ok(out) => {
-                    if end {
-                        this.scanner = None;
-                        this.pending = after;
-                        if this.pending.is_none() {
-                            this.done = true;
-                        }
-                    }
-                    if !out.is_empty() {
-                        return Poll::Ready(Some(Ok(Frame::data(out))));
-                    }
-                }
+                Ok(out) if !out.is_empty() => return Poll::Ready(Some(Ok(Frame::data(out)))),
+                Ok(_) => {}
                 Err(f) => {
                     this.scanner = None;
-                    if let Err(e) = this.on_finding(f) {
-                        return Poll::Ready(Some(Err(e)));
-                    }
-                    // Log mode: the data was already passed on.
-                    this.pending = after;
-                    if end && this.pending.is_none() {
-                        this.done = true;
-                    }
-                    if let (Some(d), false) = (data, this.block) {
-                        return Poll::Ready(Some(Ok(Frame::data(d))));
-                    }
+                    this.pending = None;
+                    return Poll::Ready(Some(Err(this.block(f))));
                 }
             }
         }

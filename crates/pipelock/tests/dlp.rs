@@ -276,6 +276,64 @@ async fn dlp_action_log_lets_requests_through_and_records_them() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dlp_action_log_records_every_detector_in_a_long_body() {
+    let (env, p, audit) = env_with("dlp:\n  action: log\n").await;
+    let tok = token();
+    let key = aws();
+    // Two different secrets 40 KB apart: scanning goes on after the first finding.
+    let doc = format!(
+        "gh {tok} {}{{\"aws_access_key_id\": \"{key}\"}} end",
+        "y ".repeat(20_000)
+    );
+    let r = post_via_tunnel(&env, &p, "/upload", full(doc.clone()), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["bytes"], doc.len(), "log mode forwards every byte");
+    p.stop().await;
+    let a = audit_text(&audit);
+    let line = a
+        .lines()
+        .find(|l| l.contains("dlp_body"))
+        .unwrap_or_else(|| panic!("no dlp_body field: {a}"));
+    assert!(line.contains("github"), "{line}");
+    assert!(line.contains("aws-access-key-id"), "{line}");
+    assert!(!a.contains(&tok) && !a.contains(&key));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_split_over_dns_labels_is_blocked() {
+    // A wildcard entry would let any label through to DNS: the labels are scanned joined.
+    let env = Env::new("*.wild.test:*\necho.test:*\n127.0.0.1/32\n", "").await;
+    let audit = env.dir.path().join("audit.jsonl");
+    let p = env
+        .spawn(&["--audit-log", &audit.display().to_string()])
+        .await;
+    let tok = token();
+    let (a, b) = (&tok[..20], &tok[20..]);
+    let host = format!("{a}.{b}.wild.test");
+    let tp = env.tls_port();
+    let (status, head, mut s) = raw_head(
+        p.addr,
+        &format!("CONNECT {host}:{tp} HTTP/1.1\r\nHost: {host}:{tp}\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(status, 403, "{head}");
+    let body = read_body(&mut s, &head).await;
+    assert!(
+        body.contains("secret detected in request host: github"),
+        "{body}"
+    );
+    let r = http_get(p.addr, &format!("http://{host}:{}/x", env.http_port())).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    // Ordinary names under the same wildcard still work.
+    drop(connect(p.addr, &format!("b.c.wild.test:{tp}")).await);
+    assert!(env.origin.requests().is_empty());
+    p.stop().await;
+    let log = audit_text(&audit);
+    assert!(log.contains("[REDACTED]"), "{log}");
+    assert!(!log.contains(a) && !log.contains(b), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn known_secret_canary_is_blocked_in_encoded_forms_and_never_logged() {
     let env = Env::new("echo.test:*\n127.0.0.1/32\n", "").await;
     let canary = "bottle-canary-7f3a9c21d4e8";
