@@ -330,15 +330,10 @@ fn advert_error(svc: Service, msg: &str) -> Response<BoxBody> {
         &mut body,
         &format!("ERR git-gate: {}", crate::report::sanitize(msg)),
     );
-    Response::builder()
-        .status(StatusCode::OK)
-        .header(
-            header::CONTENT_TYPE,
-            format!("application/x-{}-advertisement", svc.name()),
-        )
-        .header(header::CACHE_CONTROL, "no-cache")
-        .body(full(body))
-        .unwrap_or_else(|_| Response::new(empty()))
+    git_response(
+        &format!("application/x-{}-advertisement", svc.name()),
+        full(body),
+    )
 }
 
 async fn info_refs(
@@ -377,15 +372,10 @@ async fn info_refs(
         write_flush(&mut body);
     }
     body.extend_from_slice(&out.stdout);
-    Response::builder()
-        .status(StatusCode::OK)
-        .header(
-            header::CONTENT_TYPE,
-            format!("application/x-{}-advertisement", svc.name()),
-        )
-        .header(header::CACHE_CONTROL, "no-cache")
-        .body(full(body))
-        .unwrap_or_else(|_| Response::new(empty()))
+    git_response(
+        &format!("application/x-{}-advertisement", svc.name()),
+        full(body),
+    )
 }
 
 enum BodyRead {
@@ -542,23 +532,23 @@ async fn upload_pack(gate: &Gate, repo: &RepoConfig, req: Request<Incoming>) -> 
             Err(e) => Some((Err(BoxError::from(e)), None)),
         }
     });
-    Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "application/x-git-upload-pack-result")
-        .header(header::CACHE_CONTROL, "no-cache")
-        .body(BoxBody::new(StreamBody::new(stream)))
-        .unwrap_or_else(|_| Response::new(empty()))
+    git_response(
+        "application/x-git-upload-pack-result",
+        BoxBody::new(StreamBody::new(stream)),
+    )
 }
 
 fn result_response(body: Vec<u8>) -> Response<BoxBody> {
+    git_response("application/x-git-receive-pack-result", full(body))
+}
+
+/// A smart-HTTP answer: 200, the service's content type, never cached.
+fn git_response(content_type: &str, body: BoxBody) -> Response<BoxBody> {
     Response::builder()
         .status(StatusCode::OK)
-        .header(
-            header::CONTENT_TYPE,
-            "application/x-git-receive-pack-result",
-        )
+        .header(header::CONTENT_TYPE, content_type)
         .header(header::CACHE_CONTROL, "no-cache")
-        .body(full(body))
+        .body(body)
         .unwrap_or_else(|_| Response::new(empty()))
 }
 
@@ -849,15 +839,10 @@ async fn run_receive_pack(
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     });
-    Response::builder()
-        .status(StatusCode::OK)
-        .header(
-            header::CONTENT_TYPE,
-            "application/x-git-receive-pack-result",
-        )
-        .header(header::CACHE_CONTROL, "no-cache")
-        .body(BoxBody::new(StreamBody::new(stream)))
-        .map_err(|e| GateError::Io(e.to_string()))
+    Ok(git_response(
+        "application/x-git-receive-pack-result",
+        BoxBody::new(StreamBody::new(stream)),
+    ))
 }
 
 /// Audit lines and mirror bookkeeping once receive-pack has finished.
