@@ -99,18 +99,7 @@ async fn post_via_tunnel(
     headers: &[(&str, &str)],
 ) -> Resp {
     let auth = format!("echo.test:{}", env.tls_port());
-    let s = connect(p.addr, &auth).await;
-    let t = tls(
-        s,
-        "echo.test",
-        client_config(roots_from_pem(&env.ca_cert()), &[b"http/1.1"]),
-    )
-    .await
-    .unwrap();
-    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(t))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let mut send = tunnel_h1(p.addr, &auth, "echo.test", &env.ca_cert()).await;
     let mut b = http::Request::post(path).header("host", &auth);
     for (k, v) in headers {
         b = b.header(*k, *v);

@@ -191,19 +191,7 @@ async fn reload_under_load_50_sighups() {
         );
         let addr = p.addr;
         loops.push(tokio::spawn(async move {
-            let s = connect(addr, &auth).await;
-            let t = tls(
-                s,
-                "echo.test",
-                client_config(roots_from_pem(&ca), &[b"http/1.1"]),
-            )
-            .await
-            .unwrap();
-            let (mut send, conn) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(t))
-                    .await
-                    .unwrap();
-            tokio::spawn(conn);
+            let mut send = tunnel_h1(addr, &auth, "echo.test", &ca).await;
             while !stop.load(Ordering::SeqCst) {
                 let good = async {
                     send.ready().await.ok()?;
@@ -378,18 +366,7 @@ async fn large_transfers_stay_within_a_memory_bound() {
     let env = Env::new("echo.test:*\n127.0.0.1/32\n", "").await;
     let p = Proc::start(&env, &[]);
     let auth = format!("echo.test:{}", env.tls_port());
-    let s = connect(p.addr, &auth).await;
-    let t = tls(
-        s,
-        "echo.test",
-        client_config(roots_from_pem(&env.ca_cert()), &[b"http/1.1"]),
-    )
-    .await
-    .unwrap();
-    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(t))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let mut send = tunnel_h1(p.addr, &auth, "echo.test", &env.ca_cert()).await;
     // Warm up (leaf minted, pools filled), then take the baseline.
     let r = send
         .send_request(

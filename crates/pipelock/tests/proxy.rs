@@ -456,18 +456,7 @@ async fn sse_arrives_incrementally() {
     let env = Env::new("echo.test:*\n127.0.0.1/32\n", "").await;
     let p = env.spawn(&[]).await;
     let auth = format!("echo.test:{}", env.tls_port());
-    let s = connect(p.addr, &auth).await;
-    let t = tls(
-        s,
-        "echo.test",
-        client_config(roots_from_pem(&env.ca_cert()), &[b"http/1.1"]),
-    )
-    .await
-    .unwrap();
-    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(t))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let mut send = tunnel_h1(p.addr, &auth, "echo.test", &env.ca_cert()).await;
     let req = http::Request::get("/sse?n=3&interval_ms=700")
         .header("host", &auth)
         .body(empty())
@@ -573,18 +562,7 @@ async fn http2_inside_the_tunnel_and_connection_reuse() {
     assert_eq!(code, 200, "{err}");
     assert!(body.contains("/h2"));
     // Keep-alive: several requests on one tunnel reuse one upstream connection pool.
-    let s = connect(p.addr, &auth).await;
-    let t = tls(
-        s,
-        "echo.test",
-        client_config(roots_from_pem(&env.ca_cert()), &[b"http/1.1"]),
-    )
-    .await
-    .unwrap();
-    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(t))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let mut send = tunnel_h1(p.addr, &auth, "echo.test", &env.ca_cert()).await;
     let before = env.origin.total_connections();
     for i in 0..10 {
         send.ready().await.unwrap();

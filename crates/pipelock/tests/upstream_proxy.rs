@@ -94,18 +94,7 @@ async fn decrypted_requests_go_to_the_upstream_proxy_in_absolute_form_pooled() {
     // nodns.test has no --resolve entry: pipelock must not need DNS for it in proxy mode.
     for (host, path) in [("echo.test", "/a?x=1"), ("nodns.test", "/b")] {
         let auth = format!("{host}:{port}");
-        let c = connect(p.addr, &auth).await;
-        let t = tls(
-            c,
-            host,
-            client_config(roots_from_pem(&env.ca_cert()), &[b"http/1.1"]),
-        )
-        .await
-        .unwrap();
-        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(t))
-            .await
-            .unwrap();
-        tokio::spawn(conn);
+        let mut send = tunnel_h1(p.addr, &auth, host, &env.ca_cert()).await;
         for _ in 0..5 {
             send.ready().await.unwrap();
             let req = http::Request::get(path)

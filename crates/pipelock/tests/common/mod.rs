@@ -281,6 +281,30 @@ pub async fn tls<S: Io + 'static>(
         .unwrap_or_else(|_| Err(std::io::Error::other("TLS timeout")))
 }
 
+/// CONNECT through `proxy` to `authority`, TLS inside the tunnel (SNI `sni`, trusting only
+/// `ca`, ALPN http/1.1), and an HTTP/1.1 connection on it: returns its request sender.
+pub async fn tunnel_h1<B>(
+    proxy: SocketAddr,
+    authority: &str,
+    sni: &str,
+    ca: &Path,
+) -> hyper::client::conn::http1::SendRequest<B>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let s = connect(proxy, authority).await;
+    let t = tls(s, sni, client_config(roots_from_pem(ca), &[b"http/1.1"]))
+        .await
+        .unwrap();
+    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(t))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    send
+}
+
 /// The leaf certificate a TLS stream got.
 pub fn peer_leaf<S>(s: &tokio_rustls::client::TlsStream<S>) -> CertificateDer<'static> {
     s.get_ref().1.peer_certificates().unwrap()[0]
