@@ -37,13 +37,7 @@ async fn each_scheme_injects_exactly_the_configured_credential() {
             ("range", "bytes=3-"),
         ];
         // bearer
-        let (st, _, body) = get(
-            fx.eg.addr,
-            Method::GET,
-            &fx.url("bearer.test", "/echo"),
-            &agent,
-        )
-        .await;
+        let (st, _, body) = fx.get("bearer.test", "/echo", &agent).await;
         assert_eq!(st, StatusCode::OK);
         assert!(String::from_utf8_lossy(&body).contains(REDACTED));
         let reqs = fx.origin.requests();
@@ -59,13 +53,7 @@ async fn each_scheme_injects_exactly_the_configured_credential() {
         assert!(r.header("range").is_none());
         assert!(r.tls);
         // basic
-        get(
-            fx.eg.addr,
-            Method::GET,
-            &fx.url("basic.test", "/echo"),
-            &agent,
-        )
-        .await;
+        fx.get("basic.test", "/echo", &agent).await;
         let reqs = fx.origin.requests();
         let r = origin_saw(&reqs, "basic.test");
         use base64::Engine;
@@ -73,22 +61,15 @@ async fn each_scheme_injects_exactly_the_configured_credential() {
             base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{}", s.basic));
         assert_eq!(r.header_all("authorization"), vec![format!("Basic {want}")]);
         // header with prefix: Authorization stripped too
-        get(
-            fx.eg.addr,
-            Method::GET,
-            &fx.url("header.test", "/echo"),
-            &agent,
-        )
-        .await;
+        fx.get("header.test", "/echo", &agent).await;
         let reqs = fx.origin.requests();
         let r = origin_saw(&reqs, "header.test");
         assert_eq!(r.header_all("x-api-key"), vec![format!("key {}", s.header)]);
         assert!(r.header("authorization").is_none());
         // query: the agent's parameter replaced (every spelling), not duplicated
-        get(
-            fx.eg.addr,
-            Method::GET,
-            &fx.url("query.test", "/echo?a=1&api_key=agent&api%5Fkey=again&b=2"),
+        fx.get(
+            "query.test",
+            "/echo?a=1&api_key=agent&api%5Fkey=again&b=2",
             &agent,
         )
         .await;
@@ -104,13 +85,7 @@ async fn each_scheme_injects_exactly_the_configured_credential() {
         assert_eq!(decoded, s.query);
         assert!(r.header("authorization").is_none());
         // strip_cookies
-        get(
-            fx.eg.addr,
-            Method::GET,
-            &fx.url("cookie.test", "/echo"),
-            &agent,
-        )
-        .await;
+        fx.get("cookie.test", "/echo", &agent).await;
         let reqs = fx.origin.requests();
         let r = origin_saw(&reqs, "cookie.test");
         assert!(r.header("cookie").is_none());
@@ -119,13 +94,7 @@ async fn each_scheme_injects_exactly_the_configured_credential() {
             vec![format!("Bearer {}", s.cookie)]
         );
         // a route without auth forwards the agent's Authorization unchanged
-        get(
-            fx.eg.addr,
-            Method::GET,
-            &fx.url("open.test", "/echo"),
-            &agent,
-        )
-        .await;
+        fx.get("open.test", "/echo", &agent).await;
         let reqs = fx.origin.requests();
         let r = origin_saw(&reqs, "open.test");
         assert_eq!(
@@ -218,13 +187,13 @@ async fn reflected_credential_is_scrubbed_in_every_encoding() {
                 } else {
                     format!("/reflect?{q}")
                 };
-                let (st, h, body) = get(
-                    fx.eg.addr,
-                    Method::GET,
-                    &fx.url(c.host, &path),
-                    &[("accept-encoding", "gzip, br, zstd, deflate")],
-                )
-                .await;
+                let (st, h, body) = fx
+                    .get(
+                        c.host,
+                        &path,
+                        &[("accept-encoding", "gzip, br, zstd, deflate")],
+                    )
+                    .await;
                 let what = format!("{} {path}", c.host);
                 assert_eq!(st, StatusCode::OK, "{what}");
                 let text = String::from_utf8_lossy(&body).to_string();
@@ -259,13 +228,7 @@ async fn undecodable_encoding_is_refused_when_secrets_exist() {
         let fx = Fixture::new().await;
         // on every route (an allowlist host could serve a secret stored upstream)
         for host in ["bearer.test", "open.test"] {
-            let (st, h, body) = get(
-                fx.eg.addr,
-                Method::GET,
-                &fx.url(host, "/reflect?encoding=x-unknown"),
-                &[],
-            )
-            .await;
+            let (st, h, body) = fx.get(host, "/reflect?encoding=x-unknown", &[]).await;
             assert_eq!(st, StatusCode::BAD_GATEWAY, "{host}");
             assert_eq!(h["x-bottle-blocked"], "egress");
             let text = String::from_utf8(body).unwrap();
@@ -299,13 +262,13 @@ async fn a_secret_coming_back_through_another_host_is_scrubbed() {
         // fetched from an allowlist host without injection
         let stored = format!("Bearer {}", fx.secrets.bearer);
         for q in ["", "?split=1", "?gzip=1", "?encoding=br"] {
-            let (st, h, body) = get(
-                fx.eg.addr,
-                Method::GET,
-                &fx.url("open.test", &format!("/reflect{q}")),
-                &[("authorization", stored.as_str())],
-            )
-            .await;
+            let (st, h, body) = fx
+                .get(
+                    "open.test",
+                    &format!("/reflect{q}"),
+                    &[("authorization", stored.as_str())],
+                )
+                .await;
             assert_eq!(st, StatusCode::OK);
             assert!(
                 String::from_utf8_lossy(&body).matches(REDACTED).count() >= 6,
@@ -322,13 +285,9 @@ async fn a_secret_coming_back_through_another_host_is_scrubbed() {
         let secret = &fx.secrets.header;
         let frag = &secret[5..];
         let q = percent_encoding::utf8_percent_encode(frag, percent_encoding::NON_ALPHANUMERIC);
-        let (st, h, body) = get(
-            fx.eg.addr,
-            Method::GET,
-            &fx.url("open.test", &format!("/reflect?from_query=x&x={q}")),
-            &[],
-        )
-        .await;
+        let (st, h, body) = fx
+            .get("open.test", &format!("/reflect?from_query=x&x={q}"), &[])
+            .await;
         assert_eq!(st, StatusCode::OK);
         let text = String::from_utf8(body).unwrap();
         // (the origin repeats it mid-body too: a fragment there is not recognisable)
@@ -346,13 +305,7 @@ async fn a_secret_coming_back_through_another_host_is_scrubbed() {
 async fn path_and_method_rules() {
     bounded(async {
         let fx = Fixture::new().await;
-        let (st, _, _) = get(
-            fx.eg.addr,
-            Method::GET,
-            &fx.url("paths.test", "/allowed/a/b"),
-            &[],
-        )
-        .await;
+        let (st, _, _) = fx.get("paths.test", "/allowed/a/b", &[]).await;
         assert_eq!(st, StatusCode::OK);
         let (st, _, _) = get(
             fx.eg.addr,
@@ -478,16 +431,13 @@ async fn https_git_push_is_refused_on_every_route() {
             );
         }
         // fetches are fine
-        let (st, _, _) = get(
-            fx.eg.addr,
-            Method::GET,
-            &fx.url(
+        let (st, _, _) = fx
+            .get(
                 "open.test",
                 "/acme/demo.git/info/refs?service=git-upload-pack",
-            ),
-            &[],
-        )
-        .await;
+                &[],
+            )
+            .await;
         assert_eq!(st, StatusCode::OK);
         assert_eq!(fx.origin.requests().len(), 1);
         fx.finish();
@@ -615,15 +565,9 @@ async fn missing_env_var_at_reload_keeps_old_config() {
         assert_eq!(st["generation"], 1);
         assert_eq!(st["config_sha256"], st0["config_sha256"]);
         // old config still in force: late.test not routed, bearer.test still injects
-        let (code, _, _) = get(fx.eg.addr, Method::GET, &fx.url("late.test", "/echo"), &[]).await;
+        let (code, _, _) = fx.get("late.test", "/echo", &[]).await;
         assert_eq!(code, StatusCode::FORBIDDEN);
-        let (code, _, _) = get(
-            fx.eg.addr,
-            Method::GET,
-            &fx.url("bearer.test", "/echo"),
-            &[],
-        )
-        .await;
+        let (code, _, _) = fx.get("bearer.test", "/echo", &[]).await;
         assert_eq!(code, StatusCode::OK);
         let log = std::fs::read_to_string(&fx.eg.log).unwrap();
         assert!(log.contains("TOK_NOT_SET"), "{log}");
@@ -642,7 +586,7 @@ async fn missing_env_var_at_reload_keeps_old_config() {
         fx.eg
             .wait_status(|v| v["generation"] == 2 && v["last_error"].is_null())
             .await;
-        let (code, _, _) = get(fx.eg.addr, Method::GET, &fx.url("late.test", "/echo"), &[]).await;
+        let (code, _, _) = fx.get("late.test", "/echo", &[]).await;
         assert_eq!(code, StatusCode::OK);
         fx.finish();
     })
@@ -654,13 +598,13 @@ async fn redirects_are_passed_back_not_followed() {
     bounded(async {
         let fx = Fixture::new().await;
         let target = fx.url("bearer.test", "/echo");
-        let (st, h, _) = get(
-            fx.eg.addr,
-            Method::GET,
-            &fx.url("bearer.test", &format!("/redirect?to={target}&status=307")),
-            &[],
-        )
-        .await;
+        let (st, h, _) = fx
+            .get(
+                "bearer.test",
+                &format!("/redirect?to={target}&status=307"),
+                &[],
+            )
+            .await;
         assert_eq!(st.as_u16(), 307);
         assert_eq!(h["location"], target.as_str());
         assert_eq!(fx.origin.requests().len(), 1);
@@ -717,18 +661,12 @@ async fn upstream_failures_say_what_failed() {
         assert!(text.contains("connecting to open.test:"), "{text}");
         // warm the pool first so the short handshake timeout cannot hit the slow request
         for _ in 0..5 {
-            let (st, _, _) = get(fx.eg.addr, Method::GET, &fx.url("open.test", "/echo"), &[]).await;
+            let (st, _, _) = fx.get("open.test", "/echo", &[]).await;
             if st == StatusCode::OK {
                 break;
             }
         }
-        let (st, _, body) = get(
-            fx.eg.addr,
-            Method::GET,
-            &fx.url("open.test", "/slow?ms=5000"),
-            &[],
-        )
-        .await;
+        let (st, _, body) = fx.get("open.test", "/slow?ms=5000", &[]).await;
         let text = String::from_utf8(body).unwrap();
         assert_eq!(st, StatusCode::GATEWAY_TIMEOUT, "{text}");
         assert!(text.contains("no response headers"), "{text}");
@@ -790,13 +728,9 @@ async fn streaming_sse_download_upload_and_h2() {
         assert_eq!(reqs[0].alpn.as_deref(), Some("h2"));
         // a large download through a scrubbing route is intact
         let n = 8 * 1024 * 1024u64;
-        let (st, h, body) = get(
-            fx.eg.addr,
-            Method::GET,
-            &fx.url("bearer.test", &format!("/download?bytes={n}")),
-            &[],
-        )
-        .await;
+        let (st, h, body) = fx
+            .get("bearer.test", &format!("/download?bytes={n}"), &[])
+            .await;
         assert_eq!(st, StatusCode::OK);
         assert!(h.get("content-length").is_none());
         assert_eq!(body.len() as u64, n);
@@ -908,13 +842,13 @@ async fn websocket_upgrade_is_forwarded() {
         let _ = ws.close(None).await;
         drop(ws);
         // other upgrades on an injecting route are refused
-        let (st, _, body) = get(
-            fx.eg.addr,
-            Method::GET,
-            &fx.url("bearer.test", "/ws"),
-            &[("connection", "Upgrade"), ("upgrade", "h2c")],
-        )
-        .await;
+        let (st, _, body) = fx
+            .get(
+                "bearer.test",
+                "/ws",
+                &[("connection", "Upgrade"), ("upgrade", "h2c")],
+            )
+            .await;
         assert_eq!(st, StatusCode::FORBIDDEN);
         assert!(String::from_utf8(body)
             .unwrap()
@@ -1124,13 +1058,9 @@ async fn target_comes_from_the_uri_not_the_host_header() {
     bounded(async {
         let fx = Fixture::new().await;
         // a spoofed Host never changes where the request goes or what is injected
-        let (st, _, _) = get(
-            fx.eg.addr,
-            Method::GET,
-            &fx.url("bearer.test", "/echo"),
-            &[("host", "evil.test")],
-        )
-        .await;
+        let (st, _, _) = fx
+            .get("bearer.test", "/echo", &[("host", "evil.test")])
+            .await;
         assert_eq!(st, StatusCode::OK);
         let reqs = fx.origin.requests();
         assert_eq!(reqs.len(), 1);
@@ -1144,13 +1074,7 @@ async fn target_comes_from_the_uri_not_the_host_header() {
             .header_all("host")
             .iter()
             .all(|h| !h.contains("evil")));
-        let (st, _, _) = get(
-            fx.eg.addr,
-            Method::GET,
-            &fx.url("evil.test", "/echo"),
-            &[("host", "open.test")],
-        )
-        .await;
+        let (st, _, _) = fx.get("evil.test", "/echo", &[("host", "open.test")]).await;
         assert_eq!(st, StatusCode::FORBIDDEN);
         // userinfo in the authority is refused
         let uri = format!(
@@ -1170,7 +1094,7 @@ async fn pool_is_keyed_per_host_not_per_address() {
     bounded(async {
         let fx = Fixture::new().await;
         for host in ["bearer.test", "bearer.test", "basic.test", "bearer.test"] {
-            let (st, _, _) = get(fx.eg.addr, Method::GET, &fx.url(host, "/echo"), &[]).await;
+            let (st, _, _) = fx.get(host, "/echo", &[]).await;
             assert_eq!(st, StatusCode::OK);
         }
         let reqs = fx.origin.requests();

@@ -448,6 +448,16 @@ impl Fixture {
         format!("https://{host}:{}{path}", self.origin.https_addr.port())
     }
 
+    /// GET `https://host:<origin port>path` through egress with the agent's `headers`.
+    pub async fn get(
+        &self,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (http::StatusCode, HeaderMap, Vec<u8>) {
+        get(self.eg.addr, Method::GET, &self.url(host, path), headers).await
+    }
+
     pub fn http_url(&self, host: &str, path: &str) -> String {
         format!("http://{host}:{}{path}", self.origin.http_addr.port())
     }
