@@ -204,26 +204,9 @@ fn reload_while_a_push_is_running() {
 #[test]
 fn https_upstream_gets_the_gate_token_never_the_agents() {
     let mut env = Env::new();
-    let root = env.path("origin-root");
-    std::fs::create_dir_all(&root).unwrap();
-    let up = env.make_upstream("demo");
-    let served = root.join("demo.git");
-    std::fs::rename(&up, &served).unwrap();
     let token = "gate-token-5f3a9c1e7d";
-    let expected = format!(
-        "Basic {}",
-        base64_encode(format!("x-access-token:{token}").as_bytes())
-    );
-    let origin = Origin::start(&root, "origin.test", &expected, env.tmp.path());
+    let (origin, served, expected) = https_origin(&mut env, token);
     let port = origin.addr.port();
-    env.extra_env
-        .push(("BOTTLE_GIT_TOKEN_0".into(), token.into()));
-    env.extra_args.extend([
-        "--upstream-ca".to_string(),
-        origin.ca_pem.display().to_string(),
-        "--resolve".to_string(),
-        "origin.test=127.0.0.1".to_string(),
-    ]);
     env.write_routes(&format!(
         "git:\n  - name: demo\n    upstream: https://origin.test:{port}/demo.git\n    auth: {{scheme: basic, username: x-access-token, token_env: BOTTLE_GIT_TOKEN_0}}\n{AGENT_RULES}"
     ));
@@ -284,25 +267,8 @@ fn https_upstream_gets_the_gate_token_never_the_agents() {
 #[test]
 fn upstream_redirects_are_not_followed() {
     let mut env = Env::new();
-    let root = env.path("origin-root");
-    std::fs::create_dir_all(&root).unwrap();
-    let up = env.make_upstream("demo");
-    std::fs::rename(&up, root.join("demo.git")).unwrap();
-    let token = "gate-token-redirect-1";
-    let expected = format!(
-        "Basic {}",
-        base64_encode(format!("x-access-token:{token}").as_bytes())
-    );
-    let origin = Origin::start(&root, "origin.test", &expected, env.tmp.path());
+    let (origin, _, _) = https_origin(&mut env, "gate-token-redirect-1");
     let port = origin.addr.port();
-    env.extra_env
-        .push(("BOTTLE_GIT_TOKEN_0".into(), token.into()));
-    env.extra_args.extend([
-        "--upstream-ca".to_string(),
-        origin.ca_pem.display().to_string(),
-        "--resolve".to_string(),
-        "origin.test=127.0.0.1".to_string(),
-    ]);
     env.write_routes(&format!(
         "git:\n  - name: moved\n    upstream: https://origin.test:{port}/moved.git\n    auth: {{scheme: basic, token_env: BOTTLE_GIT_TOKEN_0}}\n{AGENT_RULES}"
     ));
@@ -325,6 +291,31 @@ fn upstream_redirects_are_not_followed() {
         reqs.iter().all(|r| r.contains("/moved.git/")),
         "redirect was followed: {reqs:?}"
     );
+}
+
+/// An HTTPS origin (`origin.test`, its own CA) serving a fresh `demo.git`, which accepts only
+/// Basic `x-access-token:<token>`; the gate is told to trust it and is given the token as
+/// `BOTTLE_GIT_TOKEN_0`. Returns the origin, the served repository and the expected header.
+fn https_origin(env: &mut Env, token: &str) -> (Origin, std::path::PathBuf, String) {
+    let root = env.path("origin-root");
+    std::fs::create_dir_all(&root).unwrap();
+    let up = env.make_upstream("demo");
+    let served = root.join("demo.git");
+    std::fs::rename(&up, &served).unwrap();
+    let expected = format!(
+        "Basic {}",
+        base64_encode(format!("x-access-token:{token}").as_bytes())
+    );
+    let origin = Origin::start(&root, "origin.test", &expected, env.tmp.path());
+    env.extra_env
+        .push(("BOTTLE_GIT_TOKEN_0".into(), token.into()));
+    env.extra_args.extend([
+        "--upstream-ca".to_string(),
+        origin.ca_pem.display().to_string(),
+        "--resolve".to_string(),
+        "origin.test=127.0.0.1".to_string(),
+    ]);
+    (origin, served, expected)
 }
 
 fn base64_encode(b: &[u8]) -> String {
