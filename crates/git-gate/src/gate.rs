@@ -276,31 +276,22 @@ impl Gate {
 
     /// The deep checks for one push, then the upstream push. Never panics; any error refuses.
     pub async fn judge(&self, ctx: &PushCtx, req: &HookRequest) -> HookVerdict {
-        let mut outcomes: Vec<RefOutcome> = ctx
-            .commands
-            .iter()
-            .map(|c| RefOutcome {
-                name: c.name_str(),
-                old: c.old.clone(),
-                new: c.new.clone(),
-                class: None,
-                rule: String::new(),
-                ok: false,
-                reason: String::new(),
-            })
-            .collect();
-        let mut v = HookVerdict::default();
-        let refuse_all =
-            |outcomes: &mut Vec<RefOutcome>, v: &mut HookVerdict, rule: &str, reason: String| {
-                for o in outcomes.iter_mut() {
-                    o.ok = false;
-                    if o.reason.is_empty() {
-                        o.rule = rule.to_string();
-                        o.reason = reason.clone();
-                    }
-                }
-                v.messages.push(format!("git-gate: push refused: {reason}"));
-            };
+        let mut v = HookVerdict {
+            outcomes: ctx
+                .commands
+                .iter()
+                .map(|c| RefOutcome {
+                    name: c.name_str(),
+                    old: c.old.clone(),
+                    new: c.new.clone(),
+                    class: None,
+                    rule: String::new(),
+                    ok: false,
+                    reason: String::new(),
+                })
+                .collect(),
+            ..HookVerdict::default()
+        };
         // git's own parse must agree with ours, command for command.
         let ours: Vec<(String, String, String)> = ctx
             .commands
@@ -308,43 +299,25 @@ impl Gate {
             .map(|c| (c.old.clone(), c.new.clone(), c.name_str()))
             .collect();
         if ours != req.updates || req.push_options != ctx.push_options {
-            refuse_all(
-                &mut outcomes,
-                &mut v,
-                "protocol",
-                "command list mismatch".into(),
-            );
-            v.outcomes = outcomes;
-            return v;
+            return refused(v, "protocol", "command list mismatch".into());
         }
         // No quarantine when the push brought no objects (delete-only pushes).
         let quarantine = (!req.object_dir.is_empty()).then(|| PathBuf::from(&req.object_dir));
         let quarantine = quarantine.as_deref();
         let mirror = ctx.mirror.dir.clone();
-        match self.check_refs(ctx, quarantine, &mut outcomes).await {
-            Ok(()) => {}
-            Err(e) => {
-                refuse_all(
-                    &mut outcomes,
-                    &mut v,
-                    "error",
-                    format!("cannot check refs: {e}"),
-                );
-                v.outcomes = outcomes;
-                return v;
-            }
+        if let Err(e) = self.check_refs(ctx, quarantine, &mut v.outcomes).await {
+            return refused(v, "error", format!("cannot check refs: {e}"));
         }
-        if outcomes.iter().any(|o| !o.ok) {
-            for o in outcomes.iter().filter(|o| !o.ok) {
+        if v.outcomes.iter().any(|o| !o.ok) {
+            for o in v.outcomes.iter().filter(|o| !o.ok) {
                 v.messages
                     .push(format!("git-gate: {}: {}", o.name, o.reason));
             }
-            for o in outcomes.iter_mut().filter(|o| o.ok) {
+            for o in v.outcomes.iter_mut().filter(|o| o.ok) {
                 o.ok = false;
                 o.rule = "atomic".into();
                 o.reason = "not pushed: another ref in this push was refused".into();
             }
-            v.outcomes = outcomes;
             return v;
         }
         // Sizes and secrets over every object the push brought.
@@ -354,32 +327,17 @@ impl Gate {
         };
         let objects = match objects {
             Ok(o) => o,
-            Err(e) => {
-                refuse_all(
-                    &mut outcomes,
-                    &mut v,
-                    "error",
-                    format!("cannot list pushed objects: {e}"),
-                );
-                v.outcomes = outcomes;
-                return v;
-            }
+            Err(e) => return refused(v, "error", format!("cannot list pushed objects: {e}")),
         };
         let limit = ctx.repo.policy.max_object_bytes;
         if let Some(big) = objects.iter().find(|o| o.size > limit) {
-            refuse_all(
-                &mut outcomes,
-                &mut v,
-                "max_object_bytes",
-                format!(
-                    "object {} ({}) is {} bytes, limit {limit}",
-                    short(&big.oid),
-                    big.kind,
-                    big.size
-                ),
+            let reason = format!(
+                "object {} ({}) is {} bytes, limit {limit}",
+                short(&big.oid),
+                big.kind,
+                big.size
             );
-            v.outcomes = outcomes;
-            return v;
+            return refused(v, "max_object_bytes", reason);
         }
         let findings = match quarantine {
             None => Ok(Vec::new()),
@@ -390,79 +348,46 @@ impl Gate {
         match findings {
             Ok(findings) if !findings.is_empty() => {
                 self.metrics.secrets(findings.len() as u64);
-                for f in findings.iter().take(10) {
-                    v.messages.push(format!(
-                        "git-gate: secret detected ({}) in {} {}",
-                        f.detector,
-                        f.kind,
-                        short(&f.oid)
-                    ));
-                }
-                let f = &findings[0];
-                refuse_all(
-                    &mut outcomes,
-                    &mut v,
-                    "secret-scan",
+                let said = |f: &scan::Finding| {
                     format!(
                         "secret detected ({}) in {} {}",
                         f.detector,
                         f.kind,
                         short(&f.oid)
-                    ),
-                );
-                v.outcomes = outcomes;
-                return v;
+                    )
+                };
+                for f in findings.iter().take(10) {
+                    v.messages.push(format!("git-gate: {}", said(f)));
+                }
+                return refused(v, "secret-scan", said(&findings[0]));
             }
             Ok(_) => {}
-            Err(e) => {
-                refuse_all(
-                    &mut outcomes,
-                    &mut v,
-                    "error",
-                    format!("secret scan failed: {e}"),
-                );
-                v.outcomes = outcomes;
-                return v;
-            }
+            Err(e) => return refused(v, "error", format!("secret scan failed: {e}")),
         }
         // A ref that is a symbolic ref upstream would move its target instead (e.g. a
         // `master -> main` alias would move a protected main): refuse those.
         match self.upstream_symrefs(ctx).await {
             Ok(aliased) if !aliased.is_empty() => {
-                for (name, target) in &aliased {
-                    if let Some(o) = outcomes.iter_mut().find(|o| &o.name == name) {
+                let alias = |(name, target): &(String, String)| {
+                    format!("{name} is a symbolic ref to {target} upstream")
+                };
+                for a in &aliased {
+                    if let Some(o) = v.outcomes.iter_mut().find(|o| o.name == a.0) {
                         o.rule = "symref".into();
-                        o.reason = format!("{name} is a symbolic ref to {target} upstream");
+                        o.reason = alias(a);
                     }
                 }
-                let (name, target) = &aliased[0];
-                refuse_all(
-                    &mut outcomes,
-                    &mut v,
-                    "symref",
-                    format!("{name} is a symbolic ref to {target} upstream"),
-                );
-                v.outcomes = outcomes;
-                return v;
+                return refused(v, "symref", alias(&aliased[0]));
             }
             Ok(_) => {}
             Err(e) => {
-                refuse_all(
-                    &mut outcomes,
-                    &mut v,
-                    "upstream",
-                    format!("upstream unavailable: {e}"),
-                );
                 v.upstream_failed = true;
-                v.outcomes = outcomes;
-                return v;
+                return refused(v, "upstream", format!("upstream unavailable: {e}"));
             }
         }
         // The push may have been abandoned (timeout) while we were checking.
         if self.push_ctx(&req.push_id).is_none() {
-            refuse_all(&mut outcomes, &mut v, "error", "push abandoned".into());
-            v.outcomes = outcomes;
-            return v;
+            return refused(v, "error", "push abandoned".into());
         }
         // Everything passed: push upstream, atomically, with a lease on every ref.
         match self.push_upstream(ctx, quarantine).await {
@@ -475,7 +400,7 @@ impl Gate {
                 for l in lines {
                     v.messages.push(format!("git-gate: upstream: {l}"));
                 }
-                for o in outcomes.iter_mut() {
+                for o in v.outcomes.iter_mut() {
                     o.ok = false;
                     o.rule = "upstream".into();
                     o.reason = per_ref
@@ -487,7 +412,6 @@ impl Gate {
                     .push("git-gate: push refused by upstream; nothing was changed".into());
             }
         }
-        v.outcomes = outcomes;
         v
     }
 
@@ -724,6 +648,20 @@ impl Gate {
             .collect();
         Err((per_ref, lines))
     }
+}
+
+/// Refuses every ref of the push: each keeps the reason it already has (a more precise one),
+/// the others get `rule`/`reason`; the client is told why.
+fn refused(mut v: HookVerdict, rule: &str, reason: String) -> HookVerdict {
+    for o in v.outcomes.iter_mut() {
+        o.ok = false;
+        if o.reason.is_empty() {
+            o.rule = rule.to_string();
+            o.reason = reason.clone();
+        }
+    }
+    v.messages.push(format!("git-gate: push refused: {reason}"));
+    v
 }
 
 pub fn short(oid: &str) -> &str {
