@@ -18,6 +18,7 @@ pub mod hop;
 pub mod host;
 pub mod live;
 pub mod metrics;
+pub mod path;
 pub mod refusal;
 pub mod reload;
 pub mod resolve;

@@ -42,6 +42,9 @@ pub struct Route {
     pub auth: Option<RouteAuth>,
     /// Tunnelled, not decrypted.
     pub tls_passthrough: bool,
+    /// Inject `auth` even over a plain `http://` upstream (yaml key `allow_cleartext`,
+    /// default false: egress refuses to send a credential in clear text).
+    pub allow_cleartext: bool,
 }
 
 impl Route {

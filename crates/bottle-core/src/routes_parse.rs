@@ -411,7 +411,14 @@ fn token_env(ctx: &Ctx<'_>, m: &Map<'_>) -> Result<String, ConfigError> {
 }
 
 const TOP_KEYS: &[&str] = &["routes", "git", "dlp"];
-const ROUTE_KEYS: &[&str] = &["host", "paths", "methods", "auth", "tls_passthrough"];
+const ROUTE_KEYS: &[&str] = &[
+    "host",
+    "paths",
+    "methods",
+    "auth",
+    "tls_passthrough",
+    "allow_cleartext",
+];
 const AUTH_KEYS: &[&str] = &[
     "scheme",
     "token_env",
@@ -586,8 +593,9 @@ fn parse_route(ctx: &Ctx<'_>, n: &Node, index: usize) -> Result<Route, ConfigErr
         Some(a) => Some(parse_route_auth(ctx, a)?),
     };
     let tls_passthrough = m.bool(ctx, "tls_passthrough", false)?;
+    let allow_cleartext = m.bool(ctx, "allow_cleartext", false)?;
     if tls_passthrough {
-        for key in ["auth", "paths", "methods"] {
+        for key in ["auth", "paths", "methods", "allow_cleartext"] {
             if let Some(node) = m.get(key) {
                 return Err(ctx.err(
                     node.line,
@@ -604,6 +612,7 @@ fn parse_route(ctx: &Ctx<'_>, n: &Node, index: usize) -> Result<Route, ConfigErr
         methods,
         auth,
         tls_passthrough,
+        allow_cleartext,
     })
 }
 
@@ -998,6 +1007,10 @@ dlp:                               # pipelock
         assert_eq!(a.token_env, "BOTTLE_TOKEN_0");
         assert!(!a.strip_cookies);
         assert!(!r.tls_passthrough);
+        assert!(!r.allow_cleartext);
+        let f = parse_ok("routes:\n  - host: \"origin.test:8080\"\n    allow_cleartext: true\n    auth: {scheme: bearer, token_env: T}\n");
+        assert!(f.routes[0].allow_cleartext);
+        let f = parse_ok(DESIGN);
         let g = &f.git[0];
         assert_eq!(g.name, "demo");
         assert_eq!(g.line, 14);
@@ -1052,6 +1065,8 @@ dlp:                               # pipelock
         assert_eq!(parse_err("rotes: []\n"), "routes.yaml:1: unknown key `rotes` in routes.yaml (top level) (did you mean `routes`?)");
         let e = parse_err("routes:\n  - host: a\n    tls_pasthrough: true\n");
         assert!(e.starts_with("routes.yaml:3: unknown key `tls_pasthrough` in route (did you mean `tls_passthrough`?)"), "{e}");
+        let e = parse_err("routes:\n  - host: a\n    allow_cleartxt: true\n");
+        assert!(e.starts_with("routes.yaml:3: unknown key `allow_cleartxt` in route (did you mean `allow_cleartext`?)"), "{e}");
         let e = parse_err("git:\n  - name: a\n    upstream: https://h/x\n    max_pack: 3\n");
         assert!(
             e.starts_with("routes.yaml:4:") && e.contains("did you mean `max_pack_bytes`"),
@@ -1078,6 +1093,8 @@ dlp:                               # pipelock
             ("routes:\n  - host: a\n    paths: [\"/a/[\"]\n", "routes.yaml:3: invalid path glob"),
             ("routes:\n  - host: \"a.*.b\"\n", "routes.yaml:2: route `host`"),
             ("routes:\n  - host: a\n    tls_passthrough: true\n    auth: {scheme: bearer, token_env: T}\n", "routes.yaml:4: `auth` cannot apply"),
+            ("routes:\n  - host: a\n    tls_passthrough: true\n    allow_cleartext: true\n", "routes.yaml:4: `allow_cleartext` cannot apply"),
+            ("routes:\n  - host: a\n    allow_cleartext: 1\n", "routes.yaml:3: `allow_cleartext` must be true or false"),
             ("routes: {host: a}\n", "routes.yaml:1: `routes` must be a list"),
             ("routes:\n  - a.example\n", "routes.yaml:2: route must be a mapping"),
             ("git:\n  - name: a/b\n    upstream: https://h/x\n", "routes.yaml:2: git `name`"),
