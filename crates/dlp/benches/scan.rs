@@ -108,5 +108,43 @@ fn urls(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bodies, urls);
+/// A typical request head (a package manager's GET): per field as before, and as a block.
+fn headers(c: &mut Criterion) {
+    let det = Detector::builtin();
+    let fields: Vec<(&str, &[u8])> = vec![
+        ("host", b"registry.npmjs.org"),
+        (
+            "user-agent",
+            b"npm/10.2.4 node/v20.11.0 linux x64 workspaces/false",
+        ),
+        ("npm-command", b"install"),
+        ("npm-session", b"4c1a7e5f3b2d9e80"),
+        (
+            "accept",
+            b"application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*",
+        ),
+        ("accept-encoding", b"gzip,deflate"),
+        ("if-none-match", b"\"4d8c1f0e9b7a6c5d3e2f1a0b9c8d7e6f\""),
+        ("if-modified-since", b"Tue, 14 May 2024 09:12:44 GMT"),
+        ("authorization", b"Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2ln"),
+        (
+            "traceparent",
+            b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ),
+    ];
+    let mut g = c.benchmark_group("headers");
+    g.bench_function("scan_header-each/typical-10", |b| {
+        b.iter(|| {
+            for (n, v) in &fields {
+                black_box(det.scan_header(black_box(n), black_box(v)));
+            }
+        })
+    });
+    g.bench_function("scan_header_block/typical-10", |b| {
+        b.iter(|| black_box(det.scan_header_block(black_box(&fields))))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bodies, urls, headers);
 criterion_main!(benches);

@@ -20,10 +20,13 @@
 //!
 //! Entry points: [`detect`] / [`Detector::detect`] (bodies, blobs),
 //! [`Detector::scan_url`] + [`redact_url`] (request targets and their audit
-//! form), [`Detector::scan_header`], [`Detector::scan_host`], and
+//! form), [`Detector::scan_header`], [`Detector::scan_header_block`] (all
+//! fields together: secrets split over fields), [`Detector::scan_host`], and
 //! [`Detector::stream`] for bodies of any size with bounded memory
 //! ([`StreamScanner::push`] stops at the first finding;
-//! [`StreamScanner::push_report`] keeps going for log-only policies).
+//! [`StreamScanner::push_report`] keeps going for log-only policies;
+//! [`StreamScanner::check`] holds nothing back, for protocols that forward
+//! whole frames such as WebSocket).
 //!
 //! Known limits: tokens are matched case-sensitively as their providers
 //! issue them; a secret encoded in a scheme not listed above (ROT13,
@@ -40,6 +43,7 @@ pub mod entropy;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+mod headers;
 mod known;
 mod patterns;
 mod stream;
@@ -49,6 +53,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+pub use headers::HeaderFinding;
 pub use stream::{StreamScanner, STREAM_OVERLAP, STREAM_WINDOW};
 pub use url::redact_url;
 pub use zeroize::Zeroizing;
@@ -274,6 +279,15 @@ impl Detector {
     /// findings in the name (rare) are reported with offsets into `name`.
     pub fn scan_header(&self, name: &str, value: &[u8]) -> Vec<Finding> {
         url::scan_header(self, name, value)
+    }
+
+    /// Scan a request's whole header block (or trailer block): every field on its
+    /// own as [`scan_header`](Self::scan_header) does, plus the fields joined in
+    /// the given order (values back to back, values one per line, names and values
+    /// back to back), so a secret split over several fields is found. Each finding
+    /// names the fields it touches.
+    pub fn scan_header_block(&self, fields: &[(&str, &[u8])]) -> Vec<HeaderFinding> {
+        headers::scan_header_block(self, fields)
     }
 
     /// A streaming scanner over this detector (bounded memory).

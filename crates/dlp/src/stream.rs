@@ -127,6 +127,23 @@ impl StreamScanner {
             .collect()
     }
 
+    /// Eager mode, for protocols that must forward whole frames (WebSocket): scans
+    /// `chunk` together with up to [`STREAM_OVERLAP`] bytes of what came before it
+    /// and holds nothing back, so everything passed so far has been scanned in
+    /// context. Returns every finding in that window (one found in the overlap may
+    /// be reported again by the next call). Memory: the overlap plus one chunk.
+    /// Do not mix with `push`/`push_report` on one scanner.
+    pub fn check(&mut self, chunk: &[u8]) -> Vec<Finding> {
+        let mut data = std::mem::take(&mut self.tail);
+        data.extend_from_slice(chunk);
+        let found = self.collect(&data, None);
+        let keep = data.len().min(STREAM_OVERLAP);
+        let drop_n = data.len() - keep;
+        self.base += drop_n;
+        self.tail = BytesMut::from(&data[drop_n..]);
+        found
+    }
+
     /// End of stream: scan and release what is held back.
     pub fn finish(&mut self) -> Result<Bytes, Finding> {
         if let Some(f) = &self.failed {
