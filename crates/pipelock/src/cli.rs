@@ -1,9 +1,9 @@
 //! Command line: `pipelock [flags]`, `pipelock ca init --out DIR`, `pipelock healthcheck [--url URL]`.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use bottle_core::cli::CommonArgs;
+use bottle_core::serve::ServeLimits;
 use clap::Parser;
 
 /// The proxy's flags.
@@ -38,38 +38,24 @@ pub struct Args {
 /// Tuning knobs (hidden: the defaults are the product; tests lower them).
 #[derive(clap::Args, Debug, Clone)]
 pub struct Limits {
+    /// The listener limits every sidecar shares (`--max-connections`, `--idle-timeout-secs`,
+    /// `--header-timeout-secs`, `--max-header-bytes`, `--max-headers`, `--drain-secs`).
+    #[command(flatten)]
+    pub serve: ServeLimits,
     /// Maximum concurrent CONNECT tunnels; more get 503.
     #[arg(long, default_value_t = 1024, hide = true)]
     pub max_tunnels: usize,
-    /// Maximum concurrent agent connections; more are closed at accept.
-    #[arg(long, default_value_t = 4096, hide = true)]
-    pub max_connections: usize,
-    /// Seconds a connection may stay silent (both directions) before it is closed.
-    #[arg(long, default_value_t = 120, hide = true)]
-    pub idle_timeout_secs: u64,
-    /// Seconds to receive a complete request head.
-    #[arg(long, default_value_t = 30, hide = true)]
-    pub header_timeout_secs: u64,
-    /// Maximum request head size in bytes.
-    #[arg(long, default_value_t = 64 * 1024, hide = true)]
-    pub max_header_bytes: usize,
-    /// Maximum number of request header fields.
-    #[arg(long, default_value_t = 100, hide = true)]
-    pub max_headers: usize,
     /// Leaf certificate cache capacity.
     #[arg(long, default_value_t = 10_000, hide = true)]
     pub cert_cache_size: usize,
-    /// Seconds SIGTERM waits for in-flight requests.
-    #[arg(long, default_value_t = 5, hide = true)]
-    pub drain_secs: u64,
 }
 
-impl Limits {
-    pub fn idle(&self) -> Duration {
-        Duration::from_secs(self.idle_timeout_secs.max(1))
-    }
-    pub fn header_timeout(&self) -> Duration {
-        Duration::from_secs(self.header_timeout_secs.max(1))
+/// `limits.max_header_bytes`, `limits.idle()` etc. keep reading as before the listener limits
+/// moved to bottle-core (the intercepted-TLS server in connect.rs applies the same caps).
+impl std::ops::Deref for Limits {
+    type Target = ServeLimits;
+    fn deref(&self) -> &ServeLimits {
+        &self.serve
     }
 }
 

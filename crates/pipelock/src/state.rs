@@ -1,13 +1,13 @@
 //! Shared state of a running pipelock.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use bottle_core::reload::Reloadable;
+use bottle_core::serve::{TaskTracker, TaskTrackerToken};
 use bottle_core::{AuditEvent, AuditLog, BoxBody, LiveConfig};
 use http::Response;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
 
 use crate::cli::Limits;
 use crate::dlp_scan::DlpScanner;
@@ -31,36 +31,28 @@ pub struct State {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
-/// Counts live connection tasks so SIGTERM can wait for them.
+/// Counts live connection tasks so SIGTERM can wait for them: the listener's connections run
+/// on this tracker (bottle-core `serve`), tunnels and upgrades hold a token of it.
 #[derive(Clone, Default)]
-pub struct TaskCount(Arc<(AtomicUsize, Notify)>);
+pub struct TaskCount(TaskTracker);
 
-pub struct TaskGuard(TaskCount);
+/// Keeps the drain waiting while it lives.
+pub struct TaskGuard(#[allow(dead_code)] TaskTrackerToken);
 
 impl TaskCount {
     pub fn enter(&self) -> TaskGuard {
-        self.0 .0.fetch_add(1, Ordering::SeqCst);
-        TaskGuard(self.clone())
+        TaskGuard(self.0.token())
     }
     pub fn count(&self) -> usize {
-        self.0 .0.load(Ordering::SeqCst)
+        self.0.len()
     }
+    /// Closes the tracker (shutdown has begun) and waits until nothing is left.
     pub async fn wait_zero(&self) {
-        loop {
-            let notified = self.0 .1.notified();
-            if self.count() == 0 {
-                return;
-            }
-            notified.await;
-        }
+        self.0.close();
+        self.0.wait().await;
     }
-}
-
-impl Drop for TaskGuard {
-    fn drop(&mut self) {
-        if self.0 .0 .0.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0 .0 .1.notify_waiters();
-        }
+    pub fn tracker(&self) -> TaskTracker {
+        self.0.clone()
     }
 }
 
