@@ -14,6 +14,7 @@ pub mod body;
 pub mod config;
 pub mod inject;
 pub mod metrics;
+pub mod policy;
 pub mod proxy;
 pub mod scrub;
 pub mod server;

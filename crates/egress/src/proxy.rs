@@ -9,7 +9,7 @@ use bottle_core::audit::{AuditEvent, AuditLog};
 use bottle_core::body::{empty, BoxBody};
 use bottle_core::reload::Reloadable;
 use bottle_core::routes::AuthScheme;
-use bottle_core::{split_host_port, Host, Refusal, Resolver};
+use bottle_core::{split_host_port, Refusal, Resolver};
 use http::header::{
     ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, HOST, IF_RANGE, RANGE,
     SEC_WEBSOCKET_EXTENSIONS,
@@ -27,6 +27,8 @@ use crate::body::{
 use crate::config::EgressConfig;
 use crate::inject::{audit_path, inject, is_git_push};
 use crate::metrics::EgressMetrics;
+use crate::policy::short;
+pub use crate::policy::{decide, Decision, Matched, Target};
 use crate::upstream::{connect_tcp, find_connect_error, resolve, Connector, Timeouts};
 use bottle_core::hop;
 
@@ -45,75 +47,6 @@ pub struct Shared {
     pub client_h1: Client<Connector, BoxBody>,
     pub timeouts: Timeouts,
     pub tracker: TaskTracker,
-}
-
-/// What a request was matched to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Matched {
-    Route(usize),
-    Allowlist,
-}
-
-impl Matched {
-    fn label(self) -> String {
-        match self {
-            Matched::Route(i) => i.to_string(),
-            Matched::Allowlist => "allowlist".into(),
-        }
-    }
-}
-
-/// First route whose host, path glob and method all match; else the allowlist
-/// (only for hosts no route names); else the refusal saying what did not match.
-pub fn decide(
-    cfg: &EgressConfig,
-    host: &Host,
-    port: u16,
-    method: &Method,
-    path: &str,
-) -> Result<Matched, Refusal> {
-    let mut host_hit = false;
-    let mut path_hit = false;
-    for (i, r) in cfg.live.routes.routes.iter().enumerate() {
-        if !r.host.matches(host, port) {
-            continue;
-        }
-        host_hit = true;
-        if !r.paths.as_ref().is_none_or(|g| g.matches(path)) {
-            continue;
-        }
-        path_hit = true;
-        if r.accepts(method, path) {
-            return Ok(Matched::Route(i));
-        }
-    }
-    if !host_hit {
-        if cfg.live.allowlist.allows(host, port) {
-            return Ok(Matched::Allowlist);
-        }
-        return Err(
-            Refusal::forbidden(format!("host not routed: {host}:{port}"))
-                .with_hint(format!("run: bottle allow {host}")),
-        );
-    }
-    if !path_hit {
-        return Err(Refusal::forbidden(format!(
-            "path not allowed: {} on {host}:{port}",
-            short(path)
-        )));
-    }
-    Err(Refusal::forbidden(format!(
-        "method not allowed: {method} {} on {host}:{port}",
-        short(path)
-    )))
-}
-
-fn short(s: &str) -> String {
-    let mut out: String = s.chars().take(200).collect();
-    if out.len() < s.len() {
-        out.push_str("...");
-    }
-    out
 }
 
 fn scheme_name(s: AuthScheme) -> &'static str {
@@ -319,11 +252,36 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
         );
     }
     let cfg = shared.cfg.current();
-    let matched = match decide(&cfg, &host, port, req.method(), uri.path()) {
-        Ok(m) => m,
+    let target = Target {
+        https,
+        host: &host,
+        port,
+        method: req.method(),
+        path: uri.path(),
+        query: uri.query(),
+        headers: req.headers(),
+    };
+    let Decision { matched, path } = match decide(&cfg, &target) {
+        Ok(d) => d,
         Err(r) => return shared.refuse(&ctx, r, "refused"),
     };
     ctx.route = matched.label();
+    // forward the path the route's globs judged, not the agent's spelling of it
+    if let Some(p) = path {
+        match crate::policy::with_path(&uri, &p) {
+            Ok(u) => {
+                ctx.path = audit_path(u.path(), u.query());
+                *req.uri_mut() = u;
+            }
+            Err(_) => {
+                return shared.refuse(
+                    &ctx,
+                    Refusal::new(StatusCode::BAD_REQUEST, "cannot rebuild the request target"),
+                    "refused",
+                )
+            }
+        }
+    }
     let (auth, cred) = match matched {
         Matched::Route(i) => (
             cfg.live.routes.routes[i].auth.clone(),
@@ -547,61 +505,4 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
         cur = c.source();
     }
     s
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-    use super::*;
-    use crate::config::EnvSource;
-    use bottle_core::parse_host;
-
-    #[test]
-    fn decision_order_and_reasons() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("routes.yaml"),
-            "routes:\n  - host: api.example\n    paths: [\"/repos/acme/**\"]\n    methods: [GET]\n  - host: api.example\n    paths: [\"/repos/acme/**\"]\n    methods: [POST]\n    auth: {scheme: bearer, token_env: T}\n  - host: \"*.wild.example\"\n",
-        )
-        .unwrap();
-        std::fs::write(dir.path().join("allowlist"), "open.example\napi.example\n").unwrap();
-        let env = EnvSource::from_map([("T".to_string(), "tok-123456".to_string())].into());
-        let cfg = EgressConfig::load(dir.path(), &env).unwrap();
-        let h = |s: &str| parse_host(s).unwrap();
-        let d = |host: &str, m: Method, p: &str| decide(&cfg, &h(host), 443, &m, p);
-        assert_eq!(
-            d("api.example", Method::GET, "/repos/acme/x").unwrap(),
-            Matched::Route(0)
-        );
-        assert_eq!(
-            d("API.example.", Method::POST, "/repos/acme/x").unwrap(),
-            Matched::Route(1)
-        );
-        let e = d("api.example", Method::DELETE, "/repos/acme/x").unwrap_err();
-        assert!(e.reason.starts_with("method not allowed"), "{}", e.reason);
-        // a host named by a route is not widened by the allowlist
-        let e = d("api.example", Method::GET, "/other").unwrap_err();
-        assert!(e.reason.starts_with("path not allowed"), "{}", e.reason);
-        let e = d("api.example", Method::GET, "/repos/acme/../../etc").unwrap_err();
-        assert!(e.reason.starts_with("path not allowed"), "{}", e.reason);
-        assert_eq!(
-            d("open.example", Method::PUT, "/x").unwrap(),
-            Matched::Allowlist
-        );
-        assert_eq!(
-            d("a.b.wild.example", Method::PUT, "/x").unwrap(),
-            Matched::Route(2)
-        );
-        let e = d("wild.example", Method::GET, "/").unwrap_err();
-        assert!(
-            e.reason.starts_with("host not routed: wild.example:443"),
-            "{}",
-            e.reason
-        );
-        let e = d("evil.example", Method::GET, "/").unwrap_err();
-        assert_eq!(e.status, StatusCode::FORBIDDEN);
-        assert_eq!(e.hint.as_deref(), Some("run: bottle allow evil.example"));
-        // port matters: default pattern = 80 and 443
-        assert!(decide(&cfg, &h("open.example"), 8443, &Method::GET, "/").is_err());
-    }
 }

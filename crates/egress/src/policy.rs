@@ -1,0 +1,285 @@
+//! The route decision: a pure function from the request and the config to a
+//! decision (which route, which path to forward) or the refusal saying why not.
+//!
+//! Three ways an agent could dodge a route's rules are closed here rather than in
+//! the handler: a credential sent over cleartext `http://`, a method override
+//! (`X-HTTP-Method-Override: DELETE` on a POST, `?_method=DELETE`) naming a method
+//! the route does not allow, and a path an origin would read differently from the
+//! glob we matched (`/repos/acme/..;/admin`, `%2e%2e`, `%2f`, `\`).
+
+use bottle_core::path::{normalise, Ambiguity};
+use bottle_core::routes::Route;
+use bottle_core::{Host, Refusal};
+use http::uri::{PathAndQuery, Uri};
+use http::{HeaderMap, Method};
+use percent_encoding::percent_decode_str;
+
+use crate::config::EgressConfig;
+
+/// Headers frameworks (Rails, Laravel, Express method-override, ASP.NET, ...) read as
+/// "the real method".
+pub const OVERRIDE_HEADERS: &[&str] = &[
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// Query (and form) parameter with the same meaning.
+pub const OVERRIDE_PARAM: &str = "_method";
+
+/// What a request was matched to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Matched {
+    Route(usize),
+    Allowlist,
+}
+
+impl Matched {
+    pub fn label(self) -> String {
+        match self {
+            Matched::Route(i) => i.to_string(),
+            Matched::Allowlist => "allowlist".into(),
+        }
+    }
+}
+
+/// The parts of a request the decision looks at.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// `https://` (egress originates TLS) or `http://` (cleartext upstream).
+    pub https: bool,
+    pub host: &'a Host,
+    pub port: u16,
+    pub method: &'a Method,
+    /// The path as the agent sent it (no query).
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub headers: &'a HeaderMap,
+}
+
+/// A request that may go on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub matched: Matched,
+    /// `Some`: forward this path instead of the agent's (the normalised path the
+    /// route's globs judged), so the origin sees exactly what was matched.
+    pub path: Option<String>,
+}
+
+/// A method override the request carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Override {
+    None,
+    /// The method named (upper case) and where it was found.
+    One(String, String),
+    /// Malformed, or more than one: the reason.
+    Bad(String),
+}
+
+fn decode_component(s: &str) -> String {
+    percent_decode_str(&s.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// Every override header value (comma lists split) and every `_method` parameter
+/// (any percent-spelling or case of the name; `&` and `;` separators).
+fn method_override(headers: &HeaderMap, query: Option<&str>) -> Override {
+    let mut found: Vec<(String, Option<String>)> = Vec::new();
+    for name in OVERRIDE_HEADERS {
+        for v in headers.get_all(*name) {
+            match v.to_str() {
+                Ok(s) => found.extend(
+                    s.split(',')
+                        .map(|p| (name.to_string(), Some(p.trim().to_string()))),
+                ),
+                Err(_) => found.push((name.to_string(), None)),
+            }
+        }
+    }
+    for pair in query.unwrap_or("").split(['&', ';']) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if decode_component(k)
+            .trim()
+            .eq_ignore_ascii_case(OVERRIDE_PARAM)
+        {
+            found.push((
+                format!("query parameter {OVERRIDE_PARAM}"),
+                Some(decode_component(v).trim().to_string()),
+            ));
+        }
+    }
+    match found.as_slice() {
+        [] => Override::None,
+        [(src, Some(v))] => {
+            let token = !v.is_empty()
+                && v.len() <= 32
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphabetic() || b == b'-' || b == b'_');
+            if token {
+                Override::One(v.to_ascii_uppercase(), src.clone())
+            } else {
+                Override::Bad(format!("{src} `{}` is not an HTTP method", short(v)))
+            }
+        }
+        [(src, None)] => Override::Bad(format!("{src} is not text")),
+        _ => Override::Bad(format!(
+            "{} method overrides ({}); send at most one",
+            found.len(),
+            found
+                .iter()
+                .map(|(s, _)| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+fn method_allowed(r: &Route, m: &str) -> bool {
+    r.methods
+        .as_ref()
+        .is_none_or(|ms| ms.iter().any(|a| a.as_str().eq_ignore_ascii_case(m)))
+}
+
+/// `[v6]` in URLs.
+fn url_host(h: &Host) -> String {
+    match h {
+        Host::Ip(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
+        h => h.to_string(),
+    }
+}
+
+/// First route whose host, path glob, method (and method override) all match;
+/// else the allowlist (only for hosts no route names); else the refusal saying
+/// what did not match. A matched route that injects over `http://` is refused
+/// unless it has `allow_cleartext: true`.
+pub fn decide(cfg: &EgressConfig, t: &Target<'_>) -> Result<Decision, Refusal> {
+    let (host, port) = (t.host, t.port);
+    let norm = normalise(t.path);
+    let ov = method_override(t.headers, t.query);
+    let mut host_hit = false;
+    let mut path_hit = false;
+    let mut method_hit = false;
+    let mut ambiguous: Option<Ambiguity> = None;
+    let mut ov_refusal: Option<String> = None;
+    for (i, r) in cfg.live.routes.routes.iter().enumerate() {
+        if !r.host.matches(host, port) {
+            continue;
+        }
+        host_hit = true;
+        // a route without path rules forwards the agent's path untouched; one with
+        // path rules judges (and forwards) the normalised path, or nothing
+        let path = match (&r.paths, &norm) {
+            (None, _) => t.path,
+            (Some(_), Ok(n)) => n.as_str(),
+            (Some(_), Err(a)) => {
+                ambiguous = Some(*a);
+                continue;
+            }
+        };
+        if !r.paths.as_ref().is_none_or(|g| g.matches(path)) {
+            continue;
+        }
+        path_hit = true;
+        if !r.accepts(t.method, path) {
+            continue;
+        }
+        method_hit = true;
+        if r.methods.is_some() {
+            match &ov {
+                Override::None => {}
+                Override::One(m, _) if method_allowed(r, m) => {}
+                Override::One(m, src) => {
+                    ov_refusal = Some(format!(
+                        "method override not allowed: {src} names {m} on {} {} on {host}:{port}",
+                        t.method,
+                        short(t.path)
+                    ));
+                    continue;
+                }
+                Override::Bad(why) => {
+                    ov_refusal = Some(format!("malformed method override: {why} on {host}:{port}"));
+                    continue;
+                }
+            }
+        }
+        if r.auth.is_some() && !t.https && !r.allow_cleartext {
+            let port_part = if port == 80 {
+                String::new()
+            } else {
+                format!(":{port}")
+            };
+            return Err(Refusal::forbidden(format!(
+                "route {i} ({}) injects a credential; refusing to send it over cleartext http://{}:{port}",
+                r.host,
+                url_host(host)
+            ))
+            .with_hint(format!("use https://{}{port_part}/...", url_host(host))));
+        }
+        let forward = match (&r.paths, &norm) {
+            (Some(_), Ok(n)) if n != t.path => Some(n.clone()),
+            _ => None,
+        };
+        return Ok(Decision {
+            matched: Matched::Route(i),
+            path: forward,
+        });
+    }
+    if !host_hit {
+        if cfg.live.allowlist.allows(host, port) {
+            return Ok(Decision {
+                matched: Matched::Allowlist,
+                path: None,
+            });
+        }
+        return Err(
+            Refusal::forbidden(format!("host not routed: {host}:{port}"))
+                .with_hint(format!("run: bottle allow {host}")),
+        );
+    }
+    if !path_hit {
+        if let Some(a) = ambiguous {
+            return Err(Refusal::forbidden(format!(
+                "ambiguous path {} on {host}:{port} refused on a route with path rules: {a}",
+                short(t.path)
+            ))
+            .with_hint("request the plain path it stands for"));
+        }
+        return Err(Refusal::forbidden(format!(
+            "path not allowed: {} on {host}:{port}",
+            short(t.path)
+        )));
+    }
+    if let (true, Some(reason)) = (method_hit, ov_refusal) {
+        return Err(Refusal::forbidden(reason));
+    }
+    Err(Refusal::forbidden(format!(
+        "method not allowed: {} {} on {host}:{port}",
+        t.method,
+        short(t.path)
+    )))
+}
+
+/// `uri` with its path replaced by `path` (query kept).
+pub fn with_path(uri: &Uri, path: &str) -> Result<Uri, http::Error> {
+    let pq = match uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(PathAndQuery::try_from(pq)?);
+    Ok(Uri::from_parts(parts)?)
+}
+
+/// At most 200 characters, for refusals and logs.
+pub(crate) fn short(s: &str) -> String {
+    let mut out: String = s.chars().take(200).collect();
+    if out.len() < s.len() {
+        out.push_str("...");
+    }
+    out
+}
+
+#[cfg(test)]
+#[path = "policy_tests.rs"]
+mod tests;

@@ -1,0 +1,280 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+use super::*;
+use crate::config::EnvSource;
+use bottle_core::parse_host;
+use http::StatusCode;
+
+fn load(routes: &str, allow: &str) -> EgressConfig {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("routes.yaml"), routes).unwrap();
+    std::fs::write(dir.path().join("allowlist"), allow).unwrap();
+    let env = EnvSource::from_map([("T".to_string(), "tok-123456".to_string())].into());
+    EgressConfig::load(dir.path(), &env).unwrap()
+}
+
+/// `decide` for an https request without override headers.
+fn d(cfg: &EgressConfig, host: &str, m: Method, p: &str) -> Result<Decision, Refusal> {
+    full(cfg, true, host, 443, m, p, &[])
+}
+
+fn full(
+    cfg: &EgressConfig,
+    https: bool,
+    host: &str,
+    port: u16,
+    m: Method,
+    pq: &str,
+    headers: &[(&str, &str)],
+) -> Result<Decision, Refusal> {
+    let host = parse_host(host).unwrap();
+    let mut h = HeaderMap::new();
+    for (k, v) in headers {
+        h.append(
+            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    let (path, query) = match pq.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (pq, None),
+    };
+    decide(
+        cfg,
+        &Target {
+            https,
+            host: &host,
+            port,
+            method: &m,
+            path,
+            query,
+            headers: &h,
+        },
+    )
+}
+
+fn route(i: usize) -> Decision {
+    Decision {
+        matched: Matched::Route(i),
+        path: None,
+    }
+}
+
+#[test]
+fn decision_order_and_reasons() {
+    let cfg = load(
+        "routes:\n  - host: api.example\n    paths: [\"/repos/acme/**\"]\n    methods: [GET]\n  - host: api.example\n    paths: [\"/repos/acme/**\"]\n    methods: [POST]\n    auth: {scheme: bearer, token_env: T}\n  - host: \"*.wild.example\"\n",
+        "open.example\napi.example\n",
+    );
+    assert_eq!(
+        d(&cfg, "api.example", Method::GET, "/repos/acme/x").unwrap(),
+        route(0)
+    );
+    assert_eq!(
+        d(&cfg, "API.example.", Method::POST, "/repos/acme/x").unwrap(),
+        route(1)
+    );
+    let e = d(&cfg, "api.example", Method::DELETE, "/repos/acme/x").unwrap_err();
+    assert!(e.reason.starts_with("method not allowed"), "{}", e.reason);
+    // a host named by a route is not widened by the allowlist
+    let e = d(&cfg, "api.example", Method::GET, "/other").unwrap_err();
+    assert!(e.reason.starts_with("path not allowed"), "{}", e.reason);
+    assert_eq!(
+        d(&cfg, "open.example", Method::PUT, "/x").unwrap(),
+        Decision {
+            matched: Matched::Allowlist,
+            path: None
+        }
+    );
+    assert_eq!(
+        d(&cfg, "a.b.wild.example", Method::PUT, "/x").unwrap(),
+        route(2)
+    );
+    let e = d(&cfg, "wild.example", Method::GET, "/").unwrap_err();
+    assert!(
+        e.reason.starts_with("host not routed: wild.example:443"),
+        "{}",
+        e.reason
+    );
+    let e = d(&cfg, "evil.example", Method::GET, "/").unwrap_err();
+    assert_eq!(e.status, StatusCode::FORBIDDEN);
+    assert_eq!(e.hint.as_deref(), Some("run: bottle allow evil.example"));
+    // port matters: default pattern = 80 and 443
+    assert!(full(&cfg, true, "open.example", 8443, Method::GET, "/", &[]).is_err());
+}
+
+#[test]
+fn cleartext_never_carries_a_credential() {
+    let cfg = load(
+        "routes:\n  - host: api.example\n    auth: {scheme: bearer, token_env: T}\n  - host: \"plain.test:8080\"\n    auth: {scheme: bearer, token_env: T}\n    allow_cleartext: true\n  - host: \"[::1]:*\"\n    auth: {scheme: query, param: k, token_env: T}\n  - host: noauth.example\n",
+        "open.example\n",
+    );
+    let e = full(&cfg, false, "api.example", 80, Method::GET, "/x", &[]).unwrap_err();
+    assert_eq!(e.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        e.message("egress"),
+        "blocked by egress: route 0 (api.example) injects a credential; refusing to send it over cleartext http://api.example:80 (use https://api.example/...)"
+    );
+    // http:// to port 443 is still cleartext
+    let e = full(&cfg, false, "api.example", 443, Method::GET, "/x", &[]).unwrap_err();
+    assert!(
+        e.message("egress")
+            .ends_with("(use https://api.example:443/...)"),
+        "{}",
+        e.message("egress")
+    );
+    let e = full(&cfg, false, "::1", 9000, Method::GET, "/x", &[]).unwrap_err();
+    assert!(e.reason.contains("http://[::1]:9000"), "{}", e.reason);
+    // https is fine; the opt-in is honoured; routes without auth and the allowlist are untouched
+    assert_eq!(
+        full(&cfg, true, "api.example", 443, Method::GET, "/x", &[]).unwrap(),
+        route(0)
+    );
+    assert_eq!(
+        full(&cfg, false, "plain.test", 8080, Method::GET, "/x", &[]).unwrap(),
+        route(1)
+    );
+    assert_eq!(
+        full(&cfg, false, "noauth.example", 80, Method::GET, "/x", &[]).unwrap(),
+        route(3)
+    );
+    assert!(full(&cfg, false, "open.example", 80, Method::GET, "/x", &[]).is_ok());
+}
+
+#[test]
+fn method_overrides_are_judged_as_the_method_they_name() {
+    let cfg = load(
+        "routes:\n  - host: api.example\n    methods: [GET, POST]\n  - host: any.example\n",
+        "",
+    );
+    let ok =
+        |pq: &str, h: &[(&str, &str)]| full(&cfg, true, "api.example", 443, Method::POST, pq, h);
+    assert_eq!(ok("/x", &[]).unwrap(), route(0));
+    assert_eq!(
+        ok("/x", &[("X-HTTP-Method-Override", "get")]).unwrap(),
+        route(0)
+    );
+    assert_eq!(ok("/x?_method=GET", &[]).unwrap(), route(0));
+    for (pq, h, want) in [
+        (
+            "/x",
+            &[("X-HTTP-Method-Override", "DELETE")][..],
+            "method override not allowed: x-http-method-override names DELETE on POST /x on api.example:443",
+        ),
+        ("/x", &[("x-http-method", "delete")][..], "names DELETE"),
+        ("/x", &[("X-METHOD-OVERRIDE", " Put ")][..], "names PUT"),
+        ("/x?a=1&_method=DELETE", &[][..], "query parameter _method names DELETE"),
+        ("/x?%5Fmethod=DELETE", &[][..], "names DELETE"),
+        ("/x?_METHOD=patch", &[][..], "names PATCH"),
+        ("/x?a=1;_method=DELETE", &[][..], "names DELETE"),
+        (
+            "/x",
+            &[("X-HTTP-Method-Override", "GET, DELETE")][..],
+            "malformed method override: 2 method overrides",
+        ),
+        (
+            "/x",
+            &[("X-HTTP-Method-Override", "GET"), ("X-HTTP-Method-Override", "GET")][..],
+            "malformed method override: 2",
+        ),
+        (
+            "/x?_method=GET",
+            &[("X-HTTP-Method", "GET")][..],
+            "malformed method override: 2",
+        ),
+        ("/x", &[("X-HTTP-Method-Override", "")][..], "is not an HTTP method"),
+        ("/x", &[("X-HTTP-Method-Override", "DE LETE")][..], "is not an HTTP method"),
+        ("/x?_method=DEL%00ETE", &[][..], "is not an HTTP method"),
+    ] {
+        let e = ok(pq, h).unwrap_err();
+        assert_eq!(e.status, StatusCode::FORBIDDEN);
+        assert!(e.reason.contains(want), "{pq} {h:?}: {}", e.reason);
+    }
+    // the real method is still judged first
+    let e = full(
+        &cfg,
+        true,
+        "api.example",
+        443,
+        Method::DELETE,
+        "/x",
+        &[("X-HTTP-Method-Override", "GET")],
+    )
+    .unwrap_err();
+    assert!(
+        e.reason.starts_with("method not allowed: DELETE"),
+        "{}",
+        e.reason
+    );
+    // a route without method rules does not care
+    assert_eq!(
+        full(
+            &cfg,
+            true,
+            "any.example",
+            443,
+            Method::POST,
+            "/x?_method=DELETE",
+            &[("X-HTTP-Method-Override", "DELETE")]
+        )
+        .unwrap(),
+        route(1)
+    );
+}
+
+#[test]
+fn path_rules_judge_the_normalised_path_and_refuse_ambiguity() {
+    let cfg = load(
+        "routes:\n  - host: api.example\n    paths: [\"/repos/acme/**\"]\n    methods: [GET]\n  - host: open.example\n  - host: mixed.example\n    paths: [\"/repos/acme/**\"]\n    auth: {scheme: bearer, token_env: T}\n  - host: mixed.example\n",
+        "",
+    );
+    let g = |host: &str, p: &str| d(&cfg, host, Method::GET, p);
+    assert_eq!(g("api.example", "/repos/acme/x").unwrap(), route(0));
+    // forwarded as judged
+    assert_eq!(
+        g("api.example", "/repos/%61cme//x").unwrap(),
+        Decision {
+            matched: Matched::Route(0),
+            path: Some("/repos/acme/x".into())
+        }
+    );
+    for p in [
+        "/repos/acme/../other/x",
+        "/repos/acme/%2e%2e/other/x",
+        "/repos/acme/%2E./other/x",
+        "/repos/acme/.%2e/other/x",
+        "/repos/acme/..;/other/x",
+        "/repos/acme;x=1/../../admin",
+        "/repos/acme/..%2f..%2fadmin",
+        "/repos/acme/..%5c..%5cadmin",
+        "/repos/acme/..\\..\\admin",
+        "/repos/acme/x%00/../../admin",
+        "/repos/acme/%zz",
+        "/repos/acme/%252e%252e/admin",
+    ] {
+        let e = g("api.example", p).unwrap_err();
+        assert_eq!(e.status, StatusCode::FORBIDDEN);
+        assert!(
+            e.reason.starts_with("ambiguous path ")
+                && e.reason.contains("refused on a route with path rules"),
+            "{p}: {}",
+            e.reason
+        );
+    }
+    // `//` merging cannot widen the glob: `//repos/other` is still /repos/other
+    let e = g("api.example", "//repos//other/x").unwrap_err();
+    assert!(e.reason.starts_with("path not allowed"), "{}", e.reason);
+    // no path rules: nothing to dodge, the agent's path is forwarded untouched
+    assert_eq!(g("open.example", "/a/..;/b%2f").unwrap(), route(1));
+    // an ambiguous path skips the credential route and falls to the plain one
+    assert_eq!(g("mixed.example", "/repos/acme/..;/x").unwrap(), route(3));
+    assert_eq!(g("mixed.example", "/repos/acme/x").unwrap(), route(2));
+}
+
+#[test]
+fn with_path_keeps_the_query() {
+    let u: Uri = "https://h.example:8443/a/%2e/b?x=1&y=%2F".parse().unwrap();
+    assert_eq!(
+        with_path(&u, "/a/b").unwrap().to_string(),
+        "https://h.example:8443/a/b?x=1&y=%2F"
+    );
+}
