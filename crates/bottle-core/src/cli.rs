@@ -27,9 +27,25 @@ pub struct CommonArgs {
     /// Append one JSON line per decision to FILE (`-` = stderr).
     #[arg(long, value_name = "FILE")]
     pub audit_log: Option<String>,
+    /// Rotate the audit file before it would exceed this many bytes (0 = never rotate).
+    #[arg(long, value_name = "BYTES", default_value_t = crate::audit::DEFAULT_MAX_BYTES)]
+    pub audit_max_bytes: u64,
+    /// Rotated audit files kept (`FILE.1` newest ... `FILE.N` oldest).
+    #[arg(long, value_name = "N", default_value_t = crate::audit::DEFAULT_KEEP)]
+    pub audit_keep: usize,
     /// Rewrite FILE (JSON) after every config load attempt.
     #[arg(long, value_name = "FILE")]
     pub status_file: Option<PathBuf>,
+}
+
+impl CommonArgs {
+    /// The audit file's rotation settings from `--audit-max-bytes` and `--audit-keep`.
+    pub fn audit_rotation(&self) -> crate::audit::Rotation {
+        crate::audit::Rotation {
+            max_bytes: self.audit_max_bytes,
+            keep: self.audit_keep,
+        }
+    }
 }
 
 /// Args of the `healthcheck` subcommand.
@@ -106,8 +122,21 @@ mod tests {
             "-",
             "--status-file",
             "/s.json",
+            "--audit-max-bytes",
+            "1000",
+            "--audit-keep",
+            "2",
         ])
         .unwrap();
+        assert_eq!(
+            c.common.audit_rotation(),
+            crate::audit::Rotation {
+                max_bytes: 1000,
+                keep: 2
+            }
+        );
+        let d = Cli::try_parse_from(["x", "--listen", "127.0.0.1:1", "--config-dir", "/"]).unwrap();
+        assert_eq!(d.common.audit_rotation(), crate::audit::Rotation::default());
         assert_eq!(c.common.resolve.len(), 2);
         assert_eq!(c.common.resolve[1].name, "b.test");
         assert_eq!(c.common.audit_log.as_deref(), Some("-"));

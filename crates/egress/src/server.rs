@@ -60,6 +60,8 @@ impl EgressArgs {
                 resolve: Vec::new(),
                 admin_listen: None,
                 audit_log: None,
+                audit_max_bytes: bottle_core::audit::DEFAULT_MAX_BYTES,
+                audit_keep: bottle_core::audit::DEFAULT_KEEP,
                 status_file: None,
             },
             connect_timeout: 10.0,
@@ -193,11 +195,9 @@ pub async fn start(args: EgressArgs, env: EnvSource, sighup: bool) -> Result<Run
             .map_err(|e| StartError::Tls(e.to_string()))?;
     let resolver =
         Arc::new(Resolver::new(&common.resolve).map_err(|e| StartError::Resolver(e.to_string()))?);
-    let audit = AuditLog::open_optional(common.audit_log.as_deref()).map_err(|source| {
-        StartError::Audit {
-            path: common.audit_log.clone().unwrap_or_default(),
-            source,
-        }
+    let audit = AuditLog::from_args(common).map_err(|source| StartError::Audit {
+        path: common.audit_log.clone().unwrap_or_default(),
+        source,
     })?;
     let mk_client = |tls: Arc<rustls::ClientConfig>| {
         let connector = Connector {

@@ -203,7 +203,7 @@ async fn serve(cli: Cli) -> ExitCode {
         Ok(r) => r,
         Err(e) => return exit_err(e),
     };
-    let audit = match AuditLog::open_optional(cli.common.audit_log.as_deref()) {
+    let audit = match AuditLog::from_args(&cli.common) {
         Ok(a) => a,
         Err(e) => return exit_err(format!("cannot open audit log: {e}")),
     };

@@ -103,9 +103,11 @@ pub async fn spawn(args: Args) -> Result<Running, PipelockError> {
         Upstream::new(dialer, common.upstream_ca.as_deref()).map_err(PipelockError::Tls)?;
     let audit = match &common.audit_log {
         Some(p) => Some(
-            bottle_core::AuditLog::open(p).map_err(|e| PipelockError::Io {
-                path: p.into(),
-                source: e,
+            bottle_core::AuditLog::open_rotating(p, common.audit_rotation()).map_err(|e| {
+                PipelockError::Io {
+                    path: p.into(),
+                    source: e,
+                }
             })?,
         ),
         None => None,
