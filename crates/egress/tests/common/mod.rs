@@ -33,6 +33,8 @@ pub const NAMES: &[&str] = &[
     "cookie.test",
     "evil.test",
     "late.test",
+    "plain.test",
+    "dodge.test",
 ];
 
 /// One secret per scheme, all sharing a per-run canary prefix.
