@@ -11,6 +11,15 @@ use serde::Deserialize;
 
 use crate::error::Error;
 
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests;
+mod text;
+mod validate;
+
+use text::{describe_serde_error, key_line, value_line, var_line};
+pub use text::{did_you_mean, nearest};
+
 /// A parsed, validated manifest. Paths are absolute (resolved against the manifest's dir).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -95,6 +104,9 @@ pub struct RouteSpec {
     /// Tunnel instead of decrypting.
     #[serde(default)]
     pub tls_passthrough: bool,
+    /// Inject the credential over plain http:// too (only for a private host; see validate).
+    #[serde(default)]
+    pub allow_cleartext: bool,
 }
 
 /// How egress authenticates a route.
@@ -498,6 +510,11 @@ pub fn parse(text: &str, path: &Path, env: &dyn HostEnv) -> Result<Loaded, Error
         resolve.push((o.name, o.addr));
     }
 
+    // A git credential must not be usable for every method through the API, and a credential
+    // goes over plain http:// only to a private host.
+    validate::git_token_routes(&m, text).map_err(|(line, msg)| err(line, msg))?;
+    validate::cleartext_routes(&m, &resolve, text).map_err(|(line, msg)| err(line, msg))?;
+
     for n in &m.upstream_networks {
         let ok = !n.is_empty()
             && n.chars()
@@ -685,223 +702,4 @@ fn expand(value: &str, env: &dyn HostEnv, credential_vars: &[&str]) -> Result<St
     }
     out.push_str(rest);
     Ok(out)
-}
-
-/// Turn a serde_yaml error into a message without the trailing location, plus a did-you-mean.
-fn describe_serde_error(e: &serde_yaml::Error) -> String {
-    let mut msg = e.to_string();
-    // serde_yaml appends " at line X column Y"; the line is reported separately.
-    if let Some(i) = msg.find(" at line ") {
-        msg.truncate(i);
-    }
-    if let Some(s) = did_you_mean(&msg) {
-        msg.push_str(&format!(" (did you mean `{s}`?)"));
-    }
-    msg
-}
-
-/// For "unknown field `x`, expected one of `a`, `b`" (and variants), the nearest candidate.
-pub fn did_you_mean(msg: &str) -> Option<String> {
-    let kind = if msg.starts_with("unknown field") || msg.contains("unknown field `") {
-        "field"
-    } else if msg.contains("unknown variant `") {
-        "variant"
-    } else {
-        return None;
-    };
-    let marker = format!("unknown {kind} `");
-    let start = msg.find(&marker)? + marker.len();
-    let end = start + msg[start..].find('`')?;
-    let bad = &msg[start..end];
-    let rest = &msg[end + 1..];
-    let candidates: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
-    nearest(bad, &candidates).map(str::to_string)
-}
-
-/// The candidate closest to `word` by edit distance, if it is close enough.
-pub fn nearest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    let w = word.to_ascii_lowercase();
-    candidates
-        .iter()
-        .map(|c| (levenshtein(&w, &c.to_ascii_lowercase()), *c))
-        .filter(|(d, c)| *d <= (c.len().max(w.len()) / 3).max(2))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
-fn levenshtein(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
-/// 1-based line of the first `key:` (at any indentation).
-fn key_line(text: &str, key: &str) -> Option<usize> {
-    text.lines()
-        .position(|l| {
-            let t = l.trim_start().trim_start_matches("- ");
-            t.strip_prefix(key)
-                .is_some_and(|r| r.trim_start().starts_with(':'))
-                || t.strip_prefix(&format!("\"{key}\""))
-                    .is_some_and(|r| r.trim_start().starts_with(':'))
-        })
-        .map(|i| i + 1)
-}
-
-/// 1-based line holding `key: value` or `- value`.
-fn value_line(text: &str, key: &str, value: &str) -> Option<usize> {
-    text.lines()
-        .position(|l| {
-            let t = l.trim_start();
-            (t.contains(key) || key == "-") && (t.contains(value)) && !t.starts_with('#')
-        })
-        .map(|i| i + 1)
-}
-
-/// 1-based line where a host variable is mentioned.
-fn var_line(text: &str, var: &str) -> Option<usize> {
-    text.lines()
-        .position(|l| {
-            let code = l.split('#').next().unwrap_or("");
-            code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .any(|w| w == var)
-        })
-        .map(|i| i + 1)
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
-mod tests {
-    use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    fn parse_err(text: &str, e: &BTreeMap<String, String>) -> String {
-        match parse(text, Path::new("/tmp/m.yaml"), e) {
-            Ok(_) => panic!("expected an error"),
-            Err(e) => e.to_string(),
-        }
-    }
-
-    #[test]
-    fn minimal_manifest_parses_with_defaults() {
-        let l = parse(
-            "name: demo\nimage: alpine:3\n",
-            Path::new("/tmp/m.yaml"),
-            &env(&[]),
-        )
-        .unwrap();
-        assert_eq!(l.manifest.name, "demo");
-        assert_eq!(l.manifest.limits.pids, 1024);
-        assert!(l.route_tokens.is_empty());
-    }
-
-    #[test]
-    fn unknown_key_has_line_and_suggestion() {
-        let e = parse_err("name: demo\nimage: x\nalow:\n  - example.com\n", &env(&[]));
-        assert!(e.contains("/tmp/m.yaml:3:"), "{e}");
-        assert!(e.contains("did you mean `allow`?"), "{e}");
-    }
-
-    #[test]
-    fn nested_unknown_key_and_bad_variant() {
-        let text = "name: demo\nimage: x\nroutes:\n  - host: api.example.com\n    auth:\n      scheme: baerer\n      token_from: T\n";
-        let e = parse_err(text, &env(&[("T", "s")]));
-        assert!(e.contains(":6:"), "{e}");
-        assert!(e.contains("did you mean `bearer`?"), "{e}");
-        let text = "name: demo\nimage: x\nroutes:\n  - host: api.example.com\n    methds: [GET]\n";
-        let e = parse_err(text, &env(&[]));
-        assert!(
-            e.contains(":5:") && e.contains("did you mean `methods`?"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn wrong_type_has_line() {
-        let e = parse_err("name: demo\nimage: x\nlimits:\n  pids: lots\n", &env(&[]));
-        assert!(e.contains(":4:"), "{e}");
-        assert!(e.contains("invalid type"), "{e}");
-    }
-
-    #[test]
-    fn missing_host_variable_is_an_error_with_line() {
-        let text = "name: demo\nimage: x\nroutes:\n  - host: api.example.com\n    auth: {scheme: bearer, token_from: NOPE_TOKEN}\n";
-        let e = parse_err(text, &env(&[]));
-        assert!(e.contains(":5:") && e.contains("NOPE_TOKEN"), "{e}");
-        let e = parse_err(
-            "name: demo\nimage: x\nenv:\n  A: \"${NOT_SET_X}\"\n",
-            &env(&[]),
-        );
-        assert!(e.contains(":4:") && e.contains("NOT_SET_X"), "{e}");
-    }
-
-    #[test]
-    fn env_expansion() {
-        let text = "name: demo\nimage: x\nenv:\n  A: \"pre-${H}-$$-${NOPE:-dflt}\"\n";
-        let l = parse(text, Path::new("/tmp/m.yaml"), &env(&[("H", "v")])).unwrap();
-        assert_eq!(l.manifest.env["A"], "pre-v-$-dflt");
-    }
-
-    #[test]
-    fn credential_cannot_be_copied_into_agent_env() {
-        let text = "name: demo\nimage: x\nenv:\n  LEAK: \"${GH}\"\nroutes:\n  - host: api.example.com\n    auth: {scheme: bearer, token_from: GH}\n";
-        let e = parse_err(text, &env(&[("GH", "secret")]));
-        assert!(e.contains("credential"), "{e}");
-        assert!(!e.contains("secret\""), "{e}");
-    }
-
-    #[test]
-    fn reserved_env_rejected() {
-        let e = parse_err(
-            "name: demo\nimage: x\nenv:\n  HTTPS_PROXY: http://evil:1\n",
-            &env(&[]),
-        );
-        assert!(e.contains(":4:") && e.contains("HTTPS_PROXY"), "{e}");
-    }
-
-    #[test]
-    fn token_slots_are_shared_per_variable() {
-        let text = "name: demo\nimage: x\nroutes:\n  - host: a.example.com\n    auth: {scheme: bearer, token_from: T1}\n  - host: b.example.com\n    auth: {scheme: bearer, token_from: T1}\n  - host: c.example.com\n    auth: {scheme: header, header: X-Key, token_from: T2}\n";
-        let l = parse(
-            text,
-            Path::new("/tmp/m.yaml"),
-            &env(&[("T1", "a"), ("T2", "b")]),
-        )
-        .unwrap();
-        assert_eq!(l.route_tokens.len(), 2);
-        assert_eq!(l.route_slot("T1"), Some("BOTTLE_TOKEN_0"));
-        assert_eq!(l.route_slot("T2"), Some("BOTTLE_TOKEN_1"));
-    }
-
-    #[test]
-    fn bad_name_and_bad_resolve() {
-        let e = parse_err("name: Demo_1\nimage: x\n", &env(&[]));
-        assert!(e.contains(":1:"), "{e}");
-        let e = parse_err(
-            "name: d\nimage: x\nresolve:\n  origin.test: not-an-ip\n",
-            &env(&[]),
-        );
-        assert!(e.contains(":4:") && e.contains("IP address"), "{e}");
-    }
-
-    #[test]
-    fn suggestions() {
-        assert_eq!(nearest("imgae", &["image", "name", "env"]), Some("image"));
-        assert_eq!(nearest("zzzzzz", &["image", "name"]), None);
-    }
 }

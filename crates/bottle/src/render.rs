@@ -81,6 +81,9 @@ pub fn routes_yaml(l: &Loaded) -> String {
         if r.tls_passthrough {
             o.insert("tls_passthrough".into(), true.into());
         }
+        if r.allow_cleartext {
+            o.insert("allow_cleartext".into(), true.into());
+        }
         routes.push(Value::Mapping(o));
     }
     root.insert("routes".into(), Value::Sequence(routes));

@@ -1,0 +1,218 @@
+//! Tests of manifest parsing and validation.
+
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn parse_err(text: &str, e: &BTreeMap<String, String>) -> String {
+    match parse(text, Path::new("/tmp/m.yaml"), e) {
+        Ok(_) => panic!("expected an error"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn minimal_manifest_parses_with_defaults() {
+    let l = parse(
+        "name: demo\nimage: alpine:3\n",
+        Path::new("/tmp/m.yaml"),
+        &env(&[]),
+    )
+    .unwrap();
+    assert_eq!(l.manifest.name, "demo");
+    assert_eq!(l.manifest.limits.pids, 1024);
+    assert!(l.route_tokens.is_empty());
+}
+
+#[test]
+fn unknown_key_has_line_and_suggestion() {
+    let e = parse_err("name: demo\nimage: x\nalow:\n  - example.com\n", &env(&[]));
+    assert!(e.contains("/tmp/m.yaml:3:"), "{e}");
+    assert!(e.contains("did you mean `allow`?"), "{e}");
+}
+
+#[test]
+fn nested_unknown_key_and_bad_variant() {
+    let text = "name: demo\nimage: x\nroutes:\n  - host: api.example.com\n    auth:\n      scheme: baerer\n      token_from: T\n";
+    let e = parse_err(text, &env(&[("T", "s")]));
+    assert!(e.contains(":6:"), "{e}");
+    assert!(e.contains("did you mean `bearer`?"), "{e}");
+    let text = "name: demo\nimage: x\nroutes:\n  - host: api.example.com\n    methds: [GET]\n";
+    let e = parse_err(text, &env(&[]));
+    assert!(
+        e.contains(":5:") && e.contains("did you mean `methods`?"),
+        "{e}"
+    );
+}
+
+#[test]
+fn wrong_type_has_line() {
+    let e = parse_err("name: demo\nimage: x\nlimits:\n  pids: lots\n", &env(&[]));
+    assert!(e.contains(":4:"), "{e}");
+    assert!(e.contains("invalid type"), "{e}");
+}
+
+#[test]
+fn missing_host_variable_is_an_error_with_line() {
+    let text = "name: demo\nimage: x\nroutes:\n  - host: api.example.com\n    auth: {scheme: bearer, token_from: NOPE_TOKEN}\n";
+    let e = parse_err(text, &env(&[]));
+    assert!(e.contains(":5:") && e.contains("NOPE_TOKEN"), "{e}");
+    let e = parse_err(
+        "name: demo\nimage: x\nenv:\n  A: \"${NOT_SET_X}\"\n",
+        &env(&[]),
+    );
+    assert!(e.contains(":4:") && e.contains("NOT_SET_X"), "{e}");
+}
+
+#[test]
+fn env_expansion() {
+    let text = "name: demo\nimage: x\nenv:\n  A: \"pre-${H}-$$-${NOPE:-dflt}\"\n";
+    let l = parse(text, Path::new("/tmp/m.yaml"), &env(&[("H", "v")])).unwrap();
+    assert_eq!(l.manifest.env["A"], "pre-v-$-dflt");
+}
+
+#[test]
+fn credential_cannot_be_copied_into_agent_env() {
+    let text = "name: demo\nimage: x\nenv:\n  LEAK: \"${GH}\"\nroutes:\n  - host: api.example.com\n    auth: {scheme: bearer, token_from: GH}\n";
+    let e = parse_err(text, &env(&[("GH", "secret")]));
+    assert!(e.contains("credential"), "{e}");
+    assert!(!e.contains("secret\""), "{e}");
+}
+
+#[test]
+fn reserved_env_rejected() {
+    let e = parse_err(
+        "name: demo\nimage: x\nenv:\n  HTTPS_PROXY: http://evil:1\n",
+        &env(&[]),
+    );
+    assert!(e.contains(":4:") && e.contains("HTTPS_PROXY"), "{e}");
+}
+
+#[test]
+fn token_slots_are_shared_per_variable() {
+    let text = "name: demo\nimage: x\nroutes:\n  - host: a.example.com\n    auth: {scheme: bearer, token_from: T1}\n  - host: b.example.com\n    auth: {scheme: bearer, token_from: T1}\n  - host: c.example.com\n    auth: {scheme: header, header: X-Key, token_from: T2}\n";
+    let l = parse(
+        text,
+        Path::new("/tmp/m.yaml"),
+        &env(&[("T1", "a"), ("T2", "b")]),
+    )
+    .unwrap();
+    assert_eq!(l.route_tokens.len(), 2);
+    assert_eq!(l.route_slot("T1"), Some("BOTTLE_TOKEN_0"));
+    assert_eq!(l.route_slot("T2"), Some("BOTTLE_TOKEN_1"));
+}
+
+#[test]
+fn bad_name_and_bad_resolve() {
+    let e = parse_err("name: Demo_1\nimage: x\n", &env(&[]));
+    assert!(e.contains(":1:"), "{e}");
+    let e = parse_err(
+        "name: d\nimage: x\nresolve:\n  origin.test: not-an-ip\n",
+        &env(&[]),
+    );
+    assert!(e.contains(":4:") && e.contains("IP address"), "{e}");
+}
+
+#[test]
+fn suggestions() {
+    assert_eq!(nearest("imgae", &["image", "name", "env"]), Some("image"));
+    assert_eq!(nearest("zzzzzz", &["image", "name"]), None);
+}
+
+const GIT_AND_API: &str = "name: demo\nimage: x\nroutes:\n  - host: api.github.com\n    paths: [\"/repos/acme/**\"]\n    auth: {scheme: bearer, token_from: GH}\ngit:\n  - name: demo\n    upstream: https://github.com/acme/demo.git\n    auth: {scheme: basic, username: x-access-token, token_from: GH}\n    rules: [{ref: \"refs/heads/agent/**\", allow: [create, update]}]\n";
+
+#[test]
+fn git_token_on_an_api_route_needs_methods() {
+    let e = parse_err(GIT_AND_API, &env(&[("GH", "s")]));
+    assert!(e.starts_with("/tmp/m.yaml:4: "), "{e}");
+    for part in [
+        "route `api.github.com`",
+        "`GH`",
+        "git repository `demo`",
+        "methods: [GET, HEAD]",
+    ] {
+        assert!(e.contains(part), "{part}: {e}");
+    }
+    // Explicit methods: accepted, and they reach routes.yaml.
+    let ok = GIT_AND_API.replace(
+        "    auth: {scheme: bearer",
+        "    methods: [GET, HEAD]\n    auth: {scheme: bearer",
+    );
+    let l = parse(&ok, Path::new("/tmp/m.yaml"), &env(&[("GH", "s")])).unwrap();
+    let f =
+        bottle_core::RoutesFile::parse(&crate::render::routes_yaml(&l), Path::new("routes.yaml"))
+            .unwrap();
+    assert_eq!(f.routes.len(), 1);
+    // A different token on the API route needs no methods.
+    let other = GIT_AND_API.replacen("token_from: GH}", "token_from: API}", 1);
+    parse(
+        &other,
+        Path::new("/tmp/m.yaml"),
+        &env(&[("GH", "s"), ("API", "t")]),
+    )
+    .unwrap();
+}
+
+fn cleartext(host: &str, resolve: &str) -> String {
+    format!("name: demo\nimage: x\n{resolve}routes:\n  - host: \"{host}\"\n    allow_cleartext: true\n    auth: {{scheme: bearer, token_from: T}}\n")
+}
+
+#[test]
+fn cleartext_only_for_private_hosts() {
+    let e = env(&[("T", "s")]);
+    for host in [
+        "api.example.com",
+        "8.8.8.8:80",
+        "*.corp.test",
+        "169.254.169.254",
+    ] {
+        let msg = parse_err(&cleartext(host, ""), &e);
+        assert!(msg.starts_with("/tmp/m.yaml:4: "), "{msg}");
+        assert!(msg.contains(&format!("route `{host}`")), "{msg}");
+        assert!(
+            msg.contains("use https, or pin the host to a private address with resolve:"),
+            "{msg}"
+        );
+    }
+    // Pinned to a public address: still refused.
+    let msg = parse_err(
+        &cleartext("svc.corp.test:8080", "resolve:\n  svc.corp.test: 8.8.4.4\n"),
+        &e,
+    );
+    assert!(msg.contains("allow_cleartext"), "{msg}");
+    for (host, resolve) in [
+        ("127.0.0.1:8080", ""),
+        ("localhost:3000", ""),
+        ("10.1.2.3", ""),
+        ("[::1]:8080", ""),
+        (
+            "svc.corp.test:8080",
+            "resolve:\n  svc.corp.test: 10.9.8.7\n",
+        ),
+    ] {
+        let l = parse(&cleartext(host, resolve), Path::new("/tmp/m.yaml"), &e)
+            .unwrap_or_else(|err| panic!("{host}: {err}"));
+        let y = crate::render::routes_yaml(&l);
+        let f = bottle_core::RoutesFile::parse(&y, Path::new("routes.yaml")).unwrap();
+        assert!(f.routes[0].allow_cleartext, "{y}");
+    }
+    // Without the key, nothing is rendered and egress keeps refusing http:// injection.
+    let l = parse(
+        &cleartext("127.0.0.1", "").replace("    allow_cleartext: true\n", ""),
+        Path::new("/tmp/m.yaml"),
+        &e,
+    )
+    .unwrap();
+    assert!(!crate::render::routes_yaml(&l).contains("allow_cleartext"));
+    // With tls_passthrough it means nothing: egress's own parser refuses it.
+    let msg = parse_err(
+        "name: d\nimage: x\nroutes:\n  - host: 127.0.0.1\n    allow_cleartext: true\n    tls_passthrough: true\n",
+        &e,
+    );
+    assert!(msg.contains("allow_cleartext"), "{msg}");
+}
