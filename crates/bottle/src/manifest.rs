@@ -512,7 +512,7 @@ pub fn parse(text: &str, path: &Path, env: &dyn HostEnv) -> Result<Loaded, Error
 
     // A git credential must not be usable for every method through the API, and a credential
     // goes over plain http:// only to a private host.
-    validate::git_token_routes(&m, text).map_err(|(line, msg)| err(line, msg))?;
+    validate::git_token_routes(&m, text, env).map_err(|(line, msg)| err(line, msg))?;
     validate::cleartext_routes(&m, &resolve, text).map_err(|(line, msg)| err(line, msg))?;
 
     for n in &m.upstream_networks {

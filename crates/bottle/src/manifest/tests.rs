@@ -148,6 +148,14 @@ fn git_token_on_an_api_route_needs_methods() {
         bottle_core::RoutesFile::parse(&crate::render::routes_yaml(&l), Path::new("routes.yaml"))
             .unwrap();
     assert_eq!(f.routes.len(), 1);
+    // Another variable holding the same secret is the same credential; the value is not shown.
+    let alias = GIT_AND_API.replacen("token_from: GH}", "token_from: ALIAS}", 1);
+    let e = parse_err(&alias, &env(&[("GH", "s3cr3t-v"), ("ALIAS", "s3cr3t-v")]));
+    assert!(
+        e.contains("`ALIAS`, which holds the same value as `GH`"),
+        "{e}"
+    );
+    assert!(!e.contains("s3cr3t-v"), "{e}");
     // A different token on the API route needs no methods.
     let other = GIT_AND_API.replacen("token_from: GH}", "token_from: API}", 1);
     parse(

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use bottle_core::{parse_host, Host, HostPattern};
 
 use super::text::value_line;
-use super::{Manifest, RouteSpec};
+use super::{HostEnv, Manifest, RouteSpec};
 
 /// A refusal: the 1-based line (if known) and the message.
 pub(super) type Refusal = (Option<usize>, String);
@@ -20,27 +20,38 @@ fn route_line(text: &str, r: &RouteSpec) -> Option<usize> {
 /// Without it the agent could move or delete protected branches through the forge's REST API
 /// (`PATCH`/`DELETE /repos/o/r/git/refs/heads/main`) with the very token git-gate guards,
 /// bypassing every push rule.
-pub(super) fn git_token_routes(m: &Manifest, text: &str) -> Result<(), Refusal> {
+pub(super) fn git_token_routes(m: &Manifest, text: &str, env: &dyn HostEnv) -> Result<(), Refusal> {
+    // Same variable, or two variables holding the same secret (compared, never shown).
+    let same = |a: &str, b: &str| {
+        a == b || matches!((env.get(a), env.get(b)), (Some(x), Some(y)) if !x.is_empty() && x == y)
+    };
     for r in &m.routes {
         let Some(a) = &r.auth else { continue };
         if r.methods.is_some() {
             continue;
         }
-        let Some(g) = m.git.iter().find(|g| {
-            g.auth
-                .as_ref()
-                .is_some_and(|ga| ga.token_from == a.token_from)
+        let Some((g, git_var)) = m.git.iter().find_map(|g| {
+            let ga = g.auth.as_ref()?;
+            same(&a.token_from, &ga.token_from).then_some((g, &ga.token_from))
         }) else {
             continue;
+        };
+        let whose = if *git_var == a.token_from {
+            format!("the credential of git repository `{}`", g.name)
+        } else {
+            format!(
+                "which holds the same value as `{git_var}`, the credential of git repository `{}`",
+                g.name
+            )
         };
         return Err((
             route_line(text, r),
             format!(
-                "route `{}` injects `{}`, the credential of git repository `{}`, for every method: \
-                 the agent could move or delete protected branches through the API and bypass \
-                 git-gate's push rules; list the methods the route allows, e.g. \
-                 `methods: [GET, HEAD]`, or give the route its own read-only token",
-                r.host, a.token_from, g.name
+                "route `{}` injects `{}`, {whose}, for every method: the agent could move or \
+                 delete protected branches through the API and bypass git-gate's push rules; \
+                 list the methods the route allows, e.g. `methods: [GET, HEAD]`, or give the \
+                 route its own read-only token",
+                r.host, a.token_from
             ),
         ));
     }
