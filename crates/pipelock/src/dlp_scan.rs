@@ -66,6 +66,56 @@ fn dlp_denied(what: &str, dets: &[&'static str]) -> Denied {
     )
 }
 
+/// `header x-a` for one field, `headers x-a + x-b` for a secret split over several.
+fn describe(kind: &str, names: &[String]) -> String {
+    match names {
+        [one] => format!("{kind} {one}"),
+        many => format!("{kind}s {}", many.join(" + ")),
+    }
+}
+
+/// The header block (plus the trailer block, when given, after it) scanned as one:
+/// each field alone and the fields joined, so a secret split over fields is found.
+/// With trailers, only findings touching a trailer are returned (the head was scanned
+/// before the request left). Returns (field names, findings) per group of fields.
+fn scan_block(
+    det: &Detector,
+    head: &HeaderMap,
+    trailers: Option<&HeaderMap>,
+) -> Vec<(Vec<String>, Vec<Finding>)> {
+    let mut fields: Vec<(&str, &[u8])> = head
+        .iter()
+        .filter(|(n, _)| *n != header::HOST)
+        .map(|(n, v)| (n.as_str(), v.as_bytes()))
+        .collect();
+    let first_trailer = trailers.map(|t| {
+        let at = fields.len();
+        fields.extend(t.iter().map(|(n, v)| (n.as_str(), v.as_bytes())));
+        at
+    });
+    let mut out: Vec<(Vec<String>, Vec<Finding>)> = Vec::new();
+    for hit in det.scan_header_block(&fields) {
+        if let Some(t) = first_trailer {
+            if hit.fields.iter().all(|&i| i < t) {
+                continue;
+            }
+        }
+        let mut names: Vec<String> = Vec::new();
+        for &i in &hit.fields {
+            if let Some((n, _)) = fields.get(i) {
+                if !names.iter().any(|x| x == n) {
+                    names.push(n.to_string());
+                }
+            }
+        }
+        match out.iter_mut().find(|(n, _)| *n == names) {
+            Some((_, f)) => f.push(hit.finding),
+            None => out.push((names, vec![hit.finding])),
+        }
+    }
+    out
+}
+
 pub struct DlpScanner {
     detector: Detector,
 }
@@ -104,18 +154,27 @@ impl DlpScanner {
         state.live.current().routes.dlp.action
     }
 
-    fn scan_headers(&self, headers: &HeaderMap) -> Vec<(String, Vec<Finding>)> {
-        let mut out = Vec::new();
-        for (name, value) in headers {
-            if name == header::HOST {
-                continue;
-            }
-            let f = self.detector.scan_header(name.as_str(), value.as_bytes());
-            if !f.is_empty() {
-                out.push((name.as_str().to_string(), f));
-            }
+    fn scan_headers(&self, headers: &HeaderMap, kind: &str) -> Vec<(String, Vec<Finding>)> {
+        scan_block(&self.detector, headers, None)
+            .into_iter()
+            .map(|(names, f)| (describe(kind, &names), f))
+            .collect()
+    }
+
+    /// The request method: hyper accepts extension methods, so a token can be one.
+    /// Also scanned joined with the path (its leading `/` dropped), where a server
+    /// could glue them back together.
+    fn scan_method(&self, method: &str, path_and_query: &str, url_clean: bool) -> Vec<Finding> {
+        let mut f = self.detector.detect(method.as_bytes());
+        let standard = matches!(
+            method,
+            "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "OPTIONS" | "PATCH" | "TRACE" | "CONNECT"
+        );
+        if f.is_empty() && !standard && url_clean {
+            let rest = path_and_query.strip_prefix('/').unwrap_or(path_and_query);
+            f = self.detector.detect(format!("{method}{rest}").as_bytes());
         }
-        out
+        f
     }
 
     /// The authority the agent named (before parsing): a secret in a host name would leak
@@ -165,7 +224,7 @@ impl DlpScanner {
         req: &Request<Incoming>,
         _subject: &Subject,
     ) -> Option<Denied> {
-        let hits = self.scan_headers(req.headers());
+        let hits = self.scan_headers(req.headers(), "header");
         if hits.is_empty() {
             return None;
         }
@@ -177,7 +236,7 @@ impl DlpScanner {
                 for d in &dets {
                     state.metrics.dlp(d, "block");
                 }
-                Some(dlp_denied(&format!("header {}", names.join(", ")), &dets))
+                Some(dlp_denied(&names.join(", "), &dets))
             }
             DlpAction::Log => {
                 for d in &dets {
@@ -188,32 +247,42 @@ impl DlpScanner {
         }
     }
 
-    /// URL and headers. Sets `subject.path` to the (redacted) path and query. Ok(Some(text))
-    /// describes findings let through in `log` mode.
+    /// Method, URL and headers. Sets `subject.path` to the (redacted) path and query (and
+    /// `subject.method` to `[REDACTED]` on a finding in it). Ok(Some(text)) describes
+    /// findings let through in `log` mode.
     pub fn check_head(
         &self,
         state: &State,
+        method: &str,
         path_and_query: &str,
         headers: &HeaderMap,
         subject: &mut Subject,
     ) -> Result<Option<String>, Denied> {
         let url_f = self.detector.scan_url(path_and_query);
+        let method_f = self.scan_method(method, path_and_query, url_f.is_empty());
+        if !method_f.is_empty() {
+            subject.method = "[REDACTED]".into();
+        }
         subject.path = if url_f.is_empty() {
             path_and_query.to_string()
         } else {
             bottle_dlp::redact_url(path_and_query, &url_f)
         };
-        let hits = self.scan_headers(headers);
-        if url_f.is_empty() && hits.is_empty() {
+        let hits = self.scan_headers(headers, "header");
+        if method_f.is_empty() && url_f.is_empty() && hits.is_empty() {
             return Ok(None);
         }
         let mut parts = Vec::new();
-        let mut all = url_f.clone();
+        let mut all = method_f.clone();
+        if !method_f.is_empty() {
+            parts.push("method".to_string());
+        }
+        all.extend(url_f.iter().cloned());
         if !url_f.is_empty() {
             parts.push("URL".to_string());
         }
         for (n, f) in &hits {
-            parts.push(format!("header {n}"));
+            parts.push(n.clone());
             all.extend(f.iter().cloned());
         }
         let dets = detectors(&all);
@@ -271,6 +340,8 @@ impl DlpScanner {
         Ok(ScanBody {
             inner: body,
             scanner: Some(self.detector.stream()),
+            detector: self.detector.clone(),
+            head: headers.clone(),
             block,
             slot,
             metrics: state.metrics.clone(),
@@ -285,6 +356,9 @@ impl DlpScanner {
 struct ScanBody {
     inner: BoxBody,
     scanner: Option<StreamScanner>,
+    /// For the trailers, scanned joined with the request's header block.
+    detector: Detector,
+    head: HeaderMap,
     block: bool,
     slot: FindingSlot,
     metrics: crate::metrics::PipelockMetrics,
@@ -303,6 +377,31 @@ impl ScanBody {
         self.slot.set(dlp_denied("body", &[f.detector]));
         self.done = true;
         Box::new(DlpBlocked(f.detector))
+    }
+
+    /// Findings in the trailers (alone or joined with the header block), recorded; in
+    /// block mode the error that ends the body, so the upstream request never completes
+    /// (HTTP/1.1: no last chunk; HTTP/2: the stream is reset).
+    fn check_trailers(&mut self, trailers: &HeaderMap) -> Option<BoxError> {
+        let hits = scan_block(&self.detector, &self.head, Some(trailers));
+        if hits.is_empty() {
+            return None;
+        }
+        let all: Vec<Finding> = hits.iter().flat_map(|(_, f)| f.iter().cloned()).collect();
+        let dets = detectors(&all);
+        if !self.block {
+            self.record(all);
+            return None;
+        }
+        let what: Vec<String> = hits.iter().map(|(n, _)| describe("trailer", n)).collect();
+        for d in &dets {
+            self.metrics.dlp(d, "block");
+        }
+        self.slot.set(dlp_denied(&what.join(", "), &dets));
+        self.done = true;
+        self.scanner = None;
+        self.pending = None;
+        Some(Box::new(DlpBlocked(dets.first().copied().unwrap_or("dlp"))))
     }
 
     /// The inner body ended: nothing more to scan; trailers (if any) go out last.
@@ -346,6 +445,13 @@ impl Body for ScanBody {
                 Poll::Ready(Some(Ok(frame))) => Some(frame),
                 Poll::Ready(None) => None,
             };
+            if this.scanner.is_some() {
+                if let Some(t) = frame.as_ref().and_then(|f| f.trailers_ref()) {
+                    if let Some(e) = this.check_trailers(t) {
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                }
+            }
             let Some(sc) = this.scanner.as_mut() else {
                 return Poll::Ready(frame.map(Ok));
             };
@@ -356,6 +462,7 @@ impl Body for ScanBody {
                     Err(trailers) => (None, Some(trailers)),
                 },
             };
+
             if !this.block {
                 // Log mode: forward as is, scan a copy, keep scanning after a finding.
                 let found = match &data {

@@ -11,6 +11,7 @@ use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
 
 use crate::body::{ByteCounter, CountingBody};
 use crate::filter::{self, Denied};
@@ -219,10 +220,13 @@ async fn proceed(
     let url = format!("{scheme}://{authority}{path_q}");
 
     // DLP on the request head; the body is scanned as it streams.
-    let head_verdict = match state
-        .dlp
-        .check_head(&state, &path_q, req.headers(), &mut subject)
-    {
+    let head_verdict = match state.dlp.check_head(
+        &state,
+        req.method().as_str(),
+        &path_q,
+        req.headers(),
+        &mut subject,
+    ) {
         Ok(v) => v,
         Err(d) => return state.refuse(kind, &subject, d, started),
     };
@@ -335,9 +339,8 @@ async fn proceed(
             let (br, bw) = tokio::io::split(b);
             let block = crate::dlp_scan::DlpScanner::blocks(&st);
             let mut logged: Vec<&'static str> = Vec::new();
-            let up_dir = crate::ws_scan::pump(&mut ar, bw, st.dlp.detector(), block, |f| {
-                logged.push(f.detector)
-            });
+            let up_dir =
+                crate::ws_scan::pump(&mut ar, bw, st.dlp.detector(), block, |d| logged.push(d));
             let mut br = br;
             let down_dir = tokio::io::copy(&mut br, &mut aw);
             // Either direction ending (or a DLP block) ends the session.
@@ -348,6 +351,15 @@ async fn proceed(
                 },
                 r = down_dir => (0, r.unwrap_or(0), None),
             };
+            if let Some(crate::ws_scan::WsScanError::Secret(det)) = &reason {
+                // The agent learns why: close 1008 naming the detector.
+                let text =
+                    format!("blocked by pipelock: secret detected in a WebSocket message: {det}");
+                let close =
+                    crate::ws_scan::close_frame(crate::ws_scan::POLICY_VIOLATION, &text, None);
+                let _ = aw.write_all(&close).await;
+                let _ = aw.shutdown().await;
+            }
             for det in &logged {
                 st.metrics.dlp(det, "log");
             }

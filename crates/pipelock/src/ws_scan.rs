@@ -1,16 +1,21 @@
 //! DLP on WebSocket messages the agent sends through an intercepted tunnel: client frames are
-//! parsed, unmasked and scanned (with an overlap window across frames) before they are
-//! forwarded. Compression extensions are not negotiated (pipelock strips
-//! `Sec-WebSocket-Extensions` from the handshake), so payloads are scanned as sent.
+//! parsed and unmasked, and what they carry is scanned before each frame is forwarded.
+//! Data frames (text, binary, continuation) form one stream scanned across frame and
+//! message boundaries with an overlap window ([`bottle_dlp::StreamScanner::check`]), so a
+//! secret split over fragments is found wherever it is cut, and control frames (ping, pong,
+//! close) interleaved between fragments do not break it up: their payloads are a second
+//! stream. Nothing is reassembled: memory is one frame ([`MAX_FRAME`]) plus the overlaps,
+//! and messages of any length are scanned. Compression extensions are not negotiated
+//! (pipelock strips `Sec-WebSocket-Extensions`), so payloads are scanned as sent.
 
-use bottle_dlp::{Detector, Finding};
+use bottle_dlp::{Detector, StreamScanner};
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Largest client frame accepted (bigger frames close the connection).
 pub const MAX_FRAME: u64 = 1 << 20;
-/// Bytes of earlier payloads re-scanned with each frame (secrets split across frames).
-const OVERLAP: usize = 4096;
+/// Close code for a policy violation (RFC 6455 7.4.1).
+pub const POLICY_VIOLATION: u16 = 1008;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WsScanError {
@@ -44,22 +49,51 @@ fn header(buf: &[u8]) -> Option<(usize, u64, Option<[u8; 4]>)> {
     Some((hlen, len, mask))
 }
 
-/// Copies agent -> upstream frame by frame, scanning each payload. In `block` mode a finding
-/// ends the copy (the frame is not forwarded); otherwise `on_log` is told and copying goes on.
+/// A close frame with `code` and `reason` (cut to fit a control frame), masked with
+/// `mask` when sent as a client (towards the origin), unmasked towards the agent.
+pub fn close_frame(code: u16, reason: &str, mask: Option<[u8; 4]>) -> Vec<u8> {
+    let mut payload = code.to_be_bytes().to_vec();
+    let mut cut = reason.len().min(123);
+    while !reason.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    payload.extend_from_slice(&reason.as_bytes()[..cut]);
+    let mut f = vec![0x88u8];
+    match mask {
+        Some(m) => {
+            f.push(0x80 | payload.len() as u8);
+            f.extend_from_slice(&m);
+            f.extend(payload.iter().enumerate().map(|(i, b)| b ^ m[i % 4]));
+        }
+        None => {
+            f.push(payload.len() as u8);
+            f.extend_from_slice(&payload);
+        }
+    }
+    f
+}
+
+/// Copies agent -> upstream frame by frame, scanning each payload in its stream (data or
+/// control) before the frame is forwarded. In `block` mode a finding ends the copy: the
+/// frame is not forwarded, the upstream gets a close frame (1008) and the error says which
+/// detector; otherwise `on_log` is told (once per detector) and copying goes on.
 /// Returns the bytes forwarded.
 pub async fn pump<R, W>(
     mut from: R,
     mut to: W,
     detector: &Detector,
     block: bool,
-    mut on_log: impl FnMut(&Finding),
+    mut on_log: impl FnMut(&'static str),
 ) -> Result<u64, WsScanError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let mut buf = BytesMut::with_capacity(16 * 1024);
-    let mut tail: Vec<u8> = Vec::new();
+    let mut data: StreamScanner = detector.stream();
+    let mut control: StreamScanner = detector.stream();
+    let mut logged: Vec<&'static str> = Vec::new();
+    let mut payload: Vec<u8> = Vec::new();
     let mut sent = 0u64;
     loop {
         let parsed = header(&buf);
@@ -83,23 +117,32 @@ where
             continue;
         };
         let frame = buf.split_to(need);
-        let mut window = std::mem::take(&mut tail);
-        let start = window.len();
-        window.extend_from_slice(&frame[hlen..]);
+        payload.clear();
+        payload.extend_from_slice(&frame[hlen..]);
         if let Some(m) = mask {
-            for (i, b) in window[start..].iter_mut().enumerate() {
+            for (i, b) in payload.iter_mut().enumerate() {
                 *b ^= m[i % 4];
             }
         }
-        let findings = detector.detect(&window);
+        let is_control = frame[0] & 0x08 != 0;
+        let stream = if is_control { &mut control } else { &mut data };
+        let findings = stream.check(&payload);
         if let Some(f) = findings.first() {
             if block {
+                let reason = format!("blocked by pipelock: secret detected: {}", f.detector);
+                let close = close_frame(POLICY_VIOLATION, &reason, Some(rand::random()));
+                // Best effort: the origin is told why; the partial message never completes.
+                let _ = to.write_all(&close).await;
+                let _ = to.shutdown().await;
                 return Err(WsScanError::Secret(f.detector));
             }
-            on_log(f);
+            for f in &findings {
+                if !logged.contains(&f.detector) {
+                    logged.push(f.detector);
+                    on_log(f.detector);
+                }
+            }
         }
-        let keep = window.len().saturating_sub(OVERLAP);
-        tail = window.split_off(keep);
         to.write_all(&frame).await?;
         to.flush().await?;
         sent += frame.len() as u64;
@@ -148,9 +191,43 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, WsScanError::Secret(_)), "{err}");
-        assert!(
-            out.len() < dirty.len(),
-            "the frame completing the secret was not forwarded"
+        let first = frame(format!("token {a}").as_bytes(), [5, 5, 5, 5]);
+        assert_eq!(&out[..first.len()], &first[..]);
+        assert_eq!(
+            out[first.len()],
+            0x88,
+            "then a close frame, not the second half"
         );
+    }
+
+    fn raw(op: u8, fin: bool, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
+        let mut f = frame(payload, mask);
+        f[0] = if fin { 0x80 } else { 0 } | op;
+        f
+    }
+
+    #[tokio::test]
+    async fn fragments_with_interleaved_pings_are_one_stream_at_every_offset() {
+        let tok = format!("ghp_{}", &"Zq8Lr3Tx6Wv1Np9Ks4Hb7Jd2Mf5Gc0Ye8Ua3Io6Pl"[..36]);
+        for cut in 1..tok.len() {
+            let (a, b) = tok.split_at(cut);
+            let dirty = [
+                raw(0x1, false, format!("k={a}").as_bytes(), [1, 2, 3, 4]),
+                raw(0x9, true, b"ping!", [4, 3, 2, 1]),
+                raw(0xA, true, b"pong", [9, 9, 9, 9]),
+                raw(0x0, true, b.as_bytes(), [7, 7, 7, 7]),
+            ]
+            .concat();
+            let mut out = Vec::new();
+            let err = pump(&dirty[..], &mut out, Detector::builtin(), true, |_| {})
+                .await
+                .unwrap_err();
+            assert!(matches!(err, WsScanError::Secret(_)), "cut {cut}: {err}");
+            let unsent = raw(0x0, true, b.as_bytes(), [7, 7, 7, 7]);
+            assert!(
+                !out.windows(unsent.len()).any(|w| w == &unsent[..]),
+                "cut {cut}: last fragment forwarded"
+            );
+        }
     }
 }
