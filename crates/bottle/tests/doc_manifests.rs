@@ -24,7 +24,8 @@ fn host_env() -> BTreeMap<String, String> {
         "INTERNAL_TOKEN",
     ]
     .iter()
-    .map(|k| (k.to_string(), "dummy-value".to_string()))
+    // Distinct values: equal values would make two variables one credential.
+    .map(|k| (k.to_string(), format!("dummy-value-{k}")))
     .collect()
 }
 
