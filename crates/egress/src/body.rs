@@ -80,15 +80,18 @@ impl Drop for ScrubBody {
     }
 }
 
-/// Remove every header whose value contains a form; returns how many were removed.
+/// Remove every header whose name or value contains a form; returns how many
+/// were removed.
 pub fn scrub_headers(headers: &mut HeaderMap, pats: &Patterns) -> u64 {
     let names: Vec<HeaderName> = headers.keys().cloned().collect();
     let mut n = 0;
     for name in names {
-        if headers
-            .get_all(&name)
-            .iter()
-            .any(|v| pats.contains(v.as_bytes()))
+        // names arrive lowercased: the view automaton matches any case
+        if pats.contains(name.as_str().as_bytes())
+            || headers
+                .get_all(&name)
+                .iter()
+                .any(|v| pats.contains(v.as_bytes()))
         {
             // drop the whole header (every value of that name)
             n += headers.get_all(&name).iter().count() as u64;
@@ -96,6 +99,39 @@ pub fn scrub_headers(headers: &mut HeaderMap, pats: &Patterns) -> u64 {
         }
     }
     n
+}
+
+/// Parse every `Transfer-Encoding` header (in order), `chunked` (which hyper has
+/// already removed) and `identity` skipped. A response with a compressed transfer
+/// coding and no `Content-Encoding` would otherwise reach the agent still compressed
+/// and unscanned. Err(name) for the first coding we cannot decode, and for `chunked`
+/// anywhere but last (hyper then reads to close and leaves the framing in the body).
+pub fn parse_transfer_codings(headers: &HeaderMap) -> Result<Vec<Coding>, String> {
+    let mut names = Vec::new();
+    for v in headers.get_all(http::header::TRANSFER_ENCODING) {
+        let s = v.to_str().map_err(|_| "non-ASCII".to_string())?;
+        names.extend(s.split(',').map(|c| c.trim().to_ascii_lowercase()));
+    }
+    let mut out = Vec::new();
+    let last = names.len().saturating_sub(1);
+    for (i, c) in names.iter().enumerate() {
+        match c.as_str() {
+            "" | "identity" => {}
+            "chunked" if i == last => {}
+            "gzip" | "x-gzip" => out.push(Coding::Gzip),
+            "deflate" => out.push(Coding::Deflate),
+            "br" => out.push(Coding::Br),
+            "zstd" => out.push(Coding::Zstd),
+            other => {
+                return Err(other
+                    .chars()
+                    .filter(|c| c.is_ascii_graphic())
+                    .take(40)
+                    .collect())
+            }
+        }
+    }
+    Ok(out)
 }
 
 impl Body for ScrubBody {
@@ -241,6 +277,56 @@ mod tests {
             assert!(st.complete);
             assert_eq!(st.bytes, s.len() as u64);
         }
+    }
+
+    #[tokio::test]
+    async fn trailers_with_a_form_in_name_or_value_are_dropped() {
+        let secret = "s3cr3t-token-value";
+        let pats = Arc::new(Patterns::new(&[secret]).unwrap());
+        let mut t = HeaderMap::new();
+        t.insert("x-ok", "fine".parse().unwrap());
+        t.insert(
+            HeaderName::from_bytes(format!("x-{secret}").as_bytes()).unwrap(),
+            "1".parse().unwrap(),
+        );
+        t.insert(
+            HeaderName::from_bytes(format!("x-{}", hex::encode(secret)).as_bytes()).unwrap(),
+            "2".parse().unwrap(),
+        );
+        t.insert("x-v", "s3%63r3t-token-value".parse().unwrap());
+        let inner = http_body_util::StreamBody::new(futures_util::stream::iter(vec![
+            Ok::<_, BoxError>(Frame::data(Bytes::from_static(b"body"))),
+            Ok(Frame::trailers(t)),
+        ]));
+        let body = ScrubBody::new(inner.boxed(), Some(pats), |_| {});
+        let c = body.collect().await.unwrap();
+        let t = c.trailers().cloned().unwrap();
+        assert_eq!(t.len(), 1);
+        assert_eq!(t["x-ok"], "fine");
+        assert_eq!(&c.to_bytes()[..], b"body");
+    }
+
+    #[test]
+    fn transfer_codings_decodable_or_named() {
+        let h = |v: &[&str]| {
+            let mut m = HeaderMap::new();
+            for x in v {
+                m.append(http::header::TRANSFER_ENCODING, x.parse().unwrap());
+            }
+            parse_transfer_codings(&m)
+        };
+        assert_eq!(h(&[]), Ok(vec![]));
+        assert_eq!(h(&["chunked"]), Ok(vec![]));
+        assert_eq!(h(&["gzip"]), Ok(vec![Coding::Gzip]));
+        assert_eq!(h(&["GZIP, chunked"]), Ok(vec![Coding::Gzip]));
+        assert_eq!(
+            h(&["br", "zstd, deflate", "chunked"]),
+            Ok(vec![Coding::Br, Coding::Zstd, Coding::Deflate])
+        );
+        assert_eq!(h(&["compress, chunked"]), Err("compress".into()));
+        // chunked not last: hyper reads to close, the framing stays in the body
+        assert_eq!(h(&["chunked, gzip"]), Err("chunked".into()));
+        assert_eq!(h(&["gzip;q=1"]), Err("gzip;q=1".into()));
     }
 
     #[test]

@@ -22,7 +22,8 @@ use hyper_util::rt::TokioIo;
 use tokio_util::task::TaskTracker;
 
 use crate::body::{
-    decode, parse_codings, scrub_headers, BodyStats, ScrubBody, ACCEPT_ENCODING as ACCEPT,
+    decode, parse_codings, parse_transfer_codings, scrub_headers, BodyStats, Coding, ScrubBody,
+    ACCEPT_ENCODING as ACCEPT,
 };
 use crate::config::EgressConfig;
 use crate::inject::{audit_path, inject, is_git_push};
@@ -426,6 +427,8 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
             let (mut rparts, _) = resp.into_parts();
             hop::strip(&mut rparts.headers, true);
             if let Some(p) = &pats {
+                // hyper writes a non-canonical reason phrase back out: it could carry a form
+                rparts.extensions.remove::<hyper::ext::ReasonPhrase>();
                 rparts.headers.remove(SEC_WEBSOCKET_EXTENSIONS);
                 let n = scrub_headers(&mut rparts.headers, p);
                 shared.metrics.scrubbed(&ctx.route, n);
@@ -435,10 +438,15 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
         }
     }
     let (mut rparts, rbody) = resp.into_parts();
+    // read before hop-by-hop stripping: hyper leaves a compressed transfer coding
+    // (`gzip`, `gzip, chunked`) in the body
+    let transfer = parse_transfer_codings(&rparts.headers);
     hop::strip(&mut rparts.headers, false);
     rparts.version = Version::HTTP_11;
     let mut header_scrubs = 0;
     if let Some(p) = &pats {
+        // hyper writes a non-canonical reason phrase back out: it could carry a form
+        rparts.extensions.remove::<hyper::ext::ReasonPhrase>();
         header_scrubs = scrub_headers(&mut rparts.headers, p);
     }
     let bodyless = is_head
@@ -447,13 +455,13 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
         || status.is_informational();
     let rbody: BoxBody = rbody.map_err(Into::into).boxed();
     let (rbody, body_pats) = match &pats {
-        Some(p) if !bodyless => match parse_codings(&rparts.headers) {
+        Some(p) if !bodyless => match codings(&rparts.headers, transfer) {
             Err(name) => {
                 shared.metrics.upstream_error("undecodable_encoding");
                 return shared.refuse(
                     &ctx,
                     Refusal::bad_gateway(format!(
-                        "response from {host}:{port} uses Content-Encoding {name}, which egress cannot decode to scrub injected credentials"
+                        "response from {host}:{port} uses {name}, which egress cannot decode to scrub injected credentials"
                     )),
                     "upstream_error",
                 );
@@ -491,6 +499,17 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
     };
     let body = ScrubBody::new(rbody, body_pats, done);
     Response::from_parts(rparts, body.boxed())
+}
+
+/// Every coding to undo, in the order applied (content codings, then transfer
+/// codings); Err names the header and the coding egress cannot decode.
+fn codings(
+    headers: &http::HeaderMap,
+    transfer: Result<Vec<Coding>, String>,
+) -> Result<Vec<Coding>, String> {
+    let mut c = parse_codings(headers).map_err(|n| format!("Content-Encoding {n}"))?;
+    c.extend(transfer.map_err(|n| format!("Transfer-Encoding {n}"))?);
+    Ok(c)
 }
 
 fn chain(e: &(dyn std::error::Error + 'static)) -> String {

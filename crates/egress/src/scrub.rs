@@ -1,14 +1,25 @@
 //! Streaming scrubber: replaces every encoded form of an injected secret with
 //! [`REDACTED`] in a byte stream, also when a form is split across chunks.
 //!
-//! Forms of each secret `S` (see [`forms`]): raw, standard base64 and base64url
-//! at all three byte alignments (so `S` embedded anywhere in a larger encoded
-//! blob is found), percent-encoded (reserved bytes only, and every byte as
-//! `%XX`; upper and lower hex digits), and hex (lower and upper case).
+//! Two automata run over each buffer:
+//! - the *view* automaton, ASCII case-insensitive, over the normalised view (see
+//!   [`view`]: `%XX` and `\u00XX` decoded, `\/` `\"` `\\` unescaped). Its forms
+//!   ([`view_forms`]) are the secret, its base64 and base64url at all three byte
+//!   alignments, its hex, its form encoding and its fully percent-encoded
+//!   spellings (for double encoding). Any subset of bytes percent- or
+//!   `\u`-escaped, in either hex case, and hex in any mix of cases, is found
+//!   without enumerating the spellings; the match is mapped back to the original
+//!   bytes that produced it, which are what gets redacted.
+//! - the *raw* automaton, case-sensitive, over the original bytes, with the
+//!   literal forms of [`forms`]. It matters only where decoding would swallow the
+//!   start of a literal secret (a stray `%4` before a secret starting with `1`),
+//!   so it runs only on buffers that contain `%` or `\`.
 //!
-//! Hold-back is bounded: at most `max_len - 1` bytes are held between chunks,
-//! and only bytes that are a proper prefix of some form (so a server-sent event
-//! ending in `\n\n` is never delayed).
+//! Hold-back is bounded (see [`Patterns::max_hold`]) and covers only bytes that
+//! could still start a form (or an unfinished escape), so a server-sent event
+//! ending in `\n\n` is never delayed.
+
+mod view;
 
 use std::sync::Arc;
 
@@ -17,6 +28,8 @@ use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
 use zeroize::Zeroizing;
+
+use view::View;
 
 /// What every occurrence of a secret form is replaced with.
 pub const REDACTED: &[u8] = b"[REDACTED by egress]";
@@ -40,12 +53,30 @@ pub enum ScrubError {
 
 /// The compiled set of forms of one or more secrets.
 pub struct Patterns {
+    /// literal forms, on the original bytes
     ac: AhoCorasick,
     pats: Vec<Zeroizing<Vec<u8>>>,
     first: [bool; 256],
     /// bytes that occur anywhere in a form after its first byte
     inner: [bool; 256],
     max_len: usize,
+    /// view forms (lowercase), ASCII case-insensitive, on the normalised view
+    vac: AhoCorasick,
+    vpats: Vec<Zeroizing<Vec<u8>>>,
+    vfirst: [bool; 256],
+    vmax: usize,
+    /// finds `%` and `\` (where the view differs from the bytes)
+    esc: AhoCorasick,
+}
+
+/// Longest escape in original bytes (`\u00XX`).
+const MAX_ESCAPE: usize = 6;
+
+/// A buffer's scan: redaction spans (original offsets, sorted, disjoint) and the
+/// offset from which bytes must be held for more input.
+struct Scan {
+    spans: Vec<(usize, usize)>,
+    hold: usize,
 }
 
 impl std::fmt::Debug for Patterns {
@@ -98,10 +129,29 @@ fn json_escape(s: &[u8], style: Json) -> Vec<u8> {
     out
 }
 
-/// Every form of `secret` that is searched for (deduplicated, each at least
-/// [`MIN_FORM_LEN`] bytes).
-pub fn forms(secret: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
+/// Standard base64 and base64url of `secret` at all three byte alignments: the
+/// characters whose six bits come only from `secret`.
+fn base64_forms(secret: &[u8]) -> Vec<Vec<u8>> {
     let n = secret.len();
+    let mut out = Vec::new();
+    for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
+        for k in 0..3usize {
+            let mut padded = Zeroizing::new(vec![0u8; k]);
+            padded.extend_from_slice(secret);
+            let enc = Zeroizing::new(engine.encode(&*padded).into_bytes());
+            let start = (8 * k).div_ceil(6);
+            let end = (8 * (k + n)) / 6;
+            if end > start {
+                out.push(enc[start..end].to_vec());
+            }
+        }
+    }
+    out
+}
+
+/// Every literal form of `secret` that is searched for (deduplicated, each at
+/// least [`MIN_FORM_LEN`] bytes).
+pub fn forms(secret: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
     let mut out: Vec<Zeroizing<Vec<u8>>> = Vec::new();
     let mut push = |v: Vec<u8>| {
         let v = Zeroizing::new(v);
@@ -110,18 +160,8 @@ pub fn forms(secret: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
         }
     };
     push(secret.to_vec());
-    for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
-        for k in 0..3usize {
-            let mut padded = Zeroizing::new(vec![0u8; k]);
-            padded.extend_from_slice(secret);
-            let enc = Zeroizing::new(engine.encode(&*padded).into_bytes());
-            // characters whose six bits come only from `secret`
-            let start = (8 * k).div_ceil(6);
-            let end = (8 * (k + n)) / 6;
-            if end > start {
-                push(enc[start..end].to_vec());
-            }
-        }
+    for f in base64_forms(secret) {
+        push(f);
     }
     push(pct(secret, false, true));
     push(pct(secret, false, false));
@@ -142,10 +182,54 @@ pub fn forms(secret: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
     out
 }
 
+/// The forms of `secret` searched for in the normalised view, lowercase (matched
+/// ASCII case-insensitively; deduplicated, each at least [`MIN_FORM_LEN`] bytes).
+pub fn view_forms(secret: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
+    let mut out: Vec<Zeroizing<Vec<u8>>> = Vec::new();
+    let mut push = |mut v: Vec<u8>| {
+        v.make_ascii_lowercase();
+        let v = Zeroizing::new(v);
+        if v.len() >= MIN_FORM_LEN && !out.iter().any(|o| **o == *v) {
+            out.push(v);
+        }
+    };
+    // the view decodes every escape, so percent-encoded and JSON-escaped
+    // spellings read as the secret itself
+    push(secret.to_vec());
+    for f in base64_forms(secret) {
+        push(f);
+    }
+    push(hex::encode(secret).into_bytes());
+    if secret.contains(&b' ') {
+        let mut f = secret.to_vec();
+        for b in f.iter_mut().filter(|b| **b == b' ') {
+            *b = b'+';
+        }
+        push(f);
+    }
+    // percent-encoded twice (`%2541`) reads as percent-encoded once
+    push(pct(secret, true, false));
+    push(pct(secret, false, false));
+    out
+}
+
+/// Which bytes start a pattern (`inner == false`) or occur after its first byte.
+fn table<'a>(pats: impl Iterator<Item = &'a [u8]>, inner: bool) -> [bool; 256] {
+    let mut t = [false; 256];
+    for p in pats {
+        let part = if inner { p.get(1..) } else { p.get(..1) };
+        for &b in part.unwrap_or_default() {
+            t[usize::from(b)] = true;
+        }
+    }
+    t
+}
+
 impl Patterns {
     /// Compile the forms of every secret in `secrets`.
     pub fn new<S: AsRef<[u8]>>(secrets: &[S]) -> Result<Patterns, ScrubError> {
         let mut pats: Vec<Zeroizing<Vec<u8>>> = Vec::new();
+        let mut vpats: Vec<Zeroizing<Vec<u8>>> = Vec::new();
         for s in secrets {
             let s = s.as_ref();
             if s.is_empty() {
@@ -156,30 +240,38 @@ impl Patterns {
                     pats.push(f);
                 }
             }
-        }
-        let ac = AhoCorasickBuilder::new()
-            .match_kind(MatchKind::LeftmostLongest)
-            .build(pats.iter().map(|p| p.as_slice()))
-            .map_err(|e| ScrubError::Build(e.to_string()))?;
-        let mut first = [false; 256];
-        for p in &pats {
-            if let Some(&b) = p.first() {
-                first[usize::from(b)] = true;
+            for f in view_forms(s) {
+                if !vpats.iter().any(|p| **p == *f) {
+                    vpats.push(f);
+                }
             }
         }
-        let mut inner = [false; 256];
-        for p in &pats {
-            for &b in p.iter().skip(1) {
-                inner[usize::from(b)] = true;
-            }
-        }
+        let build = |ps: &[Zeroizing<Vec<u8>>], ci: bool| {
+            AhoCorasickBuilder::new()
+                .match_kind(MatchKind::LeftmostLongest)
+                .ascii_case_insensitive(ci)
+                .build(ps.iter().map(|p| p.as_slice()))
+                .map_err(|e| ScrubError::Build(e.to_string()))
+        };
+        let ac = build(&pats, false)?;
+        let vac = build(&vpats, true)?;
+        let esc = AhoCorasick::new(["%", "\\"]).map_err(|e| ScrubError::Build(e.to_string()))?;
+        let first = table(pats.iter().map(|p| p.as_slice()), false);
+        let inner = table(pats.iter().map(|p| p.as_slice()), true);
+        let vfirst = table(vpats.iter().map(|p| p.as_slice()), false);
         let max_len = pats.iter().map(|p| p.len()).max().unwrap_or(0);
+        let vmax = vpats.iter().map(|p| p.len()).max().unwrap_or(0);
         Ok(Patterns {
             ac,
             pats,
             first,
             inner,
             max_len,
+            vac,
+            vpats,
+            vfirst,
+            vmax,
+            esc,
         })
     }
 
@@ -193,29 +285,94 @@ impl Patterns {
         self.pats.is_empty()
     }
 
-    /// Longest form, in bytes (the hold-back bound is one less).
+    /// Longest literal form, in bytes.
     pub fn max_len(&self) -> usize {
         self.max_len
     }
 
-    /// Does `hay` contain any form?
+    /// Most bytes a [`StreamScrubber`] ever holds between chunks: a proper prefix of
+    /// a literal form, or of a view form spelled entirely in the longest escapes
+    /// followed by an unfinished escape.
+    pub fn max_hold(&self) -> usize {
+        let view = (self.vmax.saturating_sub(1) * MAX_ESCAPE) + MAX_ESCAPE - 1;
+        self.max_len.saturating_sub(1).max(view)
+    }
+
+    /// Does `hay` contain any form (in any spelling the view decodes, any case)?
     pub fn contains(&self, hay: &[u8]) -> bool {
-        self.ac.is_match(hay)
+        match view::decode(hay, &self.esc, true) {
+            None => self.vac.is_match(hay),
+            Some(v) => self.vac.is_match(&v.bytes[..]) || self.ac.is_match(hay),
+        }
     }
 
     /// Replace every form in a complete buffer; returns the count of replacements.
     pub fn scrub_all(&self, data: &[u8]) -> (Vec<u8>, u64) {
+        let sc = self.scan(data, true);
         let mut out = Vec::with_capacity(data.len());
         let mut pos = 0;
-        let mut n = 0;
-        for m in self.ac.find_iter(data) {
-            out.extend_from_slice(&data[pos..m.start()]);
+        for &(s, e) in &sc.spans {
+            out.extend_from_slice(&data[pos..s]);
             out.extend_from_slice(REDACTED);
-            pos = m.end();
-            n += 1;
+            pos = e;
         }
         out.extend_from_slice(&data[pos..]);
-        (out, n)
+        (out, sc.spans.len() as u64)
+    }
+
+    /// Find what to redact in `buf`, and (unless `fin`) from where to hold bytes
+    /// that more input could turn into a form. Matches starting at or after the
+    /// hold point are left for the next scan.
+    fn scan(&self, buf: &[u8], fin: bool) -> Scan {
+        let view = view::decode(buf, &self.esc, fin);
+        let vbytes: &[u8] = view.as_ref().map_or(buf, |v| &v.bytes[..]);
+        let orig_start = |q: usize| view.as_ref().map_or(q, |v| v.orig_start(q));
+        let orig_end = |q: usize| view.as_ref().map_or(q, |v| v.orig_end(q));
+        let mut hold = buf.len();
+        if !fin {
+            hold = view.as_ref().map_or(hold, |v| v.end);
+            let lo = vbytes.len().saturating_sub(self.vmax.saturating_sub(1));
+            if let Some(q) = (lo..vbytes.len()).find(|&q| self.view_could_extend(&vbytes[q..])) {
+                hold = hold.min(orig_start(q));
+            }
+            let lo = buf.len().saturating_sub(self.max_len.saturating_sub(1));
+            if let Some(s) = (lo..hold).find(|&s| self.could_extend(&buf[s..])) {
+                hold = s;
+            }
+            // never split an escape: the next scan must decode it whole
+            if let Some((s, _)) = view.as_ref().and_then(|v| v.enclosing(hold)) {
+                hold = s;
+            }
+        }
+        let mut spans: Vec<(usize, usize)> = Vec::new();
+        for m in self.vac.find_iter(vbytes) {
+            let s = orig_start(m.start());
+            if s >= hold {
+                break;
+            }
+            spans.push((s, orig_end(m.end())));
+        }
+        if let Some(v) = &view {
+            for m in self.ac.find_iter(buf) {
+                if m.start() >= hold {
+                    break;
+                }
+                // widen to whole escapes at both ends
+                let s = v.enclosing(m.start()).map_or(m.start(), |e| e.0);
+                let e = v.enclosing(m.end()).map_or(m.end(), |e| e.1);
+                spans.push((s, e));
+            }
+            spans.sort_unstable();
+            let mut merged: Vec<(usize, usize)> = Vec::with_capacity(spans.len());
+            for (s, e) in spans {
+                match merged.last_mut() {
+                    Some(last) if s < last.1 => last.1 = last.1.max(e),
+                    _ => merged.push((s, e)),
+                }
+            }
+            spans = merged;
+        }
+        Scan { spans, hold }
     }
 
     /// Length of the longest `k >= MIN_FRAGMENT` such that `buf[..k]` is a proper
@@ -275,7 +432,7 @@ impl Patterns {
             || self.trailing_fragment(hay).is_some()
     }
 
-    /// Is `tail` a proper prefix of some form (so more bytes could complete it)?
+    /// Is `tail` a proper prefix of some literal form (more bytes could complete it)?
     fn could_extend(&self, tail: &[u8]) -> bool {
         match tail.first() {
             Some(&b) if self.first[usize::from(b)] => self
@@ -284,6 +441,28 @@ impl Patterns {
                 .any(|p| p.len() > tail.len() && p.starts_with(tail)),
             _ => false,
         }
+    }
+
+    /// Is the view `tail` a proper prefix of some view form, in any case?
+    fn view_could_extend(&self, tail: &[u8]) -> bool {
+        match tail.first() {
+            Some(&b) if self.vfirst[usize::from(b.to_ascii_lowercase())] => self
+                .vpats
+                .iter()
+                .any(|p| p.len() > tail.len() && p[..tail.len()].eq_ignore_ascii_case(tail)),
+            _ => false,
+        }
+    }
+
+    /// Is `held` (what a stream ended on) a fragment worth redacting: at least
+    /// [`MIN_FRAGMENT`] bytes of the start of a form, literal or in the view?
+    fn is_fragment(&self, held: &[u8]) -> bool {
+        if held.len() >= MIN_FRAGMENT && self.could_extend(held) {
+            return true;
+        }
+        let v = view::decode(held, &self.esc, true);
+        let vb: &[u8] = v.as_ref().map_or(held, |v: &View| &v.bytes[..]);
+        vb.len() >= MIN_FRAGMENT && self.view_could_extend(vb)
     }
 }
 
@@ -372,310 +551,35 @@ impl StreamScrubber {
         let held = Zeroizing::new(std::mem::take(&mut *self.held));
         let (out, n) = self.pats.scrub_all(&held);
         self.count += n;
-        if n == 0 && held.len() >= MIN_FRAGMENT {
-            // what is held is a proper prefix of a form: the body was cut inside it
+        if n == 0 && self.pats.is_fragment(&held) {
+            // the body was cut inside a form
             self.count += 1;
             return Bytes::from_static(REDACTED);
         }
         Bytes::from(out)
     }
 
-    /// Scan `buf`: returns (output up to the hold point if anything was replaced,
-    /// else None meaning `buf[..hold]` verbatim; hold point).
+    /// Scan `buf`: returns (output up to the release point if anything was
+    /// replaced, else None meaning `buf[..release]` verbatim; release point).
     fn process(&mut self, buf: &[u8]) -> (Option<BytesMut>, usize) {
-        let pats = Arc::clone(&self.pats);
-        let mut out: Option<BytesMut> = None;
+        let sc = self.pats.scan(buf, false);
+        if sc.spans.is_empty() {
+            return (None, sc.hold);
+        }
+        let mut o = BytesMut::with_capacity(buf.len());
         let mut pos = 0;
-        for m in pats.ac.find_iter(buf) {
-            if pats.could_extend(&buf[m.start()..]) {
-                break;
-            }
-            let o = out.get_or_insert_with(|| BytesMut::with_capacity(buf.len()));
-            o.extend_from_slice(&buf[pos..m.start()]);
+        for &(s, e) in &sc.spans {
+            o.extend_from_slice(&buf[pos..s]);
             o.extend_from_slice(REDACTED);
-            pos = m.end();
+            pos = e;
             self.count += 1;
         }
-        let lo = pos.max(buf.len().saturating_sub(pats.max_len.saturating_sub(1)));
-        let mut hold = buf.len();
-        for s in lo..buf.len() {
-            if pats.could_extend(&buf[s..]) {
-                hold = s;
-                break;
-            }
-        }
-        match out {
-            Some(mut o) => {
-                o.extend_from_slice(&buf[pos..hold]);
-                (Some(o), hold)
-            }
-            None => (None, hold),
-        }
+        // a redaction may run past the hold point: release up to its end
+        let release = sc.hold.max(pos);
+        o.extend_from_slice(&buf[pos..release]);
+        (Some(o), release)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-    use super::*;
-
-    const SECRET: &str = "ghp_CanaryT0ken/with+odd=chars_1234567890";
-
-    fn pats() -> Arc<Patterns> {
-        Arc::new(Patterns::new(&[SECRET]).unwrap())
-    }
-
-    fn every_encoding(secret: &str) -> Vec<Vec<u8>> {
-        let s = secret.as_bytes();
-        let mut v = vec![s.to_vec()];
-        for pre in ["", "x", "xy", "xyz"] {
-            let mut p = pre.as_bytes().to_vec();
-            p.extend_from_slice(s);
-            p.extend_from_slice(b"trailing");
-            v.push(
-                base64::engine::general_purpose::STANDARD
-                    .encode(&p)
-                    .into_bytes(),
-            );
-            v.push(
-                base64::engine::general_purpose::URL_SAFE
-                    .encode(&p)
-                    .into_bytes(),
-            );
-        }
-        v.push(pct(s, false, true));
-        v.push(pct(s, false, false));
-        v.push(pct(s, true, true));
-        v.push(pct(s, true, false));
-        v.push(hex::encode(s).into_bytes());
-        v.push(hex::encode_upper(s).into_bytes());
-        v.push(secret.replace('/', "\\/").into_bytes());
-        v
-    }
-
-    fn run_stream(p: &Arc<Patterns>, input: &[u8], splits: &[usize]) -> (Vec<u8>, u64) {
-        let mut sc = StreamScrubber::new(Arc::clone(p));
-        let mut out = Vec::new();
-        let mut last = 0;
-        for &s in splits {
-            out.extend_from_slice(&sc.push(Bytes::copy_from_slice(&input[last..s])));
-            assert!(sc.held() < p.max_len());
-            last = s;
-        }
-        out.extend_from_slice(&sc.push(Bytes::copy_from_slice(&input[last..])));
-        out.extend_from_slice(&sc.finish());
-        (out, sc.count())
-    }
-
-    #[test]
-    fn every_form_is_found_whole() {
-        let p = pats();
-        for enc in every_encoding(SECRET) {
-            let mut input = b"prefix ".to_vec();
-            input.extend_from_slice(&enc);
-            input.extend_from_slice(b" suffix");
-            let (out, n) = p.scrub_all(&input);
-            assert!(n >= 1, "not found: {}", String::from_utf8_lossy(&enc));
-            let s = String::from_utf8_lossy(&out);
-            assert!(s.contains("[REDACTED by egress]"));
-            assert!(!s.contains("Canary"), "{s}");
-        }
-    }
-
-    #[test]
-    fn every_form_is_found_at_every_split_point() {
-        let p = pats();
-        for enc in every_encoding(SECRET) {
-            let mut input = b"data: ".to_vec();
-            input.extend_from_slice(&enc);
-            input.extend_from_slice(b"\n\n");
-            for cut in 1..input.len() {
-                let (out, n) = run_stream(&p, &input, &[cut]);
-                assert!(n >= 1);
-                let s = String::from_utf8_lossy(&out);
-                assert!(s.starts_with("data: "), "{s}");
-                assert!(s.ends_with("\n\n"), "{s}");
-                for other in every_encoding(SECRET) {
-                    // no 12-byte window of any full form survives
-                    for w in other.windows(24) {
-                        assert!(
-                            !out.windows(w.len()).any(|x| x == w),
-                            "leak at cut {cut}: {s}"
-                        );
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn byte_at_a_time_and_three_way_split() {
-        let p = pats();
-        let mut input = b"{\"token\":\"".to_vec();
-        input.extend_from_slice(SECRET.as_bytes());
-        input.extend_from_slice(b"\",\"again\":\"");
-        input.extend_from_slice(hex::encode(SECRET).as_bytes());
-        input.extend_from_slice(b"\"}");
-        let splits: Vec<usize> = (1..input.len()).collect();
-        let (out, n) = run_stream(&p, &input, &splits);
-        assert_eq!(n, 2);
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "{\"token\":\"[REDACTED by egress]\",\"again\":\"[REDACTED by egress]\"}"
-        );
-        let (out, n) = run_stream(&p, &input, &[5, 30, 31]);
-        assert_eq!(n, 2);
-        assert!(!String::from_utf8_lossy(&out).contains("Canary"));
-    }
-
-    #[test]
-    fn clean_stream_passes_unchanged_and_sse_is_not_delayed() {
-        let p = pats();
-        let mut sc = StreamScrubber::new(Arc::clone(&p));
-        let ev = Bytes::from_static(b"data: hello world\n\n");
-        assert_eq!(sc.push(ev.clone()), ev);
-        assert_eq!(sc.held(), 0);
-        // a partial prefix of the secret is held, then released when it diverges
-        let out = sc.push(Bytes::from_static(b"data: ghp_Can"));
-        assert_eq!(&out[..], b"data: ");
-        assert_eq!(sc.held(), 7);
-        let out = sc.push(Bytes::from_static(b"dy\n\n"));
-        assert_eq!(&out[..], b"ghp_Candy\n\n");
-        assert_eq!(sc.finish(), Bytes::new());
-        assert_eq!(sc.count(), 0);
-    }
-
-    #[test]
-    fn truncated_stream_flushes_short_partial_prefix() {
-        let p = pats();
-        let (out, n) = run_stream(&p, b"abc ghp_Can", &[]);
-        assert_eq!(n, 0);
-        assert_eq!(out, b"abc ghp_Can");
-    }
-
-    #[test]
-    fn fragments_at_body_edges_are_redacted() {
-        let p = pats();
-        // a body cut inside the secret at its end (e.g. Range: bytes=0-N)
-        for splits in [vec![], vec![3], vec![9]] {
-            let (out, n) = run_stream(&p, b"abc ghp_CanaryT0", &splits);
-            assert_eq!(n, 1);
-            assert_eq!(out, b"abc [REDACTED by egress]");
-        }
-        // a body starting inside the secret (e.g. Range: bytes=N-)
-        let (out, n) = run_stream(&p, b"ryT0ken/with+odd=chars_1234567890\nrest", &[]);
-        assert_eq!(n, 1);
-        assert_eq!(out, b"[REDACTED by egress]\nrest");
-        // also inside an encoding
-        let hex = hex::encode(SECRET);
-        let (out, n) = run_stream(&p, format!("{} tail", &hex[10..]).as_bytes(), &[]);
-        assert_eq!(n, 1);
-        assert_eq!(out, b"[REDACTED by egress] tail");
-        // short or unrelated edges are untouched
-        let (out, n) = run_stream(&p, b"7890 data: ok", &[]);
-        assert_eq!((out.as_slice(), n), (&b"7890 data: ok"[..], 0));
-        assert!(p.contains_or_edge(b"x: ghp_CanaryT0"));
-        assert!(!p.contains_or_edge(b"plain header value"));
-    }
-
-    #[test]
-    fn forms_are_deduplicated_and_long_enough() {
-        let f = forms(b"abcdefgh");
-        for x in &f {
-            assert!(x.len() >= MIN_FORM_LEN);
-        }
-        let mut seen = f.iter().map(|x| x.to_vec()).collect::<Vec<_>>();
-        seen.sort();
-        seen.dedup();
-        assert_eq!(seen.len(), f.len());
-        assert!(Patterns::new(&[""]).is_err());
-        assert!(!format!("{:?}", pats()).contains("Canary"));
-    }
-
-    /// Streaming over random chunkings of random text salted with every form
-    /// gives exactly what one pass over the whole buffer gives.
-    #[test]
-    fn streaming_equals_one_shot_on_random_input() {
-        let p = pats();
-        let encs = every_encoding(SECRET);
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut rnd = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
-        let alphabet = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/=%_-\n ";
-        for _ in 0..300 {
-            let mut input = Vec::new();
-            for _ in 0..(rnd() % 12) {
-                for _ in 0..(rnd() % 40) {
-                    input.push(alphabet[(rnd() % alphabet.len() as u64) as usize]);
-                }
-                let e = &encs[(rnd() % encs.len() as u64) as usize];
-                // sometimes only a prefix of a form (must not be redacted nor lost)
-                let cut = if rnd() % 4 == 0 {
-                    (rnd() as usize) % e.len()
-                } else {
-                    e.len()
-                };
-                input.extend_from_slice(&e[..cut]);
-            }
-            // the leading-fragment check looks at the first chunk only: keep it long
-            let lo = p.max_len();
-            let mut splits: Vec<usize> = (0..(rnd() % 6))
-                .map(|_| (rnd() as usize) % (input.len() + 1))
-                .filter(|&s| s >= lo && s < input.len())
-                .collect();
-            splits.sort_unstable();
-            splits.dedup();
-            let (streamed, n1) = run_stream(&p, &input, &splits);
-            let (whole, n2) = run_stream(&p, &input, &[]);
-            // and without edge fragments, one pass over the buffer agrees too
-            if p.leading_fragment(&input).is_none() && p.trailing_fragment(&input).is_none() {
-                let (one, _) = p.scrub_all(&input);
-                assert_eq!(
-                    String::from_utf8_lossy(&one),
-                    String::from_utf8_lossy(&whole)
-                );
-            }
-            assert_eq!(
-                String::from_utf8_lossy(&streamed),
-                String::from_utf8_lossy(&whole),
-                "splits {splits:?}"
-            );
-            assert_eq!(n1, n2);
-        }
-    }
-
-    #[test]
-    fn json_and_form_escapes() {
-        let secret = r#"tok&<en> "q"\s/x y"#;
-        let p = Patterns::new(&[secret]).unwrap();
-        for enc in [
-            r#"tok\u0026\u003cen\u003e \"q\"\\s/x y"#.to_string(),
-            r#"tok&<en> \"q\"\\s\/x y"#.to_string(),
-            r#"tok&<en> \"q\"\\s/x y"#.to_string(),
-            "tok%26%3Cen%3E+%22q%22%5Cs%2Fx+y".to_string(),
-        ] {
-            let (out, n) = p.scrub_all(format!("{{\"a\":\"{enc}\"}}").as_bytes());
-            assert_eq!(n, 1, "{enc}");
-            assert_eq!(out, b"{\"a\":\"[REDACTED by egress]\"}");
-        }
-    }
-
-    #[test]
-    fn several_secrets_in_one_set() {
-        let p = Arc::new(
-            Patterns::new(&["first-secret-value", "x-access-token:second-secret"]).unwrap(),
-        );
-        let basic =
-            base64::engine::general_purpose::STANDARD.encode("x-access-token:second-secret");
-        let input = format!("a first-secret-value b Basic {basic} c");
-        let (out, n) = run_stream(&p, input.as_bytes(), &[9, 40]);
-        assert_eq!(n, 2);
-        let s = String::from_utf8(out).unwrap();
-        assert!(!s.contains("first-secret"));
-        assert!(!s.contains(&basic[..20]), "{s}");
-    }
-}
+mod tests;
