@@ -7,11 +7,13 @@
 //! the route does not allow, and a path an origin would read differently from the
 //! glob we matched (`/repos/acme/..;/admin`, `%2e%2e`, `%2f`, `\`).
 
+use bottle_core::body::{full, BoxBody};
 use bottle_core::path::{normalise, Ambiguity};
 use bottle_core::routes::Route;
 use bottle_core::{Host, Refusal};
 use http::uri::{PathAndQuery, Uri};
-use http::{HeaderMap, Method};
+use http::{HeaderMap, Method, StatusCode};
+use http_body_util::BodyExt as _;
 use percent_encoding::percent_decode_str;
 
 use crate::config::EgressConfig;
@@ -64,6 +66,63 @@ pub struct Decision {
     /// `Some`: forward this path instead of the agent's (the normalised path the
     /// route's globs judged), so the origin sees exactly what was matched.
     pub path: Option<String>,
+    /// A POST on a route with `methods:` whose body a framework may read `_method`
+    /// from (see [`body_in_scope`]): the caller buffers it (at most
+    /// [`MAX_CHECKED_BODY`]) and refuses it if [`body_names_override`].
+    pub check_body: bool,
+}
+
+/// Largest request body egress buffers to look for a `_method` field.
+pub const MAX_CHECKED_BODY: usize = 1024 * 1024;
+
+/// Whether a framework may read `_method` from this body: Rack reads form bodies and
+/// POSTs without `Content-Type`, Laravel/Symfony also JSON.
+pub fn body_in_scope(headers: &HeaderMap) -> bool {
+    let Some(v) = headers.get(http::header::CONTENT_TYPE) else {
+        return true;
+    };
+    let Ok(v) = v.to_str() else {
+        return true;
+    };
+    let v = v.to_ascii_lowercase();
+    let mt = v.split(';').next().unwrap_or("").trim();
+    mt.is_empty()
+        || mt == "application/x-www-form-urlencoded"
+        || mt == "multipart/form-data"
+        || mt.ends_with("/json")
+        || mt.ends_with("+json")
+}
+
+/// Whether the body holds a `_method` field, any case: a standalone `_method` key
+/// (`payment_method` is not one) in the raw or percent-decoded bytes (form fields,
+/// multipart `name="_method"`), or a top-level JSON key (however escaped).
+pub fn body_names_override(body: &[u8]) -> bool {
+    let standalone = |hay: &[u8]| {
+        let hay = hay.to_ascii_lowercase();
+        let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+        hay.windows(OVERRIDE_PARAM.len()).enumerate().any(|(i, w)| {
+            w == OVERRIDE_PARAM.as_bytes()
+                && (i == 0 || !word(hay[i - 1]))
+                && hay.get(i + w.len()).is_none_or(|b| !word(*b))
+        })
+    };
+    if standalone(body) {
+        return true;
+    }
+    let plus: Vec<u8> = body
+        .iter()
+        .map(|b| if *b == b'+' { b' ' } else { *b })
+        .collect();
+    let decoded: Vec<u8> = percent_encoding::percent_decode(&plus).collect();
+    if standalone(&decoded) {
+        return true;
+    }
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(m)) => {
+            m.keys().any(|k| k.eq_ignore_ascii_case(OVERRIDE_PARAM))
+        }
+        _ => false,
+    }
 }
 
 /// A method override the request carries.
@@ -220,9 +279,12 @@ pub fn decide(cfg: &EgressConfig, t: &Target<'_>) -> Result<Decision, Refusal> {
             (Some(_), Ok(n)) if n != t.path => Some(n.clone()),
             _ => None,
         };
+        // Rack, Symfony and Express's method-override only honour `_method` on POST
+        let check_body = r.methods.is_some() && *t.method == Method::POST;
         return Ok(Decision {
             matched: Matched::Route(i),
             path: forward,
+            check_body,
         });
     }
     if !host_hit {
@@ -230,6 +292,7 @@ pub fn decide(cfg: &EgressConfig, t: &Target<'_>) -> Result<Decision, Refusal> {
             return Ok(Decision {
                 matched: Matched::Allowlist,
                 path: None,
+                check_body: false,
             });
         }
         return Err(
@@ -258,6 +321,49 @@ pub fn decide(cfg: &EgressConfig, t: &Target<'_>) -> Result<Decision, Refusal> {
         t.method,
         short(t.path)
     )))
+}
+
+/// Buffer a body [`Decision::check_body`] asked for (at most [`MAX_CHECKED_BODY`],
+/// within `within`) and refuse it if it names a method override; else the same bytes.
+pub async fn read_checked_body(
+    body: hyper::body::Incoming,
+    within: std::time::Duration,
+) -> Result<BoxBody, Refusal> {
+    let limited = http_body_util::Limited::new(body, MAX_CHECKED_BODY);
+    let bytes = match tokio::time::timeout(within, limited.collect()).await {
+        Err(_) => {
+            return Err(Refusal::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "request body not received within {}s",
+                    within.as_secs_f32()
+                ),
+            ))
+        }
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            return Err(Refusal::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "POST body over {} KiB on a route with method rules: egress cannot check it for a `_method` override",
+                    MAX_CHECKED_BODY / 1024
+                ),
+            ))
+        }
+        Ok(Err(e)) => {
+            return Err(Refusal::new(
+                StatusCode::BAD_REQUEST,
+                format!("request body failed: {e}"),
+            ))
+        }
+        Ok(Ok(c)) => c.to_bytes(),
+    };
+    if body_names_override(&bytes) {
+        return Err(Refusal::forbidden(
+            "method override in the request body (a `_method` field) refused on a route with method rules",
+        )
+        .with_hint("send the real method instead"));
+    }
+    Ok(full(bytes))
 }
 
 /// `uri` with its path replaced by `path` (query kept).

@@ -56,6 +56,15 @@ fn route(i: usize) -> Decision {
     Decision {
         matched: Matched::Route(i),
         path: None,
+        check_body: false,
+    }
+}
+
+/// A POST matched on a route with `methods:`: its body is checked for `_method`.
+fn post_route(i: usize) -> Decision {
+    Decision {
+        check_body: true,
+        ..route(i)
     }
 }
 
@@ -71,7 +80,7 @@ fn decision_order_and_reasons() {
     );
     assert_eq!(
         d(&cfg, "API.example.", Method::POST, "/repos/acme/x").unwrap(),
-        route(1)
+        post_route(1)
     );
     let e = d(&cfg, "api.example", Method::DELETE, "/repos/acme/x").unwrap_err();
     assert!(e.reason.starts_with("method not allowed"), "{}", e.reason);
@@ -82,7 +91,8 @@ fn decision_order_and_reasons() {
         d(&cfg, "open.example", Method::PUT, "/x").unwrap(),
         Decision {
             matched: Matched::Allowlist,
-            path: None
+            path: None,
+            check_body: false
         }
     );
     assert_eq!(
@@ -148,12 +158,12 @@ fn method_overrides_are_judged_as_the_method_they_name() {
     );
     let ok =
         |pq: &str, h: &[(&str, &str)]| full(&cfg, true, "api.example", 443, Method::POST, pq, h);
-    assert_eq!(ok("/x", &[]).unwrap(), route(0));
+    assert_eq!(ok("/x", &[]).unwrap(), post_route(0));
     assert_eq!(
         ok("/x", &[("X-HTTP-Method-Override", "get")]).unwrap(),
-        route(0)
+        post_route(0)
     );
-    assert_eq!(ok("/x?_method=GET", &[]).unwrap(), route(0));
+    assert_eq!(ok("/x?_method=GET", &[]).unwrap(), post_route(0));
     for (pq, h, want) in [
         (
             "/x",
@@ -234,7 +244,8 @@ fn path_rules_judge_the_normalised_path_and_refuse_ambiguity() {
         g("api.example", "/repos/%61cme//x").unwrap(),
         Decision {
             matched: Matched::Route(0),
-            path: Some("/repos/acme/x".into())
+            path: Some("/repos/acme/x".into()),
+            check_body: false
         }
     );
     for p in [
@@ -277,4 +288,52 @@ fn with_path_keeps_the_query() {
         with_path(&u, "/a/b").unwrap().to_string(),
         "https://h.example:8443/a/b?x=1&y=%2F"
     );
+}
+
+#[test]
+fn body_override_fields_are_found_in_every_spelling() {
+    for body in [
+        &b"_method=DELETE"[..],
+        b"a=1&_method=delete",
+        b"a=1&_METHOD=put",
+        b"a=1&%5Fmethod=DELETE",
+        b"a=1&_%6Dethod=DELETE",
+        b"{\"_method\": \"DELETE\"}",
+        b"{\"\\u005fmethod\": \"DELETE\"}",
+        b"{\"a\": 1, \"_Method\": \"PATCH\"}",
+        b"--b\r\nContent-Disposition: form-data; name=\"_method\"\r\n\r\nDELETE\r\n--b--\r\n",
+    ] {
+        assert!(
+            body_names_override(body),
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+    }
+    for body in [
+        &b""[..],
+        b"a=1&payment_method=card",
+        b"{\"payment_method\": \"card\", \"methods\": [\"_methodx\"]}",
+        b"method=DELETE",
+        b"{\"nested\": {\"x_method_y\": 1}}",
+    ] {
+        assert!(
+            !body_names_override(body),
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+    }
+    let ct = |v: Option<&str>| {
+        let mut h = HeaderMap::new();
+        if let Some(v) = v {
+            h.insert(http::header::CONTENT_TYPE, v.parse().unwrap());
+        }
+        body_in_scope(&h)
+    };
+    assert!(ct(None));
+    assert!(ct(Some("application/x-www-form-urlencoded; charset=utf-8")));
+    assert!(ct(Some("Multipart/Form-Data; boundary=x")));
+    assert!(ct(Some("application/json")));
+    assert!(ct(Some("application/vnd.api+json")));
+    assert!(!ct(Some("application/octet-stream")));
+    assert!(!ct(Some("text/plain")));
 }

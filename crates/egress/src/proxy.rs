@@ -262,7 +262,11 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
         query: uri.query(),
         headers: req.headers(),
     };
-    let Decision { matched, path } = match decide(&cfg, &target) {
+    let Decision {
+        matched,
+        path,
+        check_body,
+    } = match decide(&cfg, &target) {
         Ok(d) => d,
         Err(r) => return shared.refuse(&ctx, r, "refused"),
     };
@@ -310,6 +314,16 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let is_head = req.method() == Method::HEAD;
     let (mut parts, body) = req.into_parts();
+    // a `_method` field in a POST body on a route with method rules is judged
+    // before anything is sent
+    let body: BoxBody = if check_body && crate::policy::body_in_scope(&parts.headers) {
+        match crate::policy::read_checked_body(body, shared.timeouts.response).await {
+            Ok(b) => b,
+            Err(r) => return shared.refuse(&ctx, r, "refused"),
+        }
+    } else {
+        body.map_err(Into::into).boxed()
+    };
     hop::strip(&mut parts.headers, upgrade);
     parts.headers.remove(HOST);
     parts.version = Version::HTTP_11;
@@ -340,9 +354,7 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
     drop(cfg);
     let up_bytes = Arc::new(AtomicU64::new(0));
     let ub = Arc::clone(&up_bytes);
-    let body = ScrubBody::new(body.map_err(Into::into).boxed(), None, move |st| {
-        ub.store(st.bytes, Ordering::Relaxed)
-    });
+    let body = ScrubBody::new(body, None, move |st| ub.store(st.bytes, Ordering::Relaxed));
     let up_req = Request::from_parts(parts, body.boxed());
     let client = if upgrade {
         &shared.client_h1

@@ -321,7 +321,11 @@ async fn path_and_method_rules() {
                 "/other",
                 "path not allowed: /other on paths.test:",
             ),
-            (Method::GET, "/allowed/../secret", "ambiguous path /allowed/../secret on paths.test:"),
+            (
+                Method::GET,
+                "/allowed/../secret",
+                "ambiguous path /allowed/../secret on paths.test:",
+            ),
             (Method::GET, "/allowed%2f..%2fsecret", "ambiguous path"),
             (
                 Method::POST,

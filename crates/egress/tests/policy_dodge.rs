@@ -21,6 +21,9 @@ const DODGE_ROUTES: &str = r#"  - host: "dodge.test:*"
   - host: "plain.test:*"
     auth: {scheme: bearer, token_env: TOK_BEARER}
     allow_cleartext: true
+  - host: "late.test:*"
+    methods: [GET, POST]
+    auth: {scheme: bearer, token_env: TOK_BEARER}
 "#;
 
 async fn fixture() -> Fixture {
@@ -303,6 +306,68 @@ async fn path_spellings_cannot_dodge_path_rules() {
         let resp = raw(fx.eg.addr, "GET", &format!("{open}/a/..;/b%2Fc"), &[]).await;
         assert_eq!(status_of(&resp), 200, "{resp}");
         assert_eq!(fx.origin.requests().last().unwrap().path, "/a/..;/b%2Fc");
+        fx.finish();
+    })
+    .await
+}
+
+/// POST `body` to `https://late.test/echo` through egress.
+async fn post(fx: &Fixture, content_type: Option<&str>, body: Vec<u8>) -> (StatusCode, String) {
+    let mut b = http::Request::post(fx.url("late.test", "/echo"));
+    if let Some(ct) = content_type {
+        b = b.header("content-type", ct);
+    }
+    let r = send(
+        fx.eg.addr,
+        b.body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .unwrap(),
+    )
+    .await;
+    let (st, _, body) = collect(r).await;
+    (st, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn method_override_in_a_post_body_is_refused() {
+    bounded(async {
+        let fx = fixture().await;
+        let multipart = "--XyZ\r\nContent-Disposition: form-data; name=\"_method\"\r\n\r\nDELETE\r\n--XyZ--\r\n";
+        let cases: &[(Option<&str>, &str)] = &[
+            (Some("application/x-www-form-urlencoded"), "a=1&_method=DELETE"),
+            (Some("application/x-www-form-urlencoded"), "a=1&%5Fmethod=DELETE"),
+            (Some("application/x-www-form-urlencoded"), "a=1&_%6Dethod=DELETE"),
+            (None, "_method=DELETE"),
+            (Some("application/json"), "{\"_method\": \"DELETE\"}"),
+            (Some("application/json"), "{\"\\u005fmethod\": \"DELETE\"}"),
+            (Some("multipart/form-data; boundary=XyZ"), multipart),
+        ];
+        for (ct, body) in cases {
+            let (st, text) = post(&fx, *ct, body.as_bytes().to_vec()).await;
+            assert_eq!(st, StatusCode::FORBIDDEN, "{ct:?} {body}: {text}");
+            assert!(
+                text.starts_with("blocked by egress: method override in the request body"),
+                "{text}"
+            );
+        }
+        // too large to check: refused, not streamed unchecked
+        let mut big = b"a=".to_vec();
+        big.resize(egress::policy::MAX_CHECKED_BODY + 10, b'x');
+        big.extend_from_slice(b"&_method=DELETE");
+        let (st, text) = post(&fx, Some("application/x-www-form-urlencoded"), big).await;
+        assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE, "{text}");
+        let reqs = fx.origin.requests();
+        assert!(reqs.is_empty(), "the origin was reached: {reqs:?}");
+
+        // legit bodies pass whole: a field that merely ends in _method, a binary upload
+        let body = "a=1&payment_method=card";
+        let (st, _) = post(&fx, Some("application/x-www-form-urlencoded"), body.into()).await;
+        assert_eq!(st, StatusCode::OK);
+        let (st, _) = post(&fx, Some("application/octet-stream"), b"_method=DELETE".to_vec()).await;
+        assert_eq!(st, StatusCode::OK);
+        let reqs = fx.origin.requests();
+        assert_eq!(reqs.len(), 2);
+        assert_eq!(reqs[0].body_len, body.len() as u64);
+        assert_eq!(reqs[0].method, "POST");
         fx.finish();
     })
     .await
