@@ -119,7 +119,8 @@ impl PathGlobs {
 
     /// Whether `path` (no query) matches. Paths with dot segments (`/../`, `/./`) or
     /// percent-encoded `/`, `\` or `.` never match: they could name something outside
-    /// the glob once the origin decodes them.
+    /// the glob once the origin decodes them. egress passes the output of
+    /// [`crate::path::normalise`] (and refuses what it calls ambiguous).
     pub fn matches(&self, path: &str) -> bool {
         let path = path.split('?').next().unwrap_or("");
         if !path.starts_with('/') || path.contains('\\') {
