@@ -394,3 +394,49 @@ fn rustls_pemfile_certs(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'st
         .map(|c| c.unwrap())
         .collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chain_refuses_cleartext_credentials_and_rule_dodges() {
+    bounded(async {
+        let ch = Chain::new().await;
+        // `curl -x pipelock http://...` on an injecting route: egress refuses before
+        // anything is sent, so no token ever crosses the wire in clear
+        let url = ch.fx.http_url("bearer.test", "/echo");
+        let r = curl(ch.pl.addr, &ch.pl.ca, &url, &[]).await;
+        assert_eq!(r.code, 403, "{}", r.headers);
+        assert!(
+            r.headers
+                .to_ascii_lowercase()
+                .contains("x-bottle-blocked: egress"),
+            "{}",
+            r.headers
+        );
+        let text = String::from_utf8_lossy(&r.body);
+        assert!(
+            text.contains("refusing to send it over cleartext"),
+            "{text}"
+        );
+        assert_clean("cleartext refusal", &r.body, &ch.fx.secrets.all());
+        // a path that Tomcat/Spring would read as /secret, and a method override
+        for (path, extra, want) in [
+            ("/allowed/..;/secret", &[][..], "ambiguous path"),
+            ("/allowed/%2e%2e/secret", &[][..], "ambiguous path"),
+            (
+                "/allowed/x",
+                &["-H", "X-HTTP-Method-Override: DELETE"][..],
+                "method override not allowed",
+            ),
+        ] {
+            let mut args = vec!["--path-as-is"];
+            args.extend_from_slice(extra);
+            let r = ch.get("paths.test", path, &args).await;
+            assert_eq!(r.code, 403, "{path}: {}", r.headers);
+            let text = String::from_utf8_lossy(&r.body);
+            assert!(text.contains(want), "{path}: {text}");
+        }
+        let reqs = ch.fx.origin.requests();
+        assert!(reqs.is_empty(), "the origin was reached: {reqs:?}");
+        ch.finish();
+    })
+    .await
+}
