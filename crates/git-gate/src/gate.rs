@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::config::{GateConfig, RepoConfig};
 use crate::git::{run, tail_lines, GitRunner};
+use crate::intake::{PushArgs, PushSlots, Spill};
 use crate::metrics::GateMetrics;
 use crate::mirror::Mirror;
 use crate::policy::{Action, Verdict};
@@ -46,6 +47,8 @@ pub struct Gate {
     pub audit: AuditLog,
     pub metrics: Arc<GateMetrics>,
     pub scanner: Arc<dyn SecretScanner>,
+    pub push_slots: PushSlots,
+    pub spill: Spill,
     mirrors: Mutex<HashMap<String, Arc<Mirror>>>,
     pushes: Mutex<HashMap<String, Arc<PushCtx>>>,
 }
@@ -114,6 +117,7 @@ impl Gate {
         metrics: Arc<GateMetrics>,
         scanner: Arc<dyn SecretScanner>,
     ) -> Gate {
+        let spill_dir = data_dir.join("spill");
         Gate {
             config,
             hooks_dir: data_dir.join("hooks"),
@@ -123,10 +127,39 @@ impl Gate {
             settings,
             refresh_interval,
             audit,
+            push_slots: PushSlots::new(
+                crate::intake::DEFAULT_MAX_CONCURRENT_PUSHES as usize,
+                metrics.clone(),
+            ),
+            spill: Spill {
+                dir: spill_dir,
+                threshold: crate::intake::DEFAULT_PUSH_SPILL_BYTES,
+            },
             metrics,
             scanner,
             mirrors: Mutex::new(HashMap::new()),
             pushes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Sets `--max-concurrent-pushes` and `--push-spill-bytes`.
+    pub fn with_push_limits(mut self, args: &PushArgs) -> Gate {
+        self.push_slots = PushSlots::new(args.max_concurrent_pushes as usize, self.metrics.clone());
+        self.spill.threshold = args.push_spill_bytes;
+        self
+    }
+
+    /// The first detector that fires on a pushed ref name, if any.
+    pub fn ref_name_secret(&self, name: &[u8]) -> Option<String> {
+        self.scanner.scan(name).into_iter().next()
+    }
+
+    /// A ref name as the audit log and `remote:` lines may show it: withheld when it holds
+    /// a secret (the `ng` line still carries it, as git needs, to the client that sent it).
+    pub fn shown_ref(&self, name: &str) -> String {
+        match self.ref_name_secret(name.as_bytes()) {
+            Some(d) => format!("[ref name withheld: secret detected ({d})]"),
+            None => name.to_string(),
         }
     }
 
@@ -193,13 +226,15 @@ impl Gate {
     /// Audits one ref decision.
     pub fn audit_ref(&self, repo: &str, o: &RefOutcome, push_bytes: u64) {
         let mut ev = AuditEvent::new("git-gate", "push", if o.ok { "allow" } else { "deny" });
-        ev.reason = (!o.ok).then(|| o.reason.clone());
+        let shown = self.shown_ref(&o.name);
+        // A reason may quote the ref name: never let it carry a secret to disk.
+        ev.reason = (!o.ok).then(|| o.reason.replace(&o.name, &shown));
         ev.method = "POST".into();
         ev.path = format!("/{repo}.git/git-receive-pack");
         ev.bytes_up = push_bytes;
         let mut x = serde_json::Map::new();
         x.insert("repo".into(), Value::from(repo));
-        x.insert("ref".into(), Value::from(o.name.clone()));
+        x.insert("ref".into(), Value::from(shown));
         x.insert("old".into(), Value::from(o.old.clone()));
         x.insert("new".into(), Value::from(o.new.clone()));
         x.insert("classification".into(), Value::from(class_str(o.class)));
@@ -348,18 +383,10 @@ impl Gate {
         match findings {
             Ok(findings) if !findings.is_empty() => {
                 self.metrics.secrets(findings.len() as u64);
-                let said = |f: &scan::Finding| {
-                    format!(
-                        "secret detected ({}) in {} {}",
-                        f.detector,
-                        f.kind,
-                        short(&f.oid)
-                    )
-                };
                 for f in findings.iter().take(10) {
-                    v.messages.push(format!("git-gate: {}", said(f)));
+                    v.messages.push(format!("git-gate: {}", f.reason()));
                 }
-                return refused(v, "secret-scan", said(&findings[0]));
+                return refused(v, "secret-scan", findings[0].reason());
             }
             Ok(_) => {}
             Err(e) => return refused(v, "error", format!("secret scan failed: {e}")),

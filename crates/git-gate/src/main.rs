@@ -34,6 +34,8 @@ struct Cli {
     /// The git executable.
     #[arg(long, value_name = "PATH", default_value = "git")]
     git: PathBuf,
+    #[command(flatten)]
+    push: git_gate::intake::PushArgs,
 }
 
 #[derive(Parser, Debug)]
@@ -211,16 +213,19 @@ async fn serve(cli: Cli) -> ExitCode {
         let r = reloadable.clone();
         Arc::new(move || r.current())
     };
-    let gate = Arc::new(Gate::new(
-        source,
-        data_dir.clone(),
-        runner,
-        settings,
-        Duration::from_secs(cli.refresh_interval),
-        audit,
-        gate_metrics,
-        Arc::new(DlpScanner(bottle_dlp::Detector::builtin())),
-    ));
+    let gate = Arc::new(
+        Gate::new(
+            source,
+            data_dir.clone(),
+            runner,
+            settings,
+            Duration::from_secs(cli.refresh_interval),
+            audit,
+            gate_metrics,
+            Arc::new(DlpScanner(bottle_dlp::Detector::builtin())),
+        )
+        .with_push_limits(&cli.push),
+    );
     let _ = std::fs::remove_file(&gate.hook_socket);
     let hook_listener = match tokio::net::UnixListener::bind(&gate.hook_socket) {
         Ok(l) => l,

@@ -4,6 +4,7 @@ use bottle_core::Metrics;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EndpointLabels {
@@ -23,6 +24,7 @@ pub struct GateMetrics {
     refreshes: Family<ResultLabels, Counter>,
     upstream_pushes: Family<ResultLabels, Counter>,
     secrets: Counter,
+    pushes_in_flight: Gauge,
 }
 
 fn ok(b: bool, yes: &str, no: &str) -> ResultLabels {
@@ -59,6 +61,11 @@ impl GateMetrics {
             "Secret findings in pushed objects",
             m.secrets.clone(),
         );
+        metrics.register(
+            "git_gate_pushes_in_flight",
+            "Pushes holding a slot (see --max-concurrent-pushes)",
+            m.pushes_in_flight.clone(),
+        );
         m
     }
 
@@ -91,5 +98,13 @@ impl GateMetrics {
 
     pub fn secrets(&self, n: u64) {
         self.secrets.inc_by(n);
+    }
+
+    pub fn push_started(&self) {
+        self.pushes_in_flight.inc();
+    }
+
+    pub fn push_done(&self) {
+        self.pushes_in_flight.dec();
     }
 }

@@ -14,6 +14,13 @@ use crate::GateError;
 /// Finds secrets in bytes; returns the names of the detectors that fired (never the match).
 pub trait SecretScanner: Send + Sync {
     fn scan(&self, data: &[u8]) -> Vec<String>;
+    /// A scanner for one large object fed in chunks, so it is never held whole in memory.
+    fn stream(&self) -> Box<dyn ChunkScanner + Send>;
+}
+
+/// Scans consecutive chunks of one object, each together with the end of the one before.
+pub trait ChunkScanner {
+    fn feed(&mut self, chunk: &[u8]) -> Vec<String>;
 }
 
 /// The shared detectors (the same code pipelock uses).
@@ -27,7 +34,27 @@ impl SecretScanner for DlpScanner {
             .map(|f| f.detector.to_string())
             .collect()
     }
+
+    fn stream(&self) -> Box<dyn ChunkScanner + Send> {
+        Box::new(DlpChunks(self.0.stream()))
+    }
 }
+
+struct DlpChunks(bottle_dlp::StreamScanner);
+
+impl ChunkScanner for DlpChunks {
+    fn feed(&mut self, chunk: &[u8]) -> Vec<String> {
+        // Eager mode: the chunk is scanned with the overlap before it; nothing is held back.
+        self.0
+            .check(chunk)
+            .into_iter()
+            .map(|f| f.detector.to_string())
+            .collect()
+    }
+}
+
+/// Blobs larger than this are scanned in chunks of this size.
+pub const SCAN_CHUNK: usize = 1 << 20;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewObject {
@@ -40,7 +67,24 @@ pub struct NewObject {
 pub struct Finding {
     pub oid: String,
     pub kind: String,
+    /// Where in the object: `blob`, `tree entry name`, `commit message`, `tag name`, ...
+    pub location: &'static str,
     pub detector: String,
+}
+
+impl Finding {
+    /// The refusal reason: detector and place, never the secret.
+    pub fn reason(&self) -> String {
+        let oid = self.oid.get(..12).unwrap_or(&self.oid);
+        if self.location == "blob" {
+            format!("secret detected ({}) in blob {oid}", self.detector)
+        } else {
+            format!(
+                "secret detected ({}) in {} ({} {oid})",
+                self.detector, self.location, self.kind
+            )
+        }
+    }
 }
 
 const STEP_TIMEOUT: Duration = Duration::from_secs(300);
@@ -94,7 +138,8 @@ pub async fn new_objects(
     Ok(all)
 }
 
-/// Scans blobs, commits and tags (content, messages) with `scanner`.
+/// Scans blobs (content), trees (entry names), commits and tags (header fields, messages)
+/// with `scanner`.
 pub async fn scan_objects(
     runner: &GitRunner,
     mirror: &Path,
@@ -104,7 +149,7 @@ pub async fn scan_objects(
 ) -> Result<Vec<Finding>, GateError> {
     let wanted: Vec<&NewObject> = objects
         .iter()
-        .filter(|o| matches!(o.kind.as_str(), "blob" | "commit" | "tag"))
+        .filter(|o| matches!(o.kind.as_str(), "blob" | "tree" | "commit" | "tag"))
         .collect();
     if wanted.is_empty() {
         return Ok(Vec::new());
@@ -145,20 +190,50 @@ pub async fn scan_objects(
             let Some(size) = size.and_then(|s| s.parse::<usize>().ok()) else {
                 return Err(GateError::Git(format!("cannot read object {oid}")));
             };
-            let mut data = vec![0u8; size];
-            reader
-                .read_exact(&mut data)
-                .await
-                .map_err(|e| GateError::Io(e.to_string()))?;
+            let mut found = std::collections::BTreeSet::new();
+            if kind == "blob" && size > SCAN_CHUNK {
+                // Large blobs in chunks: memory stays at one chunk per push.
+                let mut chunks = scanner.stream();
+                let mut buf = vec![0u8; SCAN_CHUNK];
+                let mut left = size;
+                while left > 0 {
+                    let n = left.min(SCAN_CHUNK);
+                    reader
+                        .read_exact(&mut buf[..n])
+                        .await
+                        .map_err(|e| GateError::Io(e.to_string()))?;
+                    found.extend(chunks.feed(&buf[..n]).into_iter().map(|d| ("blob", d)));
+                    left -= n;
+                }
+            } else {
+                let mut data = vec![0u8; size];
+                reader
+                    .read_exact(&mut data)
+                    .await
+                    .map_err(|e| GateError::Io(e.to_string()))?;
+                if kind == "blob" {
+                    found.extend(scanner.scan(&data).into_iter().map(|d| ("blob", d)));
+                } else {
+                    for p in crate::objparts::parts(kind, &data) {
+                        for d in scanner.scan(&p.data) {
+                            // The whole-object pass only adds what no precise part found.
+                            if !found.iter().any(|(_, seen)| seen == &d) {
+                                found.insert((p.location, d));
+                            }
+                        }
+                    }
+                }
+            }
             let mut nl = [0u8; 1];
             reader
                 .read_exact(&mut nl)
                 .await
                 .map_err(|e| GateError::Io(e.to_string()))?;
-            for detector in scanner.scan(&data) {
+            for (location, detector) in found {
                 findings.push(Finding {
                     oid: oid.to_string(),
                     kind: kind.to_string(),
+                    location,
                     detector,
                 });
             }

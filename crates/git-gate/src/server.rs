@@ -26,6 +26,7 @@ use crate::config::RepoConfig;
 use crate::gate::{Gate, PushCtx, RefOutcome};
 use crate::git::run;
 use crate::hook::{ENV_PUSH_ID, ENV_SOCKET};
+use crate::intake::{self, PushBody};
 use crate::pktline::{write_flush, write_text};
 use crate::policy::Verdict;
 use crate::report::Report;
@@ -342,6 +343,10 @@ async fn info_refs(
     svc: Service,
     headers: &HeaderMap,
 ) -> Response<BoxBody> {
+    // Tell the client early that pushes are at their cap (the POST is what enforces it).
+    if svc == Service::ReceivePack && gate.push_slots.full() {
+        return advert_error(svc, &gate.push_slots.busy_reason());
+    }
     let mirror = match gate.refresh(repo).await {
         Ok(m) => m,
         Err(e) => {
@@ -380,15 +385,12 @@ async fn info_refs(
 
 enum BodyRead {
     Complete(Vec<u8>),
-    /// Over the cap: the first `kept` bytes, total size seen (drained up to 2x the cap).
-    TooLarge {
-        kept: Vec<u8>,
-        total: u64,
-    },
+    /// Over the cap (drained up to 2x the cap).
+    TooLarge,
     Failed(String),
 }
 
-/// Reads a body up to `cap` bytes; beyond that keeps reading (discarding) up to `2 * cap`
+/// Reads a fetch request body up to `cap` bytes; beyond that keeps reading (discarding) up to `2 * cap`
 /// so that the client is still listening when we answer.
 async fn read_body(mut body: Incoming, cap: usize) -> BodyRead {
     let mut buf = Vec::new();
@@ -408,12 +410,12 @@ async fn read_body(mut body: Incoming, cap: usize) -> BodyRead {
             if buf.len() + data.len() <= cap {
                 buf.extend_from_slice(&data);
             } else if total > drain_cap {
-                return BodyRead::TooLarge { kept: buf, total };
+                return BodyRead::TooLarge;
             }
         }
     }
     if total > cap as u64 {
-        BodyRead::TooLarge { kept: buf, total }
+        BodyRead::TooLarge
     } else {
         BodyRead::Complete(buf)
     }
@@ -458,7 +460,7 @@ async fn upload_pack(gate: &Gate, repo: &RepoConfig, req: Request<Incoming>) -> 
     };
     let raw = match read_body(req.into_body(), MAX_UPLOAD_REQUEST).await {
         BodyRead::Complete(b) => b,
-        BodyRead::TooLarge { .. } => {
+        BodyRead::TooLarge => {
             return refuse(StatusCode::PAYLOAD_TOO_LARGE, "fetch request too large")
         }
         BodyRead::Failed(e) => return refuse(StatusCode::BAD_REQUEST, e),
@@ -575,8 +577,12 @@ fn refusal_report(
             (false, v.rule.clone(), v.reason.clone())
         };
         if !v.allowed {
-            rep.messages
-                .push(format!("git-gate: {}: {}", c.name_str(), reason));
+            let name = c.name_str();
+            let shown = gate.shown_ref(&name);
+            rep.messages.push(format!(
+                "git-gate: {shown}: {}",
+                reason.replace(&name, &shown)
+            ));
         }
         rep.refs.push((c.name.clone(), Err(reason.clone())));
         outcomes.push(RefOutcome {
@@ -622,20 +628,24 @@ async fn receive_pack(
     }
     let policy = &repo.policy;
     // The command list is small (bounded by max_refs); everything else is the pack.
-    let cap = usize::try_from(policy.max_pack_bytes.saturating_add(64 << 10)).unwrap_or(usize::MAX);
-    let (body, too_large) = match read_body(req.into_body(), cap).await {
-        BodyRead::Complete(b) => (b, None),
-        BodyRead::TooLarge { kept, total } => (kept, Some(total)),
-        BodyRead::Failed(e) => return refuse(StatusCode::BAD_REQUEST, e),
+    let cap = policy.max_pack_bytes.saturating_add(64 << 10);
+    let Some(slot) = gate.push_slots.try_acquire() else {
+        return busy_refusal(gate, repo, req.into_body(), cap).await;
     };
-    let bytes = too_large.unwrap_or(body.len() as u64);
+    let (body, too_large) =
+        match intake::read_push_body(req.into_body(), cap, &gate.spill, BODY_IDLE_TIMEOUT).await {
+            intake::BodyRead::Complete(b) => (b, None),
+            intake::BodyRead::TooLarge { head, total } => (PushBody::Memory(head), Some(total)),
+            intake::BodyRead::Failed(e) => return refuse(StatusCode::BAD_REQUEST, e),
+        };
+    let bytes = too_large.unwrap_or(body.len());
     // git's probe before a large chunked push: an empty command list.
-    if too_large.is_none() && body == b"0000" {
+    if too_large.is_none() && body.head() == b"0000" && body.len() == 4 {
         return result_response(Vec::new());
     }
     let parsed = if let Some(total) = too_large {
         // Parse the command list from what we kept; the pack is cut off.
-        match request::parse_commands_only(&body) {
+        match request::parse_commands_only(body.head()) {
             Ok(p) => {
                 let reason = format!(
                     "pack too large ({total} bytes, limit {})",
@@ -651,10 +661,11 @@ async fn receive_pack(
             Err(_) => return refuse(StatusCode::PAYLOAD_TOO_LARGE, "push too large"),
         }
     } else {
-        match request::parse(&body) {
+        // A spilled body is parsed from its head: the pack must begin there.
+        match request::parse(body.head()) {
             Ok(p) => p,
             Err(e) => {
-                let caps = request::sniff_caps(&body);
+                let caps = request::sniff_caps(body.head());
                 let mut rep = Report::new(caps.sideband(), false);
                 rep.messages
                     .push(format!("git-gate: malformed push request: {e}"));
@@ -690,6 +701,17 @@ async fn receive_pack(
         ));
     } else if !parsed.push_options.is_empty() && !policy.push_options {
         push_wide = Some(("push_options".into(), "push options are not allowed".into()));
+    } else if let Some(d) = parsed
+        .push_options
+        .iter()
+        .find_map(|o| gate.scanner.scan(o.as_bytes()).into_iter().next())
+    {
+        // Push options are forwarded upstream: they must not carry a secret out.
+        gate.metrics.secrets(1);
+        push_wide = Some((
+            "secret-scan".into(),
+            format!("secret detected ({d}) in push option"),
+        ));
     } else if parsed
         .caps
         .value("object-format")
@@ -711,10 +733,18 @@ async fn receive_pack(
             *v = Verdict::deny(rule.clone(), reason.clone());
         }
     }
+    // A secret in a ref name would land upstream as the name itself; this reason wins
+    // over every other one (those may quote the name).
+    for (c, v) in parsed.commands.iter().zip(verdicts.iter_mut()) {
+        if let Some(d) = gate.ref_name_secret(&c.name) {
+            gate.metrics.secrets(1);
+            *v = Verdict::deny("secret-scan", format!("secret detected ({d}) in ref name"));
+        }
+    }
     if verdicts.iter().any(|v| !v.allowed) {
         return refusal_report(gate, repo, &parsed, &verdicts, Ok(()), bytes);
     }
-    match run_receive_pack(gate.clone(), repo.clone(), parsed.clone(), body).await {
+    match run_receive_pack(gate.clone(), repo.clone(), parsed.clone(), body, slot).await {
         Ok(resp) => resp,
         Err(e) => {
             let verdicts: Vec<Verdict> = parsed
@@ -727,6 +757,36 @@ async fn receive_pack(
     }
 }
 
+/// Over `--max-concurrent-pushes`: every ref is refused with a reason git prints; the body
+/// is read only to find the command list (and drained, never stored).
+async fn busy_refusal(
+    gate: &Gate,
+    repo: &RepoConfig,
+    body: Incoming,
+    cap: u64,
+) -> Response<BoxBody> {
+    let reason = gate.push_slots.busy_reason();
+    let (head, total) = match intake::read_head_and_drain(body, cap, BODY_IDLE_TIMEOUT).await {
+        Ok(r) => r,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, e),
+    };
+    if head == b"0000" {
+        // The probe of a large push: answer it; the push itself is refused next.
+        return result_response(Vec::new());
+    }
+    match request::parse_commands_only(&head) {
+        Ok(p) => {
+            let verdicts: Vec<Verdict> = p
+                .commands
+                .iter()
+                .map(|_| Verdict::deny("max-concurrent-pushes", reason.clone()))
+                .collect();
+            refusal_report(gate, repo, &p, &verdicts, Err(reason), total)
+        }
+        Err(_) => refuse(StatusCode::SERVICE_UNAVAILABLE, reason),
+    }
+}
+
 /// Runs `git receive-pack` on the mirror with the body; its output (keepalives, `remote:`
 /// lines from the hook, the report) is streamed to the client as it comes. The mirror stays
 /// locked until receive-pack has finished, whether or not the client is still there.
@@ -734,9 +794,10 @@ async fn run_receive_pack(
     gate: Arc<Gate>,
     repo: Arc<RepoConfig>,
     parsed: request::PushRequest,
-    body: Vec<u8>,
+    body: PushBody,
+    slot: intake::PushSlot,
 ) -> Result<Response<BoxBody>, GateError> {
-    let bytes = body.len() as u64;
+    let bytes = body.len();
     let mirror = gate.mirror(&repo.name);
     let mut guard = mirror.lock(crate::gate::LOCK_WAIT).await?;
     if !mirror.dir.join("HEAD").is_file() {
@@ -771,8 +832,8 @@ async fn run_receive_pack(
     };
     gate.register_push(&push_id, ctx.clone());
     tokio::spawn(async move {
-        let _ = stdin.write_all(&body).await;
-        let _ = stdin.shutdown().await;
+        // A spilled body streams from its file; its space is freed when this ends.
+        let _ = body.write_to(&mut stdin).await;
     });
     let stderr_task = tokio::spawn(async move {
         let mut err = Vec::new();
@@ -821,6 +882,8 @@ async fn run_receive_pack(
         }
         finish_push(&gate, &repo, &parsed, verdict, &mut guard, bytes).await;
         drop(guard);
+        // The push slot is held until the push, upstream included, is over.
+        drop(slot);
         if !any {
             // Nothing was sent yet: answer with a proper refusal.
             let reason = format!(
