@@ -228,7 +228,13 @@ impl Gate {
         let mut ev = AuditEvent::new("git-gate", "push", if o.ok { "allow" } else { "deny" });
         let shown = self.shown_ref(&o.name);
         // A reason may quote the ref name: never let it carry a secret to disk.
-        ev.reason = (!o.ok).then(|| o.reason.replace(&o.name, &shown));
+        ev.reason = (!o.ok).then(|| {
+            if shown == o.name {
+                o.reason.clone()
+            } else {
+                o.reason.replace(&o.name, &shown)
+            }
+        });
         ev.method = "POST".into();
         ev.path = format!("/{repo}.git/git-receive-pack");
         ev.bytes_up = push_bytes;

@@ -579,10 +579,12 @@ fn refusal_report(
         if !v.allowed {
             let name = c.name_str();
             let shown = gate.shown_ref(&name);
-            rep.messages.push(format!(
-                "git-gate: {shown}: {}",
+            let said = if shown == name {
+                reason.clone()
+            } else {
                 reason.replace(&name, &shown)
-            ));
+            };
+            rep.messages.push(format!("git-gate: {shown}: {said}"));
         }
         rep.refs.push((c.name.clone(), Err(reason.clone())));
         outcomes.push(RefOutcome {
