@@ -2,6 +2,9 @@
 //! per-header decoders of `scan_header`), then joined views, because the receiving
 //! server (an origin the agent may control) can reassemble a secret the agent split
 //! over several fields: consecutive values, a name and its value, lines of a PEM block.
+//! A BEGIN split over two fields is not looked for; a split over fields whose pieces
+//! need token boundaries to match (short or no anchor) can be missed when glued to
+//! neighbours.
 
 use crate::{Detector, Finding};
 
@@ -56,15 +59,38 @@ impl View {
     }
 }
 
-/// Longest run of consecutive fields joined back to back in one line (beyond it,
-/// only the all-values line joins them).
-const RUN: usize = 3;
+/// How a receiving server could reassemble fields: all values back to back (repeated or
+/// consecutive fields concatenated), then all names and values back to back (a secret
+/// split between a name and its value, or around a name). Scanned with token boundaries
+/// relaxed, since neighbouring fields touch in these joins.
+fn flat(fields: &[(&str, &[u8])]) -> View {
+    let mut v = View {
+        bytes: Vec::new(),
+        segments: Vec::new(),
+    };
+    if fields.len() > 1 {
+        for (i, (_, value)) in fields.iter().enumerate() {
+            v.push(i, value);
+        }
+        v.newline();
+    }
+    for (i, (name, value)) in fields.iter().enumerate() {
+        v.push(i, name.as_bytes());
+        v.push(i, value);
+    }
+    v
+}
 
-/// How a receiving server could reassemble fields, one line each: every value on its
-/// own line (a PEM block split into lines); runs of 2..=RUN consecutive values back to
-/// back (a token split over fields, with line breaks as its boundaries); each name with
-/// its value, and a value with the next name and value; all values back to back.
-fn joined(fields: &[(&str, &[u8])]) -> View {
+/// Multi-line secrets (a PEM block split into lines, one per field): every value on its
+/// own line, when the block holds a `BEGIN` at all.
+fn lines(fields: &[(&str, &[u8])]) -> Option<View> {
+    if fields.len() < 2
+        || !fields
+            .iter()
+            .any(|(_, v)| memchr::memmem::find(v, b"BEGIN").is_some())
+    {
+        return None;
+    }
     let mut v = View {
         bytes: Vec::new(),
         segments: Vec::new(),
@@ -73,31 +99,7 @@ fn joined(fields: &[(&str, &[u8])]) -> View {
         v.push(i, value);
         v.newline();
     }
-    for len in 2..=RUN.min(fields.len()) {
-        for start in 0..=fields.len() - len {
-            for (k, (_, value)) in fields.iter().enumerate().skip(start).take(len) {
-                v.push(k, value);
-            }
-            v.newline();
-        }
-    }
-    for (i, (name, value)) in fields.iter().enumerate() {
-        v.push(i, name.as_bytes());
-        v.push(i, value);
-        v.newline();
-        if let Some((next_name, next_value)) = fields.get(i + 1) {
-            v.push(i, value);
-            v.push(i + 1, next_name.as_bytes());
-            v.push(i + 1, next_value);
-            v.newline();
-        }
-    }
-    if fields.len() > RUN {
-        for (i, (_, value)) in fields.iter().enumerate() {
-            v.push(i, value);
-        }
-    }
-    v
+    Some(v)
 }
 
 pub(crate) fn scan_header_block(det: &Detector, fields: &[(&str, &[u8])]) -> Vec<HeaderFinding> {
@@ -116,10 +118,17 @@ pub(crate) fn scan_header_block(det: &Detector, fields: &[(&str, &[u8])]) -> Vec
             add(f, vec![i]);
         }
     }
-    let view = joined(fields);
-    for f in det.detect(&view.bytes) {
-        let touched = view.fields(&f);
+    let flat = flat(fields);
+    for h in det.inner.engine.scan_opts(&flat.bytes, false, true) {
+        let f = Finding::from_hit(h, 0);
+        let touched = flat.fields(&f);
         add(f, touched);
+    }
+    if let Some(lines) = lines(fields) {
+        for f in det.detect(&lines.bytes) {
+            let touched = lines.fields(&f);
+            add(f, touched);
+        }
     }
     out
 }

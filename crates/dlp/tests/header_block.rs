@@ -30,6 +30,24 @@ fn secret_split_over_two_headers_at_every_offset_is_found() {
 }
 
 #[test]
+fn secret_split_over_three_headers_between_glued_neighbours_is_found() {
+    let tok = token();
+    for (c1, c2) in [(1, 2), (5, 20), (17, 39), (4, 30)] {
+        let f = block(&[
+            ("x-0", "abc1"),
+            ("x-1", &tok[..c1]),
+            ("x-2", &tok[c1..c2]),
+            ("x-3", &tok[c2..]),
+            ("x-4", "1z"),
+        ]);
+        assert!(
+            f.iter().any(|h| h.fields == vec![1, 2, 3]),
+            "cut {c1},{c2}: {f:?}"
+        );
+    }
+}
+
+#[test]
 fn secret_split_over_values_of_one_name_and_over_name_and_value_is_found() {
     let tok = token();
     let (a, b) = tok.split_at(15);
