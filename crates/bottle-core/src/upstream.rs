@@ -1,16 +1,118 @@
 //! The connection type a sidecar's pooled hyper client uses towards its next hop: a plain
 //! or TLS TCP stream, with HTTP/2 chosen when TLS ALPN negotiated `h2`, and (plain only)
 //! marked as a connection to an HTTP proxy so hyper sends absolute-form request targets.
+//! Also the steps every connector shares (TCP connect and TLS handshake, each with a timeout)
+//! and the pooled HTTP/1+HTTP/2 client pair built over a sidecar's connector.
 
 use std::io;
+use std::net::SocketAddr;
+use std::path::Path;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
-use hyper_util::client::legacy::connect::{Connected, Connection};
-use hyper_util::rt::TokioIo;
+use hyper_util::client::legacy::connect::{Connect, Connected, Connection};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+use crate::{BoxBody, Host};
+
+/// Why a TCP connect or a TLS handshake failed (the connectors turn it into their refusals).
+#[derive(Debug, thiserror::Error)]
+pub enum DialError {
+    #[error("{0}")]
+    Io(io::Error),
+    #[error("timed out")]
+    Timeout,
+    #[error("invalid TLS server name {0}")]
+    BadName(String),
+    #[error("no addresses")]
+    NoAddress,
+}
+
+/// TCP to the first of `addrs` (already checked by the caller) that answers, each attempt
+/// bounded by `timeout`; `TCP_NODELAY` set. The last failure is returned.
+pub async fn connect_tcp(addrs: &[SocketAddr], timeout: Duration) -> Result<TcpStream, DialError> {
+    let mut last = DialError::NoAddress;
+    for a in addrs {
+        match tokio::time::timeout(timeout, TcpStream::connect(a)).await {
+            Ok(Ok(s)) => {
+                let _ = s.set_nodelay(true);
+                return Ok(s);
+            }
+            Ok(Err(e)) => last = DialError::Io(e),
+            Err(_) => last = DialError::Timeout,
+        }
+    }
+    Err(last)
+}
+
+/// The TLS client handshake to `host` (SNI for a name; an IP is checked against IP SANs),
+/// bounded by `timeout`.
+pub async fn tls_handshake(
+    tls: &TlsConnector,
+    host: &Host,
+    tcp: TcpStream,
+    timeout: Duration,
+) -> Result<TlsStream<TcpStream>, DialError> {
+    let name = match host {
+        Host::Ip(ip) => ServerName::IpAddress((*ip).into()),
+        Host::Name(n) => {
+            ServerName::try_from(n.clone()).map_err(|_| DialError::BadName(n.clone()))?
+        }
+    };
+    match tokio::time::timeout(timeout, tls.connect(name, tcp)).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(DialError::Io(e)),
+        Err(_) => Err(DialError::Timeout),
+    }
+}
+
+/// Pool settings of a sidecar's upstream clients.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    /// Idle pooled connections are closed after this.
+    pub idle_timeout: Duration,
+    pub max_idle_per_host: usize,
+}
+
+/// A sidecar's two pooled clients over one connector: `main` offers `h2` and `http/1.1` in
+/// TLS ALPN; `h1` offers only `http/1.1` (upgrades, which this stack does not carry over h2).
+pub struct ClientPair<C> {
+    pub main: Client<C, BoxBody>,
+    pub h1: Client<C, BoxBody>,
+}
+
+/// Builds the pair; `connector` makes the sidecar's connector around a TLS connector whose
+/// roots are the web PKI plus `upstream_ca`.
+pub fn client_pair<C>(
+    upstream_ca: Option<&Path>,
+    pool: PoolSettings,
+    connector: impl Fn(TlsConnector) -> C,
+) -> Result<ClientPair<C>, crate::tls::TlsError>
+where
+    C: Connect + Clone + Send + Sync + 'static,
+{
+    let build = |alpn: &[&[u8]]| -> Result<Client<C, BoxBody>, crate::tls::TlsError> {
+        let tls = crate::tls::upstream_client_config(upstream_ca, alpn)?;
+        Ok(Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(pool.idle_timeout)
+            .pool_max_idle_per_host(pool.max_idle_per_host)
+            .http2_adaptive_window(true)
+            .build(connector(TlsConnector::from(tls))))
+    };
+    Ok(ClientPair {
+        main: build(&[b"h2", b"http/1.1"])?,
+        h1: build(&[b"http/1.1"])?,
+    })
+}
 
 /// A plain or TLS upstream stream (tokio I/O).
 pub enum UpstreamIo {
@@ -199,5 +301,52 @@ mod tests {
             assert_eq!(&b, b"ping");
         }
         echo.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn connect_tcp_skips_a_dead_address_and_reports_the_last_failure() {
+        let live = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let live_addr = live.local_addr().unwrap();
+        // a port nothing listens on: bind, learn the port, close
+        let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let dead_addr = dead.local_addr().unwrap();
+        drop(dead);
+        let t = std::time::Duration::from_secs(20);
+        let s = connect_tcp(&[dead_addr, live_addr], t).await.unwrap();
+        assert_eq!(s.peer_addr().unwrap(), live_addr);
+        assert!(s.nodelay().unwrap());
+        assert!(matches!(
+            connect_tcp(&[dead_addr], t).await,
+            Err(DialError::Io(_))
+        ));
+        assert!(matches!(
+            connect_tcp(&[], t).await,
+            Err(DialError::NoAddress)
+        ));
+    }
+
+    #[tokio::test]
+    async fn tls_handshake_times_out_against_a_silent_server() {
+        crate::tls::install_default_provider();
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        // accepts and never answers the ClientHello
+        let hold = tokio::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+            drop(s);
+        });
+        let cfg = crate::tls::upstream_client_config(None, &[b"http/1.1"]).unwrap();
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let host = crate::parse_host("silent.test").unwrap();
+        let r = tls_handshake(
+            &TlsConnector::from(cfg),
+            &host,
+            tcp,
+            std::time::Duration::from_millis(300),
+        )
+        .await;
+        assert!(matches!(r, Err(DialError::Timeout)), "{r:?}");
+        hold.abort();
     }
 }
