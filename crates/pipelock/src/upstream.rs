@@ -9,11 +9,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bottle_core::reload::Reloadable;
+use bottle_core::upstream::{self as dial, client_pair, DialError, PoolSettings};
 use bottle_core::{BoxBody, Host, LiveConfig, Refusal, Resolver};
 use http::Uri;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
-use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
@@ -121,18 +120,15 @@ impl Dialer {
         what: &str,
         addrs: &[SocketAddr],
     ) -> Result<TcpStream, ConnectError> {
-        let mut last = ConnectError::Resolve(what.to_string(), "no addresses".into());
-        for a in addrs {
-            match tokio::time::timeout(self.connect_timeout, TcpStream::connect(a)).await {
-                Ok(Ok(s)) => {
-                    let _ = s.set_nodelay(true);
-                    return Ok(s);
+        dial::connect_tcp(addrs, self.connect_timeout)
+            .await
+            .map_err(|e| match e {
+                DialError::Io(e) => ConnectError::Io(what.to_string(), e),
+                DialError::Timeout => ConnectError::Timeout(what.to_string()),
+                DialError::NoAddress | DialError::BadName(_) => {
+                    ConnectError::Resolve(what.to_string(), "no addresses".into())
                 }
-                Ok(Err(e)) => last = ConnectError::Io(what.to_string(), e),
-                Err(_) => last = ConnectError::Timeout(what.to_string()),
-            }
-        }
-        Err(last)
+            })
     }
 }
 
@@ -174,17 +170,15 @@ impl tower_service::Service<Uri> for Connector {
             if !https {
                 return Ok(UpConn::plain(tcp));
             }
-            let name = match &host {
-                Host::Ip(ip) => ServerName::IpAddress((*ip).into()),
-                Host::Name(n) => ServerName::try_from(n.clone())
-                    .map_err(|e| ConnectError::BadUri(format!("{n}: {e}")))?,
-            };
             let what = host.to_authority(port);
-            let tls =
-                tokio::time::timeout(this.dialer.connect_timeout, this.tls.connect(name, tcp))
-                    .await
-                    .map_err(|_| ConnectError::Timeout(what.clone()))?
-                    .map_err(|e| ConnectError::Tls(what, e))?;
+            let tls = dial::tls_handshake(&this.tls, &host, tcp, this.dialer.connect_timeout)
+                .await
+                .map_err(|e| match e {
+                    DialError::Timeout => ConnectError::Timeout(what.clone()),
+                    DialError::Io(e) => ConnectError::Tls(what.clone(), e),
+                    DialError::BadName(n) => ConnectError::BadUri(format!("{n}: invalid DNS name")),
+                    DialError::NoAddress => ConnectError::BadUri(what.clone()),
+                })?;
             Ok(UpConn::tls(tls))
         })
     }
@@ -202,24 +196,21 @@ pub struct Upstream {
 impl Upstream {
     pub fn new(dialer: Dialer, upstream_ca: Option<&std::path::Path>) -> Result<Upstream, String> {
         let dialer = Arc::new(dialer);
-        let tls_main = bottle_core::tls::upstream_client_config(upstream_ca, &[b"h2", b"http/1.1"])
-            .map_err(|e| e.to_string())?;
-        let tls_h1 = bottle_core::tls::upstream_client_config(upstream_ca, &[b"http/1.1"])
-            .map_err(|e| e.to_string())?;
-        let build = |tls: Arc<rustls::ClientConfig>| {
-            Client::builder(TokioExecutor::new())
-                .timer(TokioTimer::new())
-                .pool_timer(TokioTimer::new())
-                .pool_idle_timeout(Duration::from_secs(60))
-                .pool_max_idle_per_host(64)
-                .build(Connector {
-                    dialer: dialer.clone(),
-                    tls: TlsConnector::from(tls),
-                })
-        };
+        let pair = client_pair(
+            upstream_ca,
+            PoolSettings {
+                idle_timeout: Duration::from_secs(60),
+                max_idle_per_host: 64,
+            },
+            |tls| Connector {
+                dialer: dialer.clone(),
+                tls,
+            },
+        )
+        .map_err(|e| e.to_string())?;
         Ok(Upstream {
-            main: build(tls_main),
-            h1: build(tls_h1),
+            main: pair.main,
+            h1: pair.h1,
             dialer,
         })
     }
