@@ -2,7 +2,7 @@
 //! [`REDACTED`] in a byte stream, also when a form is split across chunks.
 //!
 //! Two automata run over each buffer:
-//! - the *view* automaton, ASCII case-insensitive, over the normalised view (see
+//! - the *view* automaton over the normalised, lowercased view (see
 //!   [`view`]: `%XX` and `\u00XX` decoded, `\/` `\"` `\\` unescaped). Its forms
 //!   ([`view_forms`]) are the secret, its base64 and base64url at all three byte
 //!   alignments, its hex, its form encoding and its fully percent-encoded
@@ -13,7 +13,7 @@
 //! - the *raw* automaton, case-sensitive, over the original bytes, with the
 //!   literal forms of [`forms`]. It matters only where decoding would swallow the
 //!   start of a literal secret (a stray `%4` before a secret starting with `1`),
-//!   so it runs only on buffers that contain `%` or `\`.
+//!   so it runs only on buffers where some escape was decoded.
 //!
 //! Hold-back is bounded (see [`Patterns::max_hold`]) and covers only bytes that
 //! could still start a form (or an unfinished escape), so a server-sent event
@@ -28,8 +28,6 @@ use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
 use zeroize::Zeroizing;
-
-use view::View;
 
 /// What every occurrence of a secret form is replaced with.
 pub const REDACTED: &[u8] = b"[REDACTED by egress]";
@@ -60,13 +58,13 @@ pub struct Patterns {
     /// bytes that occur anywhere in a form after its first byte
     inner: [bool; 256],
     max_len: usize,
-    /// view forms (lowercase), ASCII case-insensitive, on the normalised view
+    /// view forms (lowercase), on the normalised, lowercased view
     vac: AhoCorasick,
     vpats: Vec<Zeroizing<Vec<u8>>>,
     vfirst: [bool; 256],
+    /// bytes (either case) some view form contains: only their escapes are decoded
+    relevant: [bool; 256],
     vmax: usize,
-    /// finds `%` and `\` (where the view differs from the bytes)
-    esc: AhoCorasick,
 }
 
 /// Longest escape in original bytes (`\u00XX`).
@@ -182,8 +180,8 @@ pub fn forms(secret: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
     out
 }
 
-/// The forms of `secret` searched for in the normalised view, lowercase (matched
-/// ASCII case-insensitively; deduplicated, each at least [`MIN_FORM_LEN`] bytes).
+/// The forms of `secret` searched for in the normalised view, lowercase like the
+/// view (so any case matches; deduplicated, each at least [`MIN_FORM_LEN`] bytes).
 pub fn view_forms(secret: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
     let mut out: Vec<Zeroizing<Vec<u8>>> = Vec::new();
     let mut push = |mut v: Vec<u8>| {
@@ -246,19 +244,24 @@ impl Patterns {
                 }
             }
         }
-        let build = |ps: &[Zeroizing<Vec<u8>>], ci: bool| {
+        let build = |ps: &[Zeroizing<Vec<u8>>]| {
             AhoCorasickBuilder::new()
                 .match_kind(MatchKind::LeftmostLongest)
-                .ascii_case_insensitive(ci)
                 .build(ps.iter().map(|p| p.as_slice()))
                 .map_err(|e| ScrubError::Build(e.to_string()))
         };
-        let ac = build(&pats, false)?;
-        let vac = build(&vpats, true)?;
-        let esc = AhoCorasick::new(["%", "\\"]).map_err(|e| ScrubError::Build(e.to_string()))?;
+        let ac = build(&pats)?;
+        // the view is lowercased like the view forms: a case-sensitive automaton on
+        // it is many times faster than an ASCII case-insensitive one
+        let vac = build(&vpats)?;
         let first = table(pats.iter().map(|p| p.as_slice()), false);
         let inner = table(pats.iter().map(|p| p.as_slice()), true);
         let vfirst = table(vpats.iter().map(|p| p.as_slice()), false);
+        let mut relevant = [false; 256];
+        for &b in vpats.iter().flat_map(|p| p.iter()) {
+            relevant[usize::from(b.to_ascii_lowercase())] = true;
+            relevant[usize::from(b.to_ascii_uppercase())] = true;
+        }
         let max_len = pats.iter().map(|p| p.len()).max().unwrap_or(0);
         let vmax = vpats.iter().map(|p| p.len()).max().unwrap_or(0);
         Ok(Patterns {
@@ -270,8 +273,8 @@ impl Patterns {
             vac,
             vpats,
             vfirst,
+            relevant,
             vmax,
-            esc,
         })
     }
 
@@ -300,10 +303,8 @@ impl Patterns {
 
     /// Does `hay` contain any form (in any spelling the view decodes, any case)?
     pub fn contains(&self, hay: &[u8]) -> bool {
-        match view::decode(hay, &self.esc, true) {
-            None => self.vac.is_match(hay),
-            Some(v) => self.vac.is_match(&v.bytes[..]) || self.ac.is_match(hay),
-        }
+        let v = view::decode(hay, &self.relevant, true);
+        self.vac.is_match(&v.bytes) || (v.decoded() && self.ac.is_match(hay))
     }
 
     /// Replace every form in a complete buffer; returns the count of replacements.
@@ -324,35 +325,36 @@ impl Patterns {
     /// that more input could turn into a form. Matches starting at or after the
     /// hold point are left for the next scan.
     fn scan(&self, buf: &[u8], fin: bool) -> Scan {
-        let view = view::decode(buf, &self.esc, fin);
-        let vbytes: &[u8] = view.as_ref().map_or(buf, |v| &v.bytes[..]);
-        let orig_start = |q: usize| view.as_ref().map_or(q, |v| v.orig_start(q));
-        let orig_end = |q: usize| view.as_ref().map_or(q, |v| v.orig_end(q));
+        let view = view::decode(buf, &self.relevant, fin);
+        let vbytes = &view.bytes[..];
         let mut hold = buf.len();
         if !fin {
-            hold = view.as_ref().map_or(hold, |v| v.end);
+            hold = view.end;
             let lo = vbytes.len().saturating_sub(self.vmax.saturating_sub(1));
             if let Some(q) = (lo..vbytes.len()).find(|&q| self.view_could_extend(&vbytes[q..])) {
-                hold = hold.min(orig_start(q));
+                hold = hold.min(view.orig_start(q));
             }
             let lo = buf.len().saturating_sub(self.max_len.saturating_sub(1));
             if let Some(s) = (lo..hold).find(|&s| self.could_extend(&buf[s..])) {
                 hold = s;
             }
             // never split an escape: the next scan must decode it whole
-            if let Some((s, _)) = view.as_ref().and_then(|v| v.enclosing(hold)) {
+            if let Some((s, _)) = view.enclosing(hold) {
                 hold = s;
             }
         }
         let mut spans: Vec<(usize, usize)> = Vec::new();
         for m in self.vac.find_iter(vbytes) {
-            let s = orig_start(m.start());
+            let s = view.orig_start(m.start());
             if s >= hold {
                 break;
             }
-            spans.push((s, orig_end(m.end())));
+            spans.push((s, view.orig_end(m.end())));
         }
-        if let Some(v) = &view {
+        // where escapes were decoded, the literal forms too (a decoded escape can
+        // swallow the start of a literal secret)
+        if view.decoded() {
+            let v = &view;
             for m in self.ac.find_iter(buf) {
                 if m.start() >= hold {
                     break;
@@ -443,13 +445,13 @@ impl Patterns {
         }
     }
 
-    /// Is the view `tail` a proper prefix of some view form, in any case?
+    /// Is the (lowercased) view `tail` a proper prefix of some view form?
     fn view_could_extend(&self, tail: &[u8]) -> bool {
         match tail.first() {
-            Some(&b) if self.vfirst[usize::from(b.to_ascii_lowercase())] => self
+            Some(&b) if self.vfirst[usize::from(b)] => self
                 .vpats
                 .iter()
-                .any(|p| p.len() > tail.len() && p[..tail.len()].eq_ignore_ascii_case(tail)),
+                .any(|p| p.len() > tail.len() && p.starts_with(tail)),
             _ => false,
         }
     }
@@ -460,8 +462,8 @@ impl Patterns {
         if held.len() >= MIN_FRAGMENT && self.could_extend(held) {
             return true;
         }
-        let v = view::decode(held, &self.esc, true);
-        let vb: &[u8] = v.as_ref().map_or(held, |v: &View| &v.bytes[..]);
+        let v = view::decode(held, &self.relevant, true);
+        let vb = &v.bytes[..];
         vb.len() >= MIN_FRAGMENT && self.view_could_extend(vb)
     }
 }

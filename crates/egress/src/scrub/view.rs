@@ -3,9 +3,14 @@
 //! character; every other byte is itself. Mixed spellings of a secret then all read
 //! as the secret, so they are matched without enumerating them, and the record of
 //! each escape maps a match back to the original bytes that produced it.
+//!
+//! The view is ASCII-lowercased (the forms are too), so hex in any mix of cases and
+//! a secret whose case changed (a lowercased header name) match; a case-sensitive
+//! automaton over a lowercased copy is many times faster than a case-insensitive one.
+//! Only escapes of *relevant* bytes (bytes some form contains) are decoded: any other
+//! byte would break a match whether decoded or not, so its escape stays as text.
 
-use aho_corasick::AhoCorasick;
-use zeroize::Zeroizing;
+use std::io::BufRead as _;
 
 /// One escape: original bytes `orig..orig + len` became the view byte at `view`.
 #[derive(Debug, Clone, Copy)]
@@ -15,9 +20,10 @@ pub(super) struct Esc {
     pub len: usize,
 }
 
-/// The decoded view of a buffer (only built when the buffer holds `%` or `\`).
+/// The decoded, lowercased view of a buffer. Not zeroized: it is a copy of response
+/// bytes, like the chunks themselves, and any form in it is redacted.
 pub(super) struct View {
-    pub bytes: Zeroizing<Vec<u8>>,
+    pub bytes: Vec<u8>,
     pub escs: Vec<Esc>,
     /// Original bytes covered; less than the buffer's length when it ends in an
     /// unfinished escape (`%4`, `\u00`) that more bytes may complete.
@@ -85,51 +91,106 @@ fn step(b: &[u8]) -> Step {
     }
 }
 
-/// Decode `buf`; None when it holds no `%` or `\` (the view is `buf` itself). With
-/// `fin`, an unfinished escape at the end is taken literally.
-pub(super) fn decode(buf: &[u8], finder: &AhoCorasick, fin: bool) -> Option<View> {
-    let first = finder.find(buf)?.start();
-    let mut bytes = Zeroizing::new(Vec::with_capacity(buf.len()));
-    let mut escs = Vec::new();
-    bytes.extend_from_slice(&buf[..first]);
-    let mut pos = first;
-    let mut end = buf.len();
-    loop {
-        // `pos` is at a `%` or `\`
-        match step(&buf[pos..]) {
-            Step::Byte(x, len) => {
-                escs.push(Esc {
-                    view: bytes.len(),
-                    orig: pos,
-                    len,
-                });
-                bytes.push(x);
-                pos += len;
-            }
-            Step::Unfinished if !fin => {
-                end = pos;
-                break;
-            }
-            Step::Literal | Step::Unfinished => {
-                bytes.push(buf[pos]);
-                pos += 1;
-            }
-        }
-        match finder.find(&buf[pos..]) {
-            Some(m) => {
-                bytes.extend_from_slice(&buf[pos..pos + m.start()]);
-                pos += m.start();
-            }
-            None => {
-                bytes.extend_from_slice(&buf[pos..]);
-                break;
-            }
+/// First `b` in `hay`. `BufRead::skip_until` on a slice is std's memchr: vectorised,
+/// and already optimised in debug builds.
+fn find_byte(hay: &[u8], b: u8) -> Option<usize> {
+    let mut r = hay;
+    match r.skip_until(b) {
+        Ok(n) if n > 0 && hay[n - 1] == b => Some(n - 1),
+        _ => None,
+    }
+}
+
+/// How far [`Escapes`] looks byte by byte before calling memchr: escapes often come
+/// in runs (`\"x\"`, `%20`), where a memchr call per escape costs more than a scan.
+const NEAR: usize = 32;
+
+/// Positions of `%` and `\` at or after a moving start.
+struct Escapes<'a> {
+    buf: &'a [u8],
+    pct: Option<usize>,
+    bs: Option<usize>,
+}
+
+impl<'a> Escapes<'a> {
+    fn new(buf: &'a [u8]) -> Escapes<'a> {
+        Escapes {
+            buf,
+            pct: find_byte(buf, b'%'),
+            bs: find_byte(buf, b'\\'),
         }
     }
-    Some(View { bytes, escs, end })
+
+    fn next_from(&mut self, pos: usize) -> Option<usize> {
+        let buf = self.buf;
+        let near = buf.len().min(pos + NEAR);
+        if let Some(i) = buf
+            .get(pos..near)?
+            .iter()
+            .position(|&b| b == b'%' || b == b'\\')
+        {
+            return Some(pos + i);
+        }
+        let from = near;
+        let refresh = |cur: &mut Option<usize>, b: u8| {
+            if cur.is_some_and(|i| i < from) {
+                *cur = find_byte(&buf[from..], b).map(|i| i + from);
+            }
+        };
+        refresh(&mut self.pct, b'%');
+        refresh(&mut self.bs, b'\\');
+        match (self.pct, self.bs) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// Decode `buf`, decoding only escapes of bytes marked in `relevant`. With `fin`,
+/// an unfinished escape at the end is taken literally.
+pub(super) fn decode(buf: &[u8], relevant: &[bool; 256], fin: bool) -> View {
+    let mut v = View {
+        bytes: Vec::with_capacity(buf.len()),
+        escs: Vec::new(),
+        end: buf.len(),
+    };
+    // start of the bytes not yet copied into `v.bytes`, and of the next step
+    let mut copied = 0;
+    let mut pos = 0;
+    let mut escapes = Escapes::new(buf);
+    while let Some(i) = escapes.next_from(pos) {
+        match step(&buf[i..]) {
+            Step::Byte(x, len) if relevant[usize::from(x)] => {
+                v.bytes.extend_from_slice(&buf[copied..i]);
+                v.escs.push(Esc {
+                    view: v.bytes.len(),
+                    orig: i,
+                    len,
+                });
+                v.bytes.push(x);
+                copied = i + len;
+                pos = i + len;
+            }
+            // decoded or not, an irrelevant byte breaks any match: keep the text
+            Step::Byte(_, len) => pos = i + len,
+            Step::Unfinished if !fin => {
+                v.end = i;
+                break;
+            }
+            Step::Literal | Step::Unfinished => pos = i + 1,
+        }
+    }
+    v.bytes.extend_from_slice(&buf[copied..v.end]);
+    v.bytes.make_ascii_lowercase();
+    v
 }
 
 impl View {
+    /// Did any escape decode (so the view differs from the buffer)?
+    pub fn decoded(&self) -> bool {
+        !self.escs.is_empty()
+    }
+
     /// Original offset where view byte `v` starts.
     pub fn orig_start(&self, v: usize) -> usize {
         let i = self.escs.partition_point(|e| e.view <= v);
@@ -163,16 +224,13 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
-    fn finder() -> AhoCorasick {
-        AhoCorasick::new(["%", "\\"]).unwrap()
-    }
+    const ALL: [bool; 256] = [true; 256];
 
     #[test]
     fn decodes_escapes_and_maps_back() {
-        let f = finder();
         let buf = br#"a%41b\u0043\/%zz\"%4"#;
-        let v = decode(buf, &f, false).unwrap();
-        assert_eq!(&v.bytes[..], br#"aAbC/%zz""#);
+        let v = decode(buf, &ALL, false);
+        assert_eq!(&v.bytes[..], br#"aabc/%zz""#);
         // the trailing `%4` is unfinished
         assert_eq!(v.end, buf.len() - 2);
         // view "A" (1) <- orig 1..4; view "C" (3) <- orig 5..11
@@ -181,13 +239,32 @@ mod tests {
         assert_eq!(v.orig_start(2), 4);
         assert_eq!(v.enclosing(6), Some((5, 11)));
         assert_eq!(v.enclosing(5), None);
-        let v = decode(buf, &f, true).unwrap();
+        let v = decode(buf, &ALL, true);
         assert_eq!(v.end, buf.len());
-        assert!(v.bytes.ends_with(b"%4"));
-        assert!(decode(b"plain", &f, false).is_none());
+        assert!(&v.bytes[..].ends_with(b"%4"));
+        let v = decode(b"PLain", &ALL, false);
+        assert!(!v.decoded());
+        assert_eq!(&v.bytes[..], b"plain");
         // non-ASCII `\u` and `\n` stay literal; a lone `\` at the end waits
-        let v = decode(br"\u00e9\n\", &f, false).unwrap();
+        let buf = br"\u00e9\n\";
+        let v = decode(buf, &ALL, false);
         assert_eq!(&v.bytes[..], br"\u00e9\n");
         assert_eq!(v.end, 8);
+        // empty input, escapes at both ends, runs of escapes near and far apart
+        assert!(decode(b"", &ALL, false).bytes.is_empty());
+        let far = format!("%41{}%42\\u0043", "x".repeat(100));
+        let v = decode(far.as_bytes(), &ALL, true);
+        assert_eq!(v.bytes, format!("a{}bc", "x".repeat(100)).into_bytes());
+        assert_eq!(v.escs.len(), 3);
+        // escapes of irrelevant bytes stay as text
+        let mut rel = [false; 256];
+        rel[usize::from(b'a')] = true;
+        let buf = br#"x \"q\" %20 %61"#;
+        let v = decode(buf, &rel, false);
+        assert_eq!(&v.bytes[..], br#"x \"q\" %20 a"#);
+        assert_eq!(v.escs.len(), 1);
+        let v = decode(&buf[..12], &rel, false);
+        assert!(!v.decoded());
+        assert_eq!(&v.bytes[..], &buf[..12]);
     }
 }
