@@ -47,6 +47,8 @@ fn main() -> ExitCode {
         }
     };
     rt.block_on(async move {
+        // handlers installed before the port is announced (see shutdown_signal)
+        let signalled = bottle_core::cli::shutdown_signal();
         let running = match start(cli.args, EnvSource::Process, true).await {
             Ok(r) => r,
             Err(e) => {
@@ -61,7 +63,7 @@ fn main() -> ExitCode {
         }
         let stop = running.shutdown_handle();
         tokio::spawn(async move {
-            bottle_core::cli::shutdown_signal().await;
+            signalled.await;
             tracing::info!("shutting down: draining in-flight requests");
             let _ = stop.send(true);
         });

@@ -10,16 +10,13 @@ use std::time::Duration;
 use bottle_core::audit::AuditLog;
 use bottle_core::cli::CommonArgs;
 use bottle_core::reload::{self, Reloadable};
+use bottle_core::serve::{serve, ServeLimits, ServeOptions};
 use bottle_core::status::StatusFile;
+use bottle_core::upstream::{client_pair, PoolSettings};
 use bottle_core::{ConfigError, Metrics, Resolver};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_rustls::TlsConnector;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{EgressConfig, EnvSource};
@@ -44,9 +41,10 @@ pub struct EgressArgs {
     /// Idle pooled upstream connections are closed after this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 90.0)]
     pub idle_timeout: f64,
-    /// On SIGTERM, how long in-flight requests may take to finish, seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
-    pub drain_timeout: f64,
+    /// Listener limits shared by every sidecar (connection cap, idle and header timeouts,
+    /// head caps, drain time on SIGTERM).
+    #[command(flatten)]
+    pub limits: ServeLimits,
 }
 
 impl EgressArgs {
@@ -68,7 +66,7 @@ impl EgressArgs {
             handshake_timeout: 10.0,
             response_timeout: 120.0,
             idle_timeout: 90.0,
-            drain_timeout: 5.0,
+            limits: ServeLimits::default(),
         }
     }
 
@@ -185,43 +183,34 @@ pub async fn start(args: EgressArgs, env: EnvSource, sighup: bool) -> Result<Run
     } else {
         reload::build(COMPONENT, loader, status, &metrics)?
     };
-    let tls_h2 = bottle_core::tls::upstream_client_config(
-        common.upstream_ca.as_deref(),
-        &[b"h2", b"http/1.1"],
-    )
-    .map_err(|e| StartError::Tls(e.to_string()))?;
-    let tls_h1 =
-        bottle_core::tls::upstream_client_config(common.upstream_ca.as_deref(), &[b"http/1.1"])
-            .map_err(|e| StartError::Tls(e.to_string()))?;
     let resolver =
         Arc::new(Resolver::new(&common.resolve).map_err(|e| StartError::Resolver(e.to_string()))?);
     let audit = AuditLog::from_args(common).map_err(|source| StartError::Audit {
         path: common.audit_log.clone().unwrap_or_default(),
         source,
     })?;
-    let mk_client = |tls: Arc<rustls::ClientConfig>| {
-        let connector = Connector {
+    let clients = client_pair(
+        common.upstream_ca.as_deref(),
+        PoolSettings {
+            idle_timeout: timeouts.idle,
+            max_idle_per_host: 256,
+        },
+        |tls| Connector {
             cfg: Arc::clone(&cfg),
             resolver: Arc::clone(&resolver),
-            tls: TlsConnector::from(tls),
+            tls,
             timeouts,
-        };
-        Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(timeouts.idle)
-            .pool_max_idle_per_host(256)
-            .http2_adaptive_window(true)
-            .build(connector)
-    };
+        },
+    )
+    .map_err(|e| StartError::Tls(e.to_string()))?;
     let tracker = TaskTracker::new();
     let shared = Arc::new(Shared {
         cfg: Arc::clone(&cfg),
         resolver: Arc::clone(&resolver),
         audit,
         metrics: em,
-        client: mk_client(tls_h2),
-        client_h1: mk_client(tls_h1),
+        client: clients.main,
+        client_h1: clients.h1,
         timeouts,
         tracker: tracker.clone(),
     });
@@ -249,9 +238,27 @@ pub async fn start(args: EgressArgs, env: EnvSource, sighup: bool) -> Result<Run
             }
         }));
     }
-    let (tx, rx) = watch::channel(false);
-    let drain = Duration::from_secs_f64(args.drain_timeout.clamp(0.0, 3600.0));
-    let task = tokio::spawn(accept_loop(listener, shared, tracker, rx, drain));
+    let (tx, mut rx) = watch::channel(false);
+    let refusals = shared.metrics.clone();
+    let opts = ServeOptions::new(COMPONENT, args.limits.clone())
+        .on_refusal(move |kind| refusals.request("none", kind))
+        .tracker(tracker);
+    let task = tokio::spawn(serve(
+        listener,
+        opts,
+        move |req| {
+            let sh = Arc::clone(&shared);
+            async move {
+                match handle(sh, req).await {
+                    Ok(r) => r,
+                    Err(never) => match never {},
+                }
+            }
+        },
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        },
+    ));
     tracing::info!(%addr, "egress listening");
     Ok(Running {
         addr,
@@ -262,56 +269,4 @@ pub async fn start(args: EgressArgs, env: EnvSource, sighup: bool) -> Result<Run
         task,
         admin_task,
     })
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    tracker: TaskTracker,
-    mut shutdown: watch::Receiver<bool>,
-    drain: Duration,
-) {
-    loop {
-        tokio::select! {
-            acc = listener.accept() => {
-                let (stream, _) = match acc {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let sh = Arc::clone(&shared);
-                let mut stop = shutdown.clone();
-                tracker.spawn(async move {
-                    let svc = service_fn(move |req| handle(Arc::clone(&sh), req));
-                    let conn = http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(Duration::from_secs(60))
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .with_upgrades();
-                    tokio::pin!(conn);
-                    tokio::select! {
-                        r = conn.as_mut() => {
-                            if let Err(e) = r {
-                                tracing::debug!(error = %e, "connection ended with error");
-                            }
-                        }
-                        _ = async { let _ = stop.wait_for(|s| *s).await; } => {
-                            conn.as_mut().graceful_shutdown();
-                            let _ = conn.await;
-                        }
-                    }
-                });
-            }
-            _ = async { let _ = shutdown.wait_for(|s| *s).await; } => break,
-        }
-    }
-    drop(listener);
-    tracker.close();
-    if tokio::time::timeout(drain, tracker.wait()).await.is_err() {
-        tracing::warn!("drain timeout: closing remaining connections");
-    }
 }

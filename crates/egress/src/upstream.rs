@@ -3,7 +3,6 @@
 //! scheme + authority; the SNI is the authority's host, so also on SNI).
 
 use std::future::Future;
-use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -11,9 +10,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bottle_core::reload::Reloadable;
+use bottle_core::upstream::{self as dial, DialError};
 use bottle_core::{resolve_checked, split_host_port, Host, Refusal, Resolver};
 use http::Uri;
-use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
@@ -58,39 +57,28 @@ pub struct Connector {
     pub timeouts: Timeouts,
 }
 
-/// Open a TCP connection to the first checked address that answers.
+/// Open a TCP connection to the first checked address that answers (each attempt bounded
+/// by `timeout`).
 pub async fn connect_tcp(
     addrs: &[SocketAddr],
     what: &str,
     timeout: Duration,
 ) -> Result<TcpStream, ConnectError> {
-    let attempt = async {
-        let mut last: Option<io::Error> = None;
-        for a in addrs {
-            match TcpStream::connect(a).await {
-                Ok(s) => {
-                    let _ = s.set_nodelay(true);
-                    return Ok(s);
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| io::Error::other("no address")))
-    };
-    match tokio::time::timeout(timeout, attempt).await {
-        Ok(Ok(s)) => Ok(s),
-        Ok(Err(e)) => Err(ConnectError(
-            Refusal::bad_gateway(format!("connecting to {what} failed: {e}")),
-            "connect",
-        )),
-        Err(_) => Err(ConnectError(
-            Refusal::gateway_timeout(format!(
-                "connecting to {what} timed out after {}s",
-                timeout.as_secs_f32()
-            )),
-            "connect_timeout",
-        )),
-    }
+    dial::connect_tcp(addrs, timeout)
+        .await
+        .map_err(|e| match e {
+            DialError::Timeout => ConnectError(
+                Refusal::gateway_timeout(format!(
+                    "connecting to {what} timed out after {}s",
+                    timeout.as_secs_f32()
+                )),
+                "connect_timeout",
+            ),
+            e => ConnectError(
+                Refusal::bad_gateway(format!("connecting to {what} failed: {e}")),
+                "connect",
+            ),
+        })
 }
 
 /// Resolve with the SSRF check against the current config.
@@ -132,35 +120,26 @@ impl Connector {
         if !https {
             return Ok(Conn::plain(tcp));
         }
-        let name = match &host {
-            Host::Name(n) => ServerName::try_from(n.clone()).map_err(|_| {
-                ConnectError(
-                    Refusal::bad_gateway(format!("invalid TLS server name {n}")),
-                    "tls",
-                )
-            })?,
-            Host::Ip(ip) => ServerName::IpAddress((*ip).into()),
-        };
-        let tls = match tokio::time::timeout(self.timeouts.handshake, self.tls.connect(name, tcp))
+        let handshake = self.timeouts.handshake;
+        let tls = dial::tls_handshake(&self.tls, &host, tcp, handshake)
             .await
-        {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                return Err(ConnectError(
-                    Refusal::bad_gateway(format!("TLS handshake with {what} failed: {e}")),
-                    "tls",
-                ))
-            }
-            Err(_) => {
-                return Err(ConnectError(
+            .map_err(|e| match e {
+                DialError::Timeout => ConnectError(
                     Refusal::gateway_timeout(format!(
                         "TLS handshake with {what} timed out after {}s",
-                        self.timeouts.handshake.as_secs_f32()
+                        handshake.as_secs_f32()
                     )),
                     "tls_timeout",
-                ))
-            }
-        };
+                ),
+                DialError::BadName(n) => ConnectError(
+                    Refusal::bad_gateway(format!("invalid TLS server name {n}")),
+                    "tls",
+                ),
+                e => ConnectError(
+                    Refusal::bad_gateway(format!("TLS handshake with {what} failed: {e}")),
+                    "tls",
+                ),
+            })?;
         Ok(Conn::tls(tls))
     }
 }
