@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bottle_core::cli::{CommonArgs, HealthcheckArgs};
+use bottle_core::serve::ServeLimits;
 use bottle_core::{AuditLog, Metrics, StatusFile};
 use clap::Parser;
 use git_gate::gate::Gate;
@@ -36,6 +37,9 @@ struct Cli {
     git: PathBuf,
     #[command(flatten)]
     push: git_gate::intake::PushArgs,
+    /// Listener limits shared by every sidecar.
+    #[command(flatten)]
+    limits: ServeLimits,
 }
 
 #[derive(Parser, Debug)]
@@ -231,6 +235,8 @@ async fn serve(cli: Cli) -> ExitCode {
         Ok(l) => l,
         Err(e) => return exit_err(format!("cannot bind {}: {e}", gate.hook_socket.display())),
     };
+    // handlers installed before the port is announced (see shutdown_signal)
+    let signalled = bottle_core::cli::shutdown_signal();
     let listener = match tokio::net::TcpListener::bind(cli.common.listen).await {
         Ok(l) => l,
         Err(e) => return exit_err(format!("cannot listen on {}: {e}", cli.common.listen)),
@@ -255,7 +261,7 @@ async fn serve(cli: Cli) -> ExitCode {
         }
     }
     tokio::spawn(gate.clone().serve_hooks(hook_listener));
-    git_gate::server::serve(gate, listener, bottle_core::cli::shutdown_signal()).await;
+    git_gate::server::serve(gate, listener, cli.limits.clone(), signalled).await;
     tracing::info!("git-gate stopped");
     ExitCode::SUCCESS
 }

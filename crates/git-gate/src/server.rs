@@ -6,19 +6,18 @@
 //!
 //! Everything else (dumb HTTP, WebDAV, LFS, archives, other names, odd spellings) is refused.
 
-use std::convert::Infallible;
 use std::io::Read;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bottle_core::body::{empty, full};
+use bottle_core::serve::{ServeLimits, ServeOptions};
 use bottle_core::{BoxBody, BoxError, Refusal};
 use bytes::Bytes;
 use http::{header, HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -126,50 +125,25 @@ fn git_protocol(headers: &HeaderMap) -> Option<&'static str> {
     }
 }
 
-/// Accepts connections until `shutdown` resolves, then gives requests in flight a few
-/// seconds to finish (a push holds its own task and finishes regardless).
+/// Accepts connections until `shutdown` resolves, then gives requests in flight up to the
+/// drain time to finish (a push holds its own task and finishes regardless). The listener
+/// limits (connection cap, idle and header-read timeouts, head caps) are bottle-core's.
 pub async fn serve(
     gate: Arc<Gate>,
     listener: TcpListener,
+    limits: ServeLimits,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    tokio::pin!(shutdown);
-    let active = Arc::new(());
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            () = &mut shutdown => break,
-        };
-        let (stream, _) = match accepted {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let gate = gate.clone();
-        let token = active.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let gate = gate.clone();
-                async move { Ok::<_, Infallible>(handle(gate, req).await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(30))
-                .serve_connection(TokioIo::new(stream), svc);
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended");
-            }
-            drop(token);
-        });
-    }
-    drop(listener);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Arc::strong_count(&active) > 1 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let metrics = gate.metrics.clone();
+    let opts = ServeOptions::new(COMPONENT, limits)
+        .on_refusal(move |kind| metrics.request("connection", kind));
+    bottle_core::serve::serve(
+        listener,
+        opts,
+        move |req| handle(gate.clone(), req),
+        shutdown,
+    )
+    .await;
 }
 
 /// Handles one request.
