@@ -66,27 +66,31 @@ pub fn init_tracing() {
         .try_init();
 }
 
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, not when
+/// the future is first polled: call it (inside the runtime) before announcing the listener,
+/// so a SIGTERM right after start drains instead of killing the process.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{signal, SignalKind};
     let term = signal(SignalKind::terminate());
     let int = signal(SignalKind::interrupt());
-    match (term, int) {
-        (Ok(mut t), Ok(mut i)) => {
-            tokio::select! {
-                _ = t.recv() => {}
-                _ = i.recv() => {}
+    async move {
+        match (term, int) {
+            (Ok(mut t), Ok(mut i)) => {
+                tokio::select! {
+                    _ = t.recv() => {}
+                    _ = i.recv() => {}
+                }
             }
-        }
-        (Ok(mut t), Err(_)) => {
-            t.recv().await;
-        }
-        (Err(_), Ok(mut i)) => {
-            i.recv().await;
-        }
-        (Err(e), Err(_)) => {
-            tracing::error!(error = %e, "cannot install signal handlers; waiting forever");
-            std::future::pending::<()>().await;
+            (Ok(mut t), Err(_)) => {
+                t.recv().await;
+            }
+            (Err(_), Ok(mut i)) => {
+                i.recv().await;
+            }
+            (Err(e), Err(_)) => {
+                tracing::error!(error = %e, "cannot install signal handlers; waiting forever");
+                std::future::pending::<()>().await;
+            }
         }
     }
 }

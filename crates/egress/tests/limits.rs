@@ -236,3 +236,23 @@ async fn the_drain_time_bounds_a_request_that_never_finishes() {
     })
     .await
 }
+
+/// SIGTERM as soon as the port is announced drains and exits 0: the handlers are installed
+/// before the `listening=` line (they were installed later, and such a SIGTERM killed egress).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_right_after_start_exits_cleanly() {
+    bounded(async {
+        let tmp = tempfile::tempdir().unwrap();
+        write_config(&tmp.path().join("live-config"), &routes_yaml(), ALLOWLIST);
+        let env = Secrets::new().env();
+        for _ in 0..10 {
+            let mut eg = start_egress(tmp.path(), &env, None, &[])
+                .unwrap_or_else(|(e, st)| panic!("egress did not start ({st:?}): {e}"));
+            let mut child = eg.child.take().unwrap();
+            signal(child.id(), "TERM");
+            let exit = wait_timeout(&mut child, Duration::from_secs(20));
+            assert!(exit.is_some_and(|s| s.success()), "{exit:?}");
+        }
+    })
+    .await
+}

@@ -262,3 +262,14 @@ fn the_drain_time_bounds_a_request_that_never_finishes() {
     assert!(wait_exit(&mut env).success());
     assert_eq!(read_to_close(&mut s), "");
 }
+
+/// SIGTERM as soon as the port is announced drains and exits 0: the handlers are installed
+/// before the `listening` line (they were installed later, and such a SIGTERM killed it).
+#[test]
+fn sigterm_right_after_start_exits_cleanly() {
+    for _ in 0..3 {
+        let (mut env, _up) = started(&[]);
+        sigterm(&env);
+        assert!(wait_exit(&mut env).success());
+    }
+}

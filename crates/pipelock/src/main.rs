@@ -43,7 +43,9 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            match rt.block_on(pipelock::run(*args, bottle_core::cli::shutdown_signal())) {
+            // handlers installed (inside the runtime) before the listener is announced
+            let run = async { pipelock::run(*args, bottle_core::cli::shutdown_signal()).await };
+            match rt.block_on(run) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("pipelock: {e}");
