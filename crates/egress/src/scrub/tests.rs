@@ -180,7 +180,8 @@ fn forms_are_deduplicated_and_long_enough() {
 #[test]
 fn streaming_equals_one_shot_on_random_input() {
     let p = pats();
-    let encs = every_encoding(SECRET);
+    let mut encs = every_encoding(SECRET);
+    encs.extend(mixed_spellings(SECRET).into_iter().map(String::into_bytes));
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     let mut rnd = move || {
         seed ^= seed << 13;
@@ -188,8 +189,8 @@ fn streaming_equals_one_shot_on_random_input() {
         seed ^= seed << 17;
         seed
     };
-    let alphabet = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/=%_-\n ";
-    for _ in 0..300 {
+    let alphabet = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/=%_-\n \\\"u";
+    for _ in 0..1000 {
         let mut input = Vec::new();
         for _ in 0..(rnd() % 12) {
             for _ in 0..(rnd() % 40) {
@@ -215,7 +216,13 @@ fn streaming_equals_one_shot_on_random_input() {
         let (streamed, n1) = run_stream(&p, &input, &splits);
         let (whole, n2) = run_stream(&p, &input, &[]);
         // and without edge fragments, one pass over the buffer agrees too
-        if p.leading_fragment(&input).is_none() && p.trailing_fragment(&input).is_none() {
+        // (a stream also redacts a tail that starts a view form, in any case)
+        let view_tail = (MIN_FRAGMENT..=input.len().min(p.max_hold()))
+            .any(|k| p.is_fragment(&input[input.len() - k..]));
+        if p.leading_fragment(&input).is_none()
+            && p.trailing_fragment(&input).is_none()
+            && !view_tail
+        {
             let (one, _) = p.scrub_all(&input);
             assert_eq!(
                 String::from_utf8_lossy(&one),

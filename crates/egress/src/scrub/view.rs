@@ -73,8 +73,9 @@ fn step(b: &[u8]) -> Step {
                 if short_hex(rest, 4) {
                     return Step::Unfinished;
                 }
+                // short but not all hex: a non-digit is within the first four
                 let mut v: u32 = 0;
-                for &c in &rest[..4] {
+                for &c in rest.iter().take(4) {
                     match hexval(c) {
                         Some(d) => v = (v << 4) | u32::from(d),
                         None => return Step::Literal,
@@ -250,6 +251,13 @@ mod tests {
         let v = decode(buf, &ALL, false);
         assert_eq!(&v.bytes[..], br"\u00e9\n");
         assert_eq!(v.end, 8);
+        // a short `\u` or `%` run with a non-digit is literal (and never read past the end)
+        for short in [&br"ab\u0z"[..], br"\uz", br"%z", br"x\u00", br"\u0g1"] {
+            for fin in [false, true] {
+                let v = decode(short, &ALL, fin);
+                assert!(!v.decoded(), "{short:?}");
+            }
+        }
         // empty input, escapes at both ends, runs of escapes near and far apart
         assert!(decode(b"", &ALL, false).bytes.is_empty());
         let far = format!("%41{}%42\\u0043", "x".repeat(100));
