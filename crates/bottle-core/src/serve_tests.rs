@@ -59,6 +59,22 @@ impl Server {
         }
     }
 
+    /// A connection whose request `path` is in the handler.
+    async fn in_flight(&self, path: &str) -> TcpStream {
+        let mut s = TcpStream::connect(self.addr).await.unwrap();
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        tokio::time::timeout(LIVENESS, async {
+            while self.handled.load(Ordering::SeqCst) == 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("the request reaches the handler");
+        s
+    }
+
     async fn shutdown(&mut self) {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
@@ -219,18 +235,7 @@ async fn a_silent_connection_is_closed_after_the_idle_timeout() {
 #[tokio::test]
 async fn shutdown_lets_an_in_flight_request_finish_and_refuses_new_connections() {
     let mut srv = Server::start(small()).await;
-    let mut s = TcpStream::connect(srv.addr).await.unwrap();
-    s.write_all(b"GET /slow/1500 HTTP/1.1\r\nHost: t\r\n\r\n")
-        .await
-        .unwrap();
-    // the request is in the handler before shutdown
-    tokio::time::timeout(LIVENESS, async {
-        while srv.handled.load(Ordering::SeqCst) == 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .unwrap();
+    let mut s = srv.in_flight("/slow/1500").await;
     srv.shutdown().await;
     let text = read_to_close(&mut s).await;
     assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
@@ -249,17 +254,7 @@ async fn the_drain_time_bounds_a_request_that_never_finishes() {
         ..small()
     })
     .await;
-    let mut s = TcpStream::connect(srv.addr).await.unwrap();
-    s.write_all(b"GET /slow/3600000 HTTP/1.1\r\nHost: t\r\n\r\n")
-        .await
-        .unwrap();
-    tokio::time::timeout(LIVENESS, async {
-        while srv.handled.load(Ordering::SeqCst) == 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .unwrap();
+    let mut s = srv.in_flight("/slow/3600000").await;
     srv.shutdown().await;
     tokio::time::timeout(LIVENESS, &mut srv.task)
         .await
