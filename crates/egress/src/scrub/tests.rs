@@ -402,3 +402,43 @@ fn escapes_without_a_secret_are_not_delayed_or_changed() {
     assert_eq!(sc.finish(), Bytes::new());
     assert_eq!(sc.count(), 0);
 }
+
+/// Escape-dense random input (`%`, `\`, `u`, hex digits, pieces of the secret) at random
+/// splits: never a panic, held bytes stay bounded, any chunking gives the same output.
+#[test]
+fn escape_dense_random_input_at_random_splits() {
+    let p = pats();
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut rnd = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let alphabet = b"%\\u0u00\"/7aAfFgG_hp";
+    let pieces = mixed_spellings(SECRET);
+    for _ in 0..2000 {
+        let mut input = Vec::new();
+        for _ in 0..(rnd() % 60) {
+            if rnd() % 10 == 0 {
+                let m = pieces[(rnd() % pieces.len() as u64) as usize].as_bytes();
+                let cut = (rnd() as usize) % (m.len() + 1);
+                input.extend_from_slice(&m[..cut]);
+            } else {
+                input.push(alphabet[(rnd() % alphabet.len() as u64) as usize]);
+            }
+        }
+        let lo = p.max_len();
+        let mut splits: Vec<usize> = (0..(rnd() % 8))
+            .map(|_| (rnd() as usize) % (input.len() + 1))
+            .filter(|&s| s >= lo && s < input.len())
+            .collect();
+        splits.sort_unstable();
+        splits.dedup();
+        let (streamed, n1) = run_stream(&p, &input, &splits);
+        let (whole, n2) = run_stream(&p, &input, &[]);
+        assert_eq!(streamed, whole, "splits {splits:?}");
+        assert_eq!(n1, n2);
+        let _ = p.contains(&input);
+    }
+}
