@@ -8,6 +8,7 @@ pub mod commands;
 pub mod docker;
 pub mod error;
 pub mod manifest;
+pub mod policy;
 pub mod render;
 pub mod signals;
 pub mod state;

@@ -11,11 +11,14 @@ use serde::Deserialize;
 
 use crate::error::Error;
 
+mod broad;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
 mod text;
 mod validate;
+
+pub use broad::too_broad;
 
 use text::{describe_serde_error, key_line, value_line, var_line};
 pub use text::{did_you_mean, nearest};
@@ -64,6 +67,28 @@ pub struct Manifest {
     /// Resource limits of the agent container.
     #[serde(default)]
     pub limits: Limits,
+    /// The agent's `uid[:gid]` or `root` (default: the invoking user when a workspace is mounted).
+    #[serde(default)]
+    pub user: Option<String>,
+    /// How the workspace's `.git/hooks` and `.git/config` are mounted (default `rw`).
+    #[serde(default)]
+    pub workspace_git: WorkspaceGit,
+}
+
+/// How the workspace's `.git/hooks` and `.git/config` reach the agent. Both run code as the
+/// operator on the host later (a hook, `core.fsmonitor`, `core.hooksPath`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub enum WorkspaceGit {
+    /// Writable like the rest of the workspace (`bottle start` warns).
+    #[default]
+    #[serde(rename = "rw")]
+    Rw,
+    /// `.git/hooks` and `.git/config` mounted read-only.
+    #[serde(rename = "ro-hooks")]
+    RoHooks,
+    /// `.git/hooks` replaced by an empty read-only directory, `.git/config` read-only.
+    #[serde(rename = "hide-hooks")]
+    HideHooks,
 }
 
 /// A command: a list of arguments, or one string run with `sh -c`.
@@ -186,7 +211,7 @@ pub enum RefAction {
 }
 
 /// A push rule.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RefRuleSpec {
     /// Ref glob.
@@ -293,6 +318,8 @@ pub struct Loaded {
     pub git_tokens: Vec<(String, String)>,
     /// Pinned addresses.
     pub resolve: Vec<(String, IpAddr)>,
+    /// Host variables each `env:` key takes its value from (names only, never values).
+    pub env_sources: BTreeMap<String, Vec<String>>,
 }
 
 impl Loaded {
@@ -335,13 +362,28 @@ impl HostEnv for BTreeMap<String, String> {
 
 /// Read and validate a manifest file.
 pub fn load(path: &Path, env: &dyn HostEnv) -> Result<Loaded, Error> {
+    load_opts(path, env, false)
+}
+
+/// [`load`]; `force_allow` accepts over-broad `allow:` entries (the operator's CLI flag).
+pub fn load_opts(path: &Path, env: &dyn HostEnv, force_allow: bool) -> Result<Loaded, Error> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::Manifest(format!("{}: cannot read: {e}", path.display())))?;
-    parse(&text, path, env)
+    parse_opts(&text, path, env, force_allow)
 }
 
 /// Parse and validate manifest text. `path` is used for messages and relative paths.
 pub fn parse(text: &str, path: &Path, env: &dyn HostEnv) -> Result<Loaded, Error> {
+    parse_opts(text, path, env, false)
+}
+
+/// [`parse`]; `force_allow` accepts over-broad `allow:` entries.
+pub fn parse_opts(
+    text: &str,
+    path: &Path,
+    env: &dyn HostEnv,
+    force_allow: bool,
+) -> Result<Loaded, Error> {
     let file = path.display().to_string();
     let err = |line: Option<usize>, msg: String| -> Error {
         Error::Manifest(match line {
@@ -466,6 +508,11 @@ pub fn parse(text: &str, path: &Path, env: &dyn HostEnv) -> Result<Loaded, Error
         .map(|(_, v)| v.as_str())
         .collect();
     let mut expanded = BTreeMap::new();
+    let env_sources: BTreeMap<String, Vec<String>> = m
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), referenced_vars(v)))
+        .collect();
     for (k, v) in &m.env {
         check_var_name(k).map_err(|msg| err(key_line(text, k), msg))?;
         if is_reserved_env(k) {
@@ -482,12 +529,17 @@ pub fn parse(text: &str, path: &Path, env: &dyn HostEnv) -> Result<Loaded, Error
 
     // allowlist lines: validated by bottle-core, line by line for precise messages
     for entry in &m.allow {
-        validate_allow_entry(entry).map_err(|msg| {
-            err(
-                value_line(text, "-", entry).or(key_line(text, "allow")),
-                msg,
-            )
-        })?;
+        let line = value_line(text, "-", entry).or(key_line(text, "allow"));
+        validate_allow_entry(entry).map_err(|msg| err(line, msg))?;
+        if let (false, Some(why)) = (force_allow, too_broad(entry)) {
+            return Err(err(
+                line,
+                format!("allow: {why} (an operator who means it passes --force-allow)"),
+            ));
+        }
+    }
+    if let Some(u) = &m.user {
+        validate::user_spec(u).map_err(|msg| err(key_line(text, "user"), msg))?;
     }
     for r in &m.routes {
         bottle_core::HostPattern::parse(&r.host).map_err(|msg| {
@@ -594,6 +646,7 @@ pub fn parse(text: &str, path: &Path, env: &dyn HostEnv) -> Result<Loaded, Error
         route_tokens,
         git_tokens,
         resolve,
+        env_sources,
     };
     // The rendered live config must load in the sidecars: check it with their own parser.
     crate::render::check_live_config(&loaded).map_err(|msg| err(None, msg))?;
@@ -658,6 +711,26 @@ pub fn is_reserved_env(name: &str) -> bool {
     RESERVED.contains(&up.as_str())
         || up.starts_with("GIT_CONFIG_KEY_")
         || up.starts_with("GIT_CONFIG_VALUE_")
+}
+
+/// Host variables an env value reads (`${VAR}` and `${VAR:-default}`), in order.
+fn referenced_vars(value: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = value;
+    while let Some(i) = rest.find('$') {
+        let after = &rest[i + 1..];
+        if let Some(s) = after.strip_prefix('$') {
+            rest = s;
+        } else if let Some(body) = after.strip_prefix('{') {
+            let end = body.find('}').unwrap_or(body.len());
+            let name = body[..end].split(":-").next().unwrap_or("");
+            out.push(name.to_string());
+            rest = body.get(end + 1..).unwrap_or("");
+        } else {
+            rest = after;
+        }
+    }
+    out
 }
 
 /// Expand `${VAR}`, `${VAR:-default}` and `$$` in an env value.

@@ -104,6 +104,24 @@ pub(super) fn cleartext_routes(
     Ok(())
 }
 
+/// `user:` is `root`, `UID` or `UID:GID` (numbers: what lands in the host workspace is a
+/// number, and a name would be looked up in the agent's own, agent-writable image).
+pub(super) fn user_spec(u: &str) -> Result<(), String> {
+    let num = |s: &str| !s.is_empty() && s.len() <= 10 && s.chars().all(|c| c.is_ascii_digit());
+    let ok = u == "root"
+        || match u.split_once(':') {
+            Some((a, b)) => num(a) && num(b),
+            None => num(u),
+        };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "user `{u}` must be `root`, `UID` or `UID:GID` (numbers), e.g. `user: \"1000:1000\"`"
+        ))
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
