@@ -260,10 +260,11 @@ impl DlpScanner {
     ) -> Result<Option<String>, Denied> {
         let url_f = self.detector.scan_url(path_and_query);
         let method_f = self.scan_method(method, path_and_query, url_f.is_empty());
-        if !method_f.is_empty() {
+        subject.path = if !method_f.is_empty() {
+            // The path may hold the rest of a token split over method and path.
             subject.method = "[REDACTED]".into();
-        }
-        subject.path = if url_f.is_empty() {
+            "[REDACTED]".into()
+        } else if url_f.is_empty() {
             path_and_query.to_string()
         } else {
             bottle_dlp::redact_url(path_and_query, &url_f)

@@ -351,12 +351,9 @@ async fn proceed(
                 },
                 r = down_dir => (0, r.unwrap_or(0), None),
             };
-            if let Some(crate::ws_scan::WsScanError::Secret(det)) = &reason {
-                // The agent learns why: close 1008 naming the detector.
-                let text =
-                    format!("blocked by pipelock: secret detected in a WebSocket message: {det}");
-                let close =
-                    crate::ws_scan::close_frame(crate::ws_scan::POLICY_VIOLATION, &text, None);
+            if let Some(close) = reason.as_ref().and_then(|e| e.close_for_agent()) {
+                // The agent learns why (1008 naming the detector, or 1009). Best effort: the
+                // origin -> agent copy was cut where it stood.
                 let _ = aw.write_all(&close).await;
                 let _ = aw.shutdown().await;
             }
@@ -375,6 +372,10 @@ async fn proceed(
                 Some(e @ crate::ws_scan::WsScanError::Secret(det)) => {
                     st.metrics.dlp(det, "block");
                     st.metrics.refusal("dlp");
+                    ("deny", Some(format!("dlp: {e}")))
+                }
+                Some(e @ crate::ws_scan::WsScanError::Reserved) => {
+                    st.metrics.refusal("dlp_encoding");
                     ("deny", Some(format!("dlp: {e}")))
                 }
                 Some(e) => ("allow", Some(format!("websocket ended: {e}"))),

@@ -16,6 +16,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 pub const MAX_FRAME: u64 = 1 << 20;
 /// Close code for a policy violation (RFC 6455 7.4.1).
 pub const POLICY_VIOLATION: u16 = 1008;
+/// Close code for a frame over [`MAX_FRAME`].
+pub const MESSAGE_TOO_BIG: u16 = 1009;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WsScanError {
@@ -25,6 +27,24 @@ pub enum WsScanError {
     TooLarge(u64),
     #[error("secret detected in a WebSocket message: {0}")]
     Secret(&'static str),
+    #[error("WebSocket frame with reserved bits set (an extension such as compression) cannot be scanned")]
+    Reserved,
+}
+
+impl WsScanError {
+    /// The close frame the agent gets (unmasked), if this error refuses the session.
+    pub fn close_for_agent(&self) -> Option<Vec<u8>> {
+        let code = match self {
+            WsScanError::Secret(_) | WsScanError::Reserved => POLICY_VIOLATION,
+            WsScanError::TooLarge(_) => MESSAGE_TOO_BIG,
+            WsScanError::Io(_) => return None,
+        };
+        Some(close_frame(
+            code,
+            &format!("blocked by pipelock: {self}"),
+            None,
+        ))
+    }
 }
 
 /// Parses a frame header: (header length, payload length, mask key).
@@ -73,6 +93,14 @@ pub fn close_frame(code: u16, reason: &str, mask: Option<[u8; 4]>) -> Vec<u8> {
     f
 }
 
+/// Closes the upstream side with 1008 (best effort; a partial message never completes).
+/// The reason does not say what was found: the origin may be the agent's accomplice.
+async fn refuse_upstream<W: AsyncWrite + Unpin>(to: &mut W) {
+    let close = close_frame(POLICY_VIOLATION, "policy violation", Some(rand::random()));
+    let _ = to.write_all(&close).await;
+    let _ = to.shutdown().await;
+}
+
 /// Copies agent -> upstream frame by frame, scanning each payload in its stream (data or
 /// control) before the frame is forwarded. In `block` mode a finding ends the copy: the
 /// frame is not forwarded, the upstream gets a close frame (1008) and the error says which
@@ -116,6 +144,12 @@ where
         let Some((hlen, _len, mask)) = parsed else {
             continue;
         };
+        // No extension is negotiated (pipelock strips the offer), so RSV bits must be clear;
+        // a hostile origin could still read them as permessage-deflate: unscannable.
+        if buf[0] & 0x70 != 0 {
+            refuse_upstream(&mut to).await;
+            return Err(WsScanError::Reserved);
+        }
         let frame = buf.split_to(need);
         payload.clear();
         payload.extend_from_slice(&frame[hlen..]);
@@ -129,11 +163,7 @@ where
         let findings = stream.check(&payload);
         if let Some(f) = findings.first() {
             if block {
-                let reason = format!("blocked by pipelock: secret detected: {}", f.detector);
-                let close = close_frame(POLICY_VIOLATION, &reason, Some(rand::random()));
-                // Best effort: the origin is told why; the partial message never completes.
-                let _ = to.write_all(&close).await;
-                let _ = to.shutdown().await;
+                refuse_upstream(&mut to).await;
                 return Err(WsScanError::Secret(f.detector));
             }
             for f in &findings {

@@ -79,8 +79,8 @@ async fn token_as_the_request_method_is_refused() {
     let a = audit_text(&audit);
     assert!(a.contains("[REDACTED]"), "{a}");
     assert!(
-        !a.contains(&tok) && !a.contains(&tok[4..12]),
-        "audit holds no secret"
+        !a.contains(&tok) && !a.contains(&tok[4..12]) && !a.contains(&tok[12..]),
+        "audit holds no secret, nor half of one"
     );
 }
 
@@ -402,4 +402,40 @@ async fn websocket_token_split_over_fragments_with_pings_between_is_refused_at_e
     assert!(told, "every refused session's origin got close 1008");
     p.stop().await;
     assert!(!audit_text(&audit).contains(&tok));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_frames_with_reserved_bits_are_refused_unscanned() {
+    use async_compression::tokio::write::DeflateEncoder;
+    use tokio::io::AsyncWriteExt;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame as WsFrame;
+    let (env, p, _audit) = env_audit().await;
+    let origin = WsOrigin::start(&env.origin.ca).await;
+    // permessage-deflate was never negotiated (pipelock strips the offer), but a hostile
+    // origin could inflate RSV1 frames anyway: the token would pass compressed.
+    let mut deflated = Vec::new();
+    let mut e = DeflateEncoder::new(&mut deflated);
+    let text = format!("the deploy key is {}; ", token()).repeat(8);
+    e.write_all(text.as_bytes()).await.unwrap();
+    e.shutdown().await.unwrap();
+    assert!(
+        bottle_dlp::detect(&deflated).is_empty(),
+        "compressed, the token is invisible to the detectors"
+    );
+    let mut f = WsFrame::message(deflated, OpCode::Data(Data::Text), true);
+    f.header_mut().rsv1 = true;
+    let close = ws_session(&env, p.addr, &origin, vec![f]).await;
+    let (code, reason) = close.expect("session closed");
+    assert_eq!(code, 1008);
+    assert!(reason.contains("reserved bits"), "{reason}");
+    assert!(
+        eventually(T, || origin.sessions().len() == 1).await,
+        "the upgrade reached the origin"
+    );
+    assert!(
+        origin.sessions()[0].data.is_empty(),
+        "the compressed frame never reached the origin"
+    );
+    p.stop().await;
 }
