@@ -233,6 +233,20 @@ async fn a_silent_connection_is_closed_after_the_idle_timeout() {
 }
 
 #[tokio::test]
+async fn a_kept_alive_connection_waiting_for_its_next_head_is_closed_after_the_header_timeout() {
+    // idle timeout far away: only the header-read timeout can close it within LIVENESS
+    let srv = Server::start(ServeLimits {
+        header_timeout_secs: 1,
+        ..small()
+    })
+    .await;
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    s.write_all(GET).await.unwrap();
+    let text = read_to_close(&mut s).await;
+    assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
+}
+
+#[tokio::test]
 async fn shutdown_lets_an_in_flight_request_finish_and_refuses_new_connections() {
     let mut srv = Server::start(small()).await;
     let mut s = srv.in_flight("/slow/1500").await;

@@ -199,7 +199,10 @@ impl Upstream {
         let pair = client_pair(
             upstream_ca,
             PoolSettings {
-                idle_timeout: Duration::from_secs(60),
+                // under egress's 30 s header-read timeout (bottle-core serve), which also closes
+                // kept-alive connections waiting for a request: a pooled connection is dropped
+                // here before egress closes it, never reused at the moment it does
+                idle_timeout: Duration::from_secs(25),
                 max_idle_per_host: 64,
             },
             |tls| Connector {
