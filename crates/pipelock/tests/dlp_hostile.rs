@@ -439,3 +439,46 @@ async fn websocket_frames_with_reserved_bits_are_refused_unscanned() {
     );
     p.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_log_mode_forwards_the_message_and_records_the_detector_once() {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame as WsFrame;
+    let env = Env::new("echo.test:*\n127.0.0.1/32\n", "dlp:\n  action: log\n").await;
+    let audit = env.dir.path().join("audit.jsonl");
+    let p = env
+        .spawn(&["--audit-log", &audit.display().to_string()])
+        .await;
+    let origin = WsOrigin::start(&env.origin.ca).await;
+    let tok = token();
+    let frames = vec![
+        WsFrame::message(format!("k={}", &tok[..9]), OpCode::Data(Data::Text), false),
+        WsFrame::ping(Bytes::from_static(b"p")),
+        WsFrame::message(tok[9..].to_string(), OpCode::Data(Data::Continue), false),
+        WsFrame::message(" and again", OpCode::Data(Data::Continue), true),
+        WsFrame::close(None),
+    ];
+    let _ = ws_session(&env, p.addr, &origin, frames).await;
+    assert!(
+        eventually(T, || origin
+            .sessions()
+            .first()
+            .is_some_and(|s| s.data.ends_with(b" and again")))
+        .await,
+        "the whole message arrived: {:?}",
+        origin.sessions()
+    );
+    let data = origin.sessions()[0].data.clone();
+    assert!(
+        data.windows(tok.len()).any(|w| w == tok.as_bytes()),
+        "log mode forwards"
+    );
+    p.stop().await;
+    let a = audit_text(&audit);
+    let line = a
+        .lines()
+        .find(|l| l.contains("dlp_ws"))
+        .unwrap_or_else(|| panic!("no dlp_ws field: {a}"));
+    assert!(line.contains("logged: github-pat\""), "{line}");
+    assert!(!a.contains(&tok));
+}
