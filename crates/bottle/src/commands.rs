@@ -13,8 +13,10 @@ use crate::signals::Interrupt;
 use crate::state::{self, Metadata};
 use crate::ui;
 
+mod accept;
 mod allow;
 
+pub use accept::{accept_policy, check, Confirm, Terminal};
 pub use allow::{allow, read_status, reload_and_confirm, Status};
 
 /// Sidecar images a bottle needs (without git-gate).
@@ -38,6 +40,7 @@ pub fn render_cmd(manifest_path: &Path) -> Result<()> {
         slug: format!("{}-xxxxx", l.manifest.name),
         sidecar_user: state::sidecar_user(),
         tag: "latest".into(),
+        agent_user: crate::agent_user::resolve(&l).map_err(Error::Usage)?,
     };
     let text = render::compose(&l, &opts, !l.manifest.git.is_empty()).map_err(Error::Bottle)?;
     print!("{text}");
@@ -52,6 +55,10 @@ pub struct StartOpts {
     pub detach: bool,
     /// Override the manifest's command.
     pub command: Vec<String>,
+    /// Accept a policy that widened since the last accepted start.
+    pub yes: bool,
+    /// Accept over-broad `allow:` entries.
+    pub force_allow: bool,
 }
 
 /// Write the whole state directory of a new bottle. Returns (dir, metadata).
@@ -60,6 +67,7 @@ pub fn prepare_state(
     slug: &str,
     git_gate: bool,
     detach: bool,
+    agent_user: Option<String>,
 ) -> Result<(PathBuf, Metadata)> {
     let dir = state::dir(slug);
     if dir.exists() {
@@ -140,10 +148,16 @@ pub fn prepare_state(
         state::mkdir(&dir.join("upstream-ca"), 0o755, None)?;
         state::write_file(&dir.join("upstream-ca/ca.pem"), &pem, 0o644, None)?;
     }
+    if l.manifest.workspace_git == manifest::WorkspaceGit::HideHooks {
+        // Mounted read-only over the workspace's .git/hooks: empty, and not writable anyway.
+        let empty = dir.join(crate::agent_user::EMPTY_HOOKS);
+        state::mkdir(&empty, 0o555, None)?;
+    }
     let opts = render::Options {
         slug: slug.to_string(),
         sidecar_user: side,
         tag: "latest".into(),
+        agent_user,
     };
     let text = render::compose(l, &opts, git_gate).map_err(Error::Bottle)?;
     state::write_file(
@@ -169,9 +183,13 @@ fn secret_env(l: &Loaded) -> Result<Vec<(String, String)>> {
 
 /// `bottle start`. Returns the process exit code (the agent's, when it ran).
 pub fn start(o: &StartOpts) -> Result<i32> {
+    // The policy is judged before Docker is touched: a tampered manifest starts nothing.
+    let l = manifest::load_opts(&o.manifest, &ProcessEnv, o.force_allow)?;
+    accept_policy(&l, o.yes, &Terminal)?;
+    let agent_user = crate::agent_user::resolve(&l).map_err(Error::Usage)?;
+    crate::agent_user::warn_workspace_git(&l);
     let compose = Compose::detect()?;
     docker::check_daemon()?;
-    let l = manifest::load(&o.manifest, &ProcessEnv)?;
     let git_gate = !l.manifest.git.is_empty();
     let mut missing: Vec<String> = SIDECAR_IMAGES
         .iter()
@@ -204,7 +222,7 @@ pub fn start(o: &StartOpts) -> Result<i32> {
     let slug = state::new_slug(&l.manifest.name);
     let project = state::project(&slug);
     let intr = Interrupt::install();
-    let (dir, _meta) = prepare_state(&l, &slug, git_gate, o.detach)?;
+    let (dir, _meta) = prepare_state(&l, &slug, git_gate, o.detach, agent_user)?;
     let file = dir.join("docker-compose.yml");
     ui::step(&format!(
         "starting bottle {} {}",

@@ -2,6 +2,7 @@
 //! starts it, runs the agent attached to the terminal, and tears it down.
 #![forbid(unsafe_code)]
 
+pub mod agent_user;
 pub mod build;
 pub mod ca;
 pub mod commands;

@@ -26,9 +26,27 @@ enum Cmd {
         /// Leave the bottle running in the background.
         #[arg(long)]
         detach: bool,
+        /// Accept a policy that grants more than the one last accepted for this manifest.
+        #[arg(long, short)]
+        yes: bool,
+        /// Accept over-broad `allow:` entries (huge CIDRs, `*.com`, private or metadata addresses).
+        #[arg(long)]
+        force_allow: bool,
         /// Command to run instead of the manifest's `command`.
         #[arg(last = true)]
         command: Vec<String>,
+    },
+    /// Validate a manifest, show its policy and what widened since the last accepted start,
+    /// and record it when accepted; start nothing.
+    Check {
+        /// The manifest (YAML).
+        manifest: PathBuf,
+        /// Accept a widening without asking.
+        #[arg(long, short)]
+        yes: bool,
+        /// Accept over-broad `allow:` entries.
+        #[arg(long)]
+        force_allow: bool,
     },
     /// Allow a host (or pattern, address, CIDR) in a running bottle, without restarting it.
     Allow {
@@ -37,6 +55,9 @@ enum Cmd {
         /// The bottle; may be omitted when exactly one runs.
         #[arg(long = "bottle")]
         bottle: Option<String>,
+        /// Accept an over-broad entry (huge CIDR, `*.com`, private or metadata address).
+        #[arg(long)]
+        force: bool,
     },
     /// List bottles (state dirs), marking the running ones.
     Ls,
@@ -92,13 +113,26 @@ fn main() -> ExitCode {
         Cmd::Start {
             manifest,
             detach,
+            yes,
+            force_allow,
             command,
         } => commands::start(&commands::StartOpts {
             manifest,
             detach,
             command,
+            yes,
+            force_allow,
         }),
-        Cmd::Allow { host, bottle } => commands::allow(&host, bottle.as_deref()).map(|()| 0),
+        Cmd::Check {
+            manifest,
+            yes,
+            force_allow,
+        } => commands::check(&manifest, yes, force_allow).map(|()| 0),
+        Cmd::Allow {
+            host,
+            bottle,
+            force,
+        } => commands::allow(&host, bottle.as_deref(), force).map(|()| 0),
         Cmd::Ls => commands::ls().map(|()| 0),
         Cmd::Logs { slug, follow } => commands::logs(&slug, follow),
         Cmd::Exec { slug, command } => commands::exec(&slug, &command),

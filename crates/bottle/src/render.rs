@@ -30,6 +30,8 @@ pub struct Options {
     pub sidecar_user: (u32, u32),
     /// Image tag suffix (`latest`).
     pub tag: String,
+    /// The agent's `user:` (`None`: the image's own; see `agent_user::pick`).
+    pub agent_user: Option<String>,
 }
 
 /// The allowlist file, from the manifest's `allow:`.
@@ -309,6 +311,12 @@ pub fn compose(l: &Loaded, opts: &Options, git_gate: bool) -> Result<String, Str
             "{}:{workdir}",
             escape_dollars(&ws.display().to_string())
         ));
+        for v in crate::agent_user::git_volumes(l, &workdir) {
+            vols.push(escape_dollars(&v));
+        }
+    }
+    if let Some(u) = &opts.agent_user {
+        agent.insert("user".into(), u.clone().into());
     }
     agent.insert("volumes".into(), strings(&vols));
     if m.workdir.is_some() || m.workspace.is_some() {
@@ -331,22 +339,9 @@ pub fn compose(l: &Loaded, opts: &Options, git_gate: bool) -> Result<String, Str
         "security_opt".into(),
         strings(&["no-new-privileges:true".to_string()]),
     );
-    agent.insert(
-        "cap_drop".into(),
-        strings(
-            &[
-                "NET_RAW",
-                "NET_ADMIN",
-                "SYS_ADMIN",
-                "SYS_MODULE",
-                "SYS_PTRACE",
-                "MKNOD",
-                "AUDIT_WRITE",
-                "SETFCAP",
-            ]
-            .map(String::from),
-        ),
-    );
+    // No capability at all: root in the agent (`user: root`) cannot chown, mknod or bypass
+    // file permissions in the workspace; no-new-privileges makes setuid binaries inert.
+    agent.insert("cap_drop".into(), strings(&["ALL".to_string()]));
     let mut labels = Mapping::new();
     labels.insert("org.bottle.slug".into(), opts.slug.clone().into());
     agent.insert("labels".into(), Value::Mapping(labels));
@@ -426,6 +421,7 @@ mod tests {
             slug: "demo-abcde".into(),
             sidecar_user: (65532, 65532),
             tag: "latest".into(),
+            agent_user: None,
         }
     }
 
@@ -547,5 +543,65 @@ mod tests {
         assert!(!r.contains("sekrit") && !r.contains("API_TOKEN"), "{r}");
         let a = allowlist(&l);
         assert!(a.contains("example.com\n") && a.contains("*.example.org:8443\n"));
+    }
+
+    #[test]
+    fn agent_has_no_capabilities_and_runs_as_given_user() {
+        let mut o = opts();
+        o.agent_user = Some("1000:1000".into());
+        let doc: Value = serde_yaml::from_str(&compose(&loaded(), &o, false).unwrap()).unwrap();
+        let a = &doc["services"]["agent"];
+        assert_eq!(
+            a["cap_drop"],
+            serde_yaml::from_str::<Value>("[ALL]").unwrap()
+        );
+        assert!(a.get("cap_add").is_none());
+        assert_eq!(
+            a["security_opt"],
+            serde_yaml::from_str::<Value>("[\"no-new-privileges:true\"]").unwrap()
+        );
+        assert_eq!(a["user"], Value::String("1000:1000".into()));
+        // No user chosen (no workspace): the image's own.
+        let doc: Value =
+            serde_yaml::from_str(&compose(&loaded(), &opts(), false).unwrap()).unwrap();
+        assert!(doc["services"]["agent"].get("user").is_none());
+    }
+
+    #[test]
+    fn workspace_git_mounts_hooks_and_config_read_only() {
+        let ws = std::env::temp_dir().join(format!("bottle-render-ws-{}", std::process::id()));
+        std::fs::create_dir_all(ws.join(".git/hooks")).unwrap();
+        std::fs::write(ws.join(".git/config"), "[core]\n").unwrap();
+        let ws = ws.canonicalize().unwrap();
+        let w = ws.display();
+        for (mode, hooks) in [
+            (
+                "ro-hooks",
+                format!("{w}/.git/hooks:/workspace/.git/hooks:ro"),
+            ),
+            (
+                "hide-hooks",
+                "./empty-hooks:/workspace/.git/hooks:ro".to_string(),
+            ),
+        ] {
+            let text = format!("name: d\nimage: a\nworkspace: {w}\nworkspace_git: {mode}\n");
+            let l =
+                crate::manifest::parse(&text, Path::new("/tmp/m.yaml"), &BTreeMap::new()).unwrap();
+            let doc: Value = serde_yaml::from_str(&compose(&l, &opts(), false).unwrap()).unwrap();
+            let vols = serde_yaml::to_string(&doc["services"]["agent"]["volumes"]).unwrap();
+            for want in [
+                format!("{w}:/workspace"),
+                format!("{w}/.git:/workspace/.git"),
+                hooks.clone(),
+                format!("{w}/.git/config:/workspace/.git/config:ro"),
+            ] {
+                assert!(vols.contains(&want), "{mode}: {want} missing in {vols}");
+            }
+        }
+        let text = format!("name: d\nimage: a\nworkspace: {w}\n");
+        let l = crate::manifest::parse(&text, Path::new("/tmp/m.yaml"), &BTreeMap::new()).unwrap();
+        let out = compose(&l, &opts(), false).unwrap();
+        assert!(!out.contains(".git"), "rw mounts nothing extra: {out}");
+        let _ = std::fs::remove_dir_all(&ws);
     }
 }

@@ -95,10 +95,18 @@ pub fn reload_and_confirm(
         .collect())
 }
 
-/// `bottle allow HOST [--bottle SLUG]`.
-pub fn allow(entry: &str, slug: Option<&str>) -> Result<()> {
+/// `bottle allow HOST [--bottle SLUG] [--force]`.
+pub fn allow(entry: &str, slug: Option<&str>, force: bool) -> Result<()> {
     let entry = entry.trim();
     manifest::validate_allow_entry(entry).map_err(Error::Usage)?;
+    if let Some(why) = manifest::too_broad(entry) {
+        if !force {
+            return Err(Error::Usage(format!(
+                "refusing to allow {why}; pass --force if you really mean it"
+            )));
+        }
+        ui::warn(&format!("allowing {why} (--force)"));
+    }
     let compose = Compose::detect()?;
     let slug = pick_bottle(slug)?;
     let dir = state::dir(&slug);

@@ -224,3 +224,41 @@ fn cleartext_only_for_private_hosts() {
     );
     assert!(msg.contains("allow_cleartext"), "{msg}");
 }
+
+#[test]
+fn over_broad_allow_is_refused_with_its_line() {
+    for entry in [
+        "0.0.0.0/0",
+        "*.com",
+        "169.254.169.254",
+        "10.0.0.0/8",
+        "*.co.uk",
+    ] {
+        let text = format!("name: demo\nimage: x\nallow:\n  - example.com\n  - \"{entry}\"\n");
+        let e = parse_err(&text, &env(&[]));
+        assert!(e.contains("/tmp/m.yaml:5:"), "{entry}: {e}");
+        assert!(e.contains("--force-allow"), "{entry}: {e}");
+        // The operator's flag, never the manifest, overrides it.
+        assert!(parse_opts(&text, Path::new("/tmp/m.yaml"), &env(&[]), true).is_ok());
+    }
+}
+
+#[test]
+fn user_must_be_numeric_or_root() {
+    for ok in ["root", "1000", "1000:1000", "0:0"] {
+        let text = format!("name: demo\nimage: x\nuser: \"{ok}\"\n");
+        assert!(
+            parse(&text, Path::new("/tmp/m.yaml"), &env(&[])).is_ok(),
+            "{ok}"
+        );
+    }
+    for bad in ["agent", "1000:", ":1000", "1000:staff", "-1"] {
+        let e = parse_err(
+            &format!("name: demo\nimage: x\nuser: \"{bad}\"\n"),
+            &env(&[]),
+        );
+        assert!(e.contains(":3:") && e.contains("UID:GID"), "{bad}: {e}");
+    }
+    let e = parse_err("name: demo\nimage: x\nworkspace_git: ro\n", &env(&[]));
+    assert!(e.contains("ro-hooks"), "{e}");
+}
