@@ -119,8 +119,7 @@ pub(crate) fn scan_header_block(det: &Detector, fields: &[(&str, &[u8])]) -> Vec
         }
     }
     let flat = flat(fields);
-    for h in det.inner.engine.scan_opts(&flat.bytes, false, true) {
-        let f = Finding::from_hit(h, 0);
+    for f in det.detect_joined(&flat.bytes) {
         let touched = flat.fields(&f);
         add(f, touched);
     }

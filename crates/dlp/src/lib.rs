@@ -264,6 +264,18 @@ impl Detector {
             .collect()
     }
 
+    /// Like [`detect`](Self::detect), for bytes made by gluing pieces together
+    /// (a method and its path, fields of a header block): token boundaries are
+    /// relaxed at the top level, since a neighbour may touch the secret.
+    pub fn detect_joined(&self, bytes: &[u8]) -> Vec<Finding> {
+        self.inner
+            .engine
+            .scan_opts(bytes, false, true)
+            .into_iter()
+            .map(|h| Finding::from_hit(h, 0))
+            .collect()
+    }
+
     /// Scan a request target (`/path?query`); offsets refer to `path_and_query`.
     pub fn scan_url(&self, path_and_query: &str) -> Vec<Finding> {
         url::scan_url(self, path_and_query)

@@ -172,7 +172,9 @@ impl DlpScanner {
         );
         if f.is_empty() && !standard && url_clean {
             let rest = path_and_query.strip_prefix('/').unwrap_or(path_and_query);
-            f = self.detector.detect(format!("{method}{rest}").as_bytes());
+            f = self
+                .detector
+                .detect_joined(format!("{method}{rest}").as_bytes());
         }
         f
     }
