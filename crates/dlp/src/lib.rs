@@ -21,7 +21,8 @@
 //! Entry points: [`detect`] / [`Detector::detect`] (bodies, blobs),
 //! [`Detector::scan_url`] + [`redact_url`] (request targets and their audit
 //! form), [`Detector::scan_header`], [`Detector::scan_header_block`] (all
-//! fields together: secrets split over fields), [`Detector::scan_host`], and
+//! fields together: secrets split over fields), [`Detector::detect_joined`]
+//! (pieces glued together, boundaries relaxed), [`Detector::scan_host`], and
 //! [`Detector::stream`] for bodies of any size with bounded memory
 //! ([`StreamScanner::push`] stops at the first finding;
 //! [`StreamScanner::push_report`] keeps going for log-only policies;
