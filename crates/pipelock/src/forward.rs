@@ -335,7 +335,8 @@ async fn proceed(
             };
             let a = crate::idle::IdleIo::new(TokioIo::new(down), st.limits.idle());
             let b = TokioIo::new(up);
-            let (mut ar, mut aw) = tokio::io::split(a);
+            let (mut ar, aw) = tokio::io::split(a);
+            let mut aw = crate::ws_scan::FrameTracking::new(aw);
             let (br, bw) = tokio::io::split(b);
             let block = crate::dlp_scan::DlpScanner::blocks(&st);
             let mut logged: Vec<&'static str> = Vec::new();
@@ -352,9 +353,11 @@ async fn proceed(
                 r = down_dir => (0, r.unwrap_or(0), None),
             };
             if let Some(close) = reason.as_ref().and_then(|e| e.close_for_agent()) {
-                // The agent learns why (1008 naming the detector, or 1009). Best effort: the
-                // origin -> agent copy was cut where it stood.
-                let _ = aw.write_all(&close).await;
+                // The agent learns why (1008 naming the detector, or 1009), unless the
+                // origin -> agent copy was cut inside a frame: then the connection just ends.
+                if aw.at_boundary() {
+                    let _ = aw.write_all(&close).await;
+                }
                 let _ = aw.shutdown().await;
             }
             for det in &logged {

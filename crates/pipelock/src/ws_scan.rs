@@ -179,6 +179,79 @@ where
     }
 }
 
+/// The agent-side writer of a WebSocket session: tracks where the frames written through
+/// it begin and end, so a refusal's close frame goes out only between frames (the
+/// origin -> agent copy may be cut anywhere; a close inside a frame would be garbage).
+pub struct FrameTracking<W> {
+    inner: W,
+    /// Header bytes of the frame being written (while incomplete).
+    head: Vec<u8>,
+    /// Payload bytes of the current frame still to come.
+    remaining: u64,
+}
+
+impl<W> FrameTracking<W> {
+    pub fn new(inner: W) -> Self {
+        FrameTracking {
+            inner,
+            head: Vec::new(),
+            remaining: 0,
+        }
+    }
+
+    /// Whether everything written so far ends on a frame boundary.
+    pub fn at_boundary(&self) -> bool {
+        self.head.is_empty() && self.remaining == 0
+    }
+
+    fn feed(&mut self, mut b: &[u8]) {
+        while !b.is_empty() {
+            if self.remaining > 0 {
+                let k = (self.remaining.min(b.len() as u64)) as usize;
+                self.remaining -= k as u64;
+                b = &b[k..];
+                continue;
+            }
+            self.head.push(b[0]);
+            b = &b[1..];
+            // header() answers once exactly its bytes are present.
+            if let Some((_, len, _)) = header(&self.head) {
+                self.head.clear();
+                self.remaining = len;
+            }
+        }
+    }
+}
+
+impl<W: AsyncWrite + Unpin> AsyncWrite for FrameTracking<W> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let r = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = &r {
+            let n = *n;
+            self.feed(&buf[..n]);
+        }
+        r
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,6 +301,33 @@ mod tests {
             0x88,
             "then a close frame, not the second half"
         );
+    }
+
+    #[tokio::test]
+    async fn frame_tracking_knows_the_boundaries_of_what_was_written() {
+        let frames = [
+            raw(0x1, true, b"hi", [1, 1, 1, 1]),
+            raw(0x2, true, &[7u8; 300], [2, 2, 2, 2]),
+            raw(0x9, true, b"", [3, 3, 3, 3]),
+        ]
+        .concat();
+        // Every prefix: on a boundary exactly at the frames' ends.
+        let ends = [8usize, 8 + 4 + 4 + 300, frames.len()];
+        for cut in 0..=frames.len() {
+            let mut w = FrameTracking::new(Vec::new());
+            w.write_all(&frames[..cut]).await.unwrap();
+            assert_eq!(
+                w.at_boundary(),
+                cut == 0 || ends.contains(&cut),
+                "cut {cut}"
+            );
+        }
+        // Byte by byte too.
+        let mut w = FrameTracking::new(Vec::new());
+        for b in &frames {
+            w.write_all(std::slice::from_ref(b)).await.unwrap();
+        }
+        assert!(w.at_boundary());
     }
 
     fn raw(op: u8, fin: bool, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
