@@ -215,6 +215,7 @@ async fn sigterm_lets_an_in_flight_request_finish_within_the_drain_time() {
         let exit = wait_timeout(&mut child, Duration::from_secs(20));
         assert!(exit.is_some_and(|s| s.success()), "{exit:?}");
         assert!(TcpStream::connect(addr).await.is_err());
+        assert_no_secret_in_files(fx.tmp.path(), &fx.secrets.all());
     })
     .await
 }
@@ -233,6 +234,7 @@ async fn the_drain_time_bounds_a_request_that_never_finishes() {
         let exit = wait_timeout(&mut child, Duration::from_secs(20));
         assert!(exit.is_some_and(|s| s.success()), "{exit:?}");
         assert_eq!(read_to_close(&mut s).await, "");
+        assert_no_secret_in_files(fx.tmp.path(), &fx.secrets.all());
     })
     .await
 }
@@ -244,7 +246,8 @@ async fn sigterm_right_after_start_exits_cleanly() {
     bounded(async {
         let tmp = tempfile::tempdir().unwrap();
         write_config(&tmp.path().join("live-config"), &routes_yaml(), ALLOWLIST);
-        let env = Secrets::new().env();
+        let secrets = Secrets::new();
+        let env = secrets.env();
         for _ in 0..10 {
             let mut eg = start_egress(tmp.path(), &env, None, &[])
                 .unwrap_or_else(|(e, st)| panic!("egress did not start ({st:?}): {e}"));
@@ -253,6 +256,7 @@ async fn sigterm_right_after_start_exits_cleanly() {
             let exit = wait_timeout(&mut child, Duration::from_secs(20));
             assert!(exit.is_some_and(|s| s.success()), "{exit:?}");
         }
+        assert_no_secret_in_files(tmp.path(), &secrets.all());
     })
     .await
 }
