@@ -542,12 +542,12 @@ pub fn parse_opts(
         validate::user_spec(u).map_err(|msg| err(key_line(text, "user"), msg))?;
     }
     for r in &m.routes {
-        bottle_core::HostPattern::parse(&r.host).map_err(|msg| {
-            err(
-                value_line(text, "host", &r.host),
-                format!("route host `{}`: {msg}", r.host),
-            )
-        })?;
+        let line = value_line(text, "host", &r.host);
+        bottle_core::HostPattern::parse(&r.host)
+            .map_err(|msg| err(line, format!("route host `{}`: {msg}", r.host)))?;
+        if let (false, Some(why)) = (force_allow, broad::route_host_too_broad(&r.host)) {
+            return Err(err(line, format!("route host: {why} (or --force-allow)")));
+        }
     }
 
     // pinned names: parsed by bottle-core, as the sidecars will parse them

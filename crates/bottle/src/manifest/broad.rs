@@ -181,6 +181,25 @@ pub fn too_broad(entry: &str) -> Option<String> {
     }
 }
 
+/// [`too_broad`] for a route's host, which egress and pipelock also allow: a private address
+/// or `localhost` is a legitimate route target (`allow_cleartext` requires one), a public
+/// suffix wildcard or a metadata endpoint is not.
+pub fn route_host_too_broad(host: &str) -> Option<String> {
+    let p = HostPattern::parse(host).ok()?;
+    let private_target = match p.exact_host() {
+        Some(Host::Ip(ip)) => {
+            bottle_core::ssrf::private_reason(canonical_ip(*ip)).is_some_and(|r| r != "metadata")
+        }
+        Some(Host::Name(n)) => n.trim_end_matches('.') == "localhost",
+        None => false,
+    };
+    if private_target {
+        None
+    } else {
+        too_broad(host)
+    }
+}
+
 fn reach(why: &str) -> &'static str {
     match why {
         "metadata" => "the cloud instance-metadata service (credentials of the host)",
@@ -383,6 +402,28 @@ mod tests {
             "registry.npmjs.org",
         ] {
             assert_eq!(too_broad(e), None, "{e} must be accepted");
+        }
+    }
+
+    #[test]
+    fn route_hosts() {
+        for bad in [
+            "*.com",
+            "*.co.uk",
+            "169.254.169.254",
+            "metadata.google.internal",
+            "*.github.io",
+        ] {
+            assert!(route_host_too_broad(bad).is_some(), "{bad}");
+        }
+        for ok in [
+            "10.20.0.7",
+            "127.0.0.1:8080",
+            "localhost:3000",
+            "api.github.com",
+            "*.example.com",
+        ] {
+            assert_eq!(route_host_too_broad(ok), None, "{ok}");
         }
     }
 

@@ -173,12 +173,7 @@ fn cleartext(host: &str, resolve: &str) -> String {
 #[test]
 fn cleartext_only_for_private_hosts() {
     let e = env(&[("T", "s")]);
-    for host in [
-        "api.example.com",
-        "8.8.8.8:80",
-        "*.corp.test",
-        "169.254.169.254",
-    ] {
+    for host in ["api.example.com", "8.8.8.8:80", "*.corp.test"] {
         let msg = parse_err(&cleartext(host, ""), &e);
         assert!(msg.starts_with("/tmp/m.yaml:4: "), "{msg}");
         assert!(msg.contains(&format!("route `{host}`")), "{msg}");
@@ -187,6 +182,12 @@ fn cleartext_only_for_private_hosts() {
             "{msg}"
         );
     }
+    // A metadata address is refused as a route host before allow_cleartext is looked at.
+    let msg = parse_err(&cleartext("169.254.169.254", ""), &e);
+    assert!(
+        msg.starts_with("/tmp/m.yaml:4: ") && msg.contains("metadata"),
+        "{msg}"
+    );
     // Pinned to a public address: still refused.
     let msg = parse_err(
         &cleartext("svc.corp.test:8080", "resolve:\n  svc.corp.test: 8.8.4.4\n"),
