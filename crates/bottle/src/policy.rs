@@ -194,7 +194,15 @@ impl Policy {
             user: m.user.clone(),
             env: l.env_sources.clone(),
             resolve: m.resolve.clone(),
-            upstream_ca: m.upstream_ca.as_ref().map(|p| p.display().to_string()),
+            // The file may sit in the agent-writable workspace: its content counts, not its name.
+            upstream_ca: m.upstream_ca.as_ref().map(|p| {
+                let digest = std::fs::read(p).map(|b| hex::encode(Sha256::digest(b)));
+                format!(
+                    "{} (sha256 {})",
+                    p.display(),
+                    digest.unwrap_or_else(|_| "unreadable".into())
+                )
+            }),
             upstream_networks: m.upstream_networks.iter().cloned().collect(),
             memory: m.limits.memory.clone(),
             cpus: m.limits.cpus,

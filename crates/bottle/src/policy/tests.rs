@@ -272,6 +272,20 @@ fn resolve_ca_networks() {
 }
 
 #[test]
+fn upstream_ca_content_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, "operator's CA").unwrap();
+    let text = format!("name: d\nimage: x\nupstream_ca: {}\n", ca.display());
+    let old = of(&text);
+    std::fs::write(&ca, "agent's CA").unwrap();
+    let new = of(&text);
+    assert!(widenings(&old, &new)
+        .iter()
+        .any(|w| w.what == "upstream_ca"));
+}
+
+#[test]
 fn limits() {
     widens("limits.memory", |p| p.memory = "64g".into());
     widens("limits.cpus", |p| p.cpus = 64.0);
