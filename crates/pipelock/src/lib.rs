@@ -167,11 +167,9 @@ pub async fn spawn(args: Args) -> Result<Running, PipelockError> {
     }
     tracing::info!(%addr, "pipelock listening");
     let st = state.clone();
-    let drain = Duration::from_secs(args.limits.drain_secs);
+    // serve() drains the shared tracker (connections and tunnels) within --drain-secs.
     let handle = tokio::spawn(async move {
-        server::accept_loop(listener, st.clone()).await;
-        tracing::info!("draining ({} connections)", st.tasks.count());
-        let _ = tokio::time::timeout(drain, st.tasks.wait_zero()).await;
+        server::accept_loop(listener, st).await;
     });
     Ok(Running {
         addr,

@@ -46,11 +46,6 @@ impl TaskCount {
     pub fn count(&self) -> usize {
         self.0.len()
     }
-    /// Closes the tracker (shutdown has begun) and waits until nothing is left.
-    pub async fn wait_zero(&self) {
-        self.0.close();
-        self.0.wait().await;
-    }
     pub fn tracker(&self) -> TaskTracker {
         self.0.clone()
     }
