@@ -20,6 +20,7 @@ pub mod idle;
 pub mod live;
 pub mod metrics;
 pub mod path;
+pub mod peer;
 pub mod refusal;
 pub mod reload;
 pub mod resolve;
