@@ -32,6 +32,7 @@ use crate::policy::short;
 pub use crate::policy::{decide, Decision, Matched, Target};
 use crate::upstream::{connect_tcp, find_connect_error, resolve, Connector, Timeouts};
 use bottle_core::hop;
+use bottle_core::peer::PeerKey;
 
 /// Name used in refusals, audit lines and `X-Bottle-Blocked`.
 pub const COMPONENT: &str = "egress";
@@ -48,6 +49,8 @@ pub struct Shared {
     pub client_h1: Client<Connector, BoxBody>,
     pub timeouts: Timeouts,
     pub tracker: TaskTracker,
+    /// `--client-key-env`: when set, every request must carry it (only our pipelock has it).
+    pub client_key: Option<PeerKey>,
 }
 
 fn scheme_name(s: AuthScheme) -> &'static str {
@@ -112,10 +115,50 @@ pub async fn handle(
     shared: Arc<Shared>,
     req: Request<Incoming>,
 ) -> Result<Response<BoxBody>, std::convert::Infallible> {
+    // Before anything else: a request without our pipelock's key (the host, a container on an
+    // upstream network) gets no route decision, no credential and no upstream connection.
+    if let Some(key) = &shared.client_key {
+        if !key.verify(req.headers()) {
+            return Ok(refuse_unkeyed(&shared, &req));
+        }
+    }
     if req.method() == Method::CONNECT {
         return Ok(connect(shared, req).await);
     }
     Ok(forward(shared, req).await)
+}
+
+/// 407 for a request without the key; audited without the presented value.
+fn refuse_unkeyed(shared: &Shared, req: &Request<Incoming>) -> Response<BoxBody> {
+    let uri = req.uri();
+    let ctx = Ctx {
+        start: Instant::now(),
+        method: short(req.method().as_str()),
+        scheme: if req.method() == Method::CONNECT {
+            "connect"
+        } else {
+            ""
+        },
+        host: short(uri.authority().map(|a| a.as_str()).unwrap_or_default()),
+        port: None,
+        path: audit_path(uri.path(), uri.query()),
+        route: "none".into(),
+        auth: None,
+    };
+    let mut resp = shared.refuse(
+        &ctx,
+        Refusal::new(
+            StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+            "only this bottle's pipelock may use egress (missing or wrong proxy key)",
+        )
+        .with_hint("send requests through pipelock: HTTPS_PROXY=http://pipelock:8888"),
+        "unauthenticated",
+    );
+    resp.headers_mut().insert(
+        http::header::PROXY_AUTHENTICATE,
+        http::HeaderValue::from_static("Bottle realm=\"egress\""),
+    );
+    resp
 }
 
 async fn connect(shared: Arc<Shared>, req: Request<Incoming>) -> Response<BoxBody> {
@@ -341,8 +384,12 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
         let name = scheme_name(auth.scheme);
         ctx.auth = Some(name);
         shared.metrics.injection(&ctx.route, name);
-        // a partial response could carry a fragment of the secret that no
-        // longer matches any form: always ask for whole representations
+    }
+    if pats.is_some() {
+        // a partial response could carry a fragment of a secret that no longer
+        // matches any form: always ask for whole representations. On every route,
+        // not only injecting ones: a secret stored upstream through one route
+        // could otherwise be read back in slices through another (red_team.rs)
         parts.headers.remove(RANGE);
         parts.headers.remove(IF_RANGE);
     }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use bottle_core::audit::AuditLog;
 use bottle_core::cli::CommonArgs;
+use bottle_core::peer::{self, PeerKey};
 use bottle_core::reload::{self, Reloadable};
 use bottle_core::serve::{serve, ServeLimits, ServeOptions};
 use bottle_core::status::StatusFile;
@@ -23,6 +24,9 @@ use crate::config::{EgressConfig, EnvSource};
 use crate::metrics::EgressMetrics;
 use crate::proxy::{handle, Shared, COMPONENT};
 use crate::upstream::{Connector, Timeouts};
+
+/// How long `--listen-via` waits for its peer's name (compose starts pipelock right before).
+const LISTEN_VIA_WAIT: Duration = Duration::from_secs(120);
 
 /// Flags of egress (the shared ones plus timeouts).
 #[derive(clap::Args, Debug, Clone)]
@@ -45,6 +49,16 @@ pub struct EgressArgs {
     /// head caps, drain time on SIGTERM).
     #[command(flatten)]
     pub limits: ServeLimits,
+    /// Require `Proxy-Authorization: Bottle <key>` on every request and CONNECT, the key being
+    /// the value of this environment variable (given by name; at least 32 characters).
+    /// Anything without it gets 407 and nothing is injected or forwarded.
+    #[arg(long, value_name = "NAME")]
+    pub client_key_env: Option<String>,
+    /// Bind `--listen`'s port on the local address that reaches HOST:PORT (e.g. pipelock:8888:
+    /// egress then listens on the network it shares with pipelock only). Retried until the
+    /// name resolves (up to 120 s).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen_via: Option<String>,
 }
 
 impl EgressArgs {
@@ -67,6 +81,8 @@ impl EgressArgs {
             response_timeout: 120.0,
             idle_timeout: 90.0,
             limits: ServeLimits::default(),
+            client_key_env: None,
+            listen_via: None,
         }
     }
 
@@ -95,6 +111,8 @@ pub enum StartError {
         path: String,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Usage(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -203,6 +221,13 @@ pub async fn start(args: EgressArgs, env: EnvSource, sighup: bool) -> Result<Run
         },
     )
     .map_err(|e| StartError::Tls(e.to_string()))?;
+    let client_key = match &args.client_key_env {
+        Some(name) => Some(
+            PeerKey::from_env(name)
+                .map_err(|e| StartError::Usage(format!("--client-key-env: {e}")))?,
+        ),
+        None => None,
+    };
     let tracker = TaskTracker::new();
     let shared = Arc::new(Shared {
         cfg: Arc::clone(&cfg),
@@ -213,15 +238,19 @@ pub async fn start(args: EgressArgs, env: EnvSource, sighup: bool) -> Result<Run
         client_h1: clients.h1,
         timeouts,
         tracker: tracker.clone(),
+        client_key,
     });
-    let listener = TcpListener::bind(common.listen)
+    let listen = peer::listen_addr(common.listen, args.listen_via.as_deref(), LISTEN_VIA_WAIT)
+        .await
+        .map_err(StartError::Usage)?;
+    let listener = TcpListener::bind(listen)
         .await
         .map_err(|source| StartError::Listen {
-            addr: common.listen,
+            addr: listen,
             source,
         })?;
     let addr = listener.local_addr().map_err(|source| StartError::Listen {
-        addr: common.listen,
+        addr: listen,
         source,
     })?;
     let mut admin_addr = None;
