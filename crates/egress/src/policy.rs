@@ -29,6 +29,20 @@ pub const OVERRIDE_HEADERS: &[&str] = &[
 /// Query (and form) parameter with the same meaning.
 pub const OVERRIDE_PARAM: &str = "_method";
 
+/// Headers some servers route by instead of the request line (IIS URL Rewrite and
+/// Symfony read `X-Original-URL` / `X-Rewrite-URL`; Spring, Envoy and forward-auth
+/// gateways the others): on a route with path rules the path judged would not be the
+/// path served.
+pub const PATH_OVERRIDE_HEADERS: &[&str] = &[
+    "x-original-url",
+    "x-rewrite-url",
+    "x-original-uri",
+    "x-forwarded-prefix",
+    "x-forwarded-path",
+    "x-forwarded-uri",
+    "x-envoy-original-path",
+];
+
 /// What a request was matched to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Matched {
@@ -216,6 +230,10 @@ pub fn decide(cfg: &EgressConfig, t: &Target<'_>) -> Result<Decision, Refusal> {
     let (host, port) = (t.host, t.port);
     let norm = normalise(t.path);
     let ov = method_override(t.headers, t.query);
+    let path_ov = PATH_OVERRIDE_HEADERS
+        .iter()
+        .find(|h| t.headers.contains_key(**h));
+    let mut path_ov_refusal: Option<String> = None;
     let mut host_hit = false;
     let mut path_hit = false;
     let mut method_hit = false;
@@ -240,6 +258,12 @@ pub fn decide(cfg: &EgressConfig, t: &Target<'_>) -> Result<Decision, Refusal> {
             continue;
         }
         path_hit = true;
+        if let (Some(_), Some(h)) = (&r.paths, path_ov) {
+            path_ov_refusal = Some(format!(
+                "path override header not allowed: {h} on a route with path rules on {host}:{port}"
+            ));
+            continue;
+        }
         if !r.accepts(t.method, path) {
             continue;
         }
@@ -312,6 +336,11 @@ pub fn decide(cfg: &EgressConfig, t: &Target<'_>) -> Result<Decision, Refusal> {
             "path not allowed: {} on {host}:{port}",
             short(t.path)
         )));
+    }
+    if let Some(reason) = path_ov_refusal {
+        return Err(
+            Refusal::forbidden(reason).with_hint("send the path itself in the request line")
+        );
     }
     if let (true, Some(reason)) = (method_hit, ov_refusal) {
         return Err(Refusal::forbidden(reason));

@@ -408,6 +408,21 @@ impl Patterns {
         best
     }
 
+    /// Could `head` (the start of a body) still grow into a leading fragment: is it a
+    /// proper prefix of a proper suffix, at least [`MIN_FRAGMENT`] long, of some form?
+    fn could_lead(&self, head: &[u8]) -> bool {
+        let Some(&first) = head.first() else {
+            return false;
+        };
+        if !self.inner[usize::from(first)] {
+            return false;
+        }
+        self.pats.iter().any(|p| {
+            let last_start = p.len().saturating_sub(MIN_FRAGMENT);
+            (1..=last_start).any(|j| p.len() - j > head.len() && p[j..].starts_with(head))
+        })
+    }
+
     /// Length of the longest `k >= MIN_FRAGMENT` such that the last `k` bytes of
     /// `buf` are a proper prefix of some form (a fragment cut at the end).
     pub fn trailing_fragment(&self, buf: &[u8]) -> Option<usize> {
@@ -510,15 +525,32 @@ impl StreamScrubber {
     /// Feed one chunk; returns what may be released now (possibly empty).
     pub fn push(&mut self, chunk: Bytes) -> Bytes {
         if !self.started && !chunk.is_empty() {
-            self.started = true;
-            if let Some(k) = self.pats.leading_fragment(&chunk) {
+            // The leading-fragment check needs the whole fragment: while the start of
+            // the body could still grow into one, hold it (an origin that sends the
+            // first bytes of a fragment on their own must not get the rest past).
+            let head = if self.held.is_empty() {
+                chunk
+            } else {
+                let mut h = BytesMut::from(&self.held[..]);
+                h.extend_from_slice(&chunk);
+                self.held.clear();
+                h.freeze()
+            };
+            if let Some(k) = self.pats.leading_fragment(&head) {
+                self.started = true;
                 self.count += 1;
-                let rest = self.push(chunk.slice(k..));
+                let rest = self.push(head.slice(k..));
                 let mut out = BytesMut::with_capacity(REDACTED.len() + rest.len());
                 out.extend_from_slice(REDACTED);
                 out.extend_from_slice(&rest);
                 return out.freeze();
             }
+            if self.pats.could_lead(&head) {
+                self.held.extend_from_slice(&head);
+                return Bytes::new();
+            }
+            self.started = true;
+            return self.push(head);
         }
         if self.held.is_empty() {
             let (out, hold) = self.process(&chunk);

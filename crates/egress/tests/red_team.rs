@@ -1,0 +1,250 @@
+//! Red team against the issue-11 hardening: routes the agent could still take to get
+//! an injected credential back, or past a route's rules. Each test failed (leaked) on
+//! the code before its fix. Real egress binary, real TCP; the origins are written here
+//! (raw TCP, plain HTTP on 127.0.0.1) so they can keep state and misbehave on purpose,
+//! or the shared echo origin whose request log proves what arrived.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use http::{Method, StatusCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// The standard routes, bearer.test allowed over cleartext (the raw origins here speak
+/// plain HTTP), plus a route with path rules that injects.
+async fn fixture() -> Fixture {
+    let routes = routes_yaml().replace(
+        "token_env: TOK_BEARER}",
+        "token_env: TOK_BEARER}\n    allow_cleartext: true",
+    ) + r#"  - host: "dodge.test:*"
+    paths: ["/repos/acme/**"]
+    auth: {scheme: bearer, token_env: TOK_BEARER}
+"#;
+    Fixture::with(&routes, ALLOWLIST, &[]).await
+}
+
+/// What a raw origin saw: every request head, lowercased.
+type Heads = Arc<Mutex<Vec<String>>>;
+
+/// A raw-TCP origin: reads one request head per connection, records it, writes what
+/// `respond(head, token)` returns (as a list of writes, flushed one by one), closes.
+async fn raw_origin(
+    respond: impl Fn(&str, Option<String>) -> Vec<Vec<u8>> + Send + Sync + 'static,
+) -> (SocketAddr, Heads) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let heads: Heads = Arc::default();
+    let log = Arc::clone(&heads);
+    let respond = Arc::new(respond);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
+            let respond = Arc::clone(&respond);
+            let log = Arc::clone(&log);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut tmp = [0u8; 4096];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut tmp).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&tmp[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+                let raw = String::from_utf8_lossy(&buf).to_string();
+                let token = raw.lines().find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .starts_with("authorization: bearer ")
+                        .then(|| l["authorization: bearer ".len()..].to_string())
+                });
+                log.lock().unwrap().push(head.clone());
+                for w in respond(&head, token) {
+                    if s.write_all(&w).await.is_err() {
+                        return;
+                    }
+                    let _ = s.flush().await;
+                    // let the previous write reach egress as its own read
+                    tokio::time::sleep(Duration::from_millis(150)).await;
+                }
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    (addr, heads)
+}
+
+fn response(status: &str, extra: &str, body: &[u8]) -> Vec<u8> {
+    let mut v = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    v.extend_from_slice(body);
+    v
+}
+
+fn chunk(data: &[u8]) -> Vec<u8> {
+    let mut out = format!("{:x}\r\n", data.len()).into_bytes();
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// `Range: bytes=a-b` of a lowercased head.
+fn range_of(head: &str) -> Option<(usize, usize)> {
+    let v = head
+        .lines()
+        .find_map(|l| l.strip_prefix("range: bytes="))?
+        .trim();
+    let (a, b) = v.split_once('-')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+/// A secret stored upstream through an injecting route (a request bin that keeps the
+/// Authorization header) and read back through an allowlisted host in `Range` slices
+/// shorter than any form: no slice matched, the agent glued the token back together.
+/// Before: egress removed `Range` only on injecting routes. Now: on every route as soon
+/// as any route injects; the origin never sees a `Range`, the whole body is scrubbed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_secret_cannot_be_read_back_in_range_slices() {
+    bounded(async {
+        let fx = fixture().await;
+        let stored: Arc<Mutex<String>> = Arc::default();
+        let st = Arc::clone(&stored);
+        let (origin, heads) = raw_origin(move |head, token| {
+            if let Some(t) = token {
+                *st.lock().unwrap() = t;
+                return vec![response("200 OK", "", b"stored")];
+            }
+            let body = st.lock().unwrap().clone().into_bytes();
+            match range_of(head) {
+                Some((a, b)) if a < body.len() => {
+                    let b = b.min(body.len() - 1);
+                    let cr = format!("Content-Range: bytes {a}-{b}/{}\r\n", body.len());
+                    vec![response("206 Partial Content", &cr, &body[a..=b])]
+                }
+                _ => vec![response("200 OK", "", &body)],
+            }
+        })
+        .await;
+        let port = origin.port();
+        let (s, _, b) = get(
+            fx.eg.addr,
+            Method::GET,
+            &format!("http://bearer.test:{port}/store"),
+            &[],
+        )
+        .await;
+        assert_eq!((s, &b[..]), (StatusCode::OK, &b"stored"[..]));
+        let secret = fx.secrets.bearer.clone();
+        assert_eq!(*stored.lock().unwrap(), secret, "the bin kept the token");
+        let mut glued = Vec::new();
+        for a in (0..secret.len()).step_by(6) {
+            let range = format!("bytes={a}-{}", a + 5);
+            let (_, _, b) = get(
+                fx.eg.addr,
+                Method::GET,
+                &format!("http://open.test:{port}/bin"),
+                &[("range", &range)],
+            )
+            .await;
+            glued.extend_from_slice(&b);
+        }
+        assert_clean("slices glued together", &glued, &fx.secrets.all());
+        let heads = heads.lock().unwrap().clone();
+        assert_eq!(heads.len(), 1 + secret.len().div_ceil(6));
+        assert!(
+            heads.iter().all(|h| !h.contains("\r\nrange:")),
+            "a Range header reached the origin: {heads:?}"
+        );
+        fx.finish();
+    })
+    .await
+}
+
+/// IIS URL Rewrite, Symfony (trusted proxies) and some gateways route by
+/// `X-Original-URL` / `X-Rewrite-URL` instead of the request line: a request for an
+/// allowed path carrying one reached the origin with the credential and the header.
+/// Now refused on a route with path rules; the origin sees nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn path_override_headers_cannot_dodge_path_rules() {
+    bounded(async {
+        let fx = fixture().await;
+        let url = fx.url("dodge.test", "/repos/acme/x");
+        for name in [
+            "X-Original-URL",
+            "x-rewrite-url",
+            "X-Original-URI",
+            "X-Forwarded-Prefix",
+            "X-Forwarded-Path",
+            "X-Forwarded-Uri",
+            "X-Envoy-Original-Path",
+        ] {
+            let (s, h, b) = get(
+                fx.eg.addr,
+                Method::GET,
+                &url,
+                &[(name, "/repos/other/admin")],
+            )
+            .await;
+            let body = String::from_utf8_lossy(&b);
+            assert_eq!(s, StatusCode::FORBIDDEN, "{name}: {body}");
+            assert_eq!(h["x-bottle-blocked"], "egress");
+            assert!(body.contains("path override header"), "{name}: {body}");
+            assert!(body.contains(&name.to_ascii_lowercase()), "{name}: {body}");
+        }
+        let reqs = fx.origin.requests();
+        assert!(reqs.is_empty(), "the origin was reached: {reqs:?}");
+        // the plain request still works, and a route without path rules is untouched
+        let (s, _, _) = fx.get("dodge.test", "/repos/acme/x", &[]).await;
+        assert_eq!(s, StatusCode::OK);
+        let (s, _, _) = fx.get("open.test", "/x", &[("x-original-url", "/y")]).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(fx.origin.requests().len(), 2);
+        fx.finish();
+    })
+    .await
+}
+
+/// The "body starts with the end of a form" check (what a truncating origin returns)
+/// looked only at the first chunk: an origin that sent the first two bytes of the
+/// fragment on their own got the rest past it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leading_fragment_split_after_two_bytes_is_still_redacted() {
+    bounded(async {
+        let fx = fixture().await;
+        let (origin, _) = raw_origin(|_, token| {
+            let t = token.unwrap_or_default().into_bytes();
+            let frag = &t[6..];
+            let head =
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+            let mut first = head.to_vec();
+            first.extend_from_slice(&chunk(&frag[..2]));
+            let mut rest = chunk(&frag[2..]);
+            rest.extend_from_slice(b"0\r\n\r\n");
+            vec![first, rest]
+        })
+        .await;
+        let url = format!("http://bearer.test:{}/frag", origin.port());
+        let (s, _, b) = get(fx.eg.addr, Method::GET, &url, &[]).await;
+        assert_eq!(s, StatusCode::OK);
+        let secret = fx.secrets.bearer.clone();
+        let frag = &secret.as_bytes()[8..];
+        assert!(
+            !b.windows(frag.len()).any(|w| w == frag),
+            "the fragment reached the agent: {}",
+            String::from_utf8_lossy(&b)
+        );
+        assert_eq!(b, REDACTED.as_bytes());
+        fx.finish();
+    })
+    .await
+}
