@@ -48,6 +48,16 @@ fn free_port() -> u16 {
 }
 
 async fn start_pipelock(dir: &Path, cfg_dir: &Path, egress: std::net::SocketAddr) -> Pipelock {
+    start_pipelock_with(dir, cfg_dir, egress, &[], &[]).await
+}
+
+async fn start_pipelock_with(
+    dir: &Path,
+    cfg_dir: &Path,
+    egress: std::net::SocketAddr,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Pipelock {
     let bin = pipelock_bin();
     let ca_dir = dir.join("pipelock-ca");
     let st = Command::new(&bin)
@@ -77,8 +87,10 @@ async fn start_pipelock(dir: &Path, cfg_dir: &Path, egress: std::net::SocketAddr
             .arg("--status-file")
             .arg(dir.join("pipelock-status.json"))
             .args(resolve_args())
+            .args(extra)
             .env_clear()
             .env("RUST_LOG", "debug")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -436,6 +448,85 @@ async fn chain_refuses_cleartext_credentials_and_rule_dodges() {
         }
         let reqs = ch.fx.origin.requests();
         assert!(reqs.is_empty(), "the origin was reached: {reqs:?}");
+        ch.finish();
+    })
+    .await
+}
+
+/// The pipelock -> egress key: egress (`--client-key-env`) serves only requests carrying it,
+/// pipelock (`--upstream-proxy-key-env`) adds it to every request and CONNECT after dropping
+/// whatever the agent sent; the origin never sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chain_with_the_pipelock_key() {
+    bounded(async {
+        let tmp = tempfile::tempdir().unwrap();
+        let origin = origin().await;
+        let secrets = Secrets::new();
+        let key = format!("{}-peer-key-0123456789abcdefghij", secrets.prefix);
+        write_config(&tmp.path().join("live-config"), &routes_yaml(), ALLOWLIST);
+        let mut env = secrets.env();
+        env.push(("EGRESS_KEY".into(), key.clone()));
+        let eg = start_egress(
+            tmp.path(),
+            &env,
+            Some(&origin.ca_path),
+            &["--client-key-env", "EGRESS_KEY"],
+        )
+        .unwrap_or_else(|(e, st)| panic!("egress did not start ({st:?}): {e}"));
+        let fx = Fixture {
+            tmp,
+            origin,
+            eg,
+            secrets,
+        };
+        // without the key pipelock's requests are refused by egress
+        let bare = start_pipelock(fx.tmp.path(), &fx.eg.cfg_dir, fx.eg.addr).await;
+        let r = curl(bare.addr, &bare.ca, &fx.url("bearer.test", "/echo"), &[]).await;
+        assert_eq!(r.code, 407, "{}", r.headers);
+        assert!(fx.origin.requests().is_empty());
+        drop(bare);
+
+        let keyed_dir = fx.tmp.path().join("keyed");
+        std::fs::create_dir_all(&keyed_dir).unwrap();
+        let pl = start_pipelock_with(
+            &keyed_dir,
+            &fx.eg.cfg_dir,
+            fx.eg.addr,
+            &["--upstream-proxy-key-env", "PL_KEY"],
+            &[("PL_KEY", key.as_str())],
+        )
+        .await;
+        let forged = format!("Proxy-Authorization: Bottle {key}-forged");
+        let agent = ["-H", forged.as_str(), "--proxy-user", "agent:pw"];
+        let r = curl(pl.addr, &pl.ca, &fx.url("bearer.test", "/echo"), &agent).await;
+        assert_eq!(r.code, 200, "{}", r.headers);
+        // passthrough goes as CONNECT to egress, with the key (the agent's Proxy-Authorization
+        // to pipelock is not passed on)
+        let agent = ["--proxy-user", "agent:pw"];
+        let r = curl(
+            pl.addr,
+            &fx.origin.ca_path,
+            &fx.url("pass.test", "/echo"),
+            &agent,
+        )
+        .await;
+        assert_eq!(r.code, 200, "{}", r.headers);
+        let reqs = fx.origin.requests();
+        let b = reqs
+            .iter()
+            .find(|r| r.sni.as_deref() == Some("bearer.test"))
+            .expect("bearer.test not reached");
+        assert_eq!(
+            b.header_all("authorization"),
+            vec![format!("Bearer {}", fx.secrets.bearer)]
+        );
+        for r in &reqs {
+            assert!(r.header("proxy-authorization").is_none(), "{r:?}");
+        }
+        let mut all = fx.secrets.all();
+        all.push(key.clone());
+        assert_no_secret_in_files(fx.tmp.path(), &all);
+        let ch = Chain { fx, pl };
         ch.finish();
     })
     .await

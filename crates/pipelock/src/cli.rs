@@ -28,6 +28,11 @@ pub struct Args {
     /// origins itself.
     #[arg(long, value_name = "URL")]
     pub upstream_proxy: Option<String>,
+    /// Send `Proxy-Authorization: Bottle <key>` on every request and CONNECT to the upstream
+    /// proxy, the key being the value of this environment variable (given by name). egress
+    /// started with the same key (`--client-key-env`) refuses anything without it.
+    #[arg(long, value_name = "NAME", requires = "upstream_proxy")]
+    pub upstream_proxy_key_env: Option<String>,
     /// File of known secret values (one per line) that must never leave, in any encoding.
     #[arg(long, value_name = "FILE", hide = true)]
     pub dlp_known_secrets: Option<PathBuf>,

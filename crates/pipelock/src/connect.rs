@@ -187,7 +187,7 @@ async fn open_passthrough(state: &State, host: &Host, port: u16) -> Result<Box<d
                 let _ = conn.with_upgrades().await;
             });
             let target = host.to_authority(port);
-            let req = Request::builder()
+            let mut req = Request::builder()
                 .method(Method::CONNECT)
                 .uri(target.as_str())
                 .header(http::header::HOST, target.as_str())
@@ -199,6 +199,7 @@ async fn open_passthrough(state: &State, host: &Host, port: u16) -> Result<Box<d
                         e.to_string(),
                     ))
                 })?;
+            dialer.mode.authorize(req.headers_mut());
             let mut resp = send.send_request(req).await.map_err(|e| {
                 PassFail::Denied(Denied::status(
                     "upstream_unreachable",

@@ -240,6 +240,8 @@ async fn proceed(
     let (parts, body) = req.into_parts();
     let mut headers = parts.headers;
     hop::strip(&mut headers, upgrade);
+    // the agent's Proxy-Authorization went with the hop headers; egress gets ours
+    state.upstream.dialer.mode.authorize(&mut headers);
     if upgrade {
         // No permessage-deflate: WebSocket payloads are scanned as sent.
         headers.remove("sec-websocket-extensions");

@@ -72,7 +72,9 @@ impl Running {
 /// Loads everything, binds `--listen` and starts serving in the background.
 pub async fn spawn(args: Args) -> Result<Running, PipelockError> {
     let common = &args.common;
-    let mode = Mode::parse(args.upstream_proxy.as_deref()).map_err(PipelockError::Usage)?;
+    let mode = Mode::parse(args.upstream_proxy.as_deref())
+        .and_then(|m| m.with_key_env(args.upstream_proxy_key_env.as_deref()))
+        .map_err(PipelockError::Usage)?;
     let ca = Ca::load(&args.ca_cert, &args.ca_key)?;
     let cache = Arc::new(CertCache::new(Arc::new(ca), args.limits.cert_cache_size));
     let interceptor = Interceptor::new(cache, Duration::from_secs(10))?;

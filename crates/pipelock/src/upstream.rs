@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bottle_core::peer::PeerKey;
 use bottle_core::reload::Reloadable;
 use bottle_core::upstream::{self as dial, client_pair, DialError, PoolSettings};
 use bottle_core::{BoxBody, Host, LiveConfig, Refusal, Resolver};
@@ -24,6 +25,8 @@ pub enum Mode {
         host: Host,
         port: u16,
         authority: String,
+        /// `--upstream-proxy-key-env`: sent as `Proxy-Authorization` on everything to egress.
+        key: Option<PeerKey>,
     },
     /// Standalone: connect to origins.
     Direct,
@@ -51,7 +54,39 @@ impl Mode {
             authority: host.to_authority(port),
             host,
             port,
+            key: None,
         })
+    }
+
+    /// With `--upstream-proxy-key-env NAME`: the key from the environment variable NAME
+    /// (an error without `--upstream-proxy`, or when the variable is unset or too short).
+    pub fn with_key_env(self, name: Option<&str>) -> Result<Mode, String> {
+        let Some(name) = name else { return Ok(self) };
+        match self {
+            Mode::Direct => Err("--upstream-proxy-key-env needs --upstream-proxy".into()),
+            Mode::Proxy {
+                host,
+                port,
+                authority,
+                ..
+            } => Ok(Mode::Proxy {
+                host,
+                port,
+                authority,
+                key: Some(
+                    PeerKey::from_env(name)
+                        .map_err(|e| format!("--upstream-proxy-key-env: {e}"))?,
+                ),
+            }),
+        }
+    }
+
+    /// Headers going to the upstream proxy: whatever `Proxy-Authorization` they carry (the
+    /// agent's was stripped already) is replaced by the key.
+    pub fn authorize(&self, headers: &mut http::HeaderMap) {
+        if let Mode::Proxy { key: Some(k), .. } = self {
+            k.set(headers);
+        }
     }
 }
 
@@ -90,6 +125,7 @@ impl Dialer {
             host,
             port,
             authority,
+            ..
         } = &self.mode
         else {
             return Err(ConnectError::BadUri("no upstream proxy".into()));
