@@ -40,6 +40,11 @@ struct Cli {
     /// Listener limits shared by every sidecar.
     #[command(flatten)]
     limits: ServeLimits,
+    /// Bind `--listen`'s port on the local address that reaches HOST:PORT (e.g. pipelock:8888:
+    /// git-gate then serves the agent's network only, not its upstream networks). Retried
+    /// until the name resolves (up to 120 s).
+    #[arg(long, value_name = "HOST:PORT")]
+    listen_via: Option<String>,
 }
 
 #[derive(Parser, Debug)]
@@ -237,9 +242,19 @@ async fn serve(cli: Cli) -> ExitCode {
     };
     // handlers installed before the port is announced (see shutdown_signal)
     let signalled = bottle_core::cli::shutdown_signal();
-    let listener = match tokio::net::TcpListener::bind(cli.common.listen).await {
+    let listen = match bottle_core::peer::listen_addr(
+        cli.common.listen,
+        cli.listen_via.as_deref(),
+        Duration::from_secs(120),
+    )
+    .await
+    {
+        Ok(a) => a,
+        Err(e) => return exit_err(e),
+    };
+    let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(l) => l,
-        Err(e) => return exit_err(format!("cannot listen on {}: {e}", cli.common.listen)),
+        Err(e) => return exit_err(format!("cannot listen on {listen}: {e}")),
     };
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, data_dir = %data_dir.display(), "git-gate listening");
