@@ -67,8 +67,8 @@ pub struct Patterns {
     vmax: usize,
 }
 
-/// Longest escape in original bytes (`\u00XX`).
-const MAX_ESCAPE: usize = 6;
+/// Longest escape in original bytes (an HTML reference like `&equals;`; `\u00XX` is 6).
+const MAX_ESCAPE: usize = view::MAX_ENTITY;
 
 /// A buffer's scan: redaction spans (original offsets, sorted, disjoint) and the
 /// offset from which bytes must be held for more input.

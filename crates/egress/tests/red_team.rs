@@ -248,3 +248,90 @@ async fn a_leading_fragment_split_after_two_bytes_is_still_redacted() {
     })
     .await
 }
+
+/// An HTML page reflecting the Authorization header through an HTML escaper: Go's
+/// html/template writes `+` as `&#43;` (the bearer canary has `+`, `/`, `=` like a
+/// base64 secret), OWASP-style escapers every other character as `&#xHH;` or `&#DD;`,
+/// HTML5 names (`&sol;`, `&equals;`, `&plus;`). The view did not decode entities: the
+/// agent unescaped the page and had the token. Now each spelling is redacted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn html_entity_spellings_of_the_token_are_redacted() {
+    bounded(async {
+        let fx = fixture().await;
+        fn spell(t: &str, path: &str) -> String {
+            t.chars()
+                .enumerate()
+                .map(|(i, c)| match (path, c) {
+                    ("/go", '+') => "&#43;".to_string(),
+                    ("/go", c) => c.to_string(),
+                    ("/hex", c) if i % 2 == 0 => format!("&#x{:X};", c as u32),
+                    ("/dec", c) if i % 3 != 0 => format!("&#{:03};", c as u32),
+                    ("/named", '/') => "&sol;".into(),
+                    ("/named", '+') => "&plus;".into(),
+                    ("/named", '=') => "&equals;".into(),
+                    ("/named", '-') => "&#x2d;".into(),
+                    (_, c) => c.to_string(),
+                })
+                .collect()
+        }
+        let (origin, _) = raw_origin(|head, token| {
+            let path = head.split(' ').nth(1).unwrap_or("/").to_string();
+            let t = token.unwrap_or_default();
+            let page = format!("<p>you sent: Bearer {}</p>", spell(&t, &path));
+            vec![response("401 Unauthorized", "", page.as_bytes())]
+        })
+        .await;
+        let secret = fx.secrets.bearer.clone();
+        for path in ["/go", "/hex", "/dec", "/named"] {
+            assert_ne!(spell(&secret, path), secret, "{path} spells the token");
+            let url = format!("http://bearer.test:{}{path}", origin.port());
+            let (s, _, b) = get(fx.eg.addr, Method::GET, &url, &[]).await;
+            assert_eq!(s, StatusCode::UNAUTHORIZED);
+            let text = String::from_utf8_lossy(&b).to_string();
+            // what the agent's HTML parser would read
+            let unescaped = html_unescape(&text);
+            assert!(
+                !unescaped.contains(&secret),
+                "{path}: the unescaped page holds the token: {text}"
+            );
+            assert!(text.contains(REDACTED), "{path}: {text}");
+            assert!(text.starts_with("<p>you sent: Bearer "), "{path}: {text}");
+        }
+        fx.finish();
+    })
+    .await
+}
+
+/// Numeric and the few named character references the test uses.
+fn html_unescape(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        let Some(semi) = rest.find(';') else { break };
+        let name = &rest[1..semi];
+        let c = match name {
+            "sol" => Some('/'),
+            "plus" => Some('+'),
+            "equals" => Some('='),
+            n if n.starts_with("#x") || n.starts_with("#X") => u32::from_str_radix(&n[2..], 16)
+                .ok()
+                .and_then(char::from_u32),
+            n if n.starts_with('#') => n[1..].parse().ok().and_then(char::from_u32),
+            _ => None,
+        };
+        match c {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[semi + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}

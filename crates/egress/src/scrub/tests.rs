@@ -337,6 +337,17 @@ fn mixed_spellings(secret: &str) -> Vec<String> {
             .collect(),
         // the secret in another case (a header name arrives lowercased)
         secret.to_ascii_lowercase(),
+        // HTML references: decimal, hex of either case, HTML5 names
+        each(&|i, c| match (i % 3, c) {
+            (_, b'/') => "&sol;".to_string(),
+            (_, b'+') => "&plus;".to_string(),
+            (_, b'=') => "&equals;".to_string(),
+            (0, _) => format!("&#{c};"),
+            (1, _) => format!("&#x{c:02X};"),
+            _ => (c as char).to_string(),
+        }),
+        // Go's html/template: only `+` (and quotes) escaped
+        secret.replace('+', "&#43;"),
     ]
 }
 
@@ -415,7 +426,7 @@ fn escape_dense_random_input_at_random_splits() {
         seed ^= seed << 17;
         seed
     };
-    let alphabet = b"%\\u0u00\"/7aAfFgG_hp";
+    let alphabet = b"%\\u0u00\"/7aAfFgG_hp&#x;";
     let pieces = mixed_spellings(SECRET);
     for _ in 0..2000 {
         let mut input = Vec::new();

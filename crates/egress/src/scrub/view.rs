@@ -1,6 +1,8 @@
 //! The normalised view the scrubber matches on: `%XX` and JSON `\u00XX` (either hex
 //! case, any subset of bytes) become the byte they stand for, `\/` `\"` `\\` the
-//! character; every other byte is itself. Mixed spellings of a secret then all read
+//! character, and so do HTML character references of ASCII (`&#43;`, `&#x2B;`, `&sol;`:
+//! Go's html/template writes `+` as `&#43;`, OWASP-style escapers every
+//! non-alphanumeric); every other byte is itself. Mixed spellings of a secret then all read
 //! as the secret, so they are matched without enumerating them, and the record of
 //! each escape maps a match back to the original bytes that produced it.
 //!
@@ -53,8 +55,78 @@ fn short_hex(rest: &[u8], need: usize) -> bool {
     rest.len() < need && rest.iter().all(|&c| hexval(c).is_some())
 }
 
+/// Longest HTML character reference decoded (`&equals;`, `&#x002B;`): also the
+/// longest escape of any kind, which bounds the scrubber's hold-back.
+pub(super) const MAX_ENTITY: usize = 8;
+
+/// The HTML5 named references of ASCII punctuation a secret may hold.
+const NAMED: &[(&[u8], u8)] = &[
+    (b"amp", b'&'),
+    (b"quot", b'"'),
+    (b"apos", b'\''),
+    (b"lt", b'<'),
+    (b"gt", b'>'),
+    (b"sol", b'/'),
+    (b"bsol", b'\\'),
+    (b"plus", b'+'),
+    (b"equals", b'='),
+    (b"lowbar", b'_'),
+    (b"period", b'.'),
+    (b"colon", b':'),
+    (b"semi", b';'),
+    (b"comma", b','),
+    (b"num", b'#'),
+    (b"percnt", b'%'),
+    (b"dollar", b'$'),
+    (b"ast", b'*'),
+    (b"excl", b'!'),
+    (b"quest", b'?'),
+    (b"commat", b'@'),
+    (b"Hat", b'^'),
+    (b"grave", b'`'),
+    (b"verbar", b'|'),
+];
+
+/// The byte a complete reference body (between `&` and `;`) stands for.
+fn entity_value(body: &[u8]) -> Option<u8> {
+    let v = match body {
+        [b'#', b'x' | b'X', hex @ ..] if !hex.is_empty() => hex
+            .iter()
+            .try_fold(0u32, |v, &c| Some((v << 4) | u32::from(hexval(c)?)))?,
+        [b'#', dec @ ..] if !dec.is_empty() => dec.iter().try_fold(0u32, |v, &c| {
+            c.is_ascii_digit().then(|| v * 10 + u32::from(c - b'0'))
+        })?,
+        name => return NAMED.iter().find(|(n, _)| *n == name).map(|(_, b)| *b),
+    };
+    u8::try_from(v).ok().filter(|x| *x < 0x80)
+}
+
+/// Could `body` (what follows `&`, no `;` yet) still become a reference?
+fn entity_prefix(body: &[u8]) -> bool {
+    match body {
+        [] | [b'#'] | [b'#', b'x' | b'X'] => true,
+        [b'#', b'x' | b'X', hex @ ..] => hex.iter().all(|&c| hexval(c).is_some()),
+        [b'#', dec @ ..] => dec.iter().all(u8::is_ascii_digit),
+        name => NAMED.iter().any(|(n, _)| n.starts_with(name)),
+    }
+}
+
+/// `b` starts with `&`.
+fn entity(b: &[u8]) -> Step {
+    let window = &b[..b.len().min(MAX_ENTITY)];
+    match window.iter().position(|&c| c == b';') {
+        Some(semi) => match entity_value(&b[1..semi]) {
+            Some(x) => Step::Byte(x, semi + 1),
+            None => Step::Literal,
+        },
+        None if b.len() < MAX_ENTITY && entity_prefix(&b[1..]) => Step::Unfinished,
+        None => Step::Literal,
+    }
+}
+
 fn step(b: &[u8]) -> Step {
     match b[0] {
+        b'&' => entity(b),
         b'%' => {
             let rest = &b[1..];
             if short_hex(rest, 2) {
@@ -106,11 +178,12 @@ fn find_byte(hay: &[u8], b: u8) -> Option<usize> {
 /// in runs (`\"x\"`, `%20`), where a memchr call per escape costs more than a scan.
 const NEAR: usize = 32;
 
-/// Positions of `%` and `\` at or after a moving start.
+/// Positions of `%`, `\` and `&` at or after a moving start.
 struct Escapes<'a> {
     buf: &'a [u8],
     pct: Option<usize>,
     bs: Option<usize>,
+    amp: Option<usize>,
 }
 
 impl<'a> Escapes<'a> {
@@ -119,6 +192,7 @@ impl<'a> Escapes<'a> {
             buf,
             pct: find_byte(buf, b'%'),
             bs: find_byte(buf, b'\\'),
+            amp: find_byte(buf, b'&'),
         }
     }
 
@@ -128,7 +202,7 @@ impl<'a> Escapes<'a> {
         if let Some(i) = buf
             .get(pos..near)?
             .iter()
-            .position(|&b| b == b'%' || b == b'\\')
+            .position(|&b| b == b'%' || b == b'\\' || b == b'&')
         {
             return Some(pos + i);
         }
@@ -140,10 +214,8 @@ impl<'a> Escapes<'a> {
         };
         refresh(&mut self.pct, b'%');
         refresh(&mut self.bs, b'\\');
-        match (self.pct, self.bs) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        refresh(&mut self.amp, b'&');
+        [self.pct, self.bs, self.amp].into_iter().flatten().min()
     }
 }
 
@@ -274,5 +346,38 @@ mod tests {
         let v = decode(&buf[..12], &rel, false);
         assert!(!v.decoded());
         assert_eq!(&v.bytes[..], &buf[..12]);
+    }
+
+    #[test]
+    fn html_references_of_ascii_decode() {
+        let buf = b"a&#43;b&#x2F;c&#X2b;d&sol;e&equals;f&#0043;g";
+        let v = decode(buf, &ALL, true);
+        assert_eq!(&v.bytes[..], b"a+b/c+d/e=f+g");
+        // view "+" (1) <- orig 1..6; "=" (9) <- orig 27..35
+        assert_eq!((v.orig_start(1), v.orig_end(2)), (1, 6));
+        assert_eq!((v.orig_start(9), v.orig_end(10)), (27, 35));
+        // not references: unknown names, non-ASCII, too long, no `;`, `&` alone
+        for lit in [
+            &b"&nbsp;"[..],
+            b"&#233;",
+            b"&#x00002B;",
+            b"&#43 x",
+            b"a=1&b=2",
+            b"&;",
+            b"&#;",
+            b"&#x;",
+            b"&SOL;",
+        ] {
+            assert!(!decode(lit, &ALL, true).decoded(), "{lit:?}");
+            assert!(!decode(lit, &ALL, false).decoded(), "{lit:?}");
+        }
+        // an unfinished reference at the end waits for more bytes, unless final
+        for tail in [&b"x&"[..], b"x&#", b"x&#x2", b"x&#04", b"x&equ", b"x&so"] {
+            let v = decode(tail, &ALL, false);
+            assert_eq!(v.end, 1, "{tail:?}");
+            assert_eq!(decode(tail, &ALL, true).end, tail.len(), "{tail:?}");
+        }
+        // `&a=` cannot become a reference: nothing held
+        assert_eq!(decode(b"x&a=", &ALL, false).end, 4);
     }
 }
