@@ -83,6 +83,14 @@ fn git_paths_ok(ws: &Path) -> Result<(), String> {
     let hooks = std::fs::symlink_metadata(git.join("hooks")).is_ok_and(|m| m.is_dir());
     let config = std::fs::symlink_metadata(git.join("config")).is_ok_and(|m| m.is_file());
     if dir && hooks && config {
+        let found = git_indirections(ws);
+        if !found.is_empty() {
+            return Err(format!(
+                "{} in {} would make git read hooks and config from elsewhere, around                  workspace_git; remove it (a main repository never needs it)",
+                found.join(", "),
+                ws.display()
+            ));
+        }
         return Ok(());
     }
     Err(format!(
@@ -91,6 +99,39 @@ fn git_paths_ok(ws: &Path) -> Result<(), String> {
         if dir { "protection" } else { "ro-hooks/hide-hooks" },
         ws.display()
     ))
+}
+
+/// Files in a main repository's `.git` that make git take its config and hooks from
+/// elsewhere (`commondir`), or add config (`config.worktree`): never legitimate in a `.git`
+/// directory of a main working tree, and writable by the agent even when hooks and config
+/// are read-only.
+const INDIRECTIONS: &[&str] = &["commondir", "config.worktree"];
+
+/// Which [`INDIRECTIONS`] exist in `ws/.git`.
+pub fn git_indirections(ws: &Path) -> Vec<String> {
+    INDIRECTIONS
+        .iter()
+        .filter(|f| std::fs::symlink_metadata(ws.join(".git").join(f)).is_ok())
+        .map(|f| format!(".git/{f}"))
+        .collect()
+}
+
+/// After the agent: remove indirections it planted in a guarded `.git`, and say so.
+pub fn sweep_git_indirections(ws: &Path) {
+    for f in git_indirections(ws) {
+        let p = ws.join(&f);
+        match std::fs::remove_file(&p) {
+            Ok(()) => ui::warn(&format!(
+                "removed {} written during the bottle: it would have made git read hooks and                  config from elsewhere, around workspace_git",
+                p.display()
+            )),
+            Err(e) => ui::warn(&format!(
+                "{} was written during the bottle and could not be removed ({e}): delete it                  before you run git in {}",
+                p.display(),
+                ws.display()
+            )),
+        }
+    }
 }
 
 /// The agent's extra volumes for `workspace_git` (host:container[:ro], compose syntax, `$`
@@ -128,8 +169,25 @@ pub fn warn_workspace_git(l: &Loaded) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn guarded_git_needs_hooks_config_and_no_indirection() {
+        let ws = std::env::temp_dir().join(format!("bottle-agent-user-{}", std::process::id()));
+        std::fs::create_dir_all(ws.join(".git")).unwrap();
+        assert!(git_paths_ok(&ws).is_err(), "no hooks dir, no config");
+        std::fs::create_dir_all(ws.join(".git/hooks")).unwrap();
+        std::fs::write(ws.join(".git/config"), "").unwrap();
+        assert_eq!(git_paths_ok(&ws), Ok(()));
+        std::fs::write(ws.join(".git/commondir"), "../evil\n").unwrap();
+        assert!(git_paths_ok(&ws).is_err_and(|e| e.contains(".git/commondir")));
+        sweep_git_indirections(&ws);
+        assert!(!ws.join(".git/commondir").exists());
+        assert_eq!(git_paths_ok(&ws), Ok(()));
+        let _ = std::fs::remove_dir_all(&ws);
+    }
 
     #[test]
     fn who_the_agent_runs_as() {

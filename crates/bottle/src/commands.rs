@@ -90,6 +90,12 @@ pub fn prepare_state(
         compose_project: state::project(slug),
         git_gate,
         detached: detach,
+        guarded_git: match (&l.manifest.workspace, l.manifest.workspace_git) {
+            (Some(ws), manifest::WorkspaceGit::RoHooks | manifest::WorkspaceGit::HideHooks) => {
+                Some(ws.display().to_string())
+            }
+            _ => None,
+        },
     };
     let json = serde_json::to_vec_pretty(&meta).map_err(|e| Error::Bottle(e.to_string()))?;
     state::write_file(&dir.join("metadata.json"), &json, 0o600, None)?;
@@ -421,6 +427,9 @@ pub fn teardown(compose: &Compose, project: &str, dir: &Path, keep: bool) {
         ui::warn(&format!(
             "compose down failed for {project}; run `bottle cleanup`"
         ));
+    }
+    if let Some(ws) = state::read_metadata(dir).ok().and_then(|m| m.guarded_git) {
+        crate::agent_user::sweep_git_indirections(Path::new(&ws));
     }
     if keep || !ok {
         state::preserve(dir);

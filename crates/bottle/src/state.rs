@@ -29,6 +29,9 @@ pub struct Metadata {
     /// Whether it was started with `--detach`.
     #[serde(default)]
     pub detached: bool,
+    /// The workspace, when `workspace_git` protects its `.git` (checked again at teardown).
+    #[serde(default)]
+    pub guarded_git: Option<String>,
 }
 
 /// `$BOTTLE_HOME`, default `~/.bottle`.

@@ -260,6 +260,17 @@ fn git_hooks_and_config_are_read_only() {
                 listing.all()
             );
         }
+        // Writable (the rest of .git must be): swept at teardown, and refused at start.
+        let r = b.sh(
+            "mkdir -p /workspace/evil/hooks && printf '../evil\\n' > /workspace/.git/commondir",
+        );
+        log.push_str(&format!("$ commondir -> {} {}", r.code, r.all()));
+        assert_eq!(
+            r.code,
+            0,
+            "{mode}: the agent could not even try: {}",
+            r.all()
+        );
         drop(b);
         // Host side: no hook, config byte-identical, .git still the operator's repository.
         assert!(
@@ -272,6 +283,10 @@ fn git_hooks_and_config_are_read_only() {
             "{mode}: .git/config changed:\n{log}"
         );
         assert!(!ws.path().join(".git-old").exists());
+        assert!(
+            !ws.path().join(".git/commondir").exists(),
+            "{mode}: .git/commondir left for the operator's git:\n{log}"
+        );
         let host_log = git(&["log", "--oneline"]);
         assert_eq!(host_log.code, 0, "{mode}: {}", host_log.all());
         let bad = dangerous_files(ws.path());
