@@ -107,6 +107,22 @@ pub fn body_in_scope(headers: &HeaderMap) -> bool {
         || mt.ends_with("+json")
 }
 
+/// The request's content coding other than `identity`, if any (shortened for refusals).
+fn body_coding(headers: &HeaderMap) -> Option<String> {
+    let codings: Vec<String> = headers
+        .get_all(http::header::CONTENT_ENCODING)
+        .iter()
+        .flat_map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .split(',')
+                .map(|c| c.trim().to_ascii_lowercase())
+                .collect::<Vec<_>>()
+        })
+        .filter(|c| !c.is_empty() && c != "identity")
+        .collect();
+    (!codings.is_empty()).then(|| short(&codings.join(", ")))
+}
+
 /// Whether the body holds a `_method` field, any case: a standalone `_method` key
 /// (`payment_method` is not one) in the raw or percent-decoded bytes (form fields,
 /// multipart `name="_method"`), or a top-level JSON key (however escaped).
@@ -305,6 +321,16 @@ pub fn decide(cfg: &EgressConfig, t: &Target<'_>) -> Result<Decision, Refusal> {
         };
         // Rack, Symfony and Express's method-override only honour `_method` on POST
         let check_body = r.methods.is_some() && *t.method == Method::POST;
+        // a coded body would be checked compressed, and a front end may inflate it
+        // (Apache `SetInputFilter DEFLATE`) before the framework reads `_method`
+        if check_body && body_in_scope(t.headers) {
+            if let Some(c) = body_coding(t.headers) {
+                return Err(Refusal::forbidden(format!(
+                    "POST body with Content-Encoding {c} on a route with method rules on {host}:{port}: egress cannot check it for a `_method` override"
+                ))
+                .with_hint("send the body uncompressed"));
+            }
+        }
         return Ok(Decision {
             matched: Matched::Route(i),
             path: forward,

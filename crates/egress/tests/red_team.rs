@@ -25,6 +25,9 @@ async fn fixture() -> Fixture {
     ) + r#"  - host: "dodge.test:*"
     paths: ["/repos/acme/**"]
     auth: {scheme: bearer, token_env: TOK_BEARER}
+  - host: "late.test:*"
+    methods: [GET, POST]
+    auth: {scheme: bearer, token_env: TOK_BEARER}
 "#;
     Fixture::with(&routes, ALLOWLIST, &[]).await
 }
@@ -334,4 +337,51 @@ fn html_unescape(s: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// `_method=DELETE` in a gzip-compressed form body (`Content-Encoding: gzip`): egress
+/// looked for the field in the compressed bytes and forwarded the request; Apache's
+/// `SetInputFilter DEFLATE` (or ASP.NET's request decompression) inflates it before
+/// PHP/Laravel read `_method`. Now a coded body on a route with method rules is
+/// refused before anything is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compressed_body_cannot_hide_a_method_override() {
+    bounded(async {
+        let fx = fixture().await;
+        let mut e = async_compression::tokio::write::GzipEncoder::new(Vec::new());
+        e.write_all(b"_method=DELETE&id=1").await.unwrap();
+        e.shutdown().await.unwrap();
+        let gz = e.into_inner();
+        for coding in ["gzip", "deflate, gzip", "GZIP", "br"] {
+            let req = http::Request::post(fx.url("late.test", "/items/1"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("content-encoding", coding)
+                .body(http_body_util::Full::new(bytes::Bytes::from(gz.clone())))
+                .unwrap();
+            let (s, h, b) = collect(send(fx.eg.addr, req).await).await;
+            let body = String::from_utf8_lossy(&b);
+            assert_eq!(s, StatusCode::FORBIDDEN, "{coding}: {body}");
+            assert_eq!(h["x-bottle-blocked"], "egress");
+            assert!(body.contains("Content-Encoding"), "{coding}: {body}");
+        }
+        let reqs = fx.origin.requests();
+        assert!(reqs.is_empty(), "the origin was reached: {reqs:?}");
+        // identity is fine, and so is a coded body on a route without method rules
+        let req = http::Request::post(fx.url("late.test", "/items/1"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("content-encoding", "identity")
+            .body(http_body_util::Full::new(bytes::Bytes::from_static(
+                b"id=1",
+            )))
+            .unwrap();
+        assert_eq!(send(fx.eg.addr, req).await.status(), StatusCode::OK);
+        let req = http::Request::post(fx.url("bearer.test", "/x"))
+            .header("content-encoding", "gzip")
+            .body(http_body_util::Full::new(bytes::Bytes::from(gz.clone())))
+            .unwrap();
+        assert_eq!(send(fx.eg.addr, req).await.status(), StatusCode::OK);
+        assert_eq!(fx.origin.requests().len(), 2);
+        fx.finish();
+    })
+    .await
 }
