@@ -208,6 +208,12 @@ pub fn view_forms(secret: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
     // percent-encoded twice (`%2541`) reads as percent-encoded once
     push(pct(secret, true, false));
     push(pct(secret, false, false));
+    // UTF-16 (a .NET or Windows origin answering in `charset=utf-16`): a NUL beside
+    // every ASCII byte matched no other form
+    if let Ok(text) = std::str::from_utf8(secret) {
+        push(text.encode_utf16().flat_map(u16::to_le_bytes).collect());
+        push(text.encode_utf16().flat_map(u16::to_be_bytes).collect());
+    }
     out
 }
 

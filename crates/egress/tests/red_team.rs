@@ -385,3 +385,48 @@ async fn a_compressed_body_cannot_hide_a_method_override() {
     })
     .await
 }
+
+/// A .NET or Windows origin answering in UTF-16 (`charset=utf-16le`/`-be`): every other
+/// byte of the token a NUL, no form matched. Now the UTF-16 spellings are view forms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn utf16_spellings_of_the_token_are_redacted() {
+    bounded(async {
+        let fx = fixture().await;
+        let (origin, _) = raw_origin(|head, token| {
+            let be = head.starts_with("get /be ");
+            let text = format!("invalid credentials: Bearer {}", token.unwrap_or_default());
+            let body: Vec<u8> = text
+                .encode_utf16()
+                .flat_map(|u| if be { u.to_be_bytes() } else { u.to_le_bytes() })
+                .collect();
+            let ct = if be { "utf-16be" } else { "utf-16le" };
+            let extra = format!("X-Charset: {ct}\r\n");
+            vec![response("401 Unauthorized", &extra, &body)]
+        })
+        .await;
+        let secret = fx.secrets.bearer.clone();
+        for (path, be) in [("/le", false), ("/be", true)] {
+            let url = format!("http://bearer.test:{}{path}", origin.port());
+            let (s, _, b) = get(fx.eg.addr, Method::GET, &url, &[]).await;
+            assert_eq!(s, StatusCode::UNAUTHORIZED);
+            let units: Vec<u16> = b
+                .chunks_exact(2)
+                .map(|p| {
+                    if be {
+                        u16::from_be_bytes([p[0], p[1]])
+                    } else {
+                        u16::from_le_bytes([p[0], p[1]])
+                    }
+                })
+                .collect();
+            let text = String::from_utf16_lossy(&units);
+            assert!(!text.contains(&secret), "{path}: the agent decoded {text}");
+            assert!(
+                b.windows(REDACTED.len()).any(|w| w == REDACTED.as_bytes()),
+                "{path}: {b:?}"
+            );
+        }
+        fx.finish();
+    })
+    .await
+}
