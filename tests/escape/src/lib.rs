@@ -37,7 +37,7 @@ pub struct Attempt {
     /// The expected refusal and the proof, one line.
     pub expect: String,
     /// Runs the attempt and checks the proof.
-    pub run: Box<dyn Fn(&World) -> Outcome>,
+    pub run: Box<dyn Fn(&World) -> Outcome + Send + Sync>,
 }
 
 /// Build an attempt.
@@ -45,7 +45,7 @@ pub fn attempt(
     category: &'static str,
     name: impl Into<String>,
     expect: impl Into<String>,
-    run: impl Fn(&World) -> Outcome + 'static,
+    run: impl Fn(&World) -> Outcome + Send + Sync + 'static,
 ) -> Attempt {
     Attempt {
         category,

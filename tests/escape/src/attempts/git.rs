@@ -10,7 +10,7 @@ const GC: &str = "git -c user.name=agent -c user.email=agent@example.invalid";
 fn refused(
     name: &'static str,
     expect: &'static str,
-    script: impl Fn() -> String + 'static,
+    script: impl Fn() -> String + Send + Sync + 'static,
 ) -> Attempt {
     custom("git", name, expect, move |w: &World| {
         let before = w.upstream_refs();
@@ -122,7 +122,7 @@ pub fn attempts(w: &World) -> Vec<Attempt> {
         move || format!("GIT_CONFIG_COUNT=0 git push {u} agent/base:refs/heads/agent/direct"),
     ));
     v.push(refused("push-via-proxy-to-git-gate", "pipelock refuses git-gate as a proxied host", || {
-        "git -c http.proxy=http://pipelock:8888 push http://git-gate:8080/demo.git agent/base:refs/heads/agent/viaproxy".into()
+        "NO_PROXY= no_proxy= git -c http.proxy=http://pipelock:8888 push http://git-gate:8080/demo.git agent/base:refs/heads/agent/viaproxy".into()
     }));
     v
 }

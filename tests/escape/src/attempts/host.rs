@@ -278,14 +278,14 @@ pub fn attempts(_w: &World) -> Vec<Attempt> {
         "bash -c '{ printf \"GET http://origin.e2e.test/ HTTP/1.1\\r\\nHost: origin.e2e.test\\r\\n\"; for i in $(seq 10000); do printf \"X-$i: v\\r\\n\"; done; printf \"\\r\\n\"; } | timeout 15 nc -q 3 pipelock 8888 | head -1'",
     ));
     v.push(flood(
-        "git-gate-huge-push-body",
+        "git-gate-16mib-garbage-push",
         "git-gate",
-        "head -c 67108864 /dev/urandom | curl -sS -o /dev/null -w '%{http_code}' --max-time 60 -H 'Content-Type: application/x-git-receive-pack-request' --data-binary @- http://git-gate:8080/demo.git/git-receive-pack; echo \" rc=$?\"",
+        "head -c 16777216 /dev/urandom | curl -sS -o /dev/null -w '%{http_code}' --max-time 60 -H 'Content-Type: application/x-git-receive-pack-request' --data-binary @- http://git-gate:8080/demo.git/git-receive-pack; echo \" rc=$?\"",
     ));
     v.push(flood(
-        "pipelock-64mib-upload-scanned",
+        "pipelock-16mib-upload-scanned",
         "pipelock",
-        "head -c 67108864 /dev/urandom | base64 -w0 | curl -sS -o /dev/null -w '%{http_code}' --max-time 120 --data-binary @- https://origin.e2e.test/upload; echo \" rc=$?\"",
+        "head -c 16777216 /dev/urandom | base64 -w0 | curl -sS -o /dev/null -w '%{http_code}' --max-time 120 --data-binary @- https://origin.e2e.test/upload; echo \" rc=$?\"",
     ));
     v
 }

@@ -21,7 +21,8 @@ pub fn all(w: &World) -> Vec<Attempt> {
 /// `curl` options for a direct attempt (no proxy, short timeouts).
 pub const DIRECT: &str = "curl -sS --noproxy '*' --connect-timeout 4 --max-time 6";
 /// `curl` options for an attempt through pipelock (the agent's HTTP(S)_PROXY), headers shown.
-pub const PROXIED: &str = "curl -sS -i --max-time 20";
+/// The proxy is forced (`NO_PROXY` in the agent lists git-gate and loopback).
+pub const PROXIED: &str = "curl -sS -i --max-time 20 --proxy http://pipelock:8888 --noproxy ''";
 
 /// Did the snippet's marked commands all fail? (`... ; echo " rc=$?"` after each.)
 pub fn none_succeeded(out: &str) -> bool {
@@ -66,7 +67,7 @@ pub fn gist(out: &str) -> String {
 pub fn via_proxy_blocked(
     category: &'static str,
     name: impl Into<String>,
-    url: impl Fn(&str) -> String + 'static,
+    url: impl Fn(&str) -> String + Send + Sync + 'static,
 ) -> Attempt {
     attempt(
         category,
@@ -93,7 +94,7 @@ pub fn via_proxy_blocked(
 pub fn direct_refused(
     category: &'static str,
     name: impl Into<String>,
-    url: impl Fn(&str) -> String + 'static,
+    url: impl Fn(&str) -> String + Send + Sync + 'static,
 ) -> Attempt {
     attempt(
         category,
@@ -123,7 +124,7 @@ pub fn in_agent(
     name: impl Into<String>,
     expect: impl Into<String>,
     script: String,
-    ok: impl Fn(&str) -> bool + 'static,
+    ok: impl Fn(&str) -> bool + Send + Sync + 'static,
 ) -> Attempt {
     attempt(category, name, expect, move |w: &World| {
         let r = w.a_sh(&script);
@@ -137,7 +138,7 @@ pub fn custom(
     category: &'static str,
     name: impl Into<String>,
     expect: impl Into<String>,
-    run: impl Fn(&World) -> Outcome + 'static,
+    run: impl Fn(&World) -> Outcome + Send + Sync + 'static,
 ) -> Attempt {
     attempt(category, name, expect, run)
 }

@@ -289,18 +289,32 @@ pub fn attempts(w: &World) -> Vec<Attempt> {
     ));
 
     // --- IPv6
-    v.push(in_agent(
+    v.push(custom(
         "ipv6",
         "no-global-or-ula-v6",
-        "the agent has no global or ULA IPv6 address and no v6 default route",
-        "cat /proc/net/if_inet6 2>/dev/null; echo ---; cat /proc/net/ipv6_route 2>/dev/null | awk '$1==\"00000000000000000000000000000000\" && $2==\"00\" {print \"default\", $0}'; echo end".into(),
-        |o| {
+        "the agent has no global or ULA IPv6 address and no v6 route out (lo's unreachable routes aside)",
+        |w: &World| {
+            let r = w.a_sh("cat /proc/net/if_inet6 2>/dev/null; echo ---; awk '$1==\"00000000000000000000000000000000\" && $2==\"00\" {print \"default\", $10}' /proc/net/ipv6_route 2>/dev/null; echo end");
+            let o = r.stdout;
             let addrs = o.split("---").next().unwrap_or("");
-            let bad = addrs.lines().any(|l| {
-                let a = l.split_whitespace().next().unwrap_or("");
-                !(a.is_empty() || a.starts_with("fe80") || a == "00000000000000000000000000000001")
-            });
-            !bad && !o.contains("default ")
+            let bad: Vec<&str> = addrs
+                .lines()
+                .filter_map(|l| l.split_whitespace().next())
+                .filter(|a| !a.starts_with("fe80") && *a != "00000000000000000000000000000001")
+                .collect();
+            let routes: Vec<&str> = o
+                .lines()
+                .filter(|l| l.starts_with("default ") && !l.ends_with(" lo"))
+                .collect();
+            let note = if addrs.trim().is_empty() {
+                "no IPv6 on this engine (no v6 address on any interface)".to_string()
+            } else {
+                format!("v6 addresses {}", addrs.lines().count())
+            };
+            outcome(
+                bad.is_empty() && routes.is_empty(),
+                format!("{note}; global/ULA {bad:?}; default routes off lo {routes:?}"),
+            )
         },
     ));
     v.push(in_agent(
