@@ -566,9 +566,30 @@ fn codings(
     headers: &http::HeaderMap,
     transfer: Result<Vec<Coding>, String>,
 ) -> Result<Vec<Coding>, String> {
-    let mut c = parse_codings(headers).map_err(|n| format!("Content-Encoding {n}"))?;
-    c.extend(transfer.map_err(|n| format!("Transfer-Encoding {n}"))?);
+    let mut c = parse_codings(headers).map_err(|n| format!("Content-Encoding {}", known(&n)))?;
+    c.extend(transfer.map_err(|n| format!("Transfer-Encoding {}", known(&n)))?);
     Ok(c)
+}
+
+/// A coding name for a refusal: only registered names are echoed. The name is the
+/// origin's text, reaching the agent and the audit log without the scrubber: an origin
+/// reflecting a credential into the header would otherwise get it out.
+fn known(name: &str) -> &'static str {
+    const NAMES: &[&str] = &[
+        "compress",
+        "x-compress",
+        "exi",
+        "pack200-gzip",
+        "aes128gcm",
+        "dcb",
+        "dcz",
+        "chunked",
+    ];
+    NAMES
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(name))
+        .copied()
+        .unwrap_or("an unknown coding")
 }
 
 fn chain(e: &(dyn std::error::Error + 'static)) -> String {

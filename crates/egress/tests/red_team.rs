@@ -430,3 +430,61 @@ async fn utf16_spellings_of_the_token_are_redacted() {
     })
     .await
 }
+
+/// The 502 for a coding egress cannot decode named the coding as the origin spelled it
+/// (40 characters, lowercased): an origin reflecting the token into `Content-Encoding`
+/// or `Transfer-Encoding` got it to the agent (and into the audit log) past the scrubber.
+/// Now only names from a fixed list are echoed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecodable_coding_name_never_carries_the_token() {
+    bounded(async {
+        let fx = fixture().await;
+        let (origin, _) = raw_origin(|head, token| {
+            let t = token.unwrap_or_default();
+            let h = if head.starts_with("get /te ") {
+                format!("Transfer-Encoding: {t}, chunked\r\n")
+            } else if head.starts_with("get /known ") {
+                "Content-Encoding: compress\r\n".to_string()
+            } else {
+                format!("Content-Encoding: {t}\r\n")
+            };
+            let mut v = format!("HTTP/1.1 200 OK\r\n{h}Connection: close\r\n\r\n").into_bytes();
+            if head.starts_with("get /te ") {
+                v.extend_from_slice(b"2\r\nhi\r\n0\r\n\r\n");
+            } else {
+                v.extend_from_slice(b"hi");
+            }
+            vec![v]
+        })
+        .await;
+        let lower = fx.secrets.bearer.to_ascii_lowercase();
+        for path in ["/ce", "/te"] {
+            let url = format!("http://bearer.test:{}{path}", origin.port());
+            let (s, h, b) = get(fx.eg.addr, Method::GET, &url, &[]).await;
+            let body = String::from_utf8_lossy(&b).to_ascii_lowercase();
+            assert!(
+                !body.contains(&lower),
+                "{path}: the response carries the token: {body}"
+            );
+            if path == "/te" {
+                assert_eq!(s, StatusCode::BAD_GATEWAY, "{path}: {body}");
+                assert_eq!(h["x-bottle-blocked"], "egress");
+                assert!(body.contains("an unknown coding"), "{path}: {body}");
+            } else {
+                // the header named the token: dropped with it before codings are read
+                assert!(h.get("content-encoding").is_none(), "{path}: {h:?}");
+            }
+        }
+        let url = format!("http://bearer.test:{}/known", origin.port());
+        let (s, _, b) = get(fx.eg.addr, Method::GET, &url, &[]).await;
+        assert_eq!(s, StatusCode::BAD_GATEWAY);
+        assert!(String::from_utf8_lossy(&b).contains("Content-Encoding compress"));
+        let audit = std::fs::read_to_string(&fx.eg.audit)
+            .unwrap()
+            .to_ascii_lowercase();
+        assert!(audit.contains("an unknown coding"), "{audit}");
+        assert!(!audit.contains(&lower), "the token reached the audit log");
+        fx.finish();
+    })
+    .await
+}
