@@ -224,7 +224,10 @@ pub fn start(o: &StartOpts) -> Result<i32> {
             )));
         }
     }
-    let secrets = secret_env(&l)?;
+    let mut secrets = secret_env(&l)?;
+    // Per-bottle pipelock -> egress key: only this bottle's pipelock can use egress. Passed in
+    // compose's environment only (the compose file names it), never written by us.
+    secrets.push((render::EGRESS_KEY_ENV.to_string(), render::new_egress_key()));
     let slug = state::new_slug(&l.manifest.name);
     let project = state::project(&slug);
     let intr = Interrupt::install();

@@ -20,6 +20,18 @@ pub const AGENT_CA_CERT: &str = "/etc/bottle-ca/ca.crt";
 pub const PROXY_URL: &str = "http://pipelock:8888";
 /// git-gate base URL as the agent sees it.
 pub const GIT_GATE_URL: &str = "http://git-gate:8080";
+/// The agent's DNS server as given to Docker (see `compose`): its own namespace.
+pub const AGENT_DNS: &str = "0.0.0.0";
+/// The variable (in the `docker compose` process env) holding the pipelock -> egress key.
+pub const EGRESS_KEY_ENV: &str = "BOTTLE_EGRESS_KEY";
+
+/// A fresh pipelock -> egress key: 32 random bytes, base64url (43 characters). Never written
+/// by us; passed to compose in its environment only.
+pub fn new_egress_key() -> String {
+    use base64::Engine;
+    let bytes: [u8; 32] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
 
 /// Choices that are not in the manifest.
 #[derive(Debug, Clone)]
@@ -294,6 +306,23 @@ pub fn compose(l: &Loaded, opts: &Options, git_gate: bool) -> Result<String, Str
     );
     agent.insert("init".into(), true.into());
     agent.insert("networks".into(), strings(&["bottle".to_string()]));
+    // Docker's embedded resolver answers the service names and forwards every other name to
+    // the container's configured servers. Configured as 0.0.0.0 it forwards them into the
+    // agent's own network namespace (nothing of ours listens there): no external name is
+    // resolved and no query leaves the agent, whatever the host's resolv.conf says (the
+    // CVE-2024-29018 path, host-loopback resolvers queried from the host). Not a 127/8
+    // address: some engines query those from the host's namespace.
+    agent.insert("dns".into(), strings(&[AGENT_DNS.to_string()]));
+    // No IPv6 at all in the agent (no link-local neighbour probing of the host or of other
+    // bottles); the networks have no IPv6 either.
+    let mut sysctls = Mapping::new();
+    for k in [
+        "net.ipv6.conf.all.disable_ipv6",
+        "net.ipv6.conf.default.disable_ipv6",
+    ] {
+        sysctls.insert(k.into(), "1".into());
+    }
+    agent.insert("sysctls".into(), Value::Mapping(sysctls));
     let mut env = Mapping::new();
     for (k, v) in agent_env(l, git_gate) {
         let v = if k == "BOTTLE_SLUG" {
@@ -325,7 +354,7 @@ pub fn compose(l: &Loaded, opts: &Options, git_gate: bool) -> Result<String, Str
     let mut deps = Mapping::new();
     for d in names
         .iter()
-        .filter(|n| *n == "pipelock" || *n == "git-gate")
+        .filter(|n| matches!(n.as_str(), "pipelock" | "egress" | "git-gate"))
     {
         let mut c = Mapping::new();
         c.insert("condition".into(), "service_healthy".into());
@@ -482,6 +511,59 @@ mod tests {
             assert_eq!(s[svc]["cap_drop"][0], Value::String("ALL".into()), "{svc}");
             assert_eq!(s[svc]["user"], Value::String("65532:65532".into()), "{svc}");
         }
+    }
+
+    #[test]
+    fn network_isolation_of_agent_and_sidecars() {
+        let doc: Value = serde_yaml::from_str(&compose(&loaded(), &opts(), true).unwrap()).unwrap();
+        let s = &doc["services"];
+        let a = &s["agent"];
+        assert_eq!(
+            a["dns"],
+            serde_yaml::from_str::<Value>("[\"0.0.0.0\"]").unwrap()
+        );
+        assert_eq!(
+            a["sysctls"]["net.ipv6.conf.all.disable_ipv6"],
+            Value::String("1".into())
+        );
+        for d in ["pipelock", "egress", "git-gate"] {
+            assert_eq!(
+                a["depends_on"][d]["condition"],
+                Value::String("service_healthy".into()),
+                "{d}"
+            );
+        }
+        // egress starts after pipelock (its --listen-via peer), pipelock depends on nothing
+        assert_eq!(
+            s["egress"]["depends_on"]["pipelock"]["condition"],
+            Value::String("service_started".into())
+        );
+        assert!(s["pipelock"].get("depends_on").is_none());
+        let cmd = |svc: &str| serde_yaml::to_string(&s[svc]["command"]).unwrap();
+        for svc in ["pipelock", "egress", "git-gate"] {
+            assert!(cmd(svc).contains("--admin-listen=127.0.0.1:9090"), "{svc}");
+            assert!(!cmd(svc).contains("0.0.0.0:9090"), "{svc}");
+        }
+        assert!(cmd("egress").contains("--listen-via=pipelock:8888"));
+        assert!(cmd("egress").contains("--client-key-env=BOTTLE_EGRESS_KEY"));
+        assert!(cmd("git-gate").contains("--listen-via=pipelock:8888"));
+        assert!(cmd("pipelock").contains("--upstream-proxy-key-env=BOTTLE_EGRESS_KEY"));
+        for svc in ["pipelock", "egress"] {
+            let env = serde_yaml::to_string(&s[svc]["environment"]).unwrap();
+            assert!(
+                env.contains("- BOTTLE_EGRESS_KEY\n"),
+                "{svc}: by name: {env}"
+            );
+        }
+        for svc in ["agent", "git-gate"] {
+            let env = serde_yaml::to_string(&s[svc]["environment"]).unwrap();
+            assert!(!env.contains(EGRESS_KEY_ENV), "{svc}: {env}");
+        }
+        let k1 = new_egress_key();
+        let k2 = new_egress_key();
+        assert_eq!(k1.len(), 43);
+        assert_ne!(k1, k2);
+        assert!(bottle_core::peer::PeerKey::new(bottle_core::Secret::new(k1)).is_ok());
     }
 
     #[test]
