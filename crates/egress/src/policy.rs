@@ -175,15 +175,17 @@ fn decode_component(s: &str) -> String {
 /// (any percent-spelling or case of the name; `&` and `;` separators).
 fn method_override(headers: &HeaderMap, query: Option<&str>) -> Override {
     let mut found: Vec<(String, Option<String>)> = Vec::new();
-    for name in OVERRIDE_HEADERS {
-        for v in headers.get_all(*name) {
-            match v.to_str() {
-                Ok(s) => found.extend(
-                    s.split(',')
-                        .map(|p| (name.to_string(), Some(p.trim().to_string()))),
-                ),
-                Err(_) => found.push((name.to_string(), None)),
-            }
+    for (name, v) in headers {
+        if !is_one_of(name, OVERRIDE_HEADERS) {
+            continue;
+        }
+        let name = name.as_str();
+        match v.to_str() {
+            Ok(s) => found.extend(
+                s.split(',')
+                    .map(|p| (name.to_string(), Some(p.trim().to_string()))),
+            ),
+            Err(_) => found.push((name.to_string(), None)),
         }
     }
     for pair in query.unwrap_or("").split(['&', ';']) {
@@ -224,6 +226,19 @@ fn method_override(headers: &HeaderMap, query: Option<&str>) -> Override {
     }
 }
 
+/// Whether header `name` is one of `list` as a CGI-style server reads it: PHP's
+/// `$_SERVER` and WSGI's `environ` map `_` and `-` alike (`X_HTTP_METHOD_OVERRIDE`
+/// reads as `X-HTTP-Method-Override`). Names arrive lowercased.
+fn is_one_of(name: &http::header::HeaderName, list: &[&str]) -> bool {
+    let n = name.as_str();
+    list.iter().any(|h| {
+        h.len() == n.len()
+            && h.bytes()
+                .zip(n.bytes())
+                .all(|(a, b)| a == b || (a == b'-' && b == b'_'))
+    })
+}
+
 fn method_allowed(r: &Route, m: &str) -> bool {
     r.methods
         .as_ref()
@@ -246,9 +261,11 @@ pub fn decide(cfg: &EgressConfig, t: &Target<'_>) -> Result<Decision, Refusal> {
     let (host, port) = (t.host, t.port);
     let norm = normalise(t.path);
     let ov = method_override(t.headers, t.query);
-    let path_ov = PATH_OVERRIDE_HEADERS
-        .iter()
-        .find(|h| t.headers.contains_key(**h));
+    let path_ov = t
+        .headers
+        .keys()
+        .find(|h| is_one_of(h, PATH_OVERRIDE_HEADERS))
+        .map(|h| h.as_str());
     let mut path_ov_refusal: Option<String> = None;
     let mut host_hit = false;
     let mut path_hit = false;

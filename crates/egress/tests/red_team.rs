@@ -488,3 +488,71 @@ async fn an_undecodable_coding_name_never_carries_the_token() {
     })
     .await
 }
+
+/// CGI-style header maps (PHP's `$_SERVER`, WSGI's `environ`, so Symfony/Laravel and
+/// Django/Flask stacks whose front server passes underscores) read `X_HTTP_METHOD_OVERRIDE`
+/// and `X_ORIGINAL_URL` as `X-HTTP-Method-Override` and `X-Original-URL`. Egress
+/// compared names with dashes only: the underscore spellings reached the origin with the
+/// credential. Now `_` and `-` are one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn underscore_spellings_of_override_headers_are_judged_too() {
+    bounded(async {
+        let fx = fixture().await;
+        for (host, path, name, value, why) in [
+            (
+                "late.test",
+                "/items/1",
+                "X_HTTP_METHOD_OVERRIDE",
+                "DELETE",
+                "method override not allowed",
+            ),
+            (
+                "late.test",
+                "/items/1",
+                "x_http_method",
+                "PUT",
+                "method override not allowed",
+            ),
+            (
+                "late.test",
+                "/items/1",
+                "X-Method_Override",
+                "PATCH",
+                "method override not allowed",
+            ),
+            (
+                "dodge.test",
+                "/repos/acme/x",
+                "X_ORIGINAL_URL",
+                "/admin",
+                "path override header",
+            ),
+            (
+                "dodge.test",
+                "/repos/acme/x",
+                "x_rewrite_url",
+                "/admin",
+                "path override header",
+            ),
+        ] {
+            let (s, h, b) = fx.get(host, path, &[(name, value)]).await;
+            let body = String::from_utf8_lossy(&b);
+            assert_eq!(s, StatusCode::FORBIDDEN, "{name}: {body}");
+            assert_eq!(h["x-bottle-blocked"], "egress");
+            assert!(body.contains(why), "{name}: {body}");
+        }
+        let reqs = fx.origin.requests();
+        assert!(reqs.is_empty(), "the origin was reached: {reqs:?}");
+        // an allowed method named with underscores still passes
+        let (s, _, _) = fx
+            .get(
+                "late.test",
+                "/items/1",
+                &[("X_HTTP_METHOD_OVERRIDE", "POST")],
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        fx.finish();
+    })
+    .await
+}
