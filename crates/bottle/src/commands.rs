@@ -196,6 +196,7 @@ pub fn start(o: &StartOpts) -> Result<i32> {
     crate::agent_user::warn_workspace_git(&l);
     let compose = Compose::detect()?;
     docker::check_daemon()?;
+    crate::engine::warn_if_affected();
     let git_gate = !l.manifest.git.is_empty();
     let mut missing: Vec<String> = SIDECAR_IMAGES
         .iter()

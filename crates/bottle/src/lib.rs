@@ -7,6 +7,7 @@ pub mod build;
 pub mod ca;
 pub mod commands;
 pub mod docker;
+pub mod engine;
 pub mod error;
 pub mod manifest;
 pub mod policy;
