@@ -556,3 +556,48 @@ async fn underscore_spellings_of_override_headers_are_judged_too() {
     })
     .await
 }
+
+/// Probe (no leak found): the token in `Location`, `Set-Cookie` and `WWW-Authenticate`
+/// values, in the `Link` header of a 103 Early Hints response before the final one, in
+/// the `ETag` of a 304, in the headers of a response to HEAD. Kept as a regression guard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_headers_of_redirects_hints_304_and_head_are_scrubbed() {
+    bounded(async {
+        let fx = fixture().await;
+        let (origin, _) = raw_origin(|head, token| {
+            let t = token.unwrap_or_default();
+            let path = head.split(' ').nth(1).unwrap_or("/").to_string();
+            let resp = match path.as_str() {
+                "/redirect" => format!(
+                    "HTTP/1.1 302 Found\r\nLocation: https://x.test/cb?code={t}\r\nSet-Cookie: s={t}; Path=/\r\nWWW-Authenticate: Bearer error=\"invalid_token\", error_description=\"token {t} expired\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                ),
+                "/hints" => format!(
+                    "HTTP/1.1 103 Early Hints\r\nLink: </s.css?k={t}>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+                ),
+                "/304" => format!(
+                    "HTTP/1.1 304 Not Modified\r\nETag: \"{t}\"\r\nConnection: close\r\n\r\n"
+                ),
+                _ => format!(
+                    "HTTP/1.1 200 OK\r\nX-Echo: {t}\r\nContent-Length: 40\r\nConnection: close\r\n\r\n"
+                ),
+            };
+            vec![resp.into_bytes()]
+        })
+        .await;
+        let port = origin.port();
+        for (method, path, want) in [
+            (Method::GET, "/redirect", StatusCode::FOUND),
+            (Method::GET, "/hints", StatusCode::OK),
+            (Method::GET, "/304", StatusCode::NOT_MODIFIED),
+            (Method::HEAD, "/head", StatusCode::OK),
+        ] {
+            let url = format!("http://bearer.test:{port}{path}");
+            let (s, h, b) = get(fx.eg.addr, method, &url, &[]).await;
+            assert_eq!(s, want, "{path}");
+            assert_clean(path, &headers_text(&h), &fx.secrets.all());
+            assert_clean(path, &b, &fx.secrets.all());
+        }
+        fx.finish();
+    })
+    .await
+}
