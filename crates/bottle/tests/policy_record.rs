@@ -176,3 +176,56 @@ fn bottle_allow_refuses_over_broad_entries_before_anything_else() {
     );
     assert!(!r.err.contains("refusing to allow"), "{}", r.err);
 }
+
+/// On a terminal (a pty from util-linux `script`) the widening is asked: "n" keeps the record,
+/// "y" records the wider policy.
+#[test]
+fn on_a_terminal_the_operator_answers() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("m.yaml");
+    std::fs::write(&m, "name: d\nimage: x\nallow: [example.com]\n").unwrap();
+    let mp = m.to_str().unwrap();
+    assert_eq!(bottle(home.path(), &["check", mp], &[]).code, 0);
+    let before = records(home.path());
+    std::fs::write(
+        &m,
+        "name: d\nimage: x\nallow: [example.com, evil.example]\n",
+    )
+    .unwrap();
+    let on_tty = |answer: &str| {
+        let cmd = format!("{} check {mp}", env!("CARGO_BIN_EXE_bottle"));
+        let mut c = Command::new("script");
+        c.args(["-qec", &cmd, "/dev/null"])
+            .env("BOTTLE_HOME", home.path())
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c
+            .spawn()
+            .expect("util-linux `script` is needed for this test");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(answer.as_bytes())
+            .unwrap();
+        let o = child.wait_with_output().unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).to_string(),
+        )
+    };
+    let (code, out) = on_tty("n\n");
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("[y/N]") && out.contains("evil.example"),
+        "{out}"
+    );
+    assert_eq!(records(home.path()), before, "refused, yet recorded");
+    let (code, out) = on_tty("y\n");
+    assert_eq!(code, 0, "{out}");
+    assert!(records(home.path())[0].1.contains("evil.example"));
+}
