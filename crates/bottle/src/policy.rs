@@ -559,9 +559,27 @@ pub struct Record {
     pub policy: Policy,
 }
 
+/// The manifest path made absolute and normalised lexically. Symlinks are NOT followed: the
+/// agent could otherwise swap the file for a symlink to another manifest, which would count
+/// as a first start (nothing to compare with) instead of a widening.
+pub fn canonical_manifest_path(manifest: &Path) -> PathBuf {
+    let abs = std::path::absolute(manifest).unwrap_or_else(|_| manifest.to_path_buf());
+    let mut out = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 /// `$BOTTLE_HOME/policies/<sha256 of the canonical manifest path>.json`.
 pub fn record_path(manifest: &Path) -> PathBuf {
-    let canon = std::fs::canonicalize(manifest).unwrap_or_else(|_| manifest.to_path_buf());
+    let canon = canonical_manifest_path(manifest);
     let digest = Sha256::digest(canon.as_os_str().as_encoded_bytes());
     crate::state::home()
         .join("policies")
@@ -588,7 +606,7 @@ pub fn write_record(manifest: &Path, policy: &Policy) -> Result<()> {
     let p = record_path(manifest);
     let dir = p.parent().unwrap_or(Path::new("."));
     crate::state::mkdir(dir, 0o700, None)?;
-    let canon = std::fs::canonicalize(manifest).unwrap_or_else(|_| manifest.to_path_buf());
+    let canon = canonical_manifest_path(manifest);
     let rec = Record {
         manifest: canon.display().to_string(),
         accepted_at: crate::state::now_rfc3339(),

@@ -142,6 +142,22 @@ fn tampered_manifest_is_refused_without_yes_and_the_record_stays() {
     assert_eq!(r.code, 0, "{}", r.err);
     assert!(!records(home.path())[0].1.contains("evil.example"));
 
+    // Swapping the file for a symlink to another manifest is the same path: still compared.
+    let other = ws.path().join("other.yaml");
+    std::fs::write(&other, &tampered).unwrap();
+    std::fs::remove_file(&m).unwrap();
+    std::os::unix::fs::symlink(&other, &m).unwrap();
+    let r = bottle(home.path(), &["check", mp], &env);
+    assert_eq!(r.code, 2, "symlinked manifest treated as new: {}", r.err);
+    assert!(!r.err.contains("first start"), "{}", r.err);
+    // And `dir/../bottle.yaml` is the same manifest too.
+    let dotted = ws.path().join("sub/../bottle.yaml");
+    std::fs::create_dir_all(ws.path().join("sub")).unwrap();
+    let r = bottle(home.path(), &["check", dotted.to_str().unwrap()], &env);
+    assert_eq!(r.code, 2, "{}", r.err);
+    std::fs::remove_file(&m).unwrap();
+    std::fs::write(&m, OPERATOR).unwrap();
+
     // A corrupt record fails closed.
     std::fs::write(&accepted[0].0, "{not json").unwrap();
     let r = bottle(home.path(), &["check", mp], &env);
