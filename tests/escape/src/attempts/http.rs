@@ -358,10 +358,26 @@ pub fn attempts(_w: &World) -> Vec<Attempt> {
             )
         },
     ));
-    v.push(via_proxy_blocked(
-        "network",
-        "userinfo-route-name-to-loopback",
-        |c| format!("https://api.e2e.test.@127.0.0.1/{c}"),
-    ));
+    // pipelock's own loopback (its admin port, egress behind it) by every spelling.
+    for (name, url) in [
+        ("loopback-127.0.0.1-admin", "http://127.0.0.1:9090/metrics"),
+        ("loopback-127.1-admin", "http://127.1:9090/metrics"),
+        ("loopback-0.0.0.0-admin", "http://0.0.0.0:9090/metrics"),
+        ("loopback-0-admin", "http://0:9090/metrics"),
+        ("loopback-decimal-admin", "http://2130706433:9090/metrics"),
+        ("loopback-v6-admin", "http://[::1]:9090/metrics"),
+        (
+            "loopback-v4-mapped-admin",
+            "http://[::ffff:127.0.0.1]:9090/metrics",
+        ),
+        ("localhost-egress-port", "http://localhost:9099/"),
+        ("localhost-subdomain", "http://x.localhost:9090/metrics"),
+        (
+            "userinfo-route-name-to-loopback",
+            "https://api.e2e.test.@127.0.0.1:9090/",
+        ),
+    ] {
+        v.push(via_proxy_blocked("network", name, move |_| url.to_string()));
+    }
     v
 }
