@@ -173,7 +173,8 @@ impl WsScrubber {
                         return Ok(out);
                     }
                     let mut p = std::mem::take(payload);
-                    if self.pats.contains(&p) {
+                    // a close reason is cut at 123 bytes: a truncated echo counts too
+                    if self.pats.contains_or_edge(&p) {
                         self.scrubs += 1;
                         // a close frame keeps its status code, loses its reason
                         p.truncate(if *opcode == 8 { p.len().min(2) } else { 0 });
@@ -328,6 +329,15 @@ mod tests {
         let mut wire = BytesMut::new();
         let mut reason = vec![3u8, 232];
         reason.extend_from_slice(S.as_bytes());
+        encode_frame(&mut wire, true, 8, &reason);
+        let mut sc = WsScrubber::new(pats.clone());
+        let fr = frames(&sc.push(&wire).unwrap());
+        assert_eq!(fr, vec![(true, 8, vec![3, 232])]);
+        // a reason cut inside the secret (close reasons stop at 123 bytes)
+        let mut wire = BytesMut::new();
+        let mut reason = vec![3u8, 232];
+        reason.extend_from_slice(b"bad token: ");
+        reason.extend_from_slice(&S.as_bytes()[..12]);
         encode_frame(&mut wire, true, 8, &reason);
         let mut sc = WsScrubber::new(pats.clone());
         let fr = frames(&sc.push(&wire).unwrap());

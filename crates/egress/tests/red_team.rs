@@ -601,3 +601,38 @@ async fn probe_headers_of_redirects_hints_304_and_head_are_scrubbed() {
     })
     .await
 }
+
+/// An origin that truncates what it echoes (a header or a WebSocket close reason has a
+/// length limit): one header ends with the first 20 bytes of the token, another starts
+/// with its last 20; together the whole token. Header values were searched only for
+/// whole forms. Now a value that ends with the start of a form, or starts with its end
+/// (at least 8 bytes), is dropped like one holding the form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_values_truncated_at_either_end_are_dropped() {
+    bounded(async {
+        let fx = fixture().await;
+        let (origin, _) = raw_origin(|_, token| {
+            let t = token.unwrap_or_default();
+            let n = t.len();
+            let resp = format!(
+                "HTTP/1.1 401 Unauthorized\r\nX-Token-Start: bad token {}\r\nX-Token-End: {} was rejected\r\nX-Ok: fine\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno",
+                &t[..20],
+                &t[n - 20..]
+            );
+            vec![resp.into_bytes()]
+        })
+        .await;
+        let secret = fx.secrets.bearer.clone();
+        assert!(secret.len() <= 40, "the two halves cover the token");
+        let url = format!("http://bearer.test:{}/x", origin.port());
+        let (s, h, _) = get(fx.eg.addr, Method::GET, &url, &[]).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        let text = String::from_utf8_lossy(&headers_text(&h)).to_string();
+        let n = secret.len();
+        assert!(!text.contains(&secret[..20]), "start of the token: {text}");
+        assert!(!text.contains(&secret[n - 20..]), "end of the token: {text}");
+        assert_eq!(h["x-ok"], "fine");
+        fx.finish();
+    })
+    .await
+}
