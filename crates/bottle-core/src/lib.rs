@@ -14,6 +14,7 @@ pub mod body;
 pub mod ca;
 pub mod cli;
 pub mod error;
+pub mod hint;
 pub mod hop;
 pub mod host;
 pub mod idle;

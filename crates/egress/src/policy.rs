@@ -362,10 +362,11 @@ pub fn decide(cfg: &EgressConfig, t: &Target<'_>) -> Result<Decision, Refusal> {
                 check_body: false,
             });
         }
-        return Err(
-            Refusal::forbidden(format!("host not routed: {host}:{port}"))
-                .with_hint(format!("run: bottle allow {host}")),
-        );
+        let refusal = Refusal::forbidden(format!("host not routed: {host}:{port}"));
+        return Err(match bottle_core::hint::allow_hint(host, port) {
+            Some(hint) => refusal.with_hint(hint),
+            None => refusal,
+        });
     }
     if !path_hit {
         if let Some(a) = ambiguous {

@@ -27,24 +27,16 @@ impl Denied {
     }
 }
 
-/// `bottle allow` argument that would allow `host:port`.
-pub fn allow_hint(host: &Host, port: u16) -> String {
-    if port == 80 || port == 443 {
-        format!("run: bottle allow {host}")
-    } else {
-        format!("run: bottle allow {}", host.to_authority(port))
-    }
-}
-
 /// Is `host:port` allowed right now? Ok(true) when a `tls_passthrough` route covers it.
 /// IP literals that are private are refused unless an address/CIDR line covers them.
 pub fn check(cfg: &LiveConfig, host: &Host, port: u16) -> Result<bool, Denied> {
     if !cfg.host_allowed(host, port) {
-        return Err(Denied::new(
-            "host_not_allowed",
-            Refusal::forbidden(format!("host not allowed: {}", host.to_authority(port)))
-                .with_hint(allow_hint(host, port)),
-        ));
+        let mut refusal =
+            Refusal::forbidden(format!("host not allowed: {}", host.to_authority(port)));
+        if let Some(hint) = bottle_core::hint::allow_hint(host, port) {
+            refusal = refusal.with_hint(hint);
+        }
+        return Err(Denied::new("host_not_allowed", refusal));
     }
     if let Host::Ip(ip) = host {
         if let Some(why) = bottle_core::ssrf::private_reason(*ip) {

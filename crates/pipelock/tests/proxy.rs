@@ -581,3 +581,28 @@ async fn http2_inside_the_tunnel_and_connection_reuse() {
     );
     p.stop().await;
 }
+
+/// A refusal's hint is relayed to the operator: it must never suggest opening a private,
+/// loopback or metadata address. Refused before any lookup or connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_never_hint_at_allowing_private_or_metadata_hosts() {
+    let env = Env::new(&allow_echo((0, 0)), "").await;
+    let p = env.spawn(&[]).await;
+    let ca = env.ca_cert();
+    for url in [
+        "http://10.9.8.7/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://metadata.google.internal/computeMetadata/v1/",
+        "http://localhost:6379/",
+        "http://[fd00::1]/",
+    ] {
+        let (code, body, err) = curl(p.addr, &ca, url, &[]);
+        assert_eq!(code, 403, "{url}: {err}");
+        assert!(body.starts_with("blocked by pipelock: "), "{url}: {body}");
+        assert!(!body.contains("bottle allow"), "{url}: {body}");
+    }
+    // A public name still gets the remedy.
+    let (code, body, _) = curl(p.addr, &ca, "http://other.test/", &[]);
+    assert_eq!(code, 403);
+    assert!(body.contains("(run: bottle allow other.test)"), "{body}");
+}

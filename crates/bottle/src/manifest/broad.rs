@@ -13,17 +13,8 @@ pub const MIN_V4_PREFIX: u8 = 16;
 /// Shortest IPv6 prefix accepted (a /48 is one site; shorter ones span many customers).
 pub const MIN_V6_PREFIX: u8 = 48;
 
-/// Cloud instance-metadata host names (exact, lowercase).
-const METADATA_NAMES: &[&str] = &[
-    "metadata",
-    "metadata.google.internal",
-    "metadata.goog",
-    "metadata.azure.com",
-    "metadata.tencentyun.com",
-    "instance-data",
-    "instance-data.ec2.internal",
-    "metadata.platformequinix.com",
-];
+/// Cloud instance-metadata host names: one list, shared with the sidecars' refusal hints.
+use bottle_core::hint::METADATA_NAMES;
 
 /// Metadata addresses inside otherwise public space (a CIDR must not contain them).
 const METADATA_ADDRS: &[&str] = &[
