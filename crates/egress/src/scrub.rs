@@ -530,7 +530,12 @@ impl StreamScrubber {
 
     /// Feed one chunk; returns what may be released now (possibly empty).
     pub fn push(&mut self, chunk: Bytes) -> Bytes {
-        if !self.started && !chunk.is_empty() {
+        // nothing new: nothing more can be released (an empty HTTP/2 DATA frame must
+        // not release a held body start unchecked)
+        if chunk.is_empty() {
+            return Bytes::new();
+        }
+        if !self.started {
             // The leading-fragment check needs the whole fragment: while the start of
             // the body could still grow into one, hold it (an origin that sends the
             // first bytes of a fragment on their own must not get the rest past).

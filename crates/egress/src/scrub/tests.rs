@@ -453,3 +453,24 @@ fn escape_dense_random_input_at_random_splits() {
         let _ = p.contains(&input);
     }
 }
+
+/// The start of a body that could grow into a leading fragment is held whatever the
+/// chunking, empty chunks included (an HTTP/2 origin may send empty DATA frames).
+#[test]
+fn a_leading_fragment_is_found_across_small_and_empty_chunks() {
+    let p = pats();
+    let frag = &SECRET.as_bytes()[5..];
+    for cut in 1..frag.len() {
+        let mut sc = StreamScrubber::new(Arc::clone(&p));
+        let mut out = Vec::new();
+        out.extend_from_slice(&sc.push(Bytes::copy_from_slice(&frag[..cut])));
+        out.extend_from_slice(&sc.push(Bytes::new()));
+        out.extend_from_slice(&sc.push(Bytes::copy_from_slice(&frag[cut..])));
+        out.extend_from_slice(&sc.push(Bytes::from_static(b" tail")));
+        out.extend_from_slice(&sc.finish());
+        assert_eq!(out, b"[REDACTED by egress] tail", "cut {cut}");
+    }
+    // a body that only looked like one for a while is released intact
+    let (out, n) = run_stream(&p, b"ghp tail", &[1, 2]);
+    assert_eq!((out.as_slice(), n), (&b"ghp tail"[..], 0));
+}
