@@ -55,11 +55,11 @@ pub fn attempt(
     }
 }
 
-/// Whitespace collapsed, cut to 200 characters (one report line per attempt).
+/// Whitespace collapsed, cut to 400 characters (one report line per attempt).
 pub fn short(s: &str) -> String {
     let one: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one.chars().count() > 200 {
-        let cut: String = one.chars().take(200).collect();
+    if one.chars().count() > 400 {
+        let cut: String = one.chars().take(400).collect();
         format!("{cut}…")
     } else {
         one

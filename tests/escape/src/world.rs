@@ -59,6 +59,22 @@ impl Bottle {
         .collect()
     }
 
+    /// `network=address` of a service, every network.
+    pub fn ips_named(&self, service: &str) -> Vec<(String, String)> {
+        let c = self.service(service);
+        docker(&[
+            "inspect",
+            "--format",
+            "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}={{$v.IPAddress}} {{end}}",
+            &c,
+        ])
+        .stdout
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
     /// `StartedAt RestartCount Health` of a service: any change means it died.
     pub fn liveness(&self, service: &str) -> String {
         let c = self.service(service);

@@ -20,6 +20,7 @@ const PARALLEL: &[&str] = &[
     "cross-bottle",
     "smuggling",
     "reflection",
+    "outside",
 ];
 const THREADS: usize = 4;
 

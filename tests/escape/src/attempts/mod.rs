@@ -5,8 +5,9 @@ use crate::{attempt, canary, outcome, Attempt, Outcome, World};
 
 mod git;
 mod host;
-mod http;
+pub mod http;
 mod network;
+mod outside;
 
 /// Every attempt, in report order.
 pub fn all(w: &World) -> Vec<Attempt> {
@@ -14,6 +15,7 @@ pub fn all(w: &World) -> Vec<Attempt> {
     v.extend(network::attempts(w));
     v.extend(http::attempts(w));
     v.extend(git::attempts(w));
+    v.extend(outside::attempts(w));
     v.extend(host::attempts(w));
     v
 }
