@@ -295,9 +295,11 @@ async fn a_secret_coming_back_through_another_host_is_scrubbed() {
         let text = String::from_utf8(body).unwrap();
         // (the origin repeats it mid-body too: a fragment there is not recognisable)
         assert!(text.starts_with(&format!("{REDACTED}\n")), "{text}");
+        // a header value starting with the end of the secret is a truncated echo:
+        // dropped too (red_team.rs)
         assert!(
-            h.get("x-reflect").is_some(),
-            "a fragment alone in a header is not matched"
+            h.get("x-reflect").is_none(),
+            "a fragment at the start of a header value is dropped"
         );
         fx.finish();
     })
