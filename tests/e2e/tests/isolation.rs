@@ -476,7 +476,7 @@ fn network_isolation() {
     let r = container_sh(
         &origin.network,
         &format!(
-            "for u in http://{eg_extra}:9099 http://egress:9099; do curl -sS --connect-timeout 5 --max-time 10 -x $u https://api.e2e.test/reflect -o /dev/null; echo \" rc=$?\"; curl -sS --connect-timeout 5 --max-time 10 -x $u http://api.e2e.test/reflect -o /dev/null; echo \" rc=$?\"; done; \
+            "for u in http://{eg_extra}:9099 http://egress:9099; do curl -sS --connect-timeout 5 --max-time 10 -x $u https://api.e2e.test/reflect -o /dev/null; echo \" rc=$?\"; curl -sS --connect-timeout 5 --max-time 10 -x $u http://api.e2e.test/reflect -o /dev/null; echo \" rc=$?\"; curl -sS --connect-timeout 5 --max-time 10 --request-target https://api.e2e.test/reflect -H 'Host: api.e2e.test' $u/ -o /dev/null; echo \" rc=$?\"; done; \
              for u in http://{gate_extra}:8080 http://git-gate:8080; do curl -sS --connect-timeout 5 --max-time 10 \"$u/demo.git/info/refs?service=git-upload-pack\"; echo \" rc=$?\"; git ls-remote $u/demo.git; echo \" rc=$?\"; done"
         ),
     );
@@ -494,12 +494,13 @@ fn network_isolation() {
         &format!(
             "curl -sS --max-time 10 -D - -o /dev/null -x http://{eg_sidecars}:9099 http://api.e2e.test/reflect; \
              curl -sS --max-time 10 -D - -o /dev/null -x http://{eg_sidecars}:9099 -H 'Proxy-Authorization: Bottle forged-forged-forged-forged-forged' http://api.e2e.test/reflect; \
+             curl -sS --max-time 10 -D - -o /dev/null --request-target https://api.e2e.test/reflect -H 'Host: api.e2e.test' http://{eg_sidecars}:9099/; \
              curl -sS --max-time 10 -x http://{eg_sidecars}:9099 https://api.e2e.test/reflect; echo \" rc=$?\""
         ),
     ]);
     c.check(
         "egress without the bottle key: 407 from egress",
-        r.stdout.matches("407").count() >= 2
+        r.stdout.matches("407").count() >= 3
             && r.stdout
                 .to_ascii_lowercase()
                 .contains("x-bottle-blocked: egress")
