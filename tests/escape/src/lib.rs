@@ -38,7 +38,13 @@ pub struct Attempt {
     pub expect: String,
     /// Runs the attempt and checks the proof.
     pub run: Box<dyn Fn(&World) -> Outcome + Send + Sync>,
+    /// A second proof checked after both bottles are stopped (what the operator's host sees
+    /// after teardown); the attempt passes only if both pass.
+    pub after_teardown: Option<Check>,
 }
+
+/// A host-side proof run after teardown.
+pub type Check = Box<dyn Fn(&World) -> Outcome + Send + Sync>;
 
 /// Build an attempt.
 pub fn attempt(
@@ -52,6 +58,7 @@ pub fn attempt(
         name: name.into(),
         expect: expect.into(),
         run: Box::new(run),
+        after_teardown: None,
     }
 }
 

@@ -475,6 +475,18 @@ impl World {
     }
 }
 
+impl World {
+    /// Stop both bottles the way an operator does (`bottle stop`: logs saved, compose down,
+    /// the launcher's workspace sweep). Drop does the rest.
+    pub fn stop_bottles(&self) -> Vec<Run> {
+        [&self.a, &self.b]
+            .iter()
+            .filter(|b| !b.slug.is_empty())
+            .map(|b| self.home.bottle(&["stop", &b.slug], START))
+            .collect()
+    }
+}
+
 impl Drop for World {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);

@@ -186,6 +186,80 @@ fn flood(name: &'static str, service: &'static str, script: &'static str) -> Att
     )
 }
 
+/// The agent plants what would make the operator's next `git status` run its command on the
+/// host: a `commondir` pointing at a directory it controls, a `config.worktree`, and a
+/// submodule whose git dir (inside `.git/modules`, writable) sets `core.fsmonitor`. After
+/// teardown, the host runs `git status` as the workspace owner: no marker may appear.
+fn git_indirections() -> Attempt {
+    let marker = format!("/tmp/escape-pwned-{}", crate::canary(""));
+    let m = marker.clone();
+    let plant = format!(
+        "cd /workspace && git init -q /tmp/subsrc && git -C /tmp/subsrc -c user.name=a -c user.email=a@x.invalid commit -q --allow-empty -m s \
+         && mkdir -p .git/modules sub && git clone -q --bare /tmp/subsrc .git/modules/sub \
+         && git --git-dir=.git/modules/sub config core.bare false \
+         && git --git-dir=.git/modules/sub config core.worktree ../../../sub \
+         && git --git-dir=.git/modules/sub config core.fsmonitor 'touch {m}-submodule' \
+         && echo 'gitdir: ../.git/modules/sub' > sub/.git \
+         && git --git-dir=.git/modules/sub --work-tree=sub reset -q --hard \
+         && git update-index --add --cacheinfo 160000,$(git --git-dir=.git/modules/sub rev-parse HEAD),sub \
+         && printf '[submodule \"sub\"]\\n\\tpath = sub\\n\\turl = ./sub\\n' > .gitmodules; echo \" submodule rc=$?\"; \
+         mkdir -p .evil/hooks && printf '[core]\\n\\trepositoryformatversion = 0\\n\\tfsmonitor = touch {m}-commondir\\n' > .evil/config; \
+         echo ../.evil > .git/commondir; echo \" commondir rc=$?\"; \
+         printf '[core]\\n\\tfsmonitor = touch {m}-worktree\\n' > .git/config.worktree; echo \" worktree rc=$?\""
+    );
+    let mut a = custom(
+        "workspace",
+        "git-indirections-run-on-host",
+        "after teardown no .git/commondir or .git/config.worktree is left, and the owner's `git status` on the host runs nothing the agent planted",
+        move |w: &World| {
+            let r = w.a_sh(&plant);
+            outcome(true, format!("planted: {}", crate::short(&r.all())))
+        },
+    );
+    a.after_teardown = Some(Box::new(move |w: &World| {
+        let git_dir = w.workspace.join(".git");
+        let left: Vec<&str> = ["commondir", "config.worktree"]
+            .into_iter()
+            .filter(|f| std::fs::symlink_metadata(git_dir.join(f)).is_ok())
+            .collect();
+        // The operator's next git command, as the workspace owner, with no global config.
+        let mut c = std::process::Command::new("setpriv");
+        c.args([
+            "--reuid=1000",
+            "--regid=1000",
+            "--clear-groups",
+            "env",
+            "-i",
+        ])
+        .args([
+            "PATH=/usr/bin:/bin",
+            "HOME=/nonexistent",
+            "GIT_CONFIG_NOSYSTEM=1",
+        ])
+        .arg("GIT_CONFIG_GLOBAL=/dev/null")
+        .args(["git", "-C"])
+        .arg(&w.workspace)
+        .args(["status", "--porcelain"]);
+        let st = bottle_e2e::run_cmd(c, Duration::from_secs(60));
+        let ran: Vec<String> = ["submodule", "commondir", "worktree"]
+            .iter()
+            .map(|k| format!("{marker}-{k}"))
+            .filter(|p| Path::new(p).exists())
+            .collect();
+        for p in &ran {
+            let _ = std::fs::remove_file(p);
+        }
+        outcome(
+            left.is_empty() && ran.is_empty(),
+            format!(
+                "left in .git: {left:?}; host git status exit {} ; agent commands run on the host: {ran:?}",
+                st.code
+            ),
+        )
+    }));
+    a
+}
+
 pub fn attempts(_w: &World) -> Vec<Attempt> {
     let mut v = Vec::new();
     // --- workspace (the agent image's USER is root: the launcher must not run it as root)
@@ -232,6 +306,7 @@ pub fn attempts(_w: &World) -> Vec<Attempt> {
         "cd /workspace && mv .git .git-old 2>&1; mkdir -p .git/hooks && printf '#!/bin/sh\\ntouch /tmp/pwned\\n' > .git/hooks/post-checkout; echo \" rc=$?\"",
         no_hook,
     ));
+    v.push(git_indirections());
     v.push(custom(
         "workspace",
         "host-workspace-scan",
