@@ -375,6 +375,14 @@ pub fn compose(l: &Loaded, opts: &Options, git_gate: bool) -> Result<String, Str
     labels.insert("org.bottle.slug".into(), opts.slug.clone().into());
     agent.insert("labels".into(), Value::Mapping(labels));
     services.insert("agent".into(), Value::Mapping(agent));
+    // Every service logs to a bounded, rotated file whatever the daemon's default is: the
+    // agent can make itself or a sidecar log without end (a refusal per request, `yes`), and
+    // an unbounded json-file log fills the host's disk.
+    for (_, svc) in services.iter_mut() {
+        if let Some(svc) = svc.as_mapping_mut() {
+            svc.insert("logging".into(), bounded_logging());
+        }
+    }
 
     let body = serde_yaml::to_string(&doc).map_err(|e| format!("rendering compose file: {e}"))?;
     Ok(format!(
@@ -383,6 +391,20 @@ pub fn compose(l: &Loaded, opts: &Options, git_gate: bool) -> Result<String, Str
         crate::state::project(&opts.slug),
         l.path.display()
     ))
+}
+
+/// Per-container log bound: `LOG_MAX_FILES` files of `LOG_MAX_SIZE` each.
+pub const LOG_MAX_SIZE: &str = "10m";
+pub const LOG_MAX_FILES: &str = "3";
+
+fn bounded_logging() -> Value {
+    let mut options = Mapping::new();
+    options.insert("max-size".into(), LOG_MAX_SIZE.into());
+    options.insert("max-file".into(), LOG_MAX_FILES.into());
+    let mut logging = Mapping::new();
+    logging.insert("driver".into(), "json-file".into());
+    logging.insert("options".into(), Value::Mapping(options));
+    Value::Mapping(logging)
 }
 
 /// Host paths of the `file://` git upstreams.
@@ -612,6 +634,27 @@ mod tests {
                 doc["networks"][n]["driver_opts"]["com.docker.network.bridge.inhibit_ipv4"],
                 Value::String("true".into()),
                 "{n}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_service_logs_to_a_bounded_file() {
+        let doc: Value = serde_yaml::from_str(&compose(&loaded(), &opts(), true).unwrap()).unwrap();
+        let services = doc["services"].as_mapping().unwrap();
+        assert_eq!(services.len(), 4, "agent and three sidecars");
+        for (name, svc) in services {
+            let l = &svc["logging"];
+            assert_eq!(l["driver"], Value::String("json-file".into()), "{name:?}");
+            assert_eq!(
+                l["options"]["max-size"],
+                Value::String("10m".into()),
+                "{name:?}"
+            );
+            assert_eq!(
+                l["options"]["max-file"],
+                Value::String("3".into()),
+                "{name:?}"
             );
         }
     }
