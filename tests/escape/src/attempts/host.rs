@@ -186,43 +186,32 @@ fn flood(name: &'static str, service: &'static str, script: &'static str) -> Att
     )
 }
 
-/// The agent plants what would make the operator's next `git status` run its command on the
-/// host: a `commondir` pointing at a directory it controls, a `config.worktree`, and a
-/// submodule whose git dir (inside `.git/modules`, writable) sets `core.fsmonitor`. After
-/// teardown, the host runs `git status` as the workspace owner: no marker may appear.
-fn git_indirections() -> Attempt {
+/// A planted git indirection: the agent runs `plant(marker)` in /workspace; after teardown
+/// none of `gone` may be left in the host's `.git`, and the owner's `git status` on the host
+/// (uid 1000, no global or system config) must not create `marker` (which only a command the
+/// agent planted would do, on the host).
+fn planted(
+    name: &'static str,
+    expect: &'static str,
+    plant: fn(&str) -> String,
+    gone: &'static [&'static str],
+) -> Attempt {
     let marker = format!("/tmp/escape-pwned-{}", crate::canary(""));
     let m = marker.clone();
-    let plant = format!(
-        "cd /workspace && git init -q /tmp/subsrc && git -C /tmp/subsrc -c user.name=a -c user.email=a@x.invalid commit -q --allow-empty -m s \
-         && mkdir -p .git/modules sub && git clone -q --bare /tmp/subsrc .git/modules/sub \
-         && git --git-dir=.git/modules/sub config core.bare false \
-         && git --git-dir=.git/modules/sub config core.worktree ../../../sub \
-         && git --git-dir=.git/modules/sub config core.fsmonitor 'touch {m}-submodule' \
-         && echo 'gitdir: ../.git/modules/sub' > sub/.git \
-         && git --git-dir=.git/modules/sub --work-tree=sub reset -q --hard \
-         && git update-index --add --cacheinfo 160000,$(git --git-dir=.git/modules/sub rev-parse HEAD),sub \
-         && printf '[submodule \"sub\"]\\n\\tpath = sub\\n\\turl = ./sub\\n' > .gitmodules; echo \" submodule rc=$?\"; \
-         mkdir -p .evil/hooks && printf '[core]\\n\\trepositoryformatversion = 0\\n\\tfsmonitor = touch {m}-commondir\\n' > .evil/config; \
-         echo ../.evil > .git/commondir; echo \" commondir rc=$?\"; \
-         printf '[core]\\n\\tfsmonitor = touch {m}-worktree\\n' > .git/config.worktree; echo \" worktree rc=$?\""
-    );
-    let mut a = custom(
-        "workspace",
-        "git-indirections-run-on-host",
-        "after teardown no .git/commondir or .git/config.worktree is left, and the owner's `git status` on the host runs nothing the agent planted",
-        move |w: &World| {
-            let r = w.a_sh(&plant);
-            outcome(true, format!("planted: {}", crate::short(&r.all())))
-        },
-    );
+    let mut a = custom("workspace", name, expect, move |w: &World| {
+        let r = w.a_sh(&format!(
+            "cd /workspace && {{ {} ; }} 2>&1; echo \" rc=$?\"",
+            plant(&m)
+        ));
+        outcome(true, format!("planted: {}", crate::short(&r.all())))
+    });
     a.after_teardown = Some(Box::new(move |w: &World| {
         let git_dir = w.workspace.join(".git");
-        let left: Vec<&str> = ["commondir", "config.worktree"]
-            .into_iter()
+        let left: Vec<&str> = gone
+            .iter()
+            .copied()
             .filter(|f| std::fs::symlink_metadata(git_dir.join(f)).is_ok())
             .collect();
-        // The operator's next git command, as the workspace owner, with no global config.
         let mut c = std::process::Command::new("setpriv");
         c.args([
             "--reuid=1000",
@@ -241,23 +230,29 @@ fn git_indirections() -> Attempt {
         .arg(&w.workspace)
         .args(["status", "--porcelain"]);
         let st = bottle_e2e::run_cmd(c, Duration::from_secs(60));
-        let ran: Vec<String> = ["submodule", "commondir", "worktree"]
-            .iter()
-            .map(|k| format!("{marker}-{k}"))
-            .filter(|p| Path::new(p).exists())
-            .collect();
-        for p in &ran {
-            let _ = std::fs::remove_file(p);
-        }
+        let ran = Path::new(&marker).exists();
+        let _ = std::fs::remove_file(&marker);
         outcome(
-            left.is_empty() && ran.is_empty(),
+            left.is_empty() && !ran,
             format!(
-                "left in .git: {left:?}; host git status exit {} ; agent commands run on the host: {ran:?}",
+                "left in .git: {left:?}; host `git status` exit {}; planted command ran on the host: {ran}",
                 st.code
             ),
         )
     }));
     a
+}
+
+/// A repository at `dir` (relative to /workspace) whose config runs `touch marker` as its
+/// fsmonitor, recorded in the workspace's index as a gitlink (the index is writable).
+fn gitlink_repo(git_dir: &str, dir: &str, marker: &str) -> String {
+    format!(
+        "git init -q /tmp/src-{dir} && git -C /tmp/src-{dir} -c user.name=a -c user.email=a@x.invalid commit -q --allow-empty -m s \
+         && mkdir -p {dir} && git clone -q --bare /tmp/src-{dir} {git_dir} \
+         && git --git-dir={git_dir} config core.bare false \
+         && git --git-dir={git_dir} config core.fsmonitor 'touch {marker}' \
+         && git update-index --add --cacheinfo 160000,$(git --git-dir={git_dir} rev-parse HEAD),{dir}"
+    )
 }
 
 pub fn attempts(_w: &World) -> Vec<Attempt> {
@@ -306,7 +301,35 @@ pub fn attempts(_w: &World) -> Vec<Attempt> {
         "cd /workspace && mv .git .git-old 2>&1; mkdir -p .git/hooks && printf '#!/bin/sh\\ntouch /tmp/pwned\\n' > .git/hooks/post-checkout; echo \" rc=$?\"",
         no_hook,
     ));
-    v.push(git_indirections());
+    v.push(planted(
+        "git-submodule-gitdir-fsmonitor",
+        "a submodule git dir planted in .git/modules (core.fsmonitor) never runs on the host: the owner's `git status` after teardown creates no marker",
+        |m| {
+            gitlink_repo(".git/modules/sub", "sub", m)
+                + " && git --git-dir=.git/modules/sub config core.worktree ../../../sub && echo 'gitdir: ../.git/modules/sub' > sub/.git \
+                   && printf '[submodule \"sub\"]\\n\\tpath = sub\\n\\turl = ./sub\\n' > .gitmodules"
+        },
+        &[],
+    ));
+    v.push(planted(
+        "git-nested-repo-gitlink-fsmonitor",
+        "a nested repository (its own .git dir with core.fsmonitor) added to the index as a gitlink never runs on the host",
+        |m| {
+            gitlink_repo("nested/.git", "nested", m)
+        },
+        &[],
+    ));
+    v.push(planted(
+        "git-commondir-and-config-worktree",
+        "`.git/commondir` and `.git/config.worktree` are swept at teardown; nothing runs on the host",
+        |m| {
+            format!(
+                "mkdir -p .evil/hooks && printf '[core]\\n\\trepositoryformatversion = 0\\n\\tfsmonitor = touch {m}\\n' > .evil/config; \
+                 printf '[core]\\n\\tfsmonitor = touch {m}\\n' > .git/config.worktree; echo ../.evil > .git/commondir"
+            )
+        },
+        &["commondir", "config.worktree"],
+    ));
     v.push(custom(
         "workspace",
         "host-workspace-scan",
