@@ -599,7 +599,10 @@ impl Gate {
         let out = run(cmd, None, crate::mirror::FETCH_TIMEOUT).await?;
         // ls-remote exits 0 with no output when nothing matches; 2 with --exit-code only.
         if !out.success {
-            return Err(GateError::Upstream(tail_lines(&out.stderr, 2).join(" / ")));
+            let detail = tail_lines(&out.stderr, 2).join(" / ");
+            return Err(GateError::Upstream(
+                ctx.repo.upstream.guard_message(&detail),
+            ));
         }
         let mut found = Vec::new();
         for line in out.stdout_str().lines() {
@@ -671,13 +674,15 @@ impl Gate {
             let parts: Vec<&str> = line.split('\t').collect();
             if parts.len() >= 3 && parts[0] == "!" {
                 if let Some((_, dst)) = parts[1].split_once(':') {
-                    per_ref.insert(dst.to_string(), format!("upstream: {}", parts[2].trim()));
+                    let said = ctx.repo.upstream.guard_message(parts[2].trim());
+                    per_ref.insert(dst.to_string(), format!("upstream: {said}"));
                 }
             }
         }
         let lines = tail_lines(&out.stderr, 8)
             .into_iter()
             .filter(|l| !l.starts_with("To ") && l != "Done")
+            .map(|l| ctx.repo.upstream.guard_message(&l))
             .collect();
         Err((per_ref, lines))
     }

@@ -103,7 +103,7 @@ impl Mirror {
         .args(["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]);
         let out = run(cmd, None, FETCH_TIMEOUT).await?;
         if !out.success {
-            let detail = tail_lines(&out.stderr, 2).join(" / ");
+            let detail = upstream.guard_message(&tail_lines(&out.stderr, 2).join(" / "));
             return Err(GateError::Upstream(format!(
                 "cannot fetch from upstream: {detail}"
             )));

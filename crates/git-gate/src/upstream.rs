@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use bottle_core::routes::{GitAuthScheme, GitRepo};
 use bottle_core::Secret;
+use bottle_dlp::Zeroizing;
 use tokio::process::Command;
 
 /// Process-wide settings for upstream access.
@@ -50,9 +51,15 @@ pub struct Upstream {
     port: u16,
     /// The full `Authorization: ...` header value to inject.
     auth_header: Option<Secret>,
+    /// Finds this upstream's credential (every form the dlp crate knows) and any other
+    /// secret in text the upstream sent back, before that text is shown to the agent.
+    reflection_guard: Option<bottle_dlp::Detector>,
     ssh_key: Option<PathBuf>,
     known_hosts: Option<PathBuf>,
 }
+
+/// What the agent sees instead of an upstream message that held a credential or secret.
+pub const WITHHELD: &str = "[upstream message withheld: it held a credential or secret]";
 
 fn host_port(url: &str, default_port: u16) -> (Option<String>, u16) {
     let rest = url.split_once("://").map(|(_, r)| r).unwrap_or("");
@@ -101,6 +108,7 @@ impl Upstream {
             host,
             port,
             auth_header: None,
+            reflection_guard: None,
             ssh_key: None,
             known_hosts: None,
         };
@@ -122,6 +130,16 @@ impl Upstream {
                 }
                 GitAuthScheme::Bearer => format!("Authorization: Bearer {}", token.expose()),
             };
+            let mut known = vec![Zeroizing::new(token.expose().to_string())];
+            if auth.scheme == GitAuthScheme::Basic {
+                let user = auth.username.as_deref().unwrap_or("x-access-token");
+                known.push(Zeroizing::new(format!("{user}:{}", token.expose())));
+            }
+            known.push(Zeroizing::new(value.clone()));
+            up.reflection_guard = Some(bottle_dlp::Detector::new(bottle_dlp::DetectorConfig {
+                known_secrets: known,
+                ..Default::default()
+            }));
             up.auth_header = Some(Secret::new(value));
         }
         if let Some(ssh) = &repo.ssh {
@@ -137,6 +155,21 @@ impl Upstream {
         Ok(up)
     }
 
+    /// `text` from the upstream (its stderr, a per-ref reason), or [`WITHHELD`] when it holds
+    /// this upstream's credential in any form, or any other secret: an upstream that echoes
+    /// the token it was sent must not hand it to the agent through git-gate's messages.
+    pub fn guard_message(&self, text: &str) -> String {
+        let detector = self
+            .reflection_guard
+            .as_ref()
+            .unwrap_or_else(|| bottle_dlp::Detector::builtin());
+        if detector.detect(text.as_bytes()).is_empty() {
+            text.to_string()
+        } else {
+            WITHHELD.to_string()
+        }
+    }
+
     /// A file:// upstream without credentials (tests, local mirrors).
     pub fn file(url: &str) -> Upstream {
         Upstream {
@@ -145,6 +178,7 @@ impl Upstream {
             host: None,
             port: 0,
             auth_header: None,
+            reflection_guard: None,
             ssh_key: None,
             known_hosts: None,
         }

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-use common::origin::Origin;
+use common::origin::https_origin;
 use common::*;
 
 use std::time::{Duration, Instant};
@@ -296,33 +296,6 @@ fn upstream_redirects_are_not_followed() {
 /// An HTTPS origin (`origin.test`, its own CA) serving a fresh `demo.git`, which accepts only
 /// Basic `x-access-token:<token>`; the gate is told to trust it and is given the token as
 /// `BOTTLE_GIT_TOKEN_0`. Returns the origin, the served repository and the expected header.
-fn https_origin(env: &mut Env, token: &str) -> (Origin, std::path::PathBuf, String) {
-    let root = env.path("origin-root");
-    std::fs::create_dir_all(&root).unwrap();
-    let up = env.make_upstream("demo");
-    let served = root.join("demo.git");
-    std::fs::rename(&up, &served).unwrap();
-    let expected = format!(
-        "Basic {}",
-        base64_encode(format!("x-access-token:{token}").as_bytes())
-    );
-    let origin = Origin::start(&root, "origin.test", &expected, env.tmp.path());
-    env.extra_env
-        .push(("BOTTLE_GIT_TOKEN_0".into(), token.into()));
-    env.extra_args.extend([
-        "--upstream-ca".to_string(),
-        origin.ca_pem.display().to_string(),
-        "--resolve".to_string(),
-        "origin.test=127.0.0.1".to_string(),
-    ]);
-    (origin, served, expected)
-}
-
-fn base64_encode(b: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(b)
-}
-
 fn grep_dir(dir: &std::path::Path, needle: &[u8]) -> bool {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return false;

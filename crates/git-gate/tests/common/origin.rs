@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
+use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -213,4 +214,29 @@ async fn cgi(req: Request<Incoming>, root: PathBuf) -> Response<Full<Bytes>> {
     }
     resp.body(Full::new(Bytes::copy_from_slice(&out[pos + skip..])))
         .unwrap()
+}
+
+/// The `demo` upstream served over HTTPS as `https://origin.test:PORT/demo.git`, requiring the
+/// gate's Basic credential for `token`; git-gate is set up to trust and reach it.
+/// Returns the origin, the served bare repository and the Authorization value it expects.
+pub fn https_origin(env: &mut super::Env, token: &str) -> (Origin, PathBuf, String) {
+    let root = env.path("origin-root");
+    std::fs::create_dir_all(&root).unwrap();
+    let up = env.make_upstream("demo");
+    let served = root.join("demo.git");
+    std::fs::rename(&up, &served).unwrap();
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"))
+    );
+    let origin = Origin::start(&root, "origin.test", &expected, env.tmp.path());
+    env.extra_env
+        .push(("BOTTLE_GIT_TOKEN_0".into(), token.into()));
+    env.extra_args.extend([
+        "--upstream-ca".to_string(),
+        origin.ca_pem.display().to_string(),
+        "--resolve".to_string(),
+        "origin.test=127.0.0.1".to_string(),
+    ]);
+    (origin, served, expected)
 }
