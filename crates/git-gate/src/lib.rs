@@ -13,6 +13,7 @@ pub mod mirror;
 pub mod objparts;
 pub mod pktline;
 pub mod policy;
+mod receive;
 pub mod refname;
 pub mod report;
 pub mod request;

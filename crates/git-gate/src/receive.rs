@@ -1,0 +1,444 @@
+//! `git-receive-pack` over smart HTTP: a push slot, the body (spilled past a threshold), the
+//! gate's judgement of every ref, local receive-pack into a quarantine, then the upstream push.
+//! The routing and the read side live in `server.rs`.
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bottle_core::{BoxBody, BoxError};
+use bytes::Bytes;
+use http::{header, Request, Response, StatusCode};
+use http_body_util::StreamBody;
+use hyper::body::{Frame, Incoming};
+use tokio::io::AsyncReadExt;
+
+use crate::config::RepoConfig;
+use crate::gate::{Gate, PushCtx, RefOutcome};
+use crate::git::run;
+use crate::hook::{ENV_PUSH_ID, ENV_SOCKET};
+use crate::intake::{self, PushBody};
+use crate::pktline::write_flush;
+use crate::policy::Verdict;
+use crate::report::Report;
+use crate::request::{self, CommandKind};
+use crate::server::{
+    content_type_is, git_response, git_service_cmd, refuse, result_response, Service,
+    BODY_IDLE_TIMEOUT,
+};
+use crate::GateError;
+
+/// A refusal the client prints: 200, per-ref `ng`, `remote:` lines.
+fn refusal_report(
+    gate: &Gate,
+    repo: &RepoConfig,
+    parsed: &request::PushRequest,
+    verdicts: &[Verdict],
+    unpack: Result<(), String>,
+    bytes: u64,
+) -> Response<BoxBody> {
+    let mut rep = Report::new(parsed.caps.sideband(), parsed.caps.report_status());
+    rep.unpack = unpack;
+    let mut outcomes = Vec::new();
+    for (c, v) in parsed.commands.iter().zip(verdicts) {
+        let (ok, rule, reason) = if v.allowed {
+            (
+                false,
+                "atomic".to_string(),
+                "not pushed: another ref in this push was refused".to_string(),
+            )
+        } else {
+            (false, v.rule.clone(), v.reason.clone())
+        };
+        if !v.allowed {
+            let name = c.name_str();
+            let shown = gate.shown_ref(&name);
+            let said = if shown == name {
+                reason.clone()
+            } else {
+                reason.replace(&name, &shown)
+            };
+            rep.messages.push(format!("git-gate: {shown}: {said}"));
+        }
+        rep.refs.push((c.name.clone(), Err(reason.clone())));
+        outcomes.push(RefOutcome {
+            name: c.name_str(),
+            old: c.old.clone(),
+            new: c.new.clone(),
+            class: match c.kind() {
+                CommandKind::Create => Some(crate::policy::Action::Create),
+                CommandKind::Delete => Some(crate::policy::Action::Delete),
+                CommandKind::Update => None,
+            },
+            rule,
+            ok,
+            reason,
+        });
+    }
+    rep.messages
+        .push("git-gate: push refused; nothing was sent upstream".into());
+    for o in &outcomes {
+        gate.audit_ref(&repo.name, o, bytes);
+    }
+    result_response(rep.render())
+}
+
+pub(crate) async fn receive_pack(
+    gate: &Arc<Gate>,
+    repo: &Arc<RepoConfig>,
+    req: Request<Incoming>,
+) -> Response<BoxBody> {
+    if !content_type_is(req.headers(), "application/x-git-receive-pack-request") {
+        return refuse(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "wrong content type for git-receive-pack",
+        );
+    }
+    if let Some(enc) = req.headers().get(header::CONTENT_ENCODING) {
+        if enc.as_bytes() != b"identity" {
+            return refuse(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "compressed push bodies are not accepted",
+            );
+        }
+    }
+    let policy = &repo.policy;
+    // The command list is small (bounded by max_refs); everything else is the pack.
+    let cap = policy.max_pack_bytes.saturating_add(64 << 10);
+    let Some(slot) = gate.push_slots.try_acquire() else {
+        return busy_refusal(gate, repo, req.into_body(), cap).await;
+    };
+    let (body, too_large) =
+        match intake::read_push_body(req.into_body(), cap, &gate.spill, BODY_IDLE_TIMEOUT).await {
+            intake::BodyRead::Complete(b) => (b, None),
+            intake::BodyRead::TooLarge { head, total } => (PushBody::Memory(head), Some(total)),
+            intake::BodyRead::Failed(e) => return refuse(StatusCode::BAD_REQUEST, e),
+        };
+    let bytes = too_large.unwrap_or(body.len());
+    // git's probe before a large chunked push: an empty command list.
+    if too_large.is_none() && body.head() == b"0000" && body.len() == 4 {
+        return result_response(Vec::new());
+    }
+    let parsed = if let Some(total) = too_large {
+        // Parse the command list from what we kept; the pack is cut off.
+        match request::parse_commands_only(body.head()) {
+            Ok(p) => {
+                let reason = format!(
+                    "pack too large ({total} bytes, limit {})",
+                    policy.max_pack_bytes
+                );
+                let verdicts: Vec<Verdict> = p
+                    .commands
+                    .iter()
+                    .map(|_| Verdict::deny("max_pack_bytes", reason.clone()))
+                    .collect();
+                return refusal_report(gate, repo, &p, &verdicts, Err(reason), bytes);
+            }
+            Err(_) => return refuse(StatusCode::PAYLOAD_TOO_LARGE, "push too large"),
+        }
+    } else {
+        // A spilled body is parsed from its head: the pack must begin there.
+        match request::parse(body.head()) {
+            Ok(p) => p,
+            Err(e) => {
+                let caps = request::sniff_caps(body.head());
+                let mut rep = Report::new(caps.sideband(), false);
+                rep.messages
+                    .push(format!("git-gate: malformed push request: {e}"));
+                if caps.sideband() == crate::pktline::Sideband::None {
+                    return refuse(
+                        StatusCode::BAD_REQUEST,
+                        format!("malformed push request: {e}"),
+                    );
+                }
+                let mut out = Vec::new();
+                let msg = format!("git-gate: malformed push request: {e}\n");
+                crate::pktline::write_band(&mut out, caps.sideband(), 3, msg.as_bytes());
+                write_flush(&mut out);
+                return result_response(out);
+            }
+        }
+    };
+    // Cheap policy on the command list.
+    let mut verdicts: Vec<Verdict> = parsed
+        .commands
+        .iter()
+        .map(|c| policy.decide_cheap(&c.name, c.kind()))
+        .collect();
+    let mut push_wide: Option<(String, String)> = None;
+    if parsed.commands.len() > policy.max_refs {
+        push_wide = Some((
+            "max_refs".into(),
+            format!(
+                "too many refs in one push ({}, limit {})",
+                parsed.commands.len(),
+                policy.max_refs
+            ),
+        ));
+    } else if !parsed.push_options.is_empty() && !policy.push_options {
+        push_wide = Some(("push_options".into(), "push options are not allowed".into()));
+    } else if let Some(d) = parsed
+        .push_options
+        .iter()
+        .find_map(|o| gate.scanner.scan(o.as_bytes()).into_iter().next())
+    {
+        // Push options are forwarded upstream: they must not carry a secret out.
+        gate.metrics.secrets(1);
+        push_wide = Some((
+            "secret-scan".into(),
+            format!("secret detected ({d}) in push option"),
+        ));
+    } else if parsed
+        .caps
+        .value("object-format")
+        .is_some_and(|f| f != "sha1")
+    {
+        push_wide = Some((
+            "object-format".into(),
+            "only sha1 repositories are supported".into(),
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (c, v) in parsed.commands.iter().zip(verdicts.iter_mut()) {
+        if !seen.insert(c.name.clone()) && v.allowed {
+            *v = Verdict::deny("protocol", "ref appears twice in one push");
+        }
+    }
+    if let Some((rule, reason)) = push_wide {
+        for v in verdicts.iter_mut() {
+            *v = Verdict::deny(rule.clone(), reason.clone());
+        }
+    }
+    // A secret in a ref name would land upstream as the name itself; this reason wins
+    // over every other one (those may quote the name).
+    for (c, v) in parsed.commands.iter().zip(verdicts.iter_mut()) {
+        if let Some(d) = gate.ref_name_secret(&c.name) {
+            gate.metrics.secrets(1);
+            *v = Verdict::deny("secret-scan", format!("secret detected ({d}) in ref name"));
+        }
+    }
+    if verdicts.iter().any(|v| !v.allowed) {
+        return refusal_report(gate, repo, &parsed, &verdicts, Ok(()), bytes);
+    }
+    match run_receive_pack(gate.clone(), repo.clone(), parsed.clone(), body, slot).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            let verdicts: Vec<Verdict> = parsed
+                .commands
+                .iter()
+                .map(|_| Verdict::deny("error", format!("push failed: {e}")))
+                .collect();
+            refusal_report(gate, repo, &parsed, &verdicts, Ok(()), bytes)
+        }
+    }
+}
+
+/// Over `--max-concurrent-pushes`: every ref is refused with a reason git prints; the body
+/// is read only to find the command list (and drained, never stored).
+async fn busy_refusal(
+    gate: &Gate,
+    repo: &RepoConfig,
+    body: Incoming,
+    cap: u64,
+) -> Response<BoxBody> {
+    let reason = gate.push_slots.busy_reason();
+    let (head, total) = match intake::read_head_and_drain(body, cap, BODY_IDLE_TIMEOUT).await {
+        Ok(r) => r,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, e),
+    };
+    if head == b"0000" {
+        // The probe of a large push: answer it; the push itself is refused next.
+        return result_response(Vec::new());
+    }
+    match request::parse_commands_only(&head) {
+        Ok(p) => {
+            let verdicts: Vec<Verdict> = p
+                .commands
+                .iter()
+                .map(|_| Verdict::deny("max-concurrent-pushes", reason.clone()))
+                .collect();
+            refusal_report(gate, repo, &p, &verdicts, Err(reason), total)
+        }
+        Err(_) => refuse(StatusCode::SERVICE_UNAVAILABLE, reason),
+    }
+}
+
+/// Runs `git receive-pack` on the mirror with the body; its output (keepalives, `remote:`
+/// lines from the hook, the report) is streamed to the client as it comes. The mirror stays
+/// locked until receive-pack has finished, whether or not the client is still there.
+async fn run_receive_pack(
+    gate: Arc<Gate>,
+    repo: Arc<RepoConfig>,
+    parsed: request::PushRequest,
+    body: PushBody,
+    slot: intake::PushSlot,
+) -> Result<Response<BoxBody>, GateError> {
+    let bytes = body.len();
+    let mirror = gate.mirror(&repo.name);
+    let mut guard = mirror.lock(crate::gate::LOCK_WAIT).await?;
+    if !mirror.dir.join("HEAD").is_file() {
+        mirror
+            .refresh(
+                &mut guard,
+                &gate.runner,
+                &repo.upstream,
+                &gate.settings,
+                gate.refresh_interval,
+            )
+            .await?;
+    }
+    let push_id = hex::encode(rand::random::<[u8; 16]>());
+    let ctx = Arc::new(PushCtx {
+        repo: repo.clone(),
+        mirror: mirror.clone(),
+        commands: parsed.commands.clone(),
+        push_options: parsed.push_options.clone(),
+        verdict: Mutex::new(None),
+    });
+    let mut cmd = git_service_cmd(&gate, &repo, Service::ReceivePack, None);
+    cmd.env(ENV_SOCKET, &gate.hook_socket)
+        .env(ENV_PUSH_ID, &push_id)
+        .arg(&mirror.dir)
+        .stdin(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| GateError::Spawn(e.to_string()))?;
+    let (Some(mut stdin), Some(mut stdout), Some(mut stderr)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        return Err(GateError::Spawn("no pipes".into()));
+    };
+    gate.register_push(&push_id, ctx.clone());
+    tokio::spawn(async move {
+        // A spilled body streams from its file; its space is freed when this ends.
+        let _ = body.write_to(&mut stdin).await;
+    });
+    let stderr_task = tokio::spawn(async move {
+        let mut err = Vec::new();
+        let _ = (&mut stderr).take(64 << 10).read_to_end(&mut err).await;
+        err
+    });
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(16);
+    tokio::spawn(async move {
+        let mut rewriter = crate::report::ReportRewriter::new(parsed.caps.sideband());
+        let relay = async {
+            let mut any = false;
+            let mut buf = vec![0u8; 64 << 10];
+            loop {
+                match stdout.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        any = true;
+                        let now = rewriter.feed(&buf[..n]);
+                        if !now.is_empty() {
+                            // The client may be gone; keep draining so receive-pack finishes.
+                            let _ = tx.send(Ok(Frame::data(Bytes::from(now)))).await;
+                        }
+                    }
+                }
+            }
+            let _ = child.wait().await;
+            any
+        };
+        let any = tokio::time::timeout(crate::gate::PUSH_TIMEOUT, relay)
+            .await
+            .unwrap_or(false);
+        gate.unregister_push(&push_id);
+        let stderr = stderr_task.await.unwrap_or_default();
+        let verdict = ctx.verdict.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let reasons: std::collections::HashMap<Vec<u8>, String> = verdict
+            .iter()
+            .flat_map(|v| v.outcomes.iter())
+            .filter(|o| !o.ok)
+            .map(|o| (o.name.clone().into_bytes(), o.reason.clone()))
+            .collect();
+        if any {
+            let rest = rewriter.finish(&reasons);
+            if !rest.is_empty() {
+                let _ = tx.send(Ok(Frame::data(Bytes::from(rest)))).await;
+            }
+        }
+        finish_push(&gate, &repo, &parsed, verdict, &mut guard, bytes).await;
+        drop(guard);
+        // The push slot is held until the push, upstream included, is over.
+        drop(slot);
+        if !any {
+            // Nothing was sent yet: answer with a proper refusal.
+            let reason = format!(
+                "push failed: {}",
+                crate::git::tail_lines(&stderr, 2).join(" / ")
+            );
+            let mut rep = Report::new(parsed.caps.sideband(), parsed.caps.report_status());
+            rep.messages.push(format!("git-gate: {reason}"));
+            rep.unpack = Err(reason.clone());
+            for c in &parsed.commands {
+                rep.refs.push((c.name.clone(), Err(reason.clone())));
+            }
+            let _ = tx.send(Ok(Frame::data(Bytes::from(rep.render())))).await;
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    Ok(git_response(
+        "application/x-git-receive-pack-result",
+        BoxBody::new(StreamBody::new(stream)),
+    ))
+}
+
+/// Audit lines and mirror bookkeeping once receive-pack has finished.
+async fn finish_push(
+    gate: &Gate,
+    repo: &RepoConfig,
+    parsed: &request::PushRequest,
+    verdict: Option<crate::gate::HookVerdict>,
+    guard: &mut crate::mirror::MirrorGuard,
+    bytes: u64,
+) {
+    let mirror = gate.mirror(&repo.name);
+    let Some(v) = verdict else {
+        for c in &parsed.commands {
+            gate.audit_ref(
+                &repo.name,
+                &RefOutcome {
+                    name: c.name_str(),
+                    old: c.old.clone(),
+                    new: c.new.clone(),
+                    class: None,
+                    rule: "receive-pack".into(),
+                    ok: false,
+                    reason: "rejected by git receive-pack (pack, fsck or size check)".into(),
+                },
+                bytes,
+            );
+        }
+        return;
+    };
+    for o in &v.outcomes {
+        gate.audit_ref(&repo.name, o, bytes);
+    }
+    if v.upstream_failed {
+        crate::mirror::mark_stale(guard);
+    }
+    if v.upstream_updated {
+        // The mirror must now agree with upstream; if receive-pack could not update it,
+        // refresh it next time regardless of the rate limit.
+        let mut q = gate.runner.command(Some(&mirror.dir));
+        q.args(["for-each-ref", "--format=%(objectname) %(refname)"]);
+        let refs = run(q, None, Duration::from_secs(30))
+            .await
+            .map(|o| o.stdout_str())
+            .unwrap_or_default();
+        let in_sync = parsed.commands.iter().all(|c| {
+            let line = format!("{} {}", c.new, c.name_str());
+            match c.kind() {
+                CommandKind::Delete => !refs
+                    .lines()
+                    .any(|l| l.split_once(' ').map(|x| x.1) == Some(c.name_str().as_str())),
+                _ => refs.lines().any(|l| l == line),
+            }
+        });
+        if !in_sync {
+            tracing::warn!(repo = %repo.name, "mirror not updated after upstream push; will refresh");
+            crate::mirror::mark_stale(guard);
+        }
+    }
+}
