@@ -96,9 +96,20 @@ pub fn prepare_state(
             }
             _ => None,
         },
+        workspace: l
+            .manifest
+            .workspace
+            .as_ref()
+            .map(|w| w.display().to_string()),
     };
     let json = serde_json::to_vec_pretty(&meta).map_err(|e| Error::Bottle(e.to_string()))?;
     state::write_file(&dir.join("metadata.json"), &json, 0o600, None)?;
+    // Before the agent runs: what teardown compares the workspace's git dirs with.
+    if let Some(ws) = &l.manifest.workspace {
+        crate::git_sweep::record(ws, &dir).map_err(|e| {
+            Error::Bottle(format!("recording the git dirs of {}: {e}", ws.display()))
+        })?;
+    }
 
     // CA: key 0600, readable only by the sidecar user (pipelock).
     let ca = crate::ca::generate(slug)?;
@@ -432,8 +443,13 @@ pub fn teardown(compose: &Compose, project: &str, dir: &Path, keep: bool) {
             "compose down failed for {project}; run `bottle cleanup`"
         ));
     }
-    if let Some(ws) = state::read_metadata(dir).ok().and_then(|m| m.guarded_git) {
-        crate::agent_user::sweep_git_indirections(Path::new(&ws));
+    if let Ok(m) = state::read_metadata(dir) {
+        if let Some(ws) = &m.guarded_git {
+            crate::agent_user::sweep_git_indirections(Path::new(ws));
+        }
+        if let Some(ws) = &m.workspace {
+            crate::git_sweep::sweep_and_warn(Path::new(ws), dir, m.guarded_git.is_some());
+        }
     }
     if keep || !ok {
         state::preserve(dir);

@@ -9,6 +9,7 @@ pub mod commands;
 pub mod docker;
 pub mod engine;
 pub mod error;
+pub mod git_sweep;
 pub mod manifest;
 pub mod policy;
 pub mod render;

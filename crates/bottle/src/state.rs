@@ -32,6 +32,9 @@ pub struct Metadata {
     /// The workspace, when `workspace_git` protects its `.git` (checked again at teardown).
     #[serde(default)]
     pub guarded_git: Option<String>,
+    /// The workspace (any `workspace_git`): its git dirs are swept at teardown.
+    #[serde(default)]
+    pub workspace: Option<String>,
 }
 
 /// `$BOTTLE_HOME`, default `~/.bottle`.
