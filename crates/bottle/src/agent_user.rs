@@ -86,7 +86,8 @@ fn git_paths_ok(ws: &Path) -> Result<(), String> {
         let found = git_indirections(ws);
         if !found.is_empty() {
             return Err(format!(
-                "{} in {} would make git read hooks and config from elsewhere, around                  workspace_git; remove it (a main repository never needs it)",
+                "{} in {} would make git read hooks and config from elsewhere, around \
+                 workspace_git; remove it (a main repository never needs it)",
                 found.join(", "),
                 ws.display()
             ));
@@ -122,7 +123,8 @@ pub fn sweep_git_indirections(ws: &Path) {
         let p = ws.join(&f);
         match std::fs::remove_file(&p) {
             Ok(()) => ui::warn(&format!(
-                "removed {} written during the bottle: it would have made git read hooks and                  config from elsewhere, around workspace_git",
+                "removed {} written during the bottle: it would have made git read hooks and \
+                 config from elsewhere, around workspace_git",
                 p.display()
             )),
             Err(e) => ui::warn(&format!(

@@ -337,6 +337,10 @@ fn judge_hooks(dir: &Path, before: &Fingerprint) -> Vec<String> {
     }
     let qdir = dir.join(format!("hooks{QUARANTINE}"));
     let _ = std::fs::create_dir_all(&qdir);
+    // Running as root (sudo): the directory belongs to whoever owns the hooks.
+    if let Ok(md) = std::fs::symlink_metadata(&h) {
+        let _ = std::os::unix::fs::chown(&qdir, Some(md.uid()), Some(md.gid()));
+    }
     changed
         .into_iter()
         .map(|n| {

@@ -321,3 +321,76 @@ fn rw_workspace_git_is_warned_about() {
         r.all()
     );
 }
+
+#[test]
+fn planted_git_dirs_are_quarantined_at_teardown() {
+    if !docker_or_skip("planted_git_dirs_are_quarantined_at_teardown") {
+        return;
+    }
+    require_images();
+    // `rw`: the agent may write the main `.git` too; teardown still judges everything.
+    let ws = TempDir::new("bottle-e2e-gitplant");
+    let marks = TempDir::new("bottle-e2e-gitmarks");
+    let (m1, m2) = (marks.path().join("main"), marks.path().join("nested"));
+    let git = |args: &[&str]| {
+        let mut c = std::process::Command::new("git");
+        c.env("HOME", marks.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .args(["-c", "safe.directory=*", "-C"])
+            .arg(ws.path())
+            .args(args);
+        bottle_e2e::run_cmd(c, SHORT)
+    };
+    assert_eq!(git(&["init", "-q"]).code, 0);
+    chown_r(ws.path(), OWNER);
+    let home = Home::new();
+    let b = Running::start(
+        &home,
+        &format!(
+            "name: e2e-plant\nimage: bottle-agent-test:latest\nworkspace: {}\nworkspace_git: rw\n",
+            ws.path().display()
+        ),
+    );
+    let r = b.sh(&format!(
+        "cd /workspace && git config core.fsmonitor 'touch {m1}' \
+         && printf '#!/bin/sh\\ntouch {m1}\\n' > .git/hooks/post-checkout && chmod +x .git/hooks/post-checkout \
+         && git init -q /tmp/src && git -C /tmp/src -c user.name=a -c user.email=a@x.invalid commit -q --allow-empty -m s \
+         && mkdir nested && git clone -q --bare /tmp/src nested/.git \
+         && git --git-dir=nested/.git config core.bare false \
+         && git --git-dir=nested/.git config core.fsmonitor 'touch {m2}' \
+         && git update-index --add --cacheinfo 160000,$(git --git-dir=nested/.git rev-parse HEAD),nested",
+        m1 = m1.display(),
+        m2 = m2.display()
+    ));
+    assert_eq!(r.code, 0, "the agent could not even plant: {}", r.all());
+    let stop = home.bottle(&["stop", &b.slug], SHORT);
+    assert_eq!(stop.code, 0, "{}", stop.all());
+    // Before the host's git (run as root here) writes anything: nothing root-owned.
+    let bad = dangerous_files(ws.path());
+    assert!(bad.is_empty(), "{bad:?}");
+    // Host side: the operator's git status (and a checkout, for the hook) runs nothing.
+    let st = git(&["status", "--porcelain"]);
+    assert_eq!(st.code, 0, "{}", st.all());
+    git(&["checkout", "-q", "-b", "x"]);
+    assert!(
+        !m1.exists() && !m2.exists(),
+        "the agent's command ran on the host; stop said:\n{}",
+        stop.all()
+    );
+    let said = stop.all();
+    assert!(
+        said.contains("quarantined")
+            && said.contains("nested/.git")
+            && said.contains("core.fsmonitor"),
+        "{said}"
+    );
+    let q = std::fs::read_to_string(ws.path().join(".git/config.bottle-quarantine")).unwrap();
+    assert!(q.contains("fsmonitor"), "{q}");
+    assert!(ws
+        .path()
+        .join(".git/hooks.bottle-quarantine/post-checkout.bottle-quarantine")
+        .exists());
+    // The rewritten config still belongs to the operator, not to root.
+    let md = std::fs::metadata(ws.path().join(".git/config")).unwrap();
+    assert_eq!(md.uid(), OWNER);
+}
