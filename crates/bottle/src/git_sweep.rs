@@ -104,9 +104,11 @@ fn discover(ws: &Path) -> (BTreeSet<String>, BTreeMap<String, String>, bool) {
             truncated = true;
             break;
         }
-        // git's own test for a git dir is HEAD + objects + refs; HEAD alone is wider.
+        // git discovers a directory as a (bare) git dir by HEAD + objects (or commondir) +
+        // refs; refs is left out to be wider.
+        let has = |f: &str| names.iter().any(|(n, _)| n == f);
         let is_git_dir = rel.file_name().is_some_and(|n| n == ".git")
-            || names.iter().any(|(n, _)| n == "HEAD" || n == "commondir");
+            || (has("HEAD") && (has("objects") || has("commondir")));
         if is_git_dir {
             dirs.insert(rel.display().to_string());
         }
@@ -291,7 +293,7 @@ fn judge_config(ws: &Path, dir: &Path, name: &str, before: &Fingerprint) -> Vec<
         if std::fs::write(&p, text).is_ok() {
             let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644));
             // Running as root (sudo): give the rewritten file its old owner back.
-            let _ = std::os::unix::fs::chown(&p, Some(md.uid()), Some(md.gid()));
+            let _ = std::os::unix::fs::lchown(&p, Some(md.uid()), Some(md.gid()));
         }
     }
     bad.into_iter()
@@ -335,11 +337,20 @@ fn judge_hooks(dir: &Path, before: &Fingerprint) -> Vec<String> {
             Err(e) => format!("hooks (not a directory; could not be moved: {e})"),
         }];
     }
-    let qdir = dir.join(format!("hooks{QUARANTINE}"));
-    let _ = std::fs::create_dir_all(&qdir);
+    // A real directory, never one the agent left (it could be a symlink out of the tree).
+    let mut qdir = dir.join(format!("hooks{QUARANTINE}"));
+    if std::fs::symlink_metadata(&qdir).is_ok() {
+        qdir = free_name(&h);
+    }
+    if let Err(e) = std::fs::create_dir(&qdir) {
+        return vec![format!(
+            "hooks {changed:?} (could not create {}: {e}; delete them by hand)",
+            qdir.display()
+        )];
+    }
     // Running as root (sudo): the directory belongs to whoever owns the hooks.
     if let Ok(md) = std::fs::symlink_metadata(&h) {
-        let _ = std::os::unix::fs::chown(&qdir, Some(md.uid()), Some(md.gid()));
+        let _ = std::os::unix::fs::lchown(&qdir, Some(md.uid()), Some(md.gid()));
     }
     changed
         .into_iter()

@@ -142,6 +142,7 @@ fn untouched_configs_are_left_alone_and_only_new_entries_are_quarantined() {
     git(&ws, &["config", "core.pager", "less"]);
     let sub = ws.join(".git/modules/lib");
     std::fs::create_dir_all(sub.join("hooks")).unwrap();
+    std::fs::create_dir_all(sub.join("objects")).unwrap();
     std::fs::write(sub.join("HEAD"), "ref: refs/heads/main\n").unwrap();
     std::fs::write(
         sub.join("config"),
@@ -221,7 +222,7 @@ fn indirections_out_of_the_workspace_and_bare_repositories_anywhere() {
     std::fs::write(wt.join("commondir"), format!("{}\n", outside.display())).unwrap();
     // A bare-looking repository deep in the tree whose config uses a legacy header.
     let bare = ws.join("deep/er/repo");
-    std::fs::create_dir_all(&bare).unwrap();
+    std::fs::create_dir_all(bare.join("objects")).unwrap();
     std::fs::write(bare.join("HEAD"), "ref: refs/heads/main\n").unwrap();
     std::fs::write(
         bare.join("config"),
@@ -283,4 +284,30 @@ fn record_and_sweep_and_warn_round_trip_through_the_state_dir() {
     std::fs::write(n.join("config"), "[core]\n\tfsmonitor = x\n").unwrap();
     sweep_and_warn(&ws, &state, true);
     assert!(n.join("config.bottle-quarantine").exists());
+}
+
+#[test]
+fn a_symlinked_quarantine_dir_is_not_used_and_plain_files_named_head_are_not_git_dirs() {
+    let (t, ws) = workspace();
+    let outside = t.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    // A project directory that merely holds files named HEAD and config.
+    std::fs::create_dir_all(ws.join("docs")).unwrap();
+    let before = snapshot(&ws);
+    std::fs::write(ws.join("docs/HEAD"), "x").unwrap();
+    std::fs::write(ws.join("docs/config"), "[alias]\n\tx = !y\n").unwrap();
+    // The agent pre-creates the quarantine dir as a symlink out of the workspace.
+    std::os::unix::fs::symlink(&outside, ws.join(".git/hooks.bottle-quarantine")).unwrap();
+    std::fs::write(ws.join(".git/hooks/pre-commit"), "#!/bin/sh\n").unwrap();
+    let (found, _) = sweep(&ws, &before, false);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        std::fs::read_dir(&outside).unwrap().count(),
+        0,
+        "moved out of the tree"
+    );
+    assert!(ws
+        .join(".git/hooks.bottle-quarantine.1/pre-commit.bottle-quarantine")
+        .exists());
+    assert!(ws.join("docs/config").exists(), "not a git dir: left alone");
 }
