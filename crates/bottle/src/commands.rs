@@ -443,14 +443,7 @@ pub fn teardown(compose: &Compose, project: &str, dir: &Path, keep: bool) {
             "compose down failed for {project}; run `bottle cleanup`"
         ));
     }
-    if let Ok(m) = state::read_metadata(dir) {
-        if let Some(ws) = &m.guarded_git {
-            crate::agent_user::sweep_git_indirections(Path::new(ws));
-        }
-        if let Some(ws) = &m.workspace {
-            crate::git_sweep::sweep_and_warn(Path::new(ws), dir, m.guarded_git.is_some());
-        }
-    }
+    sweep_workspace(dir);
     if keep || !ok {
         state::preserve(dir);
         ui::note(&format!(
@@ -462,6 +455,20 @@ pub fn teardown(compose: &Compose, project: &str, dir: &Path, keep: bool) {
         ui::warn(&format!("could not remove {}: {e}", dir.display()));
     } else {
         ui::ok("removed the bottle and its state");
+    }
+}
+
+/// After the agent is gone: what it planted in the workspace's git dirs is removed or
+/// quarantined (`agent_user`, `git_sweep`), with a warning each.
+fn sweep_workspace(dir: &Path) {
+    let Ok(m) = state::read_metadata(dir) else {
+        return;
+    };
+    if let Some(ws) = &m.guarded_git {
+        crate::agent_user::sweep_git_indirections(Path::new(ws));
+    }
+    if let Some(ws) = &m.workspace {
+        crate::git_sweep::sweep_and_warn(Path::new(ws), dir, m.guarded_git.is_some());
     }
 }
 
@@ -723,6 +730,9 @@ pub fn cleanup(yes: bool) -> Result<()> {
         }
     }
     for d in &dirs {
+        // A bottle whose launcher died never ran its teardown: sweep its workspace's git
+        // dirs now, while the snapshot is still there.
+        sweep_workspace(d);
         if let Err(e) = std::fs::remove_dir_all(d) {
             ui::warn(&format!("could not remove {}: {e}", d.display()));
             failures += 1;
