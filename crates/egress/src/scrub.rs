@@ -218,6 +218,16 @@ pub fn view_forms(secret: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
 }
 
 /// Which bytes start a pattern (`inner == false`) or occur after its first byte.
+/// Is `tail` a proper prefix of one of `pats` (`first`: which bytes start one)?
+fn proper_prefix_of_any(first: &[bool; 256], pats: &[Zeroizing<Vec<u8>>], tail: &[u8]) -> bool {
+    match tail.first() {
+        Some(&b) if first[usize::from(b)] => pats
+            .iter()
+            .any(|p| p.len() > tail.len() && p.starts_with(tail)),
+        _ => false,
+    }
+}
+
 fn table<'a>(pats: impl Iterator<Item = &'a [u8]>, inner: bool) -> [bool; 256] {
     let mut t = [false; 256];
     for p in pats {
@@ -457,24 +467,12 @@ impl Patterns {
 
     /// Is `tail` a proper prefix of some literal form (more bytes could complete it)?
     fn could_extend(&self, tail: &[u8]) -> bool {
-        match tail.first() {
-            Some(&b) if self.first[usize::from(b)] => self
-                .pats
-                .iter()
-                .any(|p| p.len() > tail.len() && p.starts_with(tail)),
-            _ => false,
-        }
+        proper_prefix_of_any(&self.first, &self.pats, tail)
     }
 
     /// Is the (lowercased) view `tail` a proper prefix of some view form?
     fn view_could_extend(&self, tail: &[u8]) -> bool {
-        match tail.first() {
-            Some(&b) if self.vfirst[usize::from(b)] => self
-                .vpats
-                .iter()
-                .any(|p| p.len() > tail.len() && p.starts_with(tail)),
-            _ => false,
-        }
+        proper_prefix_of_any(&self.vfirst, &self.vpats, tail)
     }
 
     /// Is `held` (what a stream ended on) a fragment worth redacting: at least
