@@ -17,10 +17,22 @@ pub fn aws_key() -> String {
 /// Send raw bytes to pipelock:8888 from the agent and print the reply.
 fn raw_to_pipelock(w: &World, raw: &[u8]) -> String {
     let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
-    w.a_sh(&format!(
-        "echo '{b64}' | base64 -d | timeout 15 nc -q 5 pipelock 8888; echo \" rc=$?\""
-    ))
-    .all()
+    let send = |linger: u32| {
+        w.a_sh(&format!(
+            "echo '{b64}' | base64 -d | timeout {} nc -q {linger} pipelock 8888; echo \" rc=$?\"",
+            linger + 10
+        ))
+        .all()
+    };
+    // nc stops reading `linger` seconds after its input ends; on a loaded machine an answer can
+    // come later than that. No answer at all is retried once with a longer wait (the proofs —
+    // the origin's log, pipelock's liveness — are judged on whatever finally came back).
+    let out = send(5);
+    if out.contains("HTTP/1.") {
+        out
+    } else {
+        send(20)
+    }
 }
 
 /// The smuggled request: pipelock must refuse it (its DLP finds the key), egress would not.
