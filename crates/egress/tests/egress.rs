@@ -634,10 +634,11 @@ async fn upstream_failures_say_what_failed() {
                 conns.push(s);
             }
         });
-        // a port with nothing listening
-        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        // a port with nothing listening: bound (so no parallel test can take it) but never
+        // listened on, so a connect is refused
+        let closed = tokio::net::TcpSocket::new_v4().unwrap();
+        closed.bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let closed_port = closed.local_addr().unwrap().port();
-        drop(closed);
         let fx = Fixture::with(
             &routes_yaml(),
             ALLOWLIST,
@@ -685,6 +686,7 @@ async fn upstream_failures_say_what_failed() {
             "{m}"
         );
         hold.abort();
+        drop(closed);
         fx.finish();
 
         // without --upstream-ca the origin's certificate is not trusted
@@ -1026,14 +1028,16 @@ async fn healthcheck_subcommand_and_help() {
         .await
         .unwrap();
         assert!(st.success());
-        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        // bound but never listened on: refused, and no parallel test can take the port
+        let closed = tokio::net::TcpSocket::new_v4().unwrap();
+        closed.bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let url = format!("http://{}/healthz", closed.local_addr().unwrap());
-        drop(closed);
         let st = std::process::Command::new(EGRESS)
             .args(["healthcheck", "--url", &url])
             .stderr(std::process::Stdio::null())
             .status()
             .unwrap();
+        drop(closed);
         assert_eq!(st.code(), Some(1));
         let help = std::process::Command::new(EGRESS)
             .arg("--help")
