@@ -171,7 +171,7 @@ pub fn attempts(w: &World) -> Vec<Attempt> {
     v.push(in_agent(
         "sidecar",
         "pipelock-admin-direct",
-        "pipelock's admin port not reachable from the agent (engineer N)",
+        "pipelock's admin port not reachable from the agent (admin on 127.0.0.1)",
         format!("{DIRECT} http://pipelock:9090/metrics -o /dev/null; echo \" rc=$?\""),
         none_succeeded,
     ));
@@ -183,14 +183,14 @@ pub fn attempts(w: &World) -> Vec<Attempt> {
     v.push(in_agent(
         "sidecar",
         "git-gate-admin-direct",
-        "git-gate's admin port not reachable from the agent (engineer N)",
+        "git-gate's admin port not reachable from the agent (admin on 127.0.0.1)",
         format!("{DIRECT} http://git-gate:9090/metrics -o /dev/null; echo \" rc=$?\""),
         none_succeeded,
     ));
     v.push(in_agent(
         "sidecar",
         "pipelock-port-scan",
-        "pipelock answers on 8888 only (9090 admin: engineer N)",
+        "pipelock answers on 8888 only (9090 admin is on 127.0.0.1)",
         "for p in 22 80 443 2375 8080 9099 9090 9091 10000; do timeout 3 nc -z -w2 pipelock $p && echo \" open=$p\"; done; echo done".into(),
         |o| !o.contains("open="),
     ));
