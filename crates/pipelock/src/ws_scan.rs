@@ -1,19 +1,29 @@
 //! DLP on WebSocket messages the agent sends through an intercepted tunnel: client frames are
-//! parsed and unmasked, and what they carry is scanned before each frame is forwarded.
+//! parsed and unmasked, and what they carry is scanned before anything is forwarded.
 //! Data frames (text, binary, continuation) form one stream scanned across frame and
 //! message boundaries with an overlap window ([`bottle_dlp::StreamScanner::check`]), so a
 //! secret split over fragments is found wherever it is cut, and control frames (ping, pong,
 //! close) interleaved between fragments do not break it up: their payloads are a second
-//! stream. Nothing is reassembled: memory is one frame ([`MAX_FRAME`]) plus the overlaps,
-//! and messages of any length are scanned. Compression extensions are not negotiated
-//! (pipelock strips `Sec-WebSocket-Extensions`), so payloads are scanned as sent.
+//! stream. Fragments of a data message are held back until the frame with FIN is judged, so
+//! a refused message reaches the origin in no part; control frames pass at once (RFC 6455
+//! 5.4 lets them interleave). Held data is bounded ([`HOLD_LIMIT`]): past it, the oldest
+//! fragments (already scanned) go on while at least [`STREAM_OVERLAP`] payload bytes stay
+//! held, the most a secret found later can reach back (as request bodies do). Memory: the
+//! hold plus one frame ([`MAX_FRAME`]); messages of any length are scanned. Compression
+//! extensions are not negotiated (pipelock strips `Sec-WebSocket-Extensions`), so payloads
+//! are scanned as sent and a frame with an RSV bit set is refused.
 
-use bottle_dlp::{Detector, StreamScanner};
+use std::collections::VecDeque;
+
+use bottle_dlp::{Detector, StreamScanner, STREAM_OVERLAP};
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Largest client frame accepted (bigger frames close the connection).
 pub const MAX_FRAME: u64 = 1 << 20;
+/// Frame bytes of an unfinished data message held back before the oldest fragments are
+/// released (each of them scanned, with [`STREAM_OVERLAP`] payload bytes still held behind).
+pub const HOLD_LIMIT: usize = 1 << 20;
 /// Close code for a policy violation (RFC 6455 7.4.1).
 pub const POLICY_VIOLATION: u16 = 1008;
 /// Close code for a frame over [`MAX_FRAME`].
@@ -101,11 +111,45 @@ async fn refuse_upstream<W: AsyncWrite + Unpin>(to: &mut W) {
     let _ = to.shutdown().await;
 }
 
+/// Fragments of the data message in progress, not yet forwarded.
+#[derive(Default)]
+struct Held {
+    /// Raw frames as received, with their payload lengths.
+    frames: VecDeque<(BytesMut, usize)>,
+    raw: usize,
+    payload: usize,
+}
+
+impl Held {
+    fn push(&mut self, frame: BytesMut, payload: usize) {
+        self.raw += frame.len();
+        self.payload += payload;
+        self.frames.push_back((frame, payload));
+    }
+
+    /// The oldest fragment, if the hold is over its bound and what stays behind still
+    /// covers the overlap a later finding can reach back into.
+    fn release_one(&mut self) -> Option<BytesMut> {
+        let &(ref f, n) = self.frames.front()?;
+        if self.raw <= HOLD_LIMIT || self.payload - n < STREAM_OVERLAP {
+            return None;
+        }
+        self.raw -= f.len();
+        self.payload -= n;
+        self.frames.pop_front().map(|(f, _)| f)
+    }
+
+    fn clear(&mut self) {
+        *self = Held::default();
+    }
+}
+
 /// Copies agent -> upstream frame by frame, scanning each payload in its stream (data or
-/// control) before the frame is forwarded. In `block` mode a finding ends the copy: the
-/// frame is not forwarded, the upstream gets a close frame (1008) and the error says which
-/// detector; otherwise `on_log` is told (once per detector) and copying goes on.
-/// Returns the bytes forwarded.
+/// control). Control frames are forwarded once scanned; data fragments are held until
+/// their message's FIN frame is scanned (see [`HOLD_LIMIT`] for long messages). In `block`
+/// mode a finding ends the copy: nothing held is forwarded, the upstream gets a close
+/// frame (1008) and the error says which detector; otherwise `on_log` is told (once per
+/// detector) and copying goes on. Returns the bytes forwarded.
 pub async fn pump<R, W>(
     mut from: R,
     mut to: W,
@@ -122,6 +166,7 @@ where
     let mut control: StreamScanner = detector.stream();
     let mut logged: Vec<&'static str> = Vec::new();
     let mut payload: Vec<u8> = Vec::new();
+    let mut held = Held::default();
     let mut sent = 0u64;
     loop {
         let parsed = header(&buf);
@@ -136,6 +181,7 @@ where
         };
         if buf.len() < need {
             if from.read_buf(&mut buf).await? == 0 {
+                // An unfinished message is never forwarded.
                 to.shutdown().await.ok();
                 return Ok(sent);
             }
@@ -173,9 +219,39 @@ where
                 }
             }
         }
-        to.write_all(&frame).await?;
+        let fin = frame[0] & 0x80 != 0;
+        if is_control {
+            if frame[0] & 0x0f == 0x8 {
+                // Close: no data may follow it, so a message still held never completes.
+                held.clear();
+            }
+            sent += frame.len() as u64;
+            to.write_all(&frame).await?;
+        } else if frame[0] & 0x0f == 0 && !fin && payload.is_empty() {
+            // An empty middle fragment carries nothing: not held, so hold memory is
+            // bounded by payload rather than by a count of frames.
+            continue;
+        } else {
+            held.push(frame, payload.len());
+            if fin {
+                for (f, _) in held.frames.drain(..) {
+                    sent += f.len() as u64;
+                    to.write_all(&f).await?;
+                }
+                held.clear();
+            } else {
+                let mut released = false;
+                while let Some(f) = held.release_one() {
+                    sent += f.len() as u64;
+                    to.write_all(&f).await?;
+                    released = true;
+                }
+                if !released {
+                    continue;
+                }
+            }
+        }
         to.flush().await?;
-        sent += frame.len() as u64;
     }
 }
 
@@ -359,5 +435,77 @@ mod tests {
                 "cut {cut}: last fragment forwarded"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_refused_fragmented_message_is_forwarded_in_no_part() {
+        let tok = format!("ghp_{}", &"Zq8Lr3Tx6Wv1Np9Ks4Hb7Jd2Mf5Gc0Ye8Ua3Io6Pl"[..36]);
+        let ping = raw(0x9, true, b"ping!", [4, 3, 2, 1]);
+        let dirty = [
+            raw(
+                0x1,
+                false,
+                format!("k={}", &tok[..12]).as_bytes(),
+                [1, 2, 3, 4],
+            ),
+            ping.clone(),
+            raw(0x0, false, &tok.as_bytes()[12..25], [5, 6, 7, 8]),
+            raw(
+                0x0,
+                true,
+                format!("{} end", &tok[25..]).as_bytes(),
+                [7, 7, 7, 7],
+            ),
+        ]
+        .concat();
+        let mut out = Vec::new();
+        let err = pump(&dirty[..], &mut out, Detector::builtin(), true, |_| {})
+            .await
+            .unwrap_err();
+        assert!(matches!(err, WsScanError::Secret(_)), "{err}");
+        // Only the ping went on, then the close: no fragment of the message.
+        assert_eq!(&out[..ping.len()], &ping[..]);
+        assert_eq!(out[ping.len()], 0x88, "{out:?}");
+        assert_eq!(
+            header(&out[ping.len()..]).unwrap().1 as usize + 6 + ping.len(),
+            out.len()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_long_message_is_held_within_the_bound_and_arrives_whole() {
+        let chunk = |i: usize| format!("clean line {i:05} of a long message\n").repeat(1500);
+        let mut frames = vec![raw(0x2, false, chunk(0).as_bytes(), [1, 2, 3, 4])];
+        for i in 1..48 {
+            frames.push(raw(0x0, false, chunk(i).as_bytes(), [9, 8, 7, 6]));
+            // Empty middle fragments are dropped, never held.
+            frames.push(raw(0x0, false, b"", [1, 1, 1, 1]));
+        }
+        let unfinished = frames.concat();
+        let mut out = Vec::new();
+        pump(&unfinished[..], &mut out, Detector::builtin(), true, |_| {})
+            .await
+            .unwrap();
+        let kept = unfinished.len() - out.len();
+        assert!(!out.is_empty(), "the oldest fragments were released");
+        assert!(
+            kept <= HOLD_LIMIT + chunk(0).len() + 14 && kept >= STREAM_OVERLAP,
+            "held {kept}"
+        );
+        frames.retain(|f| f.len() > 6);
+        frames.push(raw(0x0, true, b"the end", [3, 3, 3, 3]));
+        let whole = frames.concat();
+        let with_empties = [unfinished, raw(0x0, true, b"the end", [3, 3, 3, 3])].concat();
+        let mut out = Vec::new();
+        pump(
+            &with_empties[..],
+            &mut out,
+            Detector::builtin(),
+            true,
+            |_| {},
+        )
+        .await
+        .unwrap();
+        assert_eq!(out, whole, "every non-empty fragment arrives as sent");
     }
 }
