@@ -508,4 +508,21 @@ mod tests {
         .unwrap();
         assert_eq!(out, whole, "every non-empty fragment arrives as sent");
     }
+
+    #[tokio::test]
+    async fn a_message_still_open_at_close_or_end_of_stream_is_never_forwarded() {
+        let open = raw(0x1, false, b"half a message", [1, 2, 3, 4]);
+        let close = raw(0x8, true, &1000u16.to_be_bytes(), [5, 6, 7, 8]);
+        let input = [open.clone(), close.clone()].concat();
+        let mut out = Vec::new();
+        pump(&input[..], &mut out, Detector::builtin(), true, |_| {})
+            .await
+            .unwrap();
+        assert_eq!(out, close, "only the close went on");
+        let mut out = Vec::new();
+        pump(&open[..], &mut out, Detector::builtin(), true, |_| {})
+            .await
+            .unwrap();
+        assert!(out.is_empty(), "{out:?}");
+    }
 }
