@@ -113,6 +113,69 @@ pub(crate) fn hex_decode(run: &[u8], out: &mut Vec<u8>) {
     }
 }
 
+/// Fewest `HH` pairs in a separated-hex run that is decoded (8 bytes: shorter
+/// than any token, longer than a MAC address or a date).
+pub(crate) const SEP_HEX_MIN_PAIRS: usize = 8;
+
+fn is_hex_sep(b: u8) -> bool {
+    matches!(b, b':' | b',' | b' ' | b'-')
+}
+
+/// Runs of hex pairs joined by one repeated separator (`41:4b:..`, `41-4b-..`,
+/// `41 4b ..`, `41,4b,..`), at least [`SEP_HEX_MIN_PAIRS`] pairs: (start, end,
+/// separator). Pair `j` of a run is at `start + 3j`. A UUID or a date is not
+/// such a run (its groups are not all two digits long).
+pub(crate) fn find_sep_hex(hay: &[u8]) -> Vec<(usize, usize, u8)> {
+    let n = hay.len();
+    let hx = |i: usize| hay[i].is_ascii_hexdigit();
+    let mut out = Vec::new();
+    // A qualifying run is at least 23 bytes long, so probing every 8th byte
+    // lands inside it at least twice; the probe is a single table test.
+    let mut i = 2;
+    while i + 3 < n {
+        let found = (i..(i + 3).min(n - 2))
+            .find(|&p| is_hex_sep(hay[p]) && hx(p - 2) && hx(p - 1) && hx(p + 1) && hx(p + 2));
+        let Some(p) = found else {
+            i += 8;
+            continue;
+        };
+        let sep = hay[p];
+        // Extend to the whole run: `start` is the first pair, `end` is one
+        // past the last pair.
+        let mut start = p - 2;
+        while start >= 3 && hay[start - 1] == sep && hx(start - 3) && hx(start - 2) {
+            start -= 3;
+        }
+        let mut end = p + 3;
+        while end + 2 < n && hay[end] == sep && hx(end + 1) && hx(end + 2) {
+            end += 3;
+        }
+        // Pairs must be exactly two digits: a longer group (UUID, IPv6) is
+        // not this encoding.
+        let glued = |k: usize| k < n && hx(k);
+        let clean = (start == 0 || !hx(start - 1)) && !glued(end);
+        if clean && (end - start + 1) / 3 >= SEP_HEX_MIN_PAIRS {
+            out.push((start, end, sep));
+        }
+        i = end.max(i + 1) + 1;
+    }
+    out
+}
+
+/// Decode a run found by [`find_sep_hex`].
+pub(crate) fn sep_hex_decode(run: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    for pair in run.chunks(3) {
+        if pair.len() < 2 {
+            break;
+        }
+        match (hexval(pair[0]), hexval(pair[1])) {
+            (Some(h), Some(l)) => out.push(h << 4 | l),
+            _ => break,
+        }
+    }
+}
+
 /// Characters removed outright: zero-width, bidi controls, invisible
 /// separators, variation selectors, tag characters, combining marks.
 pub(crate) fn invisible(cp: u32) -> bool {

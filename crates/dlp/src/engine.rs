@@ -542,6 +542,20 @@ impl Engine {
             }
             self.discord_check(hay, s, e, relaxed, out);
         }
+        for (s, e, _) in decode::find_sep_hex(hay) {
+            // Hex pairs with separators (`41-4b-49-41-..`).
+            decode::sep_hex_decode(&hay[s..e], &mut buf);
+            let mut sub = Vec::new();
+            if !self.descend(&buf, depth, budget, &mut sub, out, s) {
+                return;
+            }
+            out.extend(sub.into_iter().map(|h| Hit {
+                det: h.det,
+                start: s + 3 * h.start,
+                end: (s + 3 * h.end).min(e),
+                enc: Encoding::Hex,
+            }));
+        }
         if !trig.is_empty() {
             self.normalized_views(hay, &trig, depth, budget, out);
         }

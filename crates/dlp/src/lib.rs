@@ -45,6 +45,7 @@ pub mod entropy;
 #[doc(hidden)]
 pub mod fuzzing;
 mod headers;
+mod json_join;
 mod known;
 mod patterns;
 mod stream;

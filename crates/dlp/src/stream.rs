@@ -1,6 +1,7 @@
 //! Streaming scan with a bounded overlap window.
 
-use crate::{Detector, Finding};
+use crate::json_join::JsonJoin;
+use crate::{Detector, Encoding, Finding};
 use bytes::{Bytes, BytesMut};
 
 /// Bytes re-scanned across a chunk boundary: a secret (in its encoded form)
@@ -26,6 +27,8 @@ pub struct StreamScanner {
     /// push's new bytes). Only used to skip rescans on `finish`.
     failed: Option<Finding>,
     finished: bool,
+    /// Sibling string values of a JSON body, joined (see `json_join`).
+    json: JsonJoin,
 }
 
 impl StreamScanner {
@@ -36,7 +39,32 @@ impl StreamScanner {
             base: 0,
             failed: None,
             finished: false,
+            json: JsonJoin::new(),
         }
+    }
+
+    /// Feed `chunk` to the JSON sibling view; findings in its joins (all of
+    /// them, or only the first when `all` is false), reported as split from
+    /// the first joined value to the end of the chunk.
+    fn json_joins(&mut self, chunk: &[u8], all: bool) -> Vec<Finding> {
+        let engine = &self.det.inner.engine;
+        let end = self.position() + chunk.len();
+        let mut found = Vec::new();
+        self.json.feed(chunk, &mut |join, start| {
+            for h in engine.scan_opts(join, false, true) {
+                found.push(Finding {
+                    detector: h.det,
+                    offset: start,
+                    len: end.saturating_sub(start),
+                    encoding: Encoding::Split,
+                });
+                if !all {
+                    return false;
+                }
+            }
+            true
+        });
+        found
     }
 
     /// Bytes currently held back (never more than [`STREAM_WINDOW`]).
@@ -65,6 +93,10 @@ impl StreamScanner {
         if let Some(f) = &self.failed {
             return Err(f.clone());
         }
+        if let Some(f) = self.json_joins(&chunk, false).into_iter().next() {
+            self.failed = Some(f.clone());
+            return Err(f);
+        }
         if self.tail.len() + chunk.len() <= STREAM_WINDOW {
             self.tail.extend_from_slice(&chunk);
             return Ok(Bytes::new());
@@ -86,16 +118,18 @@ impl StreamScanner {
     /// that are safe to forward together with every finding that starts in
     /// them (for a log-only policy). Do not mix with `push` on one scanner.
     pub fn push_report(&mut self, chunk: Bytes) -> (Bytes, Vec<Finding>) {
+        let joined = self.json_joins(&chunk, true);
         if self.tail.len() + chunk.len() <= STREAM_WINDOW {
             self.tail.extend_from_slice(&chunk);
-            return (Bytes::new(), Vec::new());
+            return (Bytes::new(), joined);
         }
         let mut data = std::mem::take(&mut self.tail);
         data.reserve(chunk.len());
         data.extend_from_slice(&chunk);
         drop(chunk);
         let release = data.len() - STREAM_OVERLAP;
-        let found = self.collect(&data, Some(release));
+        let mut found = self.collect(&data, Some(release));
+        found.extend(joined);
         let out = data.split_to(release).freeze();
         self.base += release;
         self.tail = BytesMut::from(&data[..]);

@@ -333,19 +333,81 @@ pub fn redact_url(path_and_query: &str, findings: &[Finding]) -> String {
     out
 }
 
+/// Detectors whose tokens are all upper case: a host label is case-insensitive
+/// (DNS and the proxy see it in any case), so they are also run on an
+/// upper-cased copy of the host. Only these: upper-casing would forge the
+/// shape of mixed-case tokens.
+const UPPER_SHAPED: &[&str] = &["aws-access-key-id", "newrelic-api-key", "age-secret-key"];
+
+/// A hit in an upper-cased view counts only for an upper-case-shaped
+/// detector and only if its body has a digit: upper-cased words glued over
+/// labels (`akiapress.s3.amazonaws`) fit `AKIA[A-Z2-7]{16}`; a real key id
+/// has a digit in all but a few percent of cases.
+fn upper_hit_ok(up: &[u8], h: &Hit) -> bool {
+    UPPER_SHAPED.contains(&h.det)
+        && up
+            .get(h.start + 4..h.end)
+            .is_some_and(|b| b.iter().any(u8::is_ascii_digit))
+}
+
+/// Most labels whose contiguous runs are joined (a DNS name has at most 127;
+/// k*(k+1)/2 short scans). Past it all labels are also joined at once.
+const MAX_HOST_LABELS: usize = 128;
+
 pub(crate) fn scan_host(det: &Detector, host: &str) -> Vec<Finding> {
     let raw = host.as_bytes();
+    let upper = raw.to_ascii_uppercase();
     let mut hits = det.inner.engine.scan(raw, false);
-    // A secret split over DNS labels: drop the dots and scan again.
-    if memchr::memchr(b'.', raw).is_some() {
-        let joined: Vec<u8> = raw.iter().copied().filter(|&b| b != b'.').collect();
-        for h in det.inner.engine.scan_opts(&joined, false, true) {
+    hits.extend(
+        det.inner
+            .engine
+            .scan(&upper, false)
+            .into_iter()
+            .filter(|h| upper_hit_ok(&upper, h)),
+    );
+    // A secret split over DNS labels, followed or preceded by other labels:
+    // every contiguous run of labels joined without dots, as is and upper-cased.
+    let labels = split_ranges(raw, 0, raw.len(), b".");
+    let k = labels.len().min(MAX_HOST_LABELS);
+    let mut joined = Vec::with_capacity(raw.len());
+    if labels.len() > k {
+        let all: Vec<u8> = raw.iter().copied().filter(|&b| b != b'.').collect();
+        for h in det.inner.engine.scan_opts(&all, false, true) {
             hits.push(Hit {
                 det: h.det,
                 start: 0,
                 end: raw.len(),
                 enc: Encoding::Split,
             });
+        }
+    }
+    for i in 0..k {
+        joined.clear();
+        for (j, &(s, e)) in labels.iter().enumerate().take(k).skip(i) {
+            joined.extend_from_slice(&raw[s..e]);
+            if j == i {
+                continue;
+            }
+            let span = (labels[i].0, e);
+            for h in det.inner.engine.scan_opts(&joined, false, true) {
+                hits.push(Hit {
+                    det: h.det,
+                    start: span.0,
+                    end: span.1,
+                    enc: Encoding::Split,
+                });
+            }
+            let up = joined.to_ascii_uppercase();
+            for h in det.inner.engine.scan_opts(&up, false, true) {
+                if upper_hit_ok(&up, &h) {
+                    hits.push(Hit {
+                        det: h.det,
+                        start: span.0,
+                        end: span.1,
+                        enc: Encoding::Split,
+                    });
+                }
+            }
         }
     }
     dedup(hits)
