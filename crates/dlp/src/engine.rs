@@ -68,6 +68,8 @@ pub(crate) struct PatternSet {
     small: AhoCorasick,
     small_pats: Vec<Vec<u16>>,
     discord: Option<usize>,
+    /// Data-class detectors (cards, IBANs, seed phrases) left on.
+    classes: crate::classes::Enabled,
 }
 
 pub(crate) struct Engine {
@@ -289,6 +291,7 @@ impl Engine {
             small,
             small_pats,
             discord,
+            classes: crate::classes::Enabled::from_disabled(disabled),
         }
     }
 
@@ -462,6 +465,7 @@ impl Engine {
         }
         let runs = find_runs(hay);
         self.scan_patterns(hay, &runs, relaxed, out);
+        crate::classes::scan(hay, self.classes, out);
         if let Some(k) = &self.known {
             k.find(hay, |s, e, enc| {
                 out.push(Hit {

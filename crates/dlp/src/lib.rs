@@ -38,6 +38,7 @@
 //! printable-ASCII islands.
 #![forbid(unsafe_code)]
 
+mod classes;
 mod decode;
 mod engine;
 pub mod entropy;
@@ -253,6 +254,11 @@ impl Detector {
     pub fn detector_ids(&self) -> Vec<&'static str> {
         let mut v: Vec<&'static str> = self.inner.engine.detector_ids().collect();
         v.push(patterns::BITCOIN_WIF);
+        v.extend(
+            classes::IDS
+                .iter()
+                .filter(|id| !self.inner.opts.disabled.iter().any(|d| d == *id)),
+        );
         v
     }
 
