@@ -11,7 +11,8 @@
 //!    base64 / base64url (all three byte alignments) and base32 (all five)
 //!    forms; their hex and percent forms are found in the decoded views.
 //! 3. Decoded views are scanned the same way, recursively (up to 3 layers):
-//!    base64/base64url and hex segments, and windows around percent escapes,
+//!    base64/base64url and hex segments (also hex pairs joined by `:`, `-`,
+//!    `,` or spaces, 8 pairs or more), and windows around percent escapes,
 //!    `\xHH`/`\uXXXX` escapes, zero-width/invisible characters and
 //!    fullwidth/confusable characters (normalised NFKC-style).
 //!
@@ -28,6 +29,13 @@
 //! [`StreamScanner::push_report`] keeps going for log-only policies;
 //! [`StreamScanner::check`] holds nothing back, for protocols that forward
 //! whole frames such as WebSocket).
+//!
+//! A streamed body whose first non-blank byte is `{` or `[` is also lexed as
+//! JSON: sibling string values of one object or array are scanned joined
+//! (relaxed boundaries), so a token split over `{"a": "AKIA…", "b": "…"}` is
+//! found. Bounded: 256 bytes of each side of a junction, the last 3 values
+//! with clean boundaries plus the whole chain glued, 64 nesting levels
+//! (not used by [`StreamScanner::check`]).
 //!
 //! Known limits: tokens are matched case-sensitively as their providers
 //! issue them; a secret encoded in a scheme not listed above (ROT13,
@@ -289,8 +297,10 @@ impl Detector {
         url::scan_url(self, path_and_query)
     }
 
-    /// Scan a host name (CONNECT authority, Host header, SNI): raw, plus the
-    /// labels joined without dots (a secret split over DNS labels).
+    /// Scan a host name (CONNECT authority, Host header, SNI): raw, plus every
+    /// contiguous run of labels joined without dots (a secret split over DNS
+    /// labels, with other labels around it); upper-case-shaped tokens (AWS key
+    /// ids) are also looked for in an upper-cased copy, since DNS ignores case.
     pub fn scan_host(&self, host: &str) -> Vec<Finding> {
         url::scan_host(self, host)
     }
