@@ -18,10 +18,13 @@
 
 /// Bytes of the glued sibling values kept per container, and of the new
 /// value's head joined to them.
-pub(crate) const JOIN_TAIL: usize = 256;
+pub(crate) const JOIN_TAIL: usize = 128;
 /// A token split over up to this many earlier values (plus the current one)
 /// is joined with clean boundaries; longer chains are joined as a whole.
 pub(crate) const JOIN_PIECES: usize = 3;
+/// Shortest token run across a junction that is scanned (shorter split
+/// secrets are not looked for).
+pub(crate) const MIN_JOIN: usize = 16;
 /// Containers deeper than this are not joined (bounded memory).
 pub(crate) const MAX_NESTING: usize = 64;
 
@@ -29,9 +32,7 @@ pub(crate) const MAX_NESTING: usize = 64;
 struct Frame {
     object: bool,
     expect_key: bool,
-    /// Glued tail of the string values so far, and the stream offset where
-    /// the first value contributing to it started.
-    chain: Vec<u8>,
+    /// Stream offset where the first value of the container started.
     chain_start: usize,
     /// Tails of the last `JOIN_PIECES` values, newest last.
     pieces: std::collections::VecDeque<Vec<u8>>,
@@ -62,6 +63,9 @@ pub(crate) struct JsonJoin {
     cur_start: usize,
     head_scanned: bool,
     pos: usize,
+    /// Scratch buffers of `scan_join`.
+    glued: Vec<u8>,
+    join: Vec<u8>,
 }
 
 fn push_tail(buf: &mut Vec<u8>, data: &[u8]) {
@@ -90,6 +94,8 @@ impl JsonJoin {
             cur_start: 0,
             head_scanned: false,
             pos: 0,
+            glued: Vec::new(),
+            join: Vec::new(),
         }
     }
 
@@ -119,37 +125,53 @@ impl JsonJoin {
         self.pos += chunk.len();
         while i < chunk.len() {
             if self.in_string {
+                // Find the closing quote with one memchr per quote (not per
+                // escape): a quote after an odd run of backslashes is escaped.
+                let mut j = i;
                 if self.escape {
                     self.escape = false;
-                    if !self.take(&chunk[i..i + 1], scan) {
-                        return;
-                    }
-                    i += 1;
-                    continue;
+                    j += 1;
                 }
-                match memchr::memchr2(b'"', b'\\', &chunk[i..]) {
+                let close = loop {
+                    match memchr::memchr(b'"', &chunk[j.min(chunk.len())..]) {
+                        None => break None,
+                        Some(k) => {
+                            let q = j + k;
+                            let bs = chunk[j..q]
+                                .iter()
+                                .rev()
+                                .take_while(|&&b| b == b'\\')
+                                .count();
+                            if bs % 2 == 0 {
+                                break Some(q);
+                            }
+                            j = q + 1;
+                        }
+                    }
+                };
+                match close {
                     None => {
+                        let from = j.min(chunk.len());
+                        let bs = chunk[from..]
+                            .iter()
+                            .rev()
+                            .take_while(|&&b| b == b'\\')
+                            .count();
+                        self.escape = bs % 2 == 1;
                         if !self.take(&chunk[i..], scan) {
                             return;
                         }
                         i = chunk.len();
                     }
-                    Some(k) => {
-                        if !self.take(&chunk[i..i + k], scan) {
+                    Some(q) => {
+                        if !self.take(&chunk[i..q], scan) {
                             return;
                         }
-                        if chunk[i + k] == b'\\' {
-                            self.escape = true;
-                            if !self.take(b"\\", scan) {
-                                return;
-                            }
-                        } else {
-                            self.in_string = false;
-                            if !self.close(scan) {
-                                return;
-                            }
+                        self.in_string = false;
+                        if !self.close(scan) {
+                            return;
                         }
-                        i += k + 1;
+                        i = q + 1;
                     }
                 }
                 continue;
@@ -174,7 +196,6 @@ impl JsonJoin {
                         self.stack.push(Frame {
                             object: c == b'{',
                             expect_key: c == b'{',
-                            chain: Vec::new(),
                             chain_start: 0,
                             pieces: Default::default(),
                             count: 0,
@@ -230,51 +251,72 @@ impl JsonJoin {
         let cur_start = self.cur_start;
         let tail = std::mem::take(&mut self.tail);
         if let Some(f) = self.stack.last_mut() {
-            if f.chain.is_empty() {
+            if f.count == 0 {
                 f.chain_start = cur_start;
             }
-            push_tail(&mut f.chain, &tail);
             f.count += 1;
-            if f.pieces.len() == JOIN_PIECES {
-                f.pieces.pop_front();
-            }
-            f.pieces.push_back(last(&tail).to_vec());
+            // Reuse the oldest piece's buffer (no allocation per value).
+            let mut piece = if f.pieces.len() == JOIN_PIECES {
+                f.pieces.pop_front().unwrap_or_default()
+            } else {
+                Vec::with_capacity(JOIN_TAIL)
+            };
+            piece.clear();
+            piece.extend_from_slice(last(&tail));
+            f.pieces.push_back(piece);
         }
         self.tail = tail;
         true
     }
 
-    /// Scan the head of the current value after the last 1..=`JOIN_PIECES`
-    /// values (so a token starting at a value boundary has a clean left
-    /// boundary), and after the whole chain if it has more values.
+    /// Queue the joins of the current value's head with the values before
+    /// it: only the token run across the junction (token characters on both
+    /// sides, at least [`MIN_JOIN`] bytes), starting at each of the last
+    /// `JOIN_PIECES` value boundaries inside that run, so a token starting
+    /// at a value boundary has a clean left boundary.
     fn scan_join(&mut self, scan: &mut dyn FnMut(&[u8], usize) -> bool) -> bool {
         let Some(f) = self.stack.last() else {
             return true;
         };
-        if f.count == 0 || self.head.is_empty() {
+        let h = self.head.iter().take_while(|&&b| token_byte(b)).count();
+        if f.pieces.is_empty() || h == 0 {
             return true;
         }
-        let mut join = Vec::with_capacity(JOIN_TAIL * 2);
-        for k in 1..=f.pieces.len() {
-            join.clear();
-            for p in f.pieces.iter().skip(f.pieces.len() - k) {
-                join.extend_from_slice(p);
+        // Scratch buffers kept across calls (no allocation per value).
+        let glued = &mut self.glued;
+        glued.clear();
+        let mut bounds = [usize::MAX; JOIN_PIECES];
+        for (k, p) in f.pieces.iter().enumerate() {
+            bounds[k] = glued.len();
+            glued.extend_from_slice(p);
+        }
+        let run = glued.len() - glued.iter().rev().take_while(|&&b| token_byte(b)).count();
+        if run == glued.len() {
+            return true;
+        }
+        let join = &mut self.join;
+        for start in
+            std::iter::once(run).chain(bounds.into_iter().filter(|&b| b > run && b != usize::MAX))
+        {
+            let left = &glued[start..];
+            let left = &left[left.len().saturating_sub(JOIN_TAIL)..];
+            if left.len() + h < MIN_JOIN {
+                continue;
             }
-            let from = join.len().saturating_sub(JOIN_TAIL);
-            join.drain(..from);
-            join.extend_from_slice(&self.head);
-            if !scan(&join, f.chain_start) {
+            join.clear();
+            join.extend_from_slice(left);
+            join.extend_from_slice(&self.head[..h]);
+            if !scan(join, f.chain_start) {
                 return false;
             }
         }
-        if f.count > f.pieces.len() {
-            join.clear();
-            join.extend_from_slice(last(&f.chain));
-            join.extend_from_slice(&self.head);
-            return scan(&join, f.chain_start);
-        }
         true
     }
+}
+
+/// Characters a token (or its base64/hex/percent form) is made of.
+fn token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'+' | b'/' | b'=' | b'%')
 }
 
 #[cfg(test)]
@@ -296,30 +338,38 @@ mod tests {
     #[test]
     fn siblings_are_joined_keys_are_not() {
         assert_eq!(
-            joins(&[r#"{"a": "xy", "n": 1, "b": "zw", "c": {"d": "q"}, "e": "v"}"#]),
-            vec!["xyzw", "zwv", "xyzwv"]
-        );
-        assert_eq!(
-            joins(&[r#"["ab",  "cd" ,"ef", "gh", "ij"]"#]),
+            joins(&[
+                r#"{"kkkkkkkkkkkk": "xxxxxxxx", "n": 1, "b": "yyyyyyyy", "c": {"d": "q"}, "e": "zzzzzzzz"}"#
+            ]),
             vec![
-                "abcd",
-                "cdef",
-                "abcdef",
-                "efgh",
-                "cdefgh",
-                "abcdefgh",
-                "ghij",
-                "efghij",
-                "cdefghij",
-                "abcdefghij"
+                "xxxxxxxxyyyyyyyy",
+                "xxxxxxxxyyyyyyyyzzzzzzzz",
+                "yyyyyyyyzzzzzzzz"
             ]
+        );
+        // Only the token run across the junction; short runs are skipped.
+        assert_eq!(
+            joins(&[r#"["a b cccccccc", "dddddddd e", "ff", "g"]"#]),
+            vec!["ccccccccdddddddd"]
         );
         // Cut anywhere, including inside an escape.
         assert_eq!(
-            joins(&[r#"{"a": "x\"#, r#""y", "b"#, r#"": "z"}"#]),
-            vec![r#"x\"yz"#]
+            joins(&[
+                r#"{"a": "xxxxxxxx\"#,
+                r#""yyyyyyyy", "b"#,
+                r#"": "zzzzzzzz"}"#
+            ]),
+            vec!["yyyyyyyyzzzzzzzz"]
         );
-        assert!(joins(&[r#"not json {"a": "x", "b": "y"}"#]).is_empty());
+        assert_eq!(
+            joins(&[
+                r#"{"a": "xxxxxx\"#,
+                r#"nyyyyyyyy", "b"#,
+                r#"": "zzzzzzzz"}"#
+            ]),
+            vec![r#"nyyyyyyyyzzzzzzzz"#]
+        );
+        assert!(joins(&[r#"not json {"a": "xxxxxxxxxx", "b": "yyyyyyyyyy"}"#]).is_empty());
     }
 
     #[test]
@@ -330,5 +380,7 @@ mod tests {
         assert_eq!(j.len(), 1);
         assert_eq!(j[0].len(), 2 * JOIN_TAIL);
         assert!(j[0].contains("TAILHEAD"));
+        let j = joins(&[&format!(r#"{{"a": "{a} x", "b": "{b}"}}"#)]);
+        assert_eq!(j, vec!["x".to_string() + &b[..JOIN_TAIL]]);
     }
 }

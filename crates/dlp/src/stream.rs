@@ -45,26 +45,47 @@ impl StreamScanner {
 
     /// Feed `chunk` to the JSON sibling view; findings in its joins (all of
     /// them, or only the first when `all` is false), reported as split from
-    /// the first joined value to the end of the chunk.
+    /// the first value of the container to the end of the chunk. The joins
+    /// of one chunk are scanned together, one per line, for raw tokens and
+    /// known secrets (a split *encoded* secret is not looked for).
     fn json_joins(&mut self, chunk: &[u8], all: bool) -> Vec<Finding> {
-        let engine = &self.det.inner.engine;
         let end = self.position() + chunk.len();
-        let mut found = Vec::new();
+        let mut batch = Vec::new();
+        let mut first = usize::MAX;
         self.json.feed(chunk, &mut |join, start| {
-            for h in engine.scan_opts(join, false, true) {
-                found.push(Finding {
-                    detector: h.det,
-                    offset: start,
-                    len: end.saturating_sub(start),
-                    encoding: Encoding::Split,
-                });
-                if !all {
-                    return false;
-                }
-            }
+            first = first.min(start);
+            batch.extend_from_slice(join);
+            batch.push(b'\n');
             true
         });
-        found
+        if batch.is_empty() {
+            return Vec::new();
+        }
+        // Raw tokens and known secrets only (no decoded views): the values
+        // were already decoded on their own, and decoding every junction
+        // again would cost more than the body scan itself.
+        let engine = &self.det.inner.engine;
+        let mut out = Vec::new();
+        let mut budget = 0;
+        engine.scan_view(
+            &batch,
+            crate::engine::MAX_DEPTH,
+            false,
+            true,
+            &mut budget,
+            &mut out,
+        );
+        let hits = crate::engine::dedup(out);
+        let n = if all { hits.len() } else { 1 };
+        hits.into_iter()
+            .take(n)
+            .map(|h| Finding {
+                detector: h.det,
+                offset: first,
+                len: end.saturating_sub(first),
+                encoding: Encoding::Split,
+            })
+            .collect()
     }
 
     /// Bytes currently held back (never more than [`STREAM_WINDOW`]).

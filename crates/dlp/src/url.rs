@@ -338,10 +338,27 @@ pub fn redact_url(path_and_query: &str, findings: &[Finding]) -> String {
 /// upper-cased copy of the host. Only these: upper-casing would forge the
 /// shape of mixed-case tokens.
 const UPPER_SHAPED: &[&str] = &["aws-access-key-id", "newrelic-api-key", "age-secret-key"];
+/// Their anchors, lower-cased: the upper-cased views are only scanned when
+/// one occurs (kept in step with the patterns by a test).
+const UPPER_ANCHORS: &[&[u8]] = &[
+    b"akia",
+    b"asia",
+    b"agpa",
+    b"aida",
+    b"aroa",
+    b"aipa",
+    b"anpa",
+    b"anva",
+    b"abia",
+    b"acca",
+    b"a3t",
+    b"nrak-",
+    b"age-secret-key-",
+];
 
 /// A hit in an upper-cased view counts only for an upper-case-shaped
 /// detector and only if its body has a digit: upper-cased words glued over
-/// labels (`akiapress.s3.amazonaws`) fit `AKIA[A-Z2-7]{16}`; a real key id
+/// labels (`akiaflowers.example`) fit `AKIA[A-Z2-7]{16}`; a real key id
 /// has a digit in all but a few percent of cases.
 fn upper_hit_ok(up: &[u8], h: &Hit) -> bool {
     UPPER_SHAPED.contains(&h.det)
@@ -350,63 +367,79 @@ fn upper_hit_ok(up: &[u8], h: &Hit) -> bool {
             .is_some_and(|b| b.iter().any(u8::is_ascii_digit))
 }
 
-/// Most labels whose contiguous runs are joined (a DNS name has at most 127;
-/// k*(k+1)/2 short scans). Past it all labels are also joined at once.
+/// Most labels whose contiguous runs are joined (a DNS name has at most 127).
+/// Past it all labels are also joined at once.
 const MAX_HOST_LABELS: usize = 128;
+/// Longest run of labels joined (a DNS name is at most 253 bytes).
+const MAX_RUN_BYTES: usize = 256;
 
 pub(crate) fn scan_host(det: &Detector, host: &str) -> Vec<Finding> {
     let raw = host.as_bytes();
-    let upper = raw.to_ascii_uppercase();
     let mut hits = det.inner.engine.scan(raw, false);
-    hits.extend(
-        det.inner
-            .engine
-            .scan(&upper, false)
-            .into_iter()
-            .filter(|h| upper_hit_ok(&upper, h)),
-    );
-    // A secret split over DNS labels, followed or preceded by other labels:
-    // every contiguous run of labels joined without dots, as is and upper-cased.
+    // A secret split over DNS labels, with other labels around it: every
+    // contiguous run of two or more labels joined without dots, all runs in
+    // one view, one run per line (so each run has clean boundaries).
     let labels = split_ranges(raw, 0, raw.len(), b".");
     let k = labels.len().min(MAX_HOST_LABELS);
-    let mut joined = Vec::with_capacity(raw.len());
-    if labels.len() > k {
-        let all: Vec<u8> = raw.iter().copied().filter(|&b| b != b'.').collect();
-        for h in det.inner.engine.scan_opts(&all, false, true) {
-            hits.push(Hit {
-                det: h.det,
-                start: 0,
-                end: raw.len(),
-                enc: Encoding::Split,
-            });
+    let mut view = Vec::with_capacity(raw.len() * 2);
+    // (offset in view, span in host) of each line.
+    let mut lines: Vec<(usize, (usize, usize))> = vec![(0, (0, raw.len()))];
+    view.extend_from_slice(raw);
+    view.push(b'\n');
+    for i in 0..k {
+        let mut len = labels[i].1 - labels[i].0;
+        for j in i + 1..k {
+            len += labels[j].1 - labels[j].0;
+            if len > MAX_RUN_BYTES {
+                break;
+            }
+            lines.push((view.len(), (labels[i].0, labels[j].1)));
+            for &(s, e) in &labels[i..=j] {
+                view.extend_from_slice(&raw[s..e]);
+            }
+            view.push(b'\n');
         }
     }
-    for i in 0..k {
-        joined.clear();
-        for (j, &(s, e)) in labels.iter().enumerate().take(k).skip(i) {
-            joined.extend_from_slice(&raw[s..e]);
-            if j == i {
-                continue;
-            }
-            let span = (labels[i].0, e);
-            for h in det.inner.engine.scan_opts(&joined, false, true) {
-                hits.push(Hit {
-                    det: h.det,
-                    start: span.0,
-                    end: span.1,
-                    enc: Encoding::Split,
-                });
-            }
-            let up = joined.to_ascii_uppercase();
-            for h in det.inner.engine.scan_opts(&up, false, true) {
-                if upper_hit_ok(&up, &h) {
-                    hits.push(Hit {
-                        det: h.det,
-                        start: span.0,
-                        end: span.1,
-                        enc: Encoding::Split,
-                    });
-                }
+    if labels.len() > k {
+        lines.push((view.len(), (0, raw.len())));
+        view.extend(raw.iter().copied().filter(|&b| b != b'.'));
+        view.push(b'\n');
+    }
+    let span = |at: usize| {
+        let l = lines.partition_point(|&(o, _)| o <= at);
+        lines[l.saturating_sub(1)].1
+    };
+    let add = |h: &Hit, hits: &mut Vec<Hit>| {
+        let (start, end) = span(h.start);
+        // The first line is the host itself: only the upper-cased copy is new.
+        let enc = if start == 0 && end == raw.len() && h.start < raw.len() {
+            Encoding::Raw
+        } else {
+            Encoding::Split
+        };
+        hits.push(Hit {
+            det: h.det,
+            start,
+            end,
+            enc,
+        });
+    };
+    let runs = &view[raw.len() + 1..];
+    if !runs.is_empty() {
+        for mut h in det.inner.engine.scan_opts(runs, false, true) {
+            h.start += raw.len() + 1;
+            add(&h, &mut hits);
+        }
+    }
+    let lower = view.to_ascii_lowercase();
+    if UPPER_ANCHORS
+        .iter()
+        .any(|a| memchr::memmem::find(&lower, a).is_some())
+    {
+        let up = view.to_ascii_uppercase();
+        for h in det.inner.engine.scan_opts(&up, false, true) {
+            if upper_hit_ok(&up, &h) {
+                add(&h, &mut hits);
             }
         }
     }
@@ -414,4 +447,25 @@ pub(crate) fn scan_host(det: &Detector, host: &str) -> Vec<Finding> {
         .into_iter()
         .map(|h| Finding::from_hit(h, 0))
         .collect()
+}
+
+#[cfg(test)]
+mod host_tests {
+    use super::*;
+
+    #[test]
+    fn upper_anchors_cover_the_upper_shaped_patterns() {
+        for d in crate::patterns::PATTERNS {
+            if UPPER_SHAPED.contains(&d.id) {
+                for a in d.anchors {
+                    let a = a.to_ascii_lowercase();
+                    assert!(
+                        UPPER_ANCHORS.iter().any(|u| a.as_bytes().starts_with(u)),
+                        "{} anchor {a}",
+                        d.id
+                    );
+                }
+            }
+        }
+    }
 }
