@@ -4,16 +4,18 @@
 //!
 //! A lexer sees every byte of the stream once (no re-lexing of the overlap
 //! window). For each open object or array it keeps the last [`JOIN_TAIL`]
-//! bytes of its string values so far, glued in order (keys are not part of
-//! it; a number or nested container between two values does not break the
-//! chain). When a value string has [`JOIN_TAIL`] bytes, or ends, that tail
-//! followed by the value's first [`JOIN_TAIL`] bytes is scanned once. Since
-//! `JOIN_TAIL` is far below [`crate::STREAM_OVERLAP`], the bytes completing a
-//! secret are still held back when the join is scanned.
+//! bytes of its last [`JOIN_PIECES`] string values (keys are not part of it;
+//! a number or nested container between two values does not break the
+//! chain). When a value string has [`JOIN_TAIL`] bytes, or ends, the token
+//! run across the junction (token characters on both sides, at least
+//! [`MIN_JOIN`] bytes) is queued, once from the start of the run and once
+//! from each value boundary inside it; the stream scanner scans a chunk's
+//! joins together. Since `JOIN_TAIL` is far below [`crate::STREAM_OVERLAP`],
+//! the bytes completing a secret are still held back when the join is scanned.
 //!
-//! Bounds: memory is `2 * JOIN_TAIL` per open container, at most
-//! [`MAX_NESTING`] containers (deeper ones are not joined); a secret is found
-//! if its encoded form is at most `2 * JOIN_TAIL` bytes around a junction.
+//! Bounds: memory is `(JOIN_PIECES + 2) * JOIN_TAIL` per open container, at
+//! most [`MAX_NESTING`] containers (deeper ones are not joined); a secret is
+//! found if at most `JOIN_TAIL` bytes of it lie on each side of a junction.
 //! Only streams whose first non-blank byte is `{` or `[` are lexed.
 
 /// Bytes of the glued sibling values kept per container, and of the new

@@ -33,9 +33,10 @@
 //! A streamed body whose first non-blank byte is `{` or `[` is also lexed as
 //! JSON: sibling string values of one object or array are scanned joined
 //! (relaxed boundaries), so a token split over `{"a": "AKIA…", "b": "…"}` is
-//! found. Bounded: 256 bytes of each side of a junction, the last 3 values
-//! with clean boundaries plus the whole chain glued, 64 nesting levels
-//! (not used by [`StreamScanner::check`]).
+//! found. Bounded: the token run across a junction, at most 128 bytes each
+//! side, at least 16 bytes, over up to 3 earlier values; raw tokens and known
+//! secrets only (no decoded views of the join); 64 nesting levels; not used
+//! by [`StreamScanner::check`].
 //!
 //! Known limits: tokens are matched case-sensitively as their providers
 //! issue them; a secret encoded in a scheme not listed above (ROT13,
