@@ -53,6 +53,23 @@ fn bodies(c: &mut Criterion) {
             black_box(s.finish().ok())
         })
     });
+    // JSON with many short string values (the JSON sibling view's worst
+    // ordinary case): npm registry metadata, streamed.
+    let npm = std::fs::read(corpus::corpus_dir().join("npm_metadata.json")).unwrap_or_default();
+    g.throughput(Throughput::Bytes(npm.len() as u64));
+    g.bench_function("stream/npm-metadata-json", |b| {
+        let chunks: Vec<bytes::Bytes> = npm
+            .chunks(64 * 1024)
+            .map(bytes::Bytes::copy_from_slice)
+            .collect();
+        b.iter(|| {
+            let mut s = det.stream();
+            for ch in &chunks {
+                black_box(s.push(ch.clone()).ok());
+            }
+            black_box(s.finish().ok())
+        })
+    });
     g.throughput(Throughput::Bytes(image.len() as u64));
     g.bench_function("detect/base64-image-request", |b| {
         b.iter(|| black_box(det.detect(black_box(&image))))
