@@ -241,6 +241,12 @@ fn seed_phrases_with_a_valid_checksum_are_found_and_bad_checksums_are_not() {
         ids("legal winner thank year wave sausage worth useful legal winner thank yellow")
             .is_empty()
     );
+    for vector in [
+        "letter advice cage absurd amount doctor acoustic avoid letter advice cage above",
+        "zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo wrong",
+    ] {
+        assert!(ids(vector).is_empty(), "{vector}");
+    }
     // 12 wordlist words with a bad checksum.
     assert!(
         ids("arrow rigid click pond video seed chicken journey ice milk odor despair").is_empty()
