@@ -207,8 +207,17 @@ fn cards_in(hay: &[u8], s: usize, e: usize, out: &mut Vec<Hit>) {
             }
             // A bare 17-19 digit number is far more often a 64-bit id than
             // one of the rare long card numbers: those count only grouped.
-            let long_bare = digits > 16 && b == a;
-            if digits >= 13 && !long_bare && clean_right(hay, be) && is_card(&hay[gs..be]) {
+            // A bare 13-16 digit number passes Luhn and the IIN table about
+            // one time in 50 by chance (ids, random data): it counts only
+            // after a card word. Grouped digits are a card's printed form.
+            let bare = b == a;
+            let long_bare = digits > 16 && bare;
+            if digits >= 13
+                && !long_bare
+                && clean_right(hay, be)
+                && (!bare || card_context(hay, gs))
+                && is_card(&hay[gs..be])
+            {
                 out.push(Hit {
                     det: PAYMENT_CARD,
                     start: gs,
@@ -219,6 +228,36 @@ fn cards_in(hay: &[u8], s: usize, e: usize, out: &mut Vec<Hit>) {
             }
         }
     }
+}
+
+/// A card word (`card`, `pan`, `cvv`, `visa`, ...) in the 48 bytes before `s`.
+fn card_context(hay: &[u8], s: usize) -> bool {
+    const WORDS: &[&[u8]] = &[
+        b"card",
+        b"pan",
+        b"ccn",
+        b"cc_",
+        b"cc-",
+        b"ccnum",
+        b"credit",
+        b"debit",
+        b"visa",
+        b"master",
+        b"amex",
+        b"discover",
+        b"jcb",
+        b"diners",
+        b"unionpay",
+        b"cvv",
+        b"cvc",
+        b"expir",
+        b"payment",
+    ];
+    let w = &hay[s.saturating_sub(48)..s];
+    let lower: Vec<u8> = w.iter().map(u8::to_ascii_lowercase).collect();
+    WORDS
+        .iter()
+        .any(|k| memchr::memmem::find(&lower, k).is_some())
 }
 
 /// Luhn-valid, issued by a known network at a length it uses, and not a

@@ -282,3 +282,26 @@ fn data_classes_can_be_disabled_by_id() {
         .detector_ids()
         .contains(&"bip39-seed-phrase"));
 }
+
+#[test]
+fn bare_numbers_need_a_card_word_and_random_data_stays_quiet() {
+    // Luhn-valid Visa digits as a bare id: nothing; after a card word: found.
+    assert!(ids("id 4442323221834066 ").is_empty());
+    assert!(found(
+        "Card number: 4442323221834066",
+        "payment-card-number"
+    ));
+    // Random u64s in hex, one per line (git-gate's large push test): about one
+    // line in 2000 is all digits, and one such in 50 would pass Luhn and the
+    // IIN table by chance.
+    let mut data = String::with_capacity(3 << 20);
+    let mut x: u64 = 0x2545f4914f6cdd1d;
+    while data.len() < (3 << 20) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        data.push_str(&format!("{x:016x}\n"));
+    }
+    let f = Detector::builtin().detect(data.as_bytes());
+    assert!(f.is_empty(), "{f:?}");
+}
