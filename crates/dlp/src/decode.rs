@@ -121,22 +121,47 @@ fn is_hex_sep(b: u8) -> bool {
     matches!(b, b':' | b',' | b' ' | b'-')
 }
 
+/// 1 for a hex digit, 2 for a separator of [`find_sep_hex`], else 0.
+static SEP_HEX: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        if b.is_ascii_hexdigit() {
+            t[i] = 1;
+        } else if matches!(b, b':' | b',' | b' ' | b'-') {
+            t[i] = 2;
+        }
+        i += 1;
+    }
+    t
+};
+
 /// Runs of hex pairs joined by one repeated separator (`41:4b:..`, `41-4b-..`,
 /// `41 4b ..`, `41,4b,..`), at least [`SEP_HEX_MIN_PAIRS`] pairs: (start, end,
 /// separator). Pair `j` of a run is at `start + 3j`. A UUID or a date is not
 /// such a run (its groups are not all two digits long).
 pub(crate) fn find_sep_hex(hay: &[u8]) -> Vec<(usize, usize, u8)> {
     let n = hay.len();
-    let hx = |i: usize| hay[i].is_ascii_hexdigit();
+    let hx = |i: usize| SEP_HEX[hay[i] as usize] == 1;
     let mut out = Vec::new();
-    // A qualifying run is at least 23 bytes long, so probing every 8th byte
-    // lands inside it at least twice; the probe is a single table test.
+    // A qualifying run is at least 23 bytes long: any probe in its first 19
+    // bytes sees a separator within 3 bytes with a pair on each side, so a
+    // probe every 16 bytes cannot miss it. Most probes end at one table
+    // lookup (in any 3 bytes of a run every byte is a digit or separator).
     let mut i = 2;
     while i + 3 < n {
+        if SEP_HEX[hay[i] as usize] == 0
+            || SEP_HEX[hay[i + 1] as usize] == 0
+            || SEP_HEX[hay[i + 2] as usize] == 0
+        {
+            i += 16;
+            continue;
+        }
         let found = (i..(i + 3).min(n - 2))
             .find(|&p| is_hex_sep(hay[p]) && hx(p - 2) && hx(p - 1) && hx(p + 1) && hx(p + 2));
         let Some(p) = found else {
-            i += 8;
+            i += 16;
             continue;
         };
         let sep = hay[p];
@@ -150,11 +175,7 @@ pub(crate) fn find_sep_hex(hay: &[u8]) -> Vec<(usize, usize, u8)> {
         while end + 2 < n && hay[end] == sep && hx(end + 1) && hx(end + 2) {
             end += 3;
         }
-        // Pairs must be exactly two digits: a longer group (UUID, IPv6) is
-        // not this encoding.
-        let glued = |k: usize| k < n && hx(k);
-        let clean = (start == 0 || !hx(start - 1)) && !glued(end);
-        if clean && (end - start + 1) / 3 >= SEP_HEX_MIN_PAIRS {
+        if (end - start + 1) / 3 >= SEP_HEX_MIN_PAIRS {
             out.push((start, end, sep));
         }
         i = end.max(i + 1) + 1;

@@ -234,3 +234,22 @@ fn ordinary_hosts_stay_clean() {
     // base32 characters with a digit read as a key id (upper-cased view).
     assert!(!d.scan_host("akiapress.s3.amazonaws.com").is_empty());
 }
+
+#[test]
+fn separated_hex_is_found_at_every_offset_and_length_bound() {
+    let d = Detector::builtin();
+    let h = hex_sep(KEY, "-");
+    for pad in 0..40 {
+        for tail in ["", "z", " more text"] {
+            let body = format!("{}{h}{tail}", "z ".repeat(pad / 2) + &"z".repeat(pad % 2));
+            assert!(
+                d.detect(body.as_bytes())
+                    .iter()
+                    .any(|f| f.detector == "aws-access-key-id"),
+                "pad {pad} tail {tail:?}"
+            );
+        }
+    }
+    // A stray hex digit glued to either end does not hide the run.
+    assert!(!d.detect(format!("a{h}b").as_bytes()).is_empty());
+}
