@@ -36,8 +36,11 @@ struct Frame {
     expect_key: bool,
     /// Stream offset where the first value of the container started.
     chain_start: usize,
-    /// Tails of the last `JOIN_PIECES` values, newest last.
-    pieces: std::collections::VecDeque<Vec<u8>>,
+    /// Tails of the last `JOIN_PIECES` values: a ring, `len` used, `next`
+    /// the slot written next (buffers kept when the frame is reused).
+    ring: [Vec<u8>; JOIN_PIECES],
+    len: usize,
+    next: usize,
     /// Values in the chain so far.
     count: usize,
 }
@@ -54,6 +57,8 @@ enum Mode {
 pub(crate) struct JsonJoin {
     mode: Mode,
     stack: Vec<Frame>,
+    /// Popped frames kept for reuse (no allocation per object).
+    spare: Vec<Frame>,
     /// Containers opened past `MAX_NESTING` (not tracked).
     overflow: usize,
     in_string: bool,
@@ -71,6 +76,8 @@ pub(crate) struct JsonJoin {
 }
 
 fn push_tail(buf: &mut Vec<u8>, data: &[u8]) {
+    // Only the last JOIN_TAIL bytes can matter: never copy a long value whole.
+    let data = &data[data.len().saturating_sub(JOIN_TAIL)..];
     buf.extend_from_slice(data);
     if buf.len() > 2 * JOIN_TAIL {
         let cut = buf.len() - JOIN_TAIL;
@@ -87,6 +94,7 @@ impl JsonJoin {
         JsonJoin {
             mode: Mode::Undecided,
             stack: Vec::new(),
+            spare: Vec::new(),
             overflow: 0,
             in_string: false,
             escape: false,
@@ -195,20 +203,29 @@ impl JsonJoin {
                     if self.stack.len() >= MAX_NESTING || self.overflow > 0 {
                         self.overflow += 1;
                     } else {
-                        self.stack.push(Frame {
-                            object: c == b'{',
-                            expect_key: c == b'{',
+                        let mut f = self.spare.pop().unwrap_or_else(|| Frame {
+                            object: false,
+                            expect_key: false,
                             chain_start: 0,
-                            pieces: Default::default(),
+                            ring: Default::default(),
+                            len: 0,
+                            next: 0,
                             count: 0,
                         });
+                        f.object = c == b'{';
+                        f.expect_key = f.object;
+                        f.len = 0;
+                        f.count = 0;
+                        self.stack.push(f);
                     }
                 }
                 b'}' | b']' => {
                     if self.overflow > 0 {
                         self.overflow -= 1;
                     } else {
-                        self.stack.pop();
+                        if let Some(f) = self.stack.pop() {
+                            self.spare.push(f);
+                        }
                     }
                 }
                 b':' => {
@@ -257,15 +274,11 @@ impl JsonJoin {
                 f.chain_start = cur_start;
             }
             f.count += 1;
-            // Reuse the oldest piece's buffer (no allocation per value).
-            let mut piece = if f.pieces.len() == JOIN_PIECES {
-                f.pieces.pop_front().unwrap_or_default()
-            } else {
-                Vec::with_capacity(JOIN_TAIL)
-            };
-            piece.clear();
-            piece.extend_from_slice(last(&tail));
-            f.pieces.push_back(piece);
+            let slot = &mut f.ring[f.next];
+            slot.clear();
+            slot.extend_from_slice(last(&tail));
+            f.next = (f.next + 1) % JOIN_PIECES;
+            f.len = (f.len + 1).min(JOIN_PIECES);
         }
         self.tail = tail;
         true
@@ -281,16 +294,22 @@ impl JsonJoin {
             return true;
         };
         let h = self.head.iter().take_while(|&&b| token_byte(b)).count();
-        if f.pieces.is_empty() || h == 0 {
+        if f.len == 0 || h == 0 {
+            return true;
+        }
+        // A previous value ending in a non-token byte (space, `.`, `)`)
+        // cannot hold the start of a split token: skip the copying.
+        let newest = &f.ring[(f.next + JOIN_PIECES - 1) % JOIN_PIECES];
+        if !newest.last().is_some_and(|&b| token_byte(b)) {
             return true;
         }
         // Scratch buffers kept across calls (no allocation per value).
         let glued = &mut self.glued;
         glued.clear();
         let mut bounds = [usize::MAX; JOIN_PIECES];
-        for (k, p) in f.pieces.iter().enumerate() {
-            bounds[k] = glued.len();
-            glued.extend_from_slice(p);
+        for (k, b) in bounds.iter_mut().enumerate().take(f.len) {
+            *b = glued.len();
+            glued.extend_from_slice(&f.ring[(f.next + JOIN_PIECES - f.len + k) % JOIN_PIECES]);
         }
         let run = glued.len() - glued.iter().rev().take_while(|&&b| token_byte(b)).count();
         if run == glued.len() {
