@@ -215,8 +215,8 @@ fn cards_in(hay: &[u8], s: usize, e: usize, out: &mut Vec<Hit>) {
             if digits >= 13
                 && !long_bare
                 && clean_right(hay, be)
-                && (!bare || card_context(hay, gs))
                 && is_card(&hay[gs..be])
+                && (!bare || card_context(hay, gs))
             {
                 out.push(Hit {
                     det: PAYMENT_CARD,
@@ -254,10 +254,9 @@ fn card_context(hay: &[u8], s: usize) -> bool {
         b"payment",
     ];
     let w = &hay[s.saturating_sub(48)..s];
-    let lower: Vec<u8> = w.iter().map(u8::to_ascii_lowercase).collect();
     WORDS
         .iter()
-        .any(|k| memchr::memmem::find(&lower, k).is_some())
+        .any(|k| w.windows(k.len()).any(|x| x.eq_ignore_ascii_case(k)))
 }
 
 /// Luhn-valid, issued by a known network at a length it uses, and not a
