@@ -55,7 +55,7 @@ fn main() {
     println!("|---|---|---|---|");
     for (name, body) in &bodies {
         let (mut a, mut b) = (f64::MAX, f64::MAX);
-        for _ in 0..200 {
+        for _ in 0..400 {
             best(&off, body, &mut a);
             best(on, body, &mut b);
         }
