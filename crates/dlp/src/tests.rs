@@ -157,7 +157,7 @@ pub(crate) const TABLE: &[(&str, &str, &[&str])] = &[
     ("hex-private-key", "private_key: \"0x{h:64}\"", &["private_key: \"0x{h:40}\"", "tx_hash: 0x{h:64}"]),
     ("connection-string-password", "DATABASE_URL=postgres://app:{A:16}@db.internal:5432/app", &["postgres://postgres:postgres@localhost:5432/db", "postgres://user:${DB_PASSWORD}@db/app", "mongodb+srv://cluster0.example.net/db"]),
     ("url-credential-param", "GET /api?user=x&password={A:20} HTTP/1.1", &["/api?password=changeme123456", "/list?page_token={A:20}"]),
-    // data classes (classes.rs): validated, public test values allowed
+    // data classes (classes/): validated, public test values allowed
     ("payment-card-number", "card: 4442 3232 2183 4066\n", &["card: 4442 3232 2183 4067\n", "card: 4111 1111 1111 1111", "ts=1733530000000 order 4539578763621480"]),
     ("payment-card-number", "{\"pan\":\"375216760603273\",\"exp\":\"12/29\"}", &["{\"pan\":\"378282246310005\"}", "pi = 3.375216760603273"]),
     ("iban", "IBAN: DE96 4991 7850 0552 7888 73\n", &["IBAN: DE96 4991 7850 0552 7888 74\n", "IBAN: DE89 3704 0044 0532 0130 00"]),

@@ -1,0 +1,319 @@
+//! BIP-39 seed phrases: every word on the English wordlist and a valid SHA-256 checksum.
+
+use super::*;
+
+// ----------------------------------------------------------- seed phrases
+
+/// A word of up to 8 letters packed big-endian into a u64: the packing keeps
+/// the lexicographic order, so the sorted wordlist stays sorted.
+pub(super) fn pack(w: &[u8]) -> Option<u64> {
+    if w.len() > 8 {
+        return None;
+    }
+    let mut k = 0u64;
+    for i in 0..8 {
+        k = (k << 8) | u64::from(w.get(i).copied().unwrap_or(0));
+    }
+    Some(k)
+}
+
+/// The wordlist packed, with the start of each two-letter prefix's slice.
+struct Packed {
+    words: Vec<u64>,
+    /// `starts[p]..starts[p + 1]` holds the words starting with prefix `p`
+    /// (`26 * first + second`).
+    starts: Vec<u16>,
+}
+
+pub(super) fn prefix2(w: &[u8]) -> usize {
+    usize::from(w[0] - b'a') * 26 + usize::from(w[1] - b'a')
+}
+
+/// Index of `w` in the English BIP-39 wordlist (2048 sorted words of 3-8
+/// lower-case letters, so the index fits u16).
+pub(super) fn word_index(w: &[u8]) -> Option<u16> {
+    static PACKED: std::sync::OnceLock<Packed> = std::sync::OnceLock::new();
+    let p = PACKED.get_or_init(|| {
+        let words: Vec<u64> = bip39::Language::English
+            .word_list()
+            .iter()
+            .map(|x| pack(x.as_bytes()).unwrap_or(u64::MAX))
+            .collect();
+        let mut starts = vec![0u16; 26 * 26 + 1];
+        for (k, x) in bip39::Language::English.word_list().iter().enumerate() {
+            let b = x.as_bytes();
+            // every English word has 3+ lower-case letters
+            if b.len() >= 2 && b[..2].iter().all(u8::is_ascii_lowercase) {
+                starts[prefix2(b) + 1] = k as u16 + 1;
+            }
+        }
+        // prefixes with no word start where the previous one ends
+        for q in 1..starts.len() {
+            starts[q] = starts[q].max(starts[q - 1]);
+        }
+        Packed { words, starts }
+    });
+    if w.len() < 3 || !w[..2].iter().all(u8::is_ascii_lowercase) {
+        return None;
+    }
+    let q = prefix2(w);
+    let (lo, hi) = (usize::from(p.starts[q]), usize::from(p.starts[q + 1]));
+    let key = pack(w)?;
+    p.words
+        .get(lo..hi)?
+        .iter()
+        .position(|&x| x == key)
+        .map(|k| (lo + k) as u16)
+}
+
+/// Letters (lower-case) right before `p`.
+pub(super) fn letters_before(hay: &[u8], p: usize) -> usize {
+    hay[..p]
+        .iter()
+        .rev()
+        .take_while(|&&c| CLASS[c as usize] & C_LOWER != 0)
+        .count()
+}
+
+/// Letters (lower-case) from `p` on.
+pub(super) fn letters_from(hay: &[u8], p: usize) -> usize {
+    hay[p..]
+        .iter()
+        .take_while(|&&c| CLASS[c as usize] & C_LOWER != 0)
+        .count()
+}
+
+/// Whitespace bytes (at most 3) right before `p` / from `p` on.
+pub(super) fn ws_before(hay: &[u8], p: usize) -> usize {
+    hay[..p]
+        .iter()
+        .rev()
+        .take(3)
+        .take_while(|&&c| CLASS[c as usize] & C_WS != 0)
+        .count()
+}
+
+pub(super) fn ws_from(hay: &[u8], p: usize) -> usize {
+    hay[p..]
+        .iter()
+        .take(3)
+        .take_while(|&&c| CLASS[c as usize] & C_WS != 0)
+        .count()
+}
+
+/// Hash of a word's length and first four letters (which tell every
+/// English BIP-39 word apart) into 16 bits.
+pub(super) fn bloom_hash(w: &[u8]) -> usize {
+    let mut k = [0u8; 4];
+    for (d, c) in k.iter_mut().zip(w) {
+        *d = *c;
+    }
+    let x = u32::from_le_bytes(k) ^ ((w.len() as u32) << 27);
+    (x.wrapping_mul(0x9E37_79B1) >> 16) as usize
+}
+
+/// Maybe on the English wordlist: 3-8 letters and the word's bit set in a
+/// 64 Kibit table of the list (about 3 % of other words pass). A cheap
+/// first test; `phrases_in` looks the words up for real.
+pub(super) fn maybe_listed(w: &[u8]) -> bool {
+    static BLOOM: std::sync::OnceLock<Vec<u64>> = std::sync::OnceLock::new();
+    let t = BLOOM.get_or_init(|| {
+        let mut t = vec![0u64; 1024];
+        for x in bip39::Language::English.word_list() {
+            let h = bloom_hash(x.as_bytes());
+            t[h / 64] |= 1 << (h % 64);
+        }
+        t
+    });
+    if !(3..=8).contains(&w.len()) {
+        return false;
+    }
+    let h = bloom_hash(w);
+    t[h / 64] & (1 << (h % 64)) != 0
+}
+
+/// Stretches of 12 or more words that may be on the wordlist (one or two
+/// whitespace bytes apart), handed to `phrases_in`. Probes one byte per `PHRASE_MIN` as
+/// `for_runs` does, and also skips when the word at the probe is not on the
+/// list: every phrase starting in `[i, j]` covers `j`, so it would contain
+/// that word. Most English words (`the`, `of`, `and`, most long words) are
+/// not on the list, so most probes look at one or two words.
+pub(super) fn find_phrases(hay: &[u8], out: &mut Vec<Hit>) {
+    let n = hay.len();
+    let mut i = 0;
+    while i + PHRASE_MIN <= n {
+        let j = i + PHRASE_MIN - 1;
+        // whitespace at j: the phrase holds the word after it
+        let w = j + ws_from(hay, j);
+        if w >= n || CLASS[hay[w] as usize] & C_LOWER == 0 {
+            i = w + 1;
+            continue;
+        }
+        let a = w - letters_before(hay, w);
+        let b = w + letters_from(hay, w);
+        if !maybe_listed(&hay[a..b]) {
+            i = b;
+            continue;
+        }
+        // extend over neighbouring words that may be on the list
+        let mut count = 1;
+        let mut l = a;
+        loop {
+            let k = ws_before(hay, l);
+            if k == 0 || k == 3 {
+                break;
+            }
+            let len = letters_before(hay, l - k);
+            if !maybe_listed(&hay[l - k - len..l - k]) {
+                break;
+            }
+            l -= k + len;
+            count += 1;
+        }
+        let mut r = b;
+        loop {
+            let k = ws_from(hay, r);
+            if k == 0 || k == 3 {
+                break;
+            }
+            let len = letters_from(hay, r + k);
+            if !maybe_listed(&hay[r + k..r + k + len]) {
+                break;
+            }
+            r += k + len;
+            count += 1;
+        }
+        if count >= 12 {
+            phrases_in(hay, l, r, out);
+        }
+        i = r.max(i + 1);
+    }
+}
+
+/// Seed phrases in a run of lower-case words: a maximal stretch of 12 or
+/// more wordlist words (3-8 letters) whose whole, or first or last 12/15/18/21/24
+/// words with at most two words to spare, carry a valid checksum.
+pub(super) fn phrases_in(hay: &[u8], s: usize, e: usize, out: &mut Vec<Hit>) {
+    // Words of the right shape (3-8 letters) are collected first; only a
+    // stretch of 12 or more is looked up in the wordlist, which keeps prose
+    // (full of short and long words) cheap.
+    let mut shaped: Vec<(usize, usize)> = Vec::new();
+    let mut words: Vec<(usize, usize, u16)> = Vec::new();
+    let mut i = s;
+    while i < e {
+        if CLASS[hay[i] as usize] & C_LOWER == 0 {
+            // more than two whitespace bytes (a blank line) ends a phrase
+            let ws = i;
+            while i < e && CLASS[hay[i] as usize] & C_LOWER == 0 {
+                i += 1;
+            }
+            if i - ws > 2 {
+                lookup_stretch(hay, &mut shaped, &mut words, out);
+            }
+            continue;
+        }
+        let ws = i;
+        while i < e && CLASS[hay[i] as usize] & C_LOWER != 0 {
+            i += 1;
+        }
+        if (3..=8).contains(&(i - ws)) {
+            shaped.push((ws, i));
+        } else {
+            lookup_stretch(hay, &mut shaped, &mut words, out);
+        }
+    }
+    lookup_stretch(hay, &mut shaped, &mut words, out);
+}
+
+/// Look up a stretch of well-shaped words and check each maximal run of
+/// wordlist words in it.
+pub(super) fn lookup_stretch(
+    hay: &[u8],
+    shaped: &mut Vec<(usize, usize)>,
+    words: &mut Vec<(usize, usize, u16)>,
+    out: &mut Vec<Hit>,
+) {
+    if shaped.len() >= 12 {
+        for &(ws, we) in shaped.iter() {
+            match word_index(&hay[ws..we]) {
+                Some(k) => words.push((ws, we, k)),
+                None => flush_phrase(words, out),
+            }
+        }
+        flush_phrase(words, out);
+    }
+    shaped.clear();
+}
+
+pub(super) fn flush_phrase(words: &mut Vec<(usize, usize, u16)>, out: &mut Vec<Hit>) {
+    let k = words.len();
+    if k >= 12 {
+        // whole stretch first, then the longest prefix / suffix that checks
+        let mut found = None;
+        if k <= 24 && k.is_multiple_of(3) && checksum_ok(&words[..]) {
+            found = Some((0, k));
+        }
+        for len in [24, 21, 18, 15, 12] {
+            // At most two extra words around a phrase ("wallet words ..."):
+            // long keyword lists would otherwise get many tries at 1 in 16.
+            if found.is_some() || len > k || k - len > 2 {
+                continue;
+            }
+            if checksum_ok(&words[..len]) {
+                found = Some((0, len));
+            } else if checksum_ok(&words[k - len..]) {
+                found = Some((k - len, k));
+            }
+        }
+        if let Some((a, b)) = found {
+            let phrase = &words[a..b];
+            if !test_vector(phrase) {
+                out.push(Hit {
+                    det: BIP39,
+                    start: phrase[0].0,
+                    end: phrase[phrase.len() - 1].1,
+                    enc: Encoding::Raw,
+                });
+            }
+        }
+    }
+    words.clear();
+}
+
+/// The phrase's bits: 11 per word, entropy first, then `n/3` checksum bits
+/// (24 words = 264 bits = 33 bytes).
+pub(super) fn phrase_bits(words: &[(usize, usize, u16)]) -> zeroize::Zeroizing<[u8; 33]> {
+    let mut bits = zeroize::Zeroizing::new([0u8; 33]);
+    for (w, &(_, _, idx)) in words.iter().enumerate() {
+        for b in 0..11 {
+            if idx & (1 << (10 - b)) != 0 {
+                let pos = w * 11 + b;
+                bits[pos / 8] |= 0x80 >> (pos % 8);
+            }
+        }
+    }
+    bits
+}
+
+/// The checksum bits are the first bits of SHA-256 of the entropy.
+pub(super) fn checksum_ok(words: &[(usize, usize, u16)]) -> bool {
+    let n = words.len();
+    if !(12..=24).contains(&n) || !n.is_multiple_of(3) {
+        return false;
+    }
+    let cs_bits = n / 3;
+    let ent_bytes = (n * 11 - cs_bits) / 8;
+    let bits = phrase_bits(words);
+    let hash = Sha256::digest(&bits[..ent_bytes]);
+    // the checksum bits follow the entropy and are at most 8
+    bits[ent_bytes] >> (8 - cs_bits) == hash[0] >> (8 - cs_bits)
+}
+
+/// The published BIP-39 test vectors that fill wallet libraries' tests
+/// (`abandon ... about`, `legal winner ... yellow`, `letter advice ...
+/// always`, `zoo ... wrong`) have entropy of one repeated byte.
+pub(super) fn test_vector(words: &[(usize, usize, u16)]) -> bool {
+    let ent_bytes = (words.len() * 11 - words.len() / 3) / 8;
+    let bits = phrase_bits(words);
+    bits[..ent_bytes].iter().all(|&b| b == bits[0])
+}
