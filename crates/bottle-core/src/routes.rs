@@ -240,11 +240,64 @@ pub enum RefAction {
     Delete,
 }
 
-/// DLP settings.
+/// DLP settings (`dlp:` in routes.yaml; pipelock applies them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DlpSettings {
-    /// What to do on a finding.
+    /// What to do on a secret found in a request.
     pub action: DlpAction,
+    /// Which detectors run: `strict` adds the anomaly heuristics.
+    pub profile: DlpProfile,
+    /// Prompt injection in responses (pages, API bodies, SSE).
+    pub responses: ScanAction,
+    /// MCP and A2A traffic (JSON-RPC over HTTP and SSE): poisoned tool lists, injected tool
+    /// results, tool definitions changed within a session.
+    pub mcp: ScanAction,
+}
+
+/// Which detector set pipelock runs on requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DlpProfile {
+    /// Credentials, known secrets and data classes: no false positive on ordinary traffic.
+    #[default]
+    Default,
+    /// Also the anomaly heuristics (high-entropy host labels and path segments, many
+    /// subdomains of one domain, repeated multi-layer encodings), which ordinary traffic
+    /// can trip now and then.
+    Strict,
+}
+
+/// What pipelock does with a finding in content coming back to the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ScanAction {
+    /// Refuse (before the first byte when the body is small, else cut the stream before the
+    /// finding reaches the agent).
+    #[default]
+    Block,
+    /// Pass it and annotate the audit line.
+    Warn,
+    /// Do not scan.
+    Off,
+}
+
+impl ScanAction {
+    /// The word used in routes.yaml and the manifest.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScanAction::Block => "block",
+            ScanAction::Warn => "warn",
+            ScanAction::Off => "off",
+        }
+    }
+}
+
+impl DlpProfile {
+    /// The word used in routes.yaml and the manifest.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DlpProfile::Default => "default",
+            DlpProfile::Strict => "strict",
+        }
+    }
 }
 
 /// DLP action.

@@ -9,9 +9,9 @@ use yaml_rust2::scanner::{Marker, TScalarStyle};
 use crate::allowlist::HostPattern;
 use crate::error::ConfigError;
 use crate::routes::{
-    ref_glob, AuthScheme, DlpAction, DlpSettings, GitAuth, GitAuthScheme, GitRepo, GitSsh,
-    PathGlobs, RefAction, RefRule, Route, RouteAuth, RoutesFile, DEFAULT_MAX_OBJECT_BYTES,
-    DEFAULT_MAX_PACK_BYTES, DEFAULT_MAX_REFS,
+    ref_glob, AuthScheme, DlpAction, DlpProfile, DlpSettings, GitAuth, GitAuthScheme, GitRepo,
+    GitSsh, PathGlobs, RefAction, RefRule, Route, RouteAuth, RoutesFile, ScanAction,
+    DEFAULT_MAX_OBJECT_BYTES, DEFAULT_MAX_PACK_BYTES, DEFAULT_MAX_REFS,
 };
 
 const MAX_TEXT: usize = 4 * 1024 * 1024;
@@ -443,7 +443,7 @@ const GIT_KEYS: &[&str] = &[
 const GIT_AUTH_KEYS: &[&str] = &["scheme", "username", "token_env"];
 const SSH_KEYS: &[&str] = &["key_file", "known_hosts"];
 const RULE_KEYS: &[&str] = &["ref", "allow"];
-const DLP_KEYS: &[&str] = &["action"];
+const DLP_KEYS: &[&str] = &["action", "profile", "responses", "mcp"];
 
 pub(crate) fn parse(text: &str, file: &Path) -> Result<RoutesFile, ConfigError> {
     let ctx = Ctx { file };
@@ -514,24 +514,56 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<RoutesFile, ConfigError> 
         out.git.push(repo);
     }
     if let Some(d) = top.get("dlp") {
-        let m = Map::new(&ctx, d, "dlp", DLP_KEYS)?;
-        if let Some(a) = m.get("action") {
-            out.dlp = DlpSettings {
-                action: match scalar(&ctx, a, "action")?.as_str() {
-                    "block" => DlpAction::Block,
-                    "log" => DlpAction::Log,
-                    other => {
-                        return Err(ctx.err(
-                            a.line,
-                            format!(
-                                "dlp `action` must be `block` or `log`, not `{}`",
-                                short(other)
-                            ),
-                        ))
-                    }
-                },
-            };
+        out.dlp = parse_dlp(&ctx, d)?;
+    }
+    Ok(out)
+}
+
+fn parse_dlp(ctx: &Ctx<'_>, d: &Node) -> Result<DlpSettings, ConfigError> {
+    let m = Map::new(ctx, d, "dlp", DLP_KEYS)?;
+    let mut out = DlpSettings::default();
+    let word = |key: &str, allowed: &[&str]| -> Result<Option<(String, usize)>, ConfigError> {
+        let Some(n) = m.get(key) else {
+            return Ok(None);
+        };
+        let v = scalar(ctx, n, key)?;
+        if allowed.contains(&v.as_str()) {
+            return Ok(Some((v, n.line)));
         }
+        let list = allowed
+            .iter()
+            .map(|a| format!("`{a}`"))
+            .collect::<Vec<_>>()
+            .join(" or ");
+        Err(ctx.err(
+            n.line,
+            format!("dlp `{key}` must be {list}, not `{}`", short(&v)),
+        ))
+    };
+    if let Some((v, _)) = word("action", &["block", "log"])? {
+        out.action = if v == "log" {
+            DlpAction::Log
+        } else {
+            DlpAction::Block
+        };
+    }
+    if let Some((v, _)) = word("profile", &["default", "strict"])? {
+        out.profile = if v == "strict" {
+            DlpProfile::Strict
+        } else {
+            DlpProfile::Default
+        };
+    }
+    let action = |v: &str| match v {
+        "warn" => ScanAction::Warn,
+        "off" => ScanAction::Off,
+        _ => ScanAction::Block,
+    };
+    if let Some((v, _)) = word("responses", &["block", "warn", "off"])? {
+        out.responses = action(&v);
+    }
+    if let Some((v, _)) = word("mcp", &["block", "warn", "off"])? {
+        out.mcp = action(&v);
     }
     Ok(out)
 }
@@ -989,6 +1021,20 @@ dlp:                               # pipelock
 "#;
 
     #[test]
+    fn dlp_settings_parse() {
+        let f = parse_ok("dlp:\n  action: log\n  profile: strict\n  responses: warn\n  mcp: off\n");
+        assert_eq!(
+            f.dlp,
+            DlpSettings {
+                action: DlpAction::Log,
+                profile: DlpProfile::Strict,
+                responses: ScanAction::Warn,
+                mcp: ScanAction::Off,
+            }
+        );
+    }
+
+    #[test]
     fn design_example_parses() {
         let f = parse_ok(DESIGN);
         assert_eq!(f.routes.len(), 1);
@@ -1037,6 +1083,13 @@ dlp:                               # pipelock
         assert_eq!(g.max_refs, 100);
         assert!(!g.push_options);
         assert_eq!(f.dlp.action, DlpAction::Block);
+        assert_eq!(
+            f.dlp.responses,
+            ScanAction::Block,
+            "response scanning is on by default"
+        );
+        assert_eq!(f.dlp.mcp, ScanAction::Block);
+        assert_eq!(f.dlp.profile, DlpProfile::Default);
     }
 
     #[test]
@@ -1109,6 +1162,9 @@ dlp:                               # pipelock
             ("git:\n  - name: a\n    upstream: https://h/x\n    max_refs: -1\n", "routes.yaml:4: `max_refs` must be a positive whole number"),
             ("git:\n  - name: a\n    upstream: https://h/x\n    max_refs: 0\n", "routes.yaml:4:"),
             ("dlp:\n  action: warn\n", "routes.yaml:2: dlp `action` must be `block` or `log`"),
+            ("dlp:\n  responses: log\n", "routes.yaml:2: dlp `responses` must be `block` or `warn` or `off`, not `log`"),
+            ("dlp:\n  action: block\n  mcp: yes\n", "routes.yaml:3: dlp `mcp` must be `block` or `warn` or `off`"),
+            ("dlp:\n  profile: paranoid\n", "routes.yaml:2: dlp `profile` must be `default` or `strict`"),
             ("routes:\n  - host: a\n  - host: b\n    host: c\n", "routes.yaml:4: duplicate key `host`"),
             ("routes: [\n", "routes.yaml:"),
             ("a: &x 1\nb: *x\n", "routes.yaml:1:"),
