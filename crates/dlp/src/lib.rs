@@ -55,6 +55,7 @@ pub mod entropy;
 #[doc(hidden)]
 pub mod fuzzing;
 mod headers;
+pub mod injection;
 mod json_join;
 mod known;
 mod patterns;
