@@ -57,13 +57,25 @@ pub struct HealthcheckArgs {
 }
 
 /// Log to stderr; filter from `RUST_LOG`, default `info`. Safe to call twice.
+///
+/// Colour only on a terminal (and never with `NO_COLOR` set): in containers stderr is a pipe
+/// into Docker's log files and `compose.log`, where escape codes are noise.
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(use_colour(
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+        ))
         .try_init();
+}
+
+/// Whether log lines get ANSI colour codes.
+fn use_colour(stderr_is_terminal: bool, no_color: bool) -> bool {
+    stderr_is_terminal && !no_color
 }
 
 /// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, not when
@@ -99,6 +111,14 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'stat
 mod tests {
     use super::*;
     use clap::Parser;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(use_colour(true, false));
+        assert!(!use_colour(false, false), "pipes and files get plain text");
+        assert!(!use_colour(true, true), "NO_COLOR wins");
+        assert!(!use_colour(false, true));
+    }
 
     #[derive(Parser, Debug)]
     struct Cli {

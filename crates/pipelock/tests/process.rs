@@ -494,3 +494,26 @@ async fn sigterm_drains_in_flight_requests() {
         .unwrap();
     assert!(st.success());
 }
+
+/// Logs written to a file (as Docker does with a container's stderr) are plain text: no ANSI
+/// escape codes in `compose.log` or `docker logs`.
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_to_a_file_carry_no_colour_codes() {
+    let env = Env::new("", "").await;
+    let log_path = env.dir.path().join("stderr.log");
+    let file = std::fs::File::create(&log_path).unwrap();
+    let p = Proc::start_with(&env, &[], "info", std::process::Stdio::from(file));
+    // A refused request makes pipelock log more than the start line.
+    let _ = http_get(p.addr, "http://not-allowed.test/").await;
+    drop(p);
+    let text = std::fs::read(&log_path).unwrap();
+    assert!(
+        String::from_utf8_lossy(&text).contains("pipelock listening"),
+        "the log was written"
+    );
+    assert!(
+        !text.contains(&0x1b),
+        "no ANSI escape in a non-terminal log: {}",
+        String::from_utf8_lossy(&text)
+    );
+}
