@@ -19,6 +19,8 @@ pub fn files() -> Vec<(String, Vec<u8>)> {
     let mut entries: Vec<_> = std::fs::read_dir(corpus_dir())
         .expect("corpus dir")
         .flatten()
+        // Sub-folders (pages/: the prompt-injection corpus) are not part of this corpus.
+        .filter(|e| e.path().is_file())
         .collect();
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
