@@ -155,6 +155,7 @@ fn recorded(req: &Request<Incoming>, info: &ConnInfo) -> RecordedRequest {
             })
             .collect(),
         body_len: 0,
+        body: Vec::new(),
         tls: info.tls,
         sni: info.sni.clone(),
         alpn: info.alpn.clone(),
@@ -179,6 +180,22 @@ pub(crate) async fn handle(
     let path = req.uri().path().to_string();
     let params = query_params(req.uri().query());
     let mut body_len: u64 = 0;
+    if let Some(canned) = state.canned(&path) {
+        let (head, kept, total) = crate::canned::read_body(req).await;
+        let response = match &canned {
+            crate::canned::Canned::Page(p) => crate::canned::serve_page(p).await,
+            crate::canned::Canned::JsonRpc(ep) => {
+                crate::canned::serve_jsonrpc(ep, head.method(), &kept)
+            }
+        };
+        state.set_body_len(idx, total);
+        if let Some(mut rec) = rec {
+            rec.body_len = total;
+            log_line(&rec, response.status());
+        }
+        state.set_body(idx, kept);
+        return response;
+    }
     let response = match path.as_str() {
         "/sse" => sse(&params).unwrap_or_else(BadParam::response),
         "/download" => download(&params).unwrap_or_else(BadParam::response),

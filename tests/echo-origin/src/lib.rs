@@ -13,10 +13,18 @@
 //! let seen = origin.requests();
 //! # let _ = (url, seen); Ok(()) }
 //! ```
+//!
+//! Tests can also serve canned content at an exact path: [`EchoOrigin::set_page`] with a
+//! [`Page`] (status, content type, headers, body chunks sent apart, optional gzip / deflate /
+//! br / zstd), and [`EchoOrigin::set_jsonrpc`] / [`EchoOrigin::set_jsonrpc_endpoint`] for
+//! JSON-RPC 2.0 (MCP, A2A): a POSTed request is answered with the result mapped to its
+//! `method`, as JSON or as `text/event-stream` events. Requests to those paths keep their
+//! body in [`RecordedRequest::body`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod ca;
+mod canned;
 mod handlers;
 mod reflect;
 mod rsa_key;
@@ -30,6 +38,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 pub use ca::{parse_certs, parse_key, server_config_from_pem, TestCa};
+pub use canned::{JsonRpcEndpoint, Page, PageEncoding};
 pub use reflect::{fully_percent_encode, percent_encode_unreserved, reflect_lines};
 
 /// Errors of this crate.
@@ -121,6 +130,10 @@ pub struct RecordedRequest {
     pub peer: SocketAddr,
     /// Connection number (unique per origin; equal numbers = same connection).
     pub conn_id: u64,
+    /// The request body, kept only for paths installed with [`EchoOrigin::set_page`] or
+    /// [`EchoOrigin::set_jsonrpc`] (at most 1 MiB); empty otherwise.
+    #[serde(skip)]
+    pub body: Vec<u8>,
 }
 
 impl RecordedRequest {
@@ -161,6 +174,7 @@ pub(crate) struct State {
     open_conns: AtomicUsize,
     max_conns: AtomicUsize,
     total_conns: AtomicU64,
+    canned: Mutex<std::collections::HashMap<String, canned::Canned>>,
 }
 
 impl Default for State {
@@ -173,6 +187,7 @@ impl Default for State {
             open_conns: AtomicUsize::new(0),
             max_conns: AtomicUsize::new(0),
             total_conns: AtomicU64::new(0),
+            canned: Mutex::new(std::collections::HashMap::new()),
         }
     }
 }
@@ -202,6 +217,26 @@ impl State {
                 r.body_len = n;
             }
         }
+    }
+
+    pub(crate) fn set_body(&self, idx: usize, body: Vec<u8>) {
+        let mut rec = self.lock();
+        if let Some(i) = idx.checked_sub(rec.dropped) {
+            if let Some(r) = rec.items.get_mut(i) {
+                r.body = body;
+            }
+        }
+    }
+
+    /// What is installed at `path`, if anything.
+    pub(crate) fn canned(&self, path: &str) -> Option<canned::Canned> {
+        self.canned_map().get(path).cloned()
+    }
+
+    fn canned_map(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, canned::Canned>> {
+        self.canned.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(crate) fn log_requests(&self) -> bool {
@@ -387,6 +422,43 @@ impl EchoOrigin {
     /// printed as received, credentials included: this is a test origin.
     pub fn set_log_requests(&self, on: bool) {
         self.state.log_requests.store(on, Ordering::Relaxed);
+    }
+
+    /// Serves `page` for any method at exactly `path` (query ignored), replacing what was
+    /// there (a built-in endpoint or an earlier page). The request body is read and kept in
+    /// [`RecordedRequest::body`].
+    pub fn set_page(&self, path: &str, page: Page) {
+        self.state
+            .canned_map()
+            .insert(path.to_string(), canned::Canned::Page(page));
+    }
+
+    /// Answers JSON-RPC 2.0 POSTs at exactly `path`: each request gets the result mapped
+    /// to its `method` (as `application/json`, or as one `text/event-stream` event
+    /// `event: message` when `as_sse`), a batch gets an array, a notification 202. The
+    /// request body is kept in [`RecordedRequest::body`]. Call again to change the
+    /// results (e.g. a tool list that changes between two `tools/list` calls).
+    pub fn set_jsonrpc(
+        &self,
+        path: &str,
+        methods: impl IntoIterator<Item = (String, serde_json::Value)>,
+        as_sse: bool,
+    ) {
+        self.set_jsonrpc_endpoint(path, JsonRpcEndpoint::new(methods, as_sse));
+    }
+
+    /// Like [`EchoOrigin::set_jsonrpc`] with every option ([`JsonRpcEndpoint`]: several
+    /// SSE events per method, a pause between events, an `Mcp-Session-Id`).
+    pub fn set_jsonrpc_endpoint(&self, path: &str, endpoint: JsonRpcEndpoint) {
+        self.state
+            .canned_map()
+            .insert(path.to_string(), canned::Canned::JsonRpc(endpoint));
+    }
+
+    /// Removes what [`EchoOrigin::set_page`] or [`EchoOrigin::set_jsonrpc`] installed at
+    /// `path`.
+    pub fn clear_page(&self, path: &str) {
+        self.state.canned_map().remove(path);
     }
 
     /// Requests received so far, including those no longer recorded.
