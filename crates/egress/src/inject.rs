@@ -29,16 +29,16 @@ fn decode_component(s: &str) -> String {
 
 /// Is this a git push over smart HTTP (`git-receive-pack` in the path, or
 /// `service=git-receive-pack` in the query), however it is spelled?
-pub fn is_git_push(uri: &Uri) -> bool {
-    let path = percent_decode_str(uri.path())
+pub fn is_git_push_target(raw_path: &str, query: Option<&str>) -> bool {
+    let path = percent_decode_str(raw_path)
         .decode_utf8_lossy()
         .to_ascii_lowercase();
     if path.contains("git-receive-pack")
-        || uri.path().to_ascii_lowercase().contains("git-receive-pack")
+        || raw_path.to_ascii_lowercase().contains("git-receive-pack")
     {
         return true;
     }
-    uri.query().is_some_and(|q| {
+    query.is_some_and(|q| {
         q.split('&').any(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             decode_component(k).eq_ignore_ascii_case("service")
@@ -149,6 +149,12 @@ mod tests {
     use bottle_core::routes::RoutesFile;
     use std::path::Path;
 
+    /// [`is_git_push_target`] on a whole URL.
+    fn is_git_push(url: &str) -> bool {
+        let uri: Uri = url.parse().unwrap();
+        is_git_push_target(uri.path(), uri.query())
+    }
+
     fn setup(yaml: &str, secret: &str) -> (RouteAuth, Credential) {
         let rf = RoutesFile::parse(yaml, Path::new("routes.yaml")).unwrap();
         let route = rf.routes[0].clone();
@@ -233,13 +239,13 @@ mod tests {
             "https://h/acme/repo.git/info/refs?x=1&SERVICE=git%2dreceive-pack",
             "https://h/acme/repo.git/info/refs?service=git+receive-pack&service=git-receive-pack",
         ] {
-            assert!(is_git_push(&u.parse().unwrap()), "{u}");
+            assert!(is_git_push(u), "{u}");
         }
         for u in [
             "https://h/acme/repo.git/info/refs?service=git-upload-pack",
             "https://h/acme/repo.git/git-upload-pack",
         ] {
-            assert!(!is_git_push(&u.parse().unwrap()), "{u}");
+            assert!(!is_git_push(u), "{u}");
         }
     }
 }

@@ -10,7 +10,7 @@
 use bottle_core::body::{full, BoxBody};
 use bottle_core::path::{normalise, Ambiguity};
 use bottle_core::routes::Route;
-use bottle_core::{Host, Refusal};
+use bottle_core::{hop, Host, Refusal};
 use http::uri::{PathAndQuery, Uri};
 use http::{HeaderMap, Method, StatusCode};
 use http_body_util::BodyExt as _;
@@ -253,11 +253,35 @@ fn url_host(h: &Host) -> String {
     }
 }
 
+/// Everything egress decides about a request before it leaves, in order:
+/// 1. a git push over smart HTTP is refused whatever the routes say (pushes go through
+///    git-gate, which judges refs);
+/// 2. [`decide_route`]: which route (or the allowlist) lets it through, and how;
+/// 3. a protocol upgrade other than WebSocket is refused when egress injects any
+///    credential (it could not scrub the upgraded stream for it).
+pub fn decide(cfg: &EgressConfig, t: &Target<'_>) -> Result<Decision, Refusal> {
+    if crate::inject::is_git_push_target(t.path, t.query) {
+        return Err(
+            Refusal::forbidden("git push over HTTPS is refused").with_hint("push through git-gate")
+        );
+    }
+    let decision = decide_route(cfg, t)?;
+    if cfg.all_patterns.is_some()
+        && hop::wants_upgrade(t.headers)
+        && !hop::is_websocket_upgrade(t.headers)
+    {
+        return Err(Refusal::forbidden(
+            "protocol upgrade other than WebSocket (egress could not scrub it)",
+        ));
+    }
+    Ok(decision)
+}
+
 /// First route whose host, path glob, method (and method override) all match;
 /// else the allowlist (only for hosts no route names); else the refusal saying
 /// what did not match. A matched route that injects over `http://` is refused
 /// unless it has `allow_cleartext: true`.
-pub fn decide(cfg: &EgressConfig, t: &Target<'_>) -> Result<Decision, Refusal> {
+fn decide_route(cfg: &EgressConfig, t: &Target<'_>) -> Result<Decision, Refusal> {
     let (host, port) = (t.host, t.port);
     let norm = normalise(t.path);
     let ov = method_override(t.headers, t.query);

@@ -337,3 +337,117 @@ fn body_override_fields_are_found_in_every_spelling() {
     assert!(!ct(Some("application/octet-stream")));
     assert!(!ct(Some("text/plain")));
 }
+
+/// The two checks that used to sit in the proxy before `decide` (git push) and after it
+/// (upgrade): every refusal `decide` can return for them, and what still passes.
+#[test]
+fn git_push_and_upgrade_refusals_are_decided_here() {
+    let injecting = load(
+        "routes:\n  - host: api.example\n    auth: {scheme: bearer, token_env: T}\n",
+        "open.example\n",
+    );
+    let plain = load("", "open.example\n");
+    let ws = [("connection", "Upgrade"), ("upgrade", "websocket")];
+    let h2c = [("connection", "Upgrade"), ("upgrade", "h2c")];
+    type Row<'a> = (
+        &'a EgressConfig,
+        &'a str,
+        &'a str,
+        &'a [(&'a str, &'a str)],
+        Option<&'a str>,
+    );
+    let rows: &[Row<'_>] = &[
+        // git push: refused on a route, on the allowlist, whatever the spelling
+        (
+            &injecting,
+            "api.example",
+            "/acme/r.git/git-receive-pack",
+            &[],
+            Some("git push over HTTPS is refused"),
+        ),
+        (
+            &plain,
+            "open.example",
+            "/acme/r.git/info/refs?service=git-receive-pack",
+            &[],
+            Some("git push over HTTPS is refused"),
+        ),
+        (
+            &plain,
+            "open.example",
+            "/acme/r.git/GIT-RECEIVE-PACK",
+            &[],
+            Some("git push over HTTPS is refused"),
+        ),
+        (
+            &plain,
+            "open.example",
+            "/acme/r.git/git%2dreceive-pack",
+            &[],
+            Some("git push over HTTPS is refused"),
+        ),
+        (
+            &plain,
+            "open.example",
+            "/acme/r.git/info/refs?service=git%2Breceive-pack&service=git-receive-pack",
+            &[],
+            Some("git push over HTTPS is refused"),
+        ),
+        // fetch is not a push
+        (
+            &plain,
+            "open.example",
+            "/acme/r.git/info/refs?service=git-upload-pack",
+            &[],
+            None,
+        ),
+        // upgrades: only WebSocket when egress injects anything (it scrubs frames)
+        (
+            &injecting,
+            "api.example",
+            "/socket",
+            &h2c,
+            Some("protocol upgrade other than WebSocket"),
+        ),
+        (
+            &injecting,
+            "open.example",
+            "/socket",
+            &h2c,
+            Some("protocol upgrade other than WebSocket"),
+        ),
+        (&injecting, "api.example", "/socket", &ws, None),
+        // with no credential anywhere there is nothing to scrub
+        (&plain, "open.example", "/socket", &h2c, None),
+        // a refused host stays refused for its own reason
+        (
+            &injecting,
+            "elsewhere.example",
+            "/socket",
+            &h2c,
+            Some("host not routed"),
+        ),
+    ];
+    for (cfg, host, pq, headers, want) in rows {
+        let got = full(cfg, true, host, 443, Method::GET, pq, headers);
+        match (want, got) {
+            (None, Ok(_)) => {}
+            (Some(w), Err(r)) => {
+                assert_eq!(r.status, StatusCode::FORBIDDEN, "{host}{pq}");
+                assert!(r.reason.contains(w), "{host}{pq}: {}", r.reason);
+            }
+            (w, g) => panic!("{host}{pq} {headers:?}: wanted {w:?}, got {g:?}"),
+        }
+    }
+    let push = full(
+        &plain,
+        true,
+        "open.example",
+        443,
+        Method::POST,
+        "/r.git/git-receive-pack",
+        &[],
+    )
+    .unwrap_err();
+    assert_eq!(push.hint.as_deref(), Some("push through git-gate"));
+}

@@ -26,7 +26,7 @@ use crate::body::{
     ACCEPT_ENCODING as ACCEPT,
 };
 use crate::config::EgressConfig;
-use crate::inject::{audit_path, inject, is_git_push};
+use crate::inject::{audit_path, inject};
 use crate::metrics::EgressMetrics;
 use crate::policy::short;
 pub use crate::policy::{decide, Decision, Matched, Target};
@@ -288,13 +288,6 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
     };
     ctx.host = host.to_string();
     ctx.port = Some(port);
-    if is_git_push(&uri) {
-        return shared.refuse(
-            &ctx,
-            Refusal::forbidden("git push over HTTPS is refused").with_hint("push through git-gate"),
-            "refused",
-        );
-    }
     let cfg = shared.cfg.current();
     let target = Target {
         https,
@@ -342,16 +335,8 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
     let pats = cfg.all_patterns.clone();
     let upgrade = hop::wants_upgrade(req.headers());
     if upgrade && pats.is_some() {
-        if !hop::is_websocket_upgrade(req.headers()) {
-            return shared.refuse(
-                &ctx,
-                Refusal::forbidden(
-                    "protocol upgrade other than WebSocket (egress could not scrub it)",
-                ),
-                "refused",
-            );
-        }
-        // no permessage-deflate: egress scrubs the server's frames as they pass
+        // decide() let only a WebSocket upgrade through; no permessage-deflate, so egress
+        // scrubs the server's frames as they pass
         req.headers_mut().remove(SEC_WEBSOCKET_EXTENSIONS);
     }
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
