@@ -1,7 +1,7 @@
 //! Prompt injection in content coming back to the agent: fetched pages, API responses, SSE
 //! events, MCP tool descriptions and tool results, A2A agent cards and messages.
 //!
-//! The API pipelock builds on (skeleton: the detection itself grows behind it):
+//! The API pipelock builds on:
 //! - [`ContentKind`] says what the bytes are (picks the hiding tricks that apply);
 //! - [`scan_injection`] judges a whole body;
 //! - [`InjectionStream`] judges a body of any size with bounded memory and says which bytes
@@ -9,6 +9,94 @@
 //!   reported before any byte of it has been released.
 //!
 //! Findings carry a detector id, never the matched text.
+//!
+//! # How text is read
+//! One pass, one character at a time, with bounded state (so a stream cut anywhere reads the
+//! same): UTF-8; JSON string values with their escapes (JSON bodies, and text or tool
+//! descriptions starting with `{`/`[`), bare `\uXXXX` elsewhere; HTML/markdown markup
+//! (tags removed, block tags are line breaks, character references decoded, comments,
+//! hidden elements, attributes, `<script>`, markdown link definitions tagged *hidden*;
+//! `<pre>`, `<code>`, fences, backticks tagged *code*; `<blockquote>`, `<q>`, `>` lines
+//! tagged *quote*); then folding: zero-width and bidi controls dropped, fullwidth,
+//! mathematical, circled, Cyrillic and Greek look-alikes folded to ASCII (both tagged
+//! *obfuscated*), Unicode tag characters read as hidden ASCII, lower-cased, whitespace
+//! collapsed. Every normalised byte maps back to its input offset.
+//!
+//! # Detectors
+//! [`OVERRIDE`], [`ROLE`], [`EXFIL`] are rule classes (see `rules.rs`: verb families,
+//! bounded filler, object families). [`HIDDEN_ID`], [`OBFUSCATED_ID`] and [`ENCODED`] say
+//! *where* a rule matched. [`TOOL_POISONING`] rules only apply to
+//! [`ContentKind::ToolDescription`].
+//!
+//! # The scoring: documentation is not blocked, hidden instructions always are
+//! A rule match is decided by where it was read:
+//! 1. in hidden text (comment, hidden element, `<script>`, link definition, tag
+//!    characters) or decoded from base64/hex: **always** a finding, whatever its strength;
+//! 2. spelled with invisible controls or look-alike letters: **always** a finding
+//!    (obfuscation itself is the signal); a sensitive word (`ignore`, `system`, `password`,
+//!    ...) mixing such letters with plain ones is a finding alone;
+//! 3. in a tool description: always a finding unless quoted;
+//! 4. in visible code (`<code>`, fences, backticks) or a quotation (`<blockquote>`, `>`,
+//!    an open `"`/`'` in the sentence): **never** a finding;
+//! 5. visible prose is scored: strong rule 2 (`ignore previous instructions`, `<|im_start|>`),
+//!    weak rule 1 (`User:`, `send the token to https://...`), a rule that is itself an
+//!    address to the AI with an action 3 (`AI assistant: run ...`, `Note to AI agents:
+//!    please ...`); +2 when the sentence before the match addresses the AI; -2 when the
+//!    words right before make it a mention (`phrases like`, `tell the model to`, `says`);
+//!    -2 (not for addressed rules) when words of a page about injection are near (`example`,
+//!    `attack`, `payload`, `detect`, `malicious`, `OWASP`, ... in the 400 bytes before or the
+//!    rest of the sentence). A finding at 2 or more.
+//!    Attribute text (`alt`, `title`, `<meta content>`) often repeats visible text: it is
+//!    scored like prose with +1 for strong rules, quotes counting -2 instead of exempting.
+//!
+//! So a page *about* injection quoting `ignore previous instructions` in prose, quotes or
+//! code passes, while the same words in a comment, a `display:none` block, base64, or
+//! addressed to the reading AI with a verb do not.
+//!
+//! # Streams
+//! The normalised text is judged every 512 bytes, 128 bytes behind its end; a rule match is
+//! at most 512 normalised bytes long, so [`InjectionStream`] holds back the input behind the
+//! last 512 judged bytes and the unjudged ones (normally under 2 KiB), never more than
+//! [`INJECTION_HOLD`]: a match whose input span (with interleaved markup) is longer than that
+//! is still found, but its first bytes may have been released.
+
+mod css;
+mod encoded;
+mod fold;
+mod judge;
+mod markup;
+mod norm;
+mod rules;
+mod scanner;
+mod stream;
+
+pub use stream::{InjectionStream, INJECTION_HOLD};
+
+/// Attempts to supersede the agent's instructions.
+pub const OVERRIDE: &str = "injection-override";
+/// Forged conversation structure (chat-template tokens, role tags, turn headers).
+pub const ROLE: &str = "injection-role";
+/// Directives to send secrets somewhere, or to pipe a download into a shell.
+pub const EXFIL: &str = "injection-exfil";
+/// Any instruction-like text inside hidden markup.
+pub const HIDDEN_ID: &str = "injection-hidden";
+/// Instruction words written with invisible controls or look-alike letters.
+pub const OBFUSCATED_ID: &str = "injection-obfuscated";
+/// Base64 / base64url / hex runs that decode to instruction text.
+pub const ENCODED: &str = "injection-encoded";
+/// Tool descriptions that instruct the model against the user.
+pub const TOOL_POISONING: &str = "injection-tool-poisoning";
+
+/// Every detector id.
+pub const DETECTORS: [&str; 7] = [
+    OVERRIDE,
+    ROLE,
+    EXFIL,
+    HIDDEN_ID,
+    OBFUSCATED_ID,
+    ENCODED,
+    TOOL_POISONING,
+];
 
 /// What the scanned bytes are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,67 +155,10 @@ pub struct InjectionFinding {
     pub len: usize,
 }
 
-/// Judges a whole body.
+/// Judges a whole body: every finding, in the order found.
 pub fn scan_injection(content: &[u8], kind: ContentKind) -> Vec<InjectionFinding> {
-    let _ = kind;
-    let lower = String::from_utf8_lossy(content).to_lowercase();
-    let mut out = Vec::new();
-    for phrase in ["ignore all previous instructions", "ignore previous instructions"] {
-        if let Some(at) = lower.find(phrase) {
-            out.push(InjectionFinding {
-                detector: "injection-override",
-                offset: at,
-                len: phrase.len(),
-            });
-            break;
-        }
-    }
-    out
-}
-
-/// Bytes held back at most by [`InjectionStream`] (and the context a finding may span).
-pub const INJECTION_HOLD: usize = 8 * 1024;
-
-/// A streamed body judged with bounded memory.
-pub struct InjectionStream {
-    kind: ContentKind,
-    held: Vec<u8>,
-    consumed: usize,
-}
-
-impl InjectionStream {
-    /// A stream of `kind` content.
-    pub fn new(kind: ContentKind) -> Self {
-        InjectionStream {
-            kind,
-            held: Vec::new(),
-            consumed: 0,
-        }
-    }
-
-    /// Feeds the next chunk; returns the bytes that may now be released to the agent, or the
-    /// first finding (then nothing more may be released).
-    pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<u8>, InjectionFinding> {
-        self.held.extend_from_slice(chunk);
-        if let Some(mut f) = scan_injection(&self.held, self.kind).into_iter().next() {
-            f.offset += self.consumed;
-            return Err(f);
-        }
-        if self.held.len() <= INJECTION_HOLD {
-            return Ok(Vec::new());
-        }
-        let release = self.held.len() - INJECTION_HOLD;
-        self.consumed += release;
-        Ok(self.held.drain(..release).collect())
-    }
-
-    /// The body ended: the held-back rest, or a finding.
-    pub fn finish(&mut self) -> Result<Vec<u8>, InjectionFinding> {
-        if let Some(mut f) = scan_injection(&self.held, self.kind).into_iter().next() {
-            f.offset += self.consumed;
-            return Err(f);
-        }
-        self.consumed += self.held.len();
-        Ok(std::mem::take(&mut self.held))
-    }
+    let mut s = scanner::Scanner::new(kind, false, 0);
+    s.feed(content);
+    s.finish();
+    s.findings
 }

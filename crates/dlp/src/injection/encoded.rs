@@ -1,0 +1,118 @@
+//! Instructions wrapped in base64, base64url or hex: runs of the alphabet are decoded
+//! (bounded pieces, every alignment when a run's start is out of view), printable islands of
+//! the result are read again as hidden text, twice at most (base64 in base64).
+
+use super::scanner::{Scanner, MAX_DEPTH};
+use super::ContentKind;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use base64::Engine as _;
+
+/// Shortest run decoded (18 bytes of base64).
+const MIN_RUN: usize = 24;
+/// Encoded text before a judged region decoded with it (an encoded instruction shorter than
+/// this is always decoded whole).
+const OVERLAP: usize = 512;
+/// Shortest printable island read again.
+const MIN_ISLAND: usize = 16;
+
+const LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+fn base64_byte(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'-' | b'_' | b'=')
+}
+
+/// Spans (normalised positions) of encoded runs overlapping `[from, to)` that decode to an
+/// instruction.
+pub(crate) fn find(s: &Scanner, from: usize, to: usize) -> Vec<(usize, usize)> {
+    let norm = &s.norm;
+    let base = norm.base;
+    let lo = from.saturating_sub(OVERLAP).max(base);
+    let text = &norm.cased[lo - base..to - base];
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < text.len() {
+        if !base64_byte(text[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < text.len() && base64_byte(text[i]) {
+            i += 1;
+        }
+        let (run_start, run_end) = (lo + start, lo + i);
+        if run_end <= from || i - start < MIN_RUN {
+            continue;
+        }
+        // The run may have begun before the kept window: its alignment is unknown.
+        let continued = start == 0 && lo > base && base64_byte(norm.cased[lo - 1 - base]);
+        let piece = &text[start..i];
+        if decodes_to_instruction(piece, continued, s.depth) {
+            out.push((run_start, run_end));
+        }
+    }
+    out
+}
+
+fn decodes_to_instruction(piece: &[u8], continued: bool, depth: u8) -> bool {
+    let tries = if continued { 4 } else { 1 };
+    let hex = piece.len() >= 32 && piece.iter().all(|c| c.is_ascii_hexdigit());
+    for skip in 0..tries {
+        let Some(p) = piece.get(skip..) else { break };
+        let cleaned: Vec<u8> = p
+            .iter()
+            .filter(|&&c| c != b'=')
+            .map(|&c| match c {
+                b'-' => b'+',
+                b'_' => b'/',
+                c => c,
+            })
+            .collect();
+        let usable = cleaned.len() - cleaned.len() % 4;
+        let mut decoded = Vec::new();
+        if LENIENT.decode_vec(&cleaned[..usable], &mut decoded).is_ok()
+            && islands_instruct(&decoded, depth)
+        {
+            return true;
+        }
+        if hex && skip < 2 {
+            let even = (p.len()) & !1;
+            if let Ok(bytes) = hex::decode(&p[..even]) {
+                if islands_instruct(&bytes, depth) {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
+/// Reads printable islands of decoded bytes as hidden text.
+fn islands_instruct(bytes: &[u8], depth: u8) -> bool {
+    let printable =
+        |b: u8| (0x20..0x7f).contains(&b) || matches!(b, b'\t' | b'\n' | b'\r') || b >= 0x80;
+    let mut i = 0;
+    while i < bytes.len() {
+        if !printable(bytes[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && printable(bytes[i]) {
+            i += 1;
+        }
+        if i - start >= MIN_ISLAND && depth < MAX_DEPTH {
+            let mut nested = Scanner::new(ContentKind::Text, true, depth + 1);
+            nested.feed(&bytes[start..i]);
+            nested.finish();
+            if !nested.findings.is_empty() {
+                return true;
+            }
+        }
+    }
+    false
+}

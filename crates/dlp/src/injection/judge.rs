@@ -1,0 +1,220 @@
+//! Deciding which rule matches are findings (the scoring written down in the module doc),
+//! plus the obfuscated-word check.
+
+use super::encoded;
+use super::norm::{CODE, HIDDEN, OBFUSCATED, QUOTE};
+use super::rules::{rules, Class, Strength, MAX_MATCH};
+use super::scanner::Scanner;
+use super::{ContentKind, InjectionFinding, HIDDEN_ID, OBFUSCATED_ID};
+
+/// Text before a match searched for words of a page about injection.
+const CUE_BEFORE: usize = 400;
+/// Longest sentence looked at around a match.
+const SENTENCE: usize = 300;
+
+/// Judges matches whose last byte lies in normalised positions `[from, to)`.
+pub(crate) fn judge(s: &mut Scanner, from: usize, to: usize) {
+    let base = s.norm.base;
+    let scan_from = from.saturating_sub(MAX_MATCH).max(base);
+    let end = s.norm.end();
+    let region = &s.norm.lower[scan_from - base..end - base];
+    let rs = rules();
+    let mut found: Vec<(usize, usize, &'static str)> = Vec::new();
+    let matched = rs.set.matches(region);
+    if matched.matched_any() {
+        for i in matched.iter() {
+            let rule = &rs.rules[i];
+            if rule.class == Class::ToolPoisoning && s.kind != ContentKind::ToolDescription {
+                continue;
+            }
+            for m in rule.re.find_iter(region) {
+                let (start, stop) = (scan_from + m.start(), scan_from + m.end());
+                if stop == start || stop <= from || stop > to {
+                    continue;
+                }
+                if let Some(id) = decide(s, rule.class, rule.strength, start, stop) {
+                    found.push((start, stop, id));
+                }
+            }
+        }
+    }
+    obfuscated_words(s, from, to, &mut found);
+    for (start, stop, id) in found {
+        push(s, start, stop, id);
+    }
+    if s.depth < super::scanner::MAX_DEPTH {
+        for (start, stop) in encoded::find(s, from, to) {
+            push(s, start, stop, super::ENCODED);
+        }
+    }
+}
+
+fn push(s: &mut Scanner, start: usize, stop: usize, detector: &'static str) {
+    let (Some(a), Some(b)) = (s.norm.orig_at(start), s.norm.orig_at(stop - 1)) else {
+        return;
+    };
+    let f = InjectionFinding {
+        detector,
+        offset: a,
+        len: b + 1 - a,
+    };
+    if !s
+        .findings
+        .iter()
+        .any(|g| g.detector == f.detector && g.offset == f.offset)
+    {
+        s.findings.push(f);
+    }
+}
+
+fn span_flags(s: &Scanner, start: usize, stop: usize) -> u8 {
+    let b = s.norm.base;
+    s.norm.flags[start - b..stop - b]
+        .iter()
+        .fold(0, |acc, f| acc | f)
+}
+
+/// The scoring: hidden always fires; obfuscation always fires; in tool descriptions every
+/// match fires; visible code and quotations never; visible prose by score.
+fn decide(
+    s: &Scanner,
+    class: Class,
+    strength: Strength,
+    start: usize,
+    stop: usize,
+) -> Option<&'static str> {
+    let flags = span_flags(s, start, stop);
+    let attribute = flags & HIDDEN != 0 && flags & super::norm::ATTRIBUTE != 0;
+    if s.all_hidden || (flags & HIDDEN != 0 && !attribute) {
+        return Some(HIDDEN_ID);
+    }
+    if flags & OBFUSCATED != 0 {
+        return Some(OBFUSCATED_ID);
+    }
+    if flags & (CODE | QUOTE) != 0 {
+        return None;
+    }
+    let (sentence_start, sentence_end) = sentence(s, start, stop);
+    let quoted = quoted(&s.norm.lower[sentence_start - s.norm.base..start - s.norm.base]);
+    if s.kind == ContentKind::ToolDescription {
+        return (!quoted).then_some(class.detector());
+    }
+    let rs = rules();
+    let lower = |a: usize, b: usize| &s.norm.lower[a - s.norm.base..b - s.norm.base];
+    let mut score: i32 = match strength {
+        Strength::Strong => 2,
+        Strength::Weak => 1,
+        Strength::Addressed => 3,
+    };
+    if attribute && strength == Strength::Strong {
+        score += 1;
+    }
+    if quoted {
+        if !attribute {
+            return None;
+        }
+        score -= 2;
+    }
+    if strength != Strength::Addressed && rs.address.is_match(lower(sentence_start, start)) {
+        score += 2;
+    }
+    let before = start.saturating_sub(40).max(s.norm.base);
+    if rs.mention.is_match(lower(before, start)) {
+        score -= 2;
+    }
+    if strength != Strength::Addressed {
+        let cue_from = start.saturating_sub(CUE_BEFORE).max(s.norm.base);
+        if rs.doc_cue.is_match(lower(cue_from, sentence_end)) {
+            score -= 2;
+        }
+    }
+    (score >= 2).then_some(class.detector())
+}
+
+/// Bounds of the sentence around `[start, stop)` in what is kept.
+fn sentence(s: &Scanner, start: usize, stop: usize) -> (usize, usize) {
+    let base = s.norm.base;
+    let text = &s.norm.lower;
+    let lo = start.saturating_sub(SENTENCE).max(base);
+    let mut a = start;
+    while a > lo {
+        let c = text[a - 1 - base];
+        if c == b'\n'
+            || ((c == b' ') && a >= 2 + base && matches!(text[a - 2 - base], b'.' | b'!' | b'?'))
+        {
+            break;
+        }
+        a -= 1;
+    }
+    let hi = (stop + SENTENCE).min(s.norm.end());
+    let mut b = stop;
+    while b < hi {
+        let c = text[b - base];
+        if c == b'\n' || matches!(c, b'.' | b'!' | b'?') {
+            break;
+        }
+        b += 1;
+    }
+    (a, b)
+}
+
+/// Whether the text from the sentence start leaves a quotation open.
+fn quoted(before: &[u8]) -> bool {
+    let doubles = before.iter().filter(|&&c| c == b'"').count();
+    if doubles % 2 == 1 {
+        return true;
+    }
+    let mut open = 0i32;
+    for (i, &c) in before.iter().enumerate() {
+        if c != b'\'' {
+            continue;
+        }
+        let prev = if i == 0 { b' ' } else { before[i - 1] };
+        let next = before.get(i + 1).copied().unwrap_or(b' ');
+        if matches!(prev, b' ' | b'\n' | b'(' | b':') {
+            open += 1;
+        } else if !next.is_ascii_alphanumeric() && open > 0 {
+            open -= 1;
+        }
+    }
+    // The quote may open right before the match ("'ignore ...").
+    open > 0
+}
+
+/// A word of the sensitive vocabulary spelled with an invisible control or a look-alike
+/// letter among ordinary ones (`ig\u{200b}nore`, `sуstem` with a Cyrillic у).
+fn obfuscated_words(
+    s: &Scanner,
+    from: usize,
+    to: usize,
+    found: &mut Vec<(usize, usize, &'static str)>,
+) {
+    let base = s.norm.base;
+    let flags = &s.norm.flags[from - base..to - base];
+    if !flags.iter().any(|f| f & OBFUSCATED != 0) {
+        return;
+    }
+    let text = &s.norm.lower;
+    let is_word = |c: u8| c.is_ascii_alphanumeric();
+    let mut last_word_end = 0;
+    for (i, f) in flags.iter().enumerate() {
+        let p = from + i;
+        if f & OBFUSCATED == 0 || p < last_word_end || !is_word(text[p - base]) {
+            continue;
+        }
+        let mut a = p;
+        while a > base && is_word(text[a - 1 - base]) && p - a < 40 {
+            a -= 1;
+        }
+        let mut b = p + 1;
+        while b < s.norm.end() && is_word(text[b - base]) && b - p < 40 {
+            b += 1;
+        }
+        last_word_end = b;
+        let word_flags = &s.norm.flags[a - base..b - base];
+        let mixed = word_flags.iter().any(|f| f & OBFUSCATED == 0);
+        if mixed && rules().sensitive.is_match(&text[a - base..b - base]) {
+            found.push((a, b, OBFUSCATED_ID));
+        }
+    }
+}

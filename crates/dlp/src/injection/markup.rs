@@ -1,0 +1,811 @@
+//! HTML and markdown read one character at a time (any chunking gives the same result):
+//! tags are removed (block tags become line breaks, so `ig<b></b>nore` reads `ignore`),
+//! character references decoded, and every character of text is tagged with where it was
+//! read: inside a hidden element, comment or attribute, inside code, inside a quotation.
+//!
+//! State is bounded: 128 open elements, 32-byte names, 64-byte style declarations, 256-byte
+//! markdown link labels.
+
+use super::css::{hiding_class, StyleState};
+use super::fold::html_entity;
+use super::norm::{Norm, ATTRIBUTE, CODE, HIDDEN, QUOTE};
+
+const MAX_DEPTH: usize = 128;
+const NAME_CAP: usize = 32;
+const ENTITY_CAP: usize = 12;
+const LINK_LABEL_CAP: usize = 256;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum AttrKind {
+    /// Text a model reads but a page does not show in place (alt, title, meta content...).
+    Text,
+    Style,
+    Class,
+    AriaHidden,
+    Type,
+    Other,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum AttrPhase {
+    Name,
+    AfterName,
+    BeforeValue,
+    /// In a value; the closing quote (0: unquoted).
+    Value(u8),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    Text,
+    /// After `<`.
+    Open,
+    /// After `<!`; the number of `-` seen.
+    Bang(u8),
+    TagName,
+    Attrs(AttrPhase),
+    /// Inside `<!-- -->`; the number of trailing `-` held back.
+    Comment(u8),
+    /// `<!DOCTYPE ...>`, `<?xml ...?>`, a CDATA section: skipped to `>`.
+    Bogus,
+    /// Inside `<script>` / `<style>`; how much of the closing tag has been seen.
+    RawText(u8),
+    /// After `&`, collecting a character reference.
+    Entity,
+    /// A run of backticks or tildes at a markdown line start.
+    FenceRun,
+    /// Inside a fenced code block; the closing-run count at this line start.
+    Fence(u8),
+    /// `[` at a markdown line start, collecting a possible link reference label.
+    LinkLabel,
+}
+
+struct Element {
+    name: [u8; NAME_CAP],
+    len: u8,
+    hidden: bool,
+    code: bool,
+    quote: bool,
+}
+
+pub(crate) struct Markup {
+    markdown: bool,
+    state: State,
+    /// Where the buffered construct started (its text maps to this input offset).
+    start: usize,
+    name: Vec<u8>,
+    closing: bool,
+    attr_name: Vec<u8>,
+    attr_kind: AttrKind,
+    attr_value: Vec<u8>,
+    style: StyleState,
+    tag_hidden: bool,
+    entity: Vec<u8>,
+    /// State to return to after an entity.
+    entity_return: State,
+    stack: Vec<Element>,
+    /// Elements opened beyond [`MAX_DEPTH`] (they inherit their parent's context).
+    overflow: usize,
+    hidden_depth: usize,
+    code_depth: usize,
+    quote_depth: usize,
+    raw_script: bool,
+    line_start: bool,
+    inline_code: bool,
+    quote_line: bool,
+    hidden_line: bool,
+    fence_char: char,
+    fence_len: u8,
+    run_len: u8,
+    label: Vec<(char, usize)>,
+}
+
+impl Markup {
+    /// `markdown`: also read fences, backticks, `>` quotes and link reference definitions.
+    pub(crate) fn new(markdown: bool) -> Markup {
+        Markup {
+            markdown,
+            state: State::Text,
+            start: 0,
+            name: Vec::new(),
+            closing: false,
+            attr_name: Vec::new(),
+            attr_kind: AttrKind::Other,
+            attr_value: Vec::new(),
+            style: StyleState::default(),
+            tag_hidden: false,
+            entity: Vec::new(),
+            entity_return: State::Text,
+            stack: Vec::new(),
+            overflow: 0,
+            hidden_depth: 0,
+            code_depth: 0,
+            quote_depth: 0,
+            raw_script: false,
+            line_start: true,
+            inline_code: false,
+            quote_line: false,
+            hidden_line: false,
+            fence_char: '`',
+            fence_len: 0,
+            run_len: 0,
+            label: Vec::new(),
+        }
+    }
+
+    /// Input offset of the earliest character read but not yet written to the text, if any
+    /// (the stream must not release it yet).
+    pub(crate) fn pending_from(&self) -> Option<usize> {
+        match self.state {
+            State::Text | State::Comment(0) | State::RawText(_) | State::Fence(_) => None,
+            State::Attrs(_) | State::Bogus if self.known_or_custom() => None,
+            State::LinkLabel => self.label.first().map(|(_, at)| *at),
+            _ => Some(self.start),
+        }
+    }
+
+    fn flags(&self) -> u8 {
+        let mut f = 0;
+        if self.hidden_depth > 0 || self.hidden_line || matches!(self.state, State::Comment(_)) {
+            f |= HIDDEN;
+        }
+        if self.raw_script && matches!(self.state, State::RawText(_)) {
+            f |= HIDDEN;
+        }
+        if self.code_depth > 0 || self.inline_code || matches!(self.state, State::Fence(_)) {
+            f |= CODE;
+        }
+        if self.quote_depth > 0 || self.quote_line {
+            f |= QUOTE;
+        }
+        f
+    }
+
+    /// A JSON string value ended: constructs do not continue into the next value.
+    pub(crate) fn end_value(&mut self, at: usize, out: &mut Norm) {
+        self.flush(at, out);
+        *self = Markup::new(self.markdown);
+        out.boundary(at);
+    }
+
+    /// The body ended.
+    pub(crate) fn finish(&mut self, at: usize, out: &mut Norm) {
+        self.flush(at, out);
+    }
+
+    /// Writes out whatever is buffered as plain text.
+    fn flush(&mut self, at: usize, out: &mut Norm) {
+        match self.state {
+            State::Entity => {
+                self.state = self.entity_return;
+                self.write_raw_entity(out);
+            }
+            State::LinkLabel => {
+                self.state = State::Text;
+                self.replay_label(out);
+            }
+            State::Comment(n) => {
+                for _ in 0..n {
+                    out.push_char('-', at, HIDDEN);
+                }
+            }
+            _ => {}
+        }
+        self.state = State::Text;
+    }
+
+    /// Reads one character at input offset `at`.
+    pub(crate) fn push(&mut self, c: char, at: usize, out: &mut Norm) {
+        // A character may need a second look after the state it ended (at most twice more).
+        let mut again = true;
+        while again {
+            again = self.step(c, at, out);
+        }
+    }
+
+    /// One transition; true when `c` must be read again in the new state.
+    fn step(&mut self, c: char, at: usize, out: &mut Norm) -> bool {
+        match self.state {
+            State::Text => self.text(c, at, out),
+            State::Open => {
+                match c {
+                    '!' => self.state = State::Bang(0),
+                    '/' if !self.closing => self.closing = true,
+                    '?' => self.state = State::Bogus,
+                    c if c.is_ascii_alphabetic() => {
+                        self.name.clear();
+                        self.name.push(c.to_ascii_lowercase() as u8);
+                        self.state = State::TagName;
+                    }
+                    _ => {
+                        // Not a tag: `a < b`, `<|im_start|>`.
+                        self.state = State::Text;
+                        self.emit_str(if self.closing { "</" } else { "<" }, out);
+                        return true;
+                    }
+                }
+                false
+            }
+            State::Bang(n) => {
+                if c == '-' && n < 2 {
+                    self.state = State::Bang(n + 1);
+                    if n == 1 {
+                        self.state = State::Comment(0);
+                        out.boundary(at);
+                    }
+                    false
+                } else {
+                    self.state = State::Bogus;
+                    c == '>'
+                }
+            }
+            State::Comment(dashes) => {
+                match c {
+                    '-' => self.state = State::Comment(dashes.saturating_add(1).min(3)),
+                    '>' if dashes >= 2 => {
+                        self.state = State::Text;
+                        out.boundary(at);
+                    }
+                    _ => {
+                        for _ in 0..dashes {
+                            out.push_char('-', at, HIDDEN);
+                        }
+                        self.state = State::Comment(0);
+                        out.push_char(c, at, HIDDEN);
+                    }
+                }
+                false
+            }
+            State::Bogus => {
+                if c == '>' {
+                    self.state = State::Text;
+                }
+                false
+            }
+            State::TagName => {
+                match c {
+                    c if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == ':' => {
+                        if self.name.len() < NAME_CAP {
+                            self.name.push(c.to_ascii_lowercase() as u8);
+                        }
+                    }
+                    '>' => self.end_tag(at, out),
+                    '/' => self.state = State::Attrs(AttrPhase::AfterName),
+                    c if c.is_whitespace() => self.state = State::Attrs(AttrPhase::AfterName),
+                    _ => {
+                        // `<system|...`: not markup, text.
+                        self.state = State::Text;
+                        let name = String::from_utf8_lossy(&self.name).into_owned();
+                        self.emit_str(if self.closing { "</" } else { "<" }, out);
+                        self.emit_str(&name, out);
+                        self.closing = false;
+                        return true;
+                    }
+                }
+                false
+            }
+            State::Attrs(phase) => self.attrs(phase, c, at, out),
+            State::RawText(matched) => {
+                let close: &[u8] = if self.raw_script {
+                    b"</script"
+                } else {
+                    b"</style"
+                };
+                let b = if c.is_ascii() {
+                    (c as u8).to_ascii_lowercase()
+                } else {
+                    0
+                };
+                let m = matched as usize;
+                if m < close.len() && b == close[m] {
+                    self.state = State::RawText(matched + 1);
+                } else if m == close.len() && (b == b'>' || c.is_whitespace()) {
+                    self.pop_named(if self.raw_script { b"script" } else { b"style" });
+                    self.raw_script = false;
+                    self.state = if b == b'>' { State::Text } else { State::Bogus };
+                    out.boundary(at);
+                    return false;
+                } else {
+                    self.state = State::RawText(if b == b'<' { 1 } else { 0 });
+                }
+                if self.raw_script {
+                    out.push_char(c, at, self.flags());
+                }
+                false
+            }
+            State::Entity => {
+                if c == ';' && !self.entity.is_empty() {
+                    self.state = self.entity_return;
+                    match html_entity(&self.entity) {
+                        Some(decoded) => self.emit_text(decoded, self.start, out),
+                        None => {
+                            self.write_raw_entity(out);
+                            self.emit_text(';', at, out);
+                        }
+                    }
+                    self.entity.clear();
+                    false
+                } else if (c.is_ascii_alphanumeric() || c == '#') && self.entity.len() < ENTITY_CAP
+                {
+                    self.entity.push(c as u8);
+                    false
+                } else {
+                    self.state = self.entity_return;
+                    self.write_raw_entity(out);
+                    true
+                }
+            }
+            State::FenceRun => {
+                if c == self.fence_char && self.run_len < u8::MAX {
+                    self.run_len += 1;
+                    return false;
+                }
+                if self.run_len >= 3 {
+                    self.fence_len = self.run_len;
+                    self.state = State::Fence(u8::MAX);
+                    out.boundary(at);
+                    // The info string (` ```rust`) is code too: fall through as fence text.
+                    return true;
+                }
+                self.state = State::Text;
+                if self.fence_char == '`' {
+                    if self.run_len % 2 == 1 {
+                        self.inline_code = !self.inline_code;
+                    }
+                } else {
+                    for _ in 0..self.run_len {
+                        out.push_char('~', self.start, self.flags());
+                    }
+                }
+                self.line_start = false;
+                true
+            }
+            State::Fence(run) => {
+                if c == '\n' {
+                    out.push_char(c, at, CODE | self.flags());
+                    self.state = State::Fence(0);
+                    return false;
+                }
+                if run != u8::MAX {
+                    if c == self.fence_char {
+                        let run = run + 1;
+                        self.state = State::Fence(run);
+                        if run >= self.fence_len {
+                            // Closing fence; a rare trailing text on its line reads as text.
+                            self.fence_len = 0;
+                            self.line_start = false;
+                            self.state = State::Text;
+                            out.boundary(at);
+                        }
+                        return false;
+                    }
+                    if !(c == ' ' && run == 0) {
+                        self.state = State::Fence(u8::MAX);
+                    }
+                }
+                out.push_char(c, at, CODE | self.flags());
+                false
+            }
+            State::LinkLabel => {
+                match c {
+                    ']' => {
+                        self.label.push((c, at));
+                    }
+                    ':' if self.label.last().is_some_and(|(p, _)| *p == ']') => {
+                        // `[label]: url "title"`: a definition, never rendered.
+                        self.label.push((c, at));
+                        self.state = State::Text;
+                        self.hidden_line = true;
+                        self.line_start = false;
+                        self.replay_label(out);
+                        return false;
+                    }
+                    '\n' => {
+                        self.state = State::Text;
+                        self.replay_label(out);
+                        return true;
+                    }
+                    _ if self.label.last().is_some_and(|(p, _)| *p == ']')
+                        || self.label.len() >= LINK_LABEL_CAP =>
+                    {
+                        self.state = State::Text;
+                        self.replay_label(out);
+                        return true;
+                    }
+                    _ => self.label.push((c, at)),
+                }
+                false
+            }
+        }
+    }
+
+    fn text(&mut self, c: char, at: usize, out: &mut Norm) -> bool {
+        if self.markdown {
+            if c == '\n' {
+                self.line_start = true;
+                self.quote_line = false;
+                self.hidden_line = false;
+                self.inline_code = false;
+                out.push_char(c, at, self.flags());
+                return false;
+            }
+            if self.line_start {
+                match c {
+                    ' ' | '\t' => {
+                        out.push_char(c, at, self.flags());
+                        return false;
+                    }
+                    '`' | '~' => {
+                        self.fence_char = c;
+                        self.run_len = 1;
+                        self.start = at;
+                        self.state = State::FenceRun;
+                        return false;
+                    }
+                    '>' => {
+                        self.quote_line = true;
+                        return false;
+                    }
+                    '[' => {
+                        self.line_start = false;
+                        self.label.clear();
+                        self.label.push((c, at));
+                        self.state = State::LinkLabel;
+                        return false;
+                    }
+                    _ => self.line_start = false,
+                }
+            } else if c == '`' {
+                self.inline_code = !self.inline_code;
+                return false;
+            }
+        }
+        match c {
+            '<' if !(self.markdown && self.inline_code) => {
+                self.start = at;
+                self.closing = false;
+                self.state = State::Open;
+            }
+            '&' => {
+                self.start = at;
+                self.entity.clear();
+                self.entity_return = State::Text;
+                self.state = State::Entity;
+            }
+            _ => out.push_char(c, at, self.flags()),
+        }
+        false
+    }
+
+    fn attrs(&mut self, phase: AttrPhase, c: char, at: usize, out: &mut Norm) -> bool {
+        match phase {
+            AttrPhase::Name | AttrPhase::AfterName => {
+                if c == '>' {
+                    self.end_attr(out, at);
+                    self.end_tag(at, out);
+                } else if c == '=' {
+                    self.state = State::Attrs(AttrPhase::BeforeValue);
+                } else if c.is_whitespace() || c == '/' {
+                    if phase == AttrPhase::Name {
+                        self.end_attr(out, at);
+                    }
+                    self.state = State::Attrs(AttrPhase::AfterName);
+                } else {
+                    if phase == AttrPhase::AfterName {
+                        self.end_attr(out, at);
+                        self.attr_name.clear();
+                    }
+                    if self.attr_name.len() < NAME_CAP {
+                        self.attr_name.push(c.to_ascii_lowercase() as u8);
+                    }
+                    self.state = State::Attrs(AttrPhase::Name);
+                }
+                false
+            }
+            AttrPhase::BeforeValue => {
+                if c.is_whitespace() {
+                    return false;
+                }
+                self.begin_value(out, at);
+                match c {
+                    '"' | '\'' => {
+                        self.state = State::Attrs(AttrPhase::Value(c as u8));
+                        false
+                    }
+                    '>' => {
+                        self.end_value_attr(out, at);
+                        self.end_tag(at, out);
+                        false
+                    }
+                    _ => {
+                        self.state = State::Attrs(AttrPhase::Value(0));
+                        true
+                    }
+                }
+            }
+            AttrPhase::Value(q) => {
+                let ends = if q == 0 {
+                    c.is_whitespace() || c == '>'
+                } else {
+                    c as u32 == q as u32
+                };
+                if ends {
+                    self.end_value_attr(out, at);
+                    self.state = State::Attrs(AttrPhase::AfterName);
+                    self.attr_name.clear();
+                    return q == 0 && c == '>';
+                }
+                match self.attr_kind {
+                    AttrKind::Text => {
+                        if c == '&' {
+                            self.start = at;
+                            self.entity.clear();
+                            self.entity_return = self.state;
+                            self.state = State::Entity;
+                        } else {
+                            self.emit_text(c, at, out);
+                        }
+                    }
+                    AttrKind::Style => self.style.push(c),
+                    AttrKind::Class | AttrKind::AriaHidden | AttrKind::Type => {
+                        if c.is_whitespace() {
+                            self.end_class_word();
+                        } else if self.attr_value.len() < NAME_CAP {
+                            self.attr_value.push(c.to_ascii_lowercase() as u8);
+                        }
+                    }
+                    AttrKind::Other => {}
+                }
+                false
+            }
+        }
+    }
+
+    fn begin_value(&mut self, out: &mut Norm, at: usize) {
+        self.attr_kind = match self.attr_name.as_slice() {
+            b"alt" | b"title" | b"content" | b"aria-label" | b"aria-description"
+            | b"placeholder" | b"label" | b"summary" | b"value" | b"data-instructions"
+            | b"data-prompt" => AttrKind::Text,
+            b"style" => AttrKind::Style,
+            b"class" => AttrKind::Class,
+            b"aria-hidden" => AttrKind::AriaHidden,
+            b"type" => AttrKind::Type,
+            _ => AttrKind::Other,
+        };
+        self.attr_value.clear();
+        if self.attr_kind == AttrKind::Text {
+            out.boundary(at);
+        }
+    }
+
+    fn end_class_word(&mut self) {
+        match self.attr_kind {
+            AttrKind::Class => self.tag_hidden |= hiding_class(&self.attr_value),
+            AttrKind::AriaHidden => self.tag_hidden |= self.attr_value == b"true",
+            AttrKind::Type => self.tag_hidden |= self.attr_value == b"hidden",
+            _ => {}
+        }
+        self.attr_value.clear();
+    }
+
+    fn end_value_attr(&mut self, out: &mut Norm, at: usize) {
+        match self.attr_kind {
+            AttrKind::Text => out.boundary(at),
+            AttrKind::Style => {
+                self.style.end();
+                self.tag_hidden |= self.style.hidden;
+            }
+            _ => self.end_class_word(),
+        }
+        self.attr_kind = AttrKind::Other;
+    }
+
+    /// An attribute without a value ended (`<div hidden>`).
+    fn end_attr(&mut self, _out: &mut Norm, _at: usize) {
+        if self.attr_name == b"hidden" {
+            self.tag_hidden = true;
+        }
+    }
+
+    fn end_tag(&mut self, at: usize, out: &mut Norm) {
+        self.state = State::Text;
+        let name = std::mem::take(&mut self.name);
+        let info = element_info(&name);
+        if info.is_none() && !name.contains(&b'-') {
+            // Not an HTML element: text a model reads as structure (`<system>`, `</tool_result>`).
+            let start = self.start;
+            self.emit_text('<', start, out);
+            if self.closing {
+                self.emit_text('/', start, out);
+            }
+            for &b in &name {
+                self.emit_text(b as char, start, out);
+            }
+            self.emit_text('>', start, out);
+        }
+        let info = info.unwrap_or(Info::INLINE);
+        if info.block {
+            out.boundary(at);
+        }
+        if self.closing {
+            self.pop_named(&name);
+        } else if !info.void {
+            self.open(&name, info);
+            if info.raw != Raw::No {
+                self.raw_script = info.raw == Raw::Script;
+                self.state = State::RawText(0);
+            }
+        }
+        self.closing = false;
+        self.tag_hidden = false;
+        self.style.reset();
+        self.attr_name.clear();
+        self.name = name;
+        self.name.clear();
+    }
+
+    fn open(&mut self, name: &[u8], info: Info) {
+        let hidden = self.tag_hidden || info.hidden;
+        if self.stack.len() >= MAX_DEPTH {
+            self.overflow += 1;
+            return;
+        }
+        let mut buf = [0u8; NAME_CAP];
+        let len = name.len().min(NAME_CAP);
+        buf[..len].copy_from_slice(&name[..len]);
+        self.hidden_depth += usize::from(hidden);
+        self.code_depth += usize::from(info.code);
+        self.quote_depth += usize::from(info.quote);
+        self.stack.push(Element {
+            name: buf,
+            len: len as u8,
+            hidden,
+            code: info.code,
+            quote: info.quote,
+        });
+    }
+
+    fn pop_named(&mut self, name: &[u8]) {
+        if self.overflow > 0 {
+            self.overflow -= 1;
+            return;
+        }
+        let len = name.len().min(NAME_CAP);
+        let Some(i) = self
+            .stack
+            .iter()
+            .rposition(|e| e.name[..e.len as usize] == name[..len])
+        else {
+            return;
+        };
+        for e in self.stack.drain(i..) {
+            self.hidden_depth -= usize::from(e.hidden);
+            self.code_depth -= usize::from(e.code);
+            self.quote_depth -= usize::from(e.quote);
+        }
+    }
+
+    fn known_or_custom(&self) -> bool {
+        element_info(&self.name).is_some() || self.name.contains(&b'-')
+    }
+
+    fn emit_str(&mut self, s: &str, out: &mut Norm) {
+        for c in s.chars() {
+            out.push_char(c, self.start, self.flags());
+        }
+    }
+
+    /// Decoded text (an entity's character is text, never markup).
+    fn emit_text(&mut self, c: char, at: usize, out: &mut Norm) {
+        let mut f = self.flags();
+        if matches!(self.state, State::Attrs(_)) && f & HIDDEN == 0 {
+            f |= HIDDEN | ATTRIBUTE;
+        }
+        out.push_char(c, at, f);
+    }
+
+    fn write_raw_entity(&mut self, out: &mut Norm) {
+        let start = self.start;
+        self.emit_text('&', start, out);
+        let entity = std::mem::take(&mut self.entity);
+        for &b in &entity {
+            self.emit_text(b as char, start, out);
+        }
+    }
+
+    fn replay_label(&mut self, out: &mut Norm) {
+        let label = std::mem::take(&mut self.label);
+        let mut chars = label.into_iter();
+        if let Some((c, at)) = chars.next() {
+            out.push_char(c, at, self.flags());
+        }
+        for (c, at) in chars {
+            self.push(c, at, out);
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Raw {
+    No,
+    Script,
+    Style,
+}
+
+#[derive(Clone, Copy)]
+struct Info {
+    block: bool,
+    void: bool,
+    hidden: bool,
+    code: bool,
+    quote: bool,
+    raw: Raw,
+}
+
+impl Info {
+    const INLINE: Info = Info {
+        block: false,
+        void: false,
+        hidden: false,
+        code: false,
+        quote: false,
+        raw: Raw::No,
+    };
+}
+
+/// What an HTML element means for reading its text; `None` for names HTML does not define.
+fn element_info(name: &[u8]) -> Option<Info> {
+    let i = Info::INLINE;
+    Some(match name {
+        b"br" | b"hr" | b"img" | b"input" | b"meta" | b"link" | b"source" | b"area" | b"base"
+        | b"col" | b"embed" | b"param" | b"track" | b"wbr" => Info {
+            void: true,
+            block: name != b"wbr" && name != b"img",
+            ..i
+        },
+        b"script" => Info {
+            raw: Raw::Script,
+            block: true,
+            ..i
+        },
+        b"style" => Info {
+            raw: Raw::Style,
+            block: true,
+            ..i
+        },
+        b"template" => Info {
+            hidden: true,
+            block: true,
+            ..i
+        },
+        b"pre" | b"xmp" | b"listing" => Info {
+            code: true,
+            block: true,
+            ..i
+        },
+        b"code" | b"kbd" | b"samp" | b"tt" | b"var" => Info { code: true, ..i },
+        b"blockquote" | b"figure" => Info {
+            quote: name == b"blockquote",
+            block: true,
+            ..i
+        },
+        b"q" | b"cite" => Info { quote: true, ..i },
+        b"p" | b"div" | b"li" | b"ul" | b"ol" | b"dl" | b"dt" | b"dd" | b"h1" | b"h2" | b"h3"
+        | b"h4" | b"h5" | b"h6" | b"table" | b"thead" | b"tbody" | b"tfoot" | b"tr" | b"td"
+        | b"th" | b"caption" | b"section" | b"article" | b"aside" | b"header" | b"footer"
+        | b"nav" | b"main" | b"form" | b"fieldset" | b"legend" | b"details" | b"summary"
+        | b"figcaption" | b"address" | b"title" | b"head" | b"body" | b"html" | b"option"
+        | b"select" | b"textarea" | b"button" | b"label" | b"noscript" | b"iframe" | b"object"
+        | b"video" | b"audio" | b"canvas" | b"svg" | b"picture" | b"dialog" | b"menu"
+        | b"center" | b"frameset" | b"frame" | b"noframes" | b"hgroup" | b"search" | b"output"
+        | b"progress" | b"meter" | b"map" | b"optgroup" | b"datalist" => Info { block: true, ..i },
+        b"a" | b"abbr" | b"b" | b"bdi" | b"bdo" | b"big" | b"data" | b"del" | b"dfn" | b"em"
+        | b"font" | b"i" | b"ins" | b"mark" | b"nobr" | b"rp" | b"rt" | b"ruby" | b"s"
+        | b"small" | b"span" | b"strike" | b"strong" | b"sub" | b"sup" | b"time" | b"u"
+        | b"slot" | b"path" | b"g" | b"rect" | b"circle" | b"use" | b"symbol" | b"defs"
+        | b"text" | b"tspan" | b"line" | b"polygon" | b"polyline" | b"ellipse" | b"stop"
+        | b"lineargradient" | b"radialgradient" | b"clippath" | b"mask" | b"pattern" | b"image"
+        | b"title-text" => i,
+        _ => return None,
+    })
+}

@@ -1,0 +1,74 @@
+//! [`InjectionStream`]: the scanner plus the held-back tail of the input.
+
+use super::scanner::Scanner;
+use super::{ContentKind, InjectionFinding};
+
+/// Bytes held back at most by [`InjectionStream`] (and the context a finding may span).
+pub const INJECTION_HOLD: usize = 8 * 1024;
+
+/// A streamed body judged with bounded memory.
+pub struct InjectionStream {
+    scanner: Scanner,
+    /// Input not released yet; `held[0]` is at input offset `released`.
+    held: Vec<u8>,
+    released: usize,
+    failed: Option<InjectionFinding>,
+}
+
+impl InjectionStream {
+    /// A stream of `kind` content.
+    pub fn new(kind: ContentKind) -> Self {
+        InjectionStream {
+            scanner: Scanner::new(kind, false, 0),
+            held: Vec::new(),
+            released: 0,
+            failed: None,
+        }
+    }
+
+    /// Feeds the next chunk; returns the bytes that may now be released to the agent, or the
+    /// first finding (then nothing more may be released).
+    pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<u8>, InjectionFinding> {
+        self.check()?;
+        self.scanner.feed(chunk);
+        self.held.extend_from_slice(chunk);
+        self.check()?;
+        let end = self.scanner.pos;
+        if end - self.released > INJECTION_HOLD / 2 {
+            // Judge what is read so far rather than hold more (costs a wider window once).
+            let to = self.scanner.norm.end();
+            self.scanner.judge_to(to);
+            self.check()?;
+        }
+        let mut upto = self.scanner.safe_offset().max(self.released);
+        if end - upto > INJECTION_HOLD {
+            upto = end - INJECTION_HOLD;
+        }
+        Ok(self.release(upto))
+    }
+
+    /// The body ended: the held-back rest, or a finding.
+    pub fn finish(&mut self) -> Result<Vec<u8>, InjectionFinding> {
+        self.check()?;
+        self.scanner.finish();
+        self.check()?;
+        let end = self.scanner.pos;
+        Ok(self.release(end))
+    }
+
+    fn check(&mut self) -> Result<(), InjectionFinding> {
+        if self.failed.is_none() {
+            self.failed = self.scanner.findings.first().cloned();
+        }
+        match &self.failed {
+            Some(f) => Err(f.clone()),
+            None => Ok(()),
+        }
+    }
+
+    fn release(&mut self, upto: usize) -> Vec<u8> {
+        let n = upto.saturating_sub(self.released).min(self.held.len());
+        self.released += n;
+        self.held.drain(..n).collect()
+    }
+}
