@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::error::Error;
 
 mod broad;
+mod dlp;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
@@ -19,6 +20,7 @@ mod text;
 mod validate;
 
 pub use broad::too_broad;
+pub use dlp::{DlpAction, DlpEffective, DlpProfile, DlpSpec, ScanAction};
 
 use text::{describe_serde_error, key_line, value_line, var_line};
 pub use text::{did_you_mean, nearest};
@@ -250,24 +252,6 @@ pub struct GitSpec {
     /// Object size limit.
     #[serde(default)]
     pub max_object_bytes: Option<u64>,
-}
-
-/// DLP action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DlpAction {
-    /// Refuse the request.
-    Block,
-    /// Only log.
-    Log,
-}
-
-/// DLP settings.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DlpSpec {
-    /// What to do on a finding.
-    pub action: DlpAction,
 }
 
 /// Agent resource limits.

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::manifest::{DlpAction, Loaded, RefRuleSpec, WorkspaceGit};
+use crate::manifest::{DlpAction, DlpProfile, Loaded, RefRuleSpec, ScanAction, WorkspaceGit};
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
@@ -73,6 +73,15 @@ pub struct Policy {
     pub git: Vec<GitPolicy>,
     /// DLP blocks (false: only logs).
     pub dlp_block: bool,
+    /// DLP detector set. Records written before the key existed read as the default.
+    #[serde(default)]
+    pub dlp_profile: DlpProfile,
+    /// What pipelock does with prompt injection in responses.
+    #[serde(default)]
+    pub dlp_responses: ScanAction,
+    /// What pipelock does with findings in MCP/A2A traffic.
+    #[serde(default)]
+    pub dlp_mcp: ScanAction,
     /// Host directory mounted into the agent.
     pub workspace: Option<String>,
     /// `.git/hooks` and `.git/config` protection.
@@ -180,6 +189,7 @@ impl Policy {
                 max_object_bytes: g.max_object_bytes,
             })
             .collect();
+        let dlp = m.dlp_effective();
         Policy {
             allow: m
                 .allow
@@ -188,7 +198,10 @@ impl Policy {
                 .collect(),
             routes,
             git,
-            dlp_block: m.dlp.as_ref().is_none_or(|d| d.action == DlpAction::Block),
+            dlp_block: dlp.action == DlpAction::Block,
+            dlp_profile: dlp.profile,
+            dlp_responses: dlp.responses,
+            dlp_mcp: dlp.mcp,
             workspace: m.workspace.as_ref().map(|p| p.display().to_string()),
             workspace_git: m.workspace_git,
             user: m.user.clone(),
@@ -273,8 +286,11 @@ impl Policy {
             ));
         }
         out.push(format!(
-            "dlp: {}; limits: memory {} cpus {} pids {}",
+            "dlp: {} (profile {}, responses {}, mcp {}); limits: memory {} cpus {} pids {}",
             if self.dlp_block { "block" } else { "log" },
+            self.dlp_profile.as_str(),
+            self.dlp_responses.as_str(),
+            self.dlp_mcp.as_str(),
             self.memory,
             self.cpus,
             self.pids
@@ -458,6 +474,21 @@ pub fn widenings(old: &Policy, new: &Policy) -> Vec<Widening> {
     if old.dlp_block && !new.dlp_block {
         add("dlp.action".into(), "block".into(), "log".into());
     }
+    if profile_rank(new.dlp_profile) < profile_rank(old.dlp_profile) {
+        add(
+            "dlp.profile".into(),
+            old.dlp_profile.as_str().into(),
+            new.dlp_profile.as_str().into(),
+        );
+    }
+    for (field, o, n) in [
+        ("dlp.responses", old.dlp_responses, new.dlp_responses),
+        ("dlp.mcp", old.dlp_mcp, new.dlp_mcp),
+    ] {
+        if scan_rank(n) < scan_rank(o) {
+            add(field.into(), o.as_str().into(), n.as_str().into());
+        }
+    }
     let ws_wider = match (&old.workspace, &new.workspace) {
         (_, None) => false,
         (None, Some(_)) => true,
@@ -529,6 +560,23 @@ pub fn widenings(old: &Policy, new: &Policy) -> Vec<Widening> {
         );
     }
     w
+}
+
+/// How much pipelock inspects: higher is more (a lower new rank is a widening).
+fn profile_rank(p: DlpProfile) -> u8 {
+    match p {
+        DlpProfile::Default => 0,
+        DlpProfile::Strict => 1,
+    }
+}
+
+/// block > warn > off: `warn` still scans but lets the finding reach the agent.
+fn scan_rank(a: ScanAction) -> u8 {
+    match a {
+        ScanAction::Off => 0,
+        ScanAction::Warn => 1,
+        ScanAction::Block => 2,
+    }
 }
 
 /// Same refs in the same order, each allowing a subset of what it allowed before.

@@ -137,11 +137,19 @@ pub fn routes_yaml(l: &Loaded) -> String {
         git.push(Value::Mapping(o));
     }
     root.insert("git".into(), Value::Sequence(git));
-    if let Some(d) = &m.dlp {
-        let mut o = Mapping::new();
-        o.insert("action".into(), to_value(&d.action));
-        root.insert("dlp".into(), Value::Mapping(o));
+    // Always the effective values, defaults included: what runs is what the policy record
+    // shows, even if bottle-core's defaults change later.
+    let d = m.dlp_effective();
+    let mut o = Mapping::new();
+    for (k, v) in [
+        ("action", d.action.as_str()),
+        ("profile", d.profile.as_str()),
+        ("responses", d.responses.as_str()),
+        ("mcp", d.mcp.as_str()),
+    ] {
+        o.insert(k.into(), v.into());
     }
+    root.insert("dlp".into(), Value::Mapping(o));
     let body = serde_yaml::to_string(&Value::Mapping(root)).unwrap_or_default();
     format!(
         "# written by `bottle start` from {}\n{body}",
@@ -447,6 +455,10 @@ fn seq_mut<'a>(svc: &'a mut Mapping, key: &str) -> Result<&'a mut Vec<Value>, St
         .and_then(Value::as_sequence_mut)
         .ok_or_else(|| format!("compose fragment: `{key}` is not a list"))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod dlp_tests;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]

@@ -263,3 +263,88 @@ fn user_must_be_numeric_or_root() {
     let e = parse_err("name: demo\nimage: x\nworkspace_git: ro\n", &env(&[]));
     assert!(e.contains("ro-hooks"), "{e}");
 }
+
+#[test]
+fn dlp_keys_parse_with_defaults_for_the_missing_ones() {
+    let text = "name: demo\nimage: x\ndlp:\n  profile: strict\n  responses: warn\n  mcp: off\n";
+    let l = parse(text, Path::new("/tmp/m.yaml"), &env(&[])).unwrap();
+    let d = l.manifest.dlp_effective();
+    assert_eq!(d.action, DlpAction::Block);
+    assert_eq!(d.profile, DlpProfile::Strict);
+    assert_eq!(d.responses, ScanAction::Warn);
+    assert_eq!(d.mcp, ScanAction::Off);
+    let none = parse(
+        "name: demo\nimage: x\n",
+        Path::new("/tmp/m.yaml"),
+        &env(&[]),
+    )
+    .unwrap();
+    assert_eq!(none.manifest.dlp_effective(), DlpEffective::default());
+    let empty = parse(
+        "name: demo\nimage: x\ndlp: {}\n",
+        Path::new("/tmp/m.yaml"),
+        &env(&[]),
+    )
+    .unwrap();
+    assert_eq!(empty.manifest.dlp_effective(), DlpEffective::default());
+}
+
+/// A wrong word names the key, its line and the allowed words; near misses get a suggestion.
+#[test]
+fn dlp_bad_values_name_key_line_and_allowed_words() {
+    for (text, line, key, allowed, suggestion) in [
+        (
+            "name: demo\nimage: x\ndlp:\n  action: block\n  profile: strcit\n",
+            ":5:",
+            "profile",
+            &["default", "strict"][..],
+            Some("strict"),
+        ),
+        (
+            "name: demo\nimage: x\ndlp:\n  responses: wran\n",
+            ":4:",
+            "responses",
+            &["block", "warn", "off"][..],
+            Some("warn"),
+        ),
+        (
+            "name: demo\nimage: x\n\ndlp:\n  mcp: none\n",
+            ":5:",
+            "mcp",
+            &["block", "warn", "off"][..],
+            None,
+        ),
+        (
+            "name: demo\nimage: x\ndlp: {mcp: true}\n",
+            ":3:",
+            "mcp",
+            &["block", "warn", "off"][..],
+            None,
+        ),
+    ] {
+        let e = parse_err(text, &env(&[]));
+        assert!(e.contains(line), "{text:?}: {e}");
+        assert!(e.contains(key), "{text:?}: key not named: {e}");
+        if !text.contains("true") {
+            for a in allowed {
+                assert!(e.contains(&format!("`{a}`")), "{text:?}: {a} missing: {e}");
+            }
+        }
+        if let Some(s) = suggestion {
+            assert!(e.contains(&format!("did you mean `{s}`?")), "{e}");
+        }
+    }
+}
+
+#[test]
+fn dlp_unknown_key_is_refused_with_line_and_suggestion() {
+    let e = parse_err(
+        "name: demo\nimage: x\ndlp:\n  action: block\n  response: off\n",
+        &env(&[]),
+    );
+    assert!(e.contains(":5:"), "{e}");
+    assert!(e.contains("did you mean `responses`?"), "{e}");
+    // An agent hiding a key behind a different case gets no silent default either.
+    let e = parse_err("name: demo\nimage: x\ndlp:\n  MCP: off\n", &env(&[]));
+    assert!(e.contains(":4:") && e.contains("MCP"), "{e}");
+}

@@ -197,6 +197,85 @@ fn dlp() {
     widens("dlp.action", |p| p.dlp_block = false);
 }
 
+/// Every step towards less inspection is a widening; every step back is not.
+#[test]
+fn dlp_profile_responses_and_mcp_widen_towards_less_inspection() {
+    use crate::manifest::{DlpProfile, ScanAction};
+    let mut strict = base();
+    strict.dlp_profile = DlpProfile::Strict;
+    let mut default = strict.clone();
+    default.dlp_profile = DlpProfile::Default;
+    let w = widenings(&strict, &default);
+    assert!(
+        w.iter()
+            .any(|x| x.what == "dlp.profile" && x.old == "strict" && x.new == "default"),
+        "{w:?}"
+    );
+    assert!(widenings(&default, &strict).is_empty());
+
+    let order = [ScanAction::Block, ScanAction::Warn, ScanAction::Off];
+    type Field = fn(&mut Policy) -> &mut ScanAction;
+    let fields: [(&str, Field); 2] = [
+        ("dlp.responses", |p| &mut p.dlp_responses),
+        ("dlp.mcp", |p| &mut p.dlp_mcp),
+    ];
+    for (what, field) in fields {
+        for (i, &from) in order.iter().enumerate() {
+            for (j, &to) in order.iter().enumerate() {
+                let mut old = base();
+                *field(&mut old) = from;
+                let mut new = base();
+                *field(&mut new) = to;
+                let w = widenings(&old, &new);
+                let widened = w.iter().any(|x| x.what == what);
+                assert_eq!(widened, j > i, "{what}: {from:?} -> {to:?}: {w:?}");
+                // One field changed: nothing else is reported.
+                assert!(w.iter().all(|x| x.what == what), "{w:?}");
+            }
+        }
+    }
+}
+
+/// The agent edits the manifest's `dlp:` keys: each quieter setting is caught from the text.
+#[test]
+fn dlp_keys_written_by_the_agent_are_widenings() {
+    let strict = format!("{BASE}dlp: {{profile: strict}}\n");
+    let old = of(&strict);
+    for (edit, what) in [
+        ("dlp: {profile: default}\n", "dlp.profile"),
+        ("dlp: {profile: strict, responses: warn}\n", "dlp.responses"),
+        ("dlp: {profile: strict, mcp: \"off\"}\n", "dlp.mcp"),
+        ("dlp: {profile: strict, mcp: off}\n", "dlp.mcp"),
+        ("dlp: {profile: strict, action: log}\n", "dlp.action"),
+        ("", "dlp.profile"),
+    ] {
+        let new = of(&format!("{BASE}{edit}"));
+        let w = widenings(&old, &new);
+        assert!(w.iter().any(|x| x.what == what), "{edit:?}: {w:?}");
+    }
+    // Spelling out the defaults changes nothing.
+    let explicit = of(&format!(
+        "{BASE}dlp: {{action: block, profile: default, responses: block, mcp: block}}\n"
+    ));
+    assert_eq!(explicit, base());
+}
+
+/// A record written before the new keys existed still loads, as the defaults (which is what
+/// pipelock applied when nothing was written): a quieter manifest then counts as a widening.
+#[test]
+fn old_record_without_new_dlp_keys_reads_as_defaults() {
+    let mut v = serde_json::to_value(base()).unwrap();
+    let o = v.as_object_mut().unwrap();
+    for k in ["dlp_profile", "dlp_responses", "dlp_mcp"] {
+        assert!(o.remove(k).is_some(), "{k} not serialized");
+    }
+    let old: Policy = serde_json::from_value(v).unwrap();
+    assert_eq!(old, base());
+    let quieter = of(&format!("{BASE}dlp: {{responses: \"off\"}}\n"));
+    let w = widenings(&old, &quieter);
+    assert!(w.iter().any(|x| x.what == "dlp.responses"), "{w:?}");
+}
+
 #[test]
 fn workspace() {
     widens("workspace", |p| p.workspace = Some("/".into()));

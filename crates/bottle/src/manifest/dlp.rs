@@ -1,0 +1,119 @@
+//! The manifest's `dlp:` section: pipelock's detector settings, each key optional, with the
+//! same defaults as routes.yaml so the live config and the policy record agree.
+
+use serde::Deserialize;
+
+use super::Manifest;
+
+/// DLP action on requests (`dlp.action`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DlpAction {
+    /// Refuse the request.
+    #[default]
+    Block,
+    /// Only log.
+    Log,
+}
+
+impl DlpAction {
+    /// The word used in the manifest and routes.yaml.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DlpAction::Block => "block",
+            DlpAction::Log => "log",
+        }
+    }
+}
+
+/// Which detector set pipelock runs on requests (`dlp.profile`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DlpProfile {
+    /// Credentials, known secrets and data classes.
+    #[default]
+    Default,
+    /// Also the anomaly heuristics (may trip on ordinary traffic now and then).
+    Strict,
+}
+
+impl DlpProfile {
+    /// The word used in the manifest and routes.yaml.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DlpProfile::Default => "default",
+            DlpProfile::Strict => "strict",
+        }
+    }
+}
+
+/// What pipelock does with a finding in content coming back to the agent (`dlp.responses`,
+/// `dlp.mcp`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScanAction {
+    /// Refuse, or cut the stream before the finding reaches the agent.
+    #[default]
+    Block,
+    /// Pass it and annotate the audit line.
+    Warn,
+    /// Do not scan.
+    Off,
+}
+
+impl ScanAction {
+    /// The word used in the manifest and routes.yaml.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScanAction::Block => "block",
+            ScanAction::Warn => "warn",
+            ScanAction::Off => "off",
+        }
+    }
+}
+
+/// DLP settings of pipelock; every key is optional (defaults: `block`, `default`, `block`,
+/// `block`, the same as routes.yaml's).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DlpSpec {
+    /// What to do on a secret found in a request.
+    #[serde(default)]
+    pub action: Option<DlpAction>,
+    /// `strict` adds the anomaly heuristics.
+    #[serde(default)]
+    pub profile: Option<DlpProfile>,
+    /// Prompt injection in responses (pages, API bodies, SSE).
+    #[serde(default)]
+    pub responses: Option<ScanAction>,
+    /// MCP and A2A traffic (poisoned tool lists, injected tool results, changed tools).
+    #[serde(default)]
+    pub mcp: Option<ScanAction>,
+}
+
+/// The DLP settings in effect, defaults applied: what routes.yaml states and the policy
+/// record compares.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DlpEffective {
+    /// Requests: block or log.
+    pub action: DlpAction,
+    /// Detector set.
+    pub profile: DlpProfile,
+    /// Responses.
+    pub responses: ScanAction,
+    /// MCP/A2A.
+    pub mcp: ScanAction,
+}
+
+impl Manifest {
+    /// The DLP settings in effect (a missing `dlp:` or key takes the default).
+    pub fn dlp_effective(&self) -> DlpEffective {
+        let d = self.dlp.clone().unwrap_or_default();
+        DlpEffective {
+            action: d.action.unwrap_or_default(),
+            profile: d.profile.unwrap_or_default(),
+            responses: d.responses.unwrap_or_default(),
+            mcp: d.mcp.unwrap_or_default(),
+        }
+    }
+}
