@@ -31,6 +31,7 @@ pub mod secret;
 pub mod serve;
 pub mod ssrf;
 pub mod status;
+mod strict_yaml;
 pub mod tls;
 pub mod upstream;
 
