@@ -28,6 +28,39 @@ pub fn now_rfc3339() -> String {
         .unwrap_or_else(|_| now.unix_timestamp().to_string())
 }
 
+/// What a status file holds: the JSON [`StatusFile::write`] writes, for readers (the launcher
+/// confirms a reload by a new `generation`, or a new attempt with `last_error`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Status {
+    /// The sidecar that wrote it.
+    #[serde(default)]
+    pub component: String,
+    /// Generation of the config in use.
+    #[serde(default)]
+    pub generation: u64,
+    /// sha256 of the config in use.
+    #[serde(default)]
+    pub config_sha256: String,
+    /// When the config in use was loaded (`None` before a first good load).
+    #[serde(default)]
+    pub loaded_at: Option<String>,
+    /// When the last load attempt happened (absent in files of older sidecars).
+    #[serde(default)]
+    pub attempted_at: Option<String>,
+    /// Error of the last attempt, if it failed.
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+impl Status {
+    /// Read and parse a status file.
+    pub fn read(path: &Path) -> std::io::Result<Status> {
+        let text = std::fs::read_to_string(path)?;
+        serde_json::from_str(&text)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    }
+}
+
 impl StatusFile {
     /// A status file for `component` at `path`.
     pub fn new(path: impl Into<PathBuf>, component: impl Into<String>) -> StatusFile {
@@ -136,6 +169,38 @@ mod tests {
         assert!(StatusFile::new(dir.path().join("missing/dir/x"), "c")
             .write(1, "", None)
             .is_err());
+    }
+
+    /// The reader's type is the writer's format: every field round-trips, including the
+    /// null `loaded_at` of a sidecar whose first load failed.
+    #[test]
+    fn status_reads_what_write_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("egress.json");
+        let s = StatusFile::new(&p, "egress");
+        s.write(0, "", Some("routes.yaml:2: bad")).unwrap();
+        let first = Status::read(&p).unwrap();
+        assert_eq!(first.component, "egress");
+        assert_eq!(first.generation, 0);
+        assert_eq!(first.loaded_at, None);
+        assert_eq!(first.last_error.as_deref(), Some("routes.yaml:2: bad"));
+        assert!(first.attempted_at.is_some());
+        s.write(3, "f00d", None).unwrap();
+        let good = Status::read(&p).unwrap();
+        assert_eq!(good.generation, 3);
+        assert_eq!(good.config_sha256, "f00d");
+        assert_eq!(good.last_error, None);
+        assert_eq!(good.loaded_at, good.attempted_at);
+        assert_ne!(good, first);
+        // An older file without `attempted_at` still reads; garbage is an error, not a default.
+        std::fs::write(&p, r#"{"component":"x","generation":2,"config_sha256":"a","loaded_at":"t","last_error":null}"#).unwrap();
+        assert_eq!(Status::read(&p).unwrap().attempted_at, None);
+        std::fs::write(&p, "{\"generation\": \"two\"}").unwrap();
+        assert_eq!(
+            Status::read(&p).unwrap_err().kind(),
+            std::io::ErrorKind::InvalidData
+        );
+        assert!(Status::read(&dir.path().join("missing.json")).is_err());
     }
 
     #[test]
