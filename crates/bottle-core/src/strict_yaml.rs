@@ -383,8 +383,6 @@ pub(crate) fn seq<'n>(
     }
 }
 
-/// An environment variable name: `[A-Za-z_][A-Za-z0-9_]*`.
-
 /// Parses `text` into a tree of nodes with line numbers; `None` for an empty document.
 /// Refuses anchors and aliases, more than one document, deep nesting and files over 4 MiB.
 pub(crate) fn load(text: &str, ctx: &Ctx<'_>) -> Result<Option<Node>, ConfigError> {

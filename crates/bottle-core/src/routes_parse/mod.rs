@@ -16,6 +16,7 @@ use crate::strict_yaml::{load, scalar, seq, short, str_list, Ctx, Map, Node};
 
 use git::parse_git;
 
+/// An environment variable name: `[A-Za-z_][A-Za-z0-9_]*`.
 pub(crate) fn valid_env_name(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
