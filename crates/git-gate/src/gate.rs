@@ -17,8 +17,8 @@ use crate::git::{run, tail_lines, GitRunner};
 use crate::intake::{PushArgs, PushSlots, Spill};
 use crate::metrics::GateMetrics;
 use crate::mirror::Mirror;
-use crate::policy::{Action, Verdict};
-use crate::request::{Command, CommandKind, ZERO_OID};
+use crate::policy::{check_ref_facts, classify, needs_ancestry, Action, RefFacts, Verdict};
+use crate::request::{short_oid, Command, CommandKind, ZERO_OID};
 use crate::scan::{self, SecretScanner};
 use crate::upstream::UpstreamSettings;
 use crate::GateError;
@@ -149,15 +149,15 @@ impl Gate {
         self
     }
 
-    /// The first detector that fires on a pushed ref name, if any.
-    pub fn ref_name_secret(&self, name: &[u8]) -> Option<String> {
-        self.scanner.scan(name).into_iter().next()
+    /// The first detector that fires on a pushed ref name or push option, if any.
+    pub fn first_secret(&self, bytes: &[u8]) -> Option<String> {
+        self.scanner.scan(bytes).into_iter().next()
     }
 
     /// A ref name as the audit log and `remote:` lines may show it: withheld when it holds
     /// a secret (the `ng` line still carries it, as git needs, to the client that sent it).
     pub fn shown_ref(&self, name: &str) -> String {
-        match self.ref_name_secret(name.as_bytes()) {
+        match self.first_secret(name.as_bytes()) {
             Some(d) => format!("[ref name withheld: secret detected ({d})]"),
             None => name.to_string(),
         }
@@ -374,7 +374,7 @@ impl Gate {
         if let Some(big) = objects.iter().find(|o| o.size > limit) {
             let reason = format!(
                 "object {} ({}) is {} bytes, limit {limit}",
-                short(&big.oid),
+                short_oid(&big.oid),
                 big.kind,
                 big.size
             );
@@ -493,63 +493,19 @@ impl Gate {
         }
         let policy = &ctx.repo.policy;
         for (c, o) in ctx.commands.iter().zip(outcomes.iter_mut()) {
-            let name = c.name_str();
-            let cur = current.get(&name);
-            let kind = c.kind();
-            // The claimed old value must be the real current tip.
-            let stale = match (kind, cur) {
-                (CommandKind::Create, Some(_)) => {
-                    Some(format!("{name} already exists; fetch first"))
-                }
-                (CommandKind::Create, None) => None,
-                (_, None) => Some(format!(
-                    "{name} does not exist (claimed old value {})",
-                    short(&c.old)
-                )),
-                (_, Some(cur)) if cur != &c.old => Some(format!(
-                    "stale or forged old value: {name} is at {}, not {}; fetch first",
-                    short(cur),
-                    short(&c.old)
-                )),
-                _ => None,
+            let facts = RefFacts {
+                current: current.get(&c.name_str()).map(String::as_str),
+                old_type: types.get(&c.old).map(String::as_str),
+                new_type: types.get(&c.new).map(String::as_str),
             };
-            if let Some(reason) = stale {
-                o.rule = "old-value".into();
-                o.reason = reason;
+            if let Err(refused) = check_ref_facts(c, &facts) {
+                o.rule = refused.rule;
+                o.reason = refused.reason;
                 continue;
             }
-            let new_type = types.get(&c.new).map(String::as_str);
-            let is_branch = name.starts_with("refs/heads/");
-            if kind != CommandKind::Delete {
-                match new_type {
-                    None | Some("missing") => {
-                        o.rule = "objects".into();
-                        o.reason = format!("new object {} is missing", short(&c.new));
-                        continue;
-                    }
-                    Some(t) if is_branch && t != "commit" => {
-                        o.rule = "objects".into();
-                        o.reason = format!("a branch must point to a commit, not a {t}");
-                        continue;
-                    }
-                    _ => {}
-                }
-            }
-            let action = match kind {
-                CommandKind::Create => Action::Create,
-                CommandKind::Delete => Action::Delete,
-                CommandKind::Update => {
-                    let both_commits = types.get(&c.old).map(String::as_str) == Some("commit")
-                        && new_type == Some("commit");
-                    if name.starts_with("refs/tags/") || !both_commits {
-                        Action::Force
-                    } else if self.is_ancestor(mirror, quarantine, &c.old, &c.new).await? {
-                        Action::Update
-                    } else {
-                        Action::Force
-                    }
-                }
-            };
+            let fast_forward = needs_ancestry(c, &facts)
+                && self.is_ancestor(mirror, quarantine, &c.old, &c.new).await?;
+            let action = classify(c, &facts, fast_forward);
             o.class = Some(action);
             let verdict: Verdict = policy.decide(&c.name, action);
             o.rule = verdict.rule;
@@ -700,8 +656,4 @@ fn refused(mut v: HookVerdict, rule: &str, reason: String) -> HookVerdict {
     }
     v.messages.push(format!("git-gate: push refused: {reason}"));
     v
-}
-
-pub fn short(oid: &str) -> &str {
-    oid.get(..12).unwrap_or(oid)
 }

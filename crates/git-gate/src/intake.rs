@@ -77,10 +77,7 @@ impl PushSlots {
     }
 
     pub fn busy_reason(&self) -> String {
-        format!(
-            "too many pushes in progress (limit {}); try again shortly",
-            self.max
-        )
+        crate::policy::too_many_pushes_reason(self.max)
     }
 }
 

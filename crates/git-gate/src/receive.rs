@@ -19,7 +19,7 @@ use crate::git::run;
 use crate::hook::{ENV_PUSH_ID, ENV_SOCKET};
 use crate::intake::{self, PushBody};
 use crate::pktline::write_flush;
-use crate::policy::Verdict;
+use crate::policy::{decide_push, Action, Intake, PushDecision, PushRefusal, Verdict};
 use crate::report::Report;
 use crate::request::{self, CommandKind};
 use crate::server::{
@@ -28,59 +28,67 @@ use crate::server::{
 };
 use crate::GateError;
 
-/// A refusal the client prints: 200, per-ref `ng`, `remote:` lines.
+/// A refused push as the client prints it: 200, an `ng` line per ref, `remote:` lines
+/// giving each ref's own reason (not the "another ref was refused" ones); audited per ref.
 fn refusal_report(
     gate: &Gate,
     repo: &RepoConfig,
     parsed: &request::PushRequest,
-    verdicts: &[Verdict],
-    unpack: Result<(), String>,
+    refusal: &PushRefusal,
     bytes: u64,
 ) -> Response<BoxBody> {
+    gate.metrics.secrets(refusal.secrets_found);
     let mut rep = Report::new(parsed.caps.sideband(), parsed.caps.report_status());
-    rep.unpack = unpack;
-    let mut outcomes = Vec::new();
-    for (c, v) in parsed.commands.iter().zip(verdicts) {
-        let (ok, rule, reason) = if v.allowed {
-            (
-                false,
-                "atomic".to_string(),
-                "not pushed: another ref in this push was refused".to_string(),
-            )
-        } else {
-            (false, v.rule.clone(), v.reason.clone())
-        };
-        if !v.allowed {
-            let name = c.name_str();
+    rep.unpack = refusal.unpack_error.clone().map_or(Ok(()), Err);
+    for (c, v) in parsed.commands.iter().zip(&refusal.verdicts) {
+        let name = c.name_str();
+        if !v.is_not_pushed() {
             let shown = gate.shown_ref(&name);
             let said = if shown == name {
-                reason.clone()
+                v.reason.clone()
             } else {
-                reason.replace(&name, &shown)
+                v.reason.replace(&name, &shown)
             };
             rep.messages.push(format!("git-gate: {shown}: {said}"));
         }
-        rep.refs.push((c.name.clone(), Err(reason.clone())));
-        outcomes.push(RefOutcome {
+        rep.refs.push((c.name.clone(), Err(v.reason.clone())));
+    }
+    rep.messages
+        .push("git-gate: push refused; nothing was sent upstream".into());
+    for (c, v) in parsed.commands.iter().zip(&refusal.verdicts) {
+        let outcome = RefOutcome {
             name: c.name_str(),
             old: c.old.clone(),
             new: c.new.clone(),
             class: match c.kind() {
-                CommandKind::Create => Some(crate::policy::Action::Create),
-                CommandKind::Delete => Some(crate::policy::Action::Delete),
+                CommandKind::Create => Some(Action::Create),
+                CommandKind::Delete => Some(Action::Delete),
                 CommandKind::Update => None,
             },
-            rule,
-            ok,
-            reason,
-        });
-    }
-    rep.messages
-        .push("git-gate: push refused; nothing was sent upstream".into());
-    for o in &outcomes {
-        gate.audit_ref(&repo.name, o, bytes);
+            rule: v.rule.clone(),
+            ok: false,
+            reason: v.reason.clone(),
+        };
+        gate.audit_ref(&repo.name, &outcome, bytes);
     }
     result_response(rep.render())
+}
+
+/// A push that failed after it was let through (git could not be run, the mirror could not
+/// be locked): every ref is refused with the same reason.
+fn failure_report(
+    gate: &Gate,
+    repo: &RepoConfig,
+    parsed: &request::PushRequest,
+    reason: String,
+    bytes: u64,
+) -> Response<BoxBody> {
+    let refusal = PushRefusal {
+        verdicts: vec![Verdict::deny("error", reason); parsed.commands.len()],
+        unpack_error: None,
+        secrets_found: 0,
+    };
+    refusal_report(gate, repo, parsed, &refusal, bytes)
 }
 
 pub(crate) async fn receive_pack(
@@ -123,16 +131,7 @@ pub(crate) async fn receive_pack(
         // Parse the command list from what we kept; the pack is cut off.
         match request::parse_commands_only(body.head()) {
             Ok(p) => {
-                let reason = format!(
-                    "pack too large ({total} bytes, limit {})",
-                    policy.max_pack_bytes
-                );
-                let verdicts: Vec<Verdict> = p
-                    .commands
-                    .iter()
-                    .map(|_| Verdict::deny("max_pack_bytes", reason.clone()))
-                    .collect();
-                return refusal_report(gate, repo, &p, &verdicts, Err(reason), bytes);
+                return decide_and_refuse(gate, repo, &p, Intake::PackTooLarge { total }, bytes)
             }
             Err(_) => return refuse(StatusCode::PAYLOAD_TOO_LARGE, "push too large"),
         }
@@ -159,77 +158,16 @@ pub(crate) async fn receive_pack(
             }
         }
     };
-    // Cheap policy on the command list.
-    let mut verdicts: Vec<Verdict> = parsed
-        .commands
-        .iter()
-        .map(|c| policy.decide_cheap(&c.name, c.kind()))
-        .collect();
-    let mut push_wide: Option<(String, String)> = None;
-    if parsed.commands.len() > policy.max_refs {
-        push_wide = Some((
-            "max_refs".into(),
-            format!(
-                "too many refs in one push ({}, limit {})",
-                parsed.commands.len(),
-                policy.max_refs
-            ),
-        ));
-    } else if !parsed.push_options.is_empty() && !policy.push_options {
-        push_wide = Some(("push_options".into(), "push options are not allowed".into()));
-    } else if let Some(d) = parsed
-        .push_options
-        .iter()
-        .find_map(|o| gate.scanner.scan(o.as_bytes()).into_iter().next())
-    {
-        // Push options are forwarded upstream: they must not carry a secret out.
-        gate.metrics.secrets(1);
-        push_wide = Some((
-            "secret-scan".into(),
-            format!("secret detected ({d}) in push option"),
-        ));
-    } else if parsed
-        .caps
-        .value("object-format")
-        .is_some_and(|f| f != "sha1")
-    {
-        push_wide = Some((
-            "object-format".into(),
-            "only sha1 repositories are supported".into(),
-        ));
-    }
-    let mut seen = std::collections::HashSet::new();
-    for (c, v) in parsed.commands.iter().zip(verdicts.iter_mut()) {
-        if !seen.insert(c.name.clone()) && v.allowed {
-            *v = Verdict::deny("protocol", "ref appears twice in one push");
-        }
-    }
-    if let Some((rule, reason)) = push_wide {
-        for v in verdicts.iter_mut() {
-            *v = Verdict::deny(rule.clone(), reason.clone());
-        }
-    }
-    // A secret in a ref name would land upstream as the name itself; this reason wins
-    // over every other one (those may quote the name).
-    for (c, v) in parsed.commands.iter().zip(verdicts.iter_mut()) {
-        if let Some(d) = gate.ref_name_secret(&c.name) {
-            gate.metrics.secrets(1);
-            *v = Verdict::deny("secret-scan", format!("secret detected ({d}) in ref name"));
-        }
-    }
-    if verdicts.iter().any(|v| !v.allowed) {
-        return refusal_report(gate, repo, &parsed, &verdicts, Ok(()), bytes);
+    // The whole command list is decided before git sees any of the pack.
+    let decision = decide_push(&parsed, Intake::Whole, &repo.policy, &|bytes: &[u8]| {
+        gate.first_secret(bytes)
+    });
+    if let PushDecision::Refuse(refusal) = decision {
+        return refusal_report(gate, repo, &parsed, &refusal, bytes);
     }
     match run_receive_pack(gate.clone(), repo.clone(), parsed.clone(), body, slot).await {
         Ok(resp) => resp,
-        Err(e) => {
-            let verdicts: Vec<Verdict> = parsed
-                .commands
-                .iter()
-                .map(|_| Verdict::deny("error", format!("push failed: {e}")))
-                .collect();
-            refusal_report(gate, repo, &parsed, &verdicts, Ok(()), bytes)
-        }
+        Err(e) => failure_report(gate, repo, &parsed, format!("push failed: {e}"), bytes),
     }
 }
 
@@ -241,25 +179,47 @@ async fn busy_refusal(
     body: Incoming,
     cap: u64,
 ) -> Response<BoxBody> {
-    let reason = gate.push_slots.busy_reason();
     let (head, total) = match intake::read_head_and_drain(body, cap, BODY_IDLE_TIMEOUT).await {
         Ok(r) => r,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, e),
+    };
+    let intake = Intake::NoPushSlot {
+        limit: gate.push_slots.max,
     };
     if head == b"0000" {
         // The probe of a large push: answer it; the push itself is refused next.
         return result_response(Vec::new());
     }
     match request::parse_commands_only(&head) {
-        Ok(p) => {
-            let verdicts: Vec<Verdict> = p
-                .commands
-                .iter()
-                .map(|_| Verdict::deny("max-concurrent-pushes", reason.clone()))
-                .collect();
-            refusal_report(gate, repo, &p, &verdicts, Err(reason), total)
-        }
-        Err(_) => refuse(StatusCode::SERVICE_UNAVAILABLE, reason),
+        Ok(p) => decide_and_refuse(gate, repo, &p, intake, total),
+        Err(_) => refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            gate.push_slots.busy_reason(),
+        ),
+    }
+}
+
+/// A push whose body was not taken in whole (no push slot, pack too large): the decision
+/// is a refusal whatever the commands say.
+fn decide_and_refuse(
+    gate: &Gate,
+    repo: &RepoConfig,
+    parsed: &request::PushRequest,
+    intake: Intake,
+    bytes: u64,
+) -> Response<BoxBody> {
+    match decide_push(parsed, intake, &repo.policy, &|bytes: &[u8]| {
+        gate.first_secret(bytes)
+    }) {
+        PushDecision::Refuse(refusal) => refusal_report(gate, repo, parsed, &refusal, bytes),
+        // Unreachable for these intakes; refusing keeps it closed anyway.
+        PushDecision::Receive => failure_report(
+            gate,
+            repo,
+            parsed,
+            "push body was not received".into(),
+            bytes,
+        ),
     }
 }
 

@@ -13,6 +13,11 @@ use crate::pktline::{PktError, PktReader, Sideband};
 
 /// All-zero object id (sha1).
 pub const ZERO_OID: &str = "0000000000000000000000000000000000000000";
+/// The first 12 hex digits of an object id, as messages show it.
+pub fn short_oid(oid: &str) -> &str {
+    oid.get(..12).unwrap_or(oid)
+}
+
 /// Upper bound on commands parsed from one request (the policy limit is usually lower).
 pub const MAX_COMMANDS: usize = 10_000;
 /// Upper bound on push options in one request.

@@ -1,6 +1,7 @@
-//! The ref policy: ordered rules on full ref names (first match wins, no match = denied),
-//! `protected` refs that are never forced or deleted, tags denied unless a rule written for
-//! `refs/tags/...` allows them, push options refused unless allowed, and push-wide limits.
+//! The ref rules of one repository: ordered rules on full ref names (first match wins, no
+//! match = denied), `protected` refs that are never forced or deleted, tags denied unless a
+//! rule written for `refs/tags/...` allows them. The repository's limits live here too; the
+//! push-wide checks that use them are in `push.rs`.
 
 use globset::{Glob, GlobMatcher};
 
@@ -79,6 +80,9 @@ pub struct RepoPolicy {
     pub max_object_bytes: u64,
 }
 
+/// The rule named by [`Verdict::not_pushed`].
+pub const ATOMIC_RULE: &str = "atomic";
+
 /// The outcome for one ref.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
@@ -104,6 +108,20 @@ impl Verdict {
             rule: rule.into(),
             reason: reason.into(),
         }
+    }
+
+    /// A ref that passed on its own, refused because another ref of the same push was:
+    /// pushes are all or nothing.
+    pub fn not_pushed() -> Verdict {
+        Verdict::deny(
+            ATOMIC_RULE,
+            "not pushed: another ref in this push was refused",
+        )
+    }
+
+    /// Whether this is [`Verdict::not_pushed`] (the reason is another ref's, not this one's).
+    pub fn is_not_pushed(&self) -> bool {
+        !self.allowed && self.rule == ATOMIC_RULE
     }
 }
 
