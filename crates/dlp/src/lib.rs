@@ -47,6 +47,7 @@
 //! printable-ASCII islands.
 #![forbid(unsafe_code)]
 
+pub mod anomaly;
 mod classes;
 mod decode;
 mod engine;

@@ -1,0 +1,268 @@
+//! Does a token look like encoded data? Shared by the host-label and URL checks.
+//!
+//! The question is about the *class* of a string: random bytes written in hex,
+//! base32, base36 or base64 have a flat character distribution, mix letters and
+//! digits (or cases) at random, and carry few vowels; names people choose
+//! (words, slugs, identifiers, version strings) do not.
+
+use std::sync::OnceLock;
+
+use crate::entropy::shannon;
+
+/// Shortest token judged by its shape; shorter ones carry too little data to
+/// matter on their own (the per-host volume and burst checks count them).
+pub const MIN_SHAPED_LEN: usize = 20;
+
+#[derive(Default)]
+struct Counts {
+    lower: usize,
+    upper: usize,
+    digit: usize,
+    /// `+`, `/`, `=`, `-`, `_` (base64 / base64url alphabet).
+    b64_punct: usize,
+    /// Anything else: not an encoding alphabet.
+    other: usize,
+    /// Adjacent pairs that switch between letter and digit.
+    letter_digit_switches: usize,
+    /// Adjacent letter pairs that switch case.
+    case_switches: usize,
+}
+
+fn count(t: &[u8]) -> Counts {
+    let mut c = Counts::default();
+    let mut prev: Option<u8> = None;
+    for &b in t {
+        match b {
+            b'a'..=b'z' => c.lower += 1,
+            b'A'..=b'Z' => c.upper += 1,
+            b'0'..=b'9' => c.digit += 1,
+            b'+' | b'/' | b'=' | b'-' | b'_' => c.b64_punct += 1,
+            _ => c.other += 1,
+        }
+        if let Some(p) = prev {
+            if p.is_ascii_alphabetic() && b.is_ascii_digit()
+                || p.is_ascii_digit() && b.is_ascii_alphabetic()
+            {
+                c.letter_digit_switches += 1;
+            }
+            if p.is_ascii_lowercase() && b.is_ascii_uppercase()
+                || p.is_ascii_uppercase() && b.is_ascii_lowercase()
+            {
+                c.case_switches += 1;
+            }
+        }
+        prev = Some(b);
+    }
+    c
+}
+
+/// Hex digest lengths that ordinary URLs carry (MD5, SHA-1, SHA-224, PyPI's
+/// 60-hex blake2b path tail, SHA-256, SHA-384, SHA-512).
+const DIGEST_HEX_LENS: [usize; 7] = [32, 40, 56, 60, 64, 96, 128];
+/// Base64 lengths of 16-, 20-, 32-, 48- and 64-byte digests and MACs, with or
+/// without padding.
+const DIGEST_B64_LENS: [usize; 10] = [22, 24, 27, 28, 43, 44, 64, 86, 88, 66];
+
+pub fn is_hex(t: &[u8]) -> bool {
+    !t.is_empty() && t.iter().all(u8::is_ascii_hexdigit)
+}
+
+/// A hash-sized value: hex or base64 of exactly a digest's length.
+pub fn is_digest(t: &[u8]) -> bool {
+    let t = strip_algorithm(t);
+    if is_hex(t) {
+        return DIGEST_HEX_LENS.contains(&t.len());
+    }
+    let b64 = t
+        .iter()
+        .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_'));
+    b64 && DIGEST_B64_LENS.contains(&t.len())
+}
+
+/// `sha256:`, `sha512-` (SRI), `md5=` ... prefixes of a digest.
+pub fn strip_algorithm(t: &[u8]) -> &[u8] {
+    for p in [
+        &b"sha256"[..],
+        b"sha512",
+        b"sha384",
+        b"sha1",
+        b"md5",
+        b"blake2b",
+    ] {
+        if t.len() > p.len() + 1 && t[..p.len()].eq_ignore_ascii_case(p) {
+            if let b':' | b'-' | b'=' | b'_' = t[p.len()] {
+                return &t[p.len() + 1..];
+            }
+        }
+    }
+    t
+}
+
+/// `8-4-4-4-12` hex with dashes.
+pub fn is_uuid(t: &[u8]) -> bool {
+    t.len() == 36
+        && t.iter().enumerate().all(|(i, &b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
+}
+
+/// Three base64url parts separated by dots, the first an encoded JSON object
+/// (`eyJ` is `{"`): a JWT, which sign-in flows and signed downloads put in URLs.
+pub fn is_jwt(t: &[u8]) -> bool {
+    let mut parts = t.split(|&b| b == b'.');
+    let ok_part = |p: &[u8]| {
+        !p.is_empty()
+            && p.iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(h), Some(p), Some(s), None) => {
+            h.starts_with(b"eyJ") && p.starts_with(b"eyJ") && ok_part(h) && ok_part(p) && ok_part(s)
+        }
+        _ => false,
+    }
+}
+
+/// Letter pairs common in English words: those that occur at least twice in
+/// the BIP-39 English word list (2048 everyday words, already a dependency),
+/// as one bit per pair.
+fn common_pairs() -> &'static [u32; 26] {
+    static T: OnceLock<[u32; 26]> = OnceLock::new();
+    T.get_or_init(|| {
+        let mut counts = [[0u8; 26]; 26];
+        for w in bip39::Language::English.word_list() {
+            for p in w.as_bytes().windows(2) {
+                if let (Some(a), Some(b)) = (letter_index(p[0]), letter_index(p[1])) {
+                    counts[a][b] = counts[a][b].saturating_add(1);
+                }
+            }
+        }
+        let mut bits = [0u32; 26];
+        for (a, row) in counts.iter().enumerate() {
+            for (b, &n) in row.iter().enumerate() {
+                if n >= 2 {
+                    bits[a] |= 1 << b;
+                }
+            }
+        }
+        bits
+    })
+}
+
+fn letter_index(b: u8) -> Option<usize> {
+    b.is_ascii_alphabetic()
+        .then(|| usize::from(b.to_ascii_lowercase() - b'a'))
+}
+
+/// Share of adjacent pairs that read like words: common letter pairs, out of
+/// all letter pairs and letter/digit switches (digit runs are neutral, so a
+/// version number or a year does not make a name look random).
+pub fn word_score(t: &[u8]) -> f64 {
+    let table = common_pairs();
+    let (mut good, mut total) = (0usize, 0usize);
+    for p in t.windows(2) {
+        match (letter_index(p[0]), letter_index(p[1])) {
+            (Some(a), Some(b)) => {
+                total += 1;
+                if table[a] & (1 << b) != 0 {
+                    good += 1;
+                }
+            }
+            (Some(_), None) | (None, Some(_)) => {
+                if p[0].is_ascii_alphanumeric() && p[1].is_ascii_alphanumeric() {
+                    total += 1;
+                }
+            }
+            (None, None) => {}
+        }
+    }
+    if total == 0 {
+        1.0
+    } else {
+        good as f64 / total as f64
+    }
+}
+
+/// Below this [`word_score`], a long token reads as encoded data.
+pub const WORD_SCORE_CUT: f64 = 0.55;
+
+/// Whether `t` (one token: no dots, slashes or spaces expected) looks like
+/// encoded data rather than a name. Case is significant (base64); host labels
+/// are passed lower-cased, which only removes the mixed-case rule.
+pub fn data_shaped(t: &[u8]) -> bool {
+    let n = t.len();
+    if n < MIN_SHAPED_LEN {
+        return false;
+    }
+    let c = count(t);
+    if c.other > 0 {
+        return false;
+    }
+    let letters = c.lower + c.upper;
+    let alnum = letters + c.digit;
+    if alnum < MIN_SHAPED_LEN || alnum * 10 < n * 9 {
+        // Short, or mostly punctuation: a separator-heavy slug.
+        return false;
+    }
+    // Digits only: decimal-encoded data (numeric ids are shorter).
+    if c.digit == alnum {
+        return alnum >= 24;
+    }
+    let h = shannon(t);
+    // Mixed case (base64): case switches everywhere, not once per word.
+    if c.upper * 6 >= letters
+        && c.lower * 6 >= letters
+        && c.case_switches * 4 >= letters
+        && h >= 4.0
+    {
+        return true;
+    }
+    // Few word-like letter pairs, and not a repetitive string (hex has a
+    // 16-letter alphabet, so its entropy ceiling is lower).
+    let hex_only = t.iter().all(u8::is_ascii_hexdigit);
+    let floor = if hex_only { 3.0 } else { 3.3 };
+    h >= floor && word_score(t) < WORD_SCORE_CUT
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_table() {
+        let cases: &[(&str, bool)] = &[
+            // encoded data
+            ("6b810c90aa9a99858230c3d5ed", true),
+            ("mfrggzdfmztwq2lknnwg23tpobyxe43u", true),
+            ("k3j5h7g9f2d4s6a8q1w3e5r7t9y2", true),
+            ("aGVsbG8gd29ybGQgdGhpcyBpcyBzZWNyZXQ", true),
+            ("481502390412349812039481230498", true),
+            ("xqzvbnmkrtplwhgfdsjcxzvbnqwrtp", true),
+            // names
+            ("my-app-git-feature-x-team", false),
+            ("internationalization-service", false),
+            ("production-cloudflare-docker", false),
+            ("getUserAccountSettingsById", false),
+            ("release-notes-2024-v1-2-3", false),
+            ("d1a2b3c4d5e6f7", false),
+            ("o4504123456789012", false),
+            ("left-pad-1.9.0-py3-none-any", false),
+        ];
+        for (t, want) in cases {
+            assert_eq!(data_shaped(t.as_bytes()), *want, "{t}");
+        }
+    }
+
+    #[test]
+    fn digests_uuids_jwts() {
+        let h64 = "2202109512a0599270bc34e7d0dd96bd680f120b6a3e37eca942c2b2164e6e95";
+        assert!(is_digest(h64.as_bytes()));
+        assert!(is_digest(format!("sha256:{h64}").as_bytes()));
+        assert!(!is_digest(&h64.as_bytes()[..50]));
+        assert!(is_uuid(b"123e4567-e89b-12d3-a456-426614174000"));
+        assert!(!is_uuid(b"123e4567-e89b-12d3-a456-42661417400z"));
+        assert!(is_jwt(b"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc_DEF-123"));
+        assert!(!is_jwt(b"eyJhbGciOiJIUzI1NiJ9.abc"));
+    }
+}

@@ -1,0 +1,168 @@
+//! Request targets: encoded-looking path segments and query values, layered
+//! encodings (strict), and environment dumps or credential URLs (both profiles).
+
+use super::body::unescape;
+use super::exfil::{ExfilState, ENV_DUMP_PAIRS};
+use super::layers::{layers, percent_decode};
+use super::shape::{data_shaped, is_digest, is_jwt, is_uuid};
+use super::{ENCODING_LAYERS, PATH_ENTROPY};
+use crate::{Encoding, Finding};
+
+/// Hash-sized values one URL may carry before the count itself is the
+/// anomaly (data cut into digest-sized chunks). Registry and git URLs carry
+/// one or two.
+pub const MAX_DIGESTS_PER_URL: usize = 4;
+
+/// (start, end) of each path segment and query value of `pq`.
+fn components(pq: &str) -> Vec<(usize, usize)> {
+    let b = pq.as_bytes();
+    let q = pq.find('?').unwrap_or(b.len());
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 0..=q {
+        if b.get(i).is_none_or(|&c| i == q || c == b'/' || c == b';') {
+            if i > start {
+                out.push((start, i));
+            }
+            start = i + 1;
+        }
+    }
+    let mut start = q + 1;
+    for i in q + 1..=b.len() {
+        if i == b.len() || b[i] == b'&' {
+            if i > start {
+                // The value of `name=value` (the name too, if it is long).
+                let pair = &b[start..i];
+                match pair.iter().position(|&c| c == b'=') {
+                    Some(eq) => {
+                        if eq >= 20 {
+                            out.push((start, start + eq));
+                        }
+                        if i > start + eq + 1 {
+                            out.push((start + eq + 1, i));
+                        }
+                    }
+                    None => out.push((start, i)),
+                }
+            }
+            start = i + 1;
+        }
+    }
+    out
+}
+
+fn ordinary_whole(t: &[u8]) -> bool {
+    is_digest(t) || is_uuid(t) || is_jwt(t)
+}
+
+/// Whether one (percent-decoded) component looks like encoded data: the
+/// component whole, or any part of it between `.`, `,`, `:`, `@`, `~`.
+fn shaped_component(t: &[u8]) -> bool {
+    if ordinary_whole(t) {
+        return false;
+    }
+    if data_shaped(t) {
+        return true;
+    }
+    t.split(|&c| matches!(c, b'.' | b',' | b':' | b'@' | b'~' | b' '))
+        .any(|p| !ordinary_whole(p) && data_shaped(p))
+}
+
+fn finding(detector: &'static str, (s, e): (usize, usize)) -> Finding {
+    Finding {
+        detector,
+        offset: s,
+        len: e - s,
+        encoding: Encoding::Raw,
+    }
+}
+
+/// Anomaly checks of a request target (`/path?query`). Offsets refer to
+/// `path_and_query`, so [`crate::redact_url`] can hide what was found.
+pub fn scan_url(path_and_query: &str, strict: bool) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let raw = path_and_query.as_bytes();
+    let pairs = if strict { 1 } else { ENV_DUMP_PAIRS };
+    if let Some(f) = ExfilState::default().scan(&unescape(raw), 0, pairs) {
+        // Offsets shift when unescaping: hide everything from the query on.
+        let from = path_and_query.find('?').unwrap_or(0).min(f.offset);
+        out.push(finding(f.detector, (from, raw.len())));
+    }
+    if !strict {
+        return out;
+    }
+    let mut digests = 0;
+    for (s, e) in components(path_and_query) {
+        let comp = &raw[s..e];
+        let decoded = percent_decode(comp);
+        let t: &[u8] = decoded.as_deref().unwrap_or(comp);
+        if is_digest(t) {
+            digests += 1;
+            if digests > MAX_DIGESTS_PER_URL {
+                out.push(finding(PATH_ENTROPY, (s, e)));
+                break;
+            }
+            continue;
+        }
+        if layers(t) >= 2 {
+            out.push(finding(ENCODING_LAYERS, (s, e)));
+        } else if shaped_component(t) {
+            out.push(finding(PATH_ENTROPY, (s, e)));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine as _;
+
+    #[test]
+    fn component_ranges() {
+        let pq = "/a/bb/c;x?q=1&long_parameter_name_here=v&flag";
+        let got: Vec<&str> = components(pq).iter().map(|&(s, e)| &pq[s..e]).collect();
+        assert_eq!(
+            got,
+            [
+                "a",
+                "bb",
+                "c",
+                "x",
+                "1",
+                "long_parameter_name_here",
+                "v",
+                "flag"
+            ]
+        );
+    }
+
+    #[test]
+    fn url_table() {
+        let layered = STANDARD.encode(hex::encode("the quarterly numbers"));
+        let cases: Vec<(String, Option<&str>)> = vec![
+            (format!("/upload?d={}", layered.replace('=', "%3D")), Some(ENCODING_LAYERS)),
+            ("/c/aGVsbG8gd29ybGQgdGhpcyBpcyBzZWNyZXQ".into(), Some(PATH_ENTROPY)),
+            ("/x?id=mfrggzdfmztwq2lknnwg23tpobyxe43u".into(), Some(PATH_ENTROPY)),
+            ("/v2/library/react/blobs/sha256:91cbd46d668719c5afc8f24401d82e26575bb54499e33c7a4ef80e5cfe302bdc".into(), None),
+            ("/packages/27/59/76081ce1abf67779eb3c388b5e14531082e52137502e264776e1a6a11595/react-1.8.0-py3-none-any.whl".into(), None),
+            ("/react/-/react-1.8.0.tgz".into(), None),
+            ("/v1/objects/830ad5b6-908f-443e-b0b0-29cd31ae33b8?expand=metadata".into(), None),
+            ("/left-pad/index.lef.f1dfa1f8.js".into(), None),
+            ("/search?q=left-pad+rust+async&ie=UTF-8".into(), None),
+        ];
+        for (u, want) in cases {
+            let got = scan_url(&u, true);
+            match want {
+                Some(id) => assert!(got.iter().any(|f| f.detector == id), "{u}: {got:?}"),
+                None => assert!(got.is_empty(), "{u}: {got:?}"),
+            }
+            // Nothing of these fires in the default profile.
+            assert!(scan_url(&u, false).is_empty(), "{u}");
+        }
+        let h = "6b810c90aa9a99858230c3d5ed479096a190fa4b";
+        let many = format!("/x/{h}/{h}/{h}/{h}/{h}");
+        assert_eq!(scan_url(&many, true).len(), 1);
+    }
+}
