@@ -32,6 +32,7 @@ pub struct AuditOnEnd {
     extra: serde_json::Map<String, serde_json::Value>,
     error: Option<String>,
     dlp: Option<crate::dlp_scan::FindingSlot>,
+    injection: Option<crate::response::InjectionSlot>,
 }
 
 impl AuditOnEnd {
@@ -53,7 +54,14 @@ impl AuditOnEnd {
             extra,
             error: None,
             dlp: None,
+            injection: None,
         }
+    }
+
+    /// Adds the response's prompt-injection findings (and a cut: decision `deny`).
+    pub fn with_injection(mut self, slot: crate::response::InjectionSlot) -> Self {
+        self.injection = Some(slot);
+        self
     }
 
     /// Adds body findings let through in `log` mode to the audit line.
@@ -65,8 +73,18 @@ impl AuditOnEnd {
 
 impl Drop for AuditOnEnd {
     fn drop(&mut self) {
-        let reason = self.error.take();
+        let mut reason = self.error.take();
+        let mut decision = "allow";
         let mut extra = std::mem::take(&mut self.extra);
+        if let Some(slot) = &self.injection {
+            if let Some(found) = slot.summary() {
+                extra.insert("injection".into(), found.into());
+            }
+            if let Some(why) = slot.blocked_reason() {
+                decision = "deny";
+                reason = Some(why);
+            }
+        }
         if let Some(slot) = &self.dlp {
             let logged = slot.logged();
             if !logged.is_empty() {
@@ -78,7 +96,7 @@ impl Drop for AuditOnEnd {
         }
         self.state.audit(
             &self.subject,
-            "allow",
+            decision,
             reason,
             Some(self.status),
             self.up.load(Ordering::Relaxed),

@@ -266,6 +266,18 @@ async fn proceed(
         Err(d) => return state.refuse(kind, &subject, d, started),
     };
     let body: BoxBody = CountingBody::new(body, ByteCounter(up_bytes.clone())).boxed();
+    // A JSON POST may be JSON-RPC (MCP, A2A): its first bytes tell what the answer is.
+    let peeked =
+        (parts.method == http::Method::POST && is_json(&headers)).then(crate::mcp::Peeked::default);
+    let body: BoxBody = match &peeked {
+        Some(p) => crate::mcp::PeekBody::new(body, p.clone()).boxed(),
+        None => body,
+    };
+    let mcp_session = headers
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(256).collect::<String>());
+    let req_method = parts.method.clone();
     let uri: Uri = match url.parse() {
         Ok(u) => u,
         Err(e) => {
@@ -317,7 +329,6 @@ async fn proceed(
     if let Some(d) = body_finding.take_denied() {
         return state.refuse(kind, &subject, d, started);
     }
-    state.metrics.request(kind, "allow");
     let status = resp.status();
     let mut extra = serde_json::Map::new();
     if let Some(v) = head_verdict {
@@ -390,11 +401,37 @@ async fn proceed(
         });
         let (mut p, _b) = resp.into_parts();
         p.version = Version::HTTP_11;
+        state.metrics.request(kind, "allow");
         return Response::from_parts(p, bottle_core::body::empty());
     }
     let (mut p, body) = resp.into_parts();
     hop::strip(&mut p.headers, false);
     p.version = Version::HTTP_11;
+    let jsonrpc_method = peeked.and_then(|p| p.jsonrpc_method());
+    if let Some(m) = &jsonrpc_method {
+        extra.insert("mcp_method".into(), m.clone().into());
+    }
+    let info = crate::response::RequestInfo {
+        method: req_method,
+        authority: host.to_authority(port),
+        path: subject.path.clone(),
+        mcp_session,
+        jsonrpc_method,
+    };
+    let injection = crate::response::InjectionSlot::default();
+    let body =
+        match crate::response::inspect(&state, &info, status, &mut p.headers, body, &injection)
+            .await
+        {
+            Ok(b) => b,
+            Err(d) => {
+                if let Some(found) = injection.summary() {
+                    extra.insert("injection".into(), found.into());
+                }
+                return state.refuse_with(kind, &subject, d, started, extra);
+            }
+        };
+    state.metrics.request(kind, "allow");
     let audit = crate::body::AuditOnEnd::new(
         state.clone(),
         subject,
@@ -403,9 +440,25 @@ async fn proceed(
         started,
         extra,
     )
-    .with_dlp(body_finding);
+    .with_dlp(body_finding)
+    .with_injection(injection);
     let body = crate::body::ResponseBody::new(body, audit).boxed();
     Response::from_parts(p, body)
+}
+
+/// Whether the request body is JSON (`application/json`, `*+json`).
+fn is_json(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|ct| {
+            ct.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .is_some_and(|m| m == "application/json" || m.ends_with("+json"))
 }
 
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {

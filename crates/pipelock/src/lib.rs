@@ -15,7 +15,9 @@ pub mod error;
 pub mod filter;
 pub mod forward;
 pub mod idle;
+pub mod mcp;
 pub mod metrics;
+pub mod response;
 pub mod server;
 pub mod state;
 pub mod tls_intercept;
@@ -141,6 +143,7 @@ pub async fn spawn(args: Args) -> Result<Running, PipelockError> {
         tunnels: Arc::new(Semaphore::new(args.limits.max_tunnels.max(1))),
         limits: args.limits.clone(),
         dlp,
+        mcp_sessions: Arc::default(),
         tasks: TaskCount::default(),
         shutdown: rx,
     });

@@ -22,6 +22,8 @@ pub struct PipelockMetrics {
     pub cert_mints: Gauge,
     /// pipelock_dlp_findings_total{detector, action}
     pub dlp_findings: Family<Labels, Counter>,
+    /// pipelock_injection_total{detector, action}: prompt injection in responses, MCP, A2A
+    pub injection: Family<Labels, Counter>,
 }
 
 impl PipelockMetrics {
@@ -69,7 +71,21 @@ impl PipelockMetrics {
             "DLP findings by detector and action",
             m.dlp_findings.clone(),
         );
+        reg.register(
+            "pipelock_injection",
+            "Prompt-injection findings in responses, MCP and A2A, by detector and action",
+            m.injection.clone(),
+        );
         m
+    }
+
+    pub fn injection(&self, detector: &str, action: &str) {
+        self.injection
+            .get_or_create(&vec![
+                ("detector".into(), detector.into()),
+                ("action".into(), action.into()),
+            ])
+            .inc();
     }
 
     pub fn request(&self, kind: &str, decision: &str) {

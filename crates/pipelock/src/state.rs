@@ -27,6 +27,8 @@ pub struct State {
     pub limits: Limits,
     pub tunnels: Arc<Semaphore>,
     pub dlp: DlpScanner,
+    /// Tool definitions pinned per MCP session (responses judged in `response`).
+    pub mcp_sessions: Arc<crate::mcp::Sessions>,
     pub tasks: TaskCount,
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
@@ -103,6 +105,18 @@ impl State {
         denied: Denied,
         started: Instant,
     ) -> Response<BoxBody> {
+        self.refuse_with(kind, subject, denied, started, serde_json::Map::new())
+    }
+
+    /// [`State::refuse`] with extra audit fields.
+    pub fn refuse_with(
+        &self,
+        kind: &str,
+        subject: &Subject,
+        denied: Denied,
+        started: Instant,
+        extra: serde_json::Map<String, serde_json::Value>,
+    ) -> Response<BoxBody> {
         self.metrics.refusal(denied.kind);
         self.metrics.request(kind, "deny");
         self.audit(
@@ -113,7 +127,7 @@ impl State {
             0,
             0,
             started,
-            serde_json::Map::new(),
+            extra,
         );
         denied.refusal.response(COMPONENT)
     }

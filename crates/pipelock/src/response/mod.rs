@@ -1,0 +1,322 @@
+//! Prompt injection in what comes back to the agent: pages, API bodies, SSE, MCP and A2A.
+//!
+//! `dlp.responses` (pages, API bodies, plain SSE) and `dlp.mcp` (JSON-RPC answers and events,
+//! agent cards) in routes.yaml pick `block`, `warn` (pass, annotate the audit line) or `off`.
+//! Bodies are decoded (gzip, deflate, br, zstd) and forwarded decoded. A body that ends
+//! within [`WHOLE_LIMIT`] is judged whole before the response head is sent (a finding: a 403
+//! refusal naming the detector); a longer one, or an event stream, is judged as it streams
+//! and cut before the finding (see [`stream`]).
+
+pub mod judge;
+pub mod sse;
+pub mod stream;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bottle_core::routes::ScanAction;
+use bottle_core::{BoxBody, BoxError};
+use bottle_dlp::injection::ContentKind;
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, StatusCode};
+use http_body_util::BodyExt;
+
+use crate::filter::Denied;
+use crate::mcp;
+use crate::state::State;
+use judge::{Hit, Judge};
+use stream::{ScanStream, Scanner};
+
+/// Bodies that end within this much (decoded) are judged whole before the head is sent.
+pub const WHOLE_LIMIT: usize = 256 * 1024;
+/// The same for answers to JSON-RPC requests (a tool list must be judged whole: its tools
+/// are pinned).
+pub const WHOLE_LIMIT_JSONRPC: usize = 4 * 1024 * 1024;
+/// A body of unknown length is collected for at most this long before it is streamed
+/// (so a slow stream gets its head promptly).
+pub const COLLECT_WAIT: Duration = Duration::from_millis(100);
+
+/// What the request was, as far as judging its response goes.
+pub struct RequestInfo {
+    pub method: Method,
+    /// `host:port`
+    pub authority: String,
+    pub path: String,
+    /// The agent's `Mcp-Session-Id`.
+    pub mcp_session: Option<String>,
+    /// The JSON-RPC method of the request body, when it was one.
+    pub jsonrpc_method: Option<String>,
+}
+
+/// Findings of one response, shared with its audit line.
+#[derive(Clone, Default)]
+pub struct InjectionSlot(Arc<Mutex<SlotInner>>);
+
+#[derive(Default)]
+struct SlotInner {
+    hits: Vec<Hit>,
+    blocked: Option<Hit>,
+    metrics: Option<crate::metrics::PipelockMetrics>,
+}
+
+impl InjectionSlot {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SlotInner> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn with_metrics(self, m: &crate::metrics::PipelockMetrics) -> Self {
+        self.lock().metrics = Some(m.clone());
+        self
+    }
+
+    /// Records a finding (and counts it).
+    pub fn record(&self, h: &Hit) {
+        let mut inner = self.lock();
+        if let Some(m) = &inner.metrics {
+            m.injection(h.detector, h.action.as_str());
+            if h.action == ScanAction::Block {
+                m.refusal("injection");
+            }
+        }
+        if h.action == ScanAction::Block && inner.blocked.is_none() {
+            inner.blocked = Some(h.clone());
+        }
+        if !inner.hits.contains(h) {
+            inner.hits.push(h.clone());
+        }
+    }
+
+    /// The finding that cut the response, as an audit reason.
+    pub fn blocked_reason(&self) -> Option<String> {
+        self.lock().blocked.as_ref().map(|h| {
+            format!(
+                "injection: prompt injection in response {}: {}",
+                h.place, h.detector
+            )
+        })
+    }
+
+    /// `detector (place), ...` for the audit line's `injection` field.
+    pub fn summary(&self) -> Option<String> {
+        let inner = self.lock();
+        if inner.hits.is_empty() {
+            return None;
+        }
+        let parts: Vec<String> = inner
+            .hits
+            .iter()
+            .map(|h| format!("{} ({}, {})", h.detector, h.place, h.action.as_str()))
+            .collect();
+        Some(parts.join(", "))
+    }
+}
+
+fn refusal(h: &Hit) -> Denied {
+    Denied::forbidden(
+        "injection",
+        format!("prompt injection in response {}: {}", h.place, h.detector),
+    )
+}
+
+fn boxed(body: hyper::body::Incoming) -> BoxBody {
+    body.map_err(|e| -> BoxError { Box::new(e) }).boxed()
+}
+
+fn full(b: Bytes) -> BoxBody {
+    http_body_util::Full::new(b).map_err(|e| match e {}).boxed()
+}
+
+/// Judges a response body before and while it goes to the agent. `headers` are the
+/// response's (adjusted when the body is decoded). Err: refuse the response.
+pub async fn inspect(
+    state: &Arc<State>,
+    req: &RequestInfo,
+    status: StatusCode,
+    headers: &mut HeaderMap,
+    body: hyper::body::Incoming,
+    slot: &InjectionSlot,
+) -> Result<BoxBody, Denied> {
+    let raw = boxed(body);
+    let settings = state.live.current().routes.dlp;
+    let quiet = req.method == Method::HEAD
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+        || status.is_informational();
+    if quiet || (settings.responses == ScanAction::Off && settings.mcp == ScanAction::Off) {
+        return Ok(raw);
+    }
+    let slot = slot.clone().with_metrics(&state.metrics);
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let mime = ct.as_deref().map(|c| {
+        c.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    });
+    let declared: Option<ContentKind> = match ct.as_deref() {
+        Some(c) => match ContentKind::from_content_type(c) {
+            Some(k) => Some(k),
+            None => return Ok(raw), // images, archives, octet streams
+        },
+        None => None,
+    };
+    let judge = Arc::new(Judge {
+        responses: settings.responses,
+        mcp: settings.mcp,
+        jsonrpc_request: req.jsonrpc_method.is_some(),
+        agent_card_path: mcp::is_agent_card_path(&req.path),
+        session_key: match &req.mcp_session {
+            Some(sid) => format!("{}{}#{sid}", req.authority, req.path),
+            None => format!("{}{}", req.authority, req.path),
+        },
+        sessions: state.mcp_sessions.clone(),
+    });
+    let sse = mime.as_deref() == Some("text/event-stream");
+    let json_like = declared.is_none_or(|k| k == ContentKind::Json);
+    let governing = judge.governing();
+    if governing == ScanAction::Off && !sse && !json_like {
+        return Ok(raw);
+    }
+    let body = match bottle_core::body::parse_codings(headers) {
+        Ok(c) if c.is_empty() => raw,
+        Ok(c) => {
+            headers.remove(header::CONTENT_ENCODING);
+            headers.remove(header::CONTENT_LENGTH);
+            bottle_core::body::decode(raw, &c).await
+        }
+        Err(name) => {
+            let hit = Hit {
+                detector: "unscannable-encoding",
+                place: "body",
+                action: governing,
+            };
+            slot.record(&hit);
+            if governing == ScanAction::Block {
+                return Err(Denied::forbidden(
+                    "injection",
+                    format!("response Content-Encoding {name:?} cannot be scanned"),
+                ));
+            }
+            return Ok(raw);
+        }
+    };
+    if sse {
+        let scanner = Scanner::sse(judge);
+        return Ok(ScanStream::new(body, scanner, slot, Bytes::new()).boxed());
+    }
+    let limit = if judge.jsonrpc_request || judge.agent_card_path {
+        WHOLE_LIMIT_JSONRPC
+    } else {
+        WHOLE_LIMIT
+    };
+    let known_length = headers.contains_key(header::CONTENT_LENGTH);
+    let (body, collected) = collect(body, limit, known_length).await?;
+    match collected {
+        Collected::Whole(bytes, trailers) => {
+            let kind = match declared.or_else(|| judge::sniff(&bytes)) {
+                Some(k) => k,
+                None => return Ok(whole_body(bytes, trailers, headers)),
+            };
+            let hits = judge.body(&bytes, kind);
+            for h in &hits {
+                slot.record(h);
+            }
+            if let Some(h) = hits.iter().find(|h| h.action == ScanAction::Block) {
+                return Err(refusal(h));
+            }
+            Ok(whole_body(bytes, trailers, headers))
+        }
+        Collected::Partial(prefix) => {
+            let kind = declared.or_else(|| judge::sniff(&prefix));
+            if req.jsonrpc_method.as_deref() == Some("tools/list")
+                && settings.mcp == ScanAction::Block
+            {
+                let hit = Hit {
+                    detector: "mcp-list-too-large",
+                    place: "tool list",
+                    action: ScanAction::Block,
+                };
+                slot.record(&hit);
+                return Err(Denied::forbidden(
+                    "injection",
+                    format!("tools/list answer over {limit} bytes cannot be judged"),
+                ));
+            }
+            let scanner = match kind {
+                Some(k) => Scanner::plain(k, governing),
+                None => Scanner::Pass,
+            };
+            Ok(ScanStream::new(body, scanner, slot, prefix).boxed())
+        }
+    }
+}
+
+enum Collected {
+    /// The whole body (and its trailers).
+    Whole(Bytes, Option<HeaderMap>),
+    /// The first bytes; the rest is still in the body.
+    Partial(Bytes),
+}
+
+/// Reads the body until it ends, passes `limit`, or (length unknown) [`COLLECT_WAIT`] passes.
+async fn collect(
+    mut body: BoxBody,
+    limit: usize,
+    known_length: bool,
+) -> Result<(BoxBody, Collected), Denied> {
+    let mut buf = BytesMut::new();
+    let deadline = tokio::time::Instant::now() + COLLECT_WAIT;
+    loop {
+        let next = body.frame();
+        let frame = if known_length {
+            next.await
+        } else {
+            match tokio::time::timeout_at(deadline, next).await {
+                Ok(f) => f,
+                Err(_) => return Ok((body, Collected::Partial(buf.freeze()))),
+            }
+        };
+        match frame {
+            None => return Ok((body, Collected::Whole(buf.freeze(), None))),
+            Some(Ok(f)) => match f.into_data() {
+                Ok(d) => {
+                    buf.extend_from_slice(&d);
+                    if buf.len() > limit {
+                        return Ok((body, Collected::Partial(buf.freeze())));
+                    }
+                }
+                Err(f) => {
+                    let trailers = f.into_trailers().ok();
+                    return Ok((body, Collected::Whole(buf.freeze(), trailers)));
+                }
+            },
+            Some(Err(e)) => {
+                return Err(Denied::status(
+                    "upstream_error",
+                    StatusCode::BAD_GATEWAY,
+                    format!("response body failed: {e}"),
+                ))
+            }
+        }
+    }
+}
+
+fn whole_body(bytes: Bytes, trailers: Option<HeaderMap>, headers: &mut HeaderMap) -> BoxBody {
+    match trailers {
+        None => {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+            full(bytes)
+        }
+        Some(t) => {
+            let frames = vec![
+                Ok::<_, BoxError>(http_body::Frame::data(bytes)),
+                Ok(http_body::Frame::trailers(t)),
+            ];
+            http_body_util::StreamBody::new(futures_util::stream::iter(frames)).boxed()
+        }
+    }
+}
