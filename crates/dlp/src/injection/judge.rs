@@ -124,11 +124,16 @@ fn decide(
     }
     if strength != Strength::Addressed {
         let cue_from = start.saturating_sub(CUE_BEFORE).max(s.norm.base);
-        if rs.doc_cue.is_match(lower(cue_from, sentence_end)) {
+        if has_doc_cue(lower(cue_from, sentence_end)) {
             score -= 2;
         }
     }
-    (score >= 2).then_some(class.detector())
+    let id = if attribute {
+        HIDDEN_ID
+    } else {
+        class.detector()
+    };
+    (score >= 2).then_some(id)
 }
 
 /// Bounds of the sentence around `[start, stop)` in what is kept.
@@ -217,4 +222,20 @@ fn obfuscated_words(
             found.push((a, b, OBFUSCATED_ID));
         }
     }
+}
+
+/// Words of a page about injection, as words of prose: not inside a URL, path or domain
+/// (`https://attacker.example` is no example).
+fn has_doc_cue(text: &[u8]) -> bool {
+    rules().doc_cue.find_iter(text).any(|m| {
+        let before = m.start().checked_sub(1).map(|i| text[i]);
+        let after = text.get(m.end()).copied();
+        let glued =
+            |c: Option<u8>| matches!(c, Some(b'/' | b'.' | b'@' | b'_' | b'-' | b'=' | b'?'));
+        let domain_dot = after == Some(b'.')
+            && text
+                .get(m.end() + 1)
+                .is_some_and(|c| c.is_ascii_alphanumeric());
+        !(glued(before) || domain_dot || (after != Some(b'.') && glued(after)))
+    })
 }

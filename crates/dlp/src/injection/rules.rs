@@ -64,17 +64,17 @@ pub(crate) struct Rules {
 }
 
 const SEP: &str = r#"[\s,;:*_~"'()\[\]-]{1,4}"#;
-const WORD: &str = r"[a-z0-9']{1,20}";
+const WORD: &str = r"[a-z0-9'./~_@-]{1,30}";
 
 fn fill(n: usize) -> String {
     format!("(?:{WORD}{SEP}){{0,{n}}}")
 }
 
 const IGNORE_VERB: &str = r"(?:ignore|ignoring|disregard|disregarding|forget|forgetting|override|overriding|bypass|discard|abandon|neglect|dismiss|do not follow|don't follow|dont follow|stop following|never mind|nevermind|set aside|pay no attention to|no longer follow|no longer obey)";
-const PRIOR: &str = r"(?:previous|previously|prior|above|preceding|earlier|former|original|initial|old|past|foregoing|existing|system|developer|default|given|preset|built-in|hidden)";
-const TARGET: &str = r"(?:instructions?|directions?|directives?|prompts?|rules|guidelines|guidance|commands|orders|constraints|guardrails|programming|polic(?:y|ies)|restrictions|safeguards|messages|context|training|settings|configuration)";
+const PRIOR: &str = r"(?:previous|previously|prior|above|preceding|earlier|former|original|initial|foregoing|system|developer|hidden)";
+const TARGET: &str = r"(?:instructions?|directions?|directives?|prompts?|rules|guidelines|guidance|commands|orders|constraints|guardrails|programming|polic(?:y|ies)|restrictions|safeguards|messages|context|training)";
 const TARGET_STRONG: &str = r"(?:instructions|directives|system (?:prompt|message)s?|guardrails|programming|safeguards|safety (?:guidelines|rules|policies))";
-const SECRET: &str = r"(?:secrets?|credentials?|passwords?|passwd|passphrases?|api[ _-]?keys?|access[ _-]?keys?|private[ _-]?keys?|secret[ _-]?keys?|ssh[ _-]?keys?|(?:access|auth|bearer|session|api|github|npm|aws|oauth|refresh|id) ?tokens?|tokens|auth(?:entication|orization)? headers?|session cookies?|cookies|env(?:ironment)?[ _-]?var(?:iable)?s?|\.env\b|~/\.ssh|\.ssh/|id_rsa|id_ed25519|\.aws/credentials|~/\.aws|\.netrc|\.npmrc|\.pypirc|\.git-credentials|\.docker/config|/etc/(?:passwd|shadow)|\$\{?[a-z_]*(?:key|token|secret|password)|[a-z_]*_(?:api_key|token|secret)\b|kubeconfig|seed phrases?|mnemonics?|wallet)";
+const SECRET: &str = r"(?:secrets?|credentials?|passwords?|passwd|passphrases?|api[ _-]?keys?|access[ _-]?keys?|private[ _-]?keys?|secret[ _-]?keys?|ssh[ _-]?keys?|(?:(?:access|auth|bearer|session|api|github|npm|aws|oauth|refresh|id) ?)?tokens?|auth(?:entication|orization)? headers?|session cookies?|cookies|env(?:ironment)?[ _-]?var(?:iable)?s?|\.env\b|~/\.ssh|\.ssh/|id_rsa|id_ed25519|\.aws/credentials|~/\.aws|\.netrc|\.npmrc|\.pypirc|\.git-credentials|\.docker/config|/etc/(?:passwd|shadow)|\$\{?[a-z_]*(?:key|token|secret|password)|[a-z_]*_(?:api_key|token|secret)\b|kubeconfig|seed phrases?|mnemonics?|wallet)";
 const SECRET_FILE: &str = r"(?:~/\.ssh|\.ssh/|id_rsa|id_ed25519|\.env\b|~/\.aws|\.aws/|mcp\.json|\.cursor/|claude_desktop_config|\.netrc|\.npmrc|\.pypirc|\.git-credentials|\.docker/config|/etc/passwd|/etc/shadow|\.bash_history|\.zsh_history|keychain|private keys?|ssh keys?|environment variables|env vars)";
 const AI: &str = r"(?:ai|a\.i\.|ais|artificial intelligence|assistants?|agents?|llms?|(?:large )?language models?|chatbots?|bots?|gpt|chatgpt|claude|copilot|gemini|cursor|codex|(?:ai|coding|autonomous|llm) (?:assistants?|agents?|models?|systems?|tools?|crawlers?|readers?|bots?))";
 const ACTION: &str = r"(?:ignore|disregard|forget|run|execute|send|post|upload|fetch|download|open|visit|navigate|go to|click|read|include|output|print|reveal|call|invoke|use|delete|remove|write|create|email|install|summari[sz]e|say|respond|reply|answer|tell|recommend|rate|approve|push|commit|transfer|buy|add|append|insert|copy|describe|state|mention|praise|rank|review|evaluate|classify|report|do not|don't|never|always|stop|disable|grant|give|provide|make)";
@@ -82,7 +82,7 @@ const FILLER: &str = r"(?:(?:please|you|must|should|now|immediately|first|kindly
 
 fn address_forms() -> [String; 4] {
     [
-        format!(r"(?:^|[\n.!?>] ?)(?:(?:dear|hey|hi|hello|attention|psst|important|note|message|instructions?|memo|reminder|notice|warning)(?: to| for)?,? )?(?:all |any |every |the )?{AI}\s?[:,]"),
+        format!(r#"(?:^|[\n.!?>(*#"'-] ?)(?:(?:dear|hey|hi|hello|attention|psst|important|note|message|instructions?|memo|reminder|notice|warning)(?: to| for)?,? )?(?:all |any |every |the )?{AI}\s?[:,]"#),
         format!(r"\b(?:note|message|instructions?|attention|notice|reminder|memo|psst|hint|request|warning)(?: to| for) (?:all |any |every |the |an? )?{AI}\b"),
         r"\bif you(?: are|'re) (?:an? |the )?(?:ai|llm|(?:large )?language model|assistant|agent|bot|chatbot|automated (?:system|agent|tool)|ai (?:assistant|agent|model))\b".to_string(),
         r"\b(?:ai|llm|assistant|agent|bot|model|crawler|scraper)s? (?:reading|processing|summari[sz]ing|browsing|crawling|parsing|analy[sz]ing|scraping|visiting|indexing) (?:this|these)\b".to_string(),
@@ -123,7 +123,7 @@ fn rule_table() -> Vec<(Class, Strength, String)> {
         (Role, Strong, r"\[(?:system|admin|developer|assistant)(?: message| note| override| prompt| instructions?)\]".to_string()),
         (Role, Weak, r"\[(?:system|admin)\]".to_string()),
         // Exfiltration: directives to send secrets somewhere.
-        (Exfil, Weak, format!(r"\b{exfil_verb}{SEP}{f5}{SECRET}{SEP}{f6}{dest}")),
+        (Exfil, Weak, format!(r"\b{exfil_verb}{SEP}{f5}[^\s]{{0,40}}?{SECRET}[^\s]{{0,20}}{SEP}{f6}{dest}")),
         (Exfil, Weak, r"\b(?:curl|wget)\b[^\n|]{0,200}\|\s?(?:sudo )?(?:ba|z|da)?sh\b".to_string()),
         (Exfil, Strong, r"\b(?:env|printenv|cat [^\s|]{1,60}|history)\s?\|\s?(?:curl|nc|ncat|wget|netcat)\b".to_string()),
         (Exfil, Weak, r"!\[[^\]\n]{0,60}\]\(https?://[^)\s]{1,200}(?:\{|\$|%7b|<)[^)\n]{0,100}\)".to_string()),
@@ -141,7 +141,7 @@ fn rule_table() -> Vec<(Class, Strength, String)> {
         (ToolPoisoning, Strong, r"\b(?:the )?users? (?:must not|should not|shouldn't|need not|doesn't need to|does not need to|must never|should never|cannot|can't|won't) (?:know|see|notice|be (?:told|informed|aware|notified|shown))".to_string()),
         (ToolPoisoning, Strong, r"\b(?:silently|secretly|quietly|covertly|invisibly|discreetly)(?: also)? (?:send|include|read|pass|forward|add|append|copy|exfiltrate|upload|attach|bcc|cc|redirect|change|call)\b".to_string()),
         (ToolPoisoning, Strong, format!(r"\b(?:read|open|cat|access|load|get|fetch|include|pass|send|provide|attach|upload|copy|retrieve|collect|extract|grab|dump|print)\b{SEP}{f5}{SECRET_FILE}")),
-        (ToolPoisoning, Strong, format!(r"\b{SECRET}{SEP}{f6}(?:as|in|into|via|inside|within|through) (?:the |a |an )?(?:[a-z_]{{1,30}} )?(?:parameter|argument|field|param|sidenote|note|metadata)s?\b")),
+        (ToolPoisoning, Strong, format!(r#"\b{SECRET}{SEP}{f6}(?:as|in|into|via|inside|within|through) (?:the |a |an )?(?:['"`]?[a-z_]{{1,30}}['"`]? )?(?:parameter|argument|field|param|sidenote|note|metadata)s?\b"#)),
         (ToolPoisoning, Strong, format!(r"\bbefore (?:using|calling|invoking|running) (?:this|the|any|another|other) (?:[a-z0-9_-]{{1,30}} )?(?:tool|function)s?,?\s?(?:you )?(?:must|should|need to|have to|are required to|always)(?: first| also)?{SEP}{f2}(?:read|open|send|pass|include|call|fetch|upload|cat|access|load|provide|append|add|copy|retrieve|collect)\b")),
         (ToolPoisoning, Strong, r"\b(?:change|modify|redirect|replace|override|rewrite)(?: the)? (?:recipient|destination|to address|email address|target|url|endpoint|account|iban|wallet)s? (?:of|for|in|on|to)\b".to_string()),
         (ToolPoisoning, Strong, r"\b(?:all|every|any) (?:other )?(?:emails?|messages?|requests?|calls?|transactions?|payments?|transfers?|tool calls?) (?:must|should|shall|have to|need to) (?:also )?(?:be )?(?:sent|go|forwarded|routed|redirected|copied|cc'd|bcc'd) to\b".to_string()),

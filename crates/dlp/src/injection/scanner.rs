@@ -20,6 +20,8 @@ pub(crate) const MAX_DEPTH: u8 = 2;
 enum Json {
     /// Not decided yet (waiting for the first non-blank byte).
     Undecided,
+    /// Began with `{` or `[` (at that offset): JSON if the next non-blank byte fits.
+    Opened(char, usize),
     /// Not JSON: only bare `\uXXXX` escapes are decoded.
     No,
     Outside,
@@ -181,11 +183,25 @@ impl Scanner {
                 if c.is_whitespace() {
                     return;
                 }
-                self.json = if c == '{' || c == '[' {
-                    Json::Outside
+                if c == '{' || c == '[' {
+                    self.json = Json::Opened(c, at);
                 } else {
-                    Json::No
-                };
+                    self.json = Json::No;
+                    self.char_in(c, at);
+                }
+            }
+            Json::Opened(first, first_at) => {
+                if c.is_whitespace() {
+                    return;
+                }
+                let json = matches!(c, '"' | '{' | '[' | '}' | ']' | '-') || c.is_ascii_digit();
+                if json {
+                    self.json = Json::Outside;
+                } else {
+                    // `[note] text`: not JSON; the opening bracket is text.
+                    self.json = Json::No;
+                    self.char_in(first, first_at);
+                }
                 self.char_in(c, at);
             }
             Json::Outside => {
