@@ -9,7 +9,7 @@ use bottle_core::ConfigError;
 use sha2::{Digest, Sha256};
 
 use crate::policy::{Action, RepoPolicy, Rule};
-use crate::upstream::{Upstream, UpstreamSettings};
+use crate::upstream_access::{Upstream, UpstreamSettings};
 
 /// One repository, as served.
 #[derive(Debug)]

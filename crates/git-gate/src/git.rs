@@ -50,8 +50,19 @@ impl GitRunner {
         }
     }
 
+    /// A `git` command on `mirror` that also sees the objects of a push's quarantine (where
+    /// git's receive-pack put them before the hook decides), when there is one.
+    pub fn quarantine_command(&self, mirror: &Path, quarantine: Option<&Path>) -> Command {
+        let mut cmd = self.command(Some(mirror));
+        if let Some(q) = quarantine {
+            cmd.env("GIT_OBJECT_DIRECTORY", q);
+            cmd.env("GIT_ALTERNATE_OBJECT_DIRECTORIES", mirror.join("objects"));
+        }
+        cmd
+    }
+
     /// A `git` command with a scrubbed environment. `GIT_CONFIG_*` slots are left for the
-    /// caller (see `upstream::Upstream::apply`).
+    /// caller (see `upstream_access::Upstream::apply`).
     pub fn command(&self, git_dir: Option<&Path>) -> Command {
         let mut cmd = Command::new(&self.git);
         cmd.env_clear()

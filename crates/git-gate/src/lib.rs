@@ -4,22 +4,29 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+mod fetch;
+pub mod forward_push;
+pub mod front_end;
 pub mod gate;
 pub mod git;
-pub mod hook;
+pub mod hook_protocol;
+pub mod hook_server;
+pub mod in_flight;
 pub mod intake;
+pub mod judge;
 pub mod metrics;
 pub mod mirror;
 pub mod objparts;
 pub mod pktline;
 pub mod policy;
+pub mod pre_receive;
 mod receive;
 pub mod refname;
 pub mod report;
 pub mod request;
 pub mod scan;
-pub mod server;
-pub mod upstream;
+mod smart_http;
+pub mod upstream_access;
 
 /// Errors of git-gate's own operations (config errors are `bottle_core::ConfigError`).
 #[derive(Debug, thiserror::Error)]

@@ -15,7 +15,7 @@ use git_gate::gate::Gate;
 use git_gate::git::GitRunner;
 use git_gate::metrics::GateMetrics;
 use git_gate::scan::DlpScanner;
-use git_gate::upstream::UpstreamSettings;
+use git_gate::upstream_access::UpstreamSettings;
 
 /// git-gate: the agent's git remote (smart HTTP). Serves the repositories of the `git:`
 /// section of routes.yaml from local mirrors; judges every pushed ref against the policy and
@@ -70,7 +70,8 @@ fn ssh_wrapper() -> ExitCode {
     let key = std::env::var_os("GIT_GATE_SSH_KEY").map(PathBuf::from);
     let kh = std::env::var_os("GIT_GATE_SSH_KNOWN_HOSTS").map(PathBuf::from);
     let addr = std::env::var("GIT_GATE_SSH_ADDR").ok();
-    let argv = git_gate::upstream::ssh_argv(&args, key.as_deref(), kh.as_deref(), addr.as_deref());
+    let argv =
+        git_gate::upstream_access::ssh_argv(&args, key.as_deref(), kh.as_deref(), addr.as_deref());
     let err = std::process::Command::new("ssh").args(argv).exec();
     eprintln!("git-gate: cannot run ssh: {err}");
     ExitCode::from(255)
@@ -83,7 +84,7 @@ fn main() -> ExitCode {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     if base == "pre-receive" {
-        return ExitCode::from(git_gate::hook::run_pre_receive() as u8);
+        return ExitCode::from(git_gate::pre_receive::run_pre_receive() as u8);
     }
     if base == "git-gate-ssh" {
         return ssh_wrapper();
@@ -96,7 +97,7 @@ fn main() -> ExitCode {
         }
         Some("hook") => {
             if args.get(2).map(String::as_str) == Some("pre-receive") {
-                return ExitCode::from(git_gate::hook::run_pre_receive() as u8);
+                return ExitCode::from(git_gate::pre_receive::run_pre_receive() as u8);
             }
             return exit_err("usage: git-gate hook pre-receive");
         }
@@ -275,8 +276,11 @@ async fn serve(cli: Cli) -> ExitCode {
             Err(e) => return exit_err(format!("cannot listen on {admin}: {e}")),
         }
     }
-    tokio::spawn(gate.clone().serve_hooks(hook_listener));
-    git_gate::server::serve(gate, listener, cli.limits.clone(), signalled).await;
+    tokio::spawn(git_gate::hook_server::serve_hooks(
+        gate.clone(),
+        hook_listener,
+    ));
+    git_gate::front_end::serve(gate, listener, cli.limits.clone(), signalled).await;
     tracing::info!("git-gate stopped");
     ExitCode::SUCCESS
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::git::{run, tail_lines, GitRunner};
-use crate::upstream::{Upstream, UpstreamSettings};
+use crate::upstream_access::{Upstream, UpstreamSettings};
 use crate::GateError;
 
 /// How long a fetch from upstream may take.

@@ -1,6 +1,7 @@
 //! `git-receive-pack` over smart HTTP: a push slot, the body (spilled past a threshold), the
 //! gate's judgement of every ref, local receive-pack into a quarantine, then the upstream push.
-//! The routing and the read side live in `server.rs`.
+//! What is decided from the command list is `policy::decide_push`; this file carries it out.
+//! The routing is in `front_end.rs`, the read side in `fetch.rs`.
 
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -14,15 +15,16 @@ use hyper::body::{Frame, Incoming};
 use tokio::io::AsyncReadExt;
 
 use crate::config::RepoConfig;
-use crate::gate::{Gate, PushCtx, RefOutcome};
+use crate::gate::Gate;
 use crate::git::run;
-use crate::hook::{ENV_PUSH_ID, ENV_SOCKET};
+use crate::hook_protocol::{ENV_PUSH_ID, ENV_SOCKET};
+use crate::in_flight::{PushCtx, PushVerdict, RefOutcome};
 use crate::intake::{self, PushBody};
 use crate::pktline::write_flush;
 use crate::policy::{decide_push, Action, Intake, PushDecision, PushRefusal, Verdict};
 use crate::report::Report;
 use crate::request::{self, CommandKind};
-use crate::server::{
+use crate::smart_http::{
     content_type_is, git_response, git_service_cmd, refuse, result_response, Service,
     BODY_IDLE_TIMEOUT,
 };
@@ -266,7 +268,7 @@ async fn run_receive_pack(
     else {
         return Err(GateError::Spawn("no pipes".into()));
     };
-    gate.register_push(&push_id, ctx.clone());
+    gate.pushes.register(&push_id, ctx.clone());
     tokio::spawn(async move {
         // A spilled body streams from its file; its space is freed when this ends.
         let _ = body.write_to(&mut stdin).await;
@@ -301,7 +303,7 @@ async fn run_receive_pack(
         let any = tokio::time::timeout(crate::gate::PUSH_TIMEOUT, relay)
             .await
             .unwrap_or(false);
-        gate.unregister_push(&push_id);
+        gate.pushes.unregister(&push_id);
         let stderr = stderr_task.await.unwrap_or_default();
         let verdict = ctx.verdict.lock().unwrap_or_else(|p| p.into_inner()).take();
         let reasons: std::collections::HashMap<Vec<u8>, String> = verdict
@@ -349,7 +351,7 @@ async fn finish_push(
     gate: &Gate,
     repo: &RepoConfig,
     parsed: &request::PushRequest,
-    verdict: Option<crate::gate::HookVerdict>,
+    verdict: Option<PushVerdict>,
     guard: &mut crate::mirror::MirrorGuard,
     bytes: u64,
 ) {

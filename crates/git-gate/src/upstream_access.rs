@@ -1,4 +1,4 @@
-//! How git-gate talks to an upstream: only the URL from config; credentials injected through
+//! How git-gate reaches an upstream (for mirror fetches, `ls-remote` and forwarded pushes): only the URL from config; credentials injected through
 //! the child's environment (`GIT_CONFIG_*`, never the command line, never a file); no
 //! redirects; no credential helpers; only the upstream's own protocol allowed; ssh only with
 //! the deploy key and a pinned known_hosts (no trust on first use).

@@ -9,10 +9,7 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::gate::{HookReply, HookRequest};
-
-pub const ENV_SOCKET: &str = "GIT_GATE_HOOK_SOCKET";
-pub const ENV_PUSH_ID: &str = "GIT_GATE_PUSH_ID";
+use crate::hook_protocol::{HookReply, HookRequest, ENV_PUSH_ID, ENV_SOCKET};
 
 fn fail(msg: &str) -> i32 {
     eprintln!("git-gate: {msg}");
