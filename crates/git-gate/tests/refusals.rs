@@ -595,3 +595,50 @@ fn tags_allowed_only_by_tag_rules_and_never_moved() {
     c.env.git_ok(&c.work, &["tag", "other"]);
     assert_refused(&c, &["origin", "other"], &["tags are not allowed"], &[]);
 }
+
+/// Command lists the stock client never sends, each next to a ref that would pass on its
+/// own: the same ref twice (the second update would ride on the first's lease) and a
+/// sha256 object format. The whole push is refused, nothing reaches upstream.
+#[test]
+fn crafted_duplicate_ref_and_sha256_push_refused_whole() {
+    let c = setup(AGENT_RULES);
+    let new = c.env.commit_file(&c.work, "d.txt", "d\n", "d");
+    let main = upstream_ref(&c.up, "refs/heads/main").unwrap();
+    let pack = make_pack(&c.env, &c.work, &[&new, &format!("^{main}")]);
+    let twice = push_body(
+        &[
+            (ZERO, &new, b"refs/heads/agent/x"),
+            (ZERO, &new, b"refs/heads/agent/x"),
+        ],
+        CAPS,
+        None,
+        &pack,
+    );
+    assert_raw_refused(
+        &c,
+        &twice,
+        &[
+            "ng refs/heads/agent/x ref appears twice in one push",
+            "ng refs/heads/agent/x not pushed: another ref in this push was refused",
+        ],
+        &[&new],
+    );
+    let sha256 = CAPS.replace("object-format=sha1", "object-format=sha256");
+    let body = push_body(
+        &[
+            (ZERO, &new, b"refs/heads/agent/y"),
+            (ZERO, &new, b"refs/heads/agent/z"),
+        ],
+        &sha256,
+        None,
+        &pack,
+    );
+    assert_raw_refused(
+        &c,
+        &body,
+        &["ng refs/heads/agent/z only sha1 repositories are supported"],
+        &[&new],
+    );
+    assert_eq!(upstream_ref(&c.up, "refs/heads/agent/x"), None);
+    assert_eq!(upstream_ref(&c.up, "refs/heads/agent/y"), None);
+}
