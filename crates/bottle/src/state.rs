@@ -1,4 +1,5 @@
-//! Per-bottle state directories under `$BOTTLE_HOME/state/<slug>/`.
+//! Per-bottle state directories under `$BOTTLE_HOME/state/<slug>/` ([`StateDir`] owns their
+//! layout), slugs, and the file helpers that set modes and owners.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -7,6 +8,13 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+
+mod dir;
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests;
+
+pub use dir::{Sidecar, StateDir};
 
 /// `metadata.json` of a bottle.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,11 +61,6 @@ pub fn state_root() -> PathBuf {
     home().join("state")
 }
 
-/// The state dir of one bottle.
-pub fn dir(slug: &str) -> PathBuf {
-    state_root().join(slug)
-}
-
 /// Compose project of a slug.
 pub fn project(slug: &str) -> String {
     format!("bottle-{slug}")
@@ -80,31 +83,6 @@ pub fn valid_slug(s: &str) -> bool {
         && s.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !s.starts_with('-')
-}
-
-/// Read `metadata.json` of a state dir.
-pub fn read_metadata(dir: &Path) -> Result<Metadata> {
-    let p = dir.join("metadata.json");
-    let text = std::fs::read_to_string(&p)
-        .map_err(|e| Error::io(format!("reading {}", p.display()), e))?;
-    serde_json::from_str(&text)
-        .map_err(|e| Error::Bottle(format!("{}: invalid metadata: {e}", p.display())))
-}
-
-/// Every state dir with readable metadata, sorted by slug.
-pub fn list() -> Vec<(PathBuf, Option<Metadata>)> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(state_root()) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                let m = read_metadata(&p).ok();
-                out.push((p, m));
-            }
-        }
-    }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
 }
 
 /// The effective uid of this process (owner of `/proc/self`).
@@ -186,36 +164,9 @@ fn chown_if_root(p: &Path, owner: Option<(u32, u32)>) -> Result<()> {
     Ok(())
 }
 
-/// Mark a state dir to be kept (agent failed).
-pub fn preserve(dir: &Path) {
-    let _ = std::fs::write(dir.join(".preserve"), b"");
-}
-
-/// True when the state dir is marked preserved.
-pub fn is_preserved(dir: &Path) -> bool {
-    dir.join(".preserve").exists()
-}
-
 /// RFC 3339 now.
 pub fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| "unknown".into())
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn slug_shape() {
-        let s = new_slug("demo");
-        assert!(s.starts_with("demo-"));
-        assert_eq!(s.len(), "demo-".len() + 5);
-        assert!(valid_slug(&s));
-        assert_ne!(new_slug("demo"), new_slug("demo"));
-        assert!(!valid_slug("../etc"));
-        assert!(!valid_slug("A"));
-    }
 }

@@ -1,0 +1,389 @@
+//! `bottle start` (render, compose up, wait for health, run the agent attached, tear down)
+//! and `bottle render`. The pieces that need no Docker (the state dir's content, which images
+//! are missing, what counts as healthy, which command runs) are functions of their own.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use super::teardown::teardown;
+use super::{accept_policy, timeout_from_env, Terminal, GIT_GATE_IMAGE, SIDECAR_IMAGES};
+use crate::docker::{self, Compose, Container};
+use crate::error::{Error, Result};
+use crate::manifest::{self, Loaded, ProcessEnv};
+use crate::render;
+use crate::signals::Interrupt;
+use crate::state::{self, Metadata, StateDir};
+use crate::ui;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests;
+
+/// `bottle render MANIFEST`: print the compose file; start nothing.
+pub fn render_cmd(manifest_path: &Path) -> Result<()> {
+    let l = manifest::load(manifest_path, &ProcessEnv)?;
+    let opts = render::Options {
+        slug: format!("{}-xxxxx", l.manifest.name),
+        sidecar_user: state::sidecar_user(),
+        tag: "latest".into(),
+        agent_user: crate::agent_user::resolve(&l).map_err(Error::Usage)?,
+    };
+    let text = render::compose(&l, &opts, !l.manifest.git.is_empty()).map_err(Error::Bottle)?;
+    print!("{text}");
+    Ok(())
+}
+
+/// Options of `bottle start`.
+pub struct StartOpts {
+    /// The manifest.
+    pub manifest: PathBuf,
+    /// Leave the bottle running.
+    pub detach: bool,
+    /// Override the manifest's command.
+    pub command: Vec<String>,
+    /// Accept a policy that widened since the last accepted start.
+    pub yes: bool,
+    /// Accept over-broad `allow:` entries.
+    pub force_allow: bool,
+}
+
+/// Write the whole state directory of a new bottle (it must not exist yet).
+pub fn prepare_state(
+    l: &Loaded,
+    state: &StateDir,
+    git_gate: bool,
+    detach: bool,
+    agent_user: Option<String>,
+) -> Result<Metadata> {
+    let dir = state.path();
+    if dir.exists() {
+        return Err(Error::Bottle(format!(
+            "state dir {} already exists",
+            dir.display()
+        )));
+    }
+    let side = state::sidecar_user();
+    if let Some(root) = dir.parent() {
+        state::mkdir(root, 0o700, None)?;
+    }
+    state::mkdir(dir, 0o711, None)?;
+    let meta = Metadata {
+        name: l.manifest.name.clone(),
+        slug: state.slug().to_string(),
+        cwd: std::env::current_dir()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        manifest: l.path.display().to_string(),
+        started_at: state::now_rfc3339(),
+        compose_project: state.project(),
+        git_gate,
+        detached: detach,
+        guarded_git: match (&l.manifest.workspace, l.manifest.workspace_git) {
+            (Some(ws), manifest::WorkspaceGit::RoHooks | manifest::WorkspaceGit::HideHooks) => {
+                Some(ws.display().to_string())
+            }
+            _ => None,
+        },
+        workspace: l
+            .manifest
+            .workspace
+            .as_ref()
+            .map(|w| w.display().to_string()),
+    };
+    state.write_metadata(&meta)?;
+    // Before the agent runs: what teardown compares the workspace's git dirs with.
+    if let Some(ws) = &l.manifest.workspace {
+        crate::git_sweep::record(ws, dir).map_err(|e| {
+            Error::Bottle(format!("recording the git dirs of {}: {e}", ws.display()))
+        })?;
+    }
+
+    // CA: key 0600, readable only by the sidecar user (pipelock).
+    let ca = crate::ca::generate(state.slug())?;
+    state::mkdir(&state.ca_dir(), 0o700, Some(side))?;
+    state::write_file(&state.ca_cert(), ca.cert_pem.as_bytes(), 0o644, Some(side))?;
+    state::write_file(&state.ca_key(), ca.key_pem.as_bytes(), 0o600, Some(side))?;
+    // What the agent sees: the bottle CA and the bundle, never the key.
+    state::mkdir(&state.agent_ca_dir(), 0o755, None)?;
+    state::write_file(&state.agent_ca_cert(), ca.cert_pem.as_bytes(), 0o644, None)?;
+    let bundle = crate::ca::bundle(&ca.cert_pem);
+    state::write_file(&state.agent_bundle(), bundle.as_bytes(), 0o644, None)?;
+
+    state::mkdir(&state.live_config_dir(), 0o755, None)?;
+    let allowlist = render::allowlist(l);
+    state::write_file(&state.allowlist(), allowlist.as_bytes(), 0o644, None)?;
+    let routes = render::routes_yaml(l);
+    state::write_file(&state.routes(), routes.as_bytes(), 0o644, None)?;
+    state::mkdir(&state.status_dir(), 0o755, Some(side))?;
+    state::mkdir(&state.audit_dir(), 0o755, Some(side))?;
+    if git_gate {
+        state::mkdir(&state.git_gate_data_dir(), 0o700, Some(side))?;
+    }
+    if let Some(ca) = &l.manifest.upstream_ca {
+        let pem =
+            std::fs::read(ca).map_err(|e| Error::io(format!("reading {}", ca.display()), e))?;
+        state::mkdir(&state.upstream_ca_dir(), 0o755, None)?;
+        state::write_file(&state.upstream_ca(), &pem, 0o644, None)?;
+    }
+    if l.manifest.workspace_git == manifest::WorkspaceGit::HideHooks {
+        // Mounted read-only over the workspace's .git/hooks: empty, and not writable anyway.
+        state::mkdir(&state.empty_hooks_dir(), 0o555, None)?;
+    }
+    let opts = render::Options {
+        slug: state.slug().to_string(),
+        sidecar_user: side,
+        tag: "latest".into(),
+        agent_user,
+    };
+    let text = render::compose(l, &opts, git_gate).map_err(Error::Bottle)?;
+    state::write_file(&state.compose_file(), text.as_bytes(), 0o644, None)?;
+    Ok(meta)
+}
+
+/// The secrets for `docker compose`, read from the launcher's environment: (slot, value).
+fn secret_env(l: &Loaded) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for (slot, var) in l.route_tokens.iter().chain(l.git_tokens.iter()) {
+        let v = std::env::var(var).map_err(|_| {
+            Error::Manifest(format!("host variable `{var}` (token_from) is not set"))
+        })?;
+        out.push((slot.clone(), v));
+    }
+    Ok(out)
+}
+
+/// The sidecar images (`name:latest`) a bottle needs that `exists` does not find.
+pub(crate) fn missing_images(git_gate: bool, exists: &dyn Fn(&str) -> bool) -> Vec<String> {
+    let gate = git_gate.then_some(GIT_GATE_IMAGE);
+    SIDECAR_IMAGES
+        .iter()
+        .copied()
+        .chain(gate)
+        .map(|i| format!("{i}:latest"))
+        .filter(|i| !exists(i))
+        .collect()
+}
+
+/// What the agent runs: the command line's, else the manifest's, else `sh`.
+pub(crate) fn agent_argv(cli: &[String], l: &Loaded) -> Vec<String> {
+    if !cli.is_empty() {
+        return cli.to_vec();
+    }
+    l.manifest
+        .command
+        .as_ref()
+        .map(|c| c.argv())
+        .unwrap_or_else(|| vec!["sh".into()])
+}
+
+/// `bottle start`. Returns the process exit code (the agent's, when it ran).
+pub fn start(o: &StartOpts) -> Result<i32> {
+    // The policy is judged before Docker is touched: a tampered manifest starts nothing.
+    let l = manifest::load_opts(&o.manifest, &ProcessEnv, o.force_allow)?;
+    accept_policy(&l, o.yes, &Terminal)?;
+    let agent_user = crate::agent_user::resolve(&l).map_err(Error::Usage)?;
+    crate::agent_user::warn_workspace_git(&l);
+    let compose = Compose::detect()?;
+    docker::check_daemon()?;
+    crate::engine::warn_if_affected();
+    let git_gate = !l.manifest.git.is_empty();
+    let missing = missing_images(git_gate, &docker::image_exists);
+    if !missing.is_empty() {
+        return Err(Error::Usage(format!(
+            "missing image(s) {}: run `bottle build` first",
+            missing.join(", ")
+        )));
+    }
+    if !docker::image_exists(&l.manifest.image) {
+        return Err(Error::Usage(format!(
+            "agent image `{}` is not present locally (nothing is pulled): build or load it first",
+            l.manifest.image
+        )));
+    }
+    for n in &l.manifest.upstream_networks {
+        if docker::docker(&["network", "inspect", "--format", "{{.Name}}", n]).is_err() {
+            return Err(Error::Usage(format!(
+                "upstream network `{n}` does not exist: create it first"
+            )));
+        }
+    }
+    let mut secrets = secret_env(&l)?;
+    // Per-bottle pipelock -> egress key: only this bottle's pipelock can use egress. Passed in
+    // compose's environment only (the compose file names it), never written by us.
+    secrets.push((render::EGRESS_KEY_ENV.to_string(), render::new_egress_key()));
+    let state = StateDir::of(&state::new_slug(&l.manifest.name))?;
+    let slug = state.slug().to_string();
+    let project = state.project();
+    let intr = Interrupt::install();
+    prepare_state(&l, &state, git_gate, o.detach, agent_user)?;
+    let file = state.compose_file();
+    ui::step(&format!(
+        "starting bottle {} {}",
+        ui::bold(&slug),
+        ui::dim(&format!("({})", compose.describe()))
+    ));
+
+    // up -d (v1 waits there for the healthy dependencies itself; v2 does not without --wait)
+    let mut up = compose.cmd(&project, &file);
+    up.args(["up", "-d", "--no-build"]);
+    for (k, v) in &secrets {
+        up.env(k, v);
+    }
+    up.stdin(Stdio::null())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit());
+    let start_timeout = timeout_from_env("BOTTLE_START_TIMEOUT", 180);
+    let t0 = Instant::now();
+    let mut child = up
+        .spawn()
+        .map_err(|e| Error::Docker(format!("cannot run compose: {e}")))?;
+    let code = docker::wait_child(&mut child, Some(start_timeout), &|| intr.is_set())?;
+    let up_result = match code {
+        _ if intr.is_set() => Err(Error::Interrupted),
+        Some(0) => wait_healthy(
+            &project,
+            git_gate,
+            start_timeout.saturating_sub(t0.elapsed()),
+            &intr,
+        ),
+        Some(c) => Err(Error::Bottle(format!("compose up failed (exit {c})"))),
+        None if intr.is_set() => Err(Error::Interrupted),
+        None => Err(Error::Bottle(format!(
+            "compose up did not finish within {}s",
+            start_timeout.as_secs()
+        ))),
+    };
+    if let Err(e) = up_result {
+        ui::error(&e.to_string());
+        show_unhealthy_logs(&compose, &project, &file);
+        teardown(&compose, &state, true);
+        return Ok(if matches!(e, Error::Interrupted) {
+            130
+        } else {
+            1
+        });
+    }
+    ui::ok(&format!(
+        "sidecars healthy in {:.1}s",
+        t0.elapsed().as_secs_f64()
+    ));
+
+    if o.detach {
+        ui::ok(&format!("bottle {} is running (detached)", ui::bold(&slug)));
+        ui::note(&format!("state:  {}", state.path().display()));
+        ui::note(&format!("shell:  bottle exec {slug} [-- CMD...]"));
+        ui::note(&format!("allow:  bottle allow HOST --bottle {slug}"));
+        ui::note(&format!("logs:   bottle logs {slug} -f"));
+        ui::note(&format!("stop:   bottle stop {slug}"));
+        return Ok(0);
+    }
+
+    let argv = agent_argv(&o.command, &l);
+    ui::step(&format!("running the agent: {}", ui::dim(&argv.join(" "))));
+    let mut exec = compose.cmd(&project, &file);
+    exec.arg("exec");
+    let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    if !tty {
+        exec.arg("-T");
+    }
+    exec.arg("agent").args(&argv);
+    exec.stdin(Stdio::inherit())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit());
+    let code = match exec.spawn() {
+        Ok(mut c) => docker::wait_child(&mut c, None, &|| intr.is_set())?.unwrap_or(130),
+        Err(e) => {
+            ui::error(&format!("cannot run compose exec: {e}"));
+            1
+        }
+    };
+    if code == 0 {
+        ui::ok("agent exited (0)");
+    } else {
+        ui::warn(&format!("agent exited with status {code}"));
+    }
+    teardown(&compose, &state, code != 0);
+    Ok(code)
+}
+
+/// The services `bottle start` waits for.
+pub(crate) fn wanted_services(git_gate: bool) -> Vec<&'static str> {
+    let mut want = vec!["egress", "pipelock", "agent"];
+    if git_gate {
+        want.push("git-gate");
+    }
+    want
+}
+
+/// One look at the project's containers: `Ok(pending)` (empty: all up and healthy), or an
+/// error when a wanted service stopped or is unhealthy (waiting longer cannot help).
+pub(crate) fn health_pending(want: &[&str], cs: &[Container]) -> Result<Vec<String>> {
+    let mut pending = Vec::new();
+    for w in want {
+        match cs.iter().find(|c| c.service == *w) {
+            None => pending.push(format!("{w}: not created")),
+            Some(c) if c.state != "running" => {
+                if c.state == "exited" || c.state == "dead" {
+                    return Err(Error::Bottle(format!("{w} stopped: {}", c.status)));
+                }
+                pending.push(format!("{w}: {}", c.state));
+            }
+            Some(c) => match c.health() {
+                Some("unhealthy") => return Err(Error::Bottle(format!("{w} is unhealthy"))),
+                Some("starting") => pending.push(format!("{w}: starting")),
+                _ => {}
+            },
+        }
+    }
+    Ok(pending)
+}
+
+/// Poll the project's containers until every sidecar is healthy and the agent runs.
+fn wait_healthy(project: &str, git_gate: bool, timeout: Duration, intr: &Interrupt) -> Result<()> {
+    let want = wanted_services(git_gate);
+    let start = Instant::now();
+    loop {
+        if intr.is_set() {
+            return Err(Error::Interrupted);
+        }
+        let pending = health_pending(&want, &docker::containers(Some(project))?)?;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        if start.elapsed() > timeout {
+            return Err(Error::Bottle(format!(
+                "not healthy within {}s ({}); raise BOTTLE_START_TIMEOUT if the machine is slow",
+                timeout.as_secs(),
+                pending.join(", ")
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Print the last log lines of services that are not healthy.
+fn show_unhealthy_logs(compose: &Compose, project: &str, file: &Path) {
+    let Ok(cs) = docker::containers(Some(project)) else {
+        return;
+    };
+    for c in cs {
+        let bad =
+            c.state != "running" || matches!(c.health(), Some("unhealthy") | Some("starting"));
+        if !bad || c.service == "agent" {
+            continue;
+        }
+        ui::note(&format!(
+            "--- last logs of {} ({}) ---",
+            ui::bold(&c.service),
+            c.status
+        ));
+        let mut cmd = compose.cmd(project, file);
+        cmd.args(["logs", "--no-color", "--tail", "40", &c.service]);
+        if let Ok(out) = docker::output(cmd) {
+            eprint!("{}", String::from_utf8_lossy(&out.stdout));
+            eprint!("{}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+}
