@@ -37,6 +37,10 @@ pub const WHOLE_LIMIT_JSONRPC: usize = 4 * 1024 * 1024;
 /// (so a slow stream gets its head promptly).
 pub const COLLECT_WAIT: Duration = Duration::from_millis(100);
 
+/// An event stream's head waits this long for a first event to judge, so that a stream
+/// whose first event is refused gets a clean refusal (later events are cut instead).
+pub const FIRST_EVENT_WAIT_JSONRPC: Duration = Duration::from_secs(2);
+
 /// What the request was, as far as judging its response goes.
 pub struct RequestInfo {
     pub method: Method,
@@ -205,8 +209,12 @@ pub async fn inspect(
         }
     };
     if sse {
-        let scanner = Scanner::sse(judge);
-        return Ok(ScanStream::new(body, scanner, slot, Bytes::new()).boxed());
+        let wait = if judge.jsonrpc_request {
+            FIRST_EVENT_WAIT_JSONRPC
+        } else {
+            COLLECT_WAIT
+        };
+        return first_event(body, Scanner::sse(judge), slot, wait).await;
     }
     let limit = if judge.jsonrpc_request || judge.agent_card_path {
         WHOLE_LIMIT_JSONRPC
@@ -253,6 +261,63 @@ pub async fn inspect(
             Ok(ScanStream::new(body, scanner, slot, prefix).boxed())
         }
     }
+}
+
+/// Reads an event stream until its first event is judged (or `wait` passes): refused
+/// before the head when that event is, streamed on otherwise.
+async fn first_event(
+    mut body: BoxBody,
+    mut scanner: Scanner,
+    slot: InjectionSlot,
+    wait: Duration,
+) -> Result<BoxBody, Denied> {
+    if !scanner.holds() {
+        return Ok(ScanStream::new(body, scanner, slot, Bytes::new()).boxed());
+    }
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut released = Vec::new();
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(f) => f,
+            Err(_) => break,
+        };
+        let pushed = match frame {
+            Some(Ok(f)) => match f.into_data() {
+                Ok(d) => scanner.push(&d),
+                // Trailers: let the stream deliver them.
+                Err(_) => break,
+            },
+            Some(Err(e)) => {
+                return Err(Denied::status(
+                    "upstream_error",
+                    StatusCode::BAD_GATEWAY,
+                    format!("response body failed: {e}"),
+                ))
+            }
+            None => {
+                let mut p = scanner.finish();
+                if let Some(hit) = p.blocked.take() {
+                    slot.record(&hit);
+                    return Err(refusal(&hit));
+                }
+                p.warned.iter().for_each(|h| slot.record(h));
+                released.extend(p.release);
+                return Ok(full(Bytes::from(released)));
+            }
+        };
+        for h in &pushed.warned {
+            slot.record(h);
+        }
+        if let Some(hit) = pushed.blocked {
+            slot.record(&hit);
+            return Err(refusal(&hit));
+        }
+        released.extend(pushed.release);
+        if !released.is_empty() {
+            break;
+        }
+    }
+    Ok(ScanStream::after(body, scanner, slot, Bytes::from(released)).boxed())
 }
 
 enum Collected {

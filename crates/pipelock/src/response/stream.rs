@@ -46,7 +46,7 @@ impl Scanner {
     }
 
     /// Whether bytes must be held until judged (some finding would block).
-    fn holds(&self) -> bool {
+    pub fn holds(&self) -> bool {
         match self {
             Scanner::Plain { action, .. } => *action == ScanAction::Block,
             Scanner::Sse(j) => j.blocks(),
@@ -54,7 +54,7 @@ impl Scanner {
         }
     }
 
-    fn push(&mut self, chunk: &[u8]) -> Pushed {
+    pub fn push(&mut self, chunk: &[u8]) -> Pushed {
         match self {
             Scanner::Plain { stream, action } => match stream.push(chunk) {
                 Ok(release) => Pushed {
@@ -71,7 +71,7 @@ impl Scanner {
         }
     }
 
-    fn finish(&mut self) -> Pushed {
+    pub fn finish(&mut self) -> Pushed {
         match self {
             Scanner::Plain { stream, action } => match stream.finish() {
                 Ok(release) => Pushed {
@@ -140,6 +140,15 @@ impl ScanStream {
             queue: VecDeque::new(),
             ended: false,
         }
+    }
+
+    /// A stream whose first bytes were judged already (`released` goes out first).
+    pub fn after(inner: BoxBody, scanner: Scanner, slot: InjectionSlot, released: Bytes) -> Self {
+        let mut s = ScanStream::new(inner, scanner, slot, Bytes::new());
+        if !released.is_empty() {
+            s.queue.push_back(Frame::data(released));
+        }
+        s
     }
 
     /// Applies what a push found; Err when the body must end now.
