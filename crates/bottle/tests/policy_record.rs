@@ -245,3 +245,49 @@ fn on_a_terminal_the_operator_answers() {
     assert_eq!(code, 0, "{out}");
     assert!(records(home.path())[0].1.contains("evil.example"));
 }
+
+/// The agent quiets pipelock by editing `dlp:` (response and MCP scanning off, the strict
+/// profile dropped): the real binary refuses to start without `--yes`, names each key, and
+/// leaves the accepted record as it was.
+#[test]
+fn quieter_dlp_written_by_the_agent_is_refused_without_yes() {
+    let home = tempfile::tempdir().unwrap();
+    let ws = tempfile::tempdir().unwrap();
+    let m = ws.path().join("bottle.yaml");
+    let strict = "name: demo\nimage: agent:1\nallow: [example.com]\ndlp:\n  profile: strict\n";
+    std::fs::write(&m, strict).unwrap();
+    let mp = m.to_str().unwrap();
+    let r = bottle(home.path(), &["check", mp], &[]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(
+        r.err.contains("profile strict, responses block, mcp block"),
+        "{}",
+        r.err
+    );
+    let accepted = records(home.path());
+
+    let quiet = "name: demo\nimage: agent:1\nallow: [example.com]\ndlp:\n  profile: default\n  responses: off\n  mcp: warn\n";
+    std::fs::write(&m, quiet).unwrap();
+    for args in [vec!["start", mp], vec!["check", mp]] {
+        let r = bottle(home.path(), &args, &[]);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.err);
+        for needle in [
+            "dlp.profile: strict -> default",
+            "dlp.responses: block -> off",
+            "dlp.mcp: block -> warn",
+        ] {
+            assert!(r.err.contains(needle), "{args:?}: {needle}: {}", r.err);
+        }
+        assert!(
+            !r.err.contains("docker"),
+            "must stop before Docker: {}",
+            r.err
+        );
+        assert_eq!(records(home.path()), accepted, "record changed");
+    }
+    // Stricter again: narrowing, recorded without asking.
+    let stricter = "name: demo\nimage: agent:1\nallow: [example.com]\ndlp: {profile: strict, responses: block, mcp: block, action: block}\n";
+    std::fs::write(&m, stricter).unwrap();
+    let r = bottle(home.path(), &["check", mp], &[]);
+    assert_eq!(r.code, 0, "{}", r.err);
+}
