@@ -348,3 +348,14 @@ fn dlp_unknown_key_is_refused_with_line_and_suggestion() {
     let e = parse_err("name: demo\nimage: x\ndlp:\n  MCP: off\n", &env(&[]));
     assert!(e.contains(":4:") && e.contains("MCP"), "{e}");
 }
+
+/// A key given twice (the second quieter) is an error, not "last one wins": what the operator
+/// reads first is not silently overridden further down.
+#[test]
+fn dlp_duplicate_key_is_refused() {
+    let e = parse_err(
+        "name: demo\nimage: x\ndlp:\n  responses: block\n  mcp: block\n  responses: off\n",
+        &env(&[]),
+    );
+    assert!(e.contains("responses") && e.contains("duplicate"), "{e}");
+}
