@@ -466,7 +466,8 @@ impl Markup {
                 self.closing = false;
                 self.state = State::Open;
             }
-            '&' => {
+            // Markdown code spans show references literally.
+            '&' if !(self.markdown && self.inline_code) => {
                 self.start = at;
                 self.entity.clear();
                 self.entity_return = State::Text;
