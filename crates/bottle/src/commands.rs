@@ -49,7 +49,7 @@ fn running_projects() -> Result<Vec<String>> {
 /// Resolve `--bottle SLUG`, or the only running bottle.
 pub(crate) fn pick_bottle(slug: Option<&str>) -> Result<String> {
     if let Some(s) = slug {
-        if !StateDir::of(s)?.path().is_dir() {
+        if !StateDir::of(s)?.exists() {
             return Err(Error::Usage(format!("no bottle `{s}` (see `bottle ls`)")));
         }
         return Ok(s.to_string());

@@ -245,6 +245,12 @@ impl StateDir {
         self.dir.join(PRESERVE_MARKER).exists()
     }
 
+    /// Whether the dir exists as a real directory (a symlink in its place does not count,
+    /// as in [`StateDir::list_in`]).
+    pub fn exists(&self) -> bool {
+        std::fs::symlink_metadata(&self.dir).is_ok_and(|m| m.is_dir())
+    }
+
     /// Whether a bottle was rendered here (its compose file exists).
     pub fn has_compose_file(&self) -> bool {
         self.compose_file().is_file()

@@ -179,6 +179,16 @@ fn listing_trusts_only_slug_named_directories() {
     assert_eq!(listed[0].1.as_ref().unwrap().compose_project, "bottle-a-1");
     assert!(listed[1].1.is_none(), "b-2 has no metadata");
     assert!(canary.is_file());
+    assert!(StateDir::new(root.path(), "a-1").unwrap().exists());
+    assert!(
+        !StateDir::new(root.path(), "d-4").unwrap().exists(),
+        "symlink"
+    );
+    assert!(!StateDir::new(root.path(), "c-3").unwrap().exists(), "file");
+    assert!(
+        !StateDir::new(root.path(), "e-5").unwrap().exists(),
+        "absent"
+    );
     assert!(StateDir::list_in(&root.path().join("missing")).is_empty());
 }
 
