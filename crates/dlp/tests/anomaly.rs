@@ -541,3 +541,65 @@ fn fp_corpus_has_no_findings_in_the_default_profile() {
     );
     assert!(default.is_empty(), "{}", default.join("\n"));
 }
+
+#[test]
+fn evasions_of_the_strict_checks_are_flagged() {
+    let mut missed = Vec::new();
+    for seed in 1..=20u64 {
+        let s = base32_lower(&noise(40, seed));
+        let hosts = [
+            // DNS ignores case; an IDN prefix carries no data; a trailing dot is the same name.
+            format!("{}.exfil.test", s[..32].to_ascii_uppercase()),
+            format!("xn--{}.exfil.test", &s[..28]),
+            format!("{}.exfil.test.", &s[..30]),
+        ];
+        for h in hosts {
+            if scan_host(&h).is_empty() {
+                missed.push(h);
+            }
+        }
+        let urls = [
+            // Data chopped below the length judged alone, in the path or the query.
+            format!(
+                "/{}/{}/{}/{}/{}",
+                &s[..8],
+                &s[8..16],
+                &s[16..24],
+                &s[24..32],
+                &s[32..40]
+            ),
+            format!(
+                "/s?a={}&b={}&c={}&d={}&e={}&f={}",
+                &s[..6],
+                &s[6..12],
+                &s[12..18],
+                &s[18..24],
+                &s[24..30],
+                &s[30..36]
+            ),
+            // Percent-encoding every byte changes nothing. (60 characters: 64
+            // is the length of a base64 SHA-384, allowed up to 4 times a URL.)
+            format!(
+                "/u/{}",
+                s[..60]
+                    .bytes()
+                    .map(|b| format!("%{b:02X}"))
+                    .collect::<String>()
+            ),
+        ];
+        for u in urls {
+            if scan_url(&u, true).is_empty() {
+                missed.push(u);
+            }
+        }
+    }
+    assert!(missed.len() <= 2, "missed:\n{}", missed.join("\n"));
+    // Under a provider suffix labels are not judged by shape, but volume still counts.
+    let s = base32_lower(&noise(80, 99));
+    let h = format!("{}.{}.bucket.s3.amazonaws.com", &s[..60], &s[60..120]);
+    let f = scan_host(&h);
+    assert!(
+        f.iter().any(|f| f.detector == anomaly::SUBDOMAIN_VOLUME),
+        "{f:?}"
+    );
+}

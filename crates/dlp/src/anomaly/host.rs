@@ -130,8 +130,10 @@ pub fn subdomain_part(host: &str) -> &str {
 }
 
 fn label_shaped(label: &str) -> bool {
-    let l = label.to_ascii_lowercase();
-    if l.starts_with("xn--") || is_uuid(l.as_bytes()) {
+    let lower = label.to_ascii_lowercase();
+    // An IDN label is judged by its punycode payload: `xn--` carries no data.
+    let l = lower.strip_prefix("xn--").unwrap_or(&lower);
+    if is_uuid(l.as_bytes()) {
         return false;
     }
     let undashed: Vec<u8> = l.bytes().filter(|&b| b != b'-').collect();

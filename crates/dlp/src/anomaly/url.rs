@@ -4,7 +4,7 @@
 use super::body::unescape;
 use super::exfil::{ExfilState, ENV_DUMP_PAIRS};
 use super::layers::{layers, percent_decode};
-use super::shape::{data_shaped, is_digest, is_jwt, is_uuid};
+use super::shape::{data_shaped, is_digest, is_jwt, is_uuid, MIN_SHAPED_LEN};
 use super::{ENCODING_LAYERS, PATH_ENTROPY};
 use crate::{Encoding, Finding};
 
@@ -12,6 +12,8 @@ use crate::{Encoding, Finding};
 /// anomaly (data cut into digest-sized chunks). Registry and git URLs carry
 /// one or two.
 pub const MAX_DIGESTS_PER_URL: usize = 4;
+/// Shortest run of joined short components judged as one token.
+const MIN_JOINED_LEN: usize = 32;
 
 /// (start, end) of each path segment and query value of `pq`.
 fn components(pq: &str) -> Vec<(usize, usize)> {
@@ -92,6 +94,10 @@ pub fn scan_url(path_and_query: &str, strict: bool) -> Vec<Finding> {
         return out;
     }
     let mut digests = 0;
+    // Short components, joined: data cut into pieces below the length that
+    // is judged alone (`/ab12/cd34/...`, `?k1=ab12&k2=cd34`).
+    let mut joined: Vec<u8> = Vec::new();
+    let mut joined_range: Option<(usize, usize)> = None;
     for (s, e) in components(path_and_query) {
         let comp = &raw[s..e];
         let decoded = percent_decode(comp);
@@ -108,6 +114,20 @@ pub fn scan_url(path_and_query: &str, strict: bool) -> Vec<Finding> {
             out.push(finding(ENCODING_LAYERS, (s, e)));
         } else if shaped_component(t) {
             out.push(finding(PATH_ENTROPY, (s, e)));
+        } else if t.len() < MIN_SHAPED_LEN && !is_uuid(t) {
+            // Lower-cased: joining hides word boundaries, so case switches
+            // (`en-US/docs/Web/API`) would look like base64.
+            joined.extend(
+                t.iter()
+                    .filter(|b| b.is_ascii_alphanumeric())
+                    .map(u8::to_ascii_lowercase),
+            );
+            joined_range = Some((joined_range.map_or(s, |r| r.0), e));
+        }
+    }
+    if out.is_empty() && joined.len() >= MIN_JOINED_LEN && data_shaped(&joined) {
+        if let Some(r) = joined_range {
+            out.push(finding(PATH_ENTROPY, r));
         }
     }
     out
@@ -161,6 +181,10 @@ mod tests {
             // Nothing of these fires in the default profile.
             assert!(scan_url(&u, false).is_empty(), "{u}");
         }
+        let chopped = "/ab3k/9xq2/mz7p/w4vn/8rtj/q2lc/5hyd/k8ew";
+        assert_eq!(scan_url(chopped, true).first().map(|f| f.detector), Some(PATH_ENTROPY));
+        let q = "/s?a=k3j5&b=h7g9&c=f2d4&d=s6a8&e=q1w3&f=e5r7&g=t9y2&h=x8c4";
+        assert_eq!(scan_url(q, true).first().map(|f| f.detector), Some(PATH_ENTROPY));
         let h = "6b810c90aa9a99858230c3d5ed479096a190fa4b";
         let many = format!("/x/{h}/{h}/{h}/{h}/{h}");
         assert_eq!(scan_url(&many, true).len(), 1);
