@@ -122,7 +122,8 @@ impl Markup {
             code_depth: 0,
             quote_depth: 0,
             raw_script: false,
-            line_start: true,
+            // Only markdown looks at line starts.
+            line_start: markdown,
             inline_code: false,
             quote_line: false,
             hidden_line: false,
@@ -164,8 +165,33 @@ impl Markup {
     /// A JSON string value ended: constructs do not continue into the next value.
     pub(crate) fn end_value(&mut self, at: usize, out: &mut Norm) {
         self.flush(at, out);
-        *self = Markup::new(self.markdown);
+        self.reset();
         out.boundary(at);
+    }
+
+    /// Back to the start state, keeping buffers' capacity.
+    fn reset(&mut self) {
+        self.state = State::Text;
+        self.closing = false;
+        self.name.clear();
+        self.attr_name.clear();
+        self.attr_value.clear();
+        self.attr_kind = AttrKind::Other;
+        self.style.reset();
+        self.tag_hidden = false;
+        self.entity.clear();
+        self.stack.clear();
+        self.overflow = 0;
+        self.hidden_depth = 0;
+        self.code_depth = 0;
+        self.quote_depth = 0;
+        self.raw_script = false;
+        self.line_start = self.markdown;
+        self.inline_code = false;
+        self.quote_line = false;
+        self.hidden_line = false;
+        self.fence_len = 0;
+        self.label.clear();
     }
 
     /// The body ended.
@@ -196,6 +222,11 @@ impl Markup {
 
     /// Reads one character at input offset `at`.
     pub(crate) fn push(&mut self, c: char, at: usize, out: &mut Norm) {
+        // Fast path: ordinary text outside any construct.
+        if self.state == State::Text && !self.line_start && !matches!(c, '<' | '&' | '`' | '\n') {
+            out.push_char(c, at, self.flags());
+            return;
+        }
         // A character may need a second look after the state it ended (at most twice more).
         let mut again = true;
         while again {

@@ -1,0 +1,112 @@
+//! Cost of the prompt-injection detector: MB/s of `scan_injection` and of `InjectionStream`
+//! (16 KiB and 64-byte pushes) on a 1 MiB HTML page and a 1 MiB JSON body built from the
+//! false-positive corpus (tests/corpus/pages/).
+//!
+//! `cargo run -p bottle-dlp --profile bench --example injection_cost`
+#![forbid(unsafe_code)]
+
+use bottle_dlp::injection::{scan_injection, ContentKind, InjectionStream};
+use std::path::PathBuf;
+use std::time::Instant;
+
+const MIB: usize = 1 << 20;
+
+fn page(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/corpus/pages")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// 1 MiB of HTML: the corpus pages' bodies repeated inside one document.
+fn html_mib() -> Vec<u8> {
+    let parts: Vec<Vec<u8>> = [
+        "docs_site.html",
+        "shop_product.html",
+        "blog_post.html",
+        "news_article.html",
+        "readme_render.html",
+    ]
+    .iter()
+    .map(|n| page(n))
+    .collect();
+    let mut out = b"<!DOCTYPE html><html><body>".to_vec();
+    let mut i = 0;
+    while out.len() < MIB {
+        out.extend_from_slice(&parts[i % parts.len()]);
+        i += 1;
+    }
+    out.truncate(MIB);
+    out
+}
+
+/// 1 MiB of JSON: an array of the corpus API responses.
+fn json_mib() -> Vec<u8> {
+    let parts: Vec<Vec<u8>> = [
+        "github_issues.json",
+        "npm_package.json",
+        "mcp_tools_list.json",
+        "a2a_agent_card.json",
+    ]
+    .iter()
+    .map(|n| page(n))
+    .collect();
+    let mut out = b"[".to_vec();
+    let mut i = 0;
+    while out.len() < MIB - 12_000 {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&parts[i % parts.len()]);
+        i += 1;
+    }
+    out.push(b']');
+    out
+}
+
+fn mb_per_s(bytes: usize, secs: f64) -> f64 {
+    bytes as f64 / MIB as f64 / secs
+}
+
+fn time<F: FnMut() -> usize>(mut f: F) -> f64 {
+    // Warm up (rule compilation), then the best of 5.
+    let _ = f();
+    (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            std::hint::black_box(f());
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::MAX, f64::min)
+}
+
+fn stream(body: &[u8], kind: ContentKind, chunk: usize) -> usize {
+    let mut s = InjectionStream::new(kind);
+    let mut released = 0;
+    for c in body.chunks(chunk) {
+        match s.push(c) {
+            Ok(r) => released += r.len(),
+            Err(f) => panic!("unexpected finding {f:?}"),
+        }
+    }
+    released + s.finish().map(|r| r.len()).unwrap_or(0)
+}
+
+fn main() {
+    for (label, body, kind) in [
+        ("1 MiB HTML", html_mib(), ContentKind::Html),
+        ("1 MiB JSON", json_mib(), ContentKind::Json),
+    ] {
+        let findings = scan_injection(&body, kind);
+        assert!(findings.is_empty(), "{label}: {findings:?}");
+        let whole = time(|| scan_injection(&body, kind).len());
+        let big = time(|| stream(&body, kind, 16 * 1024));
+        let small = time(|| stream(&body, kind, 64));
+        println!(
+            "{label:<11} scan_injection {:>6.1} MB/s | InjectionStream 16 KiB pushes {:>6.1} MB/s | 64 B pushes {:>6.1} MB/s",
+            mb_per_s(body.len(), whole),
+            mb_per_s(body.len(), big),
+            mb_per_s(body.len(), small),
+        );
+    }
+}
