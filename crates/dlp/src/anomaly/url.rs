@@ -182,9 +182,15 @@ mod tests {
             assert!(scan_url(&u, false).is_empty(), "{u}");
         }
         let chopped = "/ab3k/9xq2/mz7p/w4vn/8rtj/q2lc/5hyd/k8ew";
-        assert_eq!(scan_url(chopped, true).first().map(|f| f.detector), Some(PATH_ENTROPY));
+        assert_eq!(
+            scan_url(chopped, true).first().map(|f| f.detector),
+            Some(PATH_ENTROPY)
+        );
         let q = "/s?a=k3j5&b=h7g9&c=f2d4&d=s6a8&e=q1w3&f=e5r7&g=t9y2&h=x8c4";
-        assert_eq!(scan_url(q, true).first().map(|f| f.detector), Some(PATH_ENTROPY));
+        assert_eq!(
+            scan_url(q, true).first().map(|f| f.detector),
+            Some(PATH_ENTROPY)
+        );
         let h = "6b810c90aa9a99858230c3d5ed479096a190fa4b";
         let many = format!("/x/{h}/{h}/{h}/{h}/{h}");
         assert_eq!(scan_url(&many, true).len(), 1);
