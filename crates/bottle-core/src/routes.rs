@@ -14,8 +14,9 @@ pub const DEFAULT_MAX_REFS: usize = 100;
 /// Default `max_object_bytes`: 50 MiB.
 pub const DEFAULT_MAX_OBJECT_BYTES: u64 = 50 * 1024 * 1024;
 
-/// The parsed `routes.yaml`.
-#[derive(Debug, Clone, Default)]
+/// The parsed `routes.yaml`. Equality compares what the sidecars act on (globs by their
+/// patterns), lines included.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct RoutesFile {
     /// Egress routes, in file order.
     pub routes: Vec<Route>,
@@ -26,7 +27,7 @@ pub struct RoutesFile {
 }
 
 /// One egress route.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Route {
     /// 0-based position in `routes`.
     pub index: usize,
@@ -142,6 +143,13 @@ impl PathGlobs {
     }
 }
 
+/// The same patterns compile to the same set.
+impl PartialEq for PathGlobs {
+    fn eq(&self, other: &Self) -> bool {
+        self.patterns == other.patterns
+    }
+}
+
 fn path_glob(p: &str) -> Result<Glob, String> {
     if !p.starts_with('/') {
         return Err(format!("path glob `{p}` must start with `/`"));
@@ -154,7 +162,7 @@ fn path_glob(p: &str) -> Result<Glob, String> {
 }
 
 /// A git-gate repository.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GitRepo {
     /// Served as `/<name>.git`; `[A-Za-z0-9._-]+`, unique.
     pub name: String,
@@ -218,6 +226,13 @@ pub struct RefRule {
     pub glob: globset::GlobMatcher,
     /// What the rule allows.
     pub allow: Vec<RefAction>,
+}
+
+/// The glob is compiled from `r#ref`: equal patterns, equal globs.
+impl PartialEq for RefRule {
+    fn eq(&self, other: &Self) -> bool {
+        self.r#ref == other.r#ref && self.allow == other.allow
+    }
 }
 
 impl RefRule {
@@ -314,6 +329,16 @@ impl RoutesFile {
     /// Parse the file's text; `file` is only used in error messages.
     pub fn parse(text: &str, file: &Path) -> Result<RoutesFile, ConfigError> {
         crate::routes_parse::parse(text, file)
+    }
+
+    /// The same schema over a tree the caller built (the launcher, from its manifest) or
+    /// read with [`crate::strict_yaml::load`]: what [`RoutesFile::parse`] accepts, with the
+    /// same errors, naming `file` and the nodes' lines.
+    pub fn from_node(
+        root: &crate::strict_yaml::Node,
+        file: &Path,
+    ) -> Result<RoutesFile, ConfigError> {
+        crate::routes_parse::from_node(root, file)
     }
 
     /// No routes, no repositories, default DLP.

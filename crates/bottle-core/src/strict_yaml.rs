@@ -1,6 +1,16 @@
 //! A small strict YAML reader with line numbers, on yaml-rust2's marked events: nodes keep
 //! their line, mappings refuse unknown keys with the nearest known one, anchors, aliases and
-//! second documents are refused. `routes.yaml` (`routes_parse`) is read with it.
+//! second documents are refused. `routes.yaml` (`routes_parse`) and the launcher's manifest
+//! are read with it; the launcher also builds [`Node`] trees directly (the routes.yaml it
+//! writes) and checks them with the very schema the sidecars load (`RoutesFile::from_node`),
+//! then writes them with [`Node::to_yaml`].
+
+mod emit;
+mod suggest;
+#[cfg(test)]
+mod tests;
+
+pub use suggest::{backticked, edit_distance, hint, nearest};
 
 use std::path::Path;
 
@@ -13,7 +23,7 @@ const MAX_TEXT: usize = 4 * 1024 * 1024;
 const MAX_DEPTH: usize = 32;
 
 /// A hint for the commonest YAML mistake here: an unquoted value starting with `*` (an alias).
-pub(crate) fn yaml_hint(text: &str, line: usize) -> String {
+fn yaml_hint(text: &str, line: usize) -> String {
     let Some(l) = text.lines().nth(line.saturating_sub(1)) else {
         return String::new();
     };
@@ -26,18 +36,86 @@ pub(crate) fn yaml_hint(text: &str, line: usize) -> String {
     }
 }
 
-#[derive(Debug)]
-pub(crate) enum Value {
+/// What a node holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    /// Empty, `~` or `null` (plain).
     Null,
+    /// Text, and whether it was plain (unquoted): only a plain scalar can be a bool or number.
     Scalar(String, bool),
+    /// A list.
     Seq(Vec<Node>),
+    /// A mapping: (key, key line, value), in file order, keys unique.
     Map(Vec<(String, usize, Node)>),
 }
 
-#[derive(Debug)]
-pub(crate) struct Node {
-    pub(crate) v: Value,
-    pub(crate) line: usize,
+/// A YAML node and its 1-based line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    /// The value.
+    pub v: Value,
+    /// 1-based line (0 when built, not read, and the line is unknown).
+    pub line: usize,
+}
+
+impl Node {
+    /// A string (written quoted when it could be read as anything else).
+    pub fn str(line: usize, s: impl Into<String>) -> Node {
+        Node {
+            v: Value::Scalar(s.into(), false),
+            line,
+        }
+    }
+
+    /// `true` or `false`.
+    pub fn bool(line: usize, b: bool) -> Node {
+        Node {
+            v: Value::Scalar(b.to_string(), true),
+            line,
+        }
+    }
+
+    /// A whole number.
+    pub fn u64(line: usize, n: u64) -> Node {
+        Node {
+            v: Value::Scalar(n.to_string(), true),
+            line,
+        }
+    }
+
+    /// A list.
+    pub fn seq(line: usize, items: Vec<Node>) -> Node {
+        Node {
+            v: Value::Seq(items),
+            line,
+        }
+    }
+
+    /// A list of strings.
+    pub fn str_seq(line: usize, items: &[String]) -> Node {
+        Node::seq(line, items.iter().map(|s| Node::str(line, s)).collect())
+    }
+
+    /// A mapping from (key, value) pairs, in order; each key on its value's line.
+    pub fn map(line: usize, entries: Vec<(&str, Node)>) -> Node {
+        Node {
+            v: Value::Map(
+                entries
+                    .into_iter()
+                    .map(|(k, n)| (k.to_string(), n.line, n))
+                    .collect(),
+            ),
+            line,
+        }
+    }
+
+    /// The text of a scalar.
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.v {
+            Value::Scalar(s, _) => Some(s),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -49,12 +127,20 @@ impl MarkedEventReceiver for Events {
     }
 }
 
-pub(crate) struct Ctx<'a> {
-    pub(crate) file: &'a Path,
+/// The file being read: named in every error.
+pub struct Ctx<'a> {
+    /// The file.
+    pub file: &'a Path,
 }
 
-impl Ctx<'_> {
-    pub(crate) fn err(&self, line: usize, msg: impl Into<String>) -> ConfigError {
+impl<'a> Ctx<'a> {
+    /// Errors will name `file`.
+    pub fn new(file: &'a Path) -> Ctx<'a> {
+        Ctx { file }
+    }
+
+    /// `file:line: msg` (line 0, unknown, is reported as line 1).
+    pub fn err(&self, line: usize, msg: impl Into<String>) -> ConfigError {
         ConfigError::invalid(self.file, Some(line.max(1)), msg)
     }
 }
@@ -163,41 +249,8 @@ impl Tree<'_> {
     }
 }
 
-pub(crate) fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
-/// The known key nearest to `key`, if it is reasonably near.
-pub(crate) fn nearest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
-    let key_l = key.to_ascii_lowercase().replace('-', "_");
-    if key_l.len() >= 3 {
-        if let Some(k) = known
-            .iter()
-            .filter(|k| k.starts_with(key_l.as_str()))
-            .min_by_key(|k| k.len())
-        {
-            return Some(k);
-        }
-    }
-    known
-        .iter()
-        .map(|k| (levenshtein(&key_l, k), *k))
-        .min()
-        .filter(|(d, k)| *d <= (k.len().max(key.len()) / 2).max(2))
-        .map(|(_, k)| k)
-}
-
-pub(crate) fn kind(n: &Node) -> &'static str {
+/// "a scalar", "a list", ...: for messages.
+pub fn kind(n: &Node) -> &'static str {
     match n.v {
         Value::Null => "nothing",
         Value::Scalar(..) => "a scalar",
@@ -206,14 +259,19 @@ pub(crate) fn kind(n: &Node) -> &'static str {
     }
 }
 
-pub(crate) struct Map<'n> {
+/// A mapping whose keys were checked against the known ones.
+pub struct Map<'n> {
     what: &'static str,
-    pub(crate) line: usize,
-    pub(crate) entries: &'n [(String, usize, Node)],
+    /// Line of the mapping.
+    pub line: usize,
+    /// Its entries: (key, key line, value).
+    pub entries: &'n [(String, usize, Node)],
 }
 
 impl<'n> Map<'n> {
-    pub(crate) fn new(
+    /// `node` as a mapping called `what` (in messages) with only `known` keys; an unknown key
+    /// is an error with its line and the nearest known key (or the list of them).
+    pub fn new(
         ctx: &Ctx<'_>,
         node: &'n Node,
         what: &'static str,
@@ -227,17 +285,7 @@ impl<'n> Map<'n> {
         };
         for (k, line, _) in entries {
             if !known.contains(&k.as_str()) {
-                let hint = match nearest(k, known) {
-                    Some(n) => format!(" (did you mean `{n}`?)"),
-                    None => format!(
-                        " (known keys: {})",
-                        known
-                            .iter()
-                            .map(|k| format!("`{k}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                };
+                let hint = hint(k, known, "known keys");
                 return Err(ctx.err(*line, format!("unknown key `{k}` in {what}{hint}")));
             }
         }
@@ -248,7 +296,8 @@ impl<'n> Map<'n> {
         })
     }
 
-    pub(crate) fn get(&self, key: &str) -> Option<&'n Node> {
+    /// The value of `key`; `None` when absent or null.
+    pub fn get(&self, key: &str) -> Option<&'n Node> {
         self.entries
             .iter()
             .find(|(k, _, _)| k == key)
@@ -256,26 +305,25 @@ impl<'n> Map<'n> {
             .filter(|n| !matches!(n.v, Value::Null))
     }
 
-    pub(crate) fn req(&self, ctx: &Ctx<'_>, key: &str) -> Result<&'n Node, ConfigError> {
+    /// The value of `key`, or an error naming the mapping.
+    pub fn req(&self, ctx: &Ctx<'_>, key: &str) -> Result<&'n Node, ConfigError> {
         self.get(key)
             .ok_or_else(|| ctx.err(self.line, format!("{} is missing `{key}`", self.what)))
     }
 
-    pub(crate) fn str(&self, ctx: &Ctx<'_>, key: &str) -> Result<Option<String>, ConfigError> {
+    /// The string value of `key`, if present.
+    pub fn str(&self, ctx: &Ctx<'_>, key: &str) -> Result<Option<String>, ConfigError> {
         self.get(key).map(|n| scalar(ctx, n, key)).transpose()
     }
 
-    pub(crate) fn req_str(&self, ctx: &Ctx<'_>, key: &str) -> Result<(String, usize), ConfigError> {
+    /// The string value of `key` and its line, or an error.
+    pub fn req_str(&self, ctx: &Ctx<'_>, key: &str) -> Result<(String, usize), ConfigError> {
         let n = self.req(ctx, key)?;
         Ok((scalar(ctx, n, key)?, n.line))
     }
 
-    pub(crate) fn bool(
-        &self,
-        ctx: &Ctx<'_>,
-        key: &str,
-        default: bool,
-    ) -> Result<bool, ConfigError> {
+    /// A plain `true`/`false`, `default` when absent.
+    pub fn bool(&self, ctx: &Ctx<'_>, key: &str, default: bool) -> Result<bool, ConfigError> {
         let Some(n) = self.get(key) else {
             return Ok(default);
         };
@@ -295,7 +343,8 @@ impl<'n> Map<'n> {
         }
     }
 
-    pub(crate) fn u64(&self, ctx: &Ctx<'_>, key: &str, default: u64) -> Result<u64, ConfigError> {
+    /// A plain positive whole number, `default` when absent.
+    pub fn u64(&self, ctx: &Ctx<'_>, key: &str, default: u64) -> Result<u64, ConfigError> {
         let Some(n) = self.get(key) else {
             return Ok(default);
         };
@@ -318,7 +367,8 @@ impl<'n> Map<'n> {
     }
 }
 
-pub(crate) fn short(s: &str) -> String {
+/// At most 60 characters of `s`, control characters as `?`: safe to quote in a message.
+pub fn short(s: &str) -> String {
     let mut o: String = s
         .chars()
         .take(60)
@@ -330,19 +380,53 @@ pub(crate) fn short(s: &str) -> String {
     o
 }
 
-pub(crate) fn scalar(ctx: &Ctx<'_>, n: &Node, key: &str) -> Result<String, ConfigError> {
+/// The text of a scalar node, or an error naming `key`.
+pub fn scalar(ctx: &Ctx<'_>, n: &Node, key: &str) -> Result<String, ConfigError> {
     match &n.v {
         Value::Scalar(s, _) => Ok(s.clone()),
         _ => Err(ctx.err(n.line, format!("`{key}` must be a string, not {}", kind(n)))),
     }
 }
 
-/// A list of strings; a single string is accepted as a list of one.
-pub(crate) fn str_list(
+/// A scalar that must be one of `allowed` (compared exactly): the word and its line, or an
+/// error naming `what`, the allowed words and the nearest one.
+pub fn word<'w>(
     ctx: &Ctx<'_>,
     n: &Node,
-    key: &str,
-) -> Result<Vec<(String, usize)>, ConfigError> {
+    what: &str,
+    allowed: &[&'w str],
+) -> Result<&'w str, ConfigError> {
+    let v = match &n.v {
+        Value::Scalar(s, _) => s.as_str(),
+        _ => {
+            return Err(ctx.err(
+                n.line,
+                format!(
+                    "{what} must be {}, not {}",
+                    backticked(allowed, " or "),
+                    kind(n)
+                ),
+            ))
+        }
+    };
+    if let Some(w) = allowed.iter().find(|a| **a == v) {
+        return Ok(w);
+    }
+    let did_you_mean = nearest(v, allowed)
+        .map(|w| format!(" (did you mean `{w}`?)"))
+        .unwrap_or_default();
+    Err(ctx.err(
+        n.line,
+        format!(
+            "{what} must be {}, not `{}`{did_you_mean}",
+            backticked(allowed, " or "),
+            short(v)
+        ),
+    ))
+}
+
+/// A list of strings; a single string is accepted as a list of one.
+pub fn str_list(ctx: &Ctx<'_>, n: &Node, key: &str) -> Result<Vec<(String, usize)>, ConfigError> {
     match &n.v {
         Value::Scalar(s, _) => Ok(vec![(s.clone(), n.line)]),
         Value::Seq(items) => items
@@ -362,11 +446,8 @@ pub(crate) fn str_list(
     }
 }
 
-pub(crate) fn seq<'n>(
-    ctx: &Ctx<'_>,
-    n: Option<&'n Node>,
-    key: &str,
-) -> Result<&'n [Node], ConfigError> {
+/// The items of a list (none when absent), or an error naming `key`.
+pub fn seq<'n>(ctx: &Ctx<'_>, n: Option<&'n Node>, key: &str) -> Result<&'n [Node], ConfigError> {
     match n {
         None => Ok(&[]),
         Some(Node {
@@ -385,7 +466,7 @@ pub(crate) fn seq<'n>(
 
 /// Parses `text` into a tree of nodes with line numbers; `None` for an empty document.
 /// Refuses anchors and aliases, more than one document, deep nesting and files over 4 MiB.
-pub(crate) fn load(text: &str, ctx: &Ctx<'_>) -> Result<Option<Node>, ConfigError> {
+pub fn load(text: &str, ctx: &Ctx<'_>) -> Result<Option<Node>, ConfigError> {
     if text.len() > MAX_TEXT {
         return Err(ConfigError::invalid(
             ctx.file,

@@ -12,7 +12,7 @@ use crate::routes::{
     AuthScheme, DlpAction, DlpProfile, DlpSettings, PathGlobs, Route, RouteAuth, RoutesFile,
     ScanAction,
 };
-use crate::strict_yaml::{load, scalar, seq, short, str_list, Ctx, Map, Node};
+use crate::strict_yaml::{load, seq, short, str_list, word, Ctx, Map, Node};
 
 use git::parse_git;
 
@@ -88,10 +88,20 @@ const DLP_KEYS: &[&str] = &["action", "profile", "responses", "mcp"];
 
 pub(crate) fn parse(text: &str, file: &Path) -> Result<RoutesFile, ConfigError> {
     let ctx = Ctx { file };
-    let Some(root) = load(text, &ctx)? else {
+    match load(text, &ctx)? {
+        None => Ok(RoutesFile::empty()),
+        Some(root) => from_node(&root, file),
+    }
+}
+
+/// The schema over a tree, read from a file or built by the launcher: errors name `file` and
+/// the nodes' lines.
+pub(crate) fn from_node(root: &Node, file: &Path) -> Result<RoutesFile, ConfigError> {
+    let ctx = Ctx { file };
+    if matches!(root.v, crate::strict_yaml::Value::Null) {
         return Ok(RoutesFile::empty());
-    };
-    let top = Map::new(&ctx, &root, "routes.yaml (top level)", TOP_KEYS)?;
+    }
+    let top = Map::new(&ctx, root, "routes.yaml (top level)", TOP_KEYS)?;
 
     let mut out = RoutesFile::empty();
     for (index, n) in seq(&ctx, top.get("routes"), "routes")?.iter().enumerate() {
@@ -117,32 +127,19 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<RoutesFile, ConfigError> 
 fn parse_dlp(ctx: &Ctx<'_>, d: &Node) -> Result<DlpSettings, ConfigError> {
     let m = Map::new(ctx, d, "dlp", DLP_KEYS)?;
     let mut out = DlpSettings::default();
-    let word = |key: &str, allowed: &[&str]| -> Result<Option<(String, usize)>, ConfigError> {
-        let Some(n) = m.get(key) else {
-            return Ok(None);
-        };
-        let v = scalar(ctx, n, key)?;
-        if allowed.contains(&v.as_str()) {
-            return Ok(Some((v, n.line)));
-        }
-        let list = allowed
-            .iter()
-            .map(|a| format!("`{a}`"))
-            .collect::<Vec<_>>()
-            .join(" or ");
-        Err(ctx.err(
-            n.line,
-            format!("dlp `{key}` must be {list}, not `{}`", short(&v)),
-        ))
+    let word = |key: &str, allowed: &[&'static str]| -> Result<Option<&'static str>, ConfigError> {
+        m.get(key)
+            .map(|n| word(ctx, n, &format!("dlp `{key}`"), allowed))
+            .transpose()
     };
-    if let Some((v, _)) = word("action", &["block", "log"])? {
+    if let Some(v) = word("action", &["block", "log"])? {
         out.action = if v == "log" {
             DlpAction::Log
         } else {
             DlpAction::Block
         };
     }
-    if let Some((v, _)) = word("profile", &["default", "strict"])? {
+    if let Some(v) = word("profile", &["default", "strict"])? {
         out.profile = if v == "strict" {
             DlpProfile::Strict
         } else {
@@ -154,11 +151,11 @@ fn parse_dlp(ctx: &Ctx<'_>, d: &Node) -> Result<DlpSettings, ConfigError> {
         "off" => ScanAction::Off,
         _ => ScanAction::Block,
     };
-    if let Some((v, _)) = word("responses", &["block", "warn", "off"])? {
-        out.responses = action(&v);
+    if let Some(v) = word("responses", &["block", "warn", "off"])? {
+        out.responses = action(v);
     }
-    if let Some((v, _)) = word("mcp", &["block", "warn", "off"])? {
-        out.mcp = action(&v);
+    if let Some(v) = word("mcp", &["block", "warn", "off"])? {
+        out.mcp = action(v);
     }
     Ok(out)
 }

@@ -327,3 +327,58 @@ fn never_panics_on_random_input() {
     let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
     assert!(parse(&deep, Path::new("r")).is_err());
 }
+
+/// `RoutesFile::from_node` is the parser's own schema: the same file, read to a tree first,
+/// gives the same value and the same errors.
+#[test]
+fn from_node_is_the_schema_parse_uses() {
+    let ctx = Ctx::new(Path::new("routes.yaml"));
+    let tree = load(DESIGN, &ctx).unwrap().unwrap();
+    let built = RoutesFile::from_node(&tree, Path::new("routes.yaml")).unwrap();
+    assert_eq!(built, parse_ok(DESIGN));
+    assert!(!built.routes.is_empty() && !built.git.is_empty());
+    for bad in [
+        "routes:\n  - host: a\n    tls_pasthrough: true\n",
+        "git:\n  - name: a\n    upstream: http://h/x\n",
+        "routes:\n  - host: a\n    auth: {scheme: bearer, token_env: lower}\n",
+    ] {
+        let tree = load(bad, &ctx).unwrap().unwrap();
+        let e = RoutesFile::from_node(&tree, Path::new("routes.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, parse_err(bad));
+    }
+    // A tree whose `tls_passthrough` is the string "true" (quoted), not the boolean: refused,
+    // as the sidecars refuse `tls_passthrough: "true"`.
+    let tree = Node::map(
+        1,
+        vec![(
+            "routes",
+            Node::seq(
+                2,
+                vec![Node::map(
+                    2,
+                    vec![
+                        ("host", Node::str(2, "a.example")),
+                        ("tls_passthrough", Node::str(3, "true")),
+                    ],
+                )],
+            ),
+        )],
+    );
+    let e = RoutesFile::from_node(&tree, Path::new("m.yaml")).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("m.yaml:3: `tls_passthrough` must be true or false"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_misspelt_dlp_word_gets_the_nearest() {
+    let e = parse_err("dlp:\n  responses: wran\n");
+    assert_eq!(
+        e,
+        "routes.yaml:2: dlp `responses` must be `block` or `warn` or `off`, not `wran` (did you mean `warn`?)"
+    );
+}
