@@ -188,6 +188,99 @@ fn canonical_colour(v: &[u8]) -> &[u8] {
     }
 }
 
+/// Longest selector kept, and most hiding class/id names remembered per document.
+const SELECTOR_CAP: usize = 256;
+const NAMES_CAP: usize = 256;
+
+/// A `<style>` element read for rules that hide a class or an id (`.promo-x{display:none}`),
+/// so `<div class="promo-x">` counts as hidden. Over-approximates: the last class or id of
+/// each selector is taken, whatever comes before it.
+#[derive(Default)]
+pub(crate) struct StyleSheet {
+    selector: Vec<u8>,
+    in_block: bool,
+    in_comment: bool,
+    last: u8,
+    decl: StyleState,
+    /// `.name` and `#name` selectors whose rule hides.
+    names: Vec<Vec<u8>>,
+}
+
+impl StyleSheet {
+    pub(crate) fn push(&mut self, c: char) {
+        let b = if c.is_ascii() {
+            (c as u8).to_ascii_lowercase()
+        } else {
+            b'?'
+        };
+        if self.in_comment {
+            if self.last == b'*' && b == b'/' {
+                self.in_comment = false;
+            }
+            self.last = b;
+            return;
+        }
+        if self.last == b'/' && b == b'*' {
+            self.in_comment = true;
+            self.last = 0;
+            if !self.in_block {
+                self.selector.pop();
+            }
+            return;
+        }
+        self.last = b;
+        if self.in_block {
+            if b == b'}' {
+                self.decl.end();
+                if self.decl.hidden {
+                    self.remember();
+                }
+                self.decl.reset();
+                self.selector.clear();
+                self.in_block = false;
+            } else {
+                self.decl.push(c);
+            }
+            return;
+        }
+        match b {
+            // `@media ... {`: its rules follow; a lone `}` closes it.
+            b'{' if self.selector.first() == Some(&b'@') => self.selector.clear(),
+            b'{' => self.in_block = true,
+            b'}' | b';' => self.selector.clear(),
+            b' ' | b'\n' | b'\t' | b'\r' if self.selector.is_empty() => {}
+            _ if self.selector.len() < SELECTOR_CAP => self.selector.push(b),
+            _ => {}
+        }
+    }
+
+    fn remember(&mut self) {
+        for part in self.selector.split(|&b| b == b',') {
+            let compound = part
+                .rsplit(|&b| matches!(b, b' ' | b'>' | b'+' | b'~' | b'\n' | b'\t'))
+                .find(|p| !p.is_empty())
+                .unwrap_or(&[]);
+            let cut = compound
+                .iter()
+                .position(|&b| b == b':' || b == b'[')
+                .unwrap_or(compound.len());
+            let compound = &compound[..cut];
+            if let Some(i) = compound.iter().rposition(|&b| b == b'.' || b == b'#') {
+                if self.names.len() < NAMES_CAP && compound.len() > i + 1 {
+                    self.names.push(compound[i..].to_vec());
+                }
+            }
+        }
+    }
+
+    /// Whether `.class` (`prefix` b'.') or `#id` (b'#') was hidden by a rule.
+    pub(crate) fn hides(&self, prefix: u8, name: &[u8]) -> bool {
+        self.names
+            .iter()
+            .any(|n| n.len() == name.len() + 1 && n[0] == prefix && n[1..] == *name)
+    }
+}
+
 /// Class names of common CSS frameworks that hide an element (or keep it for screen readers
 /// only, which is also invisible on screen).
 pub(crate) fn hiding_class(name: &[u8]) -> bool {
@@ -220,6 +313,21 @@ mod tests {
         }
         s.end();
         s.hidden
+    }
+
+    #[test]
+    fn style_sheets_remember_hiding_classes_and_ids() {
+        let mut sheet = StyleSheet::default();
+        let css = "body{margin:0} /* x */ .promo-x, div > #note:hover { display : none } \
+                   @media (max-width: 600px) { .m1 { font-size: 0 } } .shown{color:red}";
+        for c in css.chars() {
+            sheet.push(c);
+        }
+        assert!(sheet.hides(b'.', b"promo-x"));
+        assert!(sheet.hides(b'#', b"note"));
+        assert!(sheet.hides(b'.', b"m1"));
+        assert!(!sheet.hides(b'.', b"shown"));
+        assert!(!sheet.hides(b'#', b"promo-x"));
     }
 
     #[test]

@@ -59,7 +59,17 @@ pub(crate) fn fold(c: char) -> Folded {
         | 0x1160
         | 0x3164
         | 0xFFA0 => Folded::Drop { obfuscation: true },
+        // Combining marks stacked on letters (`i\u{301}gnore`): read the base letter.
+        0x0300..=0x036F | 0x1AB0..=0x1AFF | 0x1DC0..=0x1DFF | 0x20D0..=0x20FF | 0xFE20..=0xFE2F => {
+            Folded::Drop { obfuscation: true }
+        }
         0xE0020..=0xE007E => Folded::Tag((cp - 0xE0000) as u8),
+        // Accented Latin letters read as their base letter (ordinary in many languages, so
+        // not obfuscation).
+        0xC0..=0x17F => match latin_base(c) {
+            Some(b) => plain(b),
+            None => Folded::Other(c),
+        },
         0xE0000..=0xE007F => Folded::Drop { obfuscation: true },
         0x2028 | 0x2029 | 0x85 => Folded::Space { line: true },
         0xA0 | 0x1680 | 0x2000..=0x200A | 0x202F | 0x205F | 0x3000 => Folded::Space { line: false },
@@ -87,6 +97,32 @@ pub(crate) fn fold(c: char) -> Folded {
             None => Folded::Other(c),
         },
     }
+}
+
+/// The base letter of an accented Latin-1 / Latin Extended-A letter.
+fn latin_base(c: char) -> Option<u8> {
+    const TABLE: [(&str, u8); 15] = [
+        ("àáâãäåāăą", b'a'),
+        ("çćĉċč", b'c'),
+        ("ďđ", b'd'),
+        ("èéêëēĕėęě", b'e'),
+        ("ĝğġģ", b'g'),
+        ("ĥħ", b'h'),
+        ("ìíîïĩīĭįı", b'i'),
+        ("ĵ", b'j'),
+        ("ñńņňŉ", b'n'),
+        ("òóôõöøōŏő", b'o'),
+        ("ŕŗř", b'r'),
+        ("śŝşšſ", b's'),
+        ("ţťŧ", b't'),
+        ("ùúûüũūŭůűų", b'u'),
+        ("ýÿŷ", b'y'),
+    ];
+    let lower = c.to_lowercase().next().unwrap_or(c);
+    TABLE
+        .iter()
+        .find(|(set, _)| set.contains(lower))
+        .map(|(_, b)| *b)
 }
 
 /// Cyrillic, Greek and Latin-extension letters that render like a Latin letter.
@@ -190,7 +226,15 @@ mod tests {
         assert_eq!(fold('\u{200b}'), Folded::Drop { obfuscation: true });
         assert_eq!(fold('\u{ad}'), Folded::Drop { obfuscation: false });
         assert_eq!(fold('\u{e0069}'), Folded::Tag(b'i'));
-        assert_eq!(fold('é'), Folded::Other('é'));
+        assert_eq!(
+            fold('é'),
+            Folded::Ascii {
+                byte: b'e',
+                obfuscation: false
+            }
+        );
+        assert_eq!(fold('\u{301}'), Folded::Drop { obfuscation: true });
+        assert_eq!(fold('語'), Folded::Other('語'));
         assert_eq!(html_entity(b"#x69"), Some('i'));
         assert_eq!(html_entity(b"#105"), Some('i'));
         assert_eq!(html_entity(b"bogus"), None);

@@ -6,7 +6,7 @@
 //! State is bounded: 128 open elements, 32-byte names, 64-byte style declarations, 256-byte
 //! markdown link labels.
 
-use super::css::{hiding_class, StyleState};
+use super::css::{hiding_class, StyleSheet, StyleState};
 use super::fold::html_entity;
 use super::norm::{Norm, ATTRIBUTE, CODE, HIDDEN, QUOTE};
 
@@ -21,6 +21,7 @@ enum AttrKind {
     Text,
     Style,
     Class,
+    Id,
     AriaHidden,
     Type,
     Other,
@@ -79,6 +80,7 @@ pub(crate) struct Markup {
     attr_kind: AttrKind,
     attr_value: Vec<u8>,
     style: StyleState,
+    sheet: StyleSheet,
     tag_hidden: bool,
     entity: Vec<u8>,
     /// State to return to after an entity.
@@ -86,6 +88,9 @@ pub(crate) struct Markup {
     stack: Vec<Element>,
     /// Elements opened beyond [`MAX_DEPTH`] (they inherit their parent's context).
     overflow: usize,
+    /// Overflow level at which a hidden element was opened beyond the stack (0: none): all
+    /// text is hidden until the overflow drops below it (fails closed, not open).
+    overflow_hidden: usize,
     hidden_depth: usize,
     code_depth: usize,
     quote_depth: usize,
@@ -113,11 +118,13 @@ impl Markup {
             attr_kind: AttrKind::Other,
             attr_value: Vec::new(),
             style: StyleState::default(),
+            sheet: StyleSheet::default(),
             tag_hidden: false,
             entity: Vec::new(),
             entity_return: State::Text,
             stack: Vec::new(),
             overflow: 0,
+            overflow_hidden: 0,
             hidden_depth: 0,
             code_depth: 0,
             quote_depth: 0,
@@ -147,7 +154,11 @@ impl Markup {
 
     fn flags(&self) -> u8 {
         let mut f = 0;
-        if self.hidden_depth > 0 || self.hidden_line || matches!(self.state, State::Comment(_)) {
+        if self.hidden_depth > 0
+            || self.hidden_line
+            || self.overflow_hidden > 0
+            || matches!(self.state, State::Comment(_))
+        {
             f |= HIDDEN;
         }
         if self.raw_script && matches!(self.state, State::RawText(_)) {
@@ -182,6 +193,7 @@ impl Markup {
         self.entity.clear();
         self.stack.clear();
         self.overflow = 0;
+        self.overflow_hidden = 0;
         self.hidden_depth = 0;
         self.code_depth = 0;
         self.quote_depth = 0;
@@ -339,9 +351,11 @@ impl Markup {
                 } else {
                     self.state = State::RawText(if b == b'<' { 1 } else { 0 });
                 }
-                if self.raw_script {
-                    out.push_char(c, at, self.flags());
+                if !self.raw_script {
+                    self.sheet.push(c);
                 }
+                // Script and style text is never shown but a model reading the page sees it.
+                out.push_char(c, at, self.flags() | HIDDEN);
                 false
             }
             State::Entity => {
@@ -579,7 +593,7 @@ impl Markup {
                         }
                     }
                     AttrKind::Style => self.style.push(c),
-                    AttrKind::Class | AttrKind::AriaHidden | AttrKind::Type => {
+                    AttrKind::Class | AttrKind::Id | AttrKind::AriaHidden | AttrKind::Type => {
                         if c.is_whitespace() {
                             self.end_class_word();
                         } else if self.attr_value.len() < NAME_CAP {
@@ -600,7 +614,9 @@ impl Markup {
             | b"data-prompt" => AttrKind::Text,
             b"style" => AttrKind::Style,
             b"class" => AttrKind::Class,
+            b"id" => AttrKind::Id,
             b"aria-hidden" => AttrKind::AriaHidden,
+            n if n.starts_with(b"data-") || n.starts_with(b"aria-") => AttrKind::Text,
             b"type" => AttrKind::Type,
             _ => AttrKind::Other,
         };
@@ -612,7 +628,11 @@ impl Markup {
 
     fn end_class_word(&mut self) {
         match self.attr_kind {
-            AttrKind::Class => self.tag_hidden |= hiding_class(&self.attr_value),
+            AttrKind::Class => {
+                self.tag_hidden |=
+                    hiding_class(&self.attr_value) || self.sheet.hides(b'.', &self.attr_value);
+            }
+            AttrKind::Id => self.tag_hidden |= self.sheet.hides(b'#', &self.attr_value),
             AttrKind::AriaHidden => self.tag_hidden |= self.attr_value == b"true",
             AttrKind::Type => self.tag_hidden |= self.attr_value == b"hidden",
             _ => {}
@@ -680,6 +700,9 @@ impl Markup {
         let hidden = self.tag_hidden || info.hidden;
         if self.stack.len() >= MAX_DEPTH {
             self.overflow += 1;
+            if hidden && self.overflow_hidden == 0 {
+                self.overflow_hidden = self.overflow;
+            }
             return;
         }
         let mut buf = [0u8; NAME_CAP];
@@ -699,6 +722,9 @@ impl Markup {
 
     fn pop_named(&mut self, name: &[u8]) {
         if self.overflow > 0 {
+            if self.overflow == self.overflow_hidden {
+                self.overflow_hidden = 0;
+            }
             self.overflow -= 1;
             return;
         }

@@ -192,7 +192,7 @@ fn build() -> Rules {
             r"\b(?:examples?|e\.g\.|for instance|such as|attacks?|attackers?|payloads?|detect\w*|malicious|adversar\w*|injections?|jailbreak\w*|mitigat\w*|defen[cs]\w*|vulnerab\w*|owasp|red[ -]team\w*|exploit\w*|threats?|sample|demonstrat\w*|classifier|researchers?|technique)\b",
         ),
         mention: compile(
-            r#"\b(?:to|that|like|as|say|says|said|saying|phrases?|strings?|texts?|words?|such as|e\.g\.|i\.e\.|example|write|writes|wrote|type|types|typed|include|includes|contain|contains|containing|called|named|with|reads)[\s:]{1,2}["'`]?$"#,
+            r#"(?:\b(?:tell|tells|told|ask|asks|asked|trick|tricks|tricked|instruct|instructs|convince|convinces|force|forces|cause|causes|get|gets|make|makes|want|wants|telling|asking|tricking)\s(?:[a-z]{1,12}\s){0,2}to|\b(?:like|says?|said|saying|phrases?|strings?|texts?|words?|such as|e\.g\.|i\.e\.|example|writes?|wrote|writing|types?|typed|includes?|contains?|containing|called|named|reads))[\s:]{1,2}["'`]?$"#,
         ),
         sensitive: compile(
             r"\b(?:ignore|ignoring|disregard|forget|instructions?|system|prompt|assistant|override|password|secret|token|credentials?|execute|exfiltrate|jailbreak|admin|sudo)\b",
