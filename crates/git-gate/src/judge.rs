@@ -13,8 +13,11 @@ use crate::gate::Gate;
 use crate::git::run;
 use crate::hook_protocol::HookRequest;
 use crate::in_flight::{PushCtx, PushVerdict, RefOutcome};
-use crate::policy::{check_ref_facts, classify, needs_ancestry, RefFacts, Verdict};
-use crate::request::{short_oid, ZERO_OID};
+use crate::policy::{
+    check_findings, check_object_sizes, check_ref_facts, check_upstream_symrefs, classify,
+    needs_ancestry, RefFacts, Verdict, MAX_FINDINGS_SHOWN,
+};
+use crate::request::ZERO_OID;
 use crate::scan;
 use crate::GateError;
 
@@ -57,10 +60,11 @@ pub async fn judge(gate: &Gate, ctx: &PushCtx, req: &HookRequest) -> PushVerdict
             v.messages
                 .push(format!("git-gate: {}: {}", o.name, o.reason));
         }
+        let not_pushed = Verdict::not_pushed();
         for o in v.outcomes.iter_mut().filter(|o| o.ok) {
             o.ok = false;
-            o.rule = "atomic".into();
-            o.reason = "not pushed: another ref in this push was refused".into();
+            o.rule = not_pushed.rule.clone();
+            o.reason = not_pushed.reason.clone();
         }
         return v;
     }
@@ -73,15 +77,8 @@ pub async fn judge(gate: &Gate, ctx: &PushCtx, req: &HookRequest) -> PushVerdict
         Ok(o) => o,
         Err(e) => return refused(v, "error", format!("cannot list pushed objects: {e}")),
     };
-    let limit = ctx.repo.policy.max_object_bytes;
-    if let Some(big) = objects.iter().find(|o| o.size > limit) {
-        let reason = format!(
-            "object {} ({}) is {} bytes, limit {limit}",
-            short_oid(&big.oid),
-            big.kind,
-            big.size
-        );
-        return refused(v, "max_object_bytes", reason);
+    if let Err(too_big) = check_object_sizes(&objects, ctx.repo.policy.max_object_bytes) {
+        return refused(v, &too_big.rule, too_big.reason);
     }
     let findings = match quarantine {
         None => Ok(Vec::new()),
@@ -90,32 +87,34 @@ pub async fn judge(gate: &Gate, ctx: &PushCtx, req: &HookRequest) -> PushVerdict
         }
     };
     match findings {
-        Ok(findings) if !findings.is_empty() => {
-            gate.metrics.secrets(findings.len() as u64);
-            for f in findings.iter().take(10) {
-                v.messages.push(format!("git-gate: {}", f.reason()));
+        Ok(findings) => {
+            if let Err(secret) = check_findings(&findings) {
+                gate.metrics.secrets(findings.len() as u64);
+                for f in findings.iter().take(MAX_FINDINGS_SHOWN) {
+                    v.messages.push(format!("git-gate: {}", f.reason()));
+                }
+                return refused(v, &secret.rule, secret.reason);
             }
-            return refused(v, "secret-scan", findings[0].reason());
         }
-        Ok(_) => {}
         Err(e) => return refused(v, "error", format!("secret scan failed: {e}")),
     }
-    // A ref that is a symbolic ref upstream would move its target instead (e.g. a
-    // `master -> main` alias would move a protected main): refuse those.
     match forward_push::upstream_symrefs(gate, ctx).await {
-        Ok(aliased) if !aliased.is_empty() => {
-            let alias = |(name, target): &(String, String)| {
-                format!("{name} is a symbolic ref to {target} upstream")
-            };
-            for a in &aliased {
-                if let Some(o) = v.outcomes.iter_mut().find(|o| o.name == a.0) {
-                    o.rule = "symref".into();
-                    o.reason = alias(a);
+        Ok(aliased) => {
+            if let Err(per_ref) = check_upstream_symrefs(&aliased) {
+                for (name, verdict) in &per_ref {
+                    if let Some(o) = v.outcomes.iter_mut().find(|o| &o.name == name) {
+                        o.rule = verdict.rule.clone();
+                        o.reason = verdict.reason.clone();
+                    }
                 }
+                // Never empty; a refusal anyway if it were (fail closed).
+                let first = per_ref.into_iter().next().map_or_else(
+                    || Verdict::deny("symref", "symbolic ref upstream"),
+                    |(_, verdict)| verdict,
+                );
+                return refused(v, &first.rule, first.reason);
             }
-            return refused(v, "symref", alias(&aliased[0]));
         }
-        Ok(_) => {}
         Err(e) => {
             v.upstream_failed = true;
             return refused(v, "upstream", format!("upstream unavailable: {e}"));

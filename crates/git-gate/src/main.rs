@@ -14,7 +14,7 @@ use clap::Parser;
 use git_gate::gate::Gate;
 use git_gate::git::GitRunner;
 use git_gate::metrics::GateMetrics;
-use git_gate::scan::DlpScanner;
+use git_gate::scan::DetectorScanner;
 use git_gate::upstream_access::UpstreamSettings;
 
 /// git-gate: the agent's git remote (smart HTTP). Serves the repositories of the `git:`
@@ -232,7 +232,7 @@ async fn serve(cli: Cli) -> ExitCode {
             Duration::from_secs(cli.refresh_interval),
             audit,
             gate_metrics,
-            Arc::new(DlpScanner(bottle_dlp::Detector::builtin())),
+            Arc::new(DetectorScanner(bottle_dlp::Detector::builtin())),
         )
         .with_push_limits(&cli.push),
     );

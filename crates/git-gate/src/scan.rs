@@ -24,9 +24,9 @@ pub trait ChunkScanner {
 }
 
 /// The shared detectors (the same code pipelock uses).
-pub struct DlpScanner(pub &'static bottle_dlp::Detector);
+pub struct DetectorScanner(pub &'static bottle_dlp::Detector);
 
-impl SecretScanner for DlpScanner {
+impl SecretScanner for DetectorScanner {
     fn scan(&self, data: &[u8]) -> Vec<String> {
         self.0
             .detect(data)
@@ -36,13 +36,13 @@ impl SecretScanner for DlpScanner {
     }
 
     fn stream(&self) -> Box<dyn ChunkScanner + Send> {
-        Box::new(DlpChunks(self.0.stream()))
+        Box::new(DetectorChunks(self.0.stream()))
     }
 }
 
-struct DlpChunks(bottle_dlp::StreamScanner);
+struct DetectorChunks(bottle_dlp::StreamScanner);
 
-impl ChunkScanner for DlpChunks {
+impl ChunkScanner for DetectorChunks {
     fn feed(&mut self, chunk: &[u8]) -> Vec<String> {
         // Eager mode: the chunk is scanned with the overlap before it; nothing is held back.
         self.0
