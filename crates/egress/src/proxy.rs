@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use bottle_core::audit::{AuditEvent, AuditLog};
 use bottle_core::body::{empty, BoxBody};
+use bottle_core::error_chain::error_chain;
 use bottle_core::reload::Reloadable;
 use bottle_core::routes::AuthScheme;
 use bottle_core::{split_host_port, Refusal, Resolver};
@@ -418,7 +419,10 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
             shared.metrics.upstream_error("request");
             return shared.refuse(
                 &ctx,
-                Refusal::bad_gateway(format!("upstream {host}:{port} failed: {}", chain(&e))),
+                Refusal::bad_gateway(format!(
+                    "upstream {host}:{port} failed: {}",
+                    error_chain(&e)
+                )),
                 "upstream_error",
             );
         }
@@ -575,18 +579,4 @@ fn known(name: &str) -> &'static str {
         .find(|k| k.eq_ignore_ascii_case(name))
         .copied()
         .unwrap_or("an unknown coding")
-}
-
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        cur = c.source();
-    }
-    s
 }

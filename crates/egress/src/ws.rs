@@ -8,7 +8,8 @@
 
 use std::sync::Arc;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bottle_core::ws_frame::{encode_frame, opcode, FrameHeader};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::scrub::{Patterns, StreamScrubber};
@@ -57,22 +58,6 @@ pub struct WsScrubber {
     scrubs: u64,
 }
 
-/// Encode one unmasked (server) frame.
-pub fn encode_frame(out: &mut BytesMut, fin: bool, opcode: u8, payload: &[u8]) {
-    out.put_u8(if fin { 0x80 } else { 0 } | (opcode & 0x0f));
-    let n = payload.len();
-    if n < 126 {
-        out.put_u8(n as u8);
-    } else if n <= usize::from(u16::MAX) {
-        out.put_u8(126);
-        out.put_u16(n as u16);
-    } else {
-        out.put_u8(127);
-        out.put_u64(n as u64);
-    }
-    out.extend_from_slice(payload);
-}
-
 impl WsScrubber {
     pub fn new(pats: Arc<Patterns>) -> WsScrubber {
         WsScrubber {
@@ -96,50 +81,30 @@ impl WsScrubber {
         loop {
             match &mut self.state {
                 State::Header => {
-                    if self.inbuf.len() < 2 {
+                    let Some(header) = FrameHeader::parse(&self.inbuf) else {
                         return Ok(out);
-                    }
-                    let b0 = self.inbuf[0];
-                    let b1 = self.inbuf[1];
-                    if b0 & 0x70 != 0 {
+                    };
+                    if header.has_reserved_bits() {
                         return Err(WsError::Reserved);
                     }
-                    if b1 & 0x80 != 0 {
+                    if header.mask.is_some() {
                         return Err(WsError::Masked);
                     }
-                    let len7 = b1 & 0x7f;
-                    let hlen = match len7 {
-                        126 => 4,
-                        127 => 10,
-                        _ => 2,
-                    };
-                    if self.inbuf.len() < hlen {
-                        return Ok(out);
-                    }
-                    let len: u64 = match len7 {
-                        126 => u64::from(u16::from_be_bytes([self.inbuf[2], self.inbuf[3]])),
-                        127 => {
-                            let mut b = [0u8; 8];
-                            b.copy_from_slice(&self.inbuf[2..10]);
-                            u64::from_be_bytes(b)
-                        }
-                        n => u64::from(n),
-                    };
-                    self.inbuf.advance(hlen);
-                    let fin = b0 & 0x80 != 0;
-                    let opcode = b0 & 0x0f;
-                    if opcode >= 8 {
-                        if len > 125 || !fin {
+                    self.inbuf.advance(header.header_len);
+                    let (fin, op, len) = (header.fin, header.opcode, header.payload_len);
+                    if header.is_control() {
+                        if !header.is_valid_control() {
                             return Err(WsError::Control);
                         }
+                        // A valid control payload is at most 125 bytes.
                         self.state = State::Control {
                             remaining: len as usize,
                             fin,
-                            opcode,
+                            opcode: op,
                             payload: Vec::with_capacity(len as usize),
                         };
                     } else {
-                        if opcode == 0 {
+                        if op == opcode::CONTINUATION {
                             if self.msg.is_none() {
                                 return Err(WsError::Continuation);
                             }
@@ -148,7 +113,7 @@ impl WsScrubber {
                                 return Err(WsError::Continuation);
                             }
                             self.msg = Some(Message {
-                                opcode,
+                                opcode: op,
                                 scrubber: StreamScrubber::new(Arc::clone(&self.pats)),
                                 started: false,
                             });
@@ -162,7 +127,7 @@ impl WsScrubber {
                 State::Control {
                     remaining,
                     fin,
-                    opcode,
+                    opcode: op,
                     payload,
                 } => {
                     let n = (*remaining).min(self.inbuf.len());
@@ -177,9 +142,13 @@ impl WsScrubber {
                     if self.pats.contains_or_edge(&p) {
                         self.scrubs += 1;
                         // a close frame keeps its status code, loses its reason
-                        p.truncate(if *opcode == 8 { p.len().min(2) } else { 0 });
+                        p.truncate(if *op == opcode::CLOSE {
+                            p.len().min(2)
+                        } else {
+                            0
+                        });
                     }
-                    encode_frame(&mut out, *fin, *opcode, &p);
+                    encode_frame(&mut out, *fin, *op, None, &p);
                     self.state = State::Header;
                 }
                 State::Data { remaining, fin } => {
@@ -200,8 +169,12 @@ impl WsScrubber {
                         payload.extend_from_slice(&msg.scrubber.finish());
                     }
                     if !payload.is_empty() || last {
-                        let op = if msg.started { 0 } else { msg.opcode };
-                        encode_frame(&mut out, last, op, &payload);
+                        let op = if msg.started {
+                            opcode::CONTINUATION
+                        } else {
+                            msg.opcode
+                        };
+                        encode_frame(&mut out, last, op, None, &payload);
                         msg.started = true;
                     }
                     if last {
@@ -262,19 +235,11 @@ mod tests {
     fn frames(mut b: &[u8]) -> Vec<(bool, u8, Vec<u8>)> {
         let mut v = Vec::new();
         while !b.is_empty() {
-            let fin = b[0] & 0x80 != 0;
-            let op = b[0] & 0x0f;
-            let l7 = b[1] & 0x7f;
-            let (len, h) = match l7 {
-                126 => (usize::from(u16::from_be_bytes([b[2], b[3]])), 4),
-                127 => (
-                    u64::from_be_bytes(b[2..10].try_into().unwrap()) as usize,
-                    10,
-                ),
-                n => (usize::from(n), 2),
-            };
-            v.push((fin, op, b[h..h + len].to_vec()));
-            b = &b[h + len..];
+            let h = FrameHeader::parse(b).unwrap();
+            assert!(h.mask.is_none() && !h.has_reserved_bits(), "{h:?}");
+            let end = h.header_len + h.payload_len as usize;
+            v.push((h.fin, h.opcode, b[h.header_len..end].to_vec()));
+            b = &b[end..];
         }
         v
     }
@@ -293,10 +258,10 @@ mod tests {
         // fragmented by the server into two frames, with a ping between them
         let (a, b) = text.as_bytes().split_at(4000);
         let mut wire = BytesMut::new();
-        encode_frame(&mut wire, false, 1, a);
-        encode_frame(&mut wire, true, 9, b"ping");
-        encode_frame(&mut wire, true, 0, b);
-        encode_frame(&mut wire, true, 8, &[3, 232, b'b', b'y', b'e']);
+        encode_frame(&mut wire, false, 1, None, a);
+        encode_frame(&mut wire, true, 9, None, b"ping");
+        encode_frame(&mut wire, true, 0, None, b);
+        encode_frame(&mut wire, true, 8, None, &[3, 232, b'b', b'y', b'e']);
         for step in [1usize, 7, 100, 5000, wire.len()] {
             let mut sc = WsScrubber::new(pats.clone());
             let mut out = BytesMut::new();
@@ -329,7 +294,7 @@ mod tests {
         let mut wire = BytesMut::new();
         let mut reason = vec![3u8, 232];
         reason.extend_from_slice(S.as_bytes());
-        encode_frame(&mut wire, true, 8, &reason);
+        encode_frame(&mut wire, true, 8, None, &reason);
         let mut sc = WsScrubber::new(pats.clone());
         let fr = frames(&sc.push(&wire).unwrap());
         assert_eq!(fr, vec![(true, 8, vec![3, 232])]);
@@ -338,7 +303,7 @@ mod tests {
         let mut reason = vec![3u8, 232];
         reason.extend_from_slice(b"bad token: ");
         reason.extend_from_slice(&S.as_bytes()[..12]);
-        encode_frame(&mut wire, true, 8, &reason);
+        encode_frame(&mut wire, true, 8, None, &reason);
         let mut sc = WsScrubber::new(pats.clone());
         let fr = frames(&sc.push(&wire).unwrap());
         assert_eq!(fr, vec![(true, 8, vec![3, 232])]);
@@ -357,5 +322,88 @@ mod tests {
             frames(&sc.push(&[0x81, 0x00]).unwrap()),
             vec![(true, 1, vec![])]
         );
+    }
+
+    /// A hostile origin picks header forms the scrubber might mis-split: a non-minimal
+    /// 64-bit length and a 16-bit one, cut at every offset (inside the header too). The
+    /// credential never reaches the agent and the output does not depend on the cut.
+    #[test]
+    fn extended_length_headers_cut_at_every_offset_are_scrubbed_alike() {
+        let pats = Arc::new(Patterns::new(&[S]).unwrap());
+        let small = format!("echo {S}!");
+        let mut wire = vec![0x81u8, 127];
+        wire.extend_from_slice(&(small.len() as u64).to_be_bytes());
+        wire.extend_from_slice(small.as_bytes());
+        let big = format!("{} {S} tail", "x".repeat(200));
+        encode_frame(&mut wire, true, opcode::BINARY, None, big.as_bytes());
+        let whole = frames(&WsScrubber::new(pats.clone()).push(&wire).unwrap());
+        assert_eq!(whole.len(), 2);
+        assert_eq!((whole[0].1, whole[1].1), (opcode::TEXT, opcode::BINARY));
+        let clean = message(&whole);
+        assert!(!clean.windows(S.len()).any(|w| w == S.as_bytes()));
+        for cut in 0..=wire.len() {
+            let mut sc = WsScrubber::new(pats.clone());
+            let mut out = sc.push(&wire[..cut]).unwrap();
+            out.extend_from_slice(&sc.push(&wire[cut..]).unwrap());
+            // Re-fragmenting may differ with the cut; the messages may not.
+            let fr = frames(&out);
+            assert_eq!(message(&fr), clean, "cut {cut}");
+            let starts: Vec<u8> = fr.iter().map(|f| f.1).filter(|&op| op != 0).collect();
+            assert_eq!(starts, [opcode::TEXT, opcode::BINARY], "cut {cut}");
+            assert_eq!(fr.iter().filter(|f| f.0).count(), 2, "cut {cut}");
+            assert_eq!(sc.scrubs(), 2, "cut {cut}");
+        }
+    }
+
+    /// Frames the scrubber refuses (masked, oversized or fragmented control) let none of
+    /// their payload out, whatever it carries.
+    #[test]
+    fn refused_frames_emit_nothing_of_their_payload() {
+        let pats = Arc::new(Patterns::new(&[S]).unwrap());
+        let secret_payload = format!("{S} {}", "y".repeat(120));
+        let mut masked = Vec::new();
+        encode_frame(&mut masked, true, 1, Some([1, 2, 3, 4]), S.as_bytes());
+        let mut long_ping = Vec::new();
+        encode_frame(
+            &mut long_ping,
+            true,
+            opcode::PING,
+            None,
+            secret_payload.as_bytes(),
+        );
+        let mut fragmented_pong = Vec::new();
+        encode_frame(
+            &mut fragmented_pong,
+            false,
+            opcode::PONG,
+            None,
+            S.as_bytes(),
+        );
+        let cases = [
+            (masked, "masked"),
+            (long_ping, "control"),
+            (fragmented_pong, "control"),
+        ];
+        for (wire, why) in cases {
+            for step in [1usize, 3, wire.len()] {
+                let mut sc = WsScrubber::new(pats.clone());
+                let mut out = BytesMut::new();
+                let mut refused = None;
+                for c in wire.chunks(step) {
+                    match sc.push(c) {
+                        Ok(o) => out.extend_from_slice(&o),
+                        Err(e) => {
+                            refused = Some(e);
+                            break;
+                        }
+                    }
+                }
+                assert!(out.is_empty(), "{why} step {step}: {out:?}");
+                match (why, refused) {
+                    ("masked", Some(WsError::Masked)) | ("control", Some(WsError::Control)) => {}
+                    (_, other) => panic!("{why} step {step}: {other:?}"),
+                }
+            }
+        }
     }
 }
