@@ -87,6 +87,12 @@ impl Case {
     pub fn attack(&self) -> bool {
         self.label == Label::Attack
     }
+    /// The allowlist entry covering this case's hosts.
+    pub fn site(&self) -> Option<String> {
+        self.hosts()
+            .first()
+            .map(|_| format!("*.{}.test:*", self.id))
+    }
     /// Host names this case connects to (pinned to 127.0.0.1 and in the origin's leaf).
     pub fn hosts(&self) -> Vec<String> {
         match self.transport.as_str() {
@@ -155,7 +161,17 @@ fn expand_case(class: &str, raw: RawCase) -> Result<Case, String> {
     if !["default", "strict"].contains(&raw.profile.as_str()) {
         return Err(format!("{id}: profile {}", raw.profile));
     }
-    let payload = expand(&id, &raw.payload)?;
+    // Every host case is its own site: `wild.test` becomes `<id>.test`, so a heuristic that
+    // counts subdomains per domain sees one case at a time, whatever ran before.
+    let hosty = ["connect-host", "subdomain-burst"].contains(&raw.transport.as_str());
+    let site = |h: String| {
+        if hosty {
+            h.replace("wild.test", &format!("{id}.test"))
+        } else {
+            h
+        }
+    };
+    let payload = site(expand(&id, &raw.payload)?);
     let canary_template = match &raw.canary {
         Some(c) => c.clone(),
         None => first_template(&raw.payload).unwrap_or_default(),
@@ -170,7 +186,7 @@ fn expand_case(class: &str, raw: RawCase) -> Result<Case, String> {
     let parts = raw
         .parts
         .iter()
-        .map(|p| expand(&id, p))
+        .map(|p| expand(&id, p).map(site))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Case {
         id: raw.id,

@@ -79,8 +79,6 @@ struct Got {
     body: Vec<u8>,
     /// The body ended with an error (stream cut by the proxy).
     cut: bool,
-    /// The connection closed before any response head.
-    closed_by_peer: bool,
 }
 
 async fn send(s: &mut Sender, req: http::Request<Full<Bytes>>) -> Got {
@@ -89,15 +87,8 @@ async fn send(s: &mut Sender, req: http::Request<Full<Bytes>>) -> Got {
     let resp = match tokio::time::timeout(CASE_TIMEOUT, s.send_request(req)).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
-            // The proxy closing the connection after the request went out (no response
-            // head) is a refusal; a client-side error (not ready, canceled) is not.
-            let closed_by_peer = e.is_incomplete_message()
-                || std::error::Error::source(&e)
-                    .and_then(|s| s.downcast_ref::<std::io::Error>())
-                    .is_some();
             return Got {
                 cut: true,
-                closed_by_peer,
                 headers: format!("request failed: {e:?}"),
                 ..Default::default()
             };
@@ -264,14 +255,23 @@ async fn outbound(t: &Target<'_>, case: &Case) -> Outcome {
         _ => {
             let ct = case.content_type.as_deref().unwrap_or("application/json");
             let path = case.path.as_deref().unwrap_or("/api");
-            request(
+            let mut req = request(
                 case,
                 "POST",
                 path,
                 port,
                 &[("content-type", ct)],
                 &case.payload,
-            )
+            );
+            if case.gzip {
+                // A compressed upload: pipelock must decode it to scan it.
+                *req.body_mut() = Full::new(Bytes::from(gzip(case.payload.as_bytes()).await));
+                req.headers_mut().insert(
+                    http::header::CONTENT_ENCODING,
+                    http::HeaderValue::from_static("gzip"),
+                );
+            }
+            req
         }
     };
     let got = send(&mut s, req).await;
@@ -471,7 +471,9 @@ async fn inbound(t: &Target<'_>, case: &Case) -> Outcome {
     if case.attack() {
         // Refused: the agent got an answer without the canary (a refusal, a cut stream or
         // a scrubbed body); no answer at all does not count (it could be the harness).
-        let answered = gots.iter().all(|g| g.status != 0 || g.closed_by_peer);
+        // A connection closed without any response head (a crash, a harness fault) is not
+        // counted: containment needs pipelock's answer.
+        let answered = gots.iter().all(|g| g.status != 0);
         judge(case, answered && !leaked, leaked, detail)
     } else {
         judge(case, !intact, false, detail)

@@ -9,6 +9,13 @@ use std::time::Duration;
 use crate::cases::Case;
 use crate::drive::Outcome;
 
+/// One case run under one profile.
+pub struct Run {
+    pub case: Case,
+    pub profile: String,
+    pub outcome: Outcome,
+}
+
 pub fn known_misses(path: &Path) -> Result<HashMap<String, String>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut out = HashMap::new();
@@ -34,22 +41,28 @@ struct Row {
     false_positives: usize,
 }
 
-pub fn render(
-    results: &[(Case, Outcome)],
-    known: &HashMap<String, String>,
-    elapsed: Duration,
-) -> String {
+impl Row {
+    fn add(&mut self, o: &Row) {
+        self.attacks += o.attacks;
+        self.contained += o.contained;
+        self.missed += o.missed;
+        self.benign += o.benign;
+        self.false_positives += o.false_positives;
+    }
+}
+
+pub fn render(results: &[Run], known: &HashMap<String, String>, elapsed: Duration) -> String {
     let mut rows: BTreeMap<(String, String), Row> = BTreeMap::new();
-    for (c, o) in results {
+    for run in results {
         let r = rows
-            .entry((c.class.clone(), c.profile.clone()))
+            .entry((run.case.class.clone(), run.profile.clone()))
             .or_default();
-        if c.attack() {
+        if run.case.attack() {
             r.attacks += 1;
         } else {
             r.benign += 1;
         }
-        match o {
+        match run.outcome {
             Outcome::Contained(_) => r.contained += 1,
             Outcome::Missed(_) => r.missed += 1,
             Outcome::FalsePositive(_) => r.false_positives += 1,
@@ -59,10 +72,10 @@ pub fn render(
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{} cases ({} attack, {} benign), run in {:.1} s\n",
+        "{} runs ({} attack, {} benign) in {:.1} s\n",
         results.len(),
-        results.iter().filter(|(c, _)| c.attack()).count(),
-        results.iter().filter(|(c, _)| !c.attack()).count(),
+        results.iter().filter(|r| r.case.attack()).count(),
+        results.iter().filter(|r| !r.case.attack()).count(),
         elapsed.as_secs_f64()
     );
     let _ = writeln!(
@@ -70,55 +83,57 @@ pub fn render(
         "| class | profile | attacks | contained | missed | benign | false positives |"
     );
     let _ = writeln!(s, "|---|---|---|---|---|---|---|");
-    let mut total = Row::default();
+    let mut totals: BTreeMap<String, Row> = BTreeMap::new();
     for ((class, profile), r) in &rows {
         let _ = writeln!(
             s,
             "| {class} | {profile} | {} | {} | {} | {} | {} |",
             r.attacks, r.contained, r.missed, r.benign, r.false_positives
         );
-        total.attacks += r.attacks;
-        total.contained += r.contained;
-        total.missed += r.missed;
-        total.benign += r.benign;
-        total.false_positives += r.false_positives;
+        totals.entry(profile.clone()).or_default().add(r);
     }
-    let _ = writeln!(
-        s,
-        "| **all** | | {} | {} | {} | {} | {} |",
-        total.attacks, total.contained, total.missed, total.benign, total.false_positives
-    );
+    for (profile, t) in &totals {
+        let _ = writeln!(
+            s,
+            "| **all** | {profile} | {} | {} | {} | {} | {} |",
+            t.attacks, t.contained, t.missed, t.benign, t.false_positives
+        );
+    }
     let _ = writeln!(s, "\nMissed attacks:\n");
-    for (c, o) in results {
-        if let Outcome::Missed(d) = o {
+    for run in results {
+        let c = &run.case;
+        if let Outcome::Missed(d) = &run.outcome {
             let why = known
                 .get(&c.id)
                 .map_or_else(|| format!("NOT IN known_misses ({d})"), Clone::clone);
-            let _ = writeln!(s, "- `{}` ({}, {}): {why}", c.id, c.class, c.transport);
-        }
-    }
-    let _ = writeln!(s, "\nFalse positives:\n");
-    for (c, o) in results {
-        if let Outcome::FalsePositive(d) = o {
             let _ = writeln!(
                 s,
-                "- `{}` ({}, {}, {}): {d}",
-                c.id, c.class, c.profile, c.why
+                "- `{}` ({}, {}, {}): {why}",
+                c.id, c.class, c.transport, run.profile
             );
         }
     }
-    let stale: Vec<&String> = known
-        .keys()
-        .filter(|id| {
-            results
-                .iter()
-                .any(|(c, o)| &&c.id == id && !matches!(o, Outcome::Missed(_)))
-        })
-        .collect();
+    let _ = writeln!(s, "\nFalse positives:\n");
+    for run in results {
+        let c = &run.case;
+        if let Outcome::FalsePositive(d) = &run.outcome {
+            let _ = writeln!(
+                s,
+                "- `{}` ({}, {}; {}): {d}",
+                c.id, c.class, run.profile, c.why
+            );
+        }
+    }
+    let missed = |id: &String| {
+        results
+            .iter()
+            .any(|r| &r.case.id == id && matches!(r.outcome, Outcome::Missed(_)))
+    };
+    let stale: Vec<&String> = known.keys().filter(|id| !missed(id)).collect();
     if !stale.is_empty() {
         let _ = writeln!(
             s,
-            "\nNow contained, still in known_misses (move them off): {stale:?}"
+            "\nContained in every profile, still in known_misses (move them off): {stale:?}"
         );
     }
     s
