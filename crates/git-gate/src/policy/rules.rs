@@ -382,4 +382,212 @@ mod tests {
                 .allowed
         );
     }
+
+    /// Every refusal `decide` can return, and the allowed paths past each check. The
+    /// policy has no catch-all for tags, so `refs/**` (rule 3) covers everything else.
+    #[test]
+    fn decide_table() {
+        let p = policy();
+        let tags_only = RepoPolicy::new(
+            vec![Rule::new(0, "refs/heads/agent/*", vec![Action::Create]).unwrap()],
+            &["refs/heads/release/*".to_string()],
+            false,
+            1,
+            1,
+            1,
+        )
+        .unwrap();
+        use Action::*;
+        // (case, policy, ref, action, None when allowed by that rule id, or (rule, reason))
+        type Row<'a> = (
+            &'a str,
+            &'a RepoPolicy,
+            &'a [u8],
+            Action,
+            Result<&'a str, (&'a str, &'a str)>,
+        );
+        let rows: Vec<Row> = vec![
+            (
+                "first rule",
+                &p,
+                b"refs/heads/agent/x",
+                Force,
+                Ok("rules[0] refs/heads/agent/**"),
+            ),
+            (
+                "update of protected",
+                &p,
+                b"refs/heads/main",
+                Update,
+                Ok("rules[1] refs/heads/*"),
+            ),
+            (
+                "catch-all",
+                &p,
+                b"refs/notes/x",
+                Delete,
+                Ok("rules[3] refs/**"),
+            ),
+            (
+                "tag rule",
+                &p,
+                b"refs/tags/v2",
+                Create,
+                Ok("rules[2] refs/tags/v*"),
+            ),
+            (
+                "invalid name",
+                &p,
+                b"refs/heads/agent/x.lock",
+                Create,
+                Err(("ref-name", "invalid ref name: ")),
+            ),
+            (
+                "not under refs/",
+                &p,
+                b"HEAD",
+                Update,
+                Err(("ref-name", "invalid ref name: ")),
+            ),
+            (
+                "lookalike by case",
+                &p,
+                b"refs/heads/Main",
+                Create,
+                Err((
+                    "protected refs/heads/main",
+                    "ref name looks like protected ref refs/heads/main",
+                )),
+            ),
+            (
+                "a non-ASCII lookalike",
+                &p,
+                "refs/heads/m\u{430}in".as_bytes(),
+                Create,
+                Err(("ref-name", "invalid ref name: ")),
+            ),
+            (
+                "lookalike by shape",
+                &p,
+                b"refs/heads/rnain",
+                Update,
+                Err((
+                    "protected refs/heads/main",
+                    "ref name looks like protected ref refs/heads/main",
+                )),
+            ),
+            (
+                "force of protected",
+                &p,
+                b"refs/heads/main",
+                Force,
+                Err((
+                    "protected refs/heads/main",
+                    "force push of protected ref refs/heads/main refused",
+                )),
+            ),
+            (
+                "delete of protected",
+                &p,
+                b"refs/heads/main",
+                Delete,
+                Err((
+                    "protected refs/heads/main",
+                    "deletion of protected ref refs/heads/main refused",
+                )),
+            ),
+            (
+                "protected glob",
+                &tags_only,
+                b"refs/heads/release/1",
+                Delete,
+                Err((
+                    "protected refs/heads/release/*",
+                    "deletion of protected ref",
+                )),
+            ),
+            (
+                "moving a tag is a force",
+                &p,
+                b"refs/tags/v1",
+                Update,
+                Err((
+                    "rules[2] refs/tags/v*",
+                    "force pushing (non-fast-forward) refs/tags/v1 is not allowed",
+                )),
+            ),
+            (
+                "tag without a tag rule",
+                &p,
+                b"refs/tags/other",
+                Create,
+                Err((
+                    "default-deny",
+                    "tags are not allowed (no rule allows refs/tags/)",
+                )),
+            ),
+            (
+                "no rule",
+                &tags_only,
+                b"refs/heads/other",
+                Create,
+                Err(("default-deny", "no rule allows refs/heads/other")),
+            ),
+            (
+                "creating not allowed",
+                &p,
+                b"refs/heads/feature",
+                Create,
+                Err((
+                    "rules[1] refs/heads/*",
+                    "creating refs/heads/feature is not allowed",
+                )),
+            ),
+            (
+                "updating not allowed",
+                &tags_only,
+                b"refs/heads/agent/a",
+                Update,
+                Err((
+                    "rules[0] refs/heads/agent/*",
+                    "updating refs/heads/agent/a is not allowed",
+                )),
+            ),
+            (
+                "force not allowed",
+                &p,
+                b"refs/heads/feature",
+                Force,
+                Err((
+                    "rules[1] refs/heads/*",
+                    "force pushing (non-fast-forward) refs/heads/feature is not allowed",
+                )),
+            ),
+            (
+                "deleting not allowed",
+                &p,
+                b"refs/heads/feature",
+                Delete,
+                Err((
+                    "rules[1] refs/heads/*",
+                    "deleting refs/heads/feature is not allowed",
+                )),
+            ),
+        ];
+        for (case, policy, name, action, want) in rows {
+            let v = policy.decide(name, action);
+            match want {
+                Ok(rule) => {
+                    assert!(v.allowed, "{case}: {v:?}");
+                    assert_eq!(v.rule, rule, "{case}");
+                    assert!(v.reason.is_empty(), "{case}");
+                }
+                Err((rule, reason)) => {
+                    assert!(!v.allowed, "{case}: {v:?}");
+                    assert_eq!(v.rule, rule, "{case}");
+                    assert!(v.reason.contains(reason), "{case}: {}", v.reason);
+                }
+            }
+        }
+    }
 }
