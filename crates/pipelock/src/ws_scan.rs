@@ -15,6 +15,9 @@
 
 use std::collections::VecDeque;
 
+use bottle_core::ws_frame::{
+    apply_mask, close_code, close_frame, opcode, FrameBoundaries, FrameHeader,
+};
 use bottle_dlp::{Detector, StreamScanner, STREAM_OVERLAP};
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -24,10 +27,6 @@ pub const MAX_FRAME: u64 = 1 << 20;
 /// Frame bytes of an unfinished data message held back before the oldest fragments are
 /// released (each of them scanned, with [`STREAM_OVERLAP`] payload bytes still held behind).
 pub const HOLD_LIMIT: usize = 1 << 20;
-/// Close code for a policy violation (RFC 6455 7.4.1).
-pub const POLICY_VIOLATION: u16 = 1008;
-/// Close code for a frame over [`MAX_FRAME`].
-pub const MESSAGE_TOO_BIG: u16 = 1009;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WsScanError {
@@ -45,8 +44,8 @@ impl WsScanError {
     /// The close frame the agent gets (unmasked), if this error refuses the session.
     pub fn close_for_agent(&self) -> Option<Vec<u8>> {
         let code = match self {
-            WsScanError::Secret(_) | WsScanError::Reserved => POLICY_VIOLATION,
-            WsScanError::TooLarge(_) => MESSAGE_TOO_BIG,
+            WsScanError::Secret(_) | WsScanError::Reserved => close_code::POLICY_VIOLATION,
+            WsScanError::TooLarge(_) => close_code::MESSAGE_TOO_BIG,
             WsScanError::Io(_) => return None,
         };
         Some(close_frame(
@@ -57,56 +56,14 @@ impl WsScanError {
     }
 }
 
-/// Parses a frame header: (header length, payload length, mask key).
-fn header(buf: &[u8]) -> Option<(usize, u64, Option<[u8; 4]>)> {
-    let b1 = *buf.get(1)?;
-    let masked = b1 & 0x80 != 0;
-    let (mut hlen, len) = match b1 & 0x7f {
-        126 => (4, u16::from_be_bytes([*buf.get(2)?, *buf.get(3)?]) as u64),
-        127 => {
-            let b: [u8; 8] = buf.get(2..10)?.try_into().ok()?;
-            (10, u64::from_be_bytes(b))
-        }
-        n => (2, n as u64),
-    };
-    let mask = if masked {
-        let m: [u8; 4] = buf.get(hlen..hlen + 4)?.try_into().ok()?;
-        hlen += 4;
-        Some(m)
-    } else {
-        None
-    };
-    Some((hlen, len, mask))
-}
-
-/// A close frame with `code` and `reason` (cut to fit a control frame), masked with
-/// `mask` when sent as a client (towards the origin), unmasked towards the agent.
-pub fn close_frame(code: u16, reason: &str, mask: Option<[u8; 4]>) -> Vec<u8> {
-    let mut payload = code.to_be_bytes().to_vec();
-    let mut cut = reason.len().min(123);
-    while !reason.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    payload.extend_from_slice(&reason.as_bytes()[..cut]);
-    let mut f = vec![0x88u8];
-    match mask {
-        Some(m) => {
-            f.push(0x80 | payload.len() as u8);
-            f.extend_from_slice(&m);
-            f.extend(payload.iter().enumerate().map(|(i, b)| b ^ m[i % 4]));
-        }
-        None => {
-            f.push(payload.len() as u8);
-            f.extend_from_slice(&payload);
-        }
-    }
-    f
-}
-
 /// Closes the upstream side with 1008 (best effort; a partial message never completes).
 /// The reason does not say what was found: the origin may be the agent's accomplice.
 async fn refuse_upstream<W: AsyncWrite + Unpin>(to: &mut W) {
-    let close = close_frame(POLICY_VIOLATION, "policy violation", Some(rand::random()));
+    let close = close_frame(
+        close_code::POLICY_VIOLATION,
+        "policy violation",
+        Some(rand::random()),
+    );
     let _ = to.write_all(&close).await;
     let _ = to.shutdown().await;
 }
@@ -169,13 +126,14 @@ where
     let mut held = Held::default();
     let mut sent = 0u64;
     loop {
-        let parsed = header(&buf);
+        let parsed = FrameHeader::parse(&buf);
         let need = match parsed {
-            Some((hlen, len, _)) => {
-                if len > MAX_FRAME {
-                    return Err(WsScanError::TooLarge(len));
+            Some(h) => {
+                if h.payload_len > MAX_FRAME {
+                    return Err(WsScanError::TooLarge(h.payload_len));
                 }
-                hlen + len as usize
+                // At most MAX_FRAME plus a header: fits a usize.
+                h.frame_len() as usize
             }
             None => buf.len() + 1,
         };
@@ -187,24 +145,22 @@ where
             }
             continue;
         }
-        let Some((hlen, _len, mask)) = parsed else {
+        let Some(h) = parsed else {
             continue;
         };
         // No extension is negotiated (pipelock strips the offer), so RSV bits must be clear;
         // a hostile origin could still read them as permessage-deflate: unscannable.
-        if buf[0] & 0x70 != 0 {
+        if h.has_reserved_bits() {
             refuse_upstream(&mut to).await;
             return Err(WsScanError::Reserved);
         }
         let frame = buf.split_to(need);
         payload.clear();
-        payload.extend_from_slice(&frame[hlen..]);
-        if let Some(m) = mask {
-            for (i, b) in payload.iter_mut().enumerate() {
-                *b ^= m[i % 4];
-            }
+        payload.extend_from_slice(&frame[h.header_len..]);
+        if let Some(key) = h.mask {
+            apply_mask(&mut payload, key, 0);
         }
-        let is_control = frame[0] & 0x08 != 0;
+        let is_control = h.is_control();
         let stream = if is_control { &mut control } else { &mut data };
         let findings = stream.check(&payload);
         if let Some(f) = findings.first() {
@@ -219,15 +175,15 @@ where
                 }
             }
         }
-        let fin = frame[0] & 0x80 != 0;
+        let fin = h.fin;
         if is_control {
-            if frame[0] & 0x0f == 0x8 {
+            if h.is_close() {
                 // Close: no data may follow it, so a message still held never completes.
                 held.clear();
             }
             sent += frame.len() as u64;
             to.write_all(&frame).await?;
-        } else if frame[0] & 0x0f == 0 && !fin && payload.is_empty() {
+        } else if h.opcode == opcode::CONTINUATION && !fin && payload.is_empty() {
             // An empty middle fragment carries nothing: not held, so hold memory is
             // bounded by payload rather than by a count of frames.
             continue;
@@ -260,42 +216,20 @@ where
 /// origin -> agent copy may be cut anywhere; a close inside a frame would be garbage).
 pub struct FrameTracking<W> {
     inner: W,
-    /// Header bytes of the frame being written (while incomplete).
-    head: Vec<u8>,
-    /// Payload bytes of the current frame still to come.
-    remaining: u64,
+    boundaries: FrameBoundaries,
 }
 
 impl<W> FrameTracking<W> {
     pub fn new(inner: W) -> Self {
         FrameTracking {
             inner,
-            head: Vec::new(),
-            remaining: 0,
+            boundaries: FrameBoundaries::default(),
         }
     }
 
     /// Whether everything written so far ends on a frame boundary.
     pub fn at_boundary(&self) -> bool {
-        self.head.is_empty() && self.remaining == 0
-    }
-
-    fn feed(&mut self, mut b: &[u8]) {
-        while !b.is_empty() {
-            if self.remaining > 0 {
-                let k = (self.remaining.min(b.len() as u64)) as usize;
-                self.remaining -= k as u64;
-                b = &b[k..];
-                continue;
-            }
-            self.head.push(b[0]);
-            b = &b[1..];
-            // header() answers once exactly its bytes are present.
-            if let Some((_, len, _)) = header(&self.head) {
-                self.head.clear();
-                self.remaining = len;
-            }
-        }
+        self.boundaries.at_boundary()
     }
 }
 
@@ -308,7 +242,7 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for FrameTracking<W> {
         let r = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
         if let std::task::Poll::Ready(Ok(n)) = &r {
             let n = *n;
-            self.feed(&buf[..n]);
+            self.boundaries.feed(&buf[..n]);
         }
         r
     }
@@ -333,16 +267,7 @@ mod tests {
     use super::*;
 
     fn frame(payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
-        let mut f = vec![0x81u8];
-        if payload.len() < 126 {
-            f.push(0x80 | payload.len() as u8);
-        } else {
-            f.push(0x80 | 126);
-            f.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-        }
-        f.extend_from_slice(&mask);
-        f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        f
+        raw(opcode::TEXT, true, payload, mask)
     }
 
     #[tokio::test]
@@ -407,8 +332,8 @@ mod tests {
     }
 
     fn raw(op: u8, fin: bool, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
-        let mut f = frame(payload, mask);
-        f[0] = if fin { 0x80 } else { 0 } | op;
+        let mut f = Vec::new();
+        bottle_core::ws_frame::encode_frame(&mut f, fin, op, Some(mask), payload);
         f
     }
 
@@ -467,7 +392,7 @@ mod tests {
         assert_eq!(&out[..ping.len()], &ping[..]);
         assert_eq!(out[ping.len()], 0x88, "{out:?}");
         assert_eq!(
-            header(&out[ping.len()..]).unwrap().1 as usize + 6 + ping.len(),
+            FrameHeader::parse(&out[ping.len()..]).unwrap().frame_len() as usize + ping.len(),
             out.len()
         );
     }
@@ -524,5 +449,59 @@ mod tests {
             .await
             .unwrap();
         assert!(out.is_empty(), "{out:?}");
+    }
+
+    /// A frame the agent sends with a non-minimal 64-bit length, delivered one byte per
+    /// read so every header and payload offset is a read boundary: still parsed, still
+    /// scanned, and only the close reaches the origin.
+    #[tokio::test]
+    async fn a_secret_behind_an_odd_header_arriving_byte_by_byte_is_blocked() {
+        let tok = format!("ghp_{}", &"Zq8Lr3Tx6Wv1Np9Ks4Hb7Jd2Mf5Gc0Ye8Ua3Io6Pl"[..36]);
+        let payload = format!("token={tok}");
+        let key = [3, 1, 4, 1];
+        let mut wire = vec![0x81u8, 0x80 | 127];
+        wire.extend_from_slice(&(payload.len() as u64).to_be_bytes());
+        wire.extend_from_slice(&key);
+        let mut masked = payload.into_bytes();
+        apply_mask(&mut masked, key, 0);
+        wire.extend_from_slice(&masked);
+        let (mut agent, from) = tokio::io::duplex(1);
+        let writer = tokio::spawn(async move {
+            let _ = agent.write_all(&wire).await;
+        });
+        let mut out = Vec::new();
+        let err = pump(from, &mut out, Detector::builtin(), true, |_| {})
+            .await
+            .unwrap_err();
+        writer.abort();
+        assert!(matches!(err, WsScanError::Secret(_)), "{err}");
+        let h = FrameHeader::parse(&out).unwrap();
+        assert!(h.is_close() && h.mask.is_some(), "{h:?}");
+        assert_eq!(h.frame_len() as usize, out.len(), "nothing but the close");
+    }
+
+    /// A declared length over the bound (here with the top bit set, which RFC 6455 forbids)
+    /// ends the session before any of the frame is read or forwarded.
+    #[tokio::test]
+    async fn an_oversized_declared_length_forwards_nothing() {
+        for len in [MAX_FRAME + 1, u64::MAX] {
+            let mut wire = vec![0x82u8, 0x80 | 127];
+            wire.extend_from_slice(&len.to_be_bytes());
+            wire.extend_from_slice(&[0, 0, 0, 0]);
+            wire.extend_from_slice(b"payload that never ends");
+            let mut out = Vec::new();
+            let err = pump(&wire[..], &mut out, Detector::builtin(), true, |_| {})
+                .await
+                .unwrap_err();
+            assert!(matches!(err, WsScanError::TooLarge(n) if n == len), "{err}");
+            assert!(out.is_empty(), "{out:?}");
+            let close = err.close_for_agent().unwrap();
+            let h = FrameHeader::parse(&close).unwrap();
+            assert!(h.is_close() && h.mask.is_none());
+            assert_eq!(
+                &close[h.header_len..h.header_len + 2],
+                &1009u16.to_be_bytes()
+            );
+        }
     }
 }
