@@ -13,68 +13,55 @@ use crate::error::Error;
 
 mod broad;
 mod dlp;
+mod read;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
-mod text;
 mod validate;
 
+pub use bottle_core::strict_yaml::nearest;
 pub use broad::too_broad;
 pub use dlp::{DlpAction, DlpEffective, DlpProfile, DlpSpec, ScanAction};
-
-use text::{describe_serde_error, key_line, value_line, var_line};
-pub use text::{did_you_mean, nearest};
+pub use read::Lines;
 
 /// A parsed, validated manifest. Paths are absolute (resolved against the manifest's dir).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Read by `read.rs` (bottle-core's strict YAML reader): every key is checked.
+#[derive(Debug, Clone)]
 pub struct Manifest {
     /// Short name of the bottle; the slug is `<name>-<5 random base36>`.
     pub name: String,
     /// The agent image (must exist locally: nothing is pulled).
     pub image: String,
     /// The agent command, run with `compose exec` (default: `sh`).
-    #[serde(default)]
     pub command: Option<Command>,
     /// Working directory in the agent container.
-    #[serde(default)]
     pub workdir: Option<String>,
     /// A host directory mounted read-write at `workdir` (default `/workspace`).
-    #[serde(default)]
     pub workspace: Option<PathBuf>,
     /// Agent environment. Values may use `${HOST_VAR}` and `${HOST_VAR:-default}`; `$$` is `$`.
-    #[serde(default)]
     pub env: BTreeMap<String, String>,
     /// Allowlist lines (see the allowlist format).
-    #[serde(default)]
     pub allow: Vec<String>,
     /// egress routes; credentials are named by `token_from: HOST_ENV_VAR`.
-    #[serde(default)]
     pub routes: Vec<RouteSpec>,
     /// git-gate repositories.
-    #[serde(default)]
     pub git: Vec<GitSpec>,
     /// DLP settings of pipelock.
-    #[serde(default)]
     pub dlp: Option<DlpSpec>,
     /// Operator-pinned names for egress and git-gate: `name: address`.
-    #[serde(default)]
     pub resolve: BTreeMap<String, String>,
     /// Extra trust anchor (PEM) for the upstream TLS of egress and git-gate.
-    #[serde(default)]
     pub upstream_ca: Option<PathBuf>,
     /// Existing Docker networks that egress and git-gate also join (never the agent).
-    #[serde(default)]
     pub upstream_networks: Vec<String>,
     /// Resource limits of the agent container.
-    #[serde(default)]
     pub limits: Limits,
     /// The agent's `uid[:gid]` or `root` (default: the invoking user when a workspace is mounted).
-    #[serde(default)]
     pub user: Option<String>,
     /// How the workspace's `.git/hooks` and `.git/config` are mounted (default `rw`).
-    #[serde(default)]
     pub workspace_git: WorkspaceGit,
+    /// The line of each key in the manifest file, for messages.
+    pub lines: Lines,
 }
 
 /// How the workspace's `.git/hooks` and `.git/config` reach the agent. Both run code as the
@@ -94,8 +81,7 @@ pub enum WorkspaceGit {
 }
 
 /// A command: a list of arguments, or one string run with `sh -c`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum Command {
     /// `["cmd", "arg"]`
     Argv(Vec<String>),
@@ -114,25 +100,19 @@ impl Command {
 }
 
 /// One egress route of the manifest.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct RouteSpec {
     /// Host pattern, as in the allowlist.
     pub host: String,
     /// Path globs (default: every path).
-    #[serde(default)]
     pub paths: Option<Vec<String>>,
     /// Methods (default: every method).
-    #[serde(default)]
     pub methods: Option<Vec<String>>,
     /// Credential injection.
-    #[serde(default)]
     pub auth: Option<RouteAuthSpec>,
     /// Tunnel instead of decrypting.
-    #[serde(default)]
     pub tls_passthrough: bool,
     /// Inject the credential over plain http:// too (only for a private host; see validate).
-    #[serde(default)]
     pub allow_cleartext: bool,
 }
 
@@ -151,27 +131,21 @@ pub enum Scheme {
 }
 
 /// Route credentials: `token_from` names a variable of the launcher's environment.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct RouteAuthSpec {
     /// The scheme.
     pub scheme: Scheme,
     /// Host environment variable holding the secret.
     pub token_from: String,
     /// Header name (scheme `header`).
-    #[serde(default)]
     pub header: Option<String>,
     /// Value prefix.
-    #[serde(default)]
     pub prefix: Option<String>,
     /// Username (scheme `basic`).
-    #[serde(default)]
     pub username: Option<String>,
     /// Query parameter (scheme `query`).
-    #[serde(default)]
     pub param: Option<String>,
     /// Also strip cookies the agent sends.
-    #[serde(default)]
     pub strip_cookies: bool,
 }
 
@@ -186,13 +160,11 @@ pub enum GitScheme {
 }
 
 /// Git credentials.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct GitAuthSpec {
     /// The scheme.
     pub scheme: GitScheme,
     /// Username (basic).
-    #[serde(default)]
     pub username: Option<String>,
     /// Host environment variable holding the secret.
     pub token_from: String,
@@ -224,48 +196,36 @@ pub struct RefRuleSpec {
 }
 
 /// A git-gate repository.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct GitSpec {
     /// Served as `http://git-gate:8080/<name>.git`.
     pub name: String,
     /// The real upstream (https://, ssh:// or file://).
     pub upstream: String,
     /// Credentials for the upstream.
-    #[serde(default)]
     pub auth: Option<GitAuthSpec>,
     /// Ordered push rules; first match wins; no match: denied.
-    #[serde(default)]
     pub rules: Vec<RefRuleSpec>,
     /// Refs never forced or deleted.
-    #[serde(default)]
     pub protected: Vec<String>,
     /// Allow push options.
-    #[serde(default)]
     pub push_options: Option<bool>,
     /// Pack size limit.
-    #[serde(default)]
     pub max_pack_bytes: Option<u64>,
     /// Ref count limit per push.
-    #[serde(default)]
     pub max_refs: Option<u64>,
     /// Object size limit.
-    #[serde(default)]
     pub max_object_bytes: Option<u64>,
 }
 
 /// Agent resource limits.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct Limits {
     /// Memory, in Docker syntax (`2g`, `512m`).
-    #[serde(default = "default_memory")]
     pub memory: String,
     /// CPUs (fractional allowed).
-    #[serde(default = "default_cpus")]
     pub cpus: f64,
     /// Max processes.
-    #[serde(default = "default_pids")]
     pub pids: u32,
 }
 
@@ -375,10 +335,9 @@ pub fn parse_opts(
             None => format!("{file}: {msg}"),
         })
     };
-    let mut m: Manifest = serde_yaml::from_str(text).map_err(|e| {
-        let line = e.location().map(|l| l.line());
-        err(line, describe_serde_error(&e))
-    })?;
+    let mut m = read::read(text, path).map_err(|e| Error::Manifest(e.to_string()))?;
+    let lines = m.lines.clone();
+    let at = |p: &str| lines.at(p);
 
     // name
     let name_ok = !m.name.is_empty()
@@ -389,7 +348,7 @@ pub fn parse_opts(
         && m.name.starts_with(|c: char| c.is_ascii_alphanumeric());
     if !name_ok {
         return Err(err(
-            key_line(text, "name"),
+            at("name"),
             format!(
                 "name `{}` must be 1-40 characters of a-z, 0-9 and '-', starting with a letter or digit",
                 m.name
@@ -397,28 +356,23 @@ pub fn parse_opts(
         ));
     }
     if m.image.trim().is_empty() {
-        return Err(err(
-            key_line(text, "image"),
-            "image must not be empty".into(),
-        ));
+        return Err(err(at("image"), "image must not be empty".into()));
     }
     if let Some(Command::Argv(v)) = &m.command {
         if v.is_empty() {
-            return Err(err(
-                key_line(text, "command"),
-                "command must not be empty".into(),
-            ));
+            return Err(err(at("command"), "command must not be empty".into()));
         }
     }
 
     // credentials: collect slots and check host variables
     let mut route_tokens: Vec<(String, String)> = Vec::new();
-    for r in &m.routes {
+    for (i, r) in m.routes.iter().enumerate() {
         if let Some(a) = &r.auth {
-            check_var_name(&a.token_from).map_err(|msg| err(var_line(text, &a.token_from), msg))?;
+            let line = at(&format!("routes.{i}.auth.token_from"));
+            check_var_name(&a.token_from).map_err(|msg| err(line, msg))?;
             if env.get(&a.token_from).is_none() {
                 return Err(err(
-                    var_line(text, &a.token_from),
+                    line,
                     format!(
                         "host variable `{}` (token_from) is not set; export it before `bottle start`",
                         a.token_from
@@ -435,7 +389,8 @@ pub fn parse_opts(
     }
     let mut git_tokens: Vec<(String, String)> = Vec::new();
     let mut git_names = std::collections::BTreeSet::new();
-    for g in &m.git {
+    for (i, g) in m.git.iter().enumerate() {
+        let name_line = at(&format!("git.{i}.name"));
         let ok = !g.name.is_empty()
             && g.name
                 .chars()
@@ -443,7 +398,7 @@ pub fn parse_opts(
             && !g.name.starts_with('.');
         if !ok {
             return Err(err(
-                value_line(text, "name", &g.name),
+                name_line,
                 format!(
                     "git repository name `{}` must be letters, digits, '-', '_' or '.'",
                     g.name
@@ -454,22 +409,23 @@ pub fn parse_opts(
             let path = Path::new(p);
             if !path.is_absolute() || !path.is_dir() || p.contains(':') {
                 return Err(err(
-                    value_line(text, "upstream", &g.upstream),
+                    at(&format!("git.{i}.upstream")),
                     format!("git upstream `{}`: a file:// upstream must be an existing absolute directory (a bare repository)", g.upstream),
                 ));
             }
         }
         if !git_names.insert(g.name.clone()) {
             return Err(err(
-                value_line(text, "name", &g.name),
+                name_line,
                 format!("git repository name `{}` is used twice", g.name),
             ));
         }
         if let Some(a) = &g.auth {
-            check_var_name(&a.token_from).map_err(|msg| err(var_line(text, &a.token_from), msg))?;
+            let line = at(&format!("git.{i}.auth.token_from"));
+            check_var_name(&a.token_from).map_err(|msg| err(line, msg))?;
             if env.get(&a.token_from).is_none() {
                 return Err(err(
-                    var_line(text, &a.token_from),
+                    line,
                     format!(
                         "host variable `{}` (token_from) is not set; export it before `bottle start`",
                         a.token_from
@@ -498,22 +454,23 @@ pub fn parse_opts(
         .map(|(k, v)| (k.clone(), referenced_vars(v)))
         .collect();
     for (k, v) in &m.env {
-        check_var_name(k).map_err(|msg| err(key_line(text, k), msg))?;
+        let line = at(&format!("env.{k}"));
+        check_var_name(k).map_err(|msg| err(line, msg))?;
         if is_reserved_env(k) {
             return Err(err(
-                key_line(text, k),
+                line,
                 format!("env `{k}` is set by the bottle itself (proxy, CA and git settings) and cannot be overridden"),
             ));
         }
         let value = expand(v, env, &credential_vars)
-            .map_err(|msg| err(key_line(text, k), format!("env `{k}`: {msg}")))?;
+            .map_err(|msg| err(line, format!("env `{k}`: {msg}")))?;
         expanded.insert(k.clone(), value);
     }
     m.env = expanded;
 
     // allowlist lines: validated by bottle-core, line by line for precise messages
-    for entry in &m.allow {
-        let line = value_line(text, "-", entry).or(key_line(text, "allow"));
+    for (i, entry) in m.allow.iter().enumerate() {
+        let line = at(&format!("allow.{i}"));
         validate_allow_entry(entry).map_err(|msg| err(line, msg))?;
         if let (false, Some(why)) = (force_allow, too_broad(entry)) {
             return Err(err(
@@ -523,10 +480,10 @@ pub fn parse_opts(
         }
     }
     if let Some(u) = &m.user {
-        validate::user_spec(u).map_err(|msg| err(key_line(text, "user"), msg))?;
+        validate::user_spec(u).map_err(|msg| err(at("user"), msg))?;
     }
-    for r in &m.routes {
-        let line = value_line(text, "host", &r.host);
+    for (i, r) in m.routes.iter().enumerate() {
+        let line = at(&format!("routes.{i}.host"));
         bottle_core::HostPattern::parse(&r.host)
             .map_err(|msg| err(line, format!("route host `{}`: {msg}", r.host)))?;
         if let (false, Some(why)) = (force_allow, broad::route_host_too_broad(&r.host)) {
@@ -539,7 +496,7 @@ pub fn parse_opts(
     for (name, addr) in &m.resolve {
         let o: bottle_core::ResolveOverride = format!("{name}={addr}").parse().map_err(|_| {
             err(
-                key_line(text, name),
+                at(&format!("resolve.{name}")),
                 format!("resolve: `{name}: {addr}` must map a host name to an IP address"),
             )
         })?;
@@ -548,16 +505,16 @@ pub fn parse_opts(
 
     // A git credential must not be usable for every method through the API, and a credential
     // goes over plain http:// only to a private host.
-    validate::git_token_routes(&m, text, env).map_err(|(line, msg)| err(line, msg))?;
-    validate::cleartext_routes(&m, &resolve, text).map_err(|(line, msg)| err(line, msg))?;
+    validate::git_token_routes(&m, env).map_err(|(line, msg)| err(line, msg))?;
+    validate::cleartext_routes(&m, &resolve).map_err(|(line, msg)| err(line, msg))?;
 
-    for n in &m.upstream_networks {
+    for (i, n) in m.upstream_networks.iter().enumerate() {
         let ok = !n.is_empty()
             && n.chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
         if !ok {
             return Err(err(
-                value_line(text, "-", n),
+                at(&format!("upstream_networks.{i}")),
                 format!("upstream network `{n}` is not a valid Docker network name"),
             ));
         }
@@ -565,13 +522,13 @@ pub fn parse_opts(
 
     if !(m.limits.cpus > 0.0 && m.limits.cpus <= 1024.0) {
         return Err(err(
-            key_line(text, "cpus"),
+            at("limits.cpus"),
             "limits.cpus must be a positive number".into(),
         ));
     }
     if !valid_memory(&m.limits.memory) {
         return Err(err(
-            key_line(text, "memory"),
+            at("limits.memory"),
             format!(
                 "limits.memory `{}` must look like 512m or 2g",
                 m.limits.memory
@@ -580,7 +537,7 @@ pub fn parse_opts(
     }
     if m.limits.pids < 16 {
         return Err(err(
-            key_line(text, "pids"),
+            at("limits.pids"),
             "limits.pids must be at least 16".into(),
         ));
     }
@@ -601,7 +558,7 @@ pub fn parse_opts(
         let abs = base.join(ca);
         if !abs.is_file() {
             return Err(err(
-                key_line(text, "upstream_ca"),
+                at("upstream_ca"),
                 format!("upstream_ca `{}` is not a readable file", abs.display()),
             ));
         }
@@ -611,13 +568,13 @@ pub fn parse_opts(
         let abs = base.join(ws);
         let abs = std::fs::canonicalize(&abs).map_err(|_| {
             err(
-                key_line(text, "workspace"),
+                at("workspace"),
                 format!("workspace `{}` does not exist", abs.display()),
             )
         })?;
         if !abs.is_dir() {
             return Err(err(
-                key_line(text, "workspace"),
+                at("workspace"),
                 format!("workspace `{}` is not a directory", abs.display()),
             ));
         }

@@ -74,20 +74,15 @@ impl ScanAction {
 
 /// DLP settings of pipelock; every key is optional (defaults: `block`, `default`, `block`,
 /// `block`, the same as routes.yaml's).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct DlpSpec {
     /// What to do on a secret found in a request.
-    #[serde(default)]
     pub action: Option<DlpAction>,
     /// `strict` adds the anomaly heuristics.
-    #[serde(default)]
     pub profile: Option<DlpProfile>,
     /// Prompt injection in responses (pages, API bodies, SSE).
-    #[serde(default)]
     pub responses: Option<ScanAction>,
     /// MCP and A2A traffic (poisoned tool lists, injected tool results, changed tools).
-    #[serde(default)]
     pub mcp: Option<ScanAction>,
 }
 

@@ -359,3 +359,94 @@ fn dlp_duplicate_key_is_refused() {
     );
     assert!(e.contains("responses") && e.contains("duplicate"), "{e}");
 }
+
+/// YAML anchors, aliases and merge keys let a manifest say one thing where the operator reads
+/// and mean another further down (a `<<: *base` quietly adding keys): refused, with the line.
+#[test]
+fn anchors_aliases_and_merge_keys_are_refused() {
+    for (text, line) in [
+        // An anchored block is reported at its first line.
+        ("base: &b\n  name: demo\nimage: x\n<<: *b\n", ":2:"),
+        ("name: demo\nimage: x\nallow:\n  - &h example.com\n  - *h\n", ":4:"),
+        (
+            "name: demo\nimage: x\nroutes:\n  - host: a.example.com\n    auth: &a {scheme: bearer, token_from: T}\n",
+            ":5:",
+        ),
+    ] {
+        let e = parse_err(text, &env(&[("T", "s")]));
+        assert!(e.contains(line) && e.contains("anchors"), "{text:?}: {e}");
+    }
+}
+
+/// A second document (after `---`) is not silently ignored or merged.
+#[test]
+fn a_second_document_is_refused() {
+    let e = parse_err(
+        "name: demo\nimage: x\n---\nallow: [\"0.0.0.0/0\"]\n",
+        &env(&[]),
+    );
+    assert!(e.contains(":3:") && e.contains("one YAML document"), "{e}");
+    let e = parse_err("# nothing\n", &env(&[]));
+    assert!(e.contains("empty"), "{e}");
+}
+
+/// Lines come from the reader, not from searching the text: a value or variable name that
+/// also appears earlier (in another key, a comment, or the top-level `name`) does not move
+/// the error to the wrong line.
+#[test]
+fn error_lines_are_the_lines_of_the_keys_not_of_the_first_match() {
+    // The variable's name appears first in an env value.
+    let text = "name: demo\nimage: x\nenv:\n  NOTE: \"see MY_TOKEN\"\nroutes:\n  - host: a.example.com\n    auth: {scheme: bearer, token_from: MY_TOKEN}\n";
+    let e = parse_err(text, &env(&[]));
+    assert!(e.starts_with("/tmp/m.yaml:7: "), "{e}");
+    // A git repository named like the bottle, defined twice: the second definition's line.
+    let text = "name: demo\nimage: x\ngit:\n  - name: demo\n    upstream: https://h.example/a.git\n  - name: demo\n    upstream: https://h.example/b.git\n";
+    let e = parse_err(text, &env(&[]));
+    assert!(
+        e.starts_with("/tmp/m.yaml:6: ") && e.contains("twice"),
+        "{e}"
+    );
+    // A too-broad entry also written in a comment above it: the entry's line.
+    let text = "name: demo\nimage: x\n# 10.0.0.0/8 is our office\nallow:\n  - example.com\n  - 10.0.0.0/8\n";
+    let e = parse_err(text, &env(&[]));
+    assert!(e.starts_with("/tmp/m.yaml:6: "), "{e}");
+}
+
+/// Types are checked by kind, not coerced: a quoted `"true"` is not a boolean, a list is not
+/// a string, a quoted number is not a number.
+#[test]
+fn values_of_the_wrong_kind_are_refused_with_their_line() {
+    for (text, line, words) in [
+        (
+            "name: demo\nimage: x\nroutes:\n  - host: a.example.com\n    tls_passthrough: \"true\"\n",
+            ":5:",
+            "true or false",
+        ),
+        ("name: [demo]\nimage: x\n", ":1:", "string"),
+        ("name: demo\nimage: x\nlimits:\n  pids: \"64\"\n", ":4:", "whole number"),
+        ("name: demo\nimage: x\ncommand: {a: 1}\n", ":3:", "list of arguments"),
+        ("name: demo\nimage: x\nenv:\n  A:\n", ":4:", "needs a value"),
+        ("name: demo\nimage: x\nallow: example.com\n", ":3:", "must be a list"),
+    ] {
+        let e = parse_err(text, &env(&[]));
+        assert!(e.contains(line) && e.contains(words), "{text:?}: {e}");
+    }
+}
+
+/// Misspelt values get the same did-you-mean as misspelt keys (one suggester, bottle-core's).
+#[test]
+fn misspelt_words_get_the_shared_suggestion() {
+    for (text, want) in [
+        ("name: demo\nimage: x\nworkspace_git: hide_hooks\n", "did you mean `hide-hooks`?"),
+        ("name: demo\nimage: x\nworkspace_git: ro-hook\n", "did you mean `ro-hooks`?"),
+        (
+            "name: demo\nimage: x\ngit:\n  - name: r\n    upstream: https://h.example/r.git\n    rules: [{ref: \"refs/heads/**\", allow: [udpate]}]\n",
+            "did you mean `update`?",
+        ),
+        ("name: demo\nimage: x\nlimit:\n  pids: 64\n", "did you mean `limits`?"),
+        ("name: demo\nimage: x\nupstream-ca: ca.pem\n", "did you mean `upstream_ca`?"),
+    ] {
+        let e = parse_err(text, &env(&[]));
+        assert!(e.contains(want), "{text:?}: {e}");
+    }
+}

@@ -5,14 +5,13 @@ use std::net::IpAddr;
 
 use bottle_core::{parse_host, Host, HostPattern};
 
-use super::text::value_line;
-use super::{HostEnv, Manifest, RouteSpec};
+use super::{HostEnv, Manifest};
 
 /// A refusal: the 1-based line (if known) and the message.
 pub(super) type Refusal = (Option<usize>, String);
 
-fn route_line(text: &str, r: &RouteSpec) -> Option<usize> {
-    value_line(text, "host", &r.host)
+fn route_line(m: &Manifest, index: usize) -> Option<usize> {
+    m.lines.at(&format!("routes.{index}"))
 }
 
 /// A route that injects a credential also used by a `git:` repository must list `methods:`.
@@ -20,12 +19,12 @@ fn route_line(text: &str, r: &RouteSpec) -> Option<usize> {
 /// Without it the agent could move or delete protected branches through the forge's REST API
 /// (`PATCH`/`DELETE /repos/o/r/git/refs/heads/main`) with the very token git-gate guards,
 /// bypassing every push rule.
-pub(super) fn git_token_routes(m: &Manifest, text: &str, env: &dyn HostEnv) -> Result<(), Refusal> {
+pub(super) fn git_token_routes(m: &Manifest, env: &dyn HostEnv) -> Result<(), Refusal> {
     // Same variable, or two variables holding the same secret (compared, never shown).
     let same = |a: &str, b: &str| {
         a == b || matches!((env.get(a), env.get(b)), (Some(x), Some(y)) if !x.is_empty() && x == y)
     };
-    for r in &m.routes {
+    for (i, r) in m.routes.iter().enumerate() {
         let Some(a) = &r.auth else { continue };
         if r.methods.is_some() {
             continue;
@@ -45,7 +44,7 @@ pub(super) fn git_token_routes(m: &Manifest, text: &str, env: &dyn HostEnv) -> R
             )
         };
         return Err((
-            route_line(text, r),
+            route_line(m, i),
             format!(
                 "route `{}` injects `{}`, {whose}, for every method: the agent could move or \
                  delete protected branches through the API and bypass git-gate's push rules; \
@@ -82,15 +81,16 @@ fn private_host(host: &str, resolve: &[(String, IpAddr)]) -> Option<String> {
 
 /// `allow_cleartext: true` only for a host that is surely private: a private literal address,
 /// `localhost`, or a name `resolve:` pins to a private address. Never a wildcard.
-pub(super) fn cleartext_routes(
-    m: &Manifest,
-    resolve: &[(String, IpAddr)],
-    text: &str,
-) -> Result<(), Refusal> {
-    for r in m.routes.iter().filter(|r| r.allow_cleartext) {
+pub(super) fn cleartext_routes(m: &Manifest, resolve: &[(String, IpAddr)]) -> Result<(), Refusal> {
+    for (i, r) in m
+        .routes
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.allow_cleartext)
+    {
         if private_host(&r.host, resolve).is_none() {
             return Err((
-                route_line(text, r),
+                route_line(m, i),
                 format!(
                     "route `{}`: allow_cleartext would send its credential over plain http:// \
                      to a host that is not private (only a private address, localhost, or a \
