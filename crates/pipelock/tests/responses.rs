@@ -182,14 +182,22 @@ async fn block_with_curl_and_a_page_without_content_type() {
         body.contains("injection-override") && !body.contains(CANARY),
         "{body}"
     );
-    // Binary types are not judged (the agent does not read them as text).
+    // Text behind a generic binary type is judged (the agent reads it all the same) ...
     env.origin.set_page(
         "/blob",
         Page::new("application/octet-stream", instruction()),
     );
     let (status, _, got, _) = get_stream(&env, &p, "/blob").await;
-    assert_eq!(status, 200);
-    assert_eq!(got, instruction().as_bytes());
+    assert_eq!(status, 403);
+    assert!(!String::from_utf8_lossy(&got).contains(CANARY));
+    // ... while binary content and media types pass unjudged.
+    let mut binary = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    binary.extend_from_slice(instruction().as_bytes());
+    for (path, ct) in [("/bin", "application/octet-stream"), ("/img", "image/png")] {
+        env.origin.set_page(path, Page::new(ct, binary.clone()));
+        let (status, _, got, _) = get_stream(&env, &p, path).await;
+        assert_eq!((status, &got), (200, &binary), "{path}");
+    }
     p.stop().await;
 }
 

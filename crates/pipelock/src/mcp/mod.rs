@@ -20,10 +20,21 @@ pub use sessions::{Sessions, ToolDigest};
 /// One piece of text a model will read, and how to judge it.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Unit {
+    /// Every string of the piece, each followed by [`SEP`].
     pub text: String,
     pub kind: ContentKind,
     /// Where it was found, for the refusal and the audit line (`tool description`, ...).
     pub place: &'static str,
+}
+
+/// Ends each string in [`Unit::text`].
+pub const SEP: char = '\n';
+
+impl Unit {
+    /// The strings of the unit worth judging alone (longer than a word).
+    pub fn parts(&self) -> impl Iterator<Item = &str> {
+        self.text.split(SEP).filter(|p| p.len() >= 12)
+    }
 }
 
 /// Whether `v` is a JSON-RPC 2.0 message, or a batch holding one.

@@ -77,10 +77,13 @@ impl Judge {
         } else if card {
             mcp::agent_card_units(v, &mut units);
         }
+        let mut unit_hits = Vec::new();
         for u in units {
-            hits.extend(scan(u.text.as_bytes(), u.kind, u.place, action));
+            unit_hits.extend(judge_unit(&u, action));
         }
-        hits
+        // The most precise place first (it names the refusal).
+        unit_hits.extend(hits);
+        unit_hits
     }
 
     /// Tools of a `tools/list` result whose definition differs from the one pinned.
@@ -212,6 +215,22 @@ fn looks_like_json(b: &[u8]) -> bool {
         b.iter().find(|c| !c.is_ascii_whitespace()),
         Some(b'{' | b'[')
     )
+}
+
+/// A unit read as a whole (an instruction split over fields), then each string alone (what
+/// sits next to a string in the structure must not change how it reads).
+fn judge_unit(u: &mcp::Unit, action: ScanAction) -> Vec<Hit> {
+    let hits = scan(u.text.as_bytes(), u.kind, u.place, action);
+    if !hits.is_empty() {
+        return hits;
+    }
+    for part in u.parts() {
+        let hits = scan(part.as_bytes(), u.kind, u.place, action);
+        if !hits.is_empty() {
+            return hits;
+        }
+    }
+    Vec::new()
 }
 
 fn scan(bytes: &[u8], kind: ContentKind, place: &'static str, action: ScanAction) -> Vec<Hit> {

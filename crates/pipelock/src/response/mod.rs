@@ -79,15 +79,21 @@ impl InjectionSlot {
         let mut inner = self.lock();
         if let Some(m) = &inner.metrics {
             m.injection(h.detector, h.action.as_str());
-            if h.action == ScanAction::Block {
-                m.refusal("injection");
-            }
         }
         if h.action == ScanAction::Block && inner.blocked.is_none() {
             inner.blocked = Some(h.clone());
         }
         if !inner.hits.contains(h) {
             inner.hits.push(h.clone());
+        }
+    }
+
+    /// Records the finding that cuts a streamed response (counted as a refusal: no
+    /// refusal response is rendered for it).
+    pub fn cut(&self, h: &Hit) {
+        self.record(h);
+        if let Some(m) = &self.lock().metrics {
+            m.refusal("injection");
         }
     }
 
@@ -161,12 +167,14 @@ pub async fn inspect(
             .trim()
             .to_ascii_lowercase()
     });
-    let declared: Option<ContentKind> = match ct.as_deref() {
-        Some(c) => match ContentKind::from_content_type(c) {
+    // None: sniffed from the first bytes (no type, or a generic one text can hide behind).
+    let declared: Option<ContentKind> = match (ct.as_deref(), mime.as_deref()) {
+        (Some(c), Some(m)) => match ContentKind::from_content_type(c) {
             Some(k) => Some(k),
-            None => return Ok(raw), // images, archives, octet streams
+            None if is_media(m) => return Ok(raw),
+            None => None,
         },
-        None => None,
+        _ => None,
     };
     let judge = Arc::new(Judge {
         responses: settings.responses,
@@ -222,24 +230,37 @@ pub async fn inspect(
         WHOLE_LIMIT
     };
     let known_length = headers.contains_key(header::CONTENT_LENGTH);
-    let (body, collected) = collect(body, limit, known_length).await?;
+    let mut body = body;
+    let mut start = BytesMut::new();
+    let mut declared = declared;
+    if declared.is_none() {
+        // Binary content passes as soon as its first bytes show it.
+        let (b, first) = collect(body, SNIFF_BYTES, BytesMut::new(), false).await?;
+        body = b;
+        match first {
+            Collected::Whole(bytes, trailers) => {
+                let Some(kind) = judge::sniff(&bytes) else {
+                    return Ok(whole_body(bytes, trailers, headers));
+                };
+                return judge_whole(&judge, &slot, bytes, trailers, kind, headers);
+            }
+            Collected::Partial(prefix) => match judge::sniff(&prefix) {
+                Some(kind) => {
+                    declared = Some(kind);
+                    start.extend_from_slice(&prefix);
+                }
+                None => return Ok(ScanStream::new(body, Scanner::Pass, slot, prefix).boxed()),
+            },
+        }
+    }
+    let (body, collected) = collect(body, limit, start, known_length).await?;
     match collected {
         Collected::Whole(bytes, trailers) => {
-            let kind = match declared.or_else(|| judge::sniff(&bytes)) {
-                Some(k) => k,
-                None => return Ok(whole_body(bytes, trailers, headers)),
-            };
-            let hits = judge.body(&bytes, kind);
-            for h in &hits {
-                slot.record(h);
-            }
-            if let Some(h) = hits.iter().find(|h| h.action == ScanAction::Block) {
-                return Err(refusal(h));
-            }
-            Ok(whole_body(bytes, trailers, headers))
+            let kind = declared.unwrap_or(ContentKind::Text);
+            judge_whole(&judge, &slot, bytes, trailers, kind, headers)
         }
         Collected::Partial(prefix) => {
-            let kind = declared.or_else(|| judge::sniff(&prefix));
+            let kind = declared;
             if req.jsonrpc_method.as_deref() == Some("tools/list")
                 && settings.mcp == ScanAction::Block
             {
@@ -327,13 +348,56 @@ enum Collected {
     Partial(Bytes),
 }
 
-/// Reads the body until it ends, passes `limit`, or (length unknown) [`COLLECT_WAIT`] passes.
+/// Bytes read to tell text from binary when the type does not say.
+const SNIFF_BYTES: usize = 1024;
+
+/// Types that are media, never read by the agent as text: passed unjudged.
+fn is_media(mime: &str) -> bool {
+    const BINARY_APPS: &[&str] = &[
+        "application/zip",
+        "application/gzip",
+        "application/x-gzip",
+        "application/x-tar",
+        "application/x-xz",
+        "application/zstd",
+        "application/x-7z-compressed",
+        "application/pdf",
+        "application/wasm",
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+    ];
+    ["image/", "audio/", "video/", "font/"]
+        .iter()
+        .any(|p| mime.starts_with(p))
+        || BINARY_APPS.contains(&mime)
+}
+
+/// Judges a whole body: Err refuses the response.
+fn judge_whole(
+    judge: &Judge,
+    slot: &InjectionSlot,
+    bytes: Bytes,
+    trailers: Option<HeaderMap>,
+    kind: ContentKind,
+    headers: &mut HeaderMap,
+) -> Result<BoxBody, Denied> {
+    let hits = judge.body(&bytes, kind);
+    for h in &hits {
+        slot.record(h);
+    }
+    if let Some(h) = hits.iter().find(|h| h.action == ScanAction::Block) {
+        return Err(refusal(h));
+    }
+    Ok(whole_body(bytes, trailers, headers))
+}
+
+/// Reads the body (after `buf`, read already) until it ends, passes `limit`, or (length
+/// unknown) [`COLLECT_WAIT`] passes.
 async fn collect(
     mut body: BoxBody,
     limit: usize,
+    mut buf: BytesMut,
     known_length: bool,
 ) -> Result<(BoxBody, Collected), Denied> {
-    let mut buf = BytesMut::new();
     let deadline = tokio::time::Instant::now() + COLLECT_WAIT;
     loop {
         let next = body.frame();

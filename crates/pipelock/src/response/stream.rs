@@ -163,7 +163,7 @@ impl ScanStream {
             self.queue.push_back(Frame::data(Bytes::from(p.release)));
         }
         if let Some(hit) = p.blocked {
-            self.slot.record(&hit);
+            self.slot.cut(&hit);
             self.ended = true;
             self.queue.clear();
             return Err(Box::new(ResponseWithheld {
