@@ -142,10 +142,8 @@ pub(crate) async fn receive_pack(
         match request::parse(body.head()) {
             Ok(p) => p,
             Err(e) => {
+                // Answered on the side band git prints, when the client asked for one.
                 let caps = request::sniff_caps(body.head());
-                let mut rep = Report::new(caps.sideband(), false);
-                rep.messages
-                    .push(format!("git-gate: malformed push request: {e}"));
                 if caps.sideband() == crate::pktline::Sideband::None {
                     return refuse(
                         StatusCode::BAD_REQUEST,
