@@ -589,8 +589,8 @@ pub fn parse_opts(
         resolve,
         env_sources,
     };
-    // The rendered live config must load in the sidecars: check it with their own parser.
-    crate::render::check_live_config(&loaded).map_err(|msg| err(None, msg))?;
+    // The live config must load in the sidecars: checked with their own schema, on the tree.
+    crate::render::check_live_config(&loaded).map_err(Error::Manifest)?;
     Ok(loaded)
 }
 

@@ -7,6 +7,9 @@ use serde_yaml::{Mapping, Value};
 
 use crate::manifest::Loaded;
 
+mod routes;
+pub use routes::{routes_file, routes_tree, routes_yaml};
+
 /// The sidecar fragment, compiled in.
 pub const FRAGMENT: &str = include_str!("../../../compose/sidecars.yml");
 
@@ -56,113 +59,13 @@ pub fn allowlist(l: &Loaded) -> String {
     s
 }
 
-/// `routes.yaml`, from the manifest (credential names are slot names, never values).
-pub fn routes_yaml(l: &Loaded) -> String {
-    let m = &l.manifest;
-    let mut root = Mapping::new();
-    let mut routes = Vec::new();
-    for r in &m.routes {
-        let mut o = Mapping::new();
-        o.insert("host".into(), r.host.clone().into());
-        if let Some(p) = &r.paths {
-            o.insert("paths".into(), strings(p));
-        }
-        if let Some(ms) = &r.methods {
-            o.insert("methods".into(), strings(ms));
-        }
-        if let Some(a) = &r.auth {
-            let mut au = Mapping::new();
-            au.insert("scheme".into(), to_value(&a.scheme));
-            au.insert(
-                "token_env".into(),
-                l.route_slot(&a.token_from).unwrap_or("").into(),
-            );
-            for (k, v) in [
-                ("header", &a.header),
-                ("prefix", &a.prefix),
-                ("username", &a.username),
-                ("param", &a.param),
-            ] {
-                if let Some(v) = v {
-                    au.insert(k.into(), v.clone().into());
-                }
-            }
-            if a.strip_cookies {
-                au.insert("strip_cookies".into(), true.into());
-            }
-            o.insert("auth".into(), Value::Mapping(au));
-        }
-        if r.tls_passthrough {
-            o.insert("tls_passthrough".into(), true.into());
-        }
-        if r.allow_cleartext {
-            o.insert("allow_cleartext".into(), true.into());
-        }
-        routes.push(Value::Mapping(o));
-    }
-    root.insert("routes".into(), Value::Sequence(routes));
-    let mut git = Vec::new();
-    for g in &m.git {
-        let mut o = Mapping::new();
-        o.insert("name".into(), g.name.clone().into());
-        o.insert("upstream".into(), g.upstream.clone().into());
-        if let Some(a) = &g.auth {
-            let mut au = Mapping::new();
-            au.insert("scheme".into(), to_value(&a.scheme));
-            if let Some(u) = &a.username {
-                au.insert("username".into(), u.clone().into());
-            }
-            au.insert(
-                "token_env".into(),
-                l.git_slot(&a.token_from).unwrap_or("").into(),
-            );
-            o.insert("auth".into(), Value::Mapping(au));
-        }
-        o.insert("rules".into(), to_value(&g.rules));
-        if !g.protected.is_empty() {
-            o.insert("protected".into(), strings(&g.protected));
-        }
-        if let Some(p) = g.push_options {
-            o.insert("push_options".into(), p.into());
-        }
-        for (k, v) in [
-            ("max_pack_bytes", g.max_pack_bytes),
-            ("max_refs", g.max_refs),
-            ("max_object_bytes", g.max_object_bytes),
-        ] {
-            if let Some(v) = v {
-                o.insert(k.into(), v.into());
-            }
-        }
-        git.push(Value::Mapping(o));
-    }
-    root.insert("git".into(), Value::Sequence(git));
-    // Always the effective values, defaults included: what runs is what the policy record
-    // shows, even if bottle-core's defaults change later.
-    let d = m.dlp_effective();
-    let mut o = Mapping::new();
-    for (k, v) in [
-        ("action", d.action.as_str()),
-        ("profile", d.profile.as_str()),
-        ("responses", d.responses.as_str()),
-        ("mcp", d.mcp.as_str()),
-    ] {
-        o.insert(k.into(), v.into());
-    }
-    root.insert("dlp".into(), Value::Mapping(o));
-    let body = serde_yaml::to_string(&Value::Mapping(root)).unwrap_or_default();
-    format!(
-        "# written by `bottle start` from {}\n{body}",
-        l.path.display()
-    )
-}
-
-/// Check the rendered live config with the sidecars' own parser (bottle-core).
+/// Check the live config with the sidecars' own code (bottle-core): the allowlist file (a
+/// list of lines, its native form) and the routes tree (see `routes`). The message starts
+/// with the manifest's file and, where known, line.
 pub fn check_live_config(l: &Loaded) -> Result<(), String> {
     bottle_core::Allowlist::parse(&allowlist(l), Path::new("allowlist"))
-        .map_err(|e| format!("allow: {e}"))?;
-    bottle_core::RoutesFile::parse(&routes_yaml(l), Path::new("routes.yaml"))
-        .map_err(|e| format!("routes/git (as rendered to live-config/routes.yaml): {e}"))?;
+        .map_err(|e| format!("{}: allow: {e}", l.path.display()))?;
+    routes_file(l)?;
     Ok(())
 }
 
@@ -435,10 +338,6 @@ pub fn escape_dollars(s: &str) -> String {
 
 fn strings(v: &[String]) -> Value {
     Value::Sequence(v.iter().map(|s| Value::String(s.clone())).collect())
-}
-
-fn to_value<T: serde::Serialize>(t: &T) -> Value {
-    serde_yaml::to_value(t).unwrap_or(Value::Null)
 }
 
 fn mapping_mut<'a>(doc: &'a mut Value, key: &str) -> Result<&'a mut Mapping, String> {
