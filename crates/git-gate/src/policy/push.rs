@@ -167,6 +167,8 @@ mod tests {
     use super::*;
     use crate::policy::{Action, Rule};
     use crate::request::{Capabilities, Command, ZERO_OID};
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
 
     const A: &str = "1111111111111111111111111111111111111111";
     const B: &str = "2222222222222222222222222222222222222222";
@@ -563,6 +565,36 @@ mod tests {
                     "secret detected (github-pat) in ref name",
                     false,
                     2,
+                ),
+            ),
+            // Encoded the way an agent would to slip past a literal match.
+            row(
+                "a base64-encoded secret in a ref name",
+                request(
+                    vec![create(&format!("refs/heads/agent/{}", STANDARD.encode(&t)))],
+                    &[],
+                    vec![],
+                ),
+                whole,
+                Want::Refuse(
+                    &["secret-scan"],
+                    "secret detected (github-pat) in ref name",
+                    false,
+                    1,
+                ),
+            ),
+            with_options(
+                "a hex-encoded secret in a push option",
+                request(
+                    vec![create("refs/heads/agent/x")],
+                    &["push-options"],
+                    vec![format!("note={}", hex::encode(&t))],
+                ),
+                Want::Refuse(
+                    &["secret-scan"],
+                    "secret detected (github-pat) in push option",
+                    false,
+                    1,
                 ),
             ),
         ]
