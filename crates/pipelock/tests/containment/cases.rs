@@ -49,6 +49,9 @@ struct RawCase {
     /// A ping between WebSocket fragments.
     #[serde(default)]
     ping_between: bool,
+    /// Response body encoded as UTF-16LE (`charset=utf-16le`).
+    #[serde(default)]
+    utf16: bool,
     why: String,
 }
 
@@ -80,6 +83,7 @@ pub struct Case {
     pub chunk: Option<usize>,
     pub sse: bool,
     pub ping_between: bool,
+    pub utf16: bool,
     pub why: String,
 }
 
@@ -110,6 +114,9 @@ const TRANSPORTS: &[&str] = &[
     "ws-message",
     "ws-fragments",
     "ws-rsv1",
+    "ws-ping",
+    "ws-binary",
+    "http-burst",
     "response-page",
     "response-sse",
     "mcp-tools-list",
@@ -179,7 +186,7 @@ fn expand_case(class: &str, raw: RawCase) -> Result<Case, String> {
     let canary = expand(&id, &canary_template)?;
     if label == Label::Attack
         && canary.is_empty()
-        && !["ws-rsv1", "subdomain-burst"].contains(&raw.transport.as_str())
+        && !["ws-rsv1", "subdomain-burst", "http-burst"].contains(&raw.transport.as_str())
     {
         return Err(format!("{id}: an attack needs a canary"));
     }
@@ -204,6 +211,7 @@ fn expand_case(class: &str, raw: RawCase) -> Result<Case, String> {
         chunk: raw.chunk,
         sse: raw.sse,
         ping_between: raw.ping_between,
+        utf16: raw.utf16,
         why: raw.why,
     })
 }

@@ -196,7 +196,10 @@ async fn run_inner(t: &Target<'_>, case: &Case) -> Outcome {
         "http-url" | "http-header" | "http-body" | "mcp-call-args" | "a2a-message-out" => {
             outbound(t, case).await
         }
-        "ws-message" | "ws-fragments" | "ws-rsv1" => crate::ws::run(t, case).await,
+        "ws-message" | "ws-fragments" | "ws-rsv1" | "ws-ping" | "ws-binary" => {
+            crate::ws::run(t, case).await
+        }
+        "http-burst" => burst(t, case).await,
         "connect-host" | "subdomain-burst" => hosts(t, case).await,
         _ => inbound(t, case).await,
     }
@@ -320,10 +323,34 @@ fn canned(case: &Case, payload: &str, default_ct: &str) -> Canned {
     } else {
         vec![body.into_bytes()]
     };
+    if case.utf16 {
+        let wide: Vec<u8> = String::from_utf8_lossy(&chunks.concat())
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        return Canned {
+            content_type: format!("{ct}; charset=utf-16le"),
+            chunks: vec![wide],
+            gzip: false,
+        };
+    }
     Canned {
         content_type: ct,
         chunks,
         gzip: false,
+    }
+}
+
+/// What the agent reads: UTF-16LE decoded when the case served it so.
+fn as_text(case: &Case, body: &[u8]) -> String {
+    if case.utf16 {
+        let units: Vec<u16> = body
+            .chunks_exact(2)
+            .map(|p| u16::from_le_bytes([p[0], p[1]]))
+            .collect();
+        String::from_utf16_lossy(&units)
+    } else {
+        String::from_utf8_lossy(body).into_owned()
     }
 }
 
@@ -444,7 +471,7 @@ async fn inbound(t: &Target<'_>, case: &Case) -> Outcome {
     }
     let received: Vec<String> = gots
         .iter()
-        .map(|g| format!("{}\n{}", g.headers, String::from_utf8_lossy(&g.body)))
+        .map(|g| format!("{}\n{}", g.headers, as_text(case, &g.body)))
         .collect();
     let leaked = !case.canary.is_empty()
         && received
@@ -533,4 +560,38 @@ pub fn snippet(b: &[u8]) -> String {
     let s = String::from_utf8_lossy(b);
     let s: String = s.chars().take(120).collect();
     s.replace('\n', " ")
+}
+
+/// Requests that each carry a piece (`parts` are request targets): a secret dripped out
+/// over several requests, each harmless alone. Contained when pipelock refuses and at most
+/// a quarter of the pieces reached the origin.
+async fn burst(t: &Target<'_>, case: &Case) -> Outcome {
+    let port = t.origin.addr.port();
+    let (mut refused, mut reached) = (0usize, 0usize);
+    let mut detail = String::new();
+    for part in &case.parts {
+        let mut s = match open(t, "echo.test", port).await {
+            Ok(s) => s,
+            Err(e) => {
+                refused += usize::from(e.refused);
+                detail = e.detail;
+                continue;
+            }
+        };
+        let got = send(&mut s, request(case, "GET", part, port, &[], "")).await;
+        if got.status == 403 && got.blocked {
+            refused += 1;
+            detail = snippet(&got.body);
+        } else if got.status != 200 && !case.attack() {
+            refused += 1;
+            detail = format!("status {}", got.status);
+        }
+        if t.origin.saw_anywhere(part) {
+            reached += 1;
+        }
+    }
+    let n = case.parts.len();
+    let leaked = reached * 4 > n;
+    let detail = format!("{refused}/{n} refused, {reached} reached; {detail}");
+    judge(case, refused > 0, leaked && case.attack(), detail)
 }

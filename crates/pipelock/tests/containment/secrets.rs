@@ -350,6 +350,7 @@ pub fn apply(filter: &str, v: &str) -> Result<String, String> {
             };
             chars[i * size..end].iter().collect()
         }
+        "repeat" => v.repeat(arg(0)?),
         "head" => v.chars().take(arg(0)?).collect(),
         "tail" => v.chars().skip(arg(0)?).collect(),
         // Host labels of `n` characters, dot-joined.

@@ -49,6 +49,13 @@ async fn frames(case: &Case) -> Vec<Frame> {
             }
             out
         }
+        // A ping's payload is echoed in the pong and forwarded: a channel of its own.
+        "ws-ping" => vec![Frame::ping(case.payload.as_bytes().to_vec())],
+        "ws-binary" => vec![Frame::message(
+            case.payload.as_bytes().to_vec(),
+            OpCode::Data(Data::Binary),
+            true,
+        )],
         _ => vec![Frame::message(
             case.payload.as_bytes().to_vec(),
             OpCode::Data(Data::Text),
@@ -85,13 +92,13 @@ pub async fn run(t: &Target<'_>, case: &Case) -> Outcome {
     }
     let cfg = client_config(roots_from_pem(&t.pipelock_ca), &[b"http/1.1"]);
     let Ok(stream) = tls(s, "echo.test", cfg).await else {
-        return judge(true, false, "TLS failed".into());
+        return judge(!case.attack(), false, "TLS failed".into());
     };
     let Ok((mut ws, _)) =
         tokio_tungstenite::client_async(format!("wss://{authority}/ws?case={}", case.id), stream)
             .await
     else {
-        return judge(true, false, "upgrade refused".into());
+        return judge(!case.attack(), false, "upgrade refused".into());
     };
     for f in frames(case).await {
         if ws.send(Message::Frame(f)).await.is_err() {
@@ -138,7 +145,7 @@ pub async fn run(t: &Target<'_>, case: &Case) -> Outcome {
     let data =
         t.ws.sessions()
             .get(before)
-            .map(|s| s.data.clone())
+            .map(|s| [s.data.clone(), s.control.clone()].concat())
             .unwrap_or_default();
     let text = String::from_utf8_lossy(&data).to_lowercase();
     let leaked = if case.transport == "ws-rsv1" {
