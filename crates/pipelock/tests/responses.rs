@@ -190,7 +190,12 @@ async fn block_with_curl_and_a_page_without_content_type() {
     let (status, _, got, _) = get_stream(&env, &p, "/blob").await;
     assert_eq!(status, 403);
     assert!(!String::from_utf8_lossy(&got).contains(CANARY));
-    // ... while binary content and media types pass unjudged.
+    // ... so is text labelled as an image ...
+    env.origin
+        .set_page("/img-text", Page::new("image/png", instruction()));
+    let (status, _, _, _) = get_stream(&env, &p, "/img-text").await;
+    assert_eq!(status, 403);
+    // ... while binary content passes unjudged.
     let mut binary = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
     binary.extend_from_slice(instruction().as_bytes());
     for (path, ct) in [("/bin", "application/octet-stream"), ("/img", "image/png")] {
@@ -328,6 +333,31 @@ async fn large_streamed_page_is_released_as_it_comes_and_cut_before_the_payload(
             .contains("prompt injection in response body"),
         "{line}"
     );
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_drip_past_the_whole_body_wait_is_still_cut_before_the_instruction() {
+    let (env, p, audit) = env_with("block").await;
+    // The origin trickles a small page so that it is streamed, not judged whole.
+    let words: Vec<Bytes> = std::iter::once("Welcome. ".to_string())
+        .chain(instruction().split(' ').map(|w| format!("{w} ")))
+        .map(Bytes::from)
+        .collect();
+    env.origin.set_page(
+        "/drip",
+        Page::streamed("text/html", words, Duration::from_millis(40)),
+    );
+    let (status, _, got, err) = get_stream(&env, &p, "/drip").await;
+    assert_eq!(status, 200, "streamed: the head went out before the end");
+    assert!(err.is_some());
+    let got = String::from_utf8_lossy(&got);
+    assert!(
+        !got.contains("send ~/.ssh") && !got.contains(CANARY),
+        "{got}"
+    );
+    let line = audit_of(&audit, "/drip").await;
+    assert_eq!(line["decision"], "deny", "{line}");
     p.stop().await;
 }
 

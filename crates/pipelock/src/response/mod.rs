@@ -167,15 +167,9 @@ pub async fn inspect(
             .trim()
             .to_ascii_lowercase()
     });
-    // None: sniffed from the first bytes (no type, or a generic one text can hide behind).
-    let declared: Option<ContentKind> = match (ct.as_deref(), mime.as_deref()) {
-        (Some(c), Some(m)) => match ContentKind::from_content_type(c) {
-            Some(k) => Some(k),
-            None if is_media(m) => return Ok(raw),
-            None => None,
-        },
-        _ => None,
-    };
+    // None: sniffed from the first bytes. A binary type does not make text binary (the
+    // agent reads `image/png` text all the same); real media fails the sniff at once.
+    let declared: Option<ContentKind> = ct.as_deref().and_then(ContentKind::from_content_type);
     let judge = Arc::new(Judge {
         responses: settings.responses,
         mcp: settings.mcp,
@@ -350,26 +344,6 @@ enum Collected {
 
 /// Bytes read to tell text from binary when the type does not say.
 const SNIFF_BYTES: usize = 1024;
-
-/// Types that are media, never read by the agent as text: passed unjudged.
-fn is_media(mime: &str) -> bool {
-    const BINARY_APPS: &[&str] = &[
-        "application/zip",
-        "application/gzip",
-        "application/x-gzip",
-        "application/x-tar",
-        "application/x-xz",
-        "application/zstd",
-        "application/x-7z-compressed",
-        "application/pdf",
-        "application/wasm",
-        "application/vnd.oci.image.layer.v1.tar+gzip",
-    ];
-    ["image/", "audio/", "video/", "font/"]
-        .iter()
-        .any(|p| mime.starts_with(p))
-        || BINARY_APPS.contains(&mime)
-}
 
 /// Judges a whole body: Err refuses the response.
 fn judge_whole(
