@@ -14,7 +14,7 @@ pub use suggest::{backticked, edit_distance, hint, nearest};
 
 use std::path::Path;
 
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 use crate::error::ConfigError;
@@ -145,6 +145,22 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// A tag (`!!str`, `!custom`) would change what a value is for some readers and not for
+/// others: refused, so that the file means one thing.
+fn refuse_tag(ctx: &Ctx<'_>, line: usize, tag: Option<&Tag>) -> Result<(), ConfigError> {
+    match tag {
+        None => Ok(()),
+        Some(t) => Err(ctx.err(
+            line,
+            format!(
+                "YAML tags (`{}{}`) are not supported here; write the plain value",
+                short(&t.handle),
+                short(&t.suffix)
+            ),
+        )),
+    }
+}
+
 struct Tree<'e> {
     events: &'e [(Event, usize)],
     pos: usize,
@@ -161,7 +177,8 @@ impl Tree<'_> {
             return Err(ctx.err(line, "nested too deeply"));
         }
         match ev {
-            Event::Scalar(s, style, anchor, _) => {
+            Event::Scalar(s, style, anchor, tag) => {
+                refuse_tag(ctx, line, tag.as_ref())?;
                 if *anchor != 0 {
                     return Err(ctx.err(
                         line,
@@ -182,7 +199,8 @@ impl Tree<'_> {
                     })
                 }
             }
-            Event::SequenceStart(anchor, _) => {
+            Event::SequenceStart(anchor, tag) => {
+                refuse_tag(ctx, line, tag.as_ref())?;
                 if *anchor != 0 {
                     return Err(ctx.err(
                         line,
@@ -205,7 +223,8 @@ impl Tree<'_> {
                     line,
                 })
             }
-            Event::MappingStart(anchor, _) => {
+            Event::MappingStart(anchor, tag) => {
+                refuse_tag(ctx, line, tag.as_ref())?;
                 if *anchor != 0 {
                     return Err(ctx.err(
                         line,

@@ -255,3 +255,21 @@ fn anchors_aliases_and_second_documents_are_refused() {
         assert!(load(t, &ctx).is_err(), "{t}");
     }
 }
+
+#[test]
+fn tags_are_refused_wherever_they_are() {
+    let ctx = Ctx::new(Path::new("t.yaml"));
+    for (t, line) in [
+        ("a: !!str true\n", "t.yaml:1:"),
+        ("a: 1\nb: !!binary aGk=\n", "t.yaml:2:"),
+        ("a: !custom [1]\n", "t.yaml:1:"),
+        ("a: 1\nb: !!map {c: d}\n", "t.yaml:2:"),
+        ("--- !!map\na: 1\n", "t.yaml:"),
+    ] {
+        let e = load(t, &ctx)
+            .err()
+            .unwrap_or_else(|| panic!("accepted {t:?}"));
+        let e = e.to_string();
+        assert!(e.starts_with(line) && e.contains("tags"), "{t:?}: {e}");
+    }
+}
