@@ -273,3 +273,69 @@ fn tags_are_refused_wherever_they_are() {
         assert!(e.starts_with(line) && e.contains("tags"), "{t:?}: {e}");
     }
 }
+
+/// A small deterministic generator (xorshift): no dependency, same cases every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+fn random_text(rng: &mut Rng) -> String {
+    const ALPHABET: &[char] = &[
+        'a', 'Z', '0', '9', ' ', ':', '#', '-', '?', '*', '&', '!', '%', '@', '`', '|', '>', '\'',
+        '"', '\\', '\n', '\r', '\t', '{', '}', '[', ']', ',', '.', '~', '\u{0}', '\u{85}',
+        '\u{2028}', '\u{feff}', 'é', '日',
+    ];
+    (0..rng.below(8))
+        .map(|_| ALPHABET[rng.below(ALPHABET.len())])
+        .collect()
+}
+
+fn random_tree(rng: &mut Rng, depth: usize) -> Node {
+    match if depth > 3 {
+        rng.below(3)
+    } else {
+        rng.below(6)
+    } {
+        0 => Node::str(1, random_text(rng)),
+        1 => Node::bool(1, rng.below(2) == 0),
+        2 => Node::u64(1, rng.next() >> rng.below(64)),
+        3 => Node::seq(
+            1,
+            (0..rng.below(4))
+                .map(|_| random_tree(rng, depth + 1))
+                .collect(),
+        ),
+        _ => {
+            let mut keys: Vec<String> = (0..rng.below(4)).map(|_| random_text(rng)).collect();
+            keys.sort();
+            keys.dedup();
+            Node {
+                v: Value::Map(
+                    keys.into_iter()
+                        .map(|k| (k, 1, random_tree(rng, depth + 1)))
+                        .collect(),
+                ),
+                line: 1,
+            }
+        }
+    }
+}
+
+#[test]
+fn random_trees_round_trip() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for _ in 0..3000 {
+        let tree = Node::map(1, vec![("root", random_tree(&mut rng, 0))]);
+        round_trip(&tree);
+    }
+}

@@ -450,3 +450,41 @@ fn misspelt_words_get_the_shared_suggestion() {
         assert!(e.contains(want), "{text:?}: {e}");
     }
 }
+
+/// Damaged manifests (bytes replaced, lines cut) are refused or accepted, never a panic.
+#[test]
+fn damaged_manifests_never_panic() {
+    let base = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/demo.yaml"
+    ))
+    .unwrap();
+    let e = env(&[("USER", "u")]);
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let junk = [
+        ":", "-", " ", "\n", "\"", "'", "{", "[", "*", "&", "!", "#", "~", "\t", "é",
+    ];
+    for _ in 0..2000 {
+        let mut text = base.clone();
+        for _ in 0..(next() % 4 + 1) {
+            let at = (next() as usize) % (text.len() + 1);
+            let at = (0..=at)
+                .rev()
+                .find(|i| text.is_char_boundary(*i))
+                .unwrap_or(0);
+            let j = junk[(next() as usize) % junk.len()];
+            if next() % 3 == 0 {
+                text.truncate(at);
+            } else {
+                text.insert_str(at, j);
+            }
+        }
+        let _ = parse(&text, Path::new("/tmp/m.yaml"), &e);
+    }
+}
