@@ -54,12 +54,19 @@ fn resolve_args(hosts: &BTreeSet<String>) -> Vec<String> {
 /// strict ones (the default profile must not refuse any ordinary traffic).
 async fn run_profile(profile: &str, cases: &[cases::Case]) -> Vec<Run> {
     let routes = format!("dlp:\n  action: block\n  profile: {profile}\n");
+    let runs_here = |c: &&cases::Case| profile == "strict" || c.profile == "default" || !c.attack();
+    let here: Vec<cases::Case> = cases.iter().filter(runs_here).cloned().collect();
+    run_group(&routes, profile, &here).await
+}
+
+/// One pipelock with `routes`, one origin, the `cases` in order.
+async fn run_group(routes: &str, label: &str, cases: &[cases::Case]) -> Vec<Run> {
     let mut allow = String::from("echo.test:*\n127.0.0.1/32\n");
     for site in cases.iter().filter_map(cases::Case::site) {
         allow.push_str(&site);
         allow.push('\n');
     }
-    let env = Env::new(&allow, &routes).await;
+    let env = Env::new(&allow, routes).await;
     let hosts: BTreeSet<String> = cases
         .iter()
         .flat_map(|c| c.hosts())
@@ -81,18 +88,17 @@ async fn run_profile(profile: &str, cases: &[cases::Case]) -> Vec<Run> {
     // CONTAINMENT_ONLY=<id prefix> runs a subset (debugging; the assertions still apply).
     let only = std::env::var("CONTAINMENT_ONLY").ok();
     let mut out = Vec::new();
-    let runs_here = |c: &&cases::Case| profile == "strict" || c.profile == "default" || !c.attack();
-    for c in cases.iter().filter(runs_here) {
+    for c in cases {
         if only.as_deref().is_some_and(|o| !c.id.starts_with(o)) {
             continue;
         }
         let o = drive::run(&target, c).await;
         if std::env::var_os("CONTAINMENT_VERBOSE").is_some() {
-            println!("{} [{profile}] {o:?}", c.id);
+            println!("{} [{label}] {o:?}", c.id);
         }
         out.push(Run {
             case: c.clone(),
-            profile: profile.to_string(),
+            profile: label.to_string(),
             outcome: o,
         });
     }
@@ -147,4 +153,27 @@ async fn corpus_is_contained_without_false_positives() {
         unknown.is_empty(),
         "known_misses names no case: {unknown:?}"
     );
+}
+
+/// The harness itself must see a leak: with pipelock only logging (`action: log`, response
+/// and MCP scanning off), one attack per transport is judged missed with its canary found
+/// at the origin or at the agent. (RSV1 frames are refused in every mode, and the
+/// subdomain bursts need the strict profile, so those transports are left out.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn harness_sees_every_leak_when_pipelock_only_logs() {
+    let all = cases::load(&corpus_dir().join("cases")).unwrap();
+    let mut seen = BTreeSet::new();
+    let sample: Vec<cases::Case> = all
+        .into_iter()
+        .filter(|c| c.attack() && c.profile == "default" && c.transport != "ws-rsv1")
+        .filter(|c| seen.insert(c.transport.clone()))
+        .collect();
+    assert!(sample.len() >= 14, "{} transports", sample.len());
+    let routes = "dlp:\n  action: log\n  responses: off\n  mcp: off\n";
+    for run in run_group(routes, "log", &sample).await {
+        match &run.outcome {
+            Outcome::Missed(d) => assert!(d.contains("leaked=true"), "{}: {d}", run.case.id),
+            other => panic!("{} ({}): {other:?}", run.case.id, run.case.transport),
+        }
+    }
 }

@@ -372,13 +372,17 @@ async fn inbound(t: &Target<'_>, case: &Case) -> Outcome {
         "application/json"
     };
     let mut main = canned(case, &case.payload, default_ct);
+    // What a benign case must deliver unchanged, response by response.
+    let mut expected = vec![main.chunks.concat()];
     if case.gzip {
         main.chunks = vec![gzip(&main.chunks.concat()).await];
         main.gzip = true;
     }
     responses.push(main);
     if let Some(p2) = &case.payload2 {
-        responses.push(canned(case, p2, default_ct));
+        let second = canned(case, p2, default_ct);
+        expected.push(second.chunks.concat());
+        responses.push(second);
     }
     t.origin.set(&case.id, responses);
     let mut s = match open(t, "echo.test", port).await {
@@ -477,7 +481,11 @@ async fn inbound(t: &Target<'_>, case: &Case) -> Outcome {
         && received
             .iter()
             .any(|r| r.to_lowercase().contains(&case.canary.to_lowercase()));
-    let intact = gots.iter().all(|g| g.status == 200 && !g.cut && !g.blocked);
+    let intact = gots.len() <= expected.len()
+        && gots
+            .iter()
+            .zip(&expected)
+            .all(|(g, want)| g.status == 200 && !g.cut && !g.blocked && &g.body == want);
     let detail = gots
         .iter()
         .map(|g| {
