@@ -152,6 +152,12 @@ impl Markup {
         }
     }
 
+    /// The context flags when ordinary text may be written straight through (no construct
+    /// open, not at a markdown line start).
+    pub(crate) fn plain_flags(&self) -> Option<u8> {
+        (self.state == State::Text && !self.line_start).then(|| self.flags())
+    }
+
     fn flags(&self) -> u8 {
         let mut f = 0;
         if self.hidden_depth > 0

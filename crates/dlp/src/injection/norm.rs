@@ -91,6 +91,17 @@ impl Norm {
         }
     }
 
+    /// Reads a run of printable ASCII and tabs starting at input offset `at`.
+    pub(crate) fn push_ascii(&mut self, bytes: &[u8], at: usize, flags: u8) {
+        for (i, &b) in bytes.iter().enumerate() {
+            if b == b' ' || b == b'\t' {
+                self.space(false, at + i, flags);
+            } else {
+                self.byte(b, at + i, flags);
+            }
+        }
+    }
+
     /// A block boundary (paragraph, list item, table cell, JSON value): a line break.
     pub(crate) fn boundary(&mut self, at: usize) {
         self.space(true, at, 0);

@@ -10,9 +10,18 @@ use super::rules::MAX_MATCH;
 use super::{ContentKind, InjectionFinding};
 
 /// Normalised bytes judged at a time.
-pub(crate) const STEP: usize = 512;
+pub(crate) const STEP: usize = 2048;
 /// Normalised bytes after a judged position read as the rest of its sentence.
 pub(crate) const LOOKAHEAD: usize = 128;
+/// Longest run read at once by the fast path (keeps judging frequent on huge chunks).
+const FAST_RUN: usize = 1024;
+
+/// Printable ASCII that starts no construct of any layer (no markup, reference, escape,
+/// code span or line break).
+fn plain_byte(b: u8) -> bool {
+    (0x20..0x7f).contains(&b) && !matches!(b, b'<' | b'&' | b'`' | b'\\') || b == b'\t'
+}
+
 /// Nested decodings (base64 in base64) judged at most.
 pub(crate) const MAX_DEPTH: u8 = 2;
 
@@ -84,19 +93,58 @@ impl Scanner {
 
     /// Reads more input.
     pub(crate) fn feed(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            let at = self.pos;
-            self.pos += 1;
-            if self.utf8_len == 0 && b < 0x80 {
-                self.char_in(b as char, at);
+        let mut i = 0;
+        while i < bytes.len() {
+            let fast = self.fast_run(&bytes[i..]);
+            if fast > 0 {
+                i += fast;
             } else {
-                self.utf8_byte(b, at);
+                let b = bytes[i];
+                let at = self.pos;
+                self.pos += 1;
+                i += 1;
+                if self.utf8_len == 0 && b < 0x80 {
+                    self.char_in(b as char, at);
+                } else {
+                    self.utf8_byte(b, at);
+                }
             }
             if self.norm.end() >= self.judged + STEP + LOOKAHEAD {
                 let to = self.norm.end() - LOOKAHEAD;
                 self.judge_to(to);
             }
         }
+    }
+
+    /// Reads a run of plain ASCII text (or JSON structure) at once, when no construct is
+    /// open; returns the bytes read (0: take the byte-at-a-time path).
+    fn fast_run(&mut self, bytes: &[u8]) -> usize {
+        if self.utf8_len != 0 || self.escape != Escape::None {
+            return 0;
+        }
+        let bytes = &bytes[..bytes.len().min(FAST_RUN)];
+        if self.json == Json::Outside {
+            // Between JSON strings nothing is read.
+            let n = memchr::memchr(b'"', bytes).unwrap_or(bytes.len());
+            self.pos += n;
+            return n;
+        }
+        let in_string = self.json == Json::String;
+        if !(in_string || self.json == Json::No) {
+            return 0;
+        }
+        let Some(flags) = self.markup.plain_flags() else {
+            return 0;
+        };
+        let n = bytes
+            .iter()
+            .position(|&b| !plain_byte(b) || (in_string && b == b'"'))
+            .unwrap_or(bytes.len());
+        if n > 0 {
+            self.norm.push_ascii(&bytes[..n], self.pos, flags);
+            self.pos += n;
+        }
+        n
     }
 
     /// The input ended: everything is read and judged.
