@@ -166,7 +166,7 @@ async fn message_stream_is_cut_at_the_injected_part() {
         Some(rpc(1, "message/stream", user_message("Trains to Porto?"))),
     )
     .await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 200, "{err:?}");
     assert!(err.is_some(), "cut");
     assert!(
         body.contains("Looking up trains"),

@@ -155,6 +155,13 @@ async fn block_small_page_is_refused_before_any_byte_of_it() {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum();
     assert!(counted >= 2, "{m}");
+    // In a response header (read with `curl -i`), even on a HEAD or a 204.
+    let hdr = Page::html("<p>ok</p>").header("x-notice", &instruction());
+    env.origin.set_page("/hdr", hdr);
+    let (status, headers, got, _) = get_stream(&env, &p, "/hdr").await;
+    assert_eq!(status, 403);
+    assert!(headers.get("x-notice").is_none());
+    assert!(String::from_utf8_lossy(&got).contains("response headers"));
     // An ordinary page passes unchanged.
     let clean = "<html><body><p>Install with cargo add serde.</p></body></html>";
     env.origin.set_page("/clean", Page::html(clean));
@@ -403,6 +410,17 @@ async fn sse_events_are_released_one_by_one_and_an_injected_event_is_cut() {
     assert_eq!(status, 200);
     assert!(err.is_some());
     assert_eq!(got, b"data: hello\n\n");
+    // A clean event and the injected one in the same frame: the clean one still arrives.
+    env.origin.set_page(
+        "/together",
+        Page::sse(
+            &["data: one\n\n", &format!("data: two\n\n{bad}")],
+            Duration::ZERO,
+        ),
+    );
+    let (_, _, got, err) = get_stream(&env, &p, "/together").await;
+    assert!(err.is_some());
+    assert_eq!(got, b"data: one\n\ndata: two\n\n");
     let line = audit_of(&audit, "/feed").await;
     assert_eq!(line["decision"], "deny", "{line}");
     assert!(

@@ -44,6 +44,22 @@ impl Judge {
         }
     }
 
+    /// The response's header values (each field alone), under the governing action.
+    pub fn headers(&self, headers: &http::HeaderMap) -> Option<Hit> {
+        let action = self.governing();
+        if action == ScanAction::Off {
+            return None;
+        }
+        headers
+            .iter()
+            .filter(|(_, v)| v.len() >= 12)
+            .find_map(|(_, v)| {
+                scan(v.as_bytes(), ContentKind::Text, "headers", action)
+                    .into_iter()
+                    .next()
+            })
+    }
+
     /// A whole (decoded) body of `kind`.
     pub fn body(&self, bytes: &[u8], kind: ContentKind) -> Vec<Hit> {
         if kind == ContentKind::Json || looks_like_json(bytes) {

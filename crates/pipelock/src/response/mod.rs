@@ -149,14 +149,35 @@ pub async fn inspect(
 ) -> Result<BoxBody, Denied> {
     let raw = boxed(body);
     let settings = state.live.current().routes.dlp;
+    if settings.responses == ScanAction::Off && settings.mcp == ScanAction::Off {
+        return Ok(raw);
+    }
+    let slot = slot.clone().with_metrics(&state.metrics);
+    let judge = Arc::new(Judge {
+        responses: settings.responses,
+        mcp: settings.mcp,
+        jsonrpc_request: req.jsonrpc_method.is_some(),
+        agent_card_path: mcp::is_agent_card_path(&req.path),
+        session_key: match &req.mcp_session {
+            Some(sid) => format!("{}{}#{sid}", req.authority, req.path),
+            None => format!("{}{}", req.authority, req.path),
+        },
+        sessions: state.mcp_sessions.clone(),
+    });
+    // Headers reach the agent too (`curl -i`), whatever the body.
+    if let Some(h) = judge.headers(headers) {
+        slot.record(&h);
+        if h.action == ScanAction::Block {
+            return Err(refusal(&h));
+        }
+    }
     let quiet = req.method == Method::HEAD
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED
         || status.is_informational();
-    if quiet || (settings.responses == ScanAction::Off && settings.mcp == ScanAction::Off) {
+    if quiet {
         return Ok(raw);
     }
-    let slot = slot.clone().with_metrics(&state.metrics);
     let ct = headers
         .get(header::CONTENT_TYPE)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
@@ -170,17 +191,6 @@ pub async fn inspect(
     // None: sniffed from the first bytes. A binary type does not make text binary (the
     // agent reads `image/png` text all the same); real media fails the sniff at once.
     let declared: Option<ContentKind> = ct.as_deref().and_then(ContentKind::from_content_type);
-    let judge = Arc::new(Judge {
-        responses: settings.responses,
-        mcp: settings.mcp,
-        jsonrpc_request: req.jsonrpc_method.is_some(),
-        agent_card_path: mcp::is_agent_card_path(&req.path),
-        session_key: match &req.mcp_session {
-            Some(sid) => format!("{}{}#{sid}", req.authority, req.path),
-            None => format!("{}{}", req.authority, req.path),
-        },
-        sessions: state.mcp_sessions.clone(),
-    });
     let sse = mime.as_deref() == Some("text/event-stream");
     let json_like = declared.is_none_or(|k| k == ContentKind::Json);
     let governing = judge.governing();

@@ -3,6 +3,7 @@
 //! instruction); otherwise bytes pass at once and are judged on the side.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -125,7 +126,13 @@ pub struct ScanStream {
     prefix: Option<Bytes>,
     queue: VecDeque<Frame<Bytes>>,
     ended: bool,
+    /// A cut, delivered once the sleep ends: the server first flushes what was released
+    /// (else a cut right after clean bytes could drop them, and the response head, unsent).
+    cut: Option<(Pin<Box<tokio::time::Sleep>>, BoxError)>,
 }
+
+/// How long a cut waits for released bytes to be flushed.
+const CUT_FLUSH: std::time::Duration = std::time::Duration::from_millis(20);
 
 impl ScanStream {
     pub fn new(inner: BoxBody, scanner: Scanner, slot: InjectionSlot, prefix: Bytes) -> Self {
@@ -139,6 +146,7 @@ impl ScanStream {
             prefix: (!prefix.is_empty()).then_some(prefix),
             queue: VecDeque::new(),
             ended: false,
+            cut: None,
         }
     }
 
@@ -164,8 +172,8 @@ impl ScanStream {
         }
         if let Some(hit) = p.blocked {
             self.slot.cut(&hit);
+            // What was judged clean before the finding still goes out, then the cut.
             self.ended = true;
-            self.queue.clear();
             return Err(Box::new(ResponseWithheld {
                 detector: hit.detector,
                 place: hit.place,
@@ -221,47 +229,52 @@ impl Body for ScanStream {
             if let Some(f) = this.queue.pop_front() {
                 return Poll::Ready(Some(Ok(f)));
             }
+            if let Some((sleep, _)) = &mut this.cut {
+                if sleep.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                if let Some((_, e)) = this.cut.take() {
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
             if this.ended {
                 return Poll::Ready(None);
             }
-            if let Some(prefix) = this.prefix.take() {
-                if let Err(e) = this.data(prefix) {
-                    return Poll::Ready(Some(Err(e)));
-                }
-                continue;
-            }
-            match Pin::new(&mut this.inner).poll_frame(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                    Ok(chunk) => {
-                        if let Err(e) = this.data(chunk) {
-                            return Poll::Ready(Some(Err(e)));
+            let step = if let Some(prefix) = this.prefix.take() {
+                this.data(prefix)
+            } else {
+                match Pin::new(&mut this.inner).poll_frame(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                        Ok(chunk) => this.data(chunk),
+                        Err(trailers) => {
+                            let r = this.end();
+                            if r.is_ok() {
+                                this.queue.push_back(trailers);
+                                this.ended = true;
+                            }
+                            r
                         }
-                    }
-                    Err(trailers) => {
-                        if let Err(e) = this.end() {
-                            return Poll::Ready(Some(Err(e)));
-                        }
-                        this.queue.push_back(trailers);
+                    },
+                    Poll::Ready(Some(Err(e))) => {
                         this.ended = true;
-                    }
-                },
-                Poll::Ready(Some(Err(e))) => {
-                    this.ended = true;
-                    return Poll::Ready(Some(Err(e)));
-                }
-                Poll::Ready(None) => {
-                    if let Err(e) = this.end() {
                         return Poll::Ready(Some(Err(e)));
                     }
-                    this.ended = true;
+                    Poll::Ready(None) => {
+                        let r = this.end();
+                        this.ended = true;
+                        r
+                    }
                 }
+            };
+            if let Err(e) = step {
+                this.cut = Some((Box::pin(tokio::time::sleep(CUT_FLUSH)), e));
             }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.ended && self.queue.is_empty()
+        self.ended && self.queue.is_empty() && self.cut.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
