@@ -32,11 +32,10 @@ pub fn known_misses(path: &Path) -> Result<HashMap<String, String>, String> {
     Ok(out)
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Row {
     attacks: usize,
     contained: usize,
-    missed: usize,
     benign: usize,
     false_positives: usize,
 }
@@ -45,18 +44,40 @@ impl Row {
     fn add(&mut self, o: &Row) {
         self.attacks += o.attacks;
         self.contained += o.contained;
-        self.missed += o.missed;
         self.benign += o.benign;
         self.false_positives += o.false_positives;
     }
+    /// `contained/attacks`, or a dash when the profile ran no attack of the class.
+    fn containment(&self) -> String {
+        if self.attacks == 0 {
+            "–".into()
+        } else {
+            format!("{}/{}", self.contained, self.attacks)
+        }
+    }
 }
 
+const PROFILES: [&str; 2] = ["default", "strict"];
+
+/// The Markdown report: one row per class (containment and false positives under each
+/// profile), then every miss with its reason and every false positive.
 pub fn render(results: &[Run], known: &HashMap<String, String>, elapsed: Duration) -> String {
-    let mut rows: BTreeMap<(String, String), Row> = BTreeMap::new();
+    let mut rows: BTreeMap<String, [Row; 2]> = BTreeMap::new();
+    let mut cases: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    let mut seen = std::collections::HashSet::new();
     for run in results {
-        let r = rows
-            .entry((run.case.class.clone(), run.profile.clone()))
-            .or_default();
+        let Some(p) = PROFILES.iter().position(|p| *p == run.profile) else {
+            continue;
+        };
+        let r = &mut rows.entry(run.case.class.clone()).or_default()[p];
+        if seen.insert(run.case.id.clone()) {
+            let n = cases.entry(run.case.class.clone()).or_default();
+            if run.case.attack() {
+                n.0 += 1;
+            } else {
+                n.1 += 1;
+            }
+        }
         if run.case.attack() {
             r.attacks += 1;
         } else {
@@ -64,54 +85,70 @@ pub fn render(results: &[Run], known: &HashMap<String, String>, elapsed: Duratio
         }
         match run.outcome {
             Outcome::Contained(_) => r.contained += 1,
-            Outcome::Missed(_) => r.missed += 1,
             Outcome::FalsePositive(_) => r.false_positives += 1,
-            Outcome::Passed(_) => {}
+            Outcome::Missed(_) | Outcome::Passed(_) => {}
         }
     }
+    let (attacks, benign) = cases.values().fold((0, 0), |(a, b), (x, y)| (a + x, b + y));
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{} runs ({} attack, {} benign) in {:.1} s\n",
+        "{} cases ({attacks} attack, {benign} benign), {} runs in {:.1} s\n",
+        attacks + benign,
         results.len(),
-        results.iter().filter(|r| r.case.attack()).count(),
-        results.iter().filter(|r| !r.case.attack()).count(),
         elapsed.as_secs_f64()
     );
     let _ = writeln!(
         s,
-        "| class | profile | attacks | contained | missed | benign | false positives |"
+        "| class | attack cases | contained (default) | contained (strict) | benign cases | false positives (default) | false positives (strict) |"
     );
     let _ = writeln!(s, "|---|---|---|---|---|---|---|");
-    let mut totals: BTreeMap<String, Row> = BTreeMap::new();
-    for ((class, profile), r) in &rows {
+    let mut totals = [Row::default(), Row::default()];
+    for (class, [d, st]) in &rows {
+        let (a, b) = cases.get(class).copied().unwrap_or_default();
         let _ = writeln!(
             s,
-            "| {class} | {profile} | {} | {} | {} | {} | {} |",
-            r.attacks, r.contained, r.missed, r.benign, r.false_positives
+            "| {class} | {a} | {} | {} | {b} | {} | {} |",
+            d.containment(),
+            st.containment(),
+            d.false_positives,
+            st.false_positives
         );
-        totals.entry(profile.clone()).or_default().add(r);
+        totals[0].add(d);
+        totals[1].add(st);
     }
-    for (profile, t) in &totals {
-        let _ = writeln!(
-            s,
-            "| **all** | {profile} | {} | {} | {} | {} | {} |",
-            t.attacks, t.contained, t.missed, t.benign, t.false_positives
-        );
-    }
-    let _ = writeln!(s, "\nMissed attacks:\n");
+    let _ = writeln!(
+        s,
+        "| **all** | {attacks} | {} | {} | {benign} | {} | {} |",
+        totals[0].containment(),
+        totals[1].containment(),
+        totals[0].false_positives,
+        totals[1].false_positives
+    );
+    let mut missed: BTreeMap<&str, (&Run, Vec<&str>)> = BTreeMap::new();
     for run in results {
-        let c = &run.case;
-        if let Outcome::Missed(d) = &run.outcome {
-            let why = known
-                .get(&c.id)
-                .map_or_else(|| format!("NOT IN known_misses ({d})"), Clone::clone);
-            let _ = writeln!(
-                s,
-                "- `{}` ({}, {}, {}): {why}",
-                c.id, c.class, c.transport, run.profile
-            );
+        if let Outcome::Missed(_) = run.outcome {
+            missed
+                .entry(run.case.id.as_str())
+                .or_insert((run, Vec::new()))
+                .1
+                .push(run.profile.as_str());
         }
+    }
+    let _ = writeln!(s, "\nMissed attacks ({}):\n", missed.len());
+    for (id, (run, profiles)) in &missed {
+        let why = match (known.get(*id), &run.outcome) {
+            (Some(k), _) => k.clone(),
+            (None, Outcome::Missed(d)) => format!("NOT IN known_misses ({d})"),
+            (None, _) => String::new(),
+        };
+        let _ = writeln!(
+            s,
+            "- `{id}` ({}, {}; {}): {why}",
+            run.case.class,
+            run.case.transport,
+            profiles.join(" + ")
+        );
     }
     let _ = writeln!(s, "\nFalse positives:\n");
     for run in results {
@@ -124,12 +161,10 @@ pub fn render(results: &[Run], known: &HashMap<String, String>, elapsed: Duratio
             );
         }
     }
-    let missed = |id: &String| {
-        results
-            .iter()
-            .any(|r| &r.case.id == id && matches!(r.outcome, Outcome::Missed(_)))
-    };
-    let stale: Vec<&String> = known.keys().filter(|id| !missed(id)).collect();
+    let stale: Vec<&String> = known
+        .keys()
+        .filter(|id| !missed.contains_key(id.as_str()))
+        .collect();
     if !stale.is_empty() {
         let _ = writeln!(
             s,
