@@ -1,6 +1,6 @@
 //! [`InjectionStream`]: the scanner plus the held-back tail of the input.
 
-use super::scanner::Scanner;
+use super::scanner::{Scanner, LOOKAHEAD};
 use super::{ContentKind, InjectionFinding};
 
 /// Bytes held back at most by [`InjectionStream`] (and the context a finding may span).
@@ -35,14 +35,21 @@ impl InjectionStream {
         self.check()?;
         let end = self.scanner.pos;
         if end - self.released > INJECTION_HOLD / 2 {
-            // Judge what is read so far rather than hold more (costs a wider window once).
-            let to = self.scanner.norm.end();
+            // Judge what is read so far (but the rest of a sentence) rather than hold more.
+            let to = self.scanner.norm.end().saturating_sub(LOOKAHEAD);
             self.scanner.judge_to(to);
             self.check()?;
         }
         let mut upto = self.scanner.safe_offset().max(self.released);
         if end - upto > INJECTION_HOLD {
-            upto = end - INJECTION_HOLD;
+            // Markup-dense input: judge to the end, then cap the hold whatever it costs.
+            let to = self.scanner.norm.end();
+            self.scanner.judge_to(to);
+            self.check()?;
+            upto = self.scanner.safe_offset().max(self.released);
+            if end - upto > INJECTION_HOLD {
+                upto = end - INJECTION_HOLD;
+            }
         }
         Ok(self.release(upto))
     }
