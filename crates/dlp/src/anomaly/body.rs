@@ -31,44 +31,48 @@ pub fn unescape(b: &[u8]) -> Cow<'_, [u8]> {
     let hexv = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        if c == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hexv(b[i + 1]), hexv(b[i + 2])) {
+    // Copy the plain stretches whole; decode at each backslash or `%`.
+    while let Some(k) = memchr::memchr2(b'\\', b'%', &b[i..]) {
+        let j = i + k;
+        out.extend_from_slice(&b[i..j]);
+        i = j + 1;
+        if b[j] == b'%' {
+            if let (Some(h), Some(l)) = (
+                b.get(j + 1).copied().and_then(hexv),
+                b.get(j + 2).copied().and_then(hexv),
+            ) {
                 out.push(h << 4 | l);
-                i += 3;
+                i = j + 3;
+                continue;
+            }
+            out.push(b'%');
+            continue;
+        }
+        let mapped = match b.get(j + 1) {
+            Some(b'n' | b'r') => Some(b'\n'),
+            Some(b't') => Some(b' '),
+            Some(&c @ (b'"' | b'\'' | b'/' | b'\\')) => Some(c),
+            _ => None,
+        };
+        if let Some(m) = mapped {
+            out.push(m);
+            i = j + 2;
+            continue;
+        }
+        if b.get(j + 1) == Some(&b'u') {
+            let v = b.get(j + 2..j + 6).and_then(|hex4| {
+                hex4.iter()
+                    .try_fold(0u32, |acc, &x| hexv(x).map(|d| acc << 4 | u32::from(d)))
+            });
+            if let Some(v) = v {
+                out.push(if v < 0x80 { v as u8 } else { b'?' });
+                i = j + 6;
                 continue;
             }
         }
-        if c == b'\\' && i + 1 < b.len() {
-            let mapped = match b[i + 1] {
-                b'n' | b'r' => Some(b'\n'),
-                b't' => Some(b' '),
-                b'"' => Some(b'"'),
-                b'\'' => Some(b'\''),
-                b'/' => Some(b'/'),
-                b'\\' => Some(b'\\'),
-                _ => None,
-            };
-            if let Some(m) = mapped {
-                out.push(m);
-                i += 2;
-                continue;
-            }
-            if b[i + 1] == b'u' && i + 5 < b.len() {
-                let v = b[i + 2..i + 6]
-                    .iter()
-                    .try_fold(0u32, |acc, &x| hexv(x).map(|d| acc << 4 | u32::from(d)));
-                if let Some(v) = v {
-                    out.push(if v < 0x80 { v as u8 } else { b'?' });
-                    i += 6;
-                    continue;
-                }
-            }
-        }
-        out.push(c);
-        i += 1;
+        out.push(b'\\');
     }
+    out.extend_from_slice(&b[i..]);
     Cow::Owned(out)
 }
 

@@ -17,9 +17,35 @@ use crate::{Encoding, Finding};
 pub const ENV_DUMP_PAIRS: usize = 2;
 /// Pairs further apart than this (bytes) are not one dump.
 pub const ENV_DUMP_SPAN: usize = 8 * 1024;
-/// Text examined before / after an anchor.
-const BEFORE: usize = 256;
-const AFTER: usize = 768;
+/// Longest `NAME=value` pair the pattern takes (name, quotes, value).
+const MAX_PAIR_LEN: usize = 600;
+
+/// Anchor kinds, in the order of the anchor words.
+const ENV: usize = 0;
+const AWS: usize = 1;
+const NETRC: usize = 2;
+const URL: usize = 3;
+/// Text examined (before, after) an anchor of each kind (the last: shadow lines).
+const WINDOWS: [(usize, usize); 5] = [(96, 700), (0, 120), (256, 300), (48, 420), (40, 200)];
+
+/// Kind of anchor word `i` (see `patterns`).
+fn anchor_kind(i: usize) -> usize {
+    match i {
+        0..=6 => ENV,
+        7 => AWS,
+        8 => NETRC,
+        9 => URL,
+        _ => 4,
+    }
+}
+
+/// The first match of `re` in `w` whose value (group 1) could be a credential.
+fn credential(re: &Regex, w: &[u8]) -> Option<(usize, usize, &'static str)> {
+    re.captures_iter(w).find_map(|c| {
+        let (all, v) = (c.get(0)?, c.get(1)?);
+        secret_value(v.as_bytes()).then(|| (all.start(), all.len(), CREDENTIAL_FILE))
+    })
+}
 
 struct Patterns {
     anchors: AhoCorasick,
@@ -33,8 +59,8 @@ struct Patterns {
 fn patterns() -> &'static Patterns {
     static P: OnceLock<Patterns> = OnceLock::new();
     P.get_or_init(|| {
-        // Upper-case words anchor environment names; the lower-case ones
-        // anchor credential files. `aws_secret_access_key` is matched in both.
+        // Upper-case words anchor environment names (`AWS_SECRET_ACCESS_KEY=`
+        // too); the others anchor credential files. Order: see `anchor_kind`.
         let words = [
             "TOKEN",
             "SECRET",
@@ -222,46 +248,57 @@ fn finding(detector: &'static str, offset: usize, len: usize) -> Finding {
 impl ExfilState {
     /// Examines `text` (already unescaped); `base` is the stream offset of
     /// `text[0]`. `pairs_needed` credential pairs make an environment dump.
+    /// Each anchor kind runs only its own pattern, on a small window; an
+    /// anchor already well inside the previous window of its kind is skipped.
     pub fn scan(&mut self, text: &[u8], base: usize, pairs_needed: usize) -> Option<Finding> {
         let p = patterns();
-        let mut last_window = (usize::MAX, 0usize);
+        let mut covered = [0usize; 5];
         for m in p.anchors.find_iter(text) {
+            let kind = anchor_kind(m.pattern().as_usize());
             let at = m.start();
-            let mut s = at.saturating_sub(BEFORE);
-            // Never start inside a name: a cut name would count as another one.
-            while s > 0 && s < at && is_name_byte(text[s - 1]) {
-                s += 1;
-            }
-            let e = (m.end() + AFTER).min(text.len());
-            if s >= last_window.0 && e <= last_window.1 {
+            if at < covered[kind] {
                 continue;
             }
-            last_window = (s, e);
+            let (before, after) = WINDOWS[kind];
+            let mut s = at.saturating_sub(before);
+            let e = (m.end() + after).min(text.len());
+            covered[kind] = e.saturating_sub(MAX_PAIR_LEN);
             let w = &text[s..e];
-            if let Some((off, len, det)) = self.credential_file(w) {
+            let hit = match kind {
+                ENV => {
+                    // Never start inside a name: a cut name would count as another one.
+                    while s > 0 && s < at && is_name_byte(text[s - 1]) {
+                        s += 1;
+                    }
+                    self.env_pairs(&text[s..e], base + s, pairs_needed)
+                        .map(|(off, len)| (off, len, ENV_DUMP))
+                }
+                AWS => credential(&p.aws_ini, w),
+                NETRC => {
+                    let head = &text[s..at];
+                    if memchr::memmem::find(head, b"machine").is_some() {
+                        credential(&p.netrc, w)
+                    } else {
+                        None
+                    }
+                }
+                URL => {
+                    if memchr::memchr(b'@', &text[at..e]).is_some() {
+                        credential(&p.url_cred, w)
+                    } else {
+                        None
+                    }
+                }
+                _ => p
+                    .shadow
+                    .find(w)
+                    .map(|m| (m.start(), m.len(), CREDENTIAL_FILE)),
+            };
+            if let Some((off, len, det)) = hit {
                 return Some(finding(det, base + s + off, len));
-            }
-            if let Some((off, len)) = self.env_pairs(w, base + s, pairs_needed) {
-                return Some(finding(ENV_DUMP, base + s + off, len));
             }
         }
         None
-    }
-
-    fn credential_file(&self, w: &[u8]) -> Option<(usize, usize, &'static str)> {
-        let p = patterns();
-        for re in [&p.aws_ini, &p.netrc, &p.url_cred] {
-            for c in re.captures_iter(w) {
-                if let (Some(all), Some(v)) = (c.get(0), c.get(1)) {
-                    if secret_value(v.as_bytes()) {
-                        return Some((all.start(), all.len(), CREDENTIAL_FILE));
-                    }
-                }
-            }
-        }
-        p.shadow
-            .find(w)
-            .map(|m| (m.start(), m.len(), CREDENTIAL_FILE))
     }
 
     fn env_pairs(&mut self, w: &[u8], base: usize, needed: usize) -> Option<(usize, usize)> {
