@@ -156,7 +156,7 @@ async fn corpus_is_contained_without_false_positives() {
 }
 
 /// The harness itself must see a leak: with pipelock only logging (`action: log`, response
-/// and MCP scanning off), one attack per transport is judged missed with its canary found
+/// and MCP scanning off), one attack per transport (and per way to the proxy) is judged missed with its canary found
 /// at the origin or at the agent. (RSV1 frames are refused in every mode, and the
 /// subdomain bursts need the strict profile, so those transports are left out.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,7 +166,7 @@ async fn harness_sees_every_leak_when_pipelock_only_logs() {
     let sample: Vec<cases::Case> = all
         .into_iter()
         .filter(|c| c.attack() && c.profile == "default" && c.transport != "ws-rsv1")
-        .filter(|c| seen.insert(c.transport.clone()))
+        .filter(|c| seen.insert((c.transport.clone(), c.via.clone())))
         .collect();
     assert!(sample.len() >= 14, "{} transports", sample.len());
     let routes = "dlp:\n  action: log\n  responses: off\n  mcp: off\n";

@@ -52,7 +52,14 @@ struct RawCase {
     /// Response body encoded as UTF-16LE (`charset=utf-16le`).
     #[serde(default)]
     utf16: bool,
+    /// How the agent reaches the proxy: `h1` (default), `h2` or `plain`.
+    #[serde(default = "default_via")]
+    via: String,
     why: String,
+}
+
+fn default_via() -> String {
+    "h1".into()
 }
 
 fn default_profile() -> String {
@@ -84,6 +91,7 @@ pub struct Case {
     pub sse: bool,
     pub ping_between: bool,
     pub utf16: bool,
+    pub via: String,
     pub why: String,
 }
 
@@ -165,6 +173,19 @@ fn expand_case(class: &str, raw: RawCase) -> Result<Case, String> {
     if !TRANSPORTS.contains(&raw.transport.as_str()) {
         return Err(format!("{id}: unknown transport {}", raw.transport));
     }
+    let outbound_http = [
+        "http-url",
+        "http-header",
+        "http-body",
+        "http-burst",
+        "mcp-call-args",
+        "a2a-message-out",
+    ];
+    if !["h1", "h2", "plain"].contains(&raw.via.as_str())
+        || (raw.via != "h1" && !outbound_http.contains(&raw.transport.as_str()))
+    {
+        return Err(format!("{id}: via {} with {}", raw.via, raw.transport));
+    }
     if !["default", "strict"].contains(&raw.profile.as_str()) {
         return Err(format!("{id}: profile {}", raw.profile));
     }
@@ -212,6 +233,7 @@ fn expand_case(class: &str, raw: RawCase) -> Result<Case, String> {
         sse: raw.sse,
         ping_between: raw.ping_between,
         utf16: raw.utf16,
+        via: raw.via,
         why: raw.why,
     })
 }

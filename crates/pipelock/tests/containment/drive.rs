@@ -33,7 +33,79 @@ pub enum Outcome {
 
 const CASE_TIMEOUT: Duration = Duration::from_secs(8);
 
-type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+/// An HTTP/1.1 or HTTP/2 connection to the proxy (inside a tunnel, or plain).
+enum Sender {
+    H1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
+    H2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
+}
+
+impl Sender {
+    async fn ready(&mut self) -> Result<(), hyper::Error> {
+        match self {
+            Sender::H1(s) => s.ready().await,
+            Sender::H2(s) => s.ready().await,
+        }
+    }
+    async fn send_request(
+        &mut self,
+        req: http::Request<Full<Bytes>>,
+    ) -> Result<http::Response<hyper::body::Incoming>, hyper::Error> {
+        match self {
+            Sender::H1(s) => s.send_request(req).await,
+            Sender::H2(s) => s.send_request(req).await,
+        }
+    }
+}
+
+/// The connection a case's request goes over: `via: h1` (default, tunnel + TLS),
+/// `h2` (tunnel + TLS, ALPN h2) or `plain` (absolute-form `http://` to the proxy).
+async fn open_for(t: &Target<'_>, case: &Case) -> Result<Sender, NotOpened> {
+    let other = |detail: String| NotOpened {
+        refused: false,
+        detail,
+    };
+    match case.via.as_str() {
+        "plain" => {
+            let s = tokio::net::TcpStream::connect(t.proxy)
+                .await
+                .map_err(|e| other(format!("connect: {e}")))?;
+            let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s))
+                .await
+                .map_err(|e| other(format!("handshake: {e}")))?;
+            tokio::spawn(conn);
+            Ok(Sender::H1(send))
+        }
+        "h2" => {
+            let port = t.origin.addr.port();
+            let authority = format!("echo.test:{port}");
+            let (status, head, s) = raw_head(
+                t.proxy,
+                &format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n"),
+            )
+            .await;
+            if status != 200 {
+                return Err(NotOpened {
+                    refused: status == 403
+                        && head.to_ascii_lowercase().contains("x-bottle-blocked"),
+                    detail: format!("CONNECT {status}"),
+                });
+            }
+            let cfg = client_config(roots_from_pem(&t.pipelock_ca), &[b"h2"]);
+            let tls = tls(s, "echo.test", cfg)
+                .await
+                .map_err(|e| other(format!("TLS: {e}")))?;
+            let (send, conn) = hyper::client::conn::http2::handshake(
+                hyper_util::rt::TokioExecutor::new(),
+                TokioIo::new(tls),
+            )
+            .await
+            .map_err(|e| other(format!("h2 handshake: {e}")))?;
+            tokio::spawn(conn);
+            Ok(Sender::H2(send))
+        }
+        _ => open(t, "echo.test", t.origin.addr.port()).await,
+    }
+}
 
 /// Why a tunnel did not open: refused by pipelock (403 + `X-Bottle-Blocked`) or not.
 pub struct NotOpened {
@@ -67,7 +139,7 @@ async fn open(t: &Target<'_>, host: &str, port: u16) -> Result<Sender, NotOpened
         .await
         .map_err(|e| other(format!("handshake: {e}")))?;
     tokio::spawn(conn);
-    Ok(send)
+    Ok(Sender::H1(send))
 }
 
 /// What the agent got back.
@@ -155,17 +227,26 @@ pub async fn gzip(b: &[u8]) -> Vec<u8> {
 }
 
 fn request(
+    t: &Target<'_>,
     case: &Case,
     method: &str,
     path: &str,
-    port: u16,
     headers: &[(&str, &str)],
     body: &str,
 ) -> http::Request<Full<Bytes>> {
-    let mut b = http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", format!("echo.test:{port}"))
+    let port = t.origin.addr.port();
+    let mut b = http::Request::builder().method(method);
+    b = match case.via.as_str() {
+        "plain" => {
+            let authority = format!("echo.test:{}", t.origin.plain_addr.port());
+            b.uri(format!("http://{authority}{path}"))
+                .header("host", authority)
+        }
+        // HTTP/2 carries the authority in the URI (`:authority`), not a Host header.
+        "h2" => b.uri(format!("https://echo.test:{port}{path}")),
+        _ => b.uri(path).header("host", format!("echo.test:{port}")),
+    };
+    b = b
         .header("x-case", &case.id)
         .header("user-agent", "agent-corpus/1");
     for (n, v) in headers {
@@ -212,8 +293,7 @@ const MCP_HEADERS: &[(&str, &str)] = &[
 ];
 
 async fn outbound(t: &Target<'_>, case: &Case) -> Outcome {
-    let port = t.origin.addr.port();
-    let mut s = match open(t, "echo.test", port).await {
+    let mut s = match open_for(t, case).await {
         Ok(s) => s,
         Err(e) => {
             return judge(
@@ -225,7 +305,7 @@ async fn outbound(t: &Target<'_>, case: &Case) -> Outcome {
         }
     };
     let req = match case.transport.as_str() {
-        "http-url" => request(case, "GET", &case.payload, port, &[], ""),
+        "http-url" => request(t, case, "GET", &case.payload, &[], ""),
         "http-header" => {
             let pairs: Vec<(&str, &str)> = case
                 .payload
@@ -234,24 +314,24 @@ async fn outbound(t: &Target<'_>, case: &Case) -> Outcome {
                 .map(|(n, v)| (n.trim(), v.trim()))
                 .collect();
             request(
+                t,
                 case,
                 "GET",
                 case.path.as_deref().unwrap_or("/"),
-                port,
                 &pairs,
                 "",
             )
         }
         "mcp-call-args" => {
-            let init = request(case, "POST", "/mcp", port, MCP_HEADERS, INIT);
+            let init = request(t, case, "POST", "/mcp", MCP_HEADERS, INIT);
             let _ = send(&mut s, init).await;
-            request(case, "POST", "/mcp", port, MCP_HEADERS, &case.payload)
+            request(t, case, "POST", "/mcp", MCP_HEADERS, &case.payload)
         }
         "a2a-message-out" => request(
+            t,
             case,
             "POST",
             "/a2a",
-            port,
             &[("content-type", "application/json")],
             &case.payload,
         ),
@@ -259,10 +339,10 @@ async fn outbound(t: &Target<'_>, case: &Case) -> Outcome {
             let ct = case.content_type.as_deref().unwrap_or("application/json");
             let path = case.path.as_deref().unwrap_or("/api");
             let mut req = request(
+                t,
                 case,
                 "POST",
                 path,
-                port,
                 &[("content-type", ct)],
                 &case.payload,
             );
@@ -392,7 +472,7 @@ async fn inbound(t: &Target<'_>, case: &Case) -> Outcome {
     let session = format!("session-{}", case.id);
     let mut mcp_headers = MCP_HEADERS.to_vec();
     mcp_headers.push(("mcp-session-id", &session));
-    let req = |body: &str| request(case, "POST", "/mcp", port, &mcp_headers, body);
+    let req = |body: &str| request(t, case, "POST", "/mcp", &mcp_headers, body);
     let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#;
     let mut gots = Vec::new();
     match tr {
@@ -406,7 +486,7 @@ async fn inbound(t: &Target<'_>, case: &Case) -> Outcome {
             gots.push(
                 send(
                     &mut s,
-                    request(case, "GET", path, port, &[("accept", accept)], ""),
+                    request(t, case, "GET", path, &[("accept", accept)], ""),
                 )
                 .await,
             );
@@ -419,14 +499,7 @@ async fn inbound(t: &Target<'_>, case: &Case) -> Outcome {
             gots.push(
                 send(
                     &mut s,
-                    request(
-                        case,
-                        "GET",
-                        path,
-                        port,
-                        &[("accept", "application/json")],
-                        "",
-                    ),
+                    request(t, case, "GET", path, &[("accept", "application/json")], ""),
                 )
                 .await,
             );
@@ -437,10 +510,10 @@ async fn inbound(t: &Target<'_>, case: &Case) -> Outcome {
                 send(
                     &mut s,
                     request(
+                        t,
                         case,
                         "POST",
                         "/a2a",
-                        port,
                         &[("content-type", "application/json")],
                         body,
                     ),
@@ -574,11 +647,10 @@ pub fn snippet(b: &[u8]) -> String {
 /// over several requests, each harmless alone. Contained when pipelock refuses and at most
 /// a quarter of the pieces reached the origin.
 async fn burst(t: &Target<'_>, case: &Case) -> Outcome {
-    let port = t.origin.addr.port();
     let (mut refused, mut reached) = (0usize, 0usize);
     let mut detail = String::new();
     for part in &case.parts {
-        let mut s = match open(t, "echo.test", port).await {
+        let mut s = match open_for(t, case).await {
             Ok(s) => s,
             Err(e) => {
                 refused += usize::from(e.refused);
@@ -586,7 +658,7 @@ async fn burst(t: &Target<'_>, case: &Case) -> Outcome {
                 continue;
             }
         };
-        let got = send(&mut s, request(case, "GET", part, port, &[], "")).await;
+        let got = send(&mut s, request(t, case, "GET", part, &[], "")).await;
         if got.status == 403 && got.blocked {
             refused += 1;
             detail = snippet(&got.body);

@@ -44,6 +44,7 @@ struct Shared {
 
 pub struct Origin {
     pub addr: SocketAddr,
+    pub plain_addr: SocketAddr,
     shared: Arc<Mutex<Shared>>,
 }
 
@@ -77,7 +78,28 @@ impl Origin {
                 });
             }
         });
-        Origin { addr, shared }
+        // A plain-HTTP listener too, for absolute-form `http://` requests through the proxy.
+        let plain = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let plain_addr = plain.local_addr().unwrap();
+        let sh = shared.clone();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = plain.accept().await {
+                let sh = sh.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| {
+                        handle(sh.clone(), String::new(), req)
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(s), svc)
+                        .await;
+                });
+            }
+        });
+        Origin {
+            addr,
+            plain_addr,
+            shared,
+        }
     }
 
     pub fn set(&self, case: &str, responses: Vec<Canned>) {
