@@ -164,6 +164,8 @@ const BENIGN_HOSTS: &[&str] = &[
     "k8s.gcr.io",
     "registry.k8s.io",
     "prod-registry-k8s-io-us-east-1.s3.dualstack.us-east-1.amazonaws.com",
+    "d3i4yxtzktqr9n.cloudfront.example.com",
+    "a1b2c3d4e5.execute-api.eu-west-1.example.com",
 ];
 
 /// Deterministic pseudo-random bytes.
@@ -331,6 +333,8 @@ const BENIGN_URLS: &[&str] = &[
     "/x/sys/@v/v0.16.0.mod",
     "/storage/v1/b/my-bucket/o/path%2Fto%2Fobject.txt?alt=media",
     "/maven2/org/apache/commons/commons-lang3/3.14.0/commons-lang3-3.14.0.pom",
+    "/api/v2/issues?cursor=eyJhZnRlciI6OTg3Niwic29ydCI6ImNyZWF0ZWQiLCJkaXIiOiJkZXNjIn0&per_page=50",
+    "/address/1BoatSLRHtKNngkdXEeobR76b53LETtpyT/balance",
 ];
 
 fn strict_url_fp(urls: &[String]) -> Vec<String> {
@@ -381,6 +385,8 @@ fn data_in_paths_and_queries_is_flagged_in_strict() {
             format!("/u?d={}", base32_lower(&data)),
             format!("/p/{}.png", base36(&data)),
             format!("/x/{}", hex::encode(&data[..26])),
+            // 48 bytes: the base64 length of a SHA-384, without its prefix.
+            format!("/sync/{}", URL_SAFE_NO_PAD.encode(noise(48, seed))),
         ];
         for u in forms {
             total += 1;
@@ -426,6 +432,20 @@ fn layered_encodings_are_flagged_in_strict_only() {
     }
     // One layer is ordinary.
     assert!(anomaly::layers(STANDARD.encode(text).as_bytes()) < 2);
+    // A form field, base64 twice, every byte percent-encoded.
+    let twice = STANDARD.encode(STANDARD.encode(text));
+    let form = format!(
+        "d={}",
+        twice
+            .bytes()
+            .map(|b| format!("%{b:02X}"))
+            .collect::<String>()
+    );
+    assert_eq!(
+        scan_body(form.as_bytes(), true).map(|f| f.detector),
+        Some(anomaly::ENCODING_LAYERS),
+        "{form}"
+    );
 }
 
 /// Secret-shaped values built at run time (varied classes; never real).

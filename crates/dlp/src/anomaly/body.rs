@@ -168,7 +168,11 @@ impl BodyWatch {
             if end <= fresh && fresh_from > 0 || end == text.len() && !last {
                 continue;
             }
-            let tok = &text[start..end];
+            // `name=value` glued into one run (form bodies): judge the value.
+            let mut tok = &text[start..end];
+            if let Some(eq) = tok.windows(2).rposition(|w| w[0] == b'=' && w[1] != b'=') {
+                tok = &tok[eq + 1..];
+            }
             if tok.len() < MIN_BODY_TOKEN {
                 continue;
             }

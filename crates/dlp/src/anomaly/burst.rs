@@ -7,6 +7,7 @@ use std::hash::BuildHasher;
 use std::time::{Duration, Instant};
 
 use super::host::{registrable_domain, strip_port, subdomain_part};
+use super::shape::{reads_as_words, word_score, WORD_SCORE_CUT};
 use super::SUBDOMAIN_BURST;
 use crate::{Encoding, Finding};
 
@@ -17,6 +18,9 @@ pub struct BurstLimits {
     pub window: Duration,
     /// New subdomains of one parent allowed within `window`; the next is refused.
     pub max_new: usize,
+    /// Of those, new subdomains that read as data (8+ characters of labels
+    /// that are not words), allowed within `window`.
+    pub max_new_data: usize,
     /// Parents remembered (least recently active evicted first).
     pub max_parents: usize,
     /// Subdomains remembered per parent (oldest first sighting evicted first).
@@ -28,6 +32,7 @@ impl Default for BurstLimits {
         BurstLimits {
             window: Duration::from_secs(60),
             max_new: 20,
+            max_new_data: 8,
             max_parents: 1024,
             max_remembered: 64,
         }
@@ -35,9 +40,9 @@ impl Default for BurstLimits {
 }
 
 struct Parent {
-    /// Hash of the subdomain part -> first sighting. Hashes, not names: the
-    /// tracker never holds what an agent may have smuggled.
-    seen: HashMap<u64, Instant>,
+    /// Hash of the subdomain part -> (first sighting, reads as data). Hashes,
+    /// not names: the tracker never holds what an agent may have smuggled.
+    seen: HashMap<u64, (Instant, bool)>,
     last_active: Instant,
 }
 
@@ -104,12 +109,15 @@ impl SubdomainTracker {
         if parent.seen.contains_key(&key) {
             return None;
         }
-        let recent = parent
-            .seen
-            .values()
-            .filter(|&&t| now.saturating_duration_since(t) < window)
-            .count();
-        if recent >= self.limits.max_new {
+        let data = reads_as_data(sub);
+        let (mut recent, mut recent_data) = (0, 0);
+        for &(t, d) in parent.seen.values() {
+            if now.saturating_duration_since(t) < window {
+                recent += 1;
+                recent_data += usize::from(d);
+            }
+        }
+        if recent >= self.limits.max_new || data && recent_data >= self.limits.max_new_data {
             return Some(Finding {
                 detector: SUBDOMAIN_BURST,
                 offset: 0,
@@ -118,11 +126,16 @@ impl SubdomainTracker {
             });
         }
         if parent.seen.len() >= self.limits.max_remembered {
-            if let Some(oldest) = parent.seen.iter().min_by_key(|(_, &t)| t).map(|(&k, _)| k) {
+            if let Some(oldest) = parent
+                .seen
+                .iter()
+                .min_by_key(|(_, &(t, _))| t)
+                .map(|(&k, _)| k)
+            {
                 parent.seen.remove(&oldest);
             }
         }
-        parent.seen.insert(key, now);
+        parent.seen.insert(key, (now, data));
         None
     }
 
@@ -136,6 +149,18 @@ impl SubdomainTracker {
             self.parents.remove(&k);
         }
     }
+}
+
+/// Whether a subdomain part carries data-like text: at least 8 characters of
+/// labels that do not read as words (`k3j5h7g9f2d4.q`, not `a.tile`).
+fn reads_as_data(sub: &str) -> bool {
+    let joined: Vec<u8> = sub
+        .split('.')
+        .filter(|l| !reads_as_words(l))
+        .flat_map(|l| l.bytes())
+        .filter(|&b| b != b'-')
+        .collect();
+    joined.len() >= 8 && word_score(&joined) < WORD_SCORE_CUT
 }
 
 #[cfg(test)]
@@ -162,6 +187,33 @@ mod tests {
         // After the window, new subdomains are allowed again.
         let later = t0 + Duration::from_secs(61);
         assert!(t.observe("s20.exfil.test", later).is_none());
+    }
+
+    #[test]
+    fn data_like_subdomains_have_a_smaller_budget() {
+        let mut t = SubdomainTracker::default();
+        let t0 = Instant::now();
+        let labels = [
+            "k3j5h7g9f2d4",
+            "q1w3e5r7t9y2",
+            "z8x6c4v2b0n1",
+            "m5n7b9v1c3x5",
+            "p0o9i8u7y6t5",
+            "l2k4j6h8g0f1",
+            "a9s7d5f3g1h2",
+            "r4t6y8u0i2o4",
+            "c7v9b1n3m5q6",
+        ];
+        for (i, l) in labels.iter().enumerate() {
+            let got = t.observe(&format!("{l}.q.exfil.test"), t0);
+            assert_eq!(got.is_some(), i >= 8, "{l}");
+        }
+        // Word-like and short names still have the full budget.
+        for l in [
+            "www", "api", "docs", "cdn", "status", "blog", "assets", "media",
+        ] {
+            assert!(t.observe(&format!("{l}.exfil.test"), t0).is_none(), "{l}");
+        }
     }
 
     #[test]

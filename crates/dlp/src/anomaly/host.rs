@@ -1,6 +1,6 @@
 //! Host names: the registrable parent, encoded-looking labels, label volume.
 
-use super::shape::{data_shaped, is_uuid};
+use super::shape::{data_shaped, is_uuid, reads_as_words};
 use super::{HOST_ENTROPY, SUBDOMAIN_VOLUME};
 use crate::{Encoding, Finding};
 
@@ -178,15 +178,19 @@ pub fn scan_host(host: &str) -> Vec<Finding> {
             at += label.len() + 1;
         }
         if hit.is_none() && sub.contains('.') {
-            // Data cut into short labels: judge them joined.
-            let joined: String = sub
+            // Data cut into short labels: judge the labels that do not read
+            // as words joined (`d1a2b3c4.cloudfront` is one id and a word).
+            let pieces: Vec<&str> = sub
                 .split('.')
-                .filter(|l| !is_uuid(l.as_bytes()))
+                .filter(|l| !is_uuid(l.as_bytes()) && !reads_as_words(l))
+                .collect();
+            let joined: String = pieces
+                .iter()
                 .flat_map(|l| l.bytes())
                 .filter(|&b| b != b'-')
                 .map(|b| b.to_ascii_lowercase() as char)
                 .collect();
-            if data_shaped(joined.as_bytes()) {
+            if pieces.len() >= 2 && data_shaped(joined.as_bytes()) {
                 hit = Some((0, sub.len()));
             }
         }

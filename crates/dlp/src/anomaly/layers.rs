@@ -47,7 +47,7 @@ fn decode_hex(t: &[u8]) -> Option<Vec<u8>> {
     hex::decode(t).ok()
 }
 
-fn decode_b64(t: &[u8]) -> Option<Vec<u8>> {
+pub(super) fn decode_b64(t: &[u8]) -> Option<Vec<u8>> {
     let body = t.strip_suffix(b"==").or(t.strip_suffix(b"=")).unwrap_or(t);
     if body.len() % 4 == 1 || body.contains(&b'=') {
         return None;

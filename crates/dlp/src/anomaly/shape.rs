@@ -59,9 +59,12 @@ fn count(t: &[u8]) -> Counts {
 /// Hex digest lengths that ordinary URLs carry (MD5, SHA-1, SHA-224, PyPI's
 /// 60-hex blake2b path tail, SHA-256, SHA-384, SHA-512).
 const DIGEST_HEX_LENS: [usize; 7] = [32, 40, 56, 60, 64, 96, 128];
-/// Base64 lengths of 16-, 20-, 32-, 48- and 64-byte digests and MACs, with or
-/// without padding.
-const DIGEST_B64_LENS: [usize; 10] = [22, 24, 27, 28, 43, 44, 64, 86, 88, 66];
+/// Base64 lengths of 16-, 20- and 32-byte digests and MACs, with or without
+/// padding (signatures, `Sec-WebSocket-Key`-sized nonces).
+const DIGEST_B64_LENS: [usize; 6] = [22, 24, 27, 28, 43, 44];
+/// With an algorithm prefix (`sha384-`, `sha512-` as in SRI), also the base64
+/// lengths of 48- and 64-byte digests.
+const PREFIXED_B64_LENS: [usize; 4] = [64, 66, 86, 88];
 
 pub fn is_hex(t: &[u8]) -> bool {
     !t.is_empty() && t.iter().all(u8::is_ascii_hexdigit)
@@ -69,14 +72,47 @@ pub fn is_hex(t: &[u8]) -> bool {
 
 /// A hash-sized value: hex or base64 of exactly a digest's length.
 pub fn is_digest(t: &[u8]) -> bool {
-    let t = strip_algorithm(t);
-    if is_hex(t) {
-        return DIGEST_HEX_LENS.contains(&t.len());
+    if is_base58check(t) {
+        return true;
     }
-    let b64 = t
+    let bare = strip_algorithm(t);
+    if is_hex(bare) {
+        return DIGEST_HEX_LENS.contains(&bare.len());
+    }
+    let b64 = bare
         .iter()
         .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_'));
-    b64 && DIGEST_B64_LENS.contains(&t.len())
+    let prefixed = bare.len() < t.len();
+    b64 && (DIGEST_B64_LENS.contains(&bare.len())
+        || prefixed && PREFIXED_B64_LENS.contains(&bare.len()))
+}
+
+/// A Base58Check string of 25 bytes with a valid checksum (a Bitcoin-style
+/// address): hash-sized like a digest, and as ordinary in explorer URLs.
+pub fn is_base58check(t: &[u8]) -> bool {
+    use sha2::{Digest, Sha256};
+    const ALPHABET: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+    if !(25..=35).contains(&t.len()) {
+        return false;
+    }
+    // Big-endian base-58 to base-256, 25 bytes.
+    let mut out = [0u8; 25];
+    for &c in t {
+        let Some(mut carry) = ALPHABET.iter().position(|&a| a == c) else {
+            return false;
+        };
+        for b in out.iter_mut().rev() {
+            carry += usize::from(*b) * 58;
+            *b = (carry & 0xff) as u8;
+            carry >>= 8;
+        }
+        if carry != 0 {
+            return false;
+        }
+    }
+    let (payload, check) = out.split_at(21);
+    let sum = Sha256::digest(Sha256::digest(payload));
+    sum[..4] == *check
 }
 
 /// `sha256:`, `sha512-` (SRI), `md5=` ... prefixes of a digest.
@@ -184,8 +220,36 @@ pub fn word_score(t: &[u8]) -> f64 {
     }
 }
 
+/// Whether a short token reads like words (or a number) rather than data.
+pub fn reads_as_words(t: &str) -> bool {
+    word_score(t.as_bytes()) >= WORD_SCORE_CUT
+}
+
 /// Below this [`word_score`], a long token reads as encoded data.
 pub const WORD_SCORE_CUT: f64 = 0.55;
+
+/// Longest string value a pagination cursor may hold.
+const CURSOR_MAX_STRING: usize = 24;
+
+/// base64 of a small JSON object whose strings are all short: the shape of
+/// an API pagination cursor (`eyJpZCI6MTIzfQ` = `{"id":123}`). Bounded so
+/// that a cursor cannot carry more than a few short values.
+pub fn is_cursor(t: &[u8]) -> bool {
+    if !t.starts_with(b"eyJ") || t.len() > 256 {
+        return false;
+    }
+    let Some(d) = super::layers::decode_b64(t) else {
+        return false;
+    };
+    let d = d.trim_ascii();
+    d.starts_with(b"{")
+        && d.ends_with(b"}")
+        && super::layers::printable(d)
+        && d.split(|&b| b == b'"')
+            .skip(1)
+            .step_by(2)
+            .all(|s| s.len() <= CURSOR_MAX_STRING)
+}
 
 /// Whether `t` (one token: no dots, slashes or spaces expected) looks like
 /// encoded data rather than a name. Case is significant (base64); host labels
@@ -260,6 +324,8 @@ mod tests {
         assert!(is_digest(h64.as_bytes()));
         assert!(is_digest(format!("sha256:{h64}").as_bytes()));
         assert!(!is_digest(&h64.as_bytes()[..50]));
+        assert!(is_digest(b"1BoatSLRHtKNngkdXEeobR76b53LETtpyT"));
+        assert!(!is_digest(b"1BoatSLRHtKNngkdXEeobR76b53LETtpyU"));
         assert!(is_uuid(b"123e4567-e89b-12d3-a456-426614174000"));
         assert!(!is_uuid(b"123e4567-e89b-12d3-a456-42661417400z"));
         assert!(is_jwt(b"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc_DEF-123"));

@@ -4,7 +4,7 @@
 use super::body::unescape;
 use super::exfil::{ExfilState, ENV_DUMP_PAIRS};
 use super::layers::{layers, percent_decode};
-use super::shape::{data_shaped, is_digest, is_jwt, is_uuid, MIN_SHAPED_LEN};
+use super::shape::{data_shaped, is_cursor, is_digest, is_jwt, is_uuid, MIN_SHAPED_LEN};
 use super::{ENCODING_LAYERS, PATH_ENTROPY};
 use crate::{Encoding, Finding};
 
@@ -54,7 +54,7 @@ fn components(pq: &str) -> Vec<(usize, usize)> {
 }
 
 fn ordinary_whole(t: &[u8]) -> bool {
-    is_digest(t) || is_uuid(t) || is_jwt(t)
+    is_digest(t) || is_uuid(t) || is_jwt(t) || is_cursor(t)
 }
 
 /// Whether one (percent-decoded) component looks like encoded data: the
