@@ -61,7 +61,12 @@ const PROFILES: [&str; 2] = ["default", "strict"];
 
 /// The Markdown report: one row per class (containment and false positives under each
 /// profile), then every miss with its reason and every false positive.
-pub fn render(results: &[Run], known: &HashMap<String, String>, elapsed: Duration) -> String {
+pub fn render(
+    results: &[Run],
+    known: &HashMap<String, String>,
+    known_fps: &HashMap<String, String>,
+    elapsed: Duration,
+) -> String {
     let mut rows: BTreeMap<String, [Row; 2]> = BTreeMap::new();
     let mut cases: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let mut seen = std::collections::HashSet::new();
@@ -154,6 +159,9 @@ pub fn render(results: &[Run], known: &HashMap<String, String>, elapsed: Duratio
     for run in results {
         let c = &run.case;
         if let Outcome::FalsePositive(d) = &run.outcome {
+            let d = known_fps
+                .get(&c.id)
+                .map_or_else(|| d.clone(), |why| format!("known: {why}"));
             let _ = writeln!(
                 s,
                 "- `{}` ({}, {}; {}): {d}",
