@@ -8,6 +8,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod admin;
+pub mod allow_entry;
 pub mod allowlist;
 pub mod audit;
 pub mod body;

@@ -596,19 +596,8 @@ pub fn parse_opts(
 
 /// Validate one allowlist entry with bottle-core's parser.
 pub fn validate_allow_entry(entry: &str) -> Result<(), String> {
-    if entry.contains('\n') || entry.contains('#') {
-        return Err(format!(
-            "allowlist entry `{entry}` must be one host, pattern, address or CIDR"
-        ));
-    }
-    bottle_core::Allowlist::parse(entry, Path::new("allowlist"))
-        .map(|_| ())
-        .map_err(|e| match e {
-            bottle_core::ConfigError::Invalid { message, .. } => {
-                format!("allowlist entry `{entry}`: {message}")
-            }
-            other => other.to_string(),
-        })
+    // One copy, shared with the supervise sidecar's access requests.
+    bottle_core::allow_entry::check_syntax(entry)
 }
 
 fn check_var_name(name: &str) -> Result<(), String> {

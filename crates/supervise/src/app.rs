@@ -1,0 +1,167 @@
+//! What supervise does, independent of the wire: the JSON API ([`crate::api`]) and the MCP
+//! tools ([`crate::mcp`]) both call these, so they refuse, limit and audit alike.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bottle_core::{AuditEvent, AuditLog};
+use serde_json::{json, Value};
+
+use crate::check::{self, Policy, Target, Verdict};
+use crate::ids::RequestId;
+use crate::limits::TokenBucket;
+use crate::request;
+use crate::store::{self, PendingRequest, State, Store};
+
+/// Settings (from the flags).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub state_dir: PathBuf,
+    pub audit_dir: Option<PathBuf>,
+    pub config_dir: PathBuf,
+    /// Seconds an undecided request stays pending.
+    pub request_ttl_secs: u64,
+    /// Most requests pending at once; more get 429 and nothing pending is touched.
+    pub max_pending: usize,
+    /// Longest long-poll (`?wait=`), kept under the listener's idle timeout.
+    pub max_wait_secs: u64,
+    pub per_minute: u32,
+    pub burst: u32,
+}
+
+/// The outcome of a submission.
+#[derive(Debug)]
+pub enum Submitted {
+    Created { id: RequestId },
+    Invalid(String),
+    RateLimited(Duration),
+    TooManyPending,
+    Failed(String),
+}
+
+pub struct App {
+    pub settings: Settings,
+    store: Store,
+    bucket: TokenBucket,
+    audit: AuditLog,
+    /// Serialises the pending count and the write, so the cap holds under concurrency.
+    create_lock: Mutex<()>,
+}
+
+impl App {
+    pub fn new(settings: Settings, audit: AuditLog) -> std::io::Result<App> {
+        Ok(App {
+            store: Store::open(&settings.state_dir)?,
+            bucket: TokenBucket::new(settings.per_minute, settings.burst),
+            audit,
+            create_lock: Mutex::new(()),
+            settings,
+        })
+    }
+
+    /// Validates and records an access request. Audited whatever the outcome; the reason
+    /// text is not written to the audit log (it is the agent's prose, kept in the request file).
+    pub fn submit(&self, body: &Value, via: &str) -> Submitted {
+        let outcome = self.submit_inner(body);
+        let mut ev = AuditEvent::new("supervise", "access-request", "deny");
+        ev.extra.insert("via".into(), via.into());
+        if let Some(kind) = body.get("kind").and_then(Value::as_str) {
+            ev.extra.insert(
+                "kind".into(),
+                bottle_core::audit::truncate_field(kind, 32).into(),
+            );
+        }
+        match &outcome {
+            Submitted::Created { id } => {
+                ev.decision = "pending".into();
+                ev.extra.insert("id".into(), id.as_str().into());
+                if let Some(h) = body.get("host").and_then(Value::as_str) {
+                    ev.host = h.to_owned();
+                }
+            }
+            Submitted::Invalid(why) => ev.reason = Some(why.clone()),
+            Submitted::RateLimited(_) => ev.reason = Some("rate limited".into()),
+            Submitted::TooManyPending => ev.reason = Some("too many pending requests".into()),
+            Submitted::Failed(why) => {
+                ev.decision = "error".into();
+                ev.reason = Some(why.clone());
+            }
+        }
+        self.audit.record(ev);
+        outcome
+    }
+
+    fn submit_inner(&self, body: &Value) -> Submitted {
+        if let Err(wait) = self.bucket.take() {
+            return Submitted::RateLimited(wait);
+        }
+        let req = match request::parse(body) {
+            Ok(r) => r,
+            Err(why) => return Submitted::Invalid(why),
+        };
+        let _guard = self.create_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let now = store::now_unix();
+        if self.store.count_pending(now) >= self.settings.max_pending {
+            return Submitted::TooManyPending;
+        }
+        let id = RequestId::random();
+        let pending = PendingRequest {
+            id: id.to_string(),
+            kind: req.kind.to_owned(),
+            ask: req.ask,
+            reason: req.reason,
+            created_at: bottle_core::status::now_rfc3339(),
+            created_unix: now,
+            expires_unix: now.saturating_add(self.settings.request_ttl_secs),
+        };
+        match self.store.create(&pending, &id) {
+            Ok(()) => Submitted::Created { id },
+            Err(e) => Submitted::Failed(format!("recording the request failed: {e}")),
+        }
+    }
+
+    /// The state of the request named `id` (`None`: no such request, or not an id).
+    pub fn state(&self, id: &str) -> Option<(RequestId, State)> {
+        let id = RequestId::parse(id)?;
+        let st = self.store.state(&id, store::now_unix())?;
+        Some((id, st))
+    }
+
+    /// Waits up to `secs` (capped) for `id` to leave `pending`; returns its state then.
+    pub async fn wait(&self, id: &RequestId, secs: u64) -> Option<State> {
+        let deadline = tokio::time::Instant::now()
+            + Duration::from_secs(secs.min(self.settings.max_wait_secs));
+        loop {
+            let st = self.store.state(id, store::now_unix())?;
+            if !st.is_pending() || tokio::time::Instant::now() >= deadline {
+                return Some(st);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Recent refusals, newest first.
+    pub fn blocks(&self, limit: usize) -> Vec<Value> {
+        match &self.settings.audit_dir {
+            Some(dir) => crate::blocks::recent_blocks(dir, limit),
+            None => Vec::new(),
+        }
+    }
+
+    /// Would `url` with `method` pass?
+    pub fn check(&self, url: &str, method: Option<&str>) -> Result<Verdict, String> {
+        let target = Target::parse(url, method)?;
+        let policy = Policy::load(&self.settings.config_dir)?;
+        Ok(check::decide(&policy, &target))
+    }
+}
+
+/// The JSON for a request's state.
+pub fn state_json(id: &RequestId, st: &State) -> Value {
+    let mut v = st.to_json();
+    if let Value::Object(m) = &mut v {
+        m.insert("id".into(), json!(id.as_str()));
+    }
+    v
+}
