@@ -52,6 +52,9 @@ struct RawCase {
     /// Response body encoded as UTF-16LE (`charset=utf-16le`).
     #[serde(default)]
     utf16: bool,
+    /// mcp-rug-pull: the changed listing comes under a new `Mcp-Session-Id`.
+    #[serde(default)]
+    new_session: bool,
     /// How the agent reaches the proxy: `h1` (default), `h2` or `plain`.
     #[serde(default = "default_via")]
     via: String,
@@ -92,6 +95,7 @@ pub struct Case {
     pub ping_between: bool,
     pub utf16: bool,
     pub via: String,
+    pub new_session: bool,
     pub why: String,
 }
 
@@ -234,6 +238,7 @@ fn expand_case(class: &str, raw: RawCase) -> Result<Case, String> {
         ping_between: raw.ping_between,
         utf16: raw.utf16,
         via: raw.via,
+        new_session: raw.new_session,
         why: raw.why,
     })
 }

@@ -543,7 +543,17 @@ async fn inbound(t: &Target<'_>, case: &Case) -> Outcome {
                     gots.push(first);
                 }
             }
-            gots.push(send(&mut s, req(second)).await);
+            if case.new_session && tr == "mcp-rug-pull" {
+                // The server "lost" the session: the client re-initializes and lists again
+                // under the new id the server hands out.
+                let fresh = format!("session-{}-2", case.id);
+                let mut headers = MCP_HEADERS.to_vec();
+                headers.push(("mcp-session-id", &fresh));
+                let again = request(t, case, "POST", "/mcp", &headers, second);
+                gots.push(send(&mut s, again).await);
+            } else {
+                gots.push(send(&mut s, req(second)).await);
+            }
         }
     }
     let received: Vec<String> = gots
