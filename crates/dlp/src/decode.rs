@@ -117,7 +117,8 @@ pub(crate) fn hex_decode(run: &[u8], out: &mut Vec<u8>) {
 /// than any token, longer than a MAC address or a date).
 pub(crate) const SEP_HEX_MIN_PAIRS: usize = 8;
 
-fn is_hex_sep(b: u8) -> bool {
+#[inline]
+pub(crate) fn is_hex_sep(b: u8) -> bool {
     matches!(b, b':' | b',' | b' ' | b'-')
 }
 
@@ -140,10 +141,12 @@ static SEP_HEX: [u8; 256] = {
 /// Runs of hex pairs joined by one repeated separator (`41:4b:..`, `41-4b-..`,
 /// `41 4b ..`, `41,4b,..`), at least [`SEP_HEX_MIN_PAIRS`] pairs: (start, end,
 /// separator). Pair `j` of a run is at `start + 3j`. A UUID or a date is not
-/// such a run (its groups are not all two digits long).
+/// such a run (its groups are not all two digits long). The scanner finds
+/// them while probing for base64 runs (`engine::find_segments`); this is the
+/// reference it is tested against.
+#[cfg(test)]
 pub(crate) fn find_sep_hex(hay: &[u8]) -> Vec<(usize, usize, u8)> {
     let n = hay.len();
-    let hx = |i: usize| SEP_HEX[hay[i] as usize] == 1;
     let mut out = Vec::new();
     // A qualifying run is at least 23 bytes long: any probe in its first 19
     // bytes sees a separator within 3 bytes with a pair on each side, so a
@@ -158,29 +161,47 @@ pub(crate) fn find_sep_hex(hay: &[u8]) -> Vec<(usize, usize, u8)> {
             i += 16;
             continue;
         }
-        let found = (i..(i + 3).min(n - 2))
-            .find(|&p| is_hex_sep(hay[p]) && hx(p - 2) && hx(p - 1) && hx(p + 1) && hx(p + 2));
-        let Some(p) = found else {
+        let Some(p) = (i..(i + 3).min(n - 2)).find(|&p| sep_hex_seed(hay, p)) else {
             i += 16;
             continue;
         };
-        let sep = hay[p];
-        // Extend to the whole run: `start` is the first pair, `end` is one
-        // past the last pair.
-        let mut start = p - 2;
-        while start >= 3 && hay[start - 1] == sep && hx(start - 3) && hx(start - 2) {
-            start -= 3;
-        }
-        let mut end = p + 3;
-        while end + 2 < n && hay[end] == sep && hx(end + 1) && hx(end + 2) {
-            end += 3;
-        }
+        let (start, end, sep) = sep_hex_extend(hay, p);
         if (end - start + 1) / 3 >= SEP_HEX_MIN_PAIRS {
             out.push((start, end, sep));
         }
         i = end.max(i + 1) + 1;
     }
     out
+}
+
+/// A separator of [`find_sep_hex`] at `p` with a hex pair on each side.
+#[inline]
+pub(crate) fn sep_hex_seed(hay: &[u8], p: usize) -> bool {
+    let hx = |i: usize| SEP_HEX[hay[i] as usize] == 1;
+    p >= 2
+        && p + 2 < hay.len()
+        && is_hex_sep(hay[p])
+        && hx(p - 2)
+        && hx(p - 1)
+        && hx(p + 1)
+        && hx(p + 2)
+}
+
+/// The whole run around the seed `p` (see [`sep_hex_seed`]): `start` is its
+/// first pair, `end` one past its last pair, and its separator.
+pub(crate) fn sep_hex_extend(hay: &[u8], p: usize) -> (usize, usize, u8) {
+    let n = hay.len();
+    let hx = |i: usize| SEP_HEX[hay[i] as usize] == 1;
+    let sep = hay[p];
+    let mut start = p - 2;
+    while start >= 3 && hay[start - 1] == sep && hx(start - 3) && hx(start - 2) {
+        start -= 3;
+    }
+    let mut end = p + 3;
+    while end + 2 < n && hay[end] == sep && hx(end + 1) && hx(end + 2) {
+        end += 3;
+    }
+    (start, end, sep)
 }
 
 /// Decode a run found by [`find_sep_hex`].

@@ -448,6 +448,31 @@ impl Engine {
         (find_runs(hay).len(), find_triggers(hay).len())
     }
 
+    /// Scan joins of JSON sibling values (one per line), relaxed: raw tokens,
+    /// cards and IBANs, known secrets; no decoded views. No seed phrases:
+    /// a join is one run of token bytes (no whitespace), so it holds no
+    /// phrase, and the lines are too long to be phrase words.
+    pub(crate) fn scan_joins(&self, batch: &[u8], out: &mut Vec<Hit>) {
+        let mut runs = Vec::new();
+        find_segments(batch, &mut runs, None);
+        self.scan_patterns(batch, &runs, true, out);
+        let classes = crate::classes::Enabled {
+            bip39: false,
+            ..self.classes
+        };
+        crate::classes::scan(batch, classes, out);
+        if let Some(k) = &self.known {
+            k.find(batch, |s, e, enc| {
+                out.push(Hit {
+                    det: crate::KNOWN_SECRET,
+                    start: s,
+                    end: e,
+                    enc,
+                })
+            });
+        }
+    }
+
     /// Scan one view. `cut_start` says the view starts in the middle of
     /// something (a stream window), so runs touching offset 0 are decoded at
     /// every alignment.
@@ -463,7 +488,10 @@ impl Engine {
         if out.len() >= MAX_HITS {
             return;
         }
-        let runs = find_runs(hay);
+        let mut runs = Vec::new();
+        let mut sep_hex = Vec::new();
+        let want_sep_hex = depth < MAX_DEPTH;
+        find_segments(hay, &mut runs, want_sep_hex.then_some(&mut sep_hex));
         self.scan_patterns(hay, &runs, relaxed, out);
         crate::classes::scan(hay, self.classes, out);
         if let Some(k) = &self.known {
@@ -546,8 +574,14 @@ impl Engine {
             }
             self.discord_check(hay, s, e, relaxed, out);
         }
-        for (s, e, _) in decode::find_sep_hex(hay) {
-            // Hex pairs with separators (`41-4b-49-41-..`).
+        // Hex pairs with separators (`41:4b:49:..`, `41-4b-49-..`).
+        for &(rs, re, flags) in &runs {
+            if flags & C_URLSAFE != 0 && re - rs >= SEP_HEX_MIN_LEN {
+                dash_sep_hex(&hay[..re], rs, &mut sep_hex);
+            }
+        }
+        sep_hex.sort_unstable();
+        for &(s, e) in &sep_hex {
             decode::sep_hex_decode(&hay[s..e], &mut buf);
             let mut sub = Vec::new();
             if !self.descend(&buf, depth, budget, &mut sub, out, s) {
@@ -793,18 +827,62 @@ fn plausible_text_alignment(run: &[u8]) -> bool {
 }
 
 /// Maximal runs of base64/base64url characters at least `MIN_RUN` long, with
-/// flags (all-hex, has url-safe chars, has `+`/`/`, has digits). A position
-/// `MIN_RUN - 1` ahead is probed first: if it is not a base64 character no
-/// qualifying run can cover the bytes before it, which skips most prose.
+/// flags (all-hex, has url-safe chars, has `+`/`/`, has digits).
+#[cfg(feature = "fuzzing")]
 pub(crate) fn find_runs(hay: &[u8]) -> Vec<(usize, usize, u8)> {
+    let mut runs = Vec::new();
+    find_segments(hay, &mut runs, None);
+    runs
+}
+
+/// Separated-hex runs need at least this many bytes (8 pairs).
+const SEP_HEX_MIN_LEN: usize = 3 * decode::SEP_HEX_MIN_PAIRS - 1;
+
+/// One probing pass for the encoded segments of a view: the runs of
+/// [`find_runs`] and, when `sep_hex` is given, the separated-hex runs whose
+/// separator is `:`, `,` or a space (`(start, end)`, see
+/// `decode::find_sep_hex`; `-` is a base64url character, so those runs lie
+/// inside base64 runs and are looked for there).
+///
+/// A position `MIN_RUN - 1` ahead is probed first: if it is not a base64
+/// character no qualifying run can cover the bytes before it, which skips
+/// most prose. A separated-hex run (23 bytes or more) is seen by a probe
+/// too: the run probed before it ends at most two bytes into it (its pairs
+/// are the only base64 bytes in it), so the next probe lands in its first
+/// 19 bytes, where every byte is a separator with pairs around it or a pair
+/// whose base64 run ends (or starts) next to such a separator.
+pub(crate) fn find_segments(
+    hay: &[u8],
+    runs: &mut Vec<(usize, usize, u8)>,
+    mut sep_hex: Option<&mut Vec<(usize, usize)>>,
+) {
     let n = hay.len();
     let is = |i: usize| CLASS[hay[i] as usize] & C_B64 != 0;
-    let mut runs = Vec::new();
+    // End of the last separated-hex run found (its other separators are
+    // not seeds again).
+    let mut sep_end = 0;
+    let mut seed = |p: usize, sep_end: &mut usize| {
+        // Most probes stop at the first tests: no separator between two
+        // hex digits (a space between words of prose often is one).
+        let hex = |i: usize| CLASS[hay[i] as usize] & C_HEX != 0;
+        if p >= 1
+            && p < n.saturating_sub(1)
+            && decode::is_hex_sep(hay[p])
+            && hex(p - 1)
+            && hex(p + 1)
+            && p >= *sep_end
+        {
+            if let Some(out) = sep_hex.as_deref_mut() {
+                seed_sep_hex(hay, p, sep_end, out);
+            }
+        }
+    };
     // Invariant: hay[i - 1] is not a base64 character (or i == 0).
     let mut i = 0;
     while i + MIN_RUN <= n {
         let j = i + MIN_RUN - 1;
         if !is(j) {
+            seed(j, &mut sep_end);
             i = j + 1;
             continue;
         }
@@ -816,6 +894,8 @@ pub(crate) fn find_runs(hay: &[u8]) -> Vec<(usize, usize, u8)> {
         while e < n && is(e) {
             e += 1;
         }
+        seed(s.wrapping_sub(1), &mut sep_end);
+        seed(e, &mut sep_end);
         if e - s >= MIN_RUN {
             let mut acc = C_HEX;
             let mut or = 0;
@@ -828,7 +908,35 @@ pub(crate) fn find_runs(hay: &[u8]) -> Vec<(usize, usize, u8)> {
         }
         i = e + 1;
     }
-    runs
+}
+
+/// Separated-hex runs with `-` separators in `hay[from..]` (a base64url run):
+/// every `-` is a possible seed, most fail at once.
+fn dash_sep_hex(hay: &[u8], from: usize, out: &mut Vec<(usize, usize)>) {
+    let mut pos = from;
+    while let Some(k) = memchr::memchr(b'-', &hay[pos..]) {
+        let p = pos + k;
+        pos = p + 1;
+        if p >= from + 2 && decode::sep_hex_seed(hay, p) {
+            let (s, e, _) = decode::sep_hex_extend(hay, p);
+            if s >= from && e - s >= SEP_HEX_MIN_LEN {
+                out.push((s, e));
+            }
+            pos = pos.max(e);
+        }
+    }
+}
+
+/// A separated-hex run around the separator at `p`, if there is one.
+#[cold]
+fn seed_sep_hex(hay: &[u8], p: usize, sep_end: &mut usize, out: &mut Vec<(usize, usize)>) {
+    if decode::sep_hex_seed(hay, p) {
+        let (s, e, _) = decode::sep_hex_extend(hay, p);
+        *sep_end = e;
+        if e - s >= SEP_HEX_MIN_LEN {
+            out.push((s, e));
+        }
+    }
 }
 
 /// Positions where the normaliser would change something: `%XX`, `\xHH`,
@@ -889,6 +997,69 @@ pub(crate) fn dedup(mut hits: Vec<Hit>) -> Vec<Hit> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The separated-hex runs found while probing for base64 runs (plus the
+    /// `-` ones looked for inside base64 runs) are the ones the dedicated
+    /// finder sees, on inputs dense in hex pairs, separators and glue.
+    #[test]
+    fn segments_find_every_separated_hex_run() {
+        let alphabet: &[u8] = b"0123456789abcdefABCDEF::,, --xyzXYZ.\n+/=_";
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut rnd = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut seen = 0;
+        for round in 0..3000 {
+            let mut hay = Vec::new();
+            while hay.len() < 200 + round % 300 {
+                match rnd() % 4 {
+                    // a run of pairs with one separator, sometimes broken
+                    0 => {
+                        let sep = b":, -"[(rnd() % 4) as usize];
+                        for k in 0..(rnd() % 14) {
+                            if k > 0 {
+                                hay.push(sep);
+                            }
+                            hay.push(b"0123456789abcdef"[(rnd() % 16) as usize]);
+                            hay.push(b"0123456789ABCDEF"[(rnd() % 16) as usize]);
+                        }
+                    }
+                    _ => {
+                        for _ in 0..(rnd() % 24) {
+                            hay.push(alphabet[(rnd() as usize) % alphabet.len()]);
+                        }
+                    }
+                }
+            }
+            let mut want: Vec<(usize, usize)> = decode::find_sep_hex(&hay)
+                .into_iter()
+                .map(|(s, e, _)| (s, e))
+                .collect();
+            let mut runs = Vec::new();
+            let mut got = Vec::new();
+            find_segments(&hay, &mut runs, Some(&mut got));
+            for &(rs, re, flags) in &runs {
+                if flags & C_URLSAFE != 0 && re - rs >= SEP_HEX_MIN_LEN {
+                    dash_sep_hex(&hay[..re], rs, &mut got);
+                }
+            }
+            got.sort_unstable();
+            got.dedup();
+            want.sort_unstable();
+            seen += want.len();
+            for w in &want {
+                assert!(
+                    got.contains(w),
+                    "missed {w:?} in {:?}",
+                    String::from_utf8_lossy(&hay)
+                );
+            }
+        }
+        assert!(seen > 1000, "only {seen} runs generated");
+    }
 
     #[test]
     fn anchors_are_prefix_free() {

@@ -66,15 +66,7 @@ impl StreamScanner {
         // again would cost more than the body scan itself.
         let engine = &self.det.inner.engine;
         let mut out = Vec::new();
-        let mut budget = 0;
-        engine.scan_view(
-            &batch,
-            crate::engine::MAX_DEPTH,
-            false,
-            true,
-            &mut budget,
-            &mut out,
-        );
+        engine.scan_joins(&batch, &mut out);
         let hits = crate::engine::dedup(out);
         let n = if all { hits.len() } else { 1 };
         hits.into_iter()

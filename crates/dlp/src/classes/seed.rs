@@ -104,10 +104,9 @@ pub(super) fn ws_from(hay: &[u8], p: usize) -> usize {
 /// Hash of a word's length and first four letters (which tell every
 /// English BIP-39 word apart) into 16 bits.
 pub(super) fn bloom_hash(w: &[u8]) -> usize {
-    let mut k = [0u8; 4];
-    for (d, c) in k.iter_mut().zip(w) {
-        *d = *c;
-    }
+    // Indexed reads, not a copy loop: this runs once per probed word.
+    let at = |i: usize| w.get(i).copied().unwrap_or(0);
+    let k = [at(0), at(1), at(2), at(3)];
     let x = u32::from_le_bytes(k) ^ ((w.len() as u32) << 27);
     (x.wrapping_mul(0x9E37_79B1) >> 16) as usize
 }
