@@ -32,7 +32,7 @@ impl Default for BurstLimits {
         BurstLimits {
             window: Duration::from_secs(60),
             max_new: 20,
-            max_new_data: 8,
+            max_new_data: 4,
             max_parents: 1024,
             max_remembered: 64,
         }
@@ -206,7 +206,7 @@ mod tests {
         ];
         for (i, l) in labels.iter().enumerate() {
             let got = t.observe(&format!("{l}.q.exfil.test"), t0);
-            assert_eq!(got.is_some(), i >= 8, "{l}");
+            assert_eq!(got.is_some(), i >= 4, "{l}");
         }
         // Word-like and short names still have the full budget.
         for l in [

@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | [`HOST_ENTROPY`] | a host label (beyond the registrable parent) that looks like encoded data | strict |
 //! | [`SUBDOMAIN_VOLUME`] | more than [`host::MAX_SUBDOMAIN_BYTES`] of label text beyond the parent | strict |
-//! | [`SUBDOMAIN_BURST`] | more new subdomains of one parent within a window than [`BurstLimits::max_new`] | strict |
+//! | [`SUBDOMAIN_BURST`] | more new subdomains of one parent within a window than [`BurstLimits::max_new`] (or [`BurstLimits::max_new_data`] that read as data) | strict |
 //! | [`PATH_ENTROPY`] | a path segment or query value that looks like encoded data, or too many hash-sized ones | strict |
 //! | [`ENCODING_LAYERS`] | a token that needs two or more decoding layers to read as text | strict |
 //! | [`ENV_DUMP`] | credential-like `NAME=value` pairs (2 in default, 1 in strict) | both |

@@ -76,8 +76,13 @@ pub fn is_digest(t: &[u8]) -> bool {
         return true;
     }
     let bare = strip_algorithm(t);
-    if is_hex(bare) {
-        return DIGEST_HEX_LENS.contains(&bare.len());
+    // `0x` + 40 or 64 hex: Ethereum-style addresses and transaction hashes.
+    let hex_body = bare
+        .strip_prefix(b"0x")
+        .or(bare.strip_prefix(b"0X"))
+        .unwrap_or(bare);
+    if is_hex(hex_body) {
+        return DIGEST_HEX_LENS.contains(&hex_body.len());
     }
     let b64 = bare
         .iter()
@@ -325,6 +330,7 @@ mod tests {
         assert!(is_digest(format!("sha256:{h64}").as_bytes()));
         assert!(!is_digest(&h64.as_bytes()[..50]));
         assert!(is_digest(b"1BoatSLRHtKNngkdXEeobR76b53LETtpyT"));
+        assert!(is_digest(format!("0x{h64}").as_bytes()));
         assert!(!is_digest(b"1BoatSLRHtKNngkdXEeobR76b53LETtpyU"));
         assert!(is_uuid(b"123e4567-e89b-12d3-a456-426614174000"));
         assert!(!is_uuid(b"123e4567-e89b-12d3-a456-42661417400z"));
