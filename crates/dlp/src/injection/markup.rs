@@ -308,6 +308,10 @@ impl Markup {
             State::Bogus => {
                 if c == '>' {
                     self.state = State::Text;
+                    out.boundary(at);
+                } else {
+                    // `<![CDATA[...]]>`, `<?...?>`: never shown, read by a model.
+                    out.push_char(c, at, self.flags() | HIDDEN);
                 }
                 false
             }
@@ -368,10 +372,10 @@ impl Markup {
                 if c == ';' && !self.entity.is_empty() {
                     self.state = self.entity_return;
                     match html_entity(&self.entity) {
-                        Some(decoded) => self.emit_text(decoded, self.start, out),
+                        Some(decoded) => self.entity_char(decoded, self.start, out),
                         None => {
                             self.write_raw_entity(out);
-                            self.emit_text(';', at, out);
+                            self.entity_char(';', at, out);
                         }
                     }
                     self.entity.clear();
@@ -587,37 +591,49 @@ impl Markup {
                     self.attr_name.clear();
                     return q == 0 && c == '>';
                 }
-                match self.attr_kind {
-                    AttrKind::Text => {
-                        if c == '&' {
-                            self.start = at;
-                            self.entity.clear();
-                            self.entity_return = self.state;
-                            self.state = State::Entity;
-                        } else {
-                            self.emit_text(c, at, out);
-                        }
-                    }
-                    AttrKind::Style => self.style.push(c),
-                    AttrKind::Class | AttrKind::Id | AttrKind::AriaHidden | AttrKind::Type => {
-                        if c.is_whitespace() {
-                            self.end_class_word();
-                        } else if self.attr_value.len() < NAME_CAP {
-                            self.attr_value.push(c.to_ascii_lowercase() as u8);
-                        }
-                    }
-                    AttrKind::Other => {}
+                if c == '&' && self.attr_kind != AttrKind::Other {
+                    // References are decoded in every attribute value (`display&colon;none`).
+                    self.start = at;
+                    self.entity.clear();
+                    self.entity_return = self.state;
+                    self.state = State::Entity;
+                } else {
+                    self.attr_char(c, at, out);
                 }
                 false
             }
         }
     }
 
+    /// One (decoded) character of an attribute value.
+    fn attr_char(&mut self, c: char, at: usize, out: &mut Norm) {
+        match self.attr_kind {
+            AttrKind::Text => self.emit_text(c, at, out),
+            AttrKind::Style => self.style.push(c),
+            AttrKind::Class | AttrKind::Id | AttrKind::AriaHidden | AttrKind::Type => {
+                if c.is_whitespace() {
+                    self.end_class_word();
+                } else if self.attr_value.len() < NAME_CAP {
+                    self.attr_value.push(c.to_ascii_lowercase() as u8);
+                }
+            }
+            AttrKind::Other => {}
+        }
+    }
+
+    /// A character produced by a reference (or its raw text): text, or attribute value.
+    fn entity_char(&mut self, c: char, at: usize, out: &mut Norm) {
+        if matches!(self.state, State::Attrs(AttrPhase::Value(_))) {
+            self.attr_char(c, at, out);
+        } else {
+            self.emit_text(c, at, out);
+        }
+    }
+
     fn begin_value(&mut self, out: &mut Norm, at: usize) {
         self.attr_kind = match self.attr_name.as_slice() {
             b"alt" | b"title" | b"content" | b"aria-label" | b"aria-description"
-            | b"placeholder" | b"label" | b"summary" | b"value" | b"data-instructions"
-            | b"data-prompt" => AttrKind::Text,
+            | b"placeholder" | b"label" | b"summary" | b"value" | b"srcdoc" => AttrKind::Text,
             b"style" => AttrKind::Style,
             b"class" => AttrKind::Class,
             b"id" => AttrKind::Id,
@@ -770,11 +786,13 @@ impl Markup {
 
     fn write_raw_entity(&mut self, out: &mut Norm) {
         let start = self.start;
-        self.emit_text('&', start, out);
+        self.entity_char('&', start, out);
         let entity = std::mem::take(&mut self.entity);
         for &b in &entity {
-            self.emit_text(b as char, start, out);
+            self.entity_char(b as char, start, out);
         }
+        self.entity = entity;
+        self.entity.clear();
     }
 
     fn replay_label(&mut self, out: &mut Norm) {
