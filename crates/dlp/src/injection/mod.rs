@@ -61,6 +61,7 @@
 //! is still found, but its first bytes may have been released.
 
 mod css;
+mod elements;
 mod encoded;
 mod fold;
 mod judge;
