@@ -162,6 +162,11 @@ pub fn secret(case: &str, name: &str) -> Result<String, String> {
             )
         }
         "eth_privkey" => hex::encode(s.bytes(32)),
+        // A Solana keypair file (`id.json`): the 64 secret+public key bytes as a JSON array.
+        "solana_keypair" => {
+            let bytes: Vec<String> = s.bytes(64).iter().map(u8::to_string).collect();
+            format!("[{}]", bytes.join(","))
+        }
         "btc_wif" => wif(&s.bytes(32)),
         "xprv" => xprv(&mut s),
         // Arbitrary data an agent would smuggle out (no credential shape at all).
@@ -310,6 +315,8 @@ pub fn apply(filter: &str, v: &str) -> Result<String, String> {
         "hex-dash" => sep_hex(v, "-"),
         "HEX-dash" => sep_hex(v, "-").to_ascii_uppercase(),
         "plus" => v.replace(' ', "+"),
+        "commas" => v.replace(' ', ", "),
+        "dots" => v.replace(' ', "."),
         "newlines" => v.replace(' ', "\n"),
         "hex-colon" => sep_hex(v, ":"),
         "hex-space" => sep_hex(v, " "),
