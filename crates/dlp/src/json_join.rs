@@ -109,6 +109,35 @@ impl JsonJoin {
         }
     }
 
+    /// Start over for a new document (a form or query value), keeping the
+    /// buffers.
+    pub(crate) fn reset(&mut self) {
+        self.mode = Mode::Undecided;
+        self.spare.append(&mut self.stack);
+        self.overflow = 0;
+        self.in_string = false;
+        self.escape = false;
+        self.joinable = false;
+        self.pos = 0;
+    }
+
+    /// The document is known not to be JSON (its first byte was not `{`/`[`).
+    pub(crate) fn is_off(&self) -> bool {
+        self.mode == Mode::Off
+    }
+
+    /// The joins of one whole JSON document (empty if `doc` does not start
+    /// with `{` or `[`), one per line.
+    pub(crate) fn joins_of(doc: &[u8]) -> Vec<u8> {
+        let mut batch = Vec::new();
+        JsonJoin::new().feed(doc, &mut |join, _| {
+            batch.extend_from_slice(join);
+            batch.push(b'\n');
+            true
+        });
+        batch
+    }
+
     /// Lex `chunk`; `scan(join, start)` is called for each join (`start`: the
     /// stream offset where its first piece began) and stops the lexing when
     /// it returns false.

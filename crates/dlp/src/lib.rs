@@ -52,6 +52,7 @@ mod classes;
 mod decode;
 mod engine;
 pub mod entropy;
+mod form_join;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;

@@ -1,5 +1,6 @@
 //! Streaming scan with a bounded overlap window.
 
+use crate::form_join::FormJoin;
 use crate::json_join::JsonJoin;
 use crate::{Detector, Encoding, Finding};
 use bytes::{Bytes, BytesMut};
@@ -29,6 +30,8 @@ pub struct StreamScanner {
     finished: bool,
     /// Sibling string values of a JSON body, joined (see `json_join`).
     json: JsonJoin,
+    /// The same for JSON values of a form body (see `form_join`).
+    form: FormJoin,
 }
 
 impl StreamScanner {
@@ -40,6 +43,7 @@ impl StreamScanner {
             failed: None,
             finished: false,
             json: JsonJoin::new(),
+            form: FormJoin::new(),
         }
     }
 
@@ -52,12 +56,14 @@ impl StreamScanner {
         let end = self.position() + chunk.len();
         let mut batch = Vec::new();
         let mut first = usize::MAX;
-        self.json.feed(chunk, &mut |join, start| {
+        let mut add = |join: &[u8], start: usize| {
             first = first.min(start);
             batch.extend_from_slice(join);
             batch.push(b'\n');
             true
-        });
+        };
+        self.json.feed(chunk, &mut add);
+        self.form.feed(chunk, &mut add);
         if batch.is_empty() {
             return Vec::new();
         }

@@ -150,6 +150,30 @@ fn scan_joined(det: &Detector, parts: &Parts, hits: &mut Vec<Hit>) {
     }
 }
 
+/// A query value that is a JSON document (`?q={"a":"AKIA…","b":"…"}`): its
+/// sibling string values joined, as the stream scanner does for JSON bodies
+/// (same bounds, raw tokens and known secrets only); a finding covers the
+/// whole value.
+pub(crate) fn json_siblings(
+    det: &Detector,
+    (s, e): (usize, usize),
+    value: &[u8],
+    hits: &mut Vec<Hit>,
+) {
+    let batch = crate::json_join::JsonJoin::joins_of(value);
+    if batch.is_empty() {
+        return;
+    }
+    let mut found = Vec::new();
+    det.inner.engine.scan_joins(&batch, &mut found);
+    hits.extend(found.into_iter().map(|h| Hit {
+        det: h.det,
+        start: s,
+        end: e,
+        enc: Encoding::Split,
+    }));
+}
+
 /// Components considered for pairwise joining (k*(k-1)/2 extra scans).
 const MAX_PAIR_PARTS: usize = 8;
 
@@ -185,6 +209,7 @@ pub(crate) fn scan_url(det: &Detector, pq: &str) -> Vec<Finding> {
                 if v.1 > v.0 {
                     let vd = percent_decode(&raw[v.0..v.1], true);
                     scan_component(det, raw, v, &vd, &mut hits);
+                    json_siblings(det, v, &vd, &mut hits);
                     if kd.eq_ignore_ascii_case(b"x-amz-credential") {
                         amz_credential.push(v);
                     } else {

@@ -253,3 +253,104 @@ fn separated_hex_is_found_at_every_offset_and_length_bound() {
     // A stray hex digit glued to either end does not hide the run.
     assert!(!d.detect(format!("a{h}b").as_bytes()).is_empty());
 }
+
+/// `s` percent-encoded as a form or query value (every byte but unreserved
+/// ones; a space as `+` when `plus`).
+fn pct(s: &str, plus: bool) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            b' ' if plus => "+".to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// JSON objects and arrays whose sibling values carry a split token.
+fn split_json_values() -> Vec<String> {
+    let (a, b) = KEY.split_at(9);
+    let (g1, g2) = GHP.split_at(17);
+    vec![
+        format!(r#"{{"a":"{a}","b":"{b}"}}"#),
+        format!(r#"{{"q": "find", "x": "{a}", "y": "{b}", "n": 3}}"#),
+        format!(r#"["{g1}", "{g2}"]"#),
+        format!(
+            r#"{{"a":"{}","b":"{}","c":"{}"}}"#,
+            &KEY[..6],
+            &KEY[6..12],
+            &KEY[12..]
+        ),
+    ]
+}
+
+#[test]
+fn secret_split_over_json_siblings_in_a_query_value_is_found() {
+    let d = Detector::builtin();
+    for json in split_json_values() {
+        for (form, plus) in [("raw", false), ("percent", false), ("plus", true)] {
+            let value = if form == "raw" {
+                json.replace(' ', "%20")
+            } else {
+                pct(&json, plus)
+            };
+            let url = format!("/api/search?page=2&q={value}&lang=en");
+            let f = d.scan_url(&url);
+            assert!(
+                f.iter()
+                    .any(|f| f.detector == "aws-access-key-id" || f.detector == "github-pat"),
+                "{form}: {url}: {f:?}"
+            );
+            // The finding covers the value, and redaction removes it.
+            let red = bottle_dlp::redact_url(&url, &f);
+            assert!(!red.contains(&KEY[..9]) && !red.contains(&GHP[..17]), "{red}");
+        }
+        // Each piece alone in its own parameter is no finding: only the
+        // JSON siblings inside one value are joined this way.
+        assert!(d.scan_url("/api/search?q=%7B%22a%22%3A%22x%22%7D").is_empty());
+    }
+}
+
+#[test]
+fn secret_split_over_json_siblings_in_a_form_value_is_found() {
+    let d = Detector::builtin();
+    for json in split_json_values() {
+        for (form, plus) in [("raw", false), ("percent", false), ("plus", true)] {
+            let value = if form == "raw" {
+                json.clone()
+            } else {
+                pct(&json, plus)
+            };
+            let body = format!("csrf=k3J9x&payload={value}&submit=Send");
+            // Apart from the join, neither piece is a finding.
+            assert!(d.detect(body.as_bytes()).is_empty(), "{body}");
+            for cut in [1, 9, body.len() / 2, body.len() - 3] {
+                let f = stream_all(d, body.as_bytes(), cut)
+                    .expect_err(&format!("{form} cut {cut}: {body}"));
+                assert_eq!(f.encoding, Encoding::Split, "{f:?}");
+            }
+            // Log-only mode reports it too.
+            let mut s = d.stream();
+            let (_, mut found) = s.push_report(Bytes::from(body.clone()));
+            found.extend(s.finish_report().1);
+            assert!(!found.is_empty(), "{form} report: {body}");
+        }
+    }
+}
+
+#[test]
+fn form_and_query_json_view_leaves_ordinary_values_alone() {
+    let d = Detector::builtin();
+    let ok_form = [
+        r#"name=Ada&filter={"status":"open","labels":["bug","help wanted"],"per_page":100}"#,
+        "a=1&b=%7B%22sha%22%3A%225f8ac1ac41dd2c7eb591%22%2C%22ref%22%3A%22main%22%7D",
+        // Not a form: prose with an equals sign and JSON-looking pieces.
+        r#"x = {"a": "AKIAVCODY", "b": "LSA53PQK4ZA"} is how not to do it"#,
+    ];
+    for body in ok_form {
+        assert!(stream_all(d, body.as_bytes(), 7).is_ok(), "{body}");
+    }
+    let ok_url = "/search?q=%7B%22author%22%3A%22ada%22%2C%22tags%22%3A%5B%22rust%22%2C%22dlp%22%5D%7D";
+    assert!(d.scan_url(ok_url).is_empty());
+}

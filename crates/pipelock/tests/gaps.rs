@@ -154,3 +154,53 @@ async fn aws_key_in_lowercase_or_split_host_labels_is_blocked() {
     assert!(env.origin.requests().is_empty());
     p.stop().await;
 }
+
+/// Every byte but unreserved ones percent-encoded (a form or query value).
+fn pct(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_split_over_json_siblings_in_a_form_or_query_value_is_blocked() {
+    let (env, p) = spawn("echo.test:*\n127.0.0.1/32\n").await;
+    let key = aws();
+    let (a, b) = key.split_at(10);
+    let json = format!(r#"{{"a":"{a}","b":"{b}"}}"#);
+    // Control: a form and a query carrying clean JSON go through.
+    let clean = pct(r#"{"a":"hello","b":"world"}"#);
+    let r = post_via_tunnel(&env, &p, "/form-ok", full(format!("x=1&q={clean}"))).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = post_via_tunnel(&env, &p, &format!("/search-ok?q={clean}"), full("")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(env.origin.requests().len(), 2);
+    for (i, value) in [pct(&json), json.clone()].iter().enumerate() {
+        let form = format!("csrf=k3J9x&payload={value}&submit=Send");
+        let path = format!("/form{i}");
+        let r = post_via_tunnel(&env, &p, &path, full(form.clone())).await;
+        assert_eq!(r.status, 403, "{}", r.text());
+        assert_eq!(r.headers.get("x-bottle-blocked").unwrap(), "pipelock");
+        assert!(r.text().contains("aws-access-key-id"), "{}", r.text());
+        assert!(!r.text().contains(&key));
+        for q in env.origin.requests().iter().filter(|q| q.path == path) {
+            assert!((q.body_len as usize) < form.len(), "origin got the form");
+        }
+    }
+    let r = post_via_tunnel(&env, &p, &format!("/search?q={}", pct(&json)), full("")).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(!r.text().contains(&key));
+    assert!(
+        !env.origin
+            .requests()
+            .iter()
+            .any(|q| q.path.starts_with("/search?") || q.path == "/search"),
+        "the query reached the origin"
+    );
+    p.stop().await;
+}
