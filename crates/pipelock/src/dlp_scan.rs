@@ -5,8 +5,9 @@
 //! detector) or log. Findings never carry the secret; audited URLs are redacted.
 //! Exfiltration shapes (environment dumps, credential files) run in every profile;
 //! `dlp.profile: strict` adds the anomaly heuristics of `bottle_dlp::anomaly`
-//! (encoded-looking host labels, paths and query values, label volume, bursts of
-//! new subdomains, layered encodings), read from the live config on every request.
+//! (encoded-looking host labels, paths, query values and invented `X-` headers, label
+//! volume, bursts of new subdomains, layered encodings), read from the live config on
+//! every request.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -320,7 +321,16 @@ impl DlpScanner {
         } else {
             bottle_dlp::redact_url(path_and_query, &url_f)
         };
-        let hits = self.scan_headers(headers, "header");
+        let mut hits = self.scan_headers(headers, "header");
+        if hits.is_empty() && Self::strict(state) {
+            // Invented `X-` headers holding encoded data (names that carry tokens
+            // by design are left alone).
+            for (name, value) in headers {
+                if let Some(f) = anomaly::scan_header(name.as_str(), value.as_bytes()) {
+                    hits.push((format!("header {name}"), vec![f]));
+                }
+            }
+        }
         if method_f.is_empty() && url_f.is_empty() && hits.is_empty() {
             return Ok(None);
         }

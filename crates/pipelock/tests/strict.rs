@@ -449,3 +449,44 @@ async fn exfil_in_a_query_or_form_body_and_layers_in_a_tool_call_are_refused() {
     }
     p.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encoded_data_in_an_invented_header_is_refused_in_strict() {
+    let env = Env::new(ALLOW, STRICT).await;
+    let p = spawn(&env, &[], false).await;
+    let port = env.http_port();
+    let blob = STANDARD.encode(base32_label(41).repeat(2));
+    let get = |path: &str, name: &str, value: &str| {
+        let req = http::Request::get(format!("http://echo.test:{port}{path}"))
+            .header("host", format!("echo.test:{port}"))
+            .header(name, value)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        async move {
+            let s = tokio::net::TcpStream::connect(p.addr).await.unwrap();
+            h1(s, req).await
+        }
+    };
+    let r = get("/h1", "X-Debug-State", &blob).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(
+        r.text().contains(
+            "suspected exfiltration in request header x-debug-state: anomaly-path-entropy"
+        ),
+        "{}",
+        r.text()
+    );
+    // Headers that carry tokens by design, and ordinary values, pass.
+    let r = get("/h2", "X-Request-Id", &blob).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = get("/h3", "X-Client-Version", "cli/1.2.3 (linux; x86_64)").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let paths: Vec<String> = env
+        .origin
+        .requests()
+        .iter()
+        .map(|q| q.path.clone())
+        .collect();
+    assert!(!paths.contains(&"/h1".to_string()), "{paths:?}");
+    p.stop().await;
+}

@@ -8,7 +8,7 @@
 //! | [`HOST_ENTROPY`] | a host label (beyond the registrable parent) that looks like encoded data | strict |
 //! | [`SUBDOMAIN_VOLUME`] | more than [`host::MAX_SUBDOMAIN_BYTES`] of label text beyond the parent | strict |
 //! | [`SUBDOMAIN_BURST`] | more new subdomains of one parent within a window than [`BurstLimits::max_new`] (or [`BurstLimits::max_new_data`] that read as data) | strict |
-//! | [`PATH_ENTROPY`] | a path segment or query value that looks like encoded data, or too many hash-sized ones | strict |
+//! | [`PATH_ENTROPY`] | a path segment, query value or invented `X-` header value that looks like encoded data, or too many hash-sized values | strict |
 //! | [`ENCODING_LAYERS`] | a token that needs two or more decoding layers to read as text | strict |
 //! | [`ENV_DUMP`] | credential-like `NAME=value` pairs (2 in default, 1 in strict) | both |
 //! | [`CREDENTIAL_FILE`] | AWS credentials, `.netrc`, URL with `user:password@`, `/etc/shadow` hash lines | both |
@@ -29,7 +29,7 @@ pub use exfil::{credential_name, secret_value, ENV_DUMP_PAIRS, ENV_DUMP_SPAN};
 pub use host::{registrable_domain, scan_host, subdomain_part, MAX_SUBDOMAIN_BYTES};
 pub use layers::layers;
 pub use shape::{data_shaped, is_digest};
-pub use url::{scan_url, MAX_DIGESTS_PER_URL};
+pub use url::{scan_header, scan_url, MAX_DIGESTS_PER_URL};
 
 /// A host label that looks like encoded data.
 pub const HOST_ENTROPY: &str = "anomaly-host-entropy";

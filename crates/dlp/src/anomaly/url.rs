@@ -133,11 +133,79 @@ pub fn scan_url(path_and_query: &str, strict: bool) -> Vec<Finding> {
     out
 }
 
+/// Words in a header name that say its value is a token, an id or a
+/// signature by design (credentials, tracing, caching, cloud SDKs).
+const TOKEN_HEADER_WORDS: [&str; 24] = [
+    "token",
+    "key",
+    "auth",
+    "sig",
+    "session",
+    "id",
+    "trace",
+    "span",
+    "request",
+    "csrf",
+    "xsrf",
+    "nonce",
+    "amz",
+    "goog",
+    "ms-",
+    "github",
+    "hub",
+    "stainless",
+    "hash",
+    "digest",
+    "checksum",
+    "etag",
+    "secret",
+    "correlation",
+];
+
+/// Strict: an invented `X-` header (one whose name does not say it carries a
+/// token or an id) with a value that looks like encoded data. Offsets refer to
+/// `value`.
+pub fn scan_header(name: &str, value: &[u8]) -> Option<Finding> {
+    let lower = name.to_ascii_lowercase();
+    if !lower.starts_with("x-") || TOKEN_HEADER_WORDS.iter().any(|w| lower.contains(w)) {
+        return None;
+    }
+    let mut at = 0;
+    for piece in value.split(|&b| matches!(b, b' ' | b',' | b';' | b'"' | b'\'' | b':')) {
+        let start = at;
+        at += piece.len() + 1;
+        let t = match piece.iter().position(|&b| b == b'=') {
+            Some(eq) if eq + 1 < piece.len() && piece[eq + 1] != b'=' => &piece[eq + 1..],
+            _ => piece,
+        };
+        if layers(t) >= 2 {
+            return Some(finding(ENCODING_LAYERS, (start, start + piece.len())));
+        }
+        if shaped_component(t) {
+            return Some(finding(PATH_ENTROPY, (start, start + piece.len())));
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use base64::engine::general_purpose::STANDARD;
     use base64::Engine as _;
+
+    #[test]
+    fn invented_headers_with_data() {
+        let blob = "aGVsbG8gd29ybGQgdGhpcyBpcyBzZWNyZXQgZGF0YQ";
+        assert!(scan_header("X-Debug-State", blob.as_bytes()).is_some());
+        assert!(scan_header("X-Debug-State", format!("v=1; s={blob}").as_bytes()).is_some());
+        // Names that carry tokens by design, and ordinary values, pass.
+        assert!(scan_header("X-Amz-Security-Token", blob.as_bytes()).is_none());
+        assert!(scan_header("X-Request-Id", blob.as_bytes()).is_none());
+        assert!(scan_header("Accept", blob.as_bytes()).is_none());
+        assert!(scan_header("X-Forwarded-Proto", b"https").is_none());
+        assert!(scan_header("X-Client-Version", b"cli/1.2.3 (linux; x86_64)").is_none());
+    }
 
     #[test]
     fn component_ranges() {
