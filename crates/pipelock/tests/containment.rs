@@ -120,8 +120,11 @@ async fn corpus_is_contained_without_false_positives() {
     let elapsed = started.elapsed();
     let table = report::render(&results, &known, &known_fps, elapsed);
     println!("{table}");
-    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/containment-report.md");
-    std::fs::write(&out, &table).unwrap();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::write(target.join("containment-report.md"), &table).unwrap();
 
     let benign = all.iter().filter(|c| !c.attack()).count();
     assert!(all.len() >= 150, "{} cases", all.len());
