@@ -94,6 +94,20 @@ async fn post_request(app: Arc<App>, req: Request<Incoming>, query: &str) -> Res
                 ),
             }
         }
+        Submitted::Duplicate { id } => {
+            let st = if wait == 0 {
+                app.state(id.as_str()).map(|(_, st)| st)
+            } else {
+                app.wait(&id, wait).await
+            };
+            match st {
+                Some(st) => reply(StatusCode::OK, state_json(&id, &st)),
+                None => error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the request file vanished",
+                ),
+            }
+        }
         Submitted::Invalid(why) => error(StatusCode::UNPROCESSABLE_ENTITY, &why),
         Submitted::RateLimited(after) => too_many(
             after.as_secs().max(1),

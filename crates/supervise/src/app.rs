@@ -33,7 +33,13 @@ pub struct Settings {
 /// The outcome of a submission.
 #[derive(Debug)]
 pub enum Submitted {
-    Created { id: RequestId },
+    Created {
+        id: RequestId,
+    },
+    /// The same request (kind and fields) is already pending: its id, nothing new written.
+    Duplicate {
+        id: RequestId,
+    },
     Invalid(String),
     RateLimited(Duration),
     TooManyPending,
@@ -47,7 +53,13 @@ pub struct App {
     audit: AuditLog,
     /// Serialises the pending count and the write, so the cap holds under concurrency.
     create_lock: Mutex<()>,
+    /// Long-polls waiting at once; past it a wait answers at once with the current state
+    /// (a flood of waiters must not pin every connection slot).
+    waiters: tokio::sync::Semaphore,
 }
+
+/// Most long-polls held open at once.
+pub const MAX_WAITERS: usize = 32;
 
 impl App {
     pub fn new(settings: Settings, audit: AuditLog) -> std::io::Result<App> {
@@ -56,6 +68,7 @@ impl App {
             bucket: TokenBucket::new(settings.per_minute, settings.burst),
             audit,
             create_lock: Mutex::new(()),
+            waiters: tokio::sync::Semaphore::new(MAX_WAITERS),
             settings,
         })
     }
@@ -73,8 +86,11 @@ impl App {
             );
         }
         match &outcome {
-            Submitted::Created { id } => {
+            Submitted::Created { id } | Submitted::Duplicate { id } => {
                 ev.decision = "pending".into();
+                if matches!(outcome, Submitted::Duplicate { .. }) {
+                    ev.extra.insert("duplicate".into(), true.into());
+                }
                 ev.extra.insert("id".into(), id.as_str().into());
                 if let Some(h) = body.get("host").and_then(Value::as_str) {
                     ev.host = h.to_owned();
@@ -102,6 +118,9 @@ impl App {
         };
         let _guard = self.create_lock.lock().unwrap_or_else(|p| p.into_inner());
         let now = store::now_unix();
+        if let Some(id) = self.store.find_pending(req.kind, &req.ask, now) {
+            return Submitted::Duplicate { id };
+        }
         if self.store.count_pending(now) >= self.settings.max_pending {
             return Submitted::TooManyPending;
         }
@@ -130,6 +149,9 @@ impl App {
 
     /// Waits up to `secs` (capped) for `id` to leave `pending`; returns its state then.
     pub async fn wait(&self, id: &RequestId, secs: u64) -> Option<State> {
+        let Ok(_permit) = self.waiters.try_acquire() else {
+            return self.store.state(id, store::now_unix());
+        };
         let deadline = tokio::time::Instant::now()
             + Duration::from_secs(secs.min(self.settings.max_wait_secs));
         loop {

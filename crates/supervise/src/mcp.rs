@@ -95,11 +95,15 @@ impl SuperviseMcp {
         put("allow", args.allow.map(Value::from));
         body.insert("reason".into(), args.reason.into());
         let answer = match self.app.submit(&Value::Object(body), "mcp") {
-            Submitted::Created { id } if wait > 0 => match self.app.wait(&id, wait).await {
-                Some(st) => state_json(&id, &st),
-                None => json!({"error": "the request file vanished"}),
-            },
-            Submitted::Created { id } => json!({"id": id.as_str(), "status": "pending"}),
+            Submitted::Created { id } | Submitted::Duplicate { id } if wait > 0 => {
+                match self.app.wait(&id, wait).await {
+                    Some(st) => state_json(&id, &st),
+                    None => json!({"error": "the request file vanished"}),
+                }
+            }
+            Submitted::Created { id } | Submitted::Duplicate { id } => {
+                json!({"id": id.as_str(), "status": "pending"})
+            }
             Submitted::Invalid(why) => json!({"error": why}),
             Submitted::RateLimited(after) => {
                 json!({"error": "rate limited: too many access requests", "retry_after_secs": after.as_secs().max(1)})

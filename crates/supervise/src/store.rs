@@ -187,10 +187,10 @@ impl Store {
         Some(d)
     }
 
-    /// How many requests are still waiting for the operator.
-    pub fn count_pending(&self, now: u64) -> usize {
+    /// Ids of the requests still waiting for the operator.
+    fn pending_ids(&self, now: u64) -> Vec<RequestId> {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return 0;
+            return Vec::new();
         };
         entries
             .filter_map(|e| e.ok())
@@ -200,7 +200,20 @@ impl Store {
                 RequestId::parse(&stem)
             })
             .filter(|id| self.state(id, now).is_some_and(|s| s.is_pending()))
-            .count()
+            .collect()
+    }
+
+    /// How many requests are still waiting for the operator.
+    pub fn count_pending(&self, now: u64) -> usize {
+        self.pending_ids(now).len()
+    }
+
+    /// A pending request asking for exactly `kind` and `ask`, if there is one.
+    pub fn find_pending(&self, kind: &str, ask: &serde_json::Value, now: u64) -> Option<RequestId> {
+        self.pending_ids(now).into_iter().find(|id| {
+            self.pending(id)
+                .is_some_and(|p| p.kind == kind && &p.ask == ask)
+        })
     }
 }
 
@@ -274,4 +287,114 @@ fn read_capped(path: &Path, max: u64) -> Option<Vec<u8>> {
         return None;
     }
     std::fs::read(path).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(store: &Store, now: u64, ttl: u64) -> RequestId {
+        let id = RequestId::random();
+        let req = PendingRequest {
+            id: id.to_string(),
+            kind: "host".into(),
+            ask: serde_json::json!({"host": "example.com"}),
+            reason: "r".into(),
+            created_at: String::new(),
+            created_unix: now,
+            expires_unix: now + ttl,
+        };
+        store.create(&req, &id).unwrap();
+        id
+    }
+
+    fn decision(d: &str, until_unix: Option<u64>) -> Decision {
+        Decision {
+            decision: d.into(),
+            for_: until_unix.map(|_| "1h".into()),
+            until_unix,
+            reason: Some("because".into()),
+            decided_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn states_over_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let id = pending(&store, 1000, 60);
+        assert!(store.state(&id, 1059).unwrap().is_pending());
+        assert_eq!(store.state(&id, 1060), Some(State::Expired));
+        // A time-limited approval is approved until its end, expired after.
+        write_decision(dir.path(), &id, &decision("approved", Some(5000))).unwrap();
+        assert!(matches!(
+            store.state(&id, 4999),
+            Some(State::Approved {
+                until_unix: Some(5000),
+                ..
+            })
+        ));
+        assert_eq!(store.state(&id, 5000), Some(State::Expired));
+        let denied = pending(&store, 1000, 60);
+        write_decision(dir.path(), &denied, &decision("denied", None)).unwrap();
+        assert_eq!(
+            store.state(&denied, 1001),
+            Some(State::Denied {
+                reason: Some("because".into())
+            })
+        );
+    }
+
+    #[test]
+    fn bad_decision_files_are_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let req_dir = dir.path().join("requests");
+        // Not a decision value, oversized, and a symlink to somewhere else: all still pending.
+        let a = pending(&store, 1000, 600);
+        std::fs::write(
+            req_dir.join(format!("{a}.decision.json")),
+            br#"{"decision":"APPROVED!"}"#,
+        )
+        .unwrap();
+        let b = pending(&store, 1000, 600);
+        let mut big = serde_json::to_vec(&decision("approved", None)).unwrap();
+        big.extend(std::iter::repeat_n(b' ', 20_000));
+        std::fs::write(req_dir.join(format!("{b}.decision.json")), big).unwrap();
+        let c = pending(&store, 1000, 600);
+        let elsewhere = dir.path().join("elsewhere.json");
+        std::fs::write(
+            &elsewhere,
+            serde_json::to_vec(&decision("approved", None)).unwrap(),
+        )
+        .unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(&elsewhere, req_dir.join(format!("{c}.decision.json"))).unwrap();
+        for id in [a, b, c] {
+            assert!(store.state(&id, 1001).unwrap().is_pending(), "{id}");
+        }
+        assert_eq!(store.count_pending(1001), 3);
+        assert_eq!(store.count_pending(1600), 0, "expired ones no longer count");
+    }
+
+    #[test]
+    fn a_request_file_is_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let id = pending(&store, 1000, 60);
+        let before = store.pending(&id).unwrap();
+        let mut other = before.clone();
+        other.reason = "overwritten".into();
+        assert_eq!(
+            store.create(&other, &id).unwrap_err().kind(),
+            std::io::ErrorKind::AlreadyExists
+        );
+        assert_eq!(store.pending(&id).unwrap(), before);
+        let leftovers: Vec<_> = std::fs::read_dir(store.dir())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "temp files are removed");
+    }
 }

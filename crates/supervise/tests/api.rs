@@ -362,3 +362,21 @@ async fn check_names_the_deciding_rule() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_same_request_twice_is_one_pending_request() {
+    let srv = common::start(10, 5, 50).await;
+    let body = json!({"kind": "host", "host": "static.crates.io", "reason": "cargo"});
+    let first = common::post(srv.addr, "/v1/requests", body.clone()).await;
+    assert_eq!(first.status, 201);
+    let again = common::post(
+        srv.addr,
+        "/v1/requests",
+        json!({"kind": "host", "host": "static.crates.io", "reason": "cargo, please"}),
+    )
+    .await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.json["id"], first.json["id"]);
+    assert_eq!(again.json["status"], "pending");
+    assert_eq!(srv.request_files().len(), 1);
+}
