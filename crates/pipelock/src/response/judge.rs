@@ -50,14 +50,18 @@ impl Judge {
         if action == ScanAction::Off {
             return None;
         }
-        headers
-            .iter()
-            .filter(|(_, v)| v.len() >= 12)
-            .find_map(|(_, v)| {
-                scan(v.as_bytes(), ContentKind::Text, "headers", action)
-                    .into_iter()
-                    .next()
-            })
+        // One scan of the values worth reading (one per line), not one per field.
+        let mut text = Vec::new();
+        for (_, v) in headers.iter().filter(|(_, v)| v.len() >= 12) {
+            text.extend_from_slice(v.as_bytes());
+            text.extend_from_slice(b"\n\n");
+        }
+        if text.is_empty() {
+            return None;
+        }
+        scan(&text, ContentKind::Text, "headers", action)
+            .into_iter()
+            .next()
     }
 
     /// A whole (decoded) body of `kind`.
