@@ -46,10 +46,40 @@ fn max_wait_secs(limits: &ServeLimits) -> u64 {
     limits.idle_timeout_secs.saturating_sub(10).clamp(1, 300)
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    bottle_core::cli::init_tracing();
+/// `supervise healthcheck [--url URL]`: GET the admin /healthz; exit 0 on 200.
+#[derive(Parser, Debug)]
+#[command(name = "supervise healthcheck")]
+struct HealthCli {
+    #[command(flatten)]
+    hc: bottle_core::cli::HealthcheckArgs,
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.get(1).is_some_and(|a| a == "healthcheck") {
+        let rest = argv
+            .iter()
+            .take(1)
+            .cloned()
+            .chain(argv.iter().skip(2).cloned());
+        let h = HealthCli::parse_from(rest);
+        return bottle_core::admin::healthcheck(&h.hc.url);
+    }
     let args = Args::parse();
+    bottle_core::cli::init_tracing();
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(run(args)),
+        Err(e) => {
+            eprintln!("supervise: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> ExitCode {
     let audit = match AuditLog::from_args(&args.common) {
         Ok(a) => a,
         Err(e) => {
