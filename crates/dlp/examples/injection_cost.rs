@@ -104,10 +104,32 @@ fn stream(body: &[u8], kind: ContentKind, chunk: usize) -> usize {
     released + s.finish().map(|r| r.len()).unwrap_or(0)
 }
 
+/// Worst cases for the decoders: one base64 run of English text (every piece decodes to
+/// printable text and is read again), and tag soup (a construct every few bytes).
+fn adversarial_mib() -> (Vec<u8>, Vec<u8>) {
+    use base64::Engine as _;
+    let prose = page("changelog.txt");
+    let mut text = Vec::new();
+    while text.len() < MIB * 3 / 4 {
+        text.extend_from_slice(&prose);
+    }
+    let b64 = base64::engine::general_purpose::STANDARD
+        .encode(&text)
+        .into_bytes();
+    let mut soup = Vec::new();
+    while soup.len() < MIB {
+        soup.extend_from_slice(b"<b a=1>x</b><i style='color:red'>&amp;</i><!-- c -->");
+    }
+    (b64[..MIB.min(b64.len())].to_vec(), soup)
+}
+
 fn main() {
+    let (b64, soup) = adversarial_mib();
     for (label, body, kind) in [
         ("1 MiB HTML", html_mib(), ContentKind::Html),
         ("1 MiB JSON", json_mib(), ContentKind::Json),
+        ("1 MiB b64", b64, ContentKind::Text),
+        ("1 MiB tags", soup, ContentKind::Html),
     ] {
         let findings = scan_injection(&body, kind);
         assert!(findings.is_empty(), "{label}: {findings:?}");
