@@ -1,0 +1,233 @@
+//! The probing pass that finds what a view's decoders work on: base64 and
+//! hex runs, separated-hex runs and normalisation triggers.
+
+use crate::decode::{self, CLASS, C_B64, C_DIGIT, C_HEX, C_STD, C_URLSAFE};
+
+use super::MIN_RUN;
+
+/// In base64 of ASCII text every fourth character (the first of each group)
+/// carries the top six bits of a byte below 0x80, so its value is below 32.
+/// Random data or a wrong alignment gives about half such characters; a run
+/// where more than a quarter exceed 31 is not text at this alignment.
+pub(super) fn plausible_text_alignment(run: &[u8]) -> bool {
+    let mut hi = 0;
+    let mut total = 0;
+    for &c in run.iter().step_by(4) {
+        total += 1;
+        if decode::B64[c as usize] >= 32 {
+            hi += 1;
+        }
+    }
+    total > 0 && hi * 4 <= total
+}
+
+/// Maximal runs of base64/base64url characters at least `MIN_RUN` long, with
+/// flags (all-hex, has url-safe chars, has `+`/`/`, has digits).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn find_runs(hay: &[u8]) -> Vec<(usize, usize, u8)> {
+    let mut runs = Vec::new();
+    find_segments(hay, &mut runs, None);
+    runs
+}
+
+/// Separated-hex runs need at least this many bytes (8 pairs).
+pub(super) const SEP_HEX_MIN_LEN: usize = 3 * decode::SEP_HEX_MIN_PAIRS - 1;
+
+/// One probing pass for the encoded segments of a view: the runs of
+/// [`find_runs`] and, when `sep_hex` is given, the separated-hex runs whose
+/// separator is `:`, `,` or a space (`(start, end)`, see
+/// `decode::find_sep_hex`; `-` is a base64url character, so those runs lie
+/// inside base64 runs and are looked for there).
+///
+/// A position `MIN_RUN - 1` ahead is probed first: if it is not a base64
+/// character no qualifying run can cover the bytes before it, which skips
+/// most prose. A separated-hex run (23 bytes or more) is seen by a probe
+/// too: the run probed before it ends at most two bytes into it (its pairs
+/// are the only base64 bytes in it), so the next probe lands in its first
+/// 19 bytes, where every byte is a separator with pairs around it or a pair
+/// whose base64 run ends (or starts) next to such a separator.
+pub(crate) fn find_segments(
+    hay: &[u8],
+    runs: &mut Vec<(usize, usize, u8)>,
+    mut sep_hex: Option<&mut Vec<(usize, usize)>>,
+) {
+    let n = hay.len();
+    let is = |i: usize| CLASS[hay[i] as usize] & C_B64 != 0;
+    // End of the last separated-hex run found (its other separators are
+    // not seeds again).
+    let mut sep_end = 0;
+    let mut seed = |p: usize, sep_end: &mut usize| {
+        // Most probes stop at the first tests: no separator between two
+        // hex digits (a space between words of prose often is one).
+        let hex = |i: usize| CLASS[hay[i] as usize] & C_HEX != 0;
+        if p >= 1
+            && p < n.saturating_sub(1)
+            && decode::is_hex_sep(hay[p])
+            && hex(p - 1)
+            && hex(p + 1)
+            && p >= *sep_end
+        {
+            if let Some(out) = sep_hex.as_deref_mut() {
+                seed_sep_hex(hay, p, sep_end, out);
+            }
+        }
+    };
+    // Invariant: hay[i - 1] is not a base64 character (or i == 0).
+    let mut i = 0;
+    while i + MIN_RUN <= n {
+        let j = i + MIN_RUN - 1;
+        if !is(j) {
+            seed(j, &mut sep_end);
+            i = j + 1;
+            continue;
+        }
+        let mut s = j;
+        while s > i && is(s - 1) {
+            s -= 1;
+        }
+        let mut e = j + 1;
+        while e < n && is(e) {
+            e += 1;
+        }
+        seed(s.wrapping_sub(1), &mut sep_end);
+        seed(e, &mut sep_end);
+        if e - s >= MIN_RUN {
+            let mut acc = C_HEX;
+            let mut or = 0;
+            for &b in &hay[s..e] {
+                let c = CLASS[b as usize];
+                acc &= c;
+                or |= c;
+            }
+            runs.push((s, e, (acc & C_HEX) | (or & (C_URLSAFE | C_STD | C_DIGIT))));
+        }
+        i = e + 1;
+    }
+}
+
+/// Separated-hex runs with `-` separators in `hay[from..]` (a base64url run):
+/// every `-` is a possible seed, most fail at once.
+pub(super) fn dash_sep_hex(hay: &[u8], from: usize, out: &mut Vec<(usize, usize)>) {
+    let mut pos = from;
+    while let Some(k) = memchr::memchr(b'-', &hay[pos..]) {
+        let p = pos + k;
+        pos = p + 1;
+        if p >= from + 2 && decode::sep_hex_seed(hay, p) {
+            let (s, e, _) = decode::sep_hex_extend(hay, p);
+            if s >= from && e - s >= SEP_HEX_MIN_LEN {
+                out.push((s, e));
+            }
+            pos = pos.max(e);
+        }
+    }
+}
+
+/// A separated-hex run around the separator at `p`, if there is one.
+#[cold]
+pub(super) fn seed_sep_hex(
+    hay: &[u8],
+    p: usize,
+    sep_end: &mut usize,
+    out: &mut Vec<(usize, usize)>,
+) {
+    if decode::sep_hex_seed(hay, p) {
+        let (s, e, _) = decode::sep_hex_extend(hay, p);
+        *sep_end = e;
+        if e - s >= SEP_HEX_MIN_LEN {
+            out.push((s, e));
+        }
+    }
+}
+
+/// Positions where the normaliser would change something: `%XX`, `\xHH`,
+/// `\uXXXX` escapes and interesting non-ASCII characters.
+pub(crate) fn find_triggers(hay: &[u8]) -> Vec<usize> {
+    let mut trig = Vec::new();
+    for i in memchr::memchr2_iter(b'%', b'\\', hay) {
+        if decode::is_trigger(&hay[i..(i + 12).min(hay.len())]) {
+            trig.push(i);
+        }
+    }
+    // Non-ASCII: skip 16-byte blocks that are pure ASCII.
+    let mut base = 0;
+    for block in hay.chunks(16) {
+        if !block.is_ascii() {
+            for (k, &b) in block.iter().enumerate() {
+                if b >= 0xC0 && decode::is_trigger(&hay[base + k..(base + k + 12).min(hay.len())]) {
+                    trig.push(base + k);
+                }
+            }
+        }
+        base += block.len();
+    }
+    trig.sort_unstable();
+    trig
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The separated-hex runs found while probing for base64 runs (plus the
+    /// `-` ones looked for inside base64 runs) are the ones the dedicated
+    /// finder sees, on inputs dense in hex pairs, separators and glue.
+    #[test]
+    fn segments_find_every_separated_hex_run() {
+        let alphabet: &[u8] = b"0123456789abcdefABCDEF::,, --xyzXYZ.\n+/=_";
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut rnd = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut seen = 0;
+        for round in 0..3000 {
+            let mut hay = Vec::new();
+            while hay.len() < 200 + round % 300 {
+                match rnd() % 4 {
+                    // a run of pairs with one separator, sometimes broken
+                    0 => {
+                        let sep = b":, -"[(rnd() % 4) as usize];
+                        for k in 0..(rnd() % 14) {
+                            if k > 0 {
+                                hay.push(sep);
+                            }
+                            hay.push(b"0123456789abcdef"[(rnd() % 16) as usize]);
+                            hay.push(b"0123456789ABCDEF"[(rnd() % 16) as usize]);
+                        }
+                    }
+                    _ => {
+                        for _ in 0..(rnd() % 24) {
+                            hay.push(alphabet[(rnd() as usize) % alphabet.len()]);
+                        }
+                    }
+                }
+            }
+            let mut want: Vec<(usize, usize)> = decode::find_sep_hex(&hay)
+                .into_iter()
+                .map(|(s, e, _)| (s, e))
+                .collect();
+            let mut runs = Vec::new();
+            let mut got = Vec::new();
+            find_segments(&hay, &mut runs, Some(&mut got));
+            for &(rs, re, flags) in &runs {
+                if flags & C_URLSAFE != 0 && re - rs >= SEP_HEX_MIN_LEN {
+                    dash_sep_hex(&hay[..re], rs, &mut got);
+                }
+            }
+            got.sort_unstable();
+            got.dedup();
+            want.sort_unstable();
+            seen += want.len();
+            for w in &want {
+                assert!(
+                    got.contains(w),
+                    "missed {w:?} in {:?}",
+                    String::from_utf8_lossy(&hay)
+                );
+            }
+        }
+        assert!(seen > 1000, "only {seen} runs generated");
+    }
+}
