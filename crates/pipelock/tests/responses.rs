@@ -197,6 +197,22 @@ async fn block_with_curl_and_a_page_without_content_type() {
     let (status, _, got, _) = get_stream(&env, &p, "/blob").await;
     assert_eq!(status, 403);
     assert!(!String::from_utf8_lossy(&got).contains(CANARY));
+    // ... and UTF-16 text (NULs in every other byte), with or without a BOM or charset ...
+    let le: Vec<u8> = instruction()
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    let mut bom = vec![0xFE, 0xFF];
+    bom.extend(instruction().encode_utf16().flat_map(u16::to_be_bytes));
+    for (path, ct, body) in [
+        ("/u16", "application/octet-stream", le.clone()),
+        ("/u16html", "text/html; charset=utf-16le", le),
+        ("/u16bom", "text/plain", bom),
+    ] {
+        env.origin.set_page(path, Page::new(ct, body));
+        let (status, _, _, _) = get_stream(&env, &p, path).await;
+        assert_eq!(status, 403, "{path}");
+    }
     // ... so is text labelled as an image ...
     env.origin
         .set_page("/img-text", Page::new("image/png", instruction()));

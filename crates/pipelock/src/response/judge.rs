@@ -267,6 +267,9 @@ fn scan(bytes: &[u8], kind: ContentKind, place: &'static str, action: ScanAction
 /// The kind of a body without a `Content-Type`, from its first bytes; `None` for binary.
 pub fn sniff(b: &[u8]) -> Option<ContentKind> {
     let head = &b[..b.len().min(1024)];
+    if utf16_text(head, None).is_some() {
+        return Some(ContentKind::Text);
+    }
     if head.contains(&0) {
         return None;
     }
@@ -290,6 +293,56 @@ pub fn sniff(b: &[u8]) -> Option<ContentKind> {
     }
 }
 
+/// Text in UTF-16 (a BOM, a declared `charset`, or a NUL in every other byte) as UTF-8, for
+/// judging: its NULs would make it look binary, and the detector reads UTF-8.
+pub fn utf16_text(b: &[u8], charset: Option<&str>) -> Option<String> {
+    let (little_endian, body) = match b {
+        [0xFF, 0xFE, rest @ ..] => (true, rest),
+        [0xFE, 0xFF, rest @ ..] => (false, rest),
+        _ => match charset.map(str::to_ascii_lowercase).as_deref() {
+            Some("utf-16le") => (true, b),
+            Some("utf-16be") => (false, b),
+            _ => (utf16_parity(b)?, b),
+        },
+    };
+    let units = body.chunks_exact(2).map(|p| {
+        if little_endian {
+            u16::from_le_bytes([p[0], p[1]])
+        } else {
+            u16::from_be_bytes([p[0], p[1]])
+        }
+    });
+    Some(
+        char::decode_utf16(units)
+            .map(|r| r.unwrap_or('\u{FFFD}'))
+            .collect(),
+    )
+}
+
+/// Mostly-ASCII UTF-16 without a BOM: a NUL in (nearly) every odd byte is little endian,
+/// in every even byte big endian.
+fn utf16_parity(b: &[u8]) -> Option<bool> {
+    let sample = &b[..b.len().min(1024) & !1];
+    let pairs = sample.len() / 2;
+    if pairs < 4 {
+        return None;
+    }
+    let even = sample.iter().step_by(2).filter(|c| **c == 0).count();
+    let odd = sample
+        .iter()
+        .skip(1)
+        .step_by(2)
+        .filter(|c| **c == 0)
+        .count();
+    if odd * 4 >= pairs * 3 && even * 4 < pairs {
+        Some(true)
+    } else if even * 4 >= pairs * 3 && odd * 4 < pairs {
+        Some(false)
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,6 +356,22 @@ mod tests {
             session_key: "k".into(),
             sessions: Arc::default(),
         }
+    }
+
+    #[test]
+    fn utf16_is_text() {
+        let le: Vec<u8> = "Ignore previous"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        let be: Vec<u8> = "Ignore previous"
+            .encode_utf16()
+            .flat_map(u16::to_be_bytes)
+            .collect();
+        assert_eq!(utf16_text(&le, None).as_deref(), Some("Ignore previous"));
+        assert_eq!(utf16_text(&be, None).as_deref(), Some("Ignore previous"));
+        assert_eq!(sniff(&le), Some(ContentKind::Text));
+        assert_eq!(utf16_text(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", None), None);
     }
 
     #[test]

@@ -191,6 +191,8 @@ pub async fn inspect(
     // None: sniffed from the first bytes. A binary type does not make text binary (the
     // agent reads `image/png` text all the same); real media fails the sniff at once.
     let declared: Option<ContentKind> = ct.as_deref().and_then(ContentKind::from_content_type);
+    let charset = ct.as_deref().and_then(charset_of);
+    let charset = charset.as_deref();
     let sse = mime.as_deref() == Some("text/event-stream");
     let json_like = declared.is_none_or(|k| k == ContentKind::Json);
     let governing = judge.governing();
@@ -246,7 +248,7 @@ pub async fn inspect(
                 let Some(kind) = judge::sniff(&bytes) else {
                     return Ok(whole_body(bytes, trailers, headers));
                 };
-                return judge_whole(&judge, &slot, bytes, trailers, kind, headers);
+                return judge_whole(&judge, &slot, (bytes, trailers), kind, charset, headers);
             }
             Collected::Partial(prefix) => match judge::sniff(&prefix) {
                 Some(kind) => {
@@ -261,7 +263,7 @@ pub async fn inspect(
     match collected {
         Collected::Whole(bytes, trailers) => {
             let kind = declared.unwrap_or(ContentKind::Text);
-            judge_whole(&judge, &slot, bytes, trailers, kind, headers)
+            judge_whole(&judge, &slot, (bytes, trailers), kind, charset, headers)
         }
         Collected::Partial(prefix) => {
             let kind = declared;
@@ -278,6 +280,22 @@ pub async fn inspect(
                     "injection",
                     format!("tools/list answer over {limit} bytes cannot be judged"),
                 ));
+            }
+            if governing != ScanAction::Off && judge::utf16_text(&prefix, charset).is_some() {
+                // The detector reads UTF-8: a long UTF-16 body cannot be judged as it streams.
+                let hit = Hit {
+                    detector: "unscannable-utf16",
+                    place: "body",
+                    action: governing,
+                };
+                slot.record(&hit);
+                if governing == ScanAction::Block {
+                    return Err(Denied::forbidden(
+                        "injection",
+                        format!("UTF-16 response over {limit} bytes cannot be judged"),
+                    ));
+                }
+                return Ok(ScanStream::new(body, Scanner::Pass, slot, prefix).boxed());
             }
             let scanner = match kind {
                 Some(k) => Scanner::plain(k, governing),
@@ -352,6 +370,16 @@ enum Collected {
     Partial(Bytes),
 }
 
+/// The `charset` parameter of a `Content-Type`.
+fn charset_of(ct: &str) -> Option<String> {
+    ct.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| v.trim().trim_matches('"').to_string())
+    })
+}
+
 /// Bytes read to tell text from binary when the type does not say.
 const SNIFF_BYTES: usize = 1024;
 
@@ -359,12 +387,15 @@ const SNIFF_BYTES: usize = 1024;
 fn judge_whole(
     judge: &Judge,
     slot: &InjectionSlot,
-    bytes: Bytes,
-    trailers: Option<HeaderMap>,
+    (bytes, trailers): (Bytes, Option<HeaderMap>),
     kind: ContentKind,
+    charset: Option<&str>,
     headers: &mut HeaderMap,
 ) -> Result<BoxBody, Denied> {
-    let hits = judge.body(&bytes, kind);
+    let hits = match judge::utf16_text(&bytes, charset) {
+        Some(text) => judge.body(text.as_bytes(), kind),
+        None => judge.body(&bytes, kind),
+    };
     for h in &hits {
         slot.record(h);
     }
