@@ -162,6 +162,14 @@ async fn block_small_page_is_refused_before_any_byte_of_it() {
     assert_eq!(status, 403);
     assert!(headers.get("x-notice").is_none());
     assert!(String::from_utf8_lossy(&got).contains("response headers"));
+    // HEAD: no body goes out, nothing to judge.
+    let hp = env.http_port();
+    let (status, _, _) = raw_head(
+        p.addr,
+        &format!("HEAD http://echo.test:{hp}/notes HTTP/1.1\r\nHost: echo.test:{hp}\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(status, 200);
     // An ordinary page passes unchanged.
     let clean = "<html><body><p>Install with cargo add serde.</p></body></html>";
     env.origin.set_page("/clean", Page::html(clean));
@@ -466,6 +474,34 @@ async fn sse_events_are_released_one_by_one_and_an_injected_event_is_cut() {
     let (_, _, got, err) = get_stream(&env, &p, "/split").await;
     assert!(err.is_some());
     assert_eq!(got, b"data: ok\n\ndata: Ignore all prev\n\n");
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sse_event_too_large_to_hold_ends_the_stream() {
+    let (env, p, audit) = env_with("block").await;
+    // One event that never ends, growing past the 1 MiB hold, the instruction at its end.
+    let filler = format!("data: {}\n", "x".repeat(64 * 1024 - 7));
+    let mut events: Vec<String> = vec!["data: first\n\n".into()];
+    events.extend(std::iter::repeat_n(filler, 20));
+    events.push(format!("data: {}\n\n", instruction()));
+    let refs: Vec<&str> = events.iter().map(String::as_str).collect();
+    env.origin
+        .set_page("/huge", Page::sse(&refs, Duration::from_millis(5)));
+    let (_, _, got, err) = get_stream(&env, &p, "/huge").await;
+    assert!(err.is_some());
+    assert_eq!(
+        got, b"data: first\n\n",
+        "nothing of the held event went out"
+    );
+    let line = audit_of(&audit, "/huge").await;
+    assert!(
+        line["injection"]
+            .as_str()
+            .unwrap()
+            .contains("sse-event-too-large"),
+        "{line}"
+    );
     p.stop().await;
 }
 

@@ -66,7 +66,12 @@ impl Judge {
 
     /// A whole (decoded) body of `kind`.
     pub fn body(&self, bytes: &[u8], kind: ContentKind) -> Vec<Hit> {
-        if kind == ContentKind::Json || looks_like_json(bytes) {
+        // Parsed only when it may be JSON-RPC or an agent card (the scan reads JSON anyway).
+        let structured = self.jsonrpc_request
+            || self.agent_card_path
+            || contains(bytes, b"\"jsonrpc\"")
+            || contains(bytes, b"\"skills\"");
+        if structured && (kind == ContentKind::Json || looks_like_json(bytes)) {
             if let Ok(v) = serde_json::from_slice::<Value>(bytes) {
                 return self.json_body(bytes, &v);
             }
@@ -228,6 +233,10 @@ fn trim_front(s: &mut String, max: usize) {
         cut += 1;
     }
     s.drain(..cut);
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 fn looks_like_json(b: &[u8]) -> bool {
