@@ -310,6 +310,8 @@ pub fn apply(filter: &str, v: &str) -> Result<String, String> {
     Ok(match name {
         "b64" => b64.encode(v),
         "b64url" => base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v),
+        "b32" => base32(v.as_bytes()),
+        "char-dash" => join_chars(v, "-"),
         "hex" => hex::encode(v),
         "HEX" => hex::encode_upper(v),
         "hex-dash" => sep_hex(v, "-"),
@@ -394,6 +396,25 @@ pub fn apply(filter: &str, v: &str) -> Result<String, String> {
         "json-str" => serde_json::to_string(v).map_err(|e| e.to_string())?,
         _ => return Err(format!("unknown filter {filter}")),
     })
+}
+
+/// RFC 4648 base32, upper case, no padding.
+fn base32(data: &[u8]) -> String {
+    let alphabet = UPPER_B32.as_bytes();
+    let mut out = String::new();
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for &b in data {
+        acc = (acc << 8) | b as u32;
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(alphabet[((acc >> bits) & 31) as usize] as char);
+        }
+    }
+    if bits > 0 {
+        out.push(alphabet[((acc << (5 - bits)) & 31) as usize] as char);
+    }
+    out
 }
 
 fn sep_hex(v: &str, sep: &str) -> String {
