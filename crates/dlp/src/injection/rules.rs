@@ -80,12 +80,13 @@ const AI: &str = r"(?:ai|a\.i\.|ais|artificial intelligence|assistants?|agents?|
 const ACTION: &str = r"(?:ignore|disregard|forget|run|execute|send|post|upload|fetch|download|open|visit|navigate|go to|click|read|include|output|print|reveal|call|invoke|use|delete|remove|write|create|email|install|summari[sz]e|say|respond|reply|answer|tell|recommend|rate|approve|push|commit|transfer|buy|add|append|insert|copy|describe|state|mention|praise|rank|review|evaluate|classify|report|do not|don't|never|always|stop|disable|grant|give|provide|make)";
 const FILLER: &str = r"(?:(?:please|you|must|should|now|immediately|first|kindly|always|also|then|need to|are to|will|shall|are (?:instructed|required|asked|told) to|have to|can)\s){0,3}";
 
-fn address_forms() -> [String; 4] {
+fn address_forms() -> [String; 5] {
     [
         format!(r#"(?:^|[\n.!?>(*#"'-] ?)(?:(?:dear|hey|hi|hello|attention|psst|important|note|message|instructions?|memo|reminder|notice|warning)(?: to| for)?,? )?(?:all |any |every |the )?{AI}\s?[:,]"#),
         format!(r"\b(?:note|message|instructions?|attention|notice|reminder|memo|psst|hint|request|warning)(?: to| for) (?:all |any |every |the |an? )?{AI}\b"),
         r"\bif you(?: are|'re) (?:an? |the )?(?:ai|llm|(?:large )?language model|assistant|agent|bot|chatbot|automated (?:system|agent|tool)|ai (?:assistant|agent|model))\b".to_string(),
         r"\b(?:ai|llm|assistant|agent|bot|model|crawler|scraper)s? (?:reading|processing|summari[sz]ing|browsing|crawling|parsing|analy[sz]ing|scraping|visiting|indexing) (?:this|these)\b".to_string(),
+        r"\b(?:when|while|if|before|after) (?:you (?:are )?)?(?:summari[sz]\w*|read\w*|process\w*|analy[sz]\w*|describ\w*|review\w*|crawl\w*|index\w*) (?:this|the) (?:page|document|article|site|website|repo\w*|content|email|file|text|code|project)\b".to_string(),
     ]
 }
 
@@ -98,10 +99,10 @@ fn rule_table() -> Vec<(Class, Strength, String)> {
     let f5 = fill(5);
     let f6 = fill(6);
     let dest = format!(
-        r"(?:to|into|in|as|via|using|through|with|at|on) {f3}(?:https?://|www\.|urls?|webhooks?|endpoints?|servers?|links?|images?|query(?: strings?| param(?:eter)?s?)?|param(?:eter)?s?|arguments?|tool calls?|function calls?|http requests?|requests?|emails?|address|domains?|[a-z0-9-]{{2,30}}\.(?:com|net|org|io|xyz|ru|cn|sh|dev|app|site|info|top|tk|ml)\b)"
+        r"(?:to|into|in|as|via|using|through|with|at|on) {f3}(?:https?://|www\.|urls?|webhooks?|endpoints?|servers?|links?|images?|query(?: strings?| param(?:eter)?s?)?|param(?:eter)?s?|arguments?|tool calls?|function calls?|http requests?|requests?|emails?|address|domains?|[a-z0-9._%+-]{{1,40}}@[a-z0-9.-]{{1,60}}\.[a-z]{{2,}}|[a-z0-9-]{{2,30}}\.(?:com|net|org|io|xyz|ru|cn|sh|dev|app|site|info|top|tk|ml)\b)"
     );
     let exfil_verb = r"(?:send|sending|post|posting|upload|uploading|exfiltrate|transmit|forward|leak|e-?mail|mail|include|append|attach|embed|add|put|pass|submit|share|copy|paste|write|encode|curl|fetch|load|request|visit|open|navigate to|render|read|cat|print|output|dump|list|show|reveal|collect|gather|extract|grab|steal|retrieve|get|base64)";
-    let [a1, a2, a3, a4] = address_forms();
+    let [a1, a2, a3, a4, a5] = address_forms();
     let mut v = vec![
         // Override: supersede the agent's instructions.
         (Override, Strong, format!(r"\b{IGNORE_VERB}{SEP}{f4}{PRIOR}{SEP}{f2}{TARGET}\b")),
@@ -121,7 +122,8 @@ fn rule_table() -> Vec<(Class, Strength, String)> {
         (Role, Strong, r"\[/?inst\]|<</?sys>>".to_string()),
         (Role, Strong, r"</?(?:system|system_prompt|system-prompt|sys|tool_result|tool_results|tool_response|tool_output|tool_call|function_results|function_calls|function_response|im_start|assistant|human)>".to_string()),
         (Role, Weak, r"</?(?:user|instructions?|admin|developer|context|user_query|untrusted|trusted|prompt)>".to_string()),
-        (Role, Weak, r"\n ?(?:#{1,4} ?)?(?:human|user|assistant|ai|system|claude|chatgpt|gpt|model|bot|developer)\s?:".to_string()),
+        (Role, Weak, r"\n ?(?:#{1,4} ?)?(?:human|user|assistant|ai|system|claude|chatgpt|gpt|model|bot|developer|instructions?|response|input|system prompt)\s?:".to_string()),
+        (Role, Strong, r"\n ?(?:#{1,4} ?)?(?:system|admin|developer|system prompt)\s?:\s?(?:you (?:are|must|will|should|shall)\b|(?:ignore|disregard|forget|delete|remove|run|execute|send|push|approve|merge|always|never|do not|don't)\b)".to_string()),
         (Role, Strong, r"\[(?:system|admin|developer|assistant)(?: message| note| override| prompt| instructions?)\]".to_string()),
         (Role, Weak, r"\[(?:system|admin)\]".to_string()),
         // Exfiltration: directives to send secrets somewhere.
@@ -133,10 +135,16 @@ fn rule_table() -> Vec<(Class, Strength, String)> {
         (Address, Weak, a1.clone()),
         (Address, Weak, a2.clone()),
         (Address, Weak, a3.clone()),
-        (Address, Weak, a4),
+        (Address, Weak, a4.clone()),
+        // (a5, "when summarising this page", is only an address with an action verb after it.)
         (Address, Addressed, format!(r"{a1}\s?{FILLER}{ACTION}\b")),
         (Address, Addressed, format!(r"{a2}[\s,:;-]{{1,3}}{FILLER}{ACTION}\b")),
         (Address, Addressed, format!(r"{a3}[\s,:;-]{{1,3}}{FILLER}{ACTION}\b")),
+        (Address, Addressed, format!(r"{a4}[\s,:;-]{{1,3}}{FILLER}{ACTION}\b")),
+        (Address, Addressed, format!(r"{a5}[\s,:;-]{{1,3}}{FILLER}{ACTION}\b")),
+        // Persona and standing orders: instruction-like, counted when hidden.
+        (Override, Weak, r"\byou are (?:a|an|the) (?:(?:helpful|friendly|honest|harmless|ai|large language|language|autonomous|coding|expert)[ -])*(?:assistant|ai|chatbot|language model|model|agent|bot)\b".to_string()),
+        (Override, Weak, r"(?:^|[.!?\n:] ?)(?:always|never|only) (?:recommend|mention|say|respond|answer|reply|describe|rate|suggest|include|call|send|praise|promote)\b".to_string()),
         // Tool poisoning (tool descriptions only).
         (ToolPoisoning, Strong, r"<(?:important|instructions?|system|secret|hidden|critical|note|admin|priority|mandatory|required|warning|attention|context)>".to_string()),
         (ToolPoisoning, Strong, r"\b(?:do not|don't|dont|never|must not|should not|shouldn't|without) (?:tell(?:ing)?|mention(?:ing)?|inform(?:ing)?|notify(?:ing)?|reveal(?:ing)?|show(?:ing)?|disclos(?:e|ing)|alert(?:ing)?|let(?:ting)?|ask(?:ing)?|explain(?:ing)?|warn(?:ing)?|confirm(?:ing)? with)(?: this| that| it| anything)?(?: to)? (?:the |your )?users?\b".to_string()),
@@ -185,11 +193,11 @@ fn build() -> Rules {
             re: compile(&p),
         })
         .collect();
-    let [a1, a2, a3, a4] = address_forms();
+    let [a1, a2, a3, a4, a5] = address_forms();
     Rules {
         set,
         rules,
-        address: compile(&format!("{a1}|{a2}|{a3}|{a4}")),
+        address: compile(&format!("{a1}|{a2}|{a3}|{a4}|{a5}")),
         doc_cue: compile(
             r"\b(?:examples?|e\.g\.|for instance|such as|attacks?|attackers?|payloads?|detect\w*|malicious|adversar\w*|injections?|jailbreak\w*|mitigat\w*|defen[cs]\w*|vulnerab\w*|owasp|red[ -]team\w*|exploit\w*|threats?|sample|demonstrat\w*|classifier|researchers?|technique)\b",
         ),
