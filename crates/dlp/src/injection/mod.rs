@@ -54,11 +54,17 @@
 //! addressed to the reading AI with a verb do not.
 //!
 //! # Streams
-//! The normalised text is judged every 512 bytes, 128 bytes behind its end; a rule match is
-//! at most 512 normalised bytes long, so [`InjectionStream`] holds back the input behind the
-//! last 512 judged bytes and the unjudged ones (normally under 2 KiB), never more than
-//! [`INJECTION_HOLD`]: a match whose input span (with interleaved markup) is longer than that
-//! is still found, but its first bytes may have been released.
+//! The normalised text is judged every 2 KiB, 128 bytes behind its end (the rest of a
+//! sentence); a rule match is at most 512 normalised bytes long, and an encoded run is
+//! decoded in pieces overlapping by 512 bytes, so [`InjectionStream`] holds back the input
+//! behind the last 512 judged bytes and the unjudged ones. Once 4 KiB of input are held it
+//! judges early; it never holds more than [`INJECTION_HOLD`]: a match whose input span
+//! (with interleaved markup) is longer than that is still found, but its first bytes may
+//! have been released.
+//!
+//! Known limits (see the crate README): paraphrases outside the rule families, other
+//! languages, leetspeak, ROT13, letter-spaced words; visible quoted or code text is allowed
+//! by design; CSS from external sheets or scripts is not seen.
 
 mod css;
 mod elements;
