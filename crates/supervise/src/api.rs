@@ -68,16 +68,17 @@ async fn post_request(app: Arc<App>, req: Request<Incoming>, query: &str) -> Res
     {
         Ok(c) => c.to_bytes(),
         Err(_) => {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &format!("request body over {MAX_BODY_BYTES} bytes"),
-            )
+            let why = format!("request body over {MAX_BODY_BYTES} bytes");
+            return malformed(&app, StatusCode::PAYLOAD_TOO_LARGE, &why);
         }
     };
     let body: Value = match serde_json::from_slice(&bytes) {
         Ok(v) => v,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("invalid JSON: {e}")),
+        Err(e) => return malformed(&app, StatusCode::BAD_REQUEST, &format!("invalid JSON: {e}")),
     };
+    if let Err(why) = crate::request::check_unique_keys(&bytes) {
+        return malformed(&app, StatusCode::BAD_REQUEST, &why);
+    }
     match app.submit(&body, "http") {
         Submitted::Created { id } => {
             if wait == 0 {
@@ -117,6 +118,17 @@ async fn post_request(app: Arc<App>, req: Request<Incoming>, query: &str) -> Res
             too_many(60, "too many requests pending: wait for the operator")
         }
         Submitted::Failed(why) => error(StatusCode::INTERNAL_SERVER_ERROR, &why),
+    }
+}
+
+/// Audits (and rate-limits) a body that never became a request.
+fn malformed(app: &App, status: StatusCode, why: &str) -> Response<BoxBody> {
+    match app.refuse_malformed(why, "http") {
+        Submitted::RateLimited(after) => too_many(
+            after.as_secs().max(1),
+            "rate limited: too many access requests",
+        ),
+        _ => error(status, why),
     }
 }
 

@@ -108,6 +108,23 @@ impl App {
         outcome
     }
 
+    /// A body that never became a request (too large, not JSON, a field twice): audited and
+    /// charged to the rate limit like any other submission.
+    pub fn refuse_malformed(&self, why: &str, via: &str) -> Submitted {
+        let outcome = match self.bucket.take() {
+            Err(wait) => Submitted::RateLimited(wait),
+            Ok(()) => Submitted::Invalid(why.to_owned()),
+        };
+        let mut ev = AuditEvent::new("supervise", "access-request", "deny");
+        ev.extra.insert("via".into(), via.into());
+        ev.reason = Some(match &outcome {
+            Submitted::RateLimited(_) => "rate limited".to_owned(),
+            _ => bottle_core::audit::truncate_field(why, 200),
+        });
+        self.audit.record(ev);
+        outcome
+    }
+
     fn submit_inner(&self, body: &Value) -> Submitted {
         if let Err(wait) = self.bucket.take() {
             return Submitted::RateLimited(wait);

@@ -49,6 +49,67 @@ pub struct AccessRequest {
     pub reason: String,
 }
 
+/// Refuses a JSON object that names a field twice (`{"host":"a.com","host":"b.com"}`): parsers
+/// disagree on which one counts, and the operator must see the one that is acted on.
+pub fn check_unique_keys(bytes: &[u8]) -> Result<(), String> {
+    struct UniqueKeys;
+    impl<'de> Deserialize<'de> for UniqueKeys {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(UniqueKeys)
+        }
+    }
+    impl<'de> serde::de::Visitor<'de> for UniqueKeys {
+        type Value = UniqueKeys;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON value")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<UniqueKeys, A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if !seen.insert(key.clone()) {
+                    return Err(serde::de::Error::custom(format!(
+                        "duplicate field `{}`",
+                        key.escape_default()
+                    )));
+                }
+                map.next_value::<UniqueKeys>()?;
+            }
+            Ok(UniqueKeys)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<UniqueKeys, A::Error> {
+            while seq.next_element::<UniqueKeys>()?.is_some() {}
+            Ok(UniqueKeys)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<UniqueKeys, E> {
+            Ok(UniqueKeys)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<UniqueKeys, E> {
+            Ok(UniqueKeys)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<UniqueKeys, E> {
+            Ok(UniqueKeys)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<UniqueKeys, E> {
+            Ok(UniqueKeys)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<UniqueKeys, E> {
+            Ok(UniqueKeys)
+        }
+        fn visit_unit<E>(self) -> Result<UniqueKeys, E> {
+            Ok(UniqueKeys)
+        }
+    }
+    serde_json::from_slice::<UniqueKeys>(bytes)
+        .map(|_| ())
+        .map_err(|e| format!("invalid request: {e}"))
+}
+
 /// Parses and validates `body`; the error is the reason to give the agent.
 pub fn parse(body: &Value) -> Result<AccessRequest, String> {
     let wire: Wire = serde_json::from_value(body.clone()).map_err(|e| {
@@ -60,6 +121,7 @@ pub fn parse(body: &Value) -> Result<AccessRequest, String> {
             if let Some(why) = bottle_core::allow_entry::refusal(host) {
                 return Err(why);
             }
+            check_ascii_host(host)?;
             Ok(AccessRequest {
                 kind: "host",
                 ask: json!({"host": host}),
@@ -75,6 +137,7 @@ pub fn parse(body: &Value) -> Result<AccessRequest, String> {
             let host = check_len("host", host.trim(), MAX_HOST_BYTES)?;
             bottle_core::HostPattern::parse(host)
                 .map_err(|e| format!("route host `{host}`: {e}"))?;
+            check_ascii_host(host)?;
             if let Some(why) = bottle_core::allow_entry::route_host_too_broad(host) {
                 return Err(format!("refusing route host {why}"));
             }
@@ -104,6 +167,22 @@ pub fn parse(body: &Value) -> Result<AccessRequest, String> {
             })
         }
     }
+}
+
+/// Hosts from the agent must be ASCII (punycode for IDNs): a Unicode lookalike
+/// (`gіthub.com` with a Cyrillic `і`) would read as a trusted name in the operator's terminal,
+/// while `xn--gthub-n4e.com` does not. The operator's own `bottle allow` keeps accepting both.
+fn check_ascii_host(host: &str) -> Result<(), String> {
+    if host.is_ascii() {
+        return Ok(());
+    }
+    let ascii = bottle_core::HostPattern::parse(host)
+        .map(|p| format!(" (`{p}`)"))
+        .unwrap_or_default();
+    Err(format!(
+        "`{}` is not ASCII: write the host in its ASCII (punycode) form{ascii}, which is what the operator sees and approves",
+        host.escape_default()
+    ))
 }
 
 fn check_len<'a>(what: &str, s: &'a str, max: usize) -> Result<&'a str, String> {
@@ -251,6 +330,25 @@ mod tests {
         ] {
             assert!(parse(&body).is_err(), "{body}");
         }
+    }
+
+    #[test]
+    fn lookalike_hosts_must_be_punycode() {
+        // All-Cyrillic `аррӏе.com` passes the parser's mixed-script check, yet reads as apple.com.
+        for kind in ["host", "route"] {
+            let err = parse(&json!({"kind": kind, "host": "\u{430}\u{440}\u{440}\u{4cf}\u{435}.com", "reason": "r"}))
+                .err()
+                .unwrap_or_default();
+            assert!(err.contains("xn--"), "{kind}: {err}");
+        }
+        // A mixed-script label is refused by the shared parser, with its reason.
+        let mixed = "g\u{456}thub.com";
+        let err = parse(&json!({"kind": "host", "host": mixed, "reason": "r"})).err();
+        assert!(err.is_some());
+        assert_eq!(err, bottle_core::allow_entry::refusal(mixed));
+        assert!(
+            parse(&json!({"kind": "host", "host": "xn--mnchen-3ya.de", "reason": "r"})).is_ok()
+        );
     }
 
     #[test]

@@ -380,3 +380,71 @@ async fn the_same_request_twice_is_one_pending_request() {
     assert_eq!(again.json["status"], "pending");
     assert_eq!(srv.request_files().len(), 1);
 }
+
+#[tokio::test]
+async fn waiters_beyond_the_cap_answer_at_once_and_the_rest_get_the_decision() {
+    let srv = common::start(1000, 1000, 50).await;
+    let body = json!({"kind": "host", "host": "index.crates.io", "reason": "cargo"});
+    let first = common::post(srv.addr, "/v1/requests", body.clone()).await;
+    let id = RequestId::parse(first.json["id"].as_str().unwrap()).unwrap();
+    let total = supervise::app::MAX_WAITERS + 8;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for _ in 0..total {
+        let (addr, body, tx) = (srv.addr, body.clone(), tx.clone());
+        tokio::spawn(async move {
+            let r = common::post(addr, "/v1/requests?wait=20", body).await;
+            let _ = tx.send(r.json["status"].as_str().unwrap_or("").to_owned());
+        });
+    }
+    // Those over the cap come back while nothing is decided: still pending.
+    let mut early = Vec::new();
+    for _ in 0..8 {
+        early.push(rx.recv().await.unwrap());
+    }
+    assert!(early.iter().all(|s| s == "pending"), "{early:?}");
+    let d = supervise::store::Decision {
+        decision: "denied".into(),
+        for_: None,
+        until_unix: None,
+        reason: Some("no".into()),
+        decided_at: String::new(),
+    };
+    write_decision(&srv.state(), &id, &d).unwrap();
+    let mut late = Vec::new();
+    for _ in 0..supervise::app::MAX_WAITERS {
+        late.push(rx.recv().await.unwrap());
+    }
+    assert!(late.iter().all(|s| s == "denied"), "{late:?}");
+    assert_eq!(
+        srv.request_files().len(),
+        2,
+        "one request and its decision, whatever the waiters"
+    );
+}
+
+#[tokio::test]
+async fn hostile_json_shapes_are_plain_errors() {
+    let srv = common::start(1000, 1000, 50).await;
+    let deep = "[".repeat(8000);
+    for body in [
+        deep.as_bytes(),
+        b"\"just a string\"",
+        b"null",
+        b"{\"kind\":\"host\",\"host\":\"a.com\",\"host\":\"b.com\",\"reason\":\"r\"}",
+        &[0xff, 0xfe, 0x00],
+    ] {
+        let r = common::call(srv.addr, "POST", "/v1/requests", body).await;
+        assert!(r.status == 400 || r.status == 422, "{}", r.head);
+    }
+    assert!(srv.request_files().is_empty());
+    let audit = srv.own_audit();
+    assert_eq!(audit.lines().count(), 5, "each malformed body is audited: {audit}");
+    assert!(audit.contains("duplicate field"), "{audit}");
+    // The server still answers.
+    assert_eq!(
+        common::call(srv.addr, "GET", "/v1/blocks", b"")
+            .await
+            .status,
+        200
+    );
+}
