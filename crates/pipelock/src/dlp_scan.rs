@@ -322,13 +322,16 @@ impl DlpScanner {
             bottle_dlp::redact_url(path_and_query, &url_f)
         };
         let mut hits = self.scan_headers(headers, "header");
-        if hits.is_empty() && Self::strict(state) {
-            // Invented `X-` headers holding encoded data (names that carry tokens
-            // by design are left alone).
-            for (name, value) in headers {
-                if let Some(f) = anomaly::scan_header(name.as_str(), value.as_bytes()) {
-                    hits.push((format!("header {name}"), vec![f]));
-                }
+        if hits.is_empty() {
+            // Dumps and credential files in headers (not cookies or credentials);
+            // strict: invented `X-` headers holding encoded data.
+            let fields: Vec<(&str, &[u8])> = headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_bytes()))
+                .collect();
+            if let Some((i, f)) = anomaly::scan_header_block(&fields, Self::strict(state)) {
+                let name = fields.get(i).map_or("", |(n, _)| *n);
+                hits.push((format!("header {name}"), vec![f]));
             }
         }
         if method_f.is_empty() && url_f.is_empty() && hits.is_empty() {

@@ -451,7 +451,7 @@ async fn exfil_in_a_query_or_form_body_and_layers_in_a_tool_call_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn encoded_data_in_an_invented_header_is_refused_in_strict() {
+async fn encoded_data_in_an_invented_header_in_strict_and_a_dump_over_headers_are_refused() {
     let env = Env::new(ALLOW, STRICT).await;
     let p = spawn(&env, &[], false).await;
     let port = env.http_port();
@@ -481,12 +481,34 @@ async fn encoded_data_in_an_invented_header_is_refused_in_strict() {
     assert_eq!(r.status, 200, "{}", r.text());
     let r = get("/h3", "X-Client-Version", "cli/1.2.3 (linux; x86_64)").await;
     assert_eq!(r.status, 200, "{}", r.text());
+    // Default profile too: an environment dump spread over two headers, with
+    // human-chosen passwords (no random-looking token for the secret detectors).
+    write_routes(&env, "");
+    p.live.reload_now().await.unwrap();
+    let req = http::Request::get(format!("http://echo.test:{port}/h4"))
+        .header("host", format!("echo.test:{port}"))
+        .header(
+            "x-a",
+            format!("DB_PASSWORD={}{}!{}", "Winter", 2000 + 31, "Harbor"),
+        )
+        .header(
+            "x-b",
+            format!("SMTP_PASSWORD={}{}#{}", "Maple", 7 * 11, "Lantern"),
+        )
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let s = tokio::net::TcpStream::connect(p.addr).await.unwrap();
+    let r = h1(s, req).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    // (The secret detectors' `env-secret-assignment` may name it first.)
+    assert!(r.text().contains("header x-"), "{}", r.text());
+    assert!(!r.text().contains("Harbor"), "{}", r.text());
     let paths: Vec<String> = env
         .origin
         .requests()
         .iter()
         .map(|q| q.path.clone())
         .collect();
-    assert!(!paths.contains(&"/h1".to_string()), "{paths:?}");
+    assert!(!paths.iter().any(|p| p == "/h1" || p == "/h4"), "{paths:?}");
     p.stop().await;
 }

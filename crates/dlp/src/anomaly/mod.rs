@@ -29,7 +29,7 @@ pub use exfil::{credential_name, secret_value, ENV_DUMP_PAIRS, ENV_DUMP_SPAN};
 pub use host::{registrable_domain, scan_host, subdomain_part, MAX_SUBDOMAIN_BYTES};
 pub use layers::layers;
 pub use shape::{data_shaped, is_digest};
-pub use url::{scan_header, scan_url, MAX_DIGESTS_PER_URL};
+pub use url::{scan_header, scan_header_block, scan_url, MAX_DIGESTS_PER_URL};
 
 /// A host label that looks like encoded data.
 pub const HOST_ENTROPY: &str = "anomaly-host-entropy";

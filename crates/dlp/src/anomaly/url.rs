@@ -162,6 +162,47 @@ const TOKEN_HEADER_WORDS: [&str; 24] = [
     "correlation",
 ];
 
+/// Headers whose values are credentials or cookies by design (a cookie jar
+/// holds `SESSION_TOKEN=…` pairs legitimately); the secret detectors judge them.
+const CREDENTIAL_HEADERS: [&str; 4] = [
+    "cookie",
+    "set-cookie",
+    "authorization",
+    "proxy-authorization",
+];
+
+/// A request's header block: environment dumps and credential-file shapes in
+/// any header but the credential ones (the pairs of a dump may be spread over
+/// several headers), and in strict, invented `X-` headers holding encoded
+/// data. Returns the index of the field and a finding with offsets into its
+/// value.
+pub fn scan_header_block(fields: &[(&str, &[u8])], strict: bool) -> Option<(usize, Finding)> {
+    let pairs = if strict { 1 } else { ENV_DUMP_PAIRS };
+    let mut exfil = ExfilState::default();
+    let mut base = 0;
+    for (i, (name, value)) in fields.iter().enumerate() {
+        if CREDENTIAL_HEADERS
+            .iter()
+            .any(|c| name.eq_ignore_ascii_case(c))
+        {
+            continue;
+        }
+        if let Some(f) = exfil.scan(&unescape(value), base, pairs) {
+            let whole = finding(f.detector, (0, value.len()));
+            return Some((i, whole));
+        }
+        // Far apart in the stream offsets: pairs of one dump are counted
+        // across headers, but never glued into one value.
+        base += value.len() + 1;
+        if strict {
+            if let Some(f) = scan_header(name, value) {
+                return Some((i, f));
+            }
+        }
+    }
+    None
+}
+
 /// Strict: an invented `X-` header (one whose name does not say it carries a
 /// token or an id) with a value that looks like encoded data. Offsets refer to
 /// `value`.
@@ -193,6 +234,22 @@ mod tests {
     use super::*;
     use base64::engine::general_purpose::STANDARD;
     use base64::Engine as _;
+
+    #[test]
+    fn dumps_spread_over_headers() {
+        let a = b"Zq8Lr3Tx6Wv1Np9Ks4Hb7Jd2Mf5Gc0Ye";
+        let b = b"Hb7Jd2Mf5Gc0YeZq8Lr3Tx6Wv1Np9Ks4";
+        let v1 = [&b"GITHUB_TOKEN="[..], a].concat();
+        let v2 = [&b"OPENAI_API_KEY="[..], b].concat();
+        let fields: Vec<(&str, &[u8])> = vec![("x-a", &v1), ("accept", b"*/*"), ("x-b", &v2)];
+        let (i, f) = scan_header_block(&fields, false).expect("dump over two headers");
+        assert_eq!((i, f.detector), (2, super::super::ENV_DUMP));
+        // A cookie jar of session tokens is not a dump.
+        let jar = [&b"SESSION_TOKEN="[..], a, b"; CSRF_TOKEN=", b].concat();
+        assert!(scan_header_block(&[("cookie", &jar)], false).is_none());
+        assert!(scan_header_block(&[("x-a", &v1)], false).is_none());
+        assert!(scan_header_block(&[("x-a", &v1)], true).is_some());
+    }
 
     #[test]
     fn invented_headers_with_data() {
