@@ -1,4 +1,4 @@
-//! Instructions wrapped in base64, base64url or hex: runs of the alphabet are decoded
+//! Instructions wrapped in base64, base64url, hex or percent-encoding: runs of the alphabet are decoded
 //! (bounded pieces, every alignment when a run's start is out of view), printable islands of
 //! the result are read again as hidden text, twice at most (base64 in base64).
 
@@ -67,7 +67,64 @@ pub(crate) fn find(s: &Scanner, from: usize, to: usize) -> Vec<(usize, usize)> {
             out.push((run_start, run_end));
         }
     }
+    percent_encoded(text, lo, from, s.depth, &mut out);
     out
+}
+
+/// Shortest number of `%XX` escapes that make a token percent-encoded text.
+const MIN_ESCAPES: usize = 3;
+
+/// Tokens (no whitespace) with several `%XX` escapes (`ignore%20previous%20instructions`),
+/// decoded and read again.
+fn percent_encoded(text: &[u8], lo: usize, from: usize, depth: u8, out: &mut Vec<(usize, usize)>) {
+    let mut i = 0;
+    while let Some(p) = memchr::memchr(b'%', &text[i..]) {
+        let pct = i + p;
+        let start = text[..pct]
+            .iter()
+            .rposition(|c| c.is_ascii_whitespace())
+            .map_or(0, |w| w + 1);
+        let end = text[pct..]
+            .iter()
+            .position(|c| c.is_ascii_whitespace())
+            .map_or(text.len(), |w| pct + w);
+        i = end;
+        if lo + end <= from {
+            continue;
+        }
+        let token = &text[start..end];
+        let mut decoded = Vec::with_capacity(token.len());
+        let mut escapes = 0;
+        let mut j = 0;
+        while j < token.len() {
+            let hex = token.get(j + 1..j + 3).and_then(|h| {
+                std::str::from_utf8(h)
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+            });
+            match (token[j], hex) {
+                (b'%', Some(b)) => {
+                    decoded.push(b);
+                    escapes += 1;
+                    j += 3;
+                }
+                (b'+', _) => {
+                    decoded.push(b' ');
+                    j += 1;
+                }
+                (c, _) => {
+                    decoded.push(c);
+                    j += 1;
+                }
+            }
+        }
+        if escapes >= MIN_ESCAPES && islands_instruct(&decoded, depth) {
+            out.push((lo + start, lo + end));
+        }
+        if i >= text.len() {
+            break;
+        }
+    }
 }
 
 fn decodes_to_instruction(piece: &[u8], continued: bool, depth: u8) -> bool {
