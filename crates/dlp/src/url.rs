@@ -381,6 +381,25 @@ const UPPER_ANCHORS: &[&[u8]] = &[
     b"age-secret-key-",
 ];
 
+/// Whether any of [`UPPER_ANCHORS`] occurs in `hay`, in any case (one
+/// automaton pass, no lower-cased copy).
+fn upper_anchor_in(hay: &[u8]) -> bool {
+    static AC: std::sync::OnceLock<Option<aho_corasick::AhoCorasick>> = std::sync::OnceLock::new();
+    let ac = AC.get_or_init(|| {
+        aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            .build(UPPER_ANCHORS)
+            .ok()
+    });
+    match ac {
+        Some(ac) => ac.is_match(hay),
+        // Cannot happen for this small literal set; scan the upper-cased
+        // view anyway rather than skip it.
+        None => true,
+    }
+}
+
 /// A hit in an upper-cased view counts only for an upper-case-shaped
 /// detector and only if its body has a digit: upper-cased words glued over
 /// labels (`akiaflowers.example`) fit `AKIA[A-Z2-7]{16}`; a real key id
@@ -456,11 +475,7 @@ pub(crate) fn scan_host(det: &Detector, host: &str) -> Vec<Finding> {
             add(&h, &mut hits);
         }
     }
-    let lower = view.to_ascii_lowercase();
-    if UPPER_ANCHORS
-        .iter()
-        .any(|a| memchr::memmem::find(&lower, a).is_some())
-    {
+    if upper_anchor_in(&view) {
         let up = view.to_ascii_uppercase();
         for h in det.inner.engine.scan_opts(&up, false, true) {
             if upper_hit_ok(&up, &h) {

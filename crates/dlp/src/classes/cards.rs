@@ -7,9 +7,15 @@ use super::*;
 /// Card numbers in a run: groups of digits joined by single `' '`/`'-'`
 /// (one separator kind per number), 13-19 digits in all, starting and
 /// ending at group boundaries.
-pub(super) fn cards_in(hay: &[u8], s: usize, e: usize, out: &mut Vec<Hit>) {
-    // digit groups (start, end) of the run
-    let mut groups: Vec<(usize, usize)> = Vec::new();
+pub(super) fn cards_in(
+    hay: &[u8],
+    s: usize,
+    e: usize,
+    groups: &mut Vec<(usize, usize)>,
+    out: &mut Vec<Hit>,
+) {
+    // digit groups (start, end) of the run (the buffer is the caller's, reused)
+    groups.clear();
     let mut i = s;
     while i < e {
         if hay[i].is_ascii_digit() {

@@ -90,9 +90,10 @@ const PHRASE_MIN: usize = 60;
 /// Scan one view for all enabled data classes.
 pub(crate) fn scan(hay: &[u8], on: Enabled, out: &mut Vec<Hit>) {
     if on.card || on.iban {
+        let mut groups = Vec::new();
         for_runs(hay, C_DIGIT | C_UPPER | C_SEP, NUM_MIN, |s, e| {
             if on.card {
-                cards_in(hay, s, e, out);
+                cards_in(hay, s, e, &mut groups, out);
             }
             if on.iban {
                 ibans_in(hay, s, e, out);
@@ -189,6 +190,37 @@ mod tests {
     fn iban_mod97() {
         assert!(iban_checksum(b"DE89370400440532013000"));
         assert!(!iban_checksum(b"DE89370400440532013001"));
+    }
+
+    #[test]
+    fn word_lengths_match_a_byte_by_byte_count() {
+        let hay = b"Ab abandon zoo{x} abcdefghijklmnopq`z\xffab\x80cd ability able";
+        for p in 0..=hay.len() {
+            let before = hay[..p]
+                .iter()
+                .rev()
+                .take_while(|c| c.is_ascii_lowercase())
+                .count();
+            let from = hay[p..]
+                .iter()
+                .take_while(|c| c.is_ascii_lowercase())
+                .count();
+            assert_eq!(letters_before(hay, p), before, "before {p}");
+            assert_eq!(letters_from(hay, p), from, "from {p}");
+        }
+        for b in 0..=255u8 {
+            let hay = [b'a', b, b'a', b'a', b'a', b'a', b'a', b'a', b'a'];
+            assert_eq!(
+                letters_from(&hay, 0),
+                if b.is_ascii_lowercase() { 9 } else { 1 },
+                "{b}"
+            );
+            assert_eq!(
+                letters_before(&hay, 9),
+                if b.is_ascii_lowercase() { 9 } else { 7 },
+                "{b}"
+            );
+        }
     }
 
     #[test]

@@ -66,9 +66,32 @@ pub(super) fn word_index(w: &[u8]) -> Option<u16> {
         .map(|k| (lo + k) as u16)
 }
 
+/// High bit set in each byte of `x` that is `a`..=`z` (eight bytes at once:
+/// the probes of `find_phrases` measure a word per probe).
+fn lower_mask(x: u64) -> u64 {
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    // Low seven bits of each byte; adding below 0x80 never carries over.
+    let y = x & !HI;
+    let ge_a = y + ONES * (0x80 - u64::from(b'a'));
+    let gt_z = y + ONES * (0x80 - u64::from(b'z') - 1);
+    ge_a & !gt_z & !x & HI
+}
+
 /// Letters (lower-case) right before `p`.
 pub(super) fn letters_before(hay: &[u8], p: usize) -> usize {
-    hay[..p]
+    let mut n = 0;
+    while p - n >= 8 {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&hay[p - n - 8..p - n]);
+        // The byte right before `p - n` is the most significant.
+        let other = !lower_mask(u64::from_le_bytes(w)) & 0x8080_8080_8080_8080;
+        if other != 0 {
+            return n + other.leading_zeros() as usize / 8;
+        }
+        n += 8;
+    }
+    n + hay[..p - n]
         .iter()
         .rev()
         .take_while(|&&c| CLASS[c as usize] & C_LOWER != 0)
@@ -77,7 +100,17 @@ pub(super) fn letters_before(hay: &[u8], p: usize) -> usize {
 
 /// Letters (lower-case) from `p` on.
 pub(super) fn letters_from(hay: &[u8], p: usize) -> usize {
-    hay[p..]
+    let mut n = 0;
+    while p + n + 8 <= hay.len() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&hay[p + n..p + n + 8]);
+        let other = !lower_mask(u64::from_le_bytes(w)) & 0x8080_8080_8080_8080;
+        if other != 0 {
+            return n + other.trailing_zeros() as usize / 8;
+        }
+        n += 8;
+    }
+    n + hay[p + n..]
         .iter()
         .take_while(|&&c| CLASS[c as usize] & C_LOWER != 0)
         .count()

@@ -44,8 +44,9 @@ pub(super) const SEP_HEX_MIN_LEN: usize = 3 * decode::SEP_HEX_MIN_PAIRS - 1;
 /// most prose. A separated-hex run (23 bytes or more) is seen by a probe
 /// too: the run probed before it ends at most two bytes into it (its pairs
 /// are the only base64 bytes in it), so the next probe lands in its first
-/// 19 bytes, where every byte is a separator with pairs around it or a pair
-/// whose base64 run ends (or starts) next to such a separator.
+/// 19 bytes, where every byte is a separator with pairs around it or belongs
+/// to one of its first seven pairs, whose base64 run ends at such a
+/// separator (the pair's own run, or a longer one glued to the first pair).
 pub(crate) fn find_segments(
     hay: &[u8],
     runs: &mut Vec<(usize, usize, u8)>,
@@ -89,7 +90,6 @@ pub(crate) fn find_segments(
         while e < n && is(e) {
             e += 1;
         }
-        seed(s.wrapping_sub(1), &mut sep_end);
         seed(e, &mut sep_end);
         if e - s >= MIN_RUN {
             let mut acc = C_HEX;
