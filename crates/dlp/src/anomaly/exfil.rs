@@ -85,6 +85,8 @@ fn patterns() -> &'static Patterns {
             .match_kind(MatchKind::LeftmostFirst)
             .build(words)
             .unwrap_or_else(|_| unreachable_automaton());
+        // The patterns are constants, compiled on first use and covered by the
+        // tests below: a failure here is a programming error, not input.
         let re = |s: &str| Regex::new(s).unwrap_or_else(|e| panic!("anomaly regex {s}: {e}"));
         Patterns {
             anchors,
