@@ -109,11 +109,22 @@ impl Case {
             .first()
             .map(|_| format!("*.{}.test:*", self.id))
     }
+    /// The host the case's HTTP requests go to: each MCP and A2A case is its own server
+    /// (`srv.<id>.test`), so state pipelock keeps per server (pinned tool definitions) sees
+    /// one case at a time, as with real servers; everything else goes to `echo.test`.
+    pub fn origin_host(&self) -> String {
+        if self.transport.starts_with("mcp-") || self.transport.starts_with("a2a-") {
+            format!("srv.{}.test", self.id)
+        } else {
+            "echo.test".into()
+        }
+    }
     /// Host names this case connects to (pinned to 127.0.0.1 and in the origin's leaf).
     pub fn hosts(&self) -> Vec<String> {
         match self.transport.as_str() {
             "connect-host" => vec![self.payload.clone()],
             "subdomain-burst" => self.parts.clone(),
+            _ if self.origin_host() != "echo.test" => vec![self.origin_host()],
             _ => vec![],
         }
     }

@@ -77,7 +77,8 @@ async fn open_for(t: &Target<'_>, case: &Case) -> Result<Sender, NotOpened> {
         }
         "h2" => {
             let port = t.origin.addr.port();
-            let authority = format!("echo.test:{port}");
+            let host = case.origin_host();
+            let authority = format!("{host}:{port}");
             let (status, head, s) = raw_head(
                 t.proxy,
                 &format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n"),
@@ -91,7 +92,7 @@ async fn open_for(t: &Target<'_>, case: &Case) -> Result<Sender, NotOpened> {
                 });
             }
             let cfg = client_config(roots_from_pem(&t.pipelock_ca), &[b"h2"]);
-            let tls = tls(s, "echo.test", cfg)
+            let tls = tls(s, &host, cfg)
                 .await
                 .map_err(|e| other(format!("TLS: {e}")))?;
             let (send, conn) = hyper::client::conn::http2::handshake(
@@ -103,7 +104,7 @@ async fn open_for(t: &Target<'_>, case: &Case) -> Result<Sender, NotOpened> {
             tokio::spawn(conn);
             Ok(Sender::H2(send))
         }
-        _ => open(t, "echo.test", t.origin.addr.port()).await,
+        _ => open(t, &case.origin_host(), t.origin.addr.port()).await,
     }
 }
 
@@ -238,13 +239,15 @@ fn request(
     let mut b = http::Request::builder().method(method);
     b = match case.via.as_str() {
         "plain" => {
-            let authority = format!("echo.test:{}", t.origin.plain_addr.port());
+            let authority = format!("{}:{}", case.origin_host(), t.origin.plain_addr.port());
             b.uri(format!("http://{authority}{path}"))
                 .header("host", authority)
         }
         // HTTP/2 carries the authority in the URI (`:authority`), not a Host header.
-        "h2" => b.uri(format!("https://echo.test:{port}{path}")),
-        _ => b.uri(path).header("host", format!("echo.test:{port}")),
+        "h2" => b.uri(format!("https://{}:{port}{path}", case.origin_host())),
+        _ => b
+            .uri(path)
+            .header("host", format!("{}:{port}", case.origin_host())),
     };
     b = b
         .header("x-case", &case.id)
@@ -465,7 +468,7 @@ async fn inbound(t: &Target<'_>, case: &Case) -> Outcome {
         responses.push(second);
     }
     t.origin.set(&case.id, responses);
-    let mut s = match open(t, "echo.test", port).await {
+    let mut s = match open(t, &case.origin_host(), port).await {
         Ok(s) => s,
         Err(e) => return judge(case, e.refused, false, e.detail),
     };

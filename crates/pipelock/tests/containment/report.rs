@@ -173,6 +173,21 @@ pub fn render(
         .keys()
         .filter(|id| !missed.contains_key(id.as_str()))
         .collect();
+    let fp_ids: std::collections::HashSet<&str> = results
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::FalsePositive(_)))
+        .map(|r| r.case.id.as_str())
+        .collect();
+    let fixed: Vec<&String> = known_fps
+        .keys()
+        .filter(|id| !fp_ids.contains(id.as_str()))
+        .collect();
+    if !fixed.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nPassing now, still in known_false_positives (move them off): {fixed:?}"
+        );
+    }
     if !stale.is_empty() {
         let _ = writeln!(
             s,
