@@ -30,7 +30,7 @@ pub async fn handle(app: Arc<App>, mcp: McpService, req: Request<Incoming>) -> R
             let limit = param(&query, "limit")
                 .and_then(|l| l.parse().ok())
                 .unwrap_or(50);
-            reply(StatusCode::OK, json!({"blocks": app.blocks(limit)}))
+            reply(StatusCode::OK, json!({"blocks": app.blocks(limit).await}))
         }
         (Method::GET, "/v1/check") => {
             let Some(url) = param(&query, "url") else {

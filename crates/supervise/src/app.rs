@@ -56,7 +56,11 @@ pub struct App {
     /// Long-polls waiting at once; past it a wait answers at once with the current state
     /// (a flood of waiters must not pin every connection slot).
     waiters: tokio::sync::Semaphore,
+    blocks_cache: tokio::sync::Mutex<Option<(std::time::Instant, Vec<Value>)>>,
 }
+
+/// How long one read of the audit files answers `/v1/blocks`.
+const BLOCKS_CACHE_TTL: Duration = Duration::from_secs(1);
 
 /// Most long-polls held open at once.
 pub const MAX_WAITERS: usize = 32;
@@ -69,6 +73,7 @@ impl App {
             audit,
             create_lock: Mutex::new(()),
             waiters: tokio::sync::Semaphore::new(MAX_WAITERS),
+            blocks_cache: tokio::sync::Mutex::new(None),
             settings,
         })
     }
@@ -180,12 +185,26 @@ impl App {
         }
     }
 
-    /// Recent refusals, newest first.
-    pub fn blocks(&self, limit: usize) -> Vec<Value> {
-        match &self.settings.audit_dir {
-            Some(dir) => crate::blocks::recent_blocks(dir, limit),
-            None => Vec::new(),
+    /// Recent refusals, newest first. Read off the runtime's threads, one read at a time, and
+    /// reused for a second: a flood of calls costs at most one read a second.
+    pub async fn blocks(&self, limit: usize) -> Vec<Value> {
+        let Some(dir) = self.settings.audit_dir.clone() else {
+            return Vec::new();
+        };
+        let mut cache = self.blocks_cache.lock().await;
+        let fresh = cache
+            .as_ref()
+            .is_some_and(|(at, _)| at.elapsed() < BLOCKS_CACHE_TTL);
+        if !fresh {
+            let all = tokio::task::spawn_blocking(move || {
+                crate::blocks::recent_blocks(&dir, crate::blocks::MAX_BLOCKS)
+            })
+            .await
+            .unwrap_or_default();
+            *cache = Some((std::time::Instant::now(), all));
         }
+        let all = cache.as_ref().map(|(_, v)| v.as_slice()).unwrap_or(&[]);
+        all.iter().take(limit).cloned().collect()
     }
 
     /// Would `url` with `method` pass?

@@ -120,7 +120,7 @@ impl SuperviseMcp {
         description = "List this bottle's recent refusals (newest first) with the component and the reason."
     )]
     async fn list_recent_blocks(&self, Parameters(args): Parameters<BlocksArgs>) -> String {
-        json!({"blocks": self.app.blocks(args.limit.unwrap_or(20))}).to_string()
+        json!({"blocks": self.app.blocks(args.limit.unwrap_or(20)).await}).to_string()
     }
 
     #[tool(

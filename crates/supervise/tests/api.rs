@@ -438,7 +438,11 @@ async fn hostile_json_shapes_are_plain_errors() {
     }
     assert!(srv.request_files().is_empty());
     let audit = srv.own_audit();
-    assert_eq!(audit.lines().count(), 5, "each malformed body is audited: {audit}");
+    assert_eq!(
+        audit.lines().count(),
+        5,
+        "each malformed body is audited: {audit}"
+    );
     assert!(audit.contains("duplicate field"), "{audit}");
     // The server still answers.
     assert_eq!(
