@@ -9,6 +9,8 @@ use super::{ContentKind, InjectionFinding, HIDDEN_ID, OBFUSCATED_ID};
 
 /// Text before a match searched for words of a page about injection.
 const CUE_BEFORE: usize = 400;
+/// Findings kept per body at most.
+pub(crate) const MAX_FINDINGS: usize = 256;
 /// Longest sentence looked at around a match.
 const SENTENCE: usize = 300;
 
@@ -58,6 +60,11 @@ fn push(s: &mut Scanner, start: usize, stop: usize, detector: &'static str) {
         offset: a,
         len: b + 1 - a,
     };
+    // Bounded: a body full of attacks costs no more than a clean one (the first finding is
+    // what blocks; the rest only illustrate).
+    if s.findings.len() >= MAX_FINDINGS {
+        return;
+    }
     if !s
         .findings
         .iter()

@@ -162,7 +162,7 @@ pub struct InjectionFinding {
     pub len: usize,
 }
 
-/// Judges a whole body: every finding, in the order found.
+/// Judges a whole body: every finding (at most 256), in the order found.
 pub fn scan_injection(content: &[u8], kind: ContentKind) -> Vec<InjectionFinding> {
     let mut s = scanner::Scanner::new(kind, false, 0);
     s.feed(content);
