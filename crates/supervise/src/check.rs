@@ -91,7 +91,8 @@ pub struct Verdict {
 
 /// Judges `t` against `policy` in the sidecars' order: SSRF refusal of private address
 /// literals, then the egress route for the host (its method and path filters decide), then
-/// the allowlist, else refused.
+/// the allowlist, else refused. Names are not resolved here: a name that resolves to a
+/// private address is still refused by the sidecars at connect time.
 pub fn decide(policy: &Policy, t: &Target) -> Verdict {
     let hostport = format!("{}:{}", t.host, t.port);
     if let Host::Ip(ip) = &t.host {
@@ -123,16 +124,21 @@ pub fn decide(policy: &Policy, t: &Target) -> Verdict {
             ),
         };
     }
-    if let Some(p) = policy
-        .allowlist
-        .patterns()
-        .iter()
-        .find(|p| p.matches(&t.host, t.port))
-    {
+    if policy.allowlist.allows(&t.host, t.port) {
+        let line = match &t.host {
+            Host::Name(_) => policy
+                .allowlist
+                .patterns()
+                .iter()
+                .find(|p| p.matches(&t.host, t.port))
+                .map(|p| format!("allowlist entry `{p}`")),
+            Host::Ip(_) => None,
+        };
+        let line = line.unwrap_or_else(|| "an allowlist address or CIDR line".to_owned());
         return Verdict {
             allowed: true,
             rule: "allowlist".into(),
-            detail: format!("allowlist entry `{p}` allows {hostport}"),
+            detail: format!("{line} allows {hostport}"),
         };
     }
     Verdict {

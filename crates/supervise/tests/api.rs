@@ -297,7 +297,7 @@ async fn check_names_the_deciding_rule() {
     let srv = common::start(10, 5, 50).await;
     std::fs::write(
         srv.config_dir().join("allowlist"),
-        "example.com\n*.pypi.org\n",
+        "example.com\n*.pypi.org\n203.0.113.0/24\n",
     )
     .unwrap();
     std::fs::write(
@@ -308,7 +308,10 @@ async fn check_names_the_deciding_rule() {
     let q = |url: &str, m: &str| {
         format!(
             "/v1/check?url={}&method={m}",
-            url.replace(':', "%3A").replace('/', "%2F")
+            url.replace(':', "%3A")
+                .replace('/', "%2F")
+                .replace('[', "%5B")
+                .replace(']', "%5D")
         )
     };
     let cases = [

@@ -136,3 +136,32 @@ async fn mcp_refuses_a_foreign_host_header() {
     let text = String::from_utf8_lossy(&buf);
     assert!(!text.starts_with("HTTP/1.1 200"), "{text}");
 }
+
+#[tokio::test]
+async fn mcp_and_http_share_one_rate_limit() {
+    let srv = common::start(1, 2, 50).await;
+    for host in ["a.example.com", "b.example.com"] {
+        let r = common::post(
+            srv.addr,
+            "/v1/requests",
+            json!({"kind": "host", "host": host, "reason": "r"}),
+        )
+        .await;
+        assert_eq!(r.status, 201);
+    }
+    let transport = StreamableHttpClientTransport::from_uri(format!("http://{}/mcp", srv.addr));
+    let client = ().serve(transport).await.unwrap();
+    let v = call(
+        &client,
+        "request_access",
+        json!({"kind": "host", "host": "c.example.com", "reason": "r"}),
+    )
+    .await;
+    assert!(
+        v["error"].as_str().unwrap_or("").contains("rate limited"),
+        "{v}"
+    );
+    assert!(v["retry_after_secs"].as_u64().unwrap_or(0) >= 1);
+    assert_eq!(srv.request_files().len(), 2, "the MCP flood wrote nothing");
+    client.cancel().await.unwrap();
+}
