@@ -33,6 +33,9 @@ pub struct AuditOnEnd {
     error: Option<String>,
     dlp: Option<crate::dlp_scan::FindingSlot>,
     injection: Option<crate::response::InjectionSlot>,
+    /// The request kind counted in `pipelock_requests_total` with the audit line's decision
+    /// (a body cut later is a `deny` in both).
+    counted_as: Option<&'static str>,
 }
 
 impl AuditOnEnd {
@@ -55,7 +58,14 @@ impl AuditOnEnd {
             error: None,
             dlp: None,
             injection: None,
+            counted_as: None,
         }
+    }
+
+    /// Counts the request (as `kind`) when the line is written, with its decision.
+    pub fn counted_as(mut self, kind: &'static str) -> Self {
+        self.counted_as = Some(kind);
+        self
     }
 
     /// Adds the response's prompt-injection findings (and a cut: decision `deny`).
@@ -93,6 +103,9 @@ impl Drop for AuditOnEnd {
                     format!("logged: {}", logged.join(", ")).into(),
                 );
             }
+        }
+        if let Some(kind) = self.counted_as {
+            self.state.metrics.request(kind, decision);
         }
         self.state.audit(
             &self.subject,

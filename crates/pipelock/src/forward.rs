@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use bottle_core::routes::ScanAction;
 use bottle_core::{BoxBody, Host};
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
@@ -218,6 +219,8 @@ async fn proceed(
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "/".into());
     let url = format!("{scheme}://{authority}{path_q}");
+    // The path alone (no query): what names an MCP server and an agent card.
+    let path_only = req.uri().path().to_string();
 
     // DLP on the request head; the body is scanned as it streams.
     let head_verdict = match state.dlp.check_head(
@@ -273,10 +276,6 @@ async fn proceed(
         Some(p) => crate::mcp::PeekBody::new(body, p.clone()).boxed(),
         None => body,
     };
-    let mcp_session = headers
-        .get("mcp-session-id")
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.chars().take(256).collect::<String>());
     let req_method = parts.method.clone();
     let uri: Uri = match url.parse() {
         Ok(u) => u,
@@ -320,7 +319,10 @@ async fn proceed(
                 None => Denied::status(
                     "upstream_error",
                     StatusCode::BAD_GATEWAY,
-                    format!("upstream error for {authority}: {}", error_chain(&e)),
+                    format!(
+                        "upstream error for {authority}: {}",
+                        bottle_core::error_chain::error_chain(&e)
+                    ),
                 ),
             };
             return state.refuse(kind, &subject, d, started);
@@ -335,73 +337,27 @@ async fn proceed(
         extra.insert("dlp".into(), v.into());
     }
     if upgrade && status == StatusCode::SWITCHING_PROTOCOLS {
+        // pipelock offers no extension (it strips the agent's offer): an origin naming one
+        // anyway (permessage-deflate) would send frames that cannot be read.
+        if resp.headers().contains_key("sec-websocket-extensions") {
+            let d = Denied::status(
+                "websocket_extension",
+                StatusCode::BAD_GATEWAY,
+                "the origin accepted a WebSocket extension pipelock did not offer",
+            );
+            return state.refuse(kind, &subject, d, started);
+        }
         let server_upgrade = hyper::upgrade::on(&mut resp);
-        let st = state.clone();
-        let subj = subject.clone();
-        tokio::spawn(async move {
-            let _task = st.tasks.enter();
-            let (Some(client_upgrade), Ok(up)) = (client_upgrade, server_upgrade.await) else {
-                return;
-            };
-            let Ok(down) = client_upgrade.await else {
-                return;
-            };
-            let a = crate::idle::IdleIo::new(TokioIo::new(down), st.limits.idle());
-            let b = TokioIo::new(up);
-            let (mut ar, aw) = tokio::io::split(a);
-            let mut aw = crate::ws_scan::FrameTracking::new(aw);
-            let (br, bw) = tokio::io::split(b);
-            let block = crate::dlp_scan::DlpScanner::blocks(&st);
-            let mut logged: Vec<&'static str> = Vec::new();
-            let up_dir =
-                crate::ws_scan::pump(&mut ar, bw, st.dlp.detector(), block, |d| logged.push(d));
-            let mut br = br;
-            let down_dir = tokio::io::copy(&mut br, &mut aw);
-            // Either direction ending (or a DLP block) ends the session.
-            let (u, d, reason) = tokio::select! {
-                r = up_dir => match r {
-                    Ok(n) => (n, 0, None),
-                    Err(e) => (0, 0, Some(e)),
-                },
-                r = down_dir => (0, r.unwrap_or(0), None),
-            };
-            if let Some(close) = reason.as_ref().and_then(|e| e.close_for_agent()) {
-                // The agent learns why (1008 naming the detector, or 1009), unless the
-                // origin -> agent copy was cut inside a frame: then the connection just ends.
-                if aw.at_boundary() {
-                    let _ = aw.write_all(&close).await;
-                }
-                let _ = aw.shutdown().await;
-            }
-            for det in &logged {
-                st.metrics.dlp(det, "log");
-            }
-            let mut extra = serde_json::Map::new();
-            extra.insert("upgrade".into(), "websocket".into());
-            if !logged.is_empty() {
-                extra.insert(
-                    "dlp_ws".into(),
-                    format!("logged: {}", logged.join(", ")).into(),
-                );
-            }
-            let (decision, reason) = match reason {
-                Some(e @ crate::ws_scan::WsScanError::Secret(det)) => {
-                    st.metrics.dlp(det, "block");
-                    st.metrics.refusal("dlp");
-                    ("deny", Some(format!("dlp: {e}")))
-                }
-                Some(e @ crate::ws_scan::WsScanError::Reserved) => {
-                    st.metrics.refusal("dlp_encoding");
-                    ("deny", Some(format!("dlp: {e}")))
-                }
-                Some(e) => ("allow", Some(format!("websocket ended: {e}"))),
-                None => ("allow", None),
-            };
-            st.audit(&subj, decision, reason, Some(101), u, d, started, extra);
-        });
+        tokio::spawn(websocket_session(
+            state.clone(),
+            kind,
+            subject.clone(),
+            client_upgrade,
+            server_upgrade,
+            started,
+        ));
         let (mut p, _b) = resp.into_parts();
         p.version = Version::HTTP_11;
-        state.metrics.request(kind, "allow");
         return Response::from_parts(p, bottle_core::body::empty());
     }
     let (mut p, body) = resp.into_parts();
@@ -414,8 +370,7 @@ async fn proceed(
     let info = crate::response::RequestInfo {
         method: req_method,
         authority: host.to_authority(port),
-        path: subject.path.clone(),
-        mcp_session,
+        path: path_only,
         jsonrpc_method,
     };
     let injection = crate::response::InjectionSlot::default();
@@ -431,7 +386,6 @@ async fn proceed(
                 return state.refuse_with(kind, &subject, d, started, extra);
             }
         };
-    state.metrics.request(kind, "allow");
     let audit = crate::body::AuditOnEnd::new(
         state.clone(),
         subject,
@@ -441,7 +395,8 @@ async fn proceed(
         extra,
     )
     .with_dlp(body_finding)
-    .with_injection(injection);
+    .with_injection(injection)
+    .counted_as(kind);
     let body = crate::body::ResponseBody::new(body, audit).boxed();
     Response::from_parts(p, body)
 }
@@ -459,17 +414,6 @@ fn is_json(headers: &http::HeaderMap) -> bool {
                 .to_ascii_lowercase()
         })
         .is_some_and(|m| m == "application/json" || m.ends_with("+json"))
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 trait AuthorityExt {
@@ -498,4 +442,106 @@ fn status_only(s: StatusCode) -> Response<BoxBody> {
 /// Bytes counted so far.
 pub fn load(c: &AtomicU64) -> u64 {
     c.load(Ordering::Relaxed)
+}
+
+/// One WebSocket session after the 101: agent -> origin frames scanned for secrets
+/// ([`crate::ws_scan::pump`]), origin -> agent messages judged for prompt injection
+/// ([`crate::ws_down::pump_down`], `dlp.responses`). The request is counted and audited
+/// when the session ends, with the decision it ended with.
+async fn websocket_session(
+    st: Arc<State>,
+    kind: &'static str,
+    subj: Subject,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    server_upgrade: hyper::upgrade::OnUpgrade,
+    started: Instant,
+) {
+    use crate::ws_scan::WsScanError;
+    let _task = st.tasks.enter();
+    let (Some(client_upgrade), Ok(up)) = (client_upgrade, server_upgrade.await) else {
+        st.metrics.request(kind, "allow");
+        return;
+    };
+    let Ok(down) = client_upgrade.await else {
+        st.metrics.request(kind, "allow");
+        return;
+    };
+    let a = crate::idle::IdleIo::new(TokioIo::new(down), st.limits.idle());
+    let b = TokioIo::new(up);
+    let (mut ar, aw) = tokio::io::split(a);
+    let mut aw = crate::ws_scan::FrameTracking::new(aw);
+    let (mut br, bw) = tokio::io::split(b);
+    let block = crate::dlp_scan::DlpScanner::blocks(&st);
+    let down_action = st.live.current().routes.dlp.responses;
+    let mut logged: Vec<&'static str> = Vec::new();
+    let mut warned: Vec<&'static str> = Vec::new();
+    let up_dir = crate::ws_scan::pump(&mut ar, bw, st.dlp.detector(), block, |d| logged.push(d));
+    let down_dir = async {
+        if down_action == ScanAction::Off {
+            tokio::io::copy(&mut br, &mut aw)
+                .await
+                .map_err(WsScanError::from)
+        } else {
+            crate::ws_down::pump_down(&mut br, &mut aw, down_action, |d| warned.push(d)).await
+        }
+    };
+    // Either direction ending (or a refusal) ends the session.
+    let (u, d, reason) = tokio::select! {
+        r = up_dir => match r {
+            Ok(n) => (n, 0, None),
+            Err(e) => (0, 0, Some(e)),
+        },
+        r = down_dir => match r {
+            Ok(n) => (0, n, None),
+            Err(e) => (0, 0, Some(e)),
+        },
+    };
+    if let Some(close) = reason.as_ref().and_then(|e| e.close_for_agent()) {
+        // The agent learns why (1008 naming the detector, or 1009), unless the
+        // origin -> agent copy was cut inside a frame: then the connection just ends.
+        if aw.at_boundary() {
+            let _ = aw.write_all(&close).await;
+        }
+        let _ = aw.shutdown().await;
+    }
+    for det in &logged {
+        st.metrics.dlp(det, "log");
+    }
+    let mut extra = serde_json::Map::new();
+    extra.insert("upgrade".into(), "websocket".into());
+    if !logged.is_empty() {
+        extra.insert(
+            "dlp_ws".into(),
+            format!("logged: {}", logged.join(", ")).into(),
+        );
+    }
+    let mut found: Vec<String> = Vec::new();
+    for det in &warned {
+        st.metrics.injection(det, "warn");
+        found.push(format!("{det} ({}, warn)", crate::ws_down::PLACE));
+    }
+    let (decision, reason) = match reason {
+        Some(e @ WsScanError::Secret(det)) => {
+            st.metrics.dlp(det, "block");
+            st.metrics.refusal("dlp");
+            ("deny", Some(format!("dlp: {e}")))
+        }
+        Some(e @ WsScanError::Injection(det)) => {
+            st.metrics.injection(det, "block");
+            st.metrics.refusal("injection");
+            found.push(format!("{det} ({}, block)", crate::ws_down::PLACE));
+            ("deny", Some(format!("injection: {e}")))
+        }
+        Some(e @ WsScanError::Reserved) => {
+            st.metrics.refusal("dlp_encoding");
+            ("deny", Some(format!("dlp: {e}")))
+        }
+        Some(e) => ("allow", Some(format!("websocket ended: {e}"))),
+        None => ("allow", None),
+    };
+    if !found.is_empty() {
+        extra.insert("injection".into(), found.join(", ").into());
+    }
+    st.metrics.request(kind, decision);
+    st.audit(&subj, decision, reason, Some(101), u, d, started, extra);
 }

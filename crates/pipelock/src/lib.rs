@@ -22,6 +22,7 @@ pub mod server;
 pub mod state;
 pub mod tls_intercept;
 pub mod upstream;
+pub mod ws_down;
 pub mod ws_scan;
 
 use std::future::Future;

@@ -36,6 +36,8 @@ pub enum WsScanError {
     TooLarge(u64),
     #[error("secret detected in a WebSocket message: {0}")]
     Secret(&'static str),
+    #[error("prompt injection in a WebSocket message from the origin: {0}")]
+    Injection(&'static str),
     #[error("WebSocket frame with reserved bits set (an extension such as compression) cannot be scanned")]
     Reserved,
 }
@@ -44,7 +46,9 @@ impl WsScanError {
     /// The close frame the agent gets (unmasked), if this error refuses the session.
     pub fn close_for_agent(&self) -> Option<Vec<u8>> {
         let code = match self {
-            WsScanError::Secret(_) | WsScanError::Reserved => close_code::POLICY_VIOLATION,
+            WsScanError::Secret(_) | WsScanError::Reserved | WsScanError::Injection(_) => {
+                close_code::POLICY_VIOLATION
+            }
             WsScanError::TooLarge(_) => close_code::MESSAGE_TOO_BIG,
             WsScanError::Io(_) => return None,
         };

@@ -256,7 +256,7 @@ async fn ordinary_filesystem_server_passes_unchanged() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tool_definition_changed_within_a_session_is_refused() {
+async fn tool_definition_changed_on_a_server_is_refused_in_any_session_or_query() {
     let (env, p, audit) = env_with("").await;
     let list = |v: Value| [("tools/list".to_string(), v)];
     env.origin
@@ -299,17 +299,17 @@ async fn tool_definition_changed_within_a_session_is_refused() {
     )
     .await;
     assert_eq!(a.status, 403);
-    // ... while another session, which never saw the old definition, gets the new one.
-    let a = rpc(
-        &env,
-        &p,
-        "/mcp",
-        Some("sess-b"),
-        call(1, "tools/list", json!({})),
-    )
-    .await;
-    assert_eq!(a.status, 200, "{}", a.text());
-    assert_eq!(a.json()["result"], changed);
+    // ... and under a fresh session id the server hands out, or a changed query string:
+    // the definitions are pinned per server, so neither brings fresh pins.
+    for (path, session) in [
+        ("/mcp", Some("sess-b")),
+        ("/mcp?v=2", Some("sess-a")),
+        ("/mcp?v=3", None),
+    ] {
+        let a = rpc(&env, &p, path, session, call(1, "tools/list", json!({}))).await;
+        assert_eq!(a.status, 403, "{path} {session:?}: {}", a.text());
+        assert!(!a.text().contains("Optional context"), "{path}");
+    }
     // A new tool added to a session is not a change.
     let mut added = filesystem_tools();
     added["tools"]
@@ -326,7 +326,7 @@ async fn tool_definition_changed_within_a_session_is_refused() {
     )
     .await;
     assert_eq!(a.status, 200, "{}", a.text());
-    // Over SSE too; without a session id the endpoint is the session.
+    // Over SSE too (another path: another server).
     env.origin
         .set_jsonrpc("/mcp-sse", list(filesystem_tools()), true);
     let a = rpc(&env, &p, "/mcp-sse", None, call(1, "tools/list", json!({}))).await;
@@ -338,7 +338,7 @@ async fn tool_definition_changed_within_a_session_is_refused() {
     p.stop().await;
     let lines = audit_lines(&audit);
     let denied: Vec<&Value> = lines.iter().filter(|l| l["decision"] == "deny").collect();
-    assert_eq!(denied.len(), 3, "{lines:?}");
+    assert_eq!(denied.len(), 6, "{lines:?}");
     assert!(denied.iter().all(|l| l["injection"]
         .as_str()
         .unwrap()

@@ -3,8 +3,8 @@
 //! What comes back to the agent is split into the pieces a model reads: tool, prompt and
 //! resource definitions and A2A agent cards are judged as tool descriptions (text addressed
 //! to a model by design, held to a stricter standard); tool results, A2A messages, artifacts
-//! and server-sent requests as text. Tool definitions are pinned per MCP session
-//! ([`sessions::Sessions`]) so a definition that changes mid-session is caught.
+//! and server-sent requests as text. Tool definitions are pinned per MCP server
+//! ([`sessions::Sessions`]) so a definition that changes later is caught.
 //! Requests from the agent (tool arguments, agent messages) are ordinary request bodies: the
 //! request DLP scans them, JSON string values decoded.
 

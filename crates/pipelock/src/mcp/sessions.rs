@@ -1,5 +1,7 @@
-//! Tool definitions pinned per MCP session: a `tools/list` that redefines a tool already
-//! seen in the same session (a "rug pull": benign when approved, hostile later) is caught.
+//! Tool definitions pinned per MCP server (authority and path, across sessions and query
+//! strings): a `tools/list` that redefines a tool already seen from that server (a "rug
+//! pull": benign when approved, hostile later) is caught, even when the server hands out a
+//! fresh `Mcp-Session-Id` or re-initialises. The keys below are those servers.
 //!
 //! The first definition seen of each tool name is kept (later changes never replace it, so
 //! a refused change stays refused). Bounded: at most [`MAX_SESSIONS`] sessions (least

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::mcp;
 
-/// Detector id of a tool whose definition changed within an MCP session.
+/// Detector id of a tool whose definition changed on an MCP server.
 pub const TOOL_CHANGED: &str = "mcp-tool-changed";
 
 /// One finding: which detector, where, and what the manifest says to do about it.
@@ -29,8 +29,8 @@ pub struct Judge {
     pub jsonrpc_request: bool,
     /// The path is where agent cards live.
     pub agent_card_path: bool,
-    /// Key of the MCP session tool definitions are pinned in.
-    pub session_key: String,
+    /// Key of the MCP server tool definitions are pinned under (authority and path).
+    pub server_key: String,
     pub sessions: Arc<mcp::Sessions>,
 }
 
@@ -117,7 +117,7 @@ impl Judge {
         if tools.is_empty() {
             return Vec::new();
         }
-        let changed = self.sessions.check(&self.session_key, &tools);
+        let changed = self.sessions.check(&self.server_key, &tools);
         if changed.is_empty() {
             return Vec::new();
         }
@@ -162,14 +162,15 @@ impl Judge {
             }
         };
         if action != ScanAction::Off && hits.is_empty() && !window.is_empty() {
-            hits.extend(window.scan_with(&text, action));
+            hits.extend(window.scan_with(&text, action, "sse events"));
         }
         window.push(text);
         hits
     }
 }
 
-/// Text of recent SSE events kept for judging instructions split over events.
+/// Text of recent SSE events (or WebSocket messages) kept for judging instructions split
+/// over them.
 pub const SSE_WINDOW: usize = 2048;
 
 /// The text of recent events (at most [`SSE_WINDOW`] bytes in all).
@@ -198,7 +199,7 @@ impl Window {
 
     /// `text` judged after the recent events, read three ways: back to back (token
     /// deltas), as separate messages, and glued to the last event alone (a word cut in two).
-    fn scan_with(&self, text: &str, action: ScanAction) -> Vec<Hit> {
+    pub fn scan_with(&self, text: &str, action: ScanAction, place: &'static str) -> Vec<Hit> {
         let back_to_back: String = self
             .events
             .iter()
@@ -214,7 +215,7 @@ impl Window {
         let last = self.events.back().map(String::as_str).unwrap_or("");
         let glued = format!("{last}{text}");
         for joined in [back_to_back, messages, glued] {
-            let hits = scan(joined.as_bytes(), ContentKind::Text, "sse events", action);
+            let hits = scan(joined.as_bytes(), ContentKind::Text, place, action);
             if !hits.is_empty() {
                 return hits;
             }
@@ -362,7 +363,7 @@ mod tests {
             mcp: mcp_action,
             jsonrpc_request: false,
             agent_card_path: false,
-            session_key: "k".into(),
+            server_key: "k".into(),
             sessions: Arc::default(),
         }
     }

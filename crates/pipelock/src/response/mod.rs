@@ -46,9 +46,8 @@ pub struct RequestInfo {
     pub method: Method,
     /// `host:port`
     pub authority: String,
+    /// The path without the query.
     pub path: String,
-    /// The agent's `Mcp-Session-Id`.
-    pub mcp_session: Option<String>,
     /// The JSON-RPC method of the request body, when it was one.
     pub jsonrpc_method: Option<String>,
 }
@@ -158,10 +157,9 @@ pub async fn inspect(
         mcp: settings.mcp,
         jsonrpc_request: req.jsonrpc_method.is_some(),
         agent_card_path: mcp::is_agent_card_path(&req.path),
-        session_key: match &req.mcp_session {
-            Some(sid) => format!("{}{}#{sid}", req.authority, req.path),
-            None => format!("{}{}", req.authority, req.path),
-        },
+        // Pinned per server (authority and path, never the query or the session id): a
+        // server that hands out a fresh session, or a changed query, gets no fresh pins.
+        server_key: format!("{}{}", req.authority, req.path),
         sessions: state.mcp_sessions.clone(),
     });
     // Headers reach the agent too (`curl -i`), whatever the body.
