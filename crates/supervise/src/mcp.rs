@@ -19,7 +19,10 @@ pub type McpService = Arc<StreamableHttpService<SuperviseMcp, LocalSessionManage
 /// Builds the `/mcp` service. `allowed_hosts` are the `Host` values accepted (rmcp's
 /// DNS-rebinding guard): the name the agent uses (`supervise`) and loopback for tests.
 pub fn service(app: Arc<App>, allowed_hosts: Vec<String>) -> McpService {
+    // Stateless: no per-client session kept in memory, so opening sessions in a loop costs
+    // the agent a request each and supervise nothing that accumulates.
     let config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(false)
         .with_allowed_hosts(allowed_hosts)
         .with_max_request_body_bytes(crate::api::MAX_BODY_BYTES * 4);
     Arc::new(StreamableHttpService::new(

@@ -165,3 +165,37 @@ async fn mcp_and_http_share_one_rate_limit() {
     assert_eq!(srv.request_files().len(), 2, "the MCP flood wrote nothing");
     client.cancel().await.unwrap();
 }
+
+/// One raw JSON-RPC POST to /mcp; the whole answer as text.
+async fn raw_mcp(addr: std::net::SocketAddr, body: &Value, extra_headers: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = body.to_string();
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n{extra_headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf).await;
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+#[tokio::test]
+async fn an_older_protocol_client_works_without_a_session() {
+    // Clients on the 2025-06-18 protocol (sessions optional) get answers with no session kept.
+    let srv = common::start(10, 5, 50).await;
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "old", "version": "1"}}});
+    let answer = raw_mcp(srv.addr, &init, "").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        !answer.to_ascii_lowercase().contains("mcp-session-id:"),
+        "{answer}"
+    );
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}});
+    let answer = raw_mcp(srv.addr, &list, "MCP-Protocol-Version: 2025-06-18\r\n").await;
+    assert!(
+        answer.contains("request_access") && answer.contains("check_url"),
+        "{answer}"
+    );
+}
