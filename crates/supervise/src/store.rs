@@ -122,7 +122,10 @@ impl Store {
     pub fn open(state_dir: &Path) -> std::io::Result<Store> {
         let dir = state_dir.join("requests");
         std::fs::create_dir_all(&dir)?;
-        set_mode(&dir, 0o700)?;
+        // A directory the launcher made and owns keeps the mode it chose.
+        if let Err(e) = set_mode(&dir, 0o700) {
+            tracing::warn!(error = %e, dir = %dir.display(), "cannot set the requests directory to 0700");
+        }
         Ok(Store {
             dir,
             decided: Mutex::new(HashMap::new()),
