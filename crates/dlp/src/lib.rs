@@ -36,7 +36,9 @@
 //! found. Bounded: the token run across a junction, at most 128 bytes each
 //! side, at least 16 bytes, over up to 3 earlier values; raw tokens and known
 //! secrets only (no decoded views of the join); 64 nesting levels; not used
-//! by [`StreamScanner::check`].
+//! by [`StreamScanner::check`]. The same view applies to the values of a
+//! form body (`k=v&...`, percent-decoded as it streams) and of a URL query
+//! that are JSON documents (`?q={"a":"AKIA…","b":"…"}`).
 //!
 //! Known limits: tokens are matched case-sensitively as their providers
 //! issue them; a secret encoded in a scheme not listed above (ROT13,
