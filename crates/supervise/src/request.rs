@@ -137,10 +137,14 @@ pub fn parse(body: &Value) -> Result<AccessRequest, String> {
             let host = check_len("host", host.trim(), MAX_HOST_BYTES)?;
             bottle_core::HostPattern::parse(host)
                 .map_err(|e| format!("route host `{host}`: {e}"))?;
-            check_ascii_host(host)?;
-            if let Some(why) = bottle_core::allow_entry::route_host_too_broad(host) {
-                return Err(format!("refusing route host {why}"));
+            // An approved route opens its host as `bottle allow` does, so the agent's route
+            // host meets the allowlist's rule, not the manifest's looser one for routes
+            // (private and loopback targets are the operator's to write, e.g. egress's own
+            // admin port on 127.0.0.1 must never be one click away).
+            if let Some(why) = bottle_core::allow_entry::refusal(host) {
+                return Err(why);
             }
+            check_ascii_host(host)?;
             if let Some(paths) = &paths {
                 check_paths(paths)?;
             }
@@ -375,7 +379,17 @@ mod tests {
     #[test]
     fn routes_and_refs() {
         assert!(parse(&json!({"kind": "route", "host": "api.github.com", "paths": ["/repos/a/**"], "methods": ["get"], "reason": "r"})).is_ok());
-        assert!(parse(&json!({"kind": "route", "host": "*.github.io", "reason": "r"})).is_err());
+        for bad in [
+            "*.github.io",
+            "127.0.0.1:9090",
+            "localhost:9099",
+            "10.20.0.7",
+            "169.254.169.254",
+        ] {
+            let got = parse(&json!({"kind": "route", "host": bad, "reason": "r"})).err();
+            assert_eq!(got, bottle_core::allow_entry::refusal(bad), "{bad}");
+            assert!(got.is_some(), "{bad}");
+        }
         assert!(parse(&json!({"kind": "route", "host": "api.x.com", "methods": ["GET\r\nX: y"], "reason": "r"})).is_err());
         assert!(parse(
             &json!({"kind": "route", "host": "api.x.com", "paths": ["repos"], "reason": "r"})
