@@ -60,36 +60,113 @@ fn count(t: &[u8]) -> Counts {
 /// 60-hex blake2b path tail, SHA-256, SHA-384, SHA-512).
 const DIGEST_HEX_LENS: [usize; 7] = [32, 40, 56, 60, 64, 96, 128];
 /// Base64 lengths of 16-, 20- and 32-byte digests and MACs, with or without
-/// padding (signatures, `Sec-WebSocket-Key`-sized nonces).
+/// padding (signatures, PKCE challenges, `Sec-WebSocket-Key`-sized nonces).
 const DIGEST_B64_LENS: [usize; 6] = [22, 24, 27, 28, 43, 44];
-/// With an algorithm prefix (`sha384-`, `sha512-` as in SRI), also the base64
-/// lengths of 48- and 64-byte digests.
-const PREFIXED_B64_LENS: [usize; 4] = [64, 66, 86, 88];
+
+/// A hash-sized value, as [`digest_sized`] reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DigestSized {
+    /// Bytes of data the value can carry (its decoded size).
+    pub bytes: usize,
+    /// Written the way content addresses are: lower-case hex of a digest
+    /// length, or an algorithm prefix with hex or standard base64 of that
+    /// algorithm's digest length. Other hash-sized values (UUIDs, bare
+    /// base64, upper-case hex, `0x` hex, Base58Check) are ids an agent can
+    /// invent as easily, and get a smaller budget.
+    pub content_address: bool,
+}
 
 pub fn is_hex(t: &[u8]) -> bool {
     !t.is_empty() && t.iter().all(u8::is_ascii_hexdigit)
 }
 
-/// A hash-sized value: hex or base64 of exactly a digest's length.
+fn is_lower_hex(t: &[u8]) -> bool {
+    !t.is_empty() && t.iter().all(|&b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// A hash-sized value: not judged by its shape, but it still carries its
+/// bytes, so the caller counts it ([`MAX_DIGESTS_PER_URL`] per URL, and
+/// pipelock's per-parent [`super::DigestBudget`]).
+///
+/// [`MAX_DIGESTS_PER_URL`]: super::MAX_DIGESTS_PER_URL
 pub fn is_digest(t: &[u8]) -> bool {
+    digest_sized(t).is_some()
+}
+
+/// Reads `t` as a hash-sized value. Only alphabets digests are written in
+/// count: hex in one case, base64 that uses both letter cases (random bytes
+/// in base64 always do; base32 and hex never do, so a base32 blob of a
+/// digest's length is not mistaken for one), UUIDs, Base58Check.
+pub fn digest_sized(t: &[u8]) -> Option<DigestSized> {
+    let weak = |bytes| {
+        Some(DigestSized {
+            bytes,
+            content_address: false,
+        })
+    };
+    if is_uuid(t) {
+        return weak(16);
+    }
     if is_base58check(t) {
-        return true;
+        return weak(25);
     }
-    let bare = strip_algorithm(t);
-    // `0x` + 40 or 64 hex: Ethereum-style addresses and transaction hashes.
-    let hex_body = bare
-        .strip_prefix(b"0x")
-        .or(bare.strip_prefix(b"0X"))
-        .unwrap_or(bare);
-    if is_hex(hex_body) {
-        return DIGEST_HEX_LENS.contains(&hex_body.len());
+    if let Some(body) = t.strip_prefix(b"0x").or(t.strip_prefix(b"0X")) {
+        // Ethereum-style addresses and transaction hashes (EIP-55 mixes case).
+        return (is_hex(body) && matches!(body.len(), 40 | 64)).then_some(DigestSized {
+            bytes: body.len() / 2,
+            content_address: false,
+        });
     }
-    let b64 = bare
+    if let Some((algo_len, body)) = algorithm_prefixed(t) {
+        let hex_ok = is_lower_hex(body) && body.len() == algo_len * 2;
+        let b64_ok = std_base64_of(body, algo_len);
+        return (hex_ok || b64_ok).then_some(DigestSized {
+            bytes: algo_len,
+            content_address: true,
+        });
+    }
+    // Hex in one case: mixed case would carry bits of its own.
+    let upper_hex = t.iter().all(|&b| matches!(b, b'0'..=b'9' | b'A'..=b'F'));
+    if (is_lower_hex(t) || upper_hex) && DIGEST_HEX_LENS.contains(&t.len()) {
+        return Some(DigestSized {
+            bytes: t.len() / 2,
+            content_address: is_lower_hex(t),
+        });
+    }
+    if DIGEST_B64_LENS.contains(&t.len()) && base64_shaped(t) {
+        return weak(t.len() * 3 / 4);
+    }
+    None
+}
+
+/// Base64 (standard or URL-safe, not mixed) that uses both letter cases,
+/// padded (if at all) only at the end.
+fn base64_shaped(t: &[u8]) -> bool {
+    let body = t.strip_suffix(b"==").or(t.strip_suffix(b"=")).unwrap_or(t);
+    let std = body.iter().any(|&b| b == b'+' || b == b'/');
+    let url = body.iter().any(|&b| b == b'-' || b == b'_');
+    let alphabet = body
         .iter()
-        .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_'));
-    let prefixed = bare.len() < t.len();
-    b64 && (DIGEST_B64_LENS.contains(&bare.len())
-        || prefixed && PREFIXED_B64_LENS.contains(&bare.len()))
+        .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_'));
+    let upper = body.iter().any(u8::is_ascii_uppercase);
+    let lower = body.iter().any(u8::is_ascii_lowercase);
+    alphabet && !(std && url) && upper && lower
+}
+
+/// Standard base64 (with or without padding) of exactly `bytes` bytes.
+fn std_base64_of(body: &[u8], bytes: usize) -> bool {
+    let bare = body
+        .strip_suffix(b"==")
+        .or(body.strip_suffix(b"="))
+        .unwrap_or(body);
+    let unpadded = (bytes * 4).div_ceil(3);
+    let padded = bytes.div_ceil(3) * 4;
+    (body.len() == unpadded && bare.len() == unpadded
+        || body.len() == padded && bare.len() == unpadded)
+        && bare
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+        && base64_shaped(body)
 }
 
 /// A Base58Check string of 25 bytes with a valid checksum (a Bitcoin-style
@@ -120,23 +197,27 @@ pub fn is_base58check(t: &[u8]) -> bool {
     sum[..4] == *check
 }
 
-/// `sha256:`, `sha512-` (SRI), `md5=` ... prefixes of a digest.
-pub fn strip_algorithm(t: &[u8]) -> &[u8] {
-    for p in [
-        &b"sha256"[..],
-        b"sha512",
-        b"sha384",
-        b"sha1",
-        b"md5",
-        b"blake2b",
-    ] {
-        if t.len() > p.len() + 1 && t[..p.len()].eq_ignore_ascii_case(p) {
-            if let b':' | b'-' | b'=' | b'_' = t[p.len()] {
-                return &t[p.len() + 1..];
-            }
-        }
-    }
-    t
+/// Digest algorithms URLs name, with their digest sizes in bytes.
+const ALGORITHMS: [(&[u8], usize); 7] = [
+    (b"sha256", 32),
+    (b"sha512", 64),
+    (b"sha384", 48),
+    (b"sha224", 28),
+    (b"sha1", 20),
+    (b"md5", 16),
+    (b"blake2b", 64),
+];
+
+/// `sha256:`, `sha512-` (SRI), `md5=` ... prefixes of a digest: the
+/// algorithm's digest size and the rest of `t`.
+fn algorithm_prefixed(t: &[u8]) -> Option<(usize, &[u8])> {
+    ALGORITHMS.iter().find_map(|&(name, size)| {
+        let sep = *t.get(name.len())?;
+        (t.len() > name.len() + 1
+            && t[..name.len()].eq_ignore_ascii_case(name)
+            && matches!(sep, b':' | b'-' | b'=' | b'_'))
+        .then(|| (size, &t[name.len() + 1..]))
+    })
 }
 
 /// `8-4-4-4-12` hex with dashes.
@@ -335,6 +416,27 @@ mod tests {
         assert!(is_uuid(b"123e4567-e89b-12d3-a456-426614174000"));
         assert!(!is_uuid(b"123e4567-e89b-12d3-a456-42661417400z"));
         assert!(is_jwt(b"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc_DEF-123"));
+        let sized = |t: &str| digest_sized(t.as_bytes()).map(|d| (d.bytes, d.content_address));
+        assert_eq!(sized(h64), Some((32, true)));
+        assert_eq!(sized(&h64.to_ascii_uppercase()), Some((32, false)));
+        assert_eq!(sized(&format!("sha256:{h64}")), Some((32, true)));
+        // The prefix names the size: SHA-512 is not 32 bytes.
+        assert_eq!(sized(&format!("sha512:{h64}")), None);
+        let sri = "sha384-oqVuAfXRKap7fdgcCY5uykM6+R9GqQ8K/uxy9rx7HNQlGYl1kPzQho1wx4JwY8wC";
+        assert_eq!(sized(sri), Some((48, true)));
+        assert_eq!(
+            sized("123e4567-e89b-12d3-a456-426614174000"),
+            Some((16, false))
+        );
+        assert_eq!(
+            sized("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuEG3bbi0Ik"),
+            Some((32, false))
+        );
+        // Base32 and one-case letters are not base64; mixed-case hex is not hex.
+        assert_eq!(sized("MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43UOJ2HK5TXPA2"), None);
+        assert_eq!(sized("mfrggzdfmztwq2lknnwg23tp"), None);
+        assert_eq!(sized(&h64.replacen('a', "A", 1)), None);
+        assert_eq!(sized("abc-DEF_ghi+JKL/mnoPQR0"), None);
         assert!(!is_jwt(b"eyJhbGciOiJIUzI1NiJ9.abc"));
     }
 }

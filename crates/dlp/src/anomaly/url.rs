@@ -4,13 +4,16 @@
 use super::body::unescape;
 use super::exfil::{ExfilState, ENV_DUMP_PAIRS};
 use super::layers::{layers, percent_decode};
-use super::shape::{data_shaped, is_cursor, is_digest, is_jwt, is_uuid, MIN_SHAPED_LEN};
+use super::shape::{
+    data_shaped, digest_sized, is_cursor, is_digest, is_jwt, is_uuid, DigestSized, MIN_SHAPED_LEN,
+};
 use super::{ENCODING_LAYERS, PATH_ENTROPY};
 use crate::{Encoding, Finding};
 
-/// Hash-sized values one URL may carry before the count itself is the
-/// anomaly (data cut into digest-sized chunks). Registry and git URLs carry
-/// one or two.
+/// Hash-sized values (digests, UUIDs, signatures; whole components or their
+/// dotted parts) one URL may carry before the count itself is the anomaly
+/// (data cut into digest-sized chunks). Registry and git URLs carry one or
+/// two, REST paths a few ids.
 pub const MAX_DIGESTS_PER_URL: usize = 4;
 /// Shortest run of joined short components judged as one token.
 const MIN_JOINED_LEN: usize = 32;
@@ -57,6 +60,38 @@ fn ordinary_whole(t: &[u8]) -> bool {
     is_digest(t) || is_uuid(t) || is_jwt(t) || is_cursor(t)
 }
 
+/// Separators inside one component (`name.<hash>.js`, `sha256:<hex>`, `a@b`).
+fn is_part_separator(c: &u8) -> bool {
+    matches!(c, b'.' | b',' | b':' | b'@' | b'~' | b' ')
+}
+
+/// The hash-sized values of one (percent-decoded) component: the component
+/// whole, or else each of its parts between separators. Counted one by one,
+/// so `/<hash>.<hash>.<hash>...` is as many values as `/<hash>/<hash>/...`.
+fn digest_tokens(t: &[u8]) -> Vec<(&[u8], DigestSized)> {
+    if let Some(d) = digest_sized(t) {
+        return vec![(t, d)];
+    }
+    t.split(is_part_separator)
+        .filter_map(|p| digest_sized(p).map(|d| (p, d)))
+        .collect()
+}
+
+/// The hash-sized values of a request target (path segments, query values
+/// and their dotted parts, percent-decoded), each with the bytes it can
+/// carry: what pipelock's per-parent [`super::DigestBudget`] counts.
+pub fn digest_values(path_and_query: &str) -> Vec<(Vec<u8>, DigestSized)> {
+    let raw = path_and_query.as_bytes();
+    let mut out = Vec::new();
+    for (s, e) in components(path_and_query) {
+        let comp = &raw[s..e];
+        let decoded = percent_decode(comp);
+        let t: &[u8] = decoded.as_deref().unwrap_or(comp);
+        out.extend(digest_tokens(t).into_iter().map(|(v, d)| (v.to_vec(), d)));
+    }
+    out
+}
+
 /// Whether one (percent-decoded) component looks like encoded data: the
 /// component whole, or any part of it between `.`, `,`, `:`, `@`, `~`.
 fn shaped_component(t: &[u8]) -> bool {
@@ -66,7 +101,7 @@ fn shaped_component(t: &[u8]) -> bool {
     if data_shaped(t) {
         return true;
     }
-    t.split(|&c| matches!(c, b'.' | b',' | b':' | b'@' | b'~' | b' '))
+    t.split(is_part_separator)
         .any(|p| !ordinary_whole(p) && data_shaped(p))
 }
 
@@ -102,12 +137,12 @@ pub fn scan_url(path_and_query: &str, strict: bool) -> Vec<Finding> {
         let comp = &raw[s..e];
         let decoded = percent_decode(comp);
         let t: &[u8] = decoded.as_deref().unwrap_or(comp);
+        digests += digest_tokens(t).len();
+        if digests > MAX_DIGESTS_PER_URL {
+            out.push(finding(PATH_ENTROPY, (s, e)));
+            break;
+        }
         if is_digest(t) {
-            digests += 1;
-            if digests > MAX_DIGESTS_PER_URL {
-                out.push(finding(PATH_ENTROPY, (s, e)));
-                break;
-            }
             continue;
         }
         if layers(t) >= 2 {
