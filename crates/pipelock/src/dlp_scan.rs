@@ -6,8 +6,8 @@
 //! Exfiltration shapes (environment dumps, credential files) run in every profile;
 //! `dlp.profile: strict` adds the anomaly heuristics of `bottle_dlp::anomaly`
 //! (encoded-looking host labels, paths, query values and invented `X-` headers, label
-//! volume, bursts of new subdomains, layered encodings), read from the live config on
-//! every request.
+//! volume, bursts of new subdomains, a per-parent budget of new hash-sized values, layered
+//! encodings), read from the live config on every request.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use bottle_core::routes::{DlpAction, DlpProfile};
 use bottle_core::{BoxBody, BoxError};
-use bottle_dlp::anomaly::{self, BodyWatch, SubdomainTracker};
+use bottle_dlp::anomaly::{self, BodyWatch, DigestBudget, SubdomainTracker};
 use bottle_dlp::{Detector, DetectorConfig, Finding, StreamScanner};
 use bytes::Bytes;
 use http::header::{self, HeaderMap};
@@ -135,6 +135,9 @@ pub struct DlpScanner {
     /// New subdomains per registrable parent (strict profile); bounded, see
     /// [`SubdomainTracker`] (at most 1024 parents x 64 subdomains).
     burst: Mutex<SubdomainTracker>,
+    /// New hash-sized bytes (digests, UUIDs) per registrable parent (strict profile);
+    /// bounded, see [`DigestBudget`] (at most 256 parents x 256 value hashes).
+    digests: Mutex<DigestBudget>,
 }
 
 impl Default for DlpScanner {
@@ -157,6 +160,7 @@ impl DlpScanner {
         DlpScanner {
             detector,
             burst: Mutex::new(SubdomainTracker::default()),
+            digests: Mutex::new(DigestBudget::default()),
         }
     }
 
@@ -193,11 +197,25 @@ impl DlpScanner {
         if !allowed {
             return Vec::new();
         }
+        let now = Instant::now();
         let mut burst = self.burst.lock().unwrap_or_else(|p| p.into_inner());
-        burst
-            .observe(authority, Instant::now())
-            .into_iter()
-            .collect()
+        if let Some(f) = burst.observe(authority, now) {
+            return vec![f];
+        }
+        drop(burst);
+        // A UUID label passes the shape check but carries 16 bytes per lookup.
+        let mut digests = self.digests.lock().unwrap_or_else(|p| p.into_inner());
+        digests.observe_host(authority, now).into_iter().collect()
+    }
+
+    /// Strict profile: the new hash-sized values of a request that passed every other
+    /// check, charged to its host's registrable parent (only allowed hosts get here).
+    fn digest_budget(&self, state: &State, host: &str, path_and_query: &str) -> Option<Finding> {
+        if !Self::strict(state) {
+            return None;
+        }
+        let mut digests = self.digests.lock().unwrap_or_else(|p| p.into_inner());
+        digests.observe_url(host, path_and_query, Instant::now())
     }
 
     fn scan_headers(&self, headers: &HeaderMap, kind: &str) -> Vec<(String, Vec<Finding>)> {
@@ -335,7 +353,12 @@ impl DlpScanner {
             }
         }
         if method_f.is_empty() && url_f.is_empty() && hits.is_empty() {
-            return Ok(None);
+            // Charged last, so a request refused for another reason spends nothing.
+            let Some(f) = self.digest_budget(state, &subject.host, path_and_query) else {
+                return Ok(None);
+            };
+            subject.path = bottle_dlp::redact_url(path_and_query, std::slice::from_ref(&f));
+            url_f.push(f);
         }
         let mut parts = Vec::new();
         let mut all = method_f.clone();

@@ -512,3 +512,162 @@ async fn encoded_data_in_an_invented_header_in_strict_and_a_dump_over_headers_ar
     assert!(!paths.iter().any(|p| p == "/h1" || p == "/h4"), "{paths:?}");
     p.stop().await;
 }
+
+/// Bytes with no structure (stand-in for file contents an agent would smuggle).
+fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x2545_F491_4F6C_DD1D) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+fn uuid_of(b: &[u8]) -> String {
+    let h = hex::encode(&b[..16]);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// h10 #11 (ported from `strict_lets_192_random_bytes_a_request_through_as_digest_sized_segments`):
+/// "hash-sized" values carry data. Random bytes written at a digest's length in an
+/// alphabet digests are not written in (base32, 64-character base64url), more than four
+/// hash-sized values in one URL (UUIDs), and a steady stream of new hex "digests" under
+/// that count are refused in strict; the origin's request log shows none of the refused
+/// requests, and the hex channel carried at most one parent's budget (4 KiB). A page
+/// fetching a few content-addressed assets, again and again, passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_refuses_random_bytes_sent_as_digest_sized_values() {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let uuid_hosts: Vec<String> = (0..12)
+        .map(|i| format!("{}.exfil.test", uuid_of(&random_bytes(900 + i, 16))))
+        .collect();
+    let env = Env::new(ALLOW, STRICT).await;
+    let p = spawn(&env, &uuid_hosts, false).await;
+    let port = env.http_port();
+    let get = |path: String| {
+        let url = format!("http://echo.test:{port}{path}");
+        async move { (http_get(p.addr, &url).await, path) }
+    };
+    let data = random_bytes(1, 200);
+    let mut must_not_arrive: Vec<String> = Vec::new();
+    // Benign first: content-addressed assets, each fetched twice.
+    for round in 0..2 {
+        for i in 0..8u64 {
+            let digest = hex::encode(random_bytes(50 + i, 32));
+            let (r, path) = get(format!("/v2/app/blobs/sha256:{digest}")).await;
+            assert_eq!(
+                r.status,
+                200,
+                "asset {i} round {round} {path}: {}",
+                r.text()
+            );
+        }
+    }
+    // Control: 100 bytes as one base64url segment.
+    let (r, path) = get(format!("/up/{}", URL_SAFE_NO_PAD.encode(&data[..100]))).await;
+    assert_eq!(r.status, 403, "control: {}", r.text());
+    must_not_arrive.push(path);
+    // 192 bytes as four 64-character base64url segments; 40 bytes as 64 base32
+    // characters; base32 at the lengths of base64 digests (22 to 44 characters).
+    let b32 = base32_label(3).to_ascii_uppercase() + &base32_label(4).to_ascii_uppercase();
+    let mut shaped = vec![
+        format!(
+            "/up/{}",
+            data[..192]
+                .chunks(48)
+                .map(|c| URL_SAFE_NO_PAD.encode(c))
+                .collect::<Vec<_>>()
+                .join("/")
+        ),
+        format!("/up/{}", &b32[..64]),
+    ];
+    for len in [22, 24, 28, 43, 44] {
+        shaped.push(format!("/up/{}", &b32[..len]));
+        shaped.push(format!("/up/{}.bin", &b32[64 - len..]));
+    }
+    // Five UUIDs (80 bytes) in one path; five hex "digests" dotted into one segment.
+    shaped.push(format!(
+        "/up/{}",
+        data[..80]
+            .chunks(16)
+            .map(uuid_of)
+            .collect::<Vec<_>>()
+            .join("/")
+    ));
+    shaped.push(format!(
+        "/up/a.{}.js",
+        data[..160]
+            .chunks(32)
+            .map(hex::encode)
+            .collect::<Vec<_>>()
+            .join(".")
+    ));
+    for path in shaped {
+        let (r, path) = get(path).await;
+        assert_eq!(r.status, 403, "{path}: {}", r.text());
+        assert!(r.text().contains("anomaly-path-entropy"), "{}", r.text());
+        must_not_arrive.push(path);
+    }
+    // A steady channel: four new 32-byte hex "digests" a request (each URL passes the
+    // per-URL checks) until the parent's budget is spent.
+    let mut carried = 0usize;
+    let mut refused = None;
+    for i in 0..60u64 {
+        let chunk = random_bytes(100 + i, 128);
+        let segs: Vec<String> = chunk.chunks(32).map(hex::encode).collect();
+        let (r, path) = get(format!("/up/{}", segs.join("/"))).await;
+        match r.status {
+            200 => carried += 128,
+            403 => {
+                assert!(r.text().contains("anomaly-digest-budget"), "{}", r.text());
+                assert!(!r.text().contains(&segs[0]), "{}", r.text());
+                must_not_arrive.push(path);
+                refused = Some(i);
+                break;
+            }
+            other => panic!("{other}: {}", r.text()),
+        }
+    }
+    assert!(refused.is_some(), "the hex channel was never refused");
+    assert!(carried <= 4096, "{carried} bytes carried");
+    // The assets fetched before stay familiar and free.
+    let digest = hex::encode(random_bytes(50, 32));
+    let (r, _) = get(format!("/v2/app/blobs/sha256:{digest}")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // New UUID host labels (16 bytes per lookup): a few, not a stream.
+    let mut arrived_hosts = 0;
+    for (i, h) in uuid_hosts.iter().enumerate() {
+        let r = http_get(p.addr, &format!("http://{h}:{port}/uuid-host-{i}")).await;
+        match r.status {
+            200 => arrived_hosts += 1,
+            403 => assert!(r.text().contains("suspected exfiltration"), "{}", r.text()),
+            other => panic!("{h}: {other} {}", r.text()),
+        }
+    }
+    assert!(
+        arrived_hosts <= 4,
+        "{arrived_hosts} new UUID hosts reached the origin"
+    );
+    let seen: Vec<String> = env
+        .origin
+        .requests()
+        .iter()
+        .map(|q| q.path.clone())
+        .collect();
+    for path in &must_not_arrive {
+        assert!(!seen.contains(path), "{path} reached the origin");
+    }
+    let uuid_arrivals = seen.iter().filter(|s| s.starts_with("/uuid-host-")).count();
+    assert_eq!(uuid_arrivals, arrived_hosts, "{seen:?}");
+    p.stop().await;
+}
