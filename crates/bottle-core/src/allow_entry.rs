@@ -172,8 +172,12 @@ pub fn refusal(entry: &str) -> Option<String> {
     if let Err(why) = check_syntax(entry) {
         return Some(why);
     }
-    too_broad(entry)
-        .map(|why| format!("refusing to allow {why}; pass --force if you really mean it"))
+    too_broad(entry).map(|why| breadth_refusal(&why))
+}
+
+/// The refusal `bottle allow` prints for a [`too_broad`] entry without `--force`.
+pub fn breadth_refusal(why: &str) -> String {
+    format!("refusing to allow {why}; pass --force if you really mean it")
 }
 
 /// Why `entry` (an allowlist line: host, pattern, address or CIDR) is too broad, or `None`.
@@ -452,6 +456,17 @@ mod tests {
         ] {
             assert_eq!(route_host_too_broad(ok), None, "{ok}");
         }
+    }
+
+    #[test]
+    fn refusal_is_syntax_then_breadth() {
+        assert_eq!(refusal("example.com"), None);
+        assert_eq!(refusal(" *.pypi.org "), None);
+        assert_eq!(refusal("a b"), check_syntax("a b").err());
+        assert_eq!(refusal("x.com#y"), check_syntax("x.com#y").err());
+        let why = too_broad("*.com").unwrap_or_default();
+        assert_eq!(refusal("*.com"), Some(breadth_refusal(&why)));
+        assert!(breadth_refusal(&why).contains("--force"));
     }
 
     #[test]

@@ -81,8 +81,8 @@ pub fn allow(entry: &str, slug: Option<&str>, force: bool) -> Result<()> {
     manifest::validate_allow_entry(entry).map_err(Error::Usage)?;
     if let Some(why) = manifest::too_broad(entry) {
         if !force {
-            return Err(Error::Usage(format!(
-                "refusing to allow {why}; pass --force if you really mean it"
+            return Err(Error::Usage(bottle_core::allow_entry::breadth_refusal(
+                &why,
             )));
         }
         ui::warn(&format!("allowing {why} (--force)"));
