@@ -9,7 +9,7 @@
 #[path = "../tests/support/corpus.rs"]
 mod corpus;
 
-use bottle_dlp::anomaly::{self, BodyWatch, SubdomainTracker};
+use bottle_dlp::anomaly::{self, BodyWatch, BudgetLimits, DigestBudget, SubdomainTracker};
 use bottle_dlp::Detector;
 use std::hint::black_box;
 use std::time::Instant;
@@ -75,6 +75,28 @@ fn main() {
     });
     println!(
         "scan_url ({n} corpus URLs): detector {base:.0} ns/call; + exfil shapes (default) {default:.0} ns; + strict {strict:.0} ns"
+    );
+    // The per-parent digest budget (strict, once per request that passed): a fresh
+    // budget each round, so every value is new; then the same URLs again (familiar).
+    let unlimited = BudgetLimits {
+        max_bytes: usize::MAX,
+        max_id_bytes: usize::MAX,
+        ..BudgetLimits::default()
+    };
+    let fresh = per_call(50, n, || {
+        let mut budget = DigestBudget::new(unlimited);
+        for u in &urls {
+            black_box(budget.observe_url("registry.example", black_box(u), Instant::now()));
+        }
+    });
+    let mut warm = DigestBudget::new(unlimited);
+    let familiar = per_call(50, n, || {
+        for u in &urls {
+            black_box(warm.observe_url("registry.example", black_box(u), Instant::now()));
+        }
+    });
+    println!(
+        "digest budget ({n} corpus URLs, one parent): new values {fresh:.0} ns/call; familiar {familiar:.0} ns"
     );
 
     let mut tracker = SubdomainTracker::default();
