@@ -92,11 +92,65 @@ pub(crate) fn fold(c: char) -> Folded {
         0x24B6..=0x24CF => ascii(b'A' + (cp - 0x24B6) as u8),
         0x24D0..=0x24E9 => ascii(b'a' + (cp - 0x24D0) as u8),
         0x249C..=0x24B5 => ascii(b'a' + (cp - 0x249C) as u8),
-        _ => match confusable(c) {
+        // Regional indicators (🇮🇬🇳...): flags in pairs, letters to a model.
+        0x1F1E6..=0x1F1FF => ascii(b'a' + (cp - 0x1F1E6) as u8),
+        _ => match confusable(c).or_else(|| {
+            // Only the blocks the table draws from (CJK and other scripts skip the search).
+            matches!(cp, 0xB2..=0xB9 | 0x1EB | 0x250..=0x2FF | 0x1D00..=0x1DBF | 0x2070..=0x209F | 0x2100..=0x214F | 0x2C7C | 0xA730..=0xA731)
+                .then(|| letter_form(c))
+                .flatten()
+        }) {
             Some(b) => ascii(b),
             None => Folded::Other(c),
         },
     }
+}
+
+/// Small capitals, superscript and subscript (modifier) letters and digits, and the
+/// letter-like symbols that fill the holes of the mathematical alphabets.
+fn letter_form(c: char) -> Option<u8> {
+    const TABLE: [(&str, u8); 36] = [
+        ("ᴀᵃₐ", b'a'),
+        ("ʙᵇℬ", b'b'),
+        ("ᴄᶜℂℭ", b'c'),
+        ("ᴅᵈ", b'd'),
+        ("ᴇᵉₑℯℰ", b'e'),
+        ("ꜰᶠℱ", b'f'),
+        ("ɢᵍℊ", b'g'),
+        ("ʜʰₕℎℋℌℍ", b'h'),
+        ("ɪⁱᵢℐℑ", b'i'),
+        ("ᴊʲⱼ", b'j'),
+        ("ᴋᵏₖ", b'k'),
+        ("ʟˡₗℒ", b'l'),
+        ("ᴍᵐₘℳ", b'm'),
+        ("ɴⁿₙℕ", b'n'),
+        ("ᴏᵒₒℴ", b'o'),
+        ("ᴘᵖₚℙ", b'p'),
+        ("ǫℚ", b'q'),
+        ("ʀʳᵣℛℜℝ", b'r'),
+        ("ꜱˢₛ", b's'),
+        ("ᴛᵗₜ", b't'),
+        ("ᴜᵘᵤ", b'u'),
+        ("ᴠᵛᵥ", b'v'),
+        ("ᴡʷ", b'w'),
+        ("ˣₓ", b'x'),
+        ("ʏʸ", b'y'),
+        ("ᴢᶻℤℨ", b'z'),
+        ("⁰₀", b'0'),
+        ("¹₁", b'1'),
+        ("²₂", b'2'),
+        ("³₃", b'3'),
+        ("⁴₄", b'4'),
+        ("⁵₅", b'5'),
+        ("⁶₆", b'6'),
+        ("⁷₇", b'7'),
+        ("⁸₈", b'8'),
+        ("⁹₉", b'9'),
+    ];
+    TABLE
+        .iter()
+        .find(|(set, _)| set.contains(c))
+        .map(|(_, b)| *b)
 }
 
 /// The base letter of an accented Latin-1 / Latin Extended-A letter.

@@ -23,6 +23,9 @@ pub(crate) fn judge(s: &mut Scanner, from: usize, to: usize) {
     let rs = rules();
     let mut found: Vec<(usize, usize, &'static str)> = Vec::new();
     let matched = rs.set.matches(region);
+    let topic = !s.doc_page && rs.topic.is_match(region);
+    s.doc_page |= topic;
+    let region = &s.norm.lower[scan_from - base..end - base];
     if matched.matched_any() {
         for i in matched.iter() {
             let rule = &rs.rules[i];
@@ -81,8 +84,8 @@ fn span_flags(s: &Scanner, start: usize, stop: usize) -> u8 {
         .fold(0, |acc, f| acc | f)
 }
 
-/// The scoring: hidden always fires; obfuscation always fires; in tool descriptions every
-/// match fires; visible code and quotations never; visible prose by score.
+/// The scoring: hidden always fires; obfuscation always fires; in tool descriptions strong
+/// and poisoning matches fire; everything else is scored (module doc, "The scoring").
 fn decide(
     s: &Scanner,
     class: Class,
@@ -98,42 +101,58 @@ fn decide(
     if flags & OBFUSCATED != 0 {
         return Some(OBFUSCATED_ID);
     }
-    if flags & (CODE | QUOTE) != 0 {
-        return None;
+    // Text addressed to a model by design: a strong or poisoning match is an attack however
+    // it is quoted; imperative but honest wording ("Always include the base branch") is
+    // scored like prose.
+    if s.kind == ContentKind::ToolDescription
+        && (class == Class::ToolPoisoning
+            || matches!(strength, Strength::Strong | Strength::Critical))
+    {
+        return Some(class.detector());
     }
     let (sentence_start, sentence_end) = sentence(s, start, stop);
-    let quoted = quoted(&s.norm.lower[sentence_start - s.norm.base..start - s.norm.base]);
-    if s.kind == ContentKind::ToolDescription {
-        return (!quoted).then_some(class.detector());
-    }
     let rs = rules();
     let lower = |a: usize, b: usize| &s.norm.lower[a - s.norm.base..b - s.norm.base];
+    let open_quote = quote_opened_at(lower(sentence_start, start)).map(|i| sentence_start + i);
     let mut score: i32 = match strength {
         Strength::Strong => 2,
         Strength::Weak => 1,
         Strength::Addressed => 3,
+        Strength::Critical => 4,
     };
     if attribute && strength == Strength::Strong {
         score += 1;
-    }
-    if quoted {
-        if !attribute {
-            return None;
-        }
-        score -= 2;
-    }
-    if strength != Strength::Addressed && rs.address.is_match(lower(sentence_start, start)) {
-        score += 2;
     }
     let before = start.saturating_sub(40).max(s.norm.base);
     if rs.mention.is_match(lower(before, start)) {
         score -= 2;
     }
-    if strength != Strength::Addressed {
+    let doc_near = strength != Strength::Addressed && {
         let cue_from = start.saturating_sub(CUE_BEFORE).max(s.norm.base);
-        if has_doc_cue(lower(cue_from, sentence_end)) {
-            score -= 2;
-        }
+        has_doc_cue(lower(cue_from, sentence_end))
+    };
+    // A quotation, code block or open quote is a mention only where something says so: words
+    // of a page about injection near it or anywhere on the page, or a mention verb right
+    // before the quote (`the message said "...`). Quoting alone switches nothing off.
+    let code_or_quote = flags & (CODE | QUOTE) != 0;
+    let quote_mention = open_quote.is_some_and(|q| {
+        let from = q.saturating_sub(40).max(s.norm.base);
+        rs.mention.is_match(lower(from, q + 1))
+    });
+    if attribute && open_quote.is_some() {
+        score -= 2;
+    }
+    let example =
+        (code_or_quote || open_quote.is_some()) && (s.doc_page || doc_near || quote_mention);
+    // In an example an address to the AI is part of what is shown.
+    if !example
+        && strength != Strength::Addressed
+        && rs.address.is_match(lower(sentence_start, start))
+    {
+        score += 2;
+    }
+    if doc_near || example {
+        score -= 2;
     }
     let id = if attribute {
         HIDDEN_ID
@@ -170,27 +189,31 @@ fn sentence(s: &Scanner, start: usize, stop: usize) -> (usize, usize) {
     (a, b)
 }
 
-/// Whether the text from the sentence start leaves a quotation open.
-fn quoted(before: &[u8]) -> bool {
-    let doubles = before.iter().filter(|&&c| c == b'"').count();
-    if doubles % 2 == 1 {
-        return true;
-    }
-    let mut open = 0i32;
+/// Where the quotation left open by the text from the sentence start began (index into
+/// `before`), if one is open.
+fn quote_opened_at(before: &[u8]) -> Option<usize> {
+    let mut double = None;
+    let mut singles: Vec<usize> = Vec::new();
     for (i, &c) in before.iter().enumerate() {
-        if c != b'\'' {
-            continue;
-        }
-        let prev = if i == 0 { b' ' } else { before[i - 1] };
-        let next = before.get(i + 1).copied().unwrap_or(b' ');
-        if matches!(prev, b' ' | b'\n' | b'(' | b':') {
-            open += 1;
-        } else if !next.is_ascii_alphanumeric() && open > 0 {
-            open -= 1;
+        match c {
+            b'"' => double = if double.is_some() { None } else { Some(i) },
+            b'\'' => {
+                let prev = if i == 0 { b' ' } else { before[i - 1] };
+                let next = before.get(i + 1).copied().unwrap_or(b' ');
+                if matches!(prev, b' ' | b'\n' | b'(' | b':') {
+                    singles.push(i);
+                } else if !next.is_ascii_alphanumeric() {
+                    singles.pop();
+                }
+            }
+            _ => {}
         }
     }
-    // The quote may open right before the match ("'ignore ...").
-    open > 0
+    // The earlier of the open quotes holds the match.
+    match (double, singles.first().copied()) {
+        (Some(d), Some(q)) => Some(d.min(q)),
+        (d, q) => d.or(q),
+    }
 }
 
 /// A word of the sensitive vocabulary spelled with an invisible control or a look-alike

@@ -15,6 +15,8 @@ const MAX_DEPTH: usize = 128;
 const NAME_CAP: usize = 32;
 const ENTITY_CAP: usize = 12;
 const LINK_LABEL_CAP: usize = 256;
+/// The scheme of a URL whose payload is read as text.
+const DATA_URI: &[u8] = b"data:";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum AttrKind {
@@ -25,6 +27,9 @@ enum AttrKind {
     Id,
     AriaHidden,
     Type,
+    /// A URL attribute (href, src, ...): read as text only when it is a `data:` URI (its
+    /// payload is content; an ordinary URL is not).
+    Url,
     Other,
 }
 
@@ -618,6 +623,18 @@ impl Markup {
                     self.attr_value.push(c.to_ascii_lowercase() as u8);
                 }
             }
+            AttrKind::Url => {
+                self.attr_value.push(c.to_ascii_lowercase() as u8);
+                if self.attr_value.len() == DATA_URI.len() {
+                    if self.attr_value == DATA_URI {
+                        self.attr_kind = AttrKind::Text;
+                        out.boundary(at);
+                    } else {
+                        self.attr_kind = AttrKind::Other;
+                    }
+                    self.attr_value.clear();
+                }
+            }
             AttrKind::Other => {}
         }
     }
@@ -641,6 +658,8 @@ impl Markup {
             b"aria-hidden" => AttrKind::AriaHidden,
             n if n.starts_with(b"data-") || n.starts_with(b"aria-") => AttrKind::Text,
             b"type" => AttrKind::Type,
+            b"href" | b"src" | b"action" | b"formaction" | b"poster" | b"data" | b"background"
+            | b"xlink:href" => AttrKind::Url,
             _ => AttrKind::Other,
         };
         self.attr_value.clear();

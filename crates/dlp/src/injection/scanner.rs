@@ -22,8 +22,9 @@ fn plain_byte(b: u8) -> bool {
     (0x20..0x7f).contains(&b) && !matches!(b, b'<' | b'&' | b'`' | b'\\') || b == b'\t'
 }
 
-/// Nested decodings (base64 in base64) judged at most.
-pub(crate) const MAX_DEPTH: u8 = 2;
+/// Nested decodings (base64 in base64 in base64) judged at most; each layer reads only
+/// printable islands of the one above, so the work stays bounded.
+pub(crate) const MAX_DEPTH: u8 = 3;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Json {
@@ -44,12 +45,16 @@ enum Escape {
     Backslash(usize),
     /// After `\u`: offset, digits read, value.
     Hex(usize, u8, u32),
+    /// After `\x` outside JSON (JavaScript, Python, C strings): offset, digits read, value.
+    Byte(usize, u8, u32),
 }
 
 pub(crate) struct Scanner {
     pub(crate) kind: ContentKind,
     /// Decoded payloads: everything read is hidden from a human.
     pub(crate) all_hidden: bool,
+    /// The page has said it is about prompt injection (its code and quotations are examples).
+    pub(crate) doc_page: bool,
     pub(crate) depth: u8,
     utf8: [u8; 4],
     utf8_len: usize,
@@ -76,6 +81,7 @@ impl Scanner {
         Scanner {
             kind,
             all_hidden,
+            doc_page: false,
             depth,
             utf8: [0; 4],
             utf8_len: 0,
@@ -182,7 +188,8 @@ impl Scanner {
         if self.utf8_len > 0 {
             safe = safe.min(self.utf8_at);
         }
-        if let Escape::Backslash(at) | Escape::Hex(at, _, _) = self.escape {
+        if let Escape::Backslash(at) | Escape::Hex(at, _, _) | Escape::Byte(at, _, _) = self.escape
+        {
             safe = safe.min(at);
         }
         if let Some(at) = self.markup.pending_from() {
@@ -281,6 +288,7 @@ impl Scanner {
                 self.escape = Escape::None;
                 match c {
                     'u' => self.escape = Escape::Hex(start, 0, 0),
+                    'x' if !in_json => self.escape = Escape::Byte(start, 0, 0),
                     _ if !in_json => {
                         self.text('\\', start);
                         self.escaped(c, at);
@@ -321,6 +329,19 @@ impl Scanner {
                     self.escaped(c, at);
                 }
             },
+            Escape::Byte(start, n, v) => match c.to_digit(16) {
+                Some(d) if n == 0 => self.escape = Escape::Byte(start, 1, d),
+                Some(d) => {
+                    self.escape = Escape::None;
+                    if let Some(ch) = char::from_u32(v * 16 + d) {
+                        self.text(ch, start);
+                    }
+                }
+                None => {
+                    self.flush_escape();
+                    self.escaped(c, at);
+                }
+            },
         }
     }
 
@@ -329,6 +350,15 @@ impl Scanner {
         match std::mem::replace(&mut self.escape, Escape::None) {
             Escape::None => {}
             Escape::Backslash(start) => self.text('\\', start),
+            Escape::Byte(start, n, v) => {
+                self.text('\\', start);
+                self.text('x', start);
+                if n == 1 {
+                    if let Some(ch) = char::from_digit(v, 16) {
+                        self.text(ch, start);
+                    }
+                }
+            }
             Escape::Hex(start, n, v) => {
                 self.text('\\', start);
                 self.text('u', start);
