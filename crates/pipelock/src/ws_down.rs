@@ -120,11 +120,10 @@ where
         if h.has_reserved_bits() {
             return Err(WsScanError::Reserved);
         }
-        let is_text = match (h.opcode, &message) {
-            (opcode::TEXT, _) => true,
-            (opcode::CONTINUATION, Message::Text(_)) => true,
-            _ => false,
-        };
+        let is_text = matches!(
+            (h.opcode, &message),
+            (opcode::TEXT, _) | (opcode::CONTINUATION, Message::Text(_))
+        );
         if h.is_control() && h.payload_len > MAX_CONTROL_PAYLOAD as u64 {
             return Err(WsScanError::TooLarge(h.payload_len));
         }

@@ -226,13 +226,20 @@ async fn block_with_curl_and_a_page_without_content_type() {
         .set_page("/img-text", Page::new("image/png", instruction()));
     let (status, _, _, _) = get_stream(&env, &p, "/img-text").await;
     assert_eq!(status, 403);
-    // ... while binary content passes unjudged.
+    // ... and so is text behind a media signature (its printable runs are judged), while
+    // real binary content passes byte for byte.
     let mut binary = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
     binary.extend_from_slice(instruction().as_bytes());
+    let media = [&b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"[..], &noise(4000, 5)].concat();
     for (path, ct) in [("/bin", "application/octet-stream"), ("/img", "image/png")] {
         env.origin.set_page(path, Page::new(ct, binary.clone()));
         let (status, _, got, _) = get_stream(&env, &p, path).await;
-        assert_eq!((status, &got), (200, &binary), "{path}");
+        assert_eq!(status, 403, "{path}");
+        assert!(!String::from_utf8_lossy(&got).contains(CANARY), "{path}");
+        let real = format!("{path}-real");
+        env.origin.set_page(&real, Page::new(ct, media.clone()));
+        let (status, _, got, _) = get_stream(&env, &p, &real).await;
+        assert_eq!((status, &got), (200, &media), "{real}");
     }
     p.stop().await;
 }
@@ -553,4 +560,89 @@ async fn sighup_switches_warn_to_block() {
     }
     assert_eq!(last.0, 403, "{}", last.1);
     assert!(!last.1.contains(CANARY));
+}
+
+/// Deterministic bytes that look like compressed media (no long printable runs).
+fn noise(n: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 11) as u8
+        })
+        .collect()
+}
+
+/// One binary byte (a NUL, invalid UTF-8, a PNG or zip signature) in front of a body used to
+/// make the whole body pass unscanned: its printable runs are judged now, whole or streamed,
+/// while real binaries still arrive byte for byte; a cut stream counts as `deny`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_binary_first_byte_does_not_turn_judging_off() {
+    let (env, p, audit) = env_with("block").await;
+    let i = instruction();
+    let small: Vec<(&str, Option<&str>, &[u8])> = vec![
+        ("/b-nul", Some("application/octet-stream"), b"\0\n"),
+        (
+            "/b-png",
+            Some("image/png"),
+            b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR",
+        ),
+        ("/b-zip", Some("application/zip"), b"PK\x03\x04\x14\0\0\0"),
+        ("/b-untyped", None, b"\xff\n"),
+    ];
+    for (path, ct, prefix) in small {
+        let mut body = prefix.to_vec();
+        body.extend_from_slice(i.as_bytes());
+        let mut page = Page::new("text/plain", body);
+        page.content_type = ct.map(str::to_string);
+        env.origin.set_page(path, page);
+        let (status, _, got, _) = get_stream(&env, &p, path).await;
+        assert_eq!(status, 403, "{path}");
+        assert!(!String::from_utf8_lossy(&got).contains(CANARY), "{path}");
+    }
+    // Streamed: half a MiB of media, then the instruction between two binary runs.
+    let mut chunks: Vec<Bytes> = noise(600 * 1024, 7)
+        .chunks(64 * 1024)
+        .map(Bytes::copy_from_slice)
+        .collect();
+    chunks.push(Bytes::from(
+        [&b"\0\x07"[..], i.as_bytes(), &b"\x00\x9c"[..]].concat(),
+    ));
+    chunks.push(Bytes::from(noise(70_000, 9)));
+    env.origin.set_page(
+        "/b-stream",
+        Page::streamed("image/png", chunks, Duration::from_millis(5)),
+    );
+    let (status, _, got, err) = get_stream(&env, &p, "/b-stream").await;
+    assert_eq!(status, 200);
+    assert!(err.is_some(), "the stream is cut");
+    assert!(!String::from_utf8_lossy(&got).contains(CANARY));
+    assert!(!got.windows(6).any(|w| w == b"id_rsa"));
+    // Real binaries pass unchanged, whole and streamed.
+    let media = noise(3 * 1024 * 1024, 11);
+    env.origin.set_page(
+        "/media.bin",
+        Page::new("application/octet-stream", media.clone()),
+    );
+    let (status, _, got, err) = get_stream(&env, &p, "/media.bin").await;
+    assert_eq!((status, err), (200, None));
+    assert!(got == media, "binary changed on the way");
+    let small_png = [&b"\x89PNG\r\n\x1a\n"[..], &noise(700, 3)].concat();
+    env.origin
+        .set_page("/icon.png", Page::new("image/png", small_png.clone()));
+    let (status, _, got, _) = get_stream(&env, &p, "/icon.png").await;
+    assert_eq!(status, 200);
+    assert_eq!(got, small_png);
+    // The cut stream is a deny in the audit line and in the request counter alike.
+    let line = audit_of(&audit, "/b-stream").await;
+    assert_eq!(line["decision"], "deny", "{line}");
+    let m = metrics(&p).await;
+    let denied = m
+        .lines()
+        .find(|l| l.starts_with("pipelock_requests_total{kind=\"inner\",decision=\"deny\"}"))
+        .unwrap_or_else(|| panic!("{m}"));
+    assert!(denied.ends_with(" 5"), "4 refusals and 1 cut: {denied}");
+    p.stop().await;
 }

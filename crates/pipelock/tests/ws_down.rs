@@ -140,7 +140,7 @@ fn audit_lines(path: &std::path::Path) -> Vec<serde_json::Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instruction_from_the_origin_never_reaches_the_agent_whole_or_in_fragments() {
-    let (env, p, audit) = setup("block").await;
+    let (_env, p, audit) = setup("block").await;
     let i = instruction();
     let b = i.as_bytes();
     let hello = frame(0x1, true, b"hello, agent");
@@ -248,7 +248,7 @@ async fn a_101_accepting_an_extension_pipelock_never_offered_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn warn_delivers_and_annotates_the_audit_line() {
-    let (env, p, audit) = setup("warn").await;
+    let (_env, p, audit) = setup("warn").await;
     let msg = frame(0x1, true, instruction().as_bytes());
     let port = raw_origin("", vec![msg.clone()]).await;
     let (status, _, got) = agent_session(&p, port).await;

@@ -7,6 +7,7 @@
 //! refusal naming the detector); a longer one, or an event stream, is judged as it streams
 //! and cut before the finding (see [`stream`]).
 
+pub mod binary;
 pub mod judge;
 pub mod sse;
 pub mod stream;
@@ -244,7 +245,7 @@ pub async fn inspect(
         match first {
             Collected::Whole(bytes, trailers) => {
                 let Some(kind) = judge::sniff(&bytes) else {
-                    return Ok(whole_body(bytes, trailers, headers));
+                    return judge_binary(&slot, (bytes, trailers), governing, headers);
                 };
                 return judge_whole(&judge, &slot, (bytes, trailers), kind, charset, headers);
             }
@@ -253,7 +254,11 @@ pub async fn inspect(
                     declared = Some(kind);
                     start.extend_from_slice(&prefix);
                 }
-                None => return Ok(ScanStream::new(body, Scanner::Pass, slot, prefix).boxed()),
+                // Binary: its printable runs are judged as it streams.
+                None => {
+                    let scanner = Scanner::binary(governing);
+                    return Ok(ScanStream::new(body, scanner, slot, prefix).boxed());
+                }
             },
         }
     }
@@ -399,6 +404,30 @@ fn judge_whole(
     }
     if let Some(h) = hits.iter().find(|h| h.action == ScanAction::Block) {
         return Err(refusal(h));
+    }
+    Ok(whole_body(bytes, trailers, headers))
+}
+
+/// Judges a whole binary body by its printable runs: Err refuses the response.
+fn judge_binary(
+    slot: &InjectionSlot,
+    (bytes, trailers): (Bytes, Option<HeaderMap>),
+    action: ScanAction,
+    headers: &mut HeaderMap,
+) -> Result<BoxBody, Denied> {
+    if action != ScanAction::Off {
+        let mut j = binary::BinaryJudge::default();
+        let mut p = j.push(&bytes, action);
+        if p.blocked.is_none() && p.warned.is_empty() {
+            p = j.finish(action);
+        }
+        for h in &p.warned {
+            slot.record(h);
+        }
+        if let Some(h) = &p.blocked {
+            slot.record(h);
+            return Err(refusal(h));
+        }
     }
     Ok(whole_body(bytes, trailers, headers))
 }

@@ -27,6 +27,11 @@ pub enum Scanner {
     },
     /// Server-sent events, event by event.
     Sse(SseJudge),
+    /// A binary body: its printable runs, judged as text.
+    Binary {
+        judge: Box<super::binary::BinaryJudge>,
+        action: ScanAction,
+    },
     /// Not judged (binary content, or the action is off).
     Pass,
 }
@@ -42,6 +47,16 @@ impl Scanner {
         }
     }
 
+    pub fn binary(action: ScanAction) -> Scanner {
+        if action == ScanAction::Off {
+            return Scanner::Pass;
+        }
+        Scanner::Binary {
+            judge: Box::default(),
+            action,
+        }
+    }
+
     pub fn sse(judge: Arc<Judge>) -> Scanner {
         Scanner::Sse(SseJudge::new(judge))
     }
@@ -49,7 +64,9 @@ impl Scanner {
     /// Whether bytes must be held until judged (some finding would block).
     pub fn holds(&self) -> bool {
         match self {
-            Scanner::Plain { action, .. } => *action == ScanAction::Block,
+            Scanner::Plain { action, .. } | Scanner::Binary { action, .. } => {
+                *action == ScanAction::Block
+            }
             Scanner::Sse(j) => j.blocks(),
             Scanner::Pass => false,
         }
@@ -65,6 +82,7 @@ impl Scanner {
                 Err(f) => found(f.detector, *action),
             },
             Scanner::Sse(j) => j.push(chunk),
+            Scanner::Binary { judge, action } => judge.push(chunk, *action),
             Scanner::Pass => Pushed {
                 release: chunk.to_vec(),
                 ..Pushed::default()
@@ -82,12 +100,13 @@ impl Scanner {
                 Err(f) => found(f.detector, *action),
             },
             Scanner::Sse(j) => j.finish(),
+            Scanner::Binary { judge, action } => judge.finish(*action),
             Scanner::Pass => Pushed::default(),
         }
     }
 }
 
-fn found(detector: &'static str, action: ScanAction) -> Pushed {
+pub(super) fn found(detector: &'static str, action: ScanAction) -> Pushed {
     let hit = Hit {
         detector,
         place: "body",
