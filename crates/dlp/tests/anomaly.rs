@@ -822,3 +822,43 @@ fn a_steady_channel_of_hash_sized_values_runs_out_of_budget() {
         urls.len()
     );
 }
+
+/// The JWT exemption went by its look (`eyJ…` parts): random bytes behind an
+/// `eyJ`, or a "signature" of kilobytes, passed as a JWT. The parts must now
+/// decode to JSON objects (the header naming its `alg`) and the signature be no
+/// longer than an RSA-4096 one; a well-formed JWT still passes, and is charged
+/// to its parent's budget by the bytes it carries.
+#[test]
+fn random_bytes_behind_an_eyj_are_not_a_jwt() {
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let claims = URL_SAFE_NO_PAD.encode(br#"{"sub":"1234567890","iat":1516239022}"#);
+    let mut missed = Vec::new();
+    for seed in 1..=20u64 {
+        let data = noise(600, seed);
+        let blob = |r: std::ops::Range<usize>| URL_SAFE_NO_PAD.encode(&data[r]);
+        for t in [
+            format!(
+                "eyJ{}.eyJ{}.{}",
+                blob(0..150),
+                blob(150..300),
+                blob(300..330)
+            ),
+            format!("{header}.{claims}.{}", blob(0..600)),
+            format!("{header}.eyJ{}.{}", blob(0..200), blob(200..232)),
+        ] {
+            let u = format!("/download?token={t}");
+            if scan_url(&u, true).is_empty() {
+                missed.push(u);
+            }
+        }
+    }
+    assert!(missed.is_empty(), "passed as JWTs:\n{}", missed.join("\n"));
+    let sig = URL_SAFE_NO_PAD.encode(noise(32, 9));
+    let real = format!("/download?token={header}.{claims}.{sig}");
+    assert!(scan_url(&real, true).is_empty(), "{real}");
+    let charged: usize = anomaly::digest_values(&real)
+        .iter()
+        .map(|(_, d)| d.bytes)
+        .sum();
+    assert!(charged >= 90, "{charged}");
+}

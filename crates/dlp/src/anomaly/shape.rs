@@ -229,8 +229,13 @@ pub fn is_uuid(t: &[u8]) -> bool {
         })
 }
 
-/// Three base64url parts separated by dots, the first an encoded JSON object
-/// (`eyJ` is `{"`): a JWT, which sign-in flows and signed downloads put in URLs.
+/// Longest JWT signature part: RS512 / PS512 with a 4096-bit key.
+const JWT_MAX_SIGNATURE: usize = 683;
+
+/// Three base64url parts separated by dots, the first two encoded JSON objects
+/// (the header naming its `alg`), the last no longer than a signature: a JWT,
+/// which sign-in flows and signed downloads put in URLs. Not any `eyJ…` blob:
+/// the parts must decode, so random bytes after an `eyJ` are not a JWT.
 pub fn is_jwt(t: &[u8]) -> bool {
     let mut parts = t.split(|&b| b == b'.');
     let ok_part = |p: &[u8]| {
@@ -238,9 +243,24 @@ pub fn is_jwt(t: &[u8]) -> bool {
             && p.iter()
                 .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     };
+    let json_object = |p: &[u8]| {
+        super::layers::decode_b64(p).is_some_and(|d| {
+            let d = d.trim_ascii();
+            d.starts_with(b"{") && d.ends_with(b"}") && super::layers::printable(d)
+        })
+    };
     match (parts.next(), parts.next(), parts.next(), parts.next()) {
         (Some(h), Some(p), Some(s), None) => {
-            h.starts_with(b"eyJ") && p.starts_with(b"eyJ") && ok_part(h) && ok_part(p) && ok_part(s)
+            h.starts_with(b"eyJ")
+                && p.starts_with(b"eyJ")
+                && ok_part(h)
+                && ok_part(p)
+                && ok_part(s)
+                && s.len() <= JWT_MAX_SIGNATURE
+                && json_object(h)
+                && json_object(p)
+                && super::layers::decode_b64(h)
+                    .is_some_and(|d| d.windows(5).any(|w| w == b"\"alg\""))
         }
         _ => false,
     }

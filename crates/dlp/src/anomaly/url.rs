@@ -69,12 +69,24 @@ fn is_part_separator(c: &u8) -> bool {
 /// whole, or else each of its parts between separators. Counted one by one,
 /// so `/<hash>.<hash>.<hash>...` is as many values as `/<hash>/<hash>/...`.
 fn digest_tokens(t: &[u8]) -> Vec<(&[u8], DigestSized)> {
-    if let Some(d) = digest_sized(t) {
+    if let Some(d) = counted_whole(t) {
         return vec![(t, d)];
     }
     t.split(is_part_separator)
-        .filter_map(|p| digest_sized(p).map(|d| (p, d)))
+        .filter_map(|p| counted_whole(p).map(|d| (p, d)))
         .collect()
+}
+
+/// A value passed without judging its shape, and the bytes it can carry:
+/// hash-sized values, and JWTs and pagination cursors (an agent can mint
+/// either; charged only to the larger budget, as one can be hundreds of bytes).
+fn counted_whole(t: &[u8]) -> Option<DigestSized> {
+    digest_sized(t).or_else(|| {
+        (is_jwt(t) || is_cursor(t)).then_some(DigestSized {
+            bytes: t.len() * 3 / 4,
+            content_address: true,
+        })
+    })
 }
 
 /// The hash-sized values of a request target (path segments, query values
