@@ -862,3 +862,49 @@ fn random_bytes_behind_an_eyj_are_not_a_jwt() {
         .sum();
     assert!(charged >= 90, "{charged}");
 }
+
+/// Data cut by `-` or `_` into pieces too short to judge (`6f05-f0bb-…`,
+/// `n4c7b-oyjkm-…`) was too separator-heavy to look like data, at any length;
+/// it is judged with its separators removed. Slugs joined still read as words.
+#[test]
+fn data_cut_by_dashes_or_underscores_is_judged_joined() {
+    let cut = |s: &str, n: usize, sep: &str| {
+        s.as_bytes()
+            .chunks(n)
+            .map(|c| String::from_utf8_lossy(c).to_string())
+            .collect::<Vec<_>>()
+            .join(sep)
+    };
+    let mut total = 0;
+    let mut missed = Vec::new();
+    for seed in 1..=20u64 {
+        let d = noise(30, seed);
+        let (h, b) = (hex::encode(&d), base32_lower(&d));
+        for u in [
+            format!("/up/{}", cut(&h, 4, "-")),
+            format!("/up/{}", cut(&h, 2, "_")),
+            format!("/up/{}", cut(&b, 5, "-")),
+            format!("/up/x.{}.bin", cut(&b, 3, "_")),
+            format!("/up?v={}", cut(&h, 3, "-")),
+        ] {
+            total += 1;
+            if scan_url(&u, true).is_empty() {
+                missed.push(u);
+            }
+        }
+    }
+    println!(
+        "strict URL checks: {} of {total} dash-cut URLs flagged",
+        total - missed.len()
+    );
+    assert!(missed.len() * 50 <= total, "missed:\n{}", missed.join("\n"));
+    for ok in [
+        "/questions/123/how-do-i-borrow-a-mutable-reference-twice-in-rust",
+        "/en-US/docs/Web/API/Fetch_API/Using_Fetch",
+        "/blog/2024-03-15-release-notes-for-the-new-build-system",
+        "/wiki/List_of_programming_languages_by_type",
+        "/d/left_pad_1_9_0_py3_none_any_manylinux2014_x86_64",
+    ] {
+        assert!(scan_url(ok, true).is_empty(), "{ok}");
+    }
+}

@@ -110,11 +110,30 @@ fn shaped_component(t: &[u8]) -> bool {
     if ordinary_whole(t) {
         return false;
     }
-    if data_shaped(t) {
+    if shaped_token(t) {
         return true;
     }
     t.split(is_part_separator)
-        .any(|p| !ordinary_whole(p) && data_shaped(p))
+        .any(|p| !ordinary_whole(p) && shaped_token(p))
+}
+
+/// A token that looks like data as written, or with its `-` / `_` removed:
+/// data cut by separators into pieces too short to judge (`6f05-f0bb-…`) is
+/// too separator-heavy for [`data_shaped`] as written, while a slug joined
+/// still reads as words.
+fn shaped_token(t: &[u8]) -> bool {
+    if data_shaped(t) {
+        return true;
+    }
+    if !t.iter().any(|&b| b == b'-' || b == b'_') {
+        return false;
+    }
+    let joined: Vec<u8> = t
+        .iter()
+        .copied()
+        .filter(|&b| b != b'-' && b != b'_')
+        .collect();
+    data_shaped(&joined)
 }
 
 fn finding(detector: &'static str, (s, e): (usize, usize)) -> Finding {
