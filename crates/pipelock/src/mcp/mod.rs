@@ -8,6 +8,7 @@
 //! Requests from the agent (tool arguments, agent messages) are ordinary request bodies: the
 //! request DLP scans them, JSON string values decoded.
 
+pub mod dup_keys;
 pub mod peek;
 pub mod sessions;
 
@@ -37,11 +38,19 @@ impl Unit {
     }
 }
 
-/// Whether `v` is a JSON-RPC 2.0 message, or a batch holding one.
+/// Whether `v` is a JSON-RPC message, or a batch holding one. Recognised by its shape, not
+/// its spelling: a `jsonrpc` member whatever its value (`"2.0 "` reads as 2.0 to lenient
+/// clients), or an `id` with a `result`, `error` or `method`.
 pub fn is_jsonrpc(v: &Value) -> bool {
     match v {
         Value::Array(items) => items.iter().any(is_jsonrpc),
-        Value::Object(o) => o.get("jsonrpc").and_then(Value::as_str) == Some("2.0"),
+        Value::Object(o) => {
+            o.contains_key("jsonrpc")
+                || (o.contains_key("id")
+                    && ["result", "error", "method"]
+                        .iter()
+                        .any(|k| o.contains_key(*k)))
+        }
         _ => false,
     }
 }

@@ -11,6 +11,9 @@ use crate::mcp;
 /// Detector id of a tool whose definition changed on an MCP server.
 pub const TOOL_CHANGED: &str = "mcp-tool-changed";
 
+/// Detector id of a JSON-RPC message or agent card naming an object key twice.
+pub const DUPLICATE_KEY: &str = "jsonrpc-duplicate-key";
+
 /// One finding: which detector, where, and what the manifest says to do about it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Hit {
@@ -70,6 +73,9 @@ impl Judge {
         let structured = self.jsonrpc_request
             || self.agent_card_path
             || contains(bytes, b"\"jsonrpc\"")
+            || contains(bytes, b"\"result\"")
+            || contains(bytes, b"\"method\"")
+            || contains(bytes, b"\"error\"")
             || contains(bytes, b"\"skills\"");
         if structured && (kind == ContentKind::Json || looks_like_json(bytes)) {
             if let Ok(v) = serde_json::from_slice::<Value>(bytes) {
@@ -95,6 +101,14 @@ impl Judge {
             return Vec::new();
         }
         let mut hits = scan(bytes, ContentKind::Json, "body", action);
+        if (rpc || card) && mcp::dup_keys::has_duplicate_keys(bytes) {
+            // The client may act on a value other than the one judged here.
+            hits.push(Hit {
+                detector: DUPLICATE_KEY,
+                place: "body",
+                action,
+            });
+        }
         let mut units = Vec::new();
         if rpc {
             mcp::response_units(v, &mut units);
