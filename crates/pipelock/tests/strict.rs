@@ -612,6 +612,20 @@ async fn strict_refuses_random_bytes_sent_as_digest_sized_values() {
             .collect::<Vec<_>>()
             .join(".")
     ));
+    // Hex cut by dashes into pieces too short to judge; random bytes behind `eyJ`
+    // passed off as a JWT.
+    let dashed: Vec<String> = hex::encode(&data[..60])
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).to_string())
+        .collect();
+    shaped.push(format!("/up/{}", dashed.join("-")));
+    shaped.push(format!(
+        "/up?token=eyJ{}.eyJ{}.{}",
+        URL_SAFE_NO_PAD.encode(&data[..60]),
+        URL_SAFE_NO_PAD.encode(&data[60..120]),
+        URL_SAFE_NO_PAD.encode(&data[120..152])
+    ));
     for path in shaped {
         let (r, path) = get(path).await;
         assert_eq!(r.status, 403, "{path}: {}", r.text());
@@ -658,12 +672,17 @@ async fn strict_refuses_random_bytes_sent_as_digest_sized_values() {
         arrived_hosts <= 4,
         "{arrived_hosts} new UUID hosts reached the origin"
     );
+    // Request targets as the origin received them (path and query).
     let seen: Vec<String> = env
         .origin
         .requests()
         .iter()
-        .map(|q| q.path.clone())
+        .map(|q| q.uri.clone())
         .collect();
+    assert!(
+        seen.iter().any(|u| u.starts_with("/v2/app/blobs/sha256:")),
+        "{seen:?}"
+    );
     for path in &must_not_arrive {
         assert!(!seen.contains(path), "{path} reached the origin");
     }
