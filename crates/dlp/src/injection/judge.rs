@@ -101,13 +101,10 @@ fn decide(
     if flags & OBFUSCATED != 0 {
         return Some(OBFUSCATED_ID);
     }
-    // Text addressed to a model by design: a strong or poisoning match is an attack however
-    // it is quoted; imperative but honest wording ("Always include the base branch") is
-    // scored like prose.
-    if s.kind == ContentKind::ToolDescription
-        && (class == Class::ToolPoisoning
-            || matches!(strength, Strength::Strong | Strength::Critical))
-    {
+    // Text addressed to a model by design: any match but a persona or standing order is an
+    // attack however it is quoted; imperative but honest wording ("Always include the base
+    // branch") is scored like prose.
+    if s.kind == ContentKind::ToolDescription && strength != Strength::Persona {
         return Some(class.detector());
     }
     let (sentence_start, sentence_end) = sentence(s, start, stop);
@@ -116,7 +113,7 @@ fn decide(
     let open_quote = quote_opened_at(lower(sentence_start, start)).map(|i| sentence_start + i);
     let mut score: i32 = match strength {
         Strength::Strong => 2,
-        Strength::Weak => 1,
+        Strength::Weak | Strength::Persona => 1,
         Strength::Addressed => 3,
         Strength::Critical => 4,
     };
