@@ -304,11 +304,16 @@ fn secret_split_over_json_siblings_in_a_query_value_is_found() {
             );
             // The finding covers the value, and redaction removes it.
             let red = bottle_dlp::redact_url(&url, &f);
-            assert!(!red.contains(&KEY[..9]) && !red.contains(&GHP[..17]), "{red}");
+            assert!(
+                !red.contains(&KEY[..9]) && !red.contains(&GHP[..17]),
+                "{red}"
+            );
         }
         // Each piece alone in its own parameter is no finding: only the
         // JSON siblings inside one value are joined this way.
-        assert!(d.scan_url("/api/search?q=%7B%22a%22%3A%22x%22%7D").is_empty());
+        assert!(d
+            .scan_url("/api/search?q=%7B%22a%22%3A%22x%22%7D")
+            .is_empty());
     }
 }
 
@@ -351,6 +356,7 @@ fn form_and_query_json_view_leaves_ordinary_values_alone() {
     for body in ok_form {
         assert!(stream_all(d, body.as_bytes(), 7).is_ok(), "{body}");
     }
-    let ok_url = "/search?q=%7B%22author%22%3A%22ada%22%2C%22tags%22%3A%5B%22rust%22%2C%22dlp%22%5D%7D";
+    let ok_url =
+        "/search?q=%7B%22author%22%3A%22ada%22%2C%22tags%22%3A%5B%22rust%22%2C%22dlp%22%5D%7D";
     assert!(d.scan_url(ok_url).is_empty());
 }

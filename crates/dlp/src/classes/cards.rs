@@ -4,9 +4,10 @@ use super::*;
 
 // ------------------------------------------------------------------ cards
 
-/// Card numbers in a run: groups of digits joined by single `' '`/`'-'`
-/// (one separator kind per number), 13-19 digits in all, starting and
-/// ending at group boundaries.
+/// Card numbers in a run: groups of digits joined by one separator
+/// (`' '`, `'-'`, or a printed form's `.` `/` `_` double space or quoted
+/// array elements), the same between every two groups, 13-19 digits in all,
+/// starting and ending at group boundaries.
 pub(super) fn cards_in(
     hay: &[u8],
     s: usize,
@@ -37,16 +38,23 @@ pub(super) fn cards_in(
             continue;
         }
         let mut digits = 0;
-        let mut sep = 0u8;
+        let mut sep: &[u8] = &[];
         for b in a..groups.len() {
             let (bs, be) = groups[b];
             if b > a {
-                // exactly one separator between groups, always the same kind
-                let prev_end = groups[b - 1].1;
-                if bs != prev_end + 1 || (sep != 0 && hay[prev_end] != sep) {
+                // one separator between groups, always the same
+                let this = &hay[groups[b - 1].1..bs];
+                if !(b == a + 1 && card_separator(this) || this == sep) {
                     break;
                 }
-                sep = hay[prev_end];
+                sep = this;
+                // A printed form other than ` ` / `-` has groups of 3-6 digits
+                // (what a person types), not the digits of a version or a date.
+                if !matches!(sep, b" " | b"-")
+                    && !(3..=6).contains(&(groups[b - 1].1 - groups[b - 1].0))
+                {
+                    break;
+                }
             }
             digits += be - bs;
             if digits > 19 {
@@ -56,9 +64,11 @@ pub(super) fn cards_in(
             // one of the rare long card numbers: those count only grouped.
             // A bare 13-16 digit number passes Luhn and the IIN table about
             // one time in 50 by chance (ids, random data): it counts only
-            // after a card word. Grouped digits are a card's printed form.
-            let bare = b == a;
-            let long_bare = digits > 16 && bare;
+            // after a card word, and so do numbers split as elements of an
+            // unquoted list (`[4539, 4459, ...]`: any list of 4-digit numbers).
+            // Grouped digits are a card's printed form.
+            let bare = b == a || matches!(sep, b"," | b", ");
+            let long_bare = digits > 16 && b == a;
             if digits >= 13
                 && !long_bare
                 && clean_right(hay, be)
@@ -74,6 +84,18 @@ pub(super) fn cards_in(
                 break;
             }
         }
+    }
+}
+
+/// Bytes that may stand between two printed card groups: one of ` ` `-` `.`
+/// `/` `_` `\t`, two spaces, or the junction of list elements (`", "`,
+/// `","`, `', '`, `, `).
+fn card_separator(sep: &[u8]) -> bool {
+    match sep {
+        [c] => matches!(c, b' ' | b'-' | b'.' | b'/' | b'_' | b'\t' | b','),
+        b"  " | b", " => true,
+        [q, b',', q2] | [q, b',', b' ', q2] => q == q2 && matches!(q, b'"' | b'\''),
+        _ => false,
     }
 }
 
@@ -104,6 +126,17 @@ pub(super) fn card_context(hay: &[u8], s: usize) -> bool {
     WORDS
         .iter()
         .any(|k| w.windows(k.len()).any(|x| x.eq_ignore_ascii_case(k)))
+        || short_card_key(w)
+}
+
+/// `cc` as a word of its own (`{"cc": "4539..."}`, `cc=4539...`): a short key
+/// that is no part of a longer word (`acc`, `ccache`).
+fn short_card_key(w: &[u8]) -> bool {
+    w.windows(2).enumerate().any(|(k, x)| {
+        x.eq_ignore_ascii_case(b"cc")
+            && (k == 0 || !w[k - 1].is_ascii_alphanumeric())
+            && !w.get(k + 2).is_some_and(u8::is_ascii_alphanumeric)
+    })
 }
 
 /// Luhn-valid, issued by a known network at a length it uses, and not a

@@ -122,15 +122,23 @@ pub(super) const TEST_IBANS: &[&[u8]] = &[
     b"FI2112345600000785",
 ];
 
-/// IBANs in a run: two capital letters, two check digits, then the BBAN of
-/// the country's length, either solid or in groups of four split by single
-/// spaces.
+/// IBANs in a run: two letters, two check digits, then the BBAN of the
+/// country's length, either solid or in groups of four split by single
+/// spaces or dashes; either letter case (`de89 3704 …` is the same account).
+/// A lower-case IBAN starts before the run (lower-case letters are not part
+/// of runs: prose would be one long run), so up to an IBAN's length of
+/// letters and digits before `s` is looked at too.
 pub(super) fn ibans_in(hay: &[u8], s: usize, e: usize, out: &mut Vec<Hit>) {
-    let mut i = s;
+    let back = hay[s.saturating_sub(MAX_IBAN)..s]
+        .iter()
+        .rev()
+        .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b' ' | b'-'))
+        .count();
+    let mut i = s - back;
     while i + 4 <= e {
         let c = &hay[i..i + 4];
-        if !(c[0].is_ascii_uppercase()
-            && c[1].is_ascii_uppercase()
+        if !(c[0].is_ascii_alphabetic()
+            && c[1].is_ascii_alphabetic()
             && c[2].is_ascii_digit()
             && c[3].is_ascii_digit()
             && (i == 0 || !(hay[i - 1].is_ascii_alphanumeric() || hay[i - 1] == b'_')))
@@ -138,21 +146,28 @@ pub(super) fn ibans_in(hay: &[u8], s: usize, e: usize, out: &mut Vec<Hit>) {
             i += 1;
             continue;
         }
-        let Some(&(_, len)) = IBAN_LEN.iter().find(|(cc, _)| cc[..] == c[..2]) else {
+        let country = [c[0].to_ascii_uppercase(), c[1].to_ascii_uppercase()];
+        let Some(&(_, len)) = IBAN_LEN.iter().find(|(cc, _)| **cc == country) else {
             i += 1;
             continue;
         };
         let mut buf = [0u8; 34];
         let mut n = 0;
         let mut j = i;
-        while j < e && n < len {
+        let mut sep = 0u8;
+        while j < hay.len() && n < len {
             let b = hay[j];
-            if b.is_ascii_digit() || b.is_ascii_uppercase() {
-                buf[n] = b;
+            if b.is_ascii_alphanumeric() {
+                buf[n] = b.to_ascii_uppercase();
                 n += 1;
                 j += 1;
-            } else if b == b' ' && n % 4 == 0 && alnum_at(hay, j + 1) {
-                // printed form: groups of four split by single spaces
+            } else if (b == b' ' || b == b'-')
+                && (sep == 0 || sep == b)
+                && n % 4 == 0
+                && alnum_at(hay, j + 1)
+            {
+                // printed form: groups of four split by one kind of separator
+                sep = b;
                 j += 1;
             } else {
                 break;
@@ -175,6 +190,9 @@ pub(super) fn ibans_in(hay: &[u8], s: usize, e: usize, out: &mut Vec<Hit>) {
         }
     }
 }
+
+/// Longest IBAN printed in groups (34 characters and 8 separators).
+const MAX_IBAN: usize = 42;
 
 /// ISO 7064 mod 97-10: the country and check digits moved to the end,
 /// letters as 10..35, the number is 1 mod 97.

@@ -52,7 +52,14 @@ const C_DIGIT: u8 = 1;
 const C_UPPER: u8 = 2;
 const C_LOWER: u8 = 4;
 const C_SEP: u8 = 8; // ' ' or '-' inside card numbers and IBANs
-const C_WS: u8 = 16; // between BIP-39 words
+/// Between BIP-39 words: whitespace and any printable ASCII byte that is not
+/// a letter (`,` `-` `+` `"` `[` `1.` ...: the ways a person lists words).
+const C_WS: u8 = 16;
+/// Other separators of printed card groups: `.` `/` `_` `,` a quote (array
+/// elements `"4539", "4459"`), a tab.
+const C_NSEP: u8 = 32;
+/// Either letter case (BIP-39 words are looked up case-folded).
+const C_ALPHA: u8 = C_UPPER | C_LOWER;
 
 static CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
@@ -60,16 +67,16 @@ static CLASS: [u8; 256] = {
     while i < 256 {
         let b = i as u8;
         t[i] = if b.is_ascii_digit() {
-            C_DIGIT
+            C_DIGIT | C_WS
         } else if b.is_ascii_uppercase() {
             C_UPPER
         } else if b.is_ascii_lowercase() {
             C_LOWER
-        } else if b == b' ' {
+        } else if b == b' ' || b == b'-' {
             C_SEP | C_WS
-        } else if b == b'-' {
-            C_SEP
-        } else if b == b'\n' || b == b'\t' || b == b'\r' {
+        } else if matches!(b, b'.' | b'/' | b'_' | b',' | b'"' | b'\'' | b'\t') {
+            C_NSEP | C_WS
+        } else if b == b'\n' || b == b'\r' || (b > b' ' && b < 0x7f) {
             C_WS
         } else {
             0
@@ -91,7 +98,7 @@ const PHRASE_MIN: usize = 60;
 pub(crate) fn scan(hay: &[u8], on: Enabled, out: &mut Vec<Hit>) {
     if on.card || on.iban {
         let mut groups = Vec::new();
-        for_runs(hay, C_DIGIT | C_UPPER | C_SEP, NUM_MIN, |s, e| {
+        for_runs(hay, C_DIGIT | C_UPPER | C_SEP | C_NSEP, NUM_MIN, |s, e| {
             if on.card {
                 cards_in(hay, s, e, &mut groups, out);
             }
@@ -118,12 +125,13 @@ fn for_runs(hay: &[u8], mask: u8, min: usize, mut f: impl FnMut(usize, usize)) {
             i = j + 1;
             continue;
         }
-        // A number never ends in a separator: a space or dash at j not
-        // followed by a digit or letter is no part of one (most spaces in prose).
-        if CLASS[hay[j] as usize] & C_SEP != 0
+        // A number never ends in a separator: a space, dash or other
+        // separator at j not followed by a digit, letter or another separator
+        // (`4539  4459`, `4539", "4459`) is no part of one (most spaces in prose).
+        if CLASS[hay[j] as usize] & (C_SEP | C_NSEP) != 0
             && hay
                 .get(j + 1)
-                .is_none_or(|&c| CLASS[c as usize] & (C_DIGIT | C_UPPER) == 0)
+                .is_none_or(|&c| CLASS[c as usize] & (C_DIGIT | C_UPPER | C_SEP | C_NSEP) == 0)
         {
             i = j + 1;
             continue;
@@ -199,11 +207,11 @@ mod tests {
             let before = hay[..p]
                 .iter()
                 .rev()
-                .take_while(|c| c.is_ascii_lowercase())
+                .take_while(|c| c.is_ascii_alphabetic())
                 .count();
             let from = hay[p..]
                 .iter()
-                .take_while(|c| c.is_ascii_lowercase())
+                .take_while(|c| c.is_ascii_alphabetic())
                 .count();
             assert_eq!(letters_before(hay, p), before, "before {p}");
             assert_eq!(letters_from(hay, p), from, "from {p}");
@@ -212,12 +220,12 @@ mod tests {
             let hay = [b'a', b, b'a', b'a', b'a', b'a', b'a', b'a', b'a'];
             assert_eq!(
                 letters_from(&hay, 0),
-                if b.is_ascii_lowercase() { 9 } else { 1 },
+                if b.is_ascii_alphabetic() { 9 } else { 1 },
                 "{b}"
             );
             assert_eq!(
                 letters_before(&hay, 9),
-                if b.is_ascii_lowercase() { 9 } else { 7 },
+                if b.is_ascii_alphabetic() { 9 } else { 7 },
                 "{b}"
             );
         }
@@ -227,6 +235,8 @@ mod tests {
     fn wordlist_is_sorted_english() {
         assert_eq!(word_index(b"abandon"), Some(0));
         assert_eq!(word_index(b"zoo"), Some(2047));
+        assert_eq!(word_index(b"Abandon"), Some(0));
+        assert_eq!(word_index(b"ZOO"), Some(2047));
         assert_eq!(word_index(b"the"), None);
     }
 }

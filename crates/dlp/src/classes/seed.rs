@@ -10,9 +10,10 @@ pub(super) fn pack(w: &[u8]) -> Option<u64> {
     if w.len() > 8 {
         return None;
     }
+    // Letters of either case, folded to lower case (`| 0x20`).
     let mut k = 0u64;
     for i in 0..8 {
-        k = (k << 8) | u64::from(w.get(i).copied().unwrap_or(0));
+        k = (k << 8) | u64::from(w.get(i).map_or(0, |b| b | 0x20));
     }
     Some(k)
 }
@@ -25,12 +26,13 @@ struct Packed {
     starts: Vec<u16>,
 }
 
+/// Two-letter prefix of a word of ASCII letters (either case).
 pub(super) fn prefix2(w: &[u8]) -> usize {
-    usize::from(w[0] - b'a') * 26 + usize::from(w[1] - b'a')
+    usize::from((w[0] | 0x20) - b'a') * 26 + usize::from((w[1] | 0x20) - b'a')
 }
 
-/// Index of `w` in the English BIP-39 wordlist (2048 sorted words of 3-8
-/// lower-case letters, so the index fits u16).
+/// Index of `w` (case-folded) in the English BIP-39 wordlist (2048 sorted
+/// words of 3-8 lower-case letters, so the index fits u16).
 pub(super) fn word_index(w: &[u8]) -> Option<u16> {
     static PACKED: std::sync::OnceLock<Packed> = std::sync::OnceLock::new();
     let p = PACKED.get_or_init(|| {
@@ -53,7 +55,7 @@ pub(super) fn word_index(w: &[u8]) -> Option<u16> {
         }
         Packed { words, starts }
     });
-    if w.len() < 3 || !w[..2].iter().all(u8::is_ascii_lowercase) {
+    if w.len() < 3 || !w.iter().all(u8::is_ascii_alphabetic) {
         return None;
     }
     let q = prefix2(w);
@@ -66,11 +68,14 @@ pub(super) fn word_index(w: &[u8]) -> Option<u16> {
         .map(|k| (lo + k) as u16)
 }
 
-/// High bit set in each byte of `x` that is `a`..=`z` (eight bytes at once:
-/// the probes of `find_phrases` measure a word per probe).
-fn lower_mask(x: u64) -> u64 {
+/// High bit set in each byte of `x` that is an ASCII letter of either case
+/// (eight bytes at once: the probes of `find_phrases` measure a word per probe).
+fn letter_mask(x: u64) -> u64 {
     const HI: u64 = 0x8080_8080_8080_8080;
     const ONES: u64 = 0x0101_0101_0101_0101;
+    // `| 0x20` folds `A`..=`Z` onto `a`..=`z` and moves no other byte into
+    // that range (bytes with the high bit keep it).
+    let x = x | (ONES * 0x20);
     // Low seven bits of each byte; adding below 0x80 never carries over.
     let y = x & !HI;
     let ge_a = y + ONES * (0x80 - u64::from(b'a'));
@@ -78,14 +83,14 @@ fn lower_mask(x: u64) -> u64 {
     ge_a & !gt_z & !x & HI
 }
 
-/// Letters (lower-case) right before `p`.
+/// Letters (either case) right before `p`.
 pub(super) fn letters_before(hay: &[u8], p: usize) -> usize {
     let mut n = 0;
     while p - n >= 8 {
         let mut w = [0u8; 8];
         w.copy_from_slice(&hay[p - n - 8..p - n]);
         // The byte right before `p - n` is the most significant.
-        let other = !lower_mask(u64::from_le_bytes(w)) & 0x8080_8080_8080_8080;
+        let other = !letter_mask(u64::from_le_bytes(w)) & 0x8080_8080_8080_8080;
         if other != 0 {
             return n + other.leading_zeros() as usize / 8;
         }
@@ -94,17 +99,17 @@ pub(super) fn letters_before(hay: &[u8], p: usize) -> usize {
     n + hay[..p - n]
         .iter()
         .rev()
-        .take_while(|&&c| CLASS[c as usize] & C_LOWER != 0)
+        .take_while(|&&c| CLASS[c as usize] & C_ALPHA != 0)
         .count()
 }
 
-/// Letters (lower-case) from `p` on.
+/// Letters (either case) from `p` on.
 pub(super) fn letters_from(hay: &[u8], p: usize) -> usize {
     let mut n = 0;
     while p + n + 8 <= hay.len() {
         let mut w = [0u8; 8];
         w.copy_from_slice(&hay[p + n..p + n + 8]);
-        let other = !lower_mask(u64::from_le_bytes(w)) & 0x8080_8080_8080_8080;
+        let other = !letter_mask(u64::from_le_bytes(w)) & 0x8080_8080_8080_8080;
         if other != 0 {
             return n + other.trailing_zeros() as usize / 8;
         }
@@ -112,16 +117,20 @@ pub(super) fn letters_from(hay: &[u8], p: usize) -> usize {
     }
     n + hay[p + n..]
         .iter()
-        .take_while(|&&c| CLASS[c as usize] & C_LOWER != 0)
+        .take_while(|&&c| CLASS[c as usize] & C_ALPHA != 0)
         .count()
 }
 
-/// Whitespace bytes (at most 3) right before `p` / from `p` on.
+/// Longest separator between two words of a phrase: a newline and a deep
+/// indent, `",\n    "`, `\n12. `. A longer gap ends a phrase.
+pub(super) const MAX_SEP: usize = 16;
+
+/// Separator bytes (at most `MAX_SEP + 1`) right before `p` / from `p` on.
 pub(super) fn ws_before(hay: &[u8], p: usize) -> usize {
     hay[..p]
         .iter()
         .rev()
-        .take(3)
+        .take(MAX_SEP + 1)
         .take_while(|&&c| CLASS[c as usize] & C_WS != 0)
         .count()
 }
@@ -129,7 +138,7 @@ pub(super) fn ws_before(hay: &[u8], p: usize) -> usize {
 pub(super) fn ws_from(hay: &[u8], p: usize) -> usize {
     hay[p..]
         .iter()
-        .take(3)
+        .take(MAX_SEP + 1)
         .take_while(|&&c| CLASS[c as usize] & C_WS != 0)
         .count()
 }
@@ -138,7 +147,8 @@ pub(super) fn ws_from(hay: &[u8], p: usize) -> usize {
 /// English BIP-39 word apart) into 16 bits.
 pub(super) fn bloom_hash(w: &[u8]) -> usize {
     // Indexed reads, not a copy loop: this runs once per probed word.
-    let at = |i: usize| w.get(i).copied().unwrap_or(0);
+    // Case-folded (`w` holds letters only), so `Abandon` hashes as `abandon`.
+    let at = |i: usize| w.get(i).map_or(0, |b| b | 0x20);
     let k = [at(0), at(1), at(2), at(3)];
     let x = u32::from_le_bytes(k) ^ ((w.len() as u32) << 27);
     (x.wrapping_mul(0x9E37_79B1) >> 16) as usize
@@ -165,7 +175,7 @@ pub(super) fn maybe_listed(w: &[u8]) -> bool {
 }
 
 /// Stretches of 12 or more words that may be on the wordlist (one or two
-/// whitespace bytes apart), handed to `phrases_in`. Probes one byte per `PHRASE_MIN` as
+/// separator bytes apart), handed to `phrases_in`. Probes one byte per `PHRASE_MIN` as
 /// `for_runs` does, and also skips when the word at the probe is not on the
 /// list: every phrase starting in `[i, j]` covers `j`, so it would contain
 /// that word. Most English words (`the`, `of`, `and`, most long words) are
@@ -175,9 +185,9 @@ pub(super) fn find_phrases(hay: &[u8], out: &mut Vec<Hit>) {
     let mut i = 0;
     while i + PHRASE_MIN <= n {
         let j = i + PHRASE_MIN - 1;
-        // whitespace at j: the phrase holds the word after it
+        // a separator at j: the phrase holds the word after it
         let w = j + ws_from(hay, j);
-        if w >= n || CLASS[hay[w] as usize] & C_LOWER == 0 {
+        if w >= n || CLASS[hay[w] as usize] & C_ALPHA == 0 {
             i = w + 1;
             continue;
         }
@@ -192,7 +202,7 @@ pub(super) fn find_phrases(hay: &[u8], out: &mut Vec<Hit>) {
         let mut l = a;
         loop {
             let k = ws_before(hay, l);
-            if k == 0 || k == 3 {
+            if k == 0 || k > MAX_SEP {
                 break;
             }
             let len = letters_before(hay, l - k);
@@ -205,7 +215,7 @@ pub(super) fn find_phrases(hay: &[u8], out: &mut Vec<Hit>) {
         let mut r = b;
         loop {
             let k = ws_from(hay, r);
-            if k == 0 || k == 3 {
+            if k == 0 || k > MAX_SEP {
                 break;
             }
             let len = letters_from(hay, r + k);
@@ -222,7 +232,7 @@ pub(super) fn find_phrases(hay: &[u8], out: &mut Vec<Hit>) {
     }
 }
 
-/// Seed phrases in a run of lower-case words: a maximal stretch of 12 or
+/// Seed phrases in a run of words (either case): a maximal stretch of 12 or
 /// more wordlist words (3-8 letters) whose whole, or first or last 12/15/18/21/24
 /// words with at most two words to spare, carry a valid checksum.
 pub(super) fn phrases_in(hay: &[u8], s: usize, e: usize, out: &mut Vec<Hit>) {
@@ -233,19 +243,19 @@ pub(super) fn phrases_in(hay: &[u8], s: usize, e: usize, out: &mut Vec<Hit>) {
     let mut words: Vec<(usize, usize, u16)> = Vec::new();
     let mut i = s;
     while i < e {
-        if CLASS[hay[i] as usize] & C_LOWER == 0 {
-            // more than two whitespace bytes (a blank line) ends a phrase
+        if CLASS[hay[i] as usize] & C_ALPHA == 0 {
+            // a separator longer than `MAX_SEP` ends a phrase
             let ws = i;
-            while i < e && CLASS[hay[i] as usize] & C_LOWER == 0 {
+            while i < e && CLASS[hay[i] as usize] & C_ALPHA == 0 {
                 i += 1;
             }
-            if i - ws > 2 {
+            if i - ws > MAX_SEP {
                 lookup_stretch(hay, &mut shaped, &mut words, out);
             }
             continue;
         }
         let ws = i;
-        while i < e && CLASS[hay[i] as usize] & C_LOWER != 0 {
+        while i < e && CLASS[hay[i] as usize] & C_ALPHA != 0 {
             i += 1;
         }
         if (3..=8).contains(&(i - ws)) {
@@ -269,20 +279,21 @@ pub(super) fn lookup_stretch(
         for &(ws, we) in shaped.iter() {
             match word_index(&hay[ws..we]) {
                 Some(k) => words.push((ws, we, k)),
-                None => flush_phrase(words, out),
+                None => flush_phrase(hay, words, out),
             }
         }
-        flush_phrase(words, out);
+        flush_phrase(hay, words, out);
     }
     shaped.clear();
 }
 
-pub(super) fn flush_phrase(words: &mut Vec<(usize, usize, u16)>, out: &mut Vec<Hit>) {
+pub(super) fn flush_phrase(hay: &[u8], words: &mut Vec<(usize, usize, u16)>, out: &mut Vec<Hit>) {
     let k = words.len();
     if k >= 12 {
+        let ok = |w: &[(usize, usize, u16)]| same_separators(hay, w) && checksum_ok(w);
         // whole stretch first, then the longest prefix / suffix that checks
         let mut found = None;
-        if k <= 24 && k.is_multiple_of(3) && checksum_ok(&words[..]) {
+        if k <= 24 && k.is_multiple_of(3) && ok(&words[..]) {
             found = Some((0, k));
         }
         for len in [24, 21, 18, 15, 12] {
@@ -291,9 +302,9 @@ pub(super) fn flush_phrase(words: &mut Vec<(usize, usize, u16)>, out: &mut Vec<H
             if found.is_some() || len > k || k - len > 2 {
                 continue;
             }
-            if checksum_ok(&words[..len]) {
+            if ok(&words[..len]) {
                 found = Some((0, len));
-            } else if checksum_ok(&words[k - len..]) {
+            } else if ok(&words[k - len..]) {
                 found = Some((k - len, k));
             }
         }
@@ -310,6 +321,41 @@ pub(super) fn flush_phrase(words: &mut Vec<(usize, usize, u16)>, out: &mut Vec<H
         }
     }
     words.clear();
+}
+
+/// A separator with every whitespace run written as one space and every
+/// digit run as one `0` (`\n12. ` reads as ` 0. `), in `buf`.
+fn shape_of<'a>(sep: &[u8], buf: &'a mut [u8; MAX_SEP]) -> &'a [u8] {
+    let mut n = 0;
+    for &b in sep.iter().take(MAX_SEP) {
+        let c = match b {
+            b' ' | b'\t' | b'\n' | b'\r' => b' ',
+            b'0'..=b'9' => b'0',
+            _ => b,
+        };
+        if n > 0 && buf[n - 1] == c && (c == b' ' || c == b'0') {
+            continue;
+        }
+        buf[n] = c;
+        n += 1;
+    }
+    &buf[..n]
+}
+
+/// A person writes a phrase with one kind of separator (`", "`, `-`, `+`,
+/// a newline and a number, spaces and line breaks mixed). Identifier lists in
+/// code mix them (`'border-left', 'border-left-color'`): those are not phrases.
+pub(super) fn same_separators(hay: &[u8], words: &[(usize, usize, u16)]) -> bool {
+    let mut first = [0u8; MAX_SEP];
+    let mut other = [0u8; MAX_SEP];
+    let Some(w) = words.get(..2) else {
+        return true;
+    };
+    let want = shape_of(&hay[w[0].1..w[1].0], &mut first);
+    words
+        .windows(2)
+        .skip(1)
+        .all(|p| shape_of(&hay[p[0].1..p[1].0], &mut other) == want)
 }
 
 /// The phrase's bits: 11 per word, entropy first, then `n/3` checksum bits
