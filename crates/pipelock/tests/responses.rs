@@ -646,3 +646,62 @@ async fn a_binary_first_byte_does_not_turn_judging_off() {
     assert!(denied.ends_with(" 5"), "4 refusals and 1 cut: {denied}");
     p.stop().await;
 }
+
+async fn gzip(b: &[u8]) -> Vec<u8> {
+    use tokio::io::AsyncWriteExt;
+    let mut out = Vec::new();
+    let mut e = async_compression::tokio::write::GzipEncoder::new(&mut out);
+    e.write_all(b).await.unwrap();
+    e.shutdown().await.unwrap();
+    out
+}
+
+/// gzip without a `Content-Encoding` (a text or untyped body that is just the compressed
+/// bytes) used to pass unscanned: it is inflated for judging now, and the agent gets the
+/// bytes as sent; one too long to judge is refused in block mode. An archive (a binary
+/// type) is not inflated: its bytes pass as they are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unlabelled_gzip_is_inflated_for_judging() {
+    let (env, p, _audit) = env_with("block").await;
+    let poisoned = gzip(poisoned_html().as_bytes()).await;
+    for (path, ct) in [
+        ("/gz-untyped", None),
+        ("/gz-plain", Some("text/plain")),
+        ("/gz-html", Some("text/html")),
+    ] {
+        let mut page = Page::new("text/plain", poisoned.clone());
+        page.content_type = ct.map(str::to_string);
+        env.origin.set_page(path, page);
+        let (status, _, got, _) = get_stream(&env, &p, path).await;
+        assert_eq!(status, 403, "{path}");
+        assert!(got.len() < 200 && !String::from_utf8_lossy(&got).contains(CANARY));
+    }
+    // Clean: passed compressed, as sent.
+    let clean = gzip(
+        "release notes: version 2.3 fixes a crash\n"
+            .repeat(200)
+            .as_bytes(),
+    )
+    .await;
+    let mut page = Page::new("text/plain", clean.clone());
+    page.content_type = None;
+    env.origin.set_page("/gz-clean", page);
+    let (status, _, got, _) = get_stream(&env, &p, "/gz-clean").await;
+    assert_eq!((status, &got), (200, &clean));
+    let archive = gzip(&noise(500_000, 21)).await;
+    env.origin.set_page(
+        "/pkg.tar.gz",
+        Page::new("application/gzip", archive.clone()),
+    );
+    let (status, _, got, err) = get_stream(&env, &p, "/pkg.tar.gz").await;
+    assert_eq!((status, err), (200, None));
+    assert!(got == archive);
+    // Too long to hold whole, with no type saying it is an archive: refused.
+    let mut page = Page::new("text/plain", archive);
+    page.content_type = None;
+    env.origin.set_page("/gz-long", page);
+    let (status, _, got, _) = get_stream(&env, &p, "/gz-long").await;
+    assert_eq!(status, 403);
+    assert!(String::from_utf8_lossy(&got).contains("gzip"));
+    p.stop().await;
+}

@@ -11,6 +11,7 @@ pub mod binary;
 pub mod judge;
 pub mod sse;
 pub mod stream;
+pub mod unlabelled_gzip;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -243,6 +244,20 @@ pub async fn inspect(
         let (b, first) = collect(body, SNIFF_BYTES, BytesMut::new(), false).await?;
         body = b;
         match first {
+            Collected::Whole(bytes, trailers) if ct.is_none() && unlabelled_gzip::magic(&bytes) => {
+                return judge_gzip(&judge, &slot, (bytes, trailers), governing, headers).await;
+            }
+            Collected::Partial(prefix) if ct.is_none() && unlabelled_gzip::magic(&prefix) => {
+                let start = BytesMut::from(&prefix[..]);
+                return match collect(body, limit, start, known_length).await? {
+                    (_, Collected::Whole(bytes, trailers)) => {
+                        judge_gzip(&judge, &slot, (bytes, trailers), governing, headers).await
+                    }
+                    (body, Collected::Partial(prefix)) => {
+                        gzip_too_long(body, prefix, governing, slot)
+                    }
+                };
+            }
             Collected::Whole(bytes, trailers) => {
                 let Some(kind) = judge::sniff(&bytes) else {
                     return judge_binary(&slot, (bytes, trailers), governing, headers);
@@ -264,6 +279,12 @@ pub async fn inspect(
     }
     let (body, collected) = collect(body, limit, start, known_length).await?;
     match collected {
+        Collected::Whole(bytes, trailers) if unlabelled_gzip::magic(&bytes) => {
+            judge_gzip(&judge, &slot, (bytes, trailers), governing, headers).await
+        }
+        Collected::Partial(prefix) if unlabelled_gzip::magic(&prefix) => {
+            gzip_too_long(body, prefix, governing, slot)
+        }
         Collected::Whole(bytes, trailers) => {
             let kind = declared.unwrap_or(ContentKind::Text);
             judge_whole(&judge, &slot, (bytes, trailers), kind, charset, headers)
@@ -406,6 +427,87 @@ fn judge_whole(
         return Err(refusal(h));
     }
     Ok(whole_body(bytes, trailers, headers))
+}
+
+/// Judges a whole unlabelled gzip body by what it inflates to; the agent gets it as sent.
+async fn judge_gzip(
+    judge: &Judge,
+    slot: &InjectionSlot,
+    (bytes, trailers): (Bytes, Option<HeaderMap>),
+    action: ScanAction,
+    headers: &mut HeaderMap,
+) -> Result<BoxBody, Denied> {
+    if action == ScanAction::Off {
+        return Ok(whole_body(bytes, trailers, headers));
+    }
+    match unlabelled_gzip::gunzip(bytes.clone()).await {
+        unlabelled_gzip::Gunzipped::Decoded(text) => {
+            let hits = match judge::sniff(&text) {
+                Some(kind) => judge.body(&text, kind),
+                None => {
+                    let mut j = binary::BinaryJudge::default();
+                    let p = j.push(&text, action);
+                    let p = if p.blocked.is_none() && p.warned.is_empty() {
+                        j.finish(action)
+                    } else {
+                        p
+                    };
+                    p.blocked.into_iter().chain(p.warned).collect()
+                }
+            };
+            for h in &hits {
+                slot.record(h);
+            }
+            if let Some(h) = hits.iter().find(|h| h.action == ScanAction::Block) {
+                return Err(refusal(h));
+            }
+            Ok(whole_body(bytes, trailers, headers))
+        }
+        unlabelled_gzip::Gunzipped::Corrupt => {
+            judge_binary(slot, (bytes, trailers), action, headers)
+        }
+        unlabelled_gzip::Gunzipped::TooLarge => {
+            let hit = Hit {
+                detector: "unscannable-gzip",
+                place: "body",
+                action,
+            };
+            slot.record(&hit);
+            if action == ScanAction::Block {
+                return Err(Denied::forbidden(
+                    "injection",
+                    "unlabelled gzip response inflates past what can be judged",
+                ));
+            }
+            Ok(whole_body(bytes, trailers, headers))
+        }
+    }
+}
+
+/// An unlabelled gzip body too long to hold whole: refused in block mode, else streamed
+/// on (its printable runs judged) with the finding recorded.
+fn gzip_too_long(
+    body: BoxBody,
+    prefix: Bytes,
+    action: ScanAction,
+    slot: InjectionSlot,
+) -> Result<BoxBody, Denied> {
+    if action == ScanAction::Off {
+        return Ok(ScanStream::new(body, Scanner::Pass, slot, prefix).boxed());
+    }
+    let hit = Hit {
+        detector: "unscannable-gzip",
+        place: "body",
+        action,
+    };
+    slot.record(&hit);
+    if action == ScanAction::Block {
+        return Err(Denied::forbidden(
+            "injection",
+            "unlabelled gzip response too long to judge",
+        ));
+    }
+    Ok(ScanStream::new(body, Scanner::binary(action), slot, prefix).boxed())
 }
 
 /// Judges a whole binary body by its printable runs: Err refuses the response.
