@@ -6,8 +6,10 @@
 //! the hold is that plus one frame), so in block mode a refused message reaches the agent in
 //! no judged-unsafe part: the copy ends and the agent gets a close (1008). Recent messages are
 //! also read together ([`Window`]): an instruction sent as token deltas, one word a message,
-//! is still seen. Close reasons are judged too (a client may show them). Binary messages go
-//! through as sent (streamed, any size). No extension is negotiated (pipelock refuses a 101
+//! is still seen. Close reasons are judged too (a client may show them). Binary messages are
+//! judged by their printable runs ([`BinaryJudge`], as binary bodies are) and released
+//! unchanged; from a binary frame over [`MAX_FRAME`] on, the rest of its message is copied
+//! as it comes (streamed, any size). No extension is negotiated (pipelock refuses a 101
 //! that names one), so a frame with an RSV bit set is refused: it could be compressed.
 //! In warn mode frames go out at once and are judged on the side; each detector is reported
 //! once.
@@ -20,15 +22,48 @@ use bottle_dlp::injection::{scan_injection, ContentKind, InjectionStream};
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::response::binary::BinaryJudge;
 use crate::response::judge::{Window, SSE_WINDOW};
+use crate::response::sse::Pushed;
 use crate::ws_scan::{WsScanError, MAX_FRAME};
 
 /// Where findings in this direction are reported (audit line, metrics).
 pub const PLACE: &str = "websocket message";
 
-/// A text message in progress.
+/// How a message's payload is read: text as text, binary by its printable runs.
+enum Reader {
+    Text(InjectionStream),
+    Binary(Box<BinaryJudge>),
+}
+
+impl Reader {
+    /// Payload bytes now judged (released), or the detector that found something.
+    fn push(&mut self, payload: &[u8], action: ScanAction) -> Result<usize, &'static str> {
+        match self {
+            Reader::Text(s) => s.push(payload).map(|r| r.len()).map_err(|f| f.detector),
+            Reader::Binary(b) => first_finding(b.push(payload, action)),
+        }
+    }
+
+    fn finish(&mut self, action: ScanAction) -> Result<(), &'static str> {
+        match self {
+            Reader::Text(s) => s.finish().map(|_| ()).map_err(|f| f.detector),
+            Reader::Binary(b) => first_finding(b.finish(action)).map(|_| ()),
+        }
+    }
+}
+
+fn first_finding(p: Pushed) -> Result<usize, &'static str> {
+    match p.blocked.or(p.warned.into_iter().next()) {
+        Some(h) => Err(h.detector),
+        None => Ok(p.release.len()),
+    }
+}
+
+/// A data message in progress.
 struct TextMessage {
-    stream: InjectionStream,
+    reader: Reader,
+    binary: bool,
     /// Frames not forwarded yet, each with the payload offset where it ends.
     held: VecDeque<(BytesMut, usize)>,
     /// Payload bytes fed to the stream, and released by it.
@@ -39,9 +74,14 @@ struct TextMessage {
 }
 
 impl TextMessage {
-    fn new() -> Self {
+    fn new(binary: bool) -> Self {
         TextMessage {
-            stream: InjectionStream::new(ContentKind::Text),
+            reader: if binary {
+                Reader::Binary(Box::default())
+            } else {
+                Reader::Text(InjectionStream::new(ContentKind::Text))
+            },
+            binary,
             held: VecDeque::new(),
             fed: 0,
             released: 0,
@@ -60,8 +100,9 @@ impl TextMessage {
 
 enum Message {
     None,
-    Text(Box<TextMessage>),
-    Binary,
+    Judged(Box<TextMessage>),
+    /// The rest of a message passes as sent (a frame too large to judge came first).
+    Passing,
 }
 
 /// Judges what the origin sends and copies it to the agent (`to`). Ok: the origin ended the
@@ -120,25 +161,30 @@ where
         if h.has_reserved_bits() {
             return Err(WsScanError::Reserved);
         }
-        let is_text = matches!(
-            (h.opcode, &message),
-            (opcode::TEXT, _) | (opcode::CONTINUATION, Message::Text(_))
-        );
+        let data_judged = match (h.opcode, &message) {
+            (opcode::TEXT, _) => true,
+            (opcode::BINARY, _) => h.payload_len <= MAX_FRAME,
+            (opcode::CONTINUATION, Message::Judged(m)) => !m.binary || h.payload_len <= MAX_FRAME,
+            _ => false,
+        };
         if h.is_control() && h.payload_len > MAX_CONTROL_PAYLOAD as u64 {
             return Err(WsScanError::TooLarge(h.payload_len));
         }
-        let judged = h.is_control() || is_text;
+        let judged = h.is_control() || data_judged;
         if !judged || (!block && h.payload_len > MAX_FRAME) {
-            // Binary (or, in warn mode, a text frame too large to judge): copied as it comes.
-            if h.opcode == opcode::BINARY {
-                message = if h.fin {
-                    Message::None
-                } else {
-                    Message::Binary
-                };
-            } else if h.opcode == opcode::TEXT || (h.opcode == opcode::CONTINUATION && h.fin) {
-                message = Message::None;
+            // A binary frame too large to judge (or, in warn mode, a text one): it and the
+            // rest of its message are copied as they come, after what is held of it.
+            if let Message::Judged(m) = &mut message {
+                for (f, _) in m.held.drain(..) {
+                    to.write_all(&f).await?;
+                    sent += f.len() as u64;
+                }
             }
+            message = if h.fin {
+                Message::None
+            } else {
+                Message::Passing
+            };
             let head = buf.split_to(h.header_len);
             to.write_all(&head).await?;
             sent += head.len() as u64;
@@ -179,22 +225,24 @@ where
             sent += frame.len() as u64;
             continue;
         }
-        if h.opcode == opcode::TEXT {
+        if h.opcode == opcode::TEXT || h.opcode == opcode::BINARY {
             // A new message: one left open is dropped (it never completed).
-            message = Message::Text(Box::new(TextMessage::new()));
+            let binary = h.opcode == opcode::BINARY;
+            message = Message::Judged(Box::new(TextMessage::new(binary)));
         }
-        let Message::Text(msg) = &mut message else {
+        let Message::Judged(msg) = &mut message else {
             continue;
         };
-        msg.keep_tail(&payload);
+        if !msg.binary {
+            msg.keep_tail(&payload);
+        }
         msg.fed += payload.len();
-        let pushed = msg.stream.push(&payload);
-        let mut finding = match pushed {
-            Ok(release) => {
-                msg.released += release.len();
+        let mut finding = match msg.reader.push(&payload, action) {
+            Ok(released) => {
+                msg.released += released;
                 None
             }
-            Err(f) => Some(f.detector),
+            Err(d) => Some(d),
         };
         if !block {
             to.write_all(&frame).await?;
@@ -204,8 +252,8 @@ where
             msg.held.push_back((frame, msg.fed));
         }
         if h.fin && finding.is_none() {
-            finding = msg.stream.finish().err().map(|f| f.detector);
-            if finding.is_none() {
+            finding = msg.reader.finish(action).err();
+            if finding.is_none() && !msg.binary {
                 let text = String::from_utf8_lossy(&msg.tail).into_owned();
                 if !window.is_empty() {
                     finding = window
@@ -214,6 +262,8 @@ where
                         .map(|h| h.detector);
                 }
                 window.push(text);
+            }
+            if finding.is_none() {
                 msg.released = msg.fed;
             }
         }

@@ -1,7 +1,7 @@
 //! What a WebSocket origin sends the agent is judged for prompt injection (`dlp.responses`):
 //! a hostile origin's instruction never reaches the agent whole or in fragments, a close
 //! with policy violation (1008) arrives instead; clean text and binary arrive byte for byte;
-//! a 101 that accepts an extension pipelock never offered (permessage-deflate) is refused,
+//! binary messages are judged by their printable runs; a 101 that accepts an extension pipelock never offered (permessage-deflate) is refused,
 //! so compressed frames cannot pass. A raw origin writes exactly the frames each test names.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -164,6 +164,14 @@ async fn an_instruction_from_the_origin_never_reaches_the_agent_whole_or_in_frag
                 .collect(),
         ),
         (
+            // Binary, a NUL first: judged by its printable runs, as binary bodies are.
+            "binary message",
+            vec![
+                hello.clone(),
+                frame(0x2, true, &[&b"\0\x01\x89PNG"[..], b].concat()),
+            ],
+        ),
+        (
             "close reason",
             vec![frame(
                 0x8,
@@ -185,7 +193,7 @@ async fn an_instruction_from_the_origin_never_reaches_the_agent_whole_or_in_frag
         .into_iter()
         .filter(|l| l["decision"] == "deny" && l["upgrade"] == "websocket")
         .collect();
-    assert_eq!(denied.len(), 4, "{denied:?}");
+    assert_eq!(denied.len(), 5, "{denied:?}");
     assert!(denied.iter().all(|l| l["injection"]
         .as_str()
         .unwrap()
@@ -196,7 +204,6 @@ async fn an_instruction_from_the_origin_never_reaches_the_agent_whole_or_in_frag
 async fn clean_text_and_binary_messages_arrive_byte_for_byte() {
     let (env, p, _) = setup("block").await;
     let mut binary: Vec<u8> = (0..200_000u32).map(|i| (i * 31 % 251) as u8).collect();
-    // A binary message carrying the instruction is not a text message: it passes as sent.
     binary.extend_from_slice(b"\0\x01");
     let frames = vec![
         frame(
@@ -216,7 +223,12 @@ async fn clean_text_and_binary_messages_arrive_byte_for_byte() {
     let (status, _, got) = agent_session(&p, port).await;
     assert_eq!(status, 101);
     assert_eq!(got.len(), sent.len());
-    assert!(got == sent, "frames changed on the way");
+    // Data frames in order, unchanged; a ping may overtake a held fragment (RFC 6455 lets
+    // control frames interleave), so control frames are compared on their own.
+    let split = |b: &[u8]| -> (Vec<(u8, Vec<u8>)>, Vec<(u8, Vec<u8>)>) {
+        frames_of(b).into_iter().partition(|(op, _)| *op < 8)
+    };
+    assert!(split(&got) == split(&sent), "frames changed on the way");
     drop(env);
     p.stop().await;
 }
