@@ -32,7 +32,7 @@ pub const PLACE: &str = "websocket message";
 
 /// How a message's payload is read: text as text, binary by its printable runs.
 enum Reader {
-    Text(InjectionStream),
+    Text(Box<InjectionStream>),
     Binary(Box<BinaryJudge>),
 }
 
@@ -79,7 +79,7 @@ impl TextMessage {
             reader: if binary {
                 Reader::Binary(Box::default())
             } else {
-                Reader::Text(InjectionStream::new(ContentKind::Text))
+                Reader::Text(Box::new(InjectionStream::new(ContentKind::Text)))
             },
             binary,
             held: VecDeque::new(),
