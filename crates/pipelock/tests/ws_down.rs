@@ -99,6 +99,8 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
+type Frames = Vec<(u8, Vec<u8>)>;
+
 /// The frames in `bytes`, as (opcode, payload); panics on a cut frame.
 fn frames_of(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
     let mut out = Vec::new();
@@ -225,9 +227,8 @@ async fn clean_text_and_binary_messages_arrive_byte_for_byte() {
     assert_eq!(got.len(), sent.len());
     // Data frames in order, unchanged; a ping may overtake a held fragment (RFC 6455 lets
     // control frames interleave), so control frames are compared on their own.
-    let split = |b: &[u8]| -> (Vec<(u8, Vec<u8>)>, Vec<(u8, Vec<u8>)>) {
-        frames_of(b).into_iter().partition(|(op, _)| *op < 8)
-    };
+    let split =
+        |b: &[u8]| -> (Frames, Frames) { frames_of(b).into_iter().partition(|(op, _)| *op < 8) };
     assert!(split(&got) == split(&sent), "frames changed on the way");
     drop(env);
     p.stop().await;
