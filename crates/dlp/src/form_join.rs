@@ -4,6 +4,13 @@
 //! ([`crate::json_join`]), so `payload={"a":"AKIA…","b":"…"}` (encoded or
 //! not) is joined as a JSON body would be.
 //!
+//! Plain values are siblings too: `a=ghp_…&b=…` is a token split over two
+//! fields. Every decoded value is also fed, as one string element, to a
+//! second JSON view that reads the form as the array `["v1","v2",…]` (a
+//! quote or backslash in a value is read as a space), so consecutive values are
+//! joined with the same bounds. The last value has no `&` after it:
+//! [`FormJoin::finish`] closes it.
+//!
 //! The body is taken for a form by its shape, since the scanner does not see
 //! headers: it starts with a key of URL-safe characters (at most
 //! [`MAX_KEY`] bytes) and `=`. Bounds: those of the JSON view, per value (its
@@ -31,6 +38,10 @@ pub(crate) struct FormJoin {
     /// Bytes of a percent escape seen so far (`%`, `%H`), cut by a chunk end.
     escape: Vec<u8>,
     json: JsonJoin,
+    /// The values as elements of one array (see the module doc).
+    plain: JsonJoin,
+    /// Stream offset of the form's first value.
+    form_start: usize,
     /// Decoded bytes of the current value in this chunk (reused).
     decoded: Vec<u8>,
     /// Stream offset where the current value starts.
@@ -57,6 +68,8 @@ impl FormJoin {
             in_value: false,
             escape: Vec::new(),
             json: JsonJoin::new(),
+            plain: JsonJoin::new(),
+            form_start: 0,
             decoded: Vec::new(),
             value_start: 0,
             pos: 0,
@@ -76,7 +89,11 @@ impl FormJoin {
             };
             self.mode = match b {
                 b'=' if len > 0 => {
-                    self.start_value(base + i + 1);
+                    self.form_start = base + i + 1;
+                    self.plain.feed(b"[", &mut |_, _| true);
+                    if !self.start_value(base + i + 1, scan) {
+                        return;
+                    }
                     Mode::Form
                 }
                 _ if key_byte(b) && len < MAX_KEY => Mode::Undecided(len + 1),
@@ -94,32 +111,58 @@ impl FormJoin {
                     None => return,
                     Some(k) => {
                         i += k + 1;
-                        if chunk[i - 1] == b'=' {
-                            self.start_value(base + i);
+                        if chunk[i - 1] == b'=' && !self.start_value(base + i, scan) {
+                            return;
                         }
                     }
                 }
                 continue;
             }
             let end = memchr::memchr(b'&', &chunk[i..]).map_or(chunk.len(), |k| i + k);
-            if !self.json.is_off() && !self.decode_into_json(&chunk[i..end], scan) {
+            if !self.decode_into_json(&chunk[i..end], scan) {
                 return;
             }
             i = end;
             if i < chunk.len() {
                 // `&`: the value ends (a cut escape is dropped with it).
-                self.in_value = false;
-                self.escape.clear();
+                if !self.end_value(scan) {
+                    return;
+                }
                 i += 1;
             }
         }
     }
 
-    fn start_value(&mut self, at: usize) {
+    fn start_value(&mut self, at: usize, scan: &mut dyn FnMut(&[u8], usize) -> bool) -> bool {
         self.in_value = true;
         self.value_start = at;
         self.escape.clear();
         self.json.reset();
+        self.feed_plain(b"\"", scan)
+    }
+
+    fn end_value(&mut self, scan: &mut dyn FnMut(&[u8], usize) -> bool) -> bool {
+        self.in_value = false;
+        self.escape.clear();
+        self.feed_plain(b"\",", scan)
+    }
+
+    /// End of the body: the last value ends too, and is joined with the ones
+    /// before it.
+    pub(crate) fn finish(&mut self, scan: &mut dyn FnMut(&[u8], usize) -> bool) {
+        if self.mode == Mode::Form && self.in_value {
+            self.end_value(scan);
+        }
+    }
+
+    fn feed_plain(&mut self, bytes: &[u8], scan: &mut dyn FnMut(&[u8], usize) -> bool) -> bool {
+        let start = self.form_start;
+        let mut go = true;
+        self.plain.feed(bytes, &mut |join, _| {
+            go = scan(join, start);
+            go
+        });
+        go
     }
 
     /// Percent-decode `part` of the current value (`+` is a space) and feed
@@ -155,10 +198,22 @@ impl FormJoin {
         }
         let start = self.value_start;
         let mut go = true;
-        self.json.feed(&out, &mut |join, _| {
-            go = scan(join, start);
-            go
-        });
+        if !self.json.is_off() {
+            self.json.feed(&out, &mut |join, _| {
+                go = scan(join, start);
+                go
+            });
+        }
+        if go {
+            // As one string element of the plain view: a quote or backslash
+            // would end it or escape the next byte; neither is a token byte.
+            for b in out.iter_mut() {
+                if matches!(*b, b'"' | b'\\') {
+                    *b = b' ';
+                }
+            }
+            go = self.feed_plain(&out, scan);
+        }
         self.decoded = out;
         go
     }
@@ -193,6 +248,40 @@ mod tests {
             joins(&[r#"q={"x":+"xxxxxxxx",+"y":+"yyyyyyyy"}"#]),
             vec![("xxxxxxxxyyyyyyyy".to_string(), 2)]
         );
+    }
+
+    fn joins_to_the_end(body: &str, cut: usize) -> Vec<String> {
+        let mut f = FormJoin::new();
+        let mut out = Vec::new();
+        let mut add = |b: &[u8], _: usize| {
+            out.push(String::from_utf8_lossy(b).into_owned());
+            true
+        };
+        f.feed(&body.as_bytes()[..cut], &mut add);
+        f.feed(&body.as_bytes()[cut..], &mut add);
+        f.finish(&mut add);
+        out
+    }
+
+    #[test]
+    fn plain_values_are_joined_with_the_ones_before_them_wherever_cut() {
+        for (body, want) in [
+            ("a=xxxxxxxx&b=yyyyyyyy", vec!["xxxxxxxxyyyyyyyy"]),
+            (
+                "a=xxxxxxxx&b=yyyy%79yyy&c=zzzz+q",
+                vec!["xxxxxxxxyyyyyyyy", "xxxxxxxxyyyyyyyyzzzz"],
+            ),
+            // A quote cannot end the element early; keys are not joined.
+            (
+                "a=x%22xxxxxxxx&bbbbbbbbbbbbbbbbbbbb=yyyyyyyy",
+                vec!["xxxxxxxxyyyyyyyy"],
+            ),
+            ("a=x+y&b=z", vec![]),
+        ] {
+            for cut in 0..=body.len() {
+                assert_eq!(joins_to_the_end(body, cut), want, "{body} cut {cut}");
+            }
+        }
     }
 
     #[test]

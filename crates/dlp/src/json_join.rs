@@ -17,6 +17,11 @@
 //! most [`MAX_NESTING`] containers (deeper ones are not joined); a secret is
 //! found if at most `JOIN_TAIL` bytes of it lie on each side of a junction.
 //! Only streams whose first non-blank byte is `{` or `[` are lexed.
+//!
+//! Documents one after another (NDJSON, JSON lines, concatenated JSON) are
+//! siblings too: the chain of a top-level container that closed is carried
+//! into the next top-level container, so `{"a":"ghp_…"}\n{"b":"…"}` is
+//! joined (one chain kept: no more memory).
 
 /// Bytes of the glued sibling values kept per container, and of the new
 /// value's head joined to them.
@@ -59,6 +64,8 @@ pub(crate) struct JsonJoin {
     stack: Vec<Frame>,
     /// Popped frames kept for reuse (no allocation per object).
     spare: Vec<Frame>,
+    /// The chain of the last top-level container, continued by the next one.
+    carry: Option<Frame>,
     /// Containers opened past `MAX_NESTING` (not tracked).
     overflow: usize,
     in_string: bool,
@@ -95,6 +102,7 @@ impl JsonJoin {
             mode: Mode::Undecided,
             stack: Vec::new(),
             spare: Vec::new(),
+            carry: None,
             overflow: 0,
             in_string: false,
             escape: false,
@@ -114,6 +122,7 @@ impl JsonJoin {
     pub(crate) fn reset(&mut self) {
         self.mode = Mode::Undecided;
         self.spare.append(&mut self.stack);
+        self.spare.extend(self.carry.take());
         self.overflow = 0;
         self.in_string = false;
         self.escape = false;
@@ -231,6 +240,13 @@ impl JsonJoin {
                 c @ (b'{' | b'[') => {
                     if self.stack.len() >= MAX_NESTING || self.overflow > 0 {
                         self.overflow += 1;
+                    } else if let Some(mut f) =
+                        self.stack.is_empty().then(|| self.carry.take()).flatten()
+                    {
+                        // The next document: its values continue the chain.
+                        f.object = c == b'{';
+                        f.expect_key = f.object;
+                        self.stack.push(f);
                     } else {
                         let mut f = self.spare.pop().unwrap_or_else(|| Frame {
                             object: false,
@@ -253,7 +269,11 @@ impl JsonJoin {
                         self.overflow -= 1;
                     } else {
                         if let Some(f) = self.stack.pop() {
-                            self.spare.push(f);
+                            if self.stack.is_empty() && f.count > 0 {
+                                self.spare.extend(self.carry.replace(f));
+                            } else {
+                                self.spare.push(f);
+                            }
                         }
                     }
                 }
@@ -295,6 +315,11 @@ impl JsonJoin {
         }
         if !self.head_scanned && !self.scan_join(scan) {
             return false;
+        }
+        if self.head.is_empty() {
+            // An empty value (`"b": ""`, `b=&`) holds nothing to join: like a
+            // number, it does not break the chain.
+            return true;
         }
         let cur_start = self.cur_start;
         let tail = std::mem::take(&mut self.tail);
@@ -420,6 +445,28 @@ mod tests {
             vec![r#"nyyyyyyyyzzzzzzzz"#]
         );
         assert!(joins(&[r#"not json {"a": "xxxxxxxxxx", "b": "yyyyyyyyyy"}"#]).is_empty());
+    }
+
+    #[test]
+    fn documents_in_a_row_are_siblings() {
+        // NDJSON: the first value of a line joins the last ones of the line before.
+        assert_eq!(
+            joins(&[
+                "{\"a\": \"xxxxxxxx\"}\n",
+                "{\"b\": \"yyyyyyyy\", \"c\": 1}\n"
+            ]),
+            vec!["xxxxxxxxyyyyyyyy"]
+        );
+        assert_eq!(
+            joins(&["[\"xxxxxxxx\"]", " [\"yyyyyyyy\"]"]),
+            vec!["xxxxxxxxyyyyyyyy"]
+        );
+        // A line with no string value does not break the chain; nesting is not carried.
+        assert_eq!(
+            joins(&["{\"a\":\"xxxxxxxx\"}\n{\"n\":1}\n{\"b\":\"yyyyyyyy\"}"]),
+            vec!["xxxxxxxxyyyyyyyy"]
+        );
+        assert!(joins(&["{\"a\":{\"b\":\"xxxxxxxx\"}}\n{\"a\":{\"b\":\"yyyyyyyy\"}}"]).is_empty());
     }
 
     #[test]

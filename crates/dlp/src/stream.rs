@@ -53,6 +53,12 @@ impl StreamScanner {
     /// of one chunk are scanned together, one per line, for raw tokens and
     /// known secrets (a split *encoded* secret is not looked for).
     fn json_joins(&mut self, chunk: &[u8], all: bool) -> Vec<Finding> {
+        self.joins(chunk, false, all)
+    }
+
+    /// `json_joins`, and at the end of the body (`last`) the joins of a
+    /// form's last value.
+    fn joins(&mut self, chunk: &[u8], last: bool, all: bool) -> Vec<Finding> {
         let end = self.position() + chunk.len();
         let mut batch = Vec::new();
         let mut first = usize::MAX;
@@ -64,6 +70,9 @@ impl StreamScanner {
         };
         self.json.feed(chunk, &mut add);
         self.form.feed(chunk, &mut add);
+        if last {
+            self.form.finish(&mut add);
+        }
         if batch.is_empty() {
             return Vec::new();
         }
@@ -160,8 +169,9 @@ impl StreamScanner {
         if self.finished {
             return (Bytes::new(), Vec::new());
         }
+        let mut found = self.joins(&[], true, true);
         let data = std::mem::take(&mut self.tail);
-        let found = self.collect(&data, None);
+        found.extend(self.collect(&data, None));
         self.finished = true;
         self.base += data.len();
         (data.freeze(), found)
@@ -204,6 +214,10 @@ impl StreamScanner {
         }
         if self.finished {
             return Ok(Bytes::new());
+        }
+        if let Some(f) = self.joins(&[], true, false).into_iter().next() {
+            self.failed = Some(f.clone());
+            return Err(f);
         }
         let data = std::mem::take(&mut self.tail);
         self.scan(&data)?;

@@ -360,3 +360,33 @@ fn form_and_query_json_view_leaves_ordinary_values_alone() {
         "/search?q=%7B%22author%22%3A%22ada%22%2C%22tags%22%3A%5B%22rust%22%2C%22dlp%22%5D%7D";
     assert!(d.scan_url(ok_url).is_empty());
 }
+
+#[test]
+fn secret_split_over_plain_form_fields_or_ndjson_lines_is_found_wherever_cut() {
+    let d = Detector::builtin();
+    let (g1, g2) = GHP.split_at(17);
+    let (k1, k2) = KEY.split_at(9);
+    let bodies = [
+        format!("a={g1}&b={g2}"),
+        format!("q=search&a={g1}&b={g2}&page=2"),
+        format!("a={k1}&b=%{:02X}{}", k2.as_bytes()[0], &k2[1..]),
+        format!("a={g1}&b=&c={}", g2.replace('M', "%4D")),
+        format!("{{\"a\":\"{g1}\"}}\n{{\"b\":\"{g2}\"}}\n"),
+        format!("{{\"a\":\"{k1}\",\"n\":1}}\r\n{{\"n\":2}}\r\n{{\"b\":\"{k2}\"}}"),
+    ];
+    for body in &bodies {
+        for cut in 0..=body.len() {
+            let f = stream_all(d, body.as_bytes(), cut).expect_err(body);
+            assert_eq!(f.encoding, Encoding::Split, "{body} cut {cut}");
+        }
+    }
+    // Ordinary forms and logs: values that end and start with words.
+    let ok = [
+        "grant_type=authorization_code&redirect_uri=https%3A%2F%2Fexample.com%2Fcallback&state=af0ifjsldkj",
+        "name=Ada+Lovelace&email=ada%40example.com&message=Hello+there&submit=Send",
+        "{\"level\":\"info\",\"msg\":\"request handled\"}\n{\"level\":\"debug\",\"msg\":\"cache miss for user_profile\"}\n",
+    ];
+    for body in ok {
+        assert!(stream_all(d, body.as_bytes(), 5).is_ok(), "{body}");
+    }
+}
