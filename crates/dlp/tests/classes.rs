@@ -323,6 +323,9 @@ fn spellings(phrase: &str) -> Vec<String> {
         phrase.replace(' ', "\n        "),
         serde_json::json!(w).to_string(),
         serde_json::to_string_pretty(&w).unwrap(),
+        // escaped in a JSON string: `\t`, `\n` glued to the next word's letters
+        serde_json::json!({ "m": phrase.replace(' ', "\t") }).to_string(),
+        serde_json::json!({ "m": phrase.replace(' ', "\r\n    ") }).to_string(),
         format!("mnemonic={}", phrase.replace(' ', "+")),
         format!("mnemonic={}", phrase.replace(' ', "%20")),
         phrase.replace(' ', "-"),
@@ -365,6 +368,7 @@ fn cards_and_ibans_in_other_printed_forms_are_found_and_lists_of_numbers_are_not
             g.join("_"),
             g.join("  "),
             g.join("\t"),
+            format!("name=A&n={}", g.join("+")),
             serde_json::json!({ "x": g }).to_string(),
             format!("{{\"x\": [\"{}\"]}}", g.join("\", \"")),
             format!("{{\"cc\": \"{card}\"}}"),
@@ -402,6 +406,7 @@ fn cards_and_ibans_in_other_printed_forms_are_found_and_lists_of_numbers_are_not
             .collect();
         for text in [
             groups.join("-"),
+            format!("name=A&iban={}&x=1", groups.join("+")),
             good.to_lowercase(),
             groups.join(" ").to_lowercase(),
             format!("iban: {}.", groups.join("-").to_lowercase()),

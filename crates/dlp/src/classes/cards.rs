@@ -50,7 +50,7 @@ pub(super) fn cards_in(
                 sep = this;
                 // A printed form other than ` ` / `-` has groups of 3-6 digits
                 // (what a person types), not the digits of a version or a date.
-                if !matches!(sep, b" " | b"-")
+                if !matches!(sep, b" " | b"-" | b"+")
                     && !(3..=6).contains(&(groups[b - 1].1 - groups[b - 1].0))
                 {
                     break;
@@ -88,11 +88,11 @@ pub(super) fn cards_in(
 }
 
 /// Bytes that may stand between two printed card groups: one of ` ` `-` `.`
-/// `/` `_` `\t`, two spaces, or the junction of list elements (`", "`,
+/// `/` `_` `\t` `+`, two spaces, or the junction of list elements (`", "`,
 /// `","`, `', '`, `, `).
 fn card_separator(sep: &[u8]) -> bool {
     match sep {
-        [c] => matches!(c, b' ' | b'-' | b'.' | b'/' | b'_' | b'\t' | b','),
+        [c] => matches!(c, b' ' | b'-' | b'.' | b'/' | b'_' | b'\t' | b',' | b'+'),
         b"  " | b", " => true,
         [q, b',', q2] | [q, b',', b' ', q2] => q == q2 && matches!(q, b'"' | b'\''),
         _ => false,

@@ -124,7 +124,7 @@ pub(super) const TEST_IBANS: &[&[u8]] = &[
 
 /// IBANs in a run: two letters, two check digits, then the BBAN of the
 /// country's length, either solid or in groups of four split by single
-/// spaces or dashes; either letter case (`de89 3704 …` is the same account).
+/// spaces, dashes or `+` (a form's space); either letter case (`de89 3704 …` is the same account).
 /// A lower-case IBAN starts before the run (lower-case letters are not part
 /// of runs: prose would be one long run), so up to an IBAN's length of
 /// letters and digits before `s` is looked at too.
@@ -132,7 +132,7 @@ pub(super) fn ibans_in(hay: &[u8], s: usize, e: usize, out: &mut Vec<Hit>) {
     let back = hay[s.saturating_sub(MAX_IBAN)..s]
         .iter()
         .rev()
-        .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b' ' | b'-'))
+        .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b' ' | b'-' | b'+'))
         .count();
     let mut i = s - back;
     while i + 4 <= e {
@@ -161,7 +161,7 @@ pub(super) fn ibans_in(hay: &[u8], s: usize, e: usize, out: &mut Vec<Hit>) {
                 buf[n] = b.to_ascii_uppercase();
                 n += 1;
                 j += 1;
-            } else if (b == b' ' || b == b'-')
+            } else if matches!(b, b' ' | b'-' | b'+')
                 && (sep == 0 || sep == b)
                 && n % 4 == 0
                 && alnum_at(hay, j + 1)

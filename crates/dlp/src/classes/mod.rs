@@ -56,7 +56,7 @@ const C_SEP: u8 = 8; // ' ' or '-' inside card numbers and IBANs
 /// a letter (`,` `-` `+` `"` `[` `1.` ...: the ways a person lists words).
 const C_WS: u8 = 16;
 /// Other separators of printed card groups: `.` `/` `_` `,` a quote (array
-/// elements `"4539", "4459"`), a tab.
+/// elements `"4539", "4459"`), a tab, `+` (a space in a form body).
 const C_NSEP: u8 = 32;
 /// Either letter case (BIP-39 words are looked up case-folded).
 const C_ALPHA: u8 = C_UPPER | C_LOWER;
@@ -74,7 +74,7 @@ static CLASS: [u8; 256] = {
             C_LOWER
         } else if b == b' ' || b == b'-' {
             C_SEP | C_WS
-        } else if matches!(b, b'.' | b'/' | b'_' | b',' | b'"' | b'\'' | b'\t') {
+        } else if matches!(b, b'.' | b'/' | b'_' | b',' | b'"' | b'\'' | b'\t' | b'+') {
             C_NSEP | C_WS
         } else if b == b'\n' || b == b'\r' || (b > b' ' && b < 0x7f) {
             C_WS

@@ -125,22 +125,40 @@ pub(super) fn letters_from(hay: &[u8], p: usize) -> usize {
 /// indent, `",\n    "`, `\n12. `. A longer gap ends a phrase.
 pub(super) const MAX_SEP: usize = 16;
 
-/// Separator bytes (at most `MAX_SEP + 1`) right before `p` / from `p` on.
-pub(super) fn ws_before(hay: &[u8], p: usize) -> usize {
-    hay[..p]
-        .iter()
-        .rev()
-        .take(MAX_SEP + 1)
-        .take_while(|&&c| CLASS[c as usize] & C_WS != 0)
-        .count()
+/// A JSON string escape of whitespace (`\n`, `\t`, `\r`) at `p`: in a raw
+/// JSON body the words of `"a\nb"` are separated by it, not glued to its letter.
+fn escape_at(hay: &[u8], p: usize) -> bool {
+    hay.get(p) == Some(&b'\\') && matches!(hay.get(p + 1), Some(b'n' | b't' | b'r'))
 }
 
+/// Separator bytes (at most `MAX_SEP + 1`, escapes included) right before `p`.
+pub(super) fn ws_before(hay: &[u8], p: usize) -> usize {
+    let mut k = 0;
+    while k <= MAX_SEP && k < p {
+        if k + 2 <= p && escape_at(hay, p - k - 2) {
+            k += 2;
+        } else if CLASS[hay[p - k - 1] as usize] & C_WS != 0 {
+            k += 1;
+        } else {
+            break;
+        }
+    }
+    k
+}
+
+/// Separator bytes (at most `MAX_SEP + 1`, escapes included) from `p` on.
 pub(super) fn ws_from(hay: &[u8], p: usize) -> usize {
-    hay[p..]
-        .iter()
-        .take(MAX_SEP + 1)
-        .take_while(|&&c| CLASS[c as usize] & C_WS != 0)
-        .count()
+    let mut k = 0;
+    while k <= MAX_SEP && p + k < hay.len() {
+        if escape_at(hay, p + k) {
+            k += 2;
+        } else if CLASS[hay[p + k] as usize] & C_WS != 0 {
+            k += 1;
+        } else {
+            break;
+        }
+    }
+    k
 }
 
 /// Hash of a word's length and first four letters (which tell every
@@ -191,7 +209,10 @@ pub(super) fn find_phrases(hay: &[u8], out: &mut Vec<Hit>) {
             i = w + 1;
             continue;
         }
-        let a = w - letters_before(hay, w);
+        let mut a = w - letters_before(hay, w);
+        if a > 0 && escape_at(hay, a - 1) {
+            a += 1;
+        }
         let b = w + letters_from(hay, w);
         if !maybe_listed(&hay[a..b]) {
             i = b;
@@ -205,11 +226,14 @@ pub(super) fn find_phrases(hay: &[u8], out: &mut Vec<Hit>) {
             if k == 0 || k > MAX_SEP {
                 break;
             }
-            let len = letters_before(hay, l - k);
-            if !maybe_listed(&hay[l - k - len..l - k]) {
+            let mut ws = l - k - letters_before(hay, l - k);
+            if ws > 0 && escape_at(hay, ws - 1) {
+                ws += 1;
+            }
+            if !maybe_listed(&hay[ws..l - k]) {
                 break;
             }
-            l -= k + len;
+            l = ws;
             count += 1;
         }
         let mut r = b;
@@ -246,7 +270,7 @@ pub(super) fn phrases_in(hay: &[u8], s: usize, e: usize, out: &mut Vec<Hit>) {
         if CLASS[hay[i] as usize] & C_ALPHA == 0 {
             // a separator longer than `MAX_SEP` ends a phrase
             let ws = i;
-            while i < e && CLASS[hay[i] as usize] & C_ALPHA == 0 {
+            while i < e && (CLASS[hay[i] as usize] & C_ALPHA == 0 || escape_at(hay, i - 1)) {
                 i += 1;
             }
             if i - ws > MAX_SEP {
