@@ -76,7 +76,8 @@ async fn card_iban_and_seed_phrase_in_a_post_body_never_reach_the_origin() {
 /// (no real account, not published test values).
 const CARD2: &str = "4539445394591043";
 const IBAN2: &str = "DE59038224099979443526";
-const SEED2: &str = "truth escape trigger rug project capital used bronze work absent eight illegal";
+const SEED2: &str =
+    "truth escape trigger rug project capital used bronze work absent eight illegal";
 
 fn groups(s: &str, sep: &str) -> String {
     s.as_bytes()
@@ -125,23 +126,59 @@ async fn cards_ibans_and_seed_phrases_in_ordinary_spellings_never_reach_the_orig
         .collect();
     let cases: Vec<(&str, String)> = vec![
         (j, serde_json::json!({ "x": cap.join(" ") }).to_string()),
-        (j, serde_json::json!({ "x": SEED2.to_uppercase() }).to_string()),
-        (j, serde_json::json!({ "x": SEED2.replace(' ', "\t") }).to_string()),
-        (j, serde_json::json!({ "x": SEED2.replace(' ', "   ") }).to_string()),
-        (j, serde_json::json!({ "x": SEED2.replace(' ', "\n    ") }).to_string()),
+        (
+            j,
+            serde_json::json!({ "x": SEED2.to_uppercase() }).to_string(),
+        ),
+        (
+            j,
+            serde_json::json!({ "x": SEED2.replace(' ', "\t") }).to_string(),
+        ),
+        (
+            j,
+            serde_json::json!({ "x": SEED2.replace(' ', "   ") }).to_string(),
+        ),
+        (
+            j,
+            serde_json::json!({ "x": SEED2.replace(' ', "\n    ") }).to_string(),
+        ),
         (j, serde_json::json!({ "x": words }).to_string()),
-        (j, serde_json::json!({ "x": SEED2.replace(' ', "-") }).to_string()),
-        (j, serde_json::json!({ "x": SEED2.replace(' ', ", ") }).to_string()),
+        (
+            j,
+            serde_json::json!({ "x": SEED2.replace(' ', "-") }).to_string(),
+        ),
+        (
+            j,
+            serde_json::json!({ "x": SEED2.replace(' ', ", ") }).to_string(),
+        ),
         (form, format!("x={}", SEED2.replace(' ', "+"))),
-        (j, serde_json::json!({ "x": groups(CARD2, ".") }).to_string()),
-        (j, serde_json::json!({ "x": groups(CARD2, "/") }).to_string()),
-        (j, serde_json::json!({ "x": groups(CARD2, "_") }).to_string()),
-        (j, serde_json::json!({ "x": groups(CARD2, "  ") }).to_string()),
+        (
+            j,
+            serde_json::json!({ "x": groups(CARD2, ".") }).to_string(),
+        ),
+        (
+            j,
+            serde_json::json!({ "x": groups(CARD2, "/") }).to_string(),
+        ),
+        (
+            j,
+            serde_json::json!({ "x": groups(CARD2, "_") }).to_string(),
+        ),
+        (
+            j,
+            serde_json::json!({ "x": groups(CARD2, "  ") }).to_string(),
+        ),
         (j, format!("{{\"x\": [\"{}\"]}}", groups(CARD2, "\", \""))),
         (j, serde_json::json!({ "cc": CARD2 }).to_string()),
         (form, format!("name=A&n={}", groups(CARD2, "+"))),
-        (j, serde_json::json!({ "x": groups(IBAN2, "-") }).to_string()),
-        (j, serde_json::json!({ "x": IBAN2.to_lowercase() }).to_string()),
+        (
+            j,
+            serde_json::json!({ "x": groups(IBAN2, "-") }).to_string(),
+        ),
+        (
+            j,
+            serde_json::json!({ "x": IBAN2.to_lowercase() }).to_string(),
+        ),
         (form, format!("name=A&iban={}", groups(IBAN2, "+"))),
     ];
     let mut leaks = Vec::new();
