@@ -135,10 +135,11 @@ fn escape_at(hay: &[u8], p: usize) -> bool {
 pub(super) fn ws_before(hay: &[u8], p: usize) -> usize {
     let mut k = 0;
     while k <= MAX_SEP && k < p {
-        if k + 2 <= p && escape_at(hay, p - k - 2) {
-            k += 2;
-        } else if CLASS[hay[p - k - 1] as usize] & C_WS != 0 {
+        let c = hay[p - k - 1];
+        if CLASS[c as usize] & C_WS != 0 {
             k += 1;
+        } else if matches!(c, b'n' | b't' | b'r') && k + 2 <= p && hay[p - k - 2] == b'\\' {
+            k += 2;
         } else {
             break;
         }
@@ -150,9 +151,10 @@ pub(super) fn ws_before(hay: &[u8], p: usize) -> usize {
 pub(super) fn ws_from(hay: &[u8], p: usize) -> usize {
     let mut k = 0;
     while k <= MAX_SEP && p + k < hay.len() {
-        if escape_at(hay, p + k) {
+        let c = hay[p + k];
+        if c == b'\\' && escape_at(hay, p + k) {
             k += 2;
-        } else if CLASS[hay[p + k] as usize] & C_WS != 0 {
+        } else if CLASS[c as usize] & C_WS != 0 {
             k += 1;
         } else {
             break;
