@@ -123,6 +123,18 @@ fn adversarial_mib() -> (Vec<u8>, Vec<u8>) {
     (b64[..MIB.min(b64.len())].to_vec(), soup)
 }
 
+/// 1 MiB of Chinese and Japanese prose (the CJK rules run only over such text).
+fn cjk_mib() -> Vec<u8> {
+    let para =
+        "本文介绍如何配置代理服务器以及日志的轮换策略。请先阅读安装说明，然后按照步骤启动服务。\
+        設定ファイルを編集してから、サービスを再起動してください。詳しくはドキュメントを参照。\n";
+    let mut out = Vec::new();
+    while out.len() < MIB {
+        out.extend_from_slice(para.as_bytes());
+    }
+    out
+}
+
 fn main() {
     let (b64, soup) = adversarial_mib();
     for (label, body, kind) in [
@@ -130,6 +142,7 @@ fn main() {
         ("1 MiB JSON", json_mib(), ContentKind::Json),
         ("1 MiB b64", b64, ContentKind::Text),
         ("1 MiB tags", soup, ContentKind::Html),
+        ("1 MiB CJK", cjk_mib(), ContentKind::Text),
     ] {
         let findings = scan_injection(&body, kind);
         assert!(findings.is_empty(), "{label}: {findings:?}");

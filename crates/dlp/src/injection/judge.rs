@@ -22,13 +22,18 @@ pub(crate) fn judge(s: &mut Scanner, from: usize, to: usize) {
     let region = &s.norm.lower[scan_from - base..end - base];
     let rs = rules();
     let mut found: Vec<(usize, usize, &'static str)> = Vec::new();
-    let matched = rs.set.matches(region);
     let topic = !s.doc_page && rs.topic.is_match(region);
     s.doc_page |= topic;
+    let cjk = super::rules::has_cjk(region);
+    let mut sets = vec![(&rs.set, &rs.rules)];
+    if cjk {
+        sets.push((&rs.cjk_set, &rs.cjk_rules));
+    }
     let region = &s.norm.lower[scan_from - base..end - base];
-    if matched.matched_any() {
+    for (set, set_rules) in sets {
+        let matched = set.matches(region);
         for i in matched.iter() {
-            let rule = &rs.rules[i];
+            let rule = &set_rules[i];
             if rule.class == Class::ToolPoisoning && s.kind != ContentKind::ToolDescription {
                 continue;
             }

@@ -60,6 +60,9 @@ pub(crate) struct Rule {
 pub(crate) struct Rules {
     pub(crate) set: RegexSet,
     pub(crate) rules: Vec<Rule>,
+    /// Rules for CJK text (see [`has_cjk`]).
+    pub(crate) cjk_set: RegexSet,
+    pub(crate) cjk_rules: Vec<Rule>,
     /// An address to the AI (for the +2 of a match in the same sentence).
     pub(crate) address: Regex,
     /// Words of a page *about* injection (examples, attacks, detection).
@@ -130,11 +133,10 @@ fn rule_table() -> Vec<(Class, Strength, String)> {
     let [a1, a2, a3, a4, a5] = address_forms();
     let mut v = vec![
         // Override: supersede the agent's instructions.
-        // No word boundary before the verb: a word glued to it (`textIgnore previous
-        // instructions`) is still read as the instruction; a separator may be missing where
-        // inline elements join words (`previous</span><span>instructions`).
-        (Override, Strong, format!(r"{IGNORE_VERB}{SEP}{f4}{PRIOR}{SEP0}{f2}{TARGET}\b")),
-        (Override, Strong, format!(r"{IGNORE_VERB}{SEP}{f3}{TARGET_STRONG}\b")),
+        // A separator may be missing where inline elements join words
+        // (`previous</span><span>instructions`).
+        (Override, Strong, format!(r"\b{IGNORE_VERB}{SEP}{f4}{PRIOR}{SEP0}{f2}{TARGET}\b")),
+        (Override, Strong, format!(r"\b{IGNORE_VERB}{SEP}{f3}{TARGET_STRONG}\b")),
         (Override, Strong, format!(r"\b(?:ignore|disregard|forget|{ASIDE})(?: all| everything| anything)?(?: of)?(?: the| that| what)? (?:(?:above|preceding|previous|prior)(?:\s?[.,;:!)\n]|\s(?:and|then|now)\b)|you (?:were|have been|had been) (?:told|given|instructed)|(?:was )?said (?:above|before))")),
         (Override, Strong, format!(r"\b(?:ignore|disregard|forget|{ASIDE})(?: all of| everything)?(?: what| whatever) (?:i|we|they|you were|you have been|has been|was) (?:said|told(?: you)?|wrote|written|given you)\b")),
         // Other spellings of the same order: leetspeak, letters spaced or dotted apart,
@@ -146,8 +148,6 @@ fn rule_table() -> Vec<(Class, Strength, String)> {
         // The same order in other major languages (accents are folded before matching).
         (Override, Strong, format!(r"\b(?:{FOREIGN_IGNORE})\b{SEP}{f4}(?:{FOREIGN_TARGET})\b")),
         (Override, Strong, format!(r"\b(?:{FOREIGN_IGNORE})\b{SEP}{f4}(?:{FOREIGN_PRIOR})\b{SEP}{f2}(?:{FOREIGN_TARGET_ANY})\b")),
-        (Override, Strong, r"(?:忽略|忽视|无视|忘记|忘掉|不要理会|不理会|無視|忘れ)[^\n]{0,36}?(?:之前|以上|先前|上面|前面|上述|原来|原有|所有|以前|前の|上記)[^\n]{0,18}?(?:指令|指示|说明|規則|规则|提示|设定|命令)".to_string()),
-        (Override, Strong, r"(?:以前|前|上記)の(?:指示|命令|ルール)を(?:無視|忘れ)".to_string()),
         (Override, Weak, r"\b(?:system|admin|administrator|developer|root|sudo|god|emergency|maintenance)[ -](?:override|mode enabled|access granted|command)\b".to_string()),
         (Override, Strong, format!(r"\b(?:reveal|print|show|output|repeat|leak|display|dump|disclose|tell me|give me|recite|echo|type out|write out|spell out|paste)(?: me)?{SEP}{f2}your{SEP}{f2}(?:system (?:prompt|message|instructions)|(?:initial|hidden|original|secret|developer|full|exact) (?:instructions|prompt)|instructions|prompt|pre-?prompt)\b")),
         (Override, Weak, format!(r"\b(?:reveal|print|show|output|repeat|leak|display|dump|disclose|tell me|give me|recite|echo|type out|write out)(?: me)?{SEP}{f2}the{SEP}(?:system (?:prompt|message)|(?:initial|hidden|original|secret|developer) (?:instructions|prompt)|instructions above|prompt above)\b")),
@@ -168,7 +168,6 @@ fn rule_table() -> Vec<(Class, Strength, String)> {
         // Exfiltration: directives to send secrets somewhere.
         (Exfil, Weak, format!(r"\b{exfil_verb}{SEP}{f5}[^\s]{{0,40}}?{SECRET}[^\s]{{0,20}}{SEP}{f6}{dest}")),
         (Exfil, Weak, format!(r"\b{FOREIGN_SEND}{SEP}{f5}[^\s]{{0,40}}?{SECRET}[^\s]{{0,20}}{SEP}{f4}(?:https?://|[a-z0-9-]{{2,30}}\.(?:com|net|org|io|xyz|ru|cn|sh|dev|app|site|info|top|tk|ml|example)\b)")),
-        (Exfil, Weak, format!(r"(?:发送|上传|发给|传到|送信|送って)[^\n]{{0,30}}?{SECRET}")),
         // Read a secret file, then hand it to a tool argument or an outside address (tool
         // poisoning phrased in a tool result or a page).
         (Exfil, Critical, format!(r#"\b(?:read|open|cat|load|get|fetch|retrieve|collect|extract|grab|dump|copy|take)\b{SEP}{f5}{SECRET_FILE}[^\s]{{0,20}}{SEP}{f4}(?:pass|send|include|put|add|append|attach|insert|upload|post|forward|paste|embed|supply|provide|use)\b{SEP}(?:it|them|its contents|their contents|the contents|the file|that|this){SEP}{f3}(?:as|in|into|to|via|inside|within|through|with) (?:the |a |an )?(?:['"`]?[a-z_]{{1,30}}['"`]? )?(?:parameter|argument|field|param|query|header|value|input|https?://|url|webhook|endpoint|tool call)"#)),
@@ -207,6 +206,24 @@ fn rule_table() -> Vec<(Class, Strength, String)> {
     v
 }
 
+/// Rules for Chinese and Japanese text, in their own set: their bounded gaps of any
+/// character make a large automaton, run only over text holding CJK characters.
+fn cjk_rule_table() -> Vec<(Class, Strength, String)> {
+    use Class::*;
+    use Strength::*;
+    vec![
+        (Override, Strong, r"(?:忽略|忽视|无视|忘记|忘掉|不要理会|不理会|無視|忘れ)[^\n]{0,36}?(?:之前|以上|先前|上面|前面|上述|原来|原有|所有|以前|前の|上記)[^\n]{0,18}?(?:指令|指示|说明|規則|规则|提示|设定|命令)".to_string()),
+        (Override, Strong, r"(?:以前|前|上記)の(?:指示|命令|ルール)を(?:無視|忘れ)".to_string()),
+        (Exfil, Weak, format!(r"(?:发送|上传|发给|传到|送信|送って)[^\n]{{0,30}}?{SECRET}")),
+    ]
+}
+
+/// Whether normalised text holds a CJK character (a UTF-8 lead byte of the ideograph,
+/// kana or CJK punctuation blocks): only then are the CJK rules run.
+pub(crate) fn has_cjk(text: &[u8]) -> bool {
+    text.iter().any(|&b| (0xE3..=0xE9).contains(&b))
+}
+
 /// The compiled rules (built once).
 pub(crate) fn rules() -> &'static Rules {
     static RULES: OnceLock<Rules> = OnceLock::new();
@@ -222,8 +239,7 @@ fn compile(pattern: &str) -> Regex {
         .expect("injection rule compiles")
 }
 
-fn build() -> Rules {
-    let table = rule_table();
+fn compile_set(table: Vec<(Class, Strength, String)>) -> (RegexSet, Vec<Rule>) {
     // Same invariant as `compile`: constant patterns, compiled by the unit test.
     #[allow(clippy::expect_used)]
     let set = regex::bytes::RegexSetBuilder::new(table.iter().map(|(_, _, p)| format!("(?-u){p}")))
@@ -238,10 +254,18 @@ fn build() -> Rules {
             re: compile(&p),
         })
         .collect();
+    (set, rules)
+}
+
+fn build() -> Rules {
+    let (set, rules) = compile_set(rule_table());
+    let (cjk_set, cjk_rules) = compile_set(cjk_rule_table());
     let [a1, a2, a3, a4, a5] = address_forms();
     Rules {
         set,
         rules,
+        cjk_set,
+        cjk_rules,
         address: compile(&format!("{a1}|{a2}|{a3}|{a4}|{a5}")),
         doc_cue: compile(
             r"\b(?:examples?|e\.g\.|for instance|such as|attacks?|attackers?|payloads?|detect\w*|malicious|adversar\w*|injections?|jailbreak\w*|mitigat\w*|defen[cs]\w*|vulnerab\w*|owasp|red[ -]team\w*|exploit\w*|threats?|sample|demonstrat\w*|classifier|researchers?|technique)\b",
