@@ -170,7 +170,7 @@ async fn an_instruction_from_the_origin_never_reaches_the_agent_whole_or_in_frag
             "binary message",
             vec![
                 hello.clone(),
-                frame(0x2, true, &[&b"\0\x01\x89PNG"[..], b].concat()),
+                frame(0x2, true, &[&b"\0\x01\x89PNG\0"[..], b].concat()),
             ],
         ),
         (
