@@ -103,6 +103,8 @@ pub(crate) struct Markup {
     raw_script: bool,
     line_start: bool,
     inline_code: bool,
+    /// An inline tag just ended: a capital next starts a word (`text<b>Ignore`).
+    after_inline_tag: bool,
     quote_line: bool,
     hidden_line: bool,
     fence_char: char,
@@ -138,6 +140,7 @@ impl Markup {
             // Only markdown looks at line starts.
             line_start: markdown,
             inline_code: false,
+            after_inline_tag: false,
             quote_line: false,
             hidden_line: false,
             fence_char: '`',
@@ -161,7 +164,8 @@ impl Markup {
     /// The context flags when ordinary text may be written straight through (no construct
     /// open, not at a markdown line start).
     pub(crate) fn plain_flags(&self) -> Option<u8> {
-        (self.state == State::Text && !self.line_start).then(|| self.flags())
+        (self.state == State::Text && !self.line_start && !self.after_inline_tag)
+            .then(|| self.flags())
     }
 
     fn flags(&self) -> u8 {
@@ -247,7 +251,11 @@ impl Markup {
     /// Reads one character at input offset `at`.
     pub(crate) fn push(&mut self, c: char, at: usize, out: &mut Norm) {
         // Fast path: ordinary text outside any construct.
-        if self.state == State::Text && !self.line_start && !matches!(c, '<' | '&' | '`' | '\n') {
+        if self.state == State::Text
+            && !self.line_start
+            && !self.after_inline_tag
+            && !matches!(c, '<' | '&' | '`' | '\n')
+        {
             out.push_char(c, at, self.flags());
             return;
         }
@@ -521,6 +529,9 @@ impl Markup {
                 return false;
             }
         }
+        if c != '<' && std::mem::take(&mut self.after_inline_tag) && c.is_ascii_uppercase() {
+            out.word_break(at);
+        }
         match c {
             '<' if !(self.markdown && self.inline_code) => {
                 self.start = at;
@@ -721,6 +732,7 @@ impl Markup {
         if info.block {
             out.boundary(at);
         }
+        self.after_inline_tag = !info.block;
         if self.closing {
             self.pop_named(&name);
         } else if !info.void {

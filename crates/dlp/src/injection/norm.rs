@@ -102,6 +102,14 @@ impl Norm {
         }
     }
 
+    /// Words joined by inline markup where a small letter meets a capital
+    /// (`text<b>Ignore`): a reader sees two words.
+    pub(crate) fn word_break(&mut self, at: usize) {
+        if self.cased.last().is_some_and(|c| c.is_ascii_lowercase()) {
+            self.space(false, at, 0);
+        }
+    }
+
     /// A block boundary (paragraph, list item, table cell, JSON value): a line break.
     pub(crate) fn boundary(&mut self, at: usize) {
         self.space(true, at, 0);

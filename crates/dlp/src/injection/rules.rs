@@ -271,7 +271,7 @@ fn build() -> Rules {
             r"\b(?:examples?|e\.g\.|for instance|such as|attacks?|attackers?|payloads?|detect\w*|malicious|adversar\w*|injections?|jailbreak\w*|mitigat\w*|defen[cs]\w*|vulnerab\w*|owasp|red[ -]team\w*|exploit\w*|threats?|sample|demonstrat\w*|classifier|researchers?|technique)\b",
         ),
         mention: compile(
-            r#"(?:\b(?:tell|tells|told|ask|asks|asked|trick|tricks|tricked|instruct|instructs|convince|convinces|force|forces|cause|causes|get|gets|make|makes|want|wants|telling|asking|tricking)\s(?:[a-z]{1,12}\s){0,2}to|\b(?:like|says?|said|saying|phrases?|strings?|texts?|words?|such as|e\.g\.|i\.e\.|example|writes?|wrote|writing|types?|typed|includes?|contains?|containing|called|named|reads))[\s:]{1,2}["'`]?$"#,
+            r#"(?:\b(?:tell|tells|told|ask|asks|asked|trick|tricks|tricked|instruct|instructs|convince|convinces|force|forces|cause|causes|get|gets|make|makes|want|wants|telling|asking|tricking)\s(?:[a-z]{1,12}\s){0,2}to|\b(?:like|says?|said|saying|such as|e\.g\.|i\.e\.|example|writes?|wrote|writing|types?|typed|includes?|contains?|containing|called|named|reads))[\s:]{1,2}["'`]?$|\b(?:phrases?|strings?|texts?|words?|sentences?|messages?)(?:\s?:\s?["'`]?|\s["'`])$"#,
         ),
         topic: compile(
             r"\b(?:prompt[ -]injections?|injection attacks?|indirect injections?|jailbreak\w*|owasp|red[ -]team\w*|adversarial prompts?|llm security|ai security)\b",
