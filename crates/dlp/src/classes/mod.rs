@@ -52,8 +52,9 @@ const C_DIGIT: u8 = 1;
 const C_UPPER: u8 = 2;
 const C_LOWER: u8 = 4;
 const C_SEP: u8 = 8; // ' ' or '-' inside card numbers and IBANs
-/// Between BIP-39 words: whitespace and any printable ASCII byte that is not
-/// a letter (`,` `-` `+` `"` `[` `1.` ...: the ways a person lists words).
+/// Between BIP-39 words: whitespace, digits and the punctuation a person
+/// lists words with (`,` `-` `+` `"` `[` `1.` `%20` ...); not code's `=` `{`
+/// `<` `&` `\` (a probe there need not look at the next word).
 const C_WS: u8 = 16;
 /// Other separators of printed card groups: `.` `/` `_` `,` a quote (array
 /// elements `"4539", "4459"`), a tab, `+` (a space in a form body).
@@ -76,7 +77,10 @@ static CLASS: [u8; 256] = {
             C_SEP | C_WS
         } else if matches!(b, b'.' | b'/' | b'_' | b',' | b'"' | b'\'' | b'\t' | b'+') {
             C_NSEP | C_WS
-        } else if b == b'\n' || b == b'\r' || (b > b' ' && b < 0x7f) {
+        } else if matches!(
+            b,
+            b'\n' | b'\r' | b'[' | b']' | b'(' | b')' | b':' | b';' | b'|' | b'*' | b'#' | b'%'
+        ) {
             C_WS
         } else {
             0
