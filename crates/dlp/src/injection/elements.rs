@@ -1,5 +1,6 @@
-//! What each HTML element means for reading its text: block (a line break), void, hidden,
-//! code, quotation, raw text (`<script>`, `<style>`).
+//! What each HTML element and attribute means for reading its text: block (a line break),
+//! void, hidden, code, quotation, raw text (`<script>`, `<style>`); attribute values read as
+//! text, style, class, id, or a URL.
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Raw {
@@ -84,4 +85,36 @@ pub(crate) fn element_info(name: &[u8]) -> Option<Info> {
         | b"title-text" => i,
         _ => return None,
     })
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AttrKind {
+    /// Text a model reads but a page does not show in place (alt, title, meta content...).
+    Text,
+    Style,
+    Class,
+    Id,
+    AriaHidden,
+    Type,
+    /// A URL attribute (href, src, ...): read as text only when it is a `data:` URI (its
+    /// payload is content; an ordinary URL is not).
+    Url,
+    Other,
+}
+
+/// How an attribute's value is read.
+pub(crate) fn attr_kind(name: &[u8]) -> AttrKind {
+    match name {
+        b"alt" | b"title" | b"content" | b"aria-label" | b"aria-description" | b"placeholder"
+        | b"label" | b"summary" | b"value" | b"srcdoc" => AttrKind::Text,
+        b"style" => AttrKind::Style,
+        b"class" => AttrKind::Class,
+        b"id" => AttrKind::Id,
+        b"aria-hidden" => AttrKind::AriaHidden,
+        n if n.starts_with(b"data-") || n.starts_with(b"aria-") => AttrKind::Text,
+        b"type" => AttrKind::Type,
+        b"href" | b"src" | b"action" | b"formaction" | b"poster" | b"data" | b"background"
+        | b"xlink:href" => AttrKind::Url,
+        _ => AttrKind::Other,
+    }
 }

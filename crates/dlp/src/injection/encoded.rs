@@ -1,6 +1,6 @@
 //! Instructions wrapped in base64, base64url, hex or percent-encoding: runs of the alphabet are decoded
 //! (bounded pieces, every alignment when a run's start is out of view), printable islands of
-//! the result are read again as hidden text, twice at most (base64 in base64).
+//! the result are read again as hidden text, three times at most (base64 in base64 in base64).
 
 use super::scanner::{Scanner, MAX_DEPTH};
 use super::ContentKind;

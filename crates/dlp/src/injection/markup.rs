@@ -7,7 +7,7 @@
 //! markdown link labels.
 
 use super::css::{hiding_class, StyleSheet, StyleState};
-use super::elements::{element_info, Info, Raw};
+use super::elements::{attr_kind, element_info, AttrKind, Info, Raw};
 use super::fold::html_entity;
 use super::norm::{Norm, ATTRIBUTE, CODE, HIDDEN, QUOTE};
 
@@ -17,21 +17,6 @@ const ENTITY_CAP: usize = 12;
 const LINK_LABEL_CAP: usize = 256;
 /// The scheme of a URL whose payload is read as text.
 const DATA_URI: &[u8] = b"data:";
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum AttrKind {
-    /// Text a model reads but a page does not show in place (alt, title, meta content...).
-    Text,
-    Style,
-    Class,
-    Id,
-    AriaHidden,
-    Type,
-    /// A URL attribute (href, src, ...): read as text only when it is a `data:` URI (its
-    /// payload is content; an ordinary URL is not).
-    Url,
-    Other,
-}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum AttrPhase {
@@ -660,19 +645,7 @@ impl Markup {
     }
 
     fn begin_value(&mut self, out: &mut Norm, at: usize) {
-        self.attr_kind = match self.attr_name.as_slice() {
-            b"alt" | b"title" | b"content" | b"aria-label" | b"aria-description"
-            | b"placeholder" | b"label" | b"summary" | b"value" | b"srcdoc" => AttrKind::Text,
-            b"style" => AttrKind::Style,
-            b"class" => AttrKind::Class,
-            b"id" => AttrKind::Id,
-            b"aria-hidden" => AttrKind::AriaHidden,
-            n if n.starts_with(b"data-") || n.starts_with(b"aria-") => AttrKind::Text,
-            b"type" => AttrKind::Type,
-            b"href" | b"src" | b"action" | b"formaction" | b"poster" | b"data" | b"background"
-            | b"xlink:href" => AttrKind::Url,
-            _ => AttrKind::Other,
-        };
+        self.attr_kind = attr_kind(&self.attr_name);
         self.attr_value.clear();
         if self.attr_kind == AttrKind::Text {
             out.boundary(at);

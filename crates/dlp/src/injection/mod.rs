@@ -18,7 +18,8 @@
 //! hidden elements, attributes, `<script>`, markdown link definitions tagged *hidden*;
 //! `<pre>`, `<code>`, fences, backticks tagged *code*; `<blockquote>`, `<q>`, `>` lines
 //! tagged *quote*); then folding: zero-width and bidi controls dropped, fullwidth,
-//! mathematical, circled, Cyrillic and Greek look-alikes folded to ASCII (both tagged
+//! mathematical, letter-like, circled, small-capital, super/subscript, regional-indicator,
+//! Cyrillic and Greek look-alikes folded to ASCII (both tagged
 //! *obfuscated*), Unicode tag characters read as hidden ASCII, lower-cased, whitespace
 //! collapsed. Every normalised byte maps back to its input offset.
 //!
@@ -26,7 +27,8 @@
 //! [`OVERRIDE`], [`ROLE`], [`EXFIL`] are rule classes (see `rules.rs`: verb families,
 //! bounded filler, object families). [`HIDDEN_ID`], [`OBFUSCATED_ID`] and [`ENCODED`] say
 //! *where* a rule matched. [`TOOL_POISONING`] rules only apply to
-//! [`ContentKind::ToolDescription`].
+//! [`ContentKind::ToolDescription`] (their gist, a secret file handed to a tool argument,
+//! is an [`EXFIL`] rule in every kind).
 //!
 //! # The scoring: documentation is not blocked, hidden instructions always are
 //! A rule match is decided by where it was read:
@@ -35,19 +37,24 @@
 //! 2. spelled with invisible controls or look-alike letters: **always** a finding
 //!    (obfuscation itself is the signal); a sensitive word (`ignore`, `system`, `password`,
 //!    ...) mixing such letters with plain ones is a finding alone;
-//! 3. in a tool description: always a finding unless quoted;
-//! 4. in visible code (`<code>`, fences, backticks) or a quotation (`<blockquote>`, `>`,
-//!    an open `"`/`'` in the sentence): **never** a finding;
-//! 5. visible prose is scored: strong rule 2 (`ignore previous instructions`, `<|im_start|>`),
-//!    weak rule 1 (`User:`, `send the token to https://...`), a rule that is itself an
-//!    address to the AI with an action 3 (`AI assistant: run ...`, `Note to AI agents:
-//!    please ...`); +2 when the sentence before the match addresses the AI; -2 when the
-//!    words right before make it a mention (`phrases like`, `tell the model to`, `says`);
-//!    -2 (not for addressed rules) when words of a page about injection are near (`example`,
-//!    `attack`, `payload`, `detect`, `malicious`, `OWASP`, ... in the 400 bytes before or the
-//!    rest of the sentence). A finding at 2 or more.
+//! 3. in a tool description: always a finding, quoted or not, except personas and standing
+//!    orders (`Always include the base branch`), scored like prose;
+//! 4. everything visible is scored: weak rule and persona 1 (`User:`, `send the token to
+//!    https://...`), strong 2 (`ignore previous instructions`, `<|im_start|>`), a rule that
+//!    is itself an address to the AI with an action 3 (`AI assistant: run ...`), critical 4
+//!    (read a secret file and hand it to a tool argument or URL); +2 when the sentence
+//!    before the match addresses the AI; -2 when the words right before make it a mention
+//!    (`phrases like`, `tell the model to`, `the text "`); -2 (not for addressed rules) when
+//!    words of a page about injection are near (`example`, `attack`, `payload`, `detect`,
+//!    `malicious`, `OWASP`, ... in the 400 bytes before or the rest of the sentence). A
+//!    finding at 2 or more.
+//! 5. code (`<code>`, fences, backticks), quotations (`<blockquote>`, `>`) and an open
+//!    `"`/`'` in the sentence are *examples* only when something says so: documentation
+//!    words near, a page that named its topic (`prompt injection`, `jailbreak`, ...)
+//!    before, or a mention verb right before the quote. An example counts -2 once and gets
+//!    no address bonus; a quote alone switches nothing off.
 //!    Attribute text (`alt`, `title`, `<meta content>`) often repeats visible text: it is
-//!    scored like prose with +1 for strong rules, quotes counting -2 instead of exempting.
+//!    scored like prose with +1 for strong rules and -2 for a quote.
 //!
 //! So a page *about* injection quoting `ignore previous instructions` in prose, quotes or
 //! code passes, while the same words in a comment, a `display:none` block, base64, or
@@ -62,9 +69,10 @@
 //! (with interleaved markup) is longer than that is still found, but its first bytes may
 //! have been released.
 //!
-//! Known limits (see the crate README): paraphrases outside the rule families, other
-//! languages, leetspeak, ROT13, letter-spaced words; visible quoted or code text is allowed
-//! by design; CSS from external sheets or scripts is not seen.
+//! Known limits (see the crate README): paraphrases outside the rule families, languages
+//! beyond the small table, respellings (leetspeak, spacing, ROT13, reversal) beyond the
+//! core override order; examples on a page about injection are allowed by design; CSS from
+//! external sheets or scripts is not seen.
 
 mod css;
 mod elements;
