@@ -26,9 +26,11 @@ impl std::fmt::Debug for KnownSet {
     }
 }
 
-/// The part of `encode(prefix_k ++ secret)` that depends only on the secret,
-/// for each of the three byte alignments.
-fn base64_needles(secret: &[u8], url: bool) -> Vec<Zeroizing<String>> {
+/// The part of `encode(prefix_k ++ secret)` that depends only on the secret, for each of the
+/// three byte alignments `k` (standard base64, or base64url with `url`), without padding:
+/// what any base64 text carrying `secret` contains, wherever it starts. Empty cores (a secret
+/// too short for an alignment) are left out. egress scrubs these same forms from responses.
+pub fn base64_cores(secret: &[u8], url: bool) -> Vec<Zeroizing<String>> {
     let mut out = Vec::new();
     for k in 0..3usize {
         let mut buf = Zeroizing::new(vec![0u8; k]);
@@ -40,10 +42,17 @@ fn base64_needles(secret: &[u8], url: bool) -> Vec<Zeroizing<String>> {
         });
         let c_start = (8 * k).div_ceil(6);
         let c_end = (8 * (k + secret.len())) / 6;
-        if c_end > c_start && c_end - c_start >= 8 {
+        if c_end > c_start {
             out.push(Zeroizing::new(enc[c_start..c_end].to_string()));
         }
     }
+    out
+}
+
+/// [`base64_cores`] long enough to be searched for (8 characters or more).
+fn base64_needles(secret: &[u8], url: bool) -> Vec<Zeroizing<String>> {
+    let mut out = base64_cores(secret, url);
+    out.retain(|n| n.len() >= 8);
     out
 }
 

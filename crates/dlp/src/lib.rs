@@ -71,6 +71,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 pub use headers::HeaderFinding;
+pub use known::base64_cores;
 pub use stream::{StreamScanner, STREAM_OVERLAP, STREAM_WINDOW};
 pub use url::redact_url;
 pub use zeroize::Zeroizing;

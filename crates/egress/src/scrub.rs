@@ -24,8 +24,6 @@ mod view;
 use std::sync::Arc;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
-use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
 use zeroize::Zeroizing;
 
@@ -127,24 +125,14 @@ fn json_escape(s: &[u8], style: Json) -> Vec<u8> {
     out
 }
 
-/// Standard base64 and base64url of `secret` at all three byte alignments: the
-/// characters whose six bits come only from `secret`.
+/// Standard base64 and base64url of `secret` at all three byte alignments: the characters
+/// whose six bits come only from `secret` (the same cores pipelock's DLP searches for).
 fn base64_forms(secret: &[u8]) -> Vec<Vec<u8>> {
-    let n = secret.len();
-    let mut out = Vec::new();
-    for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
-        for k in 0..3usize {
-            let mut padded = Zeroizing::new(vec![0u8; k]);
-            padded.extend_from_slice(secret);
-            let enc = Zeroizing::new(engine.encode(&*padded).into_bytes());
-            let start = (8 * k).div_ceil(6);
-            let end = (8 * (k + n)) / 6;
-            if end > start {
-                out.push(enc[start..end].to_vec());
-            }
-        }
-    }
-    out
+    [false, true]
+        .into_iter()
+        .flat_map(|url| bottle_dlp::base64_cores(secret, url))
+        .map(|core| core.as_bytes().to_vec())
+        .collect()
 }
 
 /// Every literal form of `secret` that is searched for (deduplicated, each at

@@ -1,6 +1,7 @@
 //! Unit tests of the streaming scrubber.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 use super::*;
+use base64::Engine as _;
 
 const SECRET: &str = "ghp_CanaryT0ken/with+odd=chars_1234567890";
 
