@@ -15,7 +15,7 @@ use crate::filter::{self, Denied};
 use crate::forward::{self, Target};
 use crate::idle::IdleIo;
 use crate::state::{State, Subject};
-use crate::upstream::{ConnectError, Mode};
+use crate::upstream::Mode;
 
 /// Any bidirectional byte stream.
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -142,22 +142,6 @@ enum PassFail {
     Upstream(Response<BoxBody>),
 }
 
-fn connect_denied(e: ConnectError) -> Denied {
-    match e {
-        ConnectError::Refused(r) => Denied::new("private_address", r),
-        ConnectError::Timeout(_) => Denied::status(
-            "upstream_timeout",
-            StatusCode::GATEWAY_TIMEOUT,
-            e.to_string(),
-        ),
-        other => Denied::status(
-            "upstream_unreachable",
-            StatusCode::BAD_GATEWAY,
-            other.to_string(),
-        ),
-    }
-}
-
 async fn open_passthrough(state: &State, host: &Host, port: u16) -> Result<Box<dyn Io>, PassFail> {
     let dialer = &state.upstream.dialer;
     match &dialer.mode {
@@ -165,14 +149,14 @@ async fn open_passthrough(state: &State, host: &Host, port: u16) -> Result<Box<d
             let s = dialer
                 .dial_checked(host, port)
                 .await
-                .map_err(|e| PassFail::Denied(connect_denied(e)))?;
+                .map_err(|e| PassFail::Denied(e.denial()))?;
             Ok(Box::new(s))
         }
         Mode::Proxy { .. } => {
             let tcp = dialer
                 .dial_proxy()
                 .await
-                .map_err(|e| PassFail::Denied(connect_denied(e)))?;
+                .map_err(|e| PassFail::Denied(e.denial()))?;
             let (mut send, conn) =
                 hyper::client::conn::http1::handshake::<_, BoxBody>(TokioIo::new(tcp))
                     .await

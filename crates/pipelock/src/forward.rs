@@ -17,7 +17,7 @@ use tokio::io::AsyncWriteExt;
 use crate::body::{ByteCounter, CountingBody};
 use crate::filter::{self, Denied};
 use crate::state::{State, Subject};
-use crate::upstream::{find_connect_error, ConnectError};
+use crate::upstream::find_connect_error;
 use bottle_core::hop;
 
 /// The CONNECT target of an intercepted tunnel.
@@ -305,17 +305,7 @@ async fn proceed(
                 return state.refuse(kind, &subject, d, started);
             }
             let d = match find_connect_error(&e) {
-                Some(ConnectError::Refused(r)) => Denied::new("private_address", r.clone()),
-                Some(ce @ ConnectError::Timeout(_)) => Denied::status(
-                    "upstream_timeout",
-                    StatusCode::GATEWAY_TIMEOUT,
-                    ce.to_string(),
-                ),
-                Some(ce) => Denied::status(
-                    "upstream_unreachable",
-                    StatusCode::BAD_GATEWAY,
-                    ce.to_string(),
-                ),
+                Some(ce) => ce.denial(),
                 None => Denied::status(
                     "upstream_error",
                     StatusCode::BAD_GATEWAY,

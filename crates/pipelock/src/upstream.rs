@@ -107,6 +107,28 @@ pub enum ConnectError {
     BadUri(String),
 }
 
+impl ConnectError {
+    /// The refusal the agent gets when the next hop could not be reached: the SSRF refusal
+    /// as it is, 504 for a timeout, 502 for anything else (the same for CONNECT tunnels and
+    /// forwarded requests).
+    pub fn denial(&self) -> crate::filter::Denied {
+        use crate::filter::Denied;
+        match self {
+            ConnectError::Refused(r) => Denied::new("private_address", r.clone()),
+            ConnectError::Timeout(_) => Denied::status(
+                "upstream_timeout",
+                http::StatusCode::GATEWAY_TIMEOUT,
+                self.to_string(),
+            ),
+            other => Denied::status(
+                "upstream_unreachable",
+                http::StatusCode::BAD_GATEWAY,
+                other.to_string(),
+            ),
+        }
+    }
+}
+
 /// One upstream transport.
 pub use bottle_core::upstream::UpstreamConn as UpConn;
 
@@ -260,4 +282,55 @@ pub fn find_connect_error<'a>(
     e: &'a (dyn std::error::Error + 'static),
 ) -> Option<&'a ConnectError> {
     bottle_core::error::find_source::<ConnectError>(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::StatusCode;
+
+    /// One mapping from a failed dial to what the agent is told, for every kind of failure.
+    #[test]
+    fn every_connect_error_has_its_refusal() {
+        let ssrf = Refusal::forbidden("10.0.0.1 is a private address");
+        let rows = [
+            (
+                ConnectError::Refused(ssrf),
+                "private_address",
+                StatusCode::FORBIDDEN,
+            ),
+            (
+                ConnectError::Timeout("h:443".into()),
+                "upstream_timeout",
+                StatusCode::GATEWAY_TIMEOUT,
+            ),
+            (
+                ConnectError::Resolve("h".into(), "no such host".into()),
+                "upstream_unreachable",
+                StatusCode::BAD_GATEWAY,
+            ),
+            (
+                ConnectError::Io(
+                    "h:443".into(),
+                    std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+                ),
+                "upstream_unreachable",
+                StatusCode::BAD_GATEWAY,
+            ),
+            (
+                ConnectError::BadUri("x".into()),
+                "upstream_unreachable",
+                StatusCode::BAD_GATEWAY,
+            ),
+        ];
+        for (e, kind, status) in rows {
+            let d = e.denial();
+            assert_eq!((d.kind, d.refusal.status), (kind, status), "{e}");
+            assert_eq!(
+                d.refusal.reason,
+                e.to_string(),
+                "the reason is the error's own text"
+            );
+        }
+    }
 }
