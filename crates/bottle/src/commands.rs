@@ -1,6 +1,8 @@
 //! The launcher's subcommands, one file per concern: `start.rs` (start, render),
 //! `allow.rs` (allow a host in a running bottle), `manage.rs` (ls, logs, exec, stop, cleanup),
-//! `teardown.rs` (the end of a bottle), `accept.rs` (the policy confirmation, check).
+//! `teardown.rs` (the end of a bottle), `accept.rs` (the policy confirmation, check),
+//! `requests.rs` (requests, approve, deny), `watch.rs` (the live view), `why.rs` (which rule
+//! decides a URL), `log.rs` (the audit as readable lines).
 
 use std::time::Duration;
 
@@ -10,9 +12,13 @@ use crate::state::StateDir;
 
 mod accept;
 mod allow;
+pub mod log;
 mod manage;
+pub mod requests;
 mod start;
 mod teardown;
+pub mod watch;
+pub mod why;
 
 pub use accept::{accept_policy, check, Confirm, Terminal};
 pub use allow::{allow, reload_and_confirm};

@@ -105,6 +105,18 @@ enum Cmd {
         /// The manifest (YAML).
         manifest: PathBuf,
     },
+    /// List the agent's pending access requests, with its reason and the refusals before it.
+    Requests(commands::requests::RequestsArgs),
+    /// Approve an access request (for the session, or for a time).
+    Approve(commands::requests::ApproveArgs),
+    /// Deny an access request, with a reason the agent sees.
+    Deny(commands::requests::DenyArgs),
+    /// A live terminal view of refusals and pending requests, over every running bottle.
+    Watch(commands::watch::WatchArgs),
+    /// Which rule allows or refuses a request to URL (the sidecars' own decision code).
+    Why(commands::why::WhyArgs),
+    /// The sidecars' audit as readable lines.
+    Log(commands::log::LogArgs),
 }
 
 fn main() -> ExitCode {
@@ -147,6 +159,12 @@ fn main() -> ExitCode {
         })
         .map(|_| 0),
         Cmd::Render { manifest } => commands::render_cmd(&manifest).map(|()| 0),
+        Cmd::Requests(a) => commands::requests::list(&a),
+        Cmd::Approve(a) => commands::requests::approve(&a),
+        Cmd::Deny(a) => commands::requests::deny(&a),
+        Cmd::Watch(a) => commands::watch::run(&a),
+        Cmd::Why(a) => commands::why::run(&a),
+        Cmd::Log(a) => commands::log::run(&a),
     };
     match r {
         Ok(code) => ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(1)),
