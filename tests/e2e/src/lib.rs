@@ -206,6 +206,11 @@ pub const ORIGIN_NAMES: &[&str] = &[
     "other.e2e.test",
     "late.e2e.test",
     "badedit.e2e.test",
+    "asked.e2e.test",
+    "timed.e2e.test",
+    "denied.e2e.test",
+    "watched.e2e.test",
+    "flood.e2e.test",
 ];
 
 /// The echo origin, in a container on a network of its own (`upstream_networks` of the
