@@ -435,3 +435,40 @@ pub fn secret_spellings(secret: &str) -> Vec<String> {
         hex::encode_upper(secret),
     ]
 }
+
+/// Collects failed checks so one run of a long scenario reports all of them.
+#[derive(Default)]
+pub struct Checks {
+    /// What failed, with detail.
+    pub failed: Vec<String>,
+    /// How many passed.
+    pub passed: usize,
+}
+
+impl Checks {
+    /// Records one check; `detail` is computed only on failure.
+    pub fn check(&mut self, name: &str, ok: bool, detail: impl FnOnce() -> String) {
+        if ok {
+            self.passed += 1;
+            eprintln!("  ok   {name}");
+        } else {
+            let d = detail();
+            eprintln!("  FAIL {name}\n{d}");
+            self.failed.push(format!("{name}: {d}"));
+        }
+    }
+
+    /// Panics with every failure, if any.
+    pub fn finish(self, what: &str) {
+        eprintln!(
+            "{what}: {} passed, {} failed",
+            self.passed,
+            self.failed.len()
+        );
+        assert!(
+            self.failed.is_empty(),
+            "{what}: failed checks:\n{}",
+            self.failed.join("\n---\n")
+        );
+    }
+}
