@@ -147,9 +147,11 @@ const PUBLIC_SUFFIXES: &[&str] = &[
 
 /// Whether `entry` is one syntactically valid allowlist line (host, `*.pattern`, address or
 /// CIDR, optional port), else the reason. A newline or `#` would smuggle a second line or
-/// hide part of the entry in a comment, so they are refused before parsing.
+/// hide part of the entry in a comment, and whitespace would carry a line option such as
+/// `until=` past the breadth rules (which judge the entry alone), so they are refused before
+/// parsing.
 pub fn check_syntax(entry: &str) -> Result<(), String> {
-    if entry.contains('\n') || entry.contains('#') {
+    if entry.contains('\n') || entry.contains('#') || entry.contains(char::is_whitespace) {
         return Err(format!(
             "allowlist entry `{entry}` must be one host, pattern, address or CIDR"
         ));
@@ -467,6 +469,18 @@ mod tests {
         let why = too_broad("*.com").unwrap_or_default();
         assert_eq!(refusal("*.com"), Some(breadth_refusal(&why)));
         assert!(breadth_refusal(&why).contains("--force"));
+        // A line option after the entry would pass the parser yet hide the entry from the
+        // breadth rules: an entry with whitespace inside is refused outright.
+        for e in [
+            "*.com until=2999-01-01T00:00:00Z",
+            "0.0.0.0/0 until=2999-01-01T00:00:00Z",
+            "example.com\tuntil=2999-01-01T00:00:00Z",
+        ] {
+            assert!(
+                refusal(e).is_some_and(|m| m.contains("must be one host")),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -8,10 +8,15 @@
 //! 203.0.113.7          # an address (any port): allowed as a literal destination
 //! [2001:db8::7]:8443   # an address, that port only
 //! 10.20.0.0/16         # a CIDR (any port): allowed as destinations
+//! docs.rs  until=2026-12-07T06:00:00Z   # allowed until then (RFC 3339, UTC), ignored after
 //! ```
 //!
 //! Address and CIDR lines also exempt the addresses they cover from the SSRF check
 //! ([`Allowlist::covers_addr`]), whatever name resolved to them.
+//!
+//! An entry with `until=` (a time-limited grant, `bottle approve --for`) stops matching at
+//! that second by itself: every match reads the clock, so an expired line is ignored even if
+//! nobody edits the file or signals the sidecar (fail closed). Lines without it never expire.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -224,11 +229,130 @@ enum AddrEntry {
     Addr(IpAddr, PortSpec),
 }
 
+/// The option a line may carry after its entry: `until=<RFC 3339 UTC>`.
+const UNTIL_OPTION: &str = "until=";
+
 /// The parsed `allowlist` file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Allowlist {
     patterns: Vec<HostPattern>,
-    addrs: Vec<AddrEntry>,
+    /// The `until=` of each pattern line, by index (unix seconds; `None`: no end).
+    pattern_until: Vec<Option<u64>>,
+    addrs: Vec<(AddrEntry, Option<u64>)>,
+}
+
+/// Whether an entry ending at `until` is in force at `now`.
+fn in_force(until: Option<u64>, now: u64) -> bool {
+    until.is_none_or(|u| now < u)
+}
+
+/// Unix time in seconds (0 if the clock is before 1970, which only makes grants look
+/// younger; an entry's end is still compared with the same clock).
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Parses `YYYY-MM-DDTHH:MM:SSZ` (RFC 3339 in UTC; a fraction of a second is accepted and
+/// dropped, which ends a grant early rather than late) into unix seconds.
+pub fn parse_utc(s: &str) -> Result<u64, String> {
+    let bad = || format!("`{s}`: write the time as RFC 3339 in UTC, e.g. `2026-12-07T06:00:00Z`");
+    let body = s.strip_suffix('Z').ok_or_else(bad)?;
+    let main = match body.split_once('.') {
+        Some((m, f)) if !f.is_empty() && f.len() <= 9 && f.bytes().all(|b| b.is_ascii_digit()) => m,
+        Some(_) => return Err(bad()),
+        None => body,
+    };
+    let b = main.as_bytes();
+    let digits = |r: std::ops::Range<usize>| -> Option<u32> {
+        let part = main.get(r)?;
+        if !part.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        part.parse().ok()
+    };
+    if b.len() != 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return Err(bad());
+    }
+    let fields = (|| {
+        Some((
+            digits(0..4)?,
+            digits(5..7)?,
+            digits(8..10)?,
+            digits(11..13)?,
+            digits(14..16)?,
+            digits(17..19)?,
+        ))
+    })()
+    .ok_or_else(bad)?;
+    let (year, month, day, hour, minute, second) = fields;
+    let month = u8::try_from(month)
+        .ok()
+        .and_then(|m| time::Month::try_from(m).ok())
+        .ok_or_else(bad)?;
+    let date = time::Date::from_calendar_date(
+        i32::try_from(year).map_err(|_| bad())?,
+        month,
+        u8::try_from(day).map_err(|_| bad())?,
+    )
+    .map_err(|_| bad())?;
+    let clock = time::Time::from_hms(
+        u8::try_from(hour).map_err(|_| bad())?,
+        u8::try_from(minute).map_err(|_| bad())?,
+        u8::try_from(second).map_err(|_| bad())?,
+    )
+    .map_err(|_| bad())?;
+    let unix = time::PrimitiveDateTime::new(date, clock)
+        .assume_utc()
+        .unix_timestamp();
+    u64::try_from(unix).map_err(|_| bad())
+}
+
+/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ` (what [`parse_utc`] reads).
+pub fn format_utc(unix: u64) -> String {
+    let t = i64::try_from(unix)
+        .ok()
+        .and_then(|u| time::OffsetDateTime::from_unix_timestamp(u).ok())
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// Splits one allowlist line (comment removed, trimmed, not empty) into its entry and its
+/// `until=` (unix seconds), if any.
+pub fn split_line(line: &str) -> Result<(&str, Option<u64>), String> {
+    let mut words = line.split_whitespace();
+    let entry = words.next().unwrap_or("");
+    let mut until = None;
+    for word in words {
+        let Some(value) = word.strip_prefix(UNTIL_OPTION) else {
+            return Err(if word.contains('=') {
+                format!("`{word}`: unknown option (the only one is `until=2026-12-07T06:00:00Z`)")
+            } else {
+                format!("`{line}`: one entry per line (use `#` for comments)")
+            });
+        };
+        if until.is_some() {
+            return Err(format!("`{line}`: `until=` given twice"));
+        }
+        until = Some(parse_utc(value)?);
+    }
+    Ok((entry, until))
 }
 
 impl Allowlist {
@@ -242,11 +366,7 @@ impl Allowlist {
                 continue;
             }
             let err = |msg: String| ConfigError::invalid(file, Some(lineno), msg);
-            if line.split_whitespace().count() > 1 {
-                return Err(err(format!(
-                    "`{line}`: one entry per line (use `#` for comments)"
-                )));
-            }
+            let (line, until) = split_line(line).map_err(err)?;
             if line.contains('/') && !line.contains("://") {
                 let net: IpNet = line.parse().map_err(|_| {
                     err(format!(
@@ -259,15 +379,18 @@ impl Allowlist {
                         net.trunc()
                     )));
                 }
-                list.addrs.push(AddrEntry::Net(canonical_net(net)));
+                list.addrs.push((AddrEntry::Net(canonical_net(net)), until));
                 continue;
             }
             let pattern = HostPattern::parse(line).map_err(err)?;
             match &pattern.kind {
                 PatternKind::Exact(Host::Ip(ip)) => {
-                    list.addrs.push(AddrEntry::Addr(*ip, pattern.port))
+                    list.addrs.push((AddrEntry::Addr(*ip, pattern.port), until))
                 }
-                _ => list.patterns.push(pattern),
+                _ => {
+                    list.patterns.push(pattern);
+                    list.pattern_until.push(until);
+                }
             }
         }
         Ok(list)
@@ -278,34 +401,73 @@ impl Allowlist {
         Allowlist::default()
     }
 
-    /// Whether `host:port` may be reached: host pattern lines for names, address and CIDR
-    /// lines for IP literals.
+    /// Whether `host:port` may be reached now: host pattern lines for names, address and CIDR
+    /// lines for IP literals; expired lines never match.
     pub fn allows(&self, host: &Host, port: u16) -> bool {
+        self.allows_at(host, port, now_unix())
+    }
+
+    /// [`Allowlist::allows`] at `now` (unix seconds).
+    pub fn allows_at(&self, host: &Host, port: u16, now: u64) -> bool {
         match host {
-            Host::Name(_) => self.patterns.iter().any(|p| p.matches(host, port)),
+            Host::Name(_) => self
+                .patterns
+                .iter()
+                .zip(&self.pattern_until)
+                .any(|(p, until)| in_force(*until, now) && p.matches(host, port)),
             Host::Ip(ip) => {
                 let ip = canonical_ip(*ip);
-                self.addrs.iter().any(|a| match a {
-                    AddrEntry::Net(n) => n.contains(&ip),
-                    AddrEntry::Addr(a, ps) => *a == ip && ps.matches(port),
+                self.addrs.iter().any(|(a, until)| {
+                    in_force(*until, now)
+                        && match a {
+                            AddrEntry::Net(n) => n.contains(&ip),
+                            AddrEntry::Addr(a, ps) => *a == ip && ps.matches(port),
+                        }
                 })
             }
         }
     }
 
-    /// Whether an address or CIDR line covers `ip` (the SSRF exemption; ports are not
-    /// considered here).
+    /// Whether an address or CIDR line in force covers `ip` (the SSRF exemption; ports are
+    /// not considered here).
     pub fn covers_addr(&self, ip: IpAddr) -> bool {
+        self.covers_addr_at(ip, now_unix())
+    }
+
+    /// [`Allowlist::covers_addr`] at `now` (unix seconds).
+    pub fn covers_addr_at(&self, ip: IpAddr, now: u64) -> bool {
         let ip = canonical_ip(ip);
-        self.addrs.iter().any(|a| match a {
-            AddrEntry::Net(n) => n.contains(&ip),
-            AddrEntry::Addr(a, _) => *a == ip,
+        self.addrs.iter().any(|(a, until)| {
+            in_force(*until, now)
+                && match a {
+                    AddrEntry::Net(n) => n.contains(&ip),
+                    AddrEntry::Addr(a, _) => *a == ip,
+                }
         })
     }
 
-    /// Number of entries.
+    /// Number of entries, expired ones included.
     pub fn len(&self) -> usize {
         self.patterns.len() + self.addrs.len()
+    }
+
+    /// Number of entries in force at `now`.
+    pub fn active_len_at(&self, now: u64) -> usize {
+        self.untils().filter(|u| in_force(*u, now)).count()
+    }
+
+    /// The earliest end after `now` of a time-limited entry, if any (when the sidecar should
+    /// publish that one more entry has lapsed).
+    pub fn next_expiry_after(&self, now: u64) -> Option<u64> {
+        self.untils().flatten().filter(|u| *u > now).min()
+    }
+
+    /// The `until=` of every entry (`None`: no end).
+    pub fn untils(&self) -> impl Iterator<Item = Option<u64>> + '_ {
+        self.pattern_until
+            .iter()
+            .copied()
+            .chain(self.addrs.iter().map(|(_, u)| *u))
     }
 
     /// True when there are no entries.
@@ -493,6 +655,95 @@ mod tests {
         ] {
             let p = HostPattern::parse(s).unwrap();
             assert_eq!(HostPattern::parse(&p.to_string()).unwrap(), p, "{s}");
+        }
+    }
+
+    /// A time-limited line matches before its end and never at or after it, for names,
+    /// addresses and the SSRF exemption alike; lines without `until=` are unaffected.
+    #[test]
+    fn until_ends_an_entry_by_itself() {
+        let end = parse_utc("2026-12-07T06:00:00Z").unwrap();
+        assert_eq!(end, 1_796_623_200);
+        let a = list(
+            "docs.rs  until=2026-12-07T06:00:00Z  # an approval\n\
+             10.9.0.0/24 until=2026-12-07T06:00:00Z\n\
+             203.0.113.9:8443\tuntil=2026-12-07T07:00:00Z\n\
+             example.com\n",
+        );
+        assert_eq!(a.len(), 4);
+        let docs = h("docs.rs");
+        assert!(a.allows_at(&docs, 443, end - 1));
+        assert!(!a.allows_at(&docs, 443, end));
+        assert!(!a.allows_at(&docs, 443, end + 86_400));
+        assert!(a.covers_addr_at("10.9.0.5".parse().unwrap(), end - 1));
+        assert!(!a.covers_addr_at("10.9.0.5".parse().unwrap(), end));
+        assert!(!a.allows_at(&h("10.9.0.5"), 80, end));
+        assert!(a.allows_at(&h("203.0.113.9"), 8443, end));
+        assert!(!a.allows_at(&h("203.0.113.9"), 8443, end + 3600));
+        assert!(a.allows_at(&h("example.com"), 443, u64::MAX));
+        assert_eq!(a.active_len_at(end - 1), 4);
+        assert_eq!(a.active_len_at(end), 2);
+        assert_eq!(a.active_len_at(end + 3600), 1);
+        assert_eq!(a.next_expiry_after(0), Some(end));
+        assert_eq!(a.next_expiry_after(end), Some(end + 3600));
+        assert_eq!(a.next_expiry_after(end + 3600), None);
+        // The clock-reading API is the same check at the real time: a past end never matches.
+        let past = list("docs.rs until=2020-01-01T00:00:00Z\n");
+        assert!(!past.allows(&docs, 443));
+        assert!(list("docs.rs until=2999-01-01T00:00:00Z\n").allows(&docs, 443));
+    }
+
+    #[test]
+    fn until_spellings() {
+        assert_eq!(parse_utc("1970-01-01T00:00:00Z"), Ok(0));
+        assert_eq!(parse_utc("2024-02-29T23:59:59.999Z"), Ok(1_709_251_199));
+        assert_eq!(format_utc(1_796_623_200), "2026-12-07T06:00:00Z");
+        assert_eq!(parse_utc(&format_utc(1_709_251_199)), Ok(1_709_251_199));
+        for bad in [
+            "2026-12-07T06:00:00",
+            "2026-12-07T06:00:00+01:00",
+            "2026-12-07 06:00:00Z",
+            "2026-12-07t06:00:00z",
+            "2025-02-29T00:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "2026-12-07T24:00:00Z",
+            "2026-12-7T06:00:00Z",
+            "+026-12-07T06:00:00Z",
+            "2026-12-07T06:00:00.Z",
+            "1969-12-31T23:59:59Z",
+            "",
+        ] {
+            assert!(parse_utc(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn until_errors_name_file_and_line() {
+        let cases = [
+            ("ok.com\ndocs.rs until=tomorrow\n", 2, "RFC 3339 in UTC"),
+            ("docs.rs until=2026-12-07T06:00:00\n", 1, "RFC 3339"),
+            ("docs.rs ttl=1h\n", 1, "unknown option"),
+            (
+                "docs.rs until=2026-12-07T06:00:00Z until=2027-01-01T00:00:00Z\n",
+                1,
+                "twice",
+            ),
+            ("docs.rs other.rs\n", 1, "one entry per line"),
+            ("until=2026-12-07T06:00:00Z\n", 1, ""),
+            ("*.com until=2026-12-07T06:00:00Z\n", 1, ""),
+        ];
+        for (text, line, needle) in cases {
+            let Err(e) = Allowlist::parse(text, Path::new("/s/allowlist")) else {
+                // `*.com` parses (breadth is the launcher's rule, not the parser's).
+                assert!(text.starts_with("*.com"), "{text:?} parsed");
+                continue;
+            };
+            let msg = e.to_string();
+            assert!(
+                msg.starts_with(&format!("/s/allowlist:{line}: ")),
+                "{text:?}: {msg}"
+            );
+            assert!(msg.contains(needle), "{text:?}: {msg}");
         }
     }
 

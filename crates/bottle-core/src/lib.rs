@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod access_request;
 pub mod admin;
 pub mod allow_entry;
 pub mod allowlist;

@@ -1,0 +1,223 @@
+use super::*;
+
+fn request(id: &RequestId, now: u64, ttl: u64) -> PendingRequest {
+    PendingRequest {
+        id: id.to_string(),
+        kind: "host".into(),
+        ask: serde_json::json!({"host": "example.com"}),
+        reason: "r".into(),
+        created_at: String::new(),
+        created_unix: now,
+        expires_unix: now + ttl,
+    }
+}
+
+fn decision(d: &str, until_unix: Option<u64>) -> Decision {
+    Decision {
+        decision: d.into(),
+        for_: until_unix.map(|_| "1h".into()),
+        until_unix,
+        reason: Some(format!("{d} by test")),
+        decided_at: String::new(),
+    }
+}
+
+/// A state dir with one pending request.
+fn with_request() -> (tempfile::TempDir, RequestId) {
+    let state = tempfile::tempdir().unwrap();
+    let dir = requests_dir(state.path());
+    std::fs::create_dir(&dir).unwrap();
+    let id = RequestId::random();
+    write_pending(&dir, &id, &request(&id, 1000, 60)).unwrap();
+    (state, id)
+}
+
+#[test]
+fn random_ids_parse_and_differ() {
+    let a = RequestId::random();
+    let b = RequestId::random();
+    assert_ne!(a, b);
+    assert_eq!(a.as_str().len(), ID_LEN);
+    assert_eq!(RequestId::parse(a.as_str()), Some(a));
+}
+
+#[test]
+fn hostile_ids_refused() {
+    let long = "a".repeat(27);
+    for bad in [
+        "",
+        "..",
+        "../../etc/passwd",
+        "aaaaaaaaaaaaaaaaaaaaaaaaa/",
+        "../aaaaaaaaaaaaaaaaaaaaaaa",
+        "AAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "aaaaaaaaaaaaaaaaaaaaaaaaa\u{e9}",
+        "aaaaaaaaaaaaaaaaaaaaaaaa.j",
+        "aaaaaaaaaaaaaaaaaaaaaaaa%2",
+        "aaaaaaaaaaaaaaaaaaaaaaaaa\0",
+        "aaaaaaaaaaaaaaaaaaaaaaaaa1",
+        long.as_str(),
+    ] {
+        assert_eq!(RequestId::parse(bad), None, "{bad:?}");
+    }
+}
+
+/// Two launchers deciding the same request at once: exactly one decision is written, the
+/// other gets `AlreadyExists`, and the file holds the winner's decision whole.
+#[test]
+fn first_decision_wins_under_a_race() {
+    for _ in 0..50 {
+        let (state, id) = with_request();
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let handles: Vec<_> = ["approved", "denied"]
+            .into_iter()
+            .map(|d| {
+                let (path, id, barrier) = (state.path().to_path_buf(), id.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    (d, write_decision(&path, &id, &decision(d, None)))
+                })
+            })
+            .collect();
+        let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let winners: Vec<&str> = results
+            .iter()
+            .filter(|(_, r)| r.is_ok())
+            .map(|(d, _)| *d)
+            .collect();
+        assert_eq!(winners.len(), 1, "{results:?}");
+        for (_, r) in &results {
+            if let Err(e) = r {
+                assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
+            }
+        }
+        let on_disk = read_decision(&requests_dir(state.path()), &id)
+            .unwrap()
+            .unwrap();
+        assert_eq!(on_disk.decision, winners[0]);
+        let temp_left = std::fs::read_dir(requests_dir(state.path()))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .any(|e| e.file_name().to_string_lossy().ends_with(".tmp"));
+        assert!(!temp_left, "temp files are removed");
+    }
+}
+
+#[test]
+fn a_decision_for_an_id_never_written_is_refused() {
+    let (state, _) = with_request();
+    let ghost = RequestId::random();
+    let e = write_decision(state.path(), &ghost, &decision("approved", None)).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+    assert!(!requests_dir(state.path())
+        .join(format!("{ghost}.decision.json"))
+        .exists());
+    // A planted directory or symlink in the request's place is not a request either.
+    let dir = requests_dir(state.path());
+    let planted = RequestId::random();
+    std::fs::create_dir(dir.join(format!("{planted}.json"))).unwrap();
+    let e = write_decision(state.path(), &planted, &decision("approved", None)).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+}
+
+/// Oversized, garbled, mislabelled and non-regular files read as absent with a reason.
+#[test]
+fn bad_files_are_reported_not_trusted() {
+    let (state, id) = with_request();
+    let dir = requests_dir(state.path());
+    let pending = read_pending(&dir, &id).unwrap().unwrap();
+    assert_eq!(pending.id, id.as_str());
+    assert_eq!(read_decision(&dir, &id), Ok(None));
+    assert_eq!(read_pending(&dir, &RequestId::random()), Ok(None));
+
+    let garbled = RequestId::random();
+    std::fs::write(dir.join(format!("{garbled}.json")), b"{\"id\": ").unwrap();
+    assert!(matches!(
+        read_pending(&dir, &garbled),
+        Err(ReadError::Garbled(_))
+    ));
+
+    let big = RequestId::random();
+    let mut body = serde_json::to_vec(&request(&big, 1, 1)).unwrap();
+    body.extend(std::iter::repeat_n(b' ', MAX_PENDING_BYTES as usize));
+    std::fs::write(dir.join(format!("{big}.json")), body).unwrap();
+    assert!(matches!(
+        read_pending(&dir, &big),
+        Err(ReadError::TooLarge(_))
+    ));
+
+    // A file whose id is another request's: not this request.
+    let other = RequestId::random();
+    std::fs::write(
+        dir.join(format!("{other}.json")),
+        serde_json::to_vec(&request(&id, 1, 1)).unwrap(),
+    )
+    .unwrap();
+    assert!(matches!(
+        read_pending(&dir, &other),
+        Err(ReadError::Garbled(_))
+    ));
+
+    std::fs::write(
+        dir.join(format!("{id}.decision.json")),
+        br#"{"decision":"APPROVED!"}"#,
+    )
+    .unwrap();
+    assert!(matches!(
+        read_decision(&dir, &id),
+        Err(ReadError::Garbled(_))
+    ));
+
+    #[cfg(unix)]
+    {
+        let linked = RequestId::random();
+        let elsewhere = state.path().join("elsewhere.json");
+        std::fs::write(
+            &elsewhere,
+            serde_json::to_vec(&request(&linked, 1, 1)).unwrap(),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(&elsewhere, dir.join(format!("{linked}.json"))).unwrap();
+        assert_eq!(read_pending(&dir, &linked), Err(ReadError::NotRegular));
+    }
+    // Junk names are not ids; every request-shaped name is listed.
+    std::fs::write(dir.join("notanid.json"), b"{}").unwrap();
+    let listed = list_ids(&dir);
+    assert!(listed.contains(&id) && listed.contains(&garbled));
+    assert!(listed
+        .iter()
+        .all(|i| RequestId::parse(i.as_str()).is_some()));
+    assert_eq!(listed.len(), if cfg!(unix) { 5 } else { 4 }, "{listed:?}");
+}
+
+#[test]
+fn states_over_time() {
+    let id = RequestId::random();
+    let req = request(&id, 1000, 60);
+    assert!(State::of(&req, None, 1059).is_pending());
+    assert_eq!(State::of(&req, None, 1060), State::Expired);
+    let timed = decision("approved", Some(5000));
+    assert!(matches!(
+        State::of(&req, Some(&timed), 4999),
+        State::Approved {
+            until_unix: Some(5000),
+            ..
+        }
+    ));
+    assert_eq!(State::of(&req, Some(&timed), 5000), State::Expired);
+    let denied = decision("denied", None);
+    assert_eq!(
+        State::of(&req, Some(&denied), 9999),
+        State::Denied {
+            reason: Some("denied by test".into())
+        }
+    );
+    assert_eq!(
+        State::Approved {
+            for_: Some("session".into()),
+            until_unix: None
+        }
+        .to_json()["status"],
+        "approved"
+    );
+}
