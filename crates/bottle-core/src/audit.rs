@@ -25,6 +25,41 @@ pub const MAX_LINE_BYTES: usize = 16 * 1024;
 pub const DEFAULT_MAX_BYTES: u64 = 16 * 1024 * 1024;
 /// Default number of rotated files kept (`--audit-keep`).
 pub const DEFAULT_KEEP: usize = 4;
+/// The `decision` of an audit line. Serialised as the strings audit files have always held
+/// (supervise's `/v1/blocks` and the tests read them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuditDecision {
+    /// Let through.
+    Allow,
+    /// Refused by policy.
+    Deny,
+    /// Failed (upstream, malformed request, body error).
+    Error,
+}
+
+impl AuditDecision {
+    /// `allow`, `deny`, `error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditDecision::Allow => "allow",
+            AuditDecision::Deny => "deny",
+            AuditDecision::Error => "error",
+        }
+    }
+}
+
+impl From<AuditDecision> for String {
+    fn from(d: AuditDecision) -> String {
+        d.as_str().to_string()
+    }
+}
+
+impl std::fmt::Display for AuditDecision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One decision. The caller must pass an already-redacted `path`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AuditEvent {

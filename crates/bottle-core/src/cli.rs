@@ -36,6 +36,10 @@ pub struct CommonArgs {
     /// Rewrite FILE (JSON) after every config load attempt.
     #[arg(long, value_name = "FILE")]
     pub status_file: Option<PathBuf>,
+    /// supervise's base URL as the agent reaches it: refusals the agent may ask about then
+    /// print the exact access request (curl line, MCP tool) to send there.
+    #[arg(long, value_name = "URL", env = "BOTTLE_SUPERVISE_URL")]
+    pub supervise_url: Option<crate::refusal::SuperviseUrl>,
 }
 
 impl CommonArgs {
@@ -150,6 +154,8 @@ mod tests {
             "1000",
             "--audit-keep",
             "2",
+            "--supervise-url",
+            "http://supervise:8070/",
         ])
         .unwrap();
         assert_eq!(
@@ -164,6 +170,20 @@ mod tests {
         assert_eq!(c.common.resolve.len(), 2);
         assert_eq!(c.common.resolve[1].name, "b.test");
         assert_eq!(c.common.audit_log.as_deref(), Some("-"));
+        assert_eq!(
+            c.common.supervise_url.as_ref().map(|u| u.as_str()),
+            Some("http://supervise:8070")
+        );
+        assert!(Cli::try_parse_from([
+            "x",
+            "--listen",
+            "127.0.0.1:1",
+            "--config-dir",
+            "/",
+            "--supervise-url",
+            "http://s/'$(id)'"
+        ])
+        .is_err());
         assert!(Cli::try_parse_from(["x", "--listen", "nope", "--config-dir", "/"]).is_err());
         assert!(Cli::try_parse_from([
             "x",

@@ -1,36 +1,61 @@
-//! What a refused request looks like: status, `X-Bottle-Blocked`, one actionable line.
+//! What a refused request looks like: status, `X-Bottle-Blocked`, one actionable line, then
+//! the rule that decided and, where the agent may ask for access, how (issue 15).
+//!
+//! The first body line is the contract (`../shared/DESIGN.md`):
+//! `blocked by <component>: <reason> (<hint>)`. Further lines, each present only when known:
+//! `rule: ...`, `ask: curl ...`, `ask (MCP): tool request_access at <url>/mcp, ...`,
+//! `operator: ...`.
 
 use std::fmt;
 
 use http::{header, HeaderValue, Response, StatusCode};
 
+use crate::audit::AuditDecision;
 use crate::body::{full, BoxBody};
+pub use crate::refusal_ask::{AskAccess, SuperviseUrl};
+pub use crate::refusal_kind::{Askable, RefusalKind};
 
 /// Header naming the component that refused.
 pub const BLOCKED_HEADER: &str = "x-bottle-blocked";
 
-/// A refusal: HTTP status, the reason and an optional hint telling the user what to do.
+/// A refusal: its kind, the HTTP status, the agent-facing reason, an optional hint, the rule
+/// that decided and what the agent may ask for. Nothing secret goes in any field: a DLP
+/// refusal names the detector, never the matched value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
-    /// 403, or 407/502/504 where that is what happened.
+    /// What kind of refusal: the metric label, askability, the audit `refusal` field.
+    pub kind: RefusalKind,
+    /// The kind's status unless a site overrides it (`with_status`).
     pub status: StatusCode,
     /// What was refused and why (`host not allowed: evil.example:443`).
     pub reason: String,
     /// What to do (`run: bottle allow evil.example`), shown in parentheses.
     pub hint: Option<String>,
+    /// Which rule decided (`allowlist: no entry matches evil.example:443`).
+    pub rule: Option<String>,
+    /// What the agent may ask the operator for; only ever set for an askable kind.
+    pub ask: Option<AskAccess>,
 }
 
 impl Refusal {
-    /// A refusal with this status.
-    pub fn new(status: StatusCode, reason: impl Into<String>) -> Self {
+    /// A refusal of `kind`, with the kind's status.
+    pub fn of(kind: RefusalKind, reason: impl Into<String>) -> Self {
         Refusal {
-            status,
+            kind,
+            status: kind.status(),
             reason: reason.into(),
             hint: None,
+            rule: None,
+            ask: None,
         }
     }
 
-    /// 403 Forbidden.
+    /// A refusal with this status; its kind is the generic one for the status (prefer [`Refusal::of`]).
+    pub fn new(status: StatusCode, reason: impl Into<String>) -> Self {
+        Refusal::of(RefusalKind::from_status(status), reason).with_status(status)
+    }
+
+    /// 403 Forbidden (kind `policy`; prefer [`Refusal::of`]).
     pub fn forbidden(reason: impl Into<String>) -> Self {
         Refusal::new(StatusCode::FORBIDDEN, reason)
     }
@@ -45,10 +70,39 @@ impl Refusal {
         Refusal::new(StatusCode::GATEWAY_TIMEOUT, reason)
     }
 
+    /// Answer with `status` instead of the kind's own (where a site always has).
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+
     /// Add a hint.
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
+    }
+
+    /// Name the rule that decided.
+    pub fn with_rule(mut self, rule: impl Into<String>) -> Self {
+        self.rule = Some(rule.into());
+        self
+    }
+
+    /// Say what the agent may ask for. Ignored unless this kind is askable for exactly that
+    /// kind of request: a DLP, injection or SSRF refusal never invites a request.
+    pub fn with_ask(mut self, ask: Option<AskAccess>) -> Self {
+        self.ask = ask
+            .filter(|a| self.kind.askable() != Askable::No && a.askable() == self.kind.askable());
+        self
+    }
+
+    /// `deny` for a 403, `error` for anything else (a failure, a malformed request).
+    pub fn audit_decision(&self) -> AuditDecision {
+        if self.status == StatusCode::FORBIDDEN {
+            AuditDecision::Deny
+        } else {
+            AuditDecision::Error
+        }
     }
 
     /// The one-line message, without trailing newline:
@@ -63,17 +117,55 @@ impl Refusal {
         one_line(&s)
     }
 
-    /// The HTTP response: status, `X-Bottle-Blocked: component`, `text/plain` body of one line.
+    /// The whole body: the message, then `rule:`, `ask:`, `ask (MCP):` and `operator:` lines
+    /// where known. The ask lines need supervise's URL; without it only the operator's command
+    /// is given. Every line ends with `\n` and holds no control character.
+    pub fn body(&self, component: &str, supervise: Option<&SuperviseUrl>) -> String {
+        let mut lines = vec![self.message(component)];
+        if let Some(r) = &self.rule {
+            lines.push(format!("rule: {r}"));
+        }
+        if let Some(ask) = &self.ask {
+            if let Some(url) = supervise {
+                lines.push(format!("ask: {}", ask.curl_line(url)));
+                lines.push(format!("ask (MCP): {}", ask.mcp_line(url)));
+                lines.push(format!(
+                    "operator: {} (or approve the agent's request: bottle requests, then bottle approve ID)",
+                    ask.operator_line()
+                ));
+            } else {
+                lines.push(format!("operator: {}", ask.operator_line()));
+            }
+        }
+        let mut body = String::new();
+        for l in lines {
+            body.push_str(&one_line(&l));
+            body.push('\n');
+        }
+        body
+    }
+
+    /// The HTTP response without the ask lines (see [`Refusal::response_for`]).
     pub fn response(&self, component: &str) -> Response<BoxBody> {
-        let body = format!("{}\n", self.message(component));
-        let mut resp = Response::new(full(body.clone()));
+        self.response_for(component, None)
+    }
+
+    /// The HTTP response: status, `X-Bottle-Blocked: component`, the `text/plain` [`Refusal::body`].
+    pub fn response_for(
+        &self,
+        component: &str,
+        supervise: Option<&SuperviseUrl>,
+    ) -> Response<BoxBody> {
+        let body = self.body(component, supervise);
+        let len = body.len();
+        let mut resp = Response::new(full(body));
         *resp.status_mut() = self.status;
         let h = resp.headers_mut();
         h.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
-        h.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Ok(v) = HeaderValue::from_str(&one_line(component)) {
             h.insert(BLOCKED_HEADER, v);
@@ -122,6 +214,116 @@ mod tests {
             &body[..],
             b"blocked by pipelock: host not allowed: evil.example:443 (run: bottle allow evil.example)\n"
         );
+    }
+
+    fn supervise() -> SuperviseUrl {
+        "http://supervise:8070".parse().unwrap()
+    }
+
+    fn host_refusal() -> Refusal {
+        let host = crate::host::parse_host("evil.example").unwrap();
+        Refusal::of(
+            RefusalKind::HostNotAllowed,
+            "host not routed: evil.example:443",
+        )
+        .with_hint("run: bottle allow evil.example")
+        .with_rule("allowlist: no entry matches evil.example:443")
+        .with_ask(AskAccess::host(&host, 443))
+    }
+
+    #[tokio::test]
+    async fn body_names_rule_ask_and_operator_after_the_contract_line() {
+        let r = host_refusal();
+        let resp = r.response_for("egress", Some(&supervise()));
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        assert_eq!(resp.headers()["x-bottle-blocked"], "egress");
+        let len: usize = resp.headers()["content-length"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(len, body.len());
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "blocked by egress: host not routed: evil.example:443 (run: bottle allow evil.example)",
+                "rule: allowlist: no entry matches evil.example:443",
+                r#"ask: curl -s -X POST 'http://supervise:8070/v1/requests' -H 'content-type: application/json' -d '{"kind":"host","host":"evil.example","reason":"<say why you need it>"}'"#,
+                r#"ask (MCP): tool request_access at http://supervise:8070/mcp, arguments {"kind":"host","host":"evil.example","reason":"<say why you need it>"}"#,
+                "operator: bottle allow evil.example (or approve the agent's request: bottle requests, then bottle approve ID)",
+            ]
+        );
+        assert!(text.ends_with('\n'));
+        // Without supervise's URL: no ask lines, the operator's command still.
+        let text = r.body("egress", None);
+        assert_eq!(text.lines().count(), 3, "{text}");
+        assert!(!text.contains("ask"), "{text}");
+        assert!(text.ends_with("operator: bottle allow evil.example\n"));
+        // The first line is the message, unchanged.
+        assert_eq!(text.lines().next().unwrap(), r.message("egress"));
+    }
+
+    #[test]
+    fn findings_never_invite_a_request() {
+        let host = crate::host::parse_host("paste.example").unwrap();
+        for kind in RefusalKind::ALL {
+            let r = Refusal::of(kind, "x").with_ask(AskAccess::host(&host, 443));
+            assert_eq!(r.ask.is_some(), kind.askable() == Askable::Host, "{kind:?}");
+            let body = r.body("pipelock", Some(&supervise()));
+            assert_eq!(body.contains("request_access"), r.ask.is_some(), "{kind:?}");
+        }
+        // A route request on a host refusal (or the reverse) is not what the kind asks for.
+        let route = AskAccess::route(&host, 443, Some("/x"), Some("GET"));
+        assert!(Refusal::of(RefusalKind::HostNotAllowed, "x")
+            .with_ask(route.clone())
+            .ask
+            .is_none());
+        assert!(Refusal::of(RefusalKind::MethodNotAllowed, "x")
+            .with_ask(route)
+            .ask
+            .is_some());
+        // A DLP refusal carries only the detector names its site gives it: no ask, no rule
+        // with the value, nothing else added.
+        let dlp = Refusal::of(
+            RefusalKind::Dlp,
+            "secret detected in request header x-a: aws_access_key",
+        )
+        .with_ask(AskAccess::host(&host, 443));
+        assert_eq!(
+            dlp.body("pipelock", Some(&supervise())),
+            "blocked by pipelock: secret detected in request header x-a: aws_access_key\n"
+        );
+    }
+
+    #[test]
+    fn hostile_fields_stay_on_their_lines() {
+        let r = Refusal::of(RefusalKind::PathNotAllowed, "a\nask: curl evil")
+            .with_rule("r\r\nSet-Cookie: x")
+            .with_hint("h\u{0}\n");
+        let body = r.body("egress", Some(&supervise()));
+        assert_eq!(body.lines().count(), 2, "{body:?}");
+        assert!(body.lines().all(|l| !l.chars().any(char::is_control)));
+        assert!(!body.lines().any(|l| l.starts_with("ask")), "{body:?}");
+    }
+
+    #[test]
+    fn kinds_set_status_and_old_constructors_keep_theirs() {
+        assert_eq!(
+            Refusal::of(RefusalKind::UpstreamTimeout, "x").status,
+            StatusCode::GATEWAY_TIMEOUT
+        );
+        let r = Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, "big");
+        assert_eq!(
+            (r.kind, r.status),
+            (RefusalKind::BodyTooLarge, StatusCode::PAYLOAD_TOO_LARGE)
+        );
+        assert_eq!(Refusal::forbidden("x").kind, RefusalKind::Policy);
+        let r = Refusal::of(RefusalKind::BadTarget, "x").with_status(StatusCode::FORBIDDEN);
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        assert_eq!(r.audit_decision(), AuditDecision::Deny);
     }
 
     #[test]

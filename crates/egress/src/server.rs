@@ -75,6 +75,7 @@ impl EgressArgs {
                 audit_max_bytes: bottle_core::audit::DEFAULT_MAX_BYTES,
                 audit_keep: bottle_core::audit::DEFAULT_KEEP,
                 status_file: None,
+                supervise_url: None,
             },
             connect_timeout: 10.0,
             handshake_timeout: 10.0,
