@@ -294,27 +294,6 @@ pub enum ScanAction {
     Off,
 }
 
-impl ScanAction {
-    /// The word used in routes.yaml and the manifest.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ScanAction::Block => "block",
-            ScanAction::Warn => "warn",
-            ScanAction::Off => "off",
-        }
-    }
-}
-
-impl DlpProfile {
-    /// The word used in routes.yaml and the manifest.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DlpProfile::Default => "default",
-            DlpProfile::Strict => "strict",
-        }
-    }
-}
-
 /// DLP action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DlpAction {
@@ -323,6 +302,108 @@ pub enum DlpAction {
     Block,
     /// Log and let it through.
     Log,
+}
+
+/// A DLP setting spelled as one lowercase word in routes.yaml and the manifest. The words
+/// live once, in the tables below: parsing, printing and serde all read them.
+pub trait SettingWord: Sized + Copy + 'static {
+    /// Every accepted word, in the order error messages list them.
+    const WORDS: &'static [&'static str];
+    /// The value a word names; `None` for any other text.
+    fn from_word(word: &str) -> Option<Self>;
+}
+
+/// A word that names no value of the setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownWord {
+    /// What was given.
+    pub given: String,
+    /// What is accepted.
+    pub allowed: &'static [&'static str],
+}
+
+impl std::fmt::Display for UnknownWord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let allowed: Vec<String> = self.allowed.iter().map(|w| format!("`{w}`")).collect();
+        write!(f, "must be {}, not `{}`", allowed.join(" or "), self.given)
+    }
+}
+
+impl std::error::Error for UnknownWord {}
+
+/// One table per setting: `as_str`, `FromStr`, `Display` and serde (as the word) from it.
+macro_rules! setting_words {
+    ($ty:ident { $($variant:ident => $word:literal),+ $(,)? }) => {
+        impl $ty {
+            /// The word used in routes.yaml and the manifest.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $word,)+
+                }
+            }
+        }
+
+        impl SettingWord for $ty {
+            const WORDS: &'static [&'static str] = &[$($word),+];
+            fn from_word(word: &str) -> Option<Self> {
+                match word {
+                    $($word => Some($ty::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+
+        impl std::str::FromStr for $ty {
+            type Err = UnknownWord;
+            fn from_str(s: &str) -> Result<Self, UnknownWord> {
+                <$ty as SettingWord>::from_word(s).ok_or_else(|| UnknownWord {
+                    given: s.to_string(),
+                    allowed: <$ty as SettingWord>::WORDS,
+                })
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let word = String::deserialize(d)?;
+                word.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+setting_words!(DlpAction { Block => "block", Log => "log" });
+setting_words!(DlpProfile { Default => "default", Strict => "strict" });
+setting_words!(ScanAction { Block => "block", Warn => "warn", Off => "off" });
+
+/// The `dlp` map's `key`, when present, read as its setting's word (an unknown word is an
+/// error naming the accepted ones, with a did-you-mean). Shared by routes.yaml and the
+/// manifest so both accept and reject the same words with the same messages.
+pub fn dlp_setting<T: SettingWord>(
+    ctx: &crate::strict_yaml::Ctx<'_>,
+    dlp: &crate::strict_yaml::Map<'_>,
+    key: &str,
+) -> Result<Option<T>, ConfigError> {
+    let Some(node) = dlp.get(key) else {
+        return Ok(None);
+    };
+    let word = crate::strict_yaml::word(ctx, node, &format!("dlp `{key}`"), T::WORDS)?;
+    // `word` only returns one of `T::WORDS`, each of which names a value.
+    T::from_word(word)
+        .map(Some)
+        .ok_or_else(|| ctx.err(node.line, format!("dlp `{key}`: unknown word `{word}`")))
 }
 
 impl RoutesFile {
@@ -367,4 +448,55 @@ pub(crate) fn ref_glob(pattern: &str) -> Result<globset::GlobMatcher, String> {
         .build()
         .map(|g| g.compile_matcher())
         .map_err(|e| format!("invalid ref pattern `{pattern}`: {e}"))
+}
+
+#[cfg(test)]
+mod setting_word_tests {
+    use super::*;
+
+    fn round_trips<T>()
+    where
+        T: SettingWord + std::str::FromStr + std::fmt::Display + PartialEq + std::fmt::Debug,
+        T: serde::Serialize + serde::de::DeserializeOwned,
+        <T as std::str::FromStr>::Err: std::fmt::Debug,
+    {
+        for word in T::WORDS {
+            let v: T = word.parse().unwrap();
+            assert_eq!(v.to_string(), *word);
+            assert_eq!(serde_json::to_string(&v).unwrap(), format!("\"{word}\""));
+            let back: T = serde_json::from_str(&format!("\"{word}\"")).unwrap();
+            assert_eq!(back, v);
+        }
+    }
+
+    #[test]
+    fn every_word_parses_prints_and_serializes_as_itself() {
+        round_trips::<DlpAction>();
+        round_trips::<DlpProfile>();
+        round_trips::<ScanAction>();
+        assert_eq!(ScanAction::WORDS, ["block", "warn", "off"]);
+        assert_eq!(DlpAction::WORDS, ["block", "log"]);
+        assert_eq!(DlpProfile::WORDS, ["default", "strict"]);
+    }
+
+    #[test]
+    fn unknown_and_miscased_words_are_refused_naming_the_accepted_ones() {
+        let err = "Block".parse::<ScanAction>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "must be `block` or `warn` or `off`, not `Block`"
+        );
+        assert!("log".parse::<ScanAction>().is_err());
+        assert!("warn".parse::<DlpAction>().is_err());
+        assert!("".parse::<DlpProfile>().is_err());
+        let serde_err = serde_json::from_str::<DlpProfile>("\"paranoid\"").unwrap_err();
+        assert!(serde_err.to_string().contains("`default` or `strict`"));
+    }
+
+    #[test]
+    fn the_defaults_are_the_strictest_words() {
+        assert_eq!(DlpAction::default(), DlpAction::Block);
+        assert_eq!(DlpProfile::default(), DlpProfile::Default);
+        assert_eq!(ScanAction::default(), ScanAction::Block);
+    }
 }

@@ -9,10 +9,9 @@ use std::path::Path;
 use crate::allowlist::HostPattern;
 use crate::error::ConfigError;
 use crate::routes::{
-    AuthScheme, DlpAction, DlpProfile, DlpSettings, PathGlobs, Route, RouteAuth, RoutesFile,
-    ScanAction,
+    dlp_setting, AuthScheme, DlpSettings, PathGlobs, Route, RouteAuth, RoutesFile,
 };
-use crate::strict_yaml::{load, seq, short, str_list, word, Ctx, Map, Node};
+use crate::strict_yaml::{load, seq, short, str_list, Ctx, Map, Node};
 
 use git::parse_git;
 
@@ -126,38 +125,12 @@ pub(crate) fn from_node(root: &Node, file: &Path) -> Result<RoutesFile, ConfigEr
 
 fn parse_dlp(ctx: &Ctx<'_>, d: &Node) -> Result<DlpSettings, ConfigError> {
     let m = Map::new(ctx, d, "dlp", DLP_KEYS)?;
-    let mut out = DlpSettings::default();
-    let word = |key: &str, allowed: &[&'static str]| -> Result<Option<&'static str>, ConfigError> {
-        m.get(key)
-            .map(|n| word(ctx, n, &format!("dlp `{key}`"), allowed))
-            .transpose()
-    };
-    if let Some(v) = word("action", &["block", "log"])? {
-        out.action = if v == "log" {
-            DlpAction::Log
-        } else {
-            DlpAction::Block
-        };
-    }
-    if let Some(v) = word("profile", &["default", "strict"])? {
-        out.profile = if v == "strict" {
-            DlpProfile::Strict
-        } else {
-            DlpProfile::Default
-        };
-    }
-    let action = |v: &str| match v {
-        "warn" => ScanAction::Warn,
-        "off" => ScanAction::Off,
-        _ => ScanAction::Block,
-    };
-    if let Some(v) = word("responses", &["block", "warn", "off"])? {
-        out.responses = action(v);
-    }
-    if let Some(v) = word("mcp", &["block", "warn", "off"])? {
-        out.mcp = action(v);
-    }
-    Ok(out)
+    Ok(DlpSettings {
+        action: dlp_setting(ctx, &m, "action")?.unwrap_or_default(),
+        profile: dlp_setting(ctx, &m, "profile")?.unwrap_or_default(),
+        responses: dlp_setting(ctx, &m, "responses")?.unwrap_or_default(),
+        mcp: dlp_setting(ctx, &m, "mcp")?.unwrap_or_default(),
+    })
 }
 
 fn parse_route(ctx: &Ctx<'_>, n: &Node, index: usize) -> Result<Route, ConfigError> {

@@ -1,7 +1,7 @@
 //! routes.yaml parsing: the design example, every error with its line, fuzzing.
 use super::*;
 use crate::host::parse_host;
-use crate::routes::{RefAction, DEFAULT_MAX_PACK_BYTES};
+use crate::routes::{DlpAction, DlpProfile, RefAction, ScanAction, DEFAULT_MAX_PACK_BYTES};
 use crate::strict_yaml::nearest;
 use std::path::PathBuf;
 

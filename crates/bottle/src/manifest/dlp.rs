@@ -1,76 +1,10 @@
 //! The manifest's `dlp:` section: pipelock's detector settings, each key optional, with the
 //! same defaults as routes.yaml so the live config and the policy record agree.
 
-use serde::Deserialize;
-
 use super::Manifest;
 
-/// DLP action on requests (`dlp.action`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DlpAction {
-    /// Refuse the request.
-    #[default]
-    Block,
-    /// Only log.
-    Log,
-}
-
-impl DlpAction {
-    /// The word used in the manifest and routes.yaml.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DlpAction::Block => "block",
-            DlpAction::Log => "log",
-        }
-    }
-}
-
-/// Which detector set pipelock runs on requests (`dlp.profile`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DlpProfile {
-    /// Credentials, known secrets and data classes.
-    #[default]
-    Default,
-    /// Also the anomaly heuristics (may trip on ordinary traffic now and then).
-    Strict,
-}
-
-impl DlpProfile {
-    /// The word used in the manifest and routes.yaml.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DlpProfile::Default => "default",
-            DlpProfile::Strict => "strict",
-        }
-    }
-}
-
-/// What pipelock does with a finding in content coming back to the agent (`dlp.responses`,
-/// `dlp.mcp`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ScanAction {
-    /// Refuse, or cut the stream before the finding reaches the agent.
-    #[default]
-    Block,
-    /// Pass it and annotate the audit line.
-    Warn,
-    /// Do not scan.
-    Off,
-}
-
-impl ScanAction {
-    /// The word used in the manifest and routes.yaml.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ScanAction::Block => "block",
-            ScanAction::Warn => "warn",
-            ScanAction::Off => "off",
-        }
-    }
-}
+/// The setting types are bottle-core's: one table of words for routes.yaml and the manifest.
+pub use bottle_core::routes::{DlpAction, DlpProfile, ScanAction};
 
 /// DLP settings of pipelock; every key is optional (defaults: `block`, `default`, `block`,
 /// `block`, the same as routes.yaml's).

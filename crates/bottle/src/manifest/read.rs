@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use bottle_core::strict_yaml::{kind, load, seq, short, word, Ctx, Map, Node, Value};
 use bottle_core::ConfigError;
 
-use super::dlp::{DlpAction, DlpProfile, DlpSpec, ScanAction};
+use bottle_core::routes::dlp_setting;
+
+use super::dlp::DlpSpec;
 use super::{
     Command, GitAuthSpec, GitScheme, GitSpec, Limits, Manifest, RefAction, RefRuleSpec,
     RouteAuthSpec, RouteSpec, Scheme, WorkspaceGit,
@@ -439,34 +441,11 @@ impl Reader<'_> {
     fn dlp(&mut self, n: &Node) -> Result<DlpSpec, ConfigError> {
         let m = self.map(n, "dlp", DLP_KEYS, "dlp")?;
         let ctx = &self.ctx;
-        let pick =
-            |key: &str, allowed: &[&'static str]| -> Result<Option<&'static str>, ConfigError> {
-                m.get(key)
-                    .map(|n| word(ctx, n, &format!("dlp `{key}`"), allowed))
-                    .transpose()
-            };
-        let scan = |w: &str| match w {
-            "warn" => ScanAction::Warn,
-            "off" => ScanAction::Off,
-            _ => ScanAction::Block,
-        };
         Ok(DlpSpec {
-            action: pick("action", &["block", "log"])?.map(|w| {
-                if w == "log" {
-                    DlpAction::Log
-                } else {
-                    DlpAction::Block
-                }
-            }),
-            profile: pick("profile", &["default", "strict"])?.map(|w| {
-                if w == "strict" {
-                    DlpProfile::Strict
-                } else {
-                    DlpProfile::Default
-                }
-            }),
-            responses: pick("responses", &["block", "warn", "off"])?.map(scan),
-            mcp: pick("mcp", &["block", "warn", "off"])?.map(scan),
+            action: dlp_setting(ctx, &m, "action")?,
+            profile: dlp_setting(ctx, &m, "profile")?,
+            responses: dlp_setting(ctx, &m, "responses")?,
+            mcp: dlp_setting(ctx, &m, "mcp")?,
         })
     }
 }
