@@ -55,6 +55,13 @@ pub const IMAGES: &[ImageSpec] = &[
         test_only: false,
     },
     ImageSpec {
+        repo: "bottle-supervise",
+        dir: "supervise",
+        binaries: &["supervise"],
+        uses_base: false,
+        test_only: false,
+    },
+    ImageSpec {
         repo: "bottle-echo-origin",
         dir: "echo-origin",
         binaries: &["echo-origin"],
@@ -145,7 +152,7 @@ pub fn build(o: &BuildOpts) -> Result<Vec<Built>> {
     }
 
     // 2. static binaries
-    let mut packages = vec!["pipelock", "egress", "git-gate"];
+    let mut packages = vec!["pipelock", "egress", "git-gate", "supervise"];
     if o.test_images {
         packages.push("echo-origin");
     }

@@ -14,6 +14,7 @@ use crate::error::Error;
 mod broad;
 mod dlp;
 mod read;
+mod supervise;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
@@ -23,6 +24,7 @@ pub use bottle_core::strict_yaml::nearest;
 pub use broad::too_broad;
 pub use dlp::{DlpAction, DlpEffective, DlpProfile, DlpSpec, ScanAction};
 pub use read::Lines;
+pub use supervise::{webhook_ok, Notify, SuperviseSpec};
 
 /// A parsed, validated manifest. Paths are absolute (resolved against the manifest's dir).
 /// Read by `read.rs` (bottle-core's strict YAML reader): every key is checked.
@@ -60,6 +62,8 @@ pub struct Manifest {
     pub user: Option<String>,
     /// How the workspace's `.git/hooks` and `.git/config` are mounted (default `rw`).
     pub workspace_git: WorkspaceGit,
+    /// The access-request sidecar and its notify hook (`supervise:`; on by default).
+    pub supervise: SuperviseSpec,
     /// The line of each key in the manifest file, for messages.
     pub lines: Lines,
 }

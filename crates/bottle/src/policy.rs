@@ -102,6 +102,37 @@ pub struct Policy {
     pub cpus: f64,
     /// Agent process limit.
     pub pids: u32,
+    /// The supervise sidecar is rendered (`supervise:`). Recorded, never a widening either
+    /// way: it holds no credential and can change nothing (an ask is applied only by the
+    /// operator's `bottle approve`). Records without the key read as the default, on.
+    #[serde(default = "default_on")]
+    pub supervise: bool,
+    /// The notify hook as it will run on the host: `command [argv]`, or `webhook <origin>
+    /// (sha256 <digest>)` (a webhook's path often is its secret: only a digest is written).
+    /// A new or changed hook is a widening: it is a program or URL the launcher runs or calls
+    /// on the operator's host, and a manifest in the workspace is the agent's to rewrite.
+    #[serde(default)]
+    pub notify: Option<String>,
+}
+
+fn default_on() -> bool {
+    true
+}
+
+/// What [`Policy::notify`] records for a hook.
+fn notify_record(n: &crate::manifest::Notify) -> String {
+    match n {
+        crate::manifest::Notify::Command(argv) => format!("command {argv:?}"),
+        crate::manifest::Notify::Webhook(url) => {
+            let origin_end = url
+                .find("://")
+                .map(|i| i + 3)
+                .and_then(|start| url[start..].find(['/', '?', '#']).map(|e| start + e))
+                .unwrap_or(url.len());
+            let digest = hex::encode(Sha256::digest(url.as_bytes()));
+            format!("webhook {} (sha256 {})", &url[..origin_end], &digest[..16])
+        }
+    }
 }
 
 /// One way a new policy grants more than the accepted one.
@@ -220,6 +251,8 @@ impl Policy {
             memory: m.limits.memory.clone(),
             cpus: m.limits.cpus,
             pids: m.limits.pids,
+            supervise: m.supervise.enabled,
+            notify: m.supervise.notify.as_ref().map(notify_record),
         }
     }
 
@@ -294,6 +327,11 @@ impl Policy {
             self.memory,
             self.cpus,
             self.pids
+        ));
+        out.push(format!(
+            "supervise: {}; notify: {}",
+            if self.supervise { "on" } else { "off" },
+            opt(&self.notify)
         ));
         out
     }
@@ -557,6 +595,13 @@ pub fn widenings(old: &Policy, new: &Policy) -> Vec<Widening> {
             "limits.pids".into(),
             old.pids.to_string(),
             new.pids.to_string(),
+        );
+    }
+    if new.notify.is_some() && new.notify != old.notify {
+        add(
+            "supervise.notify".into(),
+            opt(&old.notify),
+            opt(&new.notify),
         );
     }
     w

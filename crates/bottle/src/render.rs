@@ -8,6 +8,7 @@ use serde_yaml::{Mapping, Value};
 use crate::manifest::Loaded;
 
 mod routes;
+pub mod supervise;
 pub use routes::{routes_file, routes_tree, routes_yaml};
 
 /// The sidecar fragment, compiled in.
@@ -75,8 +76,14 @@ pub fn agent_env(l: &Loaded, git_gate: bool) -> Vec<(String, String)> {
     for k in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
         env.push((k.into(), PROXY_URL.into()));
     }
+    // supervise is answered directly: through pipelock it would be an unlisted host.
+    let no_proxy = if l.manifest.supervise.enabled {
+        "git-gate,supervise,localhost,127.0.0.1"
+    } else {
+        "git-gate,localhost,127.0.0.1"
+    };
     for k in ["NO_PROXY", "no_proxy"] {
-        env.push((k.into(), "git-gate,localhost,127.0.0.1".into()));
+        env.push((k.into(), no_proxy.into()));
     }
     for k in [
         "SSL_CERT_FILE",
@@ -110,6 +117,9 @@ pub fn agent_env(l: &Loaded, git_gate: bool) -> Vec<(String, String)> {
         env.push((format!("GIT_CONFIG_VALUE_{i}"), v));
     }
     env.push(("BOTTLE_SLUG".into(), String::new())); // filled by compose()
+    if l.manifest.supervise.enabled {
+        env.push((supervise::URL_ENV.into(), supervise::URL.into()));
+    }
     for (k, v) in &l.manifest.env {
         env.push((k.clone(), v.clone()));
     }
@@ -155,6 +165,9 @@ pub fn compose(l: &Loaded, opts: &Options, git_gate: bool) -> Result<String, Str
     let services = mapping_mut(&mut doc, "services")?;
     if !git_gate {
         services.remove("git-gate");
+    }
+    if m.supervise.enabled {
+        services.insert(supervise::SERVICE.into(), supervise::service());
     }
     let names: Vec<String> = services
         .keys()
@@ -263,10 +276,12 @@ pub fn compose(l: &Loaded, opts: &Options, git_gate: bool) -> Result<String, Str
         agent.insert("working_dir".into(), workdir.into());
     }
     let mut deps = Mapping::new();
-    for d in names
-        .iter()
-        .filter(|n| matches!(n.as_str(), "pipelock" | "egress" | "git-gate"))
-    {
+    for d in names.iter().filter(|n| {
+        matches!(
+            n.as_str(),
+            "pipelock" | "egress" | "git-gate" | supervise::SERVICE
+        )
+    }) {
         let mut c = Mapping::new();
         c.insert("condition".into(), "service_healthy".into());
         deps.insert(d.clone().into(), Value::Mapping(c));
@@ -358,6 +373,10 @@ fn seq_mut<'a>(svc: &'a mut Mapping, key: &str) -> Result<&'a mut Vec<Value>, St
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod dlp_tests;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod supervise_tests;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
@@ -553,7 +572,7 @@ mod tests {
     fn every_service_logs_to_a_bounded_file() {
         let doc: Value = serde_yaml::from_str(&compose(&loaded(), &opts(), true).unwrap()).unwrap();
         let services = doc["services"].as_mapping().unwrap();
-        assert_eq!(services.len(), 4, "agent and three sidecars");
+        assert_eq!(services.len(), 5, "agent and four sidecars");
         for (name, svc) in services {
             let l = &svc["logging"];
             assert_eq!(l["driver"], Value::String("json-file".into()), "{name:?}");

@@ -17,9 +17,18 @@ use crate::signals::Interrupt;
 use crate::state::{self, Metadata, StateDir};
 use crate::ui;
 
+pub mod notify;
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod notify_tests;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
+
+/// `state/<slug>/requests/`: supervise's one writable mount.
+pub fn requests_dir(state: &StateDir) -> PathBuf {
+    bottle_core::access_request::requests_dir(state.path())
+}
 
 /// `bottle render MANIFEST`: print the compose file; start nothing.
 pub fn render_cmd(manifest_path: &Path) -> Result<()> {
@@ -121,6 +130,11 @@ pub fn prepare_state(
     if git_gate {
         state::mkdir(&state.git_gate_data_dir(), 0o700, Some(side))?;
     }
+    if l.manifest.supervise.enabled {
+        // supervise runs as `side` (the operator's uid:gid unless we are root): its 0600
+        // request files are then ours to read, and this dir is the only one it can write.
+        state::mkdir(&requests_dir(state), 0o700, Some(side))?;
+    }
     if let Some(ca) = &l.manifest.upstream_ca {
         let pem =
             std::fs::read(ca).map_err(|e| Error::io(format!("reading {}", ca.display()), e))?;
@@ -155,12 +169,18 @@ fn secret_env(l: &Loaded) -> Result<Vec<(String, String)>> {
 }
 
 /// The sidecar images (`name:latest`) a bottle needs that `exists` does not find.
-pub(crate) fn missing_images(git_gate: bool, exists: &dyn Fn(&str) -> bool) -> Vec<String> {
+pub(crate) fn missing_images(
+    git_gate: bool,
+    supervise: bool,
+    exists: &dyn Fn(&str) -> bool,
+) -> Vec<String> {
     let gate = git_gate.then_some(GIT_GATE_IMAGE);
+    let sup = supervise.then_some(render::supervise::IMAGE);
     SIDECAR_IMAGES
         .iter()
         .copied()
         .chain(gate)
+        .chain(sup)
         .map(|i| format!("{i}:latest"))
         .filter(|i| !exists(i))
         .collect()
@@ -189,7 +209,8 @@ pub fn start(o: &StartOpts) -> Result<i32> {
     docker::check_daemon()?;
     crate::engine::warn_if_affected();
     let git_gate = !l.manifest.git.is_empty();
-    let missing = missing_images(git_gate, &docker::image_exists);
+    let supervise = l.manifest.supervise.enabled;
+    let missing = missing_images(git_gate, supervise, &docker::image_exists);
     if !missing.is_empty() {
         return Err(Error::Usage(format!(
             "missing image(s) {}: run `bottle build` first",
@@ -244,7 +265,7 @@ pub fn start(o: &StartOpts) -> Result<i32> {
         _ if intr.is_set() => Err(Error::Interrupted),
         Some(0) => wait_healthy(
             &project,
-            git_gate,
+            &wanted_services(git_gate, supervise),
             start_timeout.saturating_sub(t0.elapsed()),
             &intr,
         ),
@@ -277,9 +298,23 @@ pub fn start(o: &StartOpts) -> Result<i32> {
         ui::note(&format!("allow:  bottle allow HOST --bottle {slug}"));
         ui::note(&format!("logs:   bottle logs {slug} -f"));
         ui::note(&format!("stop:   bottle stop {slug}"));
+        if supervise {
+            // No launcher stays to run a notify hook: the live view is `bottle watch`.
+            ui::note(&format!(
+                "asks:   bottle watch {slug}  (the agent's access requests)"
+            ));
+        }
         return Ok(0);
     }
 
+    let watcher = match (&l.manifest.supervise.notify, supervise) {
+        (Some(hook), true) => Some(notify::spawn(
+            requests_dir(&state),
+            slug.clone(),
+            hook.clone(),
+        )),
+        _ => None,
+    };
     let argv = agent_argv(&o.command, &l);
     ui::step(&format!("running the agent: {}", ui::dim(&argv.join(" "))));
     let mut exec = compose.cmd(&project, &file);
@@ -299,6 +334,9 @@ pub fn start(o: &StartOpts) -> Result<i32> {
             1
         }
     };
+    if let Some(w) = watcher {
+        w.stop();
+    }
     if code == 0 {
         ui::ok("agent exited (0)");
     } else {
@@ -309,10 +347,13 @@ pub fn start(o: &StartOpts) -> Result<i32> {
 }
 
 /// The services `bottle start` waits for.
-pub(crate) fn wanted_services(git_gate: bool) -> Vec<&'static str> {
+pub(crate) fn wanted_services(git_gate: bool, supervise: bool) -> Vec<&'static str> {
     let mut want = vec!["egress", "pipelock", "agent"];
     if git_gate {
         want.push("git-gate");
+    }
+    if supervise {
+        want.push(render::supervise::SERVICE);
     }
     want
 }
@@ -341,14 +382,13 @@ pub(crate) fn health_pending(want: &[&str], cs: &[Container]) -> Result<Vec<Stri
 }
 
 /// Poll the project's containers until every sidecar is healthy and the agent runs.
-fn wait_healthy(project: &str, git_gate: bool, timeout: Duration, intr: &Interrupt) -> Result<()> {
-    let want = wanted_services(git_gate);
+fn wait_healthy(project: &str, want: &[&str], timeout: Duration, intr: &Interrupt) -> Result<()> {
     let start = Instant::now();
     loop {
         if intr.is_set() {
             return Err(Error::Interrupted);
         }
-        let pending = health_pending(&want, &docker::containers(Some(project))?)?;
+        let pending = health_pending(want, &docker::containers(Some(project))?)?;
         if pending.is_empty() {
             return Ok(());
         }

@@ -34,6 +34,7 @@ const TOP_KEYS: &[&str] = &[
     "limits",
     "user",
     "workspace_git",
+    "supervise",
 ];
 const ROUTE_KEYS: &[&str] = &[
     "host",
@@ -186,6 +187,16 @@ impl Reader<'_> {
                 _ => WorkspaceGit::Rw,
             },
         };
+        let supervise = match m.get("supervise") {
+            None => super::SuperviseSpec::default(),
+            Some(n) => {
+                let (spec, lines) = super::supervise::read(&self.ctx, n)?;
+                for (path, line) in lines {
+                    self.lines.note(path, line);
+                }
+                spec
+            }
+        };
         Ok(Manifest {
             name,
             image,
@@ -203,6 +214,7 @@ impl Reader<'_> {
             limits,
             user,
             workspace_git,
+            supervise,
             lines: self.lines,
         })
     }

@@ -80,6 +80,7 @@ fn prepare_state_writes_the_whole_layout_with_its_modes() {
         (s.upstream_ca(), 0o644),
         (s.empty_hooks_dir(), 0o555),
         (s.compose_file(), 0o644),
+        (requests_dir(&s), 0o700),
     ] {
         assert_eq!(mode(&p), want, "{}", p.display());
     }
@@ -132,7 +133,22 @@ fn every_bind_mount_of_the_compose_file_exists_in_the_state_dir() {
             assert!(s.path().join(rel).exists(), "{rel} not in the state dir");
         }
         assert_eq!(s.git_gate_data_dir().exists(), git_gate);
+        assert!(sources.iter().any(|x| x == "requests"), "{sources:?}");
     }
+    // supervise off: no requests dir, nothing mounts one.
+    let l = load(
+        "name: off
+image: agent:1
+supervise: false
+",
+        m.path(),
+    );
+    let root = tempfile::tempdir().unwrap();
+    let s = StateDir::new(root.path(), "x-00001").unwrap();
+    prepare_state(&l, &s, false, true, None).unwrap();
+    assert!(!requests_dir(&s).exists());
+    let compose = std::fs::read_to_string(s.compose_file()).unwrap();
+    assert!(!bind_sources(&compose).iter().any(|x| x == "requests"));
 }
 
 #[test]
@@ -153,14 +169,24 @@ fn missing_images_names_each_absent_one() {
     let none = |_: &str| false;
     let all = |_: &str| true;
     assert_eq!(
-        missing_images(false, &none),
+        missing_images(false, false, &none),
         ["bottle-pipelock:latest", "bottle-egress:latest"]
     );
-    assert_eq!(missing_images(true, &none).len(), 3);
-    assert!(missing_images(true, &all).is_empty());
+    assert_eq!(missing_images(true, false, &none).len(), 3);
+    assert_eq!(missing_images(true, true, &none).len(), 4);
+    assert!(missing_images(true, true, &all).is_empty());
     let no_gate = |i: &str| i != "bottle-git-gate:latest";
-    assert!(missing_images(false, &no_gate).is_empty());
-    assert_eq!(missing_images(true, &no_gate), ["bottle-git-gate:latest"]);
+    assert!(missing_images(false, true, &no_gate).is_empty());
+    assert_eq!(
+        missing_images(true, false, &no_gate),
+        ["bottle-git-gate:latest"]
+    );
+    let no_sup = |i: &str| i != "bottle-supervise:latest";
+    assert!(missing_images(true, false, &no_sup).is_empty());
+    assert_eq!(
+        missing_images(false, true, &no_sup),
+        ["bottle-supervise:latest"]
+    );
 }
 
 #[test]
@@ -189,9 +215,13 @@ fn container(service: &str, state: &str, status: &str) -> Container {
 
 #[test]
 fn health_pending_waits_fails_or_passes() {
-    let want = wanted_services(true);
+    let want = wanted_services(true, false);
     assert_eq!(want, ["egress", "pipelock", "agent", "git-gate"]);
-    assert_eq!(wanted_services(false).len(), 3);
+    assert_eq!(wanted_services(false, false).len(), 3);
+    assert_eq!(
+        wanted_services(false, true),
+        ["egress", "pipelock", "agent", "supervise"]
+    );
     let healthy = |s: &str| container(s, "running", "Up 3 seconds (healthy)");
     let all_up = vec![
         healthy("egress"),
