@@ -145,6 +145,7 @@ pub const IMAGES: &[&str] = &[
     "bottle-pipelock:latest",
     "bottle-egress:latest",
     "bottle-git-gate:latest",
+    "bottle-supervise:latest",
     "bottle-echo-origin:latest",
     "bottle-agent-test:latest",
 ];
