@@ -25,6 +25,27 @@ pub struct LiveConfig {
     pub sha256: String,
 }
 
+thread_local! {
+    // The `until` of each entry of the allowlist the last `LiveConfig::load` on this thread
+    // read. A side channel to `reload`, which calls the loader on its own thread and takes it
+    // right after: every sidecar whose loader goes through `LiveConfig::load` (pipelock
+    // directly, egress inside its own config type) gets the expiry report and timer without
+    // its config type having to expose the allowlist.
+    static LOADED_UNTILS: std::cell::RefCell<Option<Vec<Option<u64>>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Clears what [`take_loaded_untils`] returns (before a loader runs).
+pub(crate) fn clear_loaded_untils() {
+    LOADED_UNTILS.with(|u| u.borrow_mut().take());
+}
+
+/// The `until` of each allowlist entry read by the last successful [`LiveConfig::load`] on
+/// this thread since [`clear_loaded_untils`], if any.
+pub(crate) fn take_loaded_untils() -> Option<Vec<Option<u64>>> {
+    LOADED_UNTILS.with(|u| u.borrow_mut().take())
+}
+
 fn read_optional(path: &Path) -> Result<String, ConfigError> {
     match std::fs::read(path) {
         Ok(bytes) => String::from_utf8(bytes)
@@ -50,6 +71,8 @@ impl LiveConfig {
         h.update(allow_text.as_bytes());
         h.update([0u8]);
         h.update(routes_text.as_bytes());
+        let untils = allowlist.untils().collect();
+        LOADED_UNTILS.with(|u| *u.borrow_mut() = Some(untils));
         Ok(LiveConfig {
             allowlist,
             routes,

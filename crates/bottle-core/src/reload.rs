@@ -1,5 +1,10 @@
 //! Live reload: SIGHUP re-runs the loader; a success is swapped in atomically, a failure
 //! keeps the last good config. Either way the status file is rewritten and counted.
+//!
+//! Time-limited allowlist entries (`until=`) stop matching by themselves (matching reads the
+//! clock). So that the status file confirms it, a timer next to the SIGHUP task re-publishes
+//! the status file when the earliest end passes: same generation, the allowlist report
+//! showing one entry fewer in force.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,6 +33,8 @@ pub struct Reloadable<T> {
     gauge: Gauge,
     // Serialises reloads (signal task and reload_now callers).
     reload_lock: tokio::sync::Mutex<()>,
+    // Wakes the expiry timer when a load changed the allowlist's ends.
+    expiry_changed: Arc<tokio::sync::Notify>,
 }
 
 impl<T> std::fmt::Debug for Reloadable<T> {
@@ -63,10 +70,16 @@ impl<T: Send + Sync + 'static> Reloadable<T> {
     /// Reload now (what SIGHUP does). Returns the error if the new config was rejected.
     pub async fn reload_now(&self) -> Result<(), ConfigError> {
         let _guard = self.reload_lock.lock().await;
+        crate::live::clear_loaded_untils();
         let result = (self.loader)();
+        let untils = crate::live::take_loaded_untils();
         match result {
             Ok((value, sha)) => {
                 self.current.store(Arc::new(value));
+                if let Some(s) = &self.status {
+                    s.set_allowlist(untils);
+                }
+                self.expiry_changed.notify_one();
                 let gen = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
                 *lock(&self.sha256) = sha.clone();
                 *lock(&self.last_error) = None;
@@ -123,6 +136,7 @@ pub fn start<T: Send + Sync + 'static>(
 ) -> Result<Arc<Reloadable<T>>, ConfigError> {
     let r = build(component, loader, status, metrics)?;
     spawn_sighup_task(&r);
+    spawn_expiry_task(&r);
     Ok(r)
 }
 
@@ -133,7 +147,11 @@ pub fn build<T: Send + Sync + 'static>(
     status: Option<StatusFile>,
     metrics: &Metrics,
 ) -> Result<Arc<Reloadable<T>>, ConfigError> {
+    crate::live::clear_loaded_untils();
     let first = loader();
+    if let Some(s) = &status {
+        s.set_allowlist(crate::live::take_loaded_untils());
+    }
     let (value, sha) = match first {
         Ok(v) => v,
         Err(e) => {
@@ -154,6 +172,7 @@ pub fn build<T: Send + Sync + 'static>(
         reloads: metrics.reloads.clone(),
         gauge: metrics.config_generation.clone(),
         reload_lock: tokio::sync::Mutex::new(()),
+        expiry_changed: Arc::new(tokio::sync::Notify::new()),
     });
     r.gauge.set(1);
     tracing::info!(component, generation = 1, config_sha256 = %sha, "config loaded");
@@ -184,9 +203,63 @@ fn spawn_sighup_task<T: Send + Sync + 'static>(r: &Arc<Reloadable<T>>) {
     });
 }
 
+/// Past an entry's end second by this much before re-publishing, so the report (which
+/// compares whole seconds) already counts it as lapsed.
+const EXPIRY_SLACK: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Longest the expiry timer sleeps before looking again.
+const MAX_EXPIRY_WAIT: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Re-publishes the status file whenever the earliest `until` of the allowlist in use passes.
+fn spawn_expiry_task<T: Send + Sync + 'static>(r: &Arc<Reloadable<T>>) {
+    if r.status.is_none() || tokio::runtime::Handle::try_current().is_err() {
+        return;
+    }
+    // Weak: the task ends once the Reloadable is dropped (checked at least hourly).
+    let weak = Arc::downgrade(r);
+    let changed = r.expiry_changed.clone();
+    tokio::spawn(async move {
+        loop {
+            let next = {
+                let Some(r) = weak.upgrade() else { break };
+                r.status
+                    .as_ref()
+                    .and_then(|s| s.next_allowlist_expiry(crate::allowlist::now_unix()))
+            };
+            let wait = match next {
+                Some(end) => {
+                    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(end);
+                    at.duration_since(std::time::SystemTime::now())
+                        .unwrap_or_default()
+                        + EXPIRY_SLACK
+                }
+                None => MAX_EXPIRY_WAIT,
+            }
+            // Re-check at least hourly: a wall clock stepped meanwhile is caught up with.
+            .min(MAX_EXPIRY_WAIT);
+            tokio::select! {
+                () = changed.notified() => continue,
+                () = tokio::time::sleep(wait) => {}
+            }
+            let Some(r) = weak.upgrade() else { break };
+            let lapsed = next.is_some_and(|end| crate::allowlist::now_unix() >= end);
+            if let (Some(s), true) = (&r.status, lapsed) {
+                tracing::info!(
+                    component = r.component,
+                    "a time-limited allowlist entry ended"
+                );
+                if let Err(e) = s.republish() {
+                    tracing::warn!(path = %s.path().display(), error = %e, "cannot write status file");
+                }
+            }
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::status::Status;
     use std::sync::atomic::AtomicUsize;
 
     fn cfg_err(msg: &str) -> ConfigError {
@@ -264,6 +337,66 @@ mod tests {
             serde_json::from_str(&std::fs::read_to_string(&status_path).unwrap()).unwrap();
         assert_eq!(st["last_error"], "allowlist:3: nope");
         assert_eq!(st["generation"], 0);
+    }
+
+    /// Real time, about two seconds: a time-limited entry lapses with no reload and no
+    /// signal, the status file says so (same generation, one entry fewer in force), and an
+    /// earlier end brought in by a reload re-arms the timer.
+    #[tokio::test]
+    async fn status_confirms_a_lapsed_entry_by_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let status_path = dir.path().join("status.json");
+        let now = crate::allowlist::now_unix();
+        let fmt = crate::allowlist::format_utc;
+        let write = |text: String| std::fs::write(dir.path().join("allowlist"), text).unwrap();
+        write(format!(
+            "kept.example\nlate.example until={}\n",
+            fmt(now + 60)
+        ));
+        let r = start(
+            "t",
+            crate::live::LiveConfig::loader(dir.path().to_path_buf()),
+            Some(StatusFile::new(&status_path, "t")),
+            &Metrics::new(),
+        )
+        .unwrap();
+        let report = || Status::read(&status_path).unwrap();
+        let first = report();
+        let a = first.allowlist.clone().unwrap();
+        assert_eq!((a.active, a.expired), (2, 0));
+        assert_eq!(a.next_expiry_unix, Some(now + 60));
+        // A reload adds an entry ending in a second or two: the timer moves to it.
+        write(format!(
+            "kept.example\nlate.example until={}\nsoon.example until={}\n",
+            fmt(now + 60),
+            fmt(now + 2)
+        ));
+        r.reload_now().await.unwrap();
+        let loaded = report();
+        assert_eq!(loaded.allowlist.as_ref().map(|a| a.active), Some(3));
+        let soon = crate::parse_host("soon.example").unwrap();
+        assert!(r.current().allowlist.allows(&soon, 443));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(4);
+        let lapsed = loop {
+            let st = report();
+            if st.allowlist.as_ref().is_some_and(|a| a.active == 2) {
+                break st;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no re-publish: {st:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
+        let a = lapsed.allowlist.clone().unwrap();
+        assert_eq!(a.expired, 1);
+        assert_eq!(a.next_expiry_unix, Some(now + 60));
+        assert_eq!(lapsed.generation, loaded.generation, "no reload happened");
+        assert_eq!(lapsed.attempted_at, loaded.attempted_at);
+        assert!(
+            !r.current().allowlist.allows(&soon, 443),
+            "the sidecar stops honouring it"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,4 +1,5 @@
-//! The status file, rewritten atomically after every load attempt.
+//! The status file, rewritten atomically after every load attempt, and again when a
+//! time-limited allowlist entry lapses (so the file shows what is in force).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -6,9 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use time::OffsetDateTime;
 
-/// `{"component","generation","config_sha256","loaded_at","attempted_at","last_error"}` at `path`.
-/// `loaded_at` is when the config in use was loaded (null before a first good load);
-/// `attempted_at` is when this load attempt happened.
+/// `{"component","generation","config_sha256","loaded_at","attempted_at","last_error"}` at `path`,
+/// plus `"allowlist"` for sidecars that load one. `loaded_at` is when the config in use was
+/// loaded (null before a first good load); `attempted_at` is when this load attempt happened.
 #[derive(Debug)]
 pub struct StatusFile {
     path: PathBuf,
@@ -16,6 +17,44 @@ pub struct StatusFile {
     counter: AtomicU64,
     // Time the config in use was loaded (kept across failed attempts).
     loaded_at: std::sync::Mutex<Option<String>>,
+    // The last attempt written, and the `until` of each allowlist entry in use. Held while
+    // writing, so a re-publish never lands after (and hides) a newer attempt.
+    last: std::sync::Mutex<Published>,
+}
+
+#[derive(Debug, Default)]
+struct Published {
+    attempt: Option<(u64, String, Option<String>, String)>,
+    allowlist_untils: Option<Vec<Option<u64>>>,
+}
+
+/// The allowlist in use as the status file reports it (at the time of writing).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct AllowlistStatus {
+    /// Entries in force.
+    pub active: usize,
+    /// Time-limited entries past their end (ignored by matching).
+    pub expired: usize,
+    /// The earliest end of an entry in force (RFC 3339 UTC), if any.
+    #[serde(default)]
+    pub next_expiry: Option<String>,
+    /// The same, in unix seconds.
+    #[serde(default)]
+    pub next_expiry_unix: Option<u64>,
+}
+
+impl AllowlistStatus {
+    /// The report for entries ending at `untils` (`None`: no end), at `now`.
+    pub fn at(untils: &[Option<u64>], now: u64) -> AllowlistStatus {
+        let active = untils.iter().filter(|u| u.is_none_or(|u| now < u)).count();
+        let next = untils.iter().flatten().filter(|u| **u > now).min().copied();
+        AllowlistStatus {
+            active,
+            expired: untils.len() - active,
+            next_expiry: next.map(crate::allowlist::format_utc),
+            next_expiry_unix: next,
+        }
+    }
 }
 
 /// RFC 3339 UTC timestamp with milliseconds: `2026-11-22T14:43:58.120Z` (always 3 digits).
@@ -50,6 +89,9 @@ pub struct Status {
     /// Error of the last attempt, if it failed.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// The allowlist in use (sidecars that load one; absent in files of older sidecars).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowlist: Option<AllowlistStatus>,
 }
 
 impl Status {
@@ -69,7 +111,37 @@ impl StatusFile {
             component: component.into(),
             counter: AtomicU64::new(0),
             loaded_at: std::sync::Mutex::new(None),
+            last: std::sync::Mutex::new(Published::default()),
         }
+    }
+
+    /// Records the `until` of each entry of the allowlist now in use (`None` for a sidecar
+    /// without one); the next write reports it.
+    pub fn set_allowlist(&self, untils: Option<Vec<Option<u64>>>) {
+        self.published().allowlist_untils = untils;
+    }
+
+    /// The earliest end after `now` of an allowlist entry in use.
+    pub fn next_allowlist_expiry(&self, now: u64) -> Option<u64> {
+        let p = self.published();
+        p.allowlist_untils
+            .as_ref()
+            .and_then(|u| u.iter().flatten().filter(|u| **u > now).min().copied())
+    }
+
+    /// Rewrites the last attempt as it was (same generation, times and error), with the
+    /// allowlist report as of now: what the sidecar shows when an entry lapses. Nothing is
+    /// written before a first attempt.
+    pub fn republish(&self) -> std::io::Result<()> {
+        let p = self.published();
+        let Some((generation, sha, err, attempted_at)) = p.attempt.clone() else {
+            return Ok(());
+        };
+        self.write_locked(&p, generation, &sha, err.as_deref(), &attempted_at)
+    }
+
+    fn published(&self) -> std::sync::MutexGuard<'_, Published> {
+        self.last.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The path.
@@ -85,21 +157,47 @@ impl StatusFile {
         last_error: Option<&str>,
     ) -> std::io::Result<()> {
         let now = now_rfc3339();
-        let loaded_at = {
+        let mut p = self.published();
+        {
             let mut l = self.loaded_at.lock().unwrap_or_else(|p| p.into_inner());
             if last_error.is_none() {
                 *l = Some(now.clone());
             }
-            l.clone()
-        };
-        let v = serde_json::json!({
+        }
+        p.attempt = Some((
+            generation,
+            sha256.to_owned(),
+            last_error.map(str::to_owned),
+            now.clone(),
+        ));
+        self.write_locked(&p, generation, sha256, last_error, &now)
+    }
+
+    fn write_locked(
+        &self,
+        published: &Published,
+        generation: u64,
+        sha256: &str,
+        last_error: Option<&str>,
+        attempted_at: &str,
+    ) -> std::io::Result<()> {
+        let loaded_at = self
+            .loaded_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut v = serde_json::json!({
             "component": self.component,
             "generation": generation,
             "config_sha256": sha256,
             "loaded_at": loaded_at,
-            "attempted_at": now,
+            "attempted_at": attempted_at,
             "last_error": last_error,
         });
+        if let Some(untils) = &published.allowlist_untils {
+            let report = AllowlistStatus::at(untils, crate::allowlist::now_unix());
+            v["allowlist"] = serde_json::to_value(report).map_err(std::io::Error::other)?;
+        }
         let mut text = serde_json::to_string_pretty(&v).map_err(std::io::Error::other)?;
         text.push('\n');
         let dir = match self.path.parent() {
@@ -201,6 +299,51 @@ mod tests {
             std::io::ErrorKind::InvalidData
         );
         assert!(Status::read(&dir.path().join("missing.json")).is_err());
+    }
+
+    /// The allowlist report counts what is in force now; a re-publish keeps the attempt
+    /// (generation, times, error) and only updates the report.
+    #[test]
+    fn allowlist_report_and_republish() {
+        let r = AllowlistStatus::at(&[None, Some(100), Some(200), Some(50)], 100);
+        assert_eq!(r.active, 2);
+        assert_eq!(r.expired, 2);
+        assert_eq!(r.next_expiry_unix, Some(200));
+        assert_eq!(r.next_expiry.as_deref(), Some("1970-01-01T00:03:20Z"));
+        assert_eq!(AllowlistStatus::at(&[None], 0).next_expiry, None);
+
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pipelock.json");
+        let s = StatusFile::new(&p, "pipelock");
+        s.republish().unwrap();
+        assert!(!p.exists(), "nothing to re-publish before a first attempt");
+        let now = crate::allowlist::now_unix();
+        s.set_allowlist(Some(vec![None, Some(now + 3600), Some(now - 1)]));
+        s.write(4, "abc", Some("allowlist:2: bad")).unwrap();
+        let first = Status::read(&p).unwrap();
+        let report = first.allowlist.clone().unwrap();
+        assert_eq!((report.active, report.expired), (2, 1));
+        assert_eq!(report.next_expiry_unix, Some(now + 3600));
+        assert_eq!(s.next_allowlist_expiry(now), Some(now + 3600));
+        assert_eq!(s.next_allowlist_expiry(now + 3600), None);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        s.set_allowlist(Some(vec![None]));
+        s.republish().unwrap();
+        let again = Status::read(&p).unwrap();
+        assert_eq!(again.allowlist.as_ref().map(|a| a.active), Some(1));
+        assert_eq!(
+            (again.generation, &again.attempted_at, &again.last_error),
+            (first.generation, &first.attempted_at, &first.last_error)
+        );
+        // A sidecar without an allowlist writes no report (and old readers ignore it).
+        let plain = StatusFile::new(dir.path().join("git-gate.json"), "git-gate");
+        plain.write(1, "x", None).unwrap();
+        assert_eq!(
+            Status::read(&dir.path().join("git-gate.json"))
+                .unwrap()
+                .allowlist,
+            None
+        );
     }
 
     #[test]
