@@ -13,6 +13,7 @@ pub mod allow_entry;
 pub mod allowlist;
 pub mod audit;
 pub mod audit_context;
+pub mod audit_read;
 pub mod body;
 pub mod ca;
 pub mod cli;
