@@ -97,6 +97,23 @@ pub struct Pushed {
     pub blocked: Option<Hit>,
 }
 
+impl Pushed {
+    /// Every finding, warnings first (the order they are recorded in).
+    pub fn findings(&self) -> impl Iterator<Item = &Hit> {
+        self.warned.iter().chain(&self.blocked)
+    }
+
+    /// The findings of a body judged on the side (its bytes already gone): all are
+    /// warnings, nothing is released or cut.
+    pub fn on_the_side(self) -> Pushed {
+        Pushed {
+            release: Vec::new(),
+            warned: self.warned.into_iter().chain(self.blocked).collect(),
+            blocked: None,
+        }
+    }
+}
+
 /// Judges an event stream event by event.
 pub struct SseJudge {
     framer: Framer,

@@ -208,11 +208,7 @@ impl ScanStream {
         }
         if !self.side_done {
             let p = self.scanner.push(&chunk);
-            self.apply(Pushed {
-                blocked: None,
-                release: Vec::new(),
-                warned: p.warned.into_iter().chain(p.blocked).collect(),
-            })?;
+            self.apply(p.on_the_side())?;
         }
         self.queue.push_back(Frame::data(chunk));
         Ok(())
@@ -225,11 +221,7 @@ impl ScanStream {
         }
         if !self.side_done {
             let p = self.scanner.finish();
-            self.apply(Pushed {
-                blocked: None,
-                release: Vec::new(),
-                warned: p.warned.into_iter().chain(p.blocked).collect(),
-            })?;
+            self.apply(p.on_the_side())?;
         }
         Ok(())
     }
