@@ -31,6 +31,9 @@ const TRIGGER_CONTEXT: usize = 256;
 const STRETCH_MAX: usize = 4096;
 /// Runs made only of letters, `_` and `-` shorter than this are not decoded.
 const LETTERS_ONLY_MIN: usize = 40;
+/// Run anchors are searched with SIMD over the whole view when runs make up
+/// at least `1 / RUNS_DENSE_DIV` of it (else run by run with the automaton).
+const RUNS_DENSE_DIV: usize = 4;
 /// Shortest printable island scanned inside decoded binary data.
 const ISLAND_MIN: usize = 8;
 
@@ -75,6 +78,10 @@ pub(crate) struct PatternSet {
     /// Anchors of run patterns, searched only inside base64-alphabet runs.
     run_ac: AhoCorasick,
     run_pats: Vec<Vec<u16>>,
+    /// The same anchors for SIMD passes over a whole view that is mostly
+    /// runs (a join batch, a base64 body), with each anchor's length.
+    run_anchors: Prefilter,
+    run_lens: Vec<usize>,
     /// Every anchor, for short inputs (one automaton pass).
     small: AhoCorasick,
     small_pats: Vec<Vec<u16>>,
@@ -143,6 +150,8 @@ impl Engine {
                 .expect("anchor automaton builds")
         };
         let run_ac = dfa(&run_lits);
+        let run_anchors = Prefilter::new(&run_lits);
+        let run_lens = run_lits.iter().map(|l| l.len()).collect();
         let small = dfa(&all_lits);
         let discord = pats.iter().position(|c| c.def.id == DISCORD_BOT_TOKEN);
         PatternSet {
@@ -151,6 +160,8 @@ impl Engine {
             anchor_pats,
             run_ac,
             run_pats,
+            run_anchors,
+            run_lens,
             small,
             small_pats,
             discord,
@@ -230,6 +241,36 @@ impl Engine {
         }
     }
 
+    /// Call `f(position, anchor)` for every run anchor lying wholly inside a
+    /// run. `dense` (the view is mostly runs: a join batch, a base64 body):
+    /// one SIMD pass over the whole view, keeping the anchors inside a run;
+    /// else the automaton run by run. Anchors are prefix-free, so both find
+    /// the same set.
+    fn run_anchors_in(
+        &self,
+        hay: &[u8],
+        runs: &[(usize, usize, u8)],
+        dense: bool,
+        mut f: impl FnMut(usize, usize),
+    ) {
+        if dense {
+            self.run_anchors.for_each(hay, |a, anchor| {
+                let k = runs.partition_point(|r| r.0 <= a);
+                if k > 0 && a + self.run_lens[anchor] <= runs[k - 1].1 {
+                    f(a, anchor);
+                }
+            });
+            return;
+        }
+        for &(s, e, _) in runs {
+            let mut pos = s;
+            while let Some(m) = self.run_ac.find(Input::new(hay).span(pos..e)) {
+                f(m.start(), m.pattern().as_usize());
+                pos = m.start() + 1;
+            }
+        }
+    }
+
     /// Literal prefilter, then each candidate pattern's regex on merged windows.
     fn scan_patterns(
         &self,
@@ -262,13 +303,9 @@ impl Engine {
         } else {
             self.anchors
                 .for_each(hay, |a, anchor| add(&self.anchor_pats, a, anchor));
-            for &(s, e, _) in runs {
-                let mut pos = s;
-                while let Some(m) = self.run_ac.find(Input::new(hay).span(pos..e)) {
-                    add(&self.run_pats, m.start(), m.pattern().as_usize());
-                    pos = m.start() + 1;
-                }
-            }
+            let run_bytes: usize = runs.iter().map(|&(s, e, _)| e - s).sum();
+            let dense = run_bytes * RUNS_DENSE_DIV >= n;
+            self.run_anchors_in(hay, runs, dense, |a, anchor| add(&self.run_pats, a, anchor));
         }
         if wins.is_empty() {
             return;

@@ -148,17 +148,25 @@ pub(crate) fn find_triggers(hay: &[u8]) -> Vec<usize> {
             trig.push(i);
         }
     }
-    // Non-ASCII: skip 16-byte blocks that are pure ASCII.
+    // Non-ASCII: skip pure-ASCII stretches, 512 bytes at a time (`is_ascii`
+    // tests a word at once), then 16-byte blocks inside the others.
     let mut base = 0;
-    for block in hay.chunks(16) {
-        if !block.is_ascii() {
-            for (k, &b) in block.iter().enumerate() {
-                if b >= 0xC0 && decode::is_trigger(&hay[base + k..(base + k + 12).min(hay.len())]) {
-                    trig.push(base + k);
+    for coarse in hay.chunks(512) {
+        if !coarse.is_ascii() {
+            for block in coarse.chunks(16) {
+                if !block.is_ascii() {
+                    for (k, &b) in block.iter().enumerate() {
+                        let at = base + k;
+                        if b >= 0xC0 && decode::is_trigger(&hay[at..(at + 12).min(hay.len())]) {
+                            trig.push(at);
+                        }
+                    }
                 }
+                base += block.len();
             }
+        } else {
+            base += coarse.len();
         }
-        base += block.len();
     }
     trig.sort_unstable();
     trig
@@ -167,6 +175,91 @@ pub(crate) fn find_triggers(hay: &[u8]) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Run anchors found by one SIMD pass over a view dense in runs are the
+    /// ones the automaton finds run by run: anchors glued to run edges, cut
+    /// by separators and at both ends of the view.
+    #[test]
+    fn dense_run_anchor_pass_finds_what_the_per_run_pass_finds() {
+        let engine = crate::engine::Engine::new(None, &[]);
+        let anchors: Vec<&[u8]> = crate::patterns::PATTERNS
+            .iter()
+            .flat_map(|d| d.anchors.iter().map(|a| a.as_bytes()))
+            .collect();
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut rnd = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let filler: &[u8] = b"AZaz09+/-_=q7Kx \n.:\"";
+        let mut found = 0;
+        for round in 0..400 {
+            let mut hay = Vec::new();
+            while hay.len() < 300 + round % 700 {
+                if rnd() % 3 == 0 {
+                    let a = anchors[(rnd() as usize) % anchors.len()];
+                    // sometimes only a part of the anchor (cut by a separator)
+                    let keep = if rnd() % 4 == 0 {
+                        (rnd() as usize) % a.len()
+                    } else {
+                        a.len()
+                    };
+                    hay.extend_from_slice(&a[..keep]);
+                } else {
+                    for _ in 0..(rnd() % 20) {
+                        hay.push(filler[(rnd() as usize) % filler.len()]);
+                    }
+                }
+            }
+            let mut runs = Vec::new();
+            find_segments(&hay, &mut runs, None);
+            let collect = |dense: bool| {
+                let mut v = Vec::new();
+                engine.run_anchors_in(&hay, &runs, dense, |a, k| v.push((a, k)));
+                v.sort_unstable();
+                v
+            };
+            let sparse = collect(false);
+            assert_eq!(collect(true), sparse, "{}", String::from_utf8_lossy(&hay));
+            found += sparse.len();
+        }
+        assert!(found > 1000, "only {found} anchors in runs");
+    }
+
+    /// The ASCII skip of `find_triggers` (512-byte, then 16-byte blocks)
+    /// misses no trigger: a fullwidth letter and an escape placed at every
+    /// offset around the block edges are found as a byte-by-byte pass finds them.
+    #[test]
+    fn triggers_found_at_every_block_offset() {
+        let reference = |hay: &[u8]| -> Vec<usize> {
+            let mut t: Vec<usize> = (0..hay.len())
+                .filter(|&i| {
+                    matches!(hay[i], b'%' | b'\\' | 0xC0..=0xFF)
+                        && decode::is_trigger(&hay[i..(i + 12).min(hay.len())])
+                })
+                .collect();
+            t.sort_unstable();
+            t
+        };
+        let fullwidth_a = "\u{FF21}".as_bytes();
+        let mut checked = 0;
+        for at in (0..40).chain(490..540).chain(1000..1060) {
+            let mut hay = b"plain ascii text, ".repeat(70);
+            hay.truncate(1100);
+            hay.splice(at..at, fullwidth_a.iter().copied());
+            hay.splice(
+                at + 700.min(hay.len() - at)..at + 700.min(hay.len() - at),
+                *b"%41",
+            );
+            let got = find_triggers(&hay);
+            assert_eq!(got, reference(&hay), "fullwidth at {at}");
+            assert!(got.contains(&at), "fullwidth at {at}");
+            checked += 1;
+        }
+        assert!(checked > 100);
+    }
 
     /// The separated-hex runs found while probing for base64 runs (plus the
     /// `-` ones looked for inside base64 runs) are the ones the dedicated
