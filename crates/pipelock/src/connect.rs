@@ -1,4 +1,5 @@
-//! CONNECT: allow decision, tunnel limit, then interception or byte-for-byte passthrough.
+//! CONNECT: the decision ([`policy::decide_connect`]), the tunnel limit, then interception
+//! or byte-for-byte passthrough.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,16 +12,18 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::filter::{self, Denied};
-use crate::forward::{self, Target};
+use crate::forward;
 use crate::idle::IdleIo;
-use crate::state::{State, Subject};
+use crate::policy::{self, Denied, Subject, Target, Tunnel};
+use crate::state::State;
 use crate::upstream::Mode;
 
 /// Any bidirectional byte stream.
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
+/// Carries out [`policy::decide_connect`]: refuse, or take a tunnel slot and open the
+/// passthrough or intercepted tunnel it chose.
 pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<BoxBody> {
     let started = Instant::now();
     let authority = req
@@ -28,40 +31,20 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<BoxBo
         .authority()
         .map(|a| a.as_str().to_string())
         .unwrap_or_default();
-    let mut subject = Subject {
-        event: "connect",
-        method: "CONNECT".into(),
-        scheme: "https",
-        host: authority.clone(),
-        port: None,
-        path: String::new(),
-    };
-    if let Err(d) = state.dlp.check_host(&state, &authority, &mut subject) {
-        return state.refuse("connect", &subject, d, started);
-    }
-    let (host, port) = match bottle_core::split_host_port(&authority, 443) {
-        Ok(hp) => hp,
-        Err(e) => {
-            let d = Denied::status(
-                "bad_target",
-                StatusCode::BAD_REQUEST,
-                format!("bad CONNECT target {authority:?}: {e}"),
-            );
-            return state.refuse("connect", &subject, d, started);
-        }
-    };
-    if subject.host != "[REDACTED]" {
-        subject.host = host.to_string();
-    }
-    subject.port = Some(port);
     let cfg = state.live.current();
-    let passthrough = match filter::check(&cfg, &host, port) {
+    let decision = policy::decide_connect(
+        &authority,
+        req.headers(),
+        state.policy_view(&cfg),
+        &state.dlp,
+        started,
+    );
+    state.count_logged(&decision.logged);
+    let subject = decision.subject;
+    let plan = match decision.verdict {
         Ok(p) => p,
         Err(d) => return state.refuse("connect", &subject, d, started),
     };
-    if let Some(d) = state.dlp.check_connect(&state, &req, &subject) {
-        return state.refuse("connect", &subject, d, started);
-    }
     let permit = match state.tunnels.clone().try_acquire_owned() {
         Ok(p) => p,
         Err(_) => {
@@ -76,61 +59,52 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<BoxBo
             return state.refuse("connect", &subject, d, started);
         }
     };
-    if passthrough {
-        let upstream = match open_passthrough(&state, &host, port).await {
-            Ok(io) => io,
-            Err(resp) => {
-                return match resp {
-                    PassFail::Denied(d) => state.refuse("connect", &subject, d, started),
-                    PassFail::Upstream(r) => {
-                        state.metrics.request("connect", "deny");
-                        state.metrics.refusal("upstream_refused");
-                        state.audit(
-                            &subject,
-                            "deny",
-                            Some("upstream proxy refused the tunnel".into()),
-                            Some(r.status().as_u16()),
-                            0,
-                            0,
-                            started,
-                            serde_json::Map::new(),
-                        );
-                        r
-                    }
+    let Target { host, port } = plan.target;
+    match plan.tunnel {
+        Tunnel::Passthrough => {
+            let upstream = match open_passthrough(&state, &host, port).await {
+                Ok(io) => io,
+                Err(PassFail::Denied(d)) => return state.refuse("connect", &subject, d, started),
+                Err(PassFail::Upstream(r)) => {
+                    state.metrics.request("connect", "deny");
+                    state.metrics.refusal("upstream_refused");
+                    state.audit(
+                        &subject,
+                        "deny",
+                        Some("upstream proxy refused the tunnel".into()),
+                        Some(r.status().as_u16()),
+                        0,
+                        0,
+                        started,
+                        serde_json::Map::new(),
+                    );
+                    return r;
                 }
-            }
-        };
-        state.metrics.request("connect", "allow");
-        state.metrics.tunnel("passthrough");
-        let st = state.clone();
-        tokio::spawn(async move {
-            let _task = st.tasks.enter();
-            passthrough_tunnel(st, req, upstream, subject, permit, started).await;
-        });
-    } else {
-        if matches!(state.upstream.dialer.mode, Mode::Direct) {
-            // Refuse names that resolve to private addresses before opening the tunnel.
-            if let Host::Name(_) = host {
-                if let Err(r) =
-                    bottle_core::resolve_checked(&state.upstream.dialer.resolver, &cfg, &host, port)
-                        .await
-                {
-                    let kind = if r.status == StatusCode::FORBIDDEN {
-                        "private_address"
-                    } else {
-                        "resolve"
-                    };
-                    return state.refuse("connect", &subject, Denied::new(kind, r), started);
-                }
-            }
+            };
+            state.metrics.request("connect", "allow");
+            state.metrics.tunnel("passthrough");
+            let st = state.clone();
+            tokio::spawn(async move {
+                let _task = st.tasks.enter();
+                passthrough_tunnel(st, req, upstream, subject, permit, started).await;
+            });
         }
-        state.metrics.request("connect", "allow");
-        state.metrics.tunnel("intercept");
-        let st = state.clone();
-        tokio::spawn(async move {
-            let _task = st.tasks.enter();
-            intercept_tunnel(st, req, host, port, subject, permit, started).await;
-        });
+        Tunnel::Intercept => {
+            // Standalone, a name that resolves to a private address is refused before the
+            // tunnel opens (through egress, egress judges what it dials).
+            if matches!(state.upstream.dialer.mode, Mode::Direct) && host.ip().is_none() {
+                if let Err(d) = state.upstream.dialer.resolve_decided(&cfg, &host).await {
+                    return state.refuse("connect", &subject, d, started);
+                }
+            }
+            state.metrics.request("connect", "allow");
+            state.metrics.tunnel("intercept");
+            let st = state.clone();
+            tokio::spawn(async move {
+                let _task = st.tasks.enter();
+                intercept_tunnel(st, req, host, port, subject, permit, started).await;
+            });
+        }
     }
     let mut resp = Response::new(bottle_core::body::empty());
     *resp.status_mut() = StatusCode::OK;

@@ -1,32 +1,30 @@
-//! DLP on everything pipelock forwards: the URL (path and query, decoded forms), every header,
-//! and the request body as it streams (bounded window across chunk boundaries, no buffering).
+//! DLP on the request body as it streams (bounded window across chunk boundaries, no
+//! buffering), and the scanner's state: the detector (built-in plus known secrets) and the
+//! strict profile's memory of recent hosts ([`History`]). What is decided on the host, the
+//! method, the URL and the headers is decided in [`crate::policy::dlp`].
 //! gzip/deflate/br/zstd request bodies are decoded for scanning (and forwarded decoded);
-//! other encodings are refused. `dlp.action` in routes.yaml picks block (403 naming the
-//! detector) or log. Findings never carry the secret; audited URLs are redacted.
+//! other encodings are refused ([`crate::policy::body_coding`]). `dlp.action` in routes.yaml
+//! picks block (403 naming the detector) or log. Findings never carry the secret.
 //! Exfiltration shapes (environment dumps, credential files) run in every profile;
-//! `dlp.profile: strict` adds the anomaly heuristics of `bottle_dlp::anomaly`
-//! (encoded-looking host labels, paths, query values and invented `X-` headers, label
-//! volume, bursts of new subdomains, a per-parent budget of new hash-sized values, layered
-//! encodings), read from the live config on every request.
+//! `dlp.profile: strict` adds the anomaly heuristics of `bottle_dlp::anomaly`.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use bottle_core::routes::{DlpAction, DlpProfile};
 use bottle_core::{BoxBody, BoxError};
-use bottle_dlp::anomaly::{self, BodyWatch, DigestBudget, SubdomainTracker};
+use bottle_dlp::anomaly::{BodyWatch, DigestBudget, SubdomainTracker};
 use bottle_dlp::{Detector, DetectorConfig, Finding, StreamScanner};
 use bytes::Bytes;
 use http::header::{self, HeaderMap};
-use http::{Request, StatusCode, Uri};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use crate::filter::Denied;
-use crate::state::{State, Subject};
+use crate::metrics::PipelockMetrics;
+use crate::policy::dlp::{describe, detectors, dlp_denied, scan_block};
+use crate::policy::{BodyCoding, BodyPlan, Denied, History};
 
 /// What the body scan found (shared with the request handler and the audit line).
 #[derive(Clone, Default)]
@@ -54,82 +52,6 @@ impl FindingSlot {
     }
 }
 
-/// The path of a URI without its query (logged before the URL was scanned).
-pub fn path_only(uri: &Uri) -> String {
-    uri.path().to_string()
-}
-
-fn detectors(findings: &[Finding]) -> Vec<&'static str> {
-    let mut d: Vec<&'static str> = findings.iter().map(|f| f.detector).collect();
-    d.sort_unstable();
-    d.dedup();
-    d
-}
-
-fn dlp_denied(what: &str, dets: &[&'static str]) -> Denied {
-    // The anomaly and exfiltration detectors judge a shape, not a secret.
-    let suspected = dets.iter().all(|d| anomaly::IDS.contains(d));
-    let found = if suspected {
-        "suspected exfiltration"
-    } else {
-        "secret detected"
-    };
-    Denied::forbidden(
-        "dlp",
-        format!("{found} in request {what}: {}", dets.join(", ")),
-    )
-}
-
-/// `header x-a` for one field, `headers x-a + x-b` for a secret split over several.
-fn describe(kind: &str, names: &[String]) -> String {
-    match names {
-        [one] => format!("{kind} {one}"),
-        many => format!("{kind}s {}", many.join(" + ")),
-    }
-}
-
-/// The header block (plus the trailer block, when given, after it) scanned as one:
-/// each field alone and the fields joined, so a secret split over fields is found.
-/// With trailers, only findings touching a trailer are returned (the head was scanned
-/// before the request left). Returns (field names, findings) per group of fields.
-fn scan_block(
-    det: &Detector,
-    head: &HeaderMap,
-    trailers: Option<&HeaderMap>,
-) -> Vec<(Vec<String>, Vec<Finding>)> {
-    let mut fields: Vec<(&str, &[u8])> = head
-        .iter()
-        .filter(|(n, _)| *n != header::HOST)
-        .map(|(n, v)| (n.as_str(), v.as_bytes()))
-        .collect();
-    let first_trailer = trailers.map(|t| {
-        let at = fields.len();
-        fields.extend(t.iter().map(|(n, v)| (n.as_str(), v.as_bytes())));
-        at
-    });
-    let mut out: Vec<(Vec<String>, Vec<Finding>)> = Vec::new();
-    for hit in det.scan_header_block(&fields) {
-        if let Some(t) = first_trailer {
-            if hit.fields.iter().all(|&i| i < t) {
-                continue;
-            }
-        }
-        let mut names: Vec<String> = Vec::new();
-        for &i in &hit.fields {
-            if let Some((n, _)) = fields.get(i) {
-                if !names.iter().any(|x| x == n) {
-                    names.push(n.to_string());
-                }
-            }
-        }
-        match out.iter_mut().find(|(n, _)| *n == names) {
-            Some((_, f)) => f.push(hit.finding),
-            None => out.push((names, vec![hit.finding])),
-        }
-    }
-    out
-}
-
 pub struct DlpScanner {
     detector: Detector,
     /// New subdomains per registrable parent (strict profile); bounded, see
@@ -143,6 +65,25 @@ pub struct DlpScanner {
 impl Default for DlpScanner {
     fn default() -> Self {
         DlpScanner::new(Vec::new())
+    }
+}
+
+/// The strict profile's memory, asked by the decisions only for allowed hosts.
+impl History for DlpScanner {
+    fn observe_host(&self, authority: &str, now: Instant) -> Option<Finding> {
+        let mut burst = self.burst.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = burst.observe(authority, now) {
+            return Some(f);
+        }
+        drop(burst);
+        // A UUID label passes the shape check but carries 16 bytes per lookup.
+        let mut digests = self.digests.lock().unwrap_or_else(|p| p.into_inner());
+        digests.observe_host(authority, now)
+    }
+
+    fn observe_url(&self, host: &str, path_and_query: &str, now: Instant) -> Option<Finding> {
+        let mut digests = self.digests.lock().unwrap_or_else(|p| p.into_inner());
+        digests.observe_url(host, path_and_query, now)
     }
 }
 
@@ -164,117 +105,9 @@ impl DlpScanner {
         }
     }
 
-    /// The detector in use (shared with the WebSocket scanner).
+    /// The detector in use (shared with the decisions and the WebSocket scanner).
     pub fn detector(&self) -> &Detector {
         &self.detector
-    }
-
-    /// Whether `dlp.action` is block right now.
-    pub fn blocks(state: &State) -> bool {
-        Self::action(state) == DlpAction::Block
-    }
-
-    fn action(state: &State) -> DlpAction {
-        state.live.current().routes.dlp.action
-    }
-
-    /// Whether `dlp.profile` is strict right now (anomaly heuristics on).
-    pub fn strict(state: &State) -> bool {
-        state.live.current().routes.dlp.profile == DlpProfile::Strict
-    }
-
-    /// Strict profile: encoded-looking labels, label volume, and a burst of new
-    /// subdomains of one parent. Only allowed hosts count towards a burst (the
-    /// others are refused anyway, and must not evict the parents that matter).
-    fn host_anomalies(&self, state: &State, authority: &str) -> Vec<Finding> {
-        let found = anomaly::scan_host(authority);
-        if !found.is_empty() {
-            return found;
-        }
-        let allowed = bottle_core::split_host_port(authority, 443)
-            .ok()
-            .is_some_and(|(h, p)| crate::filter::check(&state.live.current(), &h, p).is_ok());
-        if !allowed {
-            return Vec::new();
-        }
-        let now = Instant::now();
-        let mut burst = self.burst.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(f) = burst.observe(authority, now) {
-            return vec![f];
-        }
-        drop(burst);
-        // A UUID label passes the shape check but carries 16 bytes per lookup.
-        let mut digests = self.digests.lock().unwrap_or_else(|p| p.into_inner());
-        digests.observe_host(authority, now).into_iter().collect()
-    }
-
-    /// Strict profile: the new hash-sized values of a request that passed every other
-    /// check, charged to its host's registrable parent (only allowed hosts get here).
-    fn digest_budget(&self, state: &State, host: &str, path_and_query: &str) -> Option<Finding> {
-        if !Self::strict(state) {
-            return None;
-        }
-        let mut digests = self.digests.lock().unwrap_or_else(|p| p.into_inner());
-        digests.observe_url(host, path_and_query, Instant::now())
-    }
-
-    fn scan_headers(&self, headers: &HeaderMap, kind: &str) -> Vec<(String, Vec<Finding>)> {
-        scan_block(&self.detector, headers, None)
-            .into_iter()
-            .map(|(names, f)| (describe(kind, &names), f))
-            .collect()
-    }
-
-    /// The request method: hyper accepts extension methods, so a token can be one.
-    /// Also scanned joined with the path (its leading `/` dropped), where a server
-    /// could glue them back together.
-    fn scan_method(&self, method: &str, path_and_query: &str, url_clean: bool) -> Vec<Finding> {
-        let mut f = self.detector.detect(method.as_bytes());
-        let standard = matches!(
-            method,
-            "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "OPTIONS" | "PATCH" | "TRACE" | "CONNECT"
-        );
-        if f.is_empty() && !standard && url_clean {
-            let rest = path_and_query.strip_prefix('/').unwrap_or(path_and_query);
-            f = self
-                .detector
-                .detect_joined(format!("{method}{rest}").as_bytes());
-        }
-        f
-    }
-
-    /// The authority the agent named (before parsing): a secret in a host name would leak
-    /// through DNS and logs. On a finding `subject.host` becomes `[REDACTED]`.
-    pub fn check_host(
-        &self,
-        state: &State,
-        authority: &str,
-        subject: &mut Subject,
-    ) -> Result<(), Denied> {
-        // scan_host also joins the labels: a token split over labels leaks through DNS too.
-        let mut f = self.detector.scan_host(authority);
-        if f.is_empty() && Self::strict(state) {
-            f = self.host_anomalies(state, authority);
-        }
-        if f.is_empty() {
-            return Ok(());
-        }
-        subject.host = "[REDACTED]".into();
-        let dets = detectors(&f);
-        match Self::action(state) {
-            DlpAction::Block => {
-                for d in &dets {
-                    state.metrics.dlp(d, "block");
-                }
-                Err(dlp_denied("host", &dets))
-            }
-            DlpAction::Log => {
-                for d in &dets {
-                    state.metrics.dlp(d, "log");
-                }
-                Ok(())
-            }
-        }
     }
 
     /// Last line of defence for audit fields: text holding a finding becomes `[REDACTED]`.
@@ -286,158 +119,39 @@ impl DlpScanner {
         }
     }
 
-    /// CONNECT request headers.
-    pub fn check_connect(
-        &self,
-        state: &State,
-        req: &Request<Incoming>,
-        _subject: &Subject,
-    ) -> Option<Denied> {
-        let hits = self.scan_headers(req.headers(), "header");
-        if hits.is_empty() {
-            return None;
-        }
-        let all: Vec<Finding> = hits.iter().flat_map(|(_, f)| f.iter().cloned()).collect();
-        let dets = detectors(&all);
-        let names: Vec<&str> = hits.iter().map(|(n, _)| n.as_str()).collect();
-        match Self::action(state) {
-            DlpAction::Block => {
-                for d in &dets {
-                    state.metrics.dlp(d, "block");
-                }
-                Some(dlp_denied(&names.join(", "), &dets))
-            }
-            DlpAction::Log => {
-                for d in &dets {
-                    state.metrics.dlp(d, "log");
-                }
-                None
-            }
-        }
-    }
-
-    /// Method, URL and headers. Sets `subject.path` to the (redacted) path and query (and
-    /// `subject.method` to `[REDACTED]` on a finding in it). Ok(Some(text)) describes
-    /// findings let through in `log` mode.
-    pub fn check_head(
-        &self,
-        state: &State,
-        method: &str,
-        path_and_query: &str,
-        headers: &HeaderMap,
-        subject: &mut Subject,
-    ) -> Result<Option<String>, Denied> {
-        let mut url_f = self.detector.scan_url(path_and_query);
-        url_f.extend(anomaly::scan_url(path_and_query, Self::strict(state)));
-        let method_f = self.scan_method(method, path_and_query, url_f.is_empty());
-        subject.path = if !method_f.is_empty() {
-            // The path may hold the rest of a token split over method and path.
-            subject.method = "[REDACTED]".into();
-            "[REDACTED]".into()
-        } else if url_f.is_empty() {
-            path_and_query.to_string()
-        } else {
-            bottle_dlp::redact_url(path_and_query, &url_f)
-        };
-        let mut hits = self.scan_headers(headers, "header");
-        if hits.is_empty() {
-            // Dumps and credential files in headers (not cookies or credentials);
-            // strict: invented `X-` headers holding encoded data.
-            let fields: Vec<(&str, &[u8])> = headers
-                .iter()
-                .map(|(n, v)| (n.as_str(), v.as_bytes()))
-                .collect();
-            if let Some((i, f)) = anomaly::scan_header_block(&fields, Self::strict(state)) {
-                let name = fields.get(i).map_or("", |(n, _)| *n);
-                hits.push((format!("header {name}"), vec![f]));
-            }
-        }
-        if method_f.is_empty() && url_f.is_empty() && hits.is_empty() {
-            // Charged last, so a request refused for another reason spends nothing.
-            let Some(f) = self.digest_budget(state, &subject.host, path_and_query) else {
-                return Ok(None);
-            };
-            subject.path = bottle_dlp::redact_url(path_and_query, std::slice::from_ref(&f));
-            url_f.push(f);
-        }
-        let mut parts = Vec::new();
-        let mut all = method_f.clone();
-        if !method_f.is_empty() {
-            parts.push("method".to_string());
-        }
-        all.extend(url_f.iter().cloned());
-        if !url_f.is_empty() {
-            parts.push("URL".to_string());
-        }
-        for (n, f) in &hits {
-            parts.push(n.clone());
-            all.extend(f.iter().cloned());
-        }
-        let dets = detectors(&all);
-        let what = parts.join(", ");
-        match Self::action(state) {
-            DlpAction::Block => {
-                for d in &dets {
-                    state.metrics.dlp(d, "block");
-                }
-                Err(dlp_denied(&what, &dets))
-            }
-            DlpAction::Log => {
-                for d in &dets {
-                    state.metrics.dlp(d, "log");
-                }
-                Ok(Some(format!("logged: {} in {what}", dets.join(", "))))
-            }
-        }
-    }
-
-    /// Wraps the request body in a streaming scanner (decoding it first if compressed).
+    /// Wraps the request body in a streaming scanner, decoded first when the decision
+    /// says so (then forwarded decoded: the scanned bytes are the sent bytes).
     pub async fn wrap_body(
         &self,
-        state: &State,
         body: Incoming,
         headers: &mut HeaderMap,
+        plan: &BodyPlan,
+        metrics: PipelockMetrics,
         slot: FindingSlot,
-    ) -> Result<BoxBody, Denied> {
+    ) -> BoxBody {
         let raw: BoxBody = body.map_err(|e| -> BoxError { Box::new(e) }).boxed();
-        let codings = bottle_core::body::parse_codings(headers).map_err(|one| {
-            Denied::status(
-                "dlp_encoding",
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!("request Content-Encoding {one:?} cannot be scanned"),
-            )
-        })?;
-        let body = match codings.as_slice() {
-            [] => raw,
-            [_] => {
-                let decoded = bottle_core::body::decode(raw, &codings).await;
-                // Forwarded decoded: the scanned bytes are the sent bytes.
+        let body = match &plan.coding {
+            BodyCoding::AsSent => raw,
+            BodyCoding::Decode(codings) => {
+                let decoded = bottle_core::body::decode(raw, codings).await;
                 headers.remove(header::CONTENT_ENCODING);
                 headers.remove(header::CONTENT_LENGTH);
                 decoded
             }
-            _ => {
-                return Err(Denied::status(
-                    "dlp_encoding",
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "stacked request Content-Encodings cannot be scanned",
-                ))
-            }
         };
-        let block = Self::action(state) == DlpAction::Block;
-        Ok(ScanBody {
+        ScanBody {
             inner: body,
             scanner: Some(self.detector.stream()),
-            watch: Some(BodyWatch::new(Self::strict(state))),
+            watch: Some(BodyWatch::new(plan.strict)),
             detector: self.detector.clone(),
             head: headers.clone(),
-            block,
+            block: plan.block,
             slot,
-            metrics: state.metrics.clone(),
+            metrics,
             pending: None,
             done: false,
         }
-        .boxed())
+        .boxed()
     }
 }
 
@@ -453,7 +167,7 @@ struct ScanBody {
     head: HeaderMap,
     block: bool,
     slot: FindingSlot,
-    metrics: crate::metrics::PipelockMetrics,
+    metrics: PipelockMetrics,
     pending: Option<Frame<Bytes>>,
     done: bool,
 }

@@ -1,48 +1,25 @@
 //! Forwarding one request: plain absolute-form HTTP from the agent, or a request decrypted
-//! inside an intercepted tunnel. Streams both bodies; handles WebSocket upgrades.
+//! inside an intercepted tunnel. The decision is [`policy::decide_request`]; this carries it
+//! out: streams both bodies, handles WebSocket upgrades.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bottle_core::routes::ScanAction;
-use bottle_core::{BoxBody, Host};
-use http::header::{self, HeaderValue};
-use http::{Request, Response, StatusCode, Uri, Version};
+use bottle_core::routes::{DlpAction, ScanAction};
+use bottle_core::BoxBody;
+use http::header;
+use http::{Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 
 use crate::body::{ByteCounter, CountingBody};
-use crate::filter::{self, Denied};
-use crate::state::{State, Subject};
+use crate::policy::{self, Denied, RequestHead, Subject, Target, Via};
+use crate::state::State;
 use crate::upstream::find_connect_error;
 use bottle_core::hop;
-
-/// The CONNECT target of an intercepted tunnel.
-#[derive(Clone, Debug)]
-pub struct Target {
-    pub host: Host,
-    pub port: u16,
-}
-
-fn subject_of(
-    event: &'static str,
-    scheme: &'static str,
-    method: &str,
-    host: &str,
-    port: Option<u16>,
-) -> Subject {
-    Subject {
-        event,
-        method: method.to_string(),
-        scheme,
-        host: host.to_string(),
-        port,
-        path: String::new(),
-    }
-}
 
 /// A request decrypted inside a tunnel: Host / :authority must equal the CONNECT target.
 pub async fn handle_inner(
@@ -50,189 +27,42 @@ pub async fn handle_inner(
     target: Target,
     req: Request<Incoming>,
 ) -> Response<BoxBody> {
-    let started = Instant::now();
-    let mut subject = subject_of(
-        "request",
-        "https",
-        req.method().as_str(),
-        &target.host.to_string(),
-        Some(target.port),
-    );
-    subject.path = "/".into();
-    if req.method() == http::Method::CONNECT {
-        let d = Denied::status(
-            "nested_connect",
-            StatusCode::METHOD_NOT_ALLOWED,
-            "CONNECT inside an intercepted tunnel is not allowed",
-        );
-        return state.refuse("inner", &subject, d, started);
-    }
-    let uri_auth = req.uri().authority().map(|a| a.as_str().to_string());
-    let host_hdr = match req.headers().get_all(header::HOST).iter().count() {
-        0 => None,
-        1 => req
-            .headers()
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
-        _ => {
-            let d = Denied::status(
-                "bad_request",
-                StatusCode::BAD_REQUEST,
-                "several Host headers",
-            );
-            return state.refuse("inner", &subject, d, started);
-        }
-    };
-    let mut seen = Vec::new();
-    for a in [uri_auth, host_hdr].into_iter().flatten() {
-        match bottle_core::split_host_port(&a, 443) {
-            Ok((h, p)) if h == target.host && p == target.port => seen.push(a),
-            _ => {
-                let d = Denied::forbidden(
-                    "authority_mismatch",
-                    format!(
-                        "request authority {a:?} does not match the CONNECT target {}",
-                        target.host.to_authority(target.port)
-                    ),
-                );
-                return state.refuse("inner", &subject, d, started);
-            }
-        }
-    }
-    if seen.is_empty() {
-        let d = Denied::status(
-            "bad_request",
-            StatusCode::BAD_REQUEST,
-            "request has no Host",
-        );
-        return state.refuse("inner", &subject, d, started);
-    }
-    proceed(
-        state,
-        "inner",
-        "https",
-        target.host,
-        target.port,
-        req,
-        started,
-    )
-    .await
+    proceed(state, "inner", Via::Tunnel(&target), req).await
 }
 
 /// An absolute-form request from the agent (`GET http://host/path`).
 pub async fn handle_plain(state: Arc<State>, req: Request<Incoming>) -> Response<BoxBody> {
-    let started = Instant::now();
-    let uri = req.uri().clone();
-    let mut subject = subject_of("request", "http", req.method().as_str(), "", None);
-    let (scheme, default_port): (&'static str, u16) = match uri.scheme_str() {
-        Some("http") => ("http", 80),
-        Some("https") => ("https", 443),
-        None => {
-            let d = Denied::status(
-                "bad_request",
-                StatusCode::BAD_REQUEST,
-                "pipelock is a forward proxy: send absolute-form requests (http://host/path) or CONNECT",
-            );
-            return state.refuse("http", &subject, d, started);
-        }
-        Some(other) => {
-            let d = Denied::status(
-                "bad_request",
-                StatusCode::BAD_REQUEST,
-                format!("unsupported scheme {other:?}"),
-            );
-            return state.refuse("http", &subject, d, started);
-        }
-    };
-    subject.scheme = scheme;
-    let auth = uri.authority().map(|a| a.as_str()).unwrap_or("");
-    subject.host = auth.to_string();
-    if let Err(d) = state.dlp.check_host(&state, auth, &mut subject) {
-        return state.refuse("http", &subject, d, started);
-    }
-    let (host, port) = match bottle_core::split_host_port(auth, default_port) {
-        Ok(hp) => hp,
-        Err(e) => {
-            let d = Denied::forbidden("bad_target", format!("bad host {auth:?}: {e}"));
-            return state.refuse("http", &subject, d, started);
-        }
-    };
-    subject.host = host.to_string();
-    subject.port = Some(port);
-    // A Host header that names another host than the absolute URI is a fronting attempt.
-    let hosts: Vec<_> = req.headers().get_all(header::HOST).iter().collect();
-    if hosts.len() > 1 {
-        let d = Denied::status(
-            "bad_request",
-            StatusCode::BAD_REQUEST,
-            "several Host headers",
-        );
-        return state.refuse("http", &subject, d, started);
-    }
-    if let Some(h) = hosts.first() {
-        let ok = h
-            .to_str()
-            .ok()
-            .and_then(|h| bottle_core::split_host_port(h, default_port).ok())
-            .is_some_and(|(hh, hp)| hh == host && hp == port);
-        if !ok {
-            let d = Denied::forbidden(
-                "authority_mismatch",
-                format!(
-                    "Host header does not match the request target {}",
-                    host.to_authority(port)
-                ),
-            );
-            return state.refuse("http", &subject, d, started);
-        }
-    }
-    proceed(state, "http", scheme, host, port, req, started).await
+    proceed(state, "http", Via::Plain, req).await
 }
 
+/// Carries out [`policy::decide_request`]: refuse, or send the request upstream as the
+/// plan says (its Host, its URL, its body scanned as planned), then judge the answer.
 async fn proceed(
     state: Arc<State>,
     kind: &'static str,
-    scheme: &'static str,
-    host: Host,
-    port: u16,
+    via: Via<'_>,
     mut req: Request<Incoming>,
-    started: Instant,
 ) -> Response<BoxBody> {
-    let mut subject = subject_of(
-        "request",
-        scheme,
-        req.method().as_str(),
-        &host.to_string(),
-        Some(port),
-    );
-    subject.path = crate::dlp_scan::path_only(req.uri());
+    let started = Instant::now();
     let cfg = state.live.current();
-    if let Err(d) = filter::check(&cfg, &host, port) {
-        return state.refuse(kind, &subject, d, started);
-    }
-    drop(cfg);
-    let authority = host.to_authority_default(scheme, port);
-    let path_q = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "/".into());
-    let url = format!("{scheme}://{authority}{path_q}");
-    // The path alone (no query): what names an MCP server and an agent card.
-    let path_only = req.uri().path().to_string();
-
-    // DLP on the request head; the body is scanned as it streams.
-    let head_verdict = match state.dlp.check_head(
-        &state,
-        req.method().as_str(),
-        &path_q,
-        req.headers(),
-        &mut subject,
-    ) {
-        Ok(v) => v,
+    let head = RequestHead {
+        method: req.method(),
+        uri: req.uri(),
+        headers: req.headers(),
+    };
+    let decision = policy::decide_request(head, via, state.policy_view(&cfg), &state.dlp, started);
+    state.count_logged(&decision.logged);
+    let subject = decision.subject;
+    let plan = match decision.verdict {
+        Ok(p) => p,
         Err(d) => return state.refuse(kind, &subject, d, started),
     };
+    drop(cfg);
+    let Target { host, port } = plan.target;
+    // The path alone (no query): what names an MCP server and an agent card.
+    let path_only = req.uri().path().to_string();
+    let head_verdict = plan.head_logged;
+    let authority = plan.authority;
 
     let upgrade = req.version() == Version::HTTP_11 && hop::is_websocket_upgrade(req.headers());
     let client_upgrade = if upgrade {
@@ -249,25 +79,19 @@ async fn proceed(
         // No permessage-deflate: WebSocket payloads are scanned as sent.
         headers.remove("sec-websocket-extensions");
     }
-    match HeaderValue::from_str(&authority) {
-        Ok(v) => {
-            headers.insert(header::HOST, v);
-        }
-        Err(_) => {
-            let d = Denied::status("bad_target", StatusCode::BAD_REQUEST, "bad authority");
-            return state.refuse(kind, &subject, d, started);
-        }
-    }
+    headers.insert(header::HOST, plan.host_header);
     let up_bytes = Arc::new(AtomicU64::new(0));
     let body_finding = crate::dlp_scan::FindingSlot::default();
-    let body = match state
+    let body = state
         .dlp
-        .wrap_body(&state, body, &mut headers, body_finding.clone())
-        .await
-    {
-        Ok(b) => b,
-        Err(d) => return state.refuse(kind, &subject, d, started),
-    };
+        .wrap_body(
+            body,
+            &mut headers,
+            &plan.body,
+            state.metrics.clone(),
+            body_finding.clone(),
+        )
+        .await;
     let body: BoxBody = CountingBody::new(body, ByteCounter(up_bytes.clone())).boxed();
     // A JSON POST may be JSON-RPC (MCP, A2A): its first bytes tell what the answer is.
     let peeked =
@@ -277,20 +101,9 @@ async fn proceed(
         None => body,
     };
     let req_method = parts.method.clone();
-    let uri: Uri = match url.parse() {
-        Ok(u) => u,
-        Err(e) => {
-            let d = Denied::status(
-                "bad_target",
-                StatusCode::BAD_REQUEST,
-                format!("bad URL: {e}"),
-            );
-            return state.refuse(kind, &subject, d, started);
-        }
-    };
     let mut up_req = Request::new(body);
     *up_req.method_mut() = parts.method;
-    *up_req.uri_mut() = uri;
+    *up_req.uri_mut() = plan.url;
     *up_req.headers_mut() = headers;
     let client = if upgrade {
         &state.upstream.h1
@@ -406,29 +219,6 @@ fn is_json(headers: &http::HeaderMap) -> bool {
         .is_some_and(|m| m == "application/json" || m.ends_with("+json"))
 }
 
-trait AuthorityExt {
-    fn to_authority_default(&self, scheme: &str, port: u16) -> String;
-}
-
-impl AuthorityExt for Host {
-    /// `host` for the scheme's default port, else `host:port` (IPv6 in brackets).
-    fn to_authority_default(&self, scheme: &str, port: u16) -> String {
-        let default = matches!((scheme, port), ("https", 443) | ("http", 80));
-        if default {
-            self.to_url_host()
-        } else {
-            self.to_authority(port)
-        }
-    }
-}
-
-#[allow(dead_code)]
-fn status_only(s: StatusCode) -> Response<BoxBody> {
-    let mut r = Response::new(bottle_core::body::empty());
-    *r.status_mut() = s;
-    r
-}
-
 /// Bytes counted so far.
 pub fn load(c: &AtomicU64) -> u64 {
     c.load(Ordering::Relaxed)
@@ -461,7 +251,7 @@ async fn websocket_session(
     let (mut ar, aw) = tokio::io::split(a);
     let mut aw = crate::ws_scan::FrameTracking::new(aw);
     let (mut br, bw) = tokio::io::split(b);
-    let block = crate::dlp_scan::DlpScanner::blocks(&st);
+    let block = st.live.current().routes.dlp.action == DlpAction::Block;
     let down_action = st.live.current().routes.dlp.responses;
     let mut logged: Vec<&'static str> = Vec::new();
     let mut warned: Vec<&'static str> = Vec::new();

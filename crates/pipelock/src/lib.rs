@@ -6,6 +6,9 @@
 //! DLP, then sent to `--upstream-proxy` (egress) or, standalone, to the origin itself.
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+// A refusal carries its reason, hint and rule (a few hundred bytes); it is built once per
+// refused request, on the cold path, so boxing it would buy nothing.
+#![allow(clippy::result_large_err)]
 
 pub mod body;
 pub mod cli;
@@ -17,6 +20,7 @@ pub mod forward;
 pub mod idle;
 pub mod mcp;
 pub mod metrics;
+pub mod policy;
 pub mod response;
 pub mod server;
 pub mod state;

@@ -11,12 +11,12 @@ use tokio::sync::Semaphore;
 
 use crate::cli::Limits;
 use crate::dlp_scan::DlpScanner;
-use crate::filter::Denied;
 use crate::metrics::PipelockMetrics;
+use crate::policy::{Denied, PolicyView};
 use crate::tls_intercept::Interceptor;
 use crate::upstream::Upstream;
 
-pub const COMPONENT: &str = "pipelock";
+pub use crate::policy::COMPONENT;
 
 pub struct State {
     pub live: Arc<Reloadable<LiveConfig>>,
@@ -53,19 +53,24 @@ impl TaskCount {
     }
 }
 
-/// What an audit line describes (the request side).
-#[derive(Clone, Debug, Default)]
-pub struct Subject {
-    pub event: &'static str,
-    pub method: String,
-    pub scheme: &'static str,
-    pub host: String,
-    pub port: Option<u16>,
-    /// Already redacted.
-    pub path: String,
-}
+pub use crate::policy::Subject;
 
 impl State {
+    /// The decisions' view of `live` (a snapshot of the live config) and the detector.
+    pub fn policy_view<'a>(&'a self, live: &'a LiveConfig) -> PolicyView<'a> {
+        PolicyView {
+            live,
+            detector: self.dlp.detector(),
+        }
+    }
+
+    /// Counts findings a decision let through in `log` mode.
+    pub fn count_logged(&self, logged: &[&'static str]) {
+        for d in logged {
+            self.metrics.dlp(d, "log");
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub fn audit(
         &self,
@@ -118,6 +123,9 @@ impl State {
         extra: serde_json::Map<String, serde_json::Value>,
     ) -> Response<BoxBody> {
         self.metrics.refusal(denied.kind);
+        for d in &denied.blocked_by {
+            self.metrics.dlp(d, "block");
+        }
         self.metrics.request(kind, "deny");
         self.audit(
             subject,

@@ -111,8 +111,8 @@ impl ConnectError {
     /// The refusal the agent gets when the next hop could not be reached: the SSRF refusal
     /// as it is, 504 for a timeout, 502 for anything else (the same for CONNECT tunnels and
     /// forwarded requests).
-    pub fn denial(&self) -> crate::filter::Denied {
-        use crate::filter::Denied;
+    pub fn denial(&self) -> crate::policy::Denied {
+        use crate::policy::Denied;
         match self {
             ConnectError::Refused(r) => Denied::new("private_address", r.clone()),
             ConnectError::Timeout(_) => Denied::status(
@@ -167,10 +167,43 @@ impl Dialer {
     /// Resolves `host` with the SSRF check and connects only to the checked addresses.
     pub async fn dial_checked(&self, host: &Host, port: u16) -> Result<TcpStream, ConnectError> {
         let cfg = self.live.current();
-        let addrs = bottle_core::resolve_checked(&self.resolver, &cfg, host, port)
+        let addrs: Vec<SocketAddr> = self
+            .resolve_decided(&cfg, host)
             .await
-            .map_err(ConnectError::Refused)?;
+            .map_err(|d| ConnectError::Refused(d.refusal))?
+            .into_iter()
+            .map(|ip| SocketAddr::new(ip, port))
+            .collect();
         self.dial_addrs(&host.to_authority(port), &addrs).await
+    }
+
+    /// Resolves `host` and carries out [`crate::policy::decide_addresses`] on what came
+    /// back: the SSRF refusal, or the DNS failure (`resolve`: 504 on a timeout, else 502).
+    pub async fn resolve_decided(
+        &self,
+        live: &LiveConfig,
+        host: &Host,
+    ) -> Result<Vec<std::net::IpAddr>, crate::policy::Denied> {
+        use crate::policy::Denied;
+        use bottle_core::resolve::ResolveError;
+        let addrs = match self.resolver.lookup(host).await {
+            Ok(a) => a,
+            Err(ResolveError::Timeout(h)) => {
+                return Err(Denied::new(
+                    "resolve",
+                    Refusal::gateway_timeout(format!("resolving {h} timed out")),
+                ))
+            }
+            Err(e) => {
+                return Err(Denied::new(
+                    "resolve",
+                    Refusal::bad_gateway(format!("dns: {e}")),
+                ))
+            }
+        };
+        let pinned = matches!(host, Host::Name(n) if self.resolver.pinned_private_ok(n));
+        crate::policy::decide_addresses(host, &addrs, live, pinned)?;
+        Ok(addrs)
     }
 
     async fn dial_addrs(
