@@ -67,7 +67,13 @@ pub(crate) fn reload_outcome(
 ) -> Option<std::result::Result<u64, String>> {
     let now = now?;
     let advanced = before.is_none_or(|p| now.generation > p.generation);
-    let attempted = before.is_none_or(|p| now != p);
+    // The allowlist report alone changes when a grant lapses (the sidecar re-publishes
+    // without a load attempt): not an answer to this SIGHUP.
+    let attempt = |s: &Status| Status {
+        allowlist: None,
+        ..s.clone()
+    };
+    let attempted = before.is_none_or(|p| attempt(now) != attempt(p));
     match &now.last_error {
         None if advanced => Some(Ok(now.generation)),
         Some(e) if attempted => Some(Err(e.clone())),
@@ -78,6 +84,45 @@ pub(crate) fn reload_outcome(
 /// `bottle allow HOST [--bottle SLUG] [--force]`.
 pub fn allow(entry: &str, slug: Option<&str>, force: bool) -> Result<()> {
     let entry = entry.trim();
+    // Judge the entry before looking for a bottle: a bad entry is a usage error either way.
+    judge_entry(entry, force)?;
+    let slug = pick_bottle(slug)?;
+    let dir = StateDir::of(&slug)?;
+    let applied = apply_entry(&dir, entry, None, force)?;
+    if applied.already {
+        ui::ok(&format!("{entry} is already in the allowlist of {slug}"));
+    } else {
+        ui::ok(&format!("{entry} allowed ({})", applied.generations()));
+    }
+    Ok(())
+}
+
+/// What [`apply_entry`] did.
+#[derive(Debug)]
+pub(crate) struct Applied {
+    /// The entry was already allowed (no end, or an end no earlier than asked): nothing written.
+    pub already: bool,
+    /// Per sidecar, the generation that confirmed the new allowlist.
+    pub confirmed: Vec<(String, u64)>,
+    /// The allowlist before (to put back if the caller has to undo).
+    pub previous: String,
+}
+
+impl Applied {
+    /// `pipelock generation 3, egress generation 3`.
+    pub fn generations(&self) -> String {
+        let gens: Vec<String> = self
+            .confirmed
+            .iter()
+            .map(|(c, g)| format!("{c} generation {g}"))
+            .collect();
+        gens.join(", ")
+    }
+}
+
+/// The syntax and breadth rules every new allowlist entry meets (`bottle allow`, and
+/// `bottle approve` for the agent's requests, which never passes `force`).
+pub(crate) fn judge_entry(entry: &str, force: bool) -> Result<()> {
     manifest::validate_allow_entry(entry).map_err(Error::Usage)?;
     if let Some(why) = manifest::too_broad(entry) {
         if !force {
@@ -87,31 +132,64 @@ pub fn allow(entry: &str, slug: Option<&str>, force: bool) -> Result<()> {
         }
         ui::warn(&format!("allowing {why} (--force)"));
     }
-    let compose = Compose::detect()?;
-    let slug = pick_bottle(slug)?;
-    let dir = StateDir::of(&slug)?;
+    Ok(())
+}
+
+/// Whether `text` already allows `entry` at least until `until` (`None`: with no end).
+fn already_allowed(text: &str, entry: &str, until: Option<u64>) -> bool {
+    let now = bottle_core::allowlist::now_unix();
+    text.lines().any(|l| {
+        let line = l.split('#').next().unwrap_or("").trim();
+        match bottle_core::allowlist::split_line(line) {
+            Ok((e, have)) if e == entry => match (have, until) {
+                (None, _) => true,
+                (Some(_), None) => false,
+                (Some(h), Some(u)) => h >= u && h > now,
+            },
+            _ => false,
+        }
+    })
+}
+
+/// Adds `entry` (ending at `until`, unix seconds, if given) to the bottle's allowlist the one
+/// way: judged again here (whatever the caller checked), written, SIGHUP, confirmed through
+/// the status files, and put back if a sidecar refuses it or does not answer.
+pub(crate) fn apply_entry(
+    dir: &StateDir,
+    entry: &str,
+    until: Option<u64>,
+    force: bool,
+) -> Result<Applied> {
+    judge_entry(entry, force)?;
     let path = dir.allowlist();
     let old = std::fs::read_to_string(&path)
         .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-    if old
-        .lines()
-        .any(|l| l.split('#').next().unwrap_or("").trim() == entry)
-    {
-        ui::ok(&format!("{entry} is already in the allowlist of {slug}"));
-        return Ok(());
+    if already_allowed(&old, entry, until) {
+        return Ok(Applied {
+            already: true,
+            confirmed: Vec::new(),
+            previous: old,
+        });
     }
+    let compose = Compose::detect()?;
     let mut new = old.clone();
     if !new.is_empty() && !new.ends_with('\n') {
         new.push('\n');
     }
-    new.push_str(&format!("{entry}\n"));
+    match until {
+        None => new.push_str(&format!("{entry}\n")),
+        Some(u) => new.push_str(&format!(
+            "{entry}  until={}\n",
+            bottle_core::allowlist::format_utc(u)
+        )),
+    }
     bottle_core::Allowlist::parse(&new, &path)
         .map_err(|e| Error::Bottle(format!("new allowlist invalid: {e}")))?;
     state::replace_file(&path, new.as_bytes())?;
-    ui::step(&format!("allowing {} in {}", ui::bold(entry), slug));
+    ui::step(&format!("allowing {} in {}", ui::bold(entry), dir.slug()));
     let results = reload_and_confirm(
         &compose,
-        &dir,
+        dir,
         ALLOWLIST_READERS,
         timeout_from_env("BOTTLE_RELOAD_TIMEOUT", 20),
     )?;
@@ -120,25 +198,57 @@ pub fn allow(entry: &str, slug: Option<&str>, force: bool) -> Result<()> {
         .filter_map(|(c, r)| r.as_ref().err().map(|e| format!("{c}: {e}")))
         .collect();
     if failed.is_empty() {
-        let gens: Vec<String> = results
-            .iter()
-            .map(|(c, r)| {
-                format!(
-                    "{c} generation {}",
-                    r.as_ref().map(|g| g.to_string()).unwrap_or_default()
-                )
-            })
+        let confirmed = results
+            .into_iter()
+            .filter_map(|(c, r)| r.ok().map(|g| (c, g)))
             .collect();
-        ui::ok(&format!("{entry} allowed ({})", gens.join(", ")));
-        Ok(())
+        Ok(Applied {
+            already: false,
+            confirmed,
+            previous: old,
+        })
     } else {
         // Put the file back so what is on disk is what runs; the sidecars kept the old config.
-        let _ = state::replace_file(&path, old.as_bytes());
-        let _ = reload_and_confirm(&compose, &dir, ALLOWLIST_READERS, Duration::from_secs(5));
+        restore(dir, &old);
         Err(Error::Bottle(format!(
             "reload failed, the old allowlist is still active: {}",
             failed.join("; ")
         )))
+    }
+}
+
+/// `; pipelock and egress report it ending at ...` when every allowlist reader's status shows
+/// an entry in force ending no later than `until`; otherwise a warning is printed and an
+/// empty string returned (an older sidecar without the report still ignores the line at its
+/// end: matching reads the clock).
+pub(crate) fn confirm_expiry(dir: &StateDir, until: u64) -> String {
+    let mut reported = Vec::new();
+    for c in ALLOWLIST_READERS {
+        let report = dir.read_status(*c).and_then(|s| s.allowlist);
+        match report.and_then(|a| a.next_expiry_unix) {
+            Some(next) if next <= until => reported.push(c.service()),
+            _ => {
+                ui::warn(&format!(
+                    "{} does not report the grant's end in its status file",
+                    c.service()
+                ));
+                return String::new();
+            }
+        }
+    }
+    format!(
+        "; {} report it ending at {}",
+        reported.join(" and "),
+        bottle_core::allowlist::format_utc(until)
+    )
+}
+
+/// Writes `previous` back as the allowlist and has the sidecars load it (best effort: used
+/// when undoing, where the original error is the one to report).
+pub(crate) fn restore(dir: &StateDir, previous: &str) {
+    let _ = state::replace_file(&dir.allowlist(), previous.as_bytes());
+    if let Ok(compose) = Compose::detect() {
+        let _ = reload_and_confirm(&compose, dir, ALLOWLIST_READERS, Duration::from_secs(5));
     }
 }
 
@@ -155,11 +265,26 @@ mod tests {
             loaded_at: Some("t0".into()),
             attempted_at: Some(attempted.into()),
             last_error: err.map(str::to_string),
+            allowlist: None,
         }
     }
 
     /// `bottle allow` reports success only on a new generation; an old error, an unchanged
     /// file or a missing one is no answer (it keeps waiting, then fails closed on timeout).
+    #[test]
+    fn already_allowed_compares_entries_and_ends() {
+        let far = 4_000_000_000;
+        let text = "a.example  # note\nb.example until=2096-10-02T07:06:40Z\nc.example until=2000-01-01T00:00:00Z\n";
+        assert!(already_allowed(text, "a.example", None));
+        assert!(already_allowed(text, "a.example", Some(far)));
+        assert!(!already_allowed(text, "b.example", None));
+        assert!(already_allowed(text, "b.example", Some(far)));
+        assert!(!already_allowed(text, "b.example", Some(far + 1)));
+        // An expired grant allows nothing.
+        assert!(!already_allowed(text, "c.example", Some(1)));
+        assert!(!already_allowed(text, "example", None));
+    }
+
     #[test]
     fn reload_outcome_table() {
         let g1 = status(1, "t1", None);
@@ -184,6 +309,13 @@ mod tests {
             // A rewritten file with the same generation and no error is not a reload.
             (Some(g1), Some(status(1, "t9", None)), None),
         ];
+        // A lapsed grant re-published next to an old error is not a new refusal.
+        let old_error = status(1, "t2", Some("old"));
+        let republished = Status {
+            allowlist: Some(bottle_core::status::AllowlistStatus::default()),
+            ..old_error.clone()
+        };
+        assert_eq!(reload_outcome(Some(&old_error), Some(&republished)), None);
         for (before, now, want) in cases {
             assert_eq!(
                 reload_outcome(before.as_ref(), now.as_ref()),
