@@ -235,6 +235,28 @@ mod tests {
         }
     }
 
+    /// The probe's quick test passes every wordlist word in any case (so a
+    /// phrase is never skipped by it), and the four-byte read hashes as the
+    /// byte-by-byte form did.
+    #[test]
+    fn bloom_passes_every_listed_word() {
+        let t = bloom_table();
+        for w in bip39::Language::English.word_list() {
+            let upper = w.to_ascii_uppercase();
+            for form in [w.as_bytes(), upper.as_bytes()] {
+                assert!(in_bloom(t, form), "{w}");
+                let at = |i: usize| form.get(i).map_or(0, |b| b | 0x20);
+                let x =
+                    u32::from_le_bytes([at(0), at(1), at(2), at(3)]) ^ ((form.len() as u32) << 27);
+                assert_eq!(
+                    bloom_hash(form),
+                    (x.wrapping_mul(0x9E37_79B1) >> 16) as usize
+                );
+            }
+        }
+        assert!(!in_bloom(t, b"ab") && !in_bloom(t, b"abandoned"));
+    }
+
     #[test]
     fn wordlist_is_sorted_english() {
         assert_eq!(word_index(b"abandon"), Some(0));

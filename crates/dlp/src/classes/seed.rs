@@ -168,30 +168,40 @@ pub(super) fn ws_from(hay: &[u8], p: usize) -> usize {
 pub(super) fn bloom_hash(w: &[u8]) -> usize {
     // Indexed reads, not a copy loop: this runs once per probed word.
     // Case-folded (`w` holds letters only), so `Abandon` hashes as `abandon`.
-    let at = |i: usize| w.get(i).map_or(0, |b| b | 0x20);
-    let k = [at(0), at(1), at(2), at(3)];
-    let x = u32::from_le_bytes(k) ^ ((w.len() as u32) << 27);
+    let k = match w {
+        [a, b, c, d, ..] => u32::from_le_bytes([*a, *b, *c, *d]) | 0x2020_2020,
+        _ => {
+            let at = |i: usize| w.get(i).map_or(0, |b| b | 0x20);
+            u32::from_le_bytes([at(0), at(1), at(2), at(3)])
+        }
+    };
+    let x = k ^ ((w.len() as u32) << 27);
     (x.wrapping_mul(0x9E37_79B1) >> 16) as usize
 }
 
-/// Maybe on the English wordlist: 3-8 letters and the word's bit set in a
-/// 64 Kibit table of the list (about 3 % of other words pass). A cheap
-/// first test; `phrases_in` looks the words up for real.
-pub(super) fn maybe_listed(w: &[u8]) -> bool {
+/// The 64 Kibit table of [`in_bloom`], built once.
+pub(super) fn bloom_table() -> &'static [u64] {
     static BLOOM: std::sync::OnceLock<Vec<u64>> = std::sync::OnceLock::new();
-    let t = BLOOM.get_or_init(|| {
+    BLOOM.get_or_init(|| {
         let mut t = vec![0u64; 1024];
         for x in bip39::Language::English.word_list() {
             let h = bloom_hash(x.as_bytes());
             t[h / 64] |= 1 << (h % 64);
         }
         t
-    });
+    })
+}
+
+/// Maybe on the English wordlist: 3-8 letters and the word's bit set in
+/// `t`, a 64 Kibit table of the list (about 3 % of other words pass). A cheap
+/// first test; `phrases_in` looks the words up for real. The probe loop
+/// fetches the table once.
+pub(super) fn in_bloom(t: &[u64], w: &[u8]) -> bool {
     if !(3..=8).contains(&w.len()) {
         return false;
     }
     let h = bloom_hash(w);
-    t[h / 64] & (1 << (h % 64)) != 0
+    t.get(h / 64).is_some_and(|x| x & (1 << (h % 64)) != 0)
 }
 
 /// Stretches of 12 or more words that may be on the wordlist (one or two
@@ -202,11 +212,18 @@ pub(super) fn maybe_listed(w: &[u8]) -> bool {
 /// not on the list, so most probes look at one or two words.
 pub(super) fn find_phrases(hay: &[u8], out: &mut Vec<Hit>) {
     let n = hay.len();
+    let bloom = bloom_table();
+    let maybe_listed = |w: &[u8]| in_bloom(bloom, w);
     let mut i = 0;
     while i + PHRASE_MIN <= n {
         let j = i + PHRASE_MIN - 1;
-        // a separator at j: the phrase holds the word after it
-        let w = j + ws_from(hay, j);
+        // a separator at j: the phrase holds the word after it (most probes
+        // land on a letter: no separator to measure)
+        let w = if CLASS[hay[j] as usize] & C_ALPHA != 0 {
+            j
+        } else {
+            j + ws_from(hay, j)
+        };
         if w >= n || CLASS[hay[w] as usize] & C_ALPHA == 0 {
             i = w + 1;
             continue;
