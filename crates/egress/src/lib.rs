@@ -19,6 +19,7 @@ pub mod proxy;
 pub mod scrub;
 pub mod server;
 pub mod upstream;
+pub mod why;
 pub mod ws;
 
 pub use server::{spawn, start, EgressArgs, Running, StartError};
