@@ -93,7 +93,9 @@ mod tests {
         let other: Uri = "https://files.example/a".parse().unwrap();
         let d = would_pass(&c, &Method::POST, &other).unwrap();
         assert_eq!(rule_of(&c, &d), "no route; allowlist");
-        let push: Uri = "https://files.example/r.git/git-receive-pack".parse().unwrap();
+        let push: Uri = "https://files.example/r.git/git-receive-pack"
+            .parse()
+            .unwrap();
         let r = would_pass(&c, &Method::POST, &push).unwrap_err();
         assert_eq!(r.kind, RefusalKind::GitPushOverHttps);
     }
