@@ -29,8 +29,15 @@ pub(super) fn cards_in(
             i += 1;
         }
     }
+    // Digits from each group to the end of the run: a start group with
+    // fewer than 13 after it (itself included) can begin no card.
+    let mut left: usize = groups.iter().map(|&(gs, ge)| ge - gs).sum();
     for a in 0..groups.len() {
-        let (gs, _) = groups[a];
+        let (gs, ge) = groups[a];
+        if left < 13 {
+            break;
+        }
+        left -= ge - gs;
         // Inside a hyphenated id (`112-4567890-1234567`) a number is a part,
         // not a card; after a space it may well be one (`2024-05-01 4539 ...`).
         if !clean_left(hay, gs) || (gs >= 2 && hay[gs - 1] == b'-' && hay[gs - 2].is_ascii_digit())

@@ -137,6 +137,12 @@ pub(super) fn ibans_in(hay: &[u8], s: usize, e: usize, out: &mut Vec<Hit>) {
     let mut i = s - back;
     while i + 4 <= e {
         let c = &hay[i..i + 4];
+        // Neither here nor one byte on can an IBAN start when the second
+        // byte is no letter (most bytes of a run of digits).
+        if !c[1].is_ascii_alphabetic() {
+            i += 2;
+            continue;
+        }
         if !(c[0].is_ascii_alphabetic()
             && c[1].is_ascii_alphabetic()
             && c[2].is_ascii_digit()

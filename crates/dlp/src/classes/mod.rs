@@ -257,6 +257,42 @@ mod tests {
         assert!(!in_bloom(t, b"ab") && !in_bloom(t, b"abandoned"));
     }
 
+    /// The skips inside a run (two bytes on when the second is no letter;
+    /// no start group with fewer than 13 digits after it) miss no IBAN or
+    /// card, whatever the parity of its start inside the run.
+    #[test]
+    fn skips_inside_runs_miss_no_iban_or_card() {
+        let on = Enabled {
+            card: true,
+            iban: true,
+            bip39: false,
+        };
+        let found = |hay: &[u8], det: &str| {
+            let mut out = Vec::new();
+            scan(hay, on, &mut out);
+            out.iter().any(|h| h.det == det)
+        };
+        for pad in 0..9 {
+            let digits = "7".repeat(pad);
+            for iban in [
+                "GB55WEST12345698765433",
+                "DE94 3704 0044 0532 0130 07",
+                "de94370400440532013007",
+            ] {
+                for lead in ["REF 1234", "ID", "", "X-9 "] {
+                    let hay = format!("{lead}{digits} {iban} end");
+                    assert!(found(hay.as_bytes(), IBAN), "{hay}");
+                }
+            }
+            for card in ["4539 5787 6362 1486", "4539-5787-6362-1486"] {
+                let hay = format!("paid {digits} {card} ok");
+                assert!(found(hay.as_bytes(), PAYMENT_CARD), "{hay}");
+                let hay = format!("card {digits}{}", card.replace([' ', '-'], ""));
+                assert_eq!(found(hay.as_bytes(), PAYMENT_CARD), pad == 0, "{hay}");
+            }
+        }
+    }
+
     #[test]
     fn wordlist_is_sorted_english() {
         assert_eq!(word_index(b"abandon"), Some(0));
