@@ -151,6 +151,23 @@ fn already_allowed(text: &str, entry: &str, until: Option<u64>) -> bool {
     })
 }
 
+/// `text` without the time-limited lines already past their end (the sidecars ignore them
+/// anyway; dropping them when the file is next written keeps it from growing). Every other
+/// line is kept as written.
+fn without_lapsed(text: &str, now: u64) -> String {
+    let mut out = String::with_capacity(text.len());
+    for raw in text.split_inclusive('\n') {
+        let line = raw.split('#').next().unwrap_or("").trim();
+        let lapsed = !line.is_empty()
+            && bottle_core::allowlist::split_line(line)
+                .is_ok_and(|(_, until)| until.is_some_and(|u| now >= u));
+        if !lapsed {
+            out.push_str(raw);
+        }
+    }
+    out
+}
+
 /// Adds `entry` (ending at `until`, unix seconds, if given) to the bottle's allowlist the one
 /// way: judged again here (whatever the caller checked), written, SIGHUP, confirmed through
 /// the status files, and put back if a sidecar refuses it or does not answer.
@@ -172,7 +189,7 @@ pub(crate) fn apply_entry(
         });
     }
     let compose = Compose::detect()?;
-    let mut new = old.clone();
+    let mut new = without_lapsed(&old, bottle_core::allowlist::now_unix());
     if !new.is_empty() && !new.ends_with('\n') {
         new.push('\n');
     }
@@ -283,6 +300,18 @@ mod tests {
         // An expired grant allows nothing.
         assert!(!already_allowed(text, "c.example", Some(1)));
         assert!(!already_allowed(text, "example", None));
+    }
+
+    #[test]
+    fn lapsed_lines_are_dropped_when_writing() {
+        let text = "# header\na.example\nb.example until=1970-01-01T00:16:40Z # old grant\n\
+                    c.example until=1970-01-01T00:33:20Z\nbroken line here\nd.example";
+        assert_eq!(
+            without_lapsed(text, 1000),
+            "# header\na.example\nc.example until=1970-01-01T00:33:20Z\nbroken line here\nd.example"
+        );
+        assert_eq!(without_lapsed(text, 999), text);
+        assert_eq!(without_lapsed("", 5), "");
     }
 
     #[test]

@@ -378,7 +378,10 @@ fn already_decided(id: &RequestId, d: &Decision) -> Error {
 /// Writes the decision; a decision that won a race elsewhere is reported as such.
 fn record(found: &Found, decision: &Decision) -> Result<()> {
     match contract::write_decision(found.dir.path(), &found.id, decision) {
-        Ok(()) => Ok(()),
+        Ok(()) => {
+            hand_to_supervise(found);
+            Ok(())
+        }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             let req_dir = contract::requests_dir(found.dir.path());
             Err(match contract::read_decision(&req_dir, &found.id) {
@@ -393,6 +396,26 @@ fn record(found: &Found, decision: &Decision) -> Result<()> {
             format!("writing the decision for {}", found.id),
             e,
         )),
+    }
+}
+
+/// A launcher run as root writes its decision as root, mode 0600; supervise (then the
+/// sidecar user, owner of `requests/`) must be able to read it, so it is given to the
+/// directory's owner. Until then supervise reads the request as still pending.
+fn hand_to_supervise(found: &Found) {
+    use std::os::unix::fs::MetadataExt;
+    if state::euid() != 0 {
+        return;
+    }
+    let dir = contract::requests_dir(found.dir.path());
+    let file = dir.join(format!("{}.decision.json", found.id));
+    let owner = std::fs::symlink_metadata(&dir).map(|m| (m.uid(), m.gid()));
+    let result = owner.and_then(|(u, g)| std::os::unix::fs::lchown(&file, Some(u), Some(g)));
+    if let Err(e) = result {
+        ui::warn(&format!(
+            "cannot give {} to the owner of requests/ ({e}); supervise may not read it",
+            file.display()
+        ));
     }
 }
 
