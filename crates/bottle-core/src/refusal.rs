@@ -33,8 +33,9 @@ pub struct Refusal {
     pub hint: Option<String>,
     /// Which rule decided (`allowlist: no entry matches evil.example:443`).
     pub rule: Option<String>,
-    /// What the agent may ask the operator for; only ever set for an askable kind.
-    pub ask: Option<AskAccess>,
+    /// What the agent may ask the operator for; only ever set for an askable kind (boxed:
+    /// refusals travel in `Err`s and most carry none).
+    pub ask: Option<Box<AskAccess>>,
 }
 
 impl Refusal {
@@ -92,7 +93,8 @@ impl Refusal {
     /// kind of request: a DLP, injection or SSRF refusal never invites a request.
     pub fn with_ask(mut self, ask: Option<AskAccess>) -> Self {
         self.ask = ask
-            .filter(|a| self.kind.askable() != Askable::No && a.askable() == self.kind.askable());
+            .filter(|a| self.kind.askable() != Askable::No && a.askable() == self.kind.askable())
+            .map(Box::new);
         self
     }
 

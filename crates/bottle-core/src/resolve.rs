@@ -227,9 +227,17 @@ pub async fn resolve_checked(
     let addrs = match resolver.lookup(host).await {
         Ok(a) => a,
         Err(ResolveError::Timeout(h)) => {
-            return Err(Refusal::gateway_timeout(format!("resolving {h} timed out")));
+            return Err(Refusal::of(
+                crate::RefusalKind::UpstreamTimeout,
+                format!("resolving {h} timed out"),
+            ));
         }
-        Err(e) => return Err(Refusal::bad_gateway(format!("dns: {e}"))),
+        Err(e) => {
+            return Err(Refusal::of(
+                crate::RefusalKind::Resolve,
+                format!("dns: {e}"),
+            ))
+        }
     };
     let pinned_private_ok = matches!(host, Host::Name(n) if resolver.pinned_private_ok(n));
     for ip in &addrs {
@@ -239,7 +247,7 @@ pub async fn resolve_checked(
                     Host::Ip(_) => format!("private address: {ip} ({reason})"),
                     Host::Name(n) => format!("private address: {ip} ({reason}) for {n}"),
                 };
-                return Err(Refusal::forbidden(what)
+                return Err(Refusal::of(crate::RefusalKind::PrivateAddress, what)
                     .with_hint(format!("allow it with an address line: {ip}")));
             }
         }

@@ -36,6 +36,8 @@ pub struct EgressMetrics {
     pub injections: Family<RouteScheme, Counter>,
     pub scrubs: Family<RouteLabel, Counter>,
     pub upstream_errors: Family<ErrorKind, Counter>,
+    /// Refusals by kind (`bottle_core::RefusalKind::label`).
+    pub refusals: Family<ErrorKind, Counter>,
 }
 
 impl EgressMetrics {
@@ -61,7 +63,16 @@ impl EgressMetrics {
             "Upstream failures by kind",
             m.upstream_errors.clone(),
         );
+        metrics.register("egress_refusals", "Refusals by kind", m.refusals.clone());
         m
+    }
+
+    pub fn refusal(&self, kind: &'static str) {
+        self.refusals
+            .get_or_create(&ErrorKind {
+                kind: kind.to_string(),
+            })
+            .inc();
     }
 
     pub fn request(&self, route: &str, outcome: &str) {

@@ -10,9 +10,9 @@
 use bottle_core::body::{full, BoxBody};
 use bottle_core::path::{normalise, Ambiguity};
 use bottle_core::routes::Route;
-use bottle_core::{hop, Host, Refusal};
+use bottle_core::{hop, AskAccess, Host, Refusal, RefusalKind};
 use http::uri::{PathAndQuery, Uri};
-use http::{HeaderMap, Method, StatusCode};
+use http::{HeaderMap, Method};
 use http_body_util::BodyExt as _;
 use percent_encoding::percent_decode_str;
 
@@ -261,18 +261,23 @@ fn url_host(h: &Host) -> String {
 ///    credential (it could not scrub the upgraded stream for it).
 pub fn decide(cfg: &EgressConfig, t: &Target<'_>) -> Result<Decision, Refusal> {
     if crate::inject::is_git_push_target(t.path, t.query) {
-        return Err(
-            Refusal::forbidden("git push over HTTPS is refused").with_hint("push through git-gate")
-        );
+        return Err(Refusal::of(
+            RefusalKind::GitPushOverHttps,
+            "git push over HTTPS is refused",
+        )
+        .with_hint("push through git-gate")
+        .with_rule("egress: git pushes go through git-gate, whatever the routes say"));
     }
     let decision = decide_route(cfg, t)?;
     if cfg.all_patterns.is_some()
         && hop::wants_upgrade(t.headers)
         && !hop::is_websocket_upgrade(t.headers)
     {
-        return Err(Refusal::forbidden(
+        return Err(Refusal::of(
+            RefusalKind::UpgradeRefused,
             "protocol upgrade other than WebSocket (egress could not scrub it)",
-        ));
+        )
+        .with_rule("egress: only WebSocket upgrades while any route injects a credential"));
     }
     Ok(decision)
 }
@@ -296,6 +301,8 @@ fn decide_route(cfg: &EgressConfig, t: &Target<'_>) -> Result<Decision, Refusal>
     let mut method_hit = false;
     let mut ambiguous: Option<Ambiguity> = None;
     let mut ov_refusal: Option<String> = None;
+    // routes whose host and path matched but whose methods did not, for the rule line
+    let mut method_miss: Vec<&Route> = Vec::new();
     for (i, r) in cfg.live.routes.routes.iter().enumerate() {
         if !r.host.matches(host, port) {
             continue;
@@ -322,6 +329,7 @@ fn decide_route(cfg: &EgressConfig, t: &Target<'_>) -> Result<Decision, Refusal>
             continue;
         }
         if !r.accepts(t.method, path) {
+            method_miss.push(r);
             continue;
         }
         method_hit = true;
@@ -349,12 +357,16 @@ fn decide_route(cfg: &EgressConfig, t: &Target<'_>) -> Result<Decision, Refusal>
             } else {
                 format!(":{port}")
             };
-            return Err(Refusal::forbidden(format!(
-                "route {i} ({}) injects a credential; refusing to send it over cleartext http://{}:{port}",
-                r.host,
-                url_host(host)
-            ))
-            .with_hint(format!("use https://{}{port_part}/...", url_host(host))));
+            return Err(Refusal::of(
+                RefusalKind::CleartextCredential,
+                format!(
+                    "route {i} ({}) injects a credential; refusing to send it over cleartext http://{}:{port}",
+                    r.host,
+                    url_host(host)
+                ),
+            )
+            .with_hint(format!("use https://{}{port_part}/...", url_host(host)))
+            .with_rule(format!("{}: injects a credential without allow_cleartext", route_name(r))));
         }
         let forward = match (&r.paths, &norm) {
             (Some(_), Ok(n)) if n != t.path => Some(n.clone()),
@@ -366,10 +378,14 @@ fn decide_route(cfg: &EgressConfig, t: &Target<'_>) -> Result<Decision, Refusal>
         // (Apache `SetInputFilter DEFLATE`) before the framework reads `_method`
         if check_body && body_in_scope(t.headers) {
             if let Some(c) = body_coding(t.headers) {
-                return Err(Refusal::forbidden(format!(
-                    "POST body with Content-Encoding {c} on a route with method rules on {host}:{port}: egress cannot check it for a `_method` override"
-                ))
-                .with_hint("send the body uncompressed"));
+                return Err(Refusal::of(
+                    RefusalKind::MethodOverride,
+                    format!(
+                        "POST body with Content-Encoding {c} on a route with method rules on {host}:{port}: egress cannot check it for a `_method` override"
+                    ),
+                )
+                .with_hint("send the body uncompressed")
+                .with_rule(format!("{}: has method rules", route_name(r))));
             }
         }
         return Ok(Decision {
@@ -386,7 +402,15 @@ fn decide_route(cfg: &EgressConfig, t: &Target<'_>) -> Result<Decision, Refusal>
                 check_body: false,
             });
         }
-        let refusal = Refusal::forbidden(format!("host not routed: {host}:{port}"));
+        let refusal = Refusal::of(
+            RefusalKind::HostNotAllowed,
+            format!("host not routed: {host}:{port}"),
+        )
+        .with_rule(format!(
+            "allowlist and routes.yaml: no entry or route matches {}",
+            host.to_authority(port)
+        ))
+        .with_ask(AskAccess::host(host, port));
         return Err(match bottle_core::hint::allow_hint(host, port) {
             Some(hint) => refusal.with_hint(hint),
             None => refusal,
@@ -394,30 +418,116 @@ fn decide_route(cfg: &EgressConfig, t: &Target<'_>) -> Result<Decision, Refusal>
     }
     if !path_hit {
         if let Some(a) = ambiguous {
-            return Err(Refusal::forbidden(format!(
-                "ambiguous path {} on {host}:{port} refused on a route with path rules: {a}",
-                short(t.path)
-            ))
-            .with_hint("request the plain path it stands for"));
+            return Err(Refusal::of(
+                RefusalKind::AmbiguousPath,
+                format!(
+                    "ambiguous path {} on {host}:{port} refused on a route with path rules: {a}",
+                    short(t.path)
+                ),
+            )
+            .with_hint("request the plain path it stands for")
+            .with_rule(format!(
+                "routes.yaml: routes for {} have path rules",
+                host.to_authority(port)
+            )));
         }
-        return Err(Refusal::forbidden(format!(
-            "path not allowed: {} on {host}:{port}",
-            short(t.path)
+        return Err(Refusal::of(
+            RefusalKind::PathNotAllowed,
+            format!("path not allowed: {} on {host}:{port}", short(t.path)),
+        )
+        .with_rule(format!(
+            "routes.yaml: no route for {} covers path {} (paths {})",
+            host.to_authority(port),
+            short(t.path),
+            route_paths(cfg, host, port)
+        ))
+        .with_ask(AskAccess::route(
+            host,
+            port,
+            norm.as_deref().ok(),
+            Some(t.method.as_str()),
         )));
     }
     if let Some(reason) = path_ov_refusal {
-        return Err(
-            Refusal::forbidden(reason).with_hint("send the path itself in the request line")
-        );
+        return Err(Refusal::of(RefusalKind::PathOverride, reason)
+            .with_hint("send the path itself in the request line")
+            .with_rule(format!(
+                "routes.yaml: routes for {} have path rules",
+                host.to_authority(port)
+            )));
     }
     if let (true, Some(reason)) = (method_hit, ov_refusal) {
-        return Err(Refusal::forbidden(reason));
+        return Err(
+            Refusal::of(RefusalKind::MethodOverride, reason).with_rule(format!(
+                "routes.yaml: routes for {} have method rules",
+                host.to_authority(port)
+            )),
+        );
     }
-    Err(Refusal::forbidden(format!(
-        "method not allowed: {} {} on {host}:{port}",
-        t.method,
-        short(t.path)
+    let rule = if method_miss.is_empty() {
+        format!(
+            "routes.yaml: no route for {} allows method {}",
+            host.to_authority(port),
+            t.method
+        )
+    } else {
+        let names: Vec<String> = method_miss
+            .iter()
+            .map(|r| format!("{} (line {})", r.index, r.line))
+            .collect();
+        let mut methods: Vec<&str> = method_miss
+            .iter()
+            .flat_map(|r| r.methods.iter().flatten().map(Method::as_str))
+            .collect();
+        methods.sort_unstable();
+        methods.dedup();
+        format!(
+            "routes.yaml: route {} for {}: method {} not in [{}]",
+            names.join(", "),
+            host.to_authority(port),
+            t.method,
+            methods.join(", ")
+        )
+    };
+    Err(Refusal::of(
+        RefusalKind::MethodNotAllowed,
+        format!(
+            "method not allowed: {} {} on {host}:{port}",
+            t.method,
+            short(t.path)
+        ),
+    )
+    .with_rule(rule)
+    .with_ask(AskAccess::route(
+        host,
+        port,
+        norm.as_deref().ok(),
+        Some(t.method.as_str()),
     )))
+}
+
+/// `routes.yaml: route 2 (line 14, api.github.com)`, naming a route in a rule line.
+fn route_name(r: &Route) -> String {
+    format!(
+        "routes.yaml: route {} (line {}, {})",
+        r.index, r.line, r.host
+    )
+}
+
+/// The path globs of the routes for `host:port`, for a rule line (`any` for a route without).
+fn route_paths(cfg: &EgressConfig, host: &Host, port: u16) -> String {
+    let globs: Vec<String> = cfg
+        .live
+        .routes
+        .routes
+        .iter()
+        .filter(|r| r.host.matches(host, port))
+        .map(|r| match &r.paths {
+            Some(g) => g.patterns().join(", "),
+            None => "any".to_string(),
+        })
+        .collect();
+    short(&format!("[{}]", globs.join("; ")))
 }
 
 /// Buffer a body [`Decision::check_body`] asked for (at most [`MAX_CHECKED_BODY`],
@@ -429,8 +539,8 @@ pub async fn read_checked_body(
     let limited = http_body_util::Limited::new(body, MAX_CHECKED_BODY);
     let bytes = match tokio::time::timeout(within, limited.collect()).await {
         Err(_) => {
-            return Err(Refusal::new(
-                StatusCode::REQUEST_TIMEOUT,
+            return Err(Refusal::of(
+                RefusalKind::BodyTimeout,
                 format!(
                     "request body not received within {}s",
                     within.as_secs_f32()
@@ -438,8 +548,8 @@ pub async fn read_checked_body(
             ))
         }
         Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            return Err(Refusal::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
+            return Err(Refusal::of(
+                RefusalKind::BodyTooLarge,
                 format!(
                     "POST body over {} KiB on a route with method rules: egress cannot check it for a `_method` override",
                     MAX_CHECKED_BODY / 1024
@@ -447,15 +557,16 @@ pub async fn read_checked_body(
             ))
         }
         Ok(Err(e)) => {
-            return Err(Refusal::new(
-                StatusCode::BAD_REQUEST,
+            return Err(Refusal::of(
+                RefusalKind::BadRequest,
                 format!("request body failed: {e}"),
             ))
         }
         Ok(Ok(c)) => c.to_bytes(),
     };
     if body_names_override(&bytes) {
-        return Err(Refusal::forbidden(
+        return Err(Refusal::of(
+            RefusalKind::MethodOverride,
             "method override in the request body (a `_method` field) refused on a route with method rules",
         )
         .with_hint("send the real method instead"));

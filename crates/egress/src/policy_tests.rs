@@ -451,3 +451,108 @@ fn git_push_and_upgrade_refusals_are_decided_here() {
     .unwrap_err();
     assert_eq!(push.hint.as_deref(), Some("push through git-gate"));
 }
+
+/// Each refusal `decide` makes has its kind, names the rule that decided, and invites a
+/// request only for what the operator could grant (a host, a route), never for a safeguard.
+#[test]
+fn refusals_name_their_kind_rule_and_what_may_be_asked() {
+    use bottle_core::{AskAccess, RefusalKind as K};
+    let cfg = load(
+        "routes:\n  - host: api.example\n    paths: [\"/repos/acme/**\"]\n    methods: [GET]\n  - host: api.example\n    paths: [\"/repos/acme/**\"]\n    methods: [POST]\n    auth: {scheme: bearer, token_env: T}\n",
+        "",
+    );
+    let e = d(&cfg, "api.example", Method::DELETE, "/repos/acme/x").unwrap_err();
+    assert_eq!(e.kind, K::MethodNotAllowed);
+    assert_eq!(
+        e.rule.as_deref(),
+        Some("routes.yaml: route 0 (line 2), 1 (line 5) for api.example:443: method DELETE not in [GET, POST]")
+    );
+    assert_eq!(
+        e.ask.as_deref(),
+        Some(&AskAccess::Route {
+            host: "api.example".into(),
+            paths: Some(vec!["/repos/acme/x".into()]),
+            methods: Some(vec!["DELETE".into()]),
+        })
+    );
+    let e = d(&cfg, "api.example", Method::GET, "/other").unwrap_err();
+    assert_eq!(e.kind, K::PathNotAllowed);
+    assert_eq!(
+        e.rule.as_deref(),
+        Some("routes.yaml: no route for api.example:443 covers path /other (paths [/repos/acme/**; /repos/acme/**])")
+    );
+    assert!(matches!(e.ask.as_deref(), Some(AskAccess::Route { .. })));
+    let e = full(&cfg, true, "evil.example", 8443, Method::GET, "/", &[]).unwrap_err();
+    assert_eq!(e.kind, K::HostNotAllowed);
+    assert_eq!(
+        e.rule.as_deref(),
+        Some("allowlist and routes.yaml: no entry or route matches evil.example:8443")
+    );
+    assert_eq!(
+        e.ask.as_deref(),
+        Some(&AskAccess::Host {
+            host: "evil.example:8443".into()
+        })
+    );
+    // SSRF-class hosts: refused, never an invitation.
+    for h in ["169.254.169.254", "10.0.0.1", "metadata.google.internal"] {
+        let e = d(&cfg, h, Method::GET, "/").unwrap_err();
+        assert_eq!((e.kind, e.ask), (K::HostNotAllowed, None), "{h}");
+    }
+    // Safeguards are never askable.
+    let e = full(
+        &cfg,
+        false,
+        "api.example",
+        80,
+        Method::POST,
+        "/repos/acme/x",
+        &[],
+    )
+    .unwrap_err();
+    assert_eq!((e.kind, e.ask.is_none()), (K::CleartextCredential, true));
+    assert!(e.rule.unwrap().contains("without allow_cleartext"));
+    let e = full(
+        &cfg,
+        true,
+        "api.example",
+        443,
+        Method::GET,
+        "/repos/acme/x",
+        &[("x-http-method-override", "DELETE")],
+    )
+    .unwrap_err();
+    assert_eq!((e.kind, e.ask.is_none()), (K::MethodOverride, true));
+    let e = full(
+        &cfg,
+        true,
+        "api.example",
+        443,
+        Method::GET,
+        "/repos/acme/x",
+        &[("x-original-url", "/admin")],
+    )
+    .unwrap_err();
+    assert_eq!((e.kind, e.ask.is_none()), (K::PathOverride, true));
+    let e = d(&cfg, "api.example", Method::GET, "/repos/acme/%2e%2e/admin").unwrap_err();
+    assert_eq!((e.kind, e.ask.is_none()), (K::AmbiguousPath, true));
+    let e = d(&cfg, "api.example", Method::POST, "/x/git-receive-pack").unwrap_err();
+    assert_eq!((e.kind, e.ask.is_none()), (K::GitPushOverHttps, true));
+    let e = full(
+        &cfg,
+        true,
+        "api.example",
+        443,
+        Method::GET,
+        "/repos/acme/x",
+        &[("connection", "upgrade"), ("upgrade", "h2c")],
+    )
+    .unwrap_err();
+    assert_eq!((e.kind, e.ask.is_none()), (K::UpgradeRefused, true));
+    for e in [
+        d(&cfg, "api.example", Method::DELETE, "/repos/acme/x").unwrap_err(),
+        d(&cfg, "evil.example", Method::GET, "/").unwrap_err(),
+    ] {
+        assert_eq!(e.status, StatusCode::FORBIDDEN);
+    }
+}

@@ -3,14 +3,13 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
-use bottle_core::audit::{AuditEvent, AuditLog};
+use bottle_core::audit::{AuditDecision, AuditLog};
 use bottle_core::body::{empty, BoxBody};
 use bottle_core::error_chain::error_chain;
 use bottle_core::reload::Reloadable;
 use bottle_core::routes::AuthScheme;
-use bottle_core::{split_host_port, Refusal, Resolver};
+use bottle_core::{split_host_port, Refusal, RefusalKind, RequestContext, Resolver, SuperviseUrl};
 use http::header::{
     ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, HOST, IF_RANGE, RANGE,
     SEC_WEBSOCKET_EXTENSIONS,
@@ -52,6 +51,8 @@ pub struct Shared {
     pub tracker: TaskTracker,
     /// `--client-key-env`: when set, every request must carry it (only our pipelock has it).
     pub client_key: Option<PeerKey>,
+    /// `--supervise-url`: refusals the agent may ask about say how, at this URL.
+    pub supervise_url: Option<SuperviseUrl>,
 }
 
 fn scheme_name(s: AuthScheme) -> &'static str {
@@ -63,51 +64,40 @@ fn scheme_name(s: AuthScheme) -> &'static str {
     }
 }
 
-/// Per-request audit context.
-#[derive(Clone)]
-struct Ctx {
-    start: Instant,
-    method: String,
-    scheme: &'static str,
-    host: String,
-    port: Option<u16>,
-    path: String,
-    route: String,
-    auth: Option<&'static str>,
+/// A request's audit context, with egress's `route` (`none` until one matches).
+fn context(event: &'static str) -> RequestContext {
+    let mut ctx = RequestContext::new(COMPONENT, event);
+    ctx.route = Some("none".into());
+    ctx
 }
 
-impl Ctx {
-    fn event(&self, decision: &str, reason: Option<String>, status: Option<u16>) -> AuditEvent {
-        let mut ev = AuditEvent::new(COMPONENT, "request", decision);
-        ev.reason = reason;
-        ev.method = self.method.clone();
-        ev.scheme = self.scheme.to_string();
-        ev.host = self.host.clone();
-        ev.port = self.port;
-        ev.path = self.path.clone();
-        ev.status = status;
-        ev.duration_ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        ev.extra.insert("route".into(), self.route.clone().into());
-        if let Some(a) = self.auth {
-            ev.extra.insert("auth_scheme".into(), a.into());
-            ev.extra.insert("injected".into(), true.into());
-        }
-        ev
+/// The route label of `ctx` for metrics.
+fn route_of(ctx: &RequestContext) -> &str {
+    ctx.route.as_deref().unwrap_or("none")
+}
+
+/// The `egress_requests` outcome a refusal of `kind` counts as.
+fn outcome(kind: RefusalKind) -> &'static str {
+    match kind {
+        RefusalKind::Unauthenticated => "unauthenticated",
+        RefusalKind::UpstreamError
+        | RefusalKind::UpstreamTimeout
+        | RefusalKind::UpstreamUnreachable
+        | RefusalKind::UndecodableResponse
+        | RefusalKind::Resolve => "upstream_error",
+        _ => "refused",
     }
 }
 
 impl Shared {
-    fn refuse(&self, ctx: &Ctx, r: Refusal, outcome: &str) -> Response<BoxBody> {
-        self.metrics.request(&ctx.route, outcome);
-        let decision = if r.status == StatusCode::FORBIDDEN {
-            "deny"
-        } else {
-            "error"
-        };
-        self.audit
-            .record(ctx.event(decision, Some(r.reason.clone()), Some(r.status.as_u16())));
-        tracing::info!(status = r.status.as_u16(), reason = %r.reason, host = %ctx.host, "refused");
-        r.response(COMPONENT)
+    /// Every refusal goes through here: the metrics, the audit line and the response all
+    /// come from the one `Refusal`.
+    fn refuse(&self, ctx: &RequestContext, r: Refusal) -> Response<BoxBody> {
+        self.metrics.request(route_of(ctx), outcome(r.kind));
+        self.metrics.refusal(r.kind.label());
+        self.audit.record(ctx.refusal_event(&r));
+        tracing::info!(status = r.status.as_u16(), kind = r.kind.label(), reason = %r.reason, host = %ctx.host, "refused");
+        r.response_for(COMPONENT, self.supervise_url.as_ref())
     }
 }
 
@@ -132,28 +122,20 @@ pub async fn handle(
 /// 407 for a request without the key; audited without the presented value.
 fn refuse_unkeyed(shared: &Shared, req: &Request<Incoming>) -> Response<BoxBody> {
     let uri = req.uri();
-    let ctx = Ctx {
-        start: Instant::now(),
-        method: short(req.method().as_str()),
-        scheme: if req.method() == Method::CONNECT {
-            "connect"
-        } else {
-            ""
-        },
-        host: short(uri.authority().map(|a| a.as_str()).unwrap_or_default()),
-        port: None,
-        path: audit_path(uri.path(), uri.query()),
-        route: "none".into(),
-        auth: None,
-    };
+    let mut ctx = context("request");
+    ctx.method = short(req.method().as_str());
+    if req.method() == Method::CONNECT {
+        ctx.scheme = "connect";
+    }
+    ctx.host = short(uri.authority().map(|a| a.as_str()).unwrap_or_default());
+    ctx.path = audit_path(uri.path(), uri.query());
     let mut resp = shared.refuse(
         &ctx,
-        Refusal::new(
-            StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+        Refusal::of(
+            RefusalKind::Unauthenticated,
             "only this bottle's pipelock may use egress (missing or wrong proxy key)",
         )
         .with_hint("send requests through pipelock: HTTPS_PROXY=http://pipelock:8888"),
-        "unauthenticated",
     );
     resp.headers_mut().insert(
         http::header::PROXY_AUTHENTICATE,
@@ -163,22 +145,14 @@ fn refuse_unkeyed(shared: &Shared, req: &Request<Incoming>) -> Response<BoxBody>
 }
 
 async fn connect(shared: Arc<Shared>, req: Request<Incoming>) -> Response<BoxBody> {
-    let mut ctx = Ctx {
-        start: Instant::now(),
-        method: "CONNECT".into(),
-        scheme: "connect",
-        host: String::new(),
-        port: None,
-        path: String::new(),
-        route: "none".into(),
-        auth: None,
-    };
+    let mut ctx = context("request");
+    ctx.method = "CONNECT".into();
+    ctx.scheme = "connect";
     let authority = req.uri().authority().map(|a| a.as_str().to_string());
     let Some(authority) = authority else {
         return shared.refuse(
             &ctx,
-            Refusal::new(StatusCode::BAD_REQUEST, "CONNECT needs host:port"),
-            "refused",
+            Refusal::of(RefusalKind::BadTarget, "CONNECT needs host:port"),
         );
     };
     let (host, port) = match split_host_port(&authority, 443) {
@@ -187,8 +161,7 @@ async fn connect(shared: Arc<Shared>, req: Request<Incoming>) -> Response<BoxBod
             ctx.host = short(&authority);
             return shared.refuse(
                 &ctx,
-                Refusal::new(StatusCode::BAD_REQUEST, format!("bad CONNECT target: {e}")),
-                "refused",
+                Refusal::of(RefusalKind::BadTarget, format!("bad CONNECT target: {e}")),
             );
         }
     };
@@ -204,30 +177,31 @@ async fn connect(shared: Arc<Shared>, req: Request<Incoming>) -> Response<BoxBod
     else {
         return shared.refuse(
             &ctx,
-            Refusal::forbidden(format!(
-                "CONNECT is only for tls_passthrough routes; {host}:{port} is not one"
-            )),
-            "refused",
+            Refusal::of(
+                RefusalKind::ConnectNotPassthrough,
+                format!("CONNECT is only for tls_passthrough routes; {host}:{port} is not one"),
+            )
+            .with_rule("routes.yaml: no tls_passthrough route matches"),
         );
     };
-    ctx.route = idx.to_string();
+    ctx.route = Some(idx.to_string());
     drop(cfg);
     let what = format!("{host}:{port}");
     let addrs = match resolve(&shared.cfg, &shared.resolver, &host, port).await {
         Ok(a) => a,
         Err(e) => {
             shared.metrics.upstream_error(e.1);
-            return shared.refuse(&ctx, e.0, "refused");
+            return shared.refuse(&ctx, e.0);
         }
     };
     let mut tcp = match connect_tcp(&addrs, &what, shared.timeouts.connect).await {
         Ok(s) => s,
         Err(e) => {
             shared.metrics.upstream_error(e.1);
-            return shared.refuse(&ctx, e.0, "upstream_error");
+            return shared.refuse(&ctx, e.0);
         }
     };
-    shared.metrics.request(&ctx.route, "tunnel");
+    shared.metrics.request(route_of(&ctx), "tunnel");
     let sh = Arc::clone(&shared);
     shared.tracker.spawn(async move {
         match hyper::upgrade::on(req).await {
@@ -236,7 +210,7 @@ async fn connect(shared: Arc<Shared>, req: Request<Incoming>) -> Response<BoxBod
                 let (a, b) = tokio::io::copy_bidirectional(&mut up, &mut tcp)
                     .await
                     .unwrap_or((0, 0));
-                let mut ev = ctx.event("allow", None, Some(200));
+                let mut ev = ctx.event(AuditDecision::Allow, None, Some(200));
                 ev.event = "tunnel".into();
                 ev.bytes_up = a;
                 ev.bytes_down = b;
@@ -250,27 +224,19 @@ async fn connect(shared: Arc<Shared>, req: Request<Incoming>) -> Response<BoxBod
 
 async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<BoxBody> {
     let uri = req.uri().clone();
-    let mut ctx = Ctx {
-        start: Instant::now(),
-        method: req.method().as_str().to_string(),
-        scheme: "",
-        host: String::new(),
-        port: None,
-        path: audit_path(uri.path(), uri.query()),
-        route: "none".into(),
-        auth: None,
-    };
+    let mut ctx = context("request");
+    ctx.method = req.method().as_str().to_string();
+    ctx.path = audit_path(uri.path(), uri.query());
     let https = match uri.scheme_str() {
         Some("https") => true,
         Some("http") => false,
         _ => {
             return shared.refuse(
                 &ctx,
-                Refusal::new(
-                    StatusCode::BAD_REQUEST,
+                Refusal::of(
+                    RefusalKind::BadTarget,
                     "egress expects absolute-form requests (GET https://host/path)",
                 ),
-                "refused",
             )
         }
     };
@@ -282,8 +248,7 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
             ctx.host = short(authority);
             return shared.refuse(
                 &ctx,
-                Refusal::new(StatusCode::BAD_REQUEST, format!("bad host: {e}")),
-                "refused",
+                Refusal::of(RefusalKind::BadTarget, format!("bad host: {e}")),
             );
         }
     };
@@ -305,9 +270,9 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
         check_body,
     } = match decide(&cfg, &target) {
         Ok(d) => d,
-        Err(r) => return shared.refuse(&ctx, r, "refused"),
+        Err(r) => return shared.refuse(&ctx, r),
     };
-    ctx.route = matched.label();
+    ctx.route = Some(matched.label());
     // forward the path the route's globs judged, not the agent's spelling of it
     if let Some(p) = path {
         match crate::policy::with_path(&uri, &p) {
@@ -318,8 +283,7 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
             Err(_) => {
                 return shared.refuse(
                     &ctx,
-                    Refusal::new(StatusCode::BAD_REQUEST, "cannot rebuild the request target"),
-                    "refused",
+                    Refusal::of(RefusalKind::BadRequest, "cannot rebuild the request target"),
                 )
             }
         }
@@ -348,7 +312,7 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
     let body: BoxBody = if check_body && crate::policy::body_in_scope(&parts.headers) {
         match crate::policy::read_checked_body(body, shared.timeouts.response).await {
             Ok(b) => b,
-            Err(r) => return shared.refuse(&ctx, r, "refused"),
+            Err(r) => return shared.refuse(&ctx, r),
         }
     } else {
         body.map_err(Into::into).boxed()
@@ -362,14 +326,13 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
             Err(_) => {
                 return shared.refuse(
                     &ctx,
-                    Refusal::new(StatusCode::BAD_REQUEST, "cannot rebuild the request target"),
-                    "refused",
+                    Refusal::of(RefusalKind::BadRequest, "cannot rebuild the request target"),
                 )
             }
         }
         let name = scheme_name(auth.scheme);
-        ctx.auth = Some(name);
-        shared.metrics.injection(&ctx.route, name);
+        ctx.auth_scheme = Some(name);
+        shared.metrics.injection(route_of(&ctx), name);
     }
     if pats.is_some() {
         // a partial response could carry a fragment of a secret that no longer
@@ -399,31 +362,27 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
             shared.metrics.upstream_error("response_timeout");
             return shared.refuse(
                 &ctx,
-                Refusal::gateway_timeout(format!(
-                    "upstream {host}:{port} sent no response headers within {}s",
-                    shared.timeouts.response.as_secs_f32()
-                )),
-                "upstream_error",
+                Refusal::of(
+                    RefusalKind::UpstreamTimeout,
+                    format!(
+                        "upstream {host}:{port} sent no response headers within {}s",
+                        shared.timeouts.response.as_secs_f32()
+                    ),
+                ),
             );
         }
         Ok(Err(e)) => {
             if let Some(ce) = find_connect_error(&e) {
                 shared.metrics.upstream_error(ce.1);
-                let outcome = if ce.0.status == StatusCode::FORBIDDEN {
-                    "refused"
-                } else {
-                    "upstream_error"
-                };
-                return shared.refuse(&ctx, ce.0.clone(), outcome);
+                return shared.refuse(&ctx, ce.0.clone());
             }
             shared.metrics.upstream_error("request");
             return shared.refuse(
                 &ctx,
-                Refusal::bad_gateway(format!(
-                    "upstream {host}:{port} failed: {}",
-                    error_chain(&e)
-                )),
-                "upstream_error",
+                Refusal::of(
+                    RefusalKind::UpstreamError,
+                    format!("upstream {host}:{port} failed: {}", error_chain(&e)),
+                ),
             );
         }
         Ok(Ok(r)) => r,
@@ -460,8 +419,8 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
                             (a, b, n)
                         }
                     };
-                    sh.metrics.scrubbed(&tctx.route, scrubs);
-                    let mut ev = tctx.event("allow", None, Some(101));
+                    sh.metrics.scrubbed(route_of(&tctx), scrubs);
+                    let mut ev = tctx.event(AuditDecision::Allow, None, Some(101));
                     ev.event = "upgrade".into();
                     ev.bytes_up = a;
                     ev.bytes_down = b;
@@ -471,7 +430,7 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
                     sh.audit.record(ev);
                 }
             });
-            shared.metrics.request(&ctx.route, "forwarded");
+            shared.metrics.request(route_of(&ctx), "forwarded");
             let (mut rparts, _) = resp.into_parts();
             hop::strip(&mut rparts.headers, true);
             if let Some(p) = &pats {
@@ -479,7 +438,7 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
                 rparts.extensions.remove::<hyper::ext::ReasonPhrase>();
                 rparts.headers.remove(SEC_WEBSOCKET_EXTENSIONS);
                 let n = scrub_headers(&mut rparts.headers, p);
-                shared.metrics.scrubbed(&ctx.route, n);
+                shared.metrics.scrubbed(route_of(&ctx), n);
             }
             rparts.version = Version::HTTP_11;
             return Response::from_parts(rparts, empty());
@@ -508,10 +467,12 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
                 shared.metrics.upstream_error("undecodable_encoding");
                 return shared.refuse(
                     &ctx,
-                    Refusal::bad_gateway(format!(
-                        "response from {host}:{port} uses {name}, which egress cannot decode to scrub injected credentials"
-                    )),
-                    "upstream_error",
+                    Refusal::of(
+                        RefusalKind::UndecodableResponse,
+                        format!(
+                            "response from {host}:{port} uses {name}, which egress cannot decode to scrub injected credentials"
+                        ),
+                    ),
                 );
             }
             Ok(codings) => {
@@ -524,14 +485,18 @@ async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bo
         },
         _ => (rbody, None),
     };
-    shared.metrics.request(&ctx.route, "forwarded");
+    shared.metrics.request(route_of(&ctx), "forwarded");
     let sh = Arc::clone(&shared);
     let status_u16 = status.as_u16();
     let done = move |st: BodyStats| {
         let scrubs = st.scrubs + header_scrubs;
-        sh.metrics.scrubbed(&ctx.route, scrubs);
+        sh.metrics.scrubbed(route_of(&ctx), scrubs);
         let mut ev = ctx.event(
-            if st.errored { "error" } else { "allow" },
+            if st.errored {
+                AuditDecision::Error
+            } else {
+                AuditDecision::Allow
+            },
             st.errored.then(|| "response body failed".to_string()),
             Some(status_u16),
         );

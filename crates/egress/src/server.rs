@@ -240,6 +240,7 @@ pub async fn start(args: EgressArgs, env: EnvSource, sighup: bool) -> Result<Run
         timeouts,
         tracker: tracker.clone(),
         client_key,
+        supervise_url: common.supervise_url.clone(),
     });
     let listen = peer::listen_addr(common.listen, args.listen_via.as_deref(), LISTEN_VIA_WAIT)
         .await

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bottle_core::reload::Reloadable;
 use bottle_core::upstream::{self as dial, DialError};
-use bottle_core::{resolve_checked, split_host_port, Host, Refusal, Resolver};
+use bottle_core::{resolve_checked, split_host_port, Host, Refusal, RefusalKind, Resolver};
 use http::Uri;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -68,14 +68,20 @@ pub async fn connect_tcp(
         .await
         .map_err(|e| match e {
             DialError::Timeout => ConnectError(
-                Refusal::gateway_timeout(format!(
-                    "connecting to {what} timed out after {}s",
-                    timeout.as_secs_f32()
-                )),
+                Refusal::of(
+                    RefusalKind::UpstreamTimeout,
+                    format!(
+                        "connecting to {what} timed out after {}s",
+                        timeout.as_secs_f32()
+                    ),
+                ),
                 "connect_timeout",
             ),
             e => ConnectError(
-                Refusal::bad_gateway(format!("connecting to {what} failed: {e}")),
+                Refusal::of(
+                    RefusalKind::UpstreamUnreachable,
+                    format!("connecting to {what} failed: {e}"),
+                ),
                 "connect",
             ),
         })
@@ -101,7 +107,7 @@ impl Connector {
             Some("http") => false,
             _ => {
                 return Err(ConnectError(
-                    Refusal::bad_gateway("unsupported upstream scheme"),
+                    Refusal::of(RefusalKind::UpstreamError, "unsupported upstream scheme"),
                     "scheme",
                 ))
             }
@@ -110,7 +116,10 @@ impl Connector {
         let (host, port) =
             split_host_port(authority, if https { 443 } else { 80 }).map_err(|e| {
                 ConnectError(
-                    Refusal::bad_gateway(format!("bad upstream host: {e}")),
+                    Refusal::of(
+                        RefusalKind::UpstreamError,
+                        format!("bad upstream host: {e}"),
+                    ),
                     "host",
                 )
             })?;
@@ -125,18 +134,27 @@ impl Connector {
             .await
             .map_err(|e| match e {
                 DialError::Timeout => ConnectError(
-                    Refusal::gateway_timeout(format!(
-                        "TLS handshake with {what} timed out after {}s",
-                        handshake.as_secs_f32()
-                    )),
+                    Refusal::of(
+                        RefusalKind::UpstreamTimeout,
+                        format!(
+                            "TLS handshake with {what} timed out after {}s",
+                            handshake.as_secs_f32()
+                        ),
+                    ),
                     "tls_timeout",
                 ),
                 DialError::BadName(n) => ConnectError(
-                    Refusal::bad_gateway(format!("invalid TLS server name {n}")),
+                    Refusal::of(
+                        RefusalKind::UpstreamError,
+                        format!("invalid TLS server name {n}"),
+                    ),
                     "tls",
                 ),
                 e => ConnectError(
-                    Refusal::bad_gateway(format!("TLS handshake with {what} failed: {e}")),
+                    Refusal::of(
+                        RefusalKind::UpstreamError,
+                        format!("TLS handshake with {what} failed: {e}"),
+                    ),
                     "tls",
                 ),
             })?;
