@@ -187,6 +187,10 @@ pub fn compose(l: &Loaded, opts: &Options, git_gate: bool) -> Result<String, Str
         let mut labels = Mapping::new();
         labels.insert("org.bottle.slug".into(), opts.slug.clone().into());
         svc.insert("labels".into(), Value::Mapping(labels));
+        if m.supervise.enabled && name != supervise::SERVICE {
+            // Their 403 bodies then tell the agent where to ask for access.
+            seq_mut(svc, "command")?.push(format!("--supervise-url={}", supervise::URL).into());
+        }
         let upstream_side = name == "egress" || name == "git-gate";
         if upstream_side {
             let cmd = seq_mut(svc, "command")?;

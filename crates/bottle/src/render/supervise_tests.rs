@@ -148,3 +148,26 @@ fn notify_hook_stays_on_the_host() {
     .unwrap();
     assert!(!d.contains("notify-send"), "{d}");
 }
+
+#[test]
+fn sidecar_refusals_name_supervise_only_when_it_runs() {
+    let flag = format!("--supervise-url={URL}");
+    let on: Value = serde_yaml::from_str(&compose(&loaded(GIT), &opts(), true).unwrap()).unwrap();
+    for svc in ["pipelock", "egress", "git-gate"] {
+        let cmd = list(&on["services"][svc]["command"]);
+        assert!(cmd.contains(&flag), "{svc}: {cmd:?}");
+    }
+    assert!(!list(&on["services"][SERVICE]["command"]).contains(&flag));
+    let off_text = format!("{GIT}supervise: false\n");
+    let off: Value =
+        serde_yaml::from_str(&compose(&loaded(&off_text), &opts(), true).unwrap()).unwrap();
+    for svc in ["pipelock", "egress", "git-gate"] {
+        let cmd = list(&off["services"][svc]["command"]);
+        assert!(
+            !cmd.iter().any(|c| c.starts_with("--supervise-url")),
+            "{svc}: {cmd:?}"
+        );
+    }
+}
+
+const GIT: &str = "git:\n  - name: r\n    upstream: https://github.com/acme/r.git\n";
