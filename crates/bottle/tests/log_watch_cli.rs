@@ -55,7 +55,7 @@ fn log_prints_every_sidecar_in_time_order_and_hostile_text_inert() {
         "{out:?}"
     );
     assert!(
-        lines[1].contains("/up\\x0d\\x1b[1Aallowed\\u{202e}"),
+        lines[1].contains("/up\\u{d}\\u{1b}[1Aallowed\\u{202e}"),
         "{}",
         lines[1]
     );

@@ -24,7 +24,7 @@ use ratatui::crossterm::event::{self, Event, KeyEventKind};
 use crate::error::{Error, Result};
 
 pub use app::{App, Mode, Snapshot};
-pub use decider::{parse_duration, Decider, Grant, PendingView, RefusalRow, RequestsApi};
+pub use decider::{Decider, Grant, PendingView, RefusalRow, RequestsApi};
 
 pub(crate) use super::log::{field, host_port, inert, short_time, ts};
 

@@ -2,35 +2,7 @@
 
 use serde_json::{Map, Value};
 
-/// `s` with nothing a terminal would act on: control characters (C0, DEL, C1, so no ANSI
-/// escape or carriage return), line and paragraph separators, zero-width and bidirectional
-/// formatting characters are written as visible `\x1b` / `\u{202e}` escapes.
-pub(crate) fn inert(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        let code = u32::from(c);
-        if c.is_control() && code < 0x100 {
-            out.push_str(&format!("\\x{code:02x}"));
-        } else if c.is_control() || is_invisible_format(c) {
-            out.push_str(&format!("\\u{{{code:x}}}"));
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// Characters that reorder or hide text (Trojan-source tricks) or break lines.
-fn is_invisible_format(c: char) -> bool {
-    matches!(
-        c,
-        '\u{061c}'
-            | '\u{200b}'..='\u{200f}'
-            | '\u{2028}'..='\u{202e}'
-            | '\u{2060}'..='\u{2069}'
-            | '\u{feff}'
-    )
-}
+pub(crate) use crate::commands::requests::inert;
 
 /// A shown field as inert text: strings sanitised, numbers as written, missing/null/empty `-`.
 pub(crate) fn field(m: &Map<String, Value>, key: &str) -> String {
@@ -148,19 +120,19 @@ mod tests {
             "host": "evil\u{1b}]8;;http://x\u{7}.example",
             "path": "/a\u{1b}[31mred\u{9b}31m\nfake line\u{202e}gnp.exe\u{200b}",
             "status": 403,
-            "reason": "secret in body: \u{1b}[1A\u{1b}[2Kok allowed\u{0}\u{7f}\u{2028}",
+            "reason": "secret in body: \u{1b}[1A\u{1b}[2Kok allowed\u{0}\u{7f}",
         });
         let m = parse_shown(&hostile.to_string()).unwrap();
         let line = format_line(&m, false);
         assert!(
             !line
                 .chars()
-                .any(|c| c.is_control() || is_invisible_format(c)),
+                .any(|c| c.is_control() || matches!(c, '\u{202e}' | '\u{200b}')),
             "{line:?}"
         );
-        assert!(line.contains("/a\\x1b[31mred\\x9b31m\\x0afake line\\u{202e}gnp.exe\\u{200b}"));
-        assert!(line.contains("evil\\x1b]8;;http://x\\x07.example"));
-        assert!(line.contains("\\x1b[1A\\x1b[2Kok allowed\\x00\\x7f\\u{2028}"));
+        assert!(line.contains("/a\\u{1b}[31mred\\u{9b}31m\\u{a}fake line\\u{202e}gnp.exe\\u{200b}"));
+        assert!(line.contains("evil\\u{1b}]8;;http://x\\u{7}.example"));
+        assert!(line.contains("\\u{1b}[1A\\u{1b}[2Kok allowed\\u{0}\\u{7f}"));
         assert!(line.starts_with("2026-12-07 05:00:01 "), "{line}");
         // Colour adds only our own escapes around the decision and the time.
         let coloured = format_line(&m, true);
@@ -171,10 +143,10 @@ mod tests {
     fn short_time_only_trusts_a_well_formed_timestamp() {
         assert_eq!(short_time("2026-12-07T05:00:01Z"), "2026-12-07 05:00:01");
         assert_eq!(short_time("2026-12-07T05:00"), "2026-12-07T05:00");
-        assert_eq!(short_time("é\u{1b}"), "é\\x1b");
+        assert_eq!(short_time("é\u{1b}"), "é\\u{1b}");
         assert_eq!(
             short_time("2026\u{1b}12-07T05:00:01Z"),
-            "2026\\x1b12-07T05:00:01Z"
+            "2026\\u{1b}12-07T05:00:01Z"
         );
         // Multi-byte characters where digits belong never split a char.
         assert_eq!(short_time("2026-12-07Té0:00:01Z"), "2026-12-07Té0:00:01Z");

@@ -136,7 +136,7 @@ impl App {
                         Ok(d) => {
                             self.decided(decider.approve(&target.slug, &target.id, Grant::For(d)))
                         }
-                        Err(e) => self.status = format!("error: {e}"),
+                        Err(e) => self.status = format!("error: {}", inert(&e)),
                     }
                 }
             }

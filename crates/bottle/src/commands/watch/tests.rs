@@ -113,11 +113,11 @@ fn pending_rows_show_the_agents_reason_inert_and_the_selection() {
     assert!(rows[0].starts_with("bottle watch · all bottles · 2 pending · 0 refusals"));
     let first = rows.iter().find(|r| r.contains("r-1")).unwrap();
     assert!(
-        first.contains("> b-1  r-1  host  host=pypi.org  — need \\x1b[2Jpackages\\u{202e}"),
+        first.contains("> b-1  r-1  host  host=pypi.org  — need \\u{1b}[2Jpackages\\u{202e}"),
         "{first}"
     );
     assert!(
-        text.contains("b-2  r-2  host  host=evil\\x07.example"),
+        text.contains("b-2  r-2  host  host=evil\\u{7}.example"),
         "{text}"
     );
     assert!(!text.contains('\u{1b}') && !text.contains('\u{7}') && !text.contains('\u{202e}'));
@@ -154,7 +154,10 @@ fn t_prompts_with_a_default_and_enter_confirms() {
     press(&mut app, &d, "\n");
     assert_eq!(status_row(&app), "approved r-1 for 1800s");
     press(&mut app, &d, "tsoon\n");
-    assert!(status_row(&app).starts_with("error: `soon` is not a duration"));
+    assert_eq!(
+        status_row(&app),
+        "error: `soon`: write a duration like 30s, 15m, 2h or 1d"
+    );
     assert_eq!(
         *d.calls.lock().unwrap(),
         ["approve b-1 r-1 For(3600s)", "approve b-1 r-1 For(1800s)"]
@@ -227,7 +230,7 @@ fn a_refresh_keeps_the_selection_on_the_same_request_and_shows_load_errors() {
     assert_eq!(app.pending.len(), 3, "the last good list stays");
     assert_eq!(
         status_row(&app),
-        "cannot list requests: cannot reach\\x1b[31m supervise"
+        "cannot list requests: cannot reach\\u{1b}[31m supervise"
     );
     // A prompt's target does not move when the list changes under it.
     press(&mut app, &d, "t");
@@ -268,8 +271,9 @@ fn refusals_from_the_audit_are_listed_newest_first_and_inert() {
     let text = screen(&app).join("\n");
     let evil =
         text.find("2026-12-07 05:00:03 b-1 pipelock CONNECT evil.example - — host not allowed");
-    let paste = text
-        .find("2026-12-07 05:00:01 b-1 pipelock GET paste.example:443 /x\\x1b[2J — secret in body");
+    let paste = text.find(
+        "2026-12-07 05:00:01 b-1 pipelock GET paste.example:443 /x\\u{1b}[2J — secret in body",
+    );
     assert!(evil.is_some() && paste.is_some() && evil < paste, "{text}");
     assert!(!text.contains("ok.example") && !text.contains('\u{1b}'));
 }
@@ -284,7 +288,7 @@ fn ask_summaries_for_each_kind() {
     );
     assert_eq!(
         ask_summary(&json!({"repo": "o/r", "ref": "refs/heads/a\u{1b}", "allow": ["push"]})),
-        "repo=o/r ref=refs/heads/a\\x1b allow=push"
+        "repo=o/r ref=refs/heads/a\\u{1b} allow=push"
     );
     assert_eq!(ask_summary(&json!("x\u{7}")), "\"x\\u0007\"");
 }
