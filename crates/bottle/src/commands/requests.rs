@@ -608,7 +608,7 @@ fn render(v: &PendingView, now: u64) -> String {
     let mut out = format!(
         "{}  {}  {} ago  {}  {}\n    reason: {}",
         v.slug,
-        ui::bold(&v.id),
+        v.id,
         age(now, v.created_unix),
         inert(&v.kind),
         ask_summary(&v.ask),

@@ -352,3 +352,43 @@ fn routes_and_git_refs_say_what_to_do_instead() {
         assert!(!decision_file(&a, &id).exists());
     }
 }
+
+#[test]
+fn approve_flags() {
+    use clap::Parser;
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        approve: ApproveArgs,
+    }
+    let id = "a".repeat(26);
+    let a = Cli::try_parse_from([
+        "approve",
+        id.as_str(),
+        "--for",
+        "2h",
+        "--bottle",
+        "demo-aaaaa",
+    ])
+    .unwrap()
+    .approve;
+    assert_eq!(a.for_, Some(Duration::from_secs(7200)));
+    assert_eq!(a.bottle.as_deref(), Some("demo-aaaaa"));
+    let a = Cli::try_parse_from(["approve", id.as_str()])
+        .unwrap()
+        .approve;
+    assert_eq!(
+        (a.for_, a.session),
+        (None, false),
+        "the default is the session"
+    );
+    assert!(Cli::try_parse_from(["approve", id.as_str(), "--session"]).is_ok());
+    for bad in [
+        vec!["approve", id.as_str(), "--for", "2h", "--session"],
+        vec!["approve", id.as_str(), "--for", "0s"],
+        vec!["approve", id.as_str(), "--for", "soon"],
+        vec!["approve"],
+    ] {
+        assert!(Cli::try_parse_from(&bad).is_err(), "{bad:?}");
+    }
+}
