@@ -100,6 +100,11 @@ const PHRASE_MIN: usize = 60;
 
 /// Scan one view for all enabled data classes.
 pub(crate) fn scan(hay: &[u8], on: Enabled, out: &mut Vec<Hit>) {
+    // Most decoded views (a JWT's header, a cookie's pieces) are too short
+    // for any class.
+    if hay.len() < NUM_MIN {
+        return;
+    }
     if on.card || on.iban {
         let mut groups = Vec::new();
         for_runs(hay, C_DIGIT | C_UPPER | C_SEP | C_NSEP, NUM_MIN, |s, e| {

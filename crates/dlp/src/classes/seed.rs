@@ -212,6 +212,9 @@ pub(super) fn in_bloom(t: &[u64], w: &[u8]) -> bool {
 /// not on the list, so most probes look at one or two words.
 pub(super) fn find_phrases(hay: &[u8], out: &mut Vec<Hit>) {
     let n = hay.len();
+    if n < PHRASE_MIN {
+        return;
+    }
     let bloom = bloom_table();
     let maybe_listed = |w: &[u8]| in_bloom(bloom, w);
     let mut i = 0;
