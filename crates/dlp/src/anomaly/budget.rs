@@ -6,14 +6,12 @@
 //! content-addressed assets, or an API called again and again with the same
 //! ids, stays far under it; a steady channel runs out and is refused.
 
-use std::collections::hash_map::RandomState;
-use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::time::{Duration, Instant};
 
 use super::host::{registrable_domain, strip_port, subdomain_part};
 use super::shape::{digest_sized, DigestSized};
 use super::url::digest_values;
+use super::window::{PerParent, Sighting};
 use super::DIGEST_BUDGET;
 use crate::{Encoding, Finding};
 
@@ -56,11 +54,10 @@ struct Seen {
     content_address: bool,
 }
 
-struct Parent {
-    /// Hash of the value -> first sighting. Hashes, not values: the tracker
-    /// never holds what an agent may have smuggled.
-    seen: HashMap<u64, Seen>,
-    last_active: Instant,
+impl Sighting for Seen {
+    fn at(&self) -> Instant {
+        self.at
+    }
 }
 
 /// Counts the new hash-sized bytes sent to each registrable parent (see
@@ -73,8 +70,7 @@ struct Parent {
 /// plus the parent names (defaults: 256 * 256, about 2.5 MiB at worst).
 pub struct DigestBudget {
     limits: BudgetLimits,
-    hasher: RandomState,
-    parents: HashMap<String, Parent>,
+    store: PerParent<Seen>,
 }
 
 impl Default for DigestBudget {
@@ -87,8 +83,7 @@ impl DigestBudget {
     pub fn new(limits: BudgetLimits) -> DigestBudget {
         DigestBudget {
             limits,
-            hasher: RandomState::new(),
-            parents: HashMap::new(),
+            store: PerParent::new(limits.max_parents),
         }
     }
 
@@ -98,7 +93,7 @@ impl DigestBudget {
 
     /// Parents remembered now.
     pub fn parents(&self) -> usize {
-        self.parents.len()
+        self.store.len()
     }
 
     /// Records the hash-sized values of a request target sent to `host` (a
@@ -153,84 +148,49 @@ impl DigestBudget {
     ) -> Option<Finding> {
         let name = strip_port(host).trim_end_matches('.').to_ascii_lowercase();
         let parent_name = registrable_domain(&name);
-        if !self.parents.contains_key(parent_name) && self.parents.len() >= self.limits.max_parents
-        {
-            self.evict_parent();
-        }
         let limits = self.limits;
+        let keys: Vec<u64> = values.iter().map(|(v, _)| self.store.key(*v)).collect();
+        let parent = self.store.parent(parent_name, now);
         let mut fresh: Vec<(u64, Seen)> = Vec::new();
+        for (&(_, d), &key) in values.iter().zip(&keys) {
+            if parent.knows(key) || fresh.iter().any(|(k, _)| *k == key) {
+                continue;
+            }
+            fresh.push((
+                key,
+                Seen {
+                    at: now,
+                    bytes: d.bytes,
+                    content_address: d.content_address,
+                },
+            ));
+        }
+        if fresh.is_empty() {
+            return None;
+        }
+        let recent = |s: &&Seen| now.saturating_duration_since(s.at) < limits.window;
+        let (mut total, mut ids) = (0usize, 0usize);
+        for s in parent
+            .recent(now, limits.window)
+            .chain(fresh.iter().map(|(_, s)| s).filter(recent))
         {
-            let parent = self
-                .parents
-                .entry(parent_name.to_string())
-                .or_insert_with(|| Parent {
-                    seen: HashMap::new(),
-                    last_active: now,
-                });
-            parent.last_active = now;
-            for &(v, d) in values {
-                let key = self.hasher.hash_one(v);
-                if parent.seen.contains_key(&key) || fresh.iter().any(|(k, _)| *k == key) {
-                    continue;
-                }
-                fresh.push((
-                    key,
-                    Seen {
-                        at: now,
-                        bytes: d.bytes,
-                        content_address: d.content_address,
-                    },
-                ));
+            total += s.bytes;
+            if !s.content_address {
+                ids += s.bytes;
             }
-            if fresh.is_empty() {
-                return None;
-            }
-            let (mut total, mut ids) = (0usize, 0usize);
-            for s in parent
-                .seen
-                .values()
-                .chain(fresh.iter().map(|(_, s)| s))
-                .filter(|s| now.saturating_duration_since(s.at) < limits.window)
-            {
-                total += s.bytes;
-                if !s.content_address {
-                    ids += s.bytes;
-                }
-            }
-            if total > limits.max_bytes || ids > limits.max_id_bytes {
-                return Some(Finding {
-                    detector: DIGEST_BUDGET,
-                    offset: 0,
-                    len: finding_len,
-                    encoding: Encoding::Raw,
-                });
-            }
-            for (key, s) in fresh {
-                if parent.seen.len() >= limits.max_remembered {
-                    if let Some(oldest) = parent
-                        .seen
-                        .iter()
-                        .min_by_key(|(_, s)| s.at)
-                        .map(|(&k, _)| k)
-                    {
-                        parent.seen.remove(&oldest);
-                    }
-                }
-                parent.seen.insert(key, s);
-            }
+        }
+        if total > limits.max_bytes || ids > limits.max_id_bytes {
+            return Some(Finding {
+                detector: DIGEST_BUDGET,
+                offset: 0,
+                len: finding_len,
+                encoding: Encoding::Raw,
+            });
+        }
+        for (key, s) in fresh {
+            parent.remember(key, s, limits.max_remembered);
         }
         None
-    }
-
-    fn evict_parent(&mut self) {
-        let oldest = self
-            .parents
-            .iter()
-            .min_by_key(|(_, p)| p.last_active)
-            .map(|(k, _)| k.clone());
-        if let Some(k) = oldest {
-            self.parents.remove(&k);
-        }
     }
 }
 
@@ -337,7 +297,7 @@ mod tests {
                 .observe_url(&format!("p{}.test", i % 20), &u, at)
                 .is_none());
             assert!(b.parents() <= 8);
-            assert!(b.parents.values().all(|p| p.seen.len() <= 4));
+            assert!(b.store.most_remembered() <= 4);
         }
         let d = BudgetLimits::default();
         assert!(d.max_remembered * 16 >= d.max_bytes);

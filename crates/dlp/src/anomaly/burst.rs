@@ -1,13 +1,11 @@
 //! Many new subdomains of one parent in a short time: data smuggled through
 //! DNS names (`<chunk1>.x.evil.example`, `<chunk2>.x.evil.example`, ...).
 
-use std::collections::hash_map::RandomState;
-use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::time::{Duration, Instant};
 
 use super::host::{registrable_domain, strip_port, subdomain_part};
 use super::shape::{reads_as_words, word_score, WORD_SCORE_CUT};
+use super::window::{PerParent, Sighting};
 use super::SUBDOMAIN_BURST;
 use crate::{Encoding, Finding};
 
@@ -39,11 +37,18 @@ impl Default for BurstLimits {
     }
 }
 
-struct Parent {
-    /// Hash of the subdomain part -> (first sighting, reads as data). Hashes,
-    /// not names: the tracker never holds what an agent may have smuggled.
-    seen: HashMap<u64, (Instant, bool)>,
-    last_active: Instant,
+/// First sighting of a subdomain part (hashed, never the name) and whether
+/// it reads as data.
+#[derive(Clone, Copy)]
+struct Sub {
+    at: Instant,
+    data: bool,
+}
+
+impl Sighting for Sub {
+    fn at(&self) -> Instant {
+        self.at
+    }
 }
 
 /// Counts distinct new subdomains per registrable parent (see
@@ -55,8 +60,7 @@ struct Parent {
 /// the parent names (defaults: 1024 * 64, about 1.5 MiB at worst).
 pub struct SubdomainTracker {
     limits: BurstLimits,
-    hasher: RandomState,
-    parents: HashMap<String, Parent>,
+    store: PerParent<Sub>,
 }
 
 impl Default for SubdomainTracker {
@@ -69,8 +73,7 @@ impl SubdomainTracker {
     pub fn new(limits: BurstLimits) -> SubdomainTracker {
         SubdomainTracker {
             limits,
-            hasher: RandomState::new(),
-            parents: HashMap::new(),
+            store: PerParent::new(limits.max_parents),
         }
     }
 
@@ -80,7 +83,7 @@ impl SubdomainTracker {
 
     /// Parents remembered now.
     pub fn parents(&self) -> usize {
-        self.parents.len()
+        self.store.len()
     }
 
     /// Records a request to `host` (a `:port` is ignored) at `now`; a finding
@@ -92,32 +95,19 @@ impl SubdomainTracker {
             return None;
         }
         let parent_name = registrable_domain(&name);
-        let key = self.hasher.hash_one(sub);
-        let window = self.limits.window;
-        if !self.parents.contains_key(parent_name) && self.parents.len() >= self.limits.max_parents
-        {
-            self.evict_parent();
-        }
-        let parent = self
-            .parents
-            .entry(parent_name.to_string())
-            .or_insert_with(|| Parent {
-                seen: HashMap::new(),
-                last_active: now,
-            });
-        parent.last_active = now;
-        if parent.seen.contains_key(&key) {
+        let key = self.store.key(sub);
+        let limits = self.limits;
+        let parent = self.store.parent(parent_name, now);
+        if parent.knows(key) {
             return None;
         }
         let data = reads_as_data(sub);
         let (mut recent, mut recent_data) = (0, 0);
-        for &(t, d) in parent.seen.values() {
-            if now.saturating_duration_since(t) < window {
-                recent += 1;
-                recent_data += usize::from(d);
-            }
+        for s in parent.recent(now, limits.window) {
+            recent += 1;
+            recent_data += usize::from(s.data);
         }
-        if recent >= self.limits.max_new || data && recent_data >= self.limits.max_new_data {
+        if recent >= limits.max_new || data && recent_data >= limits.max_new_data {
             return Some(Finding {
                 detector: SUBDOMAIN_BURST,
                 offset: 0,
@@ -125,29 +115,8 @@ impl SubdomainTracker {
                 encoding: Encoding::Raw,
             });
         }
-        if parent.seen.len() >= self.limits.max_remembered {
-            if let Some(oldest) = parent
-                .seen
-                .iter()
-                .min_by_key(|(_, &(t, _))| t)
-                .map(|(&k, _)| k)
-            {
-                parent.seen.remove(&oldest);
-            }
-        }
-        parent.seen.insert(key, (now, data));
+        parent.remember(key, Sub { at: now, data }, limits.max_remembered);
         None
-    }
-
-    fn evict_parent(&mut self) {
-        let oldest = self
-            .parents
-            .iter()
-            .min_by_key(|(_, p)| p.last_active)
-            .map(|(k, _)| k.clone());
-        if let Some(k) = oldest {
-            self.parents.remove(&k);
-        }
     }
 }
 
@@ -230,7 +199,7 @@ mod tests {
             let at = t0 + Duration::from_millis(i);
             t.observe(&format!("a{i}.p{}.test", i % 20), at);
             assert!(t.parents() <= 8);
-            assert!(t.parents.values().all(|p| p.seen.len() <= 4));
+            assert!(t.store.most_remembered() <= 4);
         }
     }
 

@@ -24,6 +24,7 @@ mod host;
 mod layers;
 mod shape;
 mod url;
+mod window;
 
 pub use body::{scan_body, unescape, BodyWatch, CARRY};
 pub use budget::{BudgetLimits, DigestBudget};
