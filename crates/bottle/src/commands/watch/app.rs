@@ -61,6 +61,8 @@ pub struct App {
     pub quit: bool,
     /// Set when the lists should be reloaded now (after `r` or a decision).
     pub refresh: bool,
+    /// The last error listing requests, as shown (not repeated while it persists).
+    load_error: Option<String>,
 }
 
 impl App {
@@ -75,6 +77,7 @@ impl App {
             status: "loading…".into(),
             quit: false,
             refresh: false,
+            load_error: None,
         }
     }
 
@@ -91,11 +94,20 @@ impl App {
         match snap.pending {
             Ok(p) => {
                 self.pending = p;
-                if self.status == "loading…" || self.status.starts_with("cannot list") {
+                if self.status == "loading…"
+                    || self.load_error.take().as_ref() == Some(&self.status)
+                {
                     self.status = String::new();
                 }
             }
-            Err(e) => self.status = inert(&format!("cannot list requests: {e}")),
+            Err(e) => {
+                // Said once: a failure repeated every poll must not hide an action's result.
+                let shown = inert(&format!("cannot list requests: {e}"));
+                if self.load_error.as_ref() != Some(&shown) {
+                    self.status = shown.clone();
+                    self.load_error = Some(shown);
+                }
+            }
         }
         self.refusals = snap.refusals;
         if let Some(e) = snap.refusal_errors.first() {

@@ -232,6 +232,15 @@ fn a_refresh_keeps_the_selection_on_the_same_request_and_shows_load_errors() {
         status_row(&app),
         "cannot list requests: cannot reach\\u{1b}[31m supervise"
     );
+    // The same failure on the next poll does not hide the result of an action.
+    press(&mut app, &d, "a");
+    let failing = || Snapshot {
+        pending: Err("cannot reach\u{1b}[31m supervise".into()),
+        refusals: Vec::new(),
+        refusal_errors: Vec::new(),
+    };
+    app.apply(failing());
+    assert_eq!(status_row(&app), "approved r-2 for the session");
     // A prompt's target does not move when the list changes under it.
     press(&mut app, &d, "t");
     app.apply(Snapshot {
