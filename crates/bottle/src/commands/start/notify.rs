@@ -31,6 +31,34 @@ const POLL: Duration = Duration::from_millis(500);
 pub const HOOK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most hook output shown when it fails.
 const MAX_SHOWN_OUTPUT: usize = 2048;
+/// Most hook runs a minute. supervise lets the agent ask 10 times a minute; more files than
+/// that mean a supervise that no longer keeps its limits, and must not turn the operator's
+/// hook (a webhook, a desktop notification) into a flood.
+pub const MAX_RUNS_PER_MINUTE: usize = 20;
+
+/// A sliding one-minute window of hook runs.
+#[derive(Debug, Default)]
+pub struct RunBudget {
+    runs: std::collections::VecDeque<Instant>,
+}
+
+impl RunBudget {
+    /// Whether one more run fits at `now` (and, if so, count it).
+    pub fn take(&mut self, now: Instant) -> bool {
+        while self
+            .runs
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+        {
+            self.runs.pop_front();
+        }
+        if self.runs.len() >= MAX_RUNS_PER_MINUTE {
+            return false;
+        }
+        self.runs.push_back(now);
+        true
+    }
+}
 
 /// A running watcher; [`Watcher::stop`] ends it.
 pub struct Watcher {
@@ -55,9 +83,19 @@ pub fn spawn(dir: PathBuf, slug: String, hook: Notify) -> Watcher {
     thread::spawn(move || {
         // Requests already there when we start were not made while we watched.
         let mut seen: HashSet<RequestId> = list_ids(&dir).into_iter().collect();
+        let mut budget = RunBudget::default();
         while !flag.load(Ordering::SeqCst) {
             for id in list_ids(&dir) {
+                if flag.load(Ordering::SeqCst) {
+                    break;
+                }
                 if !seen.insert(id.clone()) {
+                    continue;
+                }
+                if !budget.take(Instant::now()) {
+                    ui::warn(&format!(
+                        "notify hook: more than {MAX_RUNS_PER_MINUTE} requests a minute; not run for {id} (see `bottle requests`)"
+                    ));
                     continue;
                 }
                 if let Err(e) = notify_one(&dir, &id, &slug, &hook) {

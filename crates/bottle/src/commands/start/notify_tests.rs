@@ -236,3 +236,14 @@ fn webhook_posts_the_json_with_curl() {
         .contains("content-type: application/json"));
     assert!(req.ends_with(&body), "{req}");
 }
+
+#[test]
+fn hook_runs_are_capped_per_minute() {
+    let mut b = RunBudget::default();
+    let t0 = Instant::now();
+    for i in 0..MAX_RUNS_PER_MINUTE {
+        assert!(b.take(t0 + Duration::from_millis(i as u64)), "run {i}");
+    }
+    assert!(!b.take(t0 + Duration::from_secs(30)), "a flood is cut");
+    assert!(b.take(t0 + Duration::from_secs(61)), "the window slides");
+}
