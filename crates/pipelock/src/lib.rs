@@ -151,6 +151,7 @@ pub async fn spawn(args: Args) -> Result<Running, PipelockError> {
         mcp_sessions: Arc::default(),
         tasks: TaskCount::default(),
         shutdown: rx,
+        supervise_url: common.supervise_url.clone(),
     });
     let mut admin_addr = None;
     if let Some(admin) = common.admin_listen {

@@ -15,8 +15,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use bottle_core::body::Coding;
+use bottle_core::refusal::{AskAccess, RefusalKind};
 use bottle_core::routes::{DlpAction, DlpProfile};
-use bottle_core::{ConfigError, Host, LiveConfig, Refusal};
+use bottle_core::{ConfigError, Host, LiveConfig, Refusal, RequestContext};
 use bottle_dlp::{Detector, Finding};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode, Uri};
@@ -24,52 +25,82 @@ use http::{Method, StatusCode, Uri};
 /// The name refusals and audit lines carry (`X-Bottle-Blocked: pipelock`).
 pub const COMPONENT: &str = "pipelock";
 
-/// A refusal plus the short reason label used for metrics.
+/// A refusal ([`bottle_core::Refusal`]: its kind, which is the metric label, the reason,
+/// the hint, the deciding rule and what the agent may ask for) plus the detectors to count.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Denied {
     pub refusal: Refusal,
-    pub kind: &'static str,
-    /// The rule that decided (`allowlist: none matched api.example:443`, `dlp pattern:
-    /// github-pat`); never the matched value.
-    pub rule: Option<String>,
     /// Detectors to count as `block` when the refusal is carried out (the body scanner
     /// counts its own, so its refusals leave this empty).
     pub blocked_by: Vec<&'static str>,
 }
 
+/// The kind a metric label names (every label pipelock uses is a [`RefusalKind`] label).
+fn kind_of(label: &str) -> RefusalKind {
+    RefusalKind::ALL
+        .into_iter()
+        .find(|k| k.label() == label)
+        .unwrap_or(RefusalKind::Other)
+}
+
 impl Denied {
-    pub fn new(kind: &'static str, refusal: Refusal) -> Denied {
+    /// A refusal of `kind` with the kind's own status.
+    pub fn of(kind: RefusalKind, reason: impl Into<String>) -> Denied {
+        Denied::from(Refusal::of(kind, reason))
+    }
+    /// `refusal` as the kind `label` names, its status kept.
+    pub fn new(label: &'static str, mut refusal: Refusal) -> Denied {
+        refusal.kind = kind_of(label);
+        Denied::from(refusal)
+    }
+    /// 403 of the kind `label` names.
+    pub fn forbidden(label: &'static str, reason: impl Into<String>) -> Denied {
+        Denied::status(label, StatusCode::FORBIDDEN, reason)
+    }
+    /// `status` (whatever the kind's own) of the kind `label` names.
+    pub fn status(label: &'static str, status: StatusCode, reason: impl Into<String>) -> Denied {
+        Denied::from(Refusal::of(kind_of(label), reason).with_status(status))
+    }
+    /// Names the deciding rule (`allowlist: no line or route matches api.example:443`,
+    /// `dlp pattern: github-pat`); never the matched value.
+    pub fn rule(mut self, rule: impl Into<String>) -> Denied {
+        self.refusal.rule = Some(rule.into());
+        self
+    }
+    /// The metric label.
+    pub fn kind(&self) -> &'static str {
+        self.refusal.kind.label()
+    }
+}
+
+impl From<Refusal> for Denied {
+    fn from(refusal: Refusal) -> Denied {
         Denied {
             refusal,
-            kind,
-            rule: None,
             blocked_by: Vec::new(),
         }
-    }
-    pub fn forbidden(kind: &'static str, reason: impl Into<String>) -> Denied {
-        Denied::new(kind, Refusal::forbidden(reason))
-    }
-    pub fn status(kind: &'static str, status: StatusCode, reason: impl Into<String>) -> Denied {
-        Denied::new(kind, Refusal::new(status, reason))
-    }
-    /// Names the deciding rule.
-    pub fn rule(mut self, rule: impl Into<String>) -> Denied {
-        self.rule = Some(rule.into());
-        self
     }
 }
 
 /// What an audit line describes (the request side), as the decision left it: a host,
 /// method or path holding a finding is `[REDACTED]`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Subject {
-    pub event: &'static str,
-    pub method: String,
-    pub scheme: &'static str,
-    pub host: String,
-    pub port: Option<u16>,
-    /// Already redacted.
-    pub path: String,
+pub type Subject = RequestContext;
+
+/// A context for `event` started at `now`, every request field empty.
+fn subject(event: &'static str, now: Instant) -> Subject {
+    RequestContext {
+        component: COMPONENT,
+        event,
+        started: now,
+        method: String::new(),
+        scheme: "",
+        host: String::new(),
+        port: None,
+        path: String::new(),
+        route: None,
+        auth_scheme: None,
+        extra: serde_json::Map::new(),
+    }
 }
 
 /// The CONNECT target of an intercepted tunnel.
@@ -148,7 +179,7 @@ impl History for NoHistory {
 
 /// A decision: the verdict, what the audit line may show, and the detectors whose
 /// findings were let through in `log` mode (counted whatever the verdict).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Decision<A> {
     pub verdict: Result<A, Denied>,
     pub subject: Subject,
@@ -236,12 +267,17 @@ pub fn admit(live: &LiveConfig, host: &Host, port: u16) -> Result<(Tunnel, Strin
     let route = live.route_for_host(host, port);
     let line = allowlist_line(live, host, port);
     if route.is_none() && line.is_none() {
-        let mut refusal = Refusal::forbidden(format!("host not allowed: {authority}"));
+        let mut refusal = Refusal::of(
+            RefusalKind::HostNotAllowed,
+            format!("host not allowed: {authority}"),
+        );
         if let Some(hint) = bottle_core::hint::allow_hint(host, port) {
             refusal = refusal.with_hint(hint);
         }
-        return Err(Denied::new("host_not_allowed", refusal)
-            .rule(format!("allowlist: no line or route matches {authority}")));
+        let refusal = refusal
+            .with_rule(format!("allowlist: no line or route matches {authority}"))
+            .with_ask(AskAccess::host(host, port));
+        return Err(Denied::new("host_not_allowed", refusal));
     }
     if let Host::Ip(ip) = host {
         if let Some(why) = bottle_core::ssrf::private_reason(*ip) {
@@ -299,14 +335,10 @@ pub fn decide_connect(
     history: &dyn History,
     now: Instant,
 ) -> Decision<ConnectPlan> {
-    let mut subject = Subject {
-        event: "connect",
-        method: "CONNECT".into(),
-        scheme: "https",
-        host: authority.to_string(),
-        port: None,
-        path: String::new(),
-    };
+    let mut subject = subject("connect", now);
+    subject.method = "CONNECT".into();
+    subject.scheme = "https";
+    subject.host = authority.to_string();
     let mut logged = Vec::new();
     let verdict = (|| {
         let host_dlp = dlp::judge_host(authority, cfg, history, now);
@@ -382,11 +414,8 @@ pub fn decide_request(
     history: &dyn History,
     now: Instant,
 ) -> Decision<RequestPlan> {
-    let mut subject = Subject {
-        event: "request",
-        method: head.method.as_str().to_string(),
-        ..Subject::default()
-    };
+    let mut subject = subject("request", now);
+    subject.method = head.method.as_str().to_string();
     let mut logged = Vec::new();
     let verdict = match via {
         Via::Tunnel(target) => {

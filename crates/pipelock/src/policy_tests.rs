@@ -8,6 +8,8 @@ use std::path::Path;
 use bottle_core::allowlist::Allowlist;
 use bottle_core::routes::RoutesFile;
 
+use bottle_core::refusal::{AskAccess, RefusalKind};
+
 use super::why::would_pass;
 use super::*;
 
@@ -84,7 +86,7 @@ fn connect(cfg: &PolicyConfig, authority: &str, h: &HeaderMap) -> Decision<Conne
 /// (kind, status, first line of the body) of a refusal.
 fn shape(d: &Denied) -> (&'static str, u16, String) {
     (
-        d.kind,
+        d.kind(),
         d.refusal.status.as_u16(),
         d.refusal.message("pipelock"),
     )
@@ -170,7 +172,10 @@ fn connect_refusals() {
         if !line.is_empty() {
             assert_eq!(msg, line, "{name}");
         }
-        assert!(denied.rule.is_some(), "{name}: a refusal names its rule");
+        assert!(
+            denied.refusal.rule.is_some(),
+            "{name}: a refusal names its rule"
+        );
         assert!(!msg.contains(&pat), "{name}: the secret is never echoed");
         assert!(
             !format!("{d:?}").contains(&pat) || name == "secret in a CONNECT header",
@@ -217,12 +222,12 @@ fn private_literal_refused_unless_an_address_line_covers_it() {
     let denied = connect(&cfg, "169.254.169.254:80", &HeaderMap::new())
         .verdict
         .unwrap_err();
-    assert_eq!(denied.kind, "private_address");
+    assert_eq!(denied.kind(), "private_address");
     assert!(denied
         .refusal
         .reason
         .starts_with("private address: 169.254.169.254 ("));
-    assert!(denied.rule.unwrap().starts_with("ssrf: "));
+    assert!(denied.refusal.rule.unwrap().starts_with("ssrf: "));
 }
 
 #[test]
@@ -231,7 +236,7 @@ fn log_mode_lets_findings_through_and_counts_them() {
     let pat = github_pat();
     let d = connect(&cfg, &format!("{pat}.echo.test:443"), &HeaderMap::new());
     // Logged, then refused for what it is: a host nobody allowed.
-    assert_eq!(d.verdict.unwrap_err().kind, "host_not_allowed");
+    assert_eq!(d.verdict.unwrap_err().kind(), "host_not_allowed");
     assert_eq!(d.logged, vec!["github-pat"]);
     assert_eq!(d.subject.host, "[REDACTED]");
 
@@ -253,7 +258,7 @@ fn strict_history_is_asked_only_for_allowed_clean_hosts() {
         &history,
         now,
     );
-    assert_eq!(d.verdict.unwrap_err().kind, "host_not_allowed");
+    assert_eq!(d.verdict.unwrap_err().kind(), "host_not_allowed");
     assert_eq!(history.hosts.get(), 0, "a refused host spends nothing");
     let d = decide_connect(
         "echo.test:443",
@@ -263,12 +268,12 @@ fn strict_history_is_asked_only_for_allowed_clean_hosts() {
         now,
     );
     let denied = d.verdict.unwrap_err();
-    assert_eq!(denied.kind, "dlp");
+    assert_eq!(denied.kind(), "dlp");
     assert!(denied
         .refusal
         .reason
         .starts_with("suspected exfiltration in request host: "));
-    assert!(denied.rule.unwrap().starts_with("dlp anomaly: "));
+    assert!(denied.refusal.rule.unwrap().starts_with("dlp anomaly: "));
     // Not strict: never asked.
     let history = Suspicious::default();
     let d = decide_connect(
@@ -363,7 +368,10 @@ fn request_refusals() {
         if !line.is_empty() {
             assert_eq!(msg, line, "{name}");
         }
-        assert!(denied.rule.is_some(), "{name}: a refusal names its rule");
+        assert!(
+            denied.refusal.rule.is_some(),
+            "{name}: a refusal names its rule"
+        );
         for secret in [&pat, &key] {
             assert!(!msg.contains(secret.as_str()), "{name}: secret echoed");
             assert!(!d.subject.path.contains(secret.as_str()), "{name}: path");
@@ -505,8 +513,8 @@ fn addresses_refusals() {
                 let msg = d.refusal.message("pipelock");
                 assert!(msg.starts_with(prefix), "{name_}: {msg}");
                 assert!(msg.contains("for echo.test"), "{name_}: {msg}");
-                assert_eq!(d.kind, "private_address");
-                assert!(d.rule.unwrap().starts_with("ssrf: "));
+                assert_eq!(d.kind(), "private_address");
+                assert!(d.refusal.rule.unwrap().starts_with("ssrf: "));
             }
         }
     }
@@ -550,7 +558,13 @@ fn why_answers_with_the_deciding_rule() {
     assert_eq!(v.rule, "allowlist: echo.test");
     let v = would_pass(&cfg, &get, "https://evil.test/x");
     assert!(!v.allowed);
-    assert_eq!(v.kind, Some("host_not_allowed"));
+    assert_eq!(v.kind, Some(RefusalKind::HostNotAllowed));
+    assert_eq!(
+        v.ask,
+        Some(AskAccess::Host {
+            host: "evil.test".into()
+        })
+    );
     assert_eq!(v.rule, "allowlist: no line or route matches evil.test:443");
     assert_eq!(v.status, Some(403));
     assert_eq!(
@@ -560,14 +574,78 @@ fn why_answers_with_the_deciding_rule() {
     let v = would_pass(&cfg, &get, "https://pass.test:9000/");
     assert!(v.allowed && v.passthrough, "{v:?}");
     let v = would_pass(&cfg, &get, &format!("http://echo.test/?k={}", aws_key()));
-    assert_eq!(v.kind, Some("dlp"));
+    assert_eq!(v.kind, Some(RefusalKind::Dlp));
+    assert_eq!(v.ask, None, "a DLP refusal never invites a request");
     assert_eq!(v.rule, "dlp pattern: aws-access-key-id");
     let v = would_pass(
         &config("", "routes:\n  - host: \"127.0.0.1:*\"\n"),
         &get,
         "https://127.0.0.1/",
     );
-    assert_eq!(v.kind, Some("private_address"));
+    assert_eq!(v.kind, Some(RefusalKind::PrivateAddress));
+    assert_eq!(v.ask, None);
     let v = would_pass(&cfg, &get, "not a url at all");
     assert!(!v.allowed);
+}
+
+#[test]
+fn every_label_pipelock_refuses_with_is_a_refusal_kind() {
+    let labels = [
+        "host_not_allowed",
+        "private_address",
+        "dlp",
+        "dlp_encoding",
+        "injection",
+        "bad_target",
+        "bad_request",
+        "nested_connect",
+        "authority_mismatch",
+        "tunnel_limit",
+        "resolve",
+        "upstream_error",
+        "upstream_timeout",
+        "upstream_unreachable",
+        "websocket_extension",
+    ];
+    for label in labels {
+        let d = Denied::forbidden(label, "x");
+        assert_eq!(d.kind(), label);
+        assert_ne!(d.refusal.kind, RefusalKind::Other, "{label}");
+        assert_eq!(d.refusal.status, StatusCode::FORBIDDEN, "status kept");
+    }
+    assert_eq!(Denied::forbidden("no_such_label", "x").kind(), "other");
+}
+
+#[test]
+fn only_a_host_refusal_invites_asking() {
+    let cfg = base();
+    let d = connect(&cfg, "evil.test:443", &HeaderMap::new())
+        .verdict
+        .unwrap_err();
+    assert_eq!(d.refusal.kind, RefusalKind::HostNotAllowed);
+    assert!(d.refusal.ask.is_some());
+    let body = d.refusal.body("pipelock", None);
+    let mut lines = body.lines();
+    assert_eq!(
+        lines.next(),
+        Some("blocked by pipelock: host not allowed: evil.test:443 (run: bottle allow evil.test)")
+    );
+    assert_eq!(
+        lines.next(),
+        Some("rule: allowlist: no line or route matches evil.test:443")
+    );
+    let pat = github_pat();
+    let h = headers(&[("x-token", &pat)]);
+    let d = connect(&cfg, "echo.test:443", &h).verdict.unwrap_err();
+    assert_eq!(d.refusal.ask, None);
+    assert!(!d.refusal.body("pipelock", None).contains(&pat));
+    // A private address is never askable, however it is reached.
+    let d = decide_addresses(
+        &Host::Name("echo.test".into()),
+        &["127.0.0.1".parse().unwrap()],
+        &cfg.live,
+        false,
+    )
+    .unwrap_err();
+    assert_eq!(d.refusal.ask, None);
 }

@@ -31,6 +31,8 @@ pub struct State {
     pub mcp_sessions: Arc<crate::mcp::Sessions>,
     pub tasks: TaskCount,
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// supervise's URL as the agent reaches it: refusals the agent may ask about say how.
+    pub supervise_url: Option<bottle_core::refusal::SuperviseUrl>,
 }
 
 /// Counts live connection tasks so SIGTERM can wait for them: the listener's connections run
@@ -120,9 +122,14 @@ impl State {
         subject: &Subject,
         denied: Denied,
         started: Instant,
-        extra: serde_json::Map<String, serde_json::Value>,
+        mut extra: serde_json::Map<String, serde_json::Value>,
     ) -> Response<BoxBody> {
-        self.metrics.refusal(denied.kind);
+        // The metric label, the audit's `refusal` and `rule` all come from the refusal.
+        extra.insert("refusal".into(), denied.kind().into());
+        if let Some(rule) = &denied.refusal.rule {
+            extra.insert("rule".into(), self.dlp.scrub(rule.clone()).into());
+        }
+        self.metrics.refusal(denied.kind());
         for d in &denied.blocked_by {
             self.metrics.dlp(d, "block");
         }
@@ -130,13 +137,15 @@ impl State {
         self.audit(
             subject,
             "deny",
-            Some(format!("{}: {}", denied.kind, denied.refusal.reason)),
+            Some(format!("{}: {}", denied.kind(), denied.refusal.reason)),
             Some(denied.refusal.status.as_u16()),
             0,
             0,
             started,
             extra,
         );
-        denied.refusal.response(COMPONENT)
+        denied
+            .refusal
+            .response_for(COMPONENT, self.supervise_url.as_ref())
     }
 }

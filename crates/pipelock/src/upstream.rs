@@ -358,7 +358,7 @@ mod tests {
         ];
         for (e, kind, status) in rows {
             let d = e.denial();
-            assert_eq!((d.kind, d.refusal.status), (kind, status), "{e}");
+            assert_eq!((d.kind(), d.refusal.status), (kind, status), "{e}");
             assert_eq!(
                 d.refusal.reason,
                 e.to_string(),

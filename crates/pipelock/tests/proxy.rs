@@ -46,7 +46,8 @@ async fn allowed_and_refused_over_http_and_https_with_curl() {
     );
     assert!(code == 403 || code == 0, "code {code}");
     assert!(err.contains("403"), "{err}");
-    // Refused HTTP: body is the one-line refusal with the hint.
+    // Refused HTTP: the body's first line is the refusal with the hint, then the rule
+    // that decided and what the operator can run.
     let (code, body, _) = curl(
         p.addr,
         &ca,
@@ -57,7 +58,9 @@ async fn allowed_and_refused_over_http_and_https_with_curl() {
     assert_eq!(
         body,
         format!(
-            "blocked by pipelock: host not allowed: other.test:{0} (run: bottle allow other.test:{0})\n",
+            "blocked by pipelock: host not allowed: other.test:{0} (run: bottle allow other.test:{0})\n\
+             rule: allowlist: no line or route matches other.test:{0}\n\
+             operator: bottle allow other.test:{0}\n",
             env.http_port()
         )
     );

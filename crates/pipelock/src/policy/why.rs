@@ -25,13 +25,15 @@ pub struct WhyVerdict {
     /// refused it (`allowlist: no line or route matches evil.example:443`, `ssrf: ...`,
     /// `dlp pattern: github-pat`).
     pub rule: String,
-    /// The refusal's metric label (`host_not_allowed`, `private_address`, `dlp`, ...).
-    pub kind: Option<&'static str>,
+    /// The refusal's kind (its label: `host_not_allowed`, `private_address`, `dlp`, ...).
+    pub kind: Option<bottle_core::refusal::RefusalKind>,
     /// The HTTP status the agent would get when refused.
     pub status: Option<u16>,
     /// The first body line the agent would get when refused
     /// (`blocked by pipelock: host not allowed: ...`).
     pub message: Option<String>,
+    /// What the agent may ask the operator for (askable kinds only).
+    pub ask: Option<bottle_core::refusal::AskAccess>,
     /// Allowed through a `tls_passthrough` route: nothing inside the tunnel is judged.
     pub passthrough: bool,
 }
@@ -40,10 +42,15 @@ impl WhyVerdict {
     fn refused(d: Denied) -> WhyVerdict {
         WhyVerdict {
             allowed: false,
-            rule: d.rule.clone().unwrap_or_else(|| d.kind.to_string()),
-            kind: Some(d.kind),
+            rule: d
+                .refusal
+                .rule
+                .clone()
+                .unwrap_or_else(|| d.kind().to_string()),
+            kind: Some(d.refusal.kind),
             status: Some(d.refusal.status.as_u16()),
             message: Some(d.refusal.message(super::COMPONENT)),
+            ask: d.refusal.ask.as_deref().cloned(),
             passthrough: false,
         }
     }
@@ -54,6 +61,7 @@ impl WhyVerdict {
             kind: None,
             status: None,
             message: None,
+            ask: None,
             passthrough,
         }
     }
