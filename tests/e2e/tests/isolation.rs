@@ -20,30 +20,11 @@ use std::time::Duration;
 
 use bottle_e2e::{
     agent_container, agent_sh, docker, docker_or_skip, project_objects, require_images, run_cmd,
-    Home, Origin, Run, TempDir, ORIGIN_NAMES,
+    Checks, Home, Origin, Run, TempDir, ORIGIN_NAMES,
 };
 
 const START: Duration = Duration::from_secs(300);
 const SHORT: Duration = Duration::from_secs(90);
-
-#[derive(Default)]
-struct Checks {
-    passed: usize,
-    failed: Vec<String>,
-}
-
-impl Checks {
-    fn check(&mut self, what: &str, ok: bool, detail: impl FnOnce() -> String) {
-        if ok {
-            self.passed += 1;
-            eprintln!("  ok   {what}");
-        } else {
-            let d = detail();
-            eprintln!("  FAIL {what}\n{d}");
-            self.failed.push(format!("{what}: {d}"));
-        }
-    }
-}
 
 /// A DNS listener (UDP and TCP) recording the query names it receives.
 struct DnsTrap {
@@ -569,14 +550,5 @@ fn network_isolation() {
     let left = project_objects(&project);
     c.check("nothing left", left.is_empty(), || format!("{left:?}"));
     drop(trap);
-    eprintln!(
-        "network isolation: {} passed, {} failed",
-        c.passed,
-        c.failed.len()
-    );
-    assert!(
-        c.failed.is_empty(),
-        "failed checks:\n{}",
-        c.failed.join("\n---\n")
-    );
+    c.finish("network isolation");
 }
