@@ -151,7 +151,7 @@ const PUBLIC_SUFFIXES: &[&str] = &[
 /// `until=` past the breadth rules (which judge the entry alone), so they are refused before
 /// parsing.
 pub fn check_syntax(entry: &str) -> Result<(), String> {
-    if entry.contains('\n') || entry.contains('#') || entry.contains(char::is_whitespace) {
+    if entry.contains('\n') || entry.contains('#') || entry.trim().contains(char::is_whitespace) {
         return Err(format!(
             "allowlist entry `{entry}` must be one host, pattern, address or CIDR"
         ));
@@ -481,6 +481,8 @@ mod tests {
                 "{e}"
             );
         }
+        // Surrounding whitespace is not an option: it is trimmed as before.
+        assert_eq!(check_syntax(" example.com\t"), Ok(()));
     }
 
     #[test]
