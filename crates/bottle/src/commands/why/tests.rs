@@ -127,3 +127,30 @@ fn answers_hold_no_control_characters() {
         "{a:?}"
     );
 }
+
+#[test]
+fn exit_codes_are_0_allowed_1_refused_usage_error_for_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("allowlist"), ALLOW).unwrap();
+    let args = |url: &str, method: &str| WhyArgs {
+        url: url.into(),
+        method: method.into(),
+        bottle: None,
+        config_dir: Some(dir.path().to_path_buf()),
+    };
+    assert_eq!(run(&args("https://asked.example/", "GET")).unwrap(), 0);
+    assert_eq!(run(&args("https://nope.example/", "GET")).unwrap(), 1);
+    assert!(matches!(run(&args("nope", "GET")), Err(Error::Usage(_))));
+    assert!(matches!(
+        run(&args("https://asked.example/", "NOT A METHOD")),
+        Err(Error::Usage(_))
+    ));
+}
+
+#[test]
+fn a_broken_live_config_is_an_error_not_a_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("allowlist"), "not a host pattern!!\n").unwrap();
+    let q = Question::parse("https://asked.example/", "GET").unwrap();
+    assert!(explain(dir.path(), &q).is_err());
+}
