@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bottle_core::body::full;
-use bottle_core::{BoxBody, BoxError};
+use bottle_core::{BoxBody, BoxError, RefusalKind};
 use bytes::Bytes;
-use http::{header, HeaderMap, Request, Response, StatusCode};
+use http::{header, HeaderMap, Request, Response};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -171,7 +171,7 @@ pub(crate) async fn upload_pack(
 ) -> Response<BoxBody> {
     if !content_type_is(req.headers(), "application/x-git-upload-pack-request") {
         return refuse(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            RefusalKind::UnsupportedMediaType,
             "wrong content type for git-upload-pack",
         );
     }
@@ -186,17 +186,15 @@ pub(crate) async fn upload_pack(
         Some("gzip" | "x-gzip") => true,
         Some(other) => {
             return refuse(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                RefusalKind::UnsupportedMediaType,
                 format!("content encoding {other} not supported"),
             )
         }
     };
     let raw = match read_body(req.into_body(), MAX_UPLOAD_REQUEST).await {
         BodyRead::Complete(b) => b,
-        BodyRead::TooLarge => {
-            return refuse(StatusCode::PAYLOAD_TOO_LARGE, "fetch request too large")
-        }
-        BodyRead::Failed(e) => return refuse(StatusCode::BAD_REQUEST, e),
+        BodyRead::TooLarge => return refuse(RefusalKind::BodyTooLarge, "fetch request too large"),
+        BodyRead::Failed(e) => return refuse(RefusalKind::BadRequest, e),
     };
     let body = if gzip {
         let mut out = Vec::new();
@@ -208,11 +206,11 @@ pub(crate) async fn upload_pack(
             Ok(n) if n <= MAX_UPLOAD_REQUEST => out,
             Ok(_) => {
                 return refuse(
-                    StatusCode::PAYLOAD_TOO_LARGE,
+                    RefusalKind::BodyTooLarge,
                     "fetch request too large after decompression",
                 )
             }
-            Err(_) => return refuse(StatusCode::BAD_REQUEST, "bad gzip body"),
+            Err(_) => return refuse(RefusalKind::BadRequest, "bad gzip body"),
         }
     } else {
         raw
@@ -220,7 +218,7 @@ pub(crate) async fn upload_pack(
     let mirror = gate.mirror(&repo.name);
     if !mirror.dir.join("HEAD").is_file() {
         return refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
+            RefusalKind::Unavailable,
             "mirror not ready: fetch info/refs first",
         );
     }
@@ -230,7 +228,7 @@ pub(crate) async fn upload_pack(
         Ok(c) => c,
         Err(e) => {
             return refuse(
-                StatusCode::BAD_GATEWAY,
+                RefusalKind::UpstreamError,
                 format!("cannot run git upload-pack: {e}"),
             )
         }
@@ -238,7 +236,7 @@ pub(crate) async fn upload_pack(
     let (Some(mut stdin), Some(stdout), Some(mut stderr)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
-        return refuse(StatusCode::BAD_GATEWAY, "cannot run git upload-pack");
+        return refuse(RefusalKind::UpstreamError, "cannot run git upload-pack");
     };
     tokio::spawn(async move {
         let _ = stdin.write_all(&body).await;

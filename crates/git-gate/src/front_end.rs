@@ -8,16 +8,15 @@
 //! Everything else (dumb HTTP, WebDAV, LFS, archives, other names, odd spellings) is refused.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use bottle_core::serve::{ServeLimits, ServeOptions};
-use bottle_core::BoxBody;
-use http::{Method, Request, Response, StatusCode};
+use bottle_core::{AuditDecision, BoxBody, Refusal, RefusalKind, RequestContext};
+use http::{Method, Request, Response};
 use hyper::body::Incoming;
 use tokio::net::TcpListener;
 
 use crate::gate::Gate;
-use crate::smart_http::{refuse, Service, COMPONENT};
+use crate::smart_http::{Service, COMPONENT};
 use crate::{fetch, receive};
 
 #[derive(Debug, PartialEq, Eq)]
@@ -36,16 +35,12 @@ fn valid_repo_name(name: &str) -> bool {
 }
 
 /// Exact routing: no percent-decoding, no normalisation.
-fn route(
-    method: &Method,
-    path: &str,
-    query: Option<&str>,
-) -> Result<(String, Endpoint), Box<Response<BoxBody>>> {
+fn route(method: &Method, path: &str, query: Option<&str>) -> Result<(String, Endpoint), Refusal> {
     let not_git = || {
-        Box::new(refuse(
-            StatusCode::NOT_FOUND,
+        Refusal::of(
+            RefusalKind::NotGitEndpoint,
             "not a git smart-HTTP endpoint (only /<repo>.git/info/refs, git-upload-pack, git-receive-pack)",
-        ))
+        )
     };
     let rest = path.strip_prefix('/').ok_or_else(not_git)?;
     let (name, tail) = rest.split_once(".git/").ok_or_else(not_git)?;
@@ -57,10 +52,10 @@ fn route(
             match query {
                 Some("service=git-upload-pack") => Endpoint::InfoRefs(Service::UploadPack),
                 Some("service=git-receive-pack") => Endpoint::InfoRefs(Service::ReceivePack),
-                _ => return Err(Box::new(refuse(
-                    StatusCode::FORBIDDEN,
+                _ => return Err(Refusal::of(
+                    RefusalKind::DumbHttp,
                     "dumb HTTP is not supported: use service=git-upload-pack or git-receive-pack",
-                ))),
+                )),
             }
         }
         (&Method::POST, "git-upload-pack") if query.is_none() => Endpoint::Rpc(Service::UploadPack),
@@ -68,10 +63,10 @@ fn route(
             Endpoint::Rpc(Service::ReceivePack)
         }
         (_, "info/refs" | "git-upload-pack" | "git-receive-pack") => {
-            return Err(Box::new(refuse(
-                StatusCode::METHOD_NOT_ALLOWED,
+            return Err(Refusal::of(
+                RefusalKind::EndpointMethod,
                 "method not allowed",
-            )))
+            ))
         }
         _ => return Err(not_git()),
     };
@@ -101,36 +96,23 @@ pub async fn serve(
 
 /// Handles one request.
 pub async fn handle(gate: Arc<Gate>, req: Request<Incoming>) -> Response<BoxBody> {
-    let started = Instant::now();
+    let mut ctx = RequestContext::new(COMPONENT, "request");
+    ctx.method = req.method().to_string();
+    ctx.scheme = "http";
+    ctx.path = req.uri().path().chars().take(200).collect();
     let (name, ep) = match route(req.method(), req.uri().path(), req.uri().query()) {
         Ok(r) => r,
-        Err(resp) => {
-            gate.metrics.request("other", "refused");
-            audit_http(
-                &gate,
-                &req,
-                resp.status(),
-                "refused: not a smart-HTTP endpoint",
-                started,
-            );
-            return *resp;
-        }
+        Err(r) => return refuse_request(&gate, &ctx, r),
     };
-    let method = req.method().clone();
     let path = req.uri().path().to_string();
     // One config snapshot for the whole request.
     let cfg = (gate.config)();
     let Some(repo) = cfg.repo(&name) else {
-        gate.metrics.request("other", "refused");
-        let resp = refuse(StatusCode::NOT_FOUND, format!("unknown repository: {name}"));
-        audit_http(
-            &gate,
-            &req,
-            resp.status(),
-            "refused: unknown repository",
-            started,
+        let r = Refusal::of(
+            RefusalKind::UnknownRepository,
+            format!("unknown repository: {name}"),
         );
-        return resp;
+        return refuse_request(&gate, &ctx, r);
     };
     let resp = match ep {
         Endpoint::InfoRefs(svc) => fetch::info_refs(&gate, &repo, svc, req.headers()).await,
@@ -141,27 +123,21 @@ pub async fn handle(gate: Arc<Gate>, req: Request<Incoming>) -> Response<BoxBody
         ep,
         Endpoint::InfoRefs(_) | Endpoint::Rpc(Service::UploadPack)
     ) {
-        let mut ev = bottle_core::AuditEvent::new(
-            COMPONENT,
-            if matches!(ep, Endpoint::InfoRefs(_)) {
-                "advertise"
-            } else {
-                "fetch"
-            },
-            if resp.status().is_success() {
-                "allow"
-            } else {
-                "error"
-            },
-        );
-        ev.method = method.to_string();
-        ev.scheme = "http".into();
-        ev.path = path;
-        ev.status = Some(resp.status().as_u16());
-        ev.duration_ms = started.elapsed().as_millis() as u64;
-        ev.extra
+        ctx.event = if matches!(ep, Endpoint::InfoRefs(_)) {
+            "advertise"
+        } else {
+            "fetch"
+        };
+        ctx.path = path;
+        ctx.extra
             .insert("repo".into(), serde_json::Value::from(name.clone()));
-        gate.audit.record(ev);
+        let decision = if resp.status().is_success() {
+            AuditDecision::Allow
+        } else {
+            AuditDecision::Error
+        };
+        gate.audit
+            .record(ctx.event(decision, None, Some(resp.status().as_u16())));
     }
     let label = match ep {
         Endpoint::InfoRefs(_) => "info-refs",
@@ -179,21 +155,15 @@ pub async fn handle(gate: Arc<Gate>, req: Request<Incoming>) -> Response<BoxBody
     resp
 }
 
-fn audit_http<B>(
-    gate: &Gate,
-    req: &Request<B>,
-    status: StatusCode,
-    reason: &str,
-    started: Instant,
-) {
-    let mut ev = bottle_core::AuditEvent::new(COMPONENT, "request", "deny");
-    ev.reason = Some(reason.to_string());
-    ev.method = req.method().to_string();
-    ev.scheme = "http".into();
-    ev.path = req.uri().path().chars().take(200).collect();
-    ev.status = Some(status.as_u16());
-    ev.duration_ms = started.elapsed().as_millis() as u64;
+/// A request refused before any git service runs: counted, audited as `deny` (with its kind
+/// as `refusal`) and answered, all from the one refusal.
+fn refuse_request(gate: &Gate, ctx: &RequestContext, r: Refusal) -> Response<BoxBody> {
+    gate.metrics.request("other", "refused");
+    let mut ev = ctx.refusal_event(&r);
+    // Every request refusal here is a policy decision about the endpoint, whatever its status.
+    ev.decision = AuditDecision::Deny.into();
     gate.audit.record(ev);
+    r.response(COMPONENT)
 }
 
 #[cfg(test)]
@@ -249,6 +219,19 @@ mod tests {
         for (m, path, q) in refused {
             assert!(route(m, path, q).is_err(), "{m} {path} {q:?}");
         }
+        let kind = |m: &Method, p: &str, q: Option<&str>| route(m, p, q).err().map(|r| r.kind);
+        assert_eq!(
+            kind(&g, "/demo.git/info/refs", None),
+            Some(RefusalKind::DumbHttp)
+        );
+        assert_eq!(
+            kind(&g, "/demo.git/HEAD", None),
+            Some(RefusalKind::NotGitEndpoint)
+        );
+        assert_eq!(
+            kind(&p, "/demo.git/info/refs", None),
+            Some(RefusalKind::EndpointMethod)
+        );
         assert!(route(
             &Method::from_bytes(b"PROPFIND").unwrap_or(Method::GET),
             "/demo.git/info/refs",

@@ -7,9 +7,9 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bottle_core::{BoxBody, BoxError};
+use bottle_core::{BoxBody, BoxError, RefusalKind};
 use bytes::Bytes;
-use http::{header, Request, Response, StatusCode};
+use http::{header, Request, Response};
 use http_body_util::StreamBody;
 use hyper::body::{Frame, Incoming};
 use tokio::io::AsyncReadExt;
@@ -100,14 +100,14 @@ pub(crate) async fn receive_pack(
 ) -> Response<BoxBody> {
     if !content_type_is(req.headers(), "application/x-git-receive-pack-request") {
         return refuse(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            RefusalKind::UnsupportedMediaType,
             "wrong content type for git-receive-pack",
         );
     }
     if let Some(enc) = req.headers().get(header::CONTENT_ENCODING) {
         if enc.as_bytes() != b"identity" {
             return refuse(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                RefusalKind::UnsupportedMediaType,
                 "compressed push bodies are not accepted",
             );
         }
@@ -122,7 +122,7 @@ pub(crate) async fn receive_pack(
         match intake::read_push_body(req.into_body(), cap, &gate.spill, BODY_IDLE_TIMEOUT).await {
             intake::BodyRead::Complete(b) => (b, None),
             intake::BodyRead::TooLarge { head, total } => (PushBody::Memory(head), Some(total)),
-            intake::BodyRead::Failed(e) => return refuse(StatusCode::BAD_REQUEST, e),
+            intake::BodyRead::Failed(e) => return refuse(RefusalKind::BadRequest, e),
         };
     let bytes = too_large.unwrap_or(body.len());
     // git's probe before a large chunked push: an empty command list.
@@ -135,7 +135,7 @@ pub(crate) async fn receive_pack(
             Ok(p) => {
                 return decide_and_refuse(gate, repo, &p, Intake::PackTooLarge { total }, bytes)
             }
-            Err(_) => return refuse(StatusCode::PAYLOAD_TOO_LARGE, "push too large"),
+            Err(_) => return refuse(RefusalKind::BodyTooLarge, "push too large"),
         }
     } else {
         // A spilled body is parsed from its head: the pack must begin there.
@@ -146,7 +146,7 @@ pub(crate) async fn receive_pack(
                 let caps = request::sniff_caps(body.head());
                 if caps.sideband() == crate::pktline::Sideband::None {
                     return refuse(
-                        StatusCode::BAD_REQUEST,
+                        RefusalKind::BadRequest,
                         format!("malformed push request: {e}"),
                     );
                 }
@@ -181,7 +181,7 @@ async fn busy_refusal(
 ) -> Response<BoxBody> {
     let (head, total) = match intake::read_head_and_drain(body, cap, BODY_IDLE_TIMEOUT).await {
         Ok(r) => r,
-        Err(e) => return refuse(StatusCode::BAD_REQUEST, e),
+        Err(e) => return refuse(RefusalKind::BadRequest, e),
     };
     let intake = Intake::NoPushSlot {
         limit: gate.push_slots.max,
@@ -192,10 +192,7 @@ async fn busy_refusal(
     }
     match request::parse_commands_only(&head) {
         Ok(p) => decide_and_refuse(gate, repo, &p, intake, total),
-        Err(_) => refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            gate.push_slots.busy_reason(),
-        ),
+        Err(_) => refuse(RefusalKind::Unavailable, gate.push_slots.busy_reason()),
     }
 }
 

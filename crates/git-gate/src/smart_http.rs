@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use bottle_core::body::{empty, full};
-use bottle_core::{BoxBody, Refusal};
+use bottle_core::{BoxBody, Refusal, RefusalKind};
 use http::{header, HeaderMap, Response, StatusCode};
 
 use crate::config::RepoConfig;
@@ -32,9 +32,11 @@ impl Service {
     }
 }
 
-/// A refusal of the request itself (not of a ref): status, reason, `X-Bottle-Blocked`.
-pub(crate) fn refuse(status: StatusCode, reason: impl Into<String>) -> Response<BoxBody> {
-    Refusal::new(status, reason).response(COMPONENT)
+/// A refusal of the request itself (not of a ref): the kind's status, the reason,
+/// `X-Bottle-Blocked`. None of git-gate's request refusals is something the agent could ask
+/// for (repositories and endpoints are the operator's), so there are no ask lines.
+pub(crate) fn refuse(kind: RefusalKind, reason: impl Into<String>) -> Response<BoxBody> {
+    Refusal::of(kind, reason).response(COMPONENT)
 }
 
 /// receive-pack checks objects (fsck, size) and hands every push to git-gate's hook; its

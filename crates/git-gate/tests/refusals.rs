@@ -419,6 +419,17 @@ fn dumb_http_webdav_and_unknown_repos_refused() {
             "{m} {t}"
         );
     }
+    // each refusal's audit line names its kind (issue 14)
+    let kinds: Vec<String> = c
+        .env
+        .audit_lines()
+        .iter()
+        .filter(|l| l["event"] == "request" && l["decision"] == "deny")
+        .filter_map(|l| l["refusal"].as_str().map(str::to_string))
+        .collect();
+    for k in ["not_git_endpoint", "dumb_http", "unknown_repository"] {
+        assert!(kinds.iter().any(|x| x == k), "{k} in {kinds:?}");
+    }
     // push with an Authorization header of the agent's own: irrelevant, still judged
     let (status, _, _) = http(
         addr,
