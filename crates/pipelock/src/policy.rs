@@ -67,6 +67,11 @@ impl Denied {
         self.refusal.rule = Some(rule.into());
         self
     }
+    /// Answers with `status` instead of the kind's own.
+    pub fn with_status(mut self, status: StatusCode) -> Denied {
+        self.refusal.status = status;
+        self
+    }
     /// The metric label.
     pub fn kind(&self) -> &'static str {
         self.refusal.kind.label()
@@ -277,13 +282,13 @@ pub fn admit(live: &LiveConfig, host: &Host, port: u16) -> Result<(Tunnel, Strin
         let refusal = refusal
             .with_rule(format!("allowlist: no line or route matches {authority}"))
             .with_ask(AskAccess::host(host, port));
-        return Err(Denied::new("host_not_allowed", refusal));
+        return Err(Denied::from(refusal));
     }
     if let Host::Ip(ip) = host {
         if let Some(why) = bottle_core::ssrf::private_reason(*ip) {
             if !live.allowlist.covers_addr(*ip) {
-                return Err(Denied::forbidden(
-                    "private_address",
+                return Err(Denied::of(
+                    RefusalKind::PrivateAddress,
                     format!("private address: {ip} ({why})"),
                 )
                 .rule(format!("ssrf: {why}")));
@@ -348,9 +353,8 @@ pub fn decide_connect(
         logged.extend(host_dlp.logged);
         host_dlp.verdict?;
         let (host, port) = bottle_core::split_host_port(authority, 443).map_err(|e| {
-            Denied::status(
-                "bad_target",
-                StatusCode::BAD_REQUEST,
+            Denied::of(
+                RefusalKind::BadTarget,
                 format!("bad CONNECT target {authority:?}: {e}"),
             )
             .rule("request: CONNECT target is not host:port")
@@ -395,9 +399,9 @@ pub fn decide_addresses(
             Host::Ip(_) => format!("private address: {ip} ({why})"),
             Host::Name(n) => format!("private address: {ip} ({why}) for {n}"),
         };
-        return Err(Denied::new(
-            "private_address",
-            Refusal::forbidden(what).with_hint(format!("allow it with an address line: {ip}")),
+        return Err(Denied::from(
+            Refusal::of(RefusalKind::PrivateAddress, what)
+                .with_hint(format!("allow it with an address line: {ip}")),
         )
         .rule(format!("ssrf: {why}")));
     }
@@ -454,20 +458,14 @@ pub fn decide_request(
 }
 
 fn several_hosts() -> Denied {
-    Denied::status(
-        "bad_request",
-        StatusCode::BAD_REQUEST,
-        "several Host headers",
-    )
-    .rule("request: one Host header")
+    Denied::of(RefusalKind::BadRequest, "several Host headers").rule("request: one Host header")
 }
 
 /// A decrypted request must name the CONNECT target (URI authority and Host alike).
 fn inner_target(head: RequestHead<'_>, target: &Target) -> Result<(), Denied> {
     if head.method == Method::CONNECT {
-        return Err(Denied::status(
-            "nested_connect",
-            StatusCode::METHOD_NOT_ALLOWED,
+        return Err(Denied::of(
+            RefusalKind::NestedConnect,
             "CONNECT inside an intercepted tunnel is not allowed",
         )
         .rule("tunnel: no CONNECT inside"));
@@ -487,8 +485,8 @@ fn inner_target(head: RequestHead<'_>, target: &Target) -> Result<(), Denied> {
         match bottle_core::split_host_port(&a, 443) {
             Ok((h, p)) if h == target.host && p == target.port => seen += 1,
             _ => {
-                return Err(Denied::forbidden(
-                    "authority_mismatch",
+                return Err(Denied::of(
+                    RefusalKind::AuthorityMismatch,
                     format!(
                         "request authority {a:?} does not match the CONNECT target {}",
                         target.host.to_authority(target.port)
@@ -499,12 +497,8 @@ fn inner_target(head: RequestHead<'_>, target: &Target) -> Result<(), Denied> {
         }
     }
     if seen == 0 {
-        return Err(Denied::status(
-            "bad_request",
-            StatusCode::BAD_REQUEST,
-            "request has no Host",
-        )
-        .rule("request: a Host is required"));
+        return Err(Denied::of(RefusalKind::BadRequest, "request has no Host")
+            .rule("request: a Host is required"));
     }
     Ok(())
 }
@@ -523,17 +517,13 @@ fn plain_target(
         Some("http") => ("http", 80),
         Some("https") => ("https", 443),
         None => {
-            return Err(Denied::status(
-                "bad_request",
-                StatusCode::BAD_REQUEST,
+            return Err(Denied::of(RefusalKind::BadRequest,
                 "pipelock is a forward proxy: send absolute-form requests (http://host/path) or CONNECT",
             )
             .rule("request: absolute form"))
         }
         Some(other) => {
-            return Err(Denied::status(
-                "bad_request",
-                StatusCode::BAD_REQUEST,
+            return Err(Denied::of(RefusalKind::BadRequest,
                 format!("unsupported scheme {other:?}"),
             )
             .rule("request: http or https"))
@@ -549,7 +539,9 @@ fn plain_target(
     logged.extend(host_dlp.logged);
     host_dlp.verdict?;
     let (host, port) = bottle_core::split_host_port(auth, default_port).map_err(|e| {
-        Denied::forbidden("bad_target", format!("bad host {auth:?}: {e}"))
+        // 403, not the kind's 400: what this refusal has always answered.
+        Denied::of(RefusalKind::BadTarget, format!("bad host {auth:?}: {e}"))
+            .with_status(StatusCode::FORBIDDEN)
             .rule("request: URL host is not host[:port]")
     })?;
     subject.host = host.to_string();
@@ -565,8 +557,8 @@ fn plain_target(
             .and_then(|h| bottle_core::split_host_port(h, default_port).ok())
             .is_some_and(|(hh, hp)| hh == host && hp == port);
         if !same {
-            return Err(Denied::forbidden(
-                "authority_mismatch",
+            return Err(Denied::of(
+                RefusalKind::AuthorityMismatch,
                 format!(
                     "Host header does not match the request target {}",
                     host.to_authority(port)
@@ -612,7 +604,7 @@ fn proceed(
     logged.extend(judged.logged);
     let head_logged = judged.verdict?;
     let host_header = HeaderValue::from_str(&authority).map_err(|_| {
-        Denied::status("bad_target", StatusCode::BAD_REQUEST, "bad authority")
+        Denied::of(RefusalKind::BadTarget, "bad authority")
             .rule("request: authority is a valid header")
     })?;
     let body = BodyPlan {
@@ -623,12 +615,8 @@ fn proceed(
     let url: Uri = format!("{scheme}://{authority}{path_q}")
         .parse()
         .map_err(|e| {
-            Denied::status(
-                "bad_target",
-                StatusCode::BAD_REQUEST,
-                format!("bad URL: {e}"),
-            )
-            .rule("request: URL is valid")
+            Denied::of(RefusalKind::BadTarget, format!("bad URL: {e}"))
+                .rule("request: URL is valid")
         })?;
     Ok(RequestPlan {
         scheme,
@@ -655,9 +643,8 @@ fn authority_for(scheme: &str, target: &Target) -> String {
 /// The body is scanned as sent or decoded once; anything else cannot be scanned.
 pub fn body_coding(headers: &HeaderMap) -> Result<BodyCoding, Denied> {
     let codings = bottle_core::body::parse_codings(headers).map_err(|one| {
-        Denied::status(
-            "dlp_encoding",
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        Denied::of(
+            RefusalKind::DlpEncoding,
             format!("request Content-Encoding {one:?} cannot be scanned"),
         )
         .rule("dlp: request bodies must be scannable")
@@ -665,9 +652,8 @@ pub fn body_coding(headers: &HeaderMap) -> Result<BodyCoding, Denied> {
     match codings.len() {
         0 => Ok(BodyCoding::AsSent),
         1 => Ok(BodyCoding::Decode(codings)),
-        _ => Err(Denied::status(
-            "dlp_encoding",
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        _ => Err(Denied::of(
+            RefusalKind::DlpEncoding,
             "stacked request Content-Encodings cannot be scanned",
         )
         .rule("dlp: request bodies must be scannable")),

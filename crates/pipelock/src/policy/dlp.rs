@@ -8,6 +8,8 @@ use bottle_dlp::anomaly;
 use bottle_dlp::{Detector, Finding};
 use http::header::{self, HeaderMap};
 
+use bottle_core::refusal::RefusalKind;
+
 use super::{admit, Denied, History, PolicyView};
 
 /// A DLP judgement: whether anything was found (the field is then redacted in the audit
@@ -45,8 +47,8 @@ pub fn dlp_denied(what: &str, dets: &[&'static str]) -> Denied {
     } else {
         ("secret detected", "dlp pattern")
     };
-    Denied::forbidden(
-        "dlp",
+    Denied::of(
+        RefusalKind::Dlp,
         format!("{found} in request {what}: {}", dets.join(", ")),
     )
     .rule(format!("{rule}: {}", dets.join(", ")))
