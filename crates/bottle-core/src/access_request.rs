@@ -314,7 +314,7 @@ fn open_private_new(path: &Path) -> std::io::Result<std::fs::File> {
 
 /// The file's bytes if it is a regular file no larger than `max`; `Ok(None)` when absent. A
 /// symlink is not followed: nobody but the two writers should put anything here, and a link
-/// could point anywhere.
+/// could point anywhere (for the launcher, into the operator's home).
 fn read_capped(path: &Path, max: u64) -> Result<Option<Vec<u8>>, ReadError> {
     let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
@@ -327,16 +327,45 @@ fn read_capped(path: &Path, max: u64) -> Result<Option<Vec<u8>>, ReadError> {
     if meta.len() > max {
         return Err(ReadError::TooLarge(meta.len()));
     }
+    read_same_file(path, &meta, max).map(Some)
+}
+
+/// Reads `path` only if the file opened is the one `seen` describes. `open` follows a
+/// symlink, so a file swapped for a link between the `lstat` and the `open` (the requests
+/// directory is writable from the supervise container) would otherwise be read wherever it
+/// points: the opened file's own metadata must be a regular file with the same device and
+/// inode.
+fn read_same_file(path: &Path, seen: &std::fs::Metadata, max: u64) -> Result<Vec<u8>, ReadError> {
     use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| ReadError::Io(e.to_string()))?;
+    let opened = f.metadata().map_err(|e| ReadError::Io(e.to_string()))?;
+    if !opened.is_file() {
+        return Err(ReadError::NotRegular);
+    }
+    if !same_file(seen, &opened) {
+        return Err(ReadError::Io("replaced while being read".into()));
+    }
     let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(max + 1).read_to_end(&mut bytes))
+    f.take(max + 1)
+        .read_to_end(&mut bytes)
         .map_err(|e| ReadError::Io(e.to_string()))?;
     if bytes.len() as u64 > max {
         // Grown between the check and the read.
         return Err(ReadError::TooLarge(bytes.len() as u64));
     }
-    Ok(Some(bytes))
+    Ok(bytes)
+}
+
+#[cfg(unix)]
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
+/// Without inode numbers only the type check above holds.
+#[cfg(not(unix))]
+fn same_file(_: &std::fs::Metadata, _: &std::fs::Metadata) -> bool {
+    true
 }
 
 #[cfg(test)]

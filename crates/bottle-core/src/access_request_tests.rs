@@ -221,3 +221,46 @@ fn states_over_time() {
         "approved"
     );
 }
+
+/// The requests directory is writable from the supervise container: a file that was a regular
+/// file when checked and is a symlink (or another file) when opened is not read through.
+#[cfg(unix)]
+#[test]
+fn a_file_swapped_between_check_and_open_is_not_read() {
+    let (state, id) = with_request();
+    let dir = requests_dir(state.path());
+    let path = dir.join(format!("{id}.decision.json"));
+    std::fs::write(
+        &path,
+        serde_json::to_vec(&decision("denied", None)).unwrap(),
+    )
+    .unwrap();
+    let seen = std::fs::symlink_metadata(&path).unwrap();
+    // The swap: a valid approval elsewhere (the operator's home, for the launcher), linked in.
+    let elsewhere = state.path().join("elsewhere.json");
+    std::fs::write(
+        &elsewhere,
+        serde_json::to_vec(&decision("approved", None)).unwrap(),
+    )
+    .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
+    let got = read_same_file(&path, &seen, MAX_DECISION_BYTES);
+    assert!(got.is_err(), "read through a swapped-in link: {got:?}");
+    // The same with a regular file renamed over it (another inode).
+    let other = dir.join("other.tmp");
+    std::fs::write(
+        &other,
+        serde_json::to_vec(&decision("approved", None)).unwrap(),
+    )
+    .unwrap();
+    std::fs::rename(&other, &path).unwrap();
+    assert!(read_same_file(&path, &seen, MAX_DECISION_BYTES).is_err());
+    // Unswapped, the file is read.
+    let now = std::fs::symlink_metadata(&path).unwrap();
+    assert!(read_same_file(&path, &now, MAX_DECISION_BYTES).is_ok());
+    assert_eq!(
+        read_decision(&dir, &id).unwrap().map(|d| d.decision),
+        Some("approved".to_owned())
+    );
+}
