@@ -15,6 +15,7 @@ pub mod policy;
 pub mod render;
 pub mod signals;
 pub mod state;
+pub mod terminal_text;
 pub mod ui;
 
 pub use error::{Error, Result};

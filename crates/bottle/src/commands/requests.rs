@@ -24,6 +24,8 @@ use serde_json::{Map, Value};
 use super::allow;
 use crate::error::{Error, Result};
 use crate::state::{self, StateDir};
+pub(crate) use crate::terminal_text::inert;
+use crate::terminal_text::is_unsafe_char;
 use crate::ui;
 
 /// `bottle requests [SLUG]`.
@@ -539,7 +541,7 @@ pub(crate) fn duration_label(d: Duration) -> String {
 }
 
 /// `5s`, `12m`, `3h`, `2d`: how long ago.
-fn age(now: u64, then: u64) -> String {
+pub(crate) fn age(now: u64, then: u64) -> String {
     let s = now.saturating_sub(then);
     match s {
         0..=119 => format!("{s}s"),
@@ -549,33 +551,12 @@ fn age(now: u64, then: u64) -> String {
     }
 }
 
-/// Characters that must not reach a terminal as they are: controls (C0, DEL, C1, which
-/// include ESC, CR and the CSI introducer) and the bidi and invisible formatting marks that
-/// reorder or hide text.
-fn is_unsafe_char(c: char) -> bool {
-    c.is_control()
-        || matches!(c,
-            '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}'
-            | '\u{061c}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}')
-}
-
-/// `s` with every unsafe character shown as its escape (`\u{1b}`): agent text printed this
-/// way can neither move the cursor, recolour, rewrite a line with CR, nor reorder what the
-/// operator reads.
-pub(crate) fn inert(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if is_unsafe_char(c) {
-            out.push_str(&c.escape_unicode().to_string());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// The asked fields as one inert line: `docs.rs`, `api.example.com paths=/v1/* methods=GET`.
-fn ask_summary(ask: &Value) -> String {
+/// The asked fields as one inert line: `docs.rs`, `api.example.com methods=GET paths=/v1/*`,
+/// `org/repo refs/heads/agent/* allow=create`. The host, repo and ref bare and first, then
+/// every other field as `key=value` by name, lists joined by commas, null fields left out;
+/// any other shape (the agent chose it) as compact JSON. `bottle requests`, `bottle approve`'s
+/// refusals and `bottle watch` all show this.
+pub(crate) fn ask_summary(ask: &Value) -> String {
     let Value::Object(fields) = ask else {
         return inert(&ask.to_string());
     };
@@ -586,7 +567,8 @@ fn ask_summary(ask: &Value) -> String {
         }
     }
     for (key, v) in fields {
-        if matches!(key.as_str(), "host" | "repo" | "ref") {
+        // A host, repo or ref that is not a string was not shown bare: show it here.
+        if (matches!(key.as_str(), "host" | "repo" | "ref") && v.is_string()) || v.is_null() {
             continue;
         }
         let shown = match v {

@@ -21,6 +21,7 @@ use http::{Method, Uri};
 
 use crate::error::{Error, Result};
 use crate::state::StateDir;
+use crate::terminal_text::inert;
 
 /// Arguments of `bottle why`.
 #[derive(Args, Debug)]
@@ -72,14 +73,6 @@ pub fn run(args: &WhyArgs) -> Result<i32> {
         println!("{line}");
     }
     Ok(if answer.allowed { 0 } else { 1 })
-}
-
-/// `s` with every control character shown as `?`: nothing the URL carries reaches the
-/// terminal as a control sequence.
-fn inert(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
 }
 
 impl Question {

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use bottle_core::access_request::{list_ids, PendingRequest, RequestId, MAX_PENDING_BYTES};
 
 use crate::manifest::Notify;
+use crate::terminal_text::inert;
 use crate::ui;
 
 /// How often the requests directory is listed.
@@ -99,7 +100,7 @@ pub fn spawn(dir: PathBuf, slug: String, hook: Notify) -> Watcher {
                     continue;
                 }
                 if let Err(e) = notify_one(&dir, &id, &slug, &hook) {
-                    ui::warn(&format!("notify hook: {}", printable(&e)));
+                    ui::warn(&format!("notify hook: {}", inert(&e)));
                 }
             }
             thread::sleep(POLL);
@@ -316,22 +317,9 @@ fn collect_output(child: &mut Child) -> mpsc::Receiver<String> {
             s.truncate(cut);
             s.push_str(" …");
         }
-        let _ = tx.send(printable(&s));
+        // The hook's output may echo the agent's reason: one inert line (its own trailing
+        // newline trimmed first, so it is not shown as an escape).
+        let _ = tx.send(inert(s.trim()));
     });
     rx
-}
-
-/// The hook's output may echo the agent's reason: no control or bidi characters reach the
-/// operator's terminal (they could rewrite what it shows).
-pub fn printable(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            let bidi = matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
-            if (c.is_control() && c != '\n') || bidi {
-                ' '
-            } else {
-                c
-            }
-        })
-        .collect()
 }

@@ -3,16 +3,15 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::app::App;
+use super::decider::PendingView;
+use super::{field, host_port, inert, short_time};
+use crate::commands::requests::{age, ask_summary};
 use ratatui::layout::{Constraint, Layout};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, List, ListItem, ListState, Paragraph};
 use ratatui::Frame;
-use serde_json::Value;
-
-use super::app::App;
-use super::decider::PendingView;
-use super::{field, host_port, inert, short_time};
 
 /// The key help, fixed text (an e2e test drives these keys through tmux).
 pub const KEYS: &str =
@@ -108,46 +107,6 @@ fn pending_line(p: &PendingView, now: u64) -> String {
         inert(&p.kind),
         ask_summary(&p.ask),
         inert(&p.reason),
-        age(now.saturating_sub(p.created_unix)),
+        age(now, p.created_unix),
     )
-}
-
-/// Keys of an ask shown first, in this order (the object itself is sorted by name).
-const ASK_ORDER: &[&str] = &["host", "repo", "ref", "paths", "methods", "allow"];
-
-/// `host=a.example paths=/x,/y` from the ask object; other shapes as compact JSON. Inert.
-pub fn ask_summary(ask: &Value) -> String {
-    let text = match ask {
-        Value::Object(o) => {
-            let rank = |k: &str| ASK_ORDER.iter().position(|o| *o == k).unwrap_or(usize::MAX);
-            let mut fields: Vec<(&String, &Value)> =
-                o.iter().filter(|(_, v)| !v.is_null()).collect();
-            fields.sort_by_key(|(k, _)| rank(k));
-            fields
-                .iter()
-                .map(|(k, v)| format!("{k}={}", scalar_list(v)))
-                .collect::<Vec<_>>()
-                .join(" ")
-        }
-        other => other.to_string(),
-    };
-    inert(&text)
-}
-
-fn scalar_list(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Array(a) => a.iter().map(scalar_list).collect::<Vec<_>>().join(","),
-        other => other.to_string(),
-    }
-}
-
-/// `42s`, `5m`, `3h`, `2d`.
-fn age(secs: u64) -> String {
-    match secs {
-        0..=59 => format!("{secs}s"),
-        60..=3599 => format!("{}m", secs / 60),
-        3600..=86_399 => format!("{}h", secs / 3600),
-        _ => format!("{}d", secs / 86_400),
-    }
 }

@@ -9,8 +9,9 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 use serde_json::json;
 
-use super::render::{ask_summary, render, KEYS};
+use super::render::{render, KEYS};
 use super::*;
+use crate::commands::requests::ask_summary;
 use crate::error::{Error, Result};
 
 /// Records every decision; answers like the requests API would.
@@ -113,11 +114,11 @@ fn pending_rows_show_the_agents_reason_inert_and_the_selection() {
     assert!(rows[0].starts_with("bottle watch · all bottles · 2 pending · 0 refusals"));
     let first = rows.iter().find(|r| r.contains("r-1")).unwrap();
     assert!(
-        first.contains("> b-1  r-1  host  host=pypi.org  — need \\u{1b}[2Jpackages\\u{202e}"),
+        first.contains("> b-1  r-1  host  pypi.org  — need \\u{1b}[2Jpackages\\u{202e}"),
         "{first}"
     );
     assert!(
-        text.contains("b-2  r-2  host  host=evil\\u{7}.example"),
+        text.contains("b-2  r-2  host  evil\\u{7}.example"),
         "{text}"
     );
     assert!(!text.contains('\u{1b}') && !text.contains('\u{7}') && !text.contains('\u{202e}'));
@@ -293,11 +294,13 @@ fn ask_summaries_for_each_kind() {
         ask_summary(
             &json!({"host": "api.github.com", "paths": ["/repos/*", "/x"], "methods": null})
         ),
-        "host=api.github.com paths=/repos/*,/x"
+        "api.github.com paths=/repos/*,/x"
     );
     assert_eq!(
         ask_summary(&json!({"repo": "o/r", "ref": "refs/heads/a\u{1b}", "allow": ["push"]})),
-        "repo=o/r ref=refs/heads/a\\u{1b} allow=push"
+        "o/r refs/heads/a\\u{1b} allow=push"
     );
     assert_eq!(ask_summary(&json!("x\u{7}")), "\"x\\u0007\"");
+    // A host that is not a string is still shown, as JSON.
+    assert_eq!(ask_summary(&json!({"host": 7})), "host=7");
 }
