@@ -1,10 +1,11 @@
 //! The JSON HTTP API and the `/mcp` mount, on one listener.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use serde_json::{json, Value};
 
@@ -15,17 +16,74 @@ use crate::mcp::McpService;
 
 /// Largest request body accepted (a request is a few hundred bytes).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Largest `/mcp` body (JSON-RPC around the same arguments).
+pub const MAX_MCP_BODY_BYTES: usize = MAX_BODY_BYTES * 4;
+
+/// Why a body was not read.
+enum BodyError {
+    TooLarge,
+    TooSlow,
+    Broken,
+}
+
+/// The whole body, if it is at most `max` bytes and arrives within `deadline`: a body sent a
+/// byte at a time stays under the idle timeout forever and would hold its connection.
+async fn read_body(body: Incoming, max: usize, deadline: Duration) -> Result<Bytes, BodyError> {
+    match tokio::time::timeout(deadline, Limited::new(body, max).collect()).await {
+        Err(_) => Err(BodyError::TooSlow),
+        Ok(Ok(c)) => Ok(c.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),
+        Ok(Err(_)) => Err(BodyError::Broken),
+    }
+}
+
+/// The answer to a body that was not read; the connection is closed after it (what is left
+/// of the body is never read).
+fn body_refusal(e: &BodyError, max: usize) -> Response<BoxBody> {
+    let mut r = match e {
+        BodyError::TooLarge => error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("request body over {max} bytes"),
+        ),
+        BodyError::TooSlow => error(
+            StatusCode::REQUEST_TIMEOUT,
+            "the request body did not arrive in time",
+        ),
+        BodyError::Broken => error(StatusCode::BAD_REQUEST, "the request body broke off"),
+    };
+    r.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
+    r
+}
 
 /// Routes one request.
 pub async fn handle(app: Arc<App>, mcp: McpService, req: Request<Incoming>) -> Response<BoxBody> {
     let path = req.uri().path().to_owned();
+    let body_deadline = Duration::from_secs(app.settings.body_timeout_secs.max(1));
     if path == "/mcp" || path.starts_with("/mcp/") {
-        let resp = mcp.handle(req).await;
+        // Read here, under the same deadline as the JSON API, rather than by rmcp with none.
+        let (parts, body) = req.into_parts();
+        let bytes = match read_body(body, MAX_MCP_BODY_BYTES, body_deadline).await {
+            Ok(b) => b,
+            Err(e) => return body_refusal(&e, MAX_MCP_BODY_BYTES),
+        };
+        // A key named twice is read differently by different parsers; no client sends one.
+        let is_json = serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok();
+        if is_json {
+            if let Err(why) = crate::request::check_unique_keys(&bytes) {
+                return error(StatusCode::BAD_REQUEST, &why);
+            }
+        }
+        let resp = mcp
+            .handle(Request::from_parts(parts, Full::new(bytes)))
+            .await;
         return resp.map(|b| b.map_err(|never| match never {}).boxed());
     }
     let query = req.uri().query().unwrap_or("").to_owned();
     match (req.method().clone(), path.as_str()) {
-        (Method::POST, "/v1/requests") => post_request(app, req, &query).await,
+        (Method::POST, "/v1/requests") => post_request(app, req, &query, body_deadline).await,
         (Method::GET, "/v1/blocks") => {
             let limit = param(&query, "limit")
                 .and_then(|l| l.parse().ok())
@@ -56,21 +114,29 @@ pub async fn handle(app: Arc<App>, mcp: McpService, req: Request<Incoming>) -> R
     }
 }
 
-async fn post_request(app: Arc<App>, req: Request<Incoming>, query: &str) -> Response<BoxBody> {
+async fn post_request(
+    app: Arc<App>,
+    req: Request<Incoming>,
+    query: &str,
+    body_deadline: Duration,
+) -> Response<BoxBody> {
     let wait: u64 = match param(query, "wait").map(|w| w.parse()) {
         None => 0,
         Some(Ok(w)) => w,
         Some(Err(_)) => return error(StatusCode::BAD_REQUEST, "`wait` must be seconds"),
     };
-    let bytes: Bytes = match Limited::new(req.into_body(), MAX_BODY_BYTES)
-        .collect()
-        .await
-    {
-        Ok(c) => c.to_bytes(),
-        Err(_) => {
+    let bytes: Bytes = match read_body(req.into_body(), MAX_BODY_BYTES, body_deadline).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => {
             let why = format!("request body over {MAX_BODY_BYTES} bytes");
-            return malformed(&app, StatusCode::PAYLOAD_TOO_LARGE, &why);
+            let mut r = malformed(&app, StatusCode::PAYLOAD_TOO_LARGE, &why);
+            r.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+            return r;
         }
+        Err(e) => return body_refusal(&e, MAX_BODY_BYTES),
     };
     let body: Value = match serde_json::from_slice(&bytes) {
         Ok(v) => v,

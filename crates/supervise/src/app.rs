@@ -28,6 +28,9 @@ pub struct Settings {
     pub max_wait_secs: u64,
     pub per_minute: u32,
     pub burst: u32,
+    /// Seconds to receive a whole request body: a body trickled a byte at a time (which the
+    /// idle timeout never cuts) is answered 408 and its connection closed.
+    pub body_timeout_secs: u64,
 }
 
 /// The outcome of a submission.
@@ -57,7 +60,14 @@ pub struct App {
     /// (a flood of waiters must not pin every connection slot).
     waiters: tokio::sync::Semaphore,
     blocks_cache: tokio::sync::Mutex<Option<(std::time::Instant, Vec<Value>)>>,
+    /// When a rate-limited refusal was last audited, and how many were not since: a flood
+    /// writes one line per [`RATE_AUDIT_EVERY`], not one per request, so it cannot rotate the
+    /// real requests out of the operator's log.
+    rate_audit: Mutex<(Option<std::time::Instant>, u64)>,
 }
+
+/// At most one audit line per this for rate-limited refusals (with the count left out).
+pub const RATE_AUDIT_EVERY: Duration = Duration::from_secs(10);
 
 /// How long one read of the audit files answers `/v1/blocks`.
 const BLOCKS_CACHE_TTL: Duration = Duration::from_secs(1);
@@ -74,6 +84,7 @@ impl App {
             create_lock: Mutex::new(()),
             waiters: tokio::sync::Semaphore::new(MAX_WAITERS),
             blocks_cache: tokio::sync::Mutex::new(None),
+            rate_audit: Mutex::new((None, 0)),
             settings,
         })
     }
@@ -109,8 +120,29 @@ impl App {
                 ev.reason = Some(why.clone());
             }
         }
-        self.audit.record(ev);
+        self.record(ev, matches!(outcome, Submitted::RateLimited(_)));
         outcome
+    }
+
+    /// Writes `ev`; a rate-limited refusal only if none was written in the last
+    /// [`RATE_AUDIT_EVERY`], and then with how many were left out (`suppressed`).
+    fn record(&self, mut ev: AuditEvent, rate_limited: bool) {
+        if rate_limited {
+            let mut st = self.rate_audit.lock().unwrap_or_else(|p| p.into_inner());
+            let now = std::time::Instant::now();
+            if st
+                .0
+                .is_some_and(|at| now.duration_since(at) < RATE_AUDIT_EVERY)
+            {
+                st.1 = st.1.saturating_add(1);
+                return;
+            }
+            if st.1 > 0 {
+                ev.extra.insert("suppressed".into(), st.1.into());
+            }
+            *st = (Some(now), 0);
+        }
+        self.audit.record(ev);
     }
 
     /// A body that never became a request (too large, not JSON, a field twice): audited and
@@ -126,7 +158,7 @@ impl App {
             Submitted::RateLimited(_) => "rate limited".to_owned(),
             _ => bottle_core::audit::truncate_field(why, 200),
         });
-        self.audit.record(ev);
+        self.record(ev, matches!(outcome, Submitted::RateLimited(_)));
         outcome
     }
 

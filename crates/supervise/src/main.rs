@@ -36,6 +36,9 @@ struct Args {
     /// Access requests accepted at once (token bucket size).
     #[arg(long, value_name = "N", default_value_t = supervise::limits::DEFAULT_BURST)]
     burst: u32,
+    /// Seconds to receive a whole request body (a trickled body gets 408).
+    #[arg(long, value_name = "SECS", default_value_t = 10, hide = true)]
+    body_timeout_secs: u64,
     /// Host header values /mcp accepts (DNS-rebinding guard); repeatable.
     #[arg(long = "mcp-allowed-host", value_name = "HOST", default_values_t = ["supervise".to_string(), "localhost".to_string(), "127.0.0.1".to_string()])]
     mcp_allowed_hosts: Vec<String>,
@@ -96,6 +99,7 @@ async fn run(args: Args) -> ExitCode {
         max_wait_secs: max_wait_secs(&args.limits),
         per_minute: args.requests_per_minute,
         burst: args.burst,
+        body_timeout_secs: args.body_timeout_secs,
     };
     let app = match App::new(settings, audit) {
         Ok(a) => Arc::new(a),

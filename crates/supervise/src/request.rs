@@ -122,6 +122,7 @@ pub fn parse(body: &Value) -> Result<AccessRequest, String> {
                 return Err(why);
             }
             check_ascii_host(host)?;
+            check_public_name(host)?;
             Ok(AccessRequest {
                 kind: "host",
                 ask: json!({"host": host}),
@@ -145,6 +146,7 @@ pub fn parse(body: &Value) -> Result<AccessRequest, String> {
                 return Err(why);
             }
             check_ascii_host(host)?;
+            check_public_name(host)?;
             if let Some(paths) = &paths {
                 check_paths(paths)?;
             }
@@ -189,6 +191,52 @@ fn check_ascii_host(host: &str) -> Result<(), String> {
     ))
 }
 
+/// Top-level names that only exist inside a private network (RFC 6762 `.local`, ICANN's
+/// `.internal`, RFC 8375 `home.arpa`, and the undelegated ones that routers and companies use).
+const PRIVATE_TLDS: &[&str] = &[
+    "internal",
+    "local",
+    "localdomain",
+    "lan",
+    "home",
+    "corp",
+    "intranet",
+    "private",
+];
+
+/// The agent asks for public hosts. A single-label name (`egress`, `pipelock`, `git-gate`: the
+/// bottle's own services) or one under a private-use name (`host.docker.internal`,
+/// `db.corp.internal`) can only mean the operator's network, and a click must not open it;
+/// the operator's own `bottle allow` still accepts them. Addresses and CIDRs were judged by
+/// [`bottle_core::allow_entry::refusal`] already.
+fn check_public_name(host: &str) -> Result<(), String> {
+    if host.contains('/') {
+        return Ok(());
+    }
+    let Ok(p) = bottle_core::HostPattern::parse(host) else {
+        return Ok(());
+    };
+    if matches!(p.exact_host(), Some(bottle_core::Host::Ip(_))) {
+        return Ok(());
+    }
+    let shown = p.to_string().to_ascii_lowercase();
+    let name = shown.strip_prefix("*.").unwrap_or(&shown);
+    // `name[:port]`: names never hold a `:` (addresses were returned above).
+    let name = name.split(':').next().unwrap_or(name).trim_end_matches('.');
+    let last = name.rsplit('.').next().unwrap_or(name);
+    let private = !name.contains('.')
+        || PRIVATE_TLDS.contains(&last)
+        || name == "home.arpa"
+        || name.ends_with(".home.arpa");
+    if private {
+        return Err(format!(
+            "`{}` names a host on a private network, not a public destination: the agent can ask only for public hosts (the operator can still `bottle allow` it)",
+            host.escape_default()
+        ));
+    }
+    Ok(())
+}
+
 fn check_len<'a>(what: &str, s: &'a str, max: usize) -> Result<&'a str, String> {
     if s.is_empty() {
         return Err(format!("`{what}` is empty"));
@@ -199,11 +247,15 @@ fn check_len<'a>(what: &str, s: &'a str, max: usize) -> Result<&'a str, String> 
     Ok(s)
 }
 
-/// Control and bidi-override characters would let the agent rewrite what the operator's
-/// terminal shows (`bottle requests`, `bottle watch`): a fake "approved" line, hidden text.
+/// Control, bidi, line-separator and invisible characters would let the agent rewrite what
+/// the operator's terminal shows (`bottle requests`, `bottle watch`): a fake "approved" line,
+/// reordered or hidden text (tag characters carry invisible ASCII).
 fn is_deceptive(c: char) -> bool {
     c.is_control()
-        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}')
+        || matches!(c,
+            '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}'
+            | '\u{2028}' | '\u{2029}' | '\u{061C}' | '\u{180E}' | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}' | '\u{E0000}'..='\u{E007F}')
 }
 
 fn check_reason(reason: &str) -> Result<String, String> {

@@ -62,6 +62,7 @@ pub async fn start(per_minute: u32, burst: u32, max_pending: usize) -> Server {
         max_wait_secs: 20,
         per_minute,
         burst,
+        body_timeout_secs: 3,
     };
     let audit = AuditLog::open(dir.path().join("supervise-audit.log").to_str().unwrap()).unwrap();
     let app = Arc::new(App::new(settings, audit).unwrap());
