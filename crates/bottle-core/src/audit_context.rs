@@ -102,7 +102,6 @@ impl RequestContext {
 mod tests {
     use super::*;
     use crate::refusal::{AskAccess, RefusalKind};
-    use http::StatusCode;
 
     fn ctx() -> RequestContext {
         let mut c = RequestContext::new("egress", "request");
@@ -158,7 +157,7 @@ mod tests {
         assert_eq!(j["decision"], "error");
         assert_eq!(j["status"], 504);
         assert!(j.get("rule").is_none());
-        let r = Refusal::new(StatusCode::PROXY_AUTHENTICATION_REQUIRED, "key");
+        let r = Refusal::of(RefusalKind::Unauthenticated, "key");
         assert_eq!(ctx().refusal_event(&r).decision, "error");
     }
 

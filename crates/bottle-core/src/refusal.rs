@@ -39,7 +39,8 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    /// A refusal of `kind`, with the kind's status.
+    /// A refusal of `kind`, with the kind's status: the only constructor, so every refusal
+    /// has a kind (a new refusal is a new [`RefusalKind`] variant).
     pub fn of(kind: RefusalKind, reason: impl Into<String>) -> Self {
         Refusal {
             kind,
@@ -49,26 +50,6 @@ impl Refusal {
             rule: None,
             ask: None,
         }
-    }
-
-    /// A refusal with this status; its kind is the generic one for the status (prefer [`Refusal::of`]).
-    pub fn new(status: StatusCode, reason: impl Into<String>) -> Self {
-        Refusal::of(RefusalKind::from_status(status), reason).with_status(status)
-    }
-
-    /// 403 Forbidden (kind `policy`; prefer [`Refusal::of`]).
-    pub fn forbidden(reason: impl Into<String>) -> Self {
-        Refusal::new(StatusCode::FORBIDDEN, reason)
-    }
-
-    /// 502 Bad Gateway (the upstream failed).
-    pub fn bad_gateway(reason: impl Into<String>) -> Self {
-        Refusal::new(StatusCode::BAD_GATEWAY, reason)
-    }
-
-    /// 504 Gateway Timeout.
-    pub fn gateway_timeout(reason: impl Into<String>) -> Self {
-        Refusal::new(StatusCode::GATEWAY_TIMEOUT, reason)
     }
 
     /// Answer with `status` instead of the kind's own (where a site always has).
@@ -202,8 +183,11 @@ mod tests {
 
     #[tokio::test]
     async fn response_shape() {
-        let r = Refusal::forbidden("host not allowed: evil.example:443")
-            .with_hint("run: bottle allow evil.example");
+        let r = Refusal::of(
+            RefusalKind::HostNotAllowed,
+            "host not allowed: evil.example:443",
+        )
+        .with_hint("run: bottle allow evil.example");
         let resp = r.response("pipelock");
         assert_eq!(resp.status(), StatusCode::FORBIDDEN);
         assert_eq!(resp.headers()["x-bottle-blocked"], "pipelock");
@@ -312,25 +296,28 @@ mod tests {
     }
 
     #[test]
-    fn kinds_set_status_and_old_constructors_keep_theirs() {
+    fn kinds_set_status_and_sites_may_override_it() {
         assert_eq!(
             Refusal::of(RefusalKind::UpstreamTimeout, "x").status,
             StatusCode::GATEWAY_TIMEOUT
         );
-        let r = Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, "big");
+        let r = Refusal::of(RefusalKind::BodyTooLarge, "big");
         assert_eq!(
             (r.kind, r.status),
             (RefusalKind::BodyTooLarge, StatusCode::PAYLOAD_TOO_LARGE)
         );
-        assert_eq!(Refusal::forbidden("x").kind, RefusalKind::Policy);
+        assert_eq!(r.audit_decision(), AuditDecision::Error);
         let r = Refusal::of(RefusalKind::BadTarget, "x").with_status(StatusCode::FORBIDDEN);
-        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        assert_eq!(
+            (r.kind, r.status),
+            (RefusalKind::BadTarget, StatusCode::FORBIDDEN)
+        );
         assert_eq!(r.audit_decision(), AuditDecision::Deny);
     }
 
     #[test]
     fn injection_stays_one_line() {
-        let r = Refusal::bad_gateway("x\r\nSet-Cookie: a=b");
+        let r = Refusal::of(RefusalKind::UpstreamError, "x\r\nSet-Cookie: a=b");
         assert_eq!(r.message("egress"), "blocked by egress: x  Set-Cookie: a=b");
         let resp = r.response("eg\r\nress");
         assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);

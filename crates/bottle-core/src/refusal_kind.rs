@@ -53,6 +53,8 @@ pub enum RefusalKind {
     WebsocketExtension,
     /// CONNECT to egress for a host that is not a `tls_passthrough` route.
     ConnectNotPassthrough,
+    /// The next proxy refused a passthrough tunnel (its own answer is passed on to the agent).
+    UpstreamRefused,
     /// CONNECT inside an intercepted tunnel.
     NestedConnect,
     /// The request's Host and target disagree.
@@ -93,15 +95,11 @@ pub enum RefusalKind {
     Unavailable,
     /// A pushed ref the push rules refuse.
     GitRefRefused,
-    /// A 403 built through the pre-kind constructors (`Refusal::forbidden`).
-    Policy,
-    /// Any other status built through the pre-kind constructors.
-    Other,
 }
 
 impl RefusalKind {
     /// Every variant, for table tests and docs.
-    pub const ALL: [RefusalKind; 37] = [
+    pub const ALL: [RefusalKind; 36] = [
         RefusalKind::HostNotAllowed,
         RefusalKind::PathNotAllowed,
         RefusalKind::MethodNotAllowed,
@@ -117,6 +115,7 @@ impl RefusalKind {
         RefusalKind::UpgradeRefused,
         RefusalKind::WebsocketExtension,
         RefusalKind::ConnectNotPassthrough,
+        RefusalKind::UpstreamRefused,
         RefusalKind::NestedConnect,
         RefusalKind::AuthorityMismatch,
         RefusalKind::BodyTooLarge,
@@ -137,8 +136,6 @@ impl RefusalKind {
         RefusalKind::UnsupportedMediaType,
         RefusalKind::Unavailable,
         RefusalKind::GitRefRefused,
-        RefusalKind::Policy,
-        RefusalKind::Other,
     ];
 
     /// The usual status. A site may override it (`Refusal::with_status`) where the same kind
@@ -159,10 +156,10 @@ impl RefusalKind {
             | GitPushOverHttps
             | UpgradeRefused
             | ConnectNotPassthrough
+            | UpstreamRefused
             | AuthorityMismatch
             | DumbHttp
-            | GitRefRefused
-            | Policy => StatusCode::FORBIDDEN,
+            | GitRefRefused => StatusCode::FORBIDDEN,
             DlpEncoding | UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             NestedConnect | EndpointMethod => StatusCode::METHOD_NOT_ALLOWED,
             BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -172,7 +169,7 @@ impl RefusalKind {
             TunnelLimit | Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Resolve | UpstreamError | UpstreamUnreachable | UndecodableResponse
-            | WebsocketExtension | Other => StatusCode::BAD_GATEWAY,
+            | WebsocketExtension => StatusCode::BAD_GATEWAY,
             NotGitEndpoint | UnknownRepository => StatusCode::NOT_FOUND,
         }
     }
@@ -196,6 +193,7 @@ impl RefusalKind {
             UpgradeRefused => "upgrade_refused",
             WebsocketExtension => "websocket_extension",
             ConnectNotPassthrough => "connect_not_passthrough",
+            UpstreamRefused => "upstream_refused",
             NestedConnect => "nested_connect",
             AuthorityMismatch => "authority_mismatch",
             BodyTooLarge => "body_too_large",
@@ -216,8 +214,6 @@ impl RefusalKind {
             UnsupportedMediaType => "unsupported_media_type",
             Unavailable => "unavailable",
             GitRefRefused => "git_ref_refused",
-            Policy => "policy",
-            Other => "other",
         }
     }
 
@@ -230,22 +226,6 @@ impl RefusalKind {
             RefusalKind::PathNotAllowed | RefusalKind::MethodNotAllowed => Askable::Route,
             RefusalKind::GitRefRefused => Askable::GitRef,
             _ => Askable::No,
-        }
-    }
-
-    /// The kind a pre-kind constructor's status stands for.
-    pub fn from_status(status: StatusCode) -> RefusalKind {
-        match status {
-            StatusCode::FORBIDDEN => RefusalKind::Policy,
-            StatusCode::BAD_REQUEST => RefusalKind::BadRequest,
-            StatusCode::GATEWAY_TIMEOUT => RefusalKind::UpstreamTimeout,
-            StatusCode::BAD_GATEWAY => RefusalKind::UpstreamError,
-            StatusCode::PAYLOAD_TOO_LARGE => RefusalKind::BodyTooLarge,
-            StatusCode::REQUEST_TIMEOUT => RefusalKind::BodyTimeout,
-            StatusCode::PROXY_AUTHENTICATION_REQUIRED => RefusalKind::Unauthenticated,
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => RefusalKind::UnsupportedMediaType,
-            StatusCode::SERVICE_UNAVAILABLE => RefusalKind::Unavailable,
-            _ => RefusalKind::Other,
         }
     }
 }
@@ -288,6 +268,7 @@ mod tests {
                 "connect_not_passthrough",
                 A::No,
             ),
+            (K::UpstreamRefused, 403, "upstream_refused", A::No),
             (K::NestedConnect, 405, "nested_connect", A::No),
             (K::AuthorityMismatch, 403, "authority_mismatch", A::No),
             (K::BodyTooLarge, 413, "body_too_large", A::No),
@@ -313,8 +294,6 @@ mod tests {
             ),
             (K::Unavailable, 503, "unavailable", A::No),
             (K::GitRefRefused, 403, "git_ref_refused", A::GitRef),
-            (K::Policy, 403, "policy", A::No),
-            (K::Other, 502, "other", A::No),
         ];
         assert_eq!(table.len(), RefusalKind::ALL.len(), "a row per variant");
         for (k, status, label, ask) in table {
@@ -353,17 +332,5 @@ mod tests {
         ] {
             assert_eq!(k.askable(), Askable::No, "{k:?}");
         }
-    }
-
-    #[test]
-    fn old_constructors_statuses_map_to_a_kind_with_the_same_status() {
-        for s in [400u16, 403, 407, 408, 413, 415, 502, 503, 504] {
-            let st = StatusCode::from_u16(s).unwrap();
-            assert_eq!(RefusalKind::from_status(st).status(), st, "{s}");
-        }
-        assert_eq!(
-            RefusalKind::from_status(StatusCode::IM_A_TEAPOT),
-            RefusalKind::Other
-        );
     }
 }

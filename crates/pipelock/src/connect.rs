@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use bottle_core::{BoxBody, Host};
+use bottle_core::{BoxBody, Host, RefusalKind};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -48,9 +48,8 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<BoxBo
     let permit = match state.tunnels.clone().try_acquire_owned() {
         Ok(p) => p,
         Err(_) => {
-            let d = Denied::status(
-                "tunnel_limit",
-                StatusCode::SERVICE_UNAVAILABLE,
+            let d = Denied::of(
+                RefusalKind::TunnelLimit,
                 format!(
                     "too many open tunnels (limit {}); retry later",
                     state.limits.max_tunnels
@@ -67,7 +66,7 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<BoxBo
                 Err(PassFail::Denied(d)) => return state.refuse("connect", &subject, d, started),
                 Err(PassFail::Upstream(r)) => {
                     state.metrics.request("connect", "deny");
-                    state.metrics.refusal("upstream_refused");
+                    state.metrics.refusal(RefusalKind::UpstreamRefused);
                     state.audit(
                         &subject,
                         "deny",
@@ -135,9 +134,8 @@ async fn open_passthrough(state: &State, host: &Host, port: u16) -> Result<Box<d
                 hyper::client::conn::http1::handshake::<_, BoxBody>(TokioIo::new(tcp))
                     .await
                     .map_err(|e| {
-                        PassFail::Denied(Denied::status(
-                            "upstream_unreachable",
-                            StatusCode::BAD_GATEWAY,
+                        PassFail::Denied(Denied::of(
+                            RefusalKind::UpstreamUnreachable,
                             format!("upstream proxy: {e}"),
                         ))
                     })?;
@@ -150,18 +148,11 @@ async fn open_passthrough(state: &State, host: &Host, port: u16) -> Result<Box<d
                 .uri(target.as_str())
                 .header(http::header::HOST, target.as_str())
                 .body(bottle_core::body::empty())
-                .map_err(|e| {
-                    PassFail::Denied(Denied::status(
-                        "bad_target",
-                        StatusCode::BAD_REQUEST,
-                        e.to_string(),
-                    ))
-                })?;
+                .map_err(|e| PassFail::Denied(Denied::of(RefusalKind::BadTarget, e.to_string())))?;
             dialer.mode.authorize(req.headers_mut());
             let mut resp = send.send_request(req).await.map_err(|e| {
-                PassFail::Denied(Denied::status(
-                    "upstream_unreachable",
-                    StatusCode::BAD_GATEWAY,
+                PassFail::Denied(Denied::of(
+                    RefusalKind::UpstreamUnreachable,
                     format!("upstream proxy: {e}"),
                 ))
             })?;
@@ -174,9 +165,8 @@ async fn open_passthrough(state: &State, host: &Host, port: u16) -> Result<Box<d
                 return Err(PassFail::Upstream(Response::from_parts(parts, body)));
             }
             let up = hyper::upgrade::on(&mut resp).await.map_err(|e| {
-                PassFail::Denied(Denied::status(
-                    "upstream_unreachable",
-                    StatusCode::BAD_GATEWAY,
+                PassFail::Denied(Denied::of(
+                    RefusalKind::UpstreamUnreachable,
                     format!("upstream proxy: {e}"),
                 ))
             })?;
@@ -248,7 +238,7 @@ async fn intercept_tunnel(
         Ok(t) => t,
         Err(e) => {
             state.metrics.cache(state.interceptor.cache.stats());
-            state.metrics.refusal(e.kind());
+            state.metrics.refusal_label(e.kind());
             let mut extra = serde_json::Map::new();
             extra.insert("tunnel".into(), "intercept".into());
             state.audit(

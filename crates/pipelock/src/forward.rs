@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bottle_core::routes::{DlpAction, ScanAction};
-use bottle_core::BoxBody;
+use bottle_core::{BoxBody, RefusalKind};
 use http::header;
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
@@ -119,9 +119,8 @@ async fn proceed(
             }
             let d = match find_connect_error(&e) {
                 Some(ce) => ce.denial(),
-                None => Denied::status(
-                    "upstream_error",
-                    StatusCode::BAD_GATEWAY,
+                None => Denied::of(
+                    RefusalKind::UpstreamError,
                     format!(
                         "upstream error for {authority}: {}",
                         bottle_core::error_chain::error_chain(&e)
@@ -143,9 +142,8 @@ async fn proceed(
         // pipelock offers no extension (it strips the agent's offer): an origin naming one
         // anyway (permessage-deflate) would send frames that cannot be read.
         if resp.headers().contains_key("sec-websocket-extensions") {
-            let d = Denied::status(
-                "websocket_extension",
-                StatusCode::BAD_GATEWAY,
+            let d = Denied::of(
+                RefusalKind::WebsocketExtension,
                 "the origin accepted a WebSocket extension pipelock did not offer",
             );
             return state.refuse(kind, &subject, d, started);
@@ -303,17 +301,17 @@ async fn websocket_session(
     let (decision, reason) = match reason {
         Some(e @ WsScanError::Secret(det)) => {
             st.metrics.dlp(det, "block");
-            st.metrics.refusal("dlp");
+            st.metrics.refusal(RefusalKind::Dlp);
             ("deny", Some(format!("dlp: {e}")))
         }
         Some(e @ WsScanError::Injection(det)) => {
             st.metrics.injection(det, "block");
-            st.metrics.refusal("injection");
+            st.metrics.refusal(RefusalKind::Injection);
             found.push(format!("{det} ({}, block)", crate::ws_down::PLACE));
             ("deny", Some(format!("injection: {e}")))
         }
         Some(e @ WsScanError::Reserved) => {
-            st.metrics.refusal("dlp_encoding");
+            st.metrics.refusal(RefusalKind::DlpEncoding);
             ("deny", Some(format!("dlp: {e}")))
         }
         Some(e) => ("allow", Some(format!("websocket ended: {e}"))),

@@ -97,7 +97,14 @@ impl PipelockMetrics {
             .inc();
     }
 
-    pub fn refusal(&self, reason: &str) {
+    /// Counts a refusal under its kind's label.
+    pub fn refusal(&self, kind: bottle_core::RefusalKind) {
+        self.refusal_label(kind.label());
+    }
+
+    /// Counts what is refused before any request exists, so has no [`bottle_core::RefusalKind`]:
+    /// the listener's `connection_limit`, a failed TLS interception (`tls_handshake`, ...).
+    pub fn refusal_label(&self, reason: &'static str) {
         self.refusals
             .get_or_create(&vec![("reason".into(), reason.into())])
             .inc();

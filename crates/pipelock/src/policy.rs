@@ -35,31 +35,11 @@ pub struct Denied {
     pub blocked_by: Vec<&'static str>,
 }
 
-/// The kind a metric label names (every label pipelock uses is a [`RefusalKind`] label).
-fn kind_of(label: &str) -> RefusalKind {
-    RefusalKind::ALL
-        .into_iter()
-        .find(|k| k.label() == label)
-        .unwrap_or(RefusalKind::Other)
-}
-
 impl Denied {
-    /// A refusal of `kind` with the kind's own status.
+    /// A refusal of `kind` with the kind's own status: the one way pipelock builds one (a new
+    /// refusal is a new [`RefusalKind`] variant, never a label string).
     pub fn of(kind: RefusalKind, reason: impl Into<String>) -> Denied {
         Denied::from(Refusal::of(kind, reason))
-    }
-    /// `refusal` as the kind `label` names, its status kept.
-    pub fn new(label: &'static str, mut refusal: Refusal) -> Denied {
-        refusal.kind = kind_of(label);
-        Denied::from(refusal)
-    }
-    /// 403 of the kind `label` names.
-    pub fn forbidden(label: &'static str, reason: impl Into<String>) -> Denied {
-        Denied::status(label, StatusCode::FORBIDDEN, reason)
-    }
-    /// `status` (whatever the kind's own) of the kind `label` names.
-    pub fn status(label: &'static str, status: StatusCode, reason: impl Into<String>) -> Denied {
-        Denied::from(Refusal::of(kind_of(label), reason).with_status(status))
     }
     /// Names the deciding rule (`allowlist: no line or route matches api.example:443`,
     /// `dlp pattern: github-pat`); never the matched value.

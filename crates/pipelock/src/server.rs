@@ -15,7 +15,7 @@ use crate::state::{State, COMPONENT};
 pub async fn accept_loop(listener: TcpListener, state: Arc<State>) {
     let metrics = state.metrics.clone();
     let opts = ServeOptions::new(COMPONENT, state.limits.serve.clone())
-        .on_refusal(move |kind| metrics.refusal(kind))
+        .on_refusal(move |kind| metrics.refusal_label(kind))
         .tracker(state.tasks.tracker());
     let mut shutdown = state.shutdown.clone();
     let st = state.clone();

@@ -129,7 +129,7 @@ impl State {
         if let Some(rule) = &denied.refusal.rule {
             extra.insert("rule".into(), self.dlp.scrub(rule.clone()).into());
         }
-        self.metrics.refusal(denied.kind());
+        self.metrics.refusal(denied.refusal.kind);
         for d in &denied.blocked_by {
             self.metrics.dlp(d, "block");
         }

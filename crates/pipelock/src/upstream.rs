@@ -11,7 +11,7 @@ use std::time::Duration;
 use bottle_core::peer::PeerKey;
 use bottle_core::reload::Reloadable;
 use bottle_core::upstream::{self as dial, client_pair, DialError, PoolSettings};
-use bottle_core::{BoxBody, Host, LiveConfig, Refusal, Resolver};
+use bottle_core::{BoxBody, Host, LiveConfig, Refusal, RefusalKind, Resolver};
 use http::Uri;
 use hyper_util::client::legacy::Client;
 use tokio::net::TcpStream;
@@ -108,23 +108,15 @@ pub enum ConnectError {
 }
 
 impl ConnectError {
-    /// The refusal the agent gets when the next hop could not be reached: the SSRF refusal
-    /// as it is, 504 for a timeout, 502 for anything else (the same for CONNECT tunnels and
-    /// forwarded requests).
+    /// The refusal the agent gets when the next hop could not be reached: the address
+    /// decision's refusal as it is (SSRF, or DNS), 504 for a timeout, 502 for anything else
+    /// (the same for CONNECT tunnels and forwarded requests).
     pub fn denial(&self) -> crate::policy::Denied {
         use crate::policy::Denied;
         match self {
-            ConnectError::Refused(r) => Denied::new("private_address", r.clone()),
-            ConnectError::Timeout(_) => Denied::status(
-                "upstream_timeout",
-                http::StatusCode::GATEWAY_TIMEOUT,
-                self.to_string(),
-            ),
-            other => Denied::status(
-                "upstream_unreachable",
-                http::StatusCode::BAD_GATEWAY,
-                other.to_string(),
-            ),
+            ConnectError::Refused(r) => Denied::from(r.clone()),
+            ConnectError::Timeout(_) => Denied::of(RefusalKind::UpstreamTimeout, self.to_string()),
+            other => Denied::of(RefusalKind::UpstreamUnreachable, other.to_string()),
         }
     }
 }
@@ -189,17 +181,13 @@ impl Dialer {
         let addrs = match self.resolver.lookup(host).await {
             Ok(a) => a,
             Err(ResolveError::Timeout(h)) => {
-                return Err(Denied::new(
-                    "resolve",
-                    Refusal::gateway_timeout(format!("resolving {h} timed out")),
-                ))
+                // 504, not the kind's 502: a lookup that timed out has always said so.
+                return Err(
+                    Denied::of(RefusalKind::Resolve, format!("resolving {h} timed out"))
+                        .with_status(http::StatusCode::GATEWAY_TIMEOUT),
+                );
             }
-            Err(e) => {
-                return Err(Denied::new(
-                    "resolve",
-                    Refusal::bad_gateway(format!("dns: {e}")),
-                ))
-            }
+            Err(e) => return Err(Denied::of(RefusalKind::Resolve, format!("dns: {e}"))),
         };
         let pinned = matches!(host, Host::Name(n) if self.resolver.pinned_private_ok(n));
         crate::policy::decide_addresses(host, &addrs, live, pinned)?;
@@ -325,12 +313,18 @@ mod tests {
     /// One mapping from a failed dial to what the agent is told, for every kind of failure.
     #[test]
     fn every_connect_error_has_its_refusal() {
-        let ssrf = Refusal::forbidden("10.0.0.1 is a private address");
+        let ssrf = Refusal::of(RefusalKind::PrivateAddress, "10.0.0.1 is a private address");
+        let dns = Refusal::of(RefusalKind::Resolve, "dns: no such host");
         let rows = [
             (
                 ConnectError::Refused(ssrf),
                 "private_address",
                 StatusCode::FORBIDDEN,
+            ),
+            (
+                ConnectError::Refused(dns),
+                "resolve",
+                StatusCode::BAD_GATEWAY,
             ),
             (
                 ConnectError::Timeout("h:443".into()),

@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use bottle_core::Host;
+use bottle_core::{Host, RefusalKind};
 use http::header::{HeaderMap, HeaderValue, HOST};
 use http::{Method, Uri};
 
@@ -77,12 +77,8 @@ pub fn would_pass(cfg: &PolicyConfig, method: &Method, url: &str) -> WhyVerdict 
         Ok(u) => u,
         Err(e) => {
             return WhyVerdict::refused(
-                Denied::status(
-                    "bad_request",
-                    http::StatusCode::BAD_REQUEST,
-                    format!("bad URL {url:?}: {e}"),
-                )
-                .rule("request: URL is valid"),
+                Denied::of(RefusalKind::BadRequest, format!("bad URL {url:?}: {e}"))
+                    .rule("request: URL is valid"),
             )
         }
     };

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bottle_core::routes::ScanAction;
-use bottle_core::{BoxBody, BoxError};
+use bottle_core::{BoxBody, BoxError, RefusalKind};
 use bottle_dlp::injection::ContentKind;
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderValue};
@@ -94,7 +94,7 @@ impl InjectionSlot {
     pub fn cut(&self, h: &Hit) {
         self.record(h);
         if let Some(m) = &self.lock().metrics {
-            m.refusal("injection");
+            m.refusal(RefusalKind::Injection);
         }
     }
 
@@ -124,8 +124,8 @@ impl InjectionSlot {
 }
 
 fn refusal(h: &Hit) -> Denied {
-    Denied::forbidden(
-        "injection",
+    Denied::of(
+        RefusalKind::Injection,
         format!("prompt injection in response {}: {}", h.place, h.detector),
     )
 }
@@ -162,7 +162,7 @@ fn unjudgeable(
         action,
     });
     if action == ScanAction::Block {
-        return Err(Denied::forbidden("injection", why()));
+        return Err(Denied::of(RefusalKind::Injection, why()));
     }
     Ok(())
 }
@@ -379,9 +379,8 @@ async fn first_event(
                 Err(_) => break,
             },
             Some(Err(e)) => {
-                return Err(Denied::status(
-                    "upstream_error",
-                    StatusCode::BAD_GATEWAY,
+                return Err(Denied::of(
+                    RefusalKind::UpstreamError,
                     format!("response body failed: {e}"),
                 ))
             }
@@ -533,9 +532,8 @@ async fn collect(
                 }
             },
             Some(Err(e)) => {
-                return Err(Denied::status(
-                    "upstream_error",
-                    StatusCode::BAD_GATEWAY,
+                return Err(Denied::of(
+                    RefusalKind::UpstreamError,
                     format!("response body failed: {e}"),
                 ))
             }
