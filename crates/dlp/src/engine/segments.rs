@@ -139,14 +139,52 @@ pub(super) fn seed_sep_hex(
     }
 }
 
+/// Views at least this long look for `\u` and `\x` with pair searches
+/// (building nothing per call, but three passes); shorter ones in one pass.
+const ESCAPE_FINDER_MIN: usize = 256;
+
+type Pair = (
+    memchr::memmem::Finder<'static>,
+    memchr::memmem::Finder<'static>,
+);
+
+/// Searchers for the two escapes that can trigger, built once.
+fn escape_finders() -> &'static Pair {
+    static F: std::sync::OnceLock<Pair> = std::sync::OnceLock::new();
+    F.get_or_init(|| {
+        (
+            memchr::memmem::Finder::new(b"\\u"),
+            memchr::memmem::Finder::new(b"\\x"),
+        )
+    })
+}
+
+/// `f` on every `%`, `\u` and `\x` of a long view (kept out of line: short
+/// views, most of a URL's, take the one-pass branch).
+#[inline(never)]
+fn escapes_apart(hay: &[u8], f: &mut impl FnMut(usize)) {
+    let (u, x) = escape_finders();
+    memchr::memchr_iter(b'%', hay).for_each(&mut *f);
+    u.find_iter(hay).for_each(&mut *f);
+    x.find_iter(hay).for_each(f);
+}
+
 /// Positions where the normaliser would change something: `%XX`, `\xHH`,
 /// `\uXXXX` escapes and interesting non-ASCII characters.
 pub(crate) fn find_triggers(hay: &[u8]) -> Vec<usize> {
     let mut trig = Vec::new();
-    for i in memchr::memchr2_iter(b'%', b'\\', hay) {
+    let mut check = |i: usize| {
         if decode::is_trigger(&hay[i..(i + 12).min(hay.len())]) {
             trig.push(i);
         }
+    };
+    // Only `\x` and `\u` escapes can trigger. JSON bodies hold a `\n` or
+    // `\"` every few dozen bytes: one memchr call per backslash cost more
+    // than two pair searches that stop at those escapes only.
+    if hay.len() < ESCAPE_FINDER_MIN {
+        memchr::memchr2_iter(b'%', b'\\', hay).for_each(&mut check);
+    } else {
+        escapes_apart(hay, &mut check);
     }
     // Non-ASCII: skip pure-ASCII stretches, 512 bytes at a time (`is_ascii`
     // tests a word at once), then 16-byte blocks inside the others.
@@ -259,6 +297,47 @@ mod tests {
             checked += 1;
         }
         assert!(checked > 100);
+    }
+
+    /// Escapes and percent triggers are found by both passes (short views:
+    /// one search for `%` and `\`; long ones: `%`, `\u`, `\x` apart) as a
+    /// byte-by-byte pass finds them, among `\n` and `\\` decoys.
+    #[test]
+    fn escape_triggers_found_in_short_and_long_views() {
+        let parts: [&[u8]; 12] = [
+            b"\\u0041", b"\\x41", b"\\n", b"\\\\", b"%41", b"%zz", b"\\u00", b"\\x4", b"abc ",
+            b"\\", b"%", b"\\u200b",
+        ];
+        let mut seed = 0x51_7CC1_B727_220Au64;
+        let mut rnd = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut found = 0;
+        for round in 0..600 {
+            let len = [20, 100, 255, 256, 257, 600, 2000][round % 7];
+            let mut hay = Vec::new();
+            while hay.len() < len {
+                hay.extend_from_slice(parts[(rnd() % 12) as usize]);
+            }
+            hay.truncate(len);
+            let want: Vec<usize> = (0..hay.len())
+                .filter(|&i| {
+                    matches!(hay[i], b'%' | b'\\')
+                        && decode::is_trigger(&hay[i..(i + 12).min(hay.len())])
+                })
+                .collect();
+            assert_eq!(
+                find_triggers(&hay),
+                want,
+                "{}",
+                String::from_utf8_lossy(&hay)
+            );
+            found += want.len();
+        }
+        assert!(found > 5000, "only {found} triggers");
     }
 
     /// The separated-hex runs found while probing for base64 runs (plus the
