@@ -1,7 +1,7 @@
 //! The scanning engine: prefilter, windowed regexes, known secrets and the
 //! recursive decoded views.
 
-use crate::decode::{self, CLASS, C_DIGIT, C_HEX, C_STD, C_URLSAFE};
+use crate::decode::{self, C_DIGIT, C_HEX, C_STD, C_URLSAFE};
 use crate::known::KnownSet;
 use crate::patterns::{Boundary, PatternDef, DISCORD_BOT_TOKEN, PATTERNS};
 use crate::Encoding;
@@ -16,7 +16,8 @@ use prefilter::{anchor_table, SMALL_HAY};
 #[cfg(feature = "fuzzing")]
 use segments::find_runs;
 use segments::{
-    dash_sep_hex, find_segments, find_triggers, plausible_text_alignment, SEP_HEX_MIN_LEN,
+    dash_sep_hex, find_segments, find_triggers, hex_stretches, plausible_text_alignment,
+    SEP_HEX_MIN_LEN,
 };
 
 /// Shortest base64/hex run that is decoded.
@@ -458,20 +459,9 @@ impl Engine {
                 }
             }
             // Hex inside a mixed run (e.g. after "0x" or a key name).
-            let mut j = s;
-            while j < e {
-                if CLASS[hay[j] as usize] & C_HEX == 0 {
-                    j += 1;
-                    continue;
-                }
-                let hs = j;
-                while j < e && CLASS[hay[j] as usize] & C_HEX != 0 {
-                    j += 1;
-                }
-                if j - hs >= MIN_RUN && !(hs == s && j == e) {
-                    self.hex_view(hay, hs, j, depth, budget, &mut buf, out);
-                }
-            }
+            hex_stretches(hay, s, e, |hs, he| {
+                self.hex_view(hay, hs, he, depth, budget, &mut buf, out)
+            });
             self.discord_check(hay, s, e, relaxed, out);
         }
         // Hex pairs with separators (`41:4b:49:..`, `41-4b-49-..`).

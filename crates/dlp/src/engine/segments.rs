@@ -105,6 +105,35 @@ pub(crate) fn find_segments(
     }
 }
 
+/// `f(start, end)` on every maximal stretch of hex digits at least `MIN_RUN`
+/// long inside the run `hay[s..e]`, except the whole run. A byte `MIN_RUN - 1`
+/// ahead is probed first, as in `find_segments`: if it is no hex digit, no
+/// long enough stretch covers the bytes before it.
+pub(super) fn hex_stretches(hay: &[u8], s: usize, e: usize, mut f: impl FnMut(usize, usize)) {
+    let hex = |i: usize| CLASS[hay[i] as usize] & C_HEX != 0;
+    // Invariant: hay[j - 1] is no hex digit, or j == s (a run's start).
+    let mut j = s;
+    while j + MIN_RUN <= e {
+        let p = j + MIN_RUN - 1;
+        if !hex(p) {
+            j = p + 1;
+            continue;
+        }
+        let mut hs = p;
+        while hs > j && hex(hs - 1) {
+            hs -= 1;
+        }
+        let mut he = p + 1;
+        while he < e && hex(he) {
+            he += 1;
+        }
+        if he - hs >= MIN_RUN && !(hs == s && he == e) {
+            f(hs, he);
+        }
+        j = he + 1;
+    }
+}
+
 /// Separated-hex runs with `-` separators in `hay[from..]` (a base64url run):
 /// every `-` is a possible seed, most fail at once.
 pub(super) fn dash_sep_hex(hay: &[u8], from: usize, out: &mut Vec<(usize, usize)>) {
@@ -338,6 +367,53 @@ mod tests {
             found += want.len();
         }
         assert!(found > 5000, "only {found} triggers");
+    }
+
+    /// The probed hex-stretch finder gives the stretches a byte-by-byte
+    /// walk of the run gives, wherever they start (runs glued to hex, hex
+    /// at both ends, whole-hex runs left out).
+    #[test]
+    fn hex_stretches_match_a_byte_by_byte_walk() {
+        let alphabet: &[u8] = b"0123456789abcdefABCDEFxyzXYZ_-+/";
+        let mut seed = 0x2F69_3A1C_55D0_8E37u64;
+        let mut rnd = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut seen = 0;
+        for round in 0..3000 {
+            let mut hay = Vec::new();
+            while hay.len() < 16 + round % 200 {
+                let long = rnd() % 3 == 0;
+                for _ in 0..(rnd() % if long { 40 } else { 4 }) {
+                    let pool = if long { &alphabet[..22] } else { alphabet };
+                    hay.push(pool[(rnd() as usize) % pool.len()]);
+                }
+            }
+            let (s, e) = (0, hay.len());
+            let mut want = Vec::new();
+            let mut j = s;
+            while j < e {
+                if !hay[j].is_ascii_hexdigit() {
+                    j += 1;
+                    continue;
+                }
+                let hs = j;
+                while j < e && hay[j].is_ascii_hexdigit() {
+                    j += 1;
+                }
+                if j - hs >= MIN_RUN && !(hs == s && j == e) {
+                    want.push((hs, j));
+                }
+            }
+            let mut got = Vec::new();
+            hex_stretches(&hay, s, e, |a, b| got.push((a, b)));
+            assert_eq!(got, want, "{}", String::from_utf8_lossy(&hay));
+            seen += want.len();
+        }
+        assert!(seen > 1000, "only {seen} stretches");
     }
 
     /// The separated-hex runs found while probing for base64 runs (plus the
