@@ -33,6 +33,8 @@ pub(crate) const C_TRIG: u8 = 4;
 pub(crate) const C_URLSAFE: u8 = 8;
 pub(crate) const C_STD: u8 = 16;
 pub(crate) const C_DIGIT: u8 = 32;
+/// `-` alone (a run holding one may hold `-`-separated hex).
+pub(crate) const C_DASH: u8 = 64;
 
 pub(crate) static CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
@@ -51,6 +53,9 @@ pub(crate) static CLASS: [u8; 256] = {
         }
         if b == b'-' || b == b'_' {
             c |= C_URLSAFE;
+        }
+        if b == b'-' {
+            c |= C_DASH;
         }
         if b == b'+' || b == b'/' {
             c |= C_STD;

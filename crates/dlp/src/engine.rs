@@ -16,8 +16,7 @@ use prefilter::{anchor_table, SMALL_HAY};
 #[cfg(feature = "fuzzing")]
 use segments::find_runs;
 use segments::{
-    dash_sep_hex, find_segments, find_triggers, hex_stretches, plausible_text_alignment,
-    SEP_HEX_MIN_LEN,
+    dash_runs_sep_hex, find_segments, find_triggers, hex_stretches, plausible_text_alignment,
 };
 
 /// Shortest base64/hex run that is decoded.
@@ -465,11 +464,7 @@ impl Engine {
             self.discord_check(hay, s, e, relaxed, out);
         }
         // Hex pairs with separators (`41:4b:49:..`, `41-4b-49-..`).
-        for &(rs, re, flags) in &runs {
-            if flags & C_URLSAFE != 0 && re - rs >= SEP_HEX_MIN_LEN {
-                dash_sep_hex(&hay[..re], rs, &mut sep_hex);
-            }
-        }
+        dash_runs_sep_hex(hay, &runs, &mut sep_hex);
         sep_hex.sort_unstable();
         for &(s, e) in &sep_hex {
             decode::sep_hex_decode(&hay[s..e], &mut buf);

@@ -1,7 +1,7 @@
 //! The probing pass that finds what a view's decoders work on: base64 and
 //! hex runs, separated-hex runs and normalisation triggers.
 
-use crate::decode::{self, CLASS, C_B64, C_DIGIT, C_HEX, C_STD, C_URLSAFE};
+use crate::decode::{self, CLASS, C_B64, C_DASH, C_DIGIT, C_HEX, C_STD, C_URLSAFE};
 
 use super::MIN_RUN;
 
@@ -31,7 +31,7 @@ pub(crate) fn find_runs(hay: &[u8]) -> Vec<(usize, usize, u8)> {
 }
 
 /// Separated-hex runs need at least this many bytes (8 pairs).
-pub(super) const SEP_HEX_MIN_LEN: usize = 3 * decode::SEP_HEX_MIN_PAIRS - 1;
+const SEP_HEX_MIN_LEN: usize = 3 * decode::SEP_HEX_MIN_PAIRS - 1;
 
 /// One probing pass for the encoded segments of a view: the runs of
 /// [`find_runs`] and, when `sep_hex` is given, the separated-hex runs whose
@@ -99,7 +99,11 @@ pub(crate) fn find_segments(
                 acc &= c;
                 or |= c;
             }
-            runs.push((s, e, (acc & C_HEX) | (or & (C_URLSAFE | C_STD | C_DIGIT))));
+            runs.push((
+                s,
+                e,
+                (acc & C_HEX) | (or & (C_URLSAFE | C_STD | C_DIGIT | C_DASH)),
+            ));
         }
         i = e + 1;
     }
@@ -134,9 +138,23 @@ pub(super) fn hex_stretches(hay: &[u8], s: usize, e: usize, mut f: impl FnMut(us
     }
 }
 
+/// Separated-hex runs with `-` separators inside the base64 runs of `hay`
+/// that hold a `-` (snake_case identifiers hold none).
+pub(super) fn dash_runs_sep_hex(
+    hay: &[u8],
+    runs: &[(usize, usize, u8)],
+    out: &mut Vec<(usize, usize)>,
+) {
+    for &(rs, re, flags) in runs {
+        if flags & C_DASH != 0 && re - rs >= SEP_HEX_MIN_LEN {
+            dash_sep_hex(&hay[..re], rs, out);
+        }
+    }
+}
+
 /// Separated-hex runs with `-` separators in `hay[from..]` (a base64url run):
 /// every `-` is a possible seed, most fail at once.
-pub(super) fn dash_sep_hex(hay: &[u8], from: usize, out: &mut Vec<(usize, usize)>) {
+fn dash_sep_hex(hay: &[u8], from: usize, out: &mut Vec<(usize, usize)>) {
     let mut pos = from;
     while let Some(k) = memchr::memchr(b'-', &hay[pos..]) {
         let p = pos + k;
@@ -459,11 +477,7 @@ mod tests {
             let mut runs = Vec::new();
             let mut got = Vec::new();
             find_segments(&hay, &mut runs, Some(&mut got));
-            for &(rs, re, flags) in &runs {
-                if flags & C_URLSAFE != 0 && re - rs >= SEP_HEX_MIN_LEN {
-                    dash_sep_hex(&hay[..re], rs, &mut got);
-                }
-            }
+            dash_runs_sep_hex(&hay, &runs, &mut got);
             got.sort_unstable();
             got.dedup();
             want.sort_unstable();
