@@ -35,15 +35,18 @@ pub enum AuditDecision {
     Deny,
     /// Failed (upstream, malformed request, body error).
     Error,
+    /// Waiting for the operator (supervise: an access request recorded).
+    Pending,
 }
 
 impl AuditDecision {
-    /// `allow`, `deny`, `error`.
+    /// `allow`, `deny`, `error`, `pending`.
     pub fn as_str(self) -> &'static str {
         match self {
             AuditDecision::Allow => "allow",
             AuditDecision::Deny => "deny",
             AuditDecision::Error => "error",
+            AuditDecision::Pending => "pending",
         }
     }
 }
@@ -61,14 +64,14 @@ impl std::fmt::Display for AuditDecision {
 }
 
 /// One decision. The caller must pass an already-redacted `path`.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AuditEvent {
     /// `pipelock`, `egress`, `git-gate`.
     pub component: String,
     /// What happened: `request`, `connect`, `push`, `reload`, ...
     pub event: String,
-    /// `allow`, `deny` or `error`.
-    pub decision: String,
+    /// `allow`, `deny`, `error` or `pending`.
+    pub decision: AuditDecision,
     /// Why (for deny/error).
     pub reason: Option<String>,
     /// HTTP method.
@@ -98,13 +101,23 @@ impl AuditEvent {
     pub fn new(
         component: impl Into<String>,
         event: impl Into<String>,
-        decision: impl Into<String>,
+        decision: AuditDecision,
     ) -> Self {
         AuditEvent {
             component: component.into(),
             event: event.into(),
-            decision: decision.into(),
-            ..Default::default()
+            decision,
+            reason: None,
+            method: String::new(),
+            scheme: String::new(),
+            host: String::new(),
+            port: None,
+            path: String::new(),
+            status: None,
+            bytes_up: 0,
+            bytes_down: 0,
+            duration_ms: 0,
+            extra: Map::new(),
         }
     }
 
@@ -114,7 +127,7 @@ impl AuditEvent {
         m.insert("ts".into(), ts.into());
         m.insert("component".into(), self.component.clone().into());
         m.insert("event".into(), self.event.clone().into());
-        m.insert("decision".into(), self.decision.clone().into());
+        m.insert("decision".into(), self.decision.as_str().into());
         m.insert(
             "reason".into(),
             self.reason.clone().map(Value::from).unwrap_or(Value::Null),
@@ -408,14 +421,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("audit.jsonl");
         let log = AuditLog::open(p.to_str().unwrap()).unwrap();
-        let mut ev = AuditEvent::new("pipelock", "request", "deny");
+        let mut ev = AuditEvent::new("pipelock", "request", AuditDecision::Deny);
         ev.reason = Some("host not allowed".into());
         ev.host = "evil.example".into();
         ev.port = Some(443);
         ev.extra.insert("rule".into(), "x".into());
         ev.extra.insert("ts".into(), "spoofed".into());
         log.record(ev);
-        log.record(AuditEvent::new("pipelock", "request", "allow"));
+        log.record(AuditEvent::new("pipelock", "request", AuditDecision::Allow));
         let text = std::fs::read_to_string(&p).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2);
@@ -470,7 +483,7 @@ mod tests {
                 let big = big.clone();
                 std::thread::spawn(move || {
                     for i in 0..50 {
-                        let mut ev = AuditEvent::new("c", "e", "allow");
+                        let mut ev = AuditEvent::new("c", "e", AuditDecision::Allow);
                         ev.path = format!("/{t}/{i}/{big}");
                         ev.host = format!("{t}.{i}.{big}");
                         log.record(ev);
@@ -510,7 +523,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("audit.jsonl");
         let log = AuditLog::open(p.to_str().unwrap()).unwrap();
-        let mut ev = AuditEvent::new("egress", "request", "deny");
+        let mut ev = AuditEvent::new("egress", "request", AuditDecision::Deny);
         ev.path = format!("/{}", "a".repeat(60_000));
         ev.host = "h".repeat(60_000);
         ev.method = "M".repeat(60_000);
@@ -555,7 +568,7 @@ mod tests {
         assert_eq!(v["decision"], "deny");
 
         // A 60 KB path alone: the line stays under 4 KB with the marker.
-        let mut ev = AuditEvent::new("egress", "request", "deny");
+        let mut ev = AuditEvent::new("egress", "request", AuditDecision::Deny);
         ev.path = format!("/{}", "p".repeat(60_000));
         ev.extra.insert("s".into(), "e".repeat(60_000).into());
         let line = encode_line(&ev, "t").unwrap();
@@ -589,7 +602,7 @@ mod tests {
         };
         let log = AuditLog::open_rotating(p.to_str().unwrap(), rot).unwrap();
         let line_of = |i: usize| {
-            let mut ev = AuditEvent::new("c", "e", "allow");
+            let mut ev = AuditEvent::new("c", "e", AuditDecision::Allow);
             ev.path = format!("/{i}");
             ev
         };
@@ -652,7 +665,7 @@ mod tests {
         )
         .unwrap();
         for _ in 0..50 {
-            log.record(AuditEvent::new("c", "e", "allow"));
+            log.record(AuditEvent::new("c", "e", AuditDecision::Allow));
         }
         assert!(std::fs::metadata(&p).unwrap().len() <= 1000);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
@@ -667,7 +680,7 @@ mod tests {
         )
         .unwrap();
         for _ in 0..50 {
-            log.record(AuditEvent::new("c", "e", "allow"));
+            log.record(AuditEvent::new("c", "e", AuditDecision::Allow));
         }
         assert_eq!(read_lines(&q).len(), 50);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
@@ -675,10 +688,10 @@ mod tests {
 
     #[test]
     fn disabled_and_stderr() {
-        AuditLog::disabled().record(AuditEvent::new("c", "e", "allow"));
+        AuditLog::disabled().record(AuditEvent::new("c", "e", AuditDecision::Allow));
         AuditLog::open("-")
             .unwrap()
-            .record(AuditEvent::new("c", "e", "allow"));
+            .record(AuditEvent::new("c", "e", AuditDecision::Allow));
         assert!(AuditLog::open("/nonexistent/dir/x").is_err());
     }
 }

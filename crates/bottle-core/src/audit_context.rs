@@ -158,7 +158,7 @@ mod tests {
         assert_eq!(j["status"], 504);
         assert!(j.get("rule").is_none());
         let r = Refusal::of(RefusalKind::Unauthenticated, "key");
-        assert_eq!(ctx().refusal_event(&r).decision, "error");
+        assert_eq!(ctx().refusal_event(&r).decision, AuditDecision::Error);
     }
 
     #[test]
@@ -166,9 +166,14 @@ mod tests {
         assert_eq!(AuditDecision::Allow.as_str(), "allow");
         assert_eq!(AuditDecision::Deny.as_str(), "deny");
         assert_eq!(AuditDecision::Error.as_str(), "error");
-        assert_eq!(
-            AuditEvent::new("c", "e", AuditDecision::Deny).decision,
-            "deny"
-        );
+        // The line holds the same strings as before the field was an enum.
+        for (d, s) in [
+            (AuditDecision::Allow, "allow"),
+            (AuditDecision::Deny, "deny"),
+            (AuditDecision::Error, "error"),
+            (AuditDecision::Pending, "pending"),
+        ] {
+            assert_eq!(AuditEvent::new("c", "e", d).to_json("t")["decision"], s);
+        }
     }
 }

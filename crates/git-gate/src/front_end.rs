@@ -161,7 +161,7 @@ fn refuse_request(gate: &Gate, ctx: &RequestContext, r: Refusal) -> Response<Box
     gate.metrics.request("other", "refused");
     let mut ev = ctx.refusal_event(&r);
     // Every request refusal here is a policy decision about the endpoint, whatever its status.
-    ev.decision = AuditDecision::Deny.into();
+    ev.decision = AuditDecision::Deny;
     gate.audit.record(ev);
     r.response(COMPONENT)
 }

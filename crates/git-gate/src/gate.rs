@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bottle_core::{AuditEvent, AuditLog};
+use bottle_core::{AuditDecision, AuditEvent, AuditLog};
 use serde_json::Value;
 
 use crate::config::GateConfig;
@@ -120,7 +120,15 @@ impl Gate {
 
     /// Audits one ref decision.
     pub fn audit_ref(&self, repo: &str, o: &RefOutcome, push_bytes: u64) {
-        let mut ev = AuditEvent::new("git-gate", "push", if o.ok { "allow" } else { "deny" });
+        let mut ev = AuditEvent::new(
+            "git-gate",
+            "push",
+            if o.ok {
+                AuditDecision::Allow
+            } else {
+                AuditDecision::Deny
+            },
+        );
         let shown = self.shown_ref(&o.name);
         // A reason may quote the ref name: never let it carry a secret to disk.
         ev.reason = (!o.ok).then(|| {

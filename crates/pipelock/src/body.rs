@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bottle_core::body::{BodyObserver, ObservedBody};
-use bottle_core::BoxError;
+use bottle_core::{AuditDecision, BoxError};
 
 use crate::state::{State, Subject};
 
@@ -84,14 +84,14 @@ impl AuditOnEnd {
 impl Drop for AuditOnEnd {
     fn drop(&mut self) {
         let mut reason = self.error.take();
-        let mut decision = "allow";
+        let mut decision = AuditDecision::Allow;
         let mut extra = std::mem::take(&mut self.extra);
         if let Some(slot) = &self.injection {
             if let Some(found) = slot.summary() {
                 extra.insert("injection".into(), found.into());
             }
             if let Some(why) = slot.blocked_reason() {
-                decision = "deny";
+                decision = AuditDecision::Deny;
                 reason = Some(why);
             }
         }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use bottle_core::{BoxBody, Host, RefusalKind};
+use bottle_core::{AuditDecision, BoxBody, Host, RefusalKind};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -65,11 +65,11 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<BoxBo
                 Ok(io) => io,
                 Err(PassFail::Denied(d)) => return state.refuse("connect", &subject, d, started),
                 Err(PassFail::Upstream(r)) => {
-                    state.metrics.request("connect", "deny");
+                    state.metrics.request("connect", AuditDecision::Deny);
                     state.metrics.refusal(RefusalKind::UpstreamRefused);
                     state.audit(
                         &subject,
-                        "deny",
+                        AuditDecision::Deny,
                         Some("upstream proxy refused the tunnel".into()),
                         Some(r.status().as_u16()),
                         0,
@@ -80,7 +80,7 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<BoxBo
                     return r;
                 }
             };
-            state.metrics.request("connect", "allow");
+            state.metrics.request("connect", AuditDecision::Allow);
             state.metrics.tunnel("passthrough");
             let st = state.clone();
             tokio::spawn(async move {
@@ -96,7 +96,7 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<BoxBo
                     return state.refuse("connect", &subject, d, started);
                 }
             }
-            state.metrics.request("connect", "allow");
+            state.metrics.request("connect", AuditDecision::Allow);
             state.metrics.tunnel("intercept");
             let st = state.clone();
             tokio::spawn(async move {
@@ -200,7 +200,7 @@ async fn passthrough_tunnel(
     extra.insert("tunnel".into(), "passthrough".into());
     state.audit(
         &subject,
-        "allow",
+        AuditDecision::Allow,
         reason,
         Some(200),
         up,
@@ -243,7 +243,7 @@ async fn intercept_tunnel(
             extra.insert("tunnel".into(), "intercept".into());
             state.audit(
                 &subject,
-                "deny",
+                AuditDecision::Deny,
                 Some(format!("{}: {e}", e.kind())),
                 None,
                 0,
@@ -287,7 +287,16 @@ async fn intercept_tunnel(
     }
     let mut extra = serde_json::Map::new();
     extra.insert("tunnel".into(), "intercept".into());
-    state.audit(&subject, "allow", reason, Some(200), 0, 0, started, extra);
+    state.audit(
+        &subject,
+        AuditDecision::Allow,
+        reason,
+        Some(200),
+        0,
+        0,
+        started,
+        extra,
+    );
 }
 
 struct ActiveGuard<'a>(&'a State);

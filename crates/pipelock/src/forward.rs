@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bottle_core::routes::{DlpAction, ScanAction};
-use bottle_core::{BoxBody, RefusalKind};
+use bottle_core::{AuditDecision, BoxBody, RefusalKind};
 use http::header;
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
@@ -237,11 +237,11 @@ async fn websocket_session(
     use crate::ws_scan::WsScanError;
     let _task = st.tasks.enter();
     let (Some(client_upgrade), Ok(up)) = (client_upgrade, server_upgrade.await) else {
-        st.metrics.request(kind, "allow");
+        st.metrics.request(kind, AuditDecision::Allow);
         return;
     };
     let Ok(down) = client_upgrade.await else {
-        st.metrics.request(kind, "allow");
+        st.metrics.request(kind, AuditDecision::Allow);
         return;
     };
     let a = crate::idle::IdleIo::new(TokioIo::new(down), st.limits.idle());
@@ -302,20 +302,20 @@ async fn websocket_session(
         Some(e @ WsScanError::Secret(det)) => {
             st.metrics.dlp(det, "block");
             st.metrics.refusal(RefusalKind::Dlp);
-            ("deny", Some(format!("dlp: {e}")))
+            (AuditDecision::Deny, Some(format!("dlp: {e}")))
         }
         Some(e @ WsScanError::Injection(det)) => {
             st.metrics.injection(det, "block");
             st.metrics.refusal(RefusalKind::Injection);
             found.push(format!("{det} ({}, block)", crate::ws_down::PLACE));
-            ("deny", Some(format!("injection: {e}")))
+            (AuditDecision::Deny, Some(format!("injection: {e}")))
         }
         Some(e @ WsScanError::Reserved) => {
             st.metrics.refusal(RefusalKind::DlpEncoding);
-            ("deny", Some(format!("dlp: {e}")))
+            (AuditDecision::Deny, Some(format!("dlp: {e}")))
         }
-        Some(e) => ("allow", Some(format!("websocket ended: {e}"))),
-        None => ("allow", None),
+        Some(e) => (AuditDecision::Allow, Some(format!("websocket ended: {e}"))),
+        None => (AuditDecision::Allow, None),
     };
     if !found.is_empty() {
         extra.insert("injection".into(), found.join(", ").into());

@@ -88,11 +88,11 @@ impl PipelockMetrics {
             .inc();
     }
 
-    pub fn request(&self, kind: &str, decision: &str) {
+    pub fn request(&self, kind: &str, decision: bottle_core::AuditDecision) {
         self.requests
             .get_or_create(&vec![
                 ("kind".into(), kind.into()),
-                ("decision".into(), decision.into()),
+                ("decision".into(), decision.as_str().into()),
             ])
             .inc();
     }

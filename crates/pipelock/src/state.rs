@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use bottle_core::reload::Reloadable;
 use bottle_core::serve::{TaskTracker, TaskTrackerToken};
-use bottle_core::{AuditEvent, AuditLog, BoxBody, LiveConfig};
+use bottle_core::{AuditDecision, AuditEvent, AuditLog, BoxBody, LiveConfig};
 use http::Response;
 use tokio::sync::Semaphore;
 
@@ -77,7 +77,7 @@ impl State {
     pub fn audit(
         &self,
         subject: &Subject,
-        decision: &str,
+        decision: AuditDecision,
         reason: Option<String>,
         status: Option<u16>,
         bytes_up: u64,
@@ -89,7 +89,7 @@ impl State {
         log.record(AuditEvent {
             component: COMPONENT.to_string(),
             event: subject.event.to_string(),
-            decision: decision.to_string(),
+            decision,
             reason: reason.map(|r| self.dlp.scrub(r)),
             method: self.dlp.scrub(subject.method.clone()),
             scheme: subject.scheme.to_string(),
@@ -133,10 +133,10 @@ impl State {
         for d in &denied.blocked_by {
             self.metrics.dlp(d, "block");
         }
-        self.metrics.request(kind, "deny");
+        self.metrics.request(kind, AuditDecision::Deny);
         self.audit(
             subject,
-            "deny",
+            AuditDecision::Deny,
             Some(format!("{}: {}", denied.kind(), denied.refusal.reason)),
             Some(denied.refusal.status.as_u16()),
             0,

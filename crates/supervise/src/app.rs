@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use bottle_core::{AuditEvent, AuditLog};
+use bottle_core::{AuditDecision, AuditEvent, AuditLog};
 use serde_json::{json, Value};
 
 use crate::check::{self, Policy, Target, Verdict};
@@ -93,7 +93,7 @@ impl App {
     /// text is not written to the audit log (it is the agent's prose, kept in the request file).
     pub fn submit(&self, body: &Value, via: &str) -> Submitted {
         let outcome = self.submit_inner(body);
-        let mut ev = AuditEvent::new("supervise", "access-request", "deny");
+        let mut ev = AuditEvent::new("supervise", "access-request", AuditDecision::Deny);
         ev.extra.insert("via".into(), via.into());
         if let Some(kind) = body.get("kind").and_then(Value::as_str) {
             ev.extra.insert(
@@ -103,7 +103,7 @@ impl App {
         }
         match &outcome {
             Submitted::Created { id } | Submitted::Duplicate { id } => {
-                ev.decision = "pending".into();
+                ev.decision = AuditDecision::Pending;
                 if matches!(outcome, Submitted::Duplicate { .. }) {
                     ev.extra.insert("duplicate".into(), true.into());
                 }
@@ -116,7 +116,7 @@ impl App {
             Submitted::RateLimited(_) => ev.reason = Some("rate limited".into()),
             Submitted::TooManyPending => ev.reason = Some("too many pending requests".into()),
             Submitted::Failed(why) => {
-                ev.decision = "error".into();
+                ev.decision = AuditDecision::Error;
                 ev.reason = Some(why.clone());
             }
         }
@@ -152,7 +152,7 @@ impl App {
             Err(wait) => Submitted::RateLimited(wait),
             Ok(()) => Submitted::Invalid(why.to_owned()),
         };
-        let mut ev = AuditEvent::new("supervise", "access-request", "deny");
+        let mut ev = AuditEvent::new("supervise", "access-request", AuditDecision::Deny);
         ev.extra.insert("via".into(), via.into());
         ev.reason = Some(match &outcome {
             Submitted::RateLimited(_) => "rate limited".to_owned(),
