@@ -113,6 +113,7 @@ pub(crate) fn find_segments(
 /// long inside the run `hay[s..e]`, except the whole run. A byte `MIN_RUN - 1`
 /// ahead is probed first, as in `find_segments`: if it is no hex digit, no
 /// long enough stretch covers the bytes before it.
+#[inline]
 pub(super) fn hex_stretches(hay: &[u8], s: usize, e: usize, mut f: impl FnMut(usize, usize)) {
     let hex = |i: usize| CLASS[hay[i] as usize] & C_HEX != 0;
     // Invariant: hay[j - 1] is no hex digit, or j == s (a run's start).
@@ -140,6 +141,7 @@ pub(super) fn hex_stretches(hay: &[u8], s: usize, e: usize, mut f: impl FnMut(us
 
 /// Separated-hex runs with `-` separators inside the base64 runs of `hay`
 /// that hold a `-` (snake_case identifiers hold none).
+#[inline]
 pub(super) fn dash_runs_sep_hex(
     hay: &[u8],
     runs: &[(usize, usize, u8)],
