@@ -125,6 +125,16 @@ async fn post_request(
         Some(Ok(w)) => w,
         Some(Err(_)) => return error(StatusCode::BAD_REQUEST, "`wait` must be seconds"),
     };
+    // A page in a browser inside the bottle could POST here as a "simple" cross-origin request
+    // (`text/plain`, no preflight) and file requests in the agent's name; a JSON content type
+    // makes the browser ask first, and no CORS answer ever says yes.
+    if !is_json(&req) {
+        return malformed(
+            &app,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the request as `Content-Type: application/json`",
+        );
+    }
     let bytes: Bytes = match read_body(req.into_body(), MAX_BODY_BYTES, body_deadline).await {
         Ok(b) => b,
         Err(BodyError::TooLarge) => {
@@ -185,6 +195,15 @@ async fn post_request(
         }
         Submitted::Failed(why) => error(StatusCode::INTERNAL_SERVER_ERROR, &why),
     }
+}
+
+/// Whether the request says its body is JSON (`application/json`, parameters allowed).
+fn is_json(req: &Request<Incoming>) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
 }
 
 /// Audits (and rate-limits) a body that never became a request.

@@ -98,7 +98,7 @@ impl App {
         if let Some(kind) = body.get("kind").and_then(Value::as_str) {
             ev.extra.insert(
                 "kind".into(),
-                bottle_core::audit::truncate_field(kind, 32).into(),
+                request::inert(&bottle_core::audit::truncate_field(kind, 32)).into(),
             );
         }
         match &outcome {
@@ -109,10 +109,14 @@ impl App {
                 }
                 ev.extra.insert("id".into(), id.as_str().into());
                 if let Some(h) = body.get("host").and_then(Value::as_str) {
-                    ev.host = h.to_owned();
+                    ev.host = request::inert(h.trim());
                 }
             }
-            Submitted::Invalid(why) => ev.reason = Some(why.clone()),
+            Submitted::Invalid(why) => {
+                ev.reason = Some(request::inert(&bottle_core::audit::truncate_field(
+                    why, 200,
+                )));
+            }
             Submitted::RateLimited(_) => ev.reason = Some("rate limited".into()),
             Submitted::TooManyPending => ev.reason = Some("too many pending requests".into()),
             Submitted::Failed(why) => {
@@ -156,7 +160,7 @@ impl App {
         ev.extra.insert("via".into(), via.into());
         ev.reason = Some(match &outcome {
             Submitted::RateLimited(_) => "rate limited".to_owned(),
-            _ => bottle_core::audit::truncate_field(why, 200),
+            _ => request::inert(&bottle_core::audit::truncate_field(why, 200)),
         });
         self.record(ev, matches!(outcome, Submitted::RateLimited(_)));
         outcome

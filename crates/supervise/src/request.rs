@@ -250,12 +250,27 @@ fn check_len<'a>(what: &str, s: &'a str, max: usize) -> Result<&'a str, String> 
 /// Control, bidi, line-separator and invisible characters would let the agent rewrite what
 /// the operator's terminal shows (`bottle requests`, `bottle watch`): a fake "approved" line,
 /// reordered or hidden text (tag characters carry invisible ASCII).
-fn is_deceptive(c: char) -> bool {
+pub fn is_deceptive(c: char) -> bool {
     c.is_control()
         || matches!(c,
             '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}'
             | '\u{2028}' | '\u{2029}' | '\u{061C}' | '\u{180E}' | '\u{FEFF}'
             | '\u{FFF9}'..='\u{FFFB}' | '\u{E0000}'..='\u{E007F}')
+}
+
+/// `s` with every [`is_deceptive`] character written as its escape (`\u{9b}`): for the
+/// agent's text quoted in supervise's own audit lines (a refusal quotes the field it refuses),
+/// which the operator may read raw (`docker compose logs`); JSON escapes only C0 controls.
+pub fn inert(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if is_deceptive(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn check_reason(reason: &str) -> Result<String, String> {

@@ -91,7 +91,7 @@ async fn stalled_bodies_do_not_starve_a_real_request() {
     let mut stalled = Vec::new();
     for _ in 0..64 {
         let mut s = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
-        s.write_all(b"POST /v1/requests HTTP/1.1\r\nHost: x\r\nContent-Length: 10000\r\n\r\n{")
+        s.write_all(b"POST /v1/requests HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10000\r\n\r\n{")
             .await
             .unwrap();
         stalled.push(s);
@@ -109,7 +109,8 @@ async fn stalled_bodies_do_not_starve_a_real_request() {
         let mut buf = Vec::new();
         let read = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await;
         assert!(read.is_ok(), "a stalled connection still open");
-        assert!(String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 408"));
+        let text = String::from_utf8_lossy(&buf);
+        assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     }
     assert!(started.elapsed() < Duration::from_secs(10));
 }
@@ -487,4 +488,64 @@ async fn a_request_file_swapped_for_a_link_is_not_served() {
         let r = common::call(srv.addr, "GET", &format!("/v1/requests/{id}"), b"").await;
         assert_eq!(r.status, 404, "{}", r.json);
     }
+}
+
+#[tokio::test]
+async fn refusals_quoting_the_agents_text_audit_it_inert() {
+    // JSON escapes only C0 controls: a C1 CSI or a bidi override quoted raw in supervise's
+    // audit line would reach the operator's terminal through `docker compose logs`.
+    let srv = common::start(10_000, 10_000, 50).await;
+    let kind = format!("\u{9b}2J\u{202e}{}", "k".repeat(20_000));
+    for body in [
+        json!({"kind": kind, "host": "a.com", "reason": "r"}),
+        json!({"kind": "route", "host": "ex\u{202e}ample.com", "reason": "r"}),
+        json!({"kind": "route", "host": "api.example.com", "paths": ["/\u{9b}x"], "reason": "r"}),
+        json!({"kind": "host", "host": "docs.rs\u{85}", "reason": "r"}),
+    ] {
+        common::post(srv.addr, "/v1/requests", body).await;
+    }
+    let audit = srv.own_audit();
+    assert_eq!(audit.lines().count(), 4, "{audit}");
+    let raw = audit
+        .chars()
+        .find(|&c| ('\u{80}'..='\u{9f}').contains(&c) || ('\u{202a}'..='\u{202e}').contains(&c));
+    assert_eq!(raw, None, "{audit:?}");
+    assert!(audit.lines().all(|l| l.len() < 2048), "{audit}");
+}
+
+#[tokio::test]
+async fn a_cross_origin_simple_post_files_nothing() {
+    // What a web page in a browser inside the bottle can send without a CORS preflight.
+    let srv = common::start(100, 100, 50).await;
+    let body = r#"{"kind":"host","host":"docs.rs","reason":"a page asked for this"}"#;
+    for ctype in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "",
+    ] {
+        let mut s = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+        let ct = if ctype.is_empty() {
+            String::new()
+        } else {
+            format!("Content-Type: {ctype}\r\n")
+        };
+        let head = format!(
+            "POST /v1/requests HTTP/1.1\r\nHost: supervise:8070\r\nOrigin: https://evil.example\r\n{ct}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf).await;
+        let text = String::from_utf8_lossy(&buf);
+        assert!(text.starts_with("HTTP/1.1 415"), "{ctype:?}: {text}");
+    }
+    assert_eq!(pending_files(&srv), 0);
+    let r = common::post(
+        srv.addr,
+        "/v1/requests",
+        serde_json::from_str(body).unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 201, "JSON with its content type still works");
 }
