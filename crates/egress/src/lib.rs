@@ -18,6 +18,7 @@ pub mod policy;
 pub mod proxy;
 pub mod scrub;
 pub mod server;
+pub mod state;
 pub mod upstream;
 pub mod why;
 pub mod ws;

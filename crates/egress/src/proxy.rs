@@ -4,12 +4,11 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use bottle_core::audit::{AuditDecision, AuditLog};
+use bottle_core::audit::AuditDecision;
 use bottle_core::body::{empty, BoxBody};
 use bottle_core::error_chain::error_chain;
-use bottle_core::reload::Reloadable;
 use bottle_core::routes::AuthScheme;
-use bottle_core::{split_host_port, Refusal, RefusalKind, RequestContext, Resolver, SuperviseUrl};
+use bottle_core::{split_host_port, Refusal, RefusalKind, RequestContext};
 use http::header::{
     ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, HOST, IF_RANGE, RANGE,
     SEC_WEBSOCKET_EXTENSIONS,
@@ -17,43 +16,18 @@ use http::header::{
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioIo;
-use tokio_util::task::TaskTracker;
 
 use crate::body::{
     decode, parse_codings, parse_transfer_codings, scrub_headers, BodyStats, Coding, ScrubBody,
     ACCEPT_ENCODING as ACCEPT,
 };
-use crate::config::EgressConfig;
 use crate::inject::{audit_path, inject};
-use crate::metrics::EgressMetrics;
 use crate::policy::short;
 pub use crate::policy::{decide, Decision, Matched, Target};
-use crate::upstream::{connect_tcp, find_connect_error, resolve, Connector, Timeouts};
+use crate::state::{route_of, State, COMPONENT};
+use crate::upstream::{connect_tcp, find_connect_error, resolve};
 use bottle_core::hop;
-use bottle_core::peer::PeerKey;
-
-/// Name used in refusals, audit lines and `X-Bottle-Blocked`.
-pub const COMPONENT: &str = "egress";
-
-/// Everything a request handler needs.
-pub struct Shared {
-    pub cfg: Arc<Reloadable<EgressConfig>>,
-    pub resolver: Arc<Resolver>,
-    pub audit: AuditLog,
-    pub metrics: EgressMetrics,
-    /// ALPN h2 + http/1.1.
-    pub client: Client<Connector, BoxBody>,
-    /// ALPN http/1.1 only: protocol upgrades (WebSocket).
-    pub client_h1: Client<Connector, BoxBody>,
-    pub timeouts: Timeouts,
-    pub tracker: TaskTracker,
-    /// `--client-key-env`: when set, every request must carry it (only our pipelock has it).
-    pub client_key: Option<PeerKey>,
-    /// `--supervise-url`: refusals the agent may ask about say how, at this URL.
-    pub supervise_url: Option<SuperviseUrl>,
-}
 
 fn scheme_name(s: AuthScheme) -> &'static str {
     match s {
@@ -71,39 +45,9 @@ fn context(event: &'static str) -> RequestContext {
     ctx
 }
 
-/// The route label of `ctx` for metrics.
-fn route_of(ctx: &RequestContext) -> &str {
-    ctx.route.as_deref().unwrap_or("none")
-}
-
-/// The `egress_requests` outcome a refusal of `kind` counts as.
-fn outcome(kind: RefusalKind) -> &'static str {
-    match kind {
-        RefusalKind::Unauthenticated => "unauthenticated",
-        RefusalKind::UpstreamError
-        | RefusalKind::UpstreamTimeout
-        | RefusalKind::UpstreamUnreachable
-        | RefusalKind::UndecodableResponse
-        | RefusalKind::Resolve => "upstream_error",
-        _ => "refused",
-    }
-}
-
-impl Shared {
-    /// Every refusal goes through here: the metrics, the audit line and the response all
-    /// come from the one `Refusal`.
-    fn refuse(&self, ctx: &RequestContext, r: Refusal) -> Response<BoxBody> {
-        self.metrics.request(route_of(ctx), outcome(r.kind));
-        self.metrics.refusal(r.kind.label());
-        self.audit.record(ctx.refusal_event(&r));
-        tracing::info!(status = r.status.as_u16(), kind = r.kind.label(), reason = %r.reason, host = %ctx.host, "refused");
-        r.response_for(COMPONENT, self.supervise_url.as_ref())
-    }
-}
-
 /// Entry point for every request from pipelock.
 pub async fn handle(
-    shared: Arc<Shared>,
+    shared: Arc<State>,
     req: Request<Incoming>,
 ) -> Result<Response<BoxBody>, std::convert::Infallible> {
     // Before anything else: a request without our pipelock's key (the host, a container on an
@@ -120,7 +64,7 @@ pub async fn handle(
 }
 
 /// 407 for a request without the key; audited without the presented value.
-fn refuse_unkeyed(shared: &Shared, req: &Request<Incoming>) -> Response<BoxBody> {
+fn refuse_unkeyed(shared: &State, req: &Request<Incoming>) -> Response<BoxBody> {
     let uri = req.uri();
     let mut ctx = context("request");
     ctx.method = short(req.method().as_str());
@@ -144,7 +88,7 @@ fn refuse_unkeyed(shared: &Shared, req: &Request<Incoming>) -> Response<BoxBody>
     resp
 }
 
-async fn connect(shared: Arc<Shared>, req: Request<Incoming>) -> Response<BoxBody> {
+async fn connect(shared: Arc<State>, req: Request<Incoming>) -> Response<BoxBody> {
     let mut ctx = context("request");
     ctx.method = "CONNECT".into();
     ctx.scheme = "connect";
@@ -222,7 +166,7 @@ async fn connect(shared: Arc<Shared>, req: Request<Incoming>) -> Response<BoxBod
     Response::new(empty())
 }
 
-async fn forward(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<BoxBody> {
+async fn forward(shared: Arc<State>, mut req: Request<Incoming>) -> Response<BoxBody> {
     let uri = req.uri().clone();
     let mut ctx = context("request");
     ctx.method = req.method().as_str().to_string();

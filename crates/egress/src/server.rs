@@ -22,7 +22,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{EgressConfig, EnvSource};
 use crate::metrics::EgressMetrics;
-use crate::proxy::{handle, Shared, COMPONENT};
+use crate::proxy::handle;
+use crate::state::{State, COMPONENT};
 use crate::upstream::{Connector, Timeouts};
 
 /// How long `--listen-via` waits for its peer's name (compose starts pipelock right before).
@@ -230,7 +231,7 @@ pub async fn start(args: EgressArgs, env: EnvSource, sighup: bool) -> Result<Run
         None => None,
     };
     let tracker = TaskTracker::new();
-    let shared = Arc::new(Shared {
+    let shared = Arc::new(State {
         cfg: Arc::clone(&cfg),
         resolver: Arc::clone(&resolver),
         audit,

@@ -15,13 +15,13 @@ use hyper::body::{Frame, Incoming};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::config::RepoConfig;
-use crate::gate::{Gate, LOCK_WAIT};
 use crate::git::run;
 use crate::mirror::Mirror;
 use crate::pktline::{write_flush, write_text};
 use crate::smart_http::{
     content_type_is, git_response, git_service_cmd, refuse, Service, BODY_IDLE_TIMEOUT,
 };
+use crate::state::{State, LOCK_WAIT};
 use crate::GateError;
 
 /// Largest (decoded) upload-pack request body.
@@ -39,7 +39,7 @@ fn git_protocol(headers: &HeaderMap) -> Option<&'static str> {
 pub const BUSY_WAIT: Duration = Duration::from_secs(1);
 
 /// Refreshes the mirror of `repo` (rate-limited, exclusive).
-async fn refresh_mirror(gate: &Gate, repo: &RepoConfig) -> Result<Arc<Mirror>, GateError> {
+async fn refresh_mirror(gate: &State, repo: &RepoConfig) -> Result<Arc<Mirror>, GateError> {
     let mirror = gate.mirror(&repo.name);
     // A push in flight holds the mirror: serve what the mirror has rather than wait
     // (its old values are checked against upstream by the lease anyway).
@@ -80,7 +80,7 @@ fn advert_error(svc: Service, msg: &str) -> Response<BoxBody> {
 
 /// `GET info/refs`: the advertisement of either service, from a freshly refreshed mirror.
 pub(crate) async fn info_refs(
-    gate: &Gate,
+    gate: &State,
     repo: &RepoConfig,
     svc: Service,
     headers: &HeaderMap,
@@ -165,7 +165,7 @@ async fn read_body(mut body: Incoming, cap: usize) -> BodyRead {
 
 /// `POST git-upload-pack`: a fetch served by git from the mirror, streamed as it comes.
 pub(crate) async fn upload_pack(
-    gate: &Gate,
+    gate: &State,
     repo: &RepoConfig,
     req: Request<Incoming>,
 ) -> Response<BoxBody> {

@@ -8,10 +8,10 @@ use std::path::Path;
 use std::time::Duration;
 use std::time::Instant;
 
-use crate::gate::Gate;
 use crate::git::{run, tail_lines};
 use crate::in_flight::PushCtx;
 use crate::request::{Command, CommandKind};
+use crate::state::State;
 use crate::GateError;
 
 /// How long the upstream push may take.
@@ -19,7 +19,7 @@ pub const UPSTREAM_PUSH_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Which of the pushed refs are symbolic refs upstream: `(ref, target)`.
 pub(crate) async fn upstream_symrefs(
-    gate: &Gate,
+    gate: &State,
     ctx: &PushCtx,
 ) -> Result<Vec<(String, String)>, GateError> {
     let mut cmd = gate.runner.command(Some(&ctx.mirror.dir));
@@ -52,7 +52,7 @@ pub(crate) async fn upstream_symrefs(
 /// `git push --atomic --porcelain --force-with-lease=<ref>:<old>... <upstream> <new>:<ref>...`
 /// from the quarantine. Err = (reason per ref, upstream's last stderr lines).
 pub(crate) async fn push_upstream(
-    gate: &Gate,
+    gate: &State,
     ctx: &PushCtx,
     quarantine: Option<&Path>,
 ) -> Result<(), (HashMap<String, String>, Vec<String>)> {

@@ -15,8 +15,8 @@ use http::{Method, Request, Response};
 use hyper::body::Incoming;
 use tokio::net::TcpListener;
 
-use crate::gate::Gate;
 use crate::smart_http::{Service, COMPONENT};
+use crate::state::State;
 use crate::{fetch, receive};
 
 #[derive(Debug, PartialEq, Eq)]
@@ -77,7 +77,7 @@ fn route(method: &Method, path: &str, query: Option<&str>) -> Result<(String, En
 /// drain time to finish (a push holds its own task and finishes regardless). The listener
 /// limits (connection cap, idle and header-read timeouts, head caps) are bottle-core's.
 pub async fn serve(
-    gate: Arc<Gate>,
+    gate: Arc<State>,
     listener: TcpListener,
     limits: ServeLimits,
     shutdown: impl std::future::Future<Output = ()>,
@@ -95,7 +95,7 @@ pub async fn serve(
 }
 
 /// Handles one request.
-pub async fn handle(gate: Arc<Gate>, req: Request<Incoming>) -> Response<BoxBody> {
+pub async fn handle(gate: Arc<State>, req: Request<Incoming>) -> Response<BoxBody> {
     let mut ctx = RequestContext::new(COMPONENT, "request");
     ctx.method = req.method().to_string();
     ctx.scheme = "http";
@@ -157,7 +157,7 @@ pub async fn handle(gate: Arc<Gate>, req: Request<Incoming>) -> Response<BoxBody
 
 /// A request refused before any git service runs: counted, audited as `deny` (with its kind
 /// as `refusal`) and answered, all from the one refusal.
-fn refuse_request(gate: &Gate, ctx: &RequestContext, r: Refusal) -> Response<BoxBody> {
+fn refuse_request(gate: &State, ctx: &RequestContext, r: Refusal) -> Response<BoxBody> {
     gate.metrics.request("other", "refused");
     let mut ev = ctx.refusal_event(&r);
     // Every request refusal here is a policy decision about the endpoint, whatever its status.

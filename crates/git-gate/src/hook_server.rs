@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
-use crate::gate::Gate;
 use crate::hook_protocol::{HookReply, HookRequest};
 use crate::judge::judge;
+use crate::state::State;
 use crate::GateError;
 
 /// Serves hook connections on the unix socket until the process ends.
-pub async fn serve_hooks(gate: Arc<Gate>, listener: tokio::net::UnixListener) {
+pub async fn serve_hooks(gate: Arc<State>, listener: tokio::net::UnixListener) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
@@ -32,7 +32,7 @@ pub async fn serve_hooks(gate: Arc<Gate>, listener: tokio::net::UnixListener) {
     }
 }
 
-async fn handle_hook(gate: &Gate, stream: tokio::net::UnixStream) -> Result<(), GateError> {
+async fn handle_hook(gate: &State, stream: tokio::net::UnixStream) -> Result<(), GateError> {
     let (rd, mut wr) = stream.into_split();
     let mut line = String::new();
     let mut limited = BufReader::new(rd.take(4 << 20));

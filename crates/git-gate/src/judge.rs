@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::forward_push;
-use crate::gate::Gate;
 use crate::git::run;
 use crate::hook_protocol::HookRequest;
 use crate::in_flight::{PushCtx, PushVerdict, RefOutcome};
@@ -19,10 +18,11 @@ use crate::policy::{
 };
 use crate::request::ZERO_OID;
 use crate::scan;
+use crate::state::State;
 use crate::GateError;
 
 /// The deep checks for one push, then the upstream push. Never panics; any error refuses.
-pub async fn judge(gate: &Gate, ctx: &PushCtx, req: &HookRequest) -> PushVerdict {
+pub async fn judge(gate: &State, ctx: &PushCtx, req: &HookRequest) -> PushVerdict {
     let mut v = PushVerdict {
         outcomes: ctx
             .commands
@@ -152,7 +152,7 @@ pub async fn judge(gate: &Gate, ctx: &PushCtx, req: &HookRequest) -> PushVerdict
 
 /// Current tips, lying/stale old values, exact classification and the policy per ref.
 async fn check_refs(
-    gate: &Gate,
+    gate: &State,
     ctx: &PushCtx,
     quarantine: Option<&Path>,
     outcomes: &mut [RefOutcome],
@@ -218,7 +218,7 @@ async fn check_refs(
 }
 
 async fn is_ancestor(
-    gate: &Gate,
+    gate: &State,
     mirror: &Path,
     quarantine: Option<&Path>,
     old: &str,

@@ -7,7 +7,6 @@ pub mod config;
 mod fetch;
 pub mod forward_push;
 pub mod front_end;
-pub mod gate;
 pub mod git;
 pub mod hook_protocol;
 pub mod hook_server;
@@ -26,6 +25,7 @@ pub mod report;
 pub mod request;
 pub mod scan;
 mod smart_http;
+pub mod state;
 pub mod upstream_access;
 
 /// Errors of git-gate's own operations (config errors are `bottle_core::ConfigError`).

@@ -11,10 +11,10 @@ use bottle_core::cli::{CommonArgs, HealthcheckArgs};
 use bottle_core::serve::ServeLimits;
 use bottle_core::{AuditLog, Metrics, StatusFile};
 use clap::Parser;
-use git_gate::gate::Gate;
 use git_gate::git::GitRunner;
 use git_gate::metrics::GateMetrics;
 use git_gate::scan::DetectorScanner;
+use git_gate::state::State;
 use git_gate::upstream_access::UpstreamSettings;
 
 /// git-gate: the agent's git remote (smart HTTP). Serves the repositories of the `git:`
@@ -219,12 +219,12 @@ async fn serve(cli: Cli) -> ExitCode {
         Ok(a) => a,
         Err(e) => return exit_err(format!("cannot open audit log: {e}")),
     };
-    let source: git_gate::gate::ConfigSource = {
+    let source: git_gate::state::ConfigSource = {
         let r = reloadable.clone();
         Arc::new(move || r.current())
     };
     let gate = Arc::new(
-        Gate::new(
+        State::new(
             source,
             data_dir.clone(),
             runner,

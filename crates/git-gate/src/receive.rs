@@ -15,7 +15,6 @@ use hyper::body::{Frame, Incoming};
 use tokio::io::AsyncReadExt;
 
 use crate::config::RepoConfig;
-use crate::gate::Gate;
 use crate::git::run;
 use crate::hook_protocol::{ENV_PUSH_ID, ENV_SOCKET};
 use crate::in_flight::{PushCtx, PushVerdict, RefOutcome};
@@ -28,12 +27,13 @@ use crate::smart_http::{
     content_type_is, git_response, git_service_cmd, refuse, result_response, Service,
     BODY_IDLE_TIMEOUT,
 };
+use crate::state::State;
 use crate::GateError;
 
 /// A refused push as the client prints it: 200, an `ng` line per ref, `remote:` lines
 /// giving each ref's own reason (not the "another ref was refused" ones); audited per ref.
 fn refusal_report(
-    gate: &Gate,
+    gate: &State,
     repo: &RepoConfig,
     parsed: &request::PushRequest,
     refusal: &PushRefusal,
@@ -79,7 +79,7 @@ fn refusal_report(
 /// A push that failed after it was let through (git could not be run, the mirror could not
 /// be locked): every ref is refused with the same reason.
 fn failure_report(
-    gate: &Gate,
+    gate: &State,
     repo: &RepoConfig,
     parsed: &request::PushRequest,
     reason: String,
@@ -94,7 +94,7 @@ fn failure_report(
 }
 
 pub(crate) async fn receive_pack(
-    gate: &Arc<Gate>,
+    gate: &Arc<State>,
     repo: &Arc<RepoConfig>,
     req: Request<Incoming>,
 ) -> Response<BoxBody> {
@@ -174,7 +174,7 @@ pub(crate) async fn receive_pack(
 /// Over `--max-concurrent-pushes`: every ref is refused with a reason git prints; the body
 /// is read only to find the command list (and drained, never stored).
 async fn busy_refusal(
-    gate: &Gate,
+    gate: &State,
     repo: &RepoConfig,
     body: Incoming,
     cap: u64,
@@ -199,7 +199,7 @@ async fn busy_refusal(
 /// A push whose body was not taken in whole (no push slot, pack too large): the decision
 /// is a refusal whatever the commands say.
 fn decide_and_refuse(
-    gate: &Gate,
+    gate: &State,
     repo: &RepoConfig,
     parsed: &request::PushRequest,
     intake: Intake,
@@ -224,7 +224,7 @@ fn decide_and_refuse(
 /// lines from the hook, the report) is streamed to the client as it comes. The mirror stays
 /// locked until receive-pack has finished, whether or not the client is still there.
 async fn run_receive_pack(
-    gate: Arc<Gate>,
+    gate: Arc<State>,
     repo: Arc<RepoConfig>,
     parsed: request::PushRequest,
     body: PushBody,
@@ -232,7 +232,7 @@ async fn run_receive_pack(
 ) -> Result<Response<BoxBody>, GateError> {
     let bytes = body.len();
     let mirror = gate.mirror(&repo.name);
-    let mut guard = mirror.lock(crate::gate::LOCK_WAIT).await?;
+    let mut guard = mirror.lock(crate::state::LOCK_WAIT).await?;
     if !mirror.dir.join("HEAD").is_file() {
         mirror
             .refresh(
@@ -295,7 +295,7 @@ async fn run_receive_pack(
             let _ = child.wait().await;
             any
         };
-        let any = tokio::time::timeout(crate::gate::PUSH_TIMEOUT, relay)
+        let any = tokio::time::timeout(crate::state::PUSH_TIMEOUT, relay)
             .await
             .unwrap_or(false);
         gate.pushes.unregister(&push_id);
@@ -343,7 +343,7 @@ async fn run_receive_pack(
 
 /// Audit lines and mirror bookkeeping once receive-pack has finished.
 async fn finish_push(
-    gate: &Gate,
+    gate: &State,
     repo: &RepoConfig,
     parsed: &request::PushRequest,
     verdict: Option<PushVerdict>,

@@ -9,7 +9,7 @@ use bottle_core::{BoxBody, Refusal, RefusalKind};
 use http::{header, HeaderMap, Response, StatusCode};
 
 use crate::config::RepoConfig;
-use crate::gate::Gate;
+use crate::state::State;
 
 /// How the sidecar names itself in refusals and audit lines.
 pub const COMPONENT: &str = "git-gate";
@@ -41,7 +41,7 @@ pub(crate) fn refuse(kind: RefusalKind, reason: impl Into<String>) -> Response<B
 
 /// receive-pack checks objects (fsck, size) and hands every push to git-gate's hook; its
 /// own ref checks are off because the hook applies the policy.
-fn receive_pack_config(gate: &Gate, repo: &RepoConfig) -> Vec<String> {
+fn receive_pack_config(gate: &State, repo: &RepoConfig) -> Vec<String> {
     let p = &repo.policy;
     vec![
         format!("core.hooksPath={}", gate.hooks_dir.display()),
@@ -72,7 +72,7 @@ fn upload_pack_config() -> Vec<String> {
 /// `git upload-pack|receive-pack --stateless-rpc` on the mirror of `repo`, in git-gate's
 /// clean environment.
 pub(crate) fn git_service_cmd(
-    gate: &Gate,
+    gate: &State,
     repo: &RepoConfig,
     svc: Service,
     protocol: Option<&str>,

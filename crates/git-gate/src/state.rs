@@ -30,7 +30,7 @@ pub const PUSH_TIMEOUT: Duration = Duration::from_secs(900);
 pub type ConfigSource = Arc<dyn Fn() -> Arc<GateConfig> + Send + Sync>;
 
 /// Everything the request handlers share.
-pub struct Gate {
+pub struct State {
     pub config: ConfigSource,
     pub data_dir: PathBuf,
     pub runner: GitRunner,
@@ -48,7 +48,7 @@ pub struct Gate {
     mirrors: Mutex<HashMap<String, Arc<Mirror>>>,
 }
 
-impl Gate {
+impl State {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: ConfigSource,
@@ -59,9 +59,9 @@ impl Gate {
         audit: AuditLog,
         metrics: Arc<GateMetrics>,
         scanner: Arc<dyn SecretScanner>,
-    ) -> Gate {
+    ) -> State {
         let spill_dir = data_dir.join("spill");
-        Gate {
+        State {
             config,
             hooks_dir: data_dir.join("hooks"),
             hook_socket: data_dir.join("hook.sock"),
@@ -86,7 +86,7 @@ impl Gate {
     }
 
     /// Sets `--max-concurrent-pushes` and `--push-spill-bytes`.
-    pub fn with_push_limits(mut self, args: &PushArgs) -> Gate {
+    pub fn with_push_limits(mut self, args: &PushArgs) -> State {
         self.push_slots = PushSlots::new(args.max_concurrent_pushes as usize, self.metrics.clone());
         self.spill.threshold = args.push_spill_bytes;
         self
