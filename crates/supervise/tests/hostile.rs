@@ -549,3 +549,48 @@ async fn a_cross_origin_simple_post_files_nothing() {
     .await;
     assert_eq!(r.status, 201, "JSON with its content type still works");
 }
+
+#[tokio::test]
+async fn hostile_mcp_shapes_are_errors_and_change_nothing() {
+    let srv = common::start(10_000, 10_000, 50).await;
+    // Balanced, valid JSON, under the 64 KiB cap, far past any parser's depth limit.
+    let deep = format!("{}{}", "[".repeat(20_000), "]".repeat(20_000));
+    let call = |args: &str| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{{"name":"request_access","arguments":{args}}}}}"#
+        )
+    };
+    for body in [
+        deep.clone(),
+        call(&format!(r#"{{"kind":"host","host":"a.com","reason":"r","x":{}}}"#, deep)),
+        call(r#"{"kind":"host","host":"a.com","reason":"r","wait_secs":1e400}"#),
+        call(r#"{"kind":"host","host":"a.com","reason":"r","wait_secs":-1}"#),
+        call(r#"{"kind":"host","host":["a.com"],"reason":"r"}"#),
+        r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"list_recent_blocks","arguments":{"limit":-1}}}"#.into(),
+        "\u{feff}{\"jsonrpc\":\"2.0\"".into(),
+    ] {
+        let answer = raw_mcp(srv.addr, &body).await;
+        assert!(answer.starts_with("HTTP/1.1 "), "no answer: {answer}");
+        assert!(!answer.contains(r#"\"status\":\"pending\""#), "{answer}");
+    }
+    // Non-UTF-8 bytes.
+    let mut s = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    s.write_all(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: 3\r\nConnection: close\r\n\r\n\xff\xfe\x00")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf).await;
+    assert!(
+        buf.starts_with(b"HTTP/1.1 4"),
+        "{}",
+        String::from_utf8_lossy(&buf)
+    );
+    assert_eq!(pending_files(&srv), 0);
+    // Still serving.
+    let ok = mcp_request_access(
+        srv.addr,
+        r#"{"kind":"host","host":"docs.rs","reason":"docs"}"#,
+    )
+    .await;
+    assert!(ok.contains(r#"\"status\":\"pending\""#), "{ok}");
+}
