@@ -337,7 +337,7 @@ fn read_capped(path: &Path, max: u64) -> Result<Option<Vec<u8>>, ReadError> {
 /// inode.
 fn read_same_file(path: &Path, seen: &std::fs::Metadata, max: u64) -> Result<Vec<u8>, ReadError> {
     use std::io::Read;
-    let f = std::fs::File::open(path).map_err(|e| ReadError::Io(e.to_string()))?;
+    let f = open_nonblocking(path).map_err(|e| ReadError::Io(e.to_string()))?;
     let opened = f.metadata().map_err(|e| ReadError::Io(e.to_string()))?;
     if !opened.is_file() {
         return Err(ReadError::NotRegular);
@@ -354,6 +354,55 @@ fn read_same_file(path: &Path, seen: &std::fs::Metadata, max: u64) -> Result<Vec
         return Err(ReadError::TooLarge(bytes.len() as u64));
     }
     Ok(bytes)
+}
+
+/// `O_NONBLOCK`: a FIFO swapped in between the check and the open would otherwise block the
+/// `open` (and the launcher's `bottle requests`) until a writer came; with it the open returns
+/// and the type check refuses the FIFO. On regular files it changes nothing. The values are
+/// the kernels' ABI (Linux's asm-generic and its older exceptions; BSD and Apple): std has no
+/// constant and bottle-core no libc. Elsewhere 0: only that stall is then not covered.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const O_NONBLOCK: i32 = if cfg!(any(target_arch = "mips", target_arch = "mips64")) {
+    0x80
+} else if cfg!(any(target_arch = "sparc", target_arch = "sparc64")) {
+    0x4000
+} else {
+    0o4000
+};
+#[cfg(any(
+    target_vendor = "apple",
+    target_os = "freebsd",
+    target_os = "openbsd",
+    target_os = "netbsd",
+    target_os = "dragonfly"
+))]
+const O_NONBLOCK: i32 = 0x0004;
+#[cfg(all(
+    unix,
+    not(any(
+        target_os = "linux",
+        target_os = "android",
+        target_vendor = "apple",
+        target_os = "freebsd",
+        target_os = "openbsd",
+        target_os = "netbsd",
+        target_os = "dragonfly"
+    ))
+))]
+const O_NONBLOCK: i32 = 0;
+
+#[cfg(unix)]
+fn open_nonblocking(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(O_NONBLOCK)
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn open_nonblocking(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::File::open(path)
 }
 
 #[cfg(unix)]

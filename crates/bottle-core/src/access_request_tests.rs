@@ -264,3 +264,40 @@ fn a_file_swapped_between_check_and_open_is_not_read() {
         Some("approved".to_owned())
     );
 }
+
+/// A FIFO swapped in after the check would block a plain `open` until a writer came (the
+/// launcher's `bottle requests` hung); the read is refused at once instead.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_fifo_swapped_in_is_refused_without_blocking() {
+    let (state, id) = with_request();
+    let dir = requests_dir(state.path());
+    let path = dir.join(format!("{id}.decision.json"));
+    std::fs::write(
+        &path,
+        serde_json::to_vec(&decision("denied", None)).unwrap(),
+    )
+    .unwrap();
+    let seen = std::fs::symlink_metadata(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let made = std::process::Command::new("mkfifo").arg(&path).status();
+    if !made.is_ok_and(|s| s.success()) {
+        eprintln!("no mkfifo here; skipped");
+        return;
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let p = path.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(read_same_file(&p, &seen, MAX_DECISION_BYTES).is_err());
+    });
+    let refused = rx.recv_timeout(std::time::Duration::from_secs(5));
+    // Unblock a stuck reader (if the test failed) by opening the write end.
+    if refused.is_err() {
+        let _ = std::fs::OpenOptions::new().write(true).open(&path);
+    }
+    assert_eq!(
+        refused,
+        Ok(true),
+        "the read blocked on a FIFO or accepted it"
+    );
+}
