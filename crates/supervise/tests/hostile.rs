@@ -594,3 +594,33 @@ async fn hostile_mcp_shapes_are_errors_and_change_nothing() {
     .await;
     assert!(ok.contains(r#"\"status\":\"pending\""#), "{ok}");
 }
+
+#[tokio::test]
+async fn the_pending_cap_holds_under_a_concurrent_burst() {
+    let srv = common::start(100_000, 100_000, 5).await;
+    let mut tasks = Vec::new();
+    for i in 0..80 {
+        let addr = srv.addr;
+        tasks.push(tokio::spawn(async move {
+            let body = json!({"kind": "host", "host": format!("c{i}.example.com"), "reason": "r"});
+            if i % 2 == 0 {
+                common::post(addr, "/v1/requests", body).await.status
+            } else if mcp_request_access(addr, &body.to_string())
+                .await
+                .contains(r#"\"status\":\"pending\""#)
+            {
+                201
+            } else {
+                429
+            }
+        }));
+    }
+    let mut created = 0;
+    for t in tasks {
+        let status = t.await.unwrap();
+        assert!(status == 201 || status == 429, "{status}");
+        created += usize::from(status == 201);
+    }
+    assert_eq!(created, 5);
+    assert_eq!(pending_files(&srv), 5);
+}
