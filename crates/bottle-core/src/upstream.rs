@@ -1,6 +1,8 @@
-//! The connection type a sidecar's pooled hyper client uses towards its next hop: a plain
-//! or TLS TCP stream, with HTTP/2 chosen when TLS ALPN negotiated `h2`, and (plain only)
-//! marked as a connection to an HTTP proxy so hyper sends absolute-form request targets.
+//! The next-hop layer both proxies share (egress's `origin` dials origins, pipelock's
+//! `next_hop` dials egress or an origin). The connection type a sidecar's pooled hyper client
+//! uses towards its next hop: a plain or TLS TCP stream, with HTTP/2 chosen when TLS ALPN
+//! negotiated `h2`, and (plain only) marked as a connection to an HTTP proxy so hyper sends
+//! absolute-form request targets.
 //! Also the steps every connector shares (TCP connect and TLS handshake, each with a timeout)
 //! and the pooled HTTP/1+HTTP/2 client pair built over a sidecar's connector.
 

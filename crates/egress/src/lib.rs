@@ -14,12 +14,12 @@ pub mod body;
 pub mod config;
 pub mod inject;
 pub mod metrics;
+pub mod origin;
 pub mod policy;
 pub mod proxy;
 pub mod scrub;
 pub mod server;
 pub mod state;
-pub mod upstream;
 pub mod why;
 pub mod ws;
 

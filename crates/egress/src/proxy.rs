@@ -23,10 +23,10 @@ use crate::body::{
     ACCEPT_ENCODING as ACCEPT,
 };
 use crate::inject::{audit_path, inject};
+use crate::origin::{connect_tcp, resolve, ConnectError};
 use crate::policy::short;
 pub use crate::policy::{decide, Decision, Matched, Target};
 use crate::state::{route_of, State, COMPONENT};
-use crate::upstream::{connect_tcp, find_connect_error, resolve};
 use bottle_core::hop;
 
 fn scheme_name(s: AuthScheme) -> &'static str {
@@ -316,7 +316,7 @@ async fn forward(shared: Arc<State>, mut req: Request<Incoming>) -> Response<Box
             );
         }
         Ok(Err(e)) => {
-            if let Some(ce) = find_connect_error(&e) {
+            if let Some(ce) = bottle_core::error::find_source::<ConnectError>(&e) {
                 shared.metrics.upstream_error(ce.1);
                 return shared.refuse(&ctx, ce.0.clone());
             }

@@ -22,9 +22,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{EgressConfig, EnvSource};
 use crate::metrics::EgressMetrics;
+use crate::origin::{Connector, Timeouts};
 use crate::proxy::handle;
 use crate::state::{State, COMPONENT};
-use crate::upstream::{Connector, Timeouts};
 
 /// How long `--listen-via` waits for its peer's name (compose starts pipelock right before).
 const LISTEN_VIA_WAIT: Duration = Duration::from_secs(120);

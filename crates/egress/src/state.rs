@@ -13,7 +13,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::EgressConfig;
 use crate::metrics::EgressMetrics;
-use crate::upstream::{Connector, Timeouts};
+use crate::origin::{Connector, Timeouts};
 use bottle_core::peer::PeerKey;
 
 /// Name used in refusals, audit lines and `X-Bottle-Blocked`.

@@ -14,9 +14,9 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use crate::forward;
 use crate::idle::IdleIo;
+use crate::next_hop::Mode;
 use crate::policy::{self, Denied, Subject, Target, Tunnel};
 use crate::state::State;
-use crate::upstream::Mode;
 
 /// Any bidirectional byte stream.
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}

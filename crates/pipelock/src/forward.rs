@@ -16,9 +16,9 @@ use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 
 use crate::body::{ByteCounter, CountingBody};
+use crate::next_hop::ConnectError;
 use crate::policy::{self, Denied, RequestHead, Subject, Target, Via};
 use crate::state::State;
-use crate::upstream::find_connect_error;
 use bottle_core::hop;
 
 /// A request decrypted inside a tunnel: Host / :authority must equal the CONNECT target.
@@ -117,7 +117,7 @@ async fn proceed(
             if let Some(d) = body_finding.take_denied() {
                 return state.refuse(kind, &subject, d, started);
             }
-            let d = match find_connect_error(&e) {
+            let d = match bottle_core::error::find_source::<ConnectError>(&e) {
                 Some(ce) => ce.denial(),
                 None => Denied::of(
                     RefusalKind::UpstreamError,

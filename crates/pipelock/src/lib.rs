@@ -20,12 +20,12 @@ pub mod forward;
 pub mod idle;
 pub mod mcp;
 pub mod metrics;
+pub mod next_hop;
 pub mod policy;
 pub mod response;
 pub mod server;
 pub mod state;
 pub mod tls_intercept;
-pub mod upstream;
 pub mod ws_down;
 pub mod ws_scan;
 
@@ -43,11 +43,11 @@ use tokio::task::JoinHandle;
 pub use cli::Args;
 pub use error::PipelockError;
 
+use next_hop::{Dialer, Mode, Upstream};
 use state::{State, TaskCount};
 use tls_intercept::ca::Ca;
 use tls_intercept::cert_cache::CertCache;
 use tls_intercept::Interceptor;
-use upstream::{Dialer, Mode, Upstream};
 
 /// A pipelock started in-process.
 pub struct Running {

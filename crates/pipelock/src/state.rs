@@ -12,9 +12,9 @@ use tokio::sync::Semaphore;
 use crate::cli::Limits;
 use crate::dlp_scan::DlpScanner;
 use crate::metrics::PipelockMetrics;
+use crate::next_hop::Upstream;
 use crate::policy::{Denied, PolicyView};
 use crate::tls_intercept::Interceptor;
-use crate::upstream::Upstream;
 
 pub use crate::policy::COMPONENT;
 

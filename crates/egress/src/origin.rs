@@ -1,6 +1,7 @@
-//! Upstream connections: SSRF-checked resolution, connect and TLS handshake
-//! with timeouts, ALPN h2/http1.1, and a pooled hyper client (pool keyed on
-//! scheme + authority; the SNI is the authority's host, so also on SNI).
+//! egress's connections to the origins (its only next hop): SSRF-checked resolution, connect
+//! and TLS handshake with timeouts, ALPN h2/http1.1, and a pooled hyper client (pool keyed on
+//! scheme + authority; the SNI is the authority's host, so also on SNI). The connection type
+//! and dial steps are bottle-core's `upstream`.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -174,11 +175,4 @@ impl tower_service::Service<Uri> for Connector {
     fn call(&mut self, uri: Uri) -> Self::Future {
         Box::pin(self.clone().open(uri))
     }
-}
-
-/// Find our [`ConnectError`] inside a client error chain.
-pub fn find_connect_error<'a>(
-    e: &'a (dyn std::error::Error + 'static),
-) -> Option<&'a ConnectError> {
-    bottle_core::error::find_source::<ConnectError>(e)
 }

@@ -1,5 +1,6 @@
-//! Connections to the next hop: egress (`--upstream-proxy`) or the origins themselves.
-//! Pooled keep-alive clients; SSRF-checked resolution in standalone mode.
+//! pipelock's next hop: the dialler and pooled clients towards egress (`--upstream-proxy`)
+//! or, standalone, the origins themselves (SSRF-checked resolution). The connection type and
+//! dial steps are bottle-core's `upstream`.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -296,13 +297,6 @@ impl Upstream {
             dialer,
         })
     }
-}
-
-/// Walks an error's source chain for a connector error.
-pub fn find_connect_error<'a>(
-    e: &'a (dyn std::error::Error + 'static),
-) -> Option<&'a ConnectError> {
-    bottle_core::error::find_source::<ConnectError>(e)
 }
 
 #[cfg(test)]
