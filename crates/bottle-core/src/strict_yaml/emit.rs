@@ -36,7 +36,9 @@ fn is_block(n: &Node) -> bool {
 fn inline(n: &Node) -> String {
     match &n.v {
         Value::Null => "null".into(),
-        Value::Scalar(s, true) if plain_is_safe(s, true) => s.clone(),
+        // A plain string read from a file (`host: api.example.com`) stays plain when it can
+        // only be read back as that string, so a file read and written again keeps its lines.
+        Value::Scalar(s, true) if plain_is_safe(s, true) || plain_is_safe(s, false) => s.clone(),
         Value::Scalar(s, false) if plain_is_safe(s, false) => s.clone(),
         // A plain scalar that is not safe to write plain cannot be kept plain: quoted, it
         // reads back as a string (the schema then refuses it where it wanted a bool or number).
@@ -140,4 +142,39 @@ fn quoted(s: &str) -> String {
     }
     o.push('"');
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{load, Ctx, Node, Value};
+
+    /// A file in the writer's own layout, read and written again, is the same text: plain
+    /// strings stay plain, quoted ones quoted, bools and numbers plain.
+    #[test]
+    fn read_then_written_is_the_same_text() {
+        let text = "routes:\n  - host: api.github.com\n    paths:\n      - \"/repos/*\"\n    \
+                    tls_passthrough: false\n    max: 42\n    word: \"true\"\n    empty: []\n";
+        let ctx = Ctx::new(std::path::Path::new("t.yaml"));
+        let tree = load(text, &ctx).unwrap().unwrap();
+        assert_eq!(tree.to_yaml(), text);
+        // Plainness is kept on the way back too: only a plain `true` is a bool.
+        let again = load(&tree.to_yaml(), &ctx).unwrap().unwrap();
+        let Value::Map(top) = &again.v else {
+            panic!("{again:?}")
+        };
+        let Value::Seq(routes) = &top[0].2.v else {
+            panic!()
+        };
+        let Value::Map(r) = &routes[0].v else {
+            panic!()
+        };
+        assert_eq!(r[0].2.v, Value::Scalar("api.github.com".into(), true));
+        assert_eq!(r[4].2.v, Value::Scalar("true".into(), false));
+        // A plain scalar that could be read as something else is still quoted.
+        let odd = Node {
+            v: Value::Scalar("off".into(), true),
+            line: 1,
+        };
+        assert_eq!(Node::map(1, vec![("k", odd)]).to_yaml(), "k: \"off\"\n");
+    }
 }

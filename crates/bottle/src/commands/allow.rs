@@ -23,7 +23,13 @@ pub fn reload_and_confirm(
     components: &[Sidecar],
     timeout: Duration,
 ) -> Result<Vec<(String, std::result::Result<u64, String>)>> {
-    let before: Vec<Option<Status>> = components.iter().map(|c| dir.read_status(*c)).collect();
+    signal_and_confirm(dir, components, timeout, || {
+        send_sighup(compose, dir, components)
+    })
+}
+
+/// `docker compose kill -s SIGHUP` to `components` of the bottle.
+pub(crate) fn send_sighup(compose: &Compose, dir: &StateDir, components: &[Sidecar]) -> Result<()> {
     let mut kill = compose.cmd(&dir.project(), &dir.compose_file());
     kill.args(["kill", "-s", "SIGHUP"])
         .args(components.iter().map(|c| c.service()));
@@ -34,13 +40,29 @@ pub fn reload_and_confirm(
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
+    Ok(())
+}
+
+/// Reads the status files, runs `signal` (which makes the sidecars reload), then waits until
+/// each of `components` reports a new attempt (see [`reload_outcome`]) or `timeout` passes.
+pub(crate) fn signal_and_confirm(
+    dir: &StateDir,
+    components: &[Sidecar],
+    timeout: Duration,
+    signal: impl FnOnce() -> Result<()>,
+) -> Result<Vec<(String, std::result::Result<u64, String>)>> {
+    let before: Vec<Option<Status>> = components.iter().map(|c| dir.read_status(*c)).collect();
+    signal()?;
     let start = Instant::now();
     let mut results: Vec<Option<std::result::Result<u64, String>>> = vec![None; components.len()];
-    while results.iter().any(Option::is_none) && start.elapsed() < timeout {
+    loop {
         for (i, c) in components.iter().enumerate() {
             if results[i].is_none() {
                 results[i] = reload_outcome(before[i].as_ref(), dir.read_status(*c).as_ref());
             }
+        }
+        if results.iter().all(Option::is_some) || start.elapsed() >= timeout {
+            break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }

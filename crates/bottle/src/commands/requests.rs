@@ -8,9 +8,10 @@
 //! files, rolled back on refusal) before the approval is written; a time-limited one becomes
 //! an allowlist line with `until=`, which the sidecars stop honouring by themselves.
 //!
-//! Route and git-ref requests are not applied live: a route needs a credential the operator
-//! picks and `routes.yaml` is rendered from the manifest; git-gate's ref rules come from the
-//! manifest too. `approve` says what to do instead and leaves them pending.
+//! A route or git-ref request is applied to the live `routes.yaml` (`requests/live_routes.rs`:
+//! judged again, checked against what the file holds, written with the sidecars' own schema,
+//! SIGHUP, confirmed, put back on refusal), for the session only; a route gets no credential
+//! (the operator adds one in the manifest).
 
 use std::time::Duration;
 
@@ -27,6 +28,7 @@ use crate::state::{self, StateDir};
 pub(crate) use crate::terminal_text::inert;
 use crate::terminal_text::is_unsafe_char;
 use crate::ui;
+use live_routes::{Change, Reloader};
 
 /// `bottle requests [SLUG]`.
 #[derive(Args, Debug)]
@@ -144,7 +146,105 @@ pub fn approve_request(slug: Option<&str>, id: &str, grant: Grant) -> Result<Str
 }
 
 fn approve_in(dirs: &[StateDir], id: &str, grant: Grant) -> Result<String> {
+    let signal = |dir: &StateDir, sidecars: &[state::Sidecar]| {
+        allow::send_sighup(&crate::docker::Compose::detect()?, dir, sidecars)
+    };
+    let reloader = Reloader {
+        signal: &signal,
+        timeout: super::timeout_from_env("BOTTLE_RELOAD_TIMEOUT", 20),
+    };
+    approve_with(dirs, id, grant, &reloader)
+}
+
+/// [`approve_in`] with the way sidecars are made to reload routes.yaml given (tests fake it).
+fn approve_with(
+    dirs: &[StateDir],
+    id: &str,
+    grant: Grant,
+    reloader: &Reloader<'_>,
+) -> Result<String> {
     let found = locate(dirs, id, now_unix())?;
+    match found.request.kind.as_str() {
+        "host" => approve_host(&found, grant),
+        "route" => {
+            let change = live_routes::judge_route(&found.request.id, &found.request.ask)?;
+            approve_live(&found, grant, &change, reloader)
+        }
+        "git-ref" => {
+            let change = live_routes::judge_git_ref(&found.request.id, &found.request.ask)?;
+            approve_live(&found, grant, &change, reloader)
+        }
+        other => Err(Error::Usage(format!(
+            "request {} has an unknown kind `{}`; not approved",
+            found.id,
+            inert(other)
+        ))),
+    }
+}
+
+/// A route or ref rule: added to the live routes.yaml and confirmed, then the approval
+/// written; undone if another decision won meanwhile.
+fn approve_live(
+    found: &Found,
+    grant: Grant,
+    change: &Change,
+    reloader: &Reloader<'_>,
+) -> Result<String> {
+    let what = match change {
+        Change::Route { .. } => "a route",
+        Change::GitRule { .. } => "a git ref rule",
+    };
+    if let Grant::For(_) = grant {
+        // An expiring route or rule would need the sidecars to drop it by themselves, as
+        // they do `until=` allowlist lines; they do not, so it is not offered.
+        return Err(Error::Usage(format!(
+            "request {} asks for {what} ({}): these are granted for the session only, not \
+             --for; approve with --session, or allow just the host for a time with \
+             `bottle allow`; nothing changed",
+            found.id,
+            ask_summary(&found.request.ask)
+        )));
+    }
+    let applied = live_routes::apply(&found.dir, &found.request.id, change, reloader)?;
+    let decision = Decision {
+        decision: "approved".into(),
+        for_: Some("session".into()),
+        until_unix: None,
+        reason: None,
+        decided_at: state::now_rfc3339(),
+    };
+    if let Err(e) = record(found, &decision) {
+        // Someone decided it meanwhile: what this call added must not outlive the refusal.
+        live_routes::undo(&found.dir, change, reloader);
+        return Err(e);
+    }
+    let done = match change {
+        Change::Route { .. } => format!(
+            "route {} added for the session at routes.yaml line {}, no credential; add one in \
+             the manifest",
+            ask_summary(&found.request.ask),
+            applied.line
+        ),
+        Change::GitRule {
+            repo, r#ref, allow, ..
+        } => format!(
+            "rule {} allow={} added to git repository {} for the session (routes.yaml line {})",
+            inert(r#ref),
+            allow.join(","),
+            inert(repo),
+            applied.line
+        ),
+    };
+    Ok(format!(
+        "approved {} in {}: {done} ({})",
+        found.id,
+        found.dir.slug(),
+        applied.generations()
+    ))
+}
+
+/// A host request, applied as `bottle allow` applies an entry.
+fn approve_host(found: &Found, grant: Grant) -> Result<String> {
     let entry = host_entry(&found.request)?;
     let now = now_unix();
     let (until, label) = match grant {
@@ -162,7 +262,7 @@ fn approve_in(dirs: &[StateDir], id: &str, grant: Grant) -> Result<String> {
         reason: None,
         decided_at: state::now_rfc3339(),
     };
-    if let Err(e) = record(&found, &decision) {
+    if let Err(e) = record(found, &decision) {
         // Someone decided it meanwhile: what this call added must not outlive the refusal.
         if !applied.already {
             allow::restore(&found.dir, &applied.previous);
@@ -421,41 +521,8 @@ fn hand_to_supervise(found: &Found) {
     }
 }
 
-/// The allowlist entry a request asks for; only host requests can be applied live.
+/// The allowlist entry a host request asks for.
 fn host_entry(req: &PendingRequest) -> Result<String> {
-    match req.kind.as_str() {
-        "host" => {}
-        "route" => {
-            return Err(Error::Usage(format!(
-                "request {} asks for an egress route ({}); routes are not applied to a running \
-                 bottle (a route carries a credential you choose, and routes.yaml comes from the \
-                 manifest). Add the route to the manifest and restart the bottle, or allow just \
-                 the host with `bottle allow HOST`; answer the request with `bottle deny {} \
-                 --reason ...`. It stays pending.",
-                req.id,
-                ask_summary(&req.ask),
-                req.id
-            )))
-        }
-        "git-ref" => {
-            return Err(Error::Usage(format!(
-                "request {} asks for a git ref rule ({}); git-gate's rules come from the \
-                 manifest and are not changed in a running bottle. Add the rule to the manifest's \
-                 git section and restart the bottle; answer the request with `bottle deny {} \
-                 --reason ...`. It stays pending.",
-                req.id,
-                ask_summary(&req.ask),
-                req.id
-            )))
-        }
-        other => {
-            return Err(Error::Usage(format!(
-                "request {} has an unknown kind `{}`; not approved",
-                req.id,
-                inert(other)
-            )))
-        }
-    }
     let host =
         req.ask.get("host").and_then(Value::as_str).ok_or_else(|| {
             Error::Usage(format!("request {} names no host; not approved", req.id))
@@ -673,6 +740,8 @@ fn block_line(r: &Map<String, Value>) -> String {
         line
     }
 }
+
+mod live_routes;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
