@@ -28,7 +28,7 @@ use crate::state::{self, StateDir};
 pub(crate) use crate::terminal_text::inert;
 use crate::terminal_text::is_unsafe_char;
 use crate::ui;
-use live_routes::{Change, Reloader};
+use live_routes::Reloader;
 
 /// `bottle requests [SLUG]`.
 #[derive(Args, Debug)]
@@ -167,12 +167,12 @@ fn approve_with(
     match found.request.kind.as_str() {
         "host" => approve_host(&found, grant),
         "route" => {
-            let change = live_routes::judge_route(&found.request.id, &found.request.ask)?;
-            approve_live(&found, grant, &change, reloader)
+            let change = live_routes::judge_route(found.id.as_str(), &found.request.ask)?;
+            live_routes::approve(&found, grant, &change, reloader)
         }
         "git-ref" => {
-            let change = live_routes::judge_git_ref(&found.request.id, &found.request.ask)?;
-            approve_live(&found, grant, &change, reloader)
+            let change = live_routes::judge_git_ref(found.id.as_str(), &found.request.ask)?;
+            live_routes::approve(&found, grant, &change, reloader)
         }
         other => Err(Error::Usage(format!(
             "request {} has an unknown kind `{}`; not approved",
@@ -180,67 +180,6 @@ fn approve_with(
             inert(other)
         ))),
     }
-}
-
-/// A route or ref rule: added to the live routes.yaml and confirmed, then the approval
-/// written; undone if another decision won meanwhile.
-fn approve_live(
-    found: &Found,
-    grant: Grant,
-    change: &Change,
-    reloader: &Reloader<'_>,
-) -> Result<String> {
-    let what = match change {
-        Change::Route { .. } => "a route",
-        Change::GitRule { .. } => "a git ref rule",
-    };
-    if let Grant::For(_) = grant {
-        // An expiring route or rule would need the sidecars to drop it by themselves, as
-        // they do `until=` allowlist lines; they do not, so it is not offered.
-        return Err(Error::Usage(format!(
-            "request {} asks for {what} ({}): these are granted for the session only, not \
-             --for; approve with --session, or allow just the host for a time with \
-             `bottle allow`; nothing changed",
-            found.id,
-            ask_summary(&found.request.ask)
-        )));
-    }
-    let applied = live_routes::apply(&found.dir, &found.request.id, change, reloader)?;
-    let decision = Decision {
-        decision: "approved".into(),
-        for_: Some("session".into()),
-        until_unix: None,
-        reason: None,
-        decided_at: state::now_rfc3339(),
-    };
-    if let Err(e) = record(found, &decision) {
-        // Someone decided it meanwhile: what this call added must not outlive the refusal.
-        live_routes::undo(&found.dir, change, reloader);
-        return Err(e);
-    }
-    let done = match change {
-        Change::Route { .. } => format!(
-            "route {} added for the session at routes.yaml line {}, no credential; add one in \
-             the manifest",
-            ask_summary(&found.request.ask),
-            applied.line
-        ),
-        Change::GitRule {
-            repo, r#ref, allow, ..
-        } => format!(
-            "rule {} allow={} added to git repository {} for the session (routes.yaml line {})",
-            inert(r#ref),
-            allow.join(","),
-            inert(repo),
-            applied.line
-        ),
-    };
-    Ok(format!(
-        "approved {} in {}: {done} ({})",
-        found.id,
-        found.dir.slug(),
-        applied.generations()
-    ))
 }
 
 /// A host request, applied as `bottle allow` applies an entry.

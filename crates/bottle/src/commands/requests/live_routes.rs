@@ -19,8 +19,10 @@ use bottle_core::{parse_host, HostPattern, PortSpec};
 use serde_json::Value;
 
 use super::super::allow;
+use super::{ask_summary, inert, record, Found, Grant};
 use crate::error::{Error, Result};
 use crate::state::{self, Sidecar, StateDir};
+use bottle_core::access_request::Decision;
 
 /// The sidecars that act on routes (both load `routes.yaml`).
 pub(crate) const ROUTE_READERS: &[Sidecar] = &[Sidecar::Pipelock, Sidecar::Egress];
@@ -245,6 +247,72 @@ pub(crate) fn judge_git_ref(id: &str, ask: &Value) -> Result<Change> {
         r#ref: r.to_owned(),
         allow: dedup,
     })
+}
+
+/// A route or ref rule: added to the live routes.yaml and confirmed, then the approval
+/// written; undone if another decision won meanwhile.
+pub(super) fn approve(
+    found: &Found,
+    grant: Grant,
+    change: &Change,
+    reloader: &Reloader<'_>,
+) -> Result<String> {
+    let what = match change {
+        Change::Route { .. } => "a route",
+        Change::GitRule { .. } => "a git ref rule",
+    };
+    if let Grant::For(_) = grant {
+        // An expiring route or rule would need the sidecars to drop it by themselves, as
+        // they do `until=` allowlist lines; they do not, so it is not offered.
+        return Err(Error::Usage(format!(
+            "request {} asks for {what} ({}): these are granted for the session only, not \
+             --for; approve with --session, or allow just the host for a time with \
+             `bottle allow`; nothing changed",
+            found.id,
+            ask_summary(&found.request.ask)
+        )));
+    }
+    crate::ui::step(&format!(
+        "adding {what} to the live routes.yaml of {}",
+        found.dir.slug()
+    ));
+    // The id from the file name (checked), never the file's own `id` field (the agent's).
+    let applied = apply(&found.dir, found.id.as_str(), change, reloader)?;
+    let decision = Decision {
+        decision: "approved".into(),
+        for_: Some("session".into()),
+        until_unix: None,
+        reason: None,
+        decided_at: state::now_rfc3339(),
+    };
+    if let Err(e) = record(found, &decision) {
+        // Someone decided it meanwhile: what this call added must not outlive the refusal.
+        undo(&found.dir, change, reloader);
+        return Err(e);
+    }
+    let done = match change {
+        Change::Route { .. } => format!(
+            "route {} added for the session at routes.yaml line {}, no credential; add one in \
+             the manifest",
+            ask_summary(&found.request.ask),
+            applied.line
+        ),
+        Change::GitRule {
+            repo, r#ref, allow, ..
+        } => format!(
+            "rule {} allow={} added to git repository {} for the session (routes.yaml line {})",
+            inert(r#ref),
+            allow.join(","),
+            inert(repo),
+            applied.line
+        ),
+    };
+    Ok(format!(
+        "approved {} in {}: {done} ({})",
+        found.id,
+        found.dir.slug(),
+        applied.generations()
+    ))
 }
 
 /// Applies `change` to the bottle's live routes.yaml: checked against what is there, written,
