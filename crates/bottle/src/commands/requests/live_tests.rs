@@ -96,8 +96,17 @@ fn route_approved_live() {
     let root = Root::new();
     let a = root.bottle("demo-aaaaa");
     with_routes(&a);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(a.routes(), std::fs::Permissions::from_mode(0o640)).unwrap();
+    }
     let id = plant(&a, "route", route_ask(), "read the API", now_unix());
     let line = approve_fake(&a, &id, Grant::Session, &[]).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(a.routes()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o7777, 0o640, "the file keeps its mode");
+    }
     assert!(
         line.contains("route api.example.com methods=GET paths=/v1/*")
             && line.contains("no credential; add one in the manifest")
@@ -246,6 +255,13 @@ fn git_ref_approved_live() {
         "push my branch",
         now_unix(),
     );
+    // git-gate silent: taken back, still pending.
+    let m = approve_fake(&a, &id, Grant::Session, &[state::Sidecar::GitGate])
+        .unwrap_err()
+        .to_string();
+    assert!(m.contains("git-gate: no reload reported"), "{m}");
+    assert_eq!(std::fs::read_to_string(a.routes()).unwrap(), LIVE_ROUTES);
+    assert!(!decision_file(&a, &id).exists());
     let line = approve_fake(&a, &id, Grant::Session, &[]).unwrap();
     assert!(
         line.contains("rule refs/heads/feature/x allow=create,update added to git repository demo")
