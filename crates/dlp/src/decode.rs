@@ -97,13 +97,27 @@ pub(crate) fn b64_span(start: usize, end: usize) -> (usize, usize) {
     (start * 8 / 6, (end * 8).div_ceil(6))
 }
 
-fn hexval(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
+/// Value of each hex digit, 0xFF for any other byte (one lookup per digit:
+/// hex views of ids and hashes decode every pair).
+static HEXVAL: [u8; 256] = {
+    let mut t = [0xFFu8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            b'A'..=b'F' => b - b'A' + 10,
+            _ => 0xFF,
+        };
+        i += 1;
     }
+    t
+};
+
+fn hexval(b: u8) -> Option<u8> {
+    let v = HEXVAL[b as usize];
+    (v != 0xFF).then_some(v)
 }
 
 /// Decode pairs of hex digits; stops at the first non-hex character.
@@ -111,10 +125,12 @@ pub(crate) fn hex_decode(run: &[u8], out: &mut Vec<u8>) {
     out.clear();
     out.reserve(run.len() / 2);
     for pair in run.chunks_exact(2) {
-        match (hexval(pair[0]), hexval(pair[1])) {
-            (Some(h), Some(l)) => out.push(h << 4 | l),
-            _ => break,
+        let (h, l) = (HEXVAL[pair[0] as usize], HEXVAL[pair[1] as usize]);
+        // either is 0xFF: not a hex digit
+        if (h | l) > 0x0F {
+            break;
         }
+        out.push(h << 4 | l);
     }
 }
 
@@ -537,6 +553,33 @@ pub(crate) fn percent_decode(input: &[u8], plus: bool) -> Vec<u8> {
 mod tests {
     use super::*;
     use base64::Engine as _;
+
+    /// The table decodes every pair of bytes as the per-digit match did:
+    /// a value for hex digits of either case, a stop at anything else.
+    #[test]
+    fn hex_table_decodes_every_pair() {
+        let digit = |b: u8| match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            b'A'..=b'F' => Some(b - b'A' + 10),
+            _ => None,
+        };
+        let mut out = Vec::new();
+        let mut decoded = 0;
+        for a in 0..=255u8 {
+            assert_eq!(hexval(a), digit(a), "{a}");
+            for b in 0..=255u8 {
+                hex_decode(&[a, b, b'4', b'1'], &mut out);
+                let want: Vec<u8> = match (digit(a), digit(b)) {
+                    (Some(h), Some(l)) => vec![h << 4 | l, 0x41],
+                    _ => Vec::new(),
+                };
+                assert_eq!(out, want, "{a} {b}");
+                decoded += want.len();
+            }
+        }
+        assert_eq!(decoded, 2 * 22 * 22);
+    }
 
     #[test]
     fn base64_roundtrip_and_span() {
