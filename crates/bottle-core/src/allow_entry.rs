@@ -177,6 +177,16 @@ pub fn refusal(entry: &str) -> Option<String> {
     too_broad(entry).map(|why| breadth_refusal(&why))
 }
 
+/// The same judgement worded for the agent asking through supervise: the agent has no
+/// `--force` to pass, so the breadth refusal does not offer one.
+pub fn agent_refusal(entry: &str) -> Option<String> {
+    let entry = entry.trim();
+    if let Err(why) = check_syntax(entry) {
+        return Some(why);
+    }
+    too_broad(entry).map(|why| format!("refusing to allow {why}"))
+}
+
 /// The refusal `bottle allow` prints for a [`too_broad`] entry without `--force`.
 pub fn breadth_refusal(why: &str) -> String {
     format!("refusing to allow {why}; pass --force if you really mean it")
@@ -468,6 +478,13 @@ mod tests {
         assert_eq!(refusal("x.com#y"), check_syntax("x.com#y").err());
         let why = too_broad("*.com").unwrap_or_default();
         assert_eq!(refusal("*.com"), Some(breadth_refusal(&why)));
+        // The agent's wording: the same judgement, no --force to offer.
+        assert_eq!(agent_refusal("example.com"), None);
+        assert_eq!(agent_refusal("a b"), refusal("a b"));
+        assert_eq!(
+            agent_refusal("*.com"),
+            Some(format!("refusing to allow {why}"))
+        );
         assert!(breadth_refusal(&why).contains("--force"));
         // A line option after the entry would pass the parser yet hide the entry from the
         // breadth rules: an entry with whitespace inside is refused outright.

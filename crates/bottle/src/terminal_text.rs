@@ -10,7 +10,8 @@ pub fn is_unsafe_char(c: char) -> bool {
     c.is_control()
         || matches!(c,
             '\u{200b}'..='\u{200f}' | '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}'
-            | '\u{2060}'..='\u{2069}' | '\u{061c}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}')
+            | '\u{2060}'..='\u{2069}' | '\u{061c}' | '\u{180e}' | '\u{feff}'
+            | '\u{fff9}'..='\u{fffb}' | '\u{e0000}'..='\u{e007f}')
 }
 
 /// `s` with every [unsafe character](is_unsafe_char) replaced by its visible Rust escape
@@ -70,6 +71,10 @@ mod tests {
             ("\u{200e}\u{200f}\u{61c}", "\\u{200e}\\u{200f}\\u{61c}"),
             // Invisible characters that hide text.
             ("i\u{200b}gnore\u{feff}", "i\\u{200b}gnore\\u{feff}"),
+            // Tag characters (text a model reads and a terminal does not show), the Mongolian
+            // vowel separator, interlinear annotation marks.
+            ("a\u{e0041}\u{e007f}b", "a\\u{e0041}\\u{e007f}b"),
+            ("a\u{180e}b\u{fff9}c", "a\\u{180e}b\\u{fff9}c"),
         ] {
             assert_eq!(inert(raw), shown, "{raw:?}");
             assert!(!inert(raw).chars().any(is_unsafe_char), "{raw:?}");

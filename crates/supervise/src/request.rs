@@ -118,7 +118,7 @@ pub fn parse(body: &Value) -> Result<AccessRequest, String> {
     match wire {
         Wire::Host { host, reason } => {
             let host = check_len("host", host.trim(), MAX_HOST_BYTES)?;
-            if let Some(why) = bottle_core::allow_entry::refusal(host) {
+            if let Some(why) = bottle_core::allow_entry::agent_refusal(host) {
                 return Err(why);
             }
             check_ascii_host(host)?;
@@ -142,7 +142,7 @@ pub fn parse(body: &Value) -> Result<AccessRequest, String> {
             // host meets the allowlist's rule, not the manifest's looser one for routes
             // (private and loopback targets are the operator's to write, e.g. egress's own
             // admin port on 127.0.0.1 must never be one click away).
-            if let Some(why) = bottle_core::allow_entry::refusal(host) {
+            if let Some(why) = bottle_core::allow_entry::agent_refusal(host) {
                 return Err(why);
             }
             check_ascii_host(host)?;
@@ -386,9 +386,18 @@ mod tests {
     fn host_refusals_are_bottle_allows() {
         for e in ["*.com", "10.0.0.0/8", "169.254.169.254", "a b", "x.com#y"] {
             let got = parse(&json!({"kind": "host", "host": e, "reason": "r"}));
-            assert_eq!(got.err(), bottle_core::allow_entry::refusal(e), "{e}");
+            assert_eq!(got.err(), bottle_core::allow_entry::agent_refusal(e), "{e}");
         }
         assert!(parse(&json!({"kind": "host", "host": "example.com", "reason": "docs"})).is_ok());
+    }
+
+    #[test]
+    fn the_agent_is_not_told_to_force() {
+        for e in ["*.com", "10.0.0.0/8", "169.254.169.254", "0.0.0.0/0"] {
+            let why = parse(&json!({"kind": "host", "host": e, "reason": "r"})).unwrap_err();
+            assert!(why.starts_with("refusing to allow"), "{e}: {why}");
+            assert!(!why.contains("--force"), "{e}: {why}");
+        }
     }
 
     #[test]
@@ -416,7 +425,7 @@ mod tests {
         let mixed = "g\u{456}thub.com";
         let err = parse(&json!({"kind": "host", "host": mixed, "reason": "r"})).err();
         assert!(err.is_some());
-        assert_eq!(err, bottle_core::allow_entry::refusal(mixed));
+        assert_eq!(err, bottle_core::allow_entry::agent_refusal(mixed));
         assert!(
             parse(&json!({"kind": "host", "host": "xn--mnchen-3ya.de", "reason": "r"})).is_ok()
         );
@@ -454,7 +463,7 @@ mod tests {
             "169.254.169.254",
         ] {
             let got = parse(&json!({"kind": "route", "host": bad, "reason": "r"})).err();
-            assert_eq!(got, bottle_core::allow_entry::refusal(bad), "{bad}");
+            assert_eq!(got, bottle_core::allow_entry::agent_refusal(bad), "{bad}");
             assert!(got.is_some(), "{bad}");
         }
         assert!(parse(&json!({"kind": "route", "host": "api.x.com", "methods": ["GET\r\nX: y"], "reason": "r"})).is_err());

@@ -85,7 +85,7 @@ async fn invalid_and_over_broad_refused_with_bottle_allows_reason() {
         )
         .await;
         assert_eq!(r.status, 422, "{host}");
-        let want = bottle_core::allow_entry::refusal(host.trim()).unwrap();
+        let want = bottle_core::allow_entry::agent_refusal(host.trim()).unwrap();
         assert_eq!(r.json["error"], want.as_str(), "{host}");
     }
     for body in [

@@ -103,16 +103,15 @@ async fn stalled_bodies_do_not_starve_a_real_request() {
     )
     .await;
     assert_eq!(r.status, 201, "{}", r.head);
-    // And every stalled one is answered and closed at the deadline, not held.
-    let started = Instant::now();
+    // And every stalled one is answered 408 and closed at the body deadline (10 s), not held
+    // until the idle timeout (120 s); 30 s leaves room for a loaded machine.
     for mut s in stalled {
         let mut buf = Vec::new();
-        let read = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await;
+        let read = tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut buf)).await;
         assert!(read.is_ok(), "a stalled connection still open");
         let text = String::from_utf8_lossy(&buf);
         assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     }
-    assert!(started.elapsed() < Duration::from_secs(10));
 }
 
 #[tokio::test]

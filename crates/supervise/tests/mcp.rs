@@ -76,7 +76,7 @@ async fn mcp_client_lists_and_calls_every_tool() {
     .await;
     assert_eq!(
         v["error"],
-        bottle_core::allow_entry::refusal("*.co.uk")
+        bottle_core::allow_entry::agent_refusal("*.co.uk")
             .unwrap()
             .as_str()
     );

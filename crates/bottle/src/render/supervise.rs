@@ -43,6 +43,9 @@ pub fn service() -> Value {
             "--admin-listen=127.0.0.1:9090",
             // rmcp's DNS-rebinding guard: only the name the agent uses.
             "--mcp-allowed-host=supervise",
+            // 60 kB bodies on 4096 connections would outgrow its memory limit; an agent
+            // needs a handful (long polls included).
+            "--max-connections=128",
         ]),
     );
     svc.insert("networks".into(), strings(&["bottle"]));

@@ -12,7 +12,6 @@
 
 use std::collections::HashSet;
 use std::io::{Read, Write};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,7 +19,7 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use bottle_core::access_request::{list_ids, PendingRequest, RequestId, MAX_PENDING_BYTES};
+use bottle_core::access_request::{list_ids, read_pending, PendingRequest, RequestId};
 
 use crate::manifest::Notify;
 use crate::terminal_text::inert;
@@ -110,35 +109,17 @@ pub fn spawn(dir: PathBuf, slug: String, hook: Notify) -> Watcher {
     Watcher { stop, done }
 }
 
-/// Read `dir/<id>.json`: a regular file (a symlink is not followed, and the file opened must
-/// be the one looked at: a swap in between is refused), at most `MAX_PENDING_BYTES`, a
-/// pending request naming the same id.
+/// Read `dir/<id>.json` through the one reader of the contract
+/// (`bottle_core::access_request::read_pending`: no symlink followed, the file opened is the
+/// one looked at, a FIFO cannot block, at most `MAX_PENDING_BYTES`, the id is its name).
 pub fn read_request(dir: &Path, id: &RequestId) -> Result<PendingRequest, String> {
-    let path = dir.join(format!("{id}.json"));
-    let name = path.display();
-    let before = std::fs::symlink_metadata(&path).map_err(|e| format!("{name}: {e}"))?;
-    if !before.is_file() || before.len() > MAX_PENDING_BYTES {
-        return Err(format!("{name}: not a request file (ignored)"));
+    let name = dir.join(format!("{id}.json"));
+    let name = name.display();
+    match read_pending(dir, id) {
+        Ok(Some(req)) => Ok(req),
+        Ok(None) => Err(format!("{name}: gone")),
+        Err(e) => Err(format!("{name}: {e} (ignored)")),
     }
-    let mut f = std::fs::File::open(&path).map_err(|e| format!("{name}: {e}"))?;
-    let after = f.metadata().map_err(|e| format!("{name}: {e}"))?;
-    if (after.dev(), after.ino()) != (before.dev(), before.ino()) || !after.is_file() {
-        return Err(format!("{name}: replaced while being read (ignored)"));
-    }
-    let mut bytes = Vec::new();
-    Read::by_ref(&mut f)
-        .take(MAX_PENDING_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("{name}: {e}"))?;
-    if bytes.len() as u64 > MAX_PENDING_BYTES {
-        return Err(format!("{name}: too large (ignored)"));
-    }
-    let req: PendingRequest = serde_json::from_slice(&bytes)
-        .map_err(|_| format!("{name}: not a request file (ignored)"))?;
-    if req.id != id.as_str() {
-        return Err(format!("{name}: its id is not its name (ignored)"));
-    }
-    Ok(req)
 }
 
 /// What the hook receives: `{"bottle", "text", "request"}`. `text` is one line for chat

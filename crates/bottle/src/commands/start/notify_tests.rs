@@ -112,7 +112,7 @@ fn odd_files_in_requests_are_not_read_or_notified() {
     )
     .unwrap();
     let e = read_request(dir.path(), &rid(other)).unwrap_err();
-    assert!(e.contains("its id is not its name"), "{e}");
+    assert!(e.contains("its id is not its file name"), "{e}");
     let arr = "cccccccccccccccccccccccccc";
     std::fs::write(dir.path().join(format!("{arr}.json")), "[1]").unwrap();
     assert!(read_request(dir.path(), &rid(arr)).is_err());
