@@ -37,13 +37,36 @@ const RUNS_DENSE_DIV: usize = 4;
 /// Shortest printable island scanned inside decoded binary data.
 const ISLAND_MIN: usize = 8;
 
+/// Per byte: 1 printable ASCII (with `\n`, `\r`, `\t`), 2 any byte of
+/// UTF-8 text (those and bytes >= 0x80). One lookup per decoded byte: every
+/// decoded view is measured.
+static TEXT_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = if (0x20 <= b && b < 0x7f) || b == b'\n' || b == b'\r' || b == b'\t' {
+            3
+        } else if b >= 0x80 {
+            2
+        } else {
+            0
+        };
+        i += 1;
+    }
+    t
+};
+
 fn printable(b: u8) -> bool {
-    (0x20..0x7f).contains(&b) || b == b'\n' || b == b'\r' || b == b'\t'
+    TEXT_CLASS[b as usize] & 1 != 0
 }
 
 /// Mostly printable ASCII or UTF-8 text (as opposed to binary data).
 fn texty(b: &[u8]) -> bool {
-    let p = b.iter().filter(|&&c| printable(c) || c >= 0x80).count();
+    let p: usize = b
+        .iter()
+        .map(|&c| usize::from(TEXT_CLASS[c as usize] >> 1))
+        .sum();
     p * 10 >= b.len() * 9
 }
 
@@ -723,4 +746,19 @@ pub(crate) fn dedup(mut hits: Vec<Hit>) -> Vec<Hit> {
     }
     out.sort_by_key(|h| (h.start, h.end));
     out
+}
+
+#[cfg(test)]
+mod text_class_tests {
+    /// The table classes every byte as the range tests did.
+    #[test]
+    fn text_class_matches_the_range_tests() {
+        for b in 0..=255u8 {
+            let p = (0x20..0x7f).contains(&b) || b == b'\n' || b == b'\r' || b == b'\t';
+            assert_eq!(super::printable(b), p, "{b}");
+            assert_eq!(super::texty(&[b]), p || b >= 0x80, "{b}");
+        }
+        assert!(super::texty(b"plain text\n\xc3\xa9"));
+        assert!(!super::texty(b"\x00\x01\x02text"));
+    }
 }
