@@ -138,6 +138,14 @@ impl JsonJoin {
     /// The joins of one whole JSON document (empty if `doc` does not start
     /// with `{` or `[`), one per line.
     pub(crate) fn joins_of(doc: &[u8]) -> Vec<u8> {
+        // Most URL and form values are not JSON: decide as `feed` does
+        // before building (and dropping) a lexer.
+        if !matches!(
+            doc.iter().find(|b| !b.is_ascii_whitespace()),
+            Some(b'{' | b'[')
+        ) {
+            return Vec::new();
+        }
         let mut batch = Vec::new();
         JsonJoin::new().feed(doc, &mut |join, _| {
             batch.extend_from_slice(join);
@@ -445,6 +453,26 @@ mod tests {
             vec![r#"nyyyyyyyyzzzzzzzz"#]
         );
         assert!(joins(&[r#"not json {"a": "xxxxxxxxxx", "b": "yyyyyyyyyy"}"#]).is_empty());
+    }
+
+    /// A whole document is lexed only when its first non-blank byte opens
+    /// JSON (as `feed` decides), leading blanks included.
+    #[test]
+    fn joins_of_a_document_only_for_json() {
+        let doc = br#"{"a": "xxxxxxxx", "b": "yyyyyyyy"}"#;
+        assert_eq!(JsonJoin::joins_of(doc), b"xxxxxxxxyyyyyyyy\n");
+        let padded = [b" \n\t".as_slice(), doc].concat();
+        assert_eq!(JsonJoin::joins_of(&padded), b"xxxxxxxxyyyyyyyy\n");
+        let list = br#"["xxxxxxxx", "yyyyyyyy"]"#;
+        assert_eq!(JsonJoin::joins_of(list), b"xxxxxxxxyyyyyyyy\n");
+        for not in [
+            &b"x"[..],
+            b"",
+            b"   ",
+            br#"a{"a": "xxxxxxxx", "b": "yyyyyyyy"}"#,
+        ] {
+            assert!(JsonJoin::joins_of(not).is_empty());
+        }
     }
 
     #[test]
