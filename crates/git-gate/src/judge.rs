@@ -59,6 +59,11 @@ pub async fn judge(gate: &State, ctx: &PushCtx, req: &HookRequest) -> PushVerdic
         for o in v.outcomes.iter().filter(|o| !o.ok) {
             v.messages
                 .push(format!("git-gate: {}: {}", o.name, o.reason));
+            v.messages.extend(crate::ask::ask_lines(
+                gate.supervise_url.as_ref(),
+                &ctx.repo.name,
+                o,
+            ));
         }
         let not_pushed = Verdict::not_pushed();
         for o in v.outcomes.iter_mut().filter(|o| o.ok) {

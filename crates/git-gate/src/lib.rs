@@ -3,6 +3,7 @@
 //! upstream atomically with a lease on every ref.
 #![forbid(unsafe_code)]
 
+pub mod ask;
 pub mod config;
 mod fetch;
 pub mod forward_push;

@@ -234,7 +234,8 @@ async fn serve(cli: Cli) -> ExitCode {
             gate_metrics,
             Arc::new(DetectorScanner(bottle_dlp::Detector::builtin())),
         )
-        .with_push_limits(&cli.push),
+        .with_push_limits(&cli.push)
+        .with_supervise_url(cli.common.supervise_url.clone()),
     );
     let _ = std::fs::remove_file(&gate.hook_socket);
     let hook_listener = match tokio::net::UnixListener::bind(&gate.hook_socket) {

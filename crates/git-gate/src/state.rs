@@ -45,6 +45,8 @@ pub struct State {
     pub spill: Spill,
     /// The pushes between their receive-pack request and the judge.
     pub pushes: InFlightPushes,
+    /// `--supervise-url`: a ref no rule covers is refused with how to ask for it there.
+    pub supervise_url: Option<bottle_core::SuperviseUrl>,
     mirrors: Mutex<HashMap<String, Arc<Mirror>>>,
 }
 
@@ -82,7 +84,14 @@ impl State {
             scanner,
             mirrors: Mutex::new(HashMap::new()),
             pushes: InFlightPushes::default(),
+            supervise_url: None,
         }
+    }
+
+    /// Sets `--supervise-url`.
+    pub fn with_supervise_url(mut self, url: Option<bottle_core::SuperviseUrl>) -> State {
+        self.supervise_url = url;
+        self
     }
 
     /// Sets `--max-concurrent-pushes` and `--push-spill-bytes`.
