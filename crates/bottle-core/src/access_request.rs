@@ -114,7 +114,7 @@ impl Decision {
 
 /// What a request is at some time.
 #[derive(Debug, Clone, PartialEq)]
-pub enum State {
+pub enum RequestState {
     Pending {
         expires_unix: u64,
     },
@@ -129,41 +129,41 @@ pub enum State {
     Expired,
 }
 
-impl State {
+impl RequestState {
     /// The JSON supervise answers with (`id` added by the caller).
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::json;
         match self {
-            State::Pending { expires_unix } => {
+            RequestState::Pending { expires_unix } => {
                 json!({"status": "pending", "expires_unix": expires_unix})
             }
-            State::Approved { for_, until_unix } => {
+            RequestState::Approved { for_, until_unix } => {
                 json!({"status": "approved", "for": for_, "until_unix": until_unix})
             }
-            State::Denied { reason } => json!({"status": "denied", "reason": reason}),
-            State::Expired => json!({"status": "expired"}),
+            RequestState::Denied { reason } => json!({"status": "denied", "reason": reason}),
+            RequestState::Expired => json!({"status": "expired"}),
         }
     }
 
     pub fn is_pending(&self) -> bool {
-        matches!(self, State::Pending { .. })
+        matches!(self, RequestState::Pending { .. })
     }
 
     /// The state of `req` with `decision` (already validated) at `now`.
-    pub fn of(req: &PendingRequest, decision: Option<&Decision>, now: u64) -> State {
+    pub fn of(req: &PendingRequest, decision: Option<&Decision>, now: u64) -> RequestState {
         match decision {
-            None if now >= req.expires_unix => State::Expired,
-            None => State::Pending {
+            None if now >= req.expires_unix => RequestState::Expired,
+            None => RequestState::Pending {
                 expires_unix: req.expires_unix,
             },
             Some(d) if d.is_approval() => match d.until_unix {
-                Some(until) if now >= until => State::Expired,
-                until_unix => State::Approved {
+                Some(until) if now >= until => RequestState::Expired,
+                until_unix => RequestState::Approved {
                     for_: d.for_.clone(),
                     until_unix,
                 },
             },
-            Some(d) => State::Denied {
+            Some(d) => RequestState::Denied {
                 reason: d.reason.clone(),
             },
         }

@@ -194,26 +194,29 @@ fn bad_files_are_reported_not_trusted() {
 fn states_over_time() {
     let id = RequestId::random();
     let req = request(&id, 1000, 60);
-    assert!(State::of(&req, None, 1059).is_pending());
-    assert_eq!(State::of(&req, None, 1060), State::Expired);
+    assert!(RequestState::of(&req, None, 1059).is_pending());
+    assert_eq!(RequestState::of(&req, None, 1060), RequestState::Expired);
     let timed = decision("approved", Some(5000));
     assert!(matches!(
-        State::of(&req, Some(&timed), 4999),
-        State::Approved {
+        RequestState::of(&req, Some(&timed), 4999),
+        RequestState::Approved {
             until_unix: Some(5000),
             ..
         }
     ));
-    assert_eq!(State::of(&req, Some(&timed), 5000), State::Expired);
+    assert_eq!(
+        RequestState::of(&req, Some(&timed), 5000),
+        RequestState::Expired
+    );
     let denied = decision("denied", None);
     assert_eq!(
-        State::of(&req, Some(&denied), 9999),
-        State::Denied {
+        RequestState::of(&req, Some(&denied), 9999),
+        RequestState::Denied {
             reason: Some("denied by test".into())
         }
     );
     assert_eq!(
-        State::Approved {
+        RequestState::Approved {
             for_: Some("session".into()),
             until_unix: None
         }

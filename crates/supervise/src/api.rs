@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 
 use bottle_core::BoxBody;
 
-use crate::app::{state_json, App, Submitted};
 use crate::mcp::McpService;
+use crate::state::{state_json, State, Submitted};
 
 /// Largest request body accepted (a request is a few hundred bytes).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -59,7 +59,7 @@ fn body_refusal(e: &BodyError, max: usize) -> Response<BoxBody> {
 }
 
 /// Routes one request.
-pub async fn handle(app: Arc<App>, mcp: McpService, req: Request<Incoming>) -> Response<BoxBody> {
+pub async fn handle(app: Arc<State>, mcp: McpService, req: Request<Incoming>) -> Response<BoxBody> {
     let path = req.uri().path().to_owned();
     let body_deadline = Duration::from_secs(app.settings.body_timeout_secs.max(1));
     if path == "/mcp" || path.starts_with("/mcp/") {
@@ -115,7 +115,7 @@ pub async fn handle(app: Arc<App>, mcp: McpService, req: Request<Incoming>) -> R
 }
 
 async fn post_request(
-    app: Arc<App>,
+    app: Arc<State>,
     req: Request<Incoming>,
     query: &str,
     body_deadline: Duration,
@@ -207,7 +207,7 @@ fn is_json(req: &Request<Incoming>) -> bool {
 }
 
 /// Audits (and rate-limits) a body that never became a request.
-fn malformed(app: &App, status: StatusCode, why: &str) -> Response<BoxBody> {
+fn malformed(app: &State, status: StatusCode, why: &str) -> Response<BoxBody> {
     match app.refuse_malformed(why, "http") {
         Submitted::RateLimited(after) => too_many(
             after.as_secs().max(1),

@@ -7,11 +7,11 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod api;
-pub mod app;
 pub mod blocks;
 pub mod check;
 pub mod ids;
 pub mod limits;
 pub mod mcp;
 pub mod request;
+pub mod state;
 pub mod store;

@@ -9,7 +9,7 @@ use clap::Parser;
 
 use bottle_core::serve::{serve, ServeLimits, ServeOptions};
 use bottle_core::{AuditLog, Metrics};
-use supervise::app::{App, Settings};
+use supervise::state::{Settings, State};
 
 #[derive(Parser, Debug)]
 #[command(name = "supervise", about = "The bottle's access-request sidecar")]
@@ -101,7 +101,7 @@ async fn run(args: Args) -> ExitCode {
         burst: args.burst,
         body_timeout_secs: args.body_timeout_secs,
     };
-    let app = match App::new(settings, audit) {
+    let app = match State::new(settings, audit) {
         Ok(a) => Arc::new(a),
         Err(e) => {
             tracing::error!(error = %e, "cannot open the state directory");

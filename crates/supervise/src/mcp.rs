@@ -1,5 +1,5 @@
 //! The same operations as MCP tools over streamable HTTP (`/mcp`), with rmcp, the official
-//! Rust MCP SDK. Each tool calls [`App`] exactly as the JSON API does.
+//! Rust MCP SDK. Each tool calls [`State`] exactly as the JSON API does.
 
 use std::sync::Arc;
 
@@ -11,14 +11,14 @@ use rmcp::{tool, tool_handler, tool_router, ServerHandler};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::app::{state_json, App, Submitted};
+use crate::state::{state_json, State, Submitted};
 
 /// The `/mcp` endpoint.
 pub type McpService = Arc<StreamableHttpService<SuperviseMcp, LocalSessionManager>>;
 
 /// Builds the `/mcp` service. `allowed_hosts` are the `Host` values accepted (rmcp's
 /// DNS-rebinding guard): the name the agent uses (`supervise`) and loopback for tests.
-pub fn service(app: Arc<App>, allowed_hosts: Vec<String>) -> McpService {
+pub fn service(app: Arc<State>, allowed_hosts: Vec<String>) -> McpService {
     // Stateless: no per-client session kept in memory, so opening sessions in a loop costs
     // the agent a request each and supervise nothing that accumulates.
     let config = StreamableHttpServerConfig::default()
@@ -34,7 +34,7 @@ pub fn service(app: Arc<App>, allowed_hosts: Vec<String>) -> McpService {
 
 #[derive(Clone)]
 pub struct SuperviseMcp {
-    app: Arc<App>,
+    app: Arc<State>,
 }
 
 /// `request_access` arguments: the body of `POST /v1/requests`, plus how long to wait.

@@ -20,7 +20,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use bottle_core::access_request::{self as contract, ReadError};
-pub use bottle_core::access_request::{now_unix, write_decision, Decision, PendingRequest, State};
+pub use bottle_core::access_request::{
+    now_unix, write_decision, Decision, PendingRequest, RequestState,
+};
 
 use crate::ids::RequestId;
 
@@ -63,10 +65,10 @@ impl Store {
     }
 
     /// The state of `id`, or `None` when there is no such request.
-    pub fn state(&self, id: &RequestId, now: u64) -> Option<State> {
+    pub fn state(&self, id: &RequestId, now: u64) -> Option<RequestState> {
         let req = self.pending(id)?;
         let decision = self.decision(id);
-        Some(State::of(&req, decision.as_ref(), now))
+        Some(RequestState::of(&req, decision.as_ref(), now))
     }
 
     /// The first valid decision read for `id` (remembered: later files change nothing).
@@ -157,22 +159,22 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let id = pending(&store, 1000, 60);
         assert!(store.state(&id, 1059).unwrap().is_pending());
-        assert_eq!(store.state(&id, 1060), Some(State::Expired));
+        assert_eq!(store.state(&id, 1060), Some(RequestState::Expired));
         // A time-limited approval is approved until its end, expired after.
         write_decision(dir.path(), &id, &decision("approved", Some(5000))).unwrap();
         assert!(matches!(
             store.state(&id, 4999),
-            Some(State::Approved {
+            Some(RequestState::Approved {
                 until_unix: Some(5000),
                 ..
             })
         ));
-        assert_eq!(store.state(&id, 5000), Some(State::Expired));
+        assert_eq!(store.state(&id, 5000), Some(RequestState::Expired));
         let denied = pending(&store, 1000, 60);
         write_decision(dir.path(), &denied, &decision("denied", None)).unwrap();
         assert_eq!(
             store.state(&denied, 1001),
-            Some(State::Denied {
+            Some(RequestState::Denied {
                 reason: Some("because".into())
             })
         );

@@ -390,7 +390,7 @@ async fn waiters_beyond_the_cap_answer_at_once_and_the_rest_get_the_decision() {
     let body = json!({"kind": "host", "host": "index.crates.io", "reason": "cargo"});
     let first = common::post(srv.addr, "/v1/requests", body.clone()).await;
     let id = RequestId::parse(first.json["id"].as_str().unwrap()).unwrap();
-    let total = supervise::app::MAX_WAITERS + 8;
+    let total = supervise::state::MAX_WAITERS + 8;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     for _ in 0..total {
         let (addr, body, tx) = (srv.addr, body.clone(), tx.clone());
@@ -414,7 +414,7 @@ async fn waiters_beyond_the_cap_answer_at_once_and_the_rest_get_the_decision() {
     };
     write_decision(&srv.state(), &id, &d).unwrap();
     let mut late = Vec::new();
-    for _ in 0..supervise::app::MAX_WAITERS {
+    for _ in 0..supervise::state::MAX_WAITERS {
         late.push(rx.recv().await.unwrap());
     }
     assert!(late.iter().all(|s| s == "denied"), "{late:?}");

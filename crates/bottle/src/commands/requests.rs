@@ -16,7 +16,7 @@
 use std::time::Duration;
 
 use bottle_core::access_request::{
-    self as contract, now_unix, Decision, PendingRequest, ReadError, RequestId, State,
+    self as contract, now_unix, Decision, PendingRequest, ReadError, RequestId, RequestState,
 };
 use bottle_core::allowlist::format_utc;
 use clap::Args;
@@ -322,7 +322,7 @@ pub(crate) fn collect_pending(dirs: &[StateDir], now: u64) -> (Vec<PendingView>,
                     None
                 }
             };
-            if !State::of(&request, decision.as_ref(), now).is_pending() {
+            if !RequestState::of(&request, decision.as_ref(), now).is_pending() {
                 continue;
             }
             let refusals = refusals.get_or_insert_with(|| recent_refusals(dir));
@@ -391,7 +391,7 @@ fn locate(dirs: &[StateDir], id: &str, now: u64) -> Result<Found> {
     if let Some(d) = decision {
         return Err(already_decided(&rid, &d));
     }
-    if State::of(&request, None, now) == State::Expired {
+    if RequestState::of(&request, None, now) == RequestState::Expired {
         return Err(Error::Usage(format!(
             "request {rid} expired undecided at {}; the agent can ask again",
             format_utc(request.expires_unix)

@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use bottle_core::serve::{serve, ServeLimits, ServeOptions};
 use bottle_core::AuditLog;
-use supervise::app::{App, Settings};
+use supervise::state::{Settings, State};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub struct Server {
     pub addr: std::net::SocketAddr,
     pub dir: tempfile::TempDir,
-    pub app: Arc<App>,
+    pub app: Arc<State>,
 }
 
 impl Server {
@@ -65,7 +65,7 @@ pub async fn start(per_minute: u32, burst: u32, max_pending: usize) -> Server {
         body_timeout_secs: 3,
     };
     let audit = AuditLog::open(dir.path().join("supervise-audit.log").to_str().unwrap()).unwrap();
-    let app = Arc::new(App::new(settings, audit).unwrap());
+    let app = Arc::new(State::new(settings, audit).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let mcp = supervise::mcp::service(app.clone(), vec!["127.0.0.1".into(), "localhost".into()]);

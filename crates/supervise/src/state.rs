@@ -12,7 +12,7 @@ use crate::check::{self, Policy, Target, Verdict};
 use crate::ids::RequestId;
 use crate::limits::TokenBucket;
 use crate::request;
-use crate::store::{self, PendingRequest, State, Store};
+use crate::store::{self, PendingRequest, RequestState, Store};
 
 /// Settings (from the flags).
 #[derive(Debug, Clone)]
@@ -49,7 +49,7 @@ pub enum Submitted {
     Failed(String),
 }
 
-pub struct App {
+pub struct State {
     pub settings: Settings,
     store: Store,
     bucket: TokenBucket,
@@ -75,9 +75,9 @@ const BLOCKS_CACHE_TTL: Duration = Duration::from_secs(1);
 /// Most long-polls held open at once.
 pub const MAX_WAITERS: usize = 32;
 
-impl App {
-    pub fn new(settings: Settings, audit: AuditLog) -> std::io::Result<App> {
-        Ok(App {
+impl State {
+    pub fn new(settings: Settings, audit: AuditLog) -> std::io::Result<State> {
+        Ok(State {
             store: Store::open(&settings.state_dir)?,
             bucket: TokenBucket::new(settings.per_minute, settings.burst),
             audit,
@@ -199,14 +199,14 @@ impl App {
     }
 
     /// The state of the request named `id` (`None`: no such request, or not an id).
-    pub fn state(&self, id: &str) -> Option<(RequestId, State)> {
+    pub fn state(&self, id: &str) -> Option<(RequestId, RequestState)> {
         let id = RequestId::parse(id)?;
         let st = self.store.state(&id, store::now_unix())?;
         Some((id, st))
     }
 
     /// Waits up to `secs` (capped) for `id` to leave `pending`; returns its state then.
-    pub async fn wait(&self, id: &RequestId, secs: u64) -> Option<State> {
+    pub async fn wait(&self, id: &RequestId, secs: u64) -> Option<RequestState> {
         let Ok(_permit) = self.waiters.try_acquire() else {
             return self.store.state(id, store::now_unix());
         };
@@ -252,7 +252,7 @@ impl App {
 }
 
 /// The JSON for a request's state.
-pub fn state_json(id: &RequestId, st: &State) -> Value {
+pub fn state_json(id: &RequestId, st: &RequestState) -> Value {
     let mut v = st.to_json();
     if let Value::Object(m) = &mut v {
         m.insert("id".into(), json!(id.as_str()));
