@@ -59,11 +59,13 @@ pub async fn judge(gate: &State, ctx: &PushCtx, req: &HookRequest) -> PushVerdic
         for o in v.outcomes.iter().filter(|o| !o.ok) {
             v.messages
                 .push(format!("git-gate: {}: {}", o.name, o.reason));
-            v.messages.extend(crate::ask::ask_lines(
-                gate.supervise_url.as_ref(),
-                &ctx.repo.name,
-                o,
-            ));
+            if gate.shown_ref(&o.name) == o.name {
+                v.messages.extend(crate::ask::ask_lines(
+                    gate.supervise_url.as_ref(),
+                    &ctx.repo.name,
+                    o,
+                ));
+            }
         }
         let not_pushed = Verdict::not_pushed();
         for o in v.outcomes.iter_mut().filter(|o| o.ok) {

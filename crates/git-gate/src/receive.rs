@@ -42,24 +42,12 @@ fn refusal_report(
     gate.metrics.secrets(refusal.secrets_found);
     let mut rep = Report::new(parsed.caps.sideband(), parsed.caps.report_status());
     rep.unpack = refusal.unpack_error.clone().map_or(Ok(()), Err);
+    let mut asks = Vec::new();
+    let mut outcomes = Vec::new();
     for (c, v) in parsed.commands.iter().zip(&refusal.verdicts) {
         let name = c.name_str();
-        if !v.is_not_pushed() {
-            let shown = gate.shown_ref(&name);
-            let said = if shown == name {
-                v.reason.clone()
-            } else {
-                v.reason.replace(&name, &shown)
-            };
-            rep.messages.push(format!("git-gate: {shown}: {said}"));
-        }
-        rep.refs.push((c.name.clone(), Err(v.reason.clone())));
-    }
-    rep.messages
-        .push("git-gate: push refused; nothing was sent upstream".into());
-    for (c, v) in parsed.commands.iter().zip(&refusal.verdicts) {
         let outcome = RefOutcome {
-            name: c.name_str(),
+            name: name.clone(),
             old: c.old.clone(),
             new: c.new.clone(),
             class: match c.kind() {
@@ -71,7 +59,29 @@ fn refusal_report(
             ok: false,
             reason: v.reason.clone(),
         };
-        gate.audit_ref(&repo.name, &outcome, bytes);
+        if !v.is_not_pushed() {
+            let shown = gate.shown_ref(&name);
+            let said = if shown == name {
+                // A withheld name (it holds a secret) is never repeated in an ask line.
+                asks.extend(crate::ask::ask_lines(
+                    gate.supervise_url.as_ref(),
+                    &repo.name,
+                    &outcome,
+                ));
+                v.reason.clone()
+            } else {
+                v.reason.replace(&name, &shown)
+            };
+            rep.messages.push(format!("git-gate: {shown}: {said}"));
+        }
+        rep.refs.push((c.name.clone(), Err(v.reason.clone())));
+        outcomes.push(outcome);
+    }
+    rep.messages
+        .push("git-gate: push refused; nothing was sent upstream".into());
+    rep.messages.extend(asks);
+    for outcome in &outcomes {
+        gate.audit_ref(&repo.name, outcome, bytes);
     }
     result_response(rep.render())
 }
