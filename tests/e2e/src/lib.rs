@@ -212,6 +212,7 @@ pub const ORIGIN_NAMES: &[&str] = &[
     "denied.e2e.test",
     "watched.e2e.test",
     "flood.e2e.test",
+    "routed.e2e.test",
 ];
 
 /// The echo origin, in a container on a network of its own (`upstream_networks` of the
@@ -472,4 +473,68 @@ impl Checks {
             self.failed.join("\n---\n")
         );
     }
+}
+
+/// `git -C dir ARGS` on the host. The bare upstreams belong to git-gate's uid, so every
+/// directory is trusted (`safe.directory=*`).
+pub fn host_git(dir: &Path, args: &[&str]) -> Run {
+    let mut cmd = Command::new("git");
+    cmd.args(["-c", "safe.directory=*", "-C"])
+        .arg(dir)
+        .args(args);
+    run_cmd(cmd, Duration::from_secs(60))
+}
+
+/// A bare upstream `dir/upstream.git` whose one commit on `main` holds `file` with `content`,
+/// given to git-gate's uid (65532) when the tests run as root; serve it as `file://`.
+pub fn seeded_upstream(dir: &Path, file: &str, content: &str) -> PathBuf {
+    let bare = dir.join("upstream.git");
+    let seed = dir.join("seed");
+    std::fs::create_dir_all(&seed).expect("seed dir");
+    let r = host_git(
+        dir,
+        &[
+            "init",
+            "-q",
+            "--bare",
+            "-b",
+            "main",
+            &bare.display().to_string(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    std::fs::write(seed.join(file), content).expect("seed file");
+    for args in [
+        vec!["init", "-q", "-b", "main"],
+        vec!["add", file],
+        vec![
+            "-c",
+            "user.name=seed",
+            "-c",
+            "user.email=seed@example.invalid",
+            "commit",
+            "-q",
+            "-m",
+            "seed",
+        ],
+        vec![
+            "push",
+            "-q",
+            bare.to_str().expect("utf-8 temp path"),
+            "main",
+        ],
+    ] {
+        let r = host_git(&seed, &args);
+        assert_eq!(r.code, 0, "git {args:?}: {}", r.all());
+    }
+    let mut chown = Command::new("sh");
+    chown.args([
+        "-c",
+        &format!(
+            "[ \"$(id -u)\" != 0 ] || chown -R 65532:65532 '{}'",
+            bare.display()
+        ),
+    ]);
+    assert_eq!(run_cmd(chown, Duration::from_secs(60)).code, 0);
+    bare
 }

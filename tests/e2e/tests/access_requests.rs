@@ -444,3 +444,161 @@ fn access_requests_end_to_end() {
 
     c.finish("access requests end to end");
 }
+
+/// POSTs `body` to supervise from the agent and returns the new request's id.
+fn ask(agent: &str, body: &str) -> (String, Run) {
+    let r = agent_sh(
+        agent,
+        &format!(
+            "curl -sS --max-time 20 -X POST \"$BOTTLE_SUPERVISE_URL/v1/requests\" \
+             -H 'content-type: application/json' -d '{body}'"
+        ),
+        Duration::from_secs(60),
+    );
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap_or_default();
+    (v["id"].as_str().unwrap_or("").to_string(), r)
+}
+
+/// A route (no credential) and a git ref rule asked for by the agent and approved for the
+/// session: both are applied to the live routes.yaml, the sidecars reload, and the agent's
+/// retry gets exactly what was asked (the route's method and paths, the rule's refs), no more.
+#[test]
+fn route_and_git_ref_approvals() {
+    if !docker_or_skip("route_and_git_ref_approvals") {
+        return;
+    }
+    require_images();
+    let origin = Origin::start();
+    let home = Home::new();
+    let tmp = TempDir::new("bottle-e2e-ask-git");
+    let bare = seeded_upstream(tmp.path(), "README", "seed\n");
+    let url = format!("file://{}", bare.display());
+    let mut m = manifest(&origin);
+    m.push_str(&format!(
+        "git:\n  - name: demo\n    upstream: {url}\n    rules:\n      - {{ref: \"refs/heads/agent/**\", allow: [create, update]}}\n    protected: [\"refs/heads/main\"]\n"
+    ));
+    let mpath = home.dir.path().join("ask-git.yaml");
+    std::fs::write(&mpath, m).unwrap();
+    let r = home.bottle(&["start", &mpath.display().to_string(), "--detach"], START);
+    assert_eq!(r.code, 0, "bottle start --detach failed:\n{}", r.all());
+    let slug = home.slugs().pop().expect("a state dir");
+    let agent = agent_container(&format!("bottle-{slug}"));
+    let _cleanup = Cleanup {
+        home: &home,
+        slug: slug.clone(),
+        tmux: format!("bottle-e2e-none-{}", std::process::id()),
+    };
+    let sh = |script: &str| agent_sh(&agent, script, Duration::from_secs(120));
+    let bottle = |args: &[&str]| home.bottle(args, SHORT);
+    let mut c = Checks::default();
+    // Refused before a tunnel exists: pipelock answers the plain request with its 403.
+    let refused = |path: &str| {
+        code_of(&sh(&format!(
+            "curl -sS --max-time 20 -o /dev/null -w '%{{http_code}}' http://routed.e2e.test{path}"
+        ))) == "403"
+    };
+    let code = |path: &str, method: &str| {
+        code_of(&sh(&format!(
+            "curl -sS --max-time 20 -o /dev/null -w '%{{http_code}}' -X {method} https://routed.e2e.test{path}"
+        )))
+    };
+
+    // --- a route: GET under /ok/ only
+    c.check("the host is refused before", refused("/ok/a"), String::new);
+    let (id, r) = ask(
+        &agent,
+        r#"{"kind":"route","host":"routed.e2e.test","paths":["/ok/*"],"methods":["GET"],"reason":"read the ok pages"}"#,
+    );
+    c.check("route request accepted", !id.is_empty(), || r.all());
+    let r = bottle(&["approve", &id, "--for", "10m", "--bottle", &slug]);
+    c.check(
+        "a route is approved for the session only: --for refused, nothing changed",
+        r.code == 2 && refused("/ok/a"),
+        || r.all(),
+    );
+    let r = bottle(&["approve", &id, "--session", "--bottle", &slug]);
+    c.check(
+        "bottle approve --session applies the route, saying it has no credential",
+        r.code == 0 && r.all().contains("no credential"),
+        || r.all(),
+    );
+    c.check(
+        "GET /ok/a now passes",
+        code("/ok/a", "GET") == "200",
+        String::new,
+    );
+    c.check(
+        "POST /ok/a stays refused (method)",
+        code("/ok/a", "POST") == "403",
+        String::new,
+    );
+    c.check(
+        "GET /other stays refused (path)",
+        code("/other", "GET") == "403",
+        String::new,
+    );
+
+    // --- a git ref rule
+    let gc = "git -c user.name=agent -c user.email=agent@example.invalid";
+    let r = sh(&format!(
+        "cd /tmp && git clone -q {url} work && cd work && git checkout -q -b feature/x && \
+         echo hi > f && git add f && {gc} commit -q -m work && git push origin feature/x 2>&1; echo rc=$?"
+    ));
+    let landed = |r: &str| {
+        host_git(&bare, &["rev-parse", "--verify", "-q", r])
+            .stdout
+            .trim()
+            .to_string()
+    };
+    c.check(
+        "a push to feature/x is refused, saying how to ask for the ref (curl and MCP)",
+        !r.stdout.contains("rc=0")
+            && landed("refs/heads/feature/x").is_empty()
+            && r.stdout
+                .contains(r#""kind":"git-ref","repo":"demo","ref":"refs/heads/feature/x""#)
+            && r.stdout.contains("request_access"),
+        || r.all(),
+    );
+    let (id, r) = ask(
+        &agent,
+        r#"{"kind":"git-ref","repo":"demo","ref":"refs/heads/feature/**","allow":["create","update"],"reason":"a feature branch"}"#,
+    );
+    c.check("git-ref request accepted", !id.is_empty(), || r.all());
+    let (bad, _) = ask(
+        &agent,
+        r#"{"kind":"git-ref","repo":"nosuch","ref":"refs/heads/feature/**","allow":["create"],"reason":"x"}"#,
+    );
+    let r = bottle(&["approve", &bad, "--session", "--bottle", &slug]);
+    c.check(
+        "a rule for an unknown repository is refused, naming the bottle's repositories",
+        r.code == 2 && r.all().contains("demo"),
+        || r.all(),
+    );
+    let r = bottle(&["approve", &id, "--session", "--bottle", &slug]);
+    c.check(
+        "bottle approve --session adds the rule",
+        r.code == 0,
+        || r.all(),
+    );
+    let r = sh("cd /tmp/work && git push origin feature/x 2>&1; echo rc=$?; git rev-parse HEAD");
+    let head = r.stdout.lines().last().unwrap_or("").trim().to_string();
+    c.check(
+        "the retried push lands upstream",
+        r.stdout.contains("rc=0") && !head.is_empty() && landed("refs/heads/feature/x") == head,
+        || r.all(),
+    );
+    let main_before = landed("refs/heads/main");
+    let r = sh("cd /tmp/work && git push origin feature/x:main 2>&1; echo rc=$?");
+    c.check(
+        "main stays protected",
+        !r.stdout.contains("rc=0") && landed("refs/heads/main") == main_before,
+        || r.all(),
+    );
+    let r = sh("cd /tmp/work && git push origin feature/x:other/y 2>&1; echo rc=$?");
+    c.check(
+        "a ref outside the approved glob stays refused",
+        !r.stdout.contains("rc=0") && landed("refs/heads/other/y").is_empty(),
+        || r.all(),
+    );
+    c.finish("route and git-ref approvals");
+}

@@ -13,14 +13,13 @@
 
 use std::io::Read;
 use std::net::{TcpListener, UdpSocket};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bottle_e2e::{
-    agent_container, agent_sh, docker, docker_or_skip, project_objects, require_images, run_cmd,
-    Checks, Home, Origin, Run, TempDir, ORIGIN_NAMES,
+    agent_container, agent_sh, docker, docker_or_skip, project_objects, require_images,
+    seeded_upstream, Checks, Home, Origin, Run, TempDir, ORIGIN_NAMES,
 };
 
 const START: Duration = Duration::from_secs(300);
@@ -140,53 +139,9 @@ impl Drop for TcpTrap {
     }
 }
 
-fn git(dir: &Path, args: &[&str]) -> Run {
-    let mut cmd = std::process::Command::new("git");
-    cmd.args(["-c", "safe.directory=*", "-C"])
-        .arg(dir)
-        .args(args);
-    run_cmd(cmd, SHORT)
-}
-
 /// A bare upstream whose only commit holds a file with `canary` in it.
 fn upstream_repo(tmp: &TempDir, canary: &str) -> std::path::PathBuf {
-    let bare = tmp.path().join("upstream.git");
-    let seed = tmp.path().join("seed");
-    std::fs::create_dir_all(&seed).unwrap();
-    let r = git(
-        tmp.path(),
-        &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()],
-    );
-    assert_eq!(r.code, 0, "{}", r.all());
-    std::fs::write(seed.join("private.txt"), canary).unwrap();
-    for args in [
-        vec!["init", "-q", "-b", "main"],
-        vec!["add", "private.txt"],
-        vec![
-            "-c",
-            "user.name=seed",
-            "-c",
-            "user.email=seed@example.invalid",
-            "commit",
-            "-q",
-            "-m",
-            "seed",
-        ],
-        vec!["push", "-q", bare.to_str().unwrap(), "main"],
-    ] {
-        let r = git(&seed, &args);
-        assert_eq!(r.code, 0, "git {args:?}: {}", r.all());
-    }
-    let mut chown = std::process::Command::new("sh");
-    chown.args([
-        "-c",
-        &format!(
-            "[ \"$(id -u)\" != 0 ] || chown -R 65532:65532 '{}'",
-            bare.display()
-        ),
-    ]);
-    assert_eq!(run_cmd(chown, SHORT).code, 0);
-    bare
+    seeded_upstream(tmp.path(), "private.txt", canary)
 }
 
 /// The container of a compose service.

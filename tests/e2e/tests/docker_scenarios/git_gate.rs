@@ -1,62 +1,17 @@
 //! The agent's git through git-gate.
 
-use std::path::Path;
-
 use bottle_e2e::*;
 
 use super::*;
 
-pub fn git(dir: &Path, args: &[&str]) -> Run {
-    let mut cmd = std::process::Command::new("git");
-    // The bare repo belongs to git-gate's uid: let the host's git read it anyway.
-    cmd.args(["-c", "safe.directory=*", "-C"])
-        .arg(dir)
-        .args(args);
-    run_cmd(cmd, SHORT)
-}
-
 /// The agent's git goes to git-gate through the insteadOf rewrite; the policy decides.
 pub fn git_through_gate(c: &mut Checks, home: &Home) {
     let tmp = TempDir::new("bottle-e2e-git");
-    let bare = tmp.path().join("upstream.git");
-    let seed = tmp.path().join("seed");
-    std::fs::create_dir_all(&seed).unwrap();
-    let r = git(
-        tmp.path(),
-        &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()],
-    );
-    assert_eq!(r.code, 0, "{}", r.all());
-    for args in [
-        vec!["init", "-q", "-b", "main"],
-        vec![
-            "-c",
-            "user.name=seed",
-            "-c",
-            "user.email=seed@example.invalid",
-            "commit",
-            "-q",
-            "--allow-empty",
-            "-m",
-            "seed",
-        ],
-        vec!["push", "-q", bare.to_str().unwrap(), "main"],
-    ] {
-        let r = git(&seed, &args);
-        assert_eq!(r.code, 0, "git {args:?}: {}", r.all());
-    }
-    let main_before = git(&bare, &["rev-parse", "refs/heads/main"])
+    let bare = seeded_upstream(tmp.path(), "README", "seed\n");
+    let main_before = host_git(&bare, &["rev-parse", "refs/heads/main"])
         .stdout
         .trim()
         .to_string();
-    let mut chown = std::process::Command::new("sh");
-    chown.args([
-        "-c",
-        &format!(
-            "[ \"$(id -u)\" != 0 ] || chown -R 65532:65532 '{}'",
-            bare.display()
-        ),
-    ]);
-    assert_eq!(run_cmd(chown, SHORT).code, 0);
     let url = format!("file://{}", bare.display());
     let m = format!(
         "name: e2egit\nimage: bottle-agent-test:latest\ngit:\n  - name: demo\n    upstream: {url}\n    rules:\n      - {{ref: \"refs/heads/agent/**\", allow: [create, update]}}\n    protected: [\"refs/heads/main\"]\n"
@@ -88,7 +43,7 @@ pub fn git_through_gate(c: &mut Checks, home: &Home) {
         "cd /tmp/work && git checkout -q -b agent/e2e && echo hello > f && git add f && {gc} commit -q -m work && git push -q origin agent/e2e 2>&1; echo rc=$?; git rev-parse HEAD"
     ));
     let head = r.stdout.lines().last().unwrap_or("").trim().to_string();
-    let landed = git(&bare, &["rev-parse", "refs/heads/agent/e2e"])
+    let landed = host_git(&bare, &["rev-parse", "refs/heads/agent/e2e"])
         .stdout
         .trim()
         .to_string();
@@ -98,7 +53,7 @@ pub fn git_through_gate(c: &mut Checks, home: &Home) {
         || format!("{} upstream={landed}", r.all()),
     );
     let r = sh("cd /tmp/work && git push origin agent/e2e:main 2>&1; echo rc=$?");
-    let main_after = git(&bare, &["rev-parse", "refs/heads/main"])
+    let main_after = host_git(&bare, &["rev-parse", "refs/heads/main"])
         .stdout
         .trim()
         .to_string();
@@ -116,7 +71,7 @@ pub fn git_through_gate(c: &mut Checks, home: &Home) {
     let r = sh(&format!(
         "cd /tmp/work && printf 'aws_access_key_id = {key}\\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY9\\n' > creds && git add creds && {gc} commit -q -m creds && git push origin agent/e2e 2>&1; echo rc=$?"
     ));
-    let after = git(&bare, &["rev-parse", "refs/heads/agent/e2e"])
+    let after = host_git(&bare, &["rev-parse", "refs/heads/agent/e2e"])
         .stdout
         .trim()
         .to_string();
