@@ -11,13 +11,9 @@ use serde_json::{json, Value};
 
 use bottle_core::BoxBody;
 
+use crate::limits::{MAX_BODY_BYTES, MAX_MCP_BODY_BYTES};
 use crate::mcp::McpService;
 use crate::state::{state_json, State, Submitted};
-
-/// Largest request body accepted (a request is a few hundred bytes).
-pub const MAX_BODY_BYTES: usize = 16 * 1024;
-/// Largest `/mcp` body (JSON-RPC around the same arguments).
-pub const MAX_MCP_BODY_BYTES: usize = MAX_BODY_BYTES * 4;
 
 /// Why a body was not read.
 enum BodyError {

@@ -1,8 +1,14 @@
-//! The per-bottle rate limit on access requests: a token bucket (one sidecar serves one
-//! bottle, so one bucket). A flood is answered 429 with `Retry-After` and writes nothing.
+//! The sidecar's limits: request body sizes (shared by the HTTP API and `/mcp`) and the
+//! per-bottle rate limit on access requests, a token bucket (one sidecar serves one bottle,
+//! so one bucket). A flood is answered 429 with `Retry-After` and writes nothing.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// Largest request body accepted (a request is a few hundred bytes).
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Largest `/mcp` body (JSON-RPC around the same arguments).
+pub const MAX_MCP_BODY_BYTES: usize = MAX_BODY_BYTES * 4;
 
 /// Default: 10 requests a minute, 5 at once.
 pub const DEFAULT_PER_MINUTE: u32 = 10;

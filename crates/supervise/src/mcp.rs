@@ -24,7 +24,7 @@ pub fn service(app: Arc<State>, allowed_hosts: Vec<String>) -> McpService {
     let config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
         .with_allowed_hosts(allowed_hosts)
-        .with_max_request_body_bytes(crate::api::MAX_MCP_BODY_BYTES);
+        .with_max_request_body_bytes(crate::limits::MAX_MCP_BODY_BYTES);
     Arc::new(StreamableHttpService::new(
         move || Ok(SuperviseMcp { app: app.clone() }),
         Arc::new(LocalSessionManager::default()),
