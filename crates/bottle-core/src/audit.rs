@@ -368,10 +368,8 @@ impl AuditLog {
         }
     }
 
-    /// The log named by a sidecar's `--audit-log`, `--audit-max-bytes` and `--audit-keep`.
-    pub fn from_args(common: &crate::cli::CommonArgs) -> std::io::Result<AuditLog> {
-        AuditLog::open_optional_rotating(common.audit_log.as_deref(), common.audit_rotation())
-    }
+    // `AuditLog::from_args(&CommonArgs)` lives in cli.rs, beside the flags it reads, so this
+    // module does not depend on the command line.
 
     /// A log that drops everything.
     pub fn disabled() -> AuditLog {

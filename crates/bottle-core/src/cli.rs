@@ -52,6 +52,14 @@ impl CommonArgs {
     }
 }
 
+// Here rather than in audit.rs so that audit does not depend on cli (cli already uses audit).
+impl crate::audit::AuditLog {
+    /// The log named by a sidecar's `--audit-log`, `--audit-max-bytes` and `--audit-keep`.
+    pub fn from_args(common: &CommonArgs) -> std::io::Result<Self> {
+        Self::open_optional_rotating(common.audit_log.as_deref(), common.audit_rotation())
+    }
+}
+
 /// Args of the `healthcheck` subcommand.
 #[derive(clap::Args, Debug, Clone)]
 pub struct HealthcheckArgs {
