@@ -1,6 +1,6 @@
 //! `routes.yaml`: egress routes, git-gate repositories and DLP settings.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 
@@ -406,22 +406,9 @@ pub fn dlp_setting<T: SettingWord>(
         .ok_or_else(|| ctx.err(node.line, format!("dlp `{key}`: unknown word `{word}`")))
 }
 
+// `RoutesFile::parse` and `RoutesFile::from_node` are in routes_parse, so that the schema
+// here does not depend on its parser.
 impl RoutesFile {
-    /// Parse the file's text; `file` is only used in error messages.
-    pub fn parse(text: &str, file: &Path) -> Result<RoutesFile, ConfigError> {
-        crate::routes_parse::parse(text, file)
-    }
-
-    /// The same schema over a tree the caller built (the launcher, from its manifest) or
-    /// read with [`crate::strict_yaml::load`]: what [`RoutesFile::parse`] accepts, with the
-    /// same errors, naming `file` and the nodes' lines.
-    pub fn from_node(
-        root: &crate::strict_yaml::Node,
-        file: &Path,
-    ) -> Result<RoutesFile, ConfigError> {
-        crate::routes_parse::from_node(root, file)
-    }
-
     /// No routes, no repositories, default DLP.
     pub fn empty() -> RoutesFile {
         RoutesFile::default()

@@ -85,6 +85,22 @@ pub(super) const SSH_KEYS: &[&str] = &["key_file", "known_hosts"];
 pub(super) const RULE_KEYS: &[&str] = &["ref", "allow"];
 const DLP_KEYS: &[&str] = &["action", "profile", "responses", "mcp"];
 
+// The parser's entry points are `RoutesFile`'s own methods, defined here rather than in
+// routes.rs so that the schema module does not depend on this one.
+impl RoutesFile {
+    /// Parse the file's text; `file` is only used in error messages.
+    pub fn parse(text: &str, file: &Path) -> Result<RoutesFile, ConfigError> {
+        parse(text, file)
+    }
+
+    /// The same schema over a tree the caller built (the launcher, from its manifest) or
+    /// read with [`crate::strict_yaml::load`]: what [`RoutesFile::parse`] accepts, with the
+    /// same errors, naming `file` and the nodes' lines.
+    pub fn from_node(root: &Node, file: &Path) -> Result<RoutesFile, ConfigError> {
+        from_node(root, file)
+    }
+}
+
 pub(crate) fn parse(text: &str, file: &Path) -> Result<RoutesFile, ConfigError> {
     let ctx = Ctx { file };
     match load(text, &ctx)? {
