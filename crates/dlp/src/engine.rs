@@ -2,17 +2,16 @@
 //! recursive decoded views.
 
 use crate::decode::{self, C_DIGIT, C_HEX, C_STD, C_URLSAFE};
+use crate::hit::Hit;
 use crate::known::KnownSet;
 use crate::patterns::{Boundary, PatternDef, DISCORD_BOT_TOKEN, PATTERNS};
+use crate::prefilter::{anchor_table, Prefilter, SMALL_HAY};
 use crate::Encoding;
 use aho_corasick::{AhoCorasick, Input, MatchKind};
 use regex::bytes::Regex;
 
-mod prefilter;
 mod segments;
 
-pub(crate) use prefilter::Prefilter;
-use prefilter::{anchor_table, SMALL_HAY};
 #[cfg(feature = "fuzzing")]
 use segments::find_runs;
 use segments::{
@@ -74,14 +73,6 @@ fn texty(b: &[u8]) -> bool {
 pub(crate) const DECODE_LIMIT: &str = "decode-limit";
 /// At most this many findings are kept per scan.
 const MAX_HITS: usize = 10_000;
-
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Hit {
-    pub det: &'static str,
-    pub start: usize,
-    pub end: usize,
-    pub enc: Encoding,
-}
 
 struct Compiled {
     def: &'static PatternDef,

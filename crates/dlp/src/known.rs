@@ -2,7 +2,7 @@
 //! each encoding an exfiltration would plausibly use, and all needles are
 //! searched at once.
 
-use crate::engine::Prefilter;
+use crate::prefilter::Prefilter;
 use crate::Encoding;
 use base64::Engine as _;
 use zeroize::Zeroizing;

@@ -59,10 +59,12 @@ mod form_join;
 #[doc(hidden)]
 pub mod fuzzing;
 mod headers;
+mod hit;
 pub mod injection;
 mod json_join;
 mod known;
 mod patterns;
+mod prefilter;
 mod stream;
 mod url;
 
@@ -150,7 +152,7 @@ impl fmt::Display for Finding {
 }
 
 impl Finding {
-    pub(crate) fn from_hit(h: engine::Hit, base: usize) -> Finding {
+    pub(crate) fn from_hit(h: hit::Hit, base: usize) -> Finding {
         Finding {
             detector: h.det,
             offset: base + h.start,

@@ -1,8 +1,9 @@
 //! URL and header scanning, and URL redaction for audit lines.
 
 use crate::decode::{b64_decode, percent_decode};
-use crate::engine::{dedup, Hit};
+use crate::engine::dedup;
 use crate::entropy::shannon;
+use crate::hit::Hit;
 use crate::{Detector, Encoding, Finding, HIGH_ENTROPY};
 
 /// Characters removed in the "noise-stripped" joined views (a secret split

@@ -17,7 +17,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::engine::Hit;
+use crate::hit::Hit;
 use crate::Encoding;
 
 /// Detector id of payment card numbers (PAN).

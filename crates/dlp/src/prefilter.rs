@@ -1,12 +1,13 @@
 //! The literal prefilter: every pattern's anchors, searched with SIMD
 //! packed searchers (Teddy) on long inputs and one automaton on short ones.
+//! Used by the engine (pattern anchors) and by the known-secret set (its needles).
 
 use crate::patterns::PatternDef;
 use aho_corasick::{packed, AhoCorasick, Input, MatchKind};
 
 /// One group of anchors: a SIMD packed searcher (Teddy) when available, an
 /// Aho-Corasick automaton otherwise, or memmem for two-byte anchors.
-pub(super) enum Group {
+pub(crate) enum Group {
     Packed(packed::Searcher),
     Ac(AhoCorasick),
     Memmem(memchr::memmem::Finder<'static>),
@@ -51,7 +52,7 @@ const TEDDY_GROUP: usize = 32;
 const MERGE_MIN: usize = 4;
 
 /// Inputs up to this length use the single automaton.
-pub(super) const SMALL_HAY: usize = 256;
+pub(crate) const SMALL_HAY: usize = 256;
 
 impl Prefilter {
     pub(crate) fn new<L: AsRef<[u8]>>(lits: &[L]) -> Prefilter {
@@ -186,7 +187,7 @@ fn split_into<T>(mut v: Vec<T>, per: usize, out: &mut Vec<Vec<T>>) {
 /// Build the anchor list: unique literals, and no anchor that has another
 /// anchor as a prefix (the shorter one takes over its patterns), so that at
 /// any position at most one anchor matches.
-pub(super) fn anchor_table(
+pub(crate) fn anchor_table(
     defs: &[(usize, &'static PatternDef)],
 ) -> (Vec<&'static str>, Vec<Vec<u16>>) {
     let mut lits: Vec<(&'static str, Vec<u16>)> = Vec::new();
