@@ -10,10 +10,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use crate::manifest::{Loaded, WorkspaceGit};
+use crate::state::EMPTY_HOOKS;
 use crate::ui;
-
-/// Where `hide-hooks` takes its empty read-only hooks directory from (in the state dir).
-pub const EMPTY_HOOKS: &str = "empty-hooks";
 
 /// The agent's `user:` for compose. `None`: the image's own user (no workspace mounted).
 ///

@@ -14,7 +14,7 @@ mod dir;
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
 
-pub use dir::{Sidecar, StateDir};
+pub use dir::{Sidecar, StateDir, EMPTY_HOOKS};
 
 /// `metadata.json` of a bottle.
 #[derive(Debug, Clone, Serialize, Deserialize)]

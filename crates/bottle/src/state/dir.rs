@@ -31,6 +31,9 @@ pub const AUDIT_DIR: &str = "audit";
 pub const GIT_GATE_DATA_DIR: &str = "git-gate-data";
 /// The manifest's `upstream_ca`, copied (mounted `./upstream-ca`).
 pub const UPSTREAM_CA_DIR: &str = "upstream-ca";
+/// Where `hide-hooks` takes its empty read-only hooks directory from (mounted `./empty-hooks`
+/// over the workspace's `.git/hooks`).
+pub const EMPTY_HOOKS: &str = "empty-hooks";
 
 /// A sidecar whose status file the launcher reads and which reloads on SIGHUP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,7 +220,7 @@ impl StateDir {
 
     /// `empty-hooks/`: mounted read-only over the workspace's `.git/hooks` (`hide-hooks`).
     pub fn empty_hooks_dir(&self) -> PathBuf {
-        self.dir.join(crate::agent_user::EMPTY_HOOKS)
+        self.dir.join(EMPTY_HOOKS)
     }
 
     /// Read `metadata.json`.
