@@ -13,6 +13,7 @@ use crate::error::Error;
 
 mod broad;
 mod dlp;
+pub mod live_config;
 mod read;
 mod supervise;
 #[cfg(test)]
@@ -594,7 +595,7 @@ pub fn parse_opts(
         env_sources,
     };
     // The live config must load in the sidecars: checked with their own schema, on the tree.
-    crate::render::check_live_config(&loaded).map_err(Error::Manifest)?;
+    live_config::check_live_config(&loaded).map_err(Error::Manifest)?;
     Ok(loaded)
 }
 

@@ -1,15 +1,14 @@
 //! Rendering: `live-config/` (allowlist, routes.yaml), the agent's environment and the
 //! per-bottle compose file (the fragment in compose/sidecars.yml plus the agent service).
 
-use std::path::Path;
-
 use serde_yaml::{Mapping, Value};
 
 use crate::manifest::Loaded;
 
-mod routes;
 pub mod supervise;
-pub use routes::{routes_file, routes_tree, routes_yaml};
+// The live config is rendered under `manifest` (loading a manifest checks it); these are
+// re-exported so that `render` still offers everything `bottle start` writes.
+pub use crate::manifest::live_config::{allowlist, routes_file, routes_tree, routes_yaml};
 
 /// The sidecar fragment, compiled in.
 pub const FRAGMENT: &str = include_str!("../../../compose/sidecars.yml");
@@ -48,26 +47,6 @@ pub struct Options {
     pub tag: String,
     /// The agent's `user:` (`None`: the image's own; see `agent_user::pick`).
     pub agent_user: Option<String>,
-}
-
-/// The allowlist file, from the manifest's `allow:`.
-pub fn allowlist(l: &Loaded) -> String {
-    let mut s = String::from("# written by `bottle start`; edit with `bottle allow HOST`\n");
-    for a in &l.manifest.allow {
-        s.push_str(a.trim());
-        s.push('\n');
-    }
-    s
-}
-
-/// Check the live config with the sidecars' own code (bottle-core): the allowlist file (a
-/// list of lines, its native form) and the routes tree (see `routes`). The message starts
-/// with the manifest's file and, where known, line.
-pub fn check_live_config(l: &Loaded) -> Result<(), String> {
-    bottle_core::Allowlist::parse(&allowlist(l), Path::new("allowlist"))
-        .map_err(|e| format!("{}: allow: {e}", l.path.display()))?;
-    routes_file(l)?;
-    Ok(())
 }
 
 /// The agent's environment: the runtime contract, then the manifest's `env`.
@@ -387,6 +366,7 @@ mod supervise_tests;
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+    use std::path::Path;
 
     const M: &str = "name: demo\nimage: agent:1\nenv:\n  PRICE: \"5$$\"\nallow:\n  - example.com\n  - \"*.example.org:8443\"\nroutes:\n  - host: api.example.com\n    paths: [\"/v1/**\"]\n    auth: {scheme: bearer, token_from: API_TOKEN}\ngit:\n  - name: demo\n    upstream: https://github.com/acme/demo.git\n    auth: {scheme: basic, username: x-access-token, token_from: GIT_TOKEN}\n    rules:\n      - {ref: \"refs/heads/agent/**\", allow: [create, update]}\nresolve:\n  origin.test: 172.30.99.10\nupstream_networks: [e2e-net]\n";
 

@@ -1,8 +1,14 @@
+//! The live config the sidecars load (`allowlist`, `routes.yaml`), rendered from a loaded
+//! manifest and checked with their own code. It sits under `manifest` because loading a
+//! manifest runs that check (`render` re-exports the rendering for `bottle start`).
+//!
 //! `routes.yaml`, built as a tree from the manifest and checked with the sidecars' own schema
 //! (`RoutesFile::from_node`, the code egress, git-gate and pipelock load the file with), then
 //! written as text. Nothing is rendered to text and parsed back to validate it: the tree
 //! carries the manifest's lines, so a refusal names the manifest line that caused it. That
 //! the written text reads back as the same value is proved by the tests beside this file.
+
+use std::path::Path;
 
 use bottle_core::strict_yaml::Node;
 use bottle_core::RoutesFile;
@@ -219,7 +225,27 @@ pub fn routes_yaml(l: &Loaded) -> String {
     )
 }
 
+/// The allowlist file, from the manifest's `allow:`.
+pub fn allowlist(l: &Loaded) -> String {
+    let mut s = String::from("# written by `bottle start`; edit with `bottle allow HOST`\n");
+    for a in &l.manifest.allow {
+        s.push_str(a.trim());
+        s.push('\n');
+    }
+    s
+}
+
+/// Check the live config with the sidecars' own code (bottle-core): the allowlist file (a
+/// list of lines, its native form) and the routes tree (`routes_tree`). The message starts
+/// with the manifest's file and, where known, line.
+pub fn check_live_config(l: &Loaded) -> Result<(), String> {
+    bottle_core::Allowlist::parse(&allowlist(l), Path::new("allowlist"))
+        .map_err(|e| format!("{}: allow: {e}", l.path.display()))?;
+    routes_file(l)?;
+    Ok(())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
-#[path = "routes_tests.rs"]
+#[path = "live_config_tests.rs"]
 mod tests;
