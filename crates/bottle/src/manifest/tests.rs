@@ -144,9 +144,11 @@ fn git_token_on_an_api_route_needs_methods() {
         "    methods: [GET, HEAD]\n    auth: {scheme: bearer",
     );
     let l = parse(&ok, Path::new("/tmp/m.yaml"), &env(&[("GH", "s")])).unwrap();
-    let f =
-        bottle_core::RoutesFile::parse(&crate::render::routes_yaml(&l), Path::new("routes.yaml"))
-            .unwrap();
+    let f = bottle_core::RoutesFile::parse(
+        &crate::manifest::live_config::routes_yaml(&l),
+        Path::new("routes.yaml"),
+    )
+    .unwrap();
     assert_eq!(f.routes.len(), 1);
     // Another variable holding the same secret is the same credential; the value is not shown.
     let alias = GIT_AND_API.replacen("token_from: GH}", "token_from: ALIAS}", 1);
@@ -206,7 +208,7 @@ fn cleartext_only_for_private_hosts() {
     ] {
         let l = parse(&cleartext(host, resolve), Path::new("/tmp/m.yaml"), &e)
             .unwrap_or_else(|err| panic!("{host}: {err}"));
-        let y = crate::render::routes_yaml(&l);
+        let y = crate::manifest::live_config::routes_yaml(&l);
         let f = bottle_core::RoutesFile::parse(&y, Path::new("routes.yaml")).unwrap();
         assert!(f.routes[0].allow_cleartext, "{y}");
     }
@@ -217,7 +219,7 @@ fn cleartext_only_for_private_hosts() {
         &e,
     )
     .unwrap();
-    assert!(!crate::render::routes_yaml(&l).contains("allow_cleartext"));
+    assert!(!crate::manifest::live_config::routes_yaml(&l).contains("allow_cleartext"));
     // With tls_passthrough it means nothing: egress's own parser refuses it.
     let msg = parse_err(
         "name: d\nimage: x\nroutes:\n  - host: 127.0.0.1\n    allow_cleartext: true\n    tls_passthrough: true\n",
