@@ -12,7 +12,7 @@ use hyper::body::{Frame, Incoming};
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 
-use crate::handlers::{full, Body, BoxError};
+use crate::http_parts::{full, Body, BoxError};
 
 /// Request bodies of canned paths are read and kept (for `RecordedRequest::body`) up to this.
 pub(crate) const KEPT_BODY_LIMIT: usize = 1024 * 1024;

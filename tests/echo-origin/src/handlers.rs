@@ -1,46 +1,36 @@
 //! The endpoints.
 
-use std::sync::{Arc, OnceLock};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Empty, Full, StreamBody};
+use http_body_util::{BodyExt, Empty, StreamBody};
 use hyper::body::{Frame, Incoming};
 use serde_json::json;
 use tokio::sync::watch;
 
-use crate::server::ConnInfo;
+pub(crate) use crate::http_parts::{full, param, pattern, query_params, Body, BoxError, FRAME};
 use crate::{RecordedRequest, State};
 
-pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
-pub(crate) type Body = http_body_util::combinators::BoxBody<Bytes, BoxError>;
+/// What a handler knows about the connection a request came on.
+#[derive(Clone, Debug)]
+pub(crate) struct ConnInfo {
+    pub tls: bool,
+    pub sni: Option<String>,
+    pub alpn: Option<String>,
+    pub peer: SocketAddr,
+    pub conn_id: u64,
+}
 
-/// Frame size of streamed bodies.
-pub(crate) const FRAME: usize = 64 * 1024;
 /// The default echo endpoint keeps at most this much of a body for the JSON answer.
 const ECHO_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
-pub(crate) fn full(b: impl Into<Bytes>) -> Body {
-    Full::new(b.into()).map_err(|e| match e {}).boxed()
-}
-
 fn empty() -> Body {
     Empty::<Bytes>::new().map_err(|e| match e {}).boxed()
-}
-
-/// `FRAME + 251` bytes of the download pattern; frame at offset `o` is
-/// `pattern[o % 251 .. o % 251 + len]`.
-pub(crate) fn pattern() -> &'static Bytes {
-    static P: OnceLock<Bytes> = OnceLock::new();
-    P.get_or_init(|| {
-        (0..(FRAME + 251) as u64)
-            .map(crate::download_byte)
-            .collect::<Vec<u8>>()
-            .into()
-    })
 }
 
 fn response(status: StatusCode, content_type: &str, body: Body) -> Response<Body> {
@@ -60,45 +50,6 @@ fn json_response(status: StatusCode, v: &serde_json::Value) -> Response<Body> {
     let mut s = v.to_string();
     s.push('\n');
     response(status, "application/json", full(s))
-}
-
-/// Percent-decodes `%XX` (no `+` to space conversion), lossily as UTF-8.
-pub(crate) fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok();
-            if let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Query parameters, names and values percent-decoded, in order.
-pub(crate) fn query_params(q: Option<&str>) -> Vec<(String, String)> {
-    q.unwrap_or("")
-        .split('&')
-        .filter(|kv| !kv.is_empty())
-        .map(|kv| match kv.split_once('=') {
-            Some((k, v)) => (percent_decode(k), percent_decode(v)),
-            None => (percent_decode(kv), String::new()),
-        })
-        .collect()
-}
-
-pub(crate) fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
 }
 
 /// A numeric query parameter: `default` when absent; 400 when not a number or above `max`.
@@ -618,6 +569,7 @@ fn abort(params: &[(String, String)]) -> Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http_parts::percent_decode;
 
     #[test]
     fn percent_decoding() {

@@ -26,6 +26,7 @@
 mod ca;
 mod canned;
 mod handlers;
+mod http_parts;
 mod reflect;
 mod rsa_key;
 mod server;

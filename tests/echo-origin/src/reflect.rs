@@ -11,7 +11,7 @@ use hyper::body::{Frame, Incoming};
 use ring::rand::{SecureRandom, SystemRandom};
 use tokio::io::AsyncWriteExt;
 
-use crate::handlers::{full, param, Body, BoxError};
+use crate::http_parts::{full, param, Body, BoxError};
 
 /// Percent-encodes every byte outside the RFC 3986 unreserved set (`A-Z a-z 0-9 - . _ ~`)
 /// as `%XX` (uppercase hex).

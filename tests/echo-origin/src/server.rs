@@ -10,17 +10,8 @@ use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use crate::handlers::ConnInfo;
 use crate::State;
-
-/// What a handler knows about the connection a request came on.
-#[derive(Clone, Debug)]
-pub(crate) struct ConnInfo {
-    pub tls: bool,
-    pub sni: Option<String>,
-    pub alpn: Option<String>,
-    pub peer: SocketAddr,
-    pub conn_id: u64,
-}
 
 /// Decrements the open-connection gauge when the connection task ends.
 struct ConnGuard(Arc<State>);
