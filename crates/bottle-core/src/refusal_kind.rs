@@ -93,13 +93,11 @@ pub enum RefusalKind {
     UnsupportedMediaType,
     /// The sidecar cannot serve it right now (mirror not ready, too many pushes).
     Unavailable,
-    /// A pushed ref the push rules refuse.
-    GitRefRefused,
 }
 
 impl RefusalKind {
     /// Every variant, for table tests and docs.
-    pub const ALL: [RefusalKind; 36] = [
+    pub const ALL: [RefusalKind; 35] = [
         RefusalKind::HostNotAllowed,
         RefusalKind::PathNotAllowed,
         RefusalKind::MethodNotAllowed,
@@ -135,7 +133,6 @@ impl RefusalKind {
         RefusalKind::UnknownRepository,
         RefusalKind::UnsupportedMediaType,
         RefusalKind::Unavailable,
-        RefusalKind::GitRefRefused,
     ];
 
     /// The usual status. A site may override it (`Refusal::with_status`) where the same kind
@@ -158,8 +155,7 @@ impl RefusalKind {
             | ConnectNotPassthrough
             | UpstreamRefused
             | AuthorityMismatch
-            | DumbHttp
-            | GitRefRefused => StatusCode::FORBIDDEN,
+            | DumbHttp => StatusCode::FORBIDDEN,
             DlpEncoding | UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             NestedConnect | EndpointMethod => StatusCode::METHOD_NOT_ALLOWED,
             BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -213,18 +209,17 @@ impl RefusalKind {
             UnknownRepository => "unknown_repository",
             UnsupportedMediaType => "unsupported_media_type",
             Unavailable => "unavailable",
-            GitRefRefused => "git_ref_refused",
         }
     }
 
     /// What the agent may ask for. Only the operator's own choices of reach (a host, a
-    /// route, a ref rule) are askable; never a DLP or injection finding, never an address
+    /// route) are askable here; a ref rule is asked for from git-gate's push report
+    /// (`git_gate::ask`), not from an HTTP refusal; never a DLP or injection finding, never an address
     /// class SSRF protects, never a protocol safeguard.
     pub fn askable(self) -> Askable {
         match self {
             RefusalKind::HostNotAllowed => Askable::Host,
             RefusalKind::PathNotAllowed | RefusalKind::MethodNotAllowed => Askable::Route,
-            RefusalKind::GitRefRefused => Askable::GitRef,
             _ => Askable::No,
         }
     }
@@ -293,7 +288,6 @@ mod tests {
                 A::No,
             ),
             (K::Unavailable, 503, "unavailable", A::No),
-            (K::GitRefRefused, 403, "git_ref_refused", A::GitRef),
         ];
         assert_eq!(table.len(), RefusalKind::ALL.len(), "a row per variant");
         for (k, status, label, ask) in table {
