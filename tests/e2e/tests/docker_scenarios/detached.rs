@@ -130,7 +130,8 @@ pub fn detached_bottle(c: &mut Checks, home: &Home, origin: &Origin, mpath: &str
     c.check(
         "agent runtime contract env",
         r.stdout.contains("http://pipelock:8888")
-            && r.stdout.contains("git-gate,localhost,127.0.0.1")
+            // This bottle runs supervise, which the agent reaches directly.
+            && r.stdout.contains("git-gate,supervise,localhost,127.0.0.1")
             && r.stdout.contains("/etc/bottle-ca/bundle.pem")
             && r.stdout.contains("/etc/bottle-ca/ca.crt"),
         || r.all(),
