@@ -1,6 +1,7 @@
 //! `bottle build`: the Debian base image (debootstrap, once), static binaries (cargo), then
 //! one image per sidecar (and the e2e test images), each tagged with a hash of its inputs so
-//! an unchanged image is not rebuilt.
+//! an unchanged image is not rebuilt. Images marked `on_demand` (large test images only one
+//! test needs) are built only when named: `bottle build --image bottle-agent-clients`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -29,6 +30,9 @@ pub struct ImageSpec {
     pub uses_base: bool,
     /// Only for the tests.
     pub test_only: bool,
+    /// Built only when named with `--image` (never by a plain `bottle build`): a large test
+    /// image that a single test builds for itself, so every other build stays quick.
+    pub on_demand: bool,
 }
 
 /// Every image `bottle build` knows.
@@ -39,6 +43,7 @@ pub const IMAGES: &[ImageSpec] = &[
         binaries: &["pipelock"],
         uses_base: false,
         test_only: false,
+        on_demand: false,
     },
     ImageSpec {
         repo: "bottle-egress",
@@ -46,6 +51,7 @@ pub const IMAGES: &[ImageSpec] = &[
         binaries: &["egress"],
         uses_base: false,
         test_only: false,
+        on_demand: false,
     },
     ImageSpec {
         repo: "bottle-git-gate",
@@ -53,6 +59,7 @@ pub const IMAGES: &[ImageSpec] = &[
         binaries: &["git-gate"],
         uses_base: true,
         test_only: false,
+        on_demand: false,
     },
     ImageSpec {
         repo: "bottle-supervise",
@@ -60,6 +67,7 @@ pub const IMAGES: &[ImageSpec] = &[
         binaries: &["supervise"],
         uses_base: false,
         test_only: false,
+        on_demand: false,
     },
     ImageSpec {
         repo: "bottle-echo-origin",
@@ -67,6 +75,7 @@ pub const IMAGES: &[ImageSpec] = &[
         binaries: &["echo-origin"],
         uses_base: false,
         test_only: true,
+        on_demand: false,
     },
     ImageSpec {
         repo: "bottle-agent-test",
@@ -74,6 +83,17 @@ pub const IMAGES: &[ImageSpec] = &[
         binaries: &[],
         uses_base: true,
         test_only: true,
+        on_demand: false,
+    },
+    // Real clients (pip, npm, cargo, go, ...) for tests/e2e/tests/clients.rs: about a
+    // gigabyte, so only that test builds it (`--image bottle-agent-clients`).
+    ImageSpec {
+        repo: "bottle-agent-clients",
+        dir: "agent-clients",
+        binaries: &[],
+        uses_base: true,
+        test_only: true,
+        on_demand: true,
     },
 ];
 
@@ -83,6 +103,47 @@ pub struct BuildOpts {
     pub test_images: bool,
     /// Rebuild even when the input hash is unchanged.
     pub force: bool,
+    /// Build exactly these images (repositories, e.g. `bottle-agent-clients`) instead of the
+    /// default set; the only way to build an `on_demand` image. Empty: the default set.
+    pub only: Vec<String>,
+}
+
+/// The images a build makes, in `IMAGES` order. Without `only`: every image that is not
+/// `on_demand`, test images only with `test_images`. With `only`: exactly the named ones
+/// (`:latest` may be written), whatever `test_images` says; an unknown name is an error
+/// listing the known ones.
+pub fn select<'a>(all: &'a [ImageSpec], o: &BuildOpts) -> Result<Vec<&'a ImageSpec>> {
+    if o.only.is_empty() {
+        return Ok(all
+            .iter()
+            .filter(|i| !i.on_demand && (o.test_images || !i.test_only))
+            .collect());
+    }
+    let mut wanted = Vec::new();
+    for name in &o.only {
+        let repo = name.strip_suffix(":latest").unwrap_or(name);
+        if !all.iter().any(|i| i.repo == repo) {
+            let known: Vec<&str> = all.iter().map(|i| i.repo).collect();
+            return Err(Error::Usage(format!(
+                "unknown image `{name}` for --image; known: {}",
+                known.join(", ")
+            )));
+        }
+        wanted.push(repo);
+    }
+    Ok(all.iter().filter(|i| wanted.contains(&i.repo)).collect())
+}
+
+/// The cargo packages whose static binaries the selected images copy in. Every image's
+/// binary is built by the package of the same name (pipelock, egress, ...).
+fn packages_for(images: &[&ImageSpec]) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for b in images.iter().flat_map(|i| i.binaries.iter().copied()) {
+        if !out.contains(&b) {
+            out.push(b);
+        }
+    }
+    out
 }
 
 /// Result per image.
@@ -133,11 +194,10 @@ pub fn build(o: &BuildOpts) -> Result<Vec<Built>> {
         Error::Usage("cannot find the bottle repository (set BOTTLE_REPO=/path/to/repo)".into())
     })?;
     docker::check_daemon()?;
+    let images = select(IMAGES, o)?;
 
     // 1. base image
-    let need_base = IMAGES
-        .iter()
-        .any(|i| i.uses_base && (o.test_images || !i.test_only));
+    let need_base = images.iter().any(|i| i.uses_base);
     if need_base {
         if docker::image_exists(BASE_IMAGE) {
             ui::ok(&format!("base image {BASE_IMAGE} present"));
@@ -151,24 +211,20 @@ pub fn build(o: &BuildOpts) -> Result<Vec<Built>> {
         }
     }
 
-    // 2. static binaries
-    let mut packages = vec!["pipelock", "egress", "git-gate", "supervise"];
-    if o.test_images {
-        packages.push("echo-origin");
+    // 2. static binaries (none when only binary-less images are asked for)
+    let packages = packages_for(&images);
+    if !packages.is_empty() {
+        ui::step(&format!(
+            "cargo build --release --target {TARGET} (static): {}",
+            packages.join(", ")
+        ));
+        cargo_static(&repo, &packages)?;
     }
-    ui::step(&format!(
-        "cargo build --release --target {TARGET} (static): {}",
-        packages.join(", ")
-    ));
-    cargo_static(&repo, &packages)?;
     let bin_dir = target_dir(&repo).join(TARGET).join("release");
 
     // 3. images
     let mut out = Vec::new();
-    for spec in IMAGES {
-        if spec.test_only && !o.test_images {
-            continue;
-        }
+    for spec in images {
         let mut real = true;
         for b in spec.binaries {
             if !is_real(&bin_dir.join(b)) {
@@ -284,4 +340,85 @@ fn tempdir_for(name: &str) -> Result<PathBuf> {
     let _ = std::fs::remove_dir_all(&p);
     std::fs::create_dir_all(&p).map_err(|e| Error::io(format!("creating {}", p.display()), e))?;
     Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(test_images: bool, only: &[&str]) -> BuildOpts {
+        BuildOpts {
+            test_images,
+            force: false,
+            only: only.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn repos(o: &BuildOpts) -> Vec<&'static str> {
+        match select(IMAGES, o) {
+            Ok(v) => v.iter().map(|i| i.repo).collect(),
+            Err(e) => panic!("select failed: {e}"),
+        }
+    }
+
+    #[test]
+    fn a_plain_build_never_builds_an_on_demand_image() {
+        for test_images in [true, false] {
+            let got = repos(&opts(test_images, &[]));
+            assert!(!got.contains(&"bottle-agent-clients"), "{got:?}");
+            assert!(got.contains(&"bottle-pipelock"), "{got:?}");
+            assert_eq!(got.contains(&"bottle-agent-test"), test_images, "{got:?}");
+        }
+    }
+
+    #[test]
+    fn the_default_set_is_every_image_not_on_demand() {
+        let got = repos(&opts(true, &[]));
+        let want: Vec<&str> = IMAGES
+            .iter()
+            .filter(|i| !i.on_demand)
+            .map(|i| i.repo)
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn naming_an_image_builds_exactly_it_even_without_test_images() {
+        for test_images in [true, false] {
+            assert_eq!(
+                repos(&opts(test_images, &["bottle-agent-clients"])),
+                ["bottle-agent-clients"]
+            );
+        }
+        assert_eq!(
+            repos(&opts(
+                true,
+                &["bottle-agent-clients:latest", "bottle-egress"]
+            )),
+            ["bottle-egress", "bottle-agent-clients"],
+            "IMAGES order, :latest accepted"
+        );
+    }
+
+    #[test]
+    fn an_unknown_image_is_a_usage_error_listing_the_known_ones() {
+        match select(IMAGES, &opts(true, &["bottle-agent-client"])) {
+            Err(Error::Usage(m)) => {
+                assert!(m.contains("bottle-agent-client`"), "{m}");
+                assert!(m.contains("bottle-agent-clients"), "{m}");
+            }
+            other => panic!("expected a usage error, got {:?}", other.map(|v| v.len())),
+        }
+    }
+
+    #[test]
+    fn only_the_selected_images_binaries_are_compiled() {
+        let sel = |only: &[&str]| select(IMAGES, &opts(true, only)).unwrap_or_default();
+        assert!(packages_for(&sel(&["bottle-agent-clients"])).is_empty());
+        assert_eq!(packages_for(&sel(&["bottle-egress"])), ["egress"]);
+        assert_eq!(
+            packages_for(&sel(&[])),
+            ["pipelock", "egress", "git-gate", "supervise", "echo-origin"]
+        );
+    }
 }

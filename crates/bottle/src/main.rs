@@ -94,11 +94,15 @@ enum Cmd {
     /// Build the sidecar images (and the e2e test images).
     Build {
         /// Skip the test images (echo origin, test agent).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "image")]
         no_test_images: bool,
         /// Rebuild even when nothing changed.
         #[arg(long)]
         force: bool,
+        /// Build only this image (repeatable), e.g. `--image bottle-agent-clients`: the only
+        /// way to build an on-demand test image, which a plain `bottle build` skips.
+        #[arg(long, value_name = "IMAGE")]
+        image: Vec<String>,
     },
     /// Print the compose file a manifest renders to; start nothing.
     Render {
@@ -153,9 +157,11 @@ fn main() -> ExitCode {
         Cmd::Build {
             no_test_images,
             force,
+            image,
         } => build::build(&build::BuildOpts {
             test_images: !no_test_images,
             force,
+            only: image,
         })
         .map(|_| 0),
         Cmd::Render { manifest } => commands::render_cmd(&manifest).map(|()| 0),
