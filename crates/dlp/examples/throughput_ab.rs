@@ -15,7 +15,7 @@
 #[path = "../tests/support/corpus.rs"]
 mod corpus;
 
-use bottle_dlp::Detector;
+use bottle_dlp::{Detector, DetectorConfig, Zeroizing};
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::process::Command;
@@ -114,6 +114,27 @@ fn workloads() -> Vec<Workload> {
         "pypi.org",
         "files.pythonhosted.org",
     ];
+    // The rest of the criterion bench's rows at dde98fe: 20 known secrets,
+    // the fuzzer's slowest input, entropy URLs and a base64 secret in a URL.
+    let known: &'static Detector = Box::leak(Box::new(Detector::new(DetectorConfig {
+        known_secrets: (0..20)
+            .map(|i| Zeroizing::new(format!("known-secret-value-{i:04}-Zq81x")))
+            .collect(),
+        ..Default::default()
+    })));
+    let entropy: &'static Detector = Box::leak(Box::new(Detector::new(DetectorConfig {
+        entropy_urls: true,
+        ..Default::default()
+    })));
+    let slow: Vec<u8> = include_bytes!("../benches/data/fuzz-slow-4k.bin")
+        .iter()
+        .copied()
+        .chain(std::iter::once(b'\n'))
+        .cycle()
+        .take(MIB)
+        .collect();
+    let clean_known = clean.clone();
+    let secret_url = "/collect?v=1&d=Z2hwX1IzYUxseU4wdEFUMGtlbkJ1dEwwMGtzTGlrZU9uZTEyMzQ1Ng%3D%3D";
     let typical = "/repos/acme/demo/pulls?state=open&per_page=100&page=2";
     let long = "/login/oauth/authorize?client_id=Iv1.8a61f9b3a7aba766&redirect_uri=http%3A%2F%2Flocalhost%3A8080%2Fcallback&state=af0ifjsldkj&scope=repo%20read%3Aorg&response_type=code&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256";
     vec![
@@ -156,6 +177,22 @@ fn workloads() -> Vec<Workload> {
         (
             "scan_url long-oauth",
             Box::new(move || drop(black_box(det.scan_url(black_box(long))))),
+        ),
+        (
+            "detect clean-1MiB 20 known secrets",
+            Box::new(move || drop(black_box(known.detect(black_box(&clean_known))))),
+        ),
+        (
+            "detect adversarial-1MiB",
+            Box::new(move || drop(black_box(det.detect(black_box(&slow))))),
+        ),
+        (
+            "scan_url typical-entropy",
+            Box::new(move || drop(black_box(entropy.scan_url(black_box(typical))))),
+        ),
+        (
+            "scan_url base64-secret",
+            Box::new(move || drop(black_box(det.scan_url(black_box(secret_url))))),
         ),
         (
             "scan_header authorization",
