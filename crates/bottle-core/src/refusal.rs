@@ -18,6 +18,9 @@ pub use crate::refusal_kind::{Askable, RefusalKind};
 /// Header naming the component that refused.
 pub const BLOCKED_HEADER: &str = "x-bottle-blocked";
 
+/// The longest HTTP/1 reason phrase a refusal sends; the body always has the whole message.
+pub const REASON_PHRASE_MAX: usize = 256;
+
 /// A refusal: its kind, the HTTP status, the agent-facing reason, an optional hint, the rule
 /// that decided and what the agent may ask for. Nothing secret goes in any field: a DLP
 /// refusal names the detector, never the matched value.
@@ -153,8 +156,36 @@ impl Refusal {
         if let Ok(v) = HeaderValue::from_str(&one_line(component)) {
             h.insert(BLOCKED_HEADER, v);
         }
+        if let Some(p) = reason_phrase(&self.message(component)) {
+            resp.extensions_mut().insert(p);
+        }
         resp
     }
+}
+
+/// The message as the HTTP/1 reason phrase (`HTTP/1.1 403 blocked by pipelock: ...`): for a
+/// refused CONNECT many clients show the status line and never the body (pip and requests:
+/// `Tunnel connection failed: 403 <phrase>`; Go: `proxyconnect ...: <phrase>`; npm), so
+/// without it the user reads only `403 Forbidden`. ASCII only (anything else becomes `?`, so
+/// no byte can be mistaken for a line end), cut at [`REASON_PHRASE_MAX`] bytes. HTTP/2 has no
+/// reason phrase; hyper ignores it there.
+fn reason_phrase(message: &str) -> Option<hyper::ext::ReasonPhrase> {
+    let mut s: String = message
+        .chars()
+        .map(|c| {
+            if c == ' ' || c.is_ascii_graphic() {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    if s.len() > REASON_PHRASE_MAX {
+        // Every char is ASCII here, so any byte index is a char boundary.
+        s.truncate(REASON_PHRASE_MAX - 3);
+        s.push_str("...");
+    }
+    hyper::ext::ReasonPhrase::try_from(s).ok()
 }
 
 /// Replace control characters (CR, LF, ...) so a message is always one line.
@@ -313,6 +344,71 @@ mod tests {
             (RefusalKind::BadTarget, StatusCode::FORBIDDEN)
         );
         assert_eq!(r.audit_decision(), AuditDecision::Deny);
+    }
+
+    fn phrase_of(r: &Refusal, component: &str) -> String {
+        let resp = r.response(component);
+        let p = resp
+            .extensions()
+            .get::<hyper::ext::ReasonPhrase>()
+            .expect("a reason phrase");
+        String::from_utf8(p.as_bytes().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn the_reason_phrase_is_the_message_in_ascii_and_bounded() {
+        let r = host_refusal();
+        assert_eq!(phrase_of(&r, "pipelock"), r.message("pipelock"));
+        let r = Refusal::of(
+            RefusalKind::HostNotAllowed,
+            "host not allowed: b\u{fc}cher.example\u{7f}:443",
+        );
+        assert_eq!(
+            phrase_of(&r, "pipelock"),
+            "blocked by pipelock: host not allowed: b?cher.example :443"
+        );
+        let r = Refusal::of(RefusalKind::PathNotAllowed, "p".repeat(5000));
+        let p = phrase_of(&r, "egress");
+        assert_eq!(p.len(), REASON_PHRASE_MAX);
+        assert!(
+            p.starts_with("blocked by egress: ppp") && p.ends_with("p..."),
+            "{p}"
+        );
+    }
+
+    /// On the wire: hyper's HTTP/1 server writes the phrase in the status line.
+    #[tokio::test]
+    async fn the_status_line_carries_the_reason() {
+        use hyper_util::rt::TokioIo;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let svc = hyper::service::service_fn(|_req: http::Request<hyper::body::Incoming>| async {
+            Ok::<_, std::convert::Infallible>(host_refusal().response("pipelock"))
+        });
+        let serve = tokio::spawn(
+            hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(server), svc),
+        );
+        let mut client = client;
+        client
+            .write_all(b"CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n")
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = client.read(&mut buf).await.unwrap();
+            assert!(n > 0, "connection closed early: {got:?}");
+            got.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&got);
+        assert!(
+            text.starts_with(
+                "HTTP/1.1 403 blocked by pipelock: host not routed: evil.example:443 (run: bottle allow evil.example)\r\n"
+            ),
+            "{text}"
+        );
+        drop(client);
+        serve.abort();
     }
 
     #[test]
