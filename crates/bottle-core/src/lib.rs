@@ -19,6 +19,7 @@ pub mod ca;
 pub mod cli;
 pub mod error;
 pub mod error_chain;
+pub mod grpc;
 pub mod hint;
 pub mod hop;
 pub mod host;

@@ -2,7 +2,8 @@
 //! `TCP_NODELAY`, an idle timeout on every connection ([`IdleIo`]), a header-read timeout,
 //! head size and header count caps, upgrades, and a graceful drain bounded by the drain time.
 //! The limits are flags ([`ServeLimits`]) flattened into each sidecar's arguments, so they hold
-//! for every listener by construction.
+//! for every listener by construction. A listener may also take HTTP/2 by prior knowledge
+//! ([`ServeOptions::http2`]: egress, for pipelock's hop of requests that need trailers).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -12,7 +13,8 @@ use std::time::Duration;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
@@ -94,6 +96,8 @@ pub struct ServeOptions {
     /// Connection tasks run here; the drain waits for everything in it (sidecars spawn
     /// their own long-lived work, e.g. tunnels, on the same tracker to have it drained too).
     pub tracker: TaskTracker,
+    /// Also serve HTTP/2 by prior knowledge (told apart by its connection preface).
+    pub http2: bool,
 }
 
 impl ServeOptions {
@@ -103,7 +107,13 @@ impl ServeOptions {
             limits,
             on_refusal: Arc::new(|_| {}),
             tracker: TaskTracker::new(),
+            http2: false,
         }
+    }
+    /// Serve HTTP/2 by prior knowledge beside HTTP/1.1.
+    pub fn http2(mut self, on: bool) -> Self {
+        self.http2 = on;
+        self
     }
     pub fn on_refusal(mut self, hook: impl Fn(&'static str) + Send + Sync + 'static) -> Self {
         self.on_refusal = Arc::new(hook);
@@ -121,6 +131,8 @@ const MAX_REFUSALS_IN_FLIGHT: usize = 64;
 /// Accept errors (EMFILE and friends) back off from this up to `ACCEPT_BACKOFF_MAX`.
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Concurrent HTTP/2 streams on one connection (a gRPC stream or long poll holds one).
+pub const MAX_H2_STREAMS: u32 = 1024;
 
 /// Serves `listener` with `handler` until `shutdown` resolves; then stops accepting, lets
 /// requests in flight finish (keep-alive connections close after their current request) for up
@@ -168,6 +180,7 @@ pub async fn serve<H, F>(
                     permit,
                     Arc::clone(&handler),
                     Arc::clone(&limits),
+                    opts.http2,
                     drain_rx.clone(),
                     close_rx.clone(),
                 ));
@@ -215,6 +228,7 @@ async fn connection<H, F>(
     _permit: OwnedSemaphorePermit,
     handler: Arc<H>,
     limits: Arc<ServeLimits>,
+    http2: bool,
     mut drain: watch::Receiver<bool>,
     mut close: watch::Receiver<bool>,
 ) where
@@ -227,6 +241,38 @@ async fn connection<H, F>(
         let fut = handler(req);
         async move { Ok::<_, Infallible>(fut.await) }
     });
+    if http2 {
+        let mut b = auto::Builder::new(TokioExecutor::new());
+        b.http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_timeout())
+            .max_buf_size(limits.max_buf_size())
+            .max_headers(limits.max_headers);
+        // The head caps of HTTP/1.1 hold for HTTP/2 too; streams are bounded like tunnels.
+        b.http2()
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(MAX_H2_STREAMS)
+            .max_pending_accept_reset_streams(Some(20))
+            .max_local_error_reset_streams(Some(64))
+            .max_header_list_size(u32::try_from(limits.max_buf_size()).unwrap_or(u32::MAX))
+            .adaptive_window(true);
+        let conn = b.serve_connection_with_upgrades(io, svc);
+        tokio::pin!(conn);
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "connection ended");
+                }
+                return;
+            }
+            () = wait_true(&mut drain) => conn.as_mut().graceful_shutdown(),
+        }
+        tokio::select! {
+            _ = conn.as_mut() => {}
+            () = wait_true(&mut close) => {}
+        }
+        return;
+    }
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout())

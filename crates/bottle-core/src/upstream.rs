@@ -83,11 +83,14 @@ pub struct PoolSettings {
     pub max_idle_per_host: usize,
 }
 
-/// A sidecar's two pooled clients over one connector: `main` offers `h2` and `http/1.1` in
-/// TLS ALPN; `h1` offers only `http/1.1` (upgrades, which this stack does not carry over h2).
+/// A sidecar's pooled clients over one connector: `main` offers `h2` and `http/1.1` in
+/// TLS ALPN; `h1` offers only `http/1.1` (upgrades, which this stack does not carry over h2);
+/// `h2` speaks HTTP/2 whatever the connection (by prior knowledge over plain TCP: pipelock's
+/// hop to egress for requests that need trailers).
 pub struct ClientPair<C> {
     pub main: Client<C, BoxBody>,
     pub h1: Client<C, BoxBody>,
+    pub h2: Client<C, BoxBody>,
 }
 
 /// Builds the pair; `connector` makes the sidecar's connector around a TLS connector whose
@@ -100,19 +103,22 @@ pub fn client_pair<C>(
 where
     C: Connect + Clone + Send + Sync + 'static,
 {
-    let build = |alpn: &[&[u8]]| -> Result<Client<C, BoxBody>, crate::tls::TlsError> {
-        let tls = crate::tls::upstream_client_config(upstream_ca, alpn)?;
-        Ok(Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(pool.idle_timeout)
-            .pool_max_idle_per_host(pool.max_idle_per_host)
-            .http2_adaptive_window(true)
-            .build(connector(TlsConnector::from(tls))))
-    };
+    let build =
+        |alpn: &[&[u8]], h2_only: bool| -> Result<Client<C, BoxBody>, crate::tls::TlsError> {
+            let tls = crate::tls::upstream_client_config(upstream_ca, alpn)?;
+            Ok(Client::builder(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .pool_timer(TokioTimer::new())
+                .pool_idle_timeout(pool.idle_timeout)
+                .pool_max_idle_per_host(pool.max_idle_per_host)
+                .http2_adaptive_window(true)
+                .http2_only(h2_only)
+                .build(connector(TlsConnector::from(tls))))
+        };
     Ok(ClientPair {
-        main: build(&[b"h2", b"http/1.1"])?,
-        h1: build(&[b"http/1.1"])?,
+        main: build(&[b"h2", b"http/1.1"], false)?,
+        h1: build(&[b"http/1.1"], false)?,
+        h2: build(&[b"h2"], true)?,
     })
 }
 

@@ -11,12 +11,13 @@ use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName};
 use http_body::{Body, Frame, SizeHint};
 
+use crate::grpc::GrpcScrub;
 use crate::scrub::{Patterns, StreamScrubber};
 
 pub use bottle_core::body::{decode, parse_codings, BoxBody, BoxError, Coding, ACCEPT_ENCODING};
 
 /// Totals reported when a response body finishes (or is dropped).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BodyStats {
     pub bytes: u64,
     pub scrubs: u64,
@@ -24,6 +25,8 @@ pub struct BodyStats {
     pub complete: bool,
     /// true when the body ended with an error
     pub errored: bool,
+    /// a gRPC stream cut by egress (what it withheld, see [`crate::grpc`])
+    pub withheld: Option<crate::grpc::Withheld>,
 }
 
 type Done = Box<dyn FnOnce(BodyStats) + Send + Sync>;
@@ -33,6 +36,8 @@ type Done = Box<dyn FnOnce(BodyStats) + Send + Sync>;
 pub struct ScrubBody {
     inner: BoxBody,
     scrubber: Option<StreamScrubber>,
+    /// gRPC framing: scrubbed message by message instead ([`ScrubBody::grpc`]).
+    grpc: Option<GrpcScrub>,
     pats: Option<Arc<Patterns>>,
     pending_trailers: Option<HeaderMap>,
     inner_done: bool,
@@ -49,12 +54,22 @@ impl ScrubBody {
         ScrubBody {
             inner,
             scrubber: pats.clone().map(StreamScrubber::new),
+            grpc: None,
             pats,
             pending_trailers: None,
             inner_done: false,
             stats: BodyStats::default(),
             done: Some(Box::new(done)),
         }
+    }
+
+    /// A gRPC response: whole messages checked and released, or the stream ended with
+    /// `grpc-status` trailers at the first that cannot go (see [`crate::grpc`]).
+    pub fn grpc(mut self) -> ScrubBody {
+        if self.scrubber.take().is_some() {
+            self.grpc = self.pats.clone().map(GrpcScrub::new);
+        }
+        self
     }
 
     fn scrubs(&self) -> u64 {
@@ -162,7 +177,13 @@ impl Body for ScrubBody {
             }
             match Pin::new(&mut this.inner).poll_frame(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(None) => this.inner_done = true,
+                Poll::Ready(None) => {
+                    this.inner_done = true;
+                    // a message cut by the body's end is dropped (never released)
+                    if let Some(g) = this.grpc.as_mut() {
+                        let _ = g.finish();
+                    }
+                }
                 Poll::Ready(Some(Err(e))) => {
                     this.stats.errored = true;
                     this.inner_done = true;
@@ -173,9 +194,28 @@ impl Body for ScrubBody {
                 }
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                     Ok(data) => {
-                        let out = match this.scrubber.as_mut() {
-                            Some(sc) => sc.push(data),
-                            None => data,
+                        let out = if let Some(g) = this.grpc.as_mut() {
+                            match g.push(&data) {
+                                Ok(out) => out,
+                                Err(why) => {
+                                    // the rest of the stream (and the origin's trailers)
+                                    // never reaches the agent
+                                    this.stats.withheld = Some(why);
+                                    if why == crate::grpc::Withheld::Secret {
+                                        this.stats.scrubs += 1;
+                                    }
+                                    this.grpc = None;
+                                    this.inner = bottle_core::body::empty();
+                                    this.inner_done = true;
+                                    this.pending_trailers = Some(why.trailers());
+                                    continue;
+                                }
+                            }
+                        } else {
+                            match this.scrubber.as_mut() {
+                                Some(sc) => sc.push(data),
+                                None => data,
+                            }
                         };
                         if out.is_empty() {
                             continue;
@@ -185,6 +225,9 @@ impl Body for ScrubBody {
                     }
                     Err(frame) => {
                         if let Ok(mut t) = frame.into_trailers() {
+                            if this.stats.withheld.is_some() {
+                                continue;
+                            }
                             if let Some(p) = &this.pats {
                                 this.stats.scrubs += scrub_headers(&mut t, p);
                             }
@@ -202,12 +245,13 @@ impl Body for ScrubBody {
     fn is_end_stream(&self) -> bool {
         self.done.is_none()
             || (self.scrubber.as_ref().is_none_or(|s| s.held() == 0)
+                && self.grpc.as_ref().is_none_or(|g| g.held() == 0)
                 && self.pending_trailers.is_none()
                 && self.inner.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
-        if self.scrubber.is_some() {
+        if self.scrubber.is_some() || self.grpc.is_some() {
             SizeHint::default()
         } else {
             self.inner.size_hint()

@@ -12,6 +12,7 @@
 
 pub mod body;
 pub mod config;
+pub mod grpc;
 pub mod inject;
 pub mod metrics;
 pub mod origin;

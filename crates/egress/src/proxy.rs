@@ -27,7 +27,7 @@ use crate::origin::{connect_tcp, resolve, ConnectError};
 use crate::policy::short;
 pub use crate::policy::{decide, Decision, Matched, Target};
 use crate::state::{route_of, State, COMPONENT};
-use bottle_core::hop;
+use bottle_core::{grpc, hop};
 
 fn scheme_name(s: AuthScheme) -> &'static str {
     match s {
@@ -291,6 +291,13 @@ async fn forward(shared: Arc<State>, mut req: Request<Incoming>) -> Response<Box
             .headers
             .insert(ACCEPT_ENCODING, http::HeaderValue::from_static(ACCEPT));
     }
+    if pats.is_some() && grpc::is_grpc(&parts.headers) {
+        // compressed gRPC messages cannot be scrubbed: ask for plain ones (crate::grpc)
+        parts.headers.insert(
+            grpc::ACCEPT_ENCODING,
+            http::HeaderValue::from_static("identity"),
+        );
+    }
     drop(cfg);
     let up_bytes = Arc::new(AtomicU64::new(0));
     let ub = Arc::clone(&up_bytes);
@@ -434,6 +441,13 @@ async fn forward(shared: Arc<State>, mut req: Request<Incoming>) -> Response<Box
     let status_u16 = status.as_u16();
     let done = move |st: BodyStats| {
         let scrubs = st.scrubs + header_scrubs;
+        if let Some(w) = st.withheld {
+            sh.metrics.upstream_error(match w {
+                crate::grpc::Withheld::Secret => "grpc_withheld_secret",
+                crate::grpc::Withheld::Compressed => "grpc_compressed",
+                crate::grpc::Withheld::Framing => "grpc_framing",
+            });
+        }
         sh.metrics.scrubbed(route_of(&ctx), scrubs);
         let mut ev = ctx.event(
             if st.errored {
@@ -452,9 +466,18 @@ async fn forward(shared: Arc<State>, mut req: Request<Incoming>) -> Response<Box
         if !st.complete && !st.errored {
             ev.extra.insert("aborted".into(), true.into());
         }
+        if let Some(w) = st.withheld {
+            ev.extra
+                .insert("grpc_withheld".into(), format!("{w:?}").into());
+        }
         sh.audit.record(ev);
     };
     let body = ScrubBody::new(rbody, body_pats, done);
+    let body = if grpc::is_grpc(&rparts.headers) {
+        body.grpc()
+    } else {
+        body
+    };
     Response::from_parts(rparts, body.boxed())
 }
 

@@ -274,7 +274,9 @@ pub async fn start(args: EgressArgs, env: EnvSource, sighup: bool) -> Result<Run
     let refusals = shared.metrics.clone();
     let opts = ServeOptions::new(COMPONENT, args.limits.clone())
         .on_refusal(move |kind| refusals.request("none", kind))
-        .tracker(tracker);
+        .tracker(tracker)
+        // pipelock sends requests that need trailers (gRPC) over HTTP/2
+        .http2(true);
     let task = tokio::spawn(serve(
         listener,
         opts,

@@ -5,116 +5,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
 use common::*;
-
-fn pipelock_bin() -> PathBuf {
-    // target/debug/deps/chain-HASH -> target/debug/pipelock
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(Path::parent).unwrap();
-    let p = dir.join("pipelock");
-    assert!(
-        p.exists(),
-        "{} is missing: build it first with `cargo build -p pipelock`",
-        p.display()
-    );
-    p
-}
-
-struct Pipelock {
-    child: Option<Child>,
-    addr: std::net::SocketAddr,
-    ca: PathBuf,
-}
-
-impl Drop for Pipelock {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn start_pipelock(dir: &Path, cfg_dir: &Path, egress: std::net::SocketAddr) -> Pipelock {
-    start_pipelock_with(dir, cfg_dir, egress, &[], &[]).await
-}
-
-async fn start_pipelock_with(
-    dir: &Path,
-    cfg_dir: &Path,
-    egress: std::net::SocketAddr,
-    extra: &[&str],
-    env: &[(&str, &str)],
-) -> Pipelock {
-    let bin = pipelock_bin();
-    let ca_dir = dir.join("pipelock-ca");
-    let st = Command::new(&bin)
-        .args(["ca", "init", "--out"])
-        .arg(&ca_dir)
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success(), "pipelock ca init failed");
-    for attempt in 0..5 {
-        let port = free_port();
-        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let log = std::fs::File::create(dir.join(format!("pipelock-{attempt}.log"))).unwrap();
-        let child = Command::new(&bin)
-            .arg("--listen")
-            .arg(addr.to_string())
-            .arg("--config-dir")
-            .arg(cfg_dir)
-            .arg("--ca-cert")
-            .arg(ca_dir.join("ca.crt"))
-            .arg("--ca-key")
-            .arg(ca_dir.join("ca.key"))
-            .arg("--upstream-proxy")
-            .arg(format!("http://{egress}"))
-            .arg("--audit-log")
-            .arg(dir.join("pipelock-audit.jsonl"))
-            .arg("--status-file")
-            .arg(dir.join("pipelock-status.json"))
-            .args(resolve_args())
-            .args(extra)
-            .env_clear()
-            .env("RUST_LOG", "debug")
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut p = Pipelock {
-            child: Some(child),
-            addr,
-            ca: ca_dir.join("ca.crt"),
-        };
-        let end = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < end {
-            if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                return p;
-            }
-            if let Some(c) = p.child.as_mut() {
-                if let Ok(Some(_)) = c.try_wait() {
-                    break; // port taken, or a start error: retry
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    panic!("pipelock did not start; see its logs in {}", dir.display());
-}
 
 struct Curl {
     code: u16,

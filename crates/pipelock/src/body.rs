@@ -36,6 +36,9 @@ pub struct AuditOnEnd {
     /// The request kind counted in `pipelock_requests_total` with the audit line's decision
     /// (a body cut later is a `deny` in both).
     counted_as: Option<&'static str>,
+    /// A refusal of the request body after the answer's head (a gRPC stream) makes the line
+    /// a `deny` with the refusal's reason, counted as that refusal.
+    refused_in_stream: bool,
 }
 
 impl AuditOnEnd {
@@ -59,6 +62,7 @@ impl AuditOnEnd {
             dlp: None,
             injection: None,
             counted_as: None,
+            refused_in_stream: false,
         }
     }
 
@@ -71,6 +75,12 @@ impl AuditOnEnd {
     /// Adds the response's prompt-injection findings (and a cut: decision `deny`).
     pub fn with_injection(mut self, slot: crate::response::InjectionSlot) -> Self {
         self.injection = Some(slot);
+        self
+    }
+
+    /// See the field: for gRPC requests, whose refusal may come after the answer's head.
+    pub fn refused_in_stream(mut self, on: bool) -> Self {
+        self.refused_in_stream = on;
         self
     }
 
@@ -96,6 +106,12 @@ impl Drop for AuditOnEnd {
             }
         }
         if let Some(slot) = &self.dlp {
+            if let Some(d) = slot.denied().filter(|_| self.refused_in_stream) {
+                decision = AuditDecision::Deny;
+                reason = Some(d.refusal.reason.clone());
+                extra.insert("refusal".into(), d.kind().into());
+                self.state.metrics.refusal(d.refusal.kind);
+            }
             let logged = slot.logged();
             if !logged.is_empty() {
                 extra.insert(

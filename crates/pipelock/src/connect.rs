@@ -273,7 +273,9 @@ async fn intercept_tunnel(
         .max_concurrent_streams(100)
         .max_pending_accept_reset_streams(Some(20))
         .max_local_error_reset_streams(Some(64))
-        .max_header_list_size(state.limits.max_header_bytes as u32);
+        .max_header_list_size(state.limits.max_header_bytes as u32)
+        // RFC 8441 WebSocket streams (crate::ws_h2)
+        .enable_connect_protocol();
     let conn = b.serve_connection_with_upgrades(TokioIo::new(tls), svc);
     tokio::pin!(conn);
     let mut shutdown = state.shutdown.clone();

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use bottle_core::{BoxBody, BoxError};
+use bottle_core::{BoxBody, BoxError, RefusalKind};
 use bottle_dlp::anomaly::{BodyWatch, DigestBudget, SubdomainTracker};
 use bottle_dlp::{Detector, DetectorConfig, Finding, StreamScanner};
 use bytes::Bytes;
@@ -45,6 +45,10 @@ impl FindingSlot {
     }
     pub fn take_denied(&self) -> Option<Denied> {
         self.lock().denied.take()
+    }
+    /// The refusal, left in place (a streamed answer and its audit line both read it).
+    pub fn denied(&self) -> Option<Denied> {
+        self.lock().denied.clone()
     }
     /// Detectors found in `log` mode.
     pub fn logged(&self) -> Vec<&'static str> {
@@ -146,6 +150,8 @@ impl DlpScanner {
             detector: self.detector.clone(),
             head: headers.clone(),
             block: plan.block,
+            // log mode holds nothing back: only block mode needs the message framing
+            messages: (plan.grpc && plan.block).then(bottle_core::grpc::Messages::default),
             slot,
             metrics,
             pending: None,
@@ -166,6 +172,9 @@ struct ScanBody {
     detector: Detector,
     head: HeaderMap,
     block: bool,
+    /// gRPC in block mode: whole messages scanned eagerly and released at once
+    /// ([`ScanBody::messages`]).
+    messages: Option<bottle_core::grpc::Messages>,
     slot: FindingSlot,
     metrics: PipelockMetrics,
     pending: Option<Frame<Bytes>>,
@@ -208,6 +217,58 @@ impl ScanBody {
         self.scanner = None;
         self.pending = None;
         Some(Box::new(DlpBlocked(dets.first().copied().unwrap_or("dlp"))))
+    }
+
+    /// A body that cannot be scanned as sent (a compressed gRPC message): refused.
+    fn block_unscannable(&mut self, why: String) -> BoxError {
+        let d = Denied::of(RefusalKind::DlpEncoding, why.clone())
+            .rule("dlp: request bodies must be scannable");
+        self.slot.set(d);
+        self.done = true;
+        self.scanner = None;
+        self.watch = None;
+        self.pending = None;
+        Box::<dyn std::error::Error + Send + Sync>::from(why)
+    }
+
+    /// gRPC, block mode: the whole messages `data` completes, each scanned in context
+    /// ([`StreamScanner::check`]: the overlap before it, nothing held after it) and by the
+    /// exfiltration watch, released together; None at the end of the body. Err ends it.
+    fn messages(&mut self, data: Option<Bytes>) -> Result<Option<Bytes>, BoxError> {
+        let (Some(m), Some(sc)) = (self.messages.as_mut(), self.scanner.as_mut()) else {
+            return Ok(None);
+        };
+        let Some(data) = data else {
+            // a message cut by the body's end is dropped: the origin sees the stream end
+            let _ = m.finish();
+            if let Some(f) = self.watch.as_mut().and_then(|w| w.finish()) {
+                return Err(self.block(f));
+            }
+            return Ok(None);
+        };
+        let msgs = match m.push(&data) {
+            Ok(v) => v,
+            Err(e) => return Err(self.block_unscannable(format!("request body: {e}"))),
+        };
+        let mut out = bytes::BytesMut::new();
+        for msg in msgs {
+            if msg.compressed {
+                return Err(self.block_unscannable(
+                    "a compressed gRPC request message cannot be scanned (send it uncompressed)"
+                        .into(),
+                ));
+            }
+            let shape = self.watch.as_mut().and_then(|w| w.push(msg.payload()));
+            let found = match shape {
+                Some(f) => Some(f),
+                None => sc.check(msg.payload()).into_iter().next(),
+            };
+            if let Some(f) = found {
+                return Err(self.block(f));
+            }
+            out.extend_from_slice(&msg.frame);
+        }
+        Ok(Some(out.freeze()))
     }
 
     /// The inner body ended: nothing more to scan; trailers (if any) go out last.
@@ -296,6 +357,18 @@ impl Body for ScanBody {
                     _ => continue,
                 }
             }
+            if this.messages.is_some() {
+                let end = data.is_none();
+                match this.messages(data) {
+                    Err(e) => return Poll::Ready(Some(Err(e))),
+                    Ok(Some(out)) if !out.is_empty() => {
+                        return Poll::Ready(Some(Ok(Frame::data(out))))
+                    }
+                    Ok(_) if end => this.end(after),
+                    Ok(_) => {}
+                }
+                continue;
+            }
             // Block mode: release only what the scanner cleared.
             if let Some(w) = this.watch.as_mut() {
                 let shape = match &data {
@@ -333,6 +406,7 @@ impl Body for ScanBody {
         self.pending.is_none()
             && (self.done
                 || (self.inner.is_end_stream()
+                    && self.messages.as_ref().is_none_or(|m| m.held() == 0)
                     && self.scanner.as_ref().is_none_or(|s| s.buffered() == 0)))
     }
 

@@ -35,15 +35,43 @@ pub async fn handle_plain(state: Arc<State>, req: Request<Incoming>) -> Response
     proceed(state, "http", Via::Plain, req).await
 }
 
+/// [`carry_out`], with a refusal of a gRPC request (pipelock's or egress's) as a gRPC
+/// status the client library shows ([`bottle_core::grpc::refusal_as_grpc`]).
+async fn proceed(
+    state: Arc<State>,
+    kind: &'static str,
+    via: Via<'_>,
+    req: Request<Incoming>,
+) -> Response<BoxBody> {
+    let grpc = bottle_core::grpc::is_grpc(req.headers());
+    let resp = carry_out(state, kind, via, req).await;
+    if grpc {
+        bottle_core::grpc::refusal_as_grpc(resp).await
+    } else {
+        resp
+    }
+}
+
 /// Carries out [`policy::decide_request`]: refuse, or send the request upstream as the
 /// plan says (its Host, its URL, its body scanned as planned), then judge the answer.
-async fn proceed(
+async fn carry_out(
     state: Arc<State>,
     kind: &'static str,
     via: Via<'_>,
     mut req: Request<Incoming>,
 ) -> Response<BoxBody> {
     let started = Instant::now();
+    // RFC 8441: judged and carried on as the HTTP/1.1 handshake (crate::ws_h2)
+    let h2_websocket = crate::ws_h2::is_extended_connect(
+        req.method(),
+        req.version(),
+        req.extensions().get::<hyper::ext::Protocol>(),
+    );
+    if h2_websocket {
+        let mut method = req.method().clone();
+        crate::ws_h2::as_upgrade(&mut method, req.headers_mut(), rand::random());
+        *req.method_mut() = method;
+    }
     let cfg = state.live.current();
     let head = RequestHead {
         method: req.method(),
@@ -64,7 +92,8 @@ async fn proceed(
     let head_verdict = plan.head_logged;
     let authority = plan.authority;
 
-    let upgrade = req.version() == Version::HTTP_11 && hop::is_websocket_upgrade(req.headers());
+    let upgrade = (req.version() == Version::HTTP_11 || h2_websocket)
+        && hop::is_websocket_upgrade(req.headers());
     let client_upgrade = if upgrade {
         Some(hyper::upgrade::on(&mut req))
     } else {
@@ -80,6 +109,14 @@ async fn proceed(
         headers.remove("sec-websocket-extensions");
     }
     headers.insert(header::HOST, plan.host_header);
+    let plan_grpc = plan.body.grpc;
+    if plan_grpc {
+        // compressed answers cannot be judged (crate::response::grpc)
+        headers.insert(
+            bottle_core::grpc::ACCEPT_ENCODING,
+            http::HeaderValue::from_static("identity"),
+        );
+    }
     let up_bytes = Arc::new(AtomicU64::new(0));
     let body_finding = crate::dlp_scan::FindingSlot::default();
     let body = state
@@ -105,12 +142,8 @@ async fn proceed(
     *up_req.method_mut() = parts.method;
     *up_req.uri_mut() = plan.url;
     *up_req.headers_mut() = headers;
-    let client = if upgrade {
-        &state.upstream.h1
-    } else {
-        &state.upstream.main
-    };
-    let result = client.request(up_req).await;
+    let hop = crate::next_hop::hop_for(upgrade, state.upstream.proxied(), up_req.headers());
+    let result = state.upstream.client(hop).request(up_req).await;
     let mut resp = match result {
         Ok(r) => r,
         Err(e) => {
@@ -158,6 +191,12 @@ async fn proceed(
             started,
         ));
         let (mut p, _b) = resp.into_parts();
+        if h2_websocket {
+            // the agent's stream is open: 200, without the HTTP/1.1 handshake's headers
+            let mut r = Response::new(bottle_core::body::empty());
+            *r.headers_mut() = crate::ws_h2::answer_headers(&p.headers);
+            return r;
+        }
         p.version = Version::HTTP_11;
         return Response::from_parts(p, bottle_core::body::empty());
     }
@@ -187,6 +226,12 @@ async fn proceed(
                 return state.refuse_with(kind, &subject, d, started, extra);
             }
         };
+    let grpc = plan_grpc;
+    let body = if grpc {
+        crate::response::grpc::RefusedRequest::new(body, body_finding.clone()).boxed()
+    } else {
+        body
+    };
     let audit = crate::body::AuditOnEnd::new(
         state.clone(),
         subject,
@@ -196,6 +241,7 @@ async fn proceed(
         extra,
     )
     .with_dlp(body_finding)
+    .refused_in_stream(grpc)
     .with_injection(injection)
     .counted_as(kind);
     let body = crate::body::ResponseBody::new(body, audit).boxed();

@@ -27,6 +27,7 @@ pub mod server;
 pub mod state;
 pub mod tls_intercept;
 pub mod ws_down;
+pub mod ws_h2;
 pub mod ws_scan;
 
 use std::future::Future;

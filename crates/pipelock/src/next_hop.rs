@@ -266,11 +266,43 @@ impl tower_service::Service<Uri> for Connector {
 
 pub type HttpClient = Client<Connector, BoxBody>;
 
-/// Pooled clients: `main` may use h2 to origins; `h1` is HTTP/1.1 only (upgrades).
+/// Which pooled client carries a request to the next hop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hop {
+    /// Standalone: ALPN `h2`/`http/1.1` to the origin. Through egress: HTTP/1.1.
+    Main,
+    /// HTTP/1.1 only: WebSocket upgrades.
+    H1,
+    /// Through egress, HTTP/2 by prior knowledge: the request wants trailers (`TE: trailers`,
+    /// which gRPC always sends), and HTTP/1.1 would drop them: its trailers must be
+    /// announced in the head, which a proxy cannot know for an HTTP/2 origin's answer.
+    H2,
+}
+
+/// The client for a request: `upgrade` for a WebSocket handshake, `proxied` when egress is
+/// the next hop, `headers` as they go upstream.
+pub fn hop_for(upgrade: bool, proxied: bool, headers: &http::HeaderMap) -> Hop {
+    if upgrade {
+        return Hop::H1;
+    }
+    let wants_trailers = headers
+        .get_all(http::header::TE)
+        .iter()
+        .any(|v| v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"trailers"));
+    if proxied && wants_trailers {
+        Hop::H2
+    } else {
+        Hop::Main
+    }
+}
+
+/// Pooled clients: `main` may use h2 to origins; `h1` is HTTP/1.1 only (upgrades); `h2` is
+/// HTTP/2 by prior knowledge to egress (see [`Hop::H2`]).
 pub struct Upstream {
     pub dialer: Arc<Dialer>,
     pub main: HttpClient,
     pub h1: HttpClient,
+    pub h2: HttpClient,
 }
 
 impl Upstream {
@@ -294,8 +326,23 @@ impl Upstream {
         Ok(Upstream {
             main: pair.main,
             h1: pair.h1,
+            h2: pair.h2,
             dialer,
         })
+    }
+
+    /// The client for `hop` (see [`hop_for`]).
+    pub fn client(&self, hop: Hop) -> &HttpClient {
+        match hop {
+            Hop::Main => &self.main,
+            Hop::H1 => &self.h1,
+            Hop::H2 => &self.h2,
+        }
+    }
+
+    /// Whether egress is the next hop.
+    pub fn proxied(&self) -> bool {
+        matches!(self.dialer.mode, Mode::Proxy { .. })
     }
 }
 
@@ -305,6 +352,27 @@ mod tests {
     use http::StatusCode;
 
     /// One mapping from a failed dial to what the agent is told, for every kind of failure.
+    #[test]
+    fn trailers_go_over_h2_to_egress_only() {
+        let mut te = http::HeaderMap::new();
+        te.insert(http::header::TE, "trailers".parse().unwrap());
+        let none = http::HeaderMap::new();
+        let rows = [
+            (false, true, &te, Hop::H2),
+            (false, false, &te, Hop::Main),
+            (false, true, &none, Hop::Main),
+            (true, true, &te, Hop::H1),
+            (true, false, &none, Hop::H1),
+        ];
+        for (upgrade, proxied, h, want) in rows {
+            assert_eq!(
+                hop_for(upgrade, proxied, h),
+                want,
+                "{upgrade} {proxied} {h:?}"
+            );
+        }
+    }
+
     #[test]
     fn every_connect_error_has_its_refusal() {
         let ssrf = Refusal::of(RefusalKind::PrivateAddress, "10.0.0.1 is a private address");

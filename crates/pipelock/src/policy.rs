@@ -198,6 +198,10 @@ pub struct BodyPlan {
     pub block: bool,
     /// Strict profile: the body's anomaly heuristics too.
     pub strict: bool,
+    /// gRPC framing (`Content-Type: application/grpc*`): scanned and released message by
+    /// message, nothing held past a whole message (a bidirectional stream waits for the
+    /// answer to what it sent); a compressed message is refused.
+    pub grpc: bool,
 }
 
 /// The request body's coding as the scanner takes it.
@@ -591,6 +595,7 @@ fn proceed(
         coding: body_coding(head.headers)?,
         block: cfg.blocks(),
         strict: cfg.strict(),
+        grpc: bottle_core::grpc::is_grpc(head.headers),
     };
     let url: Uri = format!("{scheme}://{authority}{path_q}")
         .parse()

@@ -397,7 +397,7 @@ fn request_allowed_says_what_to_send() {
     assert_eq!(plan.url.to_string(), "http://echo.test:8443/a?b=c");
     assert_eq!(plan.host_header, "echo.test:8443");
     assert_eq!(plan.body.coding, BodyCoding::Decode(vec![Coding::Gzip]));
-    assert!(plan.body.block && !plan.body.strict);
+    assert!(plan.body.block && !plan.body.strict && !plan.body.grpc);
     assert_eq!(plan.rule, "allowlist: echo.test:8443");
     assert_eq!(d.subject.path, "/a?b=c");
 
@@ -416,6 +416,26 @@ fn request_allowed_says_what_to_send() {
     assert_eq!(plan.url.to_string(), "https://echo.test/p");
     assert_eq!(plan.body.coding, BodyCoding::AsSent);
     assert_eq!(plan.head_logged, None);
+
+    // gRPC: scanned message by message
+    for (ct, grpc) in [
+        ("application/grpc", true),
+        ("application/grpc+proto", true),
+        ("application/json", false),
+    ] {
+        let d = request(
+            &cfg,
+            "POST",
+            "/pkg.Svc/Method",
+            &[
+                ("host", "echo.test"),
+                ("content-type", ct),
+                ("te", "trailers"),
+            ],
+            Via::Tunnel(&target),
+        );
+        assert_eq!(d.verdict.unwrap().body.grpc, grpc, "{ct}");
+    }
 }
 
 #[test]

@@ -107,6 +107,7 @@ fn recorded(req: &Request<Incoming>, info: &ConnInfo) -> RecordedRequest {
             .collect(),
         body_len: 0,
         body: Vec::new(),
+        trailers: Vec::new(),
         tls: info.tls,
         sni: info.sni.clone(),
         alpn: info.alpn.clone(),
@@ -128,6 +129,13 @@ pub(crate) async fn handle(
     } else {
         (state.record(rec), None)
     };
+    if crate::grpc::is_grpc(&req) {
+        let response = crate::grpc::serve(req, state, idx);
+        if let Some(rec) = rec {
+            log_line(&rec, response.status());
+        }
+        return response;
+    }
     let path = req.uri().path().to_string();
     let params = query_params(req.uri().query());
     let mut body_len: u64 = 0;
@@ -151,7 +159,7 @@ pub(crate) async fn handle(
         "/sse" => sse(&params).unwrap_or_else(BadParam::response),
         "/download" => download(&params).unwrap_or_else(BadParam::response),
         "/upload" => upload(req, &mut body_len).await,
-        "/ws" => websocket(req, shutdown),
+        "/ws" => websocket(req, shutdown, (state.clone(), idx)),
         "/slow" => slow(&params).await.unwrap_or_else(BadParam::response),
         "/slow-body" => slow_body(&params).unwrap_or_else(BadParam::response),
         "/reflect" => crate::reflect::reflect(&req, &params).await,
@@ -333,7 +341,14 @@ fn header_has_token(req: &Request<Incoming>, name: header::HeaderName, token: &s
     })
 }
 
-fn websocket(mut req: Request<Incoming>, shutdown: watch::Receiver<bool>) -> Response<Body> {
+/// Where a WebSocket session records what it received (the request's index).
+type WsRecord = (Arc<State>, usize);
+
+fn websocket(
+    mut req: Request<Incoming>,
+    shutdown: watch::Receiver<bool>,
+    record: WsRecord,
+) -> Response<Body> {
     use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
     let protocol = req
@@ -351,7 +366,7 @@ fn websocket(mut req: Request<Incoming>, shutdown: watch::Receiver<bool>) -> Res
             .get::<hyper::ext::Protocol>()
             .is_some_and(|p| p.as_str().eq_ignore_ascii_case("websocket"));
     if extended_connect {
-        spawn_ws_echo(hyper::upgrade::on(&mut req), shutdown);
+        spawn_ws_echo(hyper::upgrade::on(&mut req), shutdown, record);
         let mut r = Response::new(empty());
         if let Some(p) = protocol {
             r.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, p);
@@ -369,7 +384,7 @@ fn websocket(mut req: Request<Incoming>, shutdown: watch::Receiver<bool>) -> Res
             "expected a WebSocket upgrade (HTTP/1.1 Upgrade: websocket, or HTTP/2 extended CONNECT)\n",
         );
     };
-    spawn_ws_echo(hyper::upgrade::on(&mut req), shutdown);
+    spawn_ws_echo(hyper::upgrade::on(&mut req), shutdown, record);
     let mut r = Response::new(empty());
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = r.headers_mut();
@@ -384,8 +399,13 @@ fn websocket(mut req: Request<Incoming>, shutdown: watch::Receiver<bool>) -> Res
     r
 }
 
-/// Echoes text and binary messages on the upgraded connection until close or shutdown.
-fn spawn_ws_echo(on_upgrade: hyper::upgrade::OnUpgrade, mut shutdown: watch::Receiver<bool>) {
+/// Echoes text and binary messages on the upgraded connection until close or shutdown. The
+/// payloads received (first 1 MiB, one after another) are the request's recorded body.
+fn spawn_ws_echo(
+    on_upgrade: hyper::upgrade::OnUpgrade,
+    mut shutdown: watch::Receiver<bool>,
+    (state, idx): WsRecord,
+) {
     use tokio_tungstenite::tungstenite::protocol::{Message, Role};
     tokio::spawn(async move {
         let Ok(upgraded) = on_upgrade.await else {
@@ -394,17 +414,26 @@ fn spawn_ws_echo(on_upgrade: hyper::upgrade::OnUpgrade, mut shutdown: watch::Rec
         let io = hyper_util::rt::TokioIo::new(upgraded);
         let mut ws =
             tokio_tungstenite::WebSocketStream::from_raw_socket(io, Role::Server, None).await;
+        let mut received: Vec<u8> = Vec::new();
         loop {
             let msg = tokio::select! {
                 _ = shutdown.changed() => break,
                 m = ws.next() => m,
             };
             let reply = match msg {
-                Some(Ok(Message::Text(t))) => Message::Text(t),
-                Some(Ok(Message::Binary(b))) => Message::Binary(b),
+                Some(Ok(Message::Text(t))) => {
+                    received.extend_from_slice(t.as_bytes());
+                    Message::Text(t)
+                }
+                Some(Ok(Message::Binary(b))) => {
+                    received.extend_from_slice(&b);
+                    Message::Binary(b)
+                }
                 Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
             };
+            received.truncate(1024 * 1024);
+            state.set_body(idx, received.clone());
             if ws.send(reply).await.is_err() {
                 break;
             }

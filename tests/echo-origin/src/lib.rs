@@ -25,6 +25,7 @@
 
 mod ca;
 mod canned;
+mod grpc;
 mod handlers;
 mod http_parts;
 mod reflect;
@@ -40,6 +41,7 @@ use serde::Serialize;
 
 pub use ca::{parse_certs, parse_key, server_config_from_pem, TestCa};
 pub use canned::{JsonRpcEndpoint, Page, PageEncoding};
+pub use grpc::frame as grpc_frame;
 pub use reflect::{fully_percent_encode, percent_encode_unreserved, reflect_lines};
 
 /// Errors of this crate.
@@ -135,6 +137,9 @@ pub struct RecordedRequest {
     /// [`EchoOrigin::set_jsonrpc`] (at most 1 MiB); empty otherwise.
     #[serde(skip)]
     pub body: Vec<u8>,
+    /// Request trailers (gRPC calls only; see README.md), values lossily UTF-8.
+    #[serde(skip)]
+    pub trailers: Vec<(String, String)>,
 }
 
 impl RecordedRequest {
@@ -225,6 +230,23 @@ impl State {
         if let Some(i) = idx.checked_sub(rec.dropped) {
             if let Some(r) = rec.items.get_mut(i) {
                 r.body = body;
+            }
+        }
+    }
+
+    pub(crate) fn set_trailers(&self, idx: usize, t: &http::HeaderMap) {
+        let mut rec = self.lock();
+        if let Some(i) = idx.checked_sub(rec.dropped) {
+            if let Some(r) = rec.items.get_mut(i) {
+                r.trailers = t
+                    .iter()
+                    .map(|(n, v)| {
+                        (
+                            n.as_str().to_string(),
+                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                        )
+                    })
+                    .collect();
             }
         }
     }

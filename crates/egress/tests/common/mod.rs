@@ -4,6 +4,10 @@
 //! grep run over every file a test produced.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod pipelock;
+#[allow(unused_imports)]
+pub use pipelock::*;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -8,6 +8,7 @@
 //! and cut before the finding (see [`stream`]).
 
 pub mod binary;
+pub mod grpc;
 pub mod judge;
 pub mod sse;
 pub mod stream;
@@ -221,6 +222,13 @@ pub async fn inspect(
         || status.is_informational();
     if quiet {
         return Ok(raw);
+    }
+    if bottle_core::grpc::is_grpc(headers) {
+        let governing = judge.governing();
+        if governing == ScanAction::Off {
+            return Ok(raw);
+        }
+        return Ok(grpc::GrpcJudged::new(raw, governing, slot).boxed());
     }
     let ct = headers
         .get(header::CONTENT_TYPE)
