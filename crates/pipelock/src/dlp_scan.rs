@@ -259,10 +259,12 @@ impl ScanBody {
                 ));
             }
             let shape = self.watch.as_mut().and_then(|w| w.push(msg.payload()));
-            let found = match shape {
-                Some(f) => Some(f),
-                None => sc.check(msg.payload()).into_iter().next(),
-            };
+            // joined with the messages before it (a secret split over two), and on its own:
+            // joined, a word character ending the previous message would hide a token's
+            // start (`hi` + `ghp_...` reads `highp_...`)
+            let found = shape
+                .or_else(|| sc.check(msg.payload()).into_iter().next())
+                .or_else(|| self.detector.detect(msg.payload()).into_iter().next());
             if let Some(f) = found {
                 return Err(self.block(f));
             }

@@ -166,7 +166,12 @@ where
         }
         let is_control = h.is_control();
         let stream = if is_control { &mut control } else { &mut data };
-        let findings = stream.check(&payload);
+        let mut findings = stream.check(&payload);
+        if findings.is_empty() {
+            // the frame on its own too: joined, a word character ending the previous frame
+            // would hide a token's start (`hi` + `ghp_...` reads `highp_...`)
+            findings = detector.detect(&payload);
+        }
         if let Some(f) = findings.first() {
             if block {
                 refuse_upstream(&mut to).await;
@@ -306,6 +311,25 @@ mod tests {
             0x88,
             "then a close frame, not the second half"
         );
+    }
+
+    #[tokio::test]
+    async fn a_token_after_a_frame_ending_in_a_word_character_is_found() {
+        // joined, `hi` + `ghp_...` reads `highp_...`: no token starts there
+        let tok = format!("ghp_{}", &"Zq8Lr3Tx6Wv1Np9Ks4Hb7Jd2Mf5Gc0Ye8Ua3Io6Pl"[..36]);
+        let frames = [
+            frame(b"hi", [1, 2, 3, 4]),
+            frame(tok.as_bytes(), [4, 3, 2, 1]),
+        ]
+        .concat();
+        let mut out = Vec::new();
+        let err = pump(&frames[..], &mut out, Detector::builtin(), true, |_| {})
+            .await
+            .unwrap_err();
+        assert!(matches!(err, WsScanError::Secret(_)), "{err}");
+        let first = frame(b"hi", [1, 2, 3, 4]);
+        assert_eq!(&out[..first.len()], &first[..]);
+        assert_eq!(out[first.len()], 0x88, "then a close frame, not the token");
     }
 
     #[tokio::test]
