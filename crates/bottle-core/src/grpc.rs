@@ -30,7 +30,8 @@ pub const STATUS_INTERNAL: u32 = 13;
 pub const STATUS_PERMISSION_DENIED: u32 = 7;
 
 /// Whether a message carries gRPC framing: `Content-Type: application/grpc` or
-/// `application/grpc+<codec>` (gRPC-Web's `application/grpc-web*` frames the same way).
+/// `application/grpc+<codec>` (gRPC-Web's `application/grpc-web[+codec]` frames the same way;
+/// `application/grpc-web-text` is base64 text, scanned as a text body is).
 pub fn is_grpc(headers: &HeaderMap) -> bool {
     headers
         .get(CONTENT_TYPE)
@@ -45,7 +46,8 @@ pub fn is_grpc(headers: &HeaderMap) -> bool {
         .is_some_and(|m| {
             m == "application/grpc"
                 || m.starts_with("application/grpc+")
-                || m.starts_with("application/grpc-web")
+                || (m.starts_with("application/grpc-web")
+                    && !m.starts_with("application/grpc-web-text"))
         })
 }
 
@@ -206,6 +208,8 @@ mod tests {
             ("application/grpc+proto", true),
             ("Application/GRPC; charset=x", true),
             ("application/grpc-web+proto", true),
+            ("application/grpc-web", true),
+            ("application/grpc-web-text+proto", false),
             ("application/grpcx", false),
             ("application/json", false),
         ] {
