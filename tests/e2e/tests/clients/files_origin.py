@@ -4,8 +4,8 @@ bottle-agent-clients image on the test's network, as root (it binds 443).
 
 At start it mints its TLS leaf with openssl from the echo origin's CA (mounted at /ca), so the
 bottle's `upstream_ca:` trusts it; generates everything it serves from a fresh nonce (a wheel
-and a simple index, an npm tarball, a cargo sparse registry, a GOPROXY module, two bare git
-repositories); writes what it served and the checksums to /out/served.json; then serves HTTPS
+and a simple index, an npm tarball and its packument, a cargo sparse registry, a GOPROXY
+module, two bare git repositories); writes what it served and the checksums to /out/served.json; then serves HTTPS
 on :443, static files and git smart HTTP (`git http-backend` as CGI under /git/).
 
 Every request is logged on stdout as one JSON line: method, host, path, query, status and the
@@ -109,6 +109,12 @@ def gen_npm(nonce, served):
     tgz = tgz_bytes([("package/package.json", pkg), ("package/index.js", index)])
     put("npm/e2e-hello-1.0.0.tgz", tgz, served)
     integrity = "sha512-" + base64.b64encode(hashlib.sha512(tgz).digest()).decode()
+    # The registry's packument for `npm install e2e-hello --registry https://npm.e2e.test/`.
+    packument = {"name": "e2e-hello", "dist-tags": {"latest": "1.0.0"}, "versions": {
+        "1.0.0": {"name": "e2e-hello", "version": "1.0.0", "main": "index.js", "dist": {
+            "tarball": "https://npm.e2e.test/npm/e2e-hello-1.0.0.tgz",
+            "integrity": integrity, "shasum": hashlib.sha1(tgz).hexdigest()}}}}
+    put("e2e-hello", json.dumps(packument).encode(), served)
     served["npm"] = {"tarball": "npm/e2e-hello-1.0.0.tgz", "integrity": integrity,
                      "index_sha256": sha256(index)}
 

@@ -147,10 +147,16 @@ impl Harness {
         let r = home.bottle(&["start", &mpath.display().to_string(), "--detach"], START);
         assert_eq!(r.code, 0, "bottle start --detach failed:\n{}", r.all());
         let slug = home.slugs().pop().expect("a state dir");
-        let agent = agent_container(&format!("bottle-{slug}"));
-        assert!(!agent.is_empty(), "no agent container for bottle-{slug}");
+        // The guard exists before anything else can panic, so the bottle is always stopped.
+        let guard = BottleGuard { home, slug };
+        let agent = agent_container(&format!("bottle-{}", guard.slug));
+        assert!(
+            !agent.is_empty(),
+            "no agent container for bottle-{}",
+            guard.slug
+        );
         Harness {
-            guard: BottleGuard { home, slug },
+            guard,
             files,
             echo,
             agent,

@@ -134,6 +134,22 @@ fn npm(h: &Harness, c: &mut Checks) {
             && field(&r.stdout, "mark") == h.files.nonce(),
         || r.all(),
     );
+    // From the registry by name (packument, then the tarball it names), with a fresh cache
+    // so the tarball is fetched again rather than taken from the first install's cache.
+    let r = h.run_in_agent(
+        "set -e; mkdir -p /tmp/npmreg && cd /tmp/npmreg
+         printf '{\"name\":\"npmreg\",\"version\":\"1.0.0\",\"private\":true}\\n' > package.json
+         npm install --no-audit --no-fund --cache /tmp/npmcache2 --registry https://npm.e2e.test/ e2e-hello@1.0.0 2>&1
+         echo \"integrity=$(node -p 'require(\"./package-lock.json\").packages[\"node_modules/e2e-hello\"].integrity')\"
+         echo \"mark=$(node -p 'require(\"e2e-hello\").mark')\"",
+    );
+    c.check(
+        "npm: install by name from the registry exits 0 with the served tarball",
+        r.code == 0
+            && field(&r.stdout, "integrity") == integrity
+            && field(&r.stdout, "mark") == h.files.nonce(),
+        || r.all(),
+    );
     h.check_credential_arrived(c, "npm", "npm.e2e.test", &h.bearer("E2E_NPM_TOKEN"));
 }
 
@@ -326,7 +342,7 @@ fn git_gate(h: &Harness, c: &mut Checks) {
     c.check(
         "git-gate: a push to protected main is refused with a reason, main unchanged",
         field(&r.stdout, "rc") != "0"
-            && r.stdout.contains("main")
+            && r.stdout.contains("[remote rejected] agent/e2e -> main (")
             && main_now.stdout.trim() == main_before,
         || format!("origin main {}\n{}", main_now.all(), r.all()),
     );
@@ -358,12 +374,13 @@ fn git_gate(h: &Harness, c: &mut Checks) {
     );
 }
 
-/// A client pointed at a host the bottle does not allow: pip with another index. It fails,
-/// the user reads pipelock's reason, and nothing reached the origin (which would answer).
+/// Clients pointed at a host the bottle does not allow: pip with another index, npm and go.
+/// Each fails, the user reads pipelock's reason, and nothing reached the origin (which would
+/// answer: its certificate covers the name and the name is pinned to it).
 fn refused_host(h: &Harness, c: &mut Checks) {
     let r = h.run_in_agent(
         "python3 -m venv /tmp/pipvenv2 >/dev/null 2>&1; /tmp/pipvenv2/bin/pip --disable-pip-version-check \
-         download --no-deps --no-cache-dir --retries 0 --timeout 20 -d /tmp/pipdl2 \
+         download --no-deps --no-cache-dir --timeout 20 -d /tmp/pipdl2 \
          --index-url https://pypi-mirror.e2e.test/simple/ e2e-hello==1.0.0 2>&1; echo \"rc=$?\"",
     );
     c.check(
@@ -375,6 +392,33 @@ fn refused_host(h: &Harness, c: &mut Checks) {
         "refused host: pip's output carries pipelock's reason (host not allowed, the fix)",
         r.stdout.contains("host not allowed")
             && r.stdout.contains("bottle allow pypi-mirror.e2e.test"),
+        || r.all(),
+    );
+    // npm and go show the status line of the refused CONNECT too (the reason phrase).
+    let r = h.run_in_agent(
+        "mkdir -p /tmp/npmrefused && cd /tmp/npmrefused && echo '{}' > package.json
+         npm install --no-audit --no-fund --fetch-retries 0 https://pypi-mirror.e2e.test/npm/e2e-hello-1.0.0.tgz 2>&1
+         echo \"rc=$?\"",
+    );
+    c.check(
+        "refused host: npm fails and shows pipelock's reason",
+        !field(&r.stdout, "rc").is_empty()
+            && field(&r.stdout, "rc") != "0"
+            && r.stdout.contains("host not allowed: pypi-mirror.e2e.test"),
+        || r.all(),
+    );
+    let r = h.run_in_agent(
+        "mkdir -p /tmp/gorefused && cd /tmp/gorefused
+         printf 'module example.invalid/gorefused\\n\\ngo 1.19\\n' > go.mod
+         export GOMODCACHE=/tmp/gorefused/cache GOFLAGS=-modcacherw GOSUMDB=off
+         GOPROXY=https://pypi-mirror.e2e.test go mod download e2e.test/hello@v1.0.0 2>&1
+         echo \"rc=$?\"",
+    );
+    c.check(
+        "refused host: go fails and shows pipelock's reason",
+        !field(&r.stdout, "rc").is_empty()
+            && field(&r.stdout, "rc") != "0"
+            && r.stdout.contains("host not allowed: pypi-mirror.e2e.test"),
         || r.all(),
     );
     let reached = h.files.requests_to("pypi-mirror.e2e.test");
