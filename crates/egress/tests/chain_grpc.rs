@@ -398,6 +398,26 @@ async fn grpc_injected_credential_never_comes_back_in_messages_or_trailers() {
         assert_clean("headers", &headers, &all);
         assert_clean("messages", &data, &all);
         assert_clean("trailers", &headers_text(&t), &all);
+        // the credential in the trailers alone: those trailers are dropped, the status stays
+        let meta = [("x-reflect-where", "trailers")];
+        let c = call(
+            &mut agent,
+            &format!("{base}/echo.Echo/Reflect"),
+            &meta,
+            Some(msg("q")),
+        )
+        .await;
+        drop(c.tx);
+        let mut resp = c.resp.unwrap();
+        let (data, t) = rest(resp.body_mut()).await;
+        assert!(data.is_empty());
+        let t = t.expect("trailers");
+        assert_eq!(t["grpc-status"], "0", "{t:?}");
+        assert!(
+            !t.contains_key("x-reflect") && !t.contains_key("grpc-message"),
+            "{t:?}"
+        );
+        assert_clean("trailers", &headers_text(&t), &all);
         // the origin did get it, as metadata
         let r =
             s.fx.origin

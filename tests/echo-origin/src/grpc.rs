@@ -5,7 +5,7 @@
 //!
 //! - `Reflect`: one message holding the request's `authorization` value, then trailers with
 //!   `x-reflect: <that value>` and `grpc-message: <that value>` (what a careless server
-//!   does with a credential).
+//!   does with a credential). With `x-reflect-where: trailers`, the trailers only.
 //! - anything else: echo, each message back as received.
 //!
 //! Metadata knobs: `x-grpc-status: N` and `x-grpc-message: text` pick the final status.
@@ -96,13 +96,14 @@ pub(crate) fn serve(req: Request<Incoming>, state: Arc<State>, idx: usize) -> Re
     let message = header("x-grpc-message");
     let auth = header("authorization").unwrap_or_default();
     let reflect = parts.uri.path().rsplit('/').next() == Some("Reflect");
+    let reflect_message = reflect && header("x-reflect-where").as_deref() != Some("trailers");
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(16);
     tokio::spawn(async move {
         let mut buf = BytesMut::new();
         let mut kept: Vec<u8> = Vec::new();
         let mut total = 0u64;
         let mut request_trailers = HeaderMap::new();
-        if reflect {
+        if reflect_message {
             let _ = tx.send(Ok(Frame::data(frame(auth.as_bytes())))).await;
         }
         while let Some(f) = body.frame().await {
