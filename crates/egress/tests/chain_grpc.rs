@@ -347,6 +347,18 @@ async fn grpc_secret_in_a_message_or_a_trailer_never_reaches_the_origin() {
         assert!(text.contains("compressed gRPC"), "{text}");
 
         tokio::time::sleep(Duration::from_millis(300)).await;
+        // the stream refused after its answer began is audited as the refusal it was
+        let audit = std::fs::read_to_string(s.fx.tmp.path().join("pipelock-audit.jsonl")).unwrap();
+        let refused_stream = audit
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["path"] == "/echo.Echo/Bidi" && v["decision"] == "deny");
+        let line = refused_stream.expect("a deny line for the bidirectional stream");
+        assert_eq!(line["refusal"], "dlp", "{line}");
+        assert!(
+            line["reason"].as_str().unwrap().contains("secret detected"),
+            "{line}"
+        );
         for r in s.fx.origin.requests() {
             let body = String::from_utf8_lossy(&r.body);
             assert!(!body.contains(&tok), "{} got the secret", r.path);
