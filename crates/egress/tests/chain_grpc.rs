@@ -445,3 +445,85 @@ async fn grpc_injected_credential_never_comes_back_in_messages_or_trailers() {
     })
     .await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_over_the_h2_hop_carries_the_pipelock_key() {
+    bounded(async {
+        let tmp = tempfile::tempdir().unwrap();
+        let origin = origin().await;
+        let secrets = Secrets::new();
+        let key = format!("{}-peer-key-0123456789abcdefghij", secrets.prefix);
+        write_config(&tmp.path().join("live-config"), &routes_yaml(), ALLOWLIST);
+        let mut env = secrets.env();
+        env.push(("EGRESS_KEY".into(), key.clone()));
+        let eg = start_egress(
+            tmp.path(),
+            &env,
+            Some(&origin.ca_path),
+            &["--client-key-env", "EGRESS_KEY"],
+        )
+        .unwrap_or_else(|(e, st)| panic!("egress did not start ({st:?}): {e}"));
+        let fx = Fixture {
+            tmp,
+            origin,
+            eg,
+            secrets,
+        };
+        let port = fx.origin.https_addr.port();
+        let base = fx.url("bearer.test", "");
+        // without the key, egress refuses the HTTP/2 request too (407, as a gRPC status)
+        let bare = start_pipelock(fx.tmp.path(), &fx.eg.cfg_dir, fx.eg.addr).await;
+        let mut agent = agent_h2(&bare, "bearer.test", port).await;
+        let c = call(
+            &mut agent,
+            &format!("{base}/echo.Echo/Unary"),
+            &[],
+            Some(msg("x")),
+        )
+        .await;
+        drop(c.tx);
+        let r = c.resp.unwrap();
+        assert_eq!(r.headers()["x-bottle-blocked"], "egress");
+        assert!(r.headers()["grpc-message"]
+            .to_str()
+            .unwrap()
+            .starts_with("blocked by egress: only this bottle's pipelock"));
+        assert!(fx.origin.requests().is_empty());
+        drop(bare);
+        // with it, the call goes through, and the key never reaches the origin
+        let keyed_dir = fx.tmp.path().join("keyed");
+        std::fs::create_dir_all(&keyed_dir).unwrap();
+        let pl = start_pipelock_with(
+            &keyed_dir,
+            &fx.eg.cfg_dir,
+            fx.eg.addr,
+            &["--upstream-proxy-key-env", "PL_KEY"],
+            &[("PL_KEY", key.as_str())],
+        )
+        .await;
+        let mut agent = agent_h2(&pl, "bearer.test", port).await;
+        let c = call(
+            &mut agent,
+            &format!("{base}/echo.Echo/Unary"),
+            &[],
+            Some(msg("y")),
+        )
+        .await;
+        drop(c.tx);
+        let mut r = c.resp.unwrap();
+        let mut buf = Vec::new();
+        assert_eq!(messages(r.body_mut(), 1, &mut buf).await, ["y"]);
+        let (_, t) = rest(r.body_mut()).await;
+        assert_eq!(t.expect("trailers")["grpc-status"], "0");
+        for rq in fx.origin.requests() {
+            assert_eq!(rq.version, "HTTP/2.0");
+            assert!(rq.header("proxy-authorization").is_none(), "{rq:?}");
+        }
+        let mut all = fx.secrets.all();
+        all.push(key.clone());
+        drop(pl);
+        assert_no_secret_in_files(fx.tmp.path(), &all);
+        fx.finish();
+    })
+    .await
+}
