@@ -314,3 +314,55 @@ fn flags_parse_with_the_documented_names_and_defaults() {
         }
     );
 }
+
+#[tokio::test]
+async fn http2_by_prior_knowledge_only_when_enabled_and_http1_still_served() {
+    use http_body_util::BodyExt;
+    for h2 in [true, false] {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let opts = ServeOptions::new("testcomp", small()).http2(h2);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(serve(
+            listener,
+            opts,
+            |req: Request<Incoming>| async move {
+                Response::new(full(format!("{:?}\n", req.version())))
+            },
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        // HTTP/1.1 is served either way
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let out = read_to_close(&mut s).await;
+        assert!(out.ends_with("HTTP/1.1\n"), "{out}");
+        // HTTP/2 by prior knowledge only when enabled
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let r = async {
+            let (mut send, conn) = hyper::client::conn::http2::handshake(
+                hyper_util::rt::TokioExecutor::new(),
+                TokioIo::new(tcp),
+            )
+            .await?;
+            tokio::spawn(conn);
+            let req = Request::get("http://t/")
+                .body(http_body_util::Empty::<bytes::Bytes>::new())
+                .unwrap();
+            let resp = send.send_request(req).await?;
+            let body = resp.into_body().collect().await?.to_bytes();
+            Ok::<_, hyper::Error>(String::from_utf8_lossy(&body).into_owned())
+        };
+        let got = tokio::time::timeout(LIVENESS, r).await.unwrap();
+        if h2 {
+            assert_eq!(got.unwrap(), "HTTP/2.0\n");
+        } else {
+            assert!(got.is_err(), "{got:?}");
+        }
+        let _ = tx.send(());
+        let _ = task.await;
+    }
+}
