@@ -48,7 +48,8 @@ impl Withheld {
 pub struct GrpcScrub {
     pats: Arc<Patterns>,
     messages: Messages,
-    /// The last bytes released (at most the longest form), checked with the next message.
+    /// The last bytes released (at most [`Patterns::max_hold`]: a form's longest spelling
+    /// but one byte), checked with the next message.
     tail: Zeroizing<Vec<u8>>,
 }
 
@@ -82,7 +83,10 @@ impl GrpcScrub {
             if self.pats.contains_or_edge(payload) || self.pats.contains(&joined) {
                 return Err(Withheld::Secret);
             }
-            let keep = self.pats.max_len().min(joined.len());
+            // a form spread over messages may be spelled in the longest escapes (an HTML
+            // reference per byte is 8 bytes): keep as much as the stream scrubber holds,
+            // not only the longest literal form
+            let keep = self.pats.max_hold().min(joined.len());
             self.tail = Zeroizing::new(joined[joined.len() - keep..].to_vec());
             out.extend_from_slice(&m.frame);
         }
@@ -148,6 +152,26 @@ mod tests {
         assert!(g.push(&first).is_ok());
         let second = msg(0, format!("{}{b} z", &a[4..]).as_bytes());
         assert_eq!(g.push(&second), Err(Withheld::Secret));
+    }
+
+    #[test]
+    fn a_form_in_the_longest_escapes_across_two_messages_withholds() {
+        // every byte escaped: longer than any literal form, so a tail of the longest literal
+        // form lost the start of the first part
+        let html = |b: &[u8]| -> String { b.iter().map(|c| format!("&#x{c:04x};")).collect() };
+        let json = |b: &[u8]| -> String { b.iter().map(|c| format!("\\u{c:04x}")).collect() };
+        for esc in [html, json] {
+            for cut in [2, SECRET.len() / 2, SECRET.len() - 2] {
+                let (a, b) = SECRET.as_bytes().split_at(cut);
+                let mut g = scrub();
+                assert!(g.push(&msg(0, esc(a).as_bytes())).is_ok(), "cut {cut}");
+                assert_eq!(
+                    g.push(&msg(0, esc(b).as_bytes())),
+                    Err(Withheld::Secret),
+                    "cut {cut}"
+                );
+            }
+        }
     }
 
     #[test]
