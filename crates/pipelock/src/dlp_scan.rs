@@ -152,6 +152,7 @@ impl DlpScanner {
             block: plan.block,
             // log mode holds nothing back: only block mode needs the message framing
             messages: (plan.grpc && plan.block).then(bottle_core::grpc::Messages::default),
+            glued: Glued::default(),
             slot,
             metrics,
             pending: None,
@@ -175,10 +176,46 @@ struct ScanBody {
     /// gRPC in block mode: whole messages scanned eagerly and released at once
     /// ([`ScanBody::messages`]).
     messages: Option<bottle_core::grpc::Messages>,
+    /// gRPC: the end of the messages before, for the boundary-relaxed scan ([`Glued`]).
+    glued: Glued,
     slot: FindingSlot,
     metrics: PipelockMetrics,
     pending: Option<Frame<Bytes>>,
     done: bool,
+}
+
+/// Bytes of the messages before kept for [`Glued`]: a relaxable token (a provider prefix of
+/// four or more characters) split after them is still seen whole.
+const GLUE_TAIL: usize = 512;
+
+/// gRPC messages are binary (protobuf): a string field's length byte sits right before its
+/// value, and when it reads as a letter or digit (lengths 48-57, 65-90, 97-122) a token
+/// starting the value has a word character glued to its start, which the bounded scan
+/// takes for a longer word. Each message is scanned glued to the end of the messages
+/// before it with token boundaries relaxed ([`Detector::detect_joined`]), as pieces glued
+/// together are.
+#[derive(Default)]
+struct Glued {
+    tail: Vec<u8>,
+}
+
+impl Glued {
+    /// On its own (what the tail's last byte could hide from a bounded pattern), then glued
+    /// to the tail; keeps the new tail.
+    fn find(&mut self, det: &Detector, payload: &[u8]) -> Option<Finding> {
+        let mut joined = std::mem::take(&mut self.tail);
+        let glued = !joined.is_empty();
+        joined.extend_from_slice(payload);
+        let found = det.detect_joined(payload).into_iter().next().or_else(|| {
+            glued
+                .then(|| det.detect_joined(&joined).into_iter().next())
+                .flatten()
+        });
+        let keep = joined.len().min(GLUE_TAIL);
+        joined.drain(..joined.len() - keep);
+        self.tail = joined;
+        found
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -259,12 +296,13 @@ impl ScanBody {
                 ));
             }
             let shape = self.watch.as_mut().and_then(|w| w.push(msg.payload()));
-            // joined with the messages before it (a secret split over two), and on its own:
-            // joined, a word character ending the previous message would hide a token's
-            // start (`hi` + `ghp_...` reads `highp_...`)
+            // joined with the messages before it (a secret split over two, decoded views),
+            // and glued with boundaries relaxed: a protobuf field's length byte (or a word
+            // character ending the previous message) touches the value, and `h` + `ghp_...`
+            // read `hghp_...`, which the bounded scan skips
             let found = shape
                 .or_else(|| sc.check(msg.payload()).into_iter().next())
-                .or_else(|| self.detector.detect(msg.payload()).into_iter().next());
+                .or_else(|| self.glued.find(&self.detector, msg.payload()));
             if let Some(f) = found {
                 return Err(self.block(f));
             }
@@ -414,5 +452,39 @@ impl Body for ScanBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token() -> String {
+        format!("ghp_{}", &"Zq8Lr3Tx6Wv1Np9Ks4Hb7Jd2Mf5Gc0Ye8Ua3Io6Pl"[..36])
+    }
+
+    #[test]
+    fn a_token_glued_to_a_protobuf_length_byte_is_found() {
+        let det = Detector::builtin();
+        let tok = token();
+        // field 1, a string of 104 bytes: the length byte is `h`
+        let mut value = tok.clone().into_bytes();
+        value.resize(104, b' ');
+        let mut pb = vec![0x0a, 104];
+        pb.extend_from_slice(&value);
+        assert!(det.detect(&pb).is_empty(), "the bounded scan skips it");
+        assert!(Glued::default().find(det, &pb).is_some());
+        // split over two messages, the first ending in a letter
+        let mut g = Glued::default();
+        assert!(g
+            .find(det, format!("note x{}", &tok[..12]).as_bytes())
+            .is_none());
+        assert!(g.find(det, &tok.as_bytes()[12..]).is_some());
+        // clean messages pass, and the tail stays bounded
+        let mut g = Glued::default();
+        for _ in 0..10 {
+            assert!(g.find(det, &[b'a'; 300]).is_none());
+        }
+        assert_eq!(g.tail.len(), GLUE_TAIL);
     }
 }
