@@ -1,0 +1,168 @@
+//! A hostile agent on pipelock's new HTTP/2 surface (issue 16), standalone (no egress):
+//! RFC 8441 extended CONNECT with another protocol, another authority, a private address or
+//! a secret in `:path`; and refusals' new HTTP/1 reason phrase fed hostile host names. Each
+//! attempt proves nothing arrived at the origin, or that the status line stays one line.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use common::*;
+use http::StatusCode;
+use http_body_util::{BodyExt, Empty};
+use tokio::io::AsyncWriteExt;
+
+type ReqBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+fn github_token() -> String {
+    format!("ghp_{}", &"Zq8Lr3Tx6Wv1Np9Ks4Hb7Jd2Mf5Gc0Ye8Ua3Io6Pl"[..36])
+}
+
+/// The agent's HTTP/2 connection to `echo.test` through pipelock (CONNECT, TLS, ALPN h2).
+async fn agent(
+    env: &Env,
+    p: &pipelock::Running,
+) -> hyper::client::conn::http2::SendRequest<ReqBody> {
+    let s = connect(p.addr, &format!("echo.test:{}", env.tls_port())).await;
+    let t = tls(
+        s,
+        "echo.test",
+        client_config(roots_from_pem(&env.ca_cert()), &[b"h2"]),
+    )
+    .await
+    .unwrap();
+    let (send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(t),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    send
+}
+
+/// Everything the origin recorded, as text.
+fn origin_saw(env: &Env) -> String {
+    let mut all = String::new();
+    for r in env.origin.requests() {
+        all.push_str(&r.uri);
+        for (n, v) in &r.headers {
+            all.push_str(&format!("\n{n}: {v}"));
+        }
+        all.push('\n');
+        all.push_str(&String::from_utf8_lossy(&r.body));
+    }
+    all
+}
+
+/// Extended CONNECT (RFC 8441): only `:protocol websocket` to the tunnel's own target, with
+/// a clean `:path`, opens a stream; nothing of the others reaches the origin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_extended_connect_other_protocol_authority_or_secret_path_is_refused() {
+    let env = Env::new("echo.test:*\nother.test:*\n127.0.0.1/32\n", "").await;
+    let p = env.spawn(&[]).await;
+    let port = env.tls_port();
+    let tok = github_token();
+    let mut a = agent(&env, &p).await;
+    let rows: Vec<(&str, String, &'static str)> = vec![
+        (
+            "connect-udp",
+            format!("https://echo.test:{port}/.well-known/masque/udp/10.0.0.1/53/"),
+            "connect-udp",
+        ),
+        (
+            "h2c protocol",
+            format!("https://echo.test:{port}/ws"),
+            "h2c",
+        ),
+        (
+            "another allowed host",
+            format!("https://other.test:{port}/ws"),
+            "websocket",
+        ),
+        (
+            "a host not allowed",
+            format!("https://evil.test:{port}/ws"),
+            "websocket",
+        ),
+        (
+            "metadata address",
+            format!("https://169.254.169.254:{port}/ws"),
+            "websocket",
+        ),
+        (
+            "loopback, another port",
+            format!("https://127.0.0.1:{}/ws", env.http_port()),
+            "websocket",
+        ),
+        (
+            "secret in :path",
+            format!("https://echo.test:{port}/ws?k={tok}"),
+            "websocket",
+        ),
+    ];
+    for (what, uri, proto) in rows {
+        let mut req = http::Request::connect(uri)
+            .header("sec-websocket-version", "13")
+            .body(BodyExt::boxed(Empty::new().map_err(|e| match e {})))
+            .unwrap();
+        req.extensions_mut()
+            .insert(hyper::ext::Protocol::from_static(proto));
+        a.ready().await.unwrap();
+        let r = tokio::time::timeout(T, a.send_request(req)).await.unwrap();
+        if let Ok(r) = r {
+            assert_ne!(r.status(), StatusCode::OK, "{what}: the stream opened");
+        }
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let saw = origin_saw(&env);
+    assert!(!saw.contains(&tok[4..]), "the origin got the secret");
+    assert!(
+        !saw.contains("masque"),
+        "the origin got the connect-udp stream"
+    );
+    assert!(
+        env.origin.requests().iter().all(|r| r.path != "/ws"),
+        "a stream reached /ws"
+    );
+    drop(p);
+}
+
+/// A refused CONNECT's reason phrase, with hostile host names: one line, ASCII, bounded; no
+/// header can be injected through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_reason_phrase_stays_one_bounded_ascii_line() {
+    let env = Env::new("echo.test:*\n", "").await;
+    let p = env.spawn(&[]).await;
+    let long = format!("{}.example", vec!["a".repeat(60); 4].join("."));
+    for target in [
+        format!("{long}:443"),
+        format!("{}.example:443", "b".repeat(3000)),
+        "b\u{fc}cher.example:443".to_string(),
+        "evil.example%0d%0aSet-Cookie:%20x=1:443".to_string(),
+        "evil.example\tX-Injected: 1:443".to_string(),
+    ] {
+        let mut s = tokio::net::TcpStream::connect(p.addr).await.unwrap();
+        let mut req = b"CONNECT ".to_vec();
+        req.extend_from_slice(target.as_bytes());
+        req.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+        req.extend_from_slice(target.as_bytes());
+        req.extend_from_slice(b"\r\n\r\n");
+        s.write_all(&req).await.unwrap();
+        let (status, head) = read_head(&mut s).await;
+        assert!((400..500).contains(&status), "{target:?}: {head}");
+        let mut lines = head.split("\r\n");
+        let line = lines.next().unwrap_or_default();
+        assert!(line.is_ascii() && line.len() <= 13 + 256, "{line}");
+        for l in lines {
+            let name = l.split(':').next().unwrap_or_default().to_ascii_lowercase();
+            assert!(
+                name != "set-cookie" && name != "x-injected",
+                "{target:?}: {head}"
+            );
+        }
+    }
+    drop(p);
+}
