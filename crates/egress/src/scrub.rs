@@ -446,6 +446,14 @@ impl Patterns {
         best
     }
 
+    /// Does `buf` end in the start of a form, [`MIN_FRAGMENT`] or more bytes of it in any
+    /// spelling the view decodes? What [`StreamScrubber::finish`] redacts when a body is cut
+    /// there; a gRPC message is released whole, so its end is judged the same way.
+    pub fn ends_in_fragment(&self, buf: &[u8]) -> bool {
+        let sc = self.scan(buf, false);
+        sc.hold < buf.len() && self.is_fragment(&buf[sc.hold..])
+    }
+
     /// A form, or a fragment of one at either end (see [`MIN_FRAGMENT`]).
     pub fn contains_or_edge(&self, hay: &[u8]) -> bool {
         self.contains(hay)

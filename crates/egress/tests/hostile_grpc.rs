@@ -652,14 +652,18 @@ async fn hostile_answer(
         // the rest the next
         "HtmlSplit" => {
             let cut = cred.len() - 2;
-            frames.push(Frame::data(grpc_msg(
-                0,
-                html_x(&cred.as_bytes()[..cut]).as_bytes(),
-            )));
-            frames.push(Frame::data(grpc_msg(
-                0,
-                html_x(&cred.as_bytes()[cut..]).as_bytes(),
-            )));
+            for piece in [&cred.as_bytes()[..cut], &cred.as_bytes()[cut..]] {
+                frames.push(Frame::data(grpc_msg(0, html_x(piece).as_bytes())));
+            }
+            "application/grpc"
+        }
+        // the same over three messages, under eight bytes of it at each end (no fragment)
+        "HtmlThree" => {
+            let (a, b) = (7, cred.len() - 7);
+            let c = cred.as_bytes();
+            for piece in [&c[..a], &c[a..b], &c[b..]] {
+                frames.push(Frame::data(grpc_msg(0, html_x(piece).as_bytes())));
+            }
             "application/grpc"
         }
         // the credential fully percent-encoded in grpc-message and in a custom trailer
@@ -751,6 +755,7 @@ async fn hostile_origin_credential_in_split_messages_or_trailers_never_reaches_t
         let cred = s.fx.secrets.bearer.clone();
         for (path, ct) in [
             ("/x.X/HtmlSplit", "application/grpc"),
+            ("/x.X/HtmlThree", "application/grpc"),
             ("/x.X/PctTrailer", "application/grpc"),
             ("/plain", "text/plain"),
         ] {
