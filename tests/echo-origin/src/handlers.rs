@@ -359,6 +359,16 @@ fn websocket(
         .map(|s| s.trim().to_string())
         .and_then(|p| HeaderValue::from_str(&p).ok());
 
+    // What each logged message line names (`--log-requests`), None when not logging.
+    let session = record.0.log_requests().then(|| {
+        let authority = req.uri().authority().map(|a| a.to_string()).or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        });
+        json!({"authority": authority, "path": req.uri().path(), "query": req.uri().query()})
+    });
+
     // RFC 8441: WebSocket over HTTP/2 (extended CONNECT with :protocol = websocket).
     let extended_connect = req.method() == http::Method::CONNECT
         && req
@@ -366,7 +376,7 @@ fn websocket(
             .get::<hyper::ext::Protocol>()
             .is_some_and(|p| p.as_str().eq_ignore_ascii_case("websocket"));
     if extended_connect {
-        spawn_ws_echo(hyper::upgrade::on(&mut req), shutdown, record);
+        spawn_ws_echo(hyper::upgrade::on(&mut req), shutdown, record, session);
         let mut r = Response::new(empty());
         if let Some(p) = protocol {
             r.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, p);
@@ -384,7 +394,7 @@ fn websocket(
             "expected a WebSocket upgrade (HTTP/1.1 Upgrade: websocket, or HTTP/2 extended CONNECT)\n",
         );
     };
-    spawn_ws_echo(hyper::upgrade::on(&mut req), shutdown, record);
+    spawn_ws_echo(hyper::upgrade::on(&mut req), shutdown, record, session);
     let mut r = Response::new(empty());
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = r.headers_mut();
@@ -405,6 +415,7 @@ fn spawn_ws_echo(
     on_upgrade: hyper::upgrade::OnUpgrade,
     mut shutdown: watch::Receiver<bool>,
     (state, idx): WsRecord,
+    session: Option<serde_json::Value>,
 ) {
     use tokio_tungstenite::tungstenite::protocol::{Message, Role};
     tokio::spawn(async move {
@@ -422,10 +433,12 @@ fn spawn_ws_echo(
             };
             let reply = match msg {
                 Some(Ok(Message::Text(t))) => {
+                    log_ws_message(&session, t.as_bytes());
                     received.extend_from_slice(t.as_bytes());
                     Message::Text(t)
                 }
                 Some(Ok(Message::Binary(b))) => {
+                    log_ws_message(&session, &b);
                     received.extend_from_slice(&b);
                     Message::Binary(b)
                 }
@@ -440,6 +453,28 @@ fn spawn_ws_echo(
         }
         let _ = ws.close(None).await;
     });
+}
+
+/// With `--log-requests`: one JSON line per WebSocket message received, before its echo:
+/// `{"ws_message": {authority, path, query, len, payload | payload_base64}}` (the first
+/// 64 KiB; the session's request line came before). `session`: None when not logging.
+fn log_ws_message(session: &Option<serde_json::Value>, payload: &[u8]) {
+    use base64::Engine;
+    use std::io::Write;
+    let Some(mut m) = session.clone() else {
+        return;
+    };
+    let kept = &payload[..payload.len().min(64 * 1024)];
+    m["len"] = json!(payload.len());
+    match std::str::from_utf8(kept) {
+        Ok(s) => m["payload"] = json!(s),
+        Err(_) => {
+            m["payload_base64"] = json!(base64::engine::general_purpose::STANDARD.encode(kept))
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}", json!({ "ws_message": m }));
+    let _ = out.flush();
 }
 
 async fn slow(params: &[(String, String)]) -> Answer {
