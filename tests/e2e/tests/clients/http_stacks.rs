@@ -364,4 +364,42 @@ fn websocket(h: &Harness, c: &mut Checks) {
         show,
     );
     credential_arrived(h, c, "websocket", "ws", 1);
+    // The origin logs each message it receives before echoing it. A moment for a forwarded
+    // secret frame to be logged (the origin would log it even while pipelock closed on us).
+    std::thread::sleep(Duration::from_secs(1));
+    let got = origin_ws_messages(h, "ws");
+    let texts: Vec<&str> = got.iter().filter_map(|m| m["payload"].as_str()).collect();
+    eprintln!(
+        "  websocket: the origin received {} messages: {texts:?} and {} binary",
+        got.len(),
+        got.iter()
+            .filter(|m| m["payload_base64"].is_string())
+            .count()
+    );
+    c.check(
+        "websocket: the origin received the text and binary messages, and never the secret frame",
+        texts.contains(&"hello over http/1.1")
+            && texts.contains(&"after binary")
+            && got.iter().any(|m| m["len"] == 200_000)
+            && !got.iter().any(|m| m.to_string().contains("ghp_")),
+        || format!("{got:?}"),
+    );
+}
+
+/// The WebSocket messages the echo origin logged (`ws_message` lines) on connections whose
+/// request to `HOST` named client `client`.
+fn origin_ws_messages(h: &Harness, client: &str) -> Vec<Value> {
+    let tag = format!("c={client}");
+    h.echo
+        .logs()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v.get("ws_message").cloned())
+        .filter(|m| {
+            m["authority"].as_str().is_some_and(|a| a.starts_with(HOST))
+                && m["query"]
+                    .as_str()
+                    .is_some_and(|q| q.split('&').any(|p| p == tag))
+        })
+        .collect()
 }
