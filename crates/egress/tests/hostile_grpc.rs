@@ -320,39 +320,6 @@ async fn hostile_grpc_lying_length_prefixes_and_flags_never_carry_a_secret_out()
     .await
 }
 
-/// gRPC-Web text: each message is base64 on its own (padded), so a token split over two
-/// messages is two base64 runs whose decodings never meet, and the text is not framed into
-/// messages to be judged joined as binary gRPC is.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "hole: a token split over two grpc-web-text messages (each base64 on its own) passes"]
-async fn hostile_grpc_web_text_token_split_over_two_messages_is_found() {
-    bounded(async {
-        let s = Setup::new().await;
-        let tok = github_token();
-        let uri = s.fx.url("open.test", "/post");
-        let mut agent = agent_h2(&s.pl, "open.test", s.port()).await;
-        use base64::Engine;
-        let b64 = base64::engine::general_purpose::STANDARD;
-        let text = format!(
-            "{}{}",
-            b64.encode(grpc_msg(0, format!("note {}", &tok[..20]).as_bytes())),
-            b64.encode(grpc_msg(0, &tok.as_bytes()[20..]))
-        );
-        let got = read_all(
-            send_frames(
-                &mut agent,
-                grpc_req(&uri, "application/grpc-web-text"),
-                vec![Frame::data(Bytes::from(text))],
-            )
-            .await,
-        )
-        .await;
-        assert!(refused(&got), "grpc-web-text split: not refused");
-        s.finish();
-    })
-    .await
-}
-
 /// A protobuf string field's length byte sits right before its value: when it reads as a
 /// letter or digit (lengths 48-57, 65-90, 97-122), a token starting the value is glued to it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -396,34 +363,6 @@ async fn hostile_grpc_protobuf_length_byte_glued_to_a_token_is_still_found() {
         let saw = s.origin_saw();
         assert!(!saw.contains(&tok), "the origin got the token");
         assert!(!saw.contains(&tok[12..]), "the origin got the token's rest");
-        s.finish();
-    })
-    .await
-}
-
-/// Control for the test above: the same glued letter in a plain (not gRPC) body. The bounded
-/// scan skips `xghp_...` there too; whether that is a hole is the detector's boundary rule,
-/// not the new HTTP/2 paths (reported, issue 16).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "hole: a letter glued before a token in a plain body (xghp_...) passes the bounded DLP scan"]
-async fn hostile_plain_body_letter_glued_to_a_token_is_found() {
-    bounded(async {
-        let s = Setup::new().await;
-        let tok = github_token();
-        let uri = s.fx.url("open.test", "/post");
-        let mut agent = agent_h2(&s.pl, "open.test", s.port()).await;
-        let got = read_all(
-            send_frames(
-                &mut agent,
-                Request::post(&uri).header("content-type", "application/octet-stream"),
-                vec![Frame::data(Bytes::from(format!("x{tok}")))],
-            )
-            .await,
-        )
-        .await;
-        assert!(refused(&got), "plain body: not refused");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        assert_origin_never_saw(&s, &tok, "plain body");
         s.finish();
     })
     .await
@@ -666,6 +605,19 @@ async fn hostile_answer(
             }
             "application/grpc"
         }
+        // gRPC-Web text: each message base64 on its own, the credential split over two
+        "WebTextSplit" => {
+            use base64::Engine;
+            let b64 = base64::engine::general_purpose::STANDARD;
+            let (a, b) = cred.as_bytes().split_at(cred.len() / 2);
+            let text = format!(
+                "{}{}",
+                b64.encode(grpc_msg(0, a)),
+                b64.encode(grpc_msg(0, b))
+            );
+            frames.push(Frame::data(Bytes::from(text)));
+            "application/grpc-web-text"
+        }
         // the credential fully percent-encoded in grpc-message and in a custom trailer
         "PctTrailer" => {
             frames.push(Frame::data(grpc_msg(0, b"ok")));
@@ -743,55 +695,83 @@ fn unescape(b: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The origin hands the injected credential back as HTML character references over two gRPC messages,
-/// percent-encoded in `grpc-message`, in a custom trailer, in a non-gRPC answer's trailers.
+/// Asks the hostile origin for `path` as the agent; panics if the credential came back in
+/// anything the agent read: head, data, trailers, escapes undone, message payloads joined
+/// (gRPC-Web text decoded first).
+async fn assert_credential_never_comes_back(s: &Setup, paths: &[(&str, &str)]) {
+    let addr = hostile_origin(&s.fx.origin.ca).await;
+    let base = format!("https://bearer.test:{}", addr.port());
+    let mut agent = agent_h2(&s.pl, "bearer.test", addr.port()).await;
+    let cred = s.fx.secrets.bearer.clone();
+    for &(path, ct) in paths {
+        let req = grpc_req(&format!("{base}{path}"), ct);
+        let got =
+            read_all(send_frames(&mut agent, req, vec![Frame::data(grpc_msg(0, b"q"))]).await)
+                .await
+                .expect("an answer");
+        let (_, head, mut data, trailers) = got;
+        let mut seen = headers_text(&head);
+        seen.extend_from_slice(&data);
+        if let Some(t) = &trailers {
+            seen.extend_from_slice(&headers_text(t));
+        }
+        if ct.ends_with("-text") {
+            use base64::Engine;
+            let b64 = base64::engine::general_purpose::STANDARD;
+            let text = String::from_utf8_lossy(&data).into_owned();
+            data = text
+                .split_inclusive('=')
+                .filter(|p| !p.trim_end_matches('=').is_empty())
+                .flat_map(|p| b64.decode(p).unwrap_or_default())
+                .collect();
+        }
+        // message payloads joined, as the agent's code would join them
+        let mut joined = Vec::new();
+        let mut rest = &data[..];
+        while rest.len() >= 5 {
+            let n = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
+            let end = (5 + n).min(rest.len());
+            joined.extend_from_slice(&rest[5..end]);
+            rest = &rest[end..];
+        }
+        for view in [seen.clone(), unescape(&seen), unescape(&joined)] {
+            assert!(
+                !String::from_utf8_lossy(&view).contains(&cred),
+                "{path}: the agent got the credential"
+            );
+        }
+        assert_clean(path, &seen, &s.fx.secrets.all());
+    }
+}
+
+/// The origin hands the injected credential back as HTML character references over two or
+/// three gRPC messages, percent-encoded in `grpc-message`, in a custom trailer, in a non-gRPC
+/// answer's trailers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_origin_credential_in_split_messages_or_trailers_never_reaches_the_agent() {
     bounded(async {
         let s = Setup::new().await;
-        let addr = hostile_origin(&s.fx.origin.ca).await;
-        let base = format!("https://bearer.test:{}", addr.port());
-        let mut agent = agent_h2(&s.pl, "bearer.test", addr.port()).await;
-        let cred = s.fx.secrets.bearer.clone();
-        for (path, ct) in [
+        let paths = [
             ("/x.X/HtmlSplit", "application/grpc"),
             ("/x.X/HtmlThree", "application/grpc"),
             ("/x.X/PctTrailer", "application/grpc"),
             ("/plain", "text/plain"),
-        ] {
-            let got = read_all(
-                send_frames(
-                    &mut agent,
-                    grpc_req(&format!("{base}{path}"), ct),
-                    vec![Frame::data(grpc_msg(0, b"q"))],
-                )
-                .await,
-            )
-            .await
-            .expect("an answer");
-            let (_, head, data, trailers) = got;
-            let mut seen = headers_text(&head);
-            seen.extend_from_slice(&data);
-            if let Some(t) = &trailers {
-                seen.extend_from_slice(&headers_text(t));
-            }
-            // message payloads joined, as the agent's code would join them
-            let mut joined = Vec::new();
-            let mut rest = &data[..];
-            while rest.len() >= 5 {
-                let n = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
-                let end = (5 + n).min(rest.len());
-                joined.extend_from_slice(&rest[5..end]);
-                rest = &rest[end..];
-            }
-            for view in [seen.clone(), unescape(&seen), unescape(&joined)] {
-                assert!(
-                    !String::from_utf8_lossy(&view).contains(&cred),
-                    "{path}: the agent got the credential"
-                );
-            }
-            assert_clean(path, &seen, &s.fx.secrets.all());
-        }
+        ];
+        assert_credential_never_comes_back(&s, &paths).await;
+        s.finish();
+    })
+    .await
+}
+
+/// gRPC-Web text: each message base64 on its own (padded), the credential split over two:
+/// neither run holds a whole base64 form, and egress scrubs the text as a byte stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "hole: the credential split over two grpc-web-text messages (each base64 on its own) reaches the agent"]
+async fn hostile_origin_credential_split_over_grpc_web_text_messages_never_reaches_the_agent() {
+    bounded(async {
+        let s = Setup::new().await;
+        let paths = [("/x.X/WebTextSplit", "application/grpc-web-text")];
+        assert_credential_never_comes_back(&s, &paths).await;
         s.finish();
     })
     .await
