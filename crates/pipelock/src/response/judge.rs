@@ -49,22 +49,7 @@ impl Judge {
 
     /// The response's header values (each field alone), under the governing action.
     pub fn headers(&self, headers: &http::HeaderMap) -> Option<Hit> {
-        let action = self.governing();
-        if action == ScanAction::Off {
-            return None;
-        }
-        // One scan of the values worth reading (one per line), not one per field.
-        let mut text = Vec::new();
-        for (_, v) in headers.iter().filter(|(_, v)| v.len() >= 12) {
-            text.extend_from_slice(v.as_bytes());
-            text.extend_from_slice(b"\n\n");
-        }
-        if text.is_empty() {
-            return None;
-        }
-        scan(&text, ContentKind::Text, "headers", action)
-            .into_iter()
-            .next()
+        header_values(headers, self.governing(), "headers")
     }
 
     /// A whole (decoded) body of `kind`.
@@ -280,6 +265,29 @@ fn judge_unit(u: &mcp::Unit, action: ScanAction) -> Vec<Hit> {
         }
     }
     Vec::new()
+}
+
+/// Header (or trailer) values under `action`, each field alone, reported at `place`.
+pub fn header_values(
+    headers: &http::HeaderMap,
+    action: ScanAction,
+    place: &'static str,
+) -> Option<Hit> {
+    if action == ScanAction::Off {
+        return None;
+    }
+    // One scan of the values worth reading (one per line), not one per field.
+    let mut text = Vec::new();
+    for (_, v) in headers.iter().filter(|(_, v)| v.len() >= 12) {
+        text.extend_from_slice(v.as_bytes());
+        text.extend_from_slice(b"\n\n");
+    }
+    if text.is_empty() {
+        return None;
+    }
+    scan(&text, ContentKind::Text, place, action)
+        .into_iter()
+        .next()
 }
 
 fn scan(bytes: &[u8], kind: ContentKind, place: &'static str, action: ScanAction) -> Vec<Hit> {
