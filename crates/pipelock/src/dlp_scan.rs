@@ -187,6 +187,8 @@ struct ScanBody {
 /// Bytes of the messages before kept for [`Glued`]: a relaxable token (a provider prefix of
 /// four or more characters) split after them is still seen whole.
 const GLUE_TAIL: usize = 512;
+/// Bytes of a message's start scanned glued to that tail (the longest token pattern fits).
+const GLUE_SPAN: usize = 4096;
 
 /// gRPC messages are binary (protobuf): a string field's length byte sits right before its
 /// value, and when it reads as a letter or digit (lengths 48-57, 65-90, 97-122) a token
@@ -200,19 +202,23 @@ struct Glued {
 }
 
 impl Glued {
-    /// On its own (what the tail's last byte could hide from a bounded pattern), then glued
-    /// to the tail; keeps the new tail.
+    /// On its own (what the tail's last byte could hide from a bounded pattern), then its
+    /// start glued to the tail (a token across the boundary; the rest of a large message
+    /// was just scanned); keeps the new tail.
     fn find(&mut self, det: &Detector, payload: &[u8]) -> Option<Finding> {
+        let mut found = det.detect_joined(payload).into_iter().next();
         let mut joined = std::mem::take(&mut self.tail);
-        let glued = !joined.is_empty();
-        joined.extend_from_slice(payload);
-        let found = det.detect_joined(payload).into_iter().next().or_else(|| {
-            glued
-                .then(|| det.detect_joined(&joined).into_iter().next())
-                .flatten()
-        });
-        let keep = joined.len().min(GLUE_TAIL);
-        joined.drain(..joined.len() - keep);
+        if found.is_none() && !joined.is_empty() {
+            let start = payload.len().min(GLUE_SPAN);
+            joined.extend_from_slice(&payload[..start]);
+            found = det.detect_joined(&joined).into_iter().next();
+            joined.truncate(joined.len() - start);
+        }
+        // the last GLUE_TAIL bytes of the tail and the payload
+        let from_payload = payload.len().min(GLUE_TAIL);
+        let from_tail = (GLUE_TAIL - from_payload).min(joined.len());
+        joined.drain(..joined.len() - from_tail);
+        joined.extend_from_slice(&payload[payload.len() - from_payload..]);
         self.tail = joined;
         found
     }
@@ -486,5 +492,16 @@ mod tests {
             assert!(g.find(det, &[b'a'; 300]).is_none());
         }
         assert_eq!(g.tail.len(), GLUE_TAIL);
+        // the tail is the last bytes, across messages
+        let mut g = Glued::default();
+        assert!(g.find(det, &[b'a'; 500]).is_none());
+        assert!(g.find(det, b"0123456789xy").is_none());
+        assert_eq!(g.tail.len(), GLUE_TAIL);
+        assert!(g.tail.ends_with(b"aaa0123456789xy"));
+        // a large message: the token glued across its start is found, and its tail kept
+        let mut g = Glued::default();
+        assert!(g.find(det, format!("x{}", &tok[..10]).as_bytes()).is_none());
+        let big = [&tok.as_bytes()[10..], &[b' '; 10_000][..]].concat();
+        assert!(g.find(det, &big).is_some());
     }
 }
