@@ -7,6 +7,9 @@
 //! released whole once judged, nothing held past it. A compressed message (flag 1) cannot be
 //! judged as sent, so the proxies ask for none and refuse one that comes anyway.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 
@@ -14,6 +17,51 @@ use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 pub const PREFIX: usize = 5;
 /// Largest message held to be judged (gRPC's own default receive limit is 4 MiB).
 pub const MAX_MESSAGE: usize = 16 * 1024 * 1024;
+/// Bytes of unfinished messages one process holds at once, over all streams and
+/// connections: without it, an agent opening many streams that each send most of a large
+/// message and never finish it makes the proxy hold all of them (100 streams a connection).
+pub const HOLD_BUDGET: usize = 32 * 1024 * 1024;
+
+/// Bytes of unfinished gRPC messages held, against a limit ([`HOLD_BUDGET`] for the process).
+#[derive(Debug)]
+pub struct HoldBudget {
+    used: AtomicUsize,
+    limit: usize,
+}
+
+impl HoldBudget {
+    /// A budget of `limit` bytes (tests; the sidecars share [`HoldBudget::process`]).
+    pub fn new(limit: usize) -> Arc<HoldBudget> {
+        Arc::new(HoldBudget {
+            used: AtomicUsize::new(0),
+            limit,
+        })
+    }
+
+    /// The one budget of this process.
+    pub fn process() -> Arc<HoldBudget> {
+        static PROCESS: OnceLock<Arc<HoldBudget>> = OnceLock::new();
+        PROCESS.get_or_init(|| HoldBudget::new(HOLD_BUDGET)).clone()
+    }
+
+    /// Bytes held now.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    fn reserve(&self, n: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                u.checked_add(n).filter(|t| *t <= self.limit)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, n: usize) {
+        // never more than was reserved (Messages keeps the count), so no underflow
+        self.used.fetch_sub(n, Ordering::AcqRel);
+    }
+}
 
 /// `grpc-accept-encoding`: the message codings the client takes.
 pub const ACCEPT_ENCODING: HeaderName = HeaderName::from_static("grpc-accept-encoding");
@@ -143,18 +191,63 @@ pub enum FrameError {
     TooLarge(usize),
     #[error("gRPC body ended inside a message")]
     Truncated,
+    #[error("too many unfinished gRPC messages held at once (over {0} bytes in all)")]
+    OverBudget(usize),
 }
 
 /// Splits a body into whole messages as its bytes arrive. Memory: at most one message plus
-/// the bytes of the chunk that completed it.
-#[derive(Debug, Default)]
+/// the bytes of the chunk that completed it; the bytes of an unfinished message count against
+/// a [`HoldBudget`] shared by every stream of the process.
+#[derive(Debug)]
 pub struct Messages {
     buf: BytesMut,
+    budget: Arc<HoldBudget>,
+    /// Bytes of `budget` this splitter holds (what `buf` held after the last push).
+    reserved: usize,
+}
+
+impl Default for Messages {
+    fn default() -> Messages {
+        Messages::with_budget(HoldBudget::process())
+    }
+}
+
+impl Drop for Messages {
+    fn drop(&mut self) {
+        self.budget.release(self.reserved);
+    }
 }
 
 impl Messages {
-    /// Adds bytes; returns every message they complete, in order.
+    /// A splitter counting what it holds against `budget`.
+    pub fn with_budget(budget: Arc<HoldBudget>) -> Messages {
+        Messages {
+            buf: BytesMut::new(),
+            budget,
+            reserved: 0,
+        }
+    }
+
+    /// Adds bytes; returns every message they complete, in order. Refuses (and drops what
+    /// it held) when the unfinished message left would take the budget over its limit.
     pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<Message>, FrameError> {
+        let out = self.split(chunk);
+        let held = self.buf.len();
+        if held > self.reserved {
+            if !self.budget.reserve(held - self.reserved) {
+                self.buf = BytesMut::new();
+                self.budget.release(self.reserved);
+                self.reserved = 0;
+                return Err(FrameError::OverBudget(self.budget.limit));
+            }
+        } else {
+            self.budget.release(self.reserved - held);
+        }
+        self.reserved = held;
+        out
+    }
+
+    fn split(&mut self, chunk: &[u8]) -> Result<Vec<Message>, FrameError> {
         self.buf.extend_from_slice(chunk);
         let mut out = Vec::new();
         while self.buf.len() >= PREFIX {
@@ -182,8 +275,10 @@ impl Messages {
 
     /// End of body: Err when it stopped inside a message.
     pub fn finish(&mut self) -> Result<(), FrameError> {
+        self.budget.release(self.reserved);
+        self.reserved = 0;
         if self.buf.has_remaining() {
-            self.buf.clear();
+            self.buf = BytesMut::new();
             return Err(FrameError::Truncated);
         }
         Ok(())
@@ -251,6 +346,38 @@ mod tests {
         assert!(m.push(&msg(0, b"abc")[..6]).unwrap().is_empty());
         assert_eq!(m.held(), 6);
         assert_eq!(m.finish(), Err(FrameError::Truncated));
+    }
+
+    #[test]
+    fn unfinished_messages_share_one_budget() {
+        let budget = HoldBudget::new(100);
+        let mut a = Messages::with_budget(budget.clone());
+        let mut b = Messages::with_budget(budget.clone());
+        let big = msg(0, &[b'x'; 200]);
+        // 60 bytes of one unfinished message, then 30 of another: 90 held
+        assert!(a.push(&big[..60]).unwrap().is_empty());
+        assert!(b.push(&big[..30]).unwrap().is_empty());
+        assert_eq!(budget.used(), 90);
+        // 20 more would be 110: refused, and what b held is given back
+        assert_eq!(b.push(&big[30..50]), Err(FrameError::OverBudget(100)));
+        assert_eq!(budget.used(), 60);
+        // a small whole message passes while a still holds its part
+        let mut c = Messages::with_budget(budget.clone());
+        assert_eq!(c.push(&msg(0, b"hi")).unwrap().len(), 1);
+        assert_eq!(budget.used(), 60);
+        // a finished message frees its bytes; dropping a splitter frees what it held
+        let rest = &msg(0, &[b'y'; 10]);
+        let mut d = Messages::with_budget(budget.clone());
+        assert!(d.push(&rest[..8]).unwrap().is_empty());
+        assert_eq!(budget.used(), 68);
+        assert_eq!(d.push(&rest[8..]).unwrap().len(), 1);
+        assert_eq!(budget.used(), 60);
+        drop(a);
+        assert_eq!(budget.used(), 0);
+        let mut e = Messages::with_budget(budget.clone());
+        assert!(e.push(&big[..90]).unwrap().is_empty());
+        assert_eq!(e.finish(), Err(FrameError::Truncated));
+        assert_eq!(budget.used(), 0);
     }
 
     #[test]

@@ -168,11 +168,10 @@ async fn hostile_reason_phrase_stays_one_bounded_ascii_line() {
 }
 
 /// gRPC messages are held whole to be judged (up to 16 MiB each): streams that each announce
-/// a large message and never finish it make pipelock hold all of them at once. The byte
-/// stream scanner holds 8 KiB a request; with no budget across streams, an agent's 16
-/// streams of 15 MiB take 240 MiB (100 streams a connection, any number of connections).
+/// a large message and never finish it would make pipelock hold all of them at once (16
+/// streams of 15 MiB took 240 MiB before the process-wide budget). Over the budget a stream
+/// is refused with a gRPC status; the growth stays near the budget.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "hole: held gRPC messages have no budget across streams (16 MiB each, 100 streams a connection)"]
 async fn hostile_grpc_streams_holding_unfinished_messages_stay_within_a_memory_bound() {
     let env = Env::new("echo.test:*\n127.0.0.1/32\n", "").await;
     let p = Proc::start(&env, &[]);
@@ -214,24 +213,56 @@ async fn hostile_grpc_streams_holding_unfinished_messages_stay_within_a_memory_b
         // a message announced at 16 MiB - 1, sent but for its last MiB, never finished
         let mut head = vec![0u8];
         head.extend_from_slice(&((16u32 << 20) - 1).to_be_bytes());
-        tx.send(http_body::Frame::data(Bytes::from(head)))
+        // a stream pipelock refuses stops taking data: its sender fails
+        let mut open = tx
+            .send(http_body::Frame::data(Bytes::from(head)))
             .await
-            .unwrap();
+            .is_ok();
         let chunk = Bytes::from(vec![b'a'; 1 << 20]);
         for _ in 0..PART >> 20 {
-            tx.send(http_body::Frame::data(chunk.clone()))
+            open = open
+                && tokio::time::timeout(
+                    std::time::Duration::from_secs(5),
+                    tx.send(http_body::Frame::data(chunk.clone())),
+                )
                 .await
-                .unwrap();
+                .is_ok_and(|r| r.is_ok());
         }
         keep.push((tx, resp));
     }
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let grown = p.rss_kib().saturating_sub(base);
-    drop(keep);
+    // the streams over the budget were answered with a gRPC refusal, not left hanging
+    let mut refused = 0;
+    for (tx, resp) in keep {
+        drop(tx);
+        if let Ok(Ok(Ok(r))) = tokio::time::timeout(T, resp).await {
+            if r.headers().contains_key("x-bottle-blocked")
+                || r.headers().get("grpc-status").is_some_and(|v| v != "0")
+            {
+                refused += 1;
+                continue;
+            }
+            let t = r
+                .into_body()
+                .collect()
+                .await
+                .ok()
+                .and_then(|b| b.trailers().cloned());
+            if t.is_some_and(|t| t.get("grpc-status").is_some_and(|v| v != "0")) {
+                refused += 1;
+            }
+        }
+    }
     assert!(
-        grown < 64 * 1024,
-        "pipelock grew by {} MiB holding unfinished gRPC messages",
-        grown >> 10
+        grown < 96 * 1024,
+        "pipelock grew by {} MiB holding unfinished gRPC messages (budget {} MiB)",
+        grown >> 10,
+        bottle_core::grpc::HOLD_BUDGET >> 20
+    );
+    assert!(
+        refused >= 8,
+        "only {refused} of 16 streams refused over the budget"
     );
 }
 
