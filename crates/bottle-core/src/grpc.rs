@@ -191,6 +191,8 @@ pub enum FrameError {
     TooLarge(usize),
     #[error("gRPC body ended inside a message")]
     Truncated,
+    #[error("gRPC message flag {0:#04x} has reserved bits set")]
+    ReservedFlag(u8),
     #[error("too many unfinished gRPC messages held at once (over {0} bytes in all)")]
     OverBudget(usize),
 }
@@ -259,9 +261,14 @@ impl Messages {
             if self.buf.len() < PREFIX + len {
                 break;
             }
-            // any flag bit but the lowest is reserved (gRPC-Web uses 0x80 for its trailers
-            // frame, which is judged like a message)
-            let compressed = self.buf[0] & 1 == 1;
+            // bit 0 is "compressed", and gRPC-Web's trailers frame sets 0x80 (judged like a
+            // message); any other bit is reserved: refused, so that no reading of the flag
+            // by the receiver can differ from the one judged here
+            let flag = self.buf[0];
+            if flag & !0x81 != 0 {
+                return Err(FrameError::ReservedFlag(flag));
+            }
+            let compressed = flag & 1 == 1;
             let frame = self.buf.split_to(PREFIX + len).freeze();
             out.push(Message { frame, compressed });
         }
@@ -342,6 +349,15 @@ mod tests {
         let mut big = vec![0u8];
         big.extend_from_slice(&((MAX_MESSAGE + 1) as u32).to_be_bytes());
         assert_eq!(m.push(&big), Err(FrameError::TooLarge(MAX_MESSAGE + 1)));
+        for flag in [0x02, 0x04, 0x40, 0x83] {
+            let mut m = Messages::default();
+            assert_eq!(
+                m.push(&msg(flag, b"x")),
+                Err(FrameError::ReservedFlag(flag))
+            );
+        }
+        let mut m = Messages::default();
+        assert_eq!(m.push(&msg(0x80, b"grpc-status:0")).unwrap().len(), 1);
         let mut m = Messages::default();
         assert!(m.push(&msg(0, b"abc")[..6]).unwrap().is_empty());
         assert_eq!(m.held(), 6);
