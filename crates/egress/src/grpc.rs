@@ -25,7 +25,8 @@ pub enum Withheld {
     Secret,
     /// A compressed message (it cannot be scrubbed).
     Compressed,
-    /// Not gRPC framing egress can read (a message over the size limit).
+    /// Not gRPC framing egress can judge: a message over the size limit, reserved flag
+    /// bits, or more unfinished messages than the process holds at once.
     Framing,
 }
 
@@ -35,7 +36,9 @@ impl Withheld {
         let why = match self {
             Withheld::Secret => "a response message carried an injected credential",
             Withheld::Compressed => "a compressed response message cannot be scrubbed",
-            Withheld::Framing => "a response message over the size egress can scrub",
+            Withheld::Framing => {
+                "a response message egress cannot scrub (too large, reserved flag bits, or too many held at once)"
+            }
         };
         grpc::status_trailers(
             grpc::STATUS_INTERNAL,
