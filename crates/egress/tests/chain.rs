@@ -354,26 +354,7 @@ async fn chain_refuses_cleartext_credentials_and_rule_dodges() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chain_with_the_pipelock_key() {
     bounded(async {
-        let tmp = tempfile::tempdir().unwrap();
-        let origin = origin().await;
-        let secrets = Secrets::new();
-        let key = format!("{}-peer-key-0123456789abcdefghij", secrets.prefix);
-        write_config(&tmp.path().join("live-config"), &routes_yaml(), ALLOWLIST);
-        let mut env = secrets.env();
-        env.push(("EGRESS_KEY".into(), key.clone()));
-        let eg = start_egress(
-            tmp.path(),
-            &env,
-            Some(&origin.ca_path),
-            &["--client-key-env", "EGRESS_KEY"],
-        )
-        .unwrap_or_else(|(e, st)| panic!("egress did not start ({st:?}): {e}"));
-        let fx = Fixture {
-            tmp,
-            origin,
-            eg,
-            secrets,
-        };
+        let (fx, key) = Fixture::with_client_key("EGRESS_KEY").await;
         // without the key pipelock's requests are refused by egress
         let bare = start_pipelock(fx.tmp.path(), &fx.eg.cfg_dir, fx.eg.addr).await;
         let r = curl(bare.addr, &bare.ca, &fx.url("bearer.test", "/echo"), &[]).await;
@@ -381,16 +362,7 @@ async fn chain_with_the_pipelock_key() {
         assert!(fx.origin.requests().is_empty());
         drop(bare);
 
-        let keyed_dir = fx.tmp.path().join("keyed");
-        std::fs::create_dir_all(&keyed_dir).unwrap();
-        let pl = start_pipelock_with(
-            &keyed_dir,
-            &fx.eg.cfg_dir,
-            fx.eg.addr,
-            &["--upstream-proxy-key-env", "PL_KEY"],
-            &[("PL_KEY", key.as_str())],
-        )
-        .await;
+        let pl = fx.keyed_pipelock(&key).await;
         let forged = format!("Proxy-Authorization: Bottle {key}-forged");
         let agent = ["-H", forged.as_str(), "--proxy-user", "agent:pw"];
         let r = curl(pl.addr, &pl.ca, &fx.url("bearer.test", "/echo"), &agent).await;

@@ -449,26 +449,7 @@ async fn grpc_injected_credential_never_comes_back_in_messages_or_trailers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_over_the_h2_hop_carries_the_pipelock_key() {
     bounded(async {
-        let tmp = tempfile::tempdir().unwrap();
-        let origin = origin().await;
-        let secrets = Secrets::new();
-        let key = format!("{}-peer-key-0123456789abcdefghij", secrets.prefix);
-        write_config(&tmp.path().join("live-config"), &routes_yaml(), ALLOWLIST);
-        let mut env = secrets.env();
-        env.push(("EGRESS_KEY".into(), key.clone()));
-        let eg = start_egress(
-            tmp.path(),
-            &env,
-            Some(&origin.ca_path),
-            &["--client-key-env", "EGRESS_KEY"],
-        )
-        .unwrap_or_else(|(e, st)| panic!("egress did not start ({st:?}): {e}"));
-        let fx = Fixture {
-            tmp,
-            origin,
-            eg,
-            secrets,
-        };
+        let (fx, key) = Fixture::with_client_key("EGRESS_KEY").await;
         let port = fx.origin.https_addr.port();
         let base = fx.url("bearer.test", "");
         // without the key, egress refuses the HTTP/2 request too (407, as a gRPC status)
@@ -491,16 +472,7 @@ async fn grpc_over_the_h2_hop_carries_the_pipelock_key() {
         assert!(fx.origin.requests().is_empty());
         drop(bare);
         // with it, the call goes through, and the key never reaches the origin
-        let keyed_dir = fx.tmp.path().join("keyed");
-        std::fs::create_dir_all(&keyed_dir).unwrap();
-        let pl = start_pipelock_with(
-            &keyed_dir,
-            &fx.eg.cfg_dir,
-            fx.eg.addr,
-            &["--upstream-proxy-key-env", "PL_KEY"],
-            &[("PL_KEY", key.as_str())],
-        )
-        .await;
+        let pl = fx.keyed_pipelock(&key).await;
         let mut agent = agent_h2(&pl, "bearer.test", port).await;
         let c = call(
             &mut agent,

@@ -12,52 +12,20 @@ use http_body_util::Full;
 
 const KEY_VAR: &str = "BOTTLE_EGRESS_KEY";
 
-struct Keyed {
-    _tmp: tempfile::TempDir,
-    origin: echo_origin::EchoOrigin,
-    eg: Egress,
-    secrets: Secrets,
-    key: String,
-}
-
-async fn keyed() -> Keyed {
-    let tmp = tempfile::tempdir().unwrap();
-    let origin = origin().await;
-    let secrets = Secrets::new();
-    let key = format!("{}-pipelock-key-0123456789abcdef", secrets.prefix);
-    write_config(&tmp.path().join("live-config"), &routes_yaml(), ALLOWLIST);
-    let mut env = secrets.env();
-    env.push((KEY_VAR.into(), key.clone()));
-    let eg = start_egress(
-        tmp.path(),
-        &env,
-        Some(&origin.ca_path),
-        &["--client-key-env", KEY_VAR],
-    )
-    .unwrap_or_else(|(e, st)| panic!("egress did not start ({st:?}): {e}"));
-    Keyed {
-        _tmp: tmp,
-        origin,
-        eg,
-        secrets,
-        key,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_without_the_key_get_407_and_nothing_reaches_the_origin() {
     bounded(async {
-        let k = keyed().await;
+        let (k, key) = Fixture::with_client_key(KEY_VAR).await;
         let port = k.origin.https_addr.port();
         let url = format!("https://bearer.test:{port}/echo");
-        let wrong_len = format!("Bottle {}x", k.key);
-        let wrong_byte = format!("Bottle {}", k.key.replacen("pipelock", "pipelocK", 1));
+        let wrong_len = format!("Bottle {}x", key);
+        let wrong_byte = format!("Bottle {}", key.replacen("pipelock", "pipelocK", 1));
         let attempts: Vec<Vec<(&str, &str)>> = vec![
             vec![],
             vec![("proxy-authorization", "Basic YWdlbnQ6cHc=")],
             vec![("proxy-authorization", wrong_len.as_str())],
             vec![("proxy-authorization", wrong_byte.as_str())],
-            vec![("proxy-authorization", k.key.as_str())],
+            vec![("proxy-authorization", key.as_str())],
         ];
         for h in &attempts {
             for m in [Method::GET, Method::POST] {
@@ -101,7 +69,7 @@ async fn requests_without_the_key_get_407_and_nothing_reaches_the_origin() {
         assert_eq!(refused["component"], "egress");
 
         // with the key: served, credential injected, the key itself never forwarded
-        let good = format!("Bottle {}", k.key);
+        let good = format!("Bottle {}", key);
         let (st, _, _) = get(
             k.eg.addr,
             Method::GET,
@@ -129,7 +97,7 @@ async fn requests_without_the_key_get_407_and_nothing_reaches_the_origin() {
 
         // the key is a secret too: in no file egress wrote (audit, status, log)
         let mut secrets = k.secrets.all();
-        secrets.push(k.key.clone());
+        secrets.push(key.clone());
         assert_no_secret_in_files(k.eg.dir.as_path(), &secrets);
     })
     .await

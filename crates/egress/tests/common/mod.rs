@@ -450,6 +450,46 @@ impl Fixture {
         }
     }
 
+    /// Egress that serves only requests carrying the pipelock key (`--client-key-env
+    /// key_var`); returns the fixture and the key.
+    pub async fn with_client_key(key_var: &str) -> (Fixture, String) {
+        let tmp = tempfile::tempdir().unwrap();
+        let origin = origin().await;
+        let secrets = Secrets::new();
+        let key = format!("{}-pipelock-key-0123456789abcdef", secrets.prefix);
+        write_config(&tmp.path().join("live-config"), &routes_yaml(), ALLOWLIST);
+        let mut env = secrets.env();
+        env.push((key_var.into(), key.clone()));
+        let eg = start_egress(
+            tmp.path(),
+            &env,
+            Some(&origin.ca_path),
+            &["--client-key-env", key_var],
+        )
+        .unwrap_or_else(|(e, st)| panic!("egress did not start ({st:?}): {e}"));
+        let fx = Fixture {
+            tmp,
+            origin,
+            eg,
+            secrets,
+        };
+        (fx, key)
+    }
+
+    /// A pipelock in front of this egress that sends `key` (`--upstream-proxy-key-env`).
+    pub async fn keyed_pipelock(&self, key: &str) -> Pipelock {
+        let dir = self.tmp.path().join("keyed");
+        std::fs::create_dir_all(&dir).unwrap();
+        start_pipelock_with(
+            &dir,
+            &self.eg.cfg_dir,
+            self.eg.addr,
+            &["--upstream-proxy-key-env", "PL_KEY"],
+            &[("PL_KEY", key)],
+        )
+        .await
+    }
+
     pub fn url(&self, host: &str, path: &str) -> String {
         format!("https://{host}:{}{path}", self.origin.https_addr.port())
     }
