@@ -200,6 +200,19 @@ impl Drop for TempDir {
     }
 }
 
+/// The address of a container on its (one) network; empty when it has none.
+pub fn container_ip(container: &str) -> String {
+    docker(&[
+        "inspect",
+        "--format",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        container,
+    ])
+    .stdout
+    .trim()
+    .to_string()
+}
+
 /// Names the origin's certificate covers (all pinned to the origin's address).
 pub const ORIGIN_NAMES: &[&str] = &[
     "origin.e2e.test",
@@ -277,15 +290,7 @@ impl Origin {
         }
         let r = docker(&args);
         assert_eq!(r.code, 0, "docker run echo origin: {}", r.all());
-        let ip = docker(&[
-            "inspect",
-            "--format",
-            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-            &container,
-        ])
-        .stdout
-        .trim()
-        .to_string();
+        let ip = container_ip(&container);
         let o = Origin {
             container,
             network,

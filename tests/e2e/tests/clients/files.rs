@@ -76,15 +76,7 @@ impl FilesOrigin {
         args.extend_from_slice(FILES_NAMES);
         let r = docker(&args);
         assert_eq!(r.code, 0, "docker run package origin: {}", r.all());
-        let ip = docker(&[
-            "inspect",
-            "--format",
-            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-            &container,
-        ])
-        .stdout
-        .trim()
-        .to_string();
+        let ip = container_ip(&container);
         let mut o = FilesOrigin {
             container,
             ip,
