@@ -231,21 +231,7 @@ async fn token_in_request_trailers_never_completes_upstream() {
     );
 
     // HTTP/2 from the agent; the token split between a header and a trailer.
-    let s = connect(p.addr, &auth).await;
-    let t = tls(
-        s,
-        "echo.test",
-        client_config(roots_from_pem(&env.ca_cert()), &[b"h2"]),
-    )
-    .await
-    .unwrap();
-    let (mut h2, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(t),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
+    let mut h2 = tunnel_h2(p.addr, &auth, "echo.test", &env.ca_cert()).await;
     let req = http::Request::post(format!("https://{auth}/h2"))
         .header("x-sig", &tok[..16])
         .body(body_with_trailers(

@@ -22,22 +22,7 @@ async fn agent(
     p: &pipelock::Running,
 ) -> hyper::client::conn::http2::SendRequest<ReqBody> {
     let auth = format!("echo.test:{}", env.tls_port());
-    let s = connect(p.addr, &auth).await;
-    let t = tls(
-        s,
-        "echo.test",
-        client_config(roots_from_pem(&env.ca_cert()), &[b"h2"]),
-    )
-    .await
-    .unwrap();
-    let (send, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(t),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
-    send
+    tunnel_h2(p.addr, &auth, "echo.test", &env.ca_cert()).await
 }
 
 /// Starts a gRPC call with `first`; returns the message sender and the response.

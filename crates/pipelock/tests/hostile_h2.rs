@@ -25,22 +25,8 @@ async fn agent(
     env: &Env,
     p: &pipelock::Running,
 ) -> hyper::client::conn::http2::SendRequest<ReqBody> {
-    let s = connect(p.addr, &format!("echo.test:{}", env.tls_port())).await;
-    let t = tls(
-        s,
-        "echo.test",
-        client_config(roots_from_pem(&env.ca_cert()), &[b"h2"]),
-    )
-    .await
-    .unwrap();
-    let (send, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(t),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
-    send
+    let auth = format!("echo.test:{}", env.tls_port());
+    tunnel_h2(p.addr, &auth, "echo.test", &env.ca_cert()).await
 }
 
 /// Everything the origin recorded, as text.
@@ -175,21 +161,9 @@ async fn hostile_reason_phrase_stays_one_bounded_ascii_line() {
 async fn hostile_grpc_streams_holding_unfinished_messages_stay_within_a_memory_bound() {
     let env = Env::new("echo.test:*\n127.0.0.1/32\n", "").await;
     let p = Proc::start(&env, &[]);
-    let s = connect(p.addr, &format!("echo.test:{}", env.tls_port())).await;
-    let t = tls(
-        s,
-        "echo.test",
-        client_config(roots_from_pem(&env.ca_cert()), &[b"h2"]),
-    )
-    .await
-    .unwrap();
-    let (send, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(t),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
+    let auth = format!("echo.test:{}", env.tls_port());
+    let send: hyper::client::conn::http2::SendRequest<ReqBody> =
+        tunnel_h2(p.addr, &auth, "echo.test", &env.ca_cert()).await;
     let base = p.rss_kib();
     const PART: usize = 15 << 20;
     let mut keep = Vec::new();

@@ -305,6 +305,32 @@ where
     send
 }
 
+/// The same with ALPN h2 and an HTTP/2 connection (its driver spawned).
+pub async fn tunnel_h2<B>(
+    proxy: SocketAddr,
+    authority: &str,
+    sni: &str,
+    ca: &Path,
+) -> hyper::client::conn::http2::SendRequest<B>
+where
+    B: hyper::body::Body + Unpin + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let s = connect(proxy, authority).await;
+    let t = tls(s, sni, client_config(roots_from_pem(ca), &[b"h2"]))
+        .await
+        .unwrap();
+    let (send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        TokioIo::new(t),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    send
+}
+
 /// The leaf certificate a TLS stream got.
 pub fn peer_leaf<S>(s: &tokio_rustls::client::TlsStream<S>) -> CertificateDer<'static> {
     s.get_ref().1.peer_certificates().unwrap()[0]
