@@ -7,6 +7,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -257,20 +258,7 @@ async fn connection<H, F>(
             .max_header_list_size(u32::try_from(limits.max_buf_size()).unwrap_or(u32::MAX))
             .adaptive_window(true);
         let conn = b.serve_connection_with_upgrades(io, svc);
-        tokio::pin!(conn);
-        tokio::select! {
-            r = conn.as_mut() => {
-                if let Err(e) = r {
-                    tracing::debug!(error = %e, "connection ended");
-                }
-                return;
-            }
-            () = wait_true(&mut drain) => conn.as_mut().graceful_shutdown(),
-        }
-        tokio::select! {
-            _ = conn.as_mut() => {}
-            () = wait_true(&mut close) => {}
-        }
+        until_drained(conn, |c| c.graceful_shutdown(), &mut drain, &mut close).await;
         return;
     }
     let conn = http1::Builder::new()
@@ -280,6 +268,20 @@ async fn connection<H, F>(
         .max_headers(limits.max_headers)
         .serve_connection(io, svc)
         .with_upgrades();
+    until_drained(conn, |c| c.graceful_shutdown(), &mut drain, &mut close).await;
+}
+
+/// Drives a connection until it ends; once `drain` is set, asks it to finish what it has
+/// (`graceful`) and waits for that, or for `close`.
+async fn until_drained<C, E>(
+    conn: C,
+    graceful: impl FnOnce(Pin<&mut C>),
+    drain: &mut watch::Receiver<bool>,
+    close: &mut watch::Receiver<bool>,
+) where
+    C: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
     tokio::pin!(conn);
     tokio::select! {
         r = conn.as_mut() => {
@@ -288,11 +290,11 @@ async fn connection<H, F>(
             }
             return;
         }
-        () = wait_true(&mut drain) => conn.as_mut().graceful_shutdown(),
+        () = wait_true(drain) => graceful(conn.as_mut()),
     }
     tokio::select! {
         _ = conn.as_mut() => {}
-        () = wait_true(&mut close) => {}
+        () = wait_true(close) => {}
     }
 }
 
