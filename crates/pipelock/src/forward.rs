@@ -226,8 +226,7 @@ async fn carry_out(
                 return state.refuse_with(kind, &subject, d, started, extra);
             }
         };
-    let grpc = plan_grpc;
-    let body = if grpc {
+    let body = if plan_grpc {
         crate::response::grpc::RefusedRequest::new(body, body_finding.clone()).boxed()
     } else {
         body
@@ -241,7 +240,7 @@ async fn carry_out(
         extra,
     )
     .with_dlp(body_finding)
-    .refused_in_stream(grpc)
+    .refused_in_stream(plan_grpc)
     .with_injection(injection)
     .counted_as(kind);
     let body = crate::body::ResponseBody::new(body, audit).boxed();

@@ -351,7 +351,6 @@ mod tests {
     use super::*;
     use http::StatusCode;
 
-    /// One mapping from a failed dial to what the agent is told, for every kind of failure.
     #[test]
     fn trailers_go_over_h2_to_egress_only() {
         let mut te = http::HeaderMap::new();
@@ -373,6 +372,7 @@ mod tests {
         }
     }
 
+    /// One mapping from a failed dial to what the agent is told, for every kind of failure.
     #[test]
     fn every_connect_error_has_its_refusal() {
         let ssrf = Refusal::of(RefusalKind::PrivateAddress, "10.0.0.1 is a private address");
