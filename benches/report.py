@@ -292,6 +292,8 @@ def plot(out, d):
 
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "."
+    if not os.path.exists(os.path.join(out, "runs.tsv")):
+        sys.exit(f"report: no {out}/runs.tsv")
     d = Data(load(out))
     write_rss(out, d)
     lines = ["# bottle benchmark summary", ""]

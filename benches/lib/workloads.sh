@@ -74,7 +74,7 @@ run_w7() {
   if ! lg_has --hold; then record "$peer" w7 "$rep" --none --note "$LG_TOO_OLD"; return; fi
   local f fifo=$W/w7.fifo before held n="" lp fd i
   f=$(RAW "$peer" w7 "$rep")
-  rm -f "$fifo"; mkfifo "$fifo"
+  rm -f "$fifo"; mkfifo "$fifo"; : > "$f.out"
   hwm_reset "$peer"
   before=$(rss_now "$peer" before)
   # shellcheck disable=SC2046
@@ -83,7 +83,7 @@ run_w7() {
   lp=$!; PIDS+=("$lp")
   exec {fd}>"$fifo"
   for ((i = 0; i < 1200; i++)); do
-    n=$(awk '$1 == "ready" {print $2; exit}' "$f.out")
+    n=$(awk '$1 == "ready" {print $2; exit}' "$f.out" || true)
     [[ -z $n ]] || break
     kill -0 "$lp" 2>/dev/null || break
     sleep 0.1
