@@ -108,6 +108,25 @@ start_sse_origin() {
   wait_port "$SSE_PORT" sse-origin $!
 }
 
+# A DNS responder on 127.0.0.1:53 answering from the namespace's /etc/hosts (resolv.conf names
+# it). pipelock and egress resolve through DNS (hickory): without it they time out on every
+# name not given with --resolve. Refuses to start if something else holds port 53.
+start_dns() {
+  if ss -Hlun 'sport = :53' | grep -q .; then
+    die "something already listens on UDP port 53; the namespace needs it for its own DNS"
+  fi
+  local cmd=(python3 "$HERE/lib/dns.py" --listen 127.0.0.1:53 --hosts /etc/hosts)
+  echo "${cmd[*]}" > "$OUT/cmd-dns.txt"
+  "${cmd[@]}" >"$W/dns.log" 2>&1 &
+  PIDS+=($!)
+  local i
+  for ((i = 0; i < 50; i++)); do
+    ss -Hlun 'sport = :53' | grep -q . && return 0
+    sleep 0.1
+  done
+  die "dns.py did not start (see $W/dns.log)"
+}
+
 # The names W5 uses: r{rep}h{NNNN}.w5.test, 1,000 per repeat, fresh for every repeat.
 w5_names() {  # w5_names REP
   local i
