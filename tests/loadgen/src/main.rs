@@ -1,316 +1,125 @@
 #![forbid(unsafe_code)]
-//! loadgen: HTTPS (or HTTP) keep-alive GETs, optionally through a CONNECT proxy.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+//! loadgen: HTTP(S) load and latency measurements, optionally through a CONNECT proxy.
 //!
-//! `loadgen --url https://host:port/path [--proxy http://ADDR] [--cacert PEM] -c 8 -d 5 [--download]`
-//! prints requests/s, p50/p99 latency and MB/s.
+//! Modes (one per run; `--json` prints one JSON object instead of the text line):
+//! - keep-alive (default): `loadgen --url URL [--proxy http://ADDR] [--cacert PEM] -c 8 -d 5
+//!   [--download | --upload BYTES]` — requests/s, p50/p99 latency and MB/s.
+//! - `--urls FILE`: one GET per URL, each on a new connection (first contact).
+//! - `--sse --url URL`: time to the first SSE event and the gaps between events.
+//! - `--hold N --url URL`: N idle keep-alive tunnels, `ready N` once open (proxy RSS).
+//!   Needs file descriptors: run `ulimit -n 65536` first.
 
+mod conn;
+mod modes;
+mod stats;
+
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Parser;
-use http::{Request, Uri};
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
-use rustls_pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
+
+use conn::{Dialer, Endpoint, LoadError};
 
 #[derive(Parser, Debug)]
-#[command(name = "loadgen", about = "HTTP(S) keep-alive load generator")]
-struct Args {
-    /// Target URL (http:// or https://).
-    #[arg(long)]
-    url: String,
+#[command(name = "loadgen", about = "HTTP(S) load generator and latency probe")]
+pub struct Args {
+    /// Target URL (http:// or https://). Required except with --urls.
+    #[arg(long, required_unless_present = "urls")]
+    pub url: Option<String>,
     /// Forward proxy (http://HOST:PORT): CONNECT for https, absolute-form for http.
     #[arg(long)]
-    proxy: Option<String>,
+    pub proxy: Option<String>,
     /// Extra trust anchor(s) for the target's TLS (PEM). Without it: web roots.
     #[arg(long)]
-    cacert: Option<PathBuf>,
-    /// Concurrent connections.
-    #[arg(short = 'c', long, default_value_t = 8)]
-    concurrency: usize,
-    /// Duration in seconds.
+    pub cacert: Option<PathBuf>,
+    /// Concurrent connections (with --hold: connections being set up at a time).
+    /// Default 8, with --hold 32.
+    #[arg(short = 'c', long)]
+    pub concurrency: Option<usize>,
+    /// Keep-alive mode: duration in seconds.
     #[arg(short = 'd', long, default_value_t = 5)]
-    duration: u64,
-    /// Report download throughput (read whole bodies; use a large-body URL).
+    pub duration: u64,
+    /// Keep-alive mode: report download throughput (read whole bodies; use a large-body URL).
     #[arg(long)]
-    download: bool,
-    /// POST a body of this many bytes of ordinary text with each request (MB/s then counts
-    /// uploaded bytes). Use with an upload endpoint (echo-origin `/upload`).
+    pub download: bool,
+    /// Keep-alive mode: POST a body of this many bytes of ordinary text with each request
+    /// (MB/s then counts uploaded bytes). Use with an upload endpoint (echo-origin `/upload`).
     #[arg(long, default_value_t = 0)]
-    upload: usize,
+    pub upload: usize,
+    /// Print exactly one JSON object on stdout at the end instead of the text line.
+    #[arg(long)]
+    pub json: bool,
+    /// First contact: FILE has one URL per line (blank lines and `#` comments ignored); each
+    /// gets one GET on a new connection (TCP, CONNECT, TLS with SNI = its host), -c at a time.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["url", "sse", "hold", "download", "upload"])]
+    pub urls: Option<PathBuf>,
+    /// Server-sent events: GET --url --repeat times (one connection each), measure the time
+    /// to the first complete event and the gaps between events.
+    #[arg(long, conflicts_with_all = ["hold", "download", "upload"])]
+    pub sse: bool,
+    /// --sse: number of sequential GETs.
+    #[arg(long, default_value_t = 5)]
+    pub repeat: usize,
+    /// --sse: stop each GET after this many events (or at the end of the body).
+    #[arg(long, default_value_t = 10)]
+    pub events: usize,
+    /// Open N keep-alive connections (CONNECT + TLS + one GET of --url each), print
+    /// `ready N`, keep them idle for --hold-secs, close. Run `ulimit -n 65536` first.
+    #[arg(long, value_name = "N", conflicts_with_all = ["download", "upload"])]
+    pub hold: Option<usize>,
+    /// --hold: seconds to keep the connections open; 0 = until stdin is closed.
+    #[arg(long, default_value_t = 10)]
+    pub hold_secs: u64,
+    /// --urls, --sse, --hold: limit in seconds for each step (connect + CONNECT + TLS,
+    /// response head, each body read).
+    #[arg(long, default_value_t = 30)]
+    pub timeout: u64,
 }
 
-#[derive(Debug, thiserror::Error)]
-enum LoadError {
-    #[error("{0}")]
-    Msg(String),
-    #[error("io: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("http: {0}")]
-    Hyper(#[from] hyper::Error),
+impl Args {
+    pub fn step_timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout.max(1))
+    }
+
+    pub fn concurrency_or(&self, default: usize) -> usize {
+        self.concurrency.unwrap_or(default).max(1)
+    }
+
+    /// The parsed --url (clap makes it required unless --urls is given).
+    pub fn endpoint(&self) -> Result<Endpoint, LoadError> {
+        let url = self
+            .url
+            .as_deref()
+            .ok_or_else(|| LoadError::Msg("--url is required".into()))?;
+        Endpoint::parse(url).map_err(|e| LoadError::Msg(format!("--url: {e}")))
+    }
+
+    pub fn dialer(&self) -> Result<Dialer, LoadError> {
+        Ok(Dialer {
+            proxy: self.proxy.as_deref().map(conn::parse_proxy).transpose()?,
+            tls: conn::tls_config(self.cacert.as_ref())?,
+        })
+    }
 }
 
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
-
-struct Target {
-    https: bool,
-    host: String,
-    port: u16,
-    uri: Uri,
-    proxy: Option<String>,
-    tls: Arc<rustls::ClientConfig>,
-    upload: bytes::Bytes,
-}
-
-fn tls_config(cacert: Option<&PathBuf>) -> Result<Arc<rustls::ClientConfig>, LoadError> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if let Some(p) = cacert {
-        let pem = std::fs::read(p)?;
-        for c in rustls_pemfile::certs(&mut pem.as_slice()) {
-            roots
-                .add(c?)
-                .map_err(|e| LoadError::Msg(format!("cacert: {e}")))?;
-        }
+async fn main_async(args: Args) -> Result<stats::Outcome, LoadError> {
+    if let Some(file) = &args.urls {
+        modes::urls::run(&args, file).await
+    } else if args.sse {
+        modes::sse::run(&args).await
+    } else if let Some(n) = args.hold {
+        modes::hold::run(&args, n).await
+    } else {
+        modes::keepalive::run(&args).await
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| LoadError::Msg(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(cfg))
-}
-
-async fn connect(t: &Target) -> Result<Box<dyn Io>, LoadError> {
-    let authority = format!("{}:{}", t.host, t.port);
-    let tcp = match &t.proxy {
-        Some(p) => TcpStream::connect(p).await?,
-        None => TcpStream::connect(&authority).await?,
-    };
-    tcp.set_nodelay(true)?;
-    if !t.https {
-        return Ok(Box::new(tcp));
-    }
-    let mut tcp = tcp;
-    if t.proxy.is_some() {
-        tcp.write_all(
-            format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n").as_bytes(),
-        )
-        .await?;
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            if tcp.read(&mut byte).await? == 0 || head.len() > 16384 {
-                return Err(LoadError::Msg("proxy closed during CONNECT".into()));
-            }
-            head.push(byte[0]);
-        }
-        let line = String::from_utf8_lossy(&head);
-        if !line.starts_with("HTTP/1.1 200") && !line.starts_with("HTTP/1.0 200") {
-            return Err(LoadError::Msg(format!(
-                "CONNECT refused: {}",
-                line.lines().next().unwrap_or("")
-            )));
-        }
-    }
-    let name = ServerName::try_from(t.host.clone()).map_err(|e| LoadError::Msg(e.to_string()))?;
-    let tls = tokio_rustls::TlsConnector::from(t.tls.clone())
-        .connect(name, tcp)
-        .await?;
-    Ok(Box::new(tls))
-}
-
-async fn worker(t: Arc<Target>, deadline: Instant) -> (Vec<u32>, u64, u64) {
-    let mut lat = Vec::new();
-    let mut bytes = 0u64;
-    let mut errors = 0u64;
-    while Instant::now() < deadline {
-        let io = match connect(&t).await {
-            Ok(io) => io,
-            Err(e) => {
-                errors += 1;
-                if errors < 3 {
-                    eprintln!("loadgen: connect: {e}");
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok((mut send, conn)) =
-            hyper::client::conn::http1::handshake::<_, Full<bytes::Bytes>>(TokioIo::new(io)).await
-        else {
-            errors += 1;
-            continue;
-        };
-        tokio::spawn(conn);
-        while Instant::now() < deadline {
-            let uri = if t.proxy.is_some() && !t.https {
-                t.uri.clone()
-            } else {
-                t.uri
-                    .path_and_query()
-                    .map(|p| p.as_str())
-                    .unwrap_or("/")
-                    .parse()
-                    .unwrap_or_default()
-            };
-            let host = format!("{}:{}", t.host, t.port);
-            let method = if t.upload.is_empty() {
-                http::Method::GET
-            } else {
-                http::Method::POST
-            };
-            let Ok(req) = Request::builder()
-                .method(method)
-                .uri(uri)
-                .header("host", host)
-                .body(Full::new(t.upload.clone()))
-            else {
-                break;
-            };
-            let start = Instant::now();
-            let ok = async {
-                let resp = send.send_request(req).await?;
-                let status = resp.status();
-                let mut body = resp.into_body();
-                let mut n = 0u64;
-                while let Some(f) = body.frame().await {
-                    if let Some(d) = f?.data_ref() {
-                        n += d.len() as u64;
-                    }
-                }
-                Ok::<_, LoadError>((status, n))
-            }
-            .await;
-            match ok {
-                Ok((s, n)) if s.is_success() => {
-                    lat.push(start.elapsed().as_micros().min(u32::MAX as u128) as u32);
-                    bytes += if t.upload.is_empty() {
-                        n
-                    } else {
-                        t.upload.len() as u64
-                    };
-                }
-                Ok((s, _)) => {
-                    errors += 1;
-                    if errors < 3 {
-                        eprintln!("loadgen: status {s}");
-                    }
-                }
-                Err(e) => {
-                    errors += 1;
-                    if errors < 3 {
-                        eprintln!("loadgen: {e}");
-                    }
-                    break;
-                }
-            }
-        }
-    }
-    (lat, bytes, errors)
-}
-
-fn percentile(sorted: &[u32], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)] as f64 / 1000.0
-}
-
-async fn main_async(args: Args) -> Result<(), LoadError> {
-    let uri: Uri = args
-        .url
-        .parse()
-        .map_err(|e| LoadError::Msg(format!("--url: {e}")))?;
-    let https = match uri.scheme_str() {
-        Some("https") => true,
-        Some("http") => false,
-        _ => return Err(LoadError::Msg("--url must be http:// or https://".into())),
-    };
-    let host = uri
-        .host()
-        .ok_or_else(|| LoadError::Msg("--url has no host".into()))?
-        .to_string();
-    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-    let proxy = match &args.proxy {
-        Some(p) => {
-            let pu: Uri = p
-                .parse()
-                .map_err(|e| LoadError::Msg(format!("--proxy: {e}")))?;
-            Some(
-                pu.authority()
-                    .map(|a| a.as_str().to_string())
-                    .ok_or_else(|| LoadError::Msg("--proxy has no host".into()))?,
-            )
-        }
-        None => None,
-    };
-    let line = b"the quick brown fox jumps over the lazy dog 0123456789\n";
-    let upload = bytes::Bytes::from(
-        line.iter()
-            .cycle()
-            .take(args.upload)
-            .copied()
-            .collect::<Vec<u8>>(),
-    );
-    let t = Arc::new(Target {
-        https,
-        host,
-        port,
-        uri,
-        proxy,
-        tls: tls_config(args.cacert.as_ref())?,
-        upload,
-    });
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs(args.duration.max(1));
-    let mut tasks = Vec::new();
-    for _ in 0..args.concurrency.max(1) {
-        tasks.push(tokio::spawn(worker(t.clone(), deadline)));
-    }
-    let mut lat = Vec::new();
-    let (mut bytes, mut errors) = (0u64, 0u64);
-    for task in tasks {
-        let (l, b, e) = task.await.map_err(|e| LoadError::Msg(e.to_string()))?;
-        lat.extend(l);
-        bytes += b;
-        errors += e;
-    }
-    let secs = started.elapsed().as_secs_f64();
-    lat.sort_unstable();
-    println!(
-        "requests={} errors={} secs={:.2} rps={:.0} p50_ms={:.2} p99_ms={:.2} mb_per_s={:.1}{}",
-        lat.len(),
-        errors,
-        secs,
-        lat.len() as f64 / secs,
-        percentile(&lat, 0.50),
-        percentile(&lat, 0.99),
-        bytes as f64 / secs / 1_000_000.0,
-        if args.upload > 0 {
-            " (upload)"
-        } else if args.download {
-            " (download)"
-        } else {
-            ""
-        }
-    );
-    if lat.is_empty() {
-        return Err(LoadError::Msg("no request succeeded".into()));
-    }
-    Ok(())
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    let json = args.json;
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -318,8 +127,23 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match rt.block_on(main_async(args)) {
-        Ok(()) => ExitCode::SUCCESS,
+    let result = rt.block_on(main_async(args));
+    // Nothing may outlive the run (e.g. a stdin read): do not wait for blocking tasks.
+    rt.shutdown_timeout(Duration::from_millis(100));
+    match result {
+        Ok(out) => {
+            let mut stdout = std::io::stdout().lock();
+            let line = if json { out.json } else { out.text };
+            let _ = writeln!(stdout, "{line}");
+            let _ = stdout.flush();
+            match out.failure {
+                None => ExitCode::SUCCESS,
+                Some(msg) => {
+                    eprintln!("loadgen: {msg}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Err(e) => {
             eprintln!("loadgen: {e}");
             ExitCode::from(1)
