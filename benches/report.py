@@ -284,7 +284,9 @@ def plot(out, d):
     sub = ""
     if os.path.exists(env):
         kv = dict(l.split(": ", 1) for l in open(env).read().splitlines() if ": " in l)
-        sub = f" — {kv.get('nproc', '?')} cores, {kv.get('cpu', '')}, {kv.get('duration_s', '')}"
+        run = kv.get("duration_s", "? ").split()
+        reps = run[2] if len(run) > 2 else "?"
+        sub = f" — {kv.get('nproc', '?')} cores ({kv.get('cpu', '')}), {run[0]} s per run, {reps} repeat(s)"
     fig.suptitle("bottle benches: medians per peer (loopback)" + sub, fontsize=12)
     fig.tight_layout()
     fig.savefig(os.path.join(out, "plot.png"), dpi=90)
