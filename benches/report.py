@@ -218,12 +218,12 @@ def goals(d):
     for p in ("pipelock", "chain"):
         for n in d.procs(p):
             v = d.per_tunnel(p, n)
-            add(f"W7: {p}/{n} RSS per idle tunnel <= 16 KiB", d.note(p, "w7") or (
+            add(f"W7: {p if n == p else p + '/' + n} RSS per idle tunnel <= 16 KiB", d.note(p, "w7") or (
                 "-" if v is None else f"{v:.1f} KiB"), None if v is None else v <= 16)
     for p in ("pipelock", "chain"):
         for n in d.procs(p):
             v = d.peak_mib(p, n)
-            add(f"peak RSS: {p}/{n} <= 16 MiB under every workload", "-" if v is None else f"{v:.1f} MiB",
+            add(f"peak RSS: {p if n == p else p + '/' + n} <= 16 MiB under every workload", "-" if v is None else f"{v:.1f} MiB",
                 None if v is None else v <= 16)
     for p in ("pipelock", "chain"):
         m, p50 = d.med(p, "w8", "applied_max_ms"), d.med(p, "w8", "applied_p50_ms")
