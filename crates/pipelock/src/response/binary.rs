@@ -153,7 +153,12 @@ impl Printable {
 
     /// The run that just ended stays.
     fn kept(&self) -> bool {
-        self.run >= if self.unicode { MIN_UNICODE_RUN } else { MIN_RUN }
+        self.run
+            >= if self.unicode {
+                MIN_UNICODE_RUN
+            } else {
+                MIN_RUN
+            }
     }
 
     /// The body ended: what is pending, blanked.
@@ -337,7 +342,10 @@ mod tests {
         let text = String::from_utf8(whole.clone()).unwrap();
         assert!(text.contains(" Ignore prévious rules now"), "{text:?}");
         assert!(!text.contains("ab"), "short runs are blanked: {text:?}");
-        assert!(!text.contains("еxec"), "short runs with a multi-byte character are blanked: {text:?}");
+        assert!(
+            !text.contains("еxec"),
+            "short runs with a multi-byte character are blanked: {text:?}"
+        );
         for cut in 0..body.len() {
             let (a, b) = body.split_at(cut);
             assert_eq!(project_in(&[a, b]), whole, "cut {cut}");
@@ -516,4 +524,3 @@ fn utf8_classes_match_std() {
         }
     }
 }
-
