@@ -24,11 +24,29 @@ oha_run() {
   local peer=$1 wl=$2 rep=$3 c=$4 path=$5; shift 5
   local f; f=$(RAW "$peer" "$wl" "$rep")
   hwm_reset "$peer"
+  local perfs=(); [[ $rep == 1 ]] && perf_start "$peer" "$wl" perfs
   # shellcheck disable=SC2046
   timeout $((DUR * 4 + 60)) "$OHA" --no-tui --output-format json -z "${DUR}s" -w -c "$c" "$@" \
     --cacert "$PKI/client-bundle.crt" $(oha_route "$peer") \
     "https://origin.test:$ORIGIN_PORT$path" > "$f.json" 2>"$f.err" || true
+  local p; for p in "${perfs[@]}"; do wait "$p" 2>/dev/null || true; forget_pid "$p"; done
   record "$peer" "$wl" "$rep" --oha "$f.json" --extra "$(hwm_read "$peer")"
+}
+
+# BENCH_PERF=1: `perf record` every process of a bottle peer during the first repeat of
+# W1 c=32 and W3 (raw/perf-PEER-PROCESS-WL.data; the report sums them into profile.md).
+# perf_start PEER WL ARRAY_NAME: the perf pids go into that array.
+perf_start() {
+  [[ ${BENCH_PERF:-0} == 1 && ($2 == w1c32 || $2 == w3) ]] || return 0
+  [[ $1 == pipelock || $1 == chain ]] || return 0
+  local -n into=$3
+  local w name pid
+  for w in ${PEER_PROCS[$1]}; do
+    name=${w%%=*} pid=${w#*=}
+    perf record -q -F 999 -g -o "$OUT/raw/perf-$1-$name-$2.data" -p "$pid" -- sleep "$DUR" \
+      >/dev/null 2>&1 &
+    into+=($!); PIDS+=($!)
+  done
 }
 
 run_w1c1()  { oha_run "$1" w1c1 "$2" 1 /small; }
