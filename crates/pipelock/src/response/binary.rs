@@ -30,8 +30,9 @@ pub const MIN_RUN: usize = 4;
 /// compressed download) hold a valid 2-byte sequence every ~35 bytes, and the injection
 /// judge reads a look-alike letter inside a short run as an obfuscated word: with 4-byte
 /// runs a 64 MiB random download was refused as `injection-obfuscated` after ~15 MB
-/// (found by the benchmark suite, issue 17). Runs this long are ~10^5 times rarer in random
-/// bytes, and an instruction is a sentence.
+/// (found by the benchmark suite, issue 17). In random bytes about 40 % of positions are
+/// printable, so a run of 24 is ~0.4^20 (10^-8) times as likely as a run of 4; an
+/// instruction is a sentence.
 pub const MIN_UNICODE_RUN: usize = 24;
 
 /// Same-length text projection of a byte stream (see the module doc).
