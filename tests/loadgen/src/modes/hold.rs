@@ -109,15 +109,7 @@ pub async fn run(args: &Args, n: usize) -> Result<Outcome, LoadError> {
     });
     let started = Instant::now();
     let workers = args.concurrency_or(32).min(n.max(1));
-    let tasks: Vec<_> = (0..workers)
-        .map(|_| tokio::spawn(worker(shared.clone())))
-        .collect();
-    let (mut held, mut failed) = (Vec::new(), 0u64);
-    for task in tasks {
-        let (h, f) = task.await.map_err(|e| LoadError::Msg(e.to_string()))?;
-        held.extend(h);
-        failed += f;
-    }
+    let (held, failed) = super::gather(workers, || worker(shared.clone())).await?;
     if shared.out_of_fds.load(Ordering::Relaxed) {
         return Err(LoadError::TooManyFiles);
     }

@@ -105,15 +105,7 @@ pub async fn run(args: &Args, file: &Path) -> Result<Outcome, LoadError> {
     });
     let started = Instant::now();
     let workers = args.concurrency_or(8).min(shared.eps.len());
-    let tasks: Vec<_> = (0..workers)
-        .map(|_| tokio::spawn(worker(shared.clone())))
-        .collect();
-    let (mut lat, mut failed) = (Vec::new(), 0u64);
-    for task in tasks {
-        let (l, f) = task.await.map_err(|e| LoadError::Msg(e.to_string()))?;
-        lat.extend(l);
-        failed += f;
-    }
+    let (mut lat, failed) = super::gather(workers, || worker(shared.clone())).await?;
     let secs = started.elapsed().as_secs_f64();
     lat.sort_unstable();
     let requests = shared.eps.len();
