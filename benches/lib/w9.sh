@@ -49,10 +49,10 @@ run_docker_parts() {
   fi
   want "$WLS" w9 || return 0
   echo "BOTTLE_HOME=$W9_HOME $BIN/bottle start --detach --yes $W9_MANIFEST" > "$OUT/cmd-bottle-start.txt"
-  local runs=$((REPS > 3 ? REPS : 3)) i t0 t1 log healthy left
+  local runs=$((REPS > 3 ? REPS : 3)) i t0 t1 log phases left
   mkdir -p "$W9_HOME"
   for ((i = 1; i <= runs; i++)); do
-    log "W9 run $i/$runs: bottle start --detach (timed until it returns: sidecars healthy, agent up)"
+    log "W9 run $i/$runs: bottle start --detach (timed until it returns: sidecars ready, agent up)"
     log=$OUT/raw/w9-start-$i.log
     t0=$(date +%s.%N)
     if BOTTLE_HOME=$W9_HOME "$BIN/bottle" start --detach --yes "$W9_MANIFEST" </dev/null >"$log" 2>&1; then
@@ -62,14 +62,15 @@ run_docker_parts() {
     fi
     W9_SLUG=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -o 'bottle [a-z0-9-]* is running' | awk '{print $2}' | head -1 || true)
     [[ -n $W9_SLUG ]] || W9_SLUG=$(ls "$W9_HOME/state" 2>/dev/null | head -1 || true)
-    healthy=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | sed -n 's/.*sidecars healthy in \([0-9.]*\)s.*/\1/p' | head -1)
+    # The launcher's phases: "sidecars ready in R s (compose up C s), agent started in A s".
+    phases=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | sed -n 's/.*sidecars ready in \([0-9.]*\)s (compose up \([0-9.]*\)s), agent started in \([0-9.]*\)s.*/ready_s=\1;compose_up_s=\2;agent_s=\3/p' | head -1)
     local slug=$W9_SLUG
     w9_stop
     left=0; [[ -z $slug ]] || left=$(w9_leftovers "$slug")
     if [[ -n $t1 ]]; then
       w9_record bottle w9 "$i" --none --set ok=1 --set failed=0 \
         --set "secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b - a}')" \
-        --extra "healthy_s=$healthy;leftovers=$left;slug=$slug"
+        --extra "${phases:+$phases;}leftovers=$left;slug=$slug"
     else
       w9_record bottle w9 "$i" --none --set ok=0 --set failed=1 --extra "leftovers=$left" \
         --note "error: bottle start failed (raw/w9-start-$i.log)"

@@ -48,26 +48,16 @@ impl Compose {
             }
         }
         if force != "plugin" {
-            if let Ok(out) = Command::new("docker-compose")
-                .arg("version")
-                .arg("--short")
-                .output()
-            {
-                if out.status.success() {
-                    let v = String::from_utf8_lossy(&out.stdout)
-                        .trim()
-                        .trim_start_matches('v')
-                        .to_string();
-                    let major = v
-                        .split('.')
-                        .next()
-                        .and_then(|m| m.parse().ok())
-                        .unwrap_or(1);
-                    return Ok(Compose {
-                        flavor: Flavor::Standalone { major },
-                        version: v,
-                    });
-                }
+            if let Some(v) = standalone_version() {
+                let major = v
+                    .split('.')
+                    .next()
+                    .and_then(|m| m.parse().ok())
+                    .unwrap_or(1);
+                return Ok(Compose {
+                    flavor: Flavor::Standalone { major },
+                    version: v,
+                });
             }
         }
         Err(Error::Docker(
@@ -97,6 +87,23 @@ impl Compose {
         c
     }
 
+    /// Does `up --no-deps SERVICE` start SERVICE without waiting for its `depends_on`
+    /// conditions? v1 and v2.10+ (docker/compose#9591: before 2.10, v2 failed with `no such
+    /// service`). Unknown versions count as no: the caller then lets compose wait.
+    pub fn no_deps_skips_conditions(&self) -> bool {
+        let mut parts = self
+            .version
+            .trim_start_matches('v')
+            .split(|c: char| !c.is_ascii_digit())
+            .map(|p| p.parse::<u32>().ok());
+        match (parts.next().flatten(), parts.next().flatten()) {
+            (Some(1), _) => matches!(self.flavor, Flavor::Standalone { .. }),
+            (Some(2), Some(minor)) => minor >= 10,
+            (Some(major), Some(_)) => major > 2,
+            _ => false,
+        }
+    }
+
     /// Short description for messages.
     pub fn describe(&self) -> String {
         match self.flavor {
@@ -104,6 +111,69 @@ impl Compose {
             Flavor::Standalone { .. } => format!("docker-compose {}", self.version),
         }
     }
+}
+
+/// The version of the standalone `docker-compose`, or `None` when it does not run.
+///
+/// Asking v1 costs ~0.5 s (it starts Python), a sixth of `bottle start` (issue 17): the answer
+/// is kept in `$BOTTLE_HOME/compose-version` under the binary's path, size and mtime, so it is
+/// asked again only when that file changes (an upgrade replaces it).
+fn standalone_version() -> Option<String> {
+    let key = executable_on_path("docker-compose").and_then(|p| file_key(&p));
+    let cache = crate::state::home().join(COMPOSE_VERSION_CACHE);
+    if let Some(key) = &key {
+        if let Some(v) = cached_version(&std::fs::read_to_string(&cache).unwrap_or_default(), key) {
+            return Some(v);
+        }
+    }
+    let out = Command::new("docker-compose")
+        .arg("version")
+        .arg("--short")
+        .stdin(Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    let v = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .trim_start_matches('v')
+        .to_string();
+    // Best effort, and only into an existing home: a first run creates it later.
+    if let (Some(key), true) = (&key, cache.parent().is_some_and(Path::is_dir)) {
+        let _ = std::fs::write(&cache, format!("{key}\t{v}\n"));
+    }
+    Some(v)
+}
+
+/// The cache file of [`standalone_version`], under `$BOTTLE_HOME`.
+pub const COMPOSE_VERSION_CACHE: &str = "compose-version";
+
+/// The version `text` (a cache file: `KEY<TAB>VERSION`) holds for `key`.
+pub(crate) fn cached_version(text: &str, key: &str) -> Option<String> {
+    let v = text.trim_end().strip_prefix(key)?.strip_prefix('\t')?;
+    (!v.is_empty() && !v.contains('\t')).then(|| v.to_string())
+}
+
+/// `PATH<TAB>SIZE<TAB>MTIME_NS` of the file `p` leads to (symlinks followed).
+pub(crate) fn file_key(p: &Path) -> Option<String> {
+    let real = p.canonicalize().ok()?;
+    let meta = std::fs::metadata(&real).ok()?;
+    let mtime = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_nanos();
+    Some(format!("{}\t{}\t{mtime}", real.display(), meta.len()))
+}
+
+/// The first executable file named `name` in `$PATH`, as `Command` would find it.
+fn executable_on_path(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(name))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
 }
 
 /// Run a command, capture output.
@@ -245,7 +315,8 @@ pub fn volumes(prefix: &str) -> Result<Vec<(String, String)>> {
         .collect())
 }
 
-/// Run a child to completion with a deadline, checking `interrupted` every 100 ms.
+/// Run a child to completion with a deadline, checking `interrupted` every 20 ms (`bottle
+/// start` waits on several short children in a row: a coarse poll adds up).
 /// On deadline or interrupt the child is killed. Returns the exit code (None = killed).
 pub fn wait_child(
     child: &mut std::process::Child,
@@ -264,7 +335,7 @@ pub fn wait_child(
             let _ = child.wait();
             return Ok(None);
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -293,4 +364,35 @@ pub fn repo_root() -> Option<PathBuf> {
     }
     let compiled = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     is_root(&compiled).then(|| compiled.canonicalize().unwrap_or(compiled))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compose_version_cache_answers_only_for_the_same_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("docker-compose");
+        std::fs::write(&bin, "#!/bin/sh\necho 1.29.2\n").unwrap();
+        let key = file_key(&bin).unwrap();
+        let text = format!("{key}\t1.29.2\n");
+        assert_eq!(cached_version(&text, &key).as_deref(), Some("1.29.2"));
+        // A link to it is the same file.
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&bin, &link).unwrap();
+        assert_eq!(file_key(&link).unwrap(), key);
+        // Rewritten (an upgrade): another size or mtime, so the cache no longer answers.
+        std::fs::write(&bin, "#!/bin/sh\necho 2.24.6 # longer\n").unwrap();
+        let key2 = file_key(&bin).unwrap();
+        assert_ne!(key2, key);
+        assert_eq!(cached_version(&text, &key2), None);
+        // A key that is a prefix of the stored one, an empty or odd value: no answer.
+        assert_eq!(cached_version(&format!("{key}7\t1.29.2\n"), &key), None);
+        assert_eq!(cached_version(&format!("{key}\t\n"), &key), None);
+        assert_eq!(cached_version(&format!("{key}\t1\t2\n"), &key), None);
+        assert_eq!(cached_version("", &key), None);
+        assert_eq!(file_key(&dir.path().join("missing")), None);
+    }
 }

@@ -462,6 +462,8 @@ mod tests {
             a["sysctls"]["net.ipv6.conf.all.disable_ipv6"],
             Value::String("1".into())
         );
+        // A hand-run `docker compose up` starts the agent only once every sidecar is healthy
+        // (`bottle start` waits itself, then starts the agent with --no-deps).
         for d in ["pipelock", "egress", "git-gate"] {
             assert_eq!(
                 a["depends_on"][d]["condition"],
@@ -469,13 +471,31 @@ mod tests {
                 "{d}"
             );
         }
-        // egress starts after pipelock (its --listen-via peer), pipelock depends on nothing
-        assert_eq!(
-            s["egress"]["depends_on"]["pipelock"]["condition"],
-            Value::String("service_started".into())
-        );
-        assert!(s["pipelock"].get("depends_on").is_none());
+        let deps: Vec<&str> = a["depends_on"]
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .filter_map(Value::as_str)
+            .collect();
+        let sidecars: Vec<&str> = s
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .filter_map(Value::as_str)
+            .filter(|k| *k != "agent")
+            .collect();
+        assert_eq!(deps, sidecars, "the agent depends on every sidecar");
+        // The sidecars start side by side (egress and git-gate retry their --listen-via peer's
+        // name): no sidecar waits for another in compose (issue 17).
         let cmd = |svc: &str| serde_yaml::to_string(&s[svc]["command"]).unwrap();
+        for svc in ["pipelock", "egress", "git-gate"] {
+            assert!(s[svc].get("depends_on").is_none(), "{svc}");
+            assert_eq!(
+                cmd(svc).contains("--listen-via=pipelock:8888"),
+                svc != "pipelock",
+                "{svc}"
+            );
+        }
         for svc in ["pipelock", "egress", "git-gate"] {
             assert!(cmd(svc).contains("--admin-listen=127.0.0.1:9090"), "{svc}");
             assert!(!cmd(svc).contains("0.0.0.0:9090"), "{svc}");

@@ -14,6 +14,7 @@ mod docker_scenarios;
 use docker_scenarios::attached::{attached_runs, interrupted_and_killed};
 use docker_scenarios::detached::detached_bottle;
 use docker_scenarios::git_gate::git_through_gate;
+use docker_scenarios::readiness::dying_sidecar_stops_the_start;
 use docker_scenarios::*;
 
 /// Manifest errors come back with file:line and a suggestion, without Docker.
@@ -112,6 +113,8 @@ fn docker_end_to_end() {
     attached_runs(&mut c, &home, &mpath);
     eprintln!("attached scenarios done at {:?}", t0.elapsed());
     interrupted_and_killed(&mut c, &home, &mpath);
+    dying_sidecar_stops_the_start(&mut c, &home, &origin);
+    eprintln!("failed-start scenario done at {:?}", t0.elapsed());
     eprintln!("all Docker scenarios done in {:?}", t0.elapsed());
     c.finish("docker end to end");
 }

@@ -1,4 +1,5 @@
-//! `bottle start` (render, compose up, wait for health, run the agent attached, tear down)
+//! `bottle start` (render, compose up the sidecars, wait until they are ready, start the
+//! agent, run it attached, tear down)
 //! and `bottle render`. The pieces that need no Docker (the state dir's content, which images
 //! are missing, what counts as healthy, which command runs) are functions of their own.
 
@@ -9,18 +10,23 @@ use std::time::{Duration, Instant};
 
 use super::teardown::teardown;
 use super::{accept_policy, timeout_from_env, Terminal, GIT_GATE_IMAGE, SIDECAR_IMAGES};
-use crate::docker::{self, Compose, Container};
+use crate::docker::{self, Compose};
 use crate::error::{Error, Result};
 use crate::manifest::{self, Loaded, ProcessEnv};
 use crate::render;
 use crate::signals::Interrupt;
 use crate::state::{self, Metadata, StateDir};
 use crate::ui;
+use ready::NotReady;
 
 pub mod notify;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod notify_tests;
+pub(crate) mod ready;
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod ready_tests;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
@@ -246,49 +252,59 @@ pub fn start(o: &StartOpts) -> Result<i32> {
         ui::dim(&format!("({})", compose.describe()))
     ));
 
-    // up -d (v1 waits there for the healthy dependencies itself; v2 does not without --wait)
-    let mut up = compose.cmd(&project, &file);
-    up.args(["up", "-d", "--no-build"]);
-    for (k, v) in &secrets {
-        up.env(k, v);
-    }
-    up.stdin(Stdio::null())
-        .stdout(Stdio::inherit())
-        .stderr(Stdio::inherit());
-    let start_timeout = timeout_from_env("BOTTLE_START_TIMEOUT", 180);
-    let t0 = Instant::now();
-    let mut child = up
-        .spawn()
-        .map_err(|e| Error::Docker(format!("cannot run compose: {e}")))?;
-    let code = docker::wait_child(&mut child, Some(start_timeout), &|| intr.is_set())?;
-    let up_result = match code {
-        _ if intr.is_set() => Err(Error::Interrupted),
-        Some(0) => wait_healthy(
-            &project,
-            &wanted_services(git_gate, supervise),
-            start_timeout.saturating_sub(t0.elapsed()),
-            &intr,
-        ),
-        Some(c) => Err(Error::Bottle(format!("compose up failed (exit {c})"))),
-        None if intr.is_set() => Err(Error::Interrupted),
-        None => Err(Error::Bottle(format!(
-            "compose up did not finish within {}s",
-            start_timeout.as_secs()
-        ))),
+    let deadline = ready::Deadline {
+        t0: Instant::now(),
+        limit: timeout_from_env("BOTTLE_START_TIMEOUT", 180),
     };
+    let t0 = deadline.t0;
+    // Status files older than this are not this start's (see `ready`).
+    let since = ready::fs_now(&state.status_dir());
+    let sidecars = ready::sidecars(git_gate, supervise);
+    let up = |args: &[&str]| -> std::result::Result<(), NotReady> {
+        compose_up(&compose, &project, &file, &secrets, args, &deadline, &intr)
+    };
+    // Two phases: the sidecars (and the networks) first; the launcher waits until they are
+    // really ready (fresh status files, then the images' own healthcheck), then starts the
+    // agent alone. Compose's own wait on `service_healthy` would wait for Docker's first
+    // healthcheck, one `interval` (2 s) after each sidecar started (issue 17).
+    let mut sidecar_up = vec!["up", "-d", "--no-build"];
+    sidecar_up.extend(sidecars.iter().copied());
+    let mut t_compose = Duration::ZERO;
+    let mut t_ready = Duration::ZERO;
+    let up_result = up(&sidecar_up)
+        .and_then(|()| {
+            t_compose = t0.elapsed();
+            let status = state.status_dir();
+            ready::wait(&project, &status, &sidecars, since, &deadline, &intr)
+        })
+        .and_then(|()| {
+            t_ready = t0.elapsed();
+            // The rendered depends_on still says `service_healthy` (safe for a hand-run
+            // `docker compose up`); --no-deps makes compose neither touch nor wait for the
+            // sidecars, which the launcher has just found ready.
+            let mut agent_up = vec!["up", "-d", "--no-build"];
+            if compose.no_deps_skips_conditions() {
+                agent_up.push("--no-deps");
+            }
+            agent_up.push("agent");
+            up(&agent_up)
+        })
+        .and_then(|()| wait_agent(&project, &deadline, &intr));
     if let Err(e) = up_result {
-        ui::error(&e.to_string());
-        show_unhealthy_logs(&compose, &project, &file);
+        ui::error(&e.error.to_string());
+        show_logs(&compose, &project, &file, &e.services);
         teardown(&compose, &state, true);
-        return Ok(if matches!(e, Error::Interrupted) {
+        return Ok(if matches!(e.error, Error::Interrupted) {
             130
         } else {
             1
         });
     }
     ui::ok(&format!(
-        "sidecars healthy in {:.1}s",
-        t0.elapsed().as_secs_f64()
+        "sidecars ready in {:.1}s (compose up {:.1}s), agent started in {:.1}s",
+        t_ready.as_secs_f64(),
+        t_compose.as_secs_f64(),
+        (t0.elapsed() - t_ready).as_secs_f64()
     ));
 
     if o.detach {
@@ -346,72 +362,82 @@ pub fn start(o: &StartOpts) -> Result<i32> {
     Ok(code)
 }
 
-/// The services `bottle start` waits for.
-pub(crate) fn wanted_services(git_gate: bool, supervise: bool) -> Vec<&'static str> {
-    let mut want = vec!["egress", "pipelock", "agent"];
-    if git_gate {
-        want.push("git-gate");
+/// `compose up ARGS` with the secrets in its environment (every phase: a compose that
+/// compared the sidecars' config without them would see a change), within the deadline.
+fn compose_up(
+    compose: &Compose,
+    project: &str,
+    file: &Path,
+    secrets: &[(String, String)],
+    args: &[&str],
+    deadline: &ready::Deadline,
+    intr: &Interrupt,
+) -> std::result::Result<(), NotReady> {
+    let fail = |e: Error| NotReady {
+        error: e,
+        services: Vec::new(),
+    };
+    let mut up = compose.cmd(project, file);
+    up.args(args);
+    for (k, v) in secrets {
+        up.env(k, v);
     }
-    if supervise {
-        want.push(render::supervise::SERVICE);
+    up.stdin(Stdio::null())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit());
+    let mut child = up
+        .spawn()
+        .map_err(|e| fail(Error::Docker(format!("cannot run compose: {e}"))))?;
+    let code = docker::wait_child(&mut child, Some(deadline.remaining()), &|| intr.is_set());
+    match code.map_err(fail)? {
+        _ if intr.is_set() => Err(fail(Error::Interrupted)),
+        Some(0) => Ok(()),
+        Some(c) => Err(fail(Error::Bottle(format!("compose up failed (exit {c})")))),
+        None => Err(fail(
+            deadline.exceeded("compose up did not finish", &args.join(" ")),
+        )),
     }
-    want
 }
 
-/// One look at the project's containers: `Ok(pending)` (empty: all up and healthy), or an
-/// error when a wanted service stopped or is unhealthy (waiting longer cannot help).
-pub(crate) fn health_pending(want: &[&str], cs: &[Container]) -> Result<Vec<String>> {
-    let mut pending = Vec::new();
-    for w in want {
-        match cs.iter().find(|c| c.service == *w) {
-            None => pending.push(format!("{w}: not created")),
-            Some(c) if c.state != "running" => {
-                if c.state == "exited" || c.state == "dead" {
-                    return Err(Error::Bottle(format!("{w} stopped: {}", c.status)));
-                }
-                pending.push(format!("{w}: {}", c.state));
-            }
-            Some(c) => match c.health() {
-                Some("unhealthy") => return Err(Error::Bottle(format!("{w} is unhealthy"))),
-                Some("starting") => pending.push(format!("{w}: starting")),
-                _ => {}
-            },
-        }
-    }
-    Ok(pending)
-}
-
-/// Poll the project's containers until every sidecar is healthy and the agent runs.
-fn wait_healthy(project: &str, want: &[&str], timeout: Duration, intr: &Interrupt) -> Result<()> {
-    let start = Instant::now();
+/// After `up -d agent`: the agent's container runs (its command may not have exited).
+fn wait_agent(
+    project: &str,
+    deadline: &ready::Deadline,
+    intr: &Interrupt,
+) -> std::result::Result<(), NotReady> {
+    let fail = |e: Error| NotReady {
+        error: e,
+        services: vec!["agent".to_string()],
+    };
     loop {
         if intr.is_set() {
-            return Err(Error::Interrupted);
+            return Err(fail(Error::Interrupted));
         }
-        let pending = health_pending(want, &docker::containers(Some(project))?)?;
-        if pending.is_empty() {
-            return Ok(());
+        let cs = docker::containers(Some(project)).map_err(fail)?;
+        let agent = cs.iter().find(|c| c.service == "agent");
+        match ready::running("agent", agent) {
+            Ok(true) => return Ok(()),
+            Ok(false) if deadline.passed() => {
+                let state = agent.map_or("not created", |c| c.state.as_str());
+                return Err(fail(deadline.exceeded("the agent is not running", state)));
+            }
+            Ok(false) => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => return Err(fail(Error::Bottle(e))),
         }
-        if start.elapsed() > timeout {
-            return Err(Error::Bottle(format!(
-                "not healthy within {}s ({}); raise BOTTLE_START_TIMEOUT if the machine is slow",
-                timeout.as_secs(),
-                pending.join(", ")
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(300));
     }
 }
 
-/// Print the last log lines of services that are not healthy.
-fn show_unhealthy_logs(compose: &Compose, project: &str, file: &Path) {
+/// Print the last log lines of `services`; none named: of every sidecar that is not running
+/// or not healthy.
+fn show_logs(compose: &Compose, project: &str, file: &Path, services: &[String]) {
     let Ok(cs) = docker::containers(Some(project)) else {
         return;
     };
     for c in cs {
-        let bad =
-            c.state != "running" || matches!(c.health(), Some("unhealthy") | Some("starting"));
-        if !bad || c.service == "agent" {
+        let named = services.contains(&c.service);
+        let bad = c.service != "agent"
+            && (c.state != "running" || matches!(c.health(), Some("unhealthy") | Some("starting")));
+        if !(named || services.is_empty() && bad) {
             continue;
         }
         ui::note(&format!(

@@ -20,6 +20,7 @@ pub fn detached_bottle(c: &mut Checks, home: &Home, origin: &Origin, mpath: &str
     let state = home.state(&slug);
     let agent = agent_container(&project);
     assert!(!agent.is_empty(), "no agent container for {project}");
+    super::readiness::agent_started_after_sidecars(c, &r, &project, &state);
     let sh = |script: &str| agent_sh(&agent, script, Duration::from_secs(90));
 
     // --- state dir

@@ -5,6 +5,7 @@
 pub mod attached;
 pub mod detached;
 pub mod git_gate;
+pub mod readiness;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
