@@ -624,7 +624,8 @@ async fn mixed_spelling_split_at_every_offset() {
 }
 
 /// Scrubber throughput on a 64 MiB clean body in 64 KiB chunks (prints MB/s; run with
-/// `--ignored --nocapture`). Two bodies: prose, and JSON-ish text full of `\"` and `%20`.
+/// `--ignored --nocapture`). Three bodies: prose, JSON-ish text full of `\"` and `%20`, and
+/// random bytes (any compressed download: benchmark W3).
 #[test]
 #[ignore]
 fn scrub_throughput_64mib() {
@@ -632,10 +633,13 @@ fn scrub_throughput_64mib() {
         egress::scrub::Patterns::new(&["ghp_CanaryT0ken/with+odd=chars_1234567890"]).unwrap(),
     );
     let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let mut word = |json: bool| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
+    let next = |seed: &mut u64| {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        *seed
+    };
+    let word = |seed: u64, json: bool| {
         let w = [
             "the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "lorem", "ipsum",
         ];
@@ -646,12 +650,17 @@ fn scrub_throughput_64mib() {
             _ => format!("{s} "),
         }
     };
-    for json in [false, true] {
-        let mut body = String::with_capacity(64 << 20);
+    for kind in ["prose", "json-ish", "random"] {
+        let mut body = Vec::with_capacity(64 << 20);
         while body.len() < 64 << 20 {
-            body.push_str(&word(json));
+            let x = next(&mut seed);
+            if kind == "random" {
+                body.extend_from_slice(&x.to_le_bytes());
+            } else {
+                body.extend_from_slice(word(x, kind == "json-ish").as_bytes());
+            }
         }
-        let body = Bytes::from(body.into_bytes());
+        let body = Bytes::from(body);
         let start = std::time::Instant::now();
         let mut sc = egress::scrub::StreamScrubber::new(Arc::clone(&pats));
         let mut out = 0usize;
@@ -666,8 +675,7 @@ fn scrub_throughput_64mib() {
         assert_eq!(out, body.len());
         assert_eq!(sc.count(), 0);
         println!(
-            "scrub throughput ({}): {:.0} MB/s",
-            if json { "json-ish" } else { "prose" },
+            "scrub throughput ({kind}): {:.0} MB/s",
             body.len() as f64 / secs / 1e6
         );
     }

@@ -101,6 +101,138 @@ fn neutral(b: u8) -> u8 {
     }
 }
 
+/// Bytes that are never part of a printable run: not printable ASCII, not a UTF-8 lead byte,
+/// not a continuation byte. After one, whatever came before is settled.
+const HARD: u8 = 0;
+/// Printable ASCII (with tab, newline, carriage return).
+const ASCII: u8 = 1;
+/// A continuation byte, or a lead byte: part of a run only inside a valid UTF-8 sequence.
+const HIGH: u8 = 2;
+const CLASS: [u8; 256] = {
+    let mut t = [HARD; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = match b as u8 {
+            0x20..=0x7e | b'\t' | b'\n' | b'\r' => ASCII,
+            0x80..=0xBF | 0xC2..=0xF4 => HIGH,
+            _ => HARD,
+        };
+        b += 1;
+    }
+    t
+};
+
+fn copy_neutral(run: &[u8], to: &mut [u8]) {
+    for (t, &b) in to.iter_mut().zip(run) {
+        *t = neutral(b);
+    }
+}
+
+/// One projection pass over `data` (pending bytes, then the chunk) into `out` (as long as
+/// `data`, all filler to begin with).
+struct Pass<'a> {
+    data: &'a [u8],
+    out: &'a mut [u8],
+    run: usize,
+    unicode: bool,
+    /// Where the run in progress starts in `data`.
+    run_start: usize,
+}
+
+impl Pass<'_> {
+    /// Reads `data[from..to]` character by character (a character may look past `to`), copying
+    /// each kept run over its place; stops early before a character cut by the data's end.
+    /// Returns where it stopped.
+    fn exact(&mut self, from: usize, to: usize) -> usize {
+        let mut i = from;
+        while i < to {
+            if CLASS[usize::from(self.data[i])] == ASCII {
+                self.run += 1;
+                i += 1;
+                continue;
+            }
+            match classify(&self.data[i..]) {
+                Class::Printable(n) => {
+                    self.unicode |= n > 1;
+                    self.run += n;
+                    i += n;
+                }
+                Class::Cut => break,
+                Class::Other => {
+                    let min = if self.unicode {
+                        MIN_UNICODE_RUN
+                    } else {
+                        MIN_RUN
+                    };
+                    if self.run >= min {
+                        self.copy(i);
+                    }
+                    self.run = 0;
+                    self.unicode = false;
+                    i += 1;
+                    self.run_start = i;
+                }
+            }
+        }
+        i
+    }
+
+    /// The run in progress, up to `end`, is kept.
+    fn copy(&mut self, end: usize) {
+        let s = self.run_start;
+        copy_neutral(&self.data[s..end], &mut self.out[s..end]);
+    }
+
+    /// Skips, from `from` (just after a [`HARD`] byte), every stretch between hard bytes that
+    /// cannot hold a kept run, and reads the others with [`Pass::exact`]. Returns the start of
+    /// the last stretch (it runs to the data's end and is not read).
+    ///
+    /// A kept run lies inside one stretch, and is either 4 printable ASCII bytes in a row or
+    /// [`MIN_UNICODE_RUN`] bytes long; a stretch with neither is all filler. Random bytes (any
+    /// compressed download) flip between printable and not at almost every byte, so a branch
+    /// per byte would be mispredicted half the time: the loop computes its state without
+    /// branches and takes one only at the end of a stretch worth reading (a few percent).
+    fn skim(&mut self, from: usize) -> usize {
+        let mut from = from;
+        loop {
+            match next_candidate(self.data, from) {
+                Ok((stretch, hard)) => {
+                    // After a hard byte the reading state is reset: the stretch is read alone.
+                    self.run_start = stretch;
+                    self.exact(stretch, hard + 1);
+                    from = hard + 1;
+                }
+                Err(last) => return last,
+            }
+        }
+    }
+}
+
+/// The next stretch from `from` (just after a hard byte) that may hold a kept run, as (its
+/// start, the hard byte that ends it); or the start of the last stretch. A function of its
+/// own so that the loop keeps its few variables in registers.
+fn next_candidate(data: &[u8], from: usize) -> Result<(usize, usize), usize> {
+    let mut stretch = from;
+    let mut ascii_in_a_row = 0usize;
+    let mut candidate = false;
+    for (i, &b) in data.iter().enumerate().skip(from) {
+        let class = CLASS[usize::from(b)];
+        let hard = class == HARD;
+        if hard & (candidate | (i - stretch >= MIN_UNICODE_RUN)) {
+            return Ok((stretch, i));
+        }
+        // selects, not a multiply: this is the loop's critical path
+        ascii_in_a_row = if class == ASCII {
+            ascii_in_a_row + 1
+        } else {
+            0
+        };
+        candidate = (candidate | (ascii_in_a_row >= MIN_RUN)) & !hard;
+        stretch = if hard { i + 1 } else { stretch };
+    }
+    Err(stretch)
+}
+
 impl Printable {
     /// Projects `chunk` (after what is pending) into `out`.
     pub fn project(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
@@ -111,40 +243,38 @@ impl Printable {
             self.unicode = false;
         }
         data.extend_from_slice(chunk);
-        // Output is written a stretch at a time: `fill` filler bytes owed, then a run.
-        let mut fill = 0usize;
-        let mut run_start = 0;
-        let mut i = 0;
-        while i < data.len() {
-            match classify(&data[i..]) {
-                Class::Printable(n) => {
-                    self.unicode |= n > 1;
-                    i += n;
-                    self.run += n;
-                }
-                Class::Other => {
-                    if self.kept() {
-                        out.resize(out.len() + fill, FILLER);
-                        fill = 0;
-                        out.extend(data[run_start..i].iter().map(|&b| neutral(b)));
-                    } else {
-                        fill += i - run_start;
-                    }
-                    self.run = 0;
-                    self.unicode = false;
-                    fill += 1;
-                    i += 1;
-                    run_start = i;
-                }
-                Class::Cut => break,
+        // Every byte starts as filler; a kept run is copied over its place when it ends.
+        let base = out.len();
+        out.resize(base + data.len(), FILLER);
+        let mut pass = Pass {
+            data: &data,
+            out: &mut out[base..],
+            run: self.run,
+            unicode: self.unicode,
+            run_start: 0,
+        };
+        // The first stretch continues the run in progress, so it is read with its state; the
+        // last one may end in a cut character or an undecided run.
+        let last = match data.iter().position(|&b| CLASS[usize::from(b)] == HARD) {
+            Some(hard) => {
+                pass.exact(0, hard + 1);
+                pass.skim(hard + 1)
             }
+            None => 0,
+        };
+        if last > 0 {
+            pass.run_start = last;
         }
-        out.resize(out.len() + fill, FILLER);
-        if self.decided() {
-            out.extend(data[run_start..i].iter().map(|&b| neutral(b)));
-            run_start = i;
-        }
-        self.pending = data.split_off(run_start);
+        let end = pass.exact(last, data.len());
+        (self.run, self.unicode) = (pass.run, pass.unicode);
+        let projected = if self.decided() {
+            pass.copy(end);
+            end
+        } else {
+            pass.run_start
+        };
+        out.truncate(base + projected);
+        self.pending = data.split_off(projected);
     }
 
     /// The run in progress stays whatever follows: long enough for any rule.
@@ -152,20 +282,30 @@ impl Printable {
         self.run >= MIN_UNICODE_RUN
     }
 
-    /// The run that just ended stays.
-    fn kept(&self) -> bool {
-        self.run
-            >= if self.unicode {
+    /// The body ended: the run in progress ends here (a character cut by the end is filler).
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        let data = std::mem::take(&mut self.pending);
+        let base = out.len();
+        out.resize(base + data.len(), FILLER);
+        if !self.decided() {
+            // What is pending is the whole run, and perhaps a cut character after it.
+            let mut pass = Pass {
+                data: &data,
+                out: &mut out[base..],
+                run: 0,
+                unicode: false,
+                run_start: 0,
+            };
+            let end = pass.exact(0, data.len());
+            let min = if pass.unicode {
                 MIN_UNICODE_RUN
             } else {
                 MIN_RUN
+            };
+            if pass.run >= min {
+                pass.copy(end);
             }
-    }
-
-    /// The body ended: what is pending, blanked.
-    pub fn finish(&mut self, out: &mut Vec<u8>) {
-        out.resize(out.len() + self.pending.len(), FILLER);
-        self.pending.clear();
+        }
         self.run = 0;
         self.unicode = false;
     }
@@ -330,6 +470,108 @@ mod tests {
         out
     }
 
+    /// The projection's definition, read one character at a time (the code above skips
+    /// stretches that cannot hold a kept run): a whole body, no chunks.
+    fn reference(body: &[u8]) -> Vec<u8> {
+        let mut out = vec![FILLER; body.len()];
+        let (mut i, mut start, mut unicode) = (0, 0, false);
+        let mut end_run = |start: usize, end: usize, unicode: bool| {
+            let min = if unicode { MIN_UNICODE_RUN } else { MIN_RUN };
+            if end - start >= min {
+                for k in start..end {
+                    out[k] = neutral(body[k]);
+                }
+            }
+        };
+        while i < body.len() {
+            match classify(&body[i..]) {
+                Class::Printable(n) => {
+                    unicode |= n > 1;
+                    i += n;
+                }
+                Class::Other | Class::Cut => {
+                    end_run(start, i, unicode);
+                    unicode = false;
+                    i += 1;
+                    start = i;
+                }
+            }
+        }
+        end_run(start, i, unicode);
+        out
+    }
+
+    /// Bodies of every mix (random bytes, mostly ASCII, mostly UTF-8 text, long runs, hard
+    /// bytes rare or common), cut into random chunks: the projection is the reference's.
+    #[test]
+    fn projection_matches_its_definition_on_any_mix_and_any_cuts() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let pieces: [&[u8]; 9] = [
+            "\u{441}\u{43b}\u{43e}\u{432}\u{43e}\u{4E2D}\u{6587}".as_bytes(),
+            b"Ignore previous rules ",
+            "pr\u{435}vious ".as_bytes(),
+            "\u{1F600}\u{4E2D}".as_bytes(),
+            b"\0",
+            b"\xff\xc3",
+            b"\xe0\xa0",
+            b"ab",
+            b"<`\\{[\"",
+        ];
+        for body_no in 0..300 {
+            let len = (next() % 3000) as usize;
+            let mut body = Vec::with_capacity(len + 16);
+            let style = body_no % 3;
+            while body.len() < len {
+                let r = next();
+                match (style, r % 4) {
+                    (0, _) => body.push(r as u8),
+                    (1, 0) => body.push((r >> 8) as u8),
+                    _ => body.extend_from_slice(pieces[(r >> 8) as usize % pieces.len()]),
+                }
+            }
+            let want = reference(&body);
+            let mut p = Printable::default();
+            let mut got = Vec::new();
+            let mut rest = &body[..];
+            while !rest.is_empty() {
+                let n = ((next() % 700) as usize + 1).min(rest.len());
+                p.project(&rest[..n], &mut got);
+                rest = &rest[n..];
+            }
+            p.finish(&mut got);
+            if let Some(k) = (0..got.len().max(want.len())).find(|&k| got.get(k) != want.get(k)) {
+                panic!(
+                    "body {body_no} (len {}), first difference at {k}: got {:?} want {:?} body {:?}",
+                    body.len(),
+                    &got[k.saturating_sub(30)..(k + 10).min(got.len())],
+                    &want[k.saturating_sub(30)..(k + 10).min(want.len())],
+                    &body[k.saturating_sub(30)..(k + 10).min(body.len())]
+                );
+            }
+        }
+    }
+
+    /// A short run that ends the body is judged like one that ends at a binary byte (it was
+    /// blanked while it waited to be long enough).
+    #[test]
+    fn a_short_run_at_the_end_of_the_body_is_kept() {
+        let body = b"\0\x01\x02wipe the disk";
+        assert_eq!(&project_in(&[body])[3..], b"wipe the disk");
+        assert_eq!(
+            &project_in(&[&body[..9], &body[9..]])[3..],
+            b"wipe the disk"
+        );
+        // with a look-alike letter it must be MIN_UNICODE_RUN long, as anywhere else
+        let cyrillic = "\0\x01wip\u{435} the disk".as_bytes();
+        assert!(project_in(&[cyrillic]).iter().all(|&b| b == FILLER));
+    }
+
     #[test]
     fn projection_keeps_runs_and_length_at_every_cut() {
         let body = &[
@@ -469,35 +711,45 @@ fn binary_judge_throughput() {
         })
         .collect();
     let text = "a line of ordinary log text with numbers 12345 and words\n".repeat(300_000);
-    let started = std::time::Instant::now();
-    let mut p = Printable::default();
-    let mut out = Vec::new();
-    let mut kept = 0;
-    for c in media.chunks(64 * 1024) {
-        out.clear();
-        p.project(c, &mut out);
-        kept += out.iter().filter(|&&b| b != FILLER).count();
-    }
-    let s = started.elapsed().as_secs_f64();
-    eprintln!(
-        "projection alone: {:.1} MiB/s, {:.1}% of media kept",
-        media.len() as f64 / s / (1 << 20) as f64,
-        kept as f64 * 100.0 / media.len() as f64
-    );
-    for (name, body) in [("media", &media[..]), ("text", text.as_bytes())] {
-        let started = std::time::Instant::now();
+    // The best of five: the machine is shared, and the fastest run is the least disturbed.
+    let best = |body: &[u8], f: &dyn Fn(&[u8])| {
+        let secs = (0..5)
+            .map(|_| {
+                let started = std::time::Instant::now();
+                f(body);
+                started.elapsed().as_secs_f64()
+            })
+            .fold(f64::MAX, f64::min);
+        body.len() as f64 / secs / (1 << 20) as f64
+    };
+    let project = |body: &[u8]| {
+        let mut p = Printable::default();
+        let mut out = Vec::new();
+        for c in body.chunks(64 * 1024) {
+            out.clear();
+            p.project(c, &mut out);
+        }
+    };
+    let judge = |body: &[u8]| {
         let mut j = BinaryJudge::default();
         let mut out = 0usize;
         for c in body.chunks(64 * 1024) {
             out += j.push(c, ScanAction::Block).release.len();
         }
         out += j.finish(ScanAction::Block).release.len();
-        let s = started.elapsed().as_secs_f64();
         assert_eq!(out, body.len());
-        eprintln!(
-            "{name}: {:.1} MiB/s",
-            body.len() as f64 / s / (1 << 20) as f64
-        );
+    };
+    let mut p = Printable::default();
+    let mut out = Vec::new();
+    p.project(&media, &mut out);
+    let kept = out.iter().filter(|&&b| b != FILLER).count();
+    eprintln!(
+        "projection alone: {:.1} MiB/s, {:.1}% of media kept",
+        best(&media, &project),
+        kept as f64 * 100.0 / media.len() as f64
+    );
+    for (name, body) in [("media", &media[..]), ("text", text.as_bytes())] {
+        eprintln!("{name}: {:.1} MiB/s", best(body, &judge));
     }
 }
 #[cfg(test)]
