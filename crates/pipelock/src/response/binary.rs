@@ -146,12 +146,19 @@ impl Pass<'_> {
     fn exact(&mut self, from: usize, to: usize) -> usize {
         let mut i = from;
         while i < to {
-            if CLASS[usize::from(self.data[i])] == ASCII {
+            let b = self.data[i];
+            if CLASS[usize::from(b)] == ASCII {
                 self.run += 1;
                 i += 1;
                 continue;
             }
-            match classify(&self.data[i..]) {
+            // A continuation byte cannot start a character: no need to ask `classify`.
+            let class = if b & 0xC0 == 0x80 {
+                Class::Other
+            } else {
+                classify(&self.data[i..])
+            };
+            match class {
                 Class::Printable(n) => {
                     self.unicode |= n > 1;
                     self.run += n;
