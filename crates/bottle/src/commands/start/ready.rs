@@ -148,9 +148,9 @@ impl NotReady {
     }
 }
 
-/// A container's state as far as waiting goes: `Ok(true)` running, `Ok(false)` not yet,
-/// `Err` stopped for good (exited or dead; compose's restart policy gave up or will not
-/// apply before the deadline is what the caller's timeout is for).
+/// A container's state as far as waiting goes: `Ok(true)` running, `Ok(false)` not (yet),
+/// `Err` stopped: exited or dead (a container Docker is about to restart under `restart:
+/// on-failure` shows `restarting`, so `exited` means the policy gave up).
 pub(crate) fn running(service: &str, c: Option<&Container>) -> std::result::Result<bool, String> {
     match c {
         None => Ok(false),
@@ -194,9 +194,12 @@ pub(crate) fn wait(
         // deadline; the probes need the container ids.
         let cs = docker::containers(Some(project)).map_err(|e| NotReady::new(e, &[]))?;
         let find = |svc: &str| cs.iter().find(|c| c.service == svc);
-        for &svc in services.iter().filter(|s| !ready.contains(s)) {
-            if let Err(e) = running(svc, find(svc)) {
-                return Err(NotReady::new(Error::Bottle(e), &[svc]));
+        for &svc in services {
+            match running(svc, find(svc)) {
+                Err(e) => return Err(NotReady::new(Error::Bottle(e), &[svc])),
+                // Passed its probe, then went down (a crash, a restart): probe it again.
+                Ok(false) => ready.retain(|r| *r != svc),
+                Ok(true) => {}
             }
         }
         let mut probes = Vec::new();
