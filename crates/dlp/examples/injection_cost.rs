@@ -3,7 +3,7 @@
 //! false-positive corpus (tests/corpus/pages/). Time is this thread's CPU time where the
 //! system reports it.
 //!
-//! `cargo run -p bottle-dlp --profile bench --example injection_cost`
+//! `cargo run -p bottle-dlp --profile bench --example injection_cost [label, e.g. log]`
 #![forbid(unsafe_code)]
 
 use bottle_dlp::injection::{scan_injection, ContentKind, InjectionStream};
@@ -135,15 +135,29 @@ fn cjk_mib() -> Vec<u8> {
     out
 }
 
+/// 1 MiB of plain log lines (the text case of pipelock's binary judge: no markup at all).
+fn log_mib() -> Vec<u8> {
+    "a line of ordinary log text with numbers 12345 and words\n"
+        .repeat(MIB / 57 + 1)
+        .into_bytes()[..MIB]
+        .to_vec()
+}
+
 fn main() {
+    // An argument picks the bodies whose label holds it (for a profile of one case).
+    let only = std::env::args().nth(1).unwrap_or_default();
     let (b64, soup) = adversarial_mib();
     for (label, body, kind) in [
+        ("1 MiB log", log_mib(), ContentKind::Text),
         ("1 MiB HTML", html_mib(), ContentKind::Html),
         ("1 MiB JSON", json_mib(), ContentKind::Json),
         ("1 MiB b64", b64, ContentKind::Text),
         ("1 MiB tags", soup, ContentKind::Html),
         ("1 MiB CJK", cjk_mib(), ContentKind::Text),
     ] {
+        if !label.contains(&only) {
+            continue;
+        }
         let findings = scan_injection(&body, kind);
         assert!(findings.is_empty(), "{label}: {findings:?}");
         let whole = time(|| scan_injection(&body, kind).len());

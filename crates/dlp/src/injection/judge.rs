@@ -31,20 +31,17 @@ pub(crate) fn judge(s: &mut Scanner, from: usize, to: usize) {
     }
     let region = &s.norm.lower[scan_from - base..end - base];
     for (set, set_rules) in sets {
-        let matched = set.matches(region);
-        for i in matched.iter() {
+        let wanted = |i: usize| {
+            set_rules[i].class != Class::ToolPoisoning || s.kind == ContentKind::ToolDescription
+        };
+        for (i, a, b) in set.matches(region, wanted) {
             let rule = &set_rules[i];
-            if rule.class == Class::ToolPoisoning && s.kind != ContentKind::ToolDescription {
+            let (start, stop) = (scan_from + a, scan_from + b);
+            if stop <= from || stop > to {
                 continue;
             }
-            for m in rule.re.find_iter(region) {
-                let (start, stop) = (scan_from + m.start(), scan_from + m.end());
-                if stop == start || stop <= from || stop > to {
-                    continue;
-                }
-                if let Some(id) = decide(s, rule.class, rule.strength, start, stop) {
-                    found.push((start, stop, id));
-                }
+            if let Some(id) = decide(s, rule.class, rule.strength, start, stop) {
+                found.push((start, stop, id));
             }
         }
     }

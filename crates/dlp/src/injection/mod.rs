@@ -82,6 +82,7 @@ mod judge;
 mod markup;
 mod norm;
 mod rules;
+mod ruleset;
 mod scanner;
 mod stream;
 
