@@ -46,23 +46,36 @@ pub(crate) fn find(s: &Scanner, from: usize, to: usize) -> Vec<(usize, usize)> {
     let lo = from.saturating_sub(OVERLAP).max(base);
     let text = &norm.cased[lo - base..to - base];
     let mut out = Vec::new();
+    // `i` is always at a run boundary (the start, or after a byte not of the alphabet). A
+    // run long enough to decode covers the byte `MIN_RUN - 1` ahead, so most text is
+    // passed over by looking at one byte in `MIN_RUN`.
     let mut i = 0;
-    while i < text.len() {
-        if !base64_byte(text[i]) {
-            i += 1;
+    while i + MIN_RUN <= text.len() {
+        let probe = i + MIN_RUN - 1;
+        if !base64_byte(text[probe]) {
+            i = probe + 1;
+            continue;
+        }
+        if let Some(p) = text[i..probe].iter().rposition(|&c| !base64_byte(c)) {
+            // The run holding the probe starts after `i + p`: probe again from there.
+            i += p + 1;
             continue;
         }
         let start = i;
+        i = probe + 1;
         while i < text.len() && base64_byte(text[i]) {
             i += 1;
         }
         let (run_start, run_end) = (lo + start, lo + i);
-        if run_end <= from || i - start < MIN_RUN {
+        // Past the run's end (a byte not of the alphabet, or the end of the text).
+        let run = start..i;
+        i += 1;
+        if run_end <= from {
             continue;
         }
         // The run may have begun before the kept window: its alignment is unknown.
         let continued = start == 0 && lo > base && base64_byte(norm.cased[lo - 1 - base]);
-        let piece = &text[start..i];
+        let piece = &text[run];
         if decodes_to_instruction(piece, continued, s.depth) {
             out.push((run_start, run_end));
         }

@@ -24,7 +24,7 @@ pub(crate) fn judge(s: &mut Scanner, from: usize, to: usize) {
     let mut found: Vec<(usize, usize, &'static str)> = Vec::new();
     let topic = !s.doc_page && rs.topic.is_match(region);
     s.doc_page |= topic;
-    let cjk = super::rules::has_cjk(region);
+    let cjk = s.norm.non_ascii_from(scan_from) && super::rules::has_cjk(region);
     let mut sets = vec![(&rs.set, &rs.rules)];
     if cjk {
         sets.push((&rs.cjk_set, &rs.cjk_rules));

@@ -31,6 +31,8 @@ pub(crate) struct Norm {
     pub(crate) flags: Vec<u8>,
     /// Normalised position of `lower[0]`.
     pub(crate) base: usize,
+    /// Normalised position after the last byte that is not ASCII (0: none yet).
+    non_ascii_end: usize,
     pending_space: Option<(bool, usize, u8)>,
     pending_obfuscation: bool,
 }
@@ -43,6 +45,7 @@ impl Norm {
             orig: Vec::new(),
             flags: Vec::new(),
             base: 0,
+            non_ascii_end: 0,
             // A body starts at a line start (line-start rules see a `\n` before it).
             pending_space: Some((true, 0, 0)),
             pending_obfuscation: false,
@@ -52,6 +55,12 @@ impl Norm {
     /// Normalised position after the last byte.
     pub(crate) fn end(&self) -> usize {
         self.base + self.lower.len()
+    }
+
+    /// Whether a byte from normalised position `pos` on is not ASCII (only such text can
+    /// hold CJK, which has rules of its own).
+    pub(crate) fn non_ascii_from(&self, pos: usize) -> bool {
+        self.non_ascii_end > pos
     }
 
     /// Input offset of the normalised byte at position `pos`, if still kept.
@@ -93,13 +102,52 @@ impl Norm {
 
     /// Reads a run of printable ASCII and tabs starting at input offset `at`.
     pub(crate) fn push_ascii(&mut self, bytes: &[u8], at: usize, flags: u8) {
-        for (i, &b) in bytes.iter().enumerate() {
-            if b == b' ' || b == b'\t' {
-                self.space(false, at + i, flags);
-            } else {
-                self.byte(b, at + i, flags);
+        let blank = |b: u8| b == b' ' || b == b'\t';
+        // (Spaces never carry the obfuscation mark, so marked text takes the slow path.)
+        let marked = flags & OBFUSCATED != 0;
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if blank(b) || marked || self.pending_space.is_some() || self.pending_obfuscation {
+                // Collapsing blanks and pending marks: one byte at a time.
+                if blank(b) {
+                    self.space(false, at + i, flags);
+                } else {
+                    self.byte(b, at + i, flags);
+                }
+                i += 1;
+                continue;
             }
+            // Words with single blanks between them, ending on a word: what one byte at a
+            // time would write is the text itself, lower-cased, blanks as spaces, each byte
+            // at its own offset; so it is written at once (most text is read here).
+            let mut j = i;
+            while j < bytes.len() {
+                if !blank(bytes[j]) {
+                    j += 1;
+                } else if bytes.get(j + 1).is_some_and(|&c| !blank(c)) {
+                    j += 2;
+                } else {
+                    break;
+                }
+            }
+            self.plain(&bytes[i..j], at + i, flags);
+            i = j;
         }
+    }
+
+    /// Writes `text` (printable ASCII, blanks single and between words, the first byte not
+    /// a blank) at input offset `at`: no space is pending, no mark is waiting and `flags`
+    /// has no obfuscation mark.
+    fn plain(&mut self, text: &[u8], at: usize, flags: u8) {
+        self.lower.extend(text.iter().map(|&b| match b {
+            b'\t' => b' ',
+            b => b.to_ascii_lowercase(),
+        }));
+        self.cased
+            .extend(text.iter().map(|&b| if b == b'\t' { b' ' } else { b }));
+        self.orig.extend(at..at + text.len());
+        self.flags.resize(self.flags.len() + text.len(), flags);
     }
 
     /// Words joined by inline markup where a small letter meets a capital
@@ -152,6 +200,9 @@ impl Norm {
             flags |= OBFUSCATED;
             self.pending_obfuscation = false;
         }
+        if !lower.is_ascii() {
+            self.non_ascii_end = self.end() + 1;
+        }
         self.lower.push(lower);
         self.cased.push(cased);
         self.orig.push(at);
@@ -174,6 +225,64 @@ impl Norm {
             self.orig.drain(..n);
             self.flags.drain(..n);
             self.base += n;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `push_ascii` as it was: one byte at a time.
+    fn push_bytewise(n: &mut Norm, bytes: &[u8], at: usize, flags: u8) {
+        for (i, &b) in bytes.iter().enumerate() {
+            if b == b' ' || b == b'\t' {
+                n.space(false, at + i, flags);
+            } else {
+                n.byte(b, at + i, flags);
+            }
+        }
+    }
+
+    /// Runs of letters, blanks (single, double, tabs) and punctuation, between line
+    /// breaks, obfuscation marks and look-alike letters, read both ways: the same text,
+    /// offsets and flags.
+    #[test]
+    fn ascii_runs_read_at_once_as_byte_by_byte() {
+        let mut x = 7u32;
+        let mut rand = |n: u32| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x % n
+        };
+        const ALPHABET: &[u8] = b"aZ q\t  .Ig\t9-";
+        for _ in 0..3000 {
+            let (mut fast, mut slow) = (Norm::new(), Norm::new());
+            let mut at = 0;
+            for _ in 0..1 + rand(6) {
+                let run: Vec<u8> = (0..rand(40))
+                    .map(|_| ALPHABET[rand(ALPHABET.len() as u32) as usize])
+                    .collect();
+                let flags = [0, HIDDEN, CODE | QUOTE, OBFUSCATED][rand(4) as usize];
+                fast.push_ascii(&run, at, flags);
+                push_bytewise(&mut slow, &run, at, flags);
+                at += run.len();
+                // Something between runs: a line break, an invisible control, a look-alike.
+                let c = ['\n', '\u{200b}', 'о', 'é'][rand(4) as usize];
+                if rand(2) == 0 {
+                    fast.push_char(c, at, 0);
+                    slow.push_char(c, at, 0);
+                    at += c.len_utf8();
+                }
+            }
+            fast.finish(at);
+            slow.finish(at);
+            assert_eq!(fast.lower, slow.lower);
+            assert_eq!(fast.cased, slow.cased);
+            assert_eq!(fast.orig, slow.orig);
+            assert_eq!(fast.flags, slow.flags);
+            assert_eq!(fast.non_ascii_end, slow.non_ascii_end);
         }
     }
 }
