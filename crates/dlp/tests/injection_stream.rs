@@ -80,6 +80,36 @@ fn every_attack_is_found_at_every_cut_and_nothing_of_it_is_released_first() {
     }
 }
 
+/// The counting form releases as much as `push` hands back, chunk by chunk, and fails
+/// with the same finding.
+#[test]
+fn counted_pushes_release_what_push_hands_back() {
+    let mut bodies = attacks();
+    let benign = "<li><a href=\"/p\">Product</a> &amp; more</li>\n".repeat(600);
+    bodies.push((benign, Html));
+    for (body, kind) in bodies {
+        for size in [1, 61, 4096, 1 << 16] {
+            let (mut a, mut b) = (InjectionStream::new(kind), InjectionStream::new(kind));
+            let mut outcome = Ok(());
+            for c in body.as_bytes().chunks(size) {
+                let (pushed, counted) = (a.push(c), b.push_counted(c));
+                assert_eq!(pushed.clone().map(|r| r.len()), counted, "{body}");
+                if let Err(f) = pushed {
+                    outcome = Err(f);
+                    break;
+                }
+            }
+            if outcome.is_ok() {
+                let (pushed, counted) = (a.finish(), b.finish_counted());
+                assert_eq!(pushed.clone().map(|r| r.len()), counted, "{body}");
+                outcome = pushed.map(drop);
+            }
+            let whole = scan_injection(body.as_bytes(), kind);
+            assert_eq!(outcome.err(), whole.first().cloned(), "{body}");
+        }
+    }
+}
+
 /// Nothing in a long clean stretch (skipped by the first pass of the rules and by the
 /// encoded-run probe) hides what follows it, whatever the chunking.
 #[test]

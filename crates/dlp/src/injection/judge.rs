@@ -223,11 +223,11 @@ fn obfuscated_words(
     to: usize,
     found: &mut Vec<(usize, usize, &'static str)>,
 ) {
-    let base = s.norm.base;
-    let flags = &s.norm.flags[from - base..to - base];
-    if !flags.iter().any(|f| f & OBFUSCATED != 0) {
+    if !s.norm.obfuscated_from(from) {
         return;
     }
+    let base = s.norm.base;
+    let flags = &s.norm.flags[from - base..to - base];
     let text = &s.norm.lower;
     let is_word = |c: u8| c.is_ascii_alphanumeric();
     let mut last_word_end = 0;

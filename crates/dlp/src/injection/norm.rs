@@ -33,6 +33,8 @@ pub(crate) struct Norm {
     pub(crate) base: usize,
     /// Normalised position after the last byte that is not ASCII (0: none yet).
     non_ascii_end: usize,
+    /// Normalised position after the last byte marked [`OBFUSCATED`] (0: none yet).
+    obfuscated_end: usize,
     pending_space: Option<(bool, usize, u8)>,
     pending_obfuscation: bool,
 }
@@ -46,6 +48,7 @@ impl Norm {
             flags: Vec::new(),
             base: 0,
             non_ascii_end: 0,
+            obfuscated_end: 0,
             // A body starts at a line start (line-start rules see a `\n` before it).
             pending_space: Some((true, 0, 0)),
             pending_obfuscation: false,
@@ -61,6 +64,11 @@ impl Norm {
     /// hold CJK, which has rules of its own).
     pub(crate) fn non_ascii_from(&self, pos: usize) -> bool {
         self.non_ascii_end > pos
+    }
+
+    /// Whether a byte from normalised position `pos` on is marked [`OBFUSCATED`].
+    pub(crate) fn obfuscated_from(&self, pos: usize) -> bool {
+        self.obfuscated_end > pos
     }
 
     /// Input offset of the normalised byte at position `pos`, if still kept.
@@ -203,6 +211,9 @@ impl Norm {
         if !lower.is_ascii() {
             self.non_ascii_end = self.end() + 1;
         }
+        if flags & OBFUSCATED != 0 {
+            self.obfuscated_end = self.end() + 1;
+        }
         self.lower.push(lower);
         self.cased.push(cased);
         self.orig.push(at);
@@ -283,6 +294,7 @@ mod tests {
             assert_eq!(fast.orig, slow.orig);
             assert_eq!(fast.flags, slow.flags);
             assert_eq!(fast.non_ascii_end, slow.non_ascii_end);
+            assert_eq!(fast.obfuscated_end, slow.obfuscated_end);
         }
     }
 }

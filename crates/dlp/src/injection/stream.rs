@@ -9,7 +9,7 @@ pub const INJECTION_HOLD: usize = 8 * 1024;
 /// A streamed body judged with bounded memory.
 pub struct InjectionStream {
     scanner: Scanner,
-    /// Input not released yet; `held[0]` is at input offset `released`.
+    /// Input not released yet (only with `push`); `held[0]` is at input offset `released`.
     held: Vec<u8>,
     released: usize,
     failed: Option<InjectionFinding>,
@@ -29,9 +29,23 @@ impl InjectionStream {
     /// Feeds the next chunk; returns the bytes that may now be released to the agent, or the
     /// first finding (then nothing more may be released).
     pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<u8>, InjectionFinding> {
+        self.held.extend_from_slice(chunk);
+        let n = self.push_counted(chunk)?;
+        Ok(self.take(n))
+    }
+
+    /// The body ended: the held-back rest, or a finding.
+    pub fn finish(&mut self) -> Result<Vec<u8>, InjectionFinding> {
+        let n = self.finish_counted()?;
+        Ok(self.take(n))
+    }
+
+    /// [`InjectionStream::push`] for a caller that keeps the bytes itself: how many more
+    /// bytes of the input (after those counted before) may be released. The stream then
+    /// keeps no copy of the input; do not mix with `push` on one stream.
+    pub fn push_counted(&mut self, chunk: &[u8]) -> Result<usize, InjectionFinding> {
         self.check()?;
         self.scanner.feed(chunk);
-        self.held.extend_from_slice(chunk);
         self.check()?;
         let end = self.scanner.pos;
         if end - self.released > INJECTION_HOLD / 2 {
@@ -54,8 +68,9 @@ impl InjectionStream {
         Ok(self.release(upto))
     }
 
-    /// The body ended: the held-back rest, or a finding.
-    pub fn finish(&mut self) -> Result<Vec<u8>, InjectionFinding> {
+    /// [`InjectionStream::finish`] for a caller that keeps the bytes itself: how many bytes
+    /// are left to release (all of them), or a finding.
+    pub fn finish_counted(&mut self) -> Result<usize, InjectionFinding> {
         self.check()?;
         self.scanner.finish();
         self.check()?;
@@ -73,9 +88,17 @@ impl InjectionStream {
         }
     }
 
-    fn release(&mut self, upto: usize) -> Vec<u8> {
-        let n = upto.saturating_sub(self.released).min(self.held.len());
+    /// Counts input up to offset `upto` as released.
+    fn release(&mut self, upto: usize) -> usize {
+        let n = upto.saturating_sub(self.released);
         self.released += n;
-        self.held.drain(..n).collect()
+        n
+    }
+
+    /// The first `n` held bytes, handed over without copying them (only the rest, at most
+    /// the hold, is copied).
+    fn take(&mut self, n: usize) -> Vec<u8> {
+        let rest = self.held.split_off(n.min(self.held.len()));
+        std::mem::replace(&mut self.held, rest)
     }
 }
