@@ -21,10 +21,13 @@ use regex_automata::util::pool::Pool;
 use regex_automata::util::syntax;
 use regex_automata::{Anchored, Input, MatchKind, PatternID};
 
-/// Lazy DFA cache per search thread and DFA. A clean page keeps the `which` DFA in a few
-/// hundred states; varied input (the printable runs of binary downloads) needs more, and a
-/// cache that is cleared often costs the determinisation again (regex's default is 2 MiB).
-const CACHE_CAPACITY: usize = 4 << 20;
+/// Lazy DFA cache per search thread and DFA (the regex crate's default). A cache starts at
+/// ~380 KiB (sets sized to the NFA); the `which` DFA grows ~1 MiB over the first MiB of
+/// random printable runs (what a compressed download's text looks like) and ~80 KiB per
+/// MiB after that, so a clear (then the states in use are built again) comes every ten or
+/// more MiB of such input. Unlike the regex crate's engines, these never give up on a
+/// cleared cache for a slower engine.
+const CACHE_CAPACITY: usize = 2 << 20;
 
 type Caches = (Cache, Cache);
 type MakeCaches = Box<dyn Fn() -> Caches + Send + Sync>;

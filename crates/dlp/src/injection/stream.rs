@@ -95,10 +95,16 @@ impl InjectionStream {
         n
     }
 
-    /// The first `n` held bytes, handed over without copying them (only the rest, at most
-    /// the hold, is copied).
+    /// The first `n` held bytes. When they are most of what is held (large chunks), the
+    /// buffer itself is handed over and only the rest copied; otherwise they are copied out
+    /// and the buffer kept (small chunks would reallocate it every time).
     fn take(&mut self, n: usize) -> Vec<u8> {
-        let rest = self.held.split_off(n.min(self.held.len()));
-        std::mem::replace(&mut self.held, rest)
+        let n = n.min(self.held.len());
+        if n * 2 >= self.held.len() {
+            let rest = self.held.split_off(n);
+            std::mem::replace(&mut self.held, rest)
+        } else {
+            self.held.drain(..n).collect()
+        }
     }
 }
