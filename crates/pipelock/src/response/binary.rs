@@ -737,10 +737,10 @@ fn binary_judge_throughput() {
             p.project(c, &mut out);
         }
     };
-    let judge = |body: &[u8]| {
+    let judge_in = |body: &[u8], chunk: usize| {
         let mut j = BinaryJudge::default();
         let mut out = 0usize;
-        for c in body.chunks(64 * 1024) {
+        for c in body.chunks(chunk) {
             out += j.push(c, ScanAction::Block).release.len();
         }
         out += j.finish(ScanAction::Block).release.len();
@@ -756,7 +756,10 @@ fn binary_judge_throughput() {
         kept as f64 * 100.0 / media.len() as f64
     );
     for (name, body) in [("media", &media[..]), ("text", text.as_bytes())] {
-        eprintln!("{name}: {:.1} MiB/s", best(body, &judge));
+        for chunk in [64 << 10, 16 << 10, 4 << 10] {
+            let rate = best(body, &|b| judge_in(b, chunk));
+            eprintln!("{name}, {} KiB chunks: {rate:.1} MiB/s", chunk >> 10);
+        }
     }
 }
 #[cfg(test)]
