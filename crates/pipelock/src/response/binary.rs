@@ -358,7 +358,8 @@ impl BinaryJudge {
         self.scratch.clear();
         self.projection.project(chunk, &mut self.scratch);
         self.condense();
-        let judged = self.stream.push(&self.fed);
+        // Only how much the stream released matters: the original bytes go out, not these.
+        let judged = self.stream.push_counted(&self.fed);
         self.settle(judged, action)
     }
 
@@ -433,10 +434,10 @@ impl BinaryJudge {
         self.scratch.clear();
         self.projection.finish(&mut self.scratch);
         self.condense();
-        let judged = self.stream.push(&self.fed).and_then(|mut r| {
-            r.extend(self.stream.finish()?);
-            Ok(r)
-        });
+        let judged = self
+            .stream
+            .push_counted(&self.fed)
+            .and_then(|n| Ok(n + self.stream.finish_counted()?));
         let mut p = self.settle(judged, action);
         if p.blocked.is_none() {
             p.release.extend_from_slice(&self.held.split());
@@ -447,12 +448,12 @@ impl BinaryJudge {
 
     fn settle(
         &mut self,
-        judged: Result<Vec<u8>, bottle_dlp::injection::InjectionFinding>,
+        judged: Result<usize, bottle_dlp::injection::InjectionFinding>,
         action: ScanAction,
     ) -> Pushed {
         match judged {
-            Ok(release) => {
-                let n = self.map_release(release.len()).min(self.held.len());
+            Ok(released) => {
+                let n = self.map_release(released).min(self.held.len());
                 Pushed {
                     release: self.held.split_to(n).to_vec(),
                     ..Pushed::default()
