@@ -346,9 +346,9 @@ fn random_soups_never_panic_and_streams_stay_bounded() {
 /// A directive the whole-body judge finds (490 bytes, within what its rule allows: five
 /// 30-character filler words, a secret file, four words, `send it`, three words, a URL), in
 /// one long sentence after 200 KB of words without a sentence end, pushed in 1 KiB chunks:
-/// a judging window ends inside it and the next looks back only MAX_MATCH (320) bytes.
+/// a judging window ends inside it, and the next must look back far enough to see it whole
+/// (it was missed while the look-back was 320 bytes).
 #[test]
-#[ignore = "hole: a rule match longer than MAX_MATCH is missed when a window ends inside it"]
 fn a_long_exfil_directive_in_one_long_sentence() {
     let w = "immediately-and-without-asking -- ";
     let attack = format!(

@@ -13,6 +13,10 @@ use super::{ContentKind, InjectionFinding};
 pub(crate) const STEP: usize = 2048;
 /// Normalised bytes after a judged position read as the rest of its sentence.
 pub(crate) const LOOKAHEAD: usize = 128;
+/// Normalised text kept before what was judged: the next judgement looks back
+/// [`MAX_MATCH`] into it.
+const KEPT_BEFORE: usize = 1024;
+const _: () = assert!(MAX_MATCH < KEPT_BEFORE);
 /// Longest run read at once by the fast path (keeps judging frequent on huge chunks).
 const FAST_RUN: usize = 1024;
 
@@ -174,7 +178,7 @@ impl Scanner {
         let from = self.judged;
         judge::judge(self, from, to);
         self.judged = to;
-        self.norm.trim(to.saturating_sub(1024));
+        self.norm.trim(to.saturating_sub(KEPT_BEFORE));
     }
 
     /// Input offset before which every byte may be released: no finding can start there.
