@@ -9,9 +9,12 @@ use super::ruleset::RuleSet;
 use regex::bytes::Regex;
 use std::sync::OnceLock;
 
-/// Longest text a rule can match, in normalised bytes (the longest rule, an exfiltration
-/// directive with its filler words, reaches 745; a test holds every rule to this). Must stay
-/// under the 1 KiB of normalised text a scanner keeps before what it judges.
+/// Longest text a rule can match, in normalised bytes: a stream looks back this far (the
+/// longest bounded rule reaches 548; a test holds them to this). Five rules hold an unbounded
+/// repetition of one character class (an identifier `[a-z_]*`, a word's ending `\w*`):
+/// bounding it makes the lazy DFA's states explode (JSON bodies judged at 2 MB/s instead of
+/// 127), so only a match padded past this many bytes there can be missed when streamed.
+/// Must stay under the 1 KiB of normalised text a scanner keeps before what it judges.
 pub(crate) const MAX_MATCH: usize = 768;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,7 +108,7 @@ const FOREIGN_SEND: &str = r"(?:envoyez|envoie|envoyer|transmettez|sende|senden|
 const PRIOR: &str = r"(?:previous|previously|prior|above|preceding|earlier|former|original|initial|foregoing|system|developer|hidden)";
 const TARGET: &str = r"(?:instructions?|directions?|directives?|prompts?|rules|guidelines|guidance|commands|orders|constraints|guardrails|programming|polic(?:y|ies)|restrictions|safeguards|messages|context|training)";
 const TARGET_STRONG: &str = r"(?:instructions|directives|system (?:prompt|message)s?|guardrails|programming|safeguards|safety (?:guidelines|rules|policies))";
-const SECRET: &str = r"(?:secrets?|credentials?|passwords?|passwd|passphrases?|api[ _-]?keys?|access[ _-]?keys?|private[ _-]?keys?|secret[ _-]?keys?|ssh[ _-]?keys?|(?:(?:access|auth|bearer|session|api|github|npm|aws|oauth|refresh|id) ?)?tokens?|auth(?:entication|orization)? headers?|session cookies?|cookies|env(?:ironment)?[ _-]?var(?:iable)?s?|\.env\b|~/\.ssh|\.ssh/|id_rsa|id_ed25519|\.aws/credentials|~/\.aws|\.netrc|\.npmrc|\.pypirc|\.git-credentials|\.docker/config|/etc/(?:passwd|shadow)|\$\{?[a-z_]{0,40}(?:key|token|secret|password)|[a-z_]{0,40}_(?:api_key|token|secret)\b|kubeconfig|seed phrases?|mnemonics?|wallet|conversation(?: history)?|chat history|(?:the )?user'?s (?:data|messages|files|emails?|code|history)|source code|private (?:data|repo\w{0,12}|files))";
+const SECRET: &str = r"(?:secrets?|credentials?|passwords?|passwd|passphrases?|api[ _-]?keys?|access[ _-]?keys?|private[ _-]?keys?|secret[ _-]?keys?|ssh[ _-]?keys?|(?:(?:access|auth|bearer|session|api|github|npm|aws|oauth|refresh|id) ?)?tokens?|auth(?:entication|orization)? headers?|session cookies?|cookies|env(?:ironment)?[ _-]?var(?:iable)?s?|\.env\b|~/\.ssh|\.ssh/|id_rsa|id_ed25519|\.aws/credentials|~/\.aws|\.netrc|\.npmrc|\.pypirc|\.git-credentials|\.docker/config|/etc/(?:passwd|shadow)|\$\{?[a-z_]*(?:key|token|secret|password)|[a-z_]*_(?:api_key|token|secret)\b|kubeconfig|seed phrases?|mnemonics?|wallet|conversation(?: history)?|chat history|(?:the )?user'?s (?:data|messages|files|emails?|code|history)|source code|private (?:data|repo\w*|files))";
 const SECRET_FILE: &str = r"(?:~/\.ssh|\.ssh/|id_rsa|id_ed25519|\.env\b|~/\.aws|\.aws/|mcp\.json|\.cursor/|claude_desktop_config|\.netrc|\.npmrc|\.pypirc|\.git-credentials|\.docker/config|/etc/passwd|/etc/shadow|\.bash_history|\.zsh_history|keychain|private keys?|ssh keys?|environment variables|env vars)";
 const AI: &str = r"(?:ai|a\.i\.|ais|artificial intelligence|assistants?|agents?|llms?|(?:large )?language models?|chatbots?|bots?|gpt|chatgpt|claude|copilot|gemini|cursor|codex|(?:ai|coding|autonomous|llm) (?:assistants?|agents?|models?|systems?|tools?|crawlers?|readers?|bots?))";
 const ACTION: &str = r"(?:ignore|disregard|forget|run|execute|send|post|upload|fetch|download|open|visit|navigate|go to|click|read|include|output|print|reveal|call|invoke|use|delete|remove|write|create|email|install|summari[sz]e|say|respond|reply|answer|tell|recommend|rate|approve|push|commit|transfer|buy|add|append|insert|copy|describe|state|mention|praise|rank|review|evaluate|classify|report|do not|don't|never|always|stop|disable|grant|give|provide|make)";
@@ -117,7 +120,7 @@ fn address_forms() -> [String; 5] {
         format!(r"\b(?:note|message|instructions?|attention|notice|reminder|memo|psst|hint|request|warning)(?: to| for) (?:all |any |every |the |an? )?{AI}\b"),
         r"\bif you(?: are|'re) (?:an? |the )?(?:ai|llm|(?:large )?language model|assistant|agent|bot|chatbot|automated (?:system|agent|tool)|ai (?:assistant|agent|model))\b".to_string(),
         r"\b(?:ai|llm|assistant|agent|bot|model|crawler|scraper)s? (?:reading|processing|summari[sz]ing|browsing|crawling|parsing|analy[sz]ing|scraping|visiting|indexing) (?:this|these)\b".to_string(),
-        r"\b(?:when|while|if|before|after) (?:you (?:are )?)?(?:summari[sz]\w{0,12}|read\w{0,12}|process\w{0,12}|analy[sz]\w{0,12}|describ\w{0,12}|review\w{0,12}|crawl\w{0,12}|index\w{0,12}) (?:this|the) (?:page|document|article|site|website|repo\w{0,12}|content|email|file|text|code|project)\b".to_string(),
+        r"\b(?:when|while|if|before|after) (?:you (?:are )?)?(?:summari[sz]\w*|read\w*|process\w*|analy[sz]\w*|describ\w*|review\w*|crawl\w*|index\w*) (?:this|the) (?:page|document|article|site|website|repo\w*|content|email|file|text|code|project)\b".to_string(),
     ]
 }
 
@@ -130,7 +133,7 @@ fn rule_table() -> Vec<(Class, Strength, String)> {
     let f5 = fill(5);
     let f6 = fill(6);
     let dest = format!(
-        r"(?:to|into|in|as|via|using|through|with|at|on) {f3}(?:https?://|www\.|urls?|webhooks?|endpoints?|servers?|links?|images?|query(?: strings?| param(?:eter)?s?)?|param(?:eter)?s?|arguments?|tool calls?|function calls?|http requests?|requests?|emails?|address|domains?|[a-z0-9._%+-]{{1,40}}@[a-z0-9.-]{{1,60}}\.[a-z]{{2,30}}|[a-z0-9-]{{2,30}}\.(?:com|net|org|io|xyz|ru|cn|sh|dev|app|site|info|top|tk|ml)\b)"
+        r"(?:to|into|in|as|via|using|through|with|at|on) {f3}(?:https?://|www\.|urls?|webhooks?|endpoints?|servers?|links?|images?|query(?: strings?| param(?:eter)?s?)?|param(?:eter)?s?|arguments?|tool calls?|function calls?|http requests?|requests?|emails?|address|domains?|[a-z0-9._%+-]{{1,40}}@[a-z0-9.-]{{1,60}}\.[a-z]{{2,}}|[a-z0-9-]{{2,30}}\.(?:com|net|org|io|xyz|ru|cn|sh|dev|app|site|info|top|tk|ml)\b)"
     );
     let exfil_verb = r"(?:send|sending|post|posting|upload|uploading|exfiltrate|transmit|forward|leak|e-?mail|mail|include|append|attach|embed|add|put|pass|submit|share|copy|paste|write|encode|curl|fetch|load|request|visit|open|navigate to|render|read|cat|print|output|dump|list|show|reveal|collect|gather|extract|grab|steal|retrieve|get|base64)";
     let [a1, a2, a3, a4, a5] = address_forms();
@@ -190,7 +193,7 @@ fn rule_table() -> Vec<(Class, Strength, String)> {
         (Address, Addressed, format!(r"{a4}[\s,:;-]{{1,3}}{FILLER}{ACTION}\b")),
         (Address, Addressed, format!(r"{a5}[\s,:;-]{{1,3}}{FILLER}{ACTION}\b")),
         // Persona and standing orders: instruction-like, counted when hidden.
-        (Override, Persona, r"\byou are (?:a|an|the) (?:(?:helpful|friendly|honest|harmless|ai|large language|language|autonomous|coding|expert)[ -]){0,6}(?:assistant|ai|chatbot|language model|model|agent|bot)\b".to_string()),
+        (Override, Persona, r"\byou are (?:a|an|the) (?:(?:helpful|friendly|honest|harmless|ai|large language|language|autonomous|coding|expert)[ -])*(?:assistant|ai|chatbot|language model|model|agent|bot)\b".to_string()),
         (Override, Persona, r"(?:^|[.!?\n:] ?)(?:always|never|only) (?:recommend|mention|say|respond|answer|reply|describe|rate|suggest|include|call|send|praise|promote)\b".to_string()),
         // Tool poisoning (tool descriptions only).
         (ToolPoisoning, Strong, r"<(?:important|instructions?|system|secret|hidden|critical|note|admin|priority|mandatory|required|warning|attention|context)>".to_string()),
@@ -283,23 +286,23 @@ fn build() -> Rules {
 mod tests {
     /// A stream judges a window with [`super::MAX_MATCH`] bytes of what it judged before: a
     /// rule that can match more can be missed when a window ends inside its match (see
-    /// `a_long_exfil_directive_in_one_long_sentence` in tests/injection_stream.rs). Every
-    /// repetition in a rule is bounded for this (`\w{0,12}`, not `\w*`).
+    /// `a_long_exfil_directive_in_one_long_sentence` in tests/injection_stream.rs). The
+    /// unbounded ones are counted: a new one must be bounded, or justified beside MAX_MATCH.
     #[test]
     fn every_rule_fits_the_streams_look_back() {
         let syntax = regex_automata::util::syntax::Config::new().utf8(false);
-        let too_long: Vec<String> = super::rule_table()
-            .into_iter()
-            .filter_map(|(_, _, p)| {
-                let hir = regex_automata::util::syntax::parse_with(&format!("(?-u){p}"), &syntax)
-                    .unwrap();
-                match hir.properties().maximum_len() {
-                    Some(n) if n <= super::MAX_MATCH => None,
-                    n => Some(format!("{n:?}: {}", &p[..p.len().min(80)])),
-                }
-            })
-            .collect();
+        let (mut too_long, mut unbounded) = (Vec::new(), 0);
+        for (_, _, p) in super::rule_table() {
+            let hir =
+                regex_automata::util::syntax::parse_with(&format!("(?-u){p}"), &syntax).unwrap();
+            match hir.properties().maximum_len() {
+                Some(n) if n <= super::MAX_MATCH => {}
+                Some(n) => too_long.push(format!("{n}: {}", &p[..p.len().min(80)])),
+                None => unbounded += 1,
+            }
+        }
         assert!(too_long.is_empty(), "{too_long:#?}");
+        assert_eq!(unbounded, 5, "rules with an unbounded repetition");
     }
 
     #[test]
