@@ -166,12 +166,7 @@ impl Pass<'_> {
                 }
                 Class::Cut => break,
                 Class::Other => {
-                    let min = if self.unicode {
-                        MIN_UNICODE_RUN
-                    } else {
-                        MIN_RUN
-                    };
-                    if self.run >= min {
+                    if self.kept() {
                         self.copy(i);
                     }
                     self.run = 0;
@@ -182,6 +177,16 @@ impl Pass<'_> {
             }
         }
         i
+    }
+
+    /// The run in progress is long enough to stay if it ends here.
+    fn kept(&self) -> bool {
+        let min = if self.unicode {
+            MIN_UNICODE_RUN
+        } else {
+            MIN_RUN
+        };
+        self.run >= min
     }
 
     /// The run in progress, up to `end`, is kept.
@@ -304,12 +309,7 @@ impl Printable {
                 run_start: 0,
             };
             let end = pass.exact(0, data.len());
-            let min = if pass.unicode {
-                MIN_UNICODE_RUN
-            } else {
-                MIN_RUN
-            };
-            if pass.run >= min {
+            if pass.kept() {
                 pass.copy(end);
             }
         }
