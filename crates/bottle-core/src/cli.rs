@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use tracing_subscriber::filter::Targets;
+
 use crate::resolve::ResolveOverride;
 
 /// Flags every sidecar has. Flatten into the binary's own args with `#[command(flatten)]`.
@@ -73,16 +75,42 @@ pub struct HealthcheckArgs {
 /// Colour only on a terminal (and never with `NO_COLOR` set): in containers stderr is a pipe
 /// into Docker's log files and `compose.log`, where escape codes are noise.
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let (filter, complaint) = log_filter(std::env::var("RUST_LOG").ok().as_deref());
+    if let Some(c) = complaint {
+        eprintln!("{c}");
+    }
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(use_colour(
             std::io::IsTerminal::is_terminal(&std::io::stderr()),
             std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
         ))
+        .finish()
+        .with(filter)
         .try_init();
+}
+
+/// The log filter from `RUST_LOG`: comma-separated `LEVEL` (the default) and `TARGET=LEVEL`
+/// directives, e.g. `warn,pipelock=debug`. Unset or empty means `info`; a value that does not
+/// parse means `info` too, with the complaint to print. (`Targets` rather than `EnvFilter`:
+/// span and field filters are not worth the regex compiler they link, ~0.1 MB of image.)
+fn log_filter(var: Option<&str>) -> (Targets, Option<String>) {
+    let info = || Targets::new().with_default(tracing::Level::INFO);
+    match var.map(str::trim) {
+        None | Some("") => (info(), None),
+        Some(v) => match v.parse::<Targets>() {
+            Ok(t) => (t, None),
+            Err(e) => (
+                info(),
+                Some(format!(
+                    "RUST_LOG {v:?} is not a filter ({e}); logging at info. Write LEVEL or \
+                     TARGET=LEVEL, comma-separated, e.g. warn,pipelock=debug"
+                )),
+            ),
+        },
+    }
 }
 
 /// Whether log lines get ANSI colour codes.
@@ -130,6 +158,41 @@ mod tests {
         assert!(!use_colour(false, false), "pipes and files get plain text");
         assert!(!use_colour(true, true), "NO_COLOR wins");
         assert!(!use_colour(false, true));
+    }
+
+    #[test]
+    fn log_filter_reads_levels_and_targets() {
+        use tracing::Level;
+        let enabled = |t: &Targets, target: &str, level: Level| t.would_enable(target, &level);
+
+        let (t, complaint) = log_filter(None);
+        assert!(complaint.is_none());
+        assert!(enabled(&t, "pipelock", Level::INFO));
+        assert!(!enabled(&t, "pipelock", Level::DEBUG), "unset means info");
+        let (t, _) = log_filter(Some("  "));
+        assert!(!enabled(&t, "egress", Level::DEBUG), "empty means info");
+
+        let (t, complaint) = log_filter(Some("warn,pipelock=debug,pipelock::dlp_scan=off"));
+        assert!(complaint.is_none());
+        assert!(enabled(&t, "pipelock::forward", Level::DEBUG));
+        assert!(!enabled(&t, "pipelock::forward", Level::TRACE));
+        assert!(!enabled(&t, "pipelock::dlp_scan", Level::ERROR));
+        assert!(enabled(&t, "hyper", Level::WARN));
+        assert!(
+            !enabled(&t, "hyper", Level::INFO),
+            "the bare level is the default"
+        );
+    }
+
+    #[test]
+    fn a_bad_log_filter_logs_at_info_and_says_why() {
+        use tracing::Level;
+        let (t, complaint) = log_filter(Some("pipelock=loud"));
+        let complaint = complaint.expect("a complaint");
+        assert!(complaint.contains("pipelock=loud"), "{complaint}");
+        assert!(complaint.contains("TARGET=LEVEL"), "{complaint}");
+        assert!(t.would_enable("pipelock", &Level::INFO));
+        assert!(!t.would_enable("pipelock", &Level::DEBUG));
     }
 
     #[derive(Parser, Debug)]

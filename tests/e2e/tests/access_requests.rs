@@ -95,11 +95,9 @@ fn mcp_client() -> PathBuf {
         "--example",
         "mcp_ask",
     ]);
-    let mut flags = std::env::var("RUSTFLAGS").unwrap_or_default();
-    if !flags.contains("crt-static") {
-        flags = format!("{flags} -C target-feature=+crt-static");
-    }
-    c.env("RUSTFLAGS", flags.trim());
+    // The images' flags: with others, cargo would rebuild every crate the images share.
+    let flags = bottle::build::static_rustflags(&std::env::var("RUSTFLAGS").unwrap_or_default());
+    c.env("RUSTFLAGS", flags);
     let r = run_cmd(c, Duration::from_secs(1200));
     assert_eq!(r.code, 0, "building mcp_ask failed:\n{}", r.all());
     target_dir().join("x86_64-unknown-linux-gnu/release/examples/mcp_ask")
