@@ -95,7 +95,7 @@ pub fn init_tracing() {
 /// The log filter from `RUST_LOG`: comma-separated `LEVEL` (the default) and `TARGET=LEVEL`
 /// directives, e.g. `warn,pipelock=debug`. Unset or empty means `info`; a value that does not
 /// parse means `info` too, with the complaint to print. (`Targets` rather than `EnvFilter`:
-/// span and field filters are not worth the regex compiler they link, ~0.1 MB of image.)
+/// span and field filters are not worth the regex compiler they link, 0.25 MB of image.)
 fn log_filter(var: Option<&str>) -> (Targets, Option<String>) {
     let info = || Targets::new().with_default(tracing::Level::INFO);
     match var.map(str::trim) {
