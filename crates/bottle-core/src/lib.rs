@@ -28,6 +28,7 @@ pub mod live;
 pub mod metrics;
 pub mod path;
 pub mod peer;
+pub mod pool_cap;
 pub mod refusal;
 pub mod refusal_ask;
 pub mod refusal_kind;

@@ -6,13 +6,17 @@
 //! Also the steps every connector shares (TCP connect and TLS handshake, each with a timeout)
 //! and the pooled HTTP/1+HTTP/2 client pair built over a sidecar's connector.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use http::{Request, Response, StatusCode, Uri};
+use http_body_util::BodyExt;
 use hyper_util::client::legacy::connect::{Connect, Connected, Connection};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -22,6 +26,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
+use crate::pool_cap::{mark_upgraded, ConnCap, InFlightBody, PoolKey, Registration, ServedBy};
 use crate::{BoxBody, Host};
 
 /// Why a TCP connect or a TLS handshake failed (the connectors turn it into their refusals).
@@ -81,6 +86,8 @@ pub struct PoolSettings {
     /// Idle pooled connections are closed after this.
     pub idle_timeout: Duration,
     pub max_idle_per_host: usize,
+    /// Connections across all hosts above which idle ones are closed ([`ConnCap`]).
+    pub max_conns: usize,
 }
 
 /// A sidecar's pooled clients over one connector: `main` offers `h2` and `http/1.1` in
@@ -88,9 +95,9 @@ pub struct PoolSettings {
 /// `h2` speaks HTTP/2 whatever the connection (by prior knowledge over plain TCP: pipelock's
 /// hop to egress for requests that need trailers).
 pub struct ClientPair<C> {
-    pub main: Client<C, BoxBody>,
-    pub h1: Client<C, BoxBody>,
-    pub h2: Client<C, BoxBody>,
+    pub main: CappedClient<C>,
+    pub h1: CappedClient<C>,
+    pub h2: CappedClient<C>,
 }
 
 /// Builds the pair; `connector` makes the sidecar's connector around a TLS connector whose
@@ -101,25 +108,102 @@ pub fn client_pair<C>(
     connector: impl Fn(TlsConnector) -> C,
 ) -> Result<ClientPair<C>, crate::tls::TlsError>
 where
-    C: Connect + Clone + Send + Sync + 'static,
+    C: tower_service::Service<Uri, Response = UpstreamConn> + Clone + Send + Sync + 'static,
+    C::Future: Send + 'static,
+    C::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let build =
-        |alpn: &[&[u8]], h2_only: bool| -> Result<Client<C, BoxBody>, crate::tls::TlsError> {
-            let tls = crate::tls::upstream_client_config(upstream_ca, alpn)?;
-            Ok(Client::builder(TokioExecutor::new())
-                .timer(TokioTimer::new())
-                .pool_timer(TokioTimer::new())
-                .pool_idle_timeout(pool.idle_timeout)
-                .pool_max_idle_per_host(pool.max_idle_per_host)
-                .http2_adaptive_window(true)
-                .http2_only(h2_only)
-                .build(connector(TlsConnector::from(tls))))
-        };
+    // one cap over the three pools: a host's request in flight in any keeps its connections
+    let cap = ConnCap::new(pool.max_conns);
+    let build = |alpn: &[&[u8]], h2_only: bool| -> Result<CappedClient<C>, crate::tls::TlsError> {
+        let tls = crate::tls::upstream_client_config(upstream_ca, alpn)?;
+        let client = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(pool.idle_timeout)
+            .pool_max_idle_per_host(pool.max_idle_per_host)
+            .http2_adaptive_window(true)
+            .http2_only(h2_only)
+            .build(Capped {
+                inner: connector(TlsConnector::from(tls)),
+                cap: Arc::clone(&cap),
+            });
+        Ok(CappedClient {
+            client,
+            cap: Arc::clone(&cap),
+        })
+    };
     Ok(ClientPair {
         main: build(&[b"h2", b"http/1.1"], false)?,
         h1: build(&[b"http/1.1"], false)?,
         h2: build(&[b"h2"], true)?,
     })
+}
+
+/// A pooled client whose connections count against a [`ConnCap`]: each request is in
+/// flight from its send to the end of its response body, and an upgraded connection is never
+/// closed by the cap.
+pub struct CappedClient<C> {
+    client: Client<Capped<C>, BoxBody>,
+    cap: Arc<ConnCap>,
+}
+
+impl<C> CappedClient<C>
+where
+    Capped<C>: Connect + Clone + Send + Sync + 'static,
+{
+    /// Sends `req`; the response body is boxed with the request's in-flight mark.
+    pub async fn request(
+        &self,
+        req: Request<BoxBody>,
+    ) -> Result<Response<BoxBody>, hyper_util::client::legacy::Error> {
+        let in_flight = self.cap.begin(PoolKey::of(req.uri()));
+        let resp = self.client.request(req).await?;
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            mark_upgraded(&resp);
+        }
+        Ok(resp.map(|b| {
+            InFlightBody::new(b, in_flight)
+                .map_err(crate::BoxError::from)
+                .boxed()
+        }))
+    }
+
+    /// Pooled connections counted across hosts (tests, metrics).
+    pub fn connections(&self) -> usize {
+        self.cap.count()
+    }
+}
+
+/// A sidecar's connector whose connections register with a [`ConnCap`].
+#[derive(Clone)]
+pub struct Capped<C> {
+    inner: C,
+    cap: Arc<ConnCap>,
+}
+
+impl<C> tower_service::Service<Uri> for Capped<C>
+where
+    C: tower_service::Service<Uri, Response = UpstreamConn>,
+    C::Future: Send + 'static,
+{
+    type Response = UpstreamConn;
+    type Error = C::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<UpstreamConn, C::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, dst: Uri) -> Self::Future {
+        let key = PoolKey::of(&dst);
+        let cap = Arc::clone(&self.cap);
+        let connecting = self.inner.call(dst);
+        Box::pin(async move {
+            let mut conn = connecting.await?;
+            conn.registration = Some(cap.register(key));
+            Ok(conn)
+        })
+    }
 }
 
 /// A plain or TLS upstream stream (tokio I/O).
@@ -187,6 +271,8 @@ pub struct UpstreamConn {
     io: TokioIo<UpstreamIo>,
     h2: bool,
     proxied: bool,
+    /// Set when the connection is pooled under a [`ConnCap`], which may close it.
+    registration: Option<Registration>,
 }
 
 impl UpstreamConn {
@@ -196,6 +282,7 @@ impl UpstreamConn {
             io: TokioIo::new(UpstreamIo::Plain(tcp)),
             h2: false,
             proxied: false,
+            registration: None,
         }
     }
 
@@ -214,6 +301,7 @@ impl UpstreamConn {
             io: TokioIo::new(UpstreamIo::Tls(Box::new(tls))),
             h2,
             proxied: false,
+            registration: None,
         }
     }
 
@@ -221,11 +309,21 @@ impl UpstreamConn {
     pub fn is_h2(&self) -> bool {
         self.h2
     }
+
+    fn closed_by_cap(&self) -> Option<io::Error> {
+        self.registration
+            .as_ref()
+            .filter(|r| r.slot.is_closed())
+            .map(|_| io::Error::new(io::ErrorKind::BrokenPipe, "closed: idle over the cap"))
+    }
 }
 
 impl Connection for UpstreamConn {
     fn connected(&self) -> Connected {
-        let c = Connected::new().proxy(self.proxied);
+        let mut c = Connected::new().proxy(self.proxied);
+        if let Some(r) = &self.registration {
+            c = c.extra(ServedBy(Arc::clone(&r.slot)));
+        }
         if self.h2 {
             c.negotiated_h2()
         } else {
@@ -240,7 +338,16 @@ impl hyper::rt::Read for UpstreamConn {
         cx: &mut Context<'_>,
         buf: hyper::rt::ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+        let this = self.get_mut();
+        if let Some(r) = &this.registration {
+            // registered before the check: a close after it wakes this read
+            r.slot.wait_read(cx);
+            if r.slot.is_closed() {
+                // the end of the stream, as when the peer closes a kept-alive connection
+                return Poll::Ready(Ok(()));
+            }
+        }
+        Pin::new(&mut this.io).poll_read(cx, buf)
     }
 }
 
@@ -250,7 +357,11 @@ impl hyper::rt::Write for UpstreamConn {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        let this = self.get_mut();
+        if let Some(e) = this.closed_by_cap() {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut this.io).poll_write(cx, buf)
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().io).poll_flush(cx)
@@ -263,7 +374,11 @@ impl hyper::rt::Write for UpstreamConn {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        if let Some(e) = this.closed_by_cap() {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut this.io).poll_write_vectored(cx, bufs)
     }
     fn is_write_vectored(&self) -> bool {
         self.io.is_write_vectored()

@@ -411,7 +411,6 @@ async fn forward(shared: Arc<State>, mut req: Request<Incoming>) -> Response<Box
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED
         || status.is_informational();
-    let rbody: BoxBody = rbody.map_err(Into::into).boxed();
     let (rbody, body_pats) = match &pats {
         Some(p) if !bodyless => match codings(&rparts.headers, transfer) {
             Err(name) => {

@@ -26,6 +26,11 @@ use crate::origin::{Connector, Timeouts};
 use crate::proxy::handle;
 use crate::state::{State, COMPONENT};
 
+/// Pooled connections to origins above which idle ones are closed, least recently used
+/// origin first: without it an agent reaching many names (a wildcard entry) grows the pool
+/// by one TLS connection per name until the idle timeout.
+pub const MAX_ORIGIN_CONNS: usize = 64;
+
 /// How long `--listen-via` waits for its peer's name (compose starts pipelock right before).
 const LISTEN_VIA_WAIT: Duration = Duration::from_secs(120);
 
@@ -214,6 +219,7 @@ pub async fn start(args: EgressArgs, env: EnvSource, sighup: bool) -> Result<Run
         PoolSettings {
             idle_timeout: timeouts.idle,
             max_idle_per_host: 256,
+            max_conns: MAX_ORIGIN_CONNS,
         },
         |tls| Connector {
             cfg: Arc::clone(&cfg),

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use bottle_core::audit::AuditLog;
 use bottle_core::body::BoxBody;
 use bottle_core::reload::Reloadable;
+use bottle_core::upstream::CappedClient;
 use bottle_core::{Refusal, RefusalKind, RequestContext, Resolver, SuperviseUrl};
 use http::Response;
-use hyper_util::client::legacy::Client;
 use tokio_util::task::TaskTracker;
 
 use crate::config::EgressConfig;
@@ -26,9 +26,9 @@ pub struct State {
     pub audit: AuditLog,
     pub metrics: EgressMetrics,
     /// ALPN h2 + http/1.1.
-    pub client: Client<Connector, BoxBody>,
+    pub client: CappedClient<Connector>,
     /// ALPN http/1.1 only: protocol upgrades (WebSocket).
-    pub client_h1: Client<Connector, BoxBody>,
+    pub client_h1: CappedClient<Connector>,
     pub timeouts: Timeouts,
     pub tracker: TaskTracker,
     /// `--client-key-env`: when set, every request must carry it (only our pipelock has it).

@@ -11,10 +11,9 @@ use std::time::Duration;
 
 use bottle_core::peer::PeerKey;
 use bottle_core::reload::Reloadable;
-use bottle_core::upstream::{self as dial, client_pair, DialError, PoolSettings};
-use bottle_core::{BoxBody, Host, LiveConfig, Refusal, RefusalKind, Resolver};
+use bottle_core::upstream::{self as dial, client_pair, CappedClient, DialError, PoolSettings};
+use bottle_core::{Host, LiveConfig, Refusal, RefusalKind, Resolver};
 use http::Uri;
-use hyper_util::client::legacy::Client;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
@@ -264,7 +263,12 @@ impl tower_service::Service<Uri> for Connector {
     }
 }
 
-pub type HttpClient = Client<Connector, BoxBody>;
+pub type HttpClient = CappedClient<Connector>;
+
+/// Pooled connections (to egress or to origins) above which idle ones are closed, least
+/// recently used host first: without it an agent reaching many names (a wildcard entry)
+/// grows the pool by one connection per name until the idle timeout.
+pub const MAX_UPSTREAM_CONNS: usize = 64;
 
 /// Which pooled client carries a request to the next hop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -316,6 +320,7 @@ impl Upstream {
                 // here before egress closes it, never reused at the moment it does
                 idle_timeout: Duration::from_secs(25),
                 max_idle_per_host: 64,
+                max_conns: MAX_UPSTREAM_CONNS,
             },
             |tls| Connector {
                 dialer: dialer.clone(),

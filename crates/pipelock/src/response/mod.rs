@@ -178,10 +178,6 @@ fn binary_findings(bytes: &[u8], action: ScanAction) -> sse::Pushed {
     p
 }
 
-fn boxed(body: hyper::body::Incoming) -> BoxBody {
-    body.map_err(|e| -> BoxError { Box::new(e) }).boxed()
-}
-
 fn full(b: Bytes) -> BoxBody {
     http_body_util::Full::new(b).map_err(|e| match e {}).boxed()
 }
@@ -193,10 +189,9 @@ pub async fn inspect(
     req: &RequestInfo,
     status: StatusCode,
     headers: &mut HeaderMap,
-    body: hyper::body::Incoming,
+    raw: BoxBody,
     slot: &InjectionSlot,
 ) -> Result<BoxBody, Denied> {
-    let raw = boxed(body);
     let settings = state.live.current().routes.dlp;
     if settings.responses == ScanAction::Off && settings.mcp == ScanAction::Off {
         return Ok(raw);
