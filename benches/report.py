@@ -9,7 +9,7 @@ import os
 import statistics
 import sys
 
-ORDER = ["direct", "mitmproxy", "squid", "tinyproxy", "pipelock", "chain"]
+ORDER = ["direct", "mitmproxy", "squid", "tinyproxy", "relay2", "pipelock", "chain"]
 SSE_INTERVAL_MS = 50.0
 TUNNELS = 1000
 
@@ -156,6 +156,18 @@ def table(d):
         v = [x for x in v if x is not None]
         return v[0] / 1024 if v else None
 
+    def cpu_us(wl):
+        # CPU seconds of the process during the run over the requests it served, median
+        def f(p, n):
+            v = [num(r["x"].get(f"cpu_{n}")) * 1e6 / num(r["ok"]) for r in d.good(p, wl)
+                 if num(r["x"].get(f"cpu_{n}")) is not None and num(r["ok"])]
+            return statistics.median(v) if v else None
+        return f
+
+    for wl, label in (("w1c1", "W1 c=1"), ("w1c32", "W1 c=32")):
+        if any(r["x"].get(k, "").strip() for p in d.peers for r in d.runs(p, wl)
+               for k in r["x"] if k.startswith("cpu_")):
+            out.append(f"| {label} CPU per request (user+system), µs | " + per_proc(cpu_us(wl), "{:.0f}"))
     out.append("| idle RSS after warm-up, MiB | " + per_proc(idle, "{:.1f}"))
     if any(d.runs(p, "w7") for p in d.peers):
         w7note = {p: d.note(p, "w7") for p in d.peers}

@@ -55,6 +55,26 @@ hwm_read() {  # hwm_read PEER -> "hwm_NAME=KiB;..." for the extra column
   printf '%s' "${out%;}"
 }
 
+CLK_TCK=$(getconf CLK_TCK)
+cpu_ticks() {  # cpu_ticks PEER -> "NAME=TICKS ..." (user + system time of each process so far)
+  local np f
+  for np in ${PEER_PROCS[$1]:-}; do
+    read -r -a f < "/proc/${np#*=}/stat" 2>/dev/null || continue
+    # fields 14 and 15 (utime, stime); the process name holds no space for these peers
+    printf '%s=%s ' "${np%%=*}" $((f[13] + f[14]))
+  done
+}
+
+cpu_since() {  # cpu_since PEER "$(cpu_ticks PEER)" -> "cpu_NAME=SECONDS;..." for the extra column
+  local before=" $2" now w name out=""
+  for w in $(cpu_ticks "$1"); do
+    name=${w%%=*} now=${w#*=}
+    [[ $before =~ \ $name=([0-9]+) ]] || continue
+    out+="cpu_$name=$(awk -v t=$((now - BASH_REMATCH[1])) -v hz="$CLK_TCK" 'BEGIN{printf "%.3f", t/hz}');"
+  done
+  printf '%s' "${out%;}"
+}
+
 rss_now() {  # rss_now PEER PREFIX -> "PREFIX_NAME=KiB;..."
   local np out=""
   for np in ${PEER_PROCS[$1]:-}; do

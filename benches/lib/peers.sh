@@ -4,7 +4,8 @@
 # exact command line to $OUT/cmd-PEER.txt and waits until the port listens.
 # Needs: W, PKI, OUT, ORIGIN_PORT, SSE_PORT, MITMDUMP, BIN (target/release), BENCH_TOKEN.
 
-MITM_PORT=18081 SQUID_PORT=18082 TINY_PORT=18083 PIPELOCK_PORT=18090 CHAIN_BASE_PORT=18091
+MITM_PORT=18081 SQUID_PORT=18082 TINY_PORT=18083 RELAY2_PORT=18084 RELAY2_PORT_B=18085
+PIPELOCK_PORT=18090 CHAIN_BASE_PORT=18091
 
 # The allowlist every bottle peer starts with (the reloader of W8 appends to it).
 base_allowlist() {
@@ -90,13 +91,14 @@ EOF
   wait_port "$SQUID_PORT" squid $!
 }
 
-start_tinyproxy() {
-  local d=$W/tinyproxy; rm -rf "$d"; mkdir -p "$d"
+start_tinyproxy() {  # start_tinyproxy [NAME PORT UPSTREAM_PORT]
+  local name=${1:-tinyproxy} port=${2:-$TINY_PORT} upstream=${3:-}
+  local d=$W/$name; rm -rf "$d"; mkdir -p "$d"
   printf '^origin\\.test$\n^sse\\.test$\n\\.w5\\.test$\n' > "$d/filter"
   cat > "$d/tinyproxy.conf" <<EOF
 User nobody
 Group nogroup
-Port $TINY_PORT
+Port $port
 Listen 127.0.0.1
 Timeout 600
 LogLevel Error
@@ -110,11 +112,22 @@ FilterURLs Off
 FilterExtended On
 FilterDefaultDeny Yes
 EOF
+  [[ -z $upstream ]] || echo "Upstream http 127.0.0.1:$upstream" >> "$d/tinyproxy.conf"
   chmod 755 "$d"; chmod 644 "$d"/*
   tinyproxy -d -c "$d/tinyproxy.conf" >"$d/tinyproxy.log" 2>&1 &
-  PIDS+=($!); PEER_PROCS[tinyproxy]="tinyproxy=$!"; PEER_PORT[tinyproxy]=$TINY_PORT
-  echo "tinyproxy -d -c $d/tinyproxy.conf" > "$OUT/cmd-tinyproxy.txt"
-  wait_port "$TINY_PORT" tinyproxy $!
+  PIDS+=($!); PEER_PROCS[$name]="tinyproxy=$!"; PEER_PORT[$name]=$port
+  echo "tinyproxy -d -c $d/tinyproxy.conf" > "$OUT/cmd-$name.txt"
+  wait_port "$port" "$name" $!
+}
+
+# Two tinyproxies in series (the first's upstream is the second): the floor of any design
+# with two processes on the path, as the chain has, with no TLS or HTTP work in either.
+start_relay2() {
+  start_tinyproxy relay2-b "$RELAY2_PORT_B"
+  local second=${PEER_PROCS[relay2-b]}
+  unset 'PEER_PROCS[relay2-b]' 'PEER_PORT[relay2-b]'
+  start_tinyproxy relay2 "$RELAY2_PORT" "$RELAY2_PORT_B"
+  PEER_PROCS[relay2]="${PEER_PROCS[relay2]/tinyproxy=/first=} ${second/tinyproxy=/second=}"
 }
 
 # pipelock alone: intercepts, checks the allowlist, scans (DLP), connects to origins itself.
@@ -135,7 +148,8 @@ start_pipelock() {
 # The full chain (as shared/bench/bottle-chain.sh): pipelock --upstream-proxy -> egress,
 # which injects a bearer token (env BENCH_TOKEN) on the origin.test route. Both share DIR.
 start_chain() {  # start_chain NAME BINDIR INDEX
-  local name=$1 bindir=$2 port=$((CHAIN_BASE_PORT + $3)) d=$W/$1
+  # its files under $W/peer-NAME: never a directory the caller named (--chain-bin NAME=DIR)
+  local name=$1 bindir=$2 port=$((CHAIN_BASE_PORT + $3)) d=$W/peer-$1
   local eport=$((port + 500))
   rm -rf "$d"; mkdir -p "$d/config"
   base_allowlist > "$d/config/allowlist"
@@ -158,6 +172,36 @@ start_chain() {  # start_chain NAME BINDIR INDEX
 }
 
 declare -A PEER_CONFIG PEER_STATUS
+
+# warm_up PEER: one second of W1-like load (lazy set-up is done before anything is measured)
+warm_up() {
+  # shellcheck disable=SC2046
+  timeout 30 "$OHA" --no-tui --output-format json -z 1s -w -c 8 --cacert "$PKI/client-bundle.crt" \
+    $(oha_route "$1") "https://origin.test:$ORIGIN_PORT/small" >/dev/null 2>&1 || true
+}
+
+# restart_peer PEER: stop its processes, start it again on the same ports and warm it up.
+# W7 measures a fresh process: memory that earlier workloads made the heap grow by and then
+# freed would otherwise be reused by the tunnels and hide what they cost.
+restart_peer() {
+  local p=$1 np i
+  for np in ${PEER_PROCS[$p]}; do kill "${np#*=}" 2>/dev/null || true; done
+  for np in ${PEER_PROCS[$p]}; do wait "${np#*=}" 2>/dev/null || true; forget_pid "${np#*=}"; done
+  case $p in
+    mitmproxy) start_mitmproxy ;;
+    squid) start_squid ;;
+    tinyproxy) start_tinyproxy ;;
+    relay2) start_relay2 ;;
+    pipelock) start_pipelock ;;
+    chain) start_chain chain "$BIN" 0 ;;
+    *)
+      for i in "${!CHAIN_NAMES[@]}"; do
+        [[ ${CHAIN_NAMES[$i]} != "$p" ]] || start_chain "$p" "${CHAIN_DIRS[$i]}" $((i + 1))
+      done ;;
+  esac || return 1
+  warm_up "$p"
+  sleep 0.5
+}
 
 # sanity PEER: 200 for origin.test, the issuer the client sees, a refusal for blocked.test
 sanity() {

@@ -25,19 +25,22 @@ oha_run() {
   local f; f=$(RAW "$peer" "$wl" "$rep")
   hwm_reset "$peer"
   local perfs=(); [[ $rep == 1 ]] && perf_start "$peer" "$wl" perfs
+  local cpu0; cpu0=$(cpu_ticks "$peer")
   # shellcheck disable=SC2046
   timeout $((DUR * 4 + 60)) "$OHA" --no-tui --output-format json -z "${DUR}s" -w -c "$c" "$@" \
     --cacert "$PKI/client-bundle.crt" $(oha_route "$peer") \
     "https://origin.test:$ORIGIN_PORT$path" > "$f.json" 2>"$f.err" || true
   local p; for p in "${perfs[@]}"; do wait "$p" 2>/dev/null || true; forget_pid "$p"; done
-  record "$peer" "$wl" "$rep" --oha "$f.json" --extra "$(hwm_read "$peer")"
+  local extra; extra=$(hwm_read "$peer")
+  [[ -z $cpu0 ]] || extra+=";$(cpu_since "$peer" "$cpu0")"
+  record "$peer" "$wl" "$rep" --oha "$f.json" --extra "$extra"
 }
 
 # BENCH_PERF=1: `perf record` every process of a bottle peer during the first repeat of
-# W1 c=32 and W3 (raw/perf-PEER-PROCESS-WL.data; the report sums them into profile.md).
+# W1 (c=1, c=32) and W3 (raw/perf-PEER-PROCESS-WL.data; the report sums them into profile.md).
 # perf_start PEER WL ARRAY_NAME: the perf pids go into that array.
 perf_start() {
-  [[ ${BENCH_PERF:-0} == 1 && ($2 == w1c32 || $2 == w3) ]] || return 0
+  [[ ${BENCH_PERF:-0} == 1 && ($2 == w1c1 || $2 == w1c32 || $2 == w3) ]] || return 0
   [[ $1 == pipelock || $1 == chain ]] || return 0
   local -n into=$3
   local w name pid
@@ -94,6 +97,9 @@ run_w7() {
   if ! lg_has --hold; then record "$peer" w7 "$rep" --none --note "$LG_TOO_OLD"; return; fi
   local f fifo=$W/w7.fifo before held n="" lp fd i
   f=$(RAW "$peer" w7 "$rep")
+  if ! restart_peer "$peer"; then
+    record "$peer" w7 "$rep" --none --note "error: the restart before W7 failed"; return
+  fi
   rm -f "$fifo"; mkfifo "$fifo"; : > "$f.out"
   hwm_reset "$peer"
   before=$(rss_now "$peer" before)
