@@ -279,6 +279,7 @@ def plot(out, d):
               ("W4 256 MiB upload (DLP), MB/s", "w4", "mb_s"), ("W5 new host names, hosts/s", "w5", "rate")]
     fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
     colours = {"direct": "#888888", "mitmproxy": "#e07b39", "squid": "#4f81bd", "tinyproxy": "#9bbb59",
+               "relay2": "#c6d9a0",
                "pipelock": "#8064a2", "chain": "#c0504d"}
     for ax, (title, wl, col) in zip(axes.flat, panels):
         peers = [p for p in d.peers if d.med(p, wl, col) is not None]
