@@ -69,7 +69,7 @@ pub struct Registration {
     cap: Arc<ConnCap>,
     key: PoolKey,
     id: u64,
-    pub slot: Arc<ConnSlot>,
+    pub(crate) slot: Arc<ConnSlot>,
 }
 
 impl Drop for Registration {

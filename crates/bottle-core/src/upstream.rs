@@ -167,11 +167,6 @@ where
                 .boxed()
         }))
     }
-
-    /// Pooled connections counted across hosts (tests, metrics).
-    pub fn connections(&self) -> usize {
-        self.cap.count()
-    }
 }
 
 /// A sidecar's connector whose connections register with a [`ConnCap`].

@@ -12,6 +12,7 @@ use common::*;
 use echo_origin::{EchoOptions, EchoOrigin};
 use egress::server::MAX_ORIGIN_CONNS;
 use http::{Method, StatusCode};
+use std::time::Duration;
 
 /// Established IPv4 TCP connections whose remote end is 127.0.0.1:`port` (egress's side of
 /// its connections to the origin; the origin's side has the port as its local end).
@@ -142,6 +143,80 @@ async fn an_agent_walking_many_names_cannot_grow_pipelock_s_pool_to_egress_past_
         let (st, _, _) = get(pl.addr, Method::GET, &url, &[]).await;
         assert_eq!(st, StatusCode::OK);
         drop(pl);
+        let exit = eg.stop();
+        assert!(exit.is_some_and(|s| s.success()), "egress exit: {exit:?}");
+    })
+    .await;
+}
+
+/// The next data frame of a streaming body, as text; panics if the stream stalls, ends or
+/// breaks.
+async fn next_chunk(body: &mut hyper::body::Incoming) -> String {
+    use http_body_util::BodyExt;
+    loop {
+        let f = tokio::time::timeout(Duration::from_secs(10), body.frame())
+            .await
+            .expect("the stream stalled")
+            .expect("the stream ended")
+            .expect("the stream broke");
+        if let Ok(d) = f.into_data() {
+            return String::from_utf8(d.to_vec()).unwrap();
+        }
+    }
+}
+
+/// The cap never closes a connection whose response is still streaming: a slow page on the
+/// least recently used host keeps coming while the agent walks past the cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_still_streaming_survives_an_agent_walking_past_the_cap() {
+    bounded(async {
+        let hosts = MAX_ORIGIN_CONNS * 2 + 8;
+        let (origin, _tmp, mut eg, names, _) = many_names(hosts).await;
+        // long enough to outlast any walk; the test reads a few chunks after it and hangs up
+        let chunks: Vec<bytes::Bytes> = (0..1200)
+            .map(|i| bytes::Bytes::from(format!("chunk {i:04};")))
+            .collect();
+        origin.set_page(
+            "/slow",
+            echo_origin::Page::streamed("text/plain", chunks, Duration::from_millis(50)),
+        );
+        let port = origin.https_addr.port();
+        let slow_url = format!("https://{}:{port}/slow", names[0]);
+        let req = http::Request::get(&slow_url)
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap();
+        let resp = send(eg.addr, req).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let mut body = resp.into_body();
+        let first = next_chunk(&mut body).await;
+        let started = std::time::Instant::now();
+        assert!(first.starts_with("chunk 0000;"), "{first}");
+        // the slow page's host is now the least recently used one with a connection
+        let mut most = 0;
+        for (i, n) in names.iter().enumerate().skip(1) {
+            let url = format!("https://{n}:{port}/echo?i={i}");
+            let (st, _, _) = get(eg.addr, Method::GET, &url, &[]).await;
+            assert_eq!(st, StatusCode::OK, "{url}");
+            most = most.max(established_to(port));
+        }
+        assert!(
+            most <= MAX_ORIGIN_CONNS + 1,
+            "the cap held while the page streamed ({most})"
+        );
+        // still streaming after the evictions: more chunks, in order
+        // still streaming after the evictions: a chunk the origin sent after the walk ended
+        // (the ones before it may have waited in buffers), so the connection was never cut
+        let sent_by_now = (started.elapsed().as_millis() / 50) as usize;
+        let mut last = 0;
+        while last < sent_by_now + 2 {
+            let text = next_chunk(&mut body).await;
+            last = text
+                .split(';')
+                .filter_map(|c| c.trim().strip_prefix("chunk ")?.parse().ok())
+                .max()
+                .unwrap_or(last);
+        }
+        drop(body);
         let exit = eg.stop();
         assert!(exit.is_some_and(|s| s.success()), "egress exit: {exit:?}");
     })
