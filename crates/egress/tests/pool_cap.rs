@@ -3,7 +3,8 @@
 //! pipelock (to egress: its pool is keyed by the origin too). The cap across hosts
 //! (bottle-core `pool_cap`) keeps the open connections of each at most its cap, counted in
 //! the kernel's TCP table, while every request still succeeds and a name used again after
-//! being evicted is served on a new connection.
+//! being evicted is served on a new connection. What is in use is never closed: a response
+//! still streaming, a WebSocket.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -245,6 +246,61 @@ async fn a_response_still_streaming_survives_an_agent_walking_past_the_cap() {
                 .unwrap_or(last);
         }
         drop(body);
+        let exit = eg.stop();
+        assert!(exit.is_some_and(|s| s.success()), "egress exit: {exit:?}");
+    })
+    .await;
+}
+
+/// The cap never closes an upgraded connection: a WebSocket to the least recently used host
+/// still echoes after the agent walked past the cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_survives_an_agent_walking_past_the_cap() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::protocol::Role;
+    use tokio_tungstenite::tungstenite::Message;
+    bounded(async {
+        let hosts = MAX_ORIGIN_CONNS * 2 + 8;
+        let (origin, _tmp, mut eg, names, _) = many_names(hosts).await;
+        let port = origin.https_addr.port();
+        let r = send(
+            eg.addr,
+            http::Request::get(format!("https://{}:{port}/ws", names[0]))
+                .header("connection", "Upgrade")
+                .header("upgrade", "websocket")
+                .header("sec-websocket-version", "13")
+                .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::SWITCHING_PROTOCOLS);
+        let up = hyper::upgrade::on(r).await.unwrap();
+        let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            hyper_util::rt::TokioIo::new(up),
+            Role::Client,
+            None,
+        )
+        .await;
+        let mut echo = async |text: &str| {
+            ws.send(Message::text(text)).await.expect("send");
+            let got = tokio::time::timeout(Duration::from_secs(10), ws.next())
+                .await
+                .expect("an answer in time")
+                .expect("the WebSocket is open")
+                .expect("a frame");
+            got.into_text().unwrap().to_string()
+        };
+        assert_eq!(echo("before the walk").await, "before the walk");
+        for (i, n) in names.iter().enumerate().skip(1) {
+            let url = format!("https://{n}:{port}/echo?i={i}");
+            let (st, _, _) = get(eg.addr, Method::GET, &url, &[]).await;
+            assert_eq!(st, StatusCode::OK, "{url}");
+            let n = settled_count(port, MAX_ORIGIN_CONNS + 1).await;
+            assert!(n <= MAX_ORIGIN_CONNS + 1, "{n} connections after {url}");
+        }
+        assert_eq!(echo("after the walk").await, "after the walk");
+        drop(ws);
         let exit = eg.stop();
         assert!(exit.is_some_and(|s| s.success()), "egress exit: {exit:?}");
     })
