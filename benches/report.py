@@ -165,8 +165,7 @@ def table(d):
         return f
 
     for wl, label in (("w1c1", "W1 c=1"), ("w1c32", "W1 c=32")):
-        if any(r["x"].get(k, "").strip() for p in d.peers for r in d.runs(p, wl)
-               for k in r["x"] if k.startswith("cpu_")):
+        if any(k.startswith("cpu_") for p in d.peers for r in d.runs(p, wl) for k in r["x"]):
             out.append(f"| {label} CPU per request (user+system), µs | " + per_proc(cpu_us(wl), "{:.0f}"))
     out.append("| idle RSS after warm-up, MiB | " + per_proc(idle, "{:.1f}"))
     if any(d.runs(p, "w7") for p in d.peers):

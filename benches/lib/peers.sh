@@ -180,14 +180,10 @@ warm_up() {
     $(oha_route "$1") "https://origin.test:$ORIGIN_PORT/small" >/dev/null 2>&1 || true
 }
 
-# restart_peer PEER: stop its processes, start it again on the same ports and warm it up.
-# W7 measures a fresh process: memory that earlier workloads made the heap grow by and then
-# freed would otherwise be reused by the tunnels and hide what they cost.
-restart_peer() {
-  local p=$1 np i
-  for np in ${PEER_PROCS[$p]}; do kill "${np#*=}" 2>/dev/null || true; done
-  for np in ${PEER_PROCS[$p]}; do wait "${np#*=}" 2>/dev/null || true; forget_pid "${np#*=}"; done
-  case $p in
+# start_peer PEER: start a peer by its name (a --chain-bin name starts that chain)
+start_peer() {
+  local i
+  case $1 in
     mitmproxy) start_mitmproxy ;;
     squid) start_squid ;;
     tinyproxy) start_tinyproxy ;;
@@ -196,10 +192,20 @@ restart_peer() {
     chain) start_chain chain "$BIN" 0 ;;
     *)
       for i in "${!CHAIN_NAMES[@]}"; do
-        [[ ${CHAIN_NAMES[$i]} != "$p" ]] || start_chain "$p" "${CHAIN_DIRS[$i]}" $((i + 1))
+        [[ ${CHAIN_NAMES[$i]} != "$1" ]] || { start_chain "$1" "${CHAIN_DIRS[$i]}" $((i + 1)); return; }
       done ;;
-  esac || return 1
-  warm_up "$p"
+  esac
+}
+
+# restart_peer PEER: stop its processes, start it again on the same ports and warm it up.
+# W7 measures a fresh process: memory that earlier workloads made the heap grow by and then
+# freed would otherwise be reused by the tunnels and hide what they cost.
+restart_peer() {
+  local np
+  for np in ${PEER_PROCS[$1]}; do kill "${np#*=}" 2>/dev/null || true; done
+  for np in ${PEER_PROCS[$1]}; do wait "${np#*=}" 2>/dev/null || true; forget_pid "${np#*=}"; done
+  start_peer "$1" || return 1
+  warm_up "$1"
   sleep 0.5
 }
 
