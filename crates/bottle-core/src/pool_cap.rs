@@ -116,10 +116,10 @@ impl Inner {
     }
 
     /// Closes idle connections, least recently used hosts first, until the count is at most
-    /// `cap` or no idle connection is left. Returns how many it closed.
-    fn evict(&mut self, cap: usize, keep: &PoolKey) -> usize {
+    /// `cap` or no idle connection is left.
+    fn evict(&mut self, cap: usize, keep: &PoolKey) {
         if self.total <= cap {
-            return 0;
+            return;
         }
         let mut idle: Vec<(u64, PoolKey)> = self
             .hosts
@@ -128,7 +128,6 @@ impl Inner {
             .map(|(k, h)| (h.last_used, k.clone()))
             .collect();
         idle.sort_unstable_by_key(|(t, _)| *t);
-        let mut closed = 0;
         for (_, key) in idle {
             if self.total <= cap {
                 break;
@@ -150,10 +149,8 @@ impl Inner {
                 host.conns.remove(id);
             }
             self.total -= gone.len();
-            closed += gone.len();
             self.forget_if_unused(&key);
         }
-        closed
     }
 }
 
