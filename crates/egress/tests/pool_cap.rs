@@ -13,6 +13,7 @@ use common::*;
 use echo_origin::{EchoOptions, EchoOrigin};
 use egress::server::MAX_ORIGIN_CONNS;
 use http::{Method, StatusCode};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Established IPv4 TCP connections whose remote end is 127.0.0.1:`port` (egress's side of
@@ -79,33 +80,55 @@ async fn settled_count(port: u16, limit: usize) -> usize {
     }
 }
 
+/// The hostile walk: GETs every URL through `proxy` in turn, each answered 200; after each,
+/// at most `cap + 1` connections to `counted_port` (the connection that takes the count over
+/// the cap is open before it closes one). Returns the most seen at once.
+async fn walk(
+    proxy: SocketAddr,
+    urls: impl IntoIterator<Item = String>,
+    counted_port: u16,
+    cap: usize,
+    what: &str,
+) -> usize {
+    let mut most = 0;
+    for url in urls {
+        let (st, _, body) = get(proxy, Method::GET, &url, &[]).await;
+        assert_eq!(
+            st,
+            StatusCode::OK,
+            "{url}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        let n = settled_count(counted_port, cap + 1).await;
+        assert!(
+            n <= cap + 1,
+            "{what}: {n} connections after {url} (cap {cap})"
+        );
+        most = most.max(n);
+    }
+    most
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_walking_many_names_cannot_grow_egress_s_origin_pool_past_the_cap() {
     bounded(async {
         let hosts = MAX_ORIGIN_CONNS * 2 + 8;
         let (origin, _tmp, mut eg, names, _) = many_names(hosts).await;
         let port = origin.https_addr.port();
-        let mut most = 0;
-        for (i, n) in names.iter().enumerate() {
-            let url = format!("https://{n}:{port}/echo?i={i}");
-            let (st, _, _) = get(eg.addr, Method::GET, &url, &[]).await;
-            assert_eq!(st, StatusCode::OK, "{url}");
-            let n = settled_count(port, MAX_ORIGIN_CONNS + 1).await;
-            assert!(
-                n <= MAX_ORIGIN_CONNS + 1,
-                "egress held {n} connections to the origin after {url} (cap {MAX_ORIGIN_CONNS})"
-            );
-            most = most.max(n);
-        }
+        let urls =
+            (names.iter().enumerate()).map(|(i, n)| format!("https://{n}:{port}/echo?i={i}"));
+        let most = walk(
+            eg.addr,
+            urls,
+            port,
+            MAX_ORIGIN_CONNS,
+            "egress to the origin",
+        )
+        .await;
         assert_eq!(
             origin.requests().len(),
             hosts,
             "every request reached the origin"
-        );
-        // + 1: the connection that takes the count over the cap is open before it closes one
-        assert!(
-            most <= MAX_ORIGIN_CONNS + 1,
-            "egress held {most} connections to the origin at once (cap {MAX_ORIGIN_CONNS})"
         );
         assert!(
             most >= MAX_ORIGIN_CONNS / 2,
@@ -132,32 +155,12 @@ async fn an_agent_walking_many_names_cannot_grow_pipelock_s_pool_to_egress_past_
         let pl = start_pipelock_with(tmp.path(), &eg.cfg_dir, eg.addr, &extra, &[]).await;
         // plain http through pipelock: its hop to egress is what is counted
         let port = origin.http_addr.port();
-        let mut most = 0;
-        for (i, n) in names.iter().enumerate() {
-            let url = format!("http://{n}:{port}/echo?i={i}");
-            let (st, _, body) = get(pl.addr, Method::GET, &url, &[]).await;
-            assert_eq!(
-                st,
-                StatusCode::OK,
-                "{url}: {}",
-                String::from_utf8_lossy(&body)
-            );
-            let n = settled_count(eg.addr.port(), cap + 1).await;
-            assert!(
-                n <= cap + 1,
-                "pipelock held {n} connections to egress after {url} (cap {cap})"
-            );
-            most = most.max(n);
-        }
+        let urls = (names.iter().enumerate()).map(|(i, n)| format!("http://{n}:{port}/echo?i={i}"));
+        let most = walk(pl.addr, urls, eg.addr.port(), cap, "pipelock to egress").await;
         assert_eq!(
             origin.requests().len(),
             hosts,
             "every request reached the origin"
-        );
-        // + 1: the connection that takes the count over the cap is open before it closes one
-        assert!(
-            most <= cap + 1,
-            "pipelock held {most} connections to egress at once (cap {cap})"
         );
         assert!(
             most >= cap / 2,
@@ -216,23 +219,16 @@ async fn a_response_still_streaming_survives_an_agent_walking_past_the_cap() {
         let started = std::time::Instant::now();
         assert!(first.starts_with("chunk 0000;"), "{first}");
         // the slow page's host is now the least recently used one with a connection
-        let mut most = 0;
-        for (i, n) in names.iter().enumerate().skip(1) {
-            let url = format!("https://{n}:{port}/echo?i={i}");
-            let (st, _, _) = get(eg.addr, Method::GET, &url, &[]).await;
-            assert_eq!(st, StatusCode::OK, "{url}");
-            let n = settled_count(port, MAX_ORIGIN_CONNS + 1).await;
-            assert!(
-                n <= MAX_ORIGIN_CONNS + 1,
-                "egress held {n} connections to the origin after {url} (cap {MAX_ORIGIN_CONNS})"
-            );
-            most = most.max(n);
-        }
-        assert!(
-            most <= MAX_ORIGIN_CONNS + 1,
-            "the cap held while the page streamed ({most})"
-        );
-        // still streaming after the evictions: more chunks, in order
+        let urls = (names.iter().enumerate().skip(1))
+            .map(|(i, n)| format!("https://{n}:{port}/echo?i={i}"));
+        walk(
+            eg.addr,
+            urls,
+            port,
+            MAX_ORIGIN_CONNS,
+            "egress while the page streamed",
+        )
+        .await;
         // still streaming after the evictions: a chunk the origin sent after the walk ended
         // (the ones before it may have waited in buffers), so the connection was never cut
         let sent_by_now = (started.elapsed().as_millis() / 50) as usize;
@@ -257,7 +253,6 @@ async fn a_response_still_streaming_survives_an_agent_walking_past_the_cap() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_survives_an_agent_walking_past_the_cap() {
     use futures_util::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::protocol::Role;
     use tokio_tungstenite::tungstenite::Message;
     bounded(async {
         let hosts = MAX_ORIGIN_CONNS * 2 + 8;
@@ -265,23 +260,13 @@ async fn a_websocket_survives_an_agent_walking_past_the_cap() {
         let port = origin.https_addr.port();
         let r = send(
             eg.addr,
-            http::Request::get(format!("https://{}:{port}/ws", names[0]))
-                .header("connection", "Upgrade")
-                .header("upgrade", "websocket")
-                .header("sec-websocket-version", "13")
-                .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            websocket_request(&format!("https://{}:{port}/ws", names[0]))
                 .body(http_body_util::Full::new(bytes::Bytes::new()))
                 .unwrap(),
         )
         .await;
         assert_eq!(r.status(), StatusCode::SWITCHING_PROTOCOLS);
-        let up = hyper::upgrade::on(r).await.unwrap();
-        let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
-            hyper_util::rt::TokioIo::new(up),
-            Role::Client,
-            None,
-        )
-        .await;
+        let mut ws = websocket_client(r).await;
         let mut echo = async |text: &str| {
             ws.send(Message::text(text)).await.expect("send");
             let got = tokio::time::timeout(Duration::from_secs(10), ws.next())
@@ -292,13 +277,16 @@ async fn a_websocket_survives_an_agent_walking_past_the_cap() {
             got.into_text().unwrap().to_string()
         };
         assert_eq!(echo("before the walk").await, "before the walk");
-        for (i, n) in names.iter().enumerate().skip(1) {
-            let url = format!("https://{n}:{port}/echo?i={i}");
-            let (st, _, _) = get(eg.addr, Method::GET, &url, &[]).await;
-            assert_eq!(st, StatusCode::OK, "{url}");
-            let n = settled_count(port, MAX_ORIGIN_CONNS + 1).await;
-            assert!(n <= MAX_ORIGIN_CONNS + 1, "{n} connections after {url}");
-        }
+        let urls = (names.iter().enumerate().skip(1))
+            .map(|(i, n)| format!("https://{n}:{port}/echo?i={i}"));
+        walk(
+            eg.addr,
+            urls,
+            port,
+            MAX_ORIGIN_CONNS,
+            "egress while the WebSocket is open",
+        )
+        .await;
         assert_eq!(echo("after the walk").await, "after the walk");
         drop(ws);
         let exit = eg.stop();

@@ -169,30 +169,19 @@ async fn streaming_sse_download_upload_and_h2() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_upgrade_is_forwarded() {
     use futures_util::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::protocol::Role;
     use tokio_tungstenite::tungstenite::Message;
     bounded(async {
         let fx = Fixture::new().await;
         for uri in [fx.url("open.test", "/ws"), fx.http_url("open.test", "/ws")] {
             let r = send(
                 fx.eg.addr,
-                Request::get(uri.as_str())
-                    .header("connection", "Upgrade")
-                    .header("upgrade", "websocket")
-                    .header("sec-websocket-version", "13")
-                    .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+                websocket_request(&uri)
                     .body(Full::new(Bytes::new()))
                     .unwrap(),
             )
             .await;
             assert_eq!(r.status(), StatusCode::SWITCHING_PROTOCOLS, "{uri}");
-            let up = hyper::upgrade::on(r).await.unwrap();
-            let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
-                hyper_util::rt::TokioIo::new(up),
-                Role::Client,
-                None,
-            )
-            .await;
+            let mut ws = websocket_client(r).await;
             ws.send(Message::text("hello through egress"))
                 .await
                 .unwrap();
@@ -207,11 +196,7 @@ async fn websocket_upgrade_is_forwarded() {
         // on an injecting route the server's frames are scrubbed
         let r = send(
             fx.eg.addr,
-            Request::get(fx.url("bearer.test", "/ws"))
-                .header("connection", "Upgrade")
-                .header("upgrade", "websocket")
-                .header("sec-websocket-version", "13")
-                .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            websocket_request(&fx.url("bearer.test", "/ws"))
                 .header("sec-websocket-extensions", "permessage-deflate")
                 .body(Full::new(Bytes::new()))
                 .unwrap(),
@@ -219,13 +204,7 @@ async fn websocket_upgrade_is_forwarded() {
         .await;
         assert_eq!(r.status(), StatusCode::SWITCHING_PROTOCOLS);
         assert!(r.headers().get("sec-websocket-extensions").is_none());
-        let up = hyper::upgrade::on(r).await.unwrap();
-        let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
-            hyper_util::rt::TokioIo::new(up),
-            Role::Client,
-            None,
-        )
-        .await;
+        let mut ws = websocket_client(r).await;
         let secret = fx.secrets.bearer.clone();
         let big = format!("x{secret}y").repeat(5000);
         for msg in [format!("echo: {secret}!"), big.clone()] {

@@ -338,6 +338,28 @@ pub async fn send(addr: SocketAddr, req: Request<Full<Bytes>>) -> Response<Incom
     s.send_request(req).await.expect("send")
 }
 
+/// A WebSocket handshake request for `uri` (more headers and the body are the caller's).
+pub fn websocket_request(uri: &str) -> http::request::Builder {
+    Request::get(uri)
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+}
+
+/// The client end of the WebSocket that the `101` answer `r` opened.
+pub async fn websocket_client(
+    r: Response<Incoming>,
+) -> tokio_tungstenite::WebSocketStream<TokioIo<hyper::upgrade::Upgraded>> {
+    let up = hyper::upgrade::on(r).await.expect("upgrade");
+    tokio_tungstenite::WebSocketStream::from_raw_socket(
+        TokioIo::new(up),
+        tokio_tungstenite::tungstenite::protocol::Role::Client,
+        None,
+    )
+    .await
+}
+
 pub async fn collect(r: Response<Incoming>) -> (http::StatusCode, HeaderMap, Vec<u8>) {
     let (parts, body) = r.into_parts();
     let b = body.collect().await.expect("body").to_bytes().to_vec();
